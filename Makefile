@@ -1,0 +1,41 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lab bench lock clean
+
+setup: $(STAMP)
+
+# uv installs the pinned stack in seconds; plain pip is the fallback.
+$(STAMP): pyproject.toml requirements.lock
+	@if command -v uv >/dev/null 2>&1; then \
+		uv venv -q --allow-existing -p 3.11 $(VENV) && \
+		uv pip install -q -p $(PY) -r requirements.lock -e . ; \
+	else \
+		echo "uv not found: installing with pip (slower)"; \
+		python3 -m venv $(VENV) && \
+		$(PY) -m pip install -q --upgrade pip && \
+		$(PY) -m pip install -q -r requirements.lock -e . ; \
+	fi
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (workbench)" >/dev/null
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/workbench pipeline
+
+test: setup
+	$(VENV)/bin/pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) -m benchmarks
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock:
+	uv pip compile pyproject.toml --extra test -p 3.11 --no-header --no-annotate -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .workbench build

@@ -1,0 +1,25 @@
+"""``workbench``: the command line of mlops-workbench.
+
+Each command group lives in its own module under ``mlops_workbench.cli`` and is
+registered here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="workbench",
+    help="Hands-on CI/CD for machine-learning artifacts: labs, pipeline, registry, serving, canary rollouts.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+from mlops_workbench.cli import labs as _labs  # noqa: E402
+
+app.add_typer(_labs.app, name="labs")
+app.command("grade")(_labs.grade)
+app.command("pipeline")(_labs.pipeline)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,128 @@
+"""The check API used by every ``labs/NN-slug/checks.py``.
+
+A check is a function taking a :class:`Context`; it passes by returning, fails
+by calling :func:`fail` (or a failed ``assert`` with a message), and any other
+exception is reported as an error in the check itself::
+
+    from mlops_workbench.labs.checks import Context, check, fail
+
+    @check("model-accuracy", points=2, cells=["train"])
+    def model_accuracy(ctx: Context) -> None:
+        if ctx.var("accuracy") < 0.9:
+            fail("Accuracy is below 0.9: train on the full training split, then rerun the cell.")
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+Visibility = Literal["public", "hidden"]
+_MISSING = object()
+
+
+class CheckFailed(AssertionError):
+    """Raised by :func:`fail`: the learner's work does not meet the check yet."""
+
+
+def fail(message: str) -> None:
+    """Fail the current check with a message telling the learner what to do."""
+    raise CheckFailed(message)
+
+
+@dataclass
+class Context:
+    """What a check may look at: the notebook's variables and the state on disk.
+
+    ``variables`` are the live kernel namespace in the notebook, or the values
+    the grader exported from the executed notebook.
+    """
+
+    lab: str
+    home: Path
+    variables: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    live: bool = False
+
+    @property
+    def workspace(self) -> Path:
+        """The lab's own folder under the state folder (``<home>/workspaces/<lab>``)."""
+        return workspace_for(self.home, self.lab)
+
+    def var(self, name: str, default: Any = _MISSING) -> Any:
+        """The notebook variable ``name``; fails the check with a hint when it is not defined."""
+        if name in self.variables:
+            return self.variables[name]
+        if default is not _MISSING:
+            return default
+        fail(f"The variable `{name}` is not defined: run the cell that creates it (and the cells above it).")
+
+
+def workspace_for(home: Path, lab: str) -> Path:
+    return Path(home) / "workspaces" / lab
+
+
+@dataclass(frozen=True)
+class Check:
+    """One graded check, as declared with :func:`check`."""
+
+    id: str
+    func: Callable[[Context], None]
+    points: float = 1.0
+    visibility: Visibility = "public"
+    cells: tuple[str, ...] = ()
+    timeout: float = 60.0
+
+    @property
+    def description(self) -> str:
+        return (self.func.__doc__ or self.id).strip().splitlines()[0]
+
+
+_REGISTRY: list[Check] | None = None
+
+
+def check(
+    id: str,
+    *,
+    points: float = 1.0,
+    hidden: bool = False,
+    cells: list[str] | tuple[str, ...] = (),
+    timeout: float = 60.0,
+) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+    """Declare a check with a stable ``id`` worth ``points``.
+
+    ``hidden`` checks are graded but never run or shown in the learner's
+    notebook; ``cells`` names the notebook cells (cell ids) the check needs: if
+    one of them failed or timed out, the check is blocked instead of run.
+    """
+
+    def register(func: Callable[[Context], None]) -> Callable[[Context], None]:
+        if _REGISTRY is not None:
+            if any(c.id == id for c in _REGISTRY):
+                raise ValueError(f"Two checks share the id '{id}'; give each check a unique id.")
+            visibility: Visibility = "hidden" if hidden else "public"
+            _REGISTRY.append(Check(id, func, float(points), visibility, tuple(cells), timeout))
+        return func
+
+    return register
+
+
+def load_checks(path: Path) -> list[Check]:
+    """Import a lab's ``checks.py`` and return its checks in declaration order."""
+    global _REGISTRY
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: every lab folder needs a checks.py declaring its checks.")
+    _REGISTRY = []
+    try:
+        name = f"_workbench_checks_{path.parent.name.replace('-', '_')}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return list(_REGISTRY)
+    finally:
+        _REGISTRY = None

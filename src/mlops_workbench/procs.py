@@ -1,0 +1,201 @@
+"""Background services (mlflow, uvicorn, router, Prometheus) as real processes.
+
+Each service is started detached in its own process group, with its pid, port
+and command recorded in ``<home>/run/<name>.json`` and its output in
+``<home>/logs/<name>.log``. ``stop_all`` ends every service of a state folder,
+which is how labs, the grader and tests leave nothing running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import httpx
+
+from mlops_workbench import settings
+
+
+@dataclass
+class Service:
+    """A running background service, as recorded in its run file."""
+
+    name: str
+    pid: int
+    port: int
+    cmd: list[str]
+    log: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as dead
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _run_dir(home: Path | None) -> Path:
+    path = (home or settings.home()) / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get(name: str, home: Path | None = None) -> Service | None:
+    """The recorded service ``name`` if its process is still alive, else None (stale records are removed)."""
+    record = _run_dir(home) / f"{name}.json"
+    if not record.exists():
+        return None
+    service = Service(**json.loads(record.read_text()))
+    if alive(service.pid):
+        return service
+    record.unlink(missing_ok=True)
+    return None
+
+
+def start(
+    name: str,
+    cmd: Sequence[str],
+    port: int,
+    *,
+    health_path: str | None = "/health",
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+) -> Service:
+    """Start ``cmd`` as service ``name`` listening on ``port`` and wait until it answers.
+
+    Raises RuntimeError naming the log file when the process exits or does not
+    answer ``health_path`` within ``timeout`` seconds; the process is then stopped.
+    """
+    home = home or settings.home()
+    existing = get(name, home)
+    if existing:
+        return existing
+    if port_in_use(port):
+        raise RuntimeError(
+            f"Port {port} is already taken by another program, so '{name}' cannot start. "
+            f"Stop that program or choose another port."
+        )
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    service = Service(name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path))
+    (_run_dir(home) / f"{name}.json").write_text(json.dumps(asdict(service)))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stop(name, home)
+            raise RuntimeError(f"'{name}' exited with code {proc.returncode} while starting; see {log_path}.")
+        if _answers(service, health_path):
+            return service
+        time.sleep(0.1)
+    stop(name, home)
+    raise RuntimeError(f"'{name}' did not answer on port {port} within {timeout:.0f}s; see {log_path}.")
+
+
+def _answers(service: Service, health_path: str | None) -> bool:
+    if health_path is None:
+        return port_in_use(service.port)
+    try:
+        return httpx.get(service.url + health_path, timeout=1.0).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def stop(name: str, home: Path | None = None, grace: float = 10.0) -> bool:
+    """Stop service ``name`` (SIGTERM to its process group, SIGKILL after ``grace`` s). True if it was running."""
+    record = _run_dir(home) / f"{name}.json"
+    if not record.exists():
+        return False
+    service = Service(**json.loads(record.read_text()))
+    was_alive = alive(service.pid)
+    if was_alive:
+        _signal_group(service.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while alive(service.pid) and time.monotonic() < deadline:
+            _reap(service.pid)
+            time.sleep(0.05)
+        if alive(service.pid):
+            _signal_group(service.pid, signal.SIGKILL)
+            time.sleep(0.1)
+        _reap(service.pid)
+    record.unlink(missing_ok=True)
+    return was_alive
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def running(home: Path | None = None) -> list[Service]:
+    """Every live service recorded under ``home``."""
+    names = [p.stem for p in sorted(_run_dir(home).glob("*.json"))]
+    return [s for s in (get(n, home) for n in names) if s]
+
+
+def stop_all(home: Path | None = None) -> list[str]:
+    """Stop every service recorded under ``home``; returns the names that were running."""
+    names = [p.stem for p in sorted(_run_dir(home).glob("*.json"))]
+    return [n for n in names if stop(n, home)]
+
+
+def python_cmd(module: str, *args: str) -> list[str]:
+    """``[sys.executable, -m, module, *args]``: run a module with this interpreter."""
+    return [sys.executable, "-m", module, *args]
