@@ -21,5 +21,9 @@ app.add_typer(_labs.app, name="labs")
 app.command("grade")(_labs.grade)
 app.command("pipeline")(_labs.pipeline)
 
+from mlops_workbench.cli import doctor as _doctor  # noqa: E402
+
+app.command("doctor")(_doctor.doctor)
+
 if __name__ == "__main__":
     app()
