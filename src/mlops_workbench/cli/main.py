@@ -25,5 +25,9 @@ from mlops_workbench.cli import doctor as _doctor  # noqa: E402
 
 app.command("doctor")(_doctor.doctor)
 
+from mlops_workbench.cli import serve as _serve  # noqa: E402
+
+app.command("serve")(_serve.serve)
+
 if __name__ == "__main__":
     app()

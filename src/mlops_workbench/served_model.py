@@ -1,0 +1,156 @@
+"""The model a server holds: resolve a model URI to a registry version, load it once, predict fast.
+
+``models:/iris@production`` is resolved to the version the alias points to *now*
+and that exact version (``models:/iris/3``) is loaded, so a server always knows
+which version answers. Scikit-learn models are loaded with ``mlflow.sklearn``
+(fast ``predict`` and ``predict_proba``); any other MLflow model with pyfunc.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_workbench.data import FEATURES
+from mlops_workbench.payloads import PayloadError
+
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+UNREGISTERED = "unregistered"
+DEFAULT_FEATURES = list(FEATURES)
+
+
+class ModelLoadError(RuntimeError):
+    """The model URI cannot be resolved or loaded."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model comes from: the URI asked for and the registry version it resolves to."""
+
+    uri: str
+    name: str
+    version: str = UNREGISTERED
+    alias: str | None = None
+    run_id: str | None = None
+
+    @property
+    def load_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}" if self.version != UNREGISTERED else self.uri
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded model with everything needed to validate input and answer quickly."""
+
+    ref: ModelRef
+    model: Any
+    features: list[str]
+    named_features: bool
+    sklearn: bool
+    classes: list[Any] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return self.ref.version
+
+    def frame(self, matrix: np.ndarray) -> Any:
+        """The input as the model wants it (a DataFrame with the training columns when it knows them)."""
+        return pd.DataFrame(matrix, columns=self.features) if self.named_features or not self.sklearn else matrix
+
+    def predict(self, matrix: np.ndarray, probabilities: bool = False) -> tuple[list[Any], list[list[float]] | None]:
+        """Predicted labels (JSON-ready) and, when asked and available, class probabilities."""
+        X = self.frame(matrix)
+        try:
+            labels = self.model.predict(X)
+            proba = self.model.predict_proba(X) if probabilities and self.sklearn and self.classes else None
+        except Exception as exc:  # a model that rejects input is a bad request, not a server error
+            raise PayloadError(f"The model could not score this input ({type(exc).__name__}: {exc}).") from None
+        labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+        if labels and isinstance(labels[0], list) and len(labels[0]) == 1:
+            labels = [row[0] for row in labels]
+        return labels, (np.round(proba, 6).tolist() if proba is not None else None)
+
+
+def resolve(uri: str, name: str = "iris", client: Any = None) -> ModelRef:
+    """Resolve ``uri`` to a :class:`ModelRef` (alias and version URIs ask the registry)."""
+    if match := _ALIAS_URI.match(uri):
+        from mlflow.exceptions import MlflowException
+
+        client = client or _client()
+        try:
+            mv = client.get_model_version_by_alias(match["name"], match["alias"])
+        except MlflowException as exc:
+            raise ModelLoadError(
+                f"Cannot resolve {uri}: {_first_line(exc)}. Check the model name and alias "
+                f"(`workbench registry list`) or promote a version to '{match['alias']}' first."
+            ) from None
+        return ModelRef(uri, match["name"], str(mv.version), match["alias"], mv.run_id)
+    if match := _VERSION_URI.match(uri):
+        from mlflow.exceptions import MlflowException
+
+        client = client or _client()
+        try:
+            mv = client.get_model_version(match["name"], match["version"])
+        except MlflowException as exc:
+            raise ModelLoadError(f"Cannot resolve {uri}: {_first_line(exc)}. Check the name and version.") from None
+        return ModelRef(uri, match["name"], str(mv.version), None, mv.run_id)
+    run_id = uri.split("/")[1] if uri.startswith("runs:/") else None
+    return ModelRef(uri, name, UNREGISTERED, None, run_id)
+
+
+def load(ref: ModelRef) -> LoadedModel:
+    """Load the model ``ref`` points to (sklearn flavor when present, else pyfunc)."""
+    import mlflow
+
+    try:
+        flavors = _flavors(ref.load_uri)
+        if "sklearn" in flavors:
+            model = mlflow.sklearn.load_model(ref.load_uri)
+            sklearn = True
+        else:
+            model = mlflow.pyfunc.load_model(ref.load_uri)
+            sklearn = False
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Cannot load the model {ref.uri} ({ref.load_uri}): {_first_line(exc)}. "
+            "Check that the tracking server runs (MLFLOW_TRACKING_URI) and the model was logged with mlflow."
+        ) from None
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        features, named = [str(n) for n in names], True
+    else:
+        n = getattr(model, "n_features_in_", len(DEFAULT_FEATURES))
+        features = DEFAULT_FEATURES if n == len(DEFAULT_FEATURES) else [f"x{i}" for i in range(n)]
+        named = False
+    if not sklearn:
+        schema = model.metadata.get_input_schema()
+        if schema is not None and schema.has_input_names():
+            features, named = list(schema.input_names()), True
+    classes = list(getattr(model, "classes_", [])) if sklearn and hasattr(model, "predict_proba") else []
+    return LoadedModel(ref, model, features, named, sklearn, [_plain(c) for c in classes])
+
+
+def _flavors(uri: str) -> dict[str, Any]:
+    from mlflow.models import get_model_info
+
+    return get_model_info(uri).flavors
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", exc)) or type(exc).__name__
+    return text.strip().splitlines()[0]
