@@ -24,6 +24,9 @@ import httpx
 
 from mlops_workbench import settings
 
+RUN_TOKEN_ENV = "WORKBENCH_RUN_TOKEN"
+"""Marks the processes of one headless lab run; services drop it so they outlive the kernel until graded."""
+
 
 @dataclass
 class Service:
@@ -120,7 +123,7 @@ def start(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
-            env={**os.environ, **(env or {})},
+            env={**{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}, **(env or {})},
             start_new_session=True,
         )
     service = Service(name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path))

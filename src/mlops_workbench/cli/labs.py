@@ -1,0 +1,118 @@
+"""``workbench labs ...``, ``workbench grade`` and ``workbench pipeline``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlops_workbench import settings
+from mlops_workbench.labs import batch
+from mlops_workbench.labs.format import Lab, LabFormatError
+from mlops_workbench.labs.grade import grade as grade_one
+from mlops_workbench.labs.release import release as release_labs
+from mlops_workbench.labs.render import print_report, write_all
+
+app = typer.Typer(help="List, release, validate and run the graded labs.", no_args_is_help=True)
+console = Console()
+
+
+def _labs(names: list[str] | None) -> list[Lab]:
+    try:
+        return [Lab.find(n) for n in names] if names else Lab.all()
+    except LabFormatError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+@app.command("list")
+def list_labs() -> None:
+    """Show every lab with its level, time and points."""
+    t = Table("lab", "title", "level", "minutes", "points", "pass mark", "depends on")
+    for lab in Lab.all():
+        s = lab.spec
+        t.add_row(lab.id, s.title, s.level, str(s.minutes), f"{lab.max_score:g}", f"{s.pass_mark:.0%}", ", ".join(s.depends_on))
+    console.print(t)
+
+
+@app.command()
+def release(
+    labs: Annotated[Optional[list[str]], typer.Argument(help="lab ids (default: all)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if notebooks/ is stale")] = False,
+) -> None:
+    """Write the learner notebooks to notebooks/ (solutions stubbed, outputs cleared)."""
+    from mlops_workbench.pipeline import write_dvc_yaml
+
+    stale = release_labs(_labs(labs), check=check)
+    if write_dvc_yaml(Lab.all(), check=check):
+        stale.append(settings.project_root() / "dvc.yaml")
+    for path in stale:
+        console.print(f"{'stale' if check else 'wrote'} {path.relative_to(settings.project_root())}")
+    if check and stale:
+        console.print("[red]notebooks/ is out of date with labs/: run `workbench labs release` and commit the result.[/]")
+        raise typer.Exit(1)
+    if not stale:
+        console.print("notebooks/ is up to date.")
+
+
+@app.command()
+def validate(labs: Annotated[Optional[list[str]], typer.Argument(help="lab ids (default: all)")] = None) -> None:
+    """Prove each solution scores full marks and each learner version scores zero."""
+    failed = False
+    for lab in _labs(labs):
+        with console.status(f"validating {lab.id} (solution, then learner version)"):
+            result = batch.validate(lab)
+        if result.problems:
+            failed = True
+            for problem in result.problems:
+                console.print(f"[red]✘ {lab.id}: {problem}[/]")
+        else:
+            console.print(f"[green]✔ {lab.id}: solution {result.solution.score:g}/{result.solution.max_score:g}, "
+                          f"learner version {result.learner.score:g}[/]")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def run(
+    lab: Annotated[str, typer.Argument(help="lab id, e.g. 01 or 01-ci-basics")],
+    out: Annotated[Path, typer.Option(help="folder for the executed notebook and reports")] = Path("build/pipeline"),
+    learner: Annotated[bool, typer.Option(help="run the learner version instead of the solution")] = False,
+) -> None:
+    """Run one lab headless in the shared state folder and grade it (a pipeline stage)."""
+    (the_lab,) = _labs([lab])
+    source = the_lab.learner_path if learner else the_lab.source
+    report = grade_one(source, out / the_lab.id, the_lab, home=settings.home(), progress=sys.stderr.isatty())
+    write_all(report, out / the_lab.id)
+    print_report(report, console)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def grade(
+    notebooks: Annotated[list[Path], typer.Argument(help="submitted notebooks")],
+    out: Annotated[Path, typer.Option(help="folder for reports")] = Path("build/grades"),
+    lab: Annotated[Optional[str], typer.Option(help="lab id (default: from each notebook)")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="submissions graded in parallel")] = 2,
+) -> None:
+    """Grade submissions out of process; exit 0 only if every one reaches its pass mark."""
+    the_lab = _labs([lab])[0] if lab else None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("grading", total=len(notebooks))
+        reports = batch.grade_many(notebooks, out, lab=the_lab, jobs=jobs,
+                                   on_done=lambda path, _: progress.advance(task))
+    for path in notebooks:
+        console.rule(str(path))
+        print_report(reports[path], console)
+    raise typer.Exit(0 if all(r.passed for r in reports.values()) else 1)
+
+
+def pipeline(force: Annotated[bool, typer.Option(help="rerun every stage even if nothing changed")] = False) -> None:
+    """Run every lab headless with its reference solution, as DVC stages (`dvc repro`)."""
+    from mlops_workbench.pipeline import run_pipeline
+
+    raise typer.Exit(run_pipeline(force=force, console=console))

@@ -1,0 +1,86 @@
+"""Many gradings at once: batch grading of submissions and validation of every lab."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from mlops_workbench.labs.format import Lab
+from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.release import learner_notebook, render
+from mlops_workbench.labs.render import write_all
+from mlops_workbench.labs.report import Report
+
+
+def _slug(path: Path, index: int) -> str:
+    return f"{index:03d}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:60]
+
+
+def grade_many(
+    submissions: list[Path],
+    out_dir: Path,
+    *,
+    lab: Lab | None = None,
+    jobs: int = 2,
+    on_done: Callable[[Path, Report], None] | None = None,
+) -> dict[Path, Report]:
+    """Grade submissions in parallel, each in its own folder and fresh state folder under ``out_dir``.
+
+    A submission that breaks the grader still gets a report (``error`` set),
+    so one bad notebook never loses the others' results.
+    """
+    results: dict[Path, Report] = {}
+
+    def one(index: int, path: Path) -> Report:
+        folder = out_dir / _slug(path, index)
+        report = grade(path, folder, lab)
+        write_all(report, folder)
+        return report
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(one, i, p): p for i, p in enumerate(submissions)}
+        for future in as_completed(futures):
+            path = futures[future]
+            try:
+                report = future.result()
+            except Exception as exc:  # noqa: BLE001 - recorded as that submission's error
+                report = Report(lab=lab.id if lab else "unknown", submission=str(path), score=0.0, max_score=0.0,
+                                pass_mark=1.0, passed=False, error=f"{type(exc).__name__}: {exc}", checks=[])
+            results[path] = report
+            if on_done:
+                on_done(path, report)
+    return results
+
+
+@dataclass
+class Validation:
+    lab: str
+    solution: Report
+    learner: Report
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.solution.score < self.solution.max_score:
+            bad = [f"{c.id} ({c.status}: {c.message})" for c in self.solution.checks if c.status != "passed"]
+            out.append(f"solution scores {self.solution.score:g}/{self.solution.max_score:g}; not passing: {'; '.join(bad)}"
+                       + (f"; {self.solution.error}" if self.solution.error else ""))
+        passing = [c.id for c in self.learner.checks if c.status == "passed"]
+        if passing:
+            out.append(f"learner version passes graded checks it should fail: {', '.join(passing)}")
+        return out
+
+
+def validate(lab: Lab, work: Path | None = None) -> Validation:
+    """Grade the solution (must score full marks) and the released learner version (must score zero)."""
+    work = Path(work or tempfile.mkdtemp(prefix=f"validate-{lab.id}-"))
+    learner_path = work / "learner" / f"{lab.id}.ipynb"
+    learner_path.parent.mkdir(parents=True, exist_ok=True)
+    learner_path.write_text(render(learner_notebook(lab)))
+    solution = grade(lab.source, work / "solution", lab)
+    learner = grade(learner_path, work / "learner-graded", lab)
+    return Validation(lab.id, solution, learner)

@@ -1,0 +1,204 @@
+"""Out-of-process grading: execute a submission headless, then run the checks here.
+
+The learner's kernel never sees the checks that grade it, so it cannot rewrite
+its grade: the notebook runs in a child process, and the checks run in this
+process against the executed notebook, the exported variables and the state
+the run left on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+import nbformat
+
+from mlops_workbench import procs, settings
+from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
+from mlops_workbench.labs.format import Lab, LabFormatError, read_notebook
+from mlops_workbench.labs.release import learner_notebook, render
+from mlops_workbench.labs.report import CheckResult, IntegrityIssue, Report, Timings
+from mlops_workbench.labs.run import Execution, execute, truncate
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def detect_lab(path: Path) -> Lab:
+    """The lab a submission belongs to: from its metadata, else from its file name."""
+    try:
+        name = nbformat.read(path, as_version=4).metadata.get("workbench", {}).get("lab")
+    except Exception:  # noqa: BLE001 - unreadable files are reported by grade()
+        name = None
+    for candidate in (name, path.stem, path.parent.name):
+        if candidate:
+            try:
+                return Lab.find(candidate)
+            except LabFormatError:
+                continue
+    raise LabFormatError(f"Cannot tell which lab {path} is for: pass --lab NN, or keep the file name NN-slug.ipynb.")
+
+
+def check_integrity(nb: nbformat.NotebookNode, released: nbformat.NotebookNode) -> tuple[list[IntegrityIssue], nbformat.NotebookNode]:
+    """Compare a submission with the released notebook by cell id.
+
+    Returns the issues and the notebook to execute, in which edited read-only
+    cells are put back as released (an edit there cannot change the grade).
+    """
+    issues: list[IntegrityIssue] = []
+    ids = Counter(c.get("id") for c in nb.cells)
+    for cell_id, n in ids.items():
+        if n > 1:
+            issues.append(IntegrityIssue(cell=cell_id, problem="duplicated",
+                                         message=f"Cell '{cell_id}' appears {n} times; delete the copies and keep one."))
+    present = set(ids)
+    for cell in released.cells:
+        cid = cell.get("id")
+        if cid not in present:
+            issues.append(IntegrityIssue(cell=cid, problem="deleted",
+                                         message=f"Cell '{cid}' is missing; copy it back from the released notebook."))
+    readonly = {c.get("id"): c for c in released.cells if not c.metadata.get("workbench", {}).get("editable", True)}
+    restored = nbformat.from_dict(nb)
+    for cell in restored.cells:
+        original = readonly.get(cell.get("id"))
+        if original is not None and cell.source.strip() != original.source.strip():
+            issues.append(IntegrityIssue(cell=cell.get("id"), problem="edited-read-only",
+                                         message=f"Cell '{cell.get('id')}' is read-only and was edited; it was graded as released."))
+            cell.source = original.source
+    return issues, restored
+
+
+def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[str, str] | None:
+    for cell_id in check.cells:
+        if cell_id in missing:
+            return "blocked", f"Cell '{cell_id}' that this check needs is missing from the notebook; restore it."
+        run = execution.cell(cell_id)
+        if run is None or run.status == "not-run":
+            if execution.status == "timeout":
+                return "timeout", f"Cell '{cell_id}' never ran: {execution.message}"
+            return "blocked", f"Cell '{cell_id}' never ran ({execution.message or 'an earlier cell stopped the run'})."
+        if run.status == "timeout":
+            return "timeout", f"Cell '{cell_id}' ran past its time limit; make it finish faster (look for endless loops)."
+        if run.status == "kernel-died":
+            return "blocked", f"The kernel died while running cell '{cell_id}'; remove calls that exit Python."
+        if run.status == "error":
+            return "blocked", f"Cell '{cell_id}' raised {run.error}; fix that cell first, then rerun."
+    return None
+
+
+def run_check(check: Check, ctx: Context) -> CheckResult:
+    """Run one check with its own time limit; any failure becomes a status, never an exception."""
+    base = dict(id=check.id, description=check.description, max_score=check.points, visibility=check.visibility)
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"check-{check.id}")
+    future = pool.submit(check.func, ctx)
+    try:
+        future.result(timeout=check.timeout)
+        status, message, score = "passed", "", check.points
+    except FutureTimeout:
+        status, message, score = "timeout", f"The check took longer than {check.timeout:.0f}s.", 0.0
+    except (CheckFailed, AssertionError) as exc:
+        status, message, score = "failed", str(exc) or "The check failed.", 0.0
+    except Exception as exc:  # noqa: BLE001 - one broken check never stops the others
+        status, message, score = "error", f"The check could not run: {type(exc).__name__}: {exc}", 0.0
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return CheckResult(**base, status=status, score=score, message=truncate(message),
+                       seconds=round(time.monotonic() - started, 3))
+
+
+def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
+    failed = []
+    for dep in lab.spec.depends_on:
+        result = home / "results" / f"{dep}.json"
+        if result.exists() and not Report.model_validate_json(result.read_text()).passed:
+            failed.append(dep)
+    return failed
+
+
+def _all_checks(lab: Lab, status: str, message: str) -> list[CheckResult]:
+    return [CheckResult(id=c.id, description=c.description, status=status, score=0.0, max_score=c.points,
+                        visibility=c.visibility, message=message) for c in lab.checks]
+
+
+def grade(
+    submission: Path,
+    out_dir: Path,
+    lab: Lab | None = None,
+    *,
+    home: Path | None = None,
+    parameters: dict | None = None,
+    progress: bool = False,
+) -> Report:
+    """Grade one notebook. ``home`` defaults to a fresh state folder under ``out_dir``.
+
+    Writes ``executed.ipynb`` and ``report.json`` to ``out_dir`` and a copy of
+    the report to ``<home>/results/<lab>.json`` (read by labs that depend on this one).
+    """
+    started = time.monotonic()
+    submission = Path(submission)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lab = lab or detect_lab(submission)
+    if home is None:
+        home = out_dir / "home"
+        shutil.rmtree(home, ignore_errors=True)
+    home = Path(home).resolve()
+    raw = submission.read_bytes() if submission.exists() else b""
+    released_text = render(learner_notebook(lab))
+    common = dict(lab=lab.id, title=lab.spec.title, submission=str(submission), submission_sha256=_sha(raw),
+                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score, pass_mark=lab.spec.pass_mark)
+    try:
+        nb = read_notebook(submission)
+    except LabFormatError as exc:
+        return _finish(Report(**common, score=0.0, passed=False, error=str(exc),
+                              checks=_all_checks(lab, "error", str(exc))), out_dir, home, started)
+    blocked_by = _failed_dependencies(lab, home)
+    if blocked_by:
+        message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
+        return _finish(Report(**common, score=0.0, passed=False, error=message,
+                              checks=_all_checks(lab, "blocked", message)), out_dir, home, started)
+    issues, runnable = check_integrity(nb, nbformat.reads(released_text, as_version=4))
+    workdir = workspace_for(home, lab.id)
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        execution = execute(runnable, out_dir / "executed.ipynb", home=home, workdir=workdir,
+                            parameters=parameters, exports=lab.spec.exports, cell_timeout=lab.spec.timeouts.cell,
+                            lab_timeout=lab.spec.timeouts.lab, progress=progress)
+        executed_at = time.monotonic()
+        missing = {i.cell for i in issues if i.problem == "deleted"}
+        ctx = Context(lab=lab.id, home=home, variables=execution.variables,
+                      params=settings.load_params(), live=False)
+        results = []
+        for check in lab.checks:
+            blocker = _blocker(check, execution, missing)
+            if blocker:
+                results.append(CheckResult(id=check.id, description=check.description, status=blocker[0], score=0.0,
+                                           max_score=check.points, visibility=check.visibility, message=blocker[1]))
+            else:
+                results.append(run_check(check, ctx))
+    finally:
+        procs.stop_all(home)
+    score = sum(r.score for r in results)
+    report = Report(**common, score=score, passed=score >= lab.spec.pass_mark * lab.max_score - 1e-9,
+                    execution_status=execution.status, execution_message=execution.message,
+                    checks=results, cells=execution.cells, integrity=issues,
+                    timings=Timings(execution_seconds=round(execution.seconds, 3),
+                                    checks_seconds=round(time.monotonic() - executed_at, 3)))
+    return _finish(report, out_dir, home, started)
+
+
+def _finish(report: Report, out_dir: Path, home: Path, started: float) -> Report:
+    report.timings.total_seconds = round(time.monotonic() - started, 3)
+    text = report.model_dump_json(indent=2)
+    (out_dir / "report.json").write_text(text + "\n")
+    results = home / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{report.lab}.json").write_text(text + "\n")
+    return report

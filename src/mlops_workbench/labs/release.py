@@ -1,0 +1,87 @@
+"""Release: turn an instructor source ``labs/NN-slug/lab.ipynb`` into the learner notebook."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import nbformat
+
+from mlops_workbench.labs.format import BEGIN, END, Lab, LabFormatError, has_solution, read_notebook
+
+STUB = 'raise NotImplementedError("Exercise: write your code here, then run check() below.")'
+EDITABLE_TAGS = {"editable", "parameters"}
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` region by a stub at the same indentation."""
+    out: list[str] = []
+    inside = False
+    for number, line in enumerate(source.splitlines(), start=1):
+        marker = line.strip()
+        if marker.startswith(BEGIN):
+            if inside:
+                raise LabFormatError(f"{where}, line {number}: a second '{BEGIN}' before '{END}'; close the first region.")
+            inside = True
+            out.append(line[: len(line) - len(line.lstrip())] + STUB)
+        elif marker.startswith(END):
+            if not inside:
+                raise LabFormatError(f"{where}, line {number}: '{END}' without a '{BEGIN}' above it.")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise LabFormatError(f"{where}: '{BEGIN}' is never closed; add '{END}' after the solution.")
+    return "\n".join(out)
+
+
+def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
+    """The learner version of ``lab``: solutions stubbed, outputs cleared, instructor cells dropped."""
+    source = read_notebook(lab.source)
+    nb = copy.deepcopy(source)
+    cells = []
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "instructor" in tags:
+            continue
+        editable = has_solution(cell) or bool(EDITABLE_TAGS & set(tags))
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source, where=f"{lab.source} cell '{cell.get('id')}'")
+            cell.outputs = []
+            cell.execution_count = None
+        for key in ("execution", "papermill", "collapsed", "scrolled"):
+            cell.metadata.pop(key, None)
+        cell.metadata["workbench"] = {"editable": editable}
+        cells.append(cell)
+    nb.cells = cells
+    nb.metadata = {
+        "kernelspec": source.metadata["kernelspec"],
+        "language_info": {"name": "python"},
+        "workbench": {"lab": lab.id, "title": lab.spec.title},
+    }
+    nbformat.validate(nb)
+    return nb
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def release(labs: list[Lab], check: bool = False) -> list[Path]:
+    """Write each lab's learner notebook; with ``check``, write nothing and return the stale paths."""
+    stale = []
+    for lab in labs:
+        text = render(learner_notebook(lab))
+        path = lab.learner_path
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return stale

@@ -1,0 +1,192 @@
+"""Headless execution of a lab notebook in its own workspace, with cell and lab timeouts.
+
+The notebook runs under papermill in a child process (see ``worker.py``) with
+``WORKBENCH_HOME`` pointing at the run's state folder. The grader appends one
+cell that exports the lab's declared variables to a file only it knows the name
+of; everything else is read back from the executed notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import nbformat
+from pydantic import BaseModel
+
+from mlops_workbench import settings
+from mlops_workbench.labs.format import parameters_cell
+from mlops_workbench.procs import RUN_TOKEN_ENV as TOKEN_ENV
+
+EXPORT_CELL_ID = "workbench-export"
+MAX_TEXT = 2000
+
+CellStatus = Literal["ok", "error", "timeout", "not-run", "kernel-died"]
+
+
+class CellRun(BaseModel):
+    id: str
+    status: CellStatus
+    error: str | None = None
+    seconds: float | None = None
+
+
+class Execution(BaseModel):
+    status: Literal["completed", "timeout", "kernel-died", "crashed"]
+    message: str = ""
+    seconds: float
+    cells: list[CellRun]
+    variables: dict[str, Any] = {}
+
+    def cell(self, cell_id: str) -> CellRun | None:
+        return next((c for c in self.cells if c.id == cell_id), None)
+
+
+def truncate(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters cut]"
+
+
+def _export_cell(names: list[str], path: Path) -> nbformat.NotebookNode:
+    source = f"""\
+def _workbench_export(_names, _path):
+    import json as _json, math as _math
+    def _plain(value, depth=0):
+        if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+            value = value.item()
+        if value is None or isinstance(value, (bool, int, str)):
+            return value
+        if isinstance(value, float):
+            return value if _math.isfinite(value) else str(value)
+        if isinstance(value, (list, tuple)) and depth < 4:
+            return [_plain(v, depth + 1) for v in list(value)[:1000]]
+        if isinstance(value, dict) and depth < 4:
+            return {{str(k): _plain(v, depth + 1) for k, v in list(value.items())[:1000]}}
+        return {{"__type__": type(value).__name__, "__repr__": repr(value)[:1000]}}
+    _ns = globals()
+    with open(_path, "w") as _fh:
+        _json.dump({{n: _plain(_ns[n]) for n in _names if n in _ns}}, _fh)
+_workbench_export({names!r}, {str(path)!r})
+"""
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = EXPORT_CELL_ID
+    return cell
+
+
+def execute(
+    nb: nbformat.NotebookNode,
+    output: Path,
+    *,
+    home: Path,
+    workdir: Path,
+    parameters: dict[str, Any] | None = None,
+    exports: list[str] = (),
+    cell_timeout: float = 120,
+    lab_timeout: float = 900,
+    progress: bool = False,
+) -> Execution:
+    """Execute ``nb`` headless and return what happened to each cell.
+
+    Never raises for problems in the notebook itself: an endless loop, a dead
+    kernel or a crashed run all come back as an :class:`Execution` status.
+    """
+    output = Path(output)
+    scratch = output.parent / f".run-{uuid.uuid4().hex}"
+    scratch.mkdir(parents=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    prepared = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+    if parameters and parameters_cell(prepared) is None:
+        parameters = None  # papermill would only warn; the notebook declares no parameters
+    export_file = scratch / f"exports-{uuid.uuid4().hex}.json"
+    prepared.cells.append(_export_cell(list(exports), export_file))
+    source = scratch / "input.ipynb"
+    nbformat.write(prepared, source)
+    spec = scratch / "spec.json"
+    spec.write_text(json.dumps({
+        "input": str(source), "output": str(output), "parameters": parameters or {},
+        "cwd": str(workdir), "progress": progress, "cell_timeout": cell_timeout,
+    }))
+    token = uuid.uuid4().hex
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_PROJECT": str(settings.project_root()),
+           TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_workbench.labs.worker", str(spec)],
+        cwd=workdir, env=env, start_new_session=True,
+        stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=lab_timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        stderr = ""
+    finally:
+        kill_token(token, proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    seconds = time.monotonic() - started
+    return _collect(prepared, output, export_file, proc.returncode, timed_out, stderr or "", seconds, lab_timeout)
+
+
+def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr, seconds, lab_timeout) -> Execution:
+    executed = nbformat.read(output, as_version=4) if output.exists() else None
+    by_id = {c.get("id"): c for c in (executed.cells if executed else [])}
+    cells = []
+    for cell in prepared.cells:
+        if cell.cell_type != "code" or cell.get("id") == EXPORT_CELL_ID:
+            continue
+        cells.append(_cell_run(by_id.get(cell.get("id")), cell.get("id"), timed_out))
+    variables = json.loads(export_file.read_text()) if export_file.exists() else {}
+    if timed_out:
+        status, message = "timeout", f"The notebook ran longer than the lab's limit of {lab_timeout:.0f}s and was stopped."
+    elif code == 3:
+        status, message = "kernel-died", "The kernel died (a cell exited the Python process, e.g. os._exit, or ran out of memory)."
+    elif code != 0 or executed is None:
+        status, message = "crashed", truncate(stderr.strip() or f"the notebook runner exited with code {code}")
+    else:
+        status, message = "completed", ""
+    return Execution(status=status, message=message, seconds=seconds, cells=cells, variables=variables)
+
+
+def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
+    if cell is None:
+        return CellRun(id=cell_id, status="not-run")
+    meta = cell.metadata.get("papermill", {})
+    state = meta.get("status")
+    seconds = meta.get("duration")
+    if state in (None, "pending"):
+        return CellRun(id=cell_id, status="not-run")
+    if state == "running":
+        return CellRun(id=cell_id, status="timeout" if timed_out else "kernel-died", seconds=seconds)
+    for out in cell.get("outputs", []):
+        if out.output_type == "error":
+            if out.ename == "KeyboardInterrupt":
+                return CellRun(id=cell_id, status="timeout", error="the cell exceeded the per-cell time limit", seconds=seconds)
+            return CellRun(id=cell_id, status="error", error=truncate(f"{out.ename}: {out.evalue}"), seconds=seconds)
+    return CellRun(id=cell_id, status="ok", seconds=seconds)
+
+
+def kill_token(token: str, *extra_pids: int) -> None:
+    """Kill every process whose environment carries ``token`` (the run's kernel and its children)."""
+    needle = f"{TOKEN_ENV}={token}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+    for pid in extra_pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

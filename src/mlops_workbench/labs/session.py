@@ -1,0 +1,95 @@
+"""In-notebook feedback: ``lab = start("01-ci-basics")`` then ``check("id")`` and ``check_all()``.
+
+Only public checks run here, against the live kernel's variables and the
+state on disk; the grade itself comes from the out-of-process grader.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_workbench import settings
+from mlops_workbench.labs.checks import Check, Context, workspace_for
+from mlops_workbench.labs.format import Lab
+from mlops_workbench.labs.grade import run_check
+from mlops_workbench.labs.report import CheckResult
+from mlops_workbench.labs.render import ICON
+
+
+def _user_namespace() -> dict:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            return shell.user_ns
+    except ImportError:
+        pass
+    import __main__
+
+    return vars(__main__)
+
+
+def _show(results: list[CheckResult]) -> None:
+    try:
+        from IPython.display import HTML, display
+
+        colours = {"passed": "#1a7f37", "failed": "#cf222e"}
+        rows = "".join(
+            f'<div style="color:{colours.get(r.status, "#9a6700")}">{ICON[r.status]} <b>{html.escape(r.id)}</b> '
+            f"{r.status} ({r.score:g}/{r.max_score:g}) {html.escape(r.message)}</div>"
+            for r in results
+        )
+        display(HTML(rows))
+    except ImportError:
+        for r in results:
+            print(f"{ICON[r.status]} {r.id}: {r.status} ({r.score:g}/{r.max_score:g}) {r.message}")
+
+
+@dataclass
+class LabSession:
+    """A learner's lab in a live kernel."""
+
+    lab: Lab
+    home: Path
+
+    @property
+    def workspace(self) -> Path:
+        return workspace_for(self.home, self.lab.id)
+
+    @property
+    def public_checks(self) -> list[Check]:
+        return [c for c in self.lab.checks if c.visibility == "public"]
+
+    def _context(self) -> Context:
+        return Context(lab=self.lab.id, home=self.home, variables=dict(_user_namespace()),
+                       params=settings.load_params(), live=True)
+
+    def check(self, check_id: str) -> CheckResult:
+        """Run one public check now and show the result."""
+        known = {c.id: c for c in self.public_checks}
+        if check_id not in known:
+            raise KeyError(f"No public check '{check_id}' in {self.lab.id}; public checks: {', '.join(known)}.")
+        result = run_check(known[check_id], self._context())
+        _show([result])
+        return result
+
+    def check_all(self) -> list[CheckResult]:
+        """Run every public check now and show the results (hidden checks run only when graded)."""
+        ctx = self._context()
+        results = [run_check(c, ctx) for c in self.public_checks]
+        _show(results)
+        return results
+
+
+def start(lab_id: str, chdir: bool = True) -> LabSession:
+    """Open lab ``lab_id``: create its workspace under the state folder and (by default) work from there."""
+    session = LabSession(lab=Lab.find(lab_id), home=settings.home())
+    session.workspace.mkdir(parents=True, exist_ok=True)
+    if chdir:
+        os.chdir(session.workspace)
+    print(f"{session.lab.id}: {session.lab.spec.title}\nstate folder: {session.home}\nworkspace:    {session.workspace}")
+    return session

@@ -1,0 +1,84 @@
+"""Release of learner notebooks from the instructor sources."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from mlops_workbench.labs.format import BEGIN, Lab, LabFormatError, has_solution, read_notebook
+from mlops_workbench.labs.release import STUB, learner_notebook, release, strip_solutions
+from mlops_workbench.pipeline import write_dvc_yaml
+
+LABS = Lab.all()
+
+
+def test_strip_keeps_code_outside_regions_and_indentation():
+    src = "import os\ndef f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\nprint(f)"
+    assert strip_solutions(src) == f"import os\ndef f():\n    {STUB}\nprint(f)"
+
+
+@pytest.mark.parametrize("src, problem", [
+    ("# BEGIN SOLUTION\nx = 1", "never closed"),
+    ("x = 1\n# END SOLUTION", "without a"),
+    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "second"),
+])
+def test_unbalanced_regions_are_named(src, problem):
+    with pytest.raises(LabFormatError, match=problem):
+        strip_solutions(src, where="lab.ipynb cell 'x'")
+
+
+def test_notebooks_and_dvc_yaml_are_in_sync_with_labs():
+    assert release(LABS, check=True) == [], "notebooks/ is stale: run `workbench labs release` and commit"
+    assert not write_dvc_yaml(LABS, check=True), "dvc.yaml is stale: run `workbench labs release` and commit"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[lab.id for lab in LABS])
+def test_learner_version_has_no_solutions_outputs_or_instructor_cells(lab):
+    source = read_notebook(lab.source)
+    nb = learner_notebook(lab)
+    text = nbformat.writes(nb)
+    assert BEGIN not in text
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    instructor = {c.id for c in source.cells if "instructor" in c.metadata.get("tags", [])}
+    assert not instructor & {c.id for c in nb.cells}
+    solution_cells = [c for c in source.cells if has_solution(c)]
+    assert solution_cells, f"{lab.id} has no exercises"
+    assert sum(c.source.count(STUB) for c in nb.cells) >= len(solution_cells)
+    for check in (c for c in lab.checks if c.visibility == "hidden"):
+        assert check.func.__name__ not in text, "hidden check code leaked into the notebook"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[lab.id for lab in LABS])
+def test_lab_format(lab):
+    nb = read_notebook(lab.source)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+    ids = [c.id for c in nb.cells]
+    assert len(ids) == len(set(ids)), "cell ids must be unique"
+    for check in lab.checks:
+        assert set(check.cells) <= set(ids), f"check {check.id} names cells that do not exist"
+    assert lab.spec.depends_on == [d for d in lab.spec.depends_on if Lab.find(d)]
+
+
+def test_lab_yaml_errors_name_the_field(tmp_path):
+    folder = tmp_path / "labs" / "09-bad"
+    folder.mkdir(parents=True)
+    (folder / "lab.yaml").write_text("title: x\nlevel: expert\nobjectives: []\nminutes: 0\n")
+    with pytest.raises(LabFormatError) as err:
+        Lab(folder).spec
+    for field in ("level", "objectives", "minutes"):
+        assert field in str(err.value)
+
+
+def test_unreadable_notebooks_name_the_file_and_the_fix(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [')
+    with pytest.raises(LabFormatError, match="broken.ipynb is not valid notebook JSON"):
+        read_notebook(broken)
+    nb = nbformat.v4.new_notebook()
+    no_kernel = tmp_path / "nokernel.ipynb"
+    no_kernel.write_text(json.dumps(nb))
+    with pytest.raises(LabFormatError, match="nokernel.ipynb has kernel None.*Change Kernel"):
+        read_notebook(no_kernel)
