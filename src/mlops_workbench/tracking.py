@@ -7,7 +7,12 @@ server into ``<home>/mlflow/artifacts``. The deprecated file store is never used
 from __future__ import annotations
 
 import os
+import sys
+import webbrowser
 from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
 
 from mlops_workbench import procs, settings
 
@@ -25,13 +30,13 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 90.0)
     if running is None:
         if port is None:
             port = DEFAULT_PORT if not procs.port_in_use(DEFAULT_PORT) else procs.free_port()
-        store = home / "mlflow"
-        (store / "artifacts").mkdir(parents=True, exist_ok=True)
+        db, artifacts = store_paths(home)
+        artifacts.mkdir(parents=True, exist_ok=True)
         cmd = [
-            str(Path(os.sys.executable).with_name("mlflow")),
+            str(Path(sys.executable).with_name("mlflow")),
             "server",
-            "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-            "--artifacts-destination", str(store / "artifacts"),
+            "--backend-store-uri", f"sqlite:///{db}",
+            "--artifacts-destination", str(artifacts),
             "--host", "127.0.0.1",
             "--port", str(port),
             "--workers", "1",
@@ -52,3 +57,101 @@ def url(home: Path | None = None) -> str:
 def down(home: Path | None = None) -> bool:
     """Stop the tracking server; True if it was running."""
     return procs.stop(SERVICE, home)
+
+
+class TrackingStatus(BaseModel):
+    """What ``workbench mlflow status`` reports about the tracking server of a state folder."""
+
+    running: bool
+    url: str | None = None
+    pid: int | None = None
+    port: int | None = None
+    backend_store: str
+    artifacts: str
+    log: str
+    experiments: int | None = None
+    registered_models: int | None = None
+
+
+def store_paths(home: Path | None = None) -> tuple[Path, Path]:
+    """The sqlite backend store and the artifact folder of the tracking server under ``home``."""
+    store = (home or settings.home()) / "mlflow"
+    return store / "mlflow.db", store / "artifacts"
+
+
+def _count(base: str, endpoint: str, key: str) -> int:
+    """Count the items a paginated MLflow REST search endpoint returns."""
+    total, token = 0, None
+    while True:
+        query: dict[str, str | int] = {"max_results": 1000}
+        if token:
+            query["page_token"] = token
+        reply = httpx.get(f"{base}/api/2.0/mlflow/{endpoint}", params=query, timeout=10.0)
+        reply.raise_for_status()
+        body = reply.json()
+        total += len(body.get(key, []))
+        token = body.get("next_page_token")
+        if not token:
+            return total
+
+
+def status(home: Path | None = None) -> TrackingStatus:
+    """Whether the tracking server of ``home`` runs, where it keeps its state and how much it holds.
+
+    Experiment and registered-model counts are read over the REST API (None
+    when the server does not answer).
+    """
+    home = home or settings.home()
+    db, artifacts = store_paths(home)
+    service = procs.get(SERVICE, home)
+    report = TrackingStatus(
+        running=service is not None,
+        backend_store=f"sqlite:///{db}",
+        artifacts=str(artifacts),
+        log=str(home / "logs" / f"{SERVICE}.log"),
+    )
+    if service is None:
+        return report
+    report.url, report.pid, report.port = service.url, service.pid, service.port
+    try:
+        report.experiments = _count(service.url, "experiments/search", "experiments")
+        report.registered_models = _count(service.url, "registered-models/search", "registered_models")
+    except httpx.HTTPError:
+        pass
+    return report
+
+
+class UiLinks(BaseModel):
+    """Where to open the MLflow UI: the local URL and, on JupyterHub/Binder, the proxied path."""
+
+    url: str
+    proxy_path: str | None = None
+    opened: bool = False
+
+
+def proxy_path(port: int) -> str | None:
+    """The jupyter-server-proxy path of ``port`` when running under JupyterHub/Binder, else None."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if not prefix:
+        return None
+    return f"{prefix.rstrip('/')}/proxy/{port}/"
+
+
+def _browser_available() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def ui(home: Path | None = None, open_browser: bool = True) -> UiLinks:
+    """Links to the MLflow UI of the running server; opens a browser only when a display is available."""
+    service = procs.get(SERVICE, home)
+    if service is None:
+        raise RuntimeError("The MLflow tracking server is not running: start it with `workbench mlflow up`.")
+    links = UiLinks(url=service.url, proxy_path=proxy_path(service.port))
+    if open_browser and links.proxy_path is None and _browser_available():
+        try:
+            links.opened = webbrowser.open(service.url, new=2)
+        except webbrowser.Error:
+            links.opened = False
+    return links

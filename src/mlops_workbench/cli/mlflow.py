@@ -1,0 +1,73 @@
+"""``workbench mlflow up | down | status | ui``: the embedded MLflow tracking server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops_workbench import tracking
+
+app = typer.Typer(help="Run the embedded MLflow tracking server (sqlite store, local artifacts).", no_args_is_help=True)
+console = Console()
+
+HomeOption = typer.Option(None, "--home", help="State folder (default: WORKBENCH_HOME or .workbench/).")
+
+
+@app.command()
+def up(
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default 5000, or a free one)."),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Start the tracking server, or report the one already running."""
+    try:
+        url = tracking.up(port=port, home=home)
+    except RuntimeError as exc:
+        console.print(f"[red]Cannot start MLflow:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"MLflow tracking server: [bold]{url}[/bold]")
+    console.print(f"Use it from a shell with: export MLFLOW_TRACKING_URI={url}")
+
+
+@app.command()
+def down(home: Optional[Path] = HomeOption) -> None:
+    """Stop the tracking server."""
+    if tracking.down(home):
+        console.print("MLflow tracking server stopped.")
+    else:
+        console.print("MLflow tracking server was not running.")
+
+
+@app.command()
+def status(home: Optional[Path] = HomeOption) -> None:
+    """Show whether the server runs, where it keeps its data and what it holds."""
+    report = tracking.status(home)
+    table = Table(show_header=False, title="MLflow tracking server")
+    table.add_row("running", "[green]yes[/green]" if report.running else "[red]no[/red]")
+    for key in ("url", "pid", "backend_store", "artifacts", "log", "experiments", "registered_models"):
+        value = getattr(report, key)
+        table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+    console.print(table)
+    if not report.running:
+        console.print("Start it with: workbench mlflow up")
+
+
+@app.command()
+def ui(
+    home: Optional[Path] = HomeOption,
+    browser: bool = typer.Option(True, "--browser/--no-browser", help="Open a browser when a display exists."),
+) -> None:
+    """Print the MLflow UI address (and the Jupyter proxy path on Binder/JupyterHub)."""
+    try:
+        links = tracking.ui(home, open_browser=browser)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"MLflow UI: [bold]{links.url}[/bold]")
+    if links.proxy_path:
+        console.print(f"Through the Jupyter server (Binder/JupyterHub): [bold]{links.proxy_path}[/bold]")
+    if links.opened:
+        console.print("Opened in your browser.")

@@ -1,0 +1,95 @@
+"""The embedded MLflow tracking server against a real ``mlflow server`` process."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from mlops_workbench import procs, tracking
+from mlops_workbench.cli.mlflow import app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield tmp_path
+    procs.stop_all(tmp_path)
+
+
+def test_up_status_idempotent_up_and_down(home: Path) -> None:
+    port = procs.free_port()
+    url = tracking.up(port=port, home=home)
+    assert url == f"http://127.0.0.1:{port}"
+    assert httpx.get(url + "/health", timeout=5).status_code == 200
+
+    report = tracking.status(home)
+    assert report.running and report.url == url and report.port == port
+    assert report.pid and procs.alive(report.pid)
+    assert report.backend_store == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    assert (home / "mlflow" / "mlflow.db").exists()
+    assert report.experiments == 1  # the Default experiment
+    assert report.registered_models == 0
+
+    # a second `up`, even asking for another port, reuses the running server
+    assert tracking.up(port=procs.free_port(), home=home) == url
+    assert tracking.status(home).pid == report.pid
+    assert [s.name for s in procs.running(home)] == [tracking.SERVICE]
+
+    assert tracking.down(home) is True
+    assert not procs.alive(report.pid)
+    assert not procs.port_in_use(port)
+    assert procs.running(home) == []
+    after = tracking.status(home)
+    assert not after.running and after.url is None and after.experiments is None
+    assert tracking.down(home) is False
+
+
+def test_up_refuses_a_port_taken_by_another_program(home: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(RuntimeError, match=f"Port {port} is already taken"):
+            tracking.up(port=port, home=home)
+        result = CliRunner().invoke(app, ["up", "--port", str(port), "--home", str(home)])
+    assert result.exit_code == 1
+    assert "already taken" in result.output
+    assert procs.running(home) == []
+
+
+def test_cli_up_status_ui_down(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    port = procs.free_port()
+    result = runner.invoke(app, ["up", "--port", str(port), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert f"127.0.0.1:{port}" in result.output
+
+    result = runner.invoke(app, ["status", "--home", str(home)])
+    assert result.exit_code == 0 and "yes" in result.output and str(port) in result.output
+
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    result = runner.invoke(app, ["ui", "--no-browser", "--home", str(home)])
+    assert result.exit_code == 0
+    assert f"/user/ada/proxy/{port}/" in result.output
+
+    result = runner.invoke(app, ["down", "--home", str(home)])
+    assert result.exit_code == 0 and "stopped" in result.output
+    assert procs.running(home) == []
+    result = runner.invoke(app, ["ui", "--home", str(home)])
+    assert result.exit_code == 1 and "workbench mlflow up" in result.output
+
+
+def test_ui_links_without_server_or_proxy(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    assert tracking.proxy_path(5000) is None
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/x")
+    assert tracking.proxy_path(5000) == "/user/x/proxy/5000/"
+    with pytest.raises(RuntimeError, match="workbench mlflow up"):
+        tracking.ui(home)
