@@ -25,6 +25,10 @@ from mlops_workbench.cli import doctor as _doctor  # noqa: E402
 
 app.command("doctor")(_doctor.doctor)
 
+from mlops_workbench.cli import mlflow as _mlflow  # noqa: E402
+
+app.add_typer(_mlflow.app, name="mlflow")
+
 from mlops_workbench.cli import serve as _serve  # noqa: E402
 
 app.command("serve")(_serve.serve)
