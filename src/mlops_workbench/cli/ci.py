@@ -1,0 +1,106 @@
+"""``workbench ci validate|run|lint``: GitHub Actions workflows and Dockerfiles, checked and run offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mlops_workbench.ci import docker, runner, workflow
+from mlops_workbench.ci.findings import Report
+
+app = typer.Typer(help="Validate and run GitHub Actions workflows locally; lint Dockerfiles.", no_args_is_help=True)
+console = Console()
+STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def show(report: Report) -> None:
+    """Findings as a table (or one green line when there are none)."""
+    if not report.findings:
+        console.print(f"[green]✔ {report.file}: no problems found[/green]")
+        return
+    table = Table(title=report.file, show_lines=False)
+    for column in ("line", "severity", "rule", "problem", "fix"):
+        table.add_column(column, overflow="fold")
+    for f in report.findings:
+        color = STYLE[f.severity]
+        table.add_row(str(f.line or ""), f"[{color}]{f.severity}[/{color}]", f.rule, escape(f.message), escape(f.fix))
+    console.print(table)
+    verdict = "[green]✔ valid[/green]" if report.ok else f"[red]✘ {len(report.errors)} error(s)[/red]"
+    console.print(f"{report.file}: {verdict}")
+
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(..., help="workflow files (or folders such as .github/workflows)"),
+    require: str = typer.Option("", help="what the workflow must do, comma-separated: push,install,test,build "
+                                         "(missing ones become errors instead of warnings)"),
+    json_out: bool = typer.Option(False, "--json", help="print findings as JSON"),
+) -> None:
+    """Schema-validate workflows offline and check they trigger on push, install, test and build."""
+    wanted = [r.strip() for r in require.split(",") if r.strip()]
+    files = [f for p in paths for f in (sorted([*p.glob("*.yml"), *p.glob("*.yaml")]) if p.is_dir() else [p])]
+    if not files:
+        console.print(f"[red]No workflow files in {', '.join(map(str, paths))}.[/red]")
+        raise typer.Exit(2)
+    code = 0
+    for path in files:
+        try:
+            report = workflow.validate(path, require=wanted)
+        except (FileNotFoundError, ValueError) as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            raise typer.Exit(2) from None
+        if json_out:
+            print(report.model_dump_json(indent=2))
+        else:
+            show(report)
+        code = max(code, report.exit_code())
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    path: Path = typer.Argument(..., help="the workflow file, e.g. .github/workflows/ci.yml"),
+    project: Optional[Path] = typer.Option(None, help="project folder the steps run in (default: the one holding .github/)"),
+    timeout: float = typer.Option(600, help="seconds a step may run unless it sets timeout-minutes"),
+) -> None:
+    """Run the workflow's steps locally, in order, with a green/red line per step."""
+    try:
+        result = runner.run_workflow(path, project, timeout=timeout, console=console)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    counts = {s: sum(r.status == s for r in result.steps) for s in ("passed", "warning", "skipped", "failed")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    console.print(("[green]✔ workflow green[/green]" if result.ok else "[red]✘ workflow red[/red]") + f" ({summary})")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def lint(dockerfile: Path = typer.Argument(Path("Dockerfile"), help="Dockerfile or the folder holding it")) -> None:
+    """Lint a Dockerfile with hadolint; exits non-zero on hadolint warnings or errors."""
+    try:
+        report = docker.lint(dockerfile)
+    except (FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    show(report)
+    raise typer.Exit(report.exit_code())
+
+
+@app.command()
+def build(
+    context: Path = typer.Argument(Path("."), help="build context holding the Dockerfile"),
+    tag: str = typer.Option("iris-model:local", help="image tag"),
+) -> None:
+    """docker build when an engine is reachable; otherwise say why it is skipped (exit 0)."""
+    result = docker.build(context, tag)
+    color = {"passed": "green", "failed": "red", "skipped": "yellow"}[result.status]
+    console.print(f"[{color}]{result.status}: {result.reason}[/{color}]")
+    if result.status == "failed":
+        console.print(result.output[-3000:], markup=False)
+        raise typer.Exit(1)

@@ -1,0 +1,118 @@
+"""Project scaffolds: ``workbench scaffold ci-project DIR`` writes a small, real Iris model project.
+
+The project (template files in ``mlops_workbench/templates/ci_project/``) has
+model code that trains, saves and predicts, unit tests, ``requirements.txt``
+pinned to the versions installed here, a Dockerfile serving the model and a
+GitHub Actions workflow. ``learner=True`` leaves out what lab 01 asks the
+learner to write: the data and prediction tests and the workflow's trigger and
+steps. :func:`break_model` plants a known bug so a learner can watch the tests
+(and the workflow run) turn red.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+from pathlib import Path
+from typing import Iterator
+
+TEMPLATE = "ci_project"
+LEARNER_FILES = ("tests/test_data.py", "tests/test_predict.py")
+WORKFLOW = ".github/workflows/ci.yml"
+RENAMES = {"_github": ".github", "_dockerignore": ".dockerignore", "_gitignore": ".gitignore"}
+PINNED = ("numpy", "scikit-learn", "joblib", "fastapi", "pydantic", "uvicorn", "httpx", "pytest")
+MODEL_FILE = "iris_model/model.py"
+
+#: Known bugs for :func:`break_model`: (what it breaks, original line, broken line) in iris_model/model.py.
+BUGS: dict[str, tuple[str, str, str]] = {
+    "train-shuffled": ("the model is trained on shuffled labels (accuracy near chance)",
+                       "    model.fit(X, y)", "    model.fit(X, np.random.default_rng(seed).permutation(y))"),
+    "predict-constant": ("predict answers 'setosa' for every flower",
+                         "    return [str(label) for label in model.predict(X)]", '    return ["setosa" for _ in X]'),
+    "data-drops-feature": ("load_data loses the petal width column",
+                           "    X = iris.data.astype(float)", "    X = iris.data[:, :3].astype(float)"),
+    "data-wrong-labels": ("load_data returns class numbers instead of species names",
+                          "    y = np.asarray(iris.target_names)[iris.target]", "    y = iris.target"),
+}
+
+
+class ScaffoldError(ValueError):
+    """The scaffold cannot be written or changed as asked."""
+
+
+def _files(node=None, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+    """(relative path in the project, content) for every template file."""
+    node = node or importlib.resources.files("mlops_workbench") / "templates" / TEMPLATE
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.name == "__pycache__" or child.name.endswith(".pyc"):
+            continue
+        name = RENAMES.get(child.name, child.name)
+        if child.is_dir():
+            yield from _files(child, f"{prefix}{name}/")
+        else:
+            yield f"{prefix}{name}", child.read_bytes()
+
+
+def requirements_text() -> str:
+    """requirements.txt pinned to the versions installed in this environment."""
+    template = dict(_files())["requirements.txt.tmpl"].decode()
+    for name in PINNED:
+        template = template.replace("{" + name + "}", importlib.metadata.version(name))
+    return template
+
+
+def scaffold_ci_project(dest: Path | str, learner: bool = False, force: bool = False) -> list[Path]:
+    """Write the Iris CI project into ``dest``; returns the files written.
+
+    ``learner`` omits the learner-written parts: ``tests/test_data.py``,
+    ``tests/test_predict.py`` and the workflow's trigger and steps (a skeleton
+    with TODOs instead). ``force`` overwrites files of an earlier scaffold.
+    """
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()) and not force:
+        raise ScaffoldError(f"{dest} is not empty: choose a new folder, or pass force=True (--force) to overwrite.")
+    written: list[Path] = []
+    for rel, content in _files():
+        if rel == "requirements.txt.tmpl":
+            rel, content = "requirements.txt", requirements_text().encode()
+        elif rel.endswith("ci.learner.yml"):
+            if not learner:
+                continue
+            rel = WORKFLOW
+        elif learner and rel in LEARNER_FILES:
+            continue
+        elif rel == WORKFLOW and learner:
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        written.append(target)
+    return written
+
+
+def template_text(rel: str) -> str:
+    """The full (solution) text of one scaffold file, e.g. ``tests/test_data.py`` or ``.github/workflows/ci.yml``."""
+    files = dict(_files())
+    if rel not in files:
+        raise ScaffoldError(f"the ci-project scaffold has no file {rel}; it has: {', '.join(sorted(files))}.")
+    return files[rel].decode()
+
+
+def break_model(project: Path | str, bug: str = "train-shuffled") -> str:
+    """Plant the known bug ``bug`` (see :data:`BUGS`) in the project's model code; returns what it breaks."""
+    if bug not in BUGS:
+        raise ScaffoldError(f"unknown bug {bug!r}: choose one of {', '.join(BUGS)}.")
+    what, good, bad = BUGS[bug]
+    path = Path(project) / MODEL_FILE
+    text = path.read_text()
+    if good not in text:
+        raise ScaffoldError(f"{path} does not contain the line to break ({good.strip()!r}): restore it with restore_model().")
+    path.write_text(text.replace(good, bad, 1))
+    return what
+
+
+def restore_model(project: Path | str) -> Path:
+    """Put back the original model code (undoes :func:`break_model`)."""
+    path = Path(project) / MODEL_FILE
+    path.write_text(template_text(MODEL_FILE))
+    return path
