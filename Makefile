@@ -2,6 +2,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The venv's tools (workbench, dvc, mlflow, hadolint) come first on PATH for every recipe and kernel.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo test lab bench lock clean
 

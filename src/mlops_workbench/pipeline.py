@@ -8,7 +8,9 @@ the lab's reference solution under papermill and grades it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,10 +60,11 @@ def run_pipeline(force: bool = False, console: Console | None = None) -> int:
     """Run ``dvc repro`` in the project and print one line per lab; returns the exit code."""
     console = console or Console()
     root = settings.project_root()
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    bin_dir = str(Path(sys.executable).parent)  # workbench and dvc live beside this interpreter
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     if not (root / ".dvc").is_dir():
-        subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=env)
-    cmd = ["dvc", "repro", *(["--force"] if force else [])]
+        subprocess.run([shutil.which("dvc", path=env["PATH"]) or "dvc", "init", "-q"], cwd=root, check=True, env=env)
+    cmd = [shutil.which("dvc", path=env["PATH"]) or "dvc", "repro", *(["--force"] if force else [])]
     console.print(f"[bold]running the lab pipeline:[/] {' '.join(cmd)}")
     started = time.monotonic()
     code = subprocess.run(cmd, cwd=root, env=env).returncode

@@ -9,6 +9,7 @@ the run left on disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 from collections import Counter
@@ -45,14 +46,17 @@ def detect_lab(path: Path) -> Lab:
     raise LabFormatError(f"Cannot tell which lab {path} is for: pass --lab NN, or keep the file name NN-slug.ipynb.")
 
 
-def check_integrity(nb: nbformat.NotebookNode, released: nbformat.NotebookNode) -> tuple[list[IntegrityIssue], nbformat.NotebookNode]:
+def check_integrity(
+    nb: nbformat.NotebookNode, released: nbformat.NotebookNode, raw_ids: list[str] | None = None
+) -> tuple[list[IntegrityIssue], nbformat.NotebookNode]:
     """Compare a submission with the released notebook by cell id.
 
-    Returns the issues and the notebook to execute, in which edited read-only
-    cells are put back as released (an edit there cannot change the grade).
+    ``raw_ids`` are the ids as written in the file (nbformat renames duplicates
+    on reading). Returns the issues and the notebook to execute, in which edited
+    read-only cells are put back as released (an edit there cannot change the grade).
     """
     issues: list[IntegrityIssue] = []
-    ids = Counter(c.get("id") for c in nb.cells)
+    ids = Counter(raw_ids if raw_ids is not None else [c.get("id") for c in nb.cells])
     for cell_id, n in ids.items():
         if n > 1:
             issues.append(IntegrityIssue(cell=cell_id, problem="duplicated",
@@ -164,7 +168,8 @@ def grade(
         message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
         return _finish(Report(**common, score=0.0, passed=False, error=message,
                               checks=_all_checks(lab, "blocked", message)), out_dir, home, started)
-    issues, runnable = check_integrity(nb, nbformat.reads(released_text, as_version=4))
+    raw_ids = [c.get("id") for c in json.loads(raw).get("cells", [])]
+    issues, runnable = check_integrity(nb, nbformat.reads(released_text, as_version=4), raw_ids)
     workdir = workspace_for(home, lab.id)
     shutil.rmtree(workdir, ignore_errors=True)
     try:

@@ -1,9 +1,9 @@
 """Headless execution of a lab notebook in its own workspace, with cell and lab timeouts.
 
 The notebook runs under papermill in a child process (see ``worker.py``) with
-``WORKBENCH_HOME`` pointing at the run's state folder. The grader appends one
-cell that exports the lab's declared variables to a file only it knows the name
-of; everything else is read back from the executed notebook.
+``WORKBENCH_HOME`` pointing at the run's state folder. The grader puts one cell
+first that, after every cell, exports the lab's declared variables to a file
+outside the workspace; everything else is read back from the executed notebook.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def _workbench_export(_names, _path):
     _ns = globals()
     with open(_path, "w") as _fh:
         _json.dump({{n: _plain(_ns[n]) for n in _names if n in _ns}}, _fh)
-_workbench_export({names!r}, {str(path)!r})
+get_ipython().events.register(
+    "post_run_cell", lambda _result: _workbench_export({names!r}, {str(path)!r})
+)
 """
     cell = nbformat.v4.new_code_cell(source)
     cell.id = EXPORT_CELL_ID
@@ -104,7 +106,8 @@ def execute(
     if parameters and parameters_cell(prepared) is None:
         parameters = None  # papermill would only warn; the notebook declares no parameters
     export_file = scratch / f"exports-{uuid.uuid4().hex}.json"
-    prepared.cells.append(_export_cell(list(exports), export_file))
+    # Exports are refreshed after every cell, so a kernel that dies later keeps what earlier cells made.
+    prepared.cells.insert(0, _export_cell(list(exports), export_file))
     source = scratch / "input.ipynb"
     nbformat.write(prepared, source)
     spec = scratch / "spec.json"
@@ -153,6 +156,10 @@ def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr,
         status, message = "crashed", truncate(stderr.strip() or f"the notebook runner exited with code {code}")
     else:
         status, message = "completed", ""
+    if status in ("kernel-died", "timeout"):
+        ran = [c for c in cells if c.status != "not-run"]
+        if ran and ran[-1].status == "ok":  # the cell that was running when the run stopped
+            ran[-1].status = status if status == "timeout" else "kernel-died"
     return Execution(status=status, message=message, seconds=seconds, cells=cells, variables=variables)
 
 
@@ -162,8 +169,8 @@ def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
     meta = cell.metadata.get("papermill", {})
     state = meta.get("status")
     seconds = meta.get("duration")
-    if state in (None, "pending"):
-        return CellRun(id=cell_id, status="not-run")
+    if state in (None, "pending") or meta.get("start_time") is None:
+        return CellRun(id=cell_id, status="not-run")  # papermill marks unreached cells "completed" without times
     if state == "running":
         return CellRun(id=cell_id, status="timeout" if timed_out else "kernel-died", seconds=seconds)
     for out in cell.get("outputs", []):

@@ -1,0 +1,160 @@
+"""Out-of-process grading against adversarial submissions of lab 00 (real papermill runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from mlops_workbench.labs.batch import grade_many, validate
+from mlops_workbench.labs.format import Lab
+from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.release import learner_notebook
+from mlops_workbench.labs.report import validate_report
+from mlops_workbench.procs import alive
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def lab(tmp_path) -> Lab:
+    """A copy of lab 00 with short time limits, so timeouts are quick to provoke."""
+    folder = tmp_path / "labs" / "00-welcome"
+    shutil.copytree(ROOT / "labs" / "00-welcome", folder)
+    spec = yaml.safe_load((folder / "lab.yaml").read_text())
+    spec["timeouts"] = {"cell": 30, "lab": 150}
+    (folder / "lab.yaml").write_text(yaml.safe_dump(spec))
+    return Lab(folder)
+
+
+def solution(lab: Lab) -> nbformat.NotebookNode:
+    return nbformat.read(lab.source, as_version=4)
+
+
+def cell(nb, cell_id):
+    return next(c for c in nb.cells if c.get("id") == cell_id)
+
+
+def save(nb, path: Path) -> Path:
+    nbformat.write(nb, path)
+    return path
+
+
+def statuses(report) -> dict[str, str]:
+    return {c.id: c.status for c in report.checks}
+
+
+def test_solution_full_marks_and_learner_version_zero(lab, tmp_path):
+    result = validate(lab, tmp_path / "v")
+    assert result.problems == []
+    assert result.solution.score == result.solution.max_score == 5
+    assert result.solution.passed
+    assert result.learner.score == 0 and not result.learner.passed
+    assert set(statuses(result.learner).values()) == {"blocked"}  # every exercise cell raised NotImplementedError
+    for report in (result.solution, result.learner):
+        validate_report(report.model_dump(mode="json"))
+
+
+def test_endless_loop_deleted_duplicated_edited_cells_and_huge_output(lab, tmp_path):
+    nb = solution(lab)
+    cell(nb, "iris-rows").source = "while True:\n    pass"
+    cell(nb, "check-rows").source = "print('I edited a read-only cell')"
+    cell(nb, "seeded-sample").source = "print('x' * 3_000_000)\nraise ValueError('y' * 100_000)"
+    nb.cells = [c for c in nb.cells if c.get("id") != "state-folder"]
+    nb.cells.insert(5, nbformat.from_dict(json.loads(json.dumps(cell(nb, "hello-file")))))
+    sub = tmp_path / "sub.ipynb"
+    sub.write_text(json.dumps(nb))  # nbformat.write would rename the duplicated id
+    report = grade(sub, tmp_path / "out", lab)
+    got = statuses(report)
+    assert got["hello-file"] == "passed"  # one broken cell never stops the other checks
+    assert got["iris-rows"] == "timeout"
+    assert got["seeded-sample"] == "blocked"
+    assert got["state-folder"] == "blocked" and "missing" in report.checks[3].message
+    problems = {(i.cell, i.problem) for i in report.integrity}
+    assert {("state-folder", "deleted"), ("hello-file", "duplicated"), ("check-rows", "edited-read-only")} <= problems
+    executed = nbformat.read(tmp_path / "out" / "executed.ipynb", as_version=4)
+    assert "I edited a read-only cell" not in json.dumps(executed.cells), "read-only cells run as released"
+    assert all(len(c.message) < 2500 for c in report.checks)
+    assert all(len(c.error or "") < 2500 for c in report.cells)
+    validate_report(json.loads((tmp_path / "out" / "report.json").read_text()))
+
+
+def test_kernel_that_dies_blocks_only_what_follows(lab, tmp_path):
+    nb = solution(lab)
+    cell(nb, "seeded-sample").source = "import os\nos._exit(1)"
+    report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab)
+    got = statuses(report)
+    assert report.execution_status == "kernel-died"
+    assert got["hello-file"] == got["iris-rows"] == "passed"
+    assert got["seeded-sample"] == "blocked" and "kernel died" in report.checks[2].message
+    assert got["state-folder"] == "blocked"
+
+
+def test_system_exit_is_an_error_in_that_cell(lab, tmp_path):
+    nb = solution(lab)
+    cell(nb, "iris-rows").source = "raise SystemExit(3)"
+    report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab)
+    got = statuses(report)
+    assert got["iris-rows"] == "blocked" and "SystemExit" in report.checks[1].message
+    assert got["hello-file"] == got["seeded-sample"] == got["state-folder"] == "passed"
+
+
+def test_redefined_check_and_fake_results_do_not_change_the_grade(lab, tmp_path):
+    nb = learner_notebook(lab)
+    cheat = nbformat.v4.new_code_cell(
+        "import json, os, pathlib\n"
+        "def check(*args, **kwargs):\n    print('all passed!')\n"
+        "home = pathlib.Path(os.environ['WORKBENCH_HOME'])\n"
+        "(home / 'results').mkdir(exist_ok=True)\n"
+        "fake = {'lab': '00-welcome', 'score': 5, 'max_score': 5, 'passed': True}\n"
+        "for p in (home / 'results' / '00-welcome.json', pathlib.Path('report.json')):\n"
+        "    p.write_text(json.dumps(fake))\n"
+    )
+    cheat.id = "cheat"
+    nb.cells.insert(3, cheat)
+    out = tmp_path / "out"
+    report = grade(save(nb, tmp_path / "sub.ipynb"), out, lab)
+    assert report.score == 0 and not report.passed
+    assert json.loads((out / "report.json").read_text())["score"] == 0
+    assert json.loads((out / "home" / "results" / "00-welcome.json").read_text())["passed"] is False
+
+
+def test_lab_timeout_stops_the_kernel_and_reports_the_rest(lab, tmp_path):
+    spec = yaml.safe_load((lab.folder / "lab.yaml").read_text())
+    spec["timeouts"] = {"cell": 120, "lab": 45}
+    (lab.folder / "lab.yaml").write_text(yaml.safe_dump(spec))
+    lab = Lab(lab.folder)
+    nb = solution(lab)
+    pid_file = tmp_path / "kernel.pid"
+    cell(nb, "seeded-sample").source = (
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "while True:\n    try:\n        time.sleep(1)\n    except KeyboardInterrupt:\n        pass"
+    )
+    report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab)
+    got = statuses(report)
+    assert report.execution_status == "timeout"
+    assert got["hello-file"] == "passed"
+    assert got["seeded-sample"] == got["state-folder"] == "timeout"
+    assert not alive(int(pid_file.read_text())), "the kernel of a timed-out run must be killed"
+
+
+def test_batch_keeps_every_result_when_one_submission_is_broken(lab, tmp_path):
+    good = save(solution(lab), tmp_path / "good.ipynb")
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{ this is not json")
+    no_kernel = solution(lab)
+    no_kernel.metadata.pop("kernelspec")
+    nokernel = save(no_kernel, tmp_path / "nokernel.ipynb")
+    reports = grade_many([good, bad, nokernel], tmp_path / "out", lab=lab, jobs=2)
+    assert reports[good].passed and reports[good].score == 5
+    assert "bad.ipynb is not valid notebook JSON" in reports[bad].error
+    assert "kernel" in reports[nokernel].error and "nokernel.ipynb" in reports[nokernel].error
+    assert {c.status for c in reports[bad].checks} == {"error"}
+    for folder in (tmp_path / "out").iterdir():
+        assert {"report.json", "report.html", "junit.xml", "gradescope.json"} <= {p.name for p in folder.iterdir()}
