@@ -29,6 +29,10 @@ from mlops_workbench.cli import mlflow as _mlflow  # noqa: E402
 
 app.add_typer(_mlflow.app, name="mlflow")
 
+from mlops_workbench.cli import reproduce as _reproduce  # noqa: E402
+
+app.command("reproduce")(_reproduce.reproduce)
+
 from mlops_workbench.cli import serve as _serve  # noqa: E402
 
 app.command("serve")(_serve.serve)

@@ -1,0 +1,50 @@
+"""``workbench reproduce RUN_ID``: rebuild a logged run from its lineage and compare its metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def reproduce(
+    run_id: str = typer.Argument(..., help="MLflow run id logged with versioning.log_model_run."),
+    home: Optional[Path] = typer.Option(None, "--home", help="State folder (default: WORKBENCH_HOME or .workbench/)."),
+    tolerance: float = typer.Option(1e-9, "--tolerance", help="Largest absolute metric difference that still matches."),
+) -> None:
+    """Restore the run's commit and DVC data in a scratch folder, retrain, and report whether metrics match.
+
+    Exit code 0 when reproduced, 1 when not (the causes are listed) or when the run cannot be rebuilt.
+    """
+    from mlops_workbench.reproduce import ReproductionError
+    from mlops_workbench.reproduce import reproduce as run_reproduction
+    from mlops_workbench.workspace import WorkspaceError
+
+    try:
+        with console.status(f"Reproducing run {run_id} ..."):
+            report = run_reproduction(run_id, home=home, tolerance=tolerance)
+    except (ReproductionError, WorkspaceError, RuntimeError) as exc:
+        console.print(f"[red]Cannot reproduce {run_id}:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"Run {run_id} @ {report.commit[:10]}")
+    for column in ("metric", "original", "reproduced", "diff", ""):
+        table.add_column(column)
+    for m in report.metrics:
+        table.add_row(
+            m.name, f"{m.original:.6g}", "-" if m.reproduced is None else f"{m.reproduced:.6g}",
+            "-" if m.diff is None else f"{m.diff:+.3g}", "[green]ok[/green]" if m.matched else "[red]differs[/red]",
+        )
+    console.print(table)
+    for reason in report.reasons:
+        console.print(f"- {reason}")
+    console.print(f"scratch checkout: {report.workdir}")
+    if report.matched:
+        console.print("[green]Reproduced exactly.[/green]")
+    else:
+        console.print(f"[red]Not reproduced[/red] (causes: {', '.join(report.causes)}).")
+        raise typer.Exit(1)

@@ -1,0 +1,160 @@
+"""Lineage of a model run: which code, data, params and environment produced it.
+
+:func:`lineage_tags` reads a workspace (git commit and dirty files, the DVC
+hash of the data, a hash of ``params.yaml``, a fingerprint of the installed
+pinned packages); :func:`log_model_run` logs the workspace's trained model to
+MLflow with those tags, the params, the metrics, and a signature and input
+example. :func:`mlops_workbench.reproduce.reproduce` later rebuilds the run
+from exactly these tags.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlops_workbench import settings
+from mlops_workbench.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5
+
+LINEAGE_TAGS = (
+    "git.commit", "git.dirty", "git.dirty_files", "data.path", "data.md5", "data.modified",
+    "data.remote", "params.hash", "env.fingerprint", "env.python", "workspace.path",
+)
+"""Tags every run logged by :func:`log_model_run` carries."""
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """sha256 of the params as canonical JSON (key order and YAML formatting do not matter)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _pinned_names() -> list[str]:
+    try:
+        lock = settings.project_root() / "requirements.lock"
+        lines = lock.read_text().splitlines()
+        return [line.split("==")[0].strip() for line in lines if "==" in line and not line.startswith("#")]
+    except (FileNotFoundError, OSError):
+        requires = metadata.requires("mlops-workbench") or []
+        return [r.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip() for r in requires]
+
+
+@functools.lru_cache(maxsize=1)
+def env_fingerprint() -> str:
+    """sha256 over ``name==installed version`` of every pinned dependency (requirements.lock) and Python."""
+    lines = [f"python=={platform.python_version()}"]
+    for name in sorted(set(_pinned_names()), key=str.lower):
+        try:
+            lines.append(f"{name.lower()}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            lines.append(f"{name.lower()}==missing")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
+    """The lineage of the workspace's current state, as MLflow tags (all strings).
+
+    ``git.dirty`` is "true" when inputs (code, params, .dvc files) differ from
+    the commit; results DVC writes (dvc.lock, model, metrics) do not count.
+    ``data.modified`` is "true" when the data file no longer matches its .dvc hash.
+    """
+    dirty = ws.changed_files()
+    md5 = ws.dvc_md5(data)
+    if md5 is None:
+        raise ValueError(f"{data} is not tracked by DVC in {ws.path}: run ws.dvc('add', '{data}') and commit.")
+    actual = file_md5(ws.path / data) if (ws.path / data).exists() else "missing"
+    commit = ws.head()
+    return {
+        "git.commit": commit,
+        "git.dirty": str(bool(dirty)).lower(),
+        "git.dirty_files": ",".join(dirty)[:4000],
+        "data.path": data,
+        "data.md5": md5,
+        "data.modified": str(actual != md5).lower(),
+        "data.remote": ws.remote_url(),
+        "params.hash": params_hash(ws.params()),
+        "env.fingerprint": env_fingerprint(),
+        "env.python": platform.python_version(),
+        "workspace.path": str(ws.path),
+        "mlflow.source.git.commit": commit,
+    }
+
+
+def tracking_uri(home: Path | None = None) -> str:
+    """The tracking server to talk to: ``MLFLOW_TRACKING_URI`` or the running server of ``home``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    from mlops_workbench import tracking
+
+    return tracking.url(home)
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"C": 1}}`` -> ``{"train.C": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def log_model_run(
+    ws: Workspace, experiment: str = "versioning", run_name: str | None = None,
+    data: str = DATA, home: Path | None = None,
+) -> str:
+    """Log the workspace's trained model (after ``dvc repro``) as an MLflow run with full lineage; returns its id.
+
+    Logs the lineage tags, ``params.yaml`` flattened as params, ``metrics.json``
+    as metrics, the model (``name="model"``) with signature and input example,
+    and params.yaml / dvc.lock / metrics.json as artifacts under ``lineage/``.
+    """
+    import joblib
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    from mlops_workbench.data import FEATURES, load_csv
+
+    for needed, fix in ((MODEL_FILE, "run ws.dvc('repro') first"), (METRICS, "run ws.dvc('repro') first")):
+        if not (ws.path / needed).exists():
+            raise FileNotFoundError(f"{ws.path / needed} does not exist: {fix}.")
+    tags = lineage_tags(ws, data)
+    metrics = json.loads((ws.path / METRICS).read_text())
+    model = joblib.load(ws.path / MODEL_FILE)
+    example = load_csv(ws.path / data)[FEATURES].head(5)
+    mlflow.set_tracking_uri(tracking_uri(home))
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(flatten(ws.params()))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+        mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(example, model.predict(example)),
+            input_example=example, pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
+        for name in ("params.yaml", "dvc.lock", METRICS):
+            if (ws.path / name).exists():
+                mlflow.log_artifact(str(ws.path / name), artifact_path="lineage")
+    return run.info.run_id
+
+
+def run_lineage(run_id: str, home: Path | None = None) -> dict[str, Any]:
+    """The lineage tags, params and metrics of a logged run (for display and checks)."""
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri(home)).get_run(run_id)
+    return {
+        "run_id": run_id,
+        "tags": {k: v for k, v in run.data.tags.items() if k in LINEAGE_TAGS},
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+    }

@@ -1,0 +1,246 @@
+"""Lab workspaces: a folder that is its own git + DVC repository, never the project checkout.
+
+A workspace keeps code and ``params.yaml`` in git, data in DVC (pushed to a
+local-folder remote, by default ``<home>/dvc-remote``) and its pipeline in
+``dvc.yaml``. Every git and DVC command runs through :class:`Workspace`, which
+refuses to act unless the folder is its own repository, so a half-initialised
+workspace can never fall through to the project repo above it. Git identity
+comes from environment variables, so no global git configuration is needed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_workbench import settings
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Workbench Learner",
+    "GIT_AUTHOR_EMAIL": "learner@workbench.invalid",
+    "GIT_COMMITTER_NAME": "Workbench Learner",
+    "GIT_COMMITTER_EMAIL": "learner@workbench.invalid",
+}
+REMOTE_NAME = "local"
+DATA = "data/iris.csv"
+MODEL_DIR = "model"
+MODEL_FILE = "model/model.pkl"
+METRICS = "metrics.json"
+TRAIN_SCRIPT = "train.py"
+RESULT_FILES = ("dvc.lock",)
+"""Files that record results, not inputs: changing them does not make a run's inputs dirty."""
+GITIGNORE = "__pycache__/\n.ipynb_checkpoints/\n"
+
+
+class WorkspaceError(RuntimeError):
+    """A git or DVC command failed in a workspace, or the folder is not a workspace."""
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ}
+    for key, value in GIT_IDENTITY.items():
+        env.setdefault(key, value)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    # stage commands say `python ...`: make that this interpreter
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def run(cmd: list[str], cwd: Path, *, check: bool = True, ceiling: Path | None = None) -> str:
+    """Run ``cmd`` in ``cwd`` and return its output; raises :class:`WorkspaceError` with the output on failure.
+
+    ``ceiling`` stops git from discovering a repository above that folder.
+    """
+    env = _env()
+    if ceiling is not None:
+        env["GIT_CEILING_DIRECTORIES"] = str(ceiling)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        shown = " ".join(["dvc", *cmd[3:]] if cmd[:3] == [sys.executable, "-m", "dvc"] else cmd)
+        raise WorkspaceError(
+            f"`{shown}` failed in {cwd} (exit {proc.returncode}):\n{(proc.stderr or proc.stdout).strip()}\n"
+            "Read the message above, fix the cause (missing file, typo in the command, uncommitted state) and rerun the cell."
+        )
+    return (proc.stdout + proc.stderr).rstrip()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A git + DVC repository of its own (a lab workspace)."""
+
+    path: Path
+
+    def _require(self, marker: str, tool: str) -> None:
+        if not (self.path / marker).is_dir():
+            raise WorkspaceError(
+                f"{self.path} is not a {tool} repository of its own (no {marker}/): "
+                "create it with mlops_workbench.versioning.init_workspace(path) first."
+            )
+
+    def git(self, *args: str, check: bool = True) -> str:
+        """Run ``git ARGS`` in the workspace (never in a repository above it)."""
+        self._require(".git", "git")
+        return run(["git", "-c", "commit.gpgsign=false", *args], self.path, check=check, ceiling=self.path.parent)
+
+    def dvc(self, *args: str, check: bool = True) -> str:
+        """Run ``dvc ARGS`` in the workspace with this Python's DVC, e.g. ``ws.dvc("add", "data/iris.csv")``."""
+        self._require(".dvc", "DVC")
+        self._require(".git", "git")
+        return run([sys.executable, "-m", "dvc", *args], self.path, check=check, ceiling=self.path.parent)
+
+    def head(self) -> str:
+        """The full commit hash of HEAD."""
+        return self.git("rev-parse", "HEAD")
+
+    def commit(self, message: str, *paths: str) -> str:
+        """Stage ``paths`` (everything when none) and commit; returns HEAD (unchanged when nothing changed)."""
+        self.git("add", "--all", *(["--", *paths] if paths else []))
+        if not self.git("diff", "--cached", "--name-only"):
+            return self.head()
+        self.git("commit", "--quiet", "-m", message)
+        return self.head()
+
+    def changed_files(self, include_results: bool = False) -> list[str]:
+        """Files that differ from HEAD (modified, staged or untracked); results like dvc.lock only if asked."""
+        out = self.git("status", "--porcelain=v1", "--untracked-files=all")
+        files = [line[3:].split(" -> ")[-1].strip('"') for line in out.splitlines() if line.strip()]
+        if include_results:
+            return files
+        results = set(RESULT_FILES) | set(self.stage_outputs())
+        return [f for f in files if f not in results]
+
+    def stage_outputs(self) -> list[str]:
+        """Every ``outs`` and ``metrics`` path declared in ``dvc.yaml``."""
+        spec = self.path / "dvc.yaml"
+        if not spec.exists():
+            return []
+        stages = (yaml.safe_load(spec.read_text()) or {}).get("stages", {})
+        paths: list[str] = []
+        for stage in stages.values():
+            for key in ("outs", "metrics", "plots"):
+                for entry in stage.get(key, []) or []:
+                    paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+        return paths
+
+    def remote_url(self) -> str:
+        """The URL (a folder) of the default DVC remote."""
+        config = configparser.ConfigParser()
+        config.read([self.path / ".dvc" / "config", self.path / ".dvc" / "config.local"])
+        name = config.get("core", "remote", fallback="")
+        return config.get(f"'remote \"{name}\"'", "url", fallback="") if name else ""
+
+    def params(self) -> dict[str, Any]:
+        """The workspace's ``params.yaml`` ({} when missing)."""
+        path = self.path / "params.yaml"
+        return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+    def set_params(self, **sections: dict[str, Any]) -> dict[str, Any]:
+        """Update sections of ``params.yaml`` key by key (not committed); returns the whole file's content."""
+        data = self.params()
+        for name, values in sections.items():
+            data[name] = {**(data.get(name) or {}), **values}
+        (self.path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        return data
+
+    def dvc_md5(self, target: str) -> str | None:
+        """The md5 DVC recorded for ``target`` in ``target.dvc`` (None when not tracked)."""
+        meta = self.path / f"{target}.dvc"
+        if not meta.exists():
+            return None
+        outs = (yaml.safe_load(meta.read_text()) or {}).get("outs", [])
+        return outs[0].get("md5") if outs else None
+
+
+def file_md5(path: Path) -> str:
+    """md5 of a file's bytes: what DVC 3 records for a single file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remote_has(remote: Path | str, md5: str) -> bool:
+    """True when a DVC 3 local remote holds the object with hash ``md5``."""
+    return (Path(remote) / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+
+
+def default_remote(home: Path | None = None) -> Path:
+    """The shared local-folder DVC remote ``<home>/dvc-remote``."""
+    return (home or settings.home()) / "dvc-remote"
+
+
+def _refuse_project(path: Path) -> None:
+    try:
+        project = settings.project_root()
+    except FileNotFoundError:
+        return
+    if path == project or path in project.parents:
+        raise WorkspaceError(
+            f"{path} is the project checkout (or holds it): a workspace must be a folder of its own, "
+            "e.g. <WORKBENCH_HOME>/workspaces/<lab>."
+        )
+
+
+def init_workspace(
+    path: Path | str, remote: Path | str | None = None, home: Path | None = None, reset: bool = False
+) -> Workspace:
+    """Make ``path`` a git + DVC repository of its own with a local-folder default remote.
+
+    Idempotent: an existing workspace is kept (``reset=True`` empties the folder
+    first). The remote defaults to ``<home>/dvc-remote`` and is created.
+    """
+    path = Path(path).resolve()
+    _refuse_project(path)
+    if reset and path.exists():
+        for child in path.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    remote_dir = Path(remote).resolve() if remote else default_remote(home)
+    remote_dir.mkdir(parents=True, exist_ok=True)
+    if not (path / ".git").is_dir():
+        run(["git", "init", "--quiet", "-b", "main"], path)
+    ws = Workspace(path)
+    if not (path / ".dvc").is_dir():
+        run([sys.executable, "-m", "dvc", "init", "--quiet"], path, ceiling=path.parent)
+    _configure_remote(path, remote_dir)
+    gitignore = path / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text(GITIGNORE)
+    ws.commit("Initialise workspace: git + DVC with a local remote")
+    return ws
+
+
+def _configure_remote(path: Path, remote_dir: Path) -> None:
+    """What ``dvc remote add --default local DIR`` and ``dvc config core.analytics false`` write, without
+    paying two DVC start-ups."""
+    config = configparser.ConfigParser()
+    config.read(path / ".dvc" / "config")
+    if not config.has_section("core"):
+        config.add_section("core")
+    config.set("core", "analytics", "false")
+    config.set("core", "remote", REMOTE_NAME)
+    section = f"'remote \"{REMOTE_NAME}\"'"
+    if not config.has_section(section):
+        config.add_section(section)
+    config.set(section, "url", str(remote_dir))
+    with open(path / ".dvc" / "config", "w") as fh:
+        config.write(fh)
+
+
+def open_workspace(path: Path | str) -> Workspace:
+    """The workspace at ``path``; raises with the fix when it is not one."""
+    ws = Workspace(Path(path).resolve())
+    ws._require(".git", "git")
+    ws._require(".dvc", "DVC")
+    return ws
