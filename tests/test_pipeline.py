@@ -1,0 +1,91 @@
+"""The end-to-end demo: `workbench pipeline` runs every lab's solution as a DVC stage (real papermill runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_workbench.labs.format import Lab
+from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.release import learner_notebook, render
+from mlops_workbench.labs.report import validate_report
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LABS = Lab.all()
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> tuple[Path, dict]:
+    """A copy of the working tree as its own git repository, as a fresh clone would be."""
+    dest = tmp_path_factory.mktemp("clone") / "mlops-workbench"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    env = {**os.environ, "WORKBENCH_PROJECT": str(dest), "WORKBENCH_HOME": str(dest / ".workbench"),
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
+        subprocess.run(cmd, cwd=dest, env=env, check=True)
+    return dest, env
+
+
+@pytest.fixture(scope="module")
+def first_run(clone):
+    dest, env = clone
+    result = run([str(BIN / "workbench"), "pipeline"], dest, env)
+    return dest, env, result
+
+
+def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
+    dest, _, result = first_run
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for lab in LABS:
+        folder = dest / "build" / "pipeline" / lab.id
+        report = json.loads((folder / "report.json").read_text())
+        validate_report(report)
+        assert report["score"] == report["max_score"] > 0, [c for c in report["checks"] if c["status"] != "passed"]
+        assert {"executed.ipynb", "report.html", "junit.xml", "gradescope.json"} <= {p.name for p in folder.iterdir()}
+
+
+def test_noop_rerun_runs_no_stage(first_run):
+    dest, env, _ = first_run
+    before = {lab.id: (dest / "build/pipeline" / lab.id / "report.json").stat().st_mtime_ns for lab in LABS}
+    result = run([str(BIN / "workbench"), "pipeline"], dest, env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    after = {lab.id: (dest / "build/pipeline" / lab.id / "report.json").stat().st_mtime_ns for lab in LABS}
+    assert before == after
+    assert "Running stage" not in result.stdout
+
+
+def test_a_failing_stage_fails_the_pipeline(first_run):
+    dest, env, _ = first_run
+    checks = dest / "labs" / "00-welcome" / "checks.py"
+    checks.write_text(checks.read_text().replace("if n != 150:", "if n != 151:"))
+    result = run([str(BIN / "workbench"), "pipeline"], dest, env)
+    assert result.returncode != 0
+    report = json.loads((dest / "build/pipeline/00-welcome/report.json").read_text())
+    assert {c["id"]: c["status"] for c in report["checks"]}["iris-rows"] == "failed"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[lab.id for lab in LABS])
+def test_learner_version_scores_zero_on_every_graded_check(lab, tmp_path):
+    learner = tmp_path / f"{lab.id}.ipynb"
+    learner.write_text(render(learner_notebook(lab)))
+    report = grade(learner, tmp_path / "out", lab)
+    assert report.score == 0
+    assert [c.id for c in report.checks if c.status == "passed"] == []
