@@ -1,0 +1,81 @@
+"""Grading overhead and pipeline wall time.
+
+* grading overhead: ``grade()`` of a lab's solution minus a bare papermill run
+  of the same notebook (same machine, same run), per notebook;
+* pipeline: ``workbench pipeline`` in a fresh copy of the project, cold and
+  then as a no-op rerun.
+
+Run: ``python -m benchmarks grading [LAB]`` (default lab 00).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import papermill
+
+from mlops_workbench.labs.format import Lab
+from mlops_workbench.labs.grade import grade
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def grading_overhead(lab: Lab, repeats: int = 2) -> tuple[float, float]:
+    """Median seconds of (bare papermill run, full grade) for ``lab``'s solution."""
+    bare, graded = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            env_home = tmp / "bare-home"
+            os.environ["WORKBENCH_HOME"] = str(env_home)
+            work = env_home / "workspaces" / lab.id
+            work.mkdir(parents=True)
+            bare.append(_timed(lambda: papermill.execute_notebook(
+                str(lab.source), str(tmp / "bare.ipynb"), kernel_name="python3", cwd=str(work), progress_bar=False)))
+            graded.append(_timed(lambda: grade(lab.source, tmp / "graded", lab)))
+    return sorted(bare)[len(bare) // 2], sorted(graded)[len(graded) // 2]
+
+
+def pipeline_times() -> tuple[float, float]:
+    """Seconds of a cold ``workbench pipeline`` in a fresh copy, then of a no-op rerun."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / "copy"
+        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.split()
+        for name in files:
+            if (ROOT / name).is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, dest / name)
+        env = {**os.environ, "WORKBENCH_PROJECT": str(dest), "WORKBENCH_HOME": str(dest / ".workbench"),
+               "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.invalid",
+               "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.invalid"}
+        for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+            subprocess.run(cmd, cwd=dest, env=env, check=True)
+        workbench = str(Path(sys.executable).parent / "workbench")
+        run = lambda: subprocess.run([workbench, "pipeline"], cwd=dest, env=env, capture_output=True, check=True)  # noqa: E731
+        return _timed(run), _timed(run)
+
+
+def main(argv: list[str] | None = None) -> None:
+    lab = Lab.find((argv or sys.argv[2:] or ["00"])[0])
+    bare, graded = grading_overhead(lab)
+    print(f"grading {lab.id}: bare papermill {bare:.2f}s, grade {graded:.2f}s, "
+          f"overhead {graded - bare:+.2f}s (ratio {graded / bare:.2f}x)")
+    cold, noop = pipeline_times()
+    print(f"pipeline: cold {cold:.1f}s, no-op rerun {noop:.1f}s (no-op/cold {noop / cold:.3f})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
