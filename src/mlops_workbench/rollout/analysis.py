@@ -1,0 +1,211 @@
+"""Canary analysis: turn one metrics window into a measurement, and measurements into a verdict.
+
+Each measurement is ``successful``, ``failed``, ``inconclusive`` (too few samples,
+or a difference that is not statistically significant) or ``error`` (no data).
+Nothing here promotes on missing data: a metric needs at least one successful
+measurement, and errors or inconclusive results beyond their limits make the
+whole analysis inconclusive. Field semantics follow Argo Rollouts: the analysis
+fails when failed measurements *exceed* ``failureLimit``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scipy import stats
+
+from mlops_workbench.rollout.metrics import QUERIES, Snapshot, histogram_quantile
+from mlops_workbench.rollout.policy import Metric, Policy
+
+SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR, RUNNING = "successful", "failed", "inconclusive", "error", "running"
+PSI_EPS = 1e-3
+
+
+@dataclass
+class Measurement:
+    """One measurement of one metric over one window (what goes into the event log)."""
+
+    metric: str
+    kind: str
+    phase: str
+    message: str
+    value: float | None = None
+    baseline: float | None = None
+    threshold: float | None = None
+    p_value: float | None = None
+    samples: dict[str, float] = field(default_factory=dict)
+    query: str = ""
+    window: tuple[float, float] | None = None
+    t: float | None = None
+
+    def to_event(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def traffic(win: Snapshot, version: str) -> tuple[float, float]:
+    """(requests, errors) for ``version`` in a window; upstream failures count as both."""
+    requests = sum(v for (ver, _), v in win.requests.items() if ver == version)
+    errors = sum(v for (ver, status), v in win.requests.items() if ver == version and status.startswith("5"))
+    failed = win.failures.get(version, 0.0)
+    return requests + failed, errors + failed
+
+
+def promql(metric: Metric) -> str:
+    """The PromQL expression equivalent to what the measurement computes (for the event log)."""
+    w = f"{metric.lookback:g}s"
+    if metric.kind == "errorRate":
+        return (f'sum(increase(workbench_router_requests_total{{version="canary",status=~"5.."}}[{w}])) / '
+                f'sum(increase(workbench_router_requests_total{{version="canary"}}[{w}]))')
+    if metric.kind == "latencyP99":
+        return (f'histogram_quantile(0.99, sum by (version, le) '
+                f'(increase(workbench_router_request_duration_seconds_bucket[{w}])))')
+    return f"sum by (role, label) (increase(workbench_model_predictions_total[{w}]))"
+
+
+def measure(metric: Metric, win: Snapshot, min_sample: int) -> Measurement:
+    """Judge one window for ``metric`` (pure: no I/O)."""
+    minimum = metric.min_sample_size or min_sample
+    judge = {"errorRate": _error_rate, "latencyP99": _latency, "predictionShift": _shift}[metric.kind]
+    m = judge(metric, win, minimum)
+    m.query, m.window, m.t = promql(metric), (win.start or win.t, win.t), win.t
+    return m
+
+
+def _error_rate(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
+    n_c, e_c = traffic(win, "canary")
+    n_s, e_s = traffic(win, "stable")
+    limit = float(metric.condition.max or 0.0)
+    m = Measurement(metric.name, metric.kind, INCONCLUSIVE, "", threshold=limit,
+                    samples={"canary": n_c, "stable": n_s})
+    if n_c < minimum:
+        m.message = f"only {n_c:.0f} canary requests in the window (minimum {minimum}): not enough to judge"
+        return m
+    m.value = e_c / n_c
+    m.baseline = e_s / n_s if n_s else None
+    if m.value <= limit:
+        m.phase, m.message = SUCCESSFUL, f"canary error rate {m.value:.2%} <= {limit:.2%}"
+        return m
+    if n_s >= minimum:
+        table = [[round(e_c), round(n_c - e_c)], [round(e_s), round(n_s - e_s)]]
+        m.p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
+        test = "Fisher exact test against stable"
+    else:
+        m.p_value = float(stats.binomtest(round(e_c), round(n_c), p=max(limit, 1e-9), alternative="greater").pvalue)
+        test = f"binomial test against {limit:.2%}"
+    if m.p_value < metric.condition.alpha:
+        m.phase = FAILED
+        m.message = f"canary error rate {m.value:.2%} > {limit:.2%} ({test}: p={m.p_value:.3g})"
+    else:
+        m.message = f"canary error rate {m.value:.2%} > {limit:.2%} but not significant ({test}: p={m.p_value:.3g})"
+    return m
+
+
+def _latency(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
+    c = metric.condition
+    buckets_c, buckets_s = win.buckets.get("canary", {}), win.buckets.get("stable", {})
+    n_c = max(buckets_c.values(), default=0.0)
+    n_s = max(buckets_s.values(), default=0.0)
+    m = Measurement(metric.name, metric.kind, INCONCLUSIVE, "", samples={"canary": n_c, "stable": n_s})
+    if n_c < minimum or (c.max_increase is not None and n_s < minimum):
+        m.message = f"too few latency samples (canary {n_c:.0f}, stable {n_s:.0f}, minimum {minimum})"
+        return m
+    m.value = histogram_quantile(0.99, buckets_c)
+    m.baseline = histogram_quantile(0.99, buckets_s)
+    bounds = []
+    if c.max_increase is not None and m.baseline is not None:
+        bounds.append(m.baseline * (1 + c.max_increase) + c.margin_ms / 1000.0)
+    if c.max is not None:
+        bounds.append(c.max)
+    m.threshold = min(bounds)
+    assert m.value is not None
+    ok = m.value <= m.threshold
+    m.phase = SUCCESSFUL if ok else FAILED
+    base = f"{m.baseline * 1000:.1f} ms" if m.baseline is not None else "n/a"
+    m.message = (f"canary p99 {m.value * 1000:.1f} ms {'<=' if ok else '>'} bound {m.threshold * 1000:.1f} ms "
+                 f"(stable p99 {base})")
+    return m
+
+
+def psi(expected: dict[str, float], actual: dict[str, float]) -> float:
+    """Population stability index of ``actual`` against ``expected`` class counts."""
+    labels = sorted(set(expected) | set(actual))
+    n_e, n_a = sum(expected.values()), sum(actual.values())
+    total = 0.0
+    for label in labels:
+        p = max(expected.get(label, 0.0) / n_e, PSI_EPS)
+        q = max(actual.get(label, 0.0) / n_a, PSI_EPS)
+        total += (q - p) * math.log(q / p)
+    return total
+
+
+def _shift(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
+    canary, stable = win.predictions.get("canary"), win.predictions.get("stable")
+    limit = float(metric.condition.max or 0.0)
+    m = Measurement(metric.name, metric.kind, INCONCLUSIVE, "", threshold=limit)
+    if canary is None or stable is None:
+        m.phase, m.message = ERROR, "no prediction counts for " + ("canary" if canary is None else "stable")
+        return m
+    n_c, n_s = sum(canary.values()), sum(stable.values())
+    m.samples = {"canary": n_c, "stable": n_s}
+    if n_c < minimum or n_s < minimum:
+        m.message = f"too few predictions (canary {n_c:.0f}, stable {n_s:.0f}, minimum {minimum})"
+        return m
+    m.value = psi(stable, canary)
+    labels = [lab for lab in sorted(set(canary) | set(stable)) if canary.get(lab, 0) + stable.get(lab, 0) > 0]
+    if len(labels) > 1:
+        table = [[round(canary.get(lab, 0)) for lab in labels], [round(stable.get(lab, 0)) for lab in labels]]
+        m.p_value = float(stats.chi2_contingency(table).pvalue)
+    else:
+        m.p_value = 1.0
+    if m.value <= limit:
+        m.phase, m.message = SUCCESSFUL, f"class-mix PSI {m.value:.3f} <= {limit}"
+    elif m.p_value < metric.condition.alpha:
+        m.phase, m.message = FAILED, f"class-mix PSI {m.value:.3f} > {limit} (chi-square p={m.p_value:.3g})"
+    else:
+        m.message = f"class-mix PSI {m.value:.3f} > {limit} but not significant (chi-square p={m.p_value:.3g})"
+    return m
+
+
+def assess(metric: Metric, phases: list[str]) -> tuple[str, str]:
+    """Status of one metric from its measurement phases so far: (phase, reason)."""
+    failed = phases.count(FAILED)
+    if failed > metric.failure_limit:
+        return FAILED, f"{metric.name}: {failed} failed measurements > failureLimit {metric.failure_limit}"
+    tail_errors = 0
+    for phase in reversed(phases):
+        if phase != ERROR:
+            break
+        tail_errors += 1
+    if tail_errors > metric.consecutive_error_limit:
+        return INCONCLUSIVE, (f"{metric.name}: no data for {tail_errors} consecutive measurements "
+                              f"> consecutiveErrorLimit {metric.consecutive_error_limit}")
+    inconclusive = phases.count(INCONCLUSIVE)
+    if inconclusive > metric.inconclusive_limit:
+        return INCONCLUSIVE, (f"{metric.name}: {inconclusive} inconclusive measurements "
+                              f"> inconclusiveLimit {metric.inconclusive_limit}")
+    if metric.count and len(phases) >= metric.count:
+        if SUCCESSFUL in phases:
+            return SUCCESSFUL, f"{metric.name}: {len(phases)} measurements taken"
+        return INCONCLUSIVE, f"{metric.name}: {metric.count} measurements and none successful"
+    return RUNNING, f"{metric.name}: {len(phases)} measurements so far"
+
+
+def verdict(policy: Policy, phases: dict[str, list[str]], finished: bool) -> tuple[str, str]:
+    """Overall analysis status. ``finished``: the steps are done, so a still-running metric must show a success."""
+    results = {m.name: assess(m, phases.get(m.name, [])) for m in policy.analysis.metrics}
+    for wanted in (FAILED, INCONCLUSIVE):
+        reasons = [r for phase, r in results.values() if phase == wanted]
+        if reasons:
+            return wanted, "; ".join(reasons)
+    if not finished:
+        return RUNNING, "analysis running"
+    missing = [name for name in results if SUCCESSFUL not in phases.get(name, [])]
+    if missing:
+        return INCONCLUSIVE, (f"no successful measurement for {', '.join(missing)}: "
+                              "missing data never promotes (send more traffic or lengthen the pauses)")
+    return SUCCESSFUL, "every metric passed"
+
+
+__all__ = ["Measurement", "measure", "assess", "verdict", "psi", "traffic", "QUERIES"]

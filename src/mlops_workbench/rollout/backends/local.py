@@ -1,0 +1,152 @@
+"""The local runtime: real processes on loopback, all through :mod:`mlops_workbench.procs`.
+
+``rollout-stable`` serves ``models:/<name>@production``; ``rollout-canary`` serves
+the candidate version on a reserved port; ``rollout-router`` splits traffic;
+``rollout-prometheus`` (when the binary exists) scrapes all three. Ports are
+kept in ``<home>/rollout/local.json`` so every command finds the same setup.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from mlops_workbench import procs, settings
+from mlops_workbench.faults import Faults
+from mlops_workbench.rollout import prometheus, router
+from mlops_workbench.rollout.events import rollout_dir
+from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, parse_router, Snapshot
+
+STABLE, CANARY, ROUTER = "rollout-stable", "rollout-canary", "rollout-router"
+SERVICES = (CANARY, ROUTER, prometheus.SERVICE, STABLE)
+MetricsMode = Literal["auto", "prometheus", "direct"]
+
+
+class LocalBackend:
+    """Stable + canary ``workbench serve`` processes behind ``workbench router`` (and Prometheus)."""
+
+    def __init__(self, home: Path | None = None, model_name: str = "iris", seed: int = 0,
+                 metrics: MetricsMode = "auto", scrape_interval: str = "1s") -> None:
+        self.home = home or settings.home()
+        self.model_name = model_name
+        self.seed = seed
+        self.metrics_mode = metrics
+        self.scrape_interval = scrape_interval
+        self._ports_file = rollout_dir(self.home) / "local.json"
+
+    # --- setup -----------------------------------------------------------------------------------
+    def ports(self) -> dict[str, int]:
+        """Reserved ports (router, stable, canary), created once per state folder."""
+        if self._ports_file.exists():
+            return json.loads(self._ports_file.read_text())
+        ports = {"router": procs.free_port(), "stable": procs.free_port(), "canary": procs.free_port()}
+        self._ports_file.write_text(json.dumps(ports))
+        return ports
+
+    def url(self, role: str) -> str:
+        return f"http://127.0.0.1:{self.ports()[role]}"
+
+    @property
+    def router_url(self) -> str:
+        return self.url("router")
+
+    def up(self) -> str:
+        """Start stable, router (and Prometheus unless metrics='direct'); returns the router URL."""
+        from mlops_workbench.serve import start_server
+
+        ports = self.ports()
+        if procs.get(STABLE, self.home) is None:
+            start_server(f"models:/{self.model_name}@production", port=ports["stable"], name=STABLE,
+                         home=self.home, model_name=self.model_name)
+        if procs.get(ROUTER, self.home) is None:
+            cmd = procs.python_cmd("mlops_workbench.rollout.router", "--stable", self.url("stable"),
+                                   "--canary", self.url("canary"), "--weight", "0",
+                                   "--port", str(ports["router"]), "--seed", str(self.seed))
+            procs.start(ROUTER, cmd, ports["router"], health_path="/health", timeout=60, home=self.home)
+        if self.metrics_mode != "direct" and (self.metrics_mode == "prometheus" or prometheus.available()):
+            targets = {role: f"127.0.0.1:{ports[role]}" for role in ("stable", "canary")}
+            prometheus.up(f"127.0.0.1:{ports['router']}", targets, home=self.home,
+                          scrape_interval=self.scrape_interval)
+        return self.router_url
+
+    def down(self) -> list[str]:
+        """Stop every rollout process (canary first, stable last)."""
+        return [name for name in SERVICES if procs.stop(name, self.home)]
+
+    def metrics_source(self) -> MetricsSource:
+        """PromQL against the running Prometheus, else direct scraping of /metrics."""
+        prom = prometheus.url(self.home)
+        if prom and self.metrics_mode != "direct":
+            return PrometheusSource(prom)
+        return DirectSource(self.router_url, {"stable": self.url("stable"), "canary": self.url("canary")})
+
+    # --- the Backend protocol ---------------------------------------------------------------------
+    def deploy_canary(self, version: str, faults: Faults | None = None) -> None:
+        from mlops_workbench.serve import start_server
+
+        self.stop_canary()
+        start_server(f"models:/{self.model_name}/{version}", port=self.ports()["canary"], name=CANARY,
+                     home=self.home, faults=faults, model_name=self.model_name)
+        self.warm_up("canary")
+
+    def warm_up(self, role: str, n: int = 20) -> None:
+        """Send ``n`` realistic requests straight to a fresh server so first-request costs stay out of the analysis."""
+        import numpy as np
+
+        from mlops_workbench.rollout.load import iris_like
+
+        rows = iris_like(np.random.default_rng(12345), n).tolist()
+        with httpx.Client(timeout=30) as client:
+            for row in rows:
+                try:
+                    client.post(f"{self.url(role)}/predict", json={"instances": [row]})
+                except httpx.HTTPError:
+                    return
+
+    def set_weight(self, percent: float) -> None:
+        router.set_weight(self.router_url, percent)
+
+    def weight(self) -> float:
+        return router.get_weight(self.router_url)
+
+    def canary_alive(self) -> bool:
+        return procs.get(CANARY, self.home) is not None
+
+    def stop_canary(self) -> None:
+        try:
+            if procs.get(ROUTER, self.home):
+                self.set_weight(0)
+        finally:
+            procs.stop(CANARY, self.home)
+
+    def promote(self, version: str) -> None:
+        """Stable reloads the production alias (now ``version``); then the canary is retired."""
+        resp = httpx.post(f"{self.url('stable')}/admin/reload", timeout=120)
+        served = str(resp.json().get("version", "")) if resp.status_code == 200 else ""
+        if served != str(version):
+            raise RuntimeError(f"stable did not switch to version {version} (serves {served or 'unknown'}): "
+                               f"{resp.text[:200]}; check {self.home / 'logs' / (STABLE + '.log')}")
+        self.stop_canary()
+
+    def traffic_totals(self) -> dict[str, dict[str, float]]:
+        """Cumulative requests and errors per version, read from the router (the source of truth)."""
+        snap = Snapshot(t=0.0)
+        parse_router(httpx.get(f"{self.router_url}/metrics", timeout=3).text, snap)
+        out: dict[str, dict[str, float]] = {}
+        for version in ("stable", "canary"):
+            reqs = sum(v for (ver, _), v in snap.requests.items() if ver == version)
+            errs = sum(v for (ver, s), v in snap.requests.items() if ver == version and s.startswith("5"))
+            fails = snap.failures.get(version, 0.0)
+            out[version] = {"requests": reqs + fails, "errors": errs + fails}
+        return out
+
+    # --- faults -----------------------------------------------------------------------------------
+    def inject_fault(self, faults: Faults) -> Faults:
+        """Apply ``faults`` to the running canary (``POST /admin/faults``)."""
+        resp = httpx.post(f"{self.url('canary')}/admin/faults", json=faults.model_dump(), timeout=10)
+        if resp.status_code != 200:
+            raise RuntimeError(f"the canary refused the faults ({resp.status_code}): {resp.text[:200]}")
+        return Faults(**resp.json())

@@ -1,0 +1,156 @@
+"""Open-loop, seeded load generator drawing realistic Iris-like feature vectors.
+
+Requests leave on a seeded Poisson schedule at ``rps`` whatever the server does
+(open loop: a slow server does not slow the load down, as with real users).
+Each outcome (send time, latency, status, upstream that served it, predicted
+class) is recorded client-side; :meth:`LoadResult.summary` aggregates per upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import httpx
+import numpy as np
+
+from mlops_workbench.rollout.router import UPSTREAM_HEADER
+
+
+@lru_cache(maxsize=1)
+def _iris() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_iris
+
+    X = load_iris().data.astype(float)
+    return X, X.std(axis=0)
+
+
+def iris_like(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` feature vectors: real Iris rows plus small seeded noise (10% of each feature's spread), in cm."""
+    X, spread = _iris()
+    rows = X[rng.integers(0, len(X), size=n)]
+    return np.clip(rows + rng.normal(0.0, 0.1 * spread, size=rows.shape), 0.1, 9.9).round(2)
+
+
+@dataclass
+class Outcome:
+    """One request as the client saw it."""
+
+    sent: float  # unix time
+    latency: float  # seconds (until the answer or the error)
+    status: int  # HTTP status, 0 when the connection failed
+    upstream: str | None = None
+    prediction: str | None = None
+
+
+@dataclass
+class LoadResult:
+    url: str
+    rps: float
+    duration: float
+    seed: int
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per upstream (and ``all``): requests, errors (5xx or no answer), error rate, p50/p99 latency (ms)."""
+        groups: dict[str, list[Outcome]] = {"all": self.outcomes}
+        for o in self.outcomes:
+            groups.setdefault(o.upstream or "none", []).append(o)
+        out = {}
+        for name, items in groups.items():
+            lat = np.array([o.latency for o in items]) * 1000 if items else np.array([0.0])
+            errors = sum(1 for o in items if o.status == 0 or o.status >= 500)
+            out[name] = {"requests": len(items), "errors": errors,
+                         "error_rate": errors / len(items) if items else 0.0,
+                         "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+        return out
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return [asdict(o) for o in self.outcomes]
+
+
+async def _one(client: httpx.AsyncClient, url: str, features: list[float], result: LoadResult) -> None:
+    sent, t0 = time.time(), time.perf_counter()
+    try:
+        resp = await client.post(url, json={"instances": [features]})
+        prediction = None
+        if resp.status_code == 200:
+            try:
+                prediction = str(resp.json()["predictions"][0])
+            except (ValueError, KeyError, IndexError, TypeError):
+                prediction = None
+        outcome = Outcome(sent, time.perf_counter() - t0, resp.status_code, resp.headers.get(UPSTREAM_HEADER),
+                          prediction)
+    except httpx.HTTPError:
+        outcome = Outcome(sent, time.perf_counter() - t0, 0)
+    result.outcomes.append(outcome)
+
+
+async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: str = "/predict",
+                    stop: threading.Event | None = None, timeout: float = 10.0) -> LoadResult:
+    """Send Poisson(``rps``) requests for ``duration`` seconds (or until ``stop`` is set)."""
+    if rps <= 0 or duration <= 0:
+        raise ValueError(f"rps and duration must be positive (got rps={rps}, duration={duration})")
+    rng = np.random.default_rng(seed)
+    result = LoadResult(url, rps, duration, seed)
+    target = url.rstrip("/") + path
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        tasks: set[asyncio.Task] = set()
+        start = time.perf_counter()
+        due = 0.0
+        batch = iris_like(rng, 1024)
+        i = 0
+        while due < duration and not (stop and stop.is_set()):
+            delay = start + due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if i == len(batch):
+                batch, i = iris_like(rng, 1024), 0
+            task = asyncio.create_task(_one(client, target, batch[i].tolist(), result))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            i += 1
+            due += float(rng.exponential(1.0 / rps))
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout + 1)
+    result.outcomes.sort(key=lambda o: o.sent)
+    return result
+
+
+def run(url: str, rps: float, duration: float, seed: int = 0, path: str = "/predict") -> LoadResult:
+    """Blocking :func:`run_async` (what ``workbench load`` does)."""
+    return asyncio.run(run_async(url, rps, duration, seed, path))
+
+
+class BackgroundLoad:
+    """Load in a background thread (for notebooks and tests): ``start()``, then ``stop()`` -> result."""
+
+    def __init__(self, url: str, rps: float, duration: float = 3600.0, seed: int = 0, path: str = "/predict"):
+        self.args = (url, rps, duration, seed, path)
+        self._stop = threading.Event()
+        self.result: LoadResult | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True, name="workbench-load")
+
+    def _main(self) -> None:
+        url, rps, duration, seed, path = self.args
+        self.result = asyncio.run(run_async(url, rps, duration, seed, path, stop=self._stop))
+
+    def start(self) -> BackgroundLoad:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> LoadResult | None:
+        self._stop.set()
+        self._thread.join(timeout)
+        return self.result
+
+    def __enter__(self) -> BackgroundLoad:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,141 @@
+"""Rollout operations on the local runtime: what ``workbench rollout ...`` and the lab call.
+
+``start`` (foreground or in a background thread), ``resume``, ``status``,
+``abort``, ``promote``, ``inject_fault`` and ``down``. Promotion goes through
+:func:`mlops_workbench.registry.promote`, so it leaves the registry's audit record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from mlops_workbench import settings
+from mlops_workbench.faults import Faults
+from mlops_workbench.rollout import state as st
+from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
+from mlops_workbench.rollout.controller import Controller
+from mlops_workbench.rollout.events import EventLog
+from mlops_workbench.rollout.policy import Policy
+
+
+def registry_promoter(home: Path, model_name: str = "iris") -> Callable[[str, str], Any]:
+    """Promote through the registry code (alias move + approval tags + audit log)."""
+
+    def promote(version: str, reason: str) -> Any:
+        from mlops_workbench import registry
+
+        for alias in ("staging", "production"):  # the registry wants staging before production
+            record = registry.promote(model_name, version, alias=alias, approver="rollout-controller",
+                                      reason=f"canary rollout: {reason}", home=home)
+        return record
+
+    return promote
+
+
+def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_name: str = "iris",
+               say: Callable[[str], None] | None = None, tick: float = 0.25, seed: int = 0) -> Controller:
+    """A controller for the local runtime (starts stable, router and Prometheus if needed)."""
+    home = home or settings.home()
+    backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed)
+    backend.up()
+    return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name), tick=tick,
+                      say=say)
+
+
+def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",
+          background: bool = False, say: Callable[[str], None] | None = None,
+          stable_version: str | None = None) -> st.RolloutState | threading.Thread:
+    """Run a rollout of ``candidate``; with ``background=True`` returns the controller thread."""
+    ctl = controller(home, metrics, say=say)
+    if not background:
+        return ctl.start(policy, candidate, stable_version)
+    thread = threading.Thread(target=ctl.start, args=(policy, candidate, stable_version), daemon=True,
+                              name="workbench-rollout")
+    thread.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and (st.load(ctl.home) is None or st.load(ctl.home).candidate != str(candidate)):
+        time.sleep(0.1)
+    return thread
+
+
+def wait(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) -> st.RolloutState | None:
+    """Block until the current rollout reaches a final phase (or ``timeout`` s)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = st.load(home)
+        if state is not None and state.done:
+            return state
+        time.sleep(poll)
+    return st.load(home)
+
+
+def resume(home: Path | None = None, metrics: MetricsMode = "auto",
+           say: Callable[[str], None] | None = None) -> st.RolloutState | None:
+    return controller(home, metrics, say=say).resume()
+
+
+def _offline(home: Path | None) -> Controller:
+    home = home or settings.home()
+    backend = LocalBackend(home)
+    return Controller(backend, backend.metrics_source(), home, registry_promoter(home))
+
+
+def abort(home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0) -> st.RolloutState | None:
+    """Abort the current rollout: through its live controller if any, else directly."""
+    state = st.load(home)
+    if state is None or state.done:
+        return state
+    if st.controller_alive(state):
+        st.request("abort", reason, home)
+        return wait(home, timeout=wait_s)
+    return _offline(home).abort(reason)
+
+
+def promote(home: Path | None = None, reason: str = "promoted by operator", wait_s: float = 60.0) -> st.RolloutState | None:
+    """Promote the current rollout's candidate now (operator override)."""
+    state = st.load(home)
+    if state is None or state.done:
+        return state
+    if st.controller_alive(state):
+        st.request("promote", reason, home)
+        return wait(home, timeout=wait_s)
+    return _offline(home).promote(reason)
+
+
+def status(home: Path | None = None) -> dict[str, Any]:
+    """The current rollout in a few fields, plus the live weight if the router answers."""
+    state = st.load(home)
+    if state is None:
+        return {"phase": "none", "message": "no rollout yet: start one with `workbench rollout start`"}
+    out = {"id": state.id, "candidate": state.candidate, "phase": state.phase, "step": state.step,
+           "steps": len(state.policy.get("steps", [])), "weight": state.weight, "reason": state.reason,
+           "controller_alive": st.controller_alive(state), "measurements": {k: len(v) for k, v in state.phases.items()},
+           "failed": {k: v.count("failed") for k, v in state.phases.items()}}
+    try:
+        out["router_weight"] = LocalBackend(home).weight()
+    except Exception:  # noqa: BLE001
+        out["router_weight"] = None
+    return out
+
+
+def inject_fault(faults: Faults | dict[str, Any], home: Path | None = None) -> Faults:
+    """Apply faults to the running canary and log a ``fault`` event (the incident's onset)."""
+    faults = faults if isinstance(faults, Faults) else Faults(**faults)
+    state = st.load(home)
+    applied = LocalBackend(home).inject_fault(faults)
+    EventLog(home, rollout=state.id if state else None).emit("fault", **applied.model_dump())
+    return applied
+
+
+def down(home: Path | None = None) -> list[str]:
+    """Stop every rollout process of this state folder (canary, router, Prometheus, stable)."""
+    state = st.load(home)
+    if state is not None and not state.done and not st.controller_alive(state):
+        try:
+            abort(home, "environment shut down")
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            pass
+    return LocalBackend(home).down()

@@ -1,0 +1,112 @@
+"""Idempotent prerequisites for rollouts (lab 04 and tests): tracking server, model versions, production alias.
+
+:func:`ensure_versions` registers, once per state folder, three versions of the
+model, each tagged ``workbench.rollout.role``: ``stable`` (a strongly regularised
+logistic regression, made ``production``), ``candidate`` (a healthy, better one that passes
+the registry's quality gate) and ``bad`` (trained
+on labels where every versicolor was relabelled virginica: it answers 200 but its
+predictions are skewed: the "bad model" fault). Reruns reuse what exists.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_workbench import settings, tracking
+
+ROLE_TAG = "workbench.rollout.role"
+ROLES = ("stable", "candidate", "bad")
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Registry versions (as strings) of the three rollout models."""
+
+    stable: str
+    candidate: str
+    bad: str
+
+
+def _train(role: str):
+    from mlops_workbench.data import LABEL, load_iris_frame
+    from mlops_workbench.train import TrainParams, train
+
+    df = load_iris_frame()
+    if role == "bad":
+        df = df.copy()
+        df.loc[df[LABEL] == "versicolor", LABEL] = "virginica"
+    strength = 0.5 if role == "stable" else 1.0  # the candidate beats stable on the quality gate
+    return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42}))
+
+
+def _register(role: str, model_name: str):
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_experiment("rollout-models")
+    with mlflow.start_run(run_name=f"rollout-{role}"):
+        mlflow.set_tag(ROLE_TAG, role)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.sklearn.log_model(_train(role), name="model", registered_model_name=model_name)
+    version = str(info.registered_model_version)
+    MlflowClient().set_model_version_tag(model_name, version, ROLE_TAG, role)
+    return version
+
+
+def ensure_versions(home: Path | None = None, model_name: str = "iris") -> Versions:
+    """Start the tracking server and make sure the three versions exist and ``production`` is set."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    home = home or settings.home()
+    tracking.up(home=home)
+    client = MlflowClient()
+    found: dict[str, str] = {}
+    try:
+        for mv in client.search_model_versions(f"name='{model_name}'"):
+            role = (mv.tags or {}).get(ROLE_TAG)
+            if role in ROLES and role not in found:
+                found[role] = str(mv.version)
+    except MlflowException:
+        pass
+    for role in ROLES:
+        if role not in found:
+            found[role] = _register(role, model_name)
+    versions = Versions(**found)
+    try:
+        current = client.get_model_version_by_alias(model_name, "production")
+    except MlflowException:
+        current = None
+    if current is None:
+        _set_production(model_name, versions.stable, home)
+    return versions
+
+
+def _set_production(model_name: str, version: str, home: Path) -> None:
+    try:
+        from mlops_workbench import registry
+    except ImportError:  # registry module not installed: plain alias
+        from mlflow import MlflowClient
+
+        MlflowClient().set_registered_model_alias(model_name, "production", version)
+        return
+    for alias in ("staging", "production"):
+        registry.promote(model_name, version, alias=alias, approver="workbench-setup",
+                         reason="initial production version for the canary lab", home=home)
+
+
+def reset_production(version: str, home: Path | None = None, model_name: str = "iris") -> None:
+    """Point ``production`` back at ``version`` (used to rerun the lab from its start)."""
+    from mlflow import MlflowClient
+
+    home = home or settings.home()
+    tracking.up(home=home)
+    try:
+        current = MlflowClient().get_model_version_by_alias(model_name, "production")
+    except Exception:  # noqa: BLE001
+        current = None
+    if current is None or str(current.version) != str(version):  # a lab reset, not a promotion: no gate
+        MlflowClient().set_registered_model_alias(model_name, "production", str(version))

@@ -1,0 +1,84 @@
+"""A real Prometheus server (Debian's ``/usr/bin/prometheus``) scraping the router and model servers.
+
+:func:`write_config` renders the scrape config (a short scrape interval, one job
+per role: ``router``, and ``model`` targets labelled ``role=stable|canary``);
+:func:`up` starts Prometheus through :mod:`mlops_workbench.procs` with its data
+under ``<home>/rollout/prometheus/``; :func:`down` stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from mlops_workbench import procs
+from mlops_workbench.rollout.events import rollout_dir
+
+SERVICE = "rollout-prometheus"
+BINARY_ENV = "WORKBENCH_PROMETHEUS"
+
+
+def binary() -> str | None:
+    """Path of the prometheus executable (``WORKBENCH_PROMETHEUS``, PATH, /usr/bin), or None."""
+    if os.environ.get(BINARY_ENV):
+        return os.environ[BINARY_ENV] if Path(os.environ[BINARY_ENV]).exists() else None
+    return shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+
+
+def available() -> bool:
+    return binary() is not None
+
+
+def config(router: str, models: dict[str, str], scrape_interval: str = "1s") -> dict:
+    """The scrape config: ``router`` job plus one ``model`` target per role (``host:port`` strings)."""
+    return {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+        "scrape_configs": [
+            {"job_name": "router", "scrape_timeout": scrape_interval,
+             "static_configs": [{"targets": [router]}]},
+            {"job_name": "model", "scrape_timeout": scrape_interval,
+             "static_configs": [{"targets": [addr], "labels": {"role": role}} for role, addr in models.items()]},
+        ],
+    }
+
+
+def write_config(router: str, models: dict[str, str], home: Path | None = None,
+                 scrape_interval: str = "1s") -> Path:
+    folder = rollout_dir(home) / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config(router, models, scrape_interval), sort_keys=False))
+    return path
+
+
+def up(router: str, models: dict[str, str], home: Path | None = None, port: int | None = None,
+       scrape_interval: str = "1s", timeout: float = 60.0) -> str:
+    """Start Prometheus (or reuse the running one) scraping ``router`` and ``models``; returns its URL."""
+    running = procs.get(SERVICE, home)
+    if running:
+        return running.url
+    exe = binary()
+    if exe is None:
+        raise RuntimeError(
+            "No prometheus binary found: install it (`apt-get install prometheus`) or set "
+            f"{BINARY_ENV}; without it the analysis scrapes /metrics directly (metrics source 'direct')."
+        )
+    cfg = write_config(router, models, home, scrape_interval)
+    port = port or procs.free_port()
+    data = cfg.parent / "data"
+    cmd = [exe, f"--config.file={cfg}", f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}",
+           "--storage.tsdb.retention.time=1d", "--log.level=warn"]
+    return procs.start(SERVICE, cmd, port, health_path="/-/ready", timeout=timeout, home=home).url
+
+
+def down(home: Path | None = None) -> bool:
+    """Stop Prometheus; True if it was running."""
+    return procs.stop(SERVICE, home)
+
+
+def url(home: Path | None = None) -> str | None:
+    running = procs.get(SERVICE, home)
+    return running.url if running else None

@@ -1,0 +1,215 @@
+"""The weighted router: a small async reverse proxy in front of the stable and canary servers.
+
+A raw ASGI app (run by uvicorn) with one shared ``httpx.AsyncClient`` pool.
+Each request goes to the canary with probability ``weight``/100 (seeded RNG),
+otherwise to stable. If the canary cannot be reached, the request is served by
+stable and ``workbench_router_upstream_failures_total{version="canary"}`` counts it.
+Own endpoints: ``GET /health``, ``GET /metrics``, ``GET|PUT /admin/weights``
+(body ``{"canary": 20}``); every other path is proxied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
+           1.0, 2.5, 5.0, 10.0)
+UPSTREAM_HEADER = "x-workbench-upstream"
+_HOP = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
+_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+
+
+class Router:
+    """ASGI app splitting traffic between ``stable`` and ``canary`` upstream URLs."""
+
+    def __init__(self, stable: str, canary: str | None = None, weight: float = 0.0, seed: int = 0,
+                 timeout: float = 10.0) -> None:
+        self.upstreams = {"stable": stable.rstrip("/"), "canary": (canary or "").rstrip("/") or None}
+        self.weight = self._check_weight(weight)
+        self.rng = random.Random(seed)
+        self.timeout = timeout
+        self.client: httpx.AsyncClient | None = None
+        self.registry = CollectorRegistry()
+        self.requests = Counter("workbench_router_requests", "Requests answered, by upstream version and status",
+                                ["version", "status"], registry=self.registry)
+        self.duration = Histogram("workbench_router_request_duration_seconds", "Time to answer through the router",
+                                  ["version"], buckets=BUCKETS, registry=self.registry)
+        self.failures = Counter("workbench_router_upstream_failures", "Upstream connection failures (failed over)",
+                                ["version"], registry=self.registry)
+
+    @staticmethod
+    def _check_weight(weight: Any) -> float:
+        try:
+            value = float(weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"canary weight must be a number from 0 to 100, got {weight!r}") from None
+        if not 0.0 <= value <= 100.0:
+            raise ValueError(f"canary weight must be from 0 to 100, got {value:g}")
+        return value
+
+    def weights(self) -> dict[str, Any]:
+        return {"canary": self.weight, "stable": 100.0 - self.weight, "upstreams": self.upstreams}
+
+    def pick(self) -> str:
+        if self.upstreams["canary"] and self.weight > 0 and self.rng.random() * 100.0 < self.weight:
+            return "canary"
+        return "stable"
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        body = await _read_body(receive)
+        path, method = scope["path"], scope["method"]
+        if path == "/health":
+            await _send(send, 200, json.dumps({"status": "ok", **self.weights()}).encode())
+        elif path == "/metrics":
+            await _send(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        elif path == "/admin/weights":
+            await self._admin(method, body, send)
+        else:
+            await self._proxy(scope, body, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+                self.client = httpx.AsyncClient(timeout=self.timeout, limits=limits)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.client:
+                    await self.client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _admin(self, method: str, body: bytes, send: Any) -> None:
+        if method == "GET":
+            await _send(send, 200, json.dumps(self.weights()).encode())
+            return
+        if method != "PUT":
+            await _send(send, 405, _error("use GET or PUT on /admin/weights"))
+            return
+        try:
+            data = json.loads(body or b"{}")
+            if not isinstance(data, dict) or "canary" not in data:
+                raise ValueError('send a JSON body like {"canary": 20}')
+            self.weight = self._check_weight(data["canary"])
+        except (ValueError, json.JSONDecodeError) as err:
+            await _send(send, 400, _error(str(err)))
+            return
+        await _send(send, 200, json.dumps(self.weights()).encode())
+
+    async def _proxy(self, scope: dict, body: bytes, send: Any) -> None:
+        assert self.client is not None, "router used without lifespan startup"
+        version = self.pick()
+        start = time.perf_counter()
+        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP]
+        target = scope["path"] + (("?" + scope["query_string"].decode()) if scope.get("query_string") else "")
+        resp = None
+        try:
+            resp = await self._forward(version, scope["method"], target, headers, body)
+        except _CONNECT_ERRORS:
+            if version == "canary":
+                self.failures.labels("canary").inc()
+                version = "stable"
+                try:
+                    resp = await self._forward(version, scope["method"], target, headers, body)
+                except _CONNECT_ERRORS:
+                    self.failures.labels("stable").inc()
+            else:
+                self.failures.labels("stable").inc()
+        except httpx.TimeoutException:
+            status, content = 504, _error(f"the {version} upstream did not answer within {self.timeout:g}s")
+            resp = None
+            self._record(version, status, start)
+            await _send(send, status, content, extra=[(UPSTREAM_HEADER.encode(), version.encode())])
+            return
+        if resp is None:
+            self._record(version, 502, start)
+            await _send(send, 502, _error(f"no upstream reachable (tried {version})"),
+                        extra=[(UPSTREAM_HEADER.encode(), version.encode())])
+            return
+        self._record(version, resp.status_code, start)
+        out = [(k.encode(), v.encode()) for k, v in resp.headers.items() if k.encode() not in _HOP]
+        out.append((UPSTREAM_HEADER.encode(), version.encode()))
+        await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
+        await send({"type": "http.response.body", "body": resp.content})
+
+    async def _forward(self, version: str, method: str, target: str, headers: list, body: bytes) -> httpx.Response:
+        base = self.upstreams[version]
+        if base is None:
+            raise httpx.ConnectError(f"no {version} upstream configured")
+        assert self.client is not None
+        return await self.client.request(method, base + target, headers=headers, content=body)
+
+    def _record(self, version: str, status: int, start: float) -> None:
+        self.requests.labels(version, str(status)).inc()
+        self.duration.labels(version).observe(time.perf_counter() - start)
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+async def _send(send: Any, status: int, body: bytes, content_type: str = "application/json",
+                extra: list | None = None) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve(stable: str, canary: str | None, weight: float, port: int, seed: int = 0, host: str = "127.0.0.1") -> None:
+    """Run the router in this process until stopped (what ``workbench router`` does)."""
+    import uvicorn
+
+    app = Router(stable, canary, weight, seed)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Weighted reverse proxy for canary rollouts.")
+    parser.add_argument("--stable", required=True)
+    parser.add_argument("--canary", default=None)
+    parser.add_argument("--weight", type=float, default=0.0)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    serve(args.stable, args.canary, args.weight, args.port, args.seed)
+
+
+
+def get_weight(url: str, timeout: float = 3.0) -> float:
+    """The canary weight a running router uses now."""
+    return float(httpx.get(f"{url.rstrip('/')}/admin/weights", timeout=timeout).json()["canary"])
+
+
+def set_weight(url: str, canary: float, timeout: float = 3.0) -> float:
+    """Set a running router's canary weight; raises ValueError with the router's message on a bad value."""
+    resp = httpx.put(f"{url.rstrip('/')}/admin/weights", json={"canary": canary}, timeout=timeout)
+    if resp.status_code != 200:
+        raise ValueError(f"router refused weight {canary!r}: {resp.json().get('error', resp.text)}")
+    return float(resp.json()["canary"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Persisted rollout state (``<home>/rollout/state.json``) and operator requests (``request.json``).
+
+The controller rewrites the state atomically after every step and measurement,
+so a controller that is killed can be restarted and resume (or abort safely).
+``workbench rollout abort|promote`` from another shell drop a request file that
+the running controller picks up on its next tick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_workbench.rollout.events import rollout_dir
+
+PROGRESSING, PROMOTED, ABORTED, INCONCLUSIVE = "Progressing", "Promoted", "Aborted", "Inconclusive"
+TERMINAL = (PROMOTED, ABORTED, INCONCLUSIVE)
+
+
+@dataclass
+class RolloutState:
+    """Everything needed to resume a rollout."""
+
+    id: str
+    candidate: str
+    policy: dict[str, Any]
+    stable_version: str | None = None
+    phase: str = PROGRESSING
+    step: int = 0
+    step_started: float = 0.0
+    weight: float = 0.0
+    started: float = field(default_factory=time.time)
+    analysis_started: float | None = None
+    phases: dict[str, list[str]] = field(default_factory=dict)
+    next_due: dict[str, float] = field(default_factory=dict)
+    controller_pid: int | None = None
+    heartbeat: float = 0.0
+    reason: str = ""
+    finished: float | None = None
+
+    @classmethod
+    def new(cls, candidate: str, policy: dict[str, Any], stable_version: str | None = None) -> RolloutState:
+        rid = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        return cls(id=rid, candidate=str(candidate), policy=policy, stable_version=stable_version)
+
+    @property
+    def done(self) -> bool:
+        return self.phase in TERMINAL
+
+
+def state_path(home: Path | None = None) -> Path:
+    return rollout_dir(home) / "state.json"
+
+
+def save(state: RolloutState, home: Path | None = None) -> None:
+    path = state_path(home)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=1))
+    os.replace(tmp, path)
+
+
+def load(home: Path | None = None) -> RolloutState | None:
+    path = state_path(home)
+    if not path.exists():
+        return None
+    return RolloutState(**json.loads(path.read_text()))
+
+
+def request(action: str, reason: str = "", home: Path | None = None) -> None:
+    """Ask the running controller to ``abort`` or ``promote``."""
+    if action not in ("abort", "promote"):
+        raise ValueError(f"unknown request {action!r}: use 'abort' or 'promote'")
+    (rollout_dir(home) / "request.json").write_text(json.dumps({"action": action, "reason": reason}))
+
+
+def take_request(home: Path | None = None) -> dict[str, str] | None:
+    """The pending operator request, removed once read."""
+    path = rollout_dir(home) / "request.json"
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    path.unlink(missing_ok=True)
+    return data
+
+
+def controller_alive(state: RolloutState, stale_after: float = 5.0) -> bool:
+    """A controller is driving this rollout: its process lives and it saved the state recently."""
+    from mlops_workbench.procs import alive
+
+    fresh = time.time() - state.heartbeat < stale_after
+    return bool(state.controller_pid) and fresh and alive(state.controller_pid) and not state.done
