@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from mlops_workbench import settings
 from mlops_workbench.labs import batch
@@ -33,8 +33,10 @@ def _labs(names: list[str] | None) -> list[Lab]:
 @app.command("list")
 def list_labs() -> None:
     """Show every lab with its level, time and points."""
-    t = Table("lab", "title", "level", "minutes", "points", "pass mark", "depends on")
-    for lab in Lab.all():
+    labs = Lab.all()
+    t = Table("title", "level", "minutes", "points", "pass mark", "depends on")
+    t.columns.insert(0, Column("lab", no_wrap=True, min_width=max((len(lab.id) for lab in labs), default=3)))
+    for lab in labs:
         s = lab.spec
         t.add_row(lab.id, s.title, s.level, str(s.minutes), f"{lab.max_score:g}", f"{s.pass_mark:.0%}", ", ".join(s.depends_on))
     console.print(t)

@@ -1,0 +1,59 @@
+"""The `workbench labs` and `workbench grade` commands in a small copy of the project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlops_workbench.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, home) -> Path:
+    """A project with only lab 00, released."""
+    dest = tmp_path / "project"
+    shutil.copytree(ROOT / "labs" / "00-welcome", dest / "labs" / "00-welcome")
+    shutil.copy(ROOT / "params.yaml", dest / "params.yaml")
+    monkeypatch.setenv("WORKBENCH_PROJECT", str(dest))
+    assert runner.invoke(app, ["labs", "release"]).exit_code == 0
+    return dest
+
+
+def test_release_check_fails_when_notebooks_are_stale(project):
+    assert runner.invoke(app, ["labs", "release", "--check"]).exit_code == 0
+    learner = project / "notebooks" / "00-welcome.ipynb"
+    nb = json.loads(learner.read_text())
+    nb["cells"][0]["source"] = "# edited by hand"
+    learner.write_text(json.dumps(nb))
+    result = runner.invoke(app, ["labs", "release", "--check"])
+    assert result.exit_code == 1
+    assert "stale notebooks/00-welcome.ipynb" in result.output and "workbench labs release" in result.output
+    assert json.loads(learner.read_text())["cells"][0]["source"] == "# edited by hand", "--check writes nothing"
+
+
+def test_list_shows_points_and_unknown_lab_is_named(project):
+    result = runner.invoke(app, ["labs", "list"])
+    assert result.exit_code == 0 and "00-welcome" in result.output
+    result = runner.invoke(app, ["labs", "validate", "42"])
+    assert result.exit_code == 2 and "No lab called '42'" in result.output
+
+
+@pytest.mark.slow
+def test_grade_exit_code_follows_the_pass_mark(project, tmp_path):
+    solution = project / "labs" / "00-welcome" / "lab.ipynb"
+    learner = project / "notebooks" / "00-welcome.ipynb"
+    out = tmp_path / "grades"
+    result = runner.invoke(app, ["grade", str(solution), str(learner), "--out", str(out), "--jobs", "2"])
+    assert result.exit_code == 1, result.output
+    reports = sorted(out.glob("*/report.json"))
+    assert len(reports) == 2
+    assert sorted(json.loads(p.read_text())["score"] for p in reports) == [0, 5]
+    result = runner.invoke(app, ["grade", str(solution), "--out", str(tmp_path / "solo")])
+    assert result.exit_code == 0, result.output
