@@ -1,0 +1,261 @@
+"""Model registry: register versions, gate them, promote them by alias, roll back, with an audit trail.
+
+Promotion moves aliases only (never the deprecated stages): a version is
+approved into ``staging``, then ``production``; the version it replaces in
+production keeps the alias ``previous`` so :func:`rollback` can bring it back.
+Each approval (who, when, why, gate verdict) is stored twice: as tags on the
+model version and as a line of the append-only audit log
+``<home>/audit/registry.jsonl``. Alias moves happen under a file lock, so
+racing promotions end with consistent aliases and both attempts logged.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mlops_workbench import audit, procs, settings
+from mlops_workbench.gate import GateResult, RegistryParams, holdout, judge, score
+
+__all__ = [
+    "ALIASES", "GateResult", "RegistryError", "RegistryParams", "client", "get_alias", "list_versions",
+    "promote", "quality_gate", "register", "rollback",
+]
+ALIASES = ("staging", "canary", "production")
+PREVIOUS = "previous"
+
+
+class RegistryError(ValueError):
+    """A registry action that cannot be done; nothing was changed. The message says what to do."""
+
+
+def client(home: Path | None = None) -> Any:
+    """An ``MlflowClient`` for the tracking server under ``home`` (else ``MLFLOW_TRACKING_URI``), checked reachable."""
+    import os
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    service = procs.get("mlflow", home) if home is not None else None
+    uri = service.url if service else os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri.startswith("http"):
+        raise RegistryError(
+            "No MLflow tracking server is configured: start one with `tracking.up()` "
+            "(or `workbench mlflow up`), which also sets MLFLOW_TRACKING_URI."
+        )
+    try:
+        httpx.get(uri.rstrip("/") + "/health", timeout=3.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise RegistryError(
+            f"The MLflow tracking server at {uri} is not reachable ({type(exc).__name__}); nothing was changed. "
+            "Start it with `tracking.up()` or `workbench mlflow up` and retry."
+        ) from None
+    mlflow.set_tracking_uri(uri)  # model loads (quality gate) go to the same server
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _model(c: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.get_registered_model(name)
+    except MlflowException:
+        known = sorted(m.name for m in c.search_registered_models())
+        raise RegistryError(
+            f"There is no registered model '{name}' (known: {', '.join(known) or 'none'}). "
+            "Register a run's model first with registry.register(run_id, name)."
+        ) from None
+
+
+def _version(c: Any, name: str, version: str | int) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    _model(c, name)
+    try:
+        return c.get_model_version(name, str(version))
+    except MlflowException:
+        known = sorted((int(v.version) for v in c.search_model_versions(f"name='{name}'")))
+        raise RegistryError(
+            f"Model '{name}' has no version {version} (versions: {', '.join(map(str, known)) or 'none'}). "
+            "Pick an existing version or register a new one."
+        ) from None
+
+
+def register(run_id: str, name: str = "iris", artifact_path: str = "model", home: Path | None = None) -> Any:
+    """Register the model logged by run ``run_id`` (under ``artifact_path``) as a new version of ``name``."""
+    from mlflow.exceptions import MlflowException
+
+    c = client(home)
+    try:
+        run = c.get_run(run_id)
+    except MlflowException:
+        raise RegistryError(f"There is no run '{run_id}': pass the run_id of a run that logged a model.") from None
+    logged = c.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{artifact_path}'",
+    )
+    if not logged:
+        raise RegistryError(
+            f"Run {run_id} logged no model named '{artifact_path}': log it with "
+            f"mlflow.sklearn.log_model(model, name='{artifact_path}') inside the run."
+        )
+    try:
+        c.get_registered_model(name)
+    except MlflowException:
+        c.create_registered_model(name)
+    mv = c.create_model_version(
+        name, logged[0].model_uri, run_id=run_id, tags={"registered_by": _who()}, model_id=logged[0].model_id
+    )
+    for _ in range(300):
+        if mv.status == "READY":
+            return mv
+        time.sleep(0.1)
+        mv = c.get_model_version(name, mv.version)
+    raise RegistryError(f"Version {mv.version} of '{name}' is still {mv.status}: check the tracking server log.")
+
+
+def get_alias(name: str, alias: str, home: Path | None = None) -> Any | None:
+    """The version ``alias`` points to, or None when the alias is not set (unknown model: RegistryError)."""
+    from mlflow.exceptions import MlflowException
+
+    c = client(home)
+    model = _model(c, name)
+    if alias not in model.aliases:
+        return None
+    try:
+        return c.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def list_versions(name: str = "iris", home: Path | None = None) -> list[Any]:
+    """All versions of ``name``, newest first (unknown model: RegistryError)."""
+    c = client(home)
+    _model(c, name)
+    return sorted(c.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version))
+
+
+def quality_gate(
+    name: str,
+    candidate_version: str | int,
+    holdout_df: Any = None,
+    params: RegistryParams | dict[str, Any] | None = None,
+    home: Path | None = None,
+) -> GateResult:
+    """Score the candidate and the current production version on the fixed held-out set and judge."""
+    import mlflow
+
+    params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
+    c = client(home)
+    candidate = _version(c, name, candidate_version)
+    df = holdout(params) if holdout_df is None else holdout_df
+    cand_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{candidate.version}"), df)
+    prod = _model(c, name).aliases.get("production")
+    prod_scores = None
+    if prod is not None:
+        prod_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{prod}"), df)
+    return judge(name, str(candidate.version), cand_scores, prod, prod_scores, params, len(df))
+
+
+def promote(
+    name: str,
+    version: str | int,
+    alias: str = "production",
+    approver: str | None = None,
+    reason: str = "",
+    gate_result: GateResult | None = None,
+    home: Path | None = None,
+    params: RegistryParams | dict[str, Any] | None = None,
+) -> Any:
+    """Point ``alias`` at ``version`` with an approval record; the replaced production version becomes ``previous``.
+
+    Promotion to ``production`` needs a passing gate (run now when ``gate_result``
+    is None) and, with ``require_staging``, an earlier approval into ``staging``.
+    Every attempt, refused ones included, goes to the audit log.
+    """
+    home = home or settings.home()
+    params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
+    approver = approver or _who()
+    if alias not in ALIASES:
+        raise RegistryError(f"Unknown alias '{alias}': promote to one of {', '.join(ALIASES)}.")
+    if not reason.strip():
+        raise RegistryError("An approval needs a reason: pass reason='why this version should serve'.")
+    c = client(home)
+    mv = _version(c, name, version)
+    version = str(mv.version)
+    entry: dict[str, Any] = {"action": "promote", "model": name, "version": version, "alias": alias,
+                             "approver": approver, "reason": reason}
+    if alias == "production":
+        if params.require_staging and "approval.staging.at" not in mv.tags:
+            _refuse(entry, f"version {version} was never approved into staging: promote it to 'staging' first", home)
+        if gate_result is None:
+            gate_result = quality_gate(name, version, params=params, home=home)
+        if str(gate_result.candidate_version) != version:
+            _refuse(entry, f"the gate result is for version {gate_result.candidate_version}, not {version}", home)
+        if not gate_result.passed:
+            _refuse(entry, gate_result.summary(), home, gate_result)
+    with audit.lock(f"registry-{name}", home):
+        aliases = _model(c, name).aliases
+        replaced = aliases.get(alias)
+        if alias == "production" and gate_result is not None and gate_result.production_version != replaced:
+            _refuse(entry, f"production moved to v{replaced} after the gate compared against "
+                    f"v{gate_result.production_version}: run the gate again", home, gate_result)
+        stamp = audit.now()
+        gate_json = gate_result.model_dump_json() if gate_result else ""
+        for key, value in {"approver": approver, "at": stamp, "reason": reason, "gate": gate_json}.items():
+            c.set_model_version_tag(name, version, f"approval.{alias}.{key}", value[:5000])
+        if alias == "production" and replaced is not None and str(replaced) != version:
+            c.set_registered_model_alias(name, PREVIOUS, str(replaced))
+        c.set_registered_model_alias(name, alias, version)
+        if alias == "production" and aliases.get("staging") == version:
+            c.delete_registered_model_alias(name, "staging")
+        audit.append({**entry, "outcome": "promoted", "replaced": replaced, "at": stamp,
+                      "gate": gate_result.model_dump() if gate_result else None}, home=home)
+    return c.get_model_version(name, version)
+
+
+def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None = None) -> None:
+    audit.append({**entry, "outcome": "refused", "error": why, "gate": gate.model_dump() if gate else None}, home=home)
+    raise RegistryError(f"Promotion refused, nothing changed: {why}.")
+
+
+def rollback(name: str = "iris", home: Path | None = None, approver: str | None = None,
+             reason: str = "rollback") -> Any:
+    """Point ``production`` back at ``previous`` (then unset ``previous``); RegistryError if there is none."""
+    home = home or settings.home()
+    approver = approver or _who()
+    c = client(home)
+    with audit.lock(f"registry-{name}", home):
+        aliases = _model(c, name).aliases
+        previous, current = aliases.get(PREVIOUS), aliases.get("production")
+        entry = {"action": "rollback", "model": name, "version": previous, "alias": "production",
+                 "approver": approver, "reason": reason, "replaced": current}
+        if previous is None:
+            audit.append({**entry, "outcome": "refused", "error": "no previous version"}, home=home)
+            raise RegistryError(
+                f"Model '{name}' has no '{PREVIOUS}' version to roll back to; nothing changed. "
+                "Rollback needs an earlier production version: promote one explicitly instead."
+            )
+        stamp = audit.now()
+        if current is not None:
+            c.set_model_version_tag(name, current, "rolled_back.at", stamp)
+            c.set_model_version_tag(name, current, "rolled_back.reason", reason)
+        c.set_registered_model_alias(name, "production", previous)
+        c.delete_registered_model_alias(name, PREVIOUS)
+        c.set_model_version_tag(name, previous, "approval.production.rollback", json.dumps(
+            {"approver": approver, "at": stamp, "reason": reason, "from_version": current}))
+        audit.append({**entry, "outcome": "rolled_back", "at": stamp}, home=home)
+    return c.get_model_version(name, previous)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"

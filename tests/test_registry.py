@@ -1,0 +1,190 @@
+"""Registry promotion against a real MLflow tracking server (sqlite backend) on loopback."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mlops_workbench import audit, procs, registry, tracking
+from mlops_workbench.gate import RegistryParams, judge
+from mlops_workbench.registry import RegistryError
+
+GOOD = {"model": "logistic_regression", "C": 1.0}  # held-out accuracy 0.93
+ALSO_GOOD = {"model": "logistic_regression", "C": 10.0}  # 1.0
+BAD = {"model": "logistic_regression", "C": 0.01}  # 0.80
+
+
+# ---------------------------------------------------------------- pure gate logic
+
+def test_judge_first_model_needs_the_accuracy_floor():
+    params = RegistryParams(min_accuracy=0.9)
+    assert judge("iris", "1", {"accuracy": 0.95, "f1_macro": 0.95}, None, None, params, 30).passed
+    low = judge("iris", "1", {"accuracy": 0.8, "f1_macro": 0.8}, None, None, params, 30)
+    assert not low.passed and "floor" in low.reasons[0]
+
+
+def test_judge_min_gain_and_non_regression():
+    prod = {"accuracy": 0.9, "f1_macro": 0.9}
+    params = RegistryParams(min_gain=0.02, tolerance=0.0)
+    small = judge("iris", "2", {"accuracy": 0.91, "f1_macro": 0.91}, "1", prod, params, 30)
+    assert not small.passed and "min_gain" in small.reasons[0]
+    good = judge("iris", "2", {"accuracy": 0.93, "f1_macro": 0.95}, "1", prod, params, 30)
+    assert good.passed and good.reasons == []
+    mixed = judge("iris", "2", {"accuracy": 0.85, "f1_macro": 0.95}, "1", prod, RegistryParams(), 30)
+    assert not mixed.passed and any("accuracy regresses" in r for r in mixed.reasons)
+    assert "FAILED" in mixed.summary() and "v1" in mixed.summary()
+
+
+# ---------------------------------------------------------------- real tracking server
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("registry-home")
+    tracking.up(port=procs.free_port(), home=home)
+    yield home
+    procs.stop_all(home)
+
+
+@pytest.fixture(scope="module")
+def runs(home) -> dict[str, str]:
+    """Three logged runs: two good models and a bad one."""
+    import mlflow
+
+    from mlops_workbench import data, train
+
+    train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
+    mlflow.set_experiment("registry-tests")
+    ids = {}
+    for key, params in {"good": GOOD, "also_good": ALSO_GOOD, "bad": BAD}.items():
+        with mlflow.start_run() as run:
+            mlflow.sklearn.log_model(train.train(train_df, params), name="model")
+        ids[key] = run.info.run_id
+    return ids
+
+
+def aliases(home: Path, name: str) -> dict[str, str]:
+    return dict(registry.client(home).get_registered_model(name).aliases)
+
+
+def stage_and_ship(home, name, version, reason="ship it"):
+    registry.promote(name, version, "staging", approver="alice", reason="candidate", home=home)
+    return registry.promote(name, version, "production", approver="bob", reason=reason, home=home)
+
+
+def test_promotion_through_staging_records_approval_and_keeps_previous(home, runs):
+    v1 = registry.register(runs["good"], "flow", home=home)
+    v2 = registry.register(runs["also_good"], "flow", home=home)
+    assert (v1.version, v2.version) == ("1", "2") and v1.run_id == runs["good"]
+    stage_and_ship(home, "flow", 1, reason="first model")
+    assert aliases(home, "flow") == {"production": "1"}
+    stage_and_ship(home, "flow", 2, reason="less regularised")
+    assert aliases(home, "flow") == {"production": "2", "previous": "1"}
+    mv = registry.get_alias("flow", "production", home=home)
+    assert mv.version == "2"
+    assert mv.tags["approval.production.approver"] == "bob"
+    assert mv.tags["approval.production.reason"] == "less regularised"
+    assert '"passed":true' in mv.tags["approval.production.gate"]
+    log = [e for e in audit.read(home=home) if e["model"] == "flow"]
+    assert [(e["alias"], e["version"], e["outcome"]) for e in log] == [
+        ("staging", "1", "promoted"), ("production", "1", "promoted"),
+        ("staging", "2", "promoted"), ("production", "2", "promoted"),
+    ]
+    assert log[-1]["replaced"] == "1" and log[-1]["approver"] == "bob" and log[-1]["gate"]["passed"]
+
+
+def test_gate_refuses_a_worse_model_and_changes_nothing(home, runs):
+    registry.register(runs["good"], "gated", home=home)
+    registry.register(runs["bad"], "gated", home=home)
+    stage_and_ship(home, "gated", 1)
+    result = registry.quality_gate("gated", 2, home=home)
+    assert not result.passed and result.production_version == "1"
+    assert result.candidate["accuracy"] < result.production["accuracy"]
+    registry.promote("gated", 2, "staging", approver="alice", reason="try it", home=home)
+    before = aliases(home, "gated")
+    with pytest.raises(RegistryError, match="refused.*gate FAILED"):
+        registry.promote("gated", 2, "production", approver="mallory", reason="trust me", home=home)
+    assert aliases(home, "gated") == before == {"production": "1", "staging": "2"}
+    assert "approval.production.at" not in registry.client(home).get_model_version("gated", "2").tags
+    last = audit.read(home=home)[-1]
+    assert (last["model"], last["version"], last["outcome"], last["approver"]) == ("gated", "2", "refused", "mallory")
+
+
+def test_production_requires_staging_first(home, runs):
+    registry.register(runs["good"], "unstaged", home=home)
+    with pytest.raises(RegistryError, match="never approved into staging"):
+        registry.promote("unstaged", 1, "production", approver="bob", reason="skip", home=home)
+    assert aliases(home, "unstaged") == {}
+
+
+def test_rollback_with_and_without_previous(home, runs):
+    registry.register(runs["good"], "rb", home=home)
+    registry.register(runs["also_good"], "rb", home=home)
+    stage_and_ship(home, "rb", 1)
+    with pytest.raises(RegistryError, match="no 'previous' version"):
+        registry.rollback("rb", home=home)
+    assert aliases(home, "rb") == {"production": "1"}
+    stage_and_ship(home, "rb", 2)
+    restored = registry.rollback("rb", home=home, approver="oncall", reason="p99 doubled")
+    assert restored.version == "1" and aliases(home, "rb") == {"production": "1"}
+    bad = registry.client(home).get_model_version("rb", "2")
+    assert bad.tags["rolled_back.reason"] == "p99 doubled"
+    last = audit.read(home=home)[-1]
+    assert (last["action"], last["outcome"], last["version"], last["replaced"]) == ("rollback", "rolled_back", "1", "2")
+    with pytest.raises(RegistryError, match="no 'previous'"):
+        registry.rollback("rb", home=home)
+
+
+def test_unknown_model_version_and_alias_are_clear_errors(home, runs):
+    registry.register(runs["good"], "known", home=home)
+    with pytest.raises(RegistryError, match="no registered model 'nope'.*known"):
+        registry.get_alias("nope", "production", home=home)
+    with pytest.raises(RegistryError, match="no version 7.*versions: 1"):
+        registry.promote("known", 7, "staging", approver="a", reason="r", home=home)
+    with pytest.raises(RegistryError, match="Unknown alias 'prod'"):
+        registry.promote("known", 1, "prod", approver="a", reason="r", home=home)
+    with pytest.raises(RegistryError, match="no run 'deadbeef'"):
+        registry.register("deadbeef", "known", home=home)
+    assert registry.get_alias("known", "production", home=home) is None
+    assert aliases(home, "known") == {}
+
+
+def test_racing_promotions_end_consistent_and_are_both_logged(home, runs):
+    for key in ("good", "also_good", "good"):
+        registry.register(runs[key], "race", home=home)
+    stage_and_ship(home, "race", 1)
+    for v in (2, 3):
+        registry.promote("race", v, "staging", approver="ci", reason="candidate", home=home)
+    gates = {v: registry.quality_gate("race", v, home=home) for v in (2, 3)}
+    barrier, errors = threading.Barrier(2), []
+
+    def ship(v: int) -> None:
+        barrier.wait()
+        try:
+            registry.promote("race", v, "production", approver=f"user{v}", reason="race", gate_result=gates[v], home=home)
+        except RegistryError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=ship, args=(v,)) for v in (2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    attempts = [e for e in audit.read(home=home) if e["model"] == "race" and e["version"] in ("2", "3")
+                and e["alias"] == "production"]
+    assert len(attempts) == 2
+    promoted = [e for e in attempts if e["outcome"] == "promoted"]
+    assert len(promoted) == 2 - len(errors) >= 1
+    final = aliases(home, "race")
+    assert final["production"] == promoted[-1]["version"]
+    assert final["previous"] == promoted[-1]["replaced"] != final["production"]
+    if errors:  # the loser's gate compared against a production that had moved
+        assert "run the gate again" in errors[0]
+
+
+def test_tracking_server_down_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{procs.free_port()}")
+    with pytest.raises(RegistryError, match="not reachable.*tracking.up"):
+        registry.promote("iris", 1, "staging", approver="a", reason="r", home=tmp_path)
+    assert not audit.log_path(home=tmp_path).exists()
