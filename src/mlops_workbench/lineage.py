@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,9 @@ def log_model_run(
     example = load_csv(ws.path / data)[FEATURES].head(5)
     mlflow.set_tracking_uri(tracking_uri(home))
     mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name) as run:
+    with mlflow.start_run(run_name=run_name) as run, warnings.catch_warnings():
+        # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
+        warnings.filterwarnings("ignore", message="Operation with range is deprecated")
         mlflow.set_tags(tags)
         mlflow.log_params(flatten(ws.params()))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})

@@ -1,0 +1,180 @@
+"""Versioning with real git, real DVC and a real MLflow server: lineage, exact reproduction, the mismatch case."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlops_workbench import procs, tracking, versioning
+from mlops_workbench.cli.reproduce import reproduce as reproduce_command
+from mlops_workbench.data import load_iris_frame, save_csv
+from mlops_workbench.lineage import env_fingerprint, params_hash
+from mlops_workbench.workspace import GIT_IDENTITY, Workspace, WorkspaceError, file_md5
+
+pytestmark = pytest.mark.slow
+
+
+def _cli():
+    import typer
+
+    app = typer.Typer()
+    app.command()(reproduce_command)
+    return app
+
+
+def build_workspace(path: Path, home: Path) -> Workspace:
+    """The lab's happy path: data tracked and pushed, train stage, reproduced outputs committed."""
+    ws = versioning.init_workspace(path, home=home)
+    save_csv(load_iris_frame(), ws.path / versioning.DATA)
+    ws.dvc("add", versioning.DATA)
+    ws.commit("Track Iris with DVC")
+    ws.dvc("push")
+    versioning.write_params(ws, train={"C": 1.0, "seed": 7})
+    versioning.write_train_script(ws)
+    ws.dvc(*versioning.TRAIN_STAGE)
+    ws.commit("Add the train stage")
+    ws.dvc("repro")
+    ws.commit("Train")
+    return ws
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("versioning-home")
+    saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["WORKBENCH_HOME"] = str(home)
+    try:
+        tracking.up(port=procs.free_port(), home=home)
+        ws = build_workspace(home / "workspaces" / "02-versioning", home)
+        run_id = versioning.log_model_run(ws, experiment="test-versioning", home=home)
+        yield home, ws, run_id
+    finally:
+        procs.stop_all(home)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path) -> None:
+    parent = tmp_path / "project"
+    parent.mkdir()
+    subprocess.run(["git", "init", "-q", str(parent)], check=True)
+    ws = versioning.init_workspace(parent / "nested" / "ws", remote=tmp_path / "remote", home=tmp_path)
+    assert (ws.path / ".git").is_dir() and (ws.path / ".dvc").is_dir()
+    assert ws.remote_url() == str(tmp_path / "remote")
+    assert "Initialise workspace" in ws.git("log", "--format=%s")
+    assert ws.git("log", "-1", "--format=%an") == GIT_IDENTITY["GIT_AUTHOR_NAME"]
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=parent, capture_output=True, text=True)
+    assert status.stdout.strip() == "?? nested/"  # the parent only sees an untracked folder
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=parent, capture_output=True).returncode != 0
+    # idempotent: a second init keeps the history
+    again = versioning.init_workspace(ws.path, remote=tmp_path / "remote", home=tmp_path)
+    assert again.head() == ws.head()
+    # a folder without .git / .dvc is refused instead of falling through to the parent repo
+    plain = parent / "plain"
+    plain.mkdir()
+    with pytest.raises(WorkspaceError, match="init_workspace"):
+        Workspace(plain).git("status")
+    with pytest.raises(WorkspaceError, match="init_workspace"):
+        versioning.open_workspace(plain)
+
+
+def test_untracked_data_has_no_lineage(tmp_path: Path) -> None:
+    ws = versioning.init_workspace(tmp_path / "ws", remote=tmp_path / "remote", home=tmp_path)
+    with pytest.raises(ValueError, match="dvc\\('add'"):
+        versioning.lineage_tags(ws)
+
+
+def test_data_is_tracked_and_pushed(env) -> None:
+    home, ws, _ = env
+    md5 = ws.dvc_md5(versioning.DATA)
+    assert md5 == file_md5(ws.path / versioning.DATA)
+    assert versioning.remote_has(home / "dvc-remote", md5)
+    assert "data/iris.csv.dvc" in ws.git("ls-files").split()
+    assert "iris.csv" not in ws.git("ls-files", "data").split()  # the CSV itself is in DVC, not git
+
+
+def test_run_carries_complete_lineage(env) -> None:
+    import mlflow
+
+    _, ws, run_id = env
+    lineage = versioning.run_lineage(run_id)
+    tags = lineage["tags"]
+    assert set(versioning.LINEAGE_TAGS) <= set(tags)
+    assert tags["git.commit"] == ws.head() and len(tags["git.commit"]) == 40
+    assert tags["git.dirty"] == "false" and tags["git.dirty_files"] == ""
+    assert tags["data.md5"] == ws.dvc_md5(versioning.DATA) and tags["data.modified"] == "false"
+    assert tags["params.hash"] == params_hash(ws.params())
+    assert tags["env.fingerprint"] == env_fingerprint() and len(tags["env.fingerprint"]) == 64
+    assert tags["workspace.path"] == str(ws.path)
+    assert lineage["params"]["train.seed"] == "7" and lineage["params"]["prepare.decimals"] == "None"
+    metrics = json.loads((ws.path / versioning.METRICS).read_text())
+    assert lineage["metrics"] == pytest.approx(metrics) and metrics["accuracy"] > 0.8
+    info = mlflow.models.get_model_info(f"runs:/{run_id}/model")
+    assert info.signature is not None
+    assert [c.name for c in info.signature.inputs.inputs] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert info.saved_input_example_info is not None
+
+
+def test_exact_reproduction(env) -> None:
+    home, _, run_id = env
+    report = versioning.reproduce(run_id, home=home)
+    assert report.matched, report.summary()
+    assert {m.name for m in report.metrics} == {"accuracy", "f1_macro", "log_loss"}
+    assert all(m.diff == 0 for m in report.metrics)
+    assert report.causes == [] and report.reasons == []
+    saved = json.loads((home / "reproductions" / run_id / "reproduction.json").read_text())
+    assert saved["matched"] is True
+    result = CliRunner().invoke(_cli(), [run_id, "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "Reproduced exactly" in result.output
+
+
+def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
+    home, ws, clean_run = env
+    # the classic mistake: a preprocessing tweak that is run and logged but never committed
+    ws.set_params(prepare={"decimals": 0})
+    ws.dvc("repro")
+    dirty_run = versioning.log_model_run(ws, experiment="test-versioning", home=home)
+    tags = versioning.run_lineage(dirty_run)["tags"]
+    assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "params.yaml"
+
+    report = versioning.reproduce(dirty_run, home=home)
+    assert not report.matched
+    assert {"dirty-tree", "params-changed"} <= set(report.causes)
+    assert "params.yaml" in report.reasons[0] and "commit" in report.reasons[0]
+    assert any(not m.matched for m in report.metrics)
+    assert "NOT reproduced" in report.summary()
+    result = CliRunner().invoke(_cli(), [dirty_run, "--home", str(home)])
+    assert result.exit_code == 1 and "dirty-tree" in result.output
+
+    # the fix: the preprocessing change goes under version control, then a new run
+    ws.commit("Round measurements to whole centimetres")
+    fixed_run = versioning.log_model_run(ws, experiment="test-versioning", home=home)
+    assert versioning.run_lineage(fixed_run)["tags"]["git.dirty"] == "false"
+    fixed = versioning.reproduce(fixed_run, home=home)
+    assert fixed.matched, fixed.summary()
+    # the old clean run is still reproducible from its own commit
+    assert versioning.reproduce(clean_run, home=home).matched
+
+
+def test_unknown_or_unlineaged_run_is_a_clear_error(env) -> None:
+    import mlflow
+
+    home, _, _ = env
+    with pytest.raises(versioning.ReproductionError, match="No run with id 'deadbeef"):
+        versioning.reproduce("deadbeef" * 4, home=home)
+    result = CliRunner().invoke(_cli(), ["deadbeef" * 4, "--home", str(home)])
+    assert result.exit_code == 1 and "No run with id" in result.output
+    mlflow.set_experiment("test-versioning")
+    with mlflow.start_run() as plain:
+        mlflow.log_metric("accuracy", 0.5)
+    with pytest.raises(versioning.ReproductionError, match="no lineage"):
+        versioning.reproduce(plain.info.run_id, home=home)
