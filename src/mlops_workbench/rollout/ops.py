@@ -36,10 +36,14 @@ def registry_promoter(home: Path, model_name: str = "iris") -> Callable[[str, st
 
 
 def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_name: str = "iris",
-               say: Callable[[str], None] | None = None, tick: float = 0.25, seed: int = 0) -> Controller:
-    """A controller for the local runtime (starts stable, router and Prometheus if needed)."""
+               say: Callable[[str], None] | None = None, tick: float = 0.25, seed: int = 0,
+               canary_faults: Faults | None = None) -> Controller:
+    """A controller for the local runtime (starts stable, router and Prometheus if needed).
+
+    ``canary_faults`` are faults the canary starts with (a scenario option).
+    """
     home = home or settings.home()
-    backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed)
+    backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed, canary_faults=canary_faults)
     backend.up()
     return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name), tick=tick,
                       say=say)
@@ -47,9 +51,10 @@ def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_na
 
 def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",
           background: bool = False, say: Callable[[str], None] | None = None,
-          stable_version: str | None = None) -> st.RolloutState | threading.Thread:
+          stable_version: str | None = None,
+          canary_faults: Faults | None = None) -> st.RolloutState | threading.Thread:
     """Run a rollout of ``candidate``; with ``background=True`` returns the controller thread."""
-    ctl = controller(home, metrics, say=say)
+    ctl = controller(home, metrics, say=say, canary_faults=canary_faults)
     if not background:
         return ctl.start(policy, candidate, stable_version)
     thread = threading.Thread(target=ctl.start, args=(policy, candidate, stable_version), daemon=True,
@@ -125,8 +130,13 @@ def inject_fault(faults: Faults | dict[str, Any], home: Path | None = None) -> F
     """Apply faults to the running canary and log a ``fault`` event (the incident's onset)."""
     faults = faults if isinstance(faults, Faults) else Faults(**faults)
     state = st.load(home)
-    applied = LocalBackend(home).inject_fault(faults)
-    EventLog(home, rollout=state.id if state else None).emit("fault", **applied.model_dump())
+    backend = LocalBackend(home)
+    try:
+        totals = backend.traffic_totals()
+    except Exception:  # noqa: BLE001 - the counters are for the blast radius only
+        totals = None
+    applied = backend.inject_fault(faults)
+    EventLog(home, rollout=state.id if state else None).emit("fault", totals=totals, **applied.model_dump())
     return applied
 
 

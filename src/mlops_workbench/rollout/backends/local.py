@@ -29,12 +29,14 @@ class LocalBackend:
     """Stable + canary ``workbench serve`` processes behind ``workbench router`` (and Prometheus)."""
 
     def __init__(self, home: Path | None = None, model_name: str = "iris", seed: int = 0,
-                 metrics: MetricsMode = "auto", scrape_interval: str = "1s") -> None:
+                 metrics: MetricsMode = "auto", scrape_interval: str = "1s",
+                 canary_faults: Faults | None = None) -> None:
         self.home = home or settings.home()
         self.model_name = model_name
         self.seed = seed
         self.metrics_mode = metrics
         self.scrape_interval = scrape_interval
+        self.canary_faults = canary_faults  # scenario option: faults the canary starts with
         self._ports_file = rollout_dir(self.home) / "local.json"
 
     # --- setup -----------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ class LocalBackend:
 
         self.stop_canary()
         start_server(f"models:/{self.model_name}/{version}", port=self.ports()["canary"], name=CANARY,
-                     home=self.home, faults=faults, model_name=self.model_name)
+                     home=self.home, faults=faults or self.canary_faults, model_name=self.model_name)
         self.warm_up("canary")
 
     def warm_up(self, role: str, n: int = 20) -> None:

@@ -1,0 +1,161 @@
+"""``workbench rollout start|status|abort|promote|resume|fault|timeline|down``, ``workbench router``, ``workbench load``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
+                  no_args_is_help=True)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command("start")
+def start(
+    candidate: str = typer.Option(..., "--candidate", help="registry version of the model to roll out"),
+    policy: str = typer.Option("default", "--policy", help="policy YAML file, or a packaged profile: default, demo"),
+    metrics: str = typer.Option("auto", "--metrics", help="auto (Prometheus if installed), prometheus or direct"),
+) -> None:
+    """Deploy CANDIDATE as canary, walk the policy steps with analysis, then promote or roll back."""
+    from mlops_workbench.rollout import ops
+    from mlops_workbench.rollout import policy as pol
+    from mlops_workbench.rollout.controller import RolloutBusy
+
+    try:
+        spec = pol.load(policy)
+        state = ops.start(spec, candidate, metrics=metrics, say=console.print)  # type: ignore[arg-type]
+    except (pol.PolicyError, RolloutBusy, RuntimeError) as err:
+        _fail(str(err))
+        return
+    colour = "green" if state.phase == "Promoted" else "red"
+    console.print(f"[{colour}]{state.phase}[/{colour}]: {state.reason}")
+    raise typer.Exit(0 if state.phase == "Promoted" else 1)
+
+
+@app.command("resume")
+def resume(metrics: str = typer.Option("auto", "--metrics")) -> None:
+    """Continue a rollout whose controller was stopped (or abort it if its canary is gone)."""
+    from mlops_workbench.rollout import ops
+
+    state = ops.resume(metrics=metrics, say=console.print)  # type: ignore[arg-type]
+    console.print(f"{state.phase if state else 'no rollout'}: {state.reason if state else ''}")
+
+
+@app.command("status")
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Phase, step, weight and measurement counts of the current rollout."""
+    from mlops_workbench.rollout import ops
+
+    info = ops.status()
+    if as_json:
+        typer.echo(json.dumps(info, indent=1))
+        return
+    table = Table(title="rollout")
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command("abort")
+def abort(reason: str = typer.Option("aborted by operator", "--reason")) -> None:
+    """Roll back now: canary weight 0, canary stopped, aliases untouched."""
+    from mlops_workbench.rollout import ops
+
+    state = ops.abort(reason=reason)
+    console.print(f"{state.phase if state else 'no rollout'}")
+
+
+@app.command("promote")
+def promote(reason: str = typer.Option("promoted by operator", "--reason")) -> None:
+    """Promote the candidate now (operator override, still through the registry and its audit log)."""
+    from mlops_workbench.rollout import ops
+
+    state = ops.promote(reason=reason)
+    console.print(f"{state.phase if state else 'no rollout'}: {state.reason if state else ''}")
+
+
+@app.command("fault")
+def fault(
+    error_rate: float = typer.Option(0.0, "--error-rate"),
+    latency_ms: float = typer.Option(0.0, "--latency-ms"),
+    crash_after: Optional[int] = typer.Option(None, "--crash-after"),
+) -> None:
+    """Inject faults into the running canary (logged as the incident's onset)."""
+    from mlops_workbench.rollout import ops
+
+    applied = ops.inject_fault({"error_rate": error_rate, "latency_ms": latency_ms, "crash_after": crash_after})
+    console.print(f"canary faults: {applied.model_dump()}")
+
+
+@app.command("timeline")
+def timeline(out: Path = typer.Option(Path("rollout-timeline.png"), "--out")) -> None:
+    """Draw the last rollout's incident timeline and print time to detect/restore and blast radius."""
+    from mlops_workbench.rollout import events, timeline as tl
+
+    evs = events.read()
+    fig = tl.plot(evs)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    console.print(json.dumps(tl.incident(evs), indent=1))
+    console.print(f"timeline written to {out}")
+
+
+@app.command("down")
+def down() -> None:
+    """Stop every rollout process (canary, router, Prometheus, stable)."""
+    from mlops_workbench.rollout import ops
+
+    console.print(f"stopped: {', '.join(ops.down()) or 'nothing was running'}")
+
+
+def router(
+    stable: str = typer.Option(..., "--stable", help="URL of the stable model server"),
+    canary: Optional[str] = typer.Option(None, "--canary", help="URL of the canary model server"),
+    weight: float = typer.Option(0.0, "--weight", help="canary traffic share, 0-100"),
+    port: int = typer.Option(..., "--port"),
+    seed: int = typer.Option(0, "--seed", help="seed of the weighted choice"),
+) -> None:
+    """Weighted reverse proxy (stable/canary) with /admin/weights and Prometheus /metrics."""
+    from mlops_workbench.rollout.router import serve
+
+    if not 0 <= weight <= 100:
+        _fail(f"--weight must be from 0 to 100, got {weight:g}")
+    serve(stable, canary, weight, port, seed)
+
+
+def load(
+    url: str = typer.Option(..., "--url", help="router or server base URL"),
+    rps: float = typer.Option(20.0, "--rps"),
+    duration: float = typer.Option(10.0, "--duration", help="seconds"),
+    seed: int = typer.Option(0, "--seed"),
+    path: str = typer.Option("/predict", "--path"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write every outcome as JSONL"),
+) -> None:
+    """Open-loop seeded load of Iris-like requests; prints outcomes per upstream."""
+    from mlops_workbench.rollout.load import run
+
+    try:
+        result = run(url, rps, duration, seed, path)
+    except ValueError as err:
+        _fail(str(err))
+        return
+    table = Table(title=f"load {url}{path}: {rps:g} rps for {duration:g}s (seed {seed})")
+    for col in ("upstream", "requests", "errors", "error rate", "p50 ms", "p99 ms"):
+        table.add_column(col)
+    for name, s in result.summary().items():
+        table.add_row(name, str(s["requests"]), str(s["errors"]), f"{s['error_rate']:.2%}",
+                      f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}")
+    console.print(table)
+    if out:
+        out.write_text("".join(json.dumps(r) + "\n" for r in result.to_records()))
