@@ -42,5 +42,11 @@ from mlops_workbench.cli import ci as _ci, scaffold as _scaffold  # noqa: E402
 app.add_typer(_ci.app, name="ci")
 app.add_typer(_scaffold.app, name="scaffold")
 
+from mlops_workbench.cli import rollout as _rollout  # noqa: E402
+
+app.add_typer(_rollout.app, name="rollout")
+app.command("router")(_rollout.router)
+app.command("load")(_rollout.load)
+
 if __name__ == "__main__":
     app()
