@@ -16,7 +16,7 @@ from mlops_workbench.labs.grade import grade
 from mlops_workbench.labs.release import learner_notebook, render
 from mlops_workbench.labs.report import validate_report
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LABS = Lab.all()
