@@ -11,7 +11,6 @@ Run: ``python -m benchmarks grading [LAB]`` (default lab 00).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import papermill
 
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade
+from mlops_workbench.pipeline import snapshot_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,18 +51,8 @@ def grading_overhead(lab: Lab, repeats: int = 2) -> tuple[float, float]:
 def pipeline_times() -> tuple[float, float]:
     """Seconds of a cold ``workbench pipeline`` in a fresh copy, then of a no-op rerun."""
     with tempfile.TemporaryDirectory() as tmp:
+        env = snapshot_project(ROOT, Path(tmp) / "copy")
         dest = Path(tmp) / "copy"
-        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.split()
-        for name in files:
-            if (ROOT / name).is_file():
-                (dest / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, dest / name)
-        env = {**os.environ, "WORKBENCH_PROJECT": str(dest), "WORKBENCH_HOME": str(dest / ".workbench"),
-               "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.invalid",
-               "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.invalid"}
-        for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
-            subprocess.run(cmd, cwd=dest, env=env, check=True)
         workbench = str(Path(sys.executable).parent / "workbench")
         run = lambda: subprocess.run([workbench, "pipeline"], cwd=dest, env=env, capture_output=True, check=True)  # noqa: E731
         return _timed(run), _timed(run)

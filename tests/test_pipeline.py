@@ -15,6 +15,7 @@ from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade
 from mlops_workbench.labs.release import learner_notebook, render
 from mlops_workbench.labs.report import validate_report
+from mlops_workbench.pipeline import snapshot_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,17 +31,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 def clone(tmp_path_factory) -> tuple[Path, dict]:
     """A copy of the working tree as its own git repository, as a fresh clone would be."""
     dest = tmp_path_factory.mktemp("clone") / "mlops-workbench"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split("\n")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    env = {**os.environ, "WORKBENCH_PROJECT": str(dest), "WORKBENCH_HOME": str(dest / ".workbench"),
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
-        subprocess.run(cmd, cwd=dest, env=env, check=True)
+    env = snapshot_project(ROOT, dest)
     return dest, env
 
 

@@ -56,6 +56,25 @@ def write_dvc_yaml(labs: list[Lab], check: bool = False) -> bool:
     return True
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "workbench", "GIT_AUTHOR_EMAIL": "workbench@example.invalid",
+                "GIT_COMMITTER_NAME": "workbench", "GIT_COMMITTER_EMAIL": "workbench@example.invalid"}
+
+
+def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
+    """Copy the working tree of ``source`` (tracked and unignored files) into a new git repository at ``dest``,
+    as a fresh clone would be; returns the environment that points the workbench at the copy."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=source, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    for name in files:
+        if (source / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, dest / name)
+    env = {**os.environ, **GIT_IDENTITY, "WORKBENCH_PROJECT": str(dest), "WORKBENCH_HOME": str(dest / ".workbench")}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "snapshot"]):
+        subprocess.run(cmd, cwd=dest, env=env, check=True)
+    return env
+
+
 def run_pipeline(force: bool = False, console: Console | None = None) -> int:
     """Run ``dvc repro`` in the project and print one line per lab; returns the exit code."""
     console = console or Console()
