@@ -42,7 +42,7 @@ def test_judge_min_gain_and_non_regression():
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("registry-home")
-    tracking.up(port=procs.free_port(), home=home)
+    tracking.up(port=procs.free_port(), home=home, timeout=300)  # slow on a loaded 2-core machine
     yield home
     procs.stop_all(home)
 

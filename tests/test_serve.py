@@ -178,7 +178,7 @@ def test_reload_follows_the_alias_without_failed_requests(home):
 
     from mlops_workbench import tracking
 
-    tracking.up(port=procs.free_port(), home=home)
+    tracking.up(port=procs.free_port(), home=home, timeout=300)  # slow on a loaded 2-core machine
     train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
     mlflow.set_experiment("serve-tests")
     client = MlflowClient()

@@ -257,7 +257,7 @@ def start_server(
     faults: Faults | None = None,
     watch_interval: float | None = None,
     model_name: str = "iris",
-    timeout: float = 90.0,
+    timeout: float = 180.0,
 ) -> procs.Service:
     """Start ``workbench serve`` as the background service ``name`` and wait until /health answers.
 

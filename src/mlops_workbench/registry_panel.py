@@ -1,0 +1,149 @@
+"""A registry panel for notebooks: versions with metrics, aliases and lineage, promote/rollback buttons.
+
+The logic lives in plain functions (:func:`version_rows`, :func:`rows_html`,
+:func:`promote_action`, :func:`rollback_action`), tested without a browser;
+:func:`panel` only wires them to ipywidgets.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_workbench import registry
+
+LINEAGE_KEYS = ("git.commit", "data.md5", "params.hash")
+
+
+@dataclass
+class VersionRow:
+    """One line of the panel: a model version and what is known about it."""
+
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    created: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    lineage: dict[str, str] = field(default_factory=dict)
+    approved_by: str = ""
+    approved_for: str = ""
+    reason: str = ""
+    rolled_back: bool = False
+
+
+def version_rows(name: str = "iris", home: Path | None = None) -> list[VersionRow]:
+    """Every version of ``name``, newest first, with aliases, run metrics, lineage tags and last approval."""
+    from datetime import datetime, timezone
+
+    c = registry.client(home)
+    aliases = dict(c.get_registered_model(name).aliases) if registry.list_versions(name, home) else {}
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    rows = []
+    for mv in registry.list_versions(name, home):
+        run = c.get_run(mv.run_id) if mv.run_id else None
+        tags = dict(run.data.tags) if run else {}
+        metrics = {k: round(v, 4) for k, v in (run.data.metrics if run else {}).items()}
+        approval = _last_approval(mv.tags)
+        if not metrics and approval.get("gate"):
+            metrics = json.loads(approval["gate"]).get("candidate", {})
+        lineage = {k: tags[k] for k in LINEAGE_KEYS if tags.get(k)}
+        if "git.commit" not in lineage and tags.get("mlflow.source.git.commit"):
+            lineage["git.commit"] = tags["mlflow.source.git.commit"]
+        rows.append(VersionRow(
+            version=str(mv.version),
+            aliases=sorted(by_version.get(str(mv.version), [])),
+            run_id=mv.run_id,
+            created=datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            metrics=metrics,
+            lineage=lineage,
+            approved_by=approval.get("approver", ""),
+            approved_for=approval.get("alias", ""),
+            reason=approval.get("reason", ""),
+            rolled_back="rolled_back.at" in mv.tags,
+        ))
+    return rows
+
+
+def _last_approval(tags: dict[str, str]) -> dict[str, str]:
+    """The most recent ``approval.<alias>.*`` record in a version's tags (empty if never approved)."""
+    best: dict[str, str] = {}
+    for alias in registry.ALIASES:
+        at = tags.get(f"approval.{alias}.at")
+        if at and at > best.get("at", ""):
+            best = {"alias": alias, "at": at, **{k: tags.get(f"approval.{alias}.{k}", "") for k in ("approver", "reason", "gate")}}
+    return best
+
+
+def rows_html(rows: list[VersionRow]) -> str:
+    """The rows as an HTML table (aliases in bold, rolled-back versions struck through)."""
+    head = ["version", "aliases", "metrics", "lineage", "last approval", "created", "run"]
+    lines = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        version = f"<s>{r.version}</s>" if r.rolled_back else r.version
+        cells = [
+            version,
+            "<b>" + html.escape(", ".join(r.aliases)) + "</b>",
+            html.escape(", ".join(f"{k}={v}" for k, v in sorted(r.metrics.items()))),
+            html.escape(", ".join(f"{k}={v[:8]}" for k, v in r.lineage.items())),
+            html.escape(f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else ""),
+            r.created,
+            html.escape((r.run_id or "")[:8]),
+        ]
+        lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "\n".join(lines + ["</table>"])
+
+
+def promote_action(name: str, version: str | int, alias: str, approver: str, reason: str,
+                   home: Path | None = None) -> tuple[bool, str]:
+    """Promote and describe the outcome for the panel: (True, message) or (False, why it was refused)."""
+    try:
+        gate = registry.quality_gate(name, version, home=home) if alias == "production" else None
+        mv = registry.promote(name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home)
+    except registry.RegistryError as exc:
+        return False, str(exc)
+    extra = f" ({gate.summary()})" if gate else ""
+    return True, f"{name} v{mv.version} is now '{alias}'{extra}."
+
+
+def rollback_action(name: str, approver: str, reason: str, home: Path | None = None) -> tuple[bool, str]:
+    """Roll back and describe the outcome for the panel."""
+    try:
+        mv = registry.rollback(name, home=home, approver=approver, reason=reason)
+    except registry.RegistryError as exc:
+        return False, str(exc)
+    return True, f"{name} production rolled back to v{mv.version}."
+
+
+def panel(name: str = "iris", home: Path | None = None) -> Any:
+    """The ipywidgets panel: table, version picker, approver/reason fields, promote and rollback buttons."""
+    import ipywidgets as w
+
+    table, status = w.HTML(), w.HTML()
+    version = w.Dropdown(description="version")
+    alias = w.Dropdown(options=list(registry.ALIASES), value="staging", description="alias")
+    approver = w.Text(description="approver", value=registry._who())
+    reason = w.Text(description="reason", placeholder="why this change")
+    buttons = [w.Button(description=d, button_style=s) for d, s in
+               (("Promote", "success"), ("Rollback", "danger"), ("Refresh", ""))]
+
+    def refresh(*_: Any) -> None:
+        rows = version_rows(name, home)
+        table.value = rows_html(rows)
+        version.options = [r.version for r in rows]
+
+    def report(outcome: tuple[bool, str]) -> None:
+        ok, message = outcome
+        status.value = f"<span style='color:{'green' if ok else 'crimson'}'>{html.escape(message)}</span>"
+        refresh()
+
+    buttons[0].on_click(lambda _: report(promote_action(name, version.value, alias.value, approver.value,
+                                                        reason.value, home)))
+    buttons[1].on_click(lambda _: report(rollback_action(name, approver.value, reason.value or "rollback", home)))
+    buttons[2].on_click(refresh)
+    refresh()
+    return w.VBox([table, w.HBox([version, alias]), w.HBox([approver, reason]), w.HBox(buttons), status])
