@@ -266,3 +266,23 @@ def test_incident_metrics_from_the_event_log(tmp_path) -> None:
     assert inc["blast_radius"]["total_requests"] == 150
     fig = timeline.plot(events.read(tmp_path))
     assert len(fig.axes) == 3 and "abort" in fig.axes[0].get_title()
+
+
+def test_dashboard_logic_without_widgets(tmp_path) -> None:
+    from mlops_workbench.rollout import dashboard
+
+    log = events.EventLog(tmp_path, rollout="r9")
+    log.emit("weight", canary=20)
+    log.emit("measurement", metric="error-rate", kind="errorRate", phase="failed", value=0.3, baseline=0.0,
+             threshold=0.02, message="too many errors")
+    log.emit("decision", decision="abort", reason="error-rate failed")
+    summary = dashboard.summarize(events.read(tmp_path))
+    assert summary["weight"] == 20 and summary["metrics"]["error-rate"]["phase"] == "failed"
+    page = dashboard.table_html(summary)
+    assert "30.00%" in page and "failed" in page and "abort: error-rate failed" in page
+    assert dashboard.fault_spec("added latency (ms)", 250).latency_ms == 250
+    assert dashboard.fault_spec("crash_after", 5).crash_after == 5
+    with pytest.raises(ValueError, match="unknown fault"):
+        dashboard.fault_spec("meteor", 1)
+    board = dashboard.Dashboard(tmp_path)
+    assert board.refresh()["weight"] == 20 and board.weight.value == 20

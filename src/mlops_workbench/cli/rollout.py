@@ -25,6 +25,7 @@ def start(
     candidate: str = typer.Option(..., "--candidate", help="registry version of the model to roll out"),
     policy: str = typer.Option("default", "--policy", help="policy YAML file, or a packaged profile: default, demo"),
     metrics: str = typer.Option("auto", "--metrics", help="auto (Prometheus if installed), prometheus or direct"),
+    model: str = typer.Option("iris", "--model", help="registered model name (stable serves its production alias)"),
 ) -> None:
     """Deploy CANDIDATE as canary, walk the policy steps with analysis, then promote or roll back."""
     from mlops_workbench.rollout import ops
@@ -33,7 +34,7 @@ def start(
 
     try:
         spec = pol.load(policy)
-        state = ops.start(spec, candidate, metrics=metrics, say=console.print)  # type: ignore[arg-type]
+        state = ops.start(spec, candidate, metrics=metrics, model_name=model, say=console.print)  # type: ignore[arg-type]
     except (pol.PolicyError, RolloutBusy, RuntimeError) as err:
         _fail(str(err))
         return

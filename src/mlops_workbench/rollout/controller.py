@@ -52,6 +52,7 @@ class Controller:
             self._abort("superseded by a new rollout while nobody was driving it", st.ABORTED)
         st.take_request(self.home)  # a stale request must not hit the new rollout
         state = st.RolloutState.new(candidate, policy.model_dump(by_alias=True), stable_version)
+        state.model_name = getattr(self.backend, "model_name", state.model_name)
         self._own(state)
         self.log.emit("start", candidate=str(candidate), stable=stable_version, policy=policy.name,
                       steps=state.policy["steps"], bound_s=policy.detection_bound())

@@ -50,11 +50,12 @@ def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_na
 
 
 def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",
+          model_name: str = "iris",
           background: bool = False, say: Callable[[str], None] | None = None,
           stable_version: str | None = None,
           canary_faults: Faults | None = None) -> st.RolloutState | threading.Thread:
     """Run a rollout of ``candidate``; with ``background=True`` returns the controller thread."""
-    ctl = controller(home, metrics, say=say, canary_faults=canary_faults)
+    ctl = controller(home, metrics, model_name=model_name, say=say, canary_faults=canary_faults)
     if not background:
         return ctl.start(policy, candidate, stable_version)
     thread = threading.Thread(target=ctl.start, args=(policy, candidate, stable_version), daemon=True,
@@ -77,15 +78,33 @@ def wait(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) ->
     return st.load(home)
 
 
+def wait_for_traffic(home: Path | None = None, timeout: float = 120.0) -> st.RolloutState:
+    """Block until the current rollout sends traffic to its canary (weight > 0); raises if it never does."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = st.load(home)
+        if state is not None and state.weight > 0 and not state.done:
+            return state
+        if state is not None and state.done and state.finished and state.finished > time.time() - 5:
+            raise RuntimeError(f"rollout {state.id} ended ({state.phase}: {state.reason}) before taking traffic")
+        time.sleep(0.2)
+    raise TimeoutError(f"no canary traffic within {timeout:.0f}s: see `workbench rollout status`")
+
+
 def resume(home: Path | None = None, metrics: MetricsMode = "auto",
            say: Callable[[str], None] | None = None) -> st.RolloutState | None:
-    return controller(home, metrics, say=say).resume()
+    """Restart the controller of an interrupted rollout (continues it, or aborts if the canary is gone)."""
+    state = st.load(home)
+    model_name = state.model_name if state else "iris"
+    return controller(home, metrics, model_name=model_name, say=say).resume()
 
 
 def _offline(home: Path | None) -> Controller:
     home = home or settings.home()
-    backend = LocalBackend(home)
-    return Controller(backend, backend.metrics_source(), home, registry_promoter(home))
+    state = st.load(home)
+    model_name = state.model_name if state else "iris"
+    backend = LocalBackend(home, model_name=model_name)
+    return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name))
 
 
 def abort(home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0) -> st.RolloutState | None:

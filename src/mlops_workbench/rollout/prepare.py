@@ -3,7 +3,7 @@
 :func:`ensure_versions` registers, once per state folder, three versions of the
 model, each tagged ``workbench.rollout.role``: ``stable`` (a strongly regularised
 logistic regression, made ``production``), ``candidate`` (a healthy, better one that passes
-the registry's quality gate) and ``bad`` (trained
+the registry's quality gate), ``next`` (another healthy release, for the fault drill) and ``bad`` (trained
 on labels where every versicolor was relabelled virginica: it answers 200 but its
 predictions are skewed: the "bad model" fault). Reruns reuse what exists.
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 from mlops_workbench import settings, tracking
 
 ROLE_TAG = "workbench.rollout.role"
-ROLES = ("stable", "candidate", "bad")
+ROLES = ("stable", "candidate", "next", "bad")
+LAB_MODEL = "iris-canary"  # lab 04 uses its own registered model, so earlier labs' versions never interfere
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Versions:
 
     stable: str
     candidate: str
+    next: str
     bad: str
 
 
@@ -37,7 +39,7 @@ def _train(role: str):
     if role == "bad":
         df = df.copy()
         df.loc[df[LABEL] == "versicolor", LABEL] = "virginica"
-    strength = 0.5 if role == "stable" else 1.0  # the candidate beats stable on the quality gate
+    strength = {"stable": 0.5, "next": 2.0}.get(role, 1.0)  # the candidate beats stable on the quality gate
     return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42}))
 
 
@@ -50,7 +52,11 @@ def _register(role: str, model_name: str):
         mlflow.set_tag(ROLE_TAG, role)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.sklearn.log_model(_train(role), name="model", registered_model_name=model_name)
+            import sklearn
+
+            info = mlflow.sklearn.log_model(  # explicit requirements: no slow dependency inference
+                _train(role), name="model", registered_model_name=model_name,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
     version = str(info.registered_model_version)
     MlflowClient().set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
@@ -62,7 +68,7 @@ def ensure_versions(home: Path | None = None, model_name: str = "iris") -> Versi
     from mlflow.exceptions import MlflowException
 
     home = home or settings.home()
-    tracking.up(home=home)
+    tracking.up(home=home, timeout=300)  # generous: a busy machine can take minutes to start mlflow
     client = MlflowClient()
     found: dict[str, str] = {}
     try:

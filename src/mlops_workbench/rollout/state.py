@@ -30,6 +30,7 @@ class RolloutState:
     candidate: str
     policy: dict[str, Any]
     stable_version: str | None = None
+    model_name: str = "iris"
     phase: str = PROGRESSING
     step: int = 0
     step_started: float = 0.0

@@ -1,0 +1,142 @@
+"""A live ipywidgets dashboard for a rollout: weights, per-version metrics, fault buttons.
+
+All logic is in plain functions (:func:`summarize`, :func:`table_html`,
+:func:`fault_spec`) tested without a browser; :class:`Dashboard` only wires them
+to widgets and refreshes them from a background thread.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from pathlib import Path
+from typing import Any
+
+from mlops_workbench.faults import Faults
+from mlops_workbench.rollout import events as ev, state as st
+
+FAULT_KINDS = {"error rate (fraction)": "error_rate", "added latency (ms)": "latency_ms",
+               "crash after N requests": "crash_after"}
+
+
+def summarize(events: list[dict[str, Any]], state: st.RolloutState | None = None) -> dict[str, Any]:
+    """What the dashboard shows, from the event log (and the saved state): weight, phase, latest values."""
+    rid = state.id if state else ev.last_rollout(events)
+    evs = [e for e in events if e.get("rollout") == rid]
+    out: dict[str, Any] = {"rollout": rid, "phase": state.phase if state else "none", "weight": 0.0,
+                           "candidate": state.candidate if state else None, "decision": None, "metrics": {},
+                           "faults": None}
+    for e in evs:
+        if e["type"] == "weight":
+            out["weight"] = float(e["canary"])
+        elif e["type"] == "measurement":
+            out["metrics"][e["metric"]] = {"phase": e["phase"], "canary": e.get("value"),
+                                           "stable": e.get("baseline"), "threshold": e.get("threshold"),
+                                           "kind": e.get("kind"), "message": e.get("message", "")}
+        elif e["type"] == "decision":
+            out["decision"] = f"{e['decision']}: {e['reason']}"
+        elif e["type"] == "fault":
+            out["faults"] = {k: e.get(k) for k in ("error_rate", "latency_ms", "crash_after")}
+    return out
+
+
+def _fmt(kind: str | None, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if kind == "errorRate":
+        return f"{value:.2%}"
+    if kind == "latencyP99":
+        return f"{value * 1000:.1f} ms"
+    return f"{value:.3f}"
+
+
+def table_html(summary: dict[str, Any]) -> str:
+    """An HTML table of the latest measurement per metric (canary, stable, threshold, verdict)."""
+    colours = {"successful": "#2e7d32", "failed": "#c62828", "inconclusive": "#f9a825", "error": "#6a1b9a"}
+    rows = []
+    for name, m in summary["metrics"].items():
+        colour = colours.get(m["phase"], "#444")
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{_fmt(m['kind'], m['canary'])}</td>"
+                    f"<td>{_fmt(m['kind'], m['stable'])}</td><td>{_fmt(m['kind'], m['threshold'])}</td>"
+                    f"<td style='color:{colour}'><b>{m['phase']}</b></td></tr>")
+    head = ("<tr><th>metric</th><th>canary</th><th>stable</th><th>threshold</th><th>verdict</th></tr>")
+    status = (f"<p><b>{html.escape(str(summary['phase']))}</b> - candidate {summary['candidate']}, "
+              f"canary weight {summary['weight']:g}%"
+              + (f"<br>decision: {html.escape(summary['decision'])}" if summary["decision"] else "") + "</p>")
+    return status + f"<table>{head}{''.join(rows) or '<tr><td colspan=5>no measurement yet</td></tr>'}</table>"
+
+
+def fault_spec(kind: str, value: float) -> Faults:
+    """The :class:`Faults` for one dashboard choice (``error_rate``/``latency_ms``/``crash_after``)."""
+    kind = FAULT_KINDS.get(kind, kind)
+    if kind == "error_rate":
+        return Faults(error_rate=float(value))
+    if kind == "latency_ms":
+        return Faults(latency_ms=float(value))
+    if kind == "crash_after":
+        return Faults(crash_after=int(value))
+    raise ValueError(f"unknown fault '{kind}': choose one of {', '.join(FAULT_KINDS.values())}")
+
+
+class Dashboard:
+    """Live view of the rollout in ``home`` with fault-injection and abort buttons."""
+
+    def __init__(self, home: Path | None = None, refresh_s: float = 1.0) -> None:
+        import ipywidgets as w
+
+        self.home, self.refresh_s = home, refresh_s
+        self.weight = w.FloatProgress(min=0, max=100, description="canary %")
+        self.table = w.HTML()
+        self.kind = w.Dropdown(options=list(FAULT_KINDS), description="fault")
+        self.value = w.FloatText(value=0.3, description="value")
+        self.inject = w.Button(description="Inject into canary", button_style="warning")
+        self.abort = w.Button(description="Abort rollout", button_style="danger")
+        self.note = w.HTML()
+        self.inject.on_click(lambda _: self._do(self._inject))
+        self.abort.on_click(lambda _: self._do(self._abort))
+        self.widget = w.VBox([self.weight, self.table, w.HBox([self.kind, self.value, self.inject]), self.abort,
+                              self.note])
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _do(self, action: Any) -> None:
+        try:
+            self.note.value = html.escape(action())
+        except Exception as err:  # noqa: BLE001 - show the problem in the dashboard, never crash the kernel
+            self.note.value = f"<span style='color:#c62828'>{html.escape(str(err))}</span>"
+
+    def _inject(self) -> str:
+        from mlops_workbench.rollout import ops
+
+        applied = ops.inject_fault(fault_spec(self.kind.value, self.value.value), self.home)
+        return f"injected {applied.model_dump(exclude_defaults=True)}"
+
+    def _abort(self) -> str:
+        from mlops_workbench.rollout import ops
+
+        state = ops.abort(self.home, reason="aborted from the dashboard")
+        return f"rollout {state.phase if state else 'none'}"
+
+    def refresh(self) -> dict[str, Any]:
+        summary = summarize(ev.read(self.home), st.load(self.home))
+        self.weight.value = summary["weight"]
+        self.table.value = table_html(summary)
+        return summary
+
+    def start(self) -> Dashboard:
+        """Refresh in the background until :meth:`stop` (across successive rollouts)."""
+        def loop() -> None:
+            while not self._stop.wait(self.refresh_s):
+                try:
+                    self.refresh()
+                except Exception:  # noqa: BLE001 - a torn read is retried on the next tick
+                    pass
+        self.refresh()
+        self._thread = threading.Thread(target=loop, daemon=True, name="workbench-dashboard")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)

@@ -1,0 +1,171 @@
+"""Canary rollouts end to end: real mlflow, real `workbench serve` processes, router, Prometheus, load.
+
+One module-scoped environment (tracking server, three registered versions, stable
+server, router, Prometheus); each test deploys its own canary through the
+controller and checks that the rollout ends safe. The healthy promotion runs last
+because it moves the production alias.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from mlops_workbench import procs, tracking
+from mlops_workbench.faults import Faults
+from mlops_workbench.rollout import events, ops, prepare, state as st, timeline
+from mlops_workbench.rollout.backends.local import CANARY, LocalBackend
+from mlops_workbench.rollout.controller import Controller
+from mlops_workbench.rollout.load import BackgroundLoad
+from mlops_workbench.rollout.metrics import PrometheusSource
+from mlops_workbench.rollout.policy import builtin
+
+pytestmark = pytest.mark.slow
+DEMO = builtin("demo")
+SLACK = 6.0  # seconds on top of the policy's bound for process and scrape lag on a busy machine
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("rollout-home")
+    try:
+        versions = prepare.ensure_versions(home)
+        LocalBackend(home).up()
+        yield home, versions
+    finally:
+        ops.down(home)
+        tracking.down(home)
+        procs.stop_all(home)
+    assert not procs.running(home)
+
+
+def production(home) -> str:
+    from mlflow import MlflowClient
+
+    return str(MlflowClient().get_model_version_by_alias("iris", "production").version)
+
+
+def rollout(home, candidate, faults=None, rps=40.0, source=None, metrics="auto", seed=0):
+    backend = LocalBackend(home, canary_faults=faults, metrics=metrics)
+    ctl = Controller(backend, source or backend.metrics_source(), home, ops.registry_promoter(home), tick=0.2)
+    with BackgroundLoad(backend.router_url, rps, seed=seed) as bg:
+        state = ctl.start(DEMO, candidate)
+    return state, backend, bg.result
+
+
+def assert_rolled_back(home, state, backend, stable) -> dict:
+    assert state.phase in ("Aborted", "Inconclusive"), state.reason
+    assert backend.weight() == 0 and not backend.canary_alive()
+    assert production(home) == stable, "a rollback must leave the production alias untouched"
+    evs = events.read(home, rollout=state.id)
+    assert not any(e["type"] == "decision" and e["decision"] == "promote" for e in evs)
+    return timeline.incident(evs)
+
+
+def test_error_fault_rolls_back_within_the_bound(env) -> None:
+    home, v = env
+    stable = production(home)
+    state, backend, result = rollout(home, v.candidate, Faults(error_rate=0.3, seed=1))
+    inc = assert_rolled_back(home, state, backend, stable)
+    assert state.phase == "Aborted" and "error-rate" in state.reason
+    assert inc["time_to_detect_s"] <= DEMO.detection_bound() + SLACK, inc
+    assert inc["blast_radius"]["canary_errors"] > 0
+    assert result.summary()["canary"]["errors"] > 0  # the clients did see the incident
+
+
+def test_latency_fault_rolls_back_on_relative_p99_direct_scrape(env) -> None:
+    home, v = env
+    stable = production(home)
+    state, backend, _ = rollout(home, v.candidate, Faults(latency_ms=300), metrics="direct")
+    assert_rolled_back(home, state, backend, stable)
+    assert state.phase == "Aborted" and "latency-p99" in state.reason
+    failed = [e for e in events.read(home, rollout=state.id)
+              if e["type"] == "measurement" and e["phase"] == "failed" and e["metric"] == "latency-p99"]
+    assert failed and failed[0]["source"] == "direct" and failed[0]["value"] > failed[0]["baseline"] * 1.5
+
+
+def test_bad_model_is_caught_by_the_distribution_check(env) -> None:
+    home, v = env
+    stable = production(home)
+    state, backend, result = rollout(home, v.bad)
+    assert_rolled_back(home, state, backend, stable)
+    assert state.phase == "Aborted" and "prediction-shift" in state.reason
+    assert result.summary()["all"]["errors"] == 0  # it never errs: only its predictions are wrong
+
+
+def test_low_traffic_canary_is_inconclusive_not_failed(env) -> None:
+    home, v = env
+    stable = production(home)
+    state, backend, _ = rollout(home, v.candidate, rps=2)
+    assert_rolled_back(home, state, backend, stable)
+    assert state.phase == "Inconclusive"
+    assert "failed" not in {p for phases in state.phases.values() for p in phases}
+
+
+def test_canary_crash_fails_over_and_rolls_back(env) -> None:
+    home, v = env
+    stable = production(home)
+    state, backend, result = rollout(home, v.candidate, Faults(crash_after=40))
+    assert_rolled_back(home, state, backend, stable)
+    assert state.phase == "Aborted" and "canary process is down" in state.reason
+    summary = result.summary()
+    assert summary["all"]["errors"] <= 3, summary  # failover to stable: clients barely notice
+
+
+def test_prometheus_unreachable_is_inconclusive_never_promote(env) -> None:
+    home, v = env
+    stable = production(home)
+    dead = PrometheusSource(f"http://127.0.0.1:{procs.free_port()}")
+    state, backend, _ = rollout(home, v.candidate, source=dead)
+    assert_rolled_back(home, state, backend, stable)
+    assert state.phase == "Inconclusive" and "consecutiveErrorLimit" in state.reason
+    measured = [e for e in events.read(home, rollout=state.id) if e["type"] == "measurement"]
+    assert measured and all(e["phase"] == "error" for e in measured)
+
+
+def test_controller_killed_mid_rollout_ends_safe(env) -> None:
+    home, v = env
+    stable = production(home)
+    backend = LocalBackend(home)
+    environ = {**os.environ, "WORKBENCH_HOME": str(home), "MLFLOW_TRACKING_URI": tracking.url(home)}
+    cmd = [sys.executable, "-m", "mlops_workbench.cli.main", "rollout", "start", "--candidate", v.candidate,
+           "--policy", "demo"]
+    with BackgroundLoad(backend.router_url, 40, seed=7):
+        proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                s = st.load(home)
+                if s and s.candidate == v.candidate and not s.done and s.weight > 0:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail("the controller never set a canary weight")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert backend.weight() > 0  # traffic still on the canary, and nobody is driving
+        procs.stop(CANARY, home)  # ... and the canary dies too: a half-dead canary
+        state = ops.resume(home)
+    assert state is not None and state.phase == "Aborted" and "controller restarted" in state.reason
+    assert backend.weight() == 0 and not backend.canary_alive() and production(home) == stable
+
+
+def test_healthy_candidate_is_promoted_with_an_audit_record(env) -> None:
+    home, v = env
+    state, backend, result = rollout(home, v.candidate, seed=3)
+    assert state.phase == "Promoted", state.reason
+    assert production(home) == v.candidate
+    assert httpx.get(backend.url("stable") + "/version", timeout=5).json()["version"] == v.candidate
+    assert backend.weight() == 0 and not backend.canary_alive()
+    audit = (home / "audit" / "registry.jsonl").read_text()
+    assert '"approver": "rollout-controller"' in audit and "canary rollout" in audit
+    assert result.summary()["all"]["errors"] == 0
