@@ -69,6 +69,8 @@ def test_learner_variant_omits_tests_and_workflow_steps(tmp_path):
     report = validate(project / scaffold.WORKFLOW, require=REQUIREMENTS)
     assert {"push-trigger", "install-step", "test-step", "build-step"} <= report.rules() and not report.ok
     assert "TODO" in (project / scaffold.WORKFLOW).read_text()
+    lint = docker.lint(project / "Dockerfile")  # the learner variant ships a Dockerfile to fix
+    assert not lint.ok and {"DL3007", "DL3042", "DL3025"} <= lint.rules()
 
 
 def test_scaffold_refuses_a_non_empty_folder(tmp_path):
@@ -99,3 +101,10 @@ def test_planted_bugs_turn_the_shipped_tests_red(tmp_path, bug, tests):
     scaffold.break_model(tmp_path, bug)
     result = pytest_in(tmp_path, tests)
     assert result.returncode == 1 and "failed" in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_tests_catch_reports_which_bugs_the_tests_notice(full):
+    assert scaffold.tests_catch(full, "data-wrong-labels", "tests/test_data.py")
+    assert not scaffold.tests_catch(full, "train-shuffled", "tests/test_data.py")  # data tests do not train
+    assert (full / scaffold.MODEL_FILE).read_text() == scaffold.template_text(scaffold.MODEL_FILE)

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.resources
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +26,8 @@ WORKFLOW = ".github/workflows/ci.yml"
 RENAMES = {"_github": ".github", "_dockerignore": ".dockerignore", "_gitignore": ".gitignore"}
 PINNED = ("numpy", "scikit-learn", "joblib", "fastapi", "pydantic", "uvicorn", "httpx", "pytest")
 MODEL_FILE = "iris_model/model.py"
+#: Template files that replace a project file in the learner variant: a workflow skeleton, a Dockerfile to fix.
+LEARNER_VARIANTS = {".github/workflows/ci.learner.yml": WORKFLOW, "Dockerfile.learner": "Dockerfile"}
 
 #: Known bugs for :func:`break_model`: (what it breaks, original line, broken line) in iris_model/model.py.
 BUGS: dict[str, tuple[str, str, str]] = {
@@ -66,7 +72,8 @@ def scaffold_ci_project(dest: Path | str, learner: bool = False, force: bool = F
 
     ``learner`` omits the learner-written parts: ``tests/test_data.py``,
     ``tests/test_predict.py`` and the workflow's trigger and steps (a skeleton
-    with TODOs instead). ``force`` overwrites files of an earlier scaffold.
+    with TODOs instead), and ships a Dockerfile that hadolint complains about.
+    ``force`` overwrites files of an earlier scaffold.
     """
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()) and not force:
@@ -75,13 +82,11 @@ def scaffold_ci_project(dest: Path | str, learner: bool = False, force: bool = F
     for rel, content in _files():
         if rel == "requirements.txt.tmpl":
             rel, content = "requirements.txt", requirements_text().encode()
-        elif rel.endswith("ci.learner.yml"):
+        elif rel in LEARNER_VARIANTS:
             if not learner:
                 continue
-            rel = WORKFLOW
-        elif learner and rel in LEARNER_FILES:
-            continue
-        elif rel == WORKFLOW and learner:
+            rel = LEARNER_VARIANTS[rel]
+        elif learner and (rel in LEARNER_FILES or rel in LEARNER_VARIANTS.values()):
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -116,3 +121,19 @@ def restore_model(project: Path | str) -> Path:
     path = Path(project) / MODEL_FILE
     path.write_text(template_text(MODEL_FILE))
     return path
+
+
+def run_tests(project: Path | str, *paths: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m pytest [paths]`` in ``project`` with this Python, output captured."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", *paths]
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=timeout)
+
+
+def tests_catch(project: Path | str, bug: str, *paths: str, timeout: float = 300) -> bool:
+    """Whether the project's tests ``paths`` fail once ``bug`` is planted (in a scratch copy; the project is untouched)."""
+    with tempfile.TemporaryDirectory(prefix="workbench-mutant-") as tmp:
+        copy = Path(tmp) / "project"
+        shutil.copytree(project, copy, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "models", ".git"))
+        restore_model(copy)
+        break_model(copy, bug)
+        return run_tests(copy, *paths, timeout=timeout).returncode != 0
