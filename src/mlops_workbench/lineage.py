@@ -87,12 +87,15 @@ def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
 
 
 def tracking_uri(home: Path | None = None) -> str:
-    """The tracking server to talk to: ``MLFLOW_TRACKING_URI`` or the running server of ``home``."""
+    """The tracking server to talk to: the running server of ``home`` when given, else
+    ``MLFLOW_TRACKING_URI``, else the running server of the default state folder."""
+    from mlops_workbench import procs, tracking
+
+    if home is not None and procs.get(tracking.SERVICE, home):
+        return tracking.url(home)
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    from mlops_workbench import tracking
-
     return tracking.url(home)
 
 

@@ -20,7 +20,7 @@ SERVICE = "mlflow"
 DEFAULT_PORT = 5000
 
 
-def up(port: int | None = None, home: Path | None = None, timeout: float = 90.0) -> str:
+def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0) -> str:
     """Start the tracking server (or reuse the running one) and return its URL.
 
     Also points this process's MLflow client at it (``MLFLOW_TRACKING_URI``).
@@ -41,7 +41,9 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 90.0)
             "--port", str(port),
             "--workers", "1",
         ]
-        running = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, home=home)
+        # no GenAI job runner: one process less to start on a small (or busy) machine
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        running = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
     os.environ["MLFLOW_TRACKING_URI"] = running.url
     return running.url
 
