@@ -108,3 +108,21 @@ def test_tests_catch_reports_which_bugs_the_tests_notice(full):
     assert scaffold.tests_catch(full, "data-wrong-labels", "tests/test_data.py")
     assert not scaffold.tests_catch(full, "train-shuffled", "tests/test_data.py")  # data tests do not train
     assert (full / scaffold.MODEL_FILE).read_text() == scaffold.template_text(scaffold.MODEL_FILE)
+
+
+@pytest.mark.slow
+def test_full_workflow_runs_green_locally(full, monkeypatch):
+    """The scaffold's own workflow, run step by step: install, pytest, train pass; Docker parts skipped with reasons."""
+    from mlops_workbench.ci.runner import run_workflow
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    docker.engine.cache_clear()
+    try:
+        run = run_workflow(full / scaffold.WORKFLOW, quiet=True)
+    finally:
+        docker.engine.cache_clear()
+    statuses = {s.name: s.status for s in run.steps}
+    assert run.ok, [(s.name, s.status, s.reason, s.output[-500:]) for s in run.steps]
+    assert statuses["Install dependencies"] == statuses["Run the tests"] == statuses["Train the model"] == "passed"
+    assert statuses["Lint the Dockerfile"] == statuses["Build the image"] == "skipped"
+    assert (full / "metrics.json").is_file() and (full / "models" / "model.joblib").is_file()
