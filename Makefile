@@ -12,7 +12,7 @@ setup: $(STAMP)
 # uv installs the pinned stack in seconds; plain pip is the fallback.
 $(STAMP): pyproject.toml requirements.lock
 	@if command -v uv >/dev/null 2>&1; then \
-		uv venv -q --allow-existing -p 3.11 $(VENV) && \
+		uv venv -q --seed --allow-existing -p 3.11 $(VENV) && \
 		uv pip install -q -p $(PY) -r requirements.lock -e . ; \
 	else \
 		echo "uv not found: installing with pip (slower)"; \
