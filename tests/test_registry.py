@@ -188,3 +188,28 @@ def test_tracking_server_down_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(RegistryError, match="not reachable.*tracking.up"):
         registry.promote("iris", 1, "staging", approver="a", reason="r", home=tmp_path)
     assert not audit.log_path(home=tmp_path).exists()
+
+
+def test_registry_panel_rows_and_actions(home, runs):
+    from mlops_workbench import registry_panel as rp
+
+    registry.register(runs["good"], "panel", home=home)
+    registry.register(runs["also_good"], "panel", home=home)
+    ok, message = rp.promote_action("panel", 2, "production", "carol", "skip staging", home=home)
+    assert not ok and "never approved into staging" in message
+    assert rp.rollback_action("panel", "carol", "nothing to undo", home=home)[0] is False
+    for v in (1, 2):
+        assert rp.promote_action("panel", v, "staging", "carol", "candidate", home=home)[0]
+        ok, message = rp.promote_action("panel", v, "production", "carol", f"ship v{v}", home=home)
+        assert ok and "gate PASSED" in message, message
+    rows = rp.version_rows("panel", home=home)
+    assert [(r.version, r.aliases, r.approved_by, r.reason) for r in rows] == [
+        ("2", ["production"], "carol", "ship v2"), ("1", ["previous"], "carol", "ship v1")]
+    assert rows[0].metrics["accuracy"] == 1.0 and rows[0].run_id == runs["also_good"]
+    assert rp.rollback_action("panel", "dave", "bad canary", home=home) == (True, "panel production rolled back to v1.")
+    rows = rp.version_rows("panel", home=home)
+    assert rows[0].rolled_back and rows[1].aliases == ["production"]
+    table = rp.rows_html(rows)
+    assert "<s>2</s>" in table and "<b>production</b>" in table
+    widget = rp.panel("panel", home=home)
+    assert "ship v1" in widget.children[0].value and list(widget.children[1].children[0].options) == ["2", "1"]

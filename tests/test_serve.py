@@ -219,3 +219,15 @@ def test_reload_follows_the_alias_without_failed_requests(home):
     assert seen == {"1", "2"}
     metrics = httpx.get(service.url + "/metrics").text
     assert 'workbench_model_requests_total{status="200",version="2"}' in metrics
+
+
+def test_cli_serve_is_registered_and_rejects_a_missing_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from mlops_workbench.cli.main import app
+
+    runner = CliRunner()
+    help_text = runner.invoke(app, ["serve", "--help"]).output
+    assert "--model-uri" in help_text and "--fault-crash-after" in help_text and "--watch-interval" in help_text
+    result = runner.invoke(app, ["serve", "--model-uri", str(tmp_path / "nothing-here"), "--port", "1"])
+    assert result.exit_code == 2 and "Cannot load the model" in result.output
