@@ -25,8 +25,10 @@ from mlops_workbench.workspace import DATA, METRICS, MODEL_FILE, Workspace, file
 
 LINEAGE_TAGS = (
     "git.commit", "git.dirty", "git.dirty_files", "data.path", "data.md5", "data.modified",
-    "data.remote", "params.hash", "env.fingerprint", "env.python", "workspace.path",
+    "data.remote", "params.hash", "env.fingerprint", "env.python", "env.package_code", "workspace.path",
 )
+STAGE_MODULES = ("data.py", "train.py", "evaluate.py", "versioning.py")
+"""Package modules the train stage runs: an editable install can change them without a version bump."""
 """Tags every run logged by :func:`log_model_run` carries."""
 
 
@@ -57,6 +59,16 @@ def env_fingerprint() -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def package_code_hash() -> str:
+    """sha256 over the source of the package modules the train stage runs (:data:`STAGE_MODULES`)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in STAGE_MODULES:
+        path = root / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"missing"))
+    return digest.hexdigest()
+
+
 def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
     """The lineage of the workspace's current state, as MLflow tags (all strings).
 
@@ -81,6 +93,7 @@ def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
         "params.hash": params_hash(ws.params()),
         "env.fingerprint": env_fingerprint(),
         "env.python": platform.python_version(),
+        "env.package_code": package_code_hash(),
         "workspace.path": str(ws.path),
         "mlflow.source.git.commit": commit,
     }

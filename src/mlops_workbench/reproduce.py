@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mlops_workbench import settings
-from mlops_workbench.lineage import env_fingerprint, params_hash, tracking_uri
+from mlops_workbench.lineage import env_fingerprint, package_code_hash, params_hash, tracking_uri
 from mlops_workbench.workspace import METRICS, Workspace, WorkspaceError, file_md5, run
 
 
@@ -142,6 +142,12 @@ def _diagnose(tags: dict[str, str], ws: Workspace, data_path: str) -> tuple[list
         reasons.append(
             "The installed packages differ from those of the run (env fingerprint): library changes can "
             "change results. Fix: reinstall the pinned set (`make setup`)."
+        )
+    if tags.get("env.package_code") and tags["env.package_code"] != package_code_hash():
+        causes.append("package-code")
+        reasons.append(
+            "The mlops_workbench code the stage runs (data, train, evaluate, versioning) changed since the run. "
+            "Fix: reproduce with the package version of the run (check out the project at that time)."
         )
     return causes, reasons
 
