@@ -35,13 +35,15 @@ SLACK = 6.0  # seconds on top of the policy's bound for process and scrape lag o
 def env(tmp_path_factory):
     home = tmp_path_factory.mktemp("rollout-home")
     try:
-        versions = prepare.ensure_versions(home)
+        versions = prepare.ensure_versions(home, roles=("stable", "candidate", "bad"))
         LocalBackend(home).up()
         yield home, versions
     finally:
-        ops.down(home)
-        tracking.down(home)
-        procs.stop_all(home)
+        for cleanup in (ops.down, tracking.down, procs.stop_all):
+            try:
+                cleanup(home)
+            except Exception:  # noqa: BLE001 - the next step still has to run
+                pass
     assert not procs.running(home)
 
 

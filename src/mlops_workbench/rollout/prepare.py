@@ -27,8 +27,8 @@ class Versions:
 
     stable: str
     candidate: str
-    next: str
-    bad: str
+    next: str | None = None
+    bad: str | None = None
 
 
 def _train(role: str):
@@ -62,8 +62,9 @@ def _register(role: str, model_name: str):
     return version
 
 
-def ensure_versions(home: Path | None = None, model_name: str = "iris") -> Versions:
-    """Start the tracking server and make sure the three versions exist and ``production`` is set."""
+def ensure_versions(home: Path | None = None, model_name: str = "iris",
+                    roles: tuple[str, ...] = ROLES) -> Versions:
+    """Start the tracking server, make sure the versions of ``roles`` exist and ``production`` is set."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -78,7 +79,7 @@ def ensure_versions(home: Path | None = None, model_name: str = "iris") -> Versi
                 found[role] = str(mv.version)
     except MlflowException:
         pass
-    for role in ROLES:
+    for role in ("stable", "candidate", *roles):
         if role not in found:
             found[role] = _register(role, model_name)
     versions = Versions(**found)
