@@ -137,6 +137,27 @@ def test_exact_reproduction(env) -> None:
     assert "Reproduced exactly" in result.output
 
 
+def test_lab_checks_pass_on_the_workspace_and_name_a_missing_push(env, tmp_path: Path) -> None:
+    from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
+
+    home, _, run_id = env
+    project = Path(__file__).resolve().parents[1]
+    checks = {c.id: c for c in load_checks(project / "labs" / "02-versioning" / "checks.py")}
+    ctx = Context(lab="02-versioning", home=home, variables={"run_id": run_id})
+    for check_id in ("workspace-ready", "data-tracked", "train-stage", "lineage-complete"):
+        checks[check_id].func(ctx)  # passes: no exception
+    # data added and committed but never pushed: the check says to push
+    other = tmp_path / "home"
+    ws = versioning.init_workspace(other / "workspaces" / "02-versioning", home=other)
+    save_csv(load_iris_frame(), ws.path / versioning.DATA)
+    ws.dvc("add", versioning.DATA)
+    ws.commit("Track Iris")
+    with pytest.raises(CheckFailed, match=r"ws.dvc\('push'\)"):
+        checks["data-tracked"].func(Context(lab="02-versioning", home=other))
+    with pytest.raises(CheckFailed, match="dvc.yaml"):
+        checks["train-stage"].func(Context(lab="02-versioning", home=other))
+
+
 def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
     home, ws, clean_run = env
     # the classic mistake: a preprocessing tweak that is run and logged but never committed
