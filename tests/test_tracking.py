@@ -37,6 +37,10 @@ def test_up_status_idempotent_up_and_down(home: Path) -> None:
     assert report.experiments == 1  # the Default experiment
     assert report.registered_models == 0
 
+    # loopback only: a foreign Host header (DNS rebinding) is refused outside JupyterHub/Binder
+    search = url + "/api/2.0/mlflow/experiments/search?max_results=10"
+    assert httpx.get(search, headers={"Host": "hub.example.org"}, timeout=10).status_code >= 400
+
     # a second `up`, even asking for another port, reuses the running server
     assert tracking.up(port=procs.free_port(), home=home) == url
     assert tracking.status(home).pid == report.pid
@@ -67,14 +71,17 @@ def test_up_refuses_a_port_taken_by_another_program(home: Path) -> None:
 def test_cli_up_status_ui_down(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     port = procs.free_port()
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
     result = runner.invoke(app, ["up", "--port", str(port), "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert f"127.0.0.1:{port}" in result.output
+    # on JupyterHub/Binder the proxied UI arrives with the hub's Host header and must be served
+    search = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
+    assert httpx.get(search, headers={"Host": "hub.example.org"}, timeout=10).status_code == 200
 
     result = runner.invoke(app, ["status", "--home", str(home)])
     assert result.exit_code == 0 and "yes" in result.output and str(port) in result.output
 
-    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
     result = runner.invoke(app, ["ui", "--no-browser", "--home", str(home)])
     assert result.exit_code == 0
     assert f"/user/ada/proxy/{port}/" in result.output

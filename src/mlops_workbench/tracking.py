@@ -41,6 +41,8 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0
             "--port", str(port),
             "--workers", "1",
         ]
+        if proxy_path(port):  # behind jupyter-server-proxy (Binder) requests carry the hub's Host header
+            cmd += ["--allowed-hosts", "*"]
         # no GenAI job runner: one process less to start on a small (or busy) machine
         env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         running = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
