@@ -113,7 +113,7 @@ def test_run_carries_complete_lineage(env) -> None:
     assert tags["data.md5"] == ws.dvc_md5(versioning.DATA) and tags["data.modified"] == "false"
     assert tags["params.hash"] == params_hash(ws.params())
     assert tags["env.fingerprint"] == env_fingerprint() and len(tags["env.fingerprint"]) == 64
-    assert tags["workspace.path"] == str(ws.path)
+    assert tags["workspace.path"] == str(ws.path) and tags["dvc.stale"] == "false"
     assert lineage["params"]["train.seed"] == "7" and lineage["params"]["prepare.decimals"] == "None"
     metrics = json.loads((ws.path / versioning.METRICS).read_text())
     assert lineage["metrics"] == pytest.approx(metrics) and metrics["accuracy"] > 0.8
@@ -184,6 +184,20 @@ def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
     assert fixed.matched, fixed.summary()
     # the old clean run is still reproducible from its own commit
     assert versioning.reproduce(clean_run, home=home).matched
+
+
+def test_logging_before_dvc_repro_is_named_as_stale_outputs(env) -> None:
+    home, ws, _ = env
+    assert versioning.lineage_tags(ws)["dvc.stale"] == "false"
+    ws.set_params(train={"C": 0.05})
+    ws.commit("Stronger regularisation")  # committed, but the stage was not rerun
+    stale_run = versioning.log_model_run(ws, experiment="test-versioning", home=home)
+    tags = versioning.run_lineage(stale_run)["tags"]
+    assert tags["git.dirty"] == "false" and tags["dvc.stale"] == "params.yaml:train"
+    report = versioning.reproduce(stale_run, home=home)
+    assert not report.matched
+    assert "stale-outputs" in report.causes and "dirty-tree" not in report.causes
+    assert any("dvc('repro')" in r for r in report.reasons)
 
 
 def test_unknown_or_unlineaged_run_is_a_clear_error(env) -> None:

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from mlops_workbench import settings
-from mlops_workbench.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5
+from mlops_workbench.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5, stale_inputs
 
 LINEAGE_TAGS = (
     "git.commit", "git.dirty", "git.dirty_files", "data.path", "data.md5", "data.modified",
-    "data.remote", "params.hash", "env.fingerprint", "env.python", "env.package_code", "workspace.path",
+    "data.remote", "dvc.stale", "params.hash", "env.fingerprint", "env.python", "env.package_code", "workspace.path",
 )
 STAGE_MODULES = ("data.py", "train.py", "evaluate.py", "versioning.py")
 """Package modules the train stage runs: an editable install can change them without a version bump."""
@@ -74,7 +74,8 @@ def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
 
     ``git.dirty`` is "true" when inputs (code, params, .dvc files) differ from
     the commit; results DVC writes (dvc.lock, model, metrics) do not count.
-    ``data.modified`` is "true" when the data file no longer matches its .dvc hash.
+    ``data.modified`` is "true" when the data file no longer matches its .dvc hash;
+    ``dvc.stale`` lists inputs changed since the last ``dvc repro`` ("false" when none).
     """
     dirty = ws.changed_files()
     md5 = ws.dvc_md5(data)
@@ -90,6 +91,7 @@ def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
         "data.md5": md5,
         "data.modified": str(actual != md5).lower(),
         "data.remote": ws.remote_url(),
+        "dvc.stale": ",".join(stale_inputs(ws))[:4000] or "false",
         "params.hash": params_hash(ws.params()),
         "env.fingerprint": env_fingerprint(),
         "env.python": platform.python_version(),

@@ -133,6 +133,12 @@ def _diagnose(tags: dict[str, str], ws: Workspace, data_path: str) -> tuple[list
             f"{data_path} had changed since its last `dvc add` when the run was logged: the data the run "
             "used was never versioned. Fix: `dvc add` the data, commit the .dvc file and `dvc push`."
         )
+    if tags.get("dvc.stale", "false") != "false":
+        causes.append("stale-outputs")
+        reasons.append(
+            f"The logged model and metrics were older than their inputs ({tags['dvc.stale']} changed since the "
+            "last `dvc repro`). Fix: run ws.dvc('repro') before log_model_run."
+        )
     pulled = ws.path / data_path
     if data_path and pulled.exists() and file_md5(pulled) != tags.get("data.md5"):
         causes.append("data-hash")

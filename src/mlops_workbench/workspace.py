@@ -161,6 +161,26 @@ class Workspace:
         return outs[0].get("md5") if outs else None
 
 
+def stale_inputs(ws: Workspace) -> list[str]:
+    """Inputs that changed since ``dvc repro`` last ran a stage (per ``dvc.lock``), without starting DVC.
+
+    Non-empty means the outputs (model, metrics) were not produced from the current inputs.
+    """
+    lock = ws.path / "dvc.lock"
+    if not lock.exists():
+        return ["dvc.lock (never reproduced)"] if (ws.path / "dvc.yaml").exists() else []
+    params, stale = ws.params(), []
+    for name, stage in ((yaml.safe_load(lock.read_text()) or {}).get("stages") or {}).items():
+        for dep in stage.get("deps", []):
+            path = ws.path / dep["path"]
+            if path.is_file() and dep.get("md5") and file_md5(path) != dep["md5"]:
+                stale.append(dep["path"])
+        for key, value in (stage.get("params") or {}).get("params.yaml", {}).items():
+            if params.get(key) != value:
+                stale.append(f"params.yaml:{key}")
+    return stale
+
+
 def file_md5(path: Path) -> str:
     """md5 of a file's bytes: what DVC 3 records for a single file."""
     digest = hashlib.md5()
