@@ -146,8 +146,8 @@ def grade(
     the report to ``<home>/results/<lab>.json`` (read by labs that depend on this one).
     """
     started = time.monotonic()
-    submission = Path(submission)
-    out_dir = Path(out_dir)
+    submission = Path(submission).resolve()
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     lab = lab or detect_lab(submission)
     if home is None:

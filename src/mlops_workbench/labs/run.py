@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def execute(
     Never raises for problems in the notebook itself: an endless loop, a dead
     kernel or a crashed run all come back as an :class:`Execution` status.
     """
-    output = Path(output)
+    output = Path(output).resolve()
     scratch = output.parent / f".run-{uuid.uuid4().hex}"
     scratch.mkdir(parents=True)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +137,10 @@ def execute(
             proc.kill()
             proc.wait()
     seconds = time.monotonic() - started
-    return _collect(prepared, output, export_file, proc.returncode, timed_out, stderr or "", seconds, lab_timeout)
+    try:
+        return _collect(prepared, output, export_file, proc.returncode, timed_out, stderr or "", seconds, lab_timeout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr, seconds, lab_timeout) -> Execution:
