@@ -122,6 +122,9 @@ def lineage_complete(ctx: Context) -> None:
         fail("The run's data.md5 does not match the .dvc file of its commit: `dvc add` and commit before logging.")
     if tags["git.dirty"] != "false":
         fail(f"Run {run.info.run_id} was logged with uncommitted changes ({tags['git.dirty_files']}): commit first.")
+    if tags["dvc.stale"] != "false":
+        fail(f"Run {run.info.run_id} was logged before `dvc repro` caught up ({tags['dvc.stale']} changed): "
+             "run ws.dvc('repro'), commit, then log.")
     if not {"train.seed", "prepare.decimals"} <= set(run.data.params):
         fail("The run has no params from params.yaml (train.seed, prepare.decimals): log it with log_model_run.")
     if "accuracy" not in run.data.metrics:
