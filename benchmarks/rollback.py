@@ -47,7 +47,7 @@ def main(kind: str = "error", rps: float = 40.0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         try:
-            versions = prepare.ensure_versions(home)
+            versions = prepare.ensure_versions(home, roles=("stable", "candidate"))
             ctl = ops.controller(home)
             _inject_when_exposed(home, FAULTS[kind])
             with BackgroundLoad(ctl.backend.router_url, rps, seed=11):
