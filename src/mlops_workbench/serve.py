@@ -13,65 +13,26 @@ and none is dropped. Bad input gets a 4xx with a message, never a 5xx.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 import threading
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mlops_workbench import payloads, procs, served_model, settings
-from mlops_workbench.faults import CRASH_EXIT_CODE, FaultInjector, Faults
-from mlops_workbench.payloads import PayloadError
+from mlops_workbench import procs, served_model, settings
+from mlops_workbench.faults import FaultInjector, Faults
+from mlops_workbench.predict_asgi import Metrics, PredictionEndpoints
 
 log = logging.getLogger("mlops_workbench.serve")
-PREDICTION_PATHS = ("/predict", "/invocations")
-BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 URI_ENV, NAME_ENV, WATCH_ENV = "WORKBENCH_MODEL_URI", "WORKBENCH_MODEL_NAME", "WORKBENCH_WATCH_INTERVAL"
-
-
-class Metrics:
-    """The server's Prometheus metrics, in a registry of its own (one per app)."""
-
-    def __init__(self) -> None:
-        disable_created_metrics()  # no *_created series: they double the scrape size and nobody queries them
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "workbench_model_requests", "Prediction requests by model version and HTTP status.",
-            ["version", "status"], registry=self.registry,
-        )
-        self.duration = Histogram(
-            "workbench_model_request_duration_seconds", "Prediction request latency in seconds.",
-            ["version"], buckets=BUCKETS, registry=self.registry,
-        )
-        self.predictions = Counter(
-            "workbench_model_predictions", "Predicted classes by model version.",
-            ["version", "label"], registry=self.registry,
-        )
-
-    def observe(self, version: str, status: int, seconds: float) -> None:
-        self.requests.labels(version, str(status)).inc()
-        self.duration.labels(version).observe(seconds)
-
-    def count(self, version: str, labels: list[Any]) -> None:
-        for label in set(map(str, labels)):
-            self.predictions.labels(version, label).inc(sum(1 for x in labels if str(x) == label))
 
 
 class ModelServer:
@@ -118,59 +79,8 @@ class ModelServer:
         return {"name": ref.name, "version": ref.version, "alias": ref.alias, "run_id": ref.run_id, "model_uri": self.uri}
 
 
-class PredictionMiddleware:
-    """Pure ASGI middleware on prediction paths: inject faults, time requests, count statuses."""
-
-    def __init__(self, app: Any, server: ModelServer) -> None:
-        self.app, self.server = app, server
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] not in PREDICTION_PATHS:
-            await self.app(scope, receive, send)
-            return
-        start, version, status = time.perf_counter(), self.server.model.version, 500
-        delay, fail, crash = self.server.faults.decide()
-
-        async def send_status(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            if delay:
-                await asyncio.sleep(delay)
-            if fail:
-                body = b'{"error": "injected fault: this request failed on purpose (see GET /admin/faults)"}'
-                await Response(body, 500, media_type="application/json")(scope, receive, send)
-            else:
-                await self.app(scope, receive, send_status)
-                version = scope.get("workbench.version", version)
-        finally:
-            self.server.metrics.observe(version, status, time.perf_counter() - start)
-            if crash:
-                print(f"injected crash after {self.server.faults.served} prediction requests", flush=True)
-                asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
-
-
 def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type="application/json")
-
-
-async def _read_json(request: Request) -> dict[str, Any]:
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if ctype not in ("application/json", ""):
-        raise PayloadError(f"Content type '{ctype}' is not supported: send JSON with Content-Type: application/json.", 415)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > payloads.MAX_BODY_BYTES:
-        raise PayloadError(payloads.too_large_message(int(declared)), 413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > payloads.MAX_BODY_BYTES:
-            raise PayloadError(payloads.too_large_message(size), 413)
-        chunks.append(chunk)
-    return payloads.decode_json(b"".join(chunks))
 
 
 def create_app(
@@ -195,29 +105,7 @@ def create_app(
 
     app = FastAPI(title="mlops-workbench model server", lifespan=lifespan)
     app.state.server = server
-    app.add_middleware(PredictionMiddleware, server=server)
-
-    @app.exception_handler(PayloadError)
-    async def bad_request(_: Request, exc: PayloadError) -> Response:
-        return _json({"error": str(exc)}, exc.status)
-
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        payload = await _read_json(request)
-        model = server.model
-        labels, proba = model.predict(payloads.parse_predict(payload, model.features), probabilities=True)
-        request.scope["workbench.version"] = model.version
-        server.metrics.count(model.version, labels)
-        return _json({"predictions": labels, "probabilities": proba, "classes": model.classes, "version": model.version})
-
-    @app.post("/invocations")
-    async def invocations(request: Request) -> Response:
-        payload = await _read_json(request)
-        model = server.model
-        labels, _ = model.predict(payloads.parse_invocations(payload, model.features))
-        request.scope["workbench.version"] = model.version
-        server.metrics.count(model.version, labels)
-        return _json({"predictions": labels})
+    app.add_middleware(PredictionEndpoints, server=server)  # /predict, /invocations
 
     @app.get("/health")
     async def health() -> Response:

@@ -1,0 +1,144 @@
+"""The model server's hot path: ``POST /predict`` and ``POST /invocations`` as plain ASGI.
+
+Prediction requests skip the web framework's routing and request objects (the
+model takes ~0.25 ms; the framework would add half as much again). This layer
+injects faults, reads and validates the body, predicts, and records the
+Prometheus metrics. Every other path goes to the FastAPI app behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable, Protocol
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+from mlops_workbench import payloads
+from mlops_workbench.faults import CRASH_EXIT_CODE, FaultInjector
+from mlops_workbench.payloads import PayloadError
+from mlops_workbench.served_model import LoadedModel
+
+log = logging.getLogger("mlops_workbench.serve")
+PREDICTION_PATHS = ("/predict", "/invocations")
+BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_INJECTED = b'{"error": "injected fault: this request failed on purpose (see GET /admin/faults)"}'
+Send = Callable[[dict], Awaitable[None]]
+
+
+class Metrics:
+    """The server's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # no *_created series: they double the scrape size and nobody queries them
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "workbench_model_requests", "Prediction requests by model version and HTTP status.",
+            ["version", "status"], registry=self.registry,
+        )
+        self.duration = Histogram(
+            "workbench_model_request_duration_seconds", "Prediction request latency in seconds.",
+            ["version"], buckets=BUCKETS, registry=self.registry,
+        )
+        self.predictions = Counter(
+            "workbench_model_predictions", "Predicted classes by model version.",
+            ["version", "label"], registry=self.registry,
+        )
+
+    def observe(self, version: str, status: int, seconds: float) -> None:
+        self.requests.labels(version, str(status)).inc()
+        self.duration.labels(version).observe(seconds)
+
+    def count(self, version: str, labels: list[Any]) -> None:
+        for label in set(map(str, labels)):
+            self.predictions.labels(version, label).inc(sum(1 for x in labels if str(x) == label))
+
+
+class Holder(Protocol):
+    """What the hot path needs from the server: the current model, the faults, the metrics."""
+
+    model: LoadedModel
+    faults: FaultInjector
+    metrics: Metrics
+
+
+class PredictionEndpoints:
+    """ASGI middleware answering the prediction paths itself and passing everything else on."""
+
+    def __init__(self, app: Any, server: Holder) -> None:
+        self.app, self.server = app, server
+
+    async def __call__(self, scope: dict, receive: Any, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in PREDICTION_PATHS:
+            await self.app(scope, receive, send)
+            return
+        server = self.server
+        start, model = time.perf_counter(), server.model
+        delay, fail, crash = server.faults.decide()
+        status = 500
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+            model = server.model  # a reload during the delay is picked up
+            if fail:
+                await _respond(send, 500, _INJECTED)
+            else:
+                status, body = await self._answer(scope, receive, model)
+                await _respond(send, status, body)
+        finally:
+            server.metrics.observe(model.version, status, time.perf_counter() - start)
+            if crash:
+                print(f"injected crash after {server.faults.served} prediction requests", flush=True)
+                asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
+
+    async def _answer(self, scope: dict, receive: Any, model: LoadedModel) -> tuple[int, bytes]:
+        try:
+            if scope["method"] != "POST":
+                raise PayloadError(f"{scope['path']} only accepts POST with a JSON body.", 405)
+            payload = payloads.decode_json(await _body(scope, receive))
+            if scope["path"] == "/predict":
+                labels, proba = model.predict(payloads.parse_predict(payload, model.features), probabilities=True)
+                answer = {"predictions": labels, "probabilities": proba, "classes": model.classes,
+                          "version": model.version}
+            else:
+                labels, _ = model.predict(payloads.parse_invocations(payload, model.features))
+                answer = {"predictions": labels}
+        except PayloadError as exc:
+            return exc.status, orjson.dumps({"error": str(exc)})
+        self.server.metrics.count(model.version, labels)
+        return 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+async def _body(scope: dict, receive: Any) -> bytes:
+    """The request body, refusing bodies above the limit (declared or streamed) and non-JSON content types."""
+    headers = dict(scope["headers"])
+    ctype = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+    if ctype not in (b"application/json", b""):
+        raise PayloadError(
+            f"Content type '{ctype.decode(errors='replace')}' is not supported: send JSON with "
+            "Content-Type: application/json.", 415,
+        )
+    declared = headers.get(b"content-length", b"")
+    if declared.isdigit() and int(declared) > payloads.MAX_BODY_BYTES:
+        raise PayloadError(payloads.too_large_message(int(declared)), 413)
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise PayloadError("The client disconnected before sending the whole body.", 400)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > payloads.MAX_BODY_BYTES:
+            raise PayloadError(payloads.too_large_message(size), 413)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
