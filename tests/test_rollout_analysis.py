@@ -286,3 +286,16 @@ def test_dashboard_logic_without_widgets(tmp_path) -> None:
         dashboard.fault_spec("meteor", 1)
     board = dashboard.Dashboard(tmp_path)
     assert board.refresh()["weight"] == 20 and board.weight.value == 20
+
+
+def test_failed_deployment_of_a_promotion_moves_the_alias_back(tmp_path) -> None:
+    class BrokenPromote(FakeBackend):
+        def promote(self, version: str) -> None:
+            raise RuntimeError("stable could not load the new version")
+
+    backend, undone = BrokenPromote(), []
+    ctl = Controller(backend, FakeSource(), tmp_path, promoter=lambda v, r: "ok", tick=0.01,
+                     demoter=lambda v, r: undone.append(v))
+    state = ctl.start(P, "7")
+    assert state.phase == "Aborted" and "promotion failed" in state.reason
+    assert undone == ["7"] and backend.weights[-1] == 0 and not backend.alive

@@ -22,6 +22,7 @@ from mlops_workbench.rollout.metrics import MetricsSource, MetricsUnavailable
 from mlops_workbench.rollout.policy import Policy
 
 Promoter = Callable[[str, str], Any]  # (candidate version, reason) -> registry record
+Demoter = Callable[[str, str], Any]  # (candidate version, reason): undo a promotion whose deployment failed
 
 
 class RolloutBusy(RuntimeError):
@@ -32,9 +33,10 @@ class Controller:
     """Drives one rollout at a time for a state folder."""
 
     def __init__(self, backend: Backend, source: MetricsSource, home: Path, promoter: Promoter | None = None,
-                 tick: float = 0.25, say: Callable[[str], None] | None = None) -> None:
+                 tick: float = 0.25, say: Callable[[str], None] | None = None,
+                 demoter: Demoter | None = None) -> None:
         self.backend, self.source, self.home = backend, source, home
-        self.promoter = promoter
+        self.promoter, self.demoter = promoter, demoter
         self.tick = tick
         self.say = say or (lambda _msg: None)
         self.state: st.RolloutState | None = None
@@ -229,11 +231,19 @@ class Controller:
         assert s is not None
         self.log.emit("decision", decision="promote", reason=reason)
         self.say(f"PROMOTE version {s.candidate}: {reason}")
+        promoted = False
         try:
             record = self.promoter(s.candidate, reason) if self.promoter else None
+            promoted = self.promoter is not None
             self.log.emit("registry", action="promote", version=s.candidate, record=str(record) if record else None)
             self.backend.promote(s.candidate)
         except Exception as err:  # noqa: BLE001 - a failed promotion must not leave the canary in traffic
+            if promoted and self.demoter:  # the alias moved but stable could not follow: move it back
+                try:
+                    self.demoter(s.candidate, f"deployment of the promotion failed: {err}")
+                    self.log.emit("registry", action="rollback", version=s.candidate, reason=str(err))
+                except Exception as undo:  # noqa: BLE001
+                    self.log.emit("registry", action="rollback-failed", version=s.candidate, reason=str(undo))
             self._abort(f"promotion failed: {err}", st.ABORTED)
             return
         self._traffic()

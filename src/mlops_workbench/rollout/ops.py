@@ -35,6 +35,17 @@ def registry_promoter(home: Path, model_name: str = "iris") -> Callable[[str, st
     return promote
 
 
+def registry_demoter(home: Path, model_name: str = "iris") -> Callable[[str, str], Any]:
+    """Undo a promotion (production back to ``previous``) when stable could not load the new version."""
+
+    def demote(version: str, reason: str) -> Any:
+        from mlops_workbench import registry
+
+        return registry.rollback(model_name, home=home, approver="rollout-controller", reason=reason)
+
+    return demote
+
+
 def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_name: str = "iris",
                say: Callable[[str], None] | None = None, tick: float = 0.25, seed: int = 0,
                canary_faults: Faults | None = None) -> Controller:
@@ -46,7 +57,7 @@ def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_na
     backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed, canary_faults=canary_faults)
     backend.up()
     return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name), tick=tick,
-                      say=say)
+                      say=say, demoter=registry_demoter(home, model_name))
 
 
 def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",
@@ -104,7 +115,8 @@ def _offline(home: Path | None) -> Controller:
     state = st.load(home)
     model_name = state.model_name if state else "iris"
     backend = LocalBackend(home, model_name=model_name)
-    return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name))
+    return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name),
+                      demoter=registry_demoter(home, model_name))
 
 
 def abort(home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0) -> st.RolloutState | None:

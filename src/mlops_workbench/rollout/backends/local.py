@@ -41,11 +41,18 @@ class LocalBackend:
 
     # --- setup -----------------------------------------------------------------------------------
     def ports(self) -> dict[str, int]:
-        """Reserved ports (router, stable, canary), created once per state folder."""
-        if self._ports_file.exists():
-            return json.loads(self._ports_file.read_text())
-        ports = {"router": procs.free_port(), "stable": procs.free_port(), "canary": procs.free_port()}
-        self._ports_file.write_text(json.dumps(ports))
+        """Reserved ports (router, stable, canary), kept per state folder. While the router is down (it
+        points at the other two), a port another program took meanwhile is replaced by a free one."""
+        ports = json.loads(self._ports_file.read_text()) if self._ports_file.exists() else {}
+        changed = False
+        router_down = procs.get(ROUTER, self.home) is None
+        for role, service in (("router", ROUTER), ("stable", STABLE), ("canary", CANARY)):
+            port = ports.get(role)
+            taken = router_down and procs.get(service, self.home) is None and port and procs.port_in_use(port)
+            if port is None or taken:
+                ports[role], changed = procs.free_port(), True
+        if changed:
+            self._ports_file.write_text(json.dumps(ports))
         return ports
 
     def url(self, role: str) -> str:
