@@ -213,3 +213,29 @@ def test_registry_panel_rows_and_actions(home, runs):
     assert "<s>2</s>" in table and "<b>production</b>" in table
     widget = rp.panel("panel", home=home)
     assert "ship v1" in widget.children[0].value and list(widget.children[1].children[0].options) == ["2", "1"]
+
+
+def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mlops_workbench.cli.main import app
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    monkeypatch.setenv("COLUMNS", "200")
+    registry.register(runs["good"], "cli", home=home)
+    registry.register(runs["bad"], "cli", home=home)
+    runner = CliRunner()
+    for version in ("1", "2"):
+        assert runner.invoke(app, ["registry", "promote", version, "--alias", "staging", "--reason", "try",
+                                   "--name", "cli"]).exit_code == 0
+    shipped = runner.invoke(app, ["registry", "promote", "1", "--reason", "first", "--name", "cli"])
+    assert shipped.exit_code == 0 and "v1 is now 'production'" in shipped.output
+    gate = runner.invoke(app, ["registry", "gate", "2", "--name", "cli"])
+    assert gate.exit_code == 1 and "gate FAILED" in gate.output
+    refused = runner.invoke(app, ["registry", "promote", "2", "--reason", "yolo", "--name", "cli"])
+    assert refused.exit_code == 1 and "refused" in refused.output
+    listing = runner.invoke(app, ["registry", "list", "--name", "cli"])
+    assert listing.exit_code == 0 and "production" in listing.output and "staging" in listing.output
+    assert "yolo" in runner.invoke(app, ["registry", "audit", "--last", "3"]).output
+    missing = runner.invoke(app, ["registry", "rollback", "--name", "cli"])
+    assert missing.exit_code == 1 and "no 'previous'" in missing.output

@@ -87,7 +87,7 @@ def resolve(uri: str, name: str = "iris", client: Any = None) -> ModelRef:
         except MlflowException as exc:
             raise ModelLoadError(
                 f"Cannot resolve {uri}: {_first_line(exc)}. Check the model name and alias "
-                f"(`workbench registry list`) or promote a version to '{match['alias']}' first."
+                f"(`workbench registry list --name NAME`) or promote a version to '{match['alias']}' first."
             ) from None
         return ModelRef(uri, match["name"], str(mv.version), match["alias"], mv.run_id)
     if match := _VERSION_URI.match(uri):

@@ -37,6 +37,10 @@ from mlops_workbench.cli import serve as _serve  # noqa: E402
 
 app.command("serve")(_serve.serve)
 
+from mlops_workbench.cli import registry as _registry  # noqa: E402
+
+app.add_typer(_registry.app, name="registry")
+
 from mlops_workbench.cli import ci as _ci, scaffold as _scaffold  # noqa: E402
 
 app.add_typer(_ci.app, name="ci")

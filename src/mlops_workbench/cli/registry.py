@@ -1,0 +1,91 @@
+"""``workbench registry``: list versions, run the gate, promote, roll back, read the audit log."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Model registry: versions, quality gate, promotion by alias, rollback, audit log.",
+                  no_args_is_help=True)
+console = Console()
+
+
+def _guard(func, *args, **kwargs):
+    from mlops_workbench.registry import RegistryError
+
+    try:
+        return func(*args, **kwargs)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+
+
+@app.command("list")
+def list_versions(name: str = typer.Option("iris", "--name", help="registered model name")) -> None:
+    """Versions with aliases, metrics, lineage and their last approval."""
+    from mlops_workbench.registry_panel import version_rows
+
+    table = Table(title=f"registered model '{name}'")
+    for col in ("version", "aliases", "metrics", "lineage", "last approval", "created"):
+        table.add_column(col)
+    for r in _guard(version_rows, name):
+        table.add_row(r.version + (" (rolled back)" if r.rolled_back else ""), ", ".join(r.aliases),
+                      ", ".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
+                      ", ".join(f"{k}={v[:8]}" for k, v in r.lineage.items()),
+                      f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else "", r.created)
+    console.print(table)
+
+
+@app.command()
+def gate(version: str, name: str = typer.Option("iris", "--name")) -> None:
+    """Run the quality gate for VERSION against production (rules: params.yaml `registry`)."""
+    from mlops_workbench import registry
+
+    result = _guard(registry.quality_gate, name, version)
+    console.print(("[green]" if result.passed else "[red]") + result.summary() + "[/]")
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command()
+def promote(
+    version: str,
+    alias: str = typer.Option("production", "--alias", help="staging, canary or production"),
+    reason: str = typer.Option(..., "--reason", help="why this version should serve"),
+    approver: Optional[str] = typer.Option(None, "--approver", help="default: your login name"),
+    name: str = typer.Option("iris", "--name"),
+) -> None:
+    """Point ALIAS at VERSION (production runs the gate first); recorded as tags and in the audit log."""
+    from mlops_workbench import registry
+
+    mv = _guard(registry.promote, name, version, alias, approver=approver, reason=reason)
+    console.print(f"[green]{name} v{mv.version} is now '{alias}'.[/]")
+
+
+@app.command()
+def rollback(
+    reason: str = typer.Option("rollback", "--reason"),
+    approver: Optional[str] = typer.Option(None, "--approver"),
+    name: str = typer.Option("iris", "--name"),
+) -> None:
+    """Point production back at the `previous` version."""
+    from mlops_workbench import registry
+
+    mv = _guard(registry.rollback, name, approver=approver, reason=reason)
+    console.print(f"[green]{name} production rolled back to v{mv.version}.[/]")
+
+
+@app.command()
+def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> None:
+    """The last entries of the registry audit log (<home>/audit/registry.jsonl)."""
+    from mlops_workbench import audit as audit_log
+
+    table = Table(title=str(audit_log.log_path()))
+    for col in ("time", "action", "model", "version", "alias", "outcome", "approver", "reason"):
+        table.add_column(col)
+    for e in audit_log.read()[-last:]:
+        table.add_row(*(str(e.get(k) or "") for k in ("ts", "action", "model", "version", "alias", "outcome",
+                                                     "approver", "reason")))
+    console.print(table)
