@@ -231,3 +231,37 @@ def test_cli_serve_is_registered_and_rejects_a_missing_model(tmp_path):
     assert "--model-uri" in help_text and "--fault-crash-after" in help_text and "--watch-interval" in help_text
     result = runner.invoke(app, ["serve", "--model-uri", str(tmp_path / "nothing-here"), "--port", "1"])
     assert result.exit_code == 2 and "Cannot load the model" in result.output
+
+
+@pytest.mark.slow
+def test_invocations_match_mlflow_models_serve_for_every_format(home):
+    """Same answers as MLflow's own scoring server, for a model logged with a signature (as candidates are)."""
+    import os
+    import sys
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
+    model = train.train(train_df, {"C": 1.0})
+    path = home / "model-with-signature"
+    X = train_df[F].head(5)
+    mlflow.sklearn.save_model(model, path, signature=infer_signature(X, model.predict(X)))
+    ours = start_server(str(path), name="serve-signature", home=home)
+    port = procs.free_port()
+    cmd = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", str(path), "--env-manager",
+           "local", "-h", "127.0.0.1", "-p", str(port)]
+    bin_path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # it execs `uvicorn`
+    theirs = procs.start("mlflow-scoring", cmd, port, health_path="/health", timeout=300, env={"PATH": bin_path},
+                         home=home)
+    compared = []
+    for fmt, payload in PAYLOADS.items():
+        expected = httpx.post(theirs.url + "/invocations", json=payload, timeout=30)
+        answer = httpx.post(ours.url + "/invocations", json=payload, timeout=30)
+        assert answer.status_code == 200, (fmt, answer.text)
+        if expected.status_code != 200:  # MLflow enforces the named schema; we also take rows in feature order
+            assert fmt in ("instances_rows", "inputs_rows"), (fmt, expected.text)
+            continue
+        assert answer.json() == expected.json(), fmt
+        compared.append(fmt)
+    assert len(compared) == len(PAYLOADS) - 2
