@@ -1,11 +1,14 @@
 """Checks for lab 04: the policy, the healthy promotion, the automatic rollback, the answer, the cleanup.
 
-They read state on disk: the rollout event log, the registry (MLflow's sqlite
-store, no server needed), the registry audit log and the service records.
+They read state on disk: the rollout event log, the registry (MLflow's client
+on the sqlite store directly, since the lab stops the server), the registry
+audit log and the service records.
 """
 
 import json
-import sqlite3
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from mlops_workbench import procs
 from mlops_workbench.labs.checks import Context, check, fail
@@ -32,10 +35,11 @@ def _production(ctx: Context, model: str) -> str | None:
     db = ctx.home / "mlflow" / "mlflow.db"
     if not db.exists():
         fail(f"No registry at {db}: run the prerequisites cell (prepare.ensure_versions) first.")
-    with sqlite3.connect(db) as con:
-        row = con.execute("SELECT version FROM registered_model_aliases WHERE name=? AND alias='production'",
-                          (model,)).fetchone()
-    return str(row[0]) if row else None
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+    try:
+        return str(client.get_model_version_by_alias(model, "production").version)
+    except MlflowException:
+        return None
 
 
 @check("policy-valid", points=2, cells=["write-policy"])
