@@ -265,3 +265,18 @@ def test_invocations_match_mlflow_models_serve_for_every_format(home):
         assert answer.json() == expected.json(), fmt
         compared.append(fmt)
     assert len(compared) == len(PAYLOADS) - 2
+
+
+def test_a_failed_reload_answers_409_and_keeps_serving(home, model_path):
+    """If the model cannot be loaded again, /admin/reload says why and the loaded model keeps answering."""
+    import shutil
+
+    copy = home / "model-copy"
+    shutil.copytree(model_path, copy)
+    service = start_server(str(copy), name="serve-reload-fail", home=home)
+    assert httpx.post(service.url + "/admin/reload", timeout=60).json()["reloaded"] is True
+    shutil.rmtree(copy)
+    failed = httpx.post(service.url + "/admin/reload", timeout=60)
+    assert failed.status_code == 409 and "Cannot load the model" in failed.json()["error"]
+    assert httpx.post(service.url + "/predict", json={"instances": ROWS[:1]}).json()["predictions"] == ["setosa"]
+    procs.stop("serve-reload-fail", home)

@@ -163,6 +163,8 @@ def start_server(
     if watch_interval:
         args += ["--watch-interval", str(watch_interval)]
     env = {settings.HOME_ENV: str(home)}
+    for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")):
+        env[key] = os.environ.get(key, value)  # a reload fails fast when the tracking server is down
     tracking = procs.get("mlflow", home)
     if tracking is not None:
         env["MLFLOW_TRACKING_URI"] = tracking.url
