@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_workbench import data, train
+from mlops_workbench import data, tracking, train
 from mlops_workbench.evaluate import evaluate
 from mlops_workbench.train import TrainParams
 
@@ -25,7 +25,6 @@ def log_candidate(
     Needs a tracking server (``tracking.up()``); register the run with ``registry.register(run_id)``.
     """
     import mlflow
-    from mlflow.models import infer_signature
 
     params = candidate_params(overrides)
     train_df, test_df = data.split(data.load_iris_frame(), test_size=params.test_size, seed=params.seed)
@@ -35,14 +34,5 @@ def log_candidate(
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params(params.model_dump())
         mlflow.log_metrics({"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
-        X = train_df[data.FEATURES].head(5)
-        mlflow.sklearn.log_model(  # explicit requirements: skips MLflow's slow requirement inference
-            model, name=artifact_path, signature=infer_signature(X, model.predict(X)), pip_requirements=_requirements()
-        )
+        tracking.log_sklearn_model(model, train_df[data.FEATURES].head(5), name=artifact_path)
     return run.info.run_id
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "pandas", "numpy")]

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import platform
-import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -138,10 +137,9 @@ def log_model_run(
     """
     import joblib
     import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
 
     from mlops_workbench.data import FEATURES, load_csv
+    from mlops_workbench.tracking import log_sklearn_model
 
     for needed, fix in ((MODEL_FILE, "run ws.dvc('repro') first"), (METRICS, "run ws.dvc('repro') first")):
         if not (ws.path / needed).exists():
@@ -152,16 +150,11 @@ def log_model_run(
     example = load_csv(ws.path / data)[FEATURES].head(5)
     mlflow.set_tracking_uri(tracking_uri(home))
     mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name) as run, warnings.catch_warnings():
-        # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
-        warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+    with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(flatten(ws.params()))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
-        mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(example, model.predict(example)),
-            input_example=example, pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
+        log_sklearn_model(model, example)
         for name in ("params.yaml", "dvc.lock", METRICS):
             if (ws.path / name).exists():
                 mlflow.log_artifact(str(ws.path / name), artifact_path="lineage")

@@ -159,3 +159,30 @@ def ui(home: Path | None = None, open_browser: bool = True) -> UiLinks:
         except webbrowser.Error:
             links.opened = False
     return links
+
+
+def log_sklearn_model(model, example, name: str = "model", registered_model_name: str | None = None):
+    """Log a fitted scikit-learn model to the active run, the one way every stage does it.
+
+    Records the signature and an input example from ``example`` (a few feature
+    rows), pins the requirements explicitly (no slow inference), and trusts the
+    tree types MLflow's skops serialisation needs for forests.
+    """
+    import warnings
+    from importlib.metadata import version
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    with warnings.catch_warnings():
+        # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
+        warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+        return mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy")],
+            skops_trusted_types=["sklearn.tree._tree.Tree"],
+            registered_model_name=registered_model_name,
+        )

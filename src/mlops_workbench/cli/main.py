@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from mlops_workbench.cli import ci, doctor, labs, mlflow, registry, reproduce, rollout, scaffold, serve
+
 app = typer.Typer(
     name="workbench",
     help="Hands-on CI/CD for machine-learning artifacts: labs, pipeline, registry, serving, canary rollouts.",
@@ -15,42 +17,23 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-from mlops_workbench.cli import labs as _labs  # noqa: E402
-
-app.add_typer(_labs.app, name="labs")
-app.command("grade")(_labs.grade)
-app.command("pipeline")(_labs.pipeline)
-
-from mlops_workbench.cli import doctor as _doctor  # noqa: E402
-
-app.command("doctor")(_doctor.doctor)
-
-from mlops_workbench.cli import mlflow as _mlflow  # noqa: E402
-
-app.add_typer(_mlflow.app, name="mlflow")
-
-from mlops_workbench.cli import reproduce as _reproduce  # noqa: E402
-
-app.command("reproduce")(_reproduce.reproduce)
-
-from mlops_workbench.cli import serve as _serve  # noqa: E402
-
-app.command("serve")(_serve.serve)
-
-from mlops_workbench.cli import registry as _registry  # noqa: E402
-
-app.add_typer(_registry.app, name="registry")
-
-from mlops_workbench.cli import ci as _ci, scaffold as _scaffold  # noqa: E402
-
-app.add_typer(_ci.app, name="ci")
-app.add_typer(_scaffold.app, name="scaffold")
-
-from mlops_workbench.cli import rollout as _rollout  # noqa: E402
-
-app.add_typer(_rollout.app, name="rollout")
-app.command("router")(_rollout.router)
-app.command("load")(_rollout.load)
+# setup and labs
+app.command("doctor")(doctor.doctor)
+app.add_typer(labs.app, name="labs")
+app.command("grade")(labs.grade)
+app.command("pipeline")(labs.pipeline)
+# lab 01: CI basics
+app.add_typer(ci.app, name="ci")
+app.add_typer(scaffold.app, name="scaffold")
+# labs 02-03: tracking, versioning, registry, serving
+app.add_typer(mlflow.app, name="mlflow")
+app.command("reproduce")(reproduce.reproduce)
+app.add_typer(registry.app, name="registry")
+app.command("serve")(serve.serve)
+# lab 04: canary rollout
+app.add_typer(rollout.app, name="rollout")
+app.command("router")(rollout.router)
+app.command("load")(rollout.load)
 
 if __name__ == "__main__":
     app()

@@ -10,11 +10,11 @@ predictions are skewed: the "bad model" fault). Reruns reuse what exists.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_workbench import settings, tracking
+from mlops_workbench.data import FEATURES, load_iris_frame
 
 ROLE_TAG = "workbench.rollout.role"
 ROLES = ("stable", "candidate", "next", "bad")
@@ -50,13 +50,8 @@ def _register(role: str, model_name: str):
     mlflow.set_experiment("rollout-models")
     with mlflow.start_run(run_name=f"rollout-{role}"):
         mlflow.set_tag(ROLE_TAG, role)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            import sklearn
-
-            info = mlflow.sklearn.log_model(  # explicit requirements: no slow dependency inference
-                _train(role), name="model", registered_model_name=model_name,
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+        info = tracking.log_sklearn_model(_train(role), load_iris_frame()[FEATURES].head(5),
+                                          registered_model_name=model_name)
     version = str(info.registered_model_version)
     MlflowClient().set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
