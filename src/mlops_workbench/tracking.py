@@ -23,7 +23,9 @@ DEFAULT_PORT = 5000
 def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0) -> str:
     """Start the tracking server (or reuse the running one) and return its URL.
 
-    Also points this process's MLflow client at it (``MLFLOW_TRACKING_URI``).
+    Also points this process's MLflow client at it, both ``MLFLOW_TRACKING_URI``
+    (inherited by child processes) and MLflow's in-process tracking and registry
+    settings, which outrank the variable and may still name a server stopped earlier.
     """
     home = home or settings.home()
     running = procs.get(SERVICE, home)
@@ -47,6 +49,10 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0
         env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         running = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
     os.environ["MLFLOW_TRACKING_URI"] = running.url
+    import mlflow
+
+    mlflow.set_tracking_uri(running.url)
+    mlflow.set_registry_uri(running.url)
     return running.url
 
 
