@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -159,6 +160,28 @@ def test_controller_killed_mid_rollout_ends_safe(env) -> None:
         state = ops.resume(home)
     assert state is not None and state.phase == "Aborted" and "controller restarted" in state.reason
     assert backend.weight() == 0 and not backend.canary_alive() and production(home) == stable
+
+
+def test_operator_abort_ends_a_running_rollout_safely(env) -> None:
+    home, v = env
+    stable = production(home)
+    backend = LocalBackend(home)
+    ctl = Controller(backend, backend.metrics_source(), home, ops.registry_promoter(home), tick=0.2)
+    outcome: dict = {}
+    with BackgroundLoad(backend.router_url, 20.0, seed=5):
+        runner = threading.Thread(target=lambda: outcome.update(state=ctl.start(DEMO, v.candidate)))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (st.load(home) and backend.canary_alive() and backend.weight() > 0):
+            time.sleep(0.2)
+        assert backend.weight() > 0, "the canary never got traffic"
+        state = ops.abort(home, reason="operator saw a bad dashboard")
+        runner.join(timeout=60)
+    assert state is not None and state.phase == "Aborted" and "operator" in state.reason
+    assert outcome["state"].phase == "Aborted"
+    assert backend.weight() == 0 and not backend.canary_alive()
+    assert production(home) == stable
+    assert ops.abort(home).phase == "Aborted", "aborting a finished rollout changes nothing"
 
 
 def test_healthy_candidate_is_promoted_with_an_audit_record(env) -> None:

@@ -119,26 +119,25 @@ def _offline(home: Path | None) -> Controller:
                       demoter=registry_demoter(home, model_name))
 
 
-def abort(home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0) -> st.RolloutState | None:
-    """Abort the current rollout: through its live controller if any, else directly."""
+def _operator(action: str, home: Path | None, reason: str, wait_s: float) -> st.RolloutState | None:
+    """Carry out an operator's ``abort`` or ``promote``: through the live controller if any, else directly."""
     state = st.load(home)
     if state is None or state.done:
         return state
     if st.controller_alive(state):
-        st.request("abort", reason, home)
+        st.request(action, reason, home)
         return wait(home, timeout=wait_s)
-    return _offline(home).abort(reason)
+    return getattr(_offline(home), action)(reason)
+
+
+def abort(home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0) -> st.RolloutState | None:
+    """Abort the current rollout: canary weight 0 at once, canary stopped, aliases untouched."""
+    return _operator("abort", home, reason, wait_s)
 
 
 def promote(home: Path | None = None, reason: str = "promoted by operator", wait_s: float = 60.0) -> st.RolloutState | None:
     """Promote the current rollout's candidate now (operator override)."""
-    state = st.load(home)
-    if state is None or state.done:
-        return state
-    if st.controller_alive(state):
-        st.request("promote", reason, home)
-        return wait(home, timeout=wait_s)
-    return _offline(home).promote(reason)
+    return _operator("promote", home, reason, wait_s)
 
 
 def status(home: Path | None = None) -> dict[str, Any]:
