@@ -49,6 +49,9 @@ def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
         validate_report(report)
         assert report["score"] == report["max_score"] > 0, [c for c in report["checks"] if c["status"] != "passed"]
         assert {"executed.ipynb", "report.html", "junit.xml", "gradescope.json"} <= {p.name for p in folder.iterdir()}
+    state = dest / ".workbench"
+    assert (state / "pipeline" / "workspaces").is_dir()
+    assert not (state / "workspaces").exists(), "solutions must not leave state where the learner's check() looks"
 
 
 def test_noop_rerun_runs_no_stage(first_run):

@@ -85,10 +85,17 @@ def run(
     out: Annotated[Path, typer.Option(help="folder for the executed notebook and reports")] = Path("build/pipeline"),
     learner: Annotated[bool, typer.Option(help="run the learner version instead of the solution")] = False,
 ) -> None:
-    """Run one lab headless in the shared state folder and grade it (a pipeline stage)."""
+    """Run one lab headless and grade it (a pipeline stage).
+
+    Pipeline labs share the state folder ``<WORKBENCH_HOME>/pipeline``, apart
+    from the learner's own, so reference solutions never make a learner's
+    ``check()`` pass.
+    """
     (the_lab,) = _labs([lab])
     source = the_lab.learner_path if learner else the_lab.source
-    report = grade_one(source, out / the_lab.id, the_lab, home=settings.home(), progress=sys.stderr.isatty())
+    home = settings.home() / "pipeline"
+    home.mkdir(exist_ok=True)
+    report = grade_one(source, out / the_lab.id, the_lab, home=home, progress=sys.stderr.isatty())
     write_all(report, out / the_lab.id)
     print_report(report, console)
     raise typer.Exit(0 if report.passed else 1)
