@@ -170,7 +170,7 @@ def stale_inputs(ws: Workspace) -> list[str]:
     if not lock.exists():
         return ["dvc.lock (never reproduced)"] if (ws.path / "dvc.yaml").exists() else []
     params, stale = ws.params(), []
-    for name, stage in ((yaml.safe_load(lock.read_text()) or {}).get("stages") or {}).items():
+    for stage in ((yaml.safe_load(lock.read_text()) or {}).get("stages") or {}).values():
         for dep in stage.get("deps", []):
             path = ws.path / dep["path"]
             if path.is_file() and dep.get("md5") and file_md5(path) != dep["md5"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import papermill
 from nbclient.exceptions import DeadKernelError
@@ -18,7 +19,7 @@ EXIT_OK, EXIT_KERNEL_DIED, EXIT_CRASHED = 0, 3, 4
 
 
 def main(spec_path: str) -> int:
-    spec = json.loads(open(spec_path).read())
+    spec = json.loads(Path(spec_path).read_text())
     try:
         papermill.execute_notebook(
             spec["input"],
