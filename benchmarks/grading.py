@@ -21,7 +21,7 @@ import papermill
 
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade
-from mlops_workbench.pipeline import snapshot_project
+from mlops_workbench.labs.pipeline import snapshot_project
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from mlops_workbench import tracking
-from mlops_workbench.faults import Faults
+from mlops_workbench.serving.faults import Faults
 from mlops_workbench.rollout import events, ops, prepare, state as st, timeline
 from mlops_workbench.rollout.load import BackgroundLoad
 from mlops_workbench.rollout.policy import builtin

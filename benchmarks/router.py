@@ -35,7 +35,7 @@ def _model(folder: Path) -> Path:
 
 
 def main(rps: float = 50.0, seconds: float = 8.0, rounds: int = 3) -> dict:
-    from mlops_workbench.serve import start_server
+    from mlops_workbench.serving.server import start_server
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"

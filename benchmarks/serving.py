@@ -85,7 +85,8 @@ def _group_cpu(pgid: int) -> float:
 def _register(home: Path) -> str:
     from mlflow import MlflowClient
 
-    from mlops_workbench import candidates, registry
+    from mlops_workbench import registry
+    from mlops_workbench.registry import candidates
 
     tracking.up(port=procs.free_port(), home=home, timeout=300)
     version = registry.register(candidates.log_candidate(experiment="benchmark"), "iris", home=home)
@@ -104,7 +105,7 @@ def _mlflow_serve(uri: str, home: Path) -> procs.Service:
 
 def main(requests: int = 2000, concurrency: int = 8, rounds: int = 2) -> dict:
     from mlops_workbench.data import FEATURES
-    from mlops_workbench.serve import start_server
+    from mlops_workbench.serving.server import start_server
 
     payload = {"dataframe_split": {"columns": FEATURES, "data": ROWS}}
     stats: dict[str, dict[str, list]] = {

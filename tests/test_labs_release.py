@@ -10,7 +10,7 @@ import pytest
 
 from mlops_workbench.labs.format import BEGIN, Lab, LabFormatError, has_solution, read_notebook
 from mlops_workbench.labs.release import STUB, learner_notebook, release, strip_solutions
-from mlops_workbench.pipeline import write_dvc_yaml
+from mlops_workbench.labs.pipeline import write_dvc_yaml
 
 LABS = Lab.all()
 

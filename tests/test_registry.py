@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_workbench import audit, procs, registry, tracking
-from mlops_workbench.gate import RegistryParams, judge
+from mlops_workbench import procs, registry, tracking
+from mlops_workbench.registry import audit
+from mlops_workbench.registry.gate import RegistryParams, judge
 from mlops_workbench.registry import RegistryError
 
 GOOD = {"model": "logistic_regression", "C": 1.0}  # held-out accuracy 0.93
@@ -191,7 +192,7 @@ def test_tracking_server_down_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_registry_panel_rows_and_actions(home, runs):
-    from mlops_workbench import registry_panel as rp
+    from mlops_workbench.registry import panel as rp
 
     registry.register(runs["good"], "panel", home=home)
     registry.register(runs["also_good"], "panel", home=home)

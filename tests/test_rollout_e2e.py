@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from mlops_workbench import procs, tracking
-from mlops_workbench.faults import Faults
+from mlops_workbench.serving.faults import Faults
 from mlops_workbench.rollout import events, ops, prepare, state as st, timeline
 from mlops_workbench.rollout.backends.local import CANARY, LocalBackend
 from mlops_workbench.rollout.controller import Controller

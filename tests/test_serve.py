@@ -11,10 +11,11 @@ import httpx
 import numpy as np
 import pytest
 
-from mlops_workbench import data, payloads, procs, train
-from mlops_workbench.faults import FaultInjector, Faults
-from mlops_workbench.payloads import PayloadError
-from mlops_workbench.serve import start_server
+from mlops_workbench import data, procs, train
+from mlops_workbench.serving import payloads
+from mlops_workbench.serving.faults import FaultInjector, Faults
+from mlops_workbench.serving.payloads import PayloadError
+from mlops_workbench.serving.server import start_server
 
 F = data.FEATURES
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from mlops_workbench import procs, tracking, versioning
 from mlops_workbench.cli.reproduce import reproduce as reproduce_command
 from mlops_workbench.data import load_iris_frame, save_csv
-from mlops_workbench.lineage import env_fingerprint, params_hash
-from mlops_workbench.workspace import GIT_IDENTITY, Workspace, WorkspaceError, file_md5
+from mlops_workbench.versioning.lineage import env_fingerprint, params_hash
+from mlops_workbench.versioning.workspace import GIT_IDENTITY, Workspace, WorkspaceError, file_md5
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import yaml
 
 from mlops_workbench import tracking
 from mlops_workbench.labs.checks import Context, check, fail
-from mlops_workbench.lineage import LINEAGE_TAGS
-from mlops_workbench.workspace import DATA, Workspace, remote_has
+from mlops_workbench.versioning.lineage import LINEAGE_TAGS
+from mlops_workbench.versioning.workspace import DATA, Workspace, remote_has
 
 EXPERIMENT = "02-versioning"  # the notebook's `experiment` parameter
 
@@ -142,7 +142,7 @@ def lineage_complete(ctx: Context) -> None:
 @check("reproduced", points=3, hidden=True, cells=["reproduce"], timeout=300)
 def reproduced(ctx: Context) -> None:
     """The first run is reproduced exactly from its commit and the DVC remote (the grader reruns it)."""
-    from mlops_workbench.reproduce import ReproductionError, reproduce
+    from mlops_workbench.versioning.reproduction import ReproductionError, reproduce
 
     ws = workspace(ctx)
     run = workspace_run(ctx, ws, "run_id", "log-run")
@@ -157,7 +157,7 @@ def reproduced(ctx: Context) -> None:
 @check("preprocessing-versioned", points=3, hidden=True, cells=["fix"], timeout=300)
 def preprocessing_versioned(ctx: Context) -> None:
     """The preprocessing tweak is committed, logged from a clean tree, and its run reproduces exactly."""
-    from mlops_workbench.reproduce import reproduce
+    from mlops_workbench.versioning.reproduction import reproduce
 
     ws = workspace(ctx)
     run = workspace_run(ctx, ws, "fixed_run_id", "fix")

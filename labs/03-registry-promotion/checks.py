@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from mlops_workbench import audit, procs, registry, tracking
+from mlops_workbench import procs, registry, tracking
+from mlops_workbench.registry import audit
 from mlops_workbench.labs.checks import Context, check, fail
 
 SERVER = "lab03-serve"

@@ -48,7 +48,7 @@ def release(
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if notebooks/ is stale")] = False,
 ) -> None:
     """Write the learner notebooks to notebooks/ (solutions stubbed, outputs cleared)."""
-    from mlops_workbench.pipeline import write_dvc_yaml
+    from mlops_workbench.labs.pipeline import write_dvc_yaml
 
     stale = release_labs(_labs(labs), check=check)
     if write_dvc_yaml(Lab.all(), check=check):
@@ -122,6 +122,6 @@ def grade(
 
 def pipeline(force: Annotated[bool, typer.Option(help="rerun every stage even if nothing changed")] = False) -> None:
     """Run every lab headless with its reference solution, as DVC stages (`dvc repro`)."""
-    from mlops_workbench.pipeline import run_pipeline
+    from mlops_workbench.labs.pipeline import run_pipeline
 
     raise typer.Exit(run_pipeline(force=force, console=console))

@@ -26,7 +26,7 @@ def _guard(func, *args, **kwargs):
 @app.command("list")
 def list_versions(name: str = typer.Option("iris", "--name", help="registered model name")) -> None:
     """Versions with aliases, metrics, lineage and their last approval."""
-    from mlops_workbench.registry_panel import version_rows
+    from mlops_workbench.registry.panel import version_rows
 
     table = Table(title=f"registered model '{name}'")
     for col in ("version", "aliases", "metrics", "lineage", "last approval", "created"):
@@ -80,7 +80,7 @@ def rollback(
 @app.command()
 def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> None:
     """The last entries of the registry audit log (<home>/audit/registry.jsonl)."""
-    from mlops_workbench import audit as audit_log
+    from mlops_workbench.registry import audit as audit_log
 
     table = Table(title=str(audit_log.log_path()))
     for col in ("time", "action", "model", "version", "alias", "outcome", "approver", "reason"):

@@ -21,9 +21,9 @@ def reproduce(
 
     Exit code 0 when reproduced, 1 when not (the causes are listed) or when the run cannot be rebuilt.
     """
-    from mlops_workbench.reproduce import ReproductionError
-    from mlops_workbench.reproduce import reproduce as run_reproduction
-    from mlops_workbench.workspace import WorkspaceError
+    from mlops_workbench.versioning.reproduction import ReproductionError
+    from mlops_workbench.versioning.reproduction import reproduce as run_reproduction
+    from mlops_workbench.versioning.workspace import WorkspaceError
 
     try:
         with console.status(f"Reproducing run {run_id} ..."):

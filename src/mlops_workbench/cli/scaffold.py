@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mlops_workbench import scaffold as scaffolds
+from mlops_workbench.ci import scaffold as scaffolds
 
 app = typer.Typer(help="Write starter projects.", no_args_is_help=True)
 console = Console()

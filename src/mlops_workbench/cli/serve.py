@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from mlops_workbench.faults import Faults
+from mlops_workbench.serving.faults import Faults
 
 
 def serve(
@@ -23,8 +23,8 @@ def serve(
     """Serve a model: /predict, /invocations (MLflow protocol), /health, /version, /metrics, /admin/*."""
     import uvicorn
 
-    from mlops_workbench.serve import create_app
-    from mlops_workbench.served_model import ModelLoadError
+    from mlops_workbench.serving.server import create_app
+    from mlops_workbench.serving.model import ModelLoadError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

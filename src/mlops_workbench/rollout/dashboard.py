@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench.faults import Faults
+from mlops_workbench.serving.faults import Faults
 from mlops_workbench.rollout import events as ev, state as st
 
 FAULT_KINDS = {"error rate (fraction)": "error_rate", "added latency (ms)": "latency_ms",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlops_workbench import settings
-from mlops_workbench.faults import Faults
+from mlops_workbench.serving.faults import Faults
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
 from mlops_workbench.rollout.controller import Controller

@@ -15,7 +15,7 @@ from typing import Literal
 import httpx
 
 from mlops_workbench import procs, settings
-from mlops_workbench.faults import Faults
+from mlops_workbench.serving.faults import Faults
 from mlops_workbench.rollout import prometheus, router
 from mlops_workbench.rollout.events import rollout_dir
 from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, parse_router, Snapshot
@@ -64,7 +64,7 @@ class LocalBackend:
 
     def up(self) -> str:
         """Start stable, router (and Prometheus unless metrics='direct'); returns the router URL."""
-        from mlops_workbench.serve import start_server
+        from mlops_workbench.serving.server import start_server
 
         ports = self.ports()
         if procs.get(STABLE, self.home) is None:
@@ -94,7 +94,7 @@ class LocalBackend:
 
     # --- the Backend protocol ---------------------------------------------------------------------
     def deploy_canary(self, version: str, faults: Faults | None = None) -> None:
-        from mlops_workbench.serve import start_server
+        from mlops_workbench.serving.server import start_server
 
         self.stop_canary()
         start_server(f"models:/{self.model_name}/{version}", port=self.ports()["canary"], name=CANARY,

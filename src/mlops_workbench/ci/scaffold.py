@@ -1,6 +1,6 @@
 """Project scaffolds: ``workbench scaffold ci-project DIR`` writes a small, real Iris model project.
 
-The project (template files in ``mlops_workbench/templates/ci_project/``) has
+The project (template files in ``mlops_workbench/ci/templates/ci_project/``) has
 model code that trains, saves and predicts, unit tests, ``requirements.txt``
 pinned to the versions installed here, a Dockerfile serving the model and a
 GitHub Actions workflow. ``learner=True`` leaves out what lab 01 asks the
@@ -48,7 +48,7 @@ class ScaffoldError(ValueError):
 
 def _files(node=None, prefix: str = "") -> Iterator[tuple[str, bytes]]:
     """(relative path in the project, content) for every template file."""
-    node = node or importlib.resources.files("mlops_workbench") / "templates" / TEMPLATE
+    node = node or importlib.resources.files("mlops_workbench") / "ci" / "templates" / TEMPLATE
     for child in sorted(node.iterdir(), key=lambda c: c.name):
         if child.name == "__pycache__" or child.name.endswith(".pyc"):
             continue

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_workbench.data import FEATURES
-from mlops_workbench.payloads import PayloadError
+from mlops_workbench.serving.payloads import PayloadError
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")

@@ -17,12 +17,12 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
-from mlops_workbench import payloads
-from mlops_workbench.faults import CRASH_EXIT_CODE, FaultInjector
-from mlops_workbench.payloads import PayloadError
-from mlops_workbench.served_model import LoadedModel
+from mlops_workbench.serving import payloads
+from mlops_workbench.serving.faults import CRASH_EXIT_CODE, FaultInjector
+from mlops_workbench.serving.payloads import PayloadError
+from mlops_workbench.serving.model import LoadedModel
 
-log = logging.getLogger("mlops_workbench.serve")
+log = logging.getLogger("mlops_workbench.serving.server")
 PREDICTION_PATHS = ("/predict", "/invocations")
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _INJECTED = b'{"error": "injected fault: this request failed on purpose (see GET /admin/faults)"}'

@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mlops_workbench import settings
-from mlops_workbench.lineage import env_fingerprint, package_code_hash, params_hash, tracking_uri
-from mlops_workbench.workspace import METRICS, Workspace, WorkspaceError, file_md5, run
+from mlops_workbench.versioning.lineage import env_fingerprint, package_code_hash, params_hash, tracking_uri
+from mlops_workbench.versioning.workspace import METRICS, Workspace, WorkspaceError, file_md5, run
 
 
 class ReproductionError(ValueError):

@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 
-from mlops_workbench import audit, procs, settings
-from mlops_workbench.gate import GateResult, RegistryParams, holdout, judge, score
+from mlops_workbench import procs, settings
+from mlops_workbench.registry import audit
+from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
 
 __all__ = [
     "ALIASES", "GateResult", "RegistryError", "RegistryParams", "client", "get_alias", "list_versions",

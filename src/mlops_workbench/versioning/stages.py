@@ -1,13 +1,13 @@
 """Versioning code, data and model together (lab 02).
 
-A lab workspace (:mod:`mlops_workbench.workspace`) keeps code and
+A lab workspace (:mod:`mlops_workbench.versioning.workspace`) keeps code and
 ``params.yaml`` in git, the Iris CSV in DVC, and a DVC 3 ``train`` stage that
 runs the workspace's ``train.py``. That script only calls :func:`train_stage`:
 preprocess (section ``prepare``), split, train (section ``train``), evaluate,
 and write ``model/model.pkl`` and ``metrics.json``.
 
-Runs are logged with their lineage (:mod:`mlops_workbench.lineage`) and can be
-reproduced from it (:mod:`mlops_workbench.reproduce`). This module is the one
+Runs are logged with their lineage (:mod:`mlops_workbench.versioning.lineage`) and can be
+reproduced from it (:mod:`mlops_workbench.versioning.reproduction`). This module is the one
 import a notebook needs::
 
     from mlops_workbench import versioning
@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_workbench.lineage import LINEAGE_TAGS, lineage_tags, log_model_run, run_lineage
-from mlops_workbench.reproduce import MetricComparison, ReproductionError, ReproductionReport, reproduce
-from mlops_workbench.workspace import (
+from mlops_workbench.versioning.lineage import LINEAGE_TAGS, lineage_tags, log_model_run, run_lineage
+from mlops_workbench.versioning.reproduction import MetricComparison, ReproductionError, ReproductionReport, reproduce
+from mlops_workbench.versioning.workspace import (
     DATA, METRICS, MODEL_DIR, MODEL_FILE, TRAIN_SCRIPT, Workspace, WorkspaceError, init_workspace, open_workspace,
     remote_has,
 )

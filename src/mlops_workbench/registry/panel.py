@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench import registry
+from mlops_workbench.registry import aliases as registry
 
 LINEAGE_KEYS = ("git.commit", "data.md5", "params.hash")
 

@@ -27,11 +27,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mlops_workbench import procs, served_model, settings
-from mlops_workbench.faults import FaultInjector, Faults
-from mlops_workbench.predict_asgi import Metrics, PredictionEndpoints
+from mlops_workbench import procs, settings
+from mlops_workbench.serving import model as served_model
+from mlops_workbench.serving.faults import FaultInjector, Faults
+from mlops_workbench.serving.hotpath import Metrics, PredictionEndpoints
 
-log = logging.getLogger("mlops_workbench.serve")
+log = logging.getLogger("mlops_workbench.serving.server")
 URI_ENV, NAME_ENV, WATCH_ENV = "WORKBENCH_MODEL_URI", "WORKBENCH_MODEL_NAME", "WORKBENCH_WATCH_INTERVAL"
 
 

@@ -4,7 +4,7 @@
 hash of the data, a hash of ``params.yaml``, a fingerprint of the installed
 pinned packages); :func:`log_model_run` logs the workspace's trained model to
 MLflow with those tags, the params, the metrics, and a signature and input
-example. :func:`mlops_workbench.reproduce.reproduce` later rebuilds the run
+example. :func:`mlops_workbench.versioning.reproduction.reproduce` later rebuilds the run
 from exactly these tags.
 """
 
@@ -20,15 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from mlops_workbench import settings
-from mlops_workbench.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5, stale_inputs
+from mlops_workbench.versioning.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5, stale_inputs
 
 LINEAGE_TAGS = (
     "git.commit", "git.dirty", "git.dirty_files", "data.path", "data.md5", "data.modified",
     "data.remote", "dvc.stale", "params.hash", "env.fingerprint", "env.python", "env.package_code", "workspace.path",
 )
-STAGE_MODULES = ("data.py", "train.py", "evaluate.py", "versioning.py")
-"""Package modules the train stage runs: an editable install can change them without a version bump."""
 """Tags every run logged by :func:`log_model_run` carries."""
+STAGE_MODULES = {
+    "data.py": "data.py",
+    "train.py": "train.py",
+    "evaluate.py": "evaluate.py",
+    "versioning.py": "versioning/stages.py",
+}
+"""Package modules the train stage runs (hashed name: path in the package): an editable install can change
+them without a version bump. The hashed names and :data:`MOVED_MODULES` keep the hash of unchanged code
+stable across the move into sub-packages, so runs logged before it do not read "package code changed"."""
+MOVED_MODULES = {
+    "mlops_workbench.versioning.workspace": "mlops_workbench.workspace",
+    "mlops_workbench.versioning.lineage": "mlops_workbench.lineage",
+    "mlops_workbench.versioning.reproduction": "mlops_workbench.reproduce",
+}
+"""Module paths as the stage modules spelled them before the move (new path: old path)."""
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -60,12 +73,20 @@ def env_fingerprint() -> str:
 
 def package_code_hash() -> str:
     """sha256 over the source of the package modules the train stage runs (:data:`STAGE_MODULES`)."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for name in STAGE_MODULES:
-        path = root / name
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"missing"))
+    for name, relative in STAGE_MODULES.items():
+        path = root / relative
+        digest.update(name.encode() + b"\0" + (_canonical_source(path) if path.exists() else b"missing"))
     return digest.hexdigest()
+
+
+def _canonical_source(path: Path) -> bytes:
+    """The module's source with moved module paths spelled as before the move."""
+    text = path.read_text()
+    for new, old in MOVED_MODULES.items():
+        text = text.replace(new, old)
+    return text.encode()
 
 
 def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
