@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from mlops_workbench import tracking
-from mlops_workbench.serving.faults import Faults
-from mlops_workbench.rollout import events, ops, prepare, state as st, timeline
+from mlops_workbench.rollout import events, ops, prepare, timeline
+from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.load import BackgroundLoad
 from mlops_workbench.rollout.policy import builtin
+from mlops_workbench.serving.faults import Faults
 
 FAULTS = {"error": Faults(error_rate=0.3, seed=1), "latency": Faults(latency_ms=300)}
 

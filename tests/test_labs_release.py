@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from mlops_workbench.labs.format import BEGIN, Lab, LabFormatError, has_solution, read_notebook
-from mlops_workbench.labs.release import STUB, learner_notebook, release, strip_solutions
 from mlops_workbench.labs.pipeline import write_dvc_yaml
+from mlops_workbench.labs.release import STUB, learner_notebook, release, strip_solutions
 
 LABS = Lab.all()
 

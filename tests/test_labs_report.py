@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from mlops_workbench.labs.report import SCHEMA_PATH, CheckResult, IntegrityIssue, Report, schema, validate_report
 from mlops_workbench.labs.render import to_gradescope, to_html, to_junit
+from mlops_workbench.labs.report import SCHEMA_PATH, CheckResult, IntegrityIssue, Report, schema, validate_report
 
 
 def make_report() -> Report:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_workbench.errors import InputError
 from mlops_workbench.labs import session
 
 
@@ -34,7 +35,7 @@ def test_check_passes_and_fails_on_live_state(live):
 
 def test_hidden_checks_never_run_in_the_notebook(live):
     lab, _ = live
-    with pytest.raises(KeyError, match="public checks"):
+    with pytest.raises(InputError, match="public checks"):
         lab.check("seeded-sample")
     assert "seeded-sample" not in {r.id for r in lab.check_all()}
 

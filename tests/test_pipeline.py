@@ -11,9 +11,9 @@ import pytest
 
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.pipeline import snapshot_project
 from mlops_workbench.labs.release import learner_notebook, render
 from mlops_workbench.labs.report import validate_report
-from mlops_workbench.labs.pipeline import snapshot_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mlops_workbench import procs, registry, tracking
-from mlops_workbench.registry import audit
+from mlops_workbench.errors import TrackingServerDown
+from mlops_workbench.registry import RegistryError, audit
 from mlops_workbench.registry.gate import RegistryParams, judge
-from mlops_workbench.registry import RegistryError
 
 GOOD = {"model": "logistic_regression", "C": 1.0}  # held-out accuracy 0.93
 ALSO_GOOD = {"model": "logistic_regression", "C": 10.0}  # 1.0
@@ -186,7 +186,7 @@ def test_racing_promotions_end_consistent_and_are_both_logged(home, runs):
 
 def test_tracking_server_down_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{procs.free_port()}")
-    with pytest.raises(RegistryError, match="not reachable.*tracking.up"):
+    with pytest.raises(TrackingServerDown, match="not reachable.*workbench mlflow up"):
         registry.promote("iris", 1, "staging", approver="a", reason="r", home=tmp_path)
     assert not audit.log_path(home=tmp_path).exists()
 

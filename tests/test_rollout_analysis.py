@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from mlops_workbench.rollout import analysis, events, state as st, timeline
+from mlops_workbench.rollout import analysis, events, timeline
+from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.controller import Controller
 from mlops_workbench.rollout.metrics import MetricsUnavailable, Snapshot, diff, histogram_quantile
 from mlops_workbench.rollout.policy import parse
@@ -124,6 +125,8 @@ def test_verdict_never_promotes_without_a_success_per_metric() -> None:
 
 
 class FakeBackend:
+    model_name = "iris-fake"
+
     def __init__(self) -> None:
         self.weights: list[float] = []
         self.alive = False
@@ -147,6 +150,9 @@ class FakeBackend:
     def promote(self, version: str) -> None:
         self.promoted = version
         self.stop_canary()
+
+    def traffic_totals(self) -> dict[str, dict[str, float]]:
+        return {"canary": {"requests": float(len(self.weights)), "errors": 0.0}}
 
 
 class FakeSource:

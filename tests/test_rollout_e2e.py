@@ -19,13 +19,14 @@ import httpx
 import pytest
 
 from mlops_workbench import procs, tracking
-from mlops_workbench.serving.faults import Faults
-from mlops_workbench.rollout import events, ops, prepare, state as st, timeline
+from mlops_workbench.rollout import events, ops, prepare, timeline
+from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.backends.local import CANARY, LocalBackend
 from mlops_workbench.rollout.controller import Controller
 from mlops_workbench.rollout.load import BackgroundLoad
 from mlops_workbench.rollout.metrics import PrometheusSource
 from mlops_workbench.rollout.policy import builtin
+from mlops_workbench.serving.faults import Faults
 
 pytestmark = pytest.mark.slow
 DEMO = builtin("demo")

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlops_workbench.ci import scaffold
-from mlops_workbench.ci import docker
+from mlops_workbench.ci import docker, scaffold
 from mlops_workbench.ci.workflow import REQUIREMENTS, validate
 from mlops_workbench.cli.main import app
 

@@ -6,8 +6,7 @@ import ast
 import json
 from pathlib import Path
 
-from mlops_workbench.ci import scaffold
-from mlops_workbench.ci import docker
+from mlops_workbench.ci import docker, scaffold
 from mlops_workbench.ci.runner import run_workflow
 from mlops_workbench.ci.workflow import REQUIREMENTS, TEST_RX, validate
 from mlops_workbench.ci.yamldoc import YamlDoc

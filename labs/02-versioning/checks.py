@@ -35,10 +35,9 @@ def in_git(ws: Workspace, path: str, rev: str = "HEAD") -> bool:
 
 
 def client(ctx: Context) -> Any:
-    from mlflow import MlflowClient
-
     try:
-        return MlflowClient(tracking.up(home=ctx.home))
+        tracking.up(home=ctx.home)
+        return tracking.client(ctx.home)
     except RuntimeError as exc:
         fail(f"The MLflow tracking server under the state folder does not start ({exc}): run the cell 'tracking'.")
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from mlops_workbench import procs, registry, tracking
-from mlops_workbench.registry import audit
 from mlops_workbench.labs.checks import Context, check, fail
+from mlops_workbench.registry import audit
 
 SERVER = "lab03-serve"
 EXPERIMENT = "lab-03-registry"  # the notebook's `experiment` parameter

@@ -10,7 +10,7 @@ import json
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mlops_workbench import procs
+from mlops_workbench import procs, settings
 from mlops_workbench.labs.checks import Context, check, fail
 from mlops_workbench.rollout import events, timeline
 from mlops_workbench.rollout import policy as pol
@@ -32,7 +32,7 @@ def _of_candidate(ctx: Context, version: str) -> list[list[dict]]:
 
 
 def _production(ctx: Context, model: str) -> str | None:
-    db = ctx.home / "mlflow" / "mlflow.db"
+    db = settings.layout(ctx.home).mlflow_db
     if not db.exists():
         fail(f"No registry at {db}: run the prerequisites cell (prepare.ensure_versions) first.")
     client = MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
@@ -98,7 +98,7 @@ def alias_unchanged(ctx: Context) -> None:
     faulty = str(ctx.var("faulty_version"))
     if _production(ctx, model) != healthy:
         fail(f"production of {model} moved away from {healthy}: a rollback must not touch the aliases.")
-    audit = ctx.home / "audit" / "registry.jsonl"
+    audit = settings.layout(ctx.home).audit_log()
     entries = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()] if audit.exists() else []
     if any(e.get("version") == faulty and e.get("outcome") == "promoted" and e.get("model") == model for e in entries):
         fail(f"version {faulty} was promoted at some point: the faulty release must never reach an alias.")

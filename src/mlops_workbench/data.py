@@ -16,6 +16,8 @@ from pandera.errors import SchemaErrors
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
+from mlops_workbench.errors import InputError, NotFoundError
+
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 LABEL = "species"
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -23,7 +25,7 @@ CLASSES = ["setosa", "versicolor", "virginica"]
 FEATURE_RANGE = (0.0, 10.0)
 
 
-class DataValidationError(ValueError):
+class DataValidationError(InputError):
     """A dataset that breaks the Iris schema; the message names every violated rule."""
 
     def __init__(self, message: str, problems: list[str]):
@@ -113,7 +115,7 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
 def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split of a validated frame; the same ``seed`` gives the same split."""
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be between 0 and 1 (exclusive), got {test_size}: use e.g. 0.2.")
+        raise InputError(f"test_size must be between 0 and 1 (exclusive), got {test_size}: use e.g. 0.2.")
     train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[LABEL])
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
@@ -131,6 +133,6 @@ def load_csv(path: str | Path) -> pd.DataFrame:
     """Read an Iris CSV and validate it (raises :class:`DataValidationError` on a bad dataset)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: write it first with save_csv(load_iris_frame(), path).")
+        raise NotFoundError(f"{path} does not exist: write it first with save_csv(load_iris_frame(), path).")
     df = pd.read_csv(path)
     return validate(df)

@@ -25,18 +25,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
-from mlops_workbench import procs, settings, tracking
+from mlops_workbench import procs, settings
 
 Status = Literal["OK", "WARN", "FAIL"]
 DIST = "mlops-workbench"
 KERNEL = "python3"
-DEFAULT_PORTS: dict[int, str] = {
-    tracking.DEFAULT_PORT: "MLflow tracking server",
-    8000: "model server",
-    8001: "model server (canary)",
-    8002: "traffic router",
-    9090: "Prometheus",
-}
+DEFAULT_PORTS: dict[int, str] = {port: settings.SERVICE_LABELS[name] for name, port in settings.DEFAULT_PORTS.items()}
 SETUP_FIX = "run `make setup` in the checkout (or `pip install -r requirements.lock -e .`)"
 
 

@@ -23,6 +23,7 @@ from typing import Sequence
 import httpx
 
 from mlops_workbench import settings
+from mlops_workbench.errors import ServiceError
 
 RUN_TOKEN_ENV = "WORKBENCH_RUN_TOKEN"
 """Marks the processes of one headless lab run; services drop it so they outlive the kernel until graded."""
@@ -71,7 +72,7 @@ def alive(pid: int) -> bool:
 
 
 def _run_dir(home: Path | None) -> Path:
-    path = (home or settings.home()) / "run"
+    path = settings.layout(home).run
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -109,13 +110,12 @@ def start(
     if existing:
         return existing
     if port_in_use(port):
-        raise RuntimeError(
+        raise ServiceError(
             f"Port {port} is already taken by another program, so '{name}' cannot start. "
             f"Stop that program or choose another port."
         )
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{name}.log"
+    log_path = settings.layout(home).log(name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             list(cmd),
@@ -132,12 +132,12 @@ def start(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             stop(name, home)
-            raise RuntimeError(f"'{name}' exited with code {proc.returncode} while starting; see {log_path}.")
+            raise ServiceError(f"'{name}' exited with code {proc.returncode} while starting; see {log_path}.")
         if _answers(service, health_path):
             return service
         time.sleep(0.1)
     stop(name, home)
-    raise RuntimeError(f"'{name}' did not answer on port {port} within {timeout:.0f}s; see {log_path}.")
+    raise ServiceError(f"'{name}' did not answer on port {port} within {timeout:.0f}s; see {log_path}.")
 
 
 def _answers(service: Service, health_path: str | None) -> bool:
@@ -199,6 +199,6 @@ def stop_all(home: Path | None = None) -> list[str]:
     return [n for n in names if stop(n, home)]
 
 
-def python_cmd(module: str, *args: str) -> list[str]:
-    """``[sys.executable, -m, module, *args]``: run a module with this interpreter."""
-    return [sys.executable, "-m", module, *args]
+def workbench_cmd(*args: str) -> list[str]:
+    """The command line of ``workbench ARGS`` run by this interpreter: the one way a service process starts."""
+    return [sys.executable, "-m", "mlops_workbench.cli.main", *args]

@@ -1,15 +1,28 @@
-"""Where things live: the project checkout, the state folder and ``params.yaml``."""
+"""Where things live: the project checkout, the state folder's layout and ``params.yaml``.
+
+This module is the one owner of every path under the state folder
+(:class:`StateLayout`, from :func:`layout`) and the one way to read params
+(:func:`load_params`).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlops_workbench.errors import InputError, NotFoundError
+
 HOME_ENV = "WORKBENCH_HOME"
 PROJECT_ENV = "WORKBENCH_PROJECT"
+DEFAULT_MODEL_NAME = "iris"
+DEFAULT_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090}
+"""The one set of default ports on 127.0.0.1 (CLI defaults, README and ``workbench doctor``)."""
+SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "router": "traffic router",
+                  "prometheus": "Prometheus"}
 
 
 def project_root() -> Path:
@@ -24,7 +37,7 @@ def project_root() -> Path:
         for folder in (start, *start.parents):
             if (folder / "labs").is_dir() and (folder / "params.yaml").is_file():
                 return folder
-    raise FileNotFoundError(
+    raise NotFoundError(
         "Cannot find the mlops-workbench checkout (a folder with labs/ and params.yaml). "
         f"Run from inside the checkout or set {PROJECT_ENV}=/path/to/mlops-workbench."
     )
@@ -38,22 +51,133 @@ def home() -> Path:
     else:
         try:
             path = project_root() / ".workbench"
-        except FileNotFoundError:
+        except NotFoundError:
             path = Path.cwd() / ".workbench"
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+@dataclass(frozen=True)
+class StateLayout:
+    """Every path under one state folder. Nothing is created here: writers make the folders they write to."""
+
+    root: Path
+
+    @property
+    def mlflow(self) -> Path:
+        """The tracking server's folder: sqlite store and artifacts."""
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.mlflow / "mlflow.db"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.mlflow / "artifacts"
+
+    @property
+    def run(self) -> Path:
+        """Run files of background services (pid, port, command)."""
+        return self.root / "run"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def log(self, service: str) -> Path:
+        """The output log of background service ``service``."""
+        return self.logs / f"{service}.log"
+
+    def audit_log(self, name: str = "registry") -> Path:
+        """An append-only audit log (JSONL)."""
+        return self.root / "audit" / f"{name}.jsonl"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def rollout(self) -> Path:
+        """Rollout state, event log and Prometheus data."""
+        return self.root / "rollout"
+
+    @property
+    def rollout_events(self) -> Path:
+        """The append-only event log of every rollout (JSONL)."""
+        return self.rollout / "events.jsonl"
+
+    @property
+    def rollout_state(self) -> Path:
+        return self.rollout / "state.json"
+
+    @property
+    def rollout_request(self) -> Path:
+        """A pending operator request (abort or promote) for the running controller."""
+        return self.rollout / "request.json"
+
+    @property
+    def rollout_ports(self) -> Path:
+        """Ports reserved for the local runtime (router, stable, canary)."""
+        return self.rollout / "local.json"
+
+    @property
+    def prometheus(self) -> Path:
+        """Prometheus's configuration and data."""
+        return self.rollout / "prometheus"
+
+    def workspace(self, lab: str) -> Path:
+        """The learner's own project folder of lab ``lab`` (e.g. ``02-versioning``)."""
+        return self.root / "workspaces" / lab
+
+    @property
+    def dvc_remote(self) -> Path:
+        """The default DVC remote of lab workspaces."""
+        return self.root / "dvc-remote"
+
+    def reproduction(self, run_id: str) -> Path:
+        return self.root / "reproductions" / run_id
+
+    @property
+    def results(self) -> Path:
+        """Check results a graded run leaves for the labs that depend on it."""
+        return self.root / "results"
+
+    @property
+    def pipeline(self) -> Path:
+        """The state folder of ``workbench pipeline``'s reference runs, apart from the learner's."""
+        return self.root / "pipeline"
+
+
+def layout(home_dir: Path | None = None) -> StateLayout:
+    """The layout of the state folder ``home_dir`` (default: :func:`home`)."""
+    return StateLayout(Path(home_dir) if home_dir is not None else home())
+
+
 def load_params(section: str | None = None, path: Path | None = None) -> dict[str, Any]:
-    """Read ``params.yaml`` (the project's unless ``path`` is given); one section if named."""
+    """Read ``params.yaml`` (the project's unless ``path`` is given); one section if named.
+
+    The one way to read params: a missing file is an error naming the fix; a
+    missing section is empty, so the section's model applies its defaults.
+    """
     path = path or project_root() / "params.yaml"
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist: restore it from git (git checkout -- params.yaml).") from None
+        raise NotFoundError(f"{path} does not exist: restore it from git (git checkout -- params.yaml).") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path} is not valid YAML ({exc}): fix the file or restore it from git.") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must be a mapping of sections (train:, registry:, ...): restore it from git.")
     if section is None:
         return data
-    if section not in data:
-        raise KeyError(f"{path} has no '{section}' section; known sections: {', '.join(sorted(data)) or 'none'}.")
-    return data[section]
+    value = data.get(section) or {}
+    if not isinstance(value, dict):
+        raise InputError(f"Section '{section}' of {path} must be a mapping of keys, not {type(value).__name__}.")
+    return value
+
+
+def model_name() -> str:
+    """The registered model's name: ``registry.model_name`` in params.yaml (default ``iris``)."""
+    return str(load_params("registry").get("model_name") or DEFAULT_MODEL_NAME)

@@ -10,23 +10,22 @@ import os
 import sys
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
 from mlops_workbench import procs, settings
+from mlops_workbench.errors import TrackingServerDown
 
 SERVICE = "mlflow"
-DEFAULT_PORT = 5000
+DEFAULT_PORT = settings.DEFAULT_PORTS["mlflow"]
+URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0) -> str:
-    """Start the tracking server (or reuse the running one) and return its URL.
-
-    Also points this process's MLflow client at it, both ``MLFLOW_TRACKING_URI``
-    (inherited by child processes) and MLflow's in-process tracking and registry
-    settings, which outrank the variable and may still name a server stopped earlier.
-    """
+    """Start the tracking server (or reuse the running one), point this process's MLflow at it (:func:`use`)
+    and return its URL."""
     home = home or settings.home()
     running = procs.get(SERVICE, home)
     if running is None:
@@ -48,20 +47,67 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0
         # no GenAI job runner: one process less to start on a small (or busy) machine
         env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         running = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
-    os.environ["MLFLOW_TRACKING_URI"] = running.url
-    import mlflow
-
-    mlflow.set_tracking_uri(running.url)
-    mlflow.set_registry_uri(running.url)
-    return running.url
+    return use(home, running.url)
 
 
 def url(home: Path | None = None) -> str:
-    """URL of the running tracking server; raises with the fix when none runs."""
+    """URL of the tracking server running for the state folder ``home``; raises with the fix when none runs."""
     running = procs.get(SERVICE, home)
     if running is None:
-        raise RuntimeError("The MLflow tracking server is not running: start it with `workbench mlflow up`.")
+        where = home or settings.home()
+        raise TrackingServerDown(
+            f"No MLflow tracking server is running for the state folder {where}: start it with `workbench mlflow up`"
+            + (f" (with WORKBENCH_HOME={where})." if home is not None else ".")
+        )
     return running.url
+
+
+def uri(home: Path | None = None) -> str:
+    """The tracking server every part of the workbench talks to: the one running for ``home``'s state folder.
+
+    The one place that decides the URI. ``MLFLOW_TRACKING_URI`` is used only
+    when no server of the state folder runs and it names an http(s) server
+    (an external MLflow); a local path or sqlite URI there is never used, so
+    MLflow can never create a store of its own (``mlflow.db``, ``mlruns/``).
+    """
+    if procs.get(SERVICE, home) is None:
+        external = os.environ.get(URI_ENV, "")
+        if external.startswith(("http://", "https://")):
+            return external.rstrip("/")
+    return url(home)
+
+
+def client(home: Path | None = None, check: bool = True) -> Any:
+    """An ``MlflowClient`` for :func:`uri` (tracking and registry), checked reachable unless ``check`` is False."""
+    from mlflow import MlflowClient
+
+    target = uri(home)
+    if check:
+        try:
+            httpx.get(target + "/health", timeout=3.0).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise TrackingServerDown(
+                f"The MLflow tracking server at {target} is not reachable ({type(exc).__name__}); nothing was "
+                "changed. Start it with `workbench mlflow up` (or `tracking.up()` in a notebook) and retry."
+            ) from None
+    return MlflowClient(tracking_uri=target, registry_uri=target)
+
+
+def use(home: Path | None = None, target: str | None = None) -> str:
+    """Point this process's MLflow fluent API (``mlflow.start_run``, ``load_model``) at :func:`uri` and return it.
+
+    The only function that touches MLflow's global tracking and registry URIs
+    (both, since the in-process settings outrank ``MLFLOW_TRACKING_URI`` and may
+    still name a server stopped earlier); it also exports the variable for
+    child processes. Call it before fluent MLflow calls, never from a getter.
+    """
+    import mlflow
+
+    target = target or uri(home)
+    os.environ[URI_ENV] = target
+    mlflow.set_tracking_uri(target)
+    mlflow.set_registry_uri(target)
+    return target
 
 
 def down(home: Path | None = None) -> bool:
@@ -85,8 +131,8 @@ class TrackingStatus(BaseModel):
 
 def store_paths(home: Path | None = None) -> tuple[Path, Path]:
     """The sqlite backend store and the artifact folder of the tracking server under ``home``."""
-    store = (home or settings.home()) / "mlflow"
-    return store / "mlflow.db", store / "artifacts"
+    paths = settings.layout(home)
+    return paths.mlflow_db, paths.artifacts
 
 
 def _count(base: str, endpoint: str, key: str) -> int:
@@ -118,7 +164,7 @@ def status(home: Path | None = None) -> TrackingStatus:
         running=service is not None,
         backend_store=f"sqlite:///{db}",
         artifacts=str(artifacts),
-        log=str(home / "logs" / f"{SERVICE}.log"),
+        log=str(settings.layout(home).log(SERVICE)),
     )
     if service is None:
         return report
@@ -157,7 +203,7 @@ def ui(home: Path | None = None, open_browser: bool = True) -> UiLinks:
     """Links to the MLflow UI of the running server; opens a browser only when a display is available."""
     service = procs.get(SERVICE, home)
     if service is None:
-        raise RuntimeError("The MLflow tracking server is not running: start it with `workbench mlflow up`.")
+        url(home)  # raises with the fix
     links = UiLinks(url=service.url, proxy_path=proxy_path(service.port))
     if open_browser and links.proxy_path is None and _browser_available():
         try:

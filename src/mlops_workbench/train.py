@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mlops_workbench import settings
 from mlops_workbench.data import FEATURES, LABEL, validate
+from mlops_workbench.errors import InputError
 
 ModelKind = Literal["logistic_regression", "random_forest"]
 
@@ -42,7 +43,7 @@ class TrainParams(BaseModel):
             return cls.model_validate(raw or {})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'train'}: {e['msg']}" for e in exc.errors())
-            raise ValueError(
+            raise InputError(
                 f"Invalid training parameters ({problems}). Fix the 'train' section of params.yaml; "
                 f"known keys: {', '.join(cls.model_fields)}."
             ) from None
@@ -67,7 +68,7 @@ def build_pipeline(params: TrainParams) -> Pipeline:
             n_estimators=params.n_estimators, max_depth=params.max_depth, random_state=params.seed, n_jobs=1
         )
     else:  # pragma: no cover - pydantic already rejects other values
-        raise ValueError(f"Unknown model {params.model!r}: use logistic_regression or random_forest.")
+        raise InputError(f"Unknown model {params.model!r}: use logistic_regression or random_forest.")
     return Pipeline([("scale", StandardScaler()), ("clf", clf)])
 
 

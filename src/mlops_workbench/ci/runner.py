@@ -27,6 +27,7 @@ from rich.markup import escape
 from mlops_workbench.ci.actions import Expressions, run_action
 from mlops_workbench.ci.docker import engine
 from mlops_workbench.ci.yamldoc import YamlDoc
+from mlops_workbench.errors import InputError, NotFoundError
 
 DOCKER_RX = re.compile(r"(^|[\s;&|(])docker\s+\w", re.M)
 SHELLS = {
@@ -89,11 +90,11 @@ def job_order(jobs: dict[str, Any]) -> list[str]:
         if job_id in order:
             return
         if job_id in trail:
-            raise ValueError(f"jobs {' -> '.join(trail + (job_id,))} need each other in a cycle: break the cycle in `needs:`.")
+            raise InputError(f"jobs {' -> '.join(trail + (job_id,))} need each other in a cycle: break the cycle in `needs:`.")
         needs = (jobs.get(job_id) or {}).get("needs") or []
         for dep in [needs] if isinstance(needs, str) else needs:
             if dep not in jobs:
-                raise ValueError(f"job '{job_id}' needs unknown job '{dep}': fix `needs:` (jobs: {', '.join(jobs)}).")
+                raise InputError(f"job '{job_id}' needs unknown job '{dep}': fix `needs:` (jobs: {', '.join(jobs)}).")
             visit(dep, trail + (job_id,))
         order.append(job_id)
 
@@ -125,10 +126,10 @@ class Runner:
     def __init__(self, workflow: Path, project: Path, timeout: float = 600, on_step: Callable[[StepResult], None] | None = None):
         self.doc = YamlDoc.read(workflow)
         if not isinstance(self.doc.data, dict) or not isinstance(self.doc.data.get("jobs"), dict):
-            raise ValueError(f"{workflow} has no `jobs:` mapping: run `workbench ci validate {workflow}` first.")
+            raise InputError(f"{workflow} has no `jobs:` mapping: run `workbench ci validate {workflow}` first.")
         self.workflow, self.project = Path(workflow), Path(project).resolve()
         if not self.project.is_dir():
-            raise FileNotFoundError(f"project folder {self.project} does not exist: pass --project DIR.")
+            raise NotFoundError(f"project folder {self.project} does not exist: pass --project DIR.")
         self.timeout, self.on_step = timeout, on_step or (lambda result: None)
         self.tmp = Path(tempfile.mkdtemp(prefix="workbench-ci-"))
         self.result = RunResult(str(workflow), str(self.project))

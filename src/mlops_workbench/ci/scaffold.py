@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from mlops_workbench.errors import InputError
+
 TEMPLATE = "ci_project"
 LEARNER_FILES = ("tests/test_data.py", "tests/test_predict.py")
 WORKFLOW = ".github/workflows/ci.yml"
@@ -42,7 +44,7 @@ BUGS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(InputError):
     """The scaffold cannot be written or changed as asked."""
 
 

@@ -22,6 +22,7 @@ from jsonschema.exceptions import ValidationError
 
 from mlops_workbench.ci.findings import Finding, Report
 from mlops_workbench.ci.yamldoc import YamlDoc, YamlError, dotted
+from mlops_workbench.errors import InputError
 
 Requirement = Literal["push", "install", "test", "build"]
 REQUIREMENTS: tuple[str, ...] = ("push", "install", "test", "build")
@@ -128,7 +129,7 @@ def meaning_findings(doc: YamlDoc, require: Iterable[str] = ()) -> list[Finding]
     required = set(require)
     unknown = required - set(REQUIREMENTS)
     if unknown:
-        raise ValueError(f"Unknown requirement(s) {sorted(unknown)}: choose from {', '.join(REQUIREMENTS)}.")
+        raise InputError(f"Unknown requirement(s) {sorted(unknown)}: choose from {', '.join(REQUIREMENTS)}.")
     out: list[Finding] = []
     found: dict[str, tuple[str, int] | None] = {"install": None, "test": None, "build": None}
     for job_id, i, step in steps(doc):

@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from mlops_workbench.errors import InputError, NotFoundError
+
 
 class WorkflowLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans (``on``/``yes``/``off`` stay strings)."""
@@ -29,7 +31,7 @@ WorkflowLoader.add_implicit_resolver(
 )
 
 
-class YamlError(ValueError):
+class YamlError(InputError):
     """The file is not valid YAML; ``line`` is 1-based."""
 
     def __init__(self, message: str, line: int | None):
@@ -60,7 +62,7 @@ class YamlDoc:
     def read(cls, path: Path | str) -> "YamlDoc":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: check the path (workflows live in .github/workflows/).")
+            raise NotFoundError(f"{path} does not exist: check the path (workflows live in .github/workflows/).")
         return cls.parse(path.read_text(), path)
 
     def node(self, path: Iterable[Any], key: bool = False) -> yaml.Node | None:

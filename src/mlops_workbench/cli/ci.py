@@ -49,11 +49,7 @@ def validate(
         raise typer.Exit(2)
     code = 0
     for path in files:
-        try:
-            report = workflow.validate(path, require=wanted)
-        except (FileNotFoundError, ValueError) as exc:
-            console.print(f"[red]{escape(str(exc))}[/red]")
-            raise typer.Exit(2) from None
+        report = workflow.validate(path, require=wanted)
         if json_out:
             print(report.model_dump_json(indent=2))
         else:
@@ -69,11 +65,7 @@ def run(
     timeout: float = typer.Option(600, help="seconds a step may run unless it sets timeout-minutes"),
 ) -> None:
     """Run the workflow's steps locally, in order, with a green/red line per step."""
-    try:
-        result = runner.run_workflow(path, project, timeout=timeout, console=console)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2) from None
+    result = runner.run_workflow(path, project, timeout=timeout, console=console)
     counts = {s: sum(r.status == s for r in result.steps) for s in ("passed", "warning", "skipped", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     console.print(("[green]✔ workflow green[/green]" if result.ok else "[red]✘ workflow red[/red]") + f" ({summary})")
@@ -83,11 +75,7 @@ def run(
 @app.command()
 def lint(dockerfile: Path = typer.Argument(Path("Dockerfile"), help="Dockerfile or the folder holding it")) -> None:
     """Lint a Dockerfile with hadolint; exits non-zero on hadolint warnings or errors."""
-    try:
-        report = docker.lint(dockerfile)
-    except (FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2) from None
+    report = docker.lint(dockerfile)
     show(report)
     raise typer.Exit(report.exit_code())
 

@@ -13,7 +13,7 @@ from rich.table import Column, Table
 
 from mlops_workbench import settings
 from mlops_workbench.labs import batch
-from mlops_workbench.labs.format import Lab, LabFormatError
+from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade as grade_one
 from mlops_workbench.labs.release import release as release_labs
 from mlops_workbench.labs.render import print_report, write_all
@@ -23,11 +23,7 @@ console = Console()
 
 
 def _labs(names: list[str] | None) -> list[Lab]:
-    try:
-        return [Lab.find(n) for n in names] if names else Lab.all()
-    except LabFormatError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    return [Lab.find(n) for n in names] if names else Lab.all()
 
 
 @app.command("list")
@@ -93,7 +89,7 @@ def run(
     """
     (the_lab,) = _labs([lab])
     source = the_lab.learner_path if learner else the_lab.source
-    home = settings.home() / "pipeline"
+    home = settings.layout().pipeline
     home.mkdir(exist_ok=True)
     report = grade_one(source, out / the_lab.id, the_lab, home=home, progress=sys.stderr.isatty())
     write_all(report, out / the_lab.id)

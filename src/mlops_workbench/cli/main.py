@@ -1,16 +1,37 @@
 """``workbench``: the command line of mlops-workbench.
 
 Each command group lives in its own module under ``mlops_workbench.cli`` and is
-registered here.
+registered here. This is the one place that catches :class:`WorkbenchError`:
+its message goes to stderr and the command exits with code 2 (see
+:mod:`mlops_workbench.errors` for the exit-code convention). Any other
+exception is a bug and keeps its traceback. Background services are started
+through this CLI too (``python -m mlops_workbench.cli.main serve ...``).
 """
 
 from __future__ import annotations
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from mlops_workbench.cli import ci, doctor, labs, mlflow, registry, reproduce, rollout, scaffold, serve
+from mlops_workbench.errors import EXIT_ERROR, WorkbenchError
+
+
+class WorkbenchGroup(TyperGroup):
+    """The root command group: turns a :class:`WorkbenchError` into one red line and exit code 2."""
+
+    def invoke(self, ctx):  # noqa: ANN001 (click's signature)
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(EXIT_ERROR) from None
+
 
 app = typer.Typer(
+    cls=WorkbenchGroup,
     name="workbench",
     help="Hands-on CI/CD for machine-learning artifacts: labs, pipeline, registry, serving, canary rollouts.",
     no_args_is_help=True,

@@ -23,11 +23,7 @@ def up(
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Start the tracking server, or report the one already running."""
-    try:
-        url = tracking.up(port=port, home=home)
-    except RuntimeError as exc:
-        console.print(f"[red]Cannot start MLflow:[/red] {exc}")
-        raise typer.Exit(1) from None
+    url = tracking.up(port=port, home=home)
     console.print(f"MLflow tracking server: [bold]{url}[/bold]")
     console.print(f"Use it from a shell with: export MLFLOW_TRACKING_URI={url}")
 
@@ -61,11 +57,7 @@ def ui(
     browser: bool = typer.Option(True, "--browser/--no-browser", help="Open a browser when a display exists."),
 ) -> None:
     """Print the MLflow UI address (and the Jupyter proxy path on Binder/JupyterHub)."""
-    try:
-        links = tracking.ui(home, open_browser=browser)
-    except RuntimeError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    links = tracking.ui(home, open_browser=browser)
     console.print(f"MLflow UI: [bold]{links.url}[/bold]")
     if links.proxy_path:
         console.print(f"Through the Jupyter server (Binder/JupyterHub): [bold]{links.proxy_path}[/bold]")

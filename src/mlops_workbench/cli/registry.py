@@ -13,25 +13,25 @@ app = typer.Typer(help="Model registry: versions, quality gate, promotion by ali
 console = Console()
 
 
-def _guard(func, *args, **kwargs):
-    from mlops_workbench.registry import RegistryError
+NameOption = typer.Option(None, "--name", help="registered model name (default: params.yaml registry.model_name)")
 
-    try:
-        return func(*args, **kwargs)
-    except RegistryError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+
+def _name(name: str | None) -> str:
+    from mlops_workbench import settings
+
+    return name or settings.model_name()
 
 
 @app.command("list")
-def list_versions(name: str = typer.Option("iris", "--name", help="registered model name")) -> None:
+def list_versions(name: Optional[str] = NameOption) -> None:
     """Versions with aliases, metrics, lineage and their last approval."""
+    name = _name(name)
     from mlops_workbench.registry.panel import version_rows
 
     table = Table(title=f"registered model '{name}'")
     for col in ("version", "aliases", "metrics", "lineage", "last approval", "created"):
         table.add_column(col)
-    for r in _guard(version_rows, name):
+    for r in version_rows(name):
         table.add_row(r.version + (" (rolled back)" if r.rolled_back else ""), ", ".join(r.aliases),
                       ", ".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
                       ", ".join(f"{k}={v[:8]}" for k, v in r.lineage.items()),
@@ -40,11 +40,12 @@ def list_versions(name: str = typer.Option("iris", "--name", help="registered mo
 
 
 @app.command()
-def gate(version: str, name: str = typer.Option("iris", "--name")) -> None:
+def gate(version: str, name: Optional[str] = NameOption) -> None:
     """Run the quality gate for VERSION against production (rules: params.yaml `registry`)."""
+    name = _name(name)
     from mlops_workbench import registry
 
-    result = _guard(registry.quality_gate, name, version)
+    result = registry.quality_gate(name, version)
     console.print(("[green]" if result.passed else "[red]") + result.summary() + "[/]")
     raise typer.Exit(0 if result.passed else 1)
 
@@ -55,12 +56,13 @@ def promote(
     alias: str = typer.Option("production", "--alias", help="staging, canary or production"),
     reason: str = typer.Option(..., "--reason", help="why this version should serve"),
     approver: Optional[str] = typer.Option(None, "--approver", help="default: your login name"),
-    name: str = typer.Option("iris", "--name"),
+    name: Optional[str] = NameOption,
 ) -> None:
     """Point ALIAS at VERSION (production runs the gate first); recorded as tags and in the audit log."""
+    name = _name(name)
     from mlops_workbench import registry
 
-    mv = _guard(registry.promote, name, version, alias, approver=approver, reason=reason)
+    mv = registry.promote(name, version, alias, approver=approver, reason=reason)
     console.print(f"[green]{name} v{mv.version} is now '{alias}'.[/]")
 
 
@@ -68,12 +70,13 @@ def promote(
 def rollback(
     reason: str = typer.Option("rollback", "--reason"),
     approver: Optional[str] = typer.Option(None, "--approver"),
-    name: str = typer.Option("iris", "--name"),
+    name: Optional[str] = NameOption,
 ) -> None:
     """Point production back at the `previous` version."""
+    name = _name(name)
     from mlops_workbench import registry
 
-    mv = _guard(registry.rollback, name, approver=approver, reason=reason)
+    mv = registry.rollback(name, approver=approver, reason=reason)
     console.print(f"[green]{name} production rolled back to v{mv.version}.[/]")
 
 

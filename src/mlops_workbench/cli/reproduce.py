@@ -19,18 +19,12 @@ def reproduce(
 ) -> None:
     """Restore the run's commit and DVC data in a scratch folder, retrain, and report whether metrics match.
 
-    Exit code 0 when reproduced, 1 when not (the causes are listed) or when the run cannot be rebuilt.
+    Exit code 0 when reproduced, 1 when not (the causes are listed), 2 when the run cannot be rebuilt.
     """
-    from mlops_workbench.versioning.reproduction import ReproductionError
     from mlops_workbench.versioning.reproduction import reproduce as run_reproduction
-    from mlops_workbench.versioning.workspace import WorkspaceError
 
-    try:
-        with console.status(f"Reproducing run {run_id} ..."):
-            report = run_reproduction(run_id, home=home, tolerance=tolerance)
-    except (ReproductionError, WorkspaceError, RuntimeError) as exc:
-        console.print(f"[red]Cannot reproduce {run_id}:[/red] {exc}")
-        raise typer.Exit(1) from None
+    with console.status(f"Reproducing run {run_id} ..."):
+        report = run_reproduction(run_id, home=home, tolerance=tolerance)
     table = Table(title=f"Run {run_id} @ {report.commit[:10]}")
     for column in ("metric", "original", "reproduced", "diff", ""):
         table.add_column(column)

@@ -10,6 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlops_workbench.errors import EXIT_FAILED, EXIT_OK
+from mlops_workbench.rollout.state import RolloutPhase
+from mlops_workbench.settings import DEFAULT_PORTS
+
 app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
                   no_args_is_help=True)
 console = Console()
@@ -25,22 +29,19 @@ def start(
     candidate: str = typer.Option(..., "--candidate", help="registry version of the model to roll out"),
     policy: str = typer.Option("default", "--policy", help="policy YAML file, or a packaged profile: default, demo"),
     metrics: str = typer.Option("auto", "--metrics", help="auto (Prometheus if installed), prometheus or direct"),
-    model: str = typer.Option("iris", "--model", help="registered model name (stable serves its production alias)"),
+    model: Optional[str] = typer.Option(None, "--model", help="registered model name (default: params.yaml "
+                                        "registry.model_name); stable serves its production alias"),
 ) -> None:
     """Deploy CANDIDATE as canary, walk the policy steps with analysis, then promote or roll back."""
     from mlops_workbench.rollout import ops
     from mlops_workbench.rollout import policy as pol
-    from mlops_workbench.rollout.controller import RolloutBusy
 
-    try:
-        spec = pol.load(policy)
-        state = ops.start(spec, candidate, metrics=metrics, model_name=model, say=console.print)  # type: ignore[arg-type]
-    except (pol.PolicyError, RolloutBusy, RuntimeError) as err:
-        _fail(str(err))
-        return
-    colour = "green" if state.phase == "Promoted" else "red"
+    spec = pol.load(policy)
+    state = ops.start(spec, candidate, metrics=metrics, model_name=model, say=console.print)  # type: ignore[arg-type]
+    promoted = state.phase == RolloutPhase.PROMOTED
+    colour = "green" if promoted else "red"
     console.print(f"[{colour}]{state.phase}[/{colour}]: {state.reason}")
-    raise typer.Exit(0 if state.phase == "Promoted" else 1)
+    raise typer.Exit(EXIT_OK if promoted else EXIT_FAILED)
 
 
 @app.command("resume")
@@ -103,7 +104,8 @@ def fault(
 @app.command("timeline")
 def timeline(out: Path = typer.Option(Path("rollout-timeline.png"), "--out")) -> None:
     """Draw the last rollout's incident timeline and print time to detect/restore and blast radius."""
-    from mlops_workbench.rollout import events, timeline as tl
+    from mlops_workbench.rollout import events
+    from mlops_workbench.rollout import timeline as tl
 
     evs = events.read()
     fig = tl.plot(evs)
@@ -124,7 +126,7 @@ def router(
     stable: str = typer.Option(..., "--stable", help="URL of the stable model server"),
     canary: Optional[str] = typer.Option(None, "--canary", help="URL of the canary model server"),
     weight: float = typer.Option(0.0, "--weight", help="canary traffic share, 0-100"),
-    port: int = typer.Option(..., "--port"),
+    port: int = typer.Option(DEFAULT_PORTS["router"], "--port"),
     seed: int = typer.Option(0, "--seed", help="seed of the weighted choice"),
 ) -> None:
     """Weighted reverse proxy (stable/canary) with /admin/weights and Prometheus /metrics."""
@@ -146,11 +148,7 @@ def load(
     """Open-loop seeded load of Iris-like requests; prints outcomes per upstream."""
     from mlops_workbench.rollout.load import run
 
-    try:
-        result = run(url, rps, duration, seed, path)
-    except ValueError as err:
-        _fail(str(err))
-        return
+    result = run(url, rps, duration, seed, path)
     table = Table(title=f"load {url}{path}: {rps:g} rps for {duration:g}s (seed {seed})")
     for col in ("upstream", "requests", "errors", "error rate", "p50 ms", "p99 ms"):
         table.add_column(col)

@@ -20,11 +20,7 @@ def ci_project(
     force: bool = typer.Option(False, "--force", help="overwrite files in a non-empty folder"),
 ) -> None:
     """An Iris model project: model code, tests, requirements.txt, Dockerfile, GitHub Actions workflow."""
-    try:
-        written = scaffolds.scaffold_ci_project(dest, learner=learner, force=force)
-    except scaffolds.ScaffoldError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    written = scaffolds.scaffold_ci_project(dest, learner=learner, force=force)
     console.print(f"[green]✔ wrote {len(written)} files to {dest}[/green]")
     if learner:
         console.print(f"Still to write: {', '.join(scaffolds.LEARNER_FILES)} and the steps of {scaffolds.WORKFLOW}.")

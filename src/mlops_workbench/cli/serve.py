@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 import typer
 
 from mlops_workbench.serving.faults import Faults
+from mlops_workbench.settings import DEFAULT_PORTS
 
 
 def serve(
-    model_uri: str = typer.Option("models:/iris@production", "--model-uri", help="models:/name@alias, models:/name/N, runs:/... or a path"),
-    port: int = typer.Option(8080, "--port", help="port on 127.0.0.1 (or --host)"),
+    model_uri: Optional[str] = typer.Option(None, "--model-uri", help="models:/name@alias, models:/name/N, runs:/... "
+                                            "or a path (default: models:/<registry.model_name>@production)"),
+    port: int = typer.Option(DEFAULT_PORTS["serve"], "--port", help="port on 127.0.0.1 (or --host)"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    name: str = typer.Option("iris", "--name", help="model name shown by /version for unregistered URIs"),
+    name: Optional[str] = typer.Option(None, "--name", help="model name shown by /version for unregistered URIs "
+                                       "(default: params.yaml registry.model_name)"),
     watch_interval: float = typer.Option(0.0, "--watch-interval", help="seconds between alias checks (0: only /admin/reload)"),
     fault_error_rate: float = typer.Option(0.0, "--fault-error-rate", help="fraction of prediction requests answered 500"),
     fault_latency_ms: float = typer.Option(0.0, "--fault-latency-ms", help="milliseconds added to each prediction"),
@@ -24,21 +28,11 @@ def serve(
     import uvicorn
 
     from mlops_workbench.serving.server import create_app
-    from mlops_workbench.serving.model import ModelLoadError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        faults = Faults(
-            error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after, seed=fault_seed
-        )
-        app = create_app(model_uri, name=name, faults=faults, watch_interval=watch_interval or None)
-    except (ModelLoadError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    version = app.state.server.model.version
-    typer.echo(f"serving {model_uri} (version {version}) on http://{host}:{port}")
+    faults = Faults(error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after,
+                    seed=fault_seed)
+    app = create_app(model_uri, name=name, faults=faults, watch_interval=watch_interval or None)
+    server = app.state.server
+    typer.echo(f"serving {server.uri} (version {server.model.version}) on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-
-
-if __name__ == "__main__":
-    typer.run(serve)

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from mlops_workbench.errors import InputError, NotFoundError, WorkbenchError
+
 Visibility = Literal["public", "hidden"]
 _MISSING = object()
 
 
-class CheckFailed(AssertionError):
+class CheckFailed(WorkbenchError, AssertionError):
     """Raised by :func:`fail`: the learner's work does not meet the check yet."""
 
 
@@ -62,7 +64,9 @@ class Context:
 
 
 def workspace_for(home: Path, lab: str) -> Path:
-    return Path(home) / "workspaces" / lab
+    from mlops_workbench import settings
+
+    return settings.layout(home).workspace(lab)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ class Check:
         return (self.func.__doc__ or self.id).strip().splitlines()[0]
 
 
-_REGISTRY: list[Check] | None = None
+CHECKS_ATTR = "__workbench_checks__"
+"""The list, in a checks module's own namespace, that :func:`check` appends to (no state shared across loads)."""
 
 
 def check(
@@ -100,29 +105,28 @@ def check(
     """
 
     def register(func: Callable[[Context], None]) -> Callable[[Context], None]:
-        if _REGISTRY is not None:
-            if any(c.id == id for c in _REGISTRY):
-                raise ValueError(f"Two checks share the id '{id}'; give each check a unique id.")
-            visibility: Visibility = "hidden" if hidden else "public"
-            _REGISTRY.append(Check(id, func, float(points), visibility, tuple(cells), timeout))
+        declared: list[Check] = func.__globals__.setdefault(CHECKS_ATTR, [])
+        if any(c.id == id for c in declared):
+            raise InputError(f"Two checks share the id '{id}'; give each check a unique id.")
+        visibility: Visibility = "hidden" if hidden else "public"
+        declared.append(Check(id, func, float(points), visibility, tuple(cells), timeout))
         return func
 
     return register
 
 
 def load_checks(path: Path) -> list[Check]:
-    """Import a lab's ``checks.py`` and return its checks in declaration order."""
-    global _REGISTRY
+    """Import a lab's ``checks.py`` as a fresh module and return its checks in declaration order.
+
+    Each load executes the file in a new module whose namespace collects its
+    checks, so concurrent loads (``grade --jobs N``) never see each other's.
+    """
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: every lab folder needs a checks.py declaring its checks.")
-    _REGISTRY = []
-    try:
-        name = f"_workbench_checks_{path.parent.name.replace('-', '_')}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return list(_REGISTRY)
-    finally:
-        _REGISTRY = None
+        raise NotFoundError(f"{path} is missing: every lab folder needs a checks.py declaring its checks.")
+    name = f"_workbench_checks_{path.parent.name.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look a module up by name
+    spec.loader.exec_module(module)
+    return list(getattr(module, CHECKS_ATTR, []))

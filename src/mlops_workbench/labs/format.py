@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops_workbench import settings
+from mlops_workbench.errors import InputError
 from mlops_workbench.labs.checks import Check, load_checks
 
 BEGIN = "# BEGIN SOLUTION"
@@ -39,7 +40,7 @@ class LabSpec(BaseModel):
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
-class LabFormatError(ValueError):
+class LabFormatError(InputError):
     """A lab folder or notebook that does not follow the lab format."""
 
 

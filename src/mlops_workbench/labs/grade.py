@@ -120,7 +120,7 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
 def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
     failed = []
     for dep in lab.spec.depends_on:
-        result = home / "results" / f"{dep}.json"
+        result = settings.layout(home).results / f"{dep}.json"
         if result.exists() and not Report.model_validate_json(result.read_text()).passed:
             failed.append(dep)
     return failed
@@ -203,7 +203,7 @@ def _finish(report: Report, out_dir: Path, home: Path, started: float) -> Report
     report.timings.total_seconds = round(time.monotonic() - started, 3)
     text = report.model_dump_json(indent=2)
     (out_dir / "report.json").write_text(text + "\n")
-    results = home / "results"
+    results = settings.layout(home).results
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{report.lab}.json").write_text(text + "\n")
     return report

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_workbench import settings
+from mlops_workbench.errors import InputError
 from mlops_workbench.labs.checks import Check, Context, workspace_for
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import run_check
-from mlops_workbench.labs.report import CheckResult
 from mlops_workbench.labs.render import ICON
+from mlops_workbench.labs.report import CheckResult
 
 
 def _user_namespace() -> dict:
@@ -72,7 +73,7 @@ class LabSession:
         """Run one public check now and show the result."""
         known = {c.id: c for c in self.public_checks}
         if check_id not in known:
-            raise KeyError(f"No public check '{check_id}' in {self.lab.id}; public checks: {', '.join(known)}.")
+            raise InputError(f"No public check '{check_id}' in {self.lab.id}; public checks: {', '.join(known)}.")
         result = run_check(known[check_id], self._context())
         _show([result])
         return result

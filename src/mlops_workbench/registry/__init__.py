@@ -7,8 +7,17 @@ notebook needs: ``from mlops_workbench import registry; registry.promote(...)``.
 """
 
 from mlops_workbench.registry.aliases import (
-    ALIASES, GateResult, RegistryError, RegistryParams, client, get_alias, list_versions, promote, quality_gate,
-    register, rollback,
+    ALIASES,
+    GateResult,
+    RegistryError,
+    RegistryParams,
+    client,
+    get_alias,
+    list_versions,
+    promote,
+    quality_gate,
+    register,
+    rollback,
 )
 
 __all__ = [

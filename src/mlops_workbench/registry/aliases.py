@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from mlops_workbench import procs, settings
+from mlops_workbench import settings, tracking
+from mlops_workbench.errors import InputError
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
 
@@ -31,34 +30,13 @@ ALIASES = ("staging", "canary", "production")
 PREVIOUS = "previous"
 
 
-class RegistryError(ValueError):
+class RegistryError(InputError):
     """A registry action that cannot be done; nothing was changed. The message says what to do."""
 
 
 def client(home: Path | None = None) -> Any:
-    """An ``MlflowClient`` for the tracking server under ``home`` (else ``MLFLOW_TRACKING_URI``), checked reachable."""
-    import os
-
-    import mlflow
-    from mlflow import MlflowClient
-
-    service = procs.get("mlflow", home) if home is not None else None
-    uri = service.url if service else os.environ.get("MLFLOW_TRACKING_URI", "")
-    if not uri.startswith("http"):
-        raise RegistryError(
-            "No MLflow tracking server is configured: start one with `tracking.up()` "
-            "(or `workbench mlflow up`), which also sets MLFLOW_TRACKING_URI."
-        )
-    try:
-        httpx.get(uri.rstrip("/") + "/health", timeout=3.0).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise RegistryError(
-            f"The MLflow tracking server at {uri} is not reachable ({type(exc).__name__}); nothing was changed. "
-            "Start it with `tracking.up()` or `workbench mlflow up` and retry."
-        ) from None
-    mlflow.set_tracking_uri(uri)  # model loads (quality gate) go to the same server
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    """An ``MlflowClient`` for the state folder's tracking server (:func:`mlops_workbench.tracking.client`)."""
+    return tracking.client(home)
 
 
 def _model(c: Any, name: str) -> Any:
@@ -88,8 +66,9 @@ def _version(c: Any, name: str, version: str | int) -> Any:
         ) from None
 
 
-def register(run_id: str, name: str = "iris", artifact_path: str = "model", home: Path | None = None) -> Any:
+def register(run_id: str, name: str | None = None, artifact_path: str = "model", home: Path | None = None) -> Any:
     """Register the model logged by run ``run_id`` (under ``artifact_path``) as a new version of ``name``."""
+    name = name or settings.model_name()
     from mlflow.exceptions import MlflowException
 
     c = client(home)
@@ -135,8 +114,9 @@ def get_alias(name: str, alias: str, home: Path | None = None) -> Any | None:
         return None
 
 
-def list_versions(name: str = "iris", home: Path | None = None) -> list[Any]:
+def list_versions(name: str | None = None, home: Path | None = None) -> list[Any]:
     """All versions of ``name``, newest first (unknown model: RegistryError)."""
+    name = name or settings.model_name()
     c = client(home)
     _model(c, name)
     return sorted(c.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version))
@@ -154,6 +134,7 @@ def quality_gate(
 
     params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
     c = client(home)
+    tracking.use(home)  # the models load through MLflow's fluent API
     candidate = _version(c, name, candidate_version)
     df = holdout(params) if holdout_df is None else holdout_df
     cand_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{candidate.version}"), df)
@@ -226,9 +207,10 @@ def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None
     raise RegistryError(f"Promotion refused, nothing changed: {why}.")
 
 
-def rollback(name: str = "iris", home: Path | None = None, approver: str | None = None,
+def rollback(name: str | None = None, home: Path | None = None, approver: str | None = None,
              reason: str = "rollback") -> Any:
     """Point ``production`` back at ``previous`` (then unset ``previous``); RegistryError if there is none."""
+    name = name or settings.model_name()
     home = home or settings.home()
     approver = approver or _who()
     c = client(home)

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from filelock import FileLock, Timeout
 
 from mlops_workbench import settings
+from mlops_workbench.errors import InputError, ServiceError
 
 LOCK_TIMEOUT = 60.0
 
@@ -27,12 +28,12 @@ def now() -> str:
 
 def log_path(log: str = "registry", home: Path | None = None) -> Path:
     """``<home>/audit/<log>.jsonl``."""
-    return (home or settings.home()) / "audit" / f"{log}.jsonl"
+    return settings.layout(home).audit_log(log)
 
 
 def lock(name: str, home: Path | None = None, timeout: float = LOCK_TIMEOUT) -> FileLock:
     """An inter-process (and inter-thread) lock file ``<home>/locks/<name>.lock``; use it as a context manager."""
-    folder = (home or settings.home()) / "locks"
+    folder = settings.layout(home).locks
     folder.mkdir(parents=True, exist_ok=True)
     return FileLock(str(folder / f"{name}.lock"), timeout=timeout, thread_local=False, is_singleton=False)
 
@@ -50,7 +51,7 @@ def append(entry: dict[str, Any], log: str = "registry", home: Path | None = Non
                 fh.flush()
                 os.fsync(fh.fileno())
     except Timeout:
-        raise RuntimeError(
+        raise ServiceError(
             f"Could not lock {path} within {LOCK_TIMEOUT:.0f}s: another process holds it. "
             f"If none runs, delete {path}.lock and retry."
         ) from None
@@ -71,7 +72,7 @@ def iter_entries(path: Path) -> Iterator[dict[str, Any]]:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError:
-                    raise ValueError(
+                    raise InputError(
                         f"{path} line {number} is not JSON: the audit log was edited by hand. "
                         "Restore it from a backup; audit logs are append-only."
                     ) from None

@@ -23,7 +23,7 @@ class RegistryParams(BaseModel):
     """params.yaml section ``registry``."""
 
     model_config = ConfigDict(extra="forbid")
-    model_name: str = "iris"
+    model_name: str = settings.DEFAULT_MODEL_NAME
     metric: str = "f1_macro"
     min_gain: float = Field(0.0, description="required gain on `metric` over production")
     non_regression: list[str] = Field(default_factory=lambda: ["accuracy", "f1_macro"])
@@ -36,11 +36,7 @@ class RegistryParams(BaseModel):
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None) -> "RegistryParams":
         """The ``registry`` section of params.yaml (defaults when absent), with ``overrides`` applied."""
-        try:
-            raw = settings.load_params("registry") or {}
-        except (KeyError, FileNotFoundError):
-            raw = {}
-        return cls.model_validate({**raw, **(overrides or {})})
+        return cls.model_validate({**settings.load_params("registry"), **(overrides or {})})
 
 
 class GateResult(BaseModel):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_workbench import settings
+from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.registry import aliases as registry
 
 LINEAGE_KEYS = ("git.commit", "data.md5", "params.hash")
@@ -34,8 +36,9 @@ class VersionRow:
     rolled_back: bool = False
 
 
-def version_rows(name: str = "iris", home: Path | None = None) -> list[VersionRow]:
+def version_rows(name: str | None = None, home: Path | None = None) -> list[VersionRow]:
     """Every version of ``name``, newest first, with aliases, run metrics, lineage tags and last approval."""
+    name = name or settings.model_name()
     from datetime import datetime, timezone
 
     c = registry.client(home)
@@ -104,7 +107,7 @@ def promote_action(name: str, version: str | int, alias: str, approver: str, rea
     try:
         gate = registry.quality_gate(name, version, home=home) if alias == "production" else None
         mv = registry.promote(name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home)
-    except registry.RegistryError as exc:
+    except WorkbenchError as exc:
         return False, str(exc)
     extra = f" ({gate.summary()})" if gate else ""
     return True, f"{name} v{mv.version} is now '{alias}'{extra}."
@@ -114,13 +117,14 @@ def rollback_action(name: str, approver: str, reason: str, home: Path | None = N
     """Roll back and describe the outcome for the panel."""
     try:
         mv = registry.rollback(name, home=home, approver=approver, reason=reason)
-    except registry.RegistryError as exc:
+    except WorkbenchError as exc:
         return False, str(exc)
     return True, f"{name} production rolled back to v{mv.version}."
 
 
-def panel(name: str = "iris", home: Path | None = None) -> Any:
+def panel(name: str | None = None, home: Path | None = None) -> Any:
     """The ipywidgets panel: table, version picker, approver/reason fields, promote and rollback buttons."""
+    name = name or settings.model_name()
     import ipywidgets as w
 
     table, status = w.HTML(), w.HTML()

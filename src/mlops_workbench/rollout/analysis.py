@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from scipy import stats
@@ -19,7 +20,16 @@ from scipy import stats
 from mlops_workbench.rollout.metrics import QUERIES, Snapshot, histogram_quantile
 from mlops_workbench.rollout.policy import Metric, Policy
 
-SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR, RUNNING = "successful", "failed", "inconclusive", "error", "running"
+class MeasurementPhase(StrEnum):
+    """The verdict of one measurement, and of a metric over its measurements (Argo's AnalysisRun phases)."""
+
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+    RUNNING = "running"
+
+
 PSI_EPS = 1e-3
 
 
@@ -77,7 +87,7 @@ def _error_rate(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     n_c, e_c = traffic(win, "canary")
     n_s, e_s = traffic(win, "stable")
     limit = float(metric.condition.max or 0.0)
-    m = Measurement(metric.name, metric.kind, INCONCLUSIVE, "", threshold=limit,
+    m = Measurement(metric.name, metric.kind, MeasurementPhase.INCONCLUSIVE, "", threshold=limit,
                     samples={"canary": n_c, "stable": n_s})
     if n_c < minimum:
         m.message = f"only {n_c:.0f} canary requests in the window (minimum {minimum}): not enough to judge"
@@ -85,7 +95,7 @@ def _error_rate(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     m.value = e_c / n_c
     m.baseline = e_s / n_s if n_s else None
     if m.value <= limit:
-        m.phase, m.message = SUCCESSFUL, f"canary error rate {m.value:.2%} <= {limit:.2%}"
+        m.phase, m.message = MeasurementPhase.SUCCESSFUL, f"canary error rate {m.value:.2%} <= {limit:.2%}"
         return m
     if n_s >= minimum:
         table = [[round(e_c), round(n_c - e_c)], [round(e_s), round(n_s - e_s)]]
@@ -95,7 +105,7 @@ def _error_rate(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
         m.p_value = float(stats.binomtest(round(e_c), round(n_c), p=max(limit, 1e-9), alternative="greater").pvalue)
         test = f"binomial test against {limit:.2%}"
     if m.p_value < metric.condition.alpha:
-        m.phase = FAILED
+        m.phase = MeasurementPhase.FAILED
         m.message = f"canary error rate {m.value:.2%} > {limit:.2%} ({test}: p={m.p_value:.3g})"
     else:
         m.message = f"canary error rate {m.value:.2%} > {limit:.2%} but not significant ({test}: p={m.p_value:.3g})"
@@ -107,7 +117,7 @@ def _latency(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     buckets_c, buckets_s = win.buckets.get("canary", {}), win.buckets.get("stable", {})
     n_c = max(buckets_c.values(), default=0.0)
     n_s = max(buckets_s.values(), default=0.0)
-    m = Measurement(metric.name, metric.kind, INCONCLUSIVE, "", samples={"canary": n_c, "stable": n_s})
+    m = Measurement(metric.name, metric.kind, MeasurementPhase.INCONCLUSIVE, "", samples={"canary": n_c, "stable": n_s})
     if n_c < minimum or (c.max_increase is not None and n_s < minimum):
         m.message = f"too few latency samples (canary {n_c:.0f}, stable {n_s:.0f}, minimum {minimum})"
         return m
@@ -121,7 +131,7 @@ def _latency(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     m.threshold = min(bounds)
     assert m.value is not None
     ok = m.value <= m.threshold
-    m.phase = SUCCESSFUL if ok else FAILED
+    m.phase = MeasurementPhase.SUCCESSFUL if ok else MeasurementPhase.FAILED
     base = f"{m.baseline * 1000:.1f} ms" if m.baseline is not None else "n/a"
     m.message = (f"canary p99 {m.value * 1000:.1f} ms {'<=' if ok else '>'} bound {m.threshold * 1000:.1f} ms "
                  f"(stable p99 {base})")
@@ -143,9 +153,9 @@ def psi(expected: dict[str, float], actual: dict[str, float]) -> float:
 def _shift(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     canary, stable = win.predictions.get("canary"), win.predictions.get("stable")
     limit = float(metric.condition.max or 0.0)
-    m = Measurement(metric.name, metric.kind, INCONCLUSIVE, "", threshold=limit)
+    m = Measurement(metric.name, metric.kind, MeasurementPhase.INCONCLUSIVE, "", threshold=limit)
     if canary is None or stable is None:
-        m.phase, m.message = ERROR, "no prediction counts for " + ("canary" if canary is None else "stable")
+        m.phase, m.message = MeasurementPhase.ERROR, "no prediction counts for " + ("canary" if canary is None else "stable")
         return m
     n_c, n_s = sum(canary.values()), sum(stable.values())
     m.samples = {"canary": n_c, "stable": n_s}
@@ -160,9 +170,9 @@ def _shift(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     else:
         m.p_value = 1.0
     if m.value <= limit:
-        m.phase, m.message = SUCCESSFUL, f"class-mix PSI {m.value:.3f} <= {limit}"
+        m.phase, m.message = MeasurementPhase.SUCCESSFUL, f"class-mix PSI {m.value:.3f} <= {limit}"
     elif m.p_value < metric.condition.alpha:
-        m.phase, m.message = FAILED, f"class-mix PSI {m.value:.3f} > {limit} (chi-square p={m.p_value:.3g})"
+        m.phase, m.message = MeasurementPhase.FAILED, f"class-mix PSI {m.value:.3f} > {limit} (chi-square p={m.p_value:.3g})"
     else:
         m.message = f"class-mix PSI {m.value:.3f} > {limit} but not significant (chi-square p={m.p_value:.3g})"
     return m
@@ -170,42 +180,42 @@ def _shift(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
 
 def assess(metric: Metric, phases: list[str]) -> tuple[str, str]:
     """Status of one metric from its measurement phases so far: (phase, reason)."""
-    failed = phases.count(FAILED)
+    failed = phases.count(MeasurementPhase.FAILED)
     if failed > metric.failure_limit:
-        return FAILED, f"{metric.name}: {failed} failed measurements > failureLimit {metric.failure_limit}"
+        return MeasurementPhase.FAILED, f"{metric.name}: {failed} failed measurements > failureLimit {metric.failure_limit}"
     tail_errors = 0
     for phase in reversed(phases):
-        if phase != ERROR:
+        if phase != MeasurementPhase.ERROR:
             break
         tail_errors += 1
     if tail_errors > metric.consecutive_error_limit:
-        return INCONCLUSIVE, (f"{metric.name}: no data for {tail_errors} consecutive measurements "
+        return MeasurementPhase.INCONCLUSIVE, (f"{metric.name}: no data for {tail_errors} consecutive measurements "
                               f"> consecutiveErrorLimit {metric.consecutive_error_limit}")
-    inconclusive = phases.count(INCONCLUSIVE)
+    inconclusive = phases.count(MeasurementPhase.INCONCLUSIVE)
     if inconclusive > metric.inconclusive_limit:
-        return INCONCLUSIVE, (f"{metric.name}: {inconclusive} inconclusive measurements "
+        return MeasurementPhase.INCONCLUSIVE, (f"{metric.name}: {inconclusive} inconclusive measurements "
                               f"> inconclusiveLimit {metric.inconclusive_limit}")
     if metric.count and len(phases) >= metric.count:
-        if SUCCESSFUL in phases:
-            return SUCCESSFUL, f"{metric.name}: {len(phases)} measurements taken"
-        return INCONCLUSIVE, f"{metric.name}: {metric.count} measurements and none successful"
-    return RUNNING, f"{metric.name}: {len(phases)} measurements so far"
+        if MeasurementPhase.SUCCESSFUL in phases:
+            return MeasurementPhase.SUCCESSFUL, f"{metric.name}: {len(phases)} measurements taken"
+        return MeasurementPhase.INCONCLUSIVE, f"{metric.name}: {metric.count} measurements and none successful"
+    return MeasurementPhase.RUNNING, f"{metric.name}: {len(phases)} measurements so far"
 
 
 def verdict(policy: Policy, phases: dict[str, list[str]], finished: bool) -> tuple[str, str]:
     """Overall analysis status. ``finished``: the steps are done, so a still-running metric must show a success."""
     results = {m.name: assess(m, phases.get(m.name, [])) for m in policy.analysis.metrics}
-    for wanted in (FAILED, INCONCLUSIVE):
+    for wanted in (MeasurementPhase.FAILED, MeasurementPhase.INCONCLUSIVE):
         reasons = [r for phase, r in results.values() if phase == wanted]
         if reasons:
             return wanted, "; ".join(reasons)
     if not finished:
-        return RUNNING, "analysis running"
-    missing = [name for name in results if SUCCESSFUL not in phases.get(name, [])]
+        return MeasurementPhase.RUNNING, "analysis running"
+    missing = [name for name in results if MeasurementPhase.SUCCESSFUL not in phases.get(name, [])]
     if missing:
-        return INCONCLUSIVE, (f"no successful measurement for {', '.join(missing)}: "
+        return MeasurementPhase.INCONCLUSIVE, (f"no successful measurement for {', '.join(missing)}: "
                               "missing data never promotes (send more traffic or lengthen the pauses)")
-    return SUCCESSFUL, "every metric passed"
+    return MeasurementPhase.SUCCESSFUL, "every metric passed"
 
 
 __all__ = ["Measurement", "measure", "assess", "verdict", "psi", "traffic", "QUERIES"]

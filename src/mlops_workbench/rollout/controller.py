@@ -15,9 +15,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mlops_workbench.rollout import analysis, state as st
+from mlops_workbench.errors import WorkbenchError
+from mlops_workbench.rollout import analysis
+from mlops_workbench.rollout import state as st
+from mlops_workbench.rollout.state import RolloutPhase
 from mlops_workbench.rollout.backends import Backend
 from mlops_workbench.rollout.events import EventLog
+from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.metrics import MetricsSource, MetricsUnavailable
 from mlops_workbench.rollout.policy import Policy
 
@@ -25,7 +29,7 @@ Promoter = Callable[[str, str], Any]  # (candidate version, reason) -> registry 
 Demoter = Callable[[str, str], Any]  # (candidate version, reason): undo a promotion whose deployment failed
 
 
-class RolloutBusy(RuntimeError):
+class RolloutBusy(WorkbenchError, RuntimeError):
     """Another controller is driving a rollout in this state folder."""
 
 
@@ -51,10 +55,10 @@ class Controller:
                               "or stop it with `workbench rollout abort`.")
         if previous and not previous.done:
             self.state = previous
-            self._abort("superseded by a new rollout while nobody was driving it", st.ABORTED)
+            self._abort("superseded by a new rollout while nobody was driving it", RolloutPhase.ABORTED)
         st.take_request(self.home)  # a stale request must not hit the new rollout
         state = st.RolloutState.new(candidate, policy.model_dump(by_alias=True), stable_version)
-        state.model_name = getattr(self.backend, "model_name", state.model_name)
+        state.model_name = self.backend.model_name
         self._own(state)
         self.log.emit("start", candidate=str(candidate), stable=stable_version, policy=policy.name,
                       steps=state.policy["steps"], bound_s=policy.detection_bound())
@@ -62,7 +66,7 @@ class Controller:
         try:
             self.backend.deploy_canary(str(candidate))
         except Exception as err:  # noqa: BLE001 - any failure to deploy ends the rollout safely
-            self._abort(f"canary failed to start: {err}", st.ABORTED)
+            self._abort(f"canary failed to start: {err}", RolloutPhase.ABORTED)
             return state
         return self._run(policy)
 
@@ -83,7 +87,7 @@ class Controller:
         except Exception as err:  # noqa: BLE001
             alive, state.reason = False, str(err)
         if not alive:
-            self._abort("controller restarted and the canary is not serving: rolled back", st.ABORTED)
+            self._abort("controller restarted and the canary is not serving: rolled back", RolloutPhase.ABORTED)
             return state
         return self._run(policy)
 
@@ -93,7 +97,7 @@ class Controller:
         if state is None or state.done:
             return state
         self._own(state)
-        self._abort(reason, st.ABORTED)
+        self._abort(reason, RolloutPhase.ABORTED)
         return state
 
     def promote(self, reason: str = "promoted by operator") -> st.RolloutState | None:
@@ -131,10 +135,10 @@ class Controller:
             req = st.take_request(self.home)
             if req:
                 (self._promote if req["action"] == "promote" else
-                 lambda r: self._abort(r, st.ABORTED))(req.get("reason") or f"{req['action']} requested by operator")
+                 lambda r: self._abort(r, RolloutPhase.ABORTED))(req.get("reason") or f"{req['action']} requested by operator")
                 break
             if not self.backend.canary_alive():
-                self._abort("canary process is down: its traffic failed over to stable", st.ABORTED)
+                self._abort("canary process is down: its traffic failed over to stable", RolloutPhase.ABORTED)
                 break
             self._measure(policy)
             if s.done:
@@ -160,21 +164,21 @@ class Controller:
                     windows[lookback] = self.source.window(now - lookback, now)
                 m = analysis.measure(metric, windows[lookback], policy.analysis.min_sample_size)
             except MetricsUnavailable as err:
-                m = analysis.Measurement(metric.name, metric.kind, analysis.ERROR, str(err),
+                m = analysis.Measurement(metric.name, metric.kind, MeasurementPhase.ERROR, str(err),
                                          query=analysis.promql(metric), window=(now - lookback, now), t=now)
             phases.append(m.phase)
             s.next_due[metric.name] = max(s.next_due.get(metric.name, now) + metric.interval, now + 0.5 * metric.interval)
-            self.log.emit("measurement", source=getattr(self.source, "name", "?"), weight=s.weight, **m.to_event())
+            self.log.emit("measurement", source=self.source.name, weight=s.weight, **m.to_event())
             self.say(f"  {m.metric}: {m.phase} - {m.message}")
             taken = True
         if not taken:
             return
         self._traffic()
         outcome, reason = analysis.verdict(policy, s.phases, finished=False)
-        if outcome == analysis.FAILED:
-            self._abort(reason, st.ABORTED)
-        elif outcome == analysis.INCONCLUSIVE:
-            self._abort(reason, st.INCONCLUSIVE)
+        if outcome == MeasurementPhase.FAILED:
+            self._abort(reason, RolloutPhase.ABORTED)
+        elif outcome == MeasurementPhase.INCONCLUSIVE:
+            self._abort(reason, RolloutPhase.INCONCLUSIVE)
 
     def _advance(self, policy: Policy) -> None:
         s = self.state
@@ -190,10 +194,10 @@ class Controller:
             s.step_started = now
             self._save()
         outcome, reason = analysis.verdict(policy, s.phases, finished=True)
-        if outcome == analysis.SUCCESSFUL:
+        if outcome == MeasurementPhase.SUCCESSFUL:
             self._promote(f"all steps done and analysis passed: {reason}")
         else:
-            self._abort(reason, st.INCONCLUSIVE if outcome != analysis.FAILED else st.ABORTED)
+            self._abort(reason, RolloutPhase.INCONCLUSIVE if outcome != MeasurementPhase.FAILED else RolloutPhase.ABORTED)
 
     def _set_weight(self, weight: float, reason: str) -> None:
         assert self.state is not None
@@ -203,19 +207,16 @@ class Controller:
         self.say(f"canary weight {weight:g}% ({reason})")
 
     def _traffic(self) -> None:
-        totals = getattr(self.backend, "traffic_totals", None)
-        if totals is None:
-            return
         try:
-            self.log.emit("traffic", totals=totals())
+            self.log.emit("traffic", totals=self.backend.traffic_totals())
         except Exception:  # noqa: BLE001 - traffic totals are for reports only
             pass
 
-    def _abort(self, reason: str, phase: str) -> None:
+    def _abort(self, reason: str, phase: RolloutPhase) -> None:
         """Canary weight 0 first, then stop it; aliases untouched."""
         s = self.state
         assert s is not None
-        self.log.emit("decision", decision="abort" if phase == st.ABORTED else "inconclusive", reason=reason)
+        self.log.emit("decision", decision="abort" if phase == RolloutPhase.ABORTED else "inconclusive", reason=reason)
         self.say(f"ABORT ({phase}): {reason}")
         try:
             self._set_weight(0, "rollback")
@@ -244,13 +245,13 @@ class Controller:
                     self.log.emit("registry", action="rollback", version=s.candidate, reason=str(err))
                 except Exception as undo:  # noqa: BLE001
                     self.log.emit("registry", action="rollback-failed", version=s.candidate, reason=str(undo))
-            self._abort(f"promotion failed: {err}", st.ABORTED)
+            self._abort(f"promotion failed: {err}", RolloutPhase.ABORTED)
             return
         self._traffic()
         s.weight = 0
-        self._finish(st.PROMOTED, reason)
+        self._finish(RolloutPhase.PROMOTED, reason)
 
-    def _finish(self, phase: str, reason: str) -> None:
+    def _finish(self, phase: RolloutPhase, reason: str) -> None:
         s = self.state
         assert s is not None
         s.phase, s.reason, s.finished = phase, reason, time.time()

@@ -12,8 +12,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from mlops_workbench.errors import InputError
+from mlops_workbench.rollout import events as ev
+from mlops_workbench.rollout.analysis import MeasurementPhase
+from mlops_workbench.rollout import state as st
 from mlops_workbench.serving.faults import Faults
-from mlops_workbench.rollout import events as ev, state as st
 
 FAULT_KINDS = {"error rate (fraction)": "error_rate", "added latency (ms)": "latency_ms",
                "crash after N requests": "crash_after"}
@@ -52,7 +55,8 @@ def _fmt(kind: str | None, value: float | None) -> str:
 
 def table_html(summary: dict[str, Any]) -> str:
     """An HTML table of the latest measurement per metric (canary, stable, threshold, verdict)."""
-    colours = {"successful": "#2e7d32", "failed": "#c62828", "inconclusive": "#f9a825", "error": "#6a1b9a"}
+    colours = {MeasurementPhase.SUCCESSFUL: "#2e7d32", MeasurementPhase.FAILED: "#c62828",
+               MeasurementPhase.INCONCLUSIVE: "#f9a825", MeasurementPhase.ERROR: "#6a1b9a"}
     rows = []
     for name, m in summary["metrics"].items():
         colour = colours.get(m["phase"], "#444")
@@ -75,7 +79,7 @@ def fault_spec(kind: str, value: float) -> Faults:
         return Faults(latency_ms=float(value))
     if kind == "crash_after":
         return Faults(crash_after=int(value))
-    raise ValueError(f"unknown fault '{kind}': choose one of {', '.join(FAULT_KINDS.values())}")
+    raise InputError(f"unknown fault '{kind}': choose one of {', '.join(FAULT_KINDS.values())}")
 
 
 class Dashboard:

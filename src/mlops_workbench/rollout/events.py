@@ -20,15 +20,8 @@ from mlops_workbench import settings
 _LOCK = threading.Lock()
 
 
-def rollout_dir(home: Path | None = None) -> Path:
-    """``<home>/rollout/`` (created): state, event log and Prometheus files live here."""
-    path = (home or settings.home()) / "rollout"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def log_path(home: Path | None = None) -> Path:
-    return rollout_dir(home) / "events.jsonl"
+    return settings.layout(home).rollout_events
 
 
 class EventLog:
@@ -36,6 +29,7 @@ class EventLog:
 
     def __init__(self, home: Path | None = None, rollout: str | None = None, path: Path | None = None) -> None:
         self.path = path or log_path(home)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rollout = rollout
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
@@ -43,7 +37,6 @@ class EventLog:
         event = {"t": round(time.time(), 3), "type": type, "rollout": self.rollout, **fields}
         line = json.dumps(event, default=str) + "\n"
         with _LOCK:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(line)
                 fh.flush()

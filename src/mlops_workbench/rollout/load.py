@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from mlops_workbench.errors import InputError
 from mlops_workbench.rollout.router import UPSTREAM_HEADER
 
 
@@ -94,7 +95,7 @@ async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: 
                     stop: threading.Event | None = None, timeout: float = 10.0) -> LoadResult:
     """Send Poisson(``rps``) requests for ``duration`` seconds (or until ``stop`` is set)."""
     if rps <= 0 or duration <= 0:
-        raise ValueError(f"rps and duration must be positive (got rps={rps}, duration={duration})")
+        raise InputError(f"rps and duration must be positive (got rps={rps}, duration={duration})")
     rng = np.random.default_rng(seed)
     result = LoadResult(url, rps, duration, seed)
     target = url.rstrip("/") + path

@@ -18,6 +18,8 @@ from typing import Protocol
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_workbench.errors import ServiceError
+
 ROLES = ("stable", "canary")
 Q_REQUESTS = "sum by (version, status) (workbench_router_requests_total)"
 Q_FAILURES = "sum by (version) (workbench_router_upstream_failures_total)"
@@ -26,7 +28,7 @@ Q_PREDICTIONS = "sum by (role, label) (workbench_model_predictions_total)"
 QUERIES = {"requests": Q_REQUESTS, "failures": Q_FAILURES, "buckets": Q_BUCKETS, "predictions": Q_PREDICTIONS}
 
 
-class MetricsUnavailable(RuntimeError):
+class MetricsUnavailable(ServiceError):
     """The metrics backend cannot be read right now (the measurement is an error, never a pass)."""
 
 

@@ -13,16 +13,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlops_workbench import settings
-from mlops_workbench.serving.faults import Faults
+from mlops_workbench.errors import ServiceError
 from mlops_workbench.rollout import state as st
+from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
 from mlops_workbench.rollout.controller import Controller
 from mlops_workbench.rollout.events import EventLog
 from mlops_workbench.rollout.policy import Policy
+from mlops_workbench.serving.faults import Faults
 
 
-def registry_promoter(home: Path, model_name: str = "iris") -> Callable[[str, str], Any]:
+def registry_promoter(home: Path, model_name: str | None = None) -> Callable[[str, str], Any]:
     """Promote through the registry code (alias move + approval tags + audit log)."""
+    model_name = model_name or settings.model_name()
 
     def promote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
@@ -35,8 +38,9 @@ def registry_promoter(home: Path, model_name: str = "iris") -> Callable[[str, st
     return promote
 
 
-def registry_demoter(home: Path, model_name: str = "iris") -> Callable[[str, str], Any]:
+def registry_demoter(home: Path, model_name: str | None = None) -> Callable[[str, str], Any]:
     """Undo a promotion (production back to ``previous``) when stable could not load the new version."""
+    model_name = model_name or settings.model_name()
 
     def demote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
@@ -46,13 +50,14 @@ def registry_demoter(home: Path, model_name: str = "iris") -> Callable[[str, str
     return demote
 
 
-def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_name: str = "iris",
+def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_name: str | None = None,
                say: Callable[[str], None] | None = None, tick: float = 0.25, seed: int = 0,
                canary_faults: Faults | None = None) -> Controller:
     """A controller for the local runtime (starts stable, router and Prometheus if needed).
 
     ``canary_faults`` are faults the canary starts with (a scenario option).
     """
+    model_name = model_name or settings.model_name()
     home = home or settings.home()
     backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed, canary_faults=canary_faults)
     backend.up()
@@ -61,11 +66,12 @@ def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_na
 
 
 def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",
-          model_name: str = "iris",
+          model_name: str | None = None,
           background: bool = False, say: Callable[[str], None] | None = None,
           stable_version: str | None = None,
           canary_faults: Faults | None = None) -> st.RolloutState | threading.Thread:
     """Run a rollout of ``candidate``; with ``background=True`` returns the controller thread."""
+    model_name = model_name or settings.model_name()
     ctl = controller(home, metrics, model_name=model_name, say=say, canary_faults=canary_faults)
     if not background:
         return ctl.start(policy, candidate, stable_version)
@@ -97,23 +103,23 @@ def wait_for_traffic(home: Path | None = None, timeout: float = 120.0) -> st.Rol
         if state is not None and state.weight > 0 and not state.done:
             return state
         if state is not None and state.done and state.finished and state.finished > time.time() - 5:
-            raise RuntimeError(f"rollout {state.id} ended ({state.phase}: {state.reason}) before taking traffic")
+            raise ServiceError(f"rollout {state.id} ended ({state.phase}: {state.reason}) before taking traffic")
         time.sleep(0.2)
-    raise TimeoutError(f"no canary traffic within {timeout:.0f}s: see `workbench rollout status`")
+    raise ServiceError(f"no canary traffic within {timeout:.0f}s: see `workbench rollout status`")
 
 
 def resume(home: Path | None = None, metrics: MetricsMode = "auto",
            say: Callable[[str], None] | None = None) -> st.RolloutState | None:
     """Restart the controller of an interrupted rollout (continues it, or aborts if the canary is gone)."""
     state = st.load(home)
-    model_name = state.model_name if state else "iris"
+    model_name = state.model_name if state else settings.model_name()
     return controller(home, metrics, model_name=model_name, say=say).resume()
 
 
 def _offline(home: Path | None) -> Controller:
     home = home or settings.home()
     state = st.load(home)
-    model_name = state.model_name if state else "iris"
+    model_name = state.model_name if state else settings.model_name()
     backend = LocalBackend(home, model_name=model_name)
     return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name),
                       demoter=registry_demoter(home, model_name))
@@ -148,7 +154,7 @@ def status(home: Path | None = None) -> dict[str, Any]:
     out = {"id": state.id, "candidate": state.candidate, "phase": state.phase, "step": state.step,
            "steps": len(state.policy.get("steps", [])), "weight": state.weight, "reason": state.reason,
            "controller_alive": st.controller_alive(state), "measurements": {k: len(v) for k, v in state.phases.items()},
-           "failed": {k: v.count("failed") for k, v in state.phases.items()}}
+           "failed": {k: v.count(MeasurementPhase.FAILED) for k, v in state.phases.items()}}
     try:
         out["router_weight"] = LocalBackend(home).weight()
     except Exception:  # noqa: BLE001

@@ -16,11 +16,13 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from mlops_workbench.errors import InputError
+
 _DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy file is malformed; the message lists every bad field and how to fix it."""
 
 

@@ -43,29 +43,31 @@ def _train(role: str):
     return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42}))
 
 
-def _register(role: str, model_name: str):
+def _register(role: str, model_name: str, home: Path) -> str:
     import mlflow
-    from mlflow import MlflowClient
 
+    tracking.use(home)
     mlflow.set_experiment("rollout-models")
     with mlflow.start_run(run_name=f"rollout-{role}"):
         mlflow.set_tag(ROLE_TAG, role)
         info = tracking.log_sklearn_model(_train(role), load_iris_frame()[FEATURES].head(5),
                                           registered_model_name=model_name)
     version = str(info.registered_model_version)
-    MlflowClient().set_model_version_tag(model_name, version, ROLE_TAG, role)
+    tracking.client(home).set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
 
 
-def ensure_versions(home: Path | None = None, model_name: str = "iris",
+def ensure_versions(home: Path | None = None, model_name: str | None = None,
                     roles: tuple[str, ...] = ROLES) -> Versions:
     """Start the tracking server, make sure the versions of ``roles`` exist and ``production`` is set."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from mlops_workbench import registry
+
+    model_name = model_name or settings.model_name()
     home = home or settings.home()
     tracking.up(home=home, timeout=300)  # generous: a busy machine can take minutes to start mlflow
-    client = MlflowClient()
+    client = tracking.client(home)
     found: dict[str, str] = {}
     try:
         for mv in client.search_model_versions(f"name='{model_name}'"):
@@ -76,39 +78,30 @@ def ensure_versions(home: Path | None = None, model_name: str = "iris",
         pass
     for role in ("stable", "candidate", *roles):
         if role not in found:
-            found[role] = _register(role, model_name)
+            found[role] = _register(role, model_name, home)
     versions = Versions(**found)
     try:
         current = client.get_model_version_by_alias(model_name, "production")
     except MlflowException:
         current = None
     if current is None:
-        _set_production(model_name, versions.stable, home)
+        for alias in ("staging", "production"):
+            registry.promote(model_name, versions.stable, alias=alias, approver="workbench-setup",
+                             reason="initial production version for the canary lab", home=home)
     return versions
 
 
-def _set_production(model_name: str, version: str, home: Path) -> None:
-    try:
-        from mlops_workbench import registry
-    except ImportError:  # registry module not installed: plain alias
-        from mlflow import MlflowClient
-
-        MlflowClient().set_registered_model_alias(model_name, "production", version)
-        return
-    for alias in ("staging", "production"):
-        registry.promote(model_name, version, alias=alias, approver="workbench-setup",
-                         reason="initial production version for the canary lab", home=home)
-
-
-def reset_production(version: str, home: Path | None = None, model_name: str = "iris") -> None:
+def reset_production(version: str, home: Path | None = None, model_name: str | None = None) -> None:
     """Point ``production`` back at ``version`` (used to rerun the lab from its start)."""
-    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
+    model_name = model_name or settings.model_name()
     home = home or settings.home()
     tracking.up(home=home)
+    client = tracking.client(home)
     try:
-        current = MlflowClient().get_model_version_by_alias(model_name, "production")
-    except Exception:  # noqa: BLE001
+        current = client.get_model_version_by_alias(model_name, "production")
+    except MlflowException:
         current = None
     if current is None or str(current.version) != str(version):  # a lab reset, not a promotion: no gate
-        MlflowClient().set_registered_model_alias(model_name, "production", str(version))
+        client.set_registered_model_alias(model_name, "production", str(version))

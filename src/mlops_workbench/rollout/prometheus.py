@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from mlops_workbench import procs
-from mlops_workbench.rollout.events import rollout_dir
+from mlops_workbench import procs, settings
+from mlops_workbench.errors import ServiceError
 
 SERVICE = "rollout-prometheus"
 BINARY_ENV = "WORKBENCH_PROMETHEUS"
@@ -47,7 +47,7 @@ def config(router: str, models: dict[str, str], scrape_interval: str = "1s") -> 
 
 def write_config(router: str, models: dict[str, str], home: Path | None = None,
                  scrape_interval: str = "1s") -> Path:
-    folder = rollout_dir(home) / "prometheus"
+    folder = settings.layout(home).prometheus
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "prometheus.yml"
     path.write_text(yaml.safe_dump(config(router, models, scrape_interval), sort_keys=False))
@@ -62,7 +62,7 @@ def up(router: str, models: dict[str, str], home: Path | None = None, port: int 
         return running.url
     exe = binary()
     if exe is None:
-        raise RuntimeError(
+        raise ServiceError(
             "No prometheus binary found: install it (`apt-get install prometheus`) or set "
             f"{BINARY_ENV}; without it the analysis scrapes /metrics directly (metrics source 'direct')."
         )

@@ -11,7 +11,6 @@ Own endpoints: ``GET /health``, ``GET /metrics``, ``GET|PUT /admin/weights``
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -22,6 +21,8 @@ import aiohttp
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from mlops_workbench.errors import InputError
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
            1.0, 2.5, 5.0, 10.0)
@@ -192,18 +193,6 @@ def serve(stable: str, canary: str | None, weight: float, port: int, seed: int =
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Weighted reverse proxy for canary rollouts.")
-    parser.add_argument("--stable", required=True)
-    parser.add_argument("--canary", default=None)
-    parser.add_argument("--weight", type=float, default=0.0)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    serve(args.stable, args.canary, args.weight, args.port, args.seed)
-
-
-
 def get_weight(url: str, timeout: float = 3.0) -> float:
     """The canary weight a running router uses now."""
     return float(httpx.get(f"{url.rstrip('/')}/admin/weights", timeout=timeout).json()["canary"])
@@ -213,9 +202,5 @@ def set_weight(url: str, canary: float, timeout: float = 3.0) -> float:
     """Set a running router's canary weight; raises ValueError with the router's message on a bad value."""
     resp = httpx.put(f"{url.rstrip('/')}/admin/weights", json={"canary": canary}, timeout=timeout)
     if resp.status_code != 200:
-        raise ValueError(f"router refused weight {canary!r}: {resp.json().get('error', resp.text)}")
+        raise InputError(f"router refused weight {canary!r}: {resp.json().get('error', resp.text)}")
     return float(resp.json()["canary"])
-
-
-if __name__ == "__main__":
-    main()

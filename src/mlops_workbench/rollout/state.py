@@ -9,6 +9,7 @@ the running controller picks up on its next tick.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 import os
 import time
 import uuid
@@ -16,10 +17,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench.rollout.events import rollout_dir
+from mlops_workbench import settings
+from mlops_workbench.errors import InputError
+from mlops_workbench.settings import DEFAULT_MODEL_NAME
 
-PROGRESSING, PROMOTED, ABORTED, INCONCLUSIVE = "Progressing", "Promoted", "Aborted", "Inconclusive"
-TERMINAL = (PROMOTED, ABORTED, INCONCLUSIVE)
+class RolloutPhase(StrEnum):
+    """Where a rollout is: progressing through its steps, or done (promoted, aborted, inconclusive)."""
+
+    PROGRESSING = "Progressing"
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
+    INCONCLUSIVE = "Inconclusive"
+
+
+TERMINAL = (RolloutPhase.PROMOTED, RolloutPhase.ABORTED, RolloutPhase.INCONCLUSIVE)
 
 
 @dataclass
@@ -30,8 +41,8 @@ class RolloutState:
     candidate: str
     policy: dict[str, Any]
     stable_version: str | None = None
-    model_name: str = "iris"
-    phase: str = PROGRESSING
+    model_name: str = DEFAULT_MODEL_NAME
+    phase: RolloutPhase = RolloutPhase.PROGRESSING
     step: int = 0
     step_started: float = 0.0
     weight: float = 0.0
@@ -44,6 +55,9 @@ class RolloutState:
     reason: str = ""
     finished: float | None = None
 
+    def __post_init__(self) -> None:
+        self.phase = RolloutPhase(self.phase)  # loaded from JSON as a plain string
+
     @classmethod
     def new(cls, candidate: str, policy: dict[str, Any], stable_version: str | None = None) -> RolloutState:
         rid = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -55,11 +69,12 @@ class RolloutState:
 
 
 def state_path(home: Path | None = None) -> Path:
-    return rollout_dir(home) / "state.json"
+    return settings.layout(home).rollout_state
 
 
 def save(state: RolloutState, home: Path | None = None) -> None:
     path = state_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(state), indent=1))
     os.replace(tmp, path)
@@ -75,13 +90,15 @@ def load(home: Path | None = None) -> RolloutState | None:
 def request(action: str, reason: str = "", home: Path | None = None) -> None:
     """Ask the running controller to ``abort`` or ``promote``."""
     if action not in ("abort", "promote"):
-        raise ValueError(f"unknown request {action!r}: use 'abort' or 'promote'")
-    (rollout_dir(home) / "request.json").write_text(json.dumps({"action": action, "reason": reason}))
+        raise InputError(f"unknown request {action!r}: use 'abort' or 'promote'")
+    path = settings.layout(home).rollout_request
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"action": action, "reason": reason}))
 
 
 def take_request(home: Path | None = None) -> dict[str, str] | None:
     """The pending operator request, removed once read."""
-    path = rollout_dir(home) / "request.json"
+    path = settings.layout(home).rollout_request
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):

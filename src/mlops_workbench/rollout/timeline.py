@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.events import last_rollout
 
 Event = dict[str, Any]
@@ -41,7 +42,7 @@ def incident(events: list[Event], rollout: str | None = None) -> dict[str, Any]:
     onset = fault or exposed
     if onset is None or decision is None or decision["decision"] == "promote":
         return out
-    failed = _first(evs, lambda e: e["type"] == "measurement" and e.get("phase") == "failed", onset["t"])
+    failed = _first(evs, lambda e: e["type"] == "measurement" and e.get("phase") == MeasurementPhase.FAILED, onset["t"])
     detect_t = min(failed["t"], decision["t"]) if failed else decision["t"]
     restore = _first(evs, lambda e: e["type"] == "weight" and e.get("canary") == 0, decision["t"])
     out["onset_t"] = onset["t"]
@@ -92,7 +93,7 @@ def series(events: list[Event], rollout: str | None = None) -> dict[str, Any]:
                     out[key]["stable"].append((t, e["baseline"] * scale))
             else:
                 out["shift"].append((t, e["value"]))
-        if e["type"] == "measurement" and e.get("phase") == "failed":
+        if e["type"] == "measurement" and e.get("phase") == MeasurementPhase.FAILED:
             out["failed"].append((t, e["metric"]))
         elif e["type"] == "decision":
             out["decisions"].append((t, e["decision"]))

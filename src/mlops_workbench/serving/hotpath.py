@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 
 from mlops_workbench.serving import payloads
 from mlops_workbench.serving.faults import CRASH_EXIT_CODE, FaultInjector
-from mlops_workbench.serving.payloads import PayloadError
 from mlops_workbench.serving.model import LoadedModel
+from mlops_workbench.serving.payloads import PayloadError
 
 log = logging.getLogger("mlops_workbench.serving.server")
 PREDICTION_PATHS = ("/predict", "/invocations")

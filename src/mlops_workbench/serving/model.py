@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_workbench import settings, tracking
 from mlops_workbench.data import FEATURES
+from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.serving.payloads import PayloadError
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
@@ -24,7 +26,7 @@ UNREGISTERED = "unregistered"
 DEFAULT_FEATURES = list(FEATURES)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(WorkbenchError, RuntimeError):
     """The model URI cannot be resolved or loaded."""
 
 
@@ -76,8 +78,9 @@ class LoadedModel:
         return labels, (np.round(proba, 6).tolist() if proba is not None else None)
 
 
-def resolve(uri: str, name: str = "iris", client: Any = None) -> ModelRef:
+def resolve(uri: str, name: str | None = None, client: Any = None) -> ModelRef:
     """Resolve ``uri`` to a :class:`ModelRef` (alias and version URIs ask the registry)."""
+    name = name or settings.model_name()
     if match := _ALIAS_URI.match(uri):
         from mlflow.exceptions import MlflowException
 
@@ -107,6 +110,8 @@ def load(ref: ModelRef) -> LoadedModel:
     """Load the model ``ref`` points to (sklearn flavor when present, else pyfunc)."""
     import mlflow
 
+    if ref.load_uri.startswith(("models:/", "runs:/")):
+        tracking.use()  # the load goes through MLflow's fluent API, to the state folder's server
     try:
         flavors = _flavors(ref.load_uri)
         if "sklearn" in flavors:
@@ -118,7 +123,7 @@ def load(ref: ModelRef) -> LoadedModel:
     except Exception as exc:
         raise ModelLoadError(
             f"Cannot load the model {ref.uri} ({ref.load_uri}): {_first_line(exc)}. "
-            "Check that the tracking server runs (MLFLOW_TRACKING_URI) and the model was logged with mlflow."
+            "Check that the tracking server runs (`workbench mlflow status`) and the model was logged with mlflow."
         ) from None
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
@@ -174,9 +179,8 @@ def _plain(value: Any) -> Any:
 
 
 def _client() -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient()
+    # no health probe: MLflow's own bounded retries make a reload fail fast when the server is down
+    return tracking.client(check=False)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,12 +21,14 @@ from typing import Any, Sequence
 import numpy as np
 import orjson
 
+from mlops_workbench.errors import InputError
+
 MAX_BODY_BYTES = 1_000_000
 INVOCATION_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _NUMBER_TYPES = (int, float)
 
 
-class PayloadError(ValueError):
+class PayloadError(InputError):
     """A request the server cannot score; ``status`` is the HTTP code to answer (4xx)."""
 
     def __init__(self, message: str, status: int = 400) -> None:

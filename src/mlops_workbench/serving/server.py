@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mlops_workbench import procs, settings
+from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.serving import model as served_model
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.hotpath import Metrics, PredictionEndpoints
@@ -39,7 +39,8 @@ URI_ENV, NAME_ENV, WATCH_ENV = "WORKBENCH_MODEL_URI", "WORKBENCH_MODEL_NAME", "W
 class ModelServer:
     """State shared by the endpoints: the current model, the faults, the metrics."""
 
-    def __init__(self, model_uri: str, name: str = "iris", faults: Faults | None = None) -> None:
+    def __init__(self, model_uri: str, name: str | None = None, faults: Faults | None = None) -> None:
+        name = name or settings.model_name()
         self.uri, self.name = model_uri, name
         self.model = served_model.load(served_model.resolve(model_uri, name))
         self.faults = FaultInjector(faults)
@@ -91,8 +92,8 @@ def create_app(
     watch_interval: float | None = None,
 ) -> FastAPI:
     """The model server app; arguments default to ``WORKBENCH_MODEL_URI`` etc. (for ``uvicorn --factory``)."""
-    model_uri = model_uri or os.environ.get(URI_ENV, "models:/iris@production")
-    name = name or os.environ.get(NAME_ENV, "iris")
+    name = name or os.environ.get(NAME_ENV) or settings.model_name()
+    model_uri = model_uri or os.environ.get(URI_ENV) or f"models:/{name}@production"
     if watch_interval is None and os.environ.get(WATCH_ENV):
         watch_interval = float(os.environ[WATCH_ENV])
     server = ModelServer(model_uri, name, faults)
@@ -124,7 +125,7 @@ def create_app(
     async def reload() -> Response:
         try:
             return _json(await run_in_threadpool(server.reload))
-        except served_model.ModelLoadError as exc:
+        except WorkbenchError as exc:  # cannot resolve or load (tracking server down too): keep serving
             return _json({"error": str(exc), "version": server.model.version}, 409)
 
     @app.get("/admin/faults")
@@ -145,14 +146,15 @@ def start_server(
     home: Path | None = None,
     faults: Faults | None = None,
     watch_interval: float | None = None,
-    model_name: str = "iris",
+    model_name: str | None = None,
     timeout: float = 180.0,
 ) -> procs.Service:
     """Start ``workbench serve`` as the background service ``name`` and wait until /health answers.
 
-    The server talks to the tracking server running under ``home`` (else to
-    ``MLFLOW_TRACKING_URI``). Stop it with ``procs.stop(name, home)``.
+    The server talks to the tracking server of the state folder ``home`` (see
+    :func:`mlops_workbench.tracking.uri`). Stop it with ``procs.stop(name, home)``.
     """
+    model_name = model_name or settings.model_name()
     home = home or settings.home()
     port = port or procs.free_port()
     args = ["--model-uri", model_uri, "--port", str(port), "--name", model_name]
@@ -166,8 +168,5 @@ def start_server(
     env = {settings.HOME_ENV: str(home)}
     for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")):
         env[key] = os.environ.get(key, value)  # a reload fails fast when the tracking server is down
-    tracking = procs.get("mlflow", home)
-    if tracking is not None:
-        env["MLFLOW_TRACKING_URI"] = tracking.url
-    cmd = [sys.executable, "-m", "mlops_workbench.cli.serve", *args]
+    cmd = procs.workbench_cmd("serve", *args)
     return procs.start(name, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)

@@ -5,9 +5,27 @@ The package is the one import a notebook needs: ``from mlops_workbench import ve
 """
 
 from mlops_workbench.versioning.stages import (
-    DATA, LINEAGE_TAGS, METRICS, TRAIN_STAGE, MetricComparison, PrepareParams, ReproductionError, ReproductionReport,
-    Workspace, WorkspaceError, init_workspace, lineage_tags, log_model_run, open_workspace, preprocess, remote_has,
-    reproduce, run_lineage, train_stage, write_params, write_train_script,
+    DATA,
+    LINEAGE_TAGS,
+    METRICS,
+    TRAIN_STAGE,
+    MetricComparison,
+    PrepareParams,
+    ReproductionError,
+    ReproductionReport,
+    Workspace,
+    WorkspaceError,
+    init_workspace,
+    lineage_tags,
+    log_model_run,
+    open_workspace,
+    preprocess,
+    remote_has,
+    reproduce,
+    run_lineage,
+    train_stage,
+    write_params,
+    write_train_script,
 )
 
 __all__ = [

@@ -13,13 +13,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench import settings
+from mlops_workbench import settings, tracking
+from mlops_workbench.errors import InputError, NotFoundError
 from mlops_workbench.versioning.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5, stale_inputs
 
 LINEAGE_TAGS = (
@@ -100,7 +100,7 @@ def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
     dirty = ws.changed_files()
     md5 = ws.dvc_md5(data)
     if md5 is None:
-        raise ValueError(f"{data} is not tracked by DVC in {ws.path}: run ws.dvc('add', '{data}') and commit.")
+        raise InputError(f"{data} is not tracked by DVC in {ws.path}: run ws.dvc('add', '{data}') and commit.")
     actual = file_md5(ws.path / data) if (ws.path / data).exists() else "missing"
     commit = ws.head()
     return {
@@ -119,19 +119,6 @@ def lineage_tags(ws: Workspace, data: str = DATA) -> dict[str, str]:
         "workspace.path": str(ws.path),
         "mlflow.source.git.commit": commit,
     }
-
-
-def tracking_uri(home: Path | None = None) -> str:
-    """The tracking server to talk to: the running server of ``home`` when given, else
-    ``MLFLOW_TRACKING_URI``, else the running server of the default state folder."""
-    from mlops_workbench import procs, tracking
-
-    if home is not None and procs.get(tracking.SERVICE, home):
-        return tracking.url(home)
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    return tracking.url(home)
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -160,22 +147,21 @@ def log_model_run(
     import mlflow
 
     from mlops_workbench.data import FEATURES, load_csv
-    from mlops_workbench.tracking import log_sklearn_model
 
     for needed, fix in ((MODEL_FILE, "run ws.dvc('repro') first"), (METRICS, "run ws.dvc('repro') first")):
         if not (ws.path / needed).exists():
-            raise FileNotFoundError(f"{ws.path / needed} does not exist: {fix}.")
+            raise NotFoundError(f"{ws.path / needed} does not exist: {fix}.")
     tags = lineage_tags(ws, data)
     metrics = json.loads((ws.path / METRICS).read_text())
     model = joblib.load(ws.path / MODEL_FILE)
     example = load_csv(ws.path / data)[FEATURES].head(5)
-    mlflow.set_tracking_uri(tracking_uri(home))
+    tracking.use(home)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(flatten(ws.params()))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
-        log_sklearn_model(model, example)
+        tracking.log_sklearn_model(model, example)
         for name in ("params.yaml", "dvc.lock", METRICS):
             if (ws.path / name).exists():
                 mlflow.log_artifact(str(ws.path / name), artifact_path="lineage")
@@ -184,9 +170,7 @@ def log_model_run(
 
 def run_lineage(run_id: str, home: Path | None = None) -> dict[str, Any]:
     """The lineage tags, params and metrics of a logged run (for display and checks)."""
-    from mlflow import MlflowClient
-
-    run = MlflowClient(tracking_uri(home)).get_run(run_id)
+    run = tracking.client(home).get_run(run_id)
     return {
         "run_id": run_id,
         "tags": {k: v for k, v in run.data.tags.items() if k in LINEAGE_TAGS},

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mlops_workbench import settings
-from mlops_workbench.versioning.lineage import env_fingerprint, package_code_hash, params_hash, tracking_uri
+from mlops_workbench import settings, tracking
+from mlops_workbench.errors import InputError
+from mlops_workbench.versioning.lineage import env_fingerprint, package_code_hash, params_hash
 from mlops_workbench.versioning.workspace import METRICS, Workspace, WorkspaceError, file_md5, run
 
 
-class ReproductionError(ValueError):
+class ReproductionError(InputError):
     """The run cannot be reproduced at all (unknown id, no lineage, commit or data gone)."""
 
 
@@ -63,12 +64,11 @@ class ReproductionReport(BaseModel):
 
 
 def _get_run(run_id: str, home: Path | None):
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri(home)
+    uri = tracking.uri(home)
     try:
-        return MlflowClient(uri).get_run(run_id)
+        return tracking.client(home).get_run(run_id)
     except MlflowException as exc:
         raise ReproductionError(
             f"No run with id {run_id!r} on the tracking server {uri} ({exc.error_code}): "
@@ -176,7 +176,7 @@ def reproduce(
             f"Run {run_id} has no lineage ({', '.join(missing)} missing): it was not logged with "
             "versioning.log_model_run, so there is nothing to restore. Log runs with log_model_run(ws)."
         )
-    workdir = Path(workdir) if workdir else home / "reproductions" / run_id
+    workdir = Path(workdir) if workdir else settings.layout(home).reproduction(run_id)
     ws = _checkout(tags, workdir)
     ws.dvc("repro", "--force", "--quiet")
     reproduced = json.loads((ws.path / METRICS).read_text()) if (ws.path / METRICS).exists() else {}

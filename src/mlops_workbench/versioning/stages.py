@@ -29,7 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_workbench.versioning.lineage import LINEAGE_TAGS, lineage_tags, log_model_run, run_lineage
 from mlops_workbench.versioning.reproduction import MetricComparison, ReproductionError, ReproductionReport, reproduce
 from mlops_workbench.versioning.workspace import (
-    DATA, METRICS, MODEL_DIR, MODEL_FILE, TRAIN_SCRIPT, Workspace, WorkspaceError, init_workspace, open_workspace,
+    DATA,
+    METRICS,
+    MODEL_DIR,
+    MODEL_FILE,
+    TRAIN_SCRIPT,
+    Workspace,
+    WorkspaceError,
+    init_workspace,
+    open_workspace,
     remote_has,
 )
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from mlops_workbench import settings
+from mlops_workbench.errors import WorkbenchError
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Workbench Learner",
@@ -41,7 +42,7 @@ RESULT_FILES = ("dvc.lock",)
 GITIGNORE = "__pycache__/\n.ipynb_checkpoints/\n"
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(WorkbenchError, RuntimeError):
     """A git or DVC command failed in a workspace, or the folder is not a workspace."""
 
 
@@ -197,7 +198,7 @@ def remote_has(remote: Path | str, md5: str) -> bool:
 
 def default_remote(home: Path | None = None) -> Path:
     """The shared local-folder DVC remote ``<home>/dvc-remote``."""
-    return (home or settings.home()) / "dvc-remote"
+    return settings.layout(home).dvc_remote
 
 
 def _refuse_project(path: Path) -> None:

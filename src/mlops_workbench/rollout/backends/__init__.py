@@ -9,6 +9,9 @@ from typing import Protocol, runtime_checkable
 class Backend(Protocol):
     """The small runtime interface behind the controller (local processes now, kind later)."""
 
+    model_name: str
+    """The registered model whose versions this runtime serves."""
+
     def deploy_canary(self, version: str) -> None:
         """Start serving model ``version`` as the canary (with weight 0)."""
 
@@ -26,3 +29,6 @@ class Backend(Protocol):
 
     def promote(self, version: str) -> None:
         """Make stable serve ``version`` (after the registry alias moved), then retire the canary."""
+
+    def traffic_totals(self) -> dict[str, dict[str, float]]:
+        """Cumulative ``requests`` and ``errors`` served per role (``stable``, ``canary``), for blast radius."""

@@ -15,10 +15,10 @@ from typing import Literal
 import httpx
 
 from mlops_workbench import procs, settings
-from mlops_workbench.serving.faults import Faults
+from mlops_workbench.errors import ServiceError
 from mlops_workbench.rollout import prometheus, router
-from mlops_workbench.rollout.events import rollout_dir
-from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, parse_router, Snapshot
+from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, Snapshot, parse_router
+from mlops_workbench.serving.faults import Faults
 
 STABLE, CANARY, ROUTER = "rollout-stable", "rollout-canary", "rollout-router"
 SERVICES = (CANARY, ROUTER, prometheus.SERVICE, STABLE)
@@ -28,16 +28,17 @@ MetricsMode = Literal["auto", "prometheus", "direct"]
 class LocalBackend:
     """Stable + canary ``workbench serve`` processes behind ``workbench router`` (and Prometheus)."""
 
-    def __init__(self, home: Path | None = None, model_name: str = "iris", seed: int = 0,
+    def __init__(self, home: Path | None = None, model_name: str | None = None, seed: int = 0,
                  metrics: MetricsMode = "auto", scrape_interval: str = "1s",
                  canary_faults: Faults | None = None) -> None:
+        model_name = model_name or settings.model_name()
         self.home = home or settings.home()
         self.model_name = model_name
         self.seed = seed
         self.metrics_mode = metrics
         self.scrape_interval = scrape_interval
         self.canary_faults = canary_faults  # scenario option: faults the canary starts with
-        self._ports_file = rollout_dir(self.home) / "local.json"
+        self._ports_file = settings.layout(self.home).rollout_ports
 
     # --- setup -----------------------------------------------------------------------------------
     def ports(self) -> dict[str, int]:
@@ -71,7 +72,7 @@ class LocalBackend:
             start_server(f"models:/{self.model_name}@production", port=ports["stable"], name=STABLE,
                          home=self.home, model_name=self.model_name)
         if procs.get(ROUTER, self.home) is None:
-            cmd = procs.python_cmd("mlops_workbench.rollout.router", "--stable", self.url("stable"),
+            cmd = procs.workbench_cmd("router", "--stable", self.url("stable"),
                                    "--canary", self.url("canary"), "--weight", "0",
                                    "--port", str(ports["router"]), "--seed", str(self.seed))
             procs.start(ROUTER, cmd, ports["router"], health_path="/health", timeout=60, home=self.home)
@@ -136,8 +137,8 @@ class LocalBackend:
         resp = httpx.post(f"{self.url('stable')}/admin/reload", timeout=120)
         served = str(resp.json().get("version", "")) if resp.status_code == 200 else ""
         if served != str(version):
-            raise RuntimeError(f"stable did not switch to version {version} (serves {served or 'unknown'}): "
-                               f"{resp.text[:200]}; check {self.home / 'logs' / (STABLE + '.log')}")
+            raise ServiceError(f"stable did not switch to version {version} (serves {served or 'unknown'}): "
+                               f"{resp.text[:200]}; check {settings.layout(self.home).log(STABLE)}")
         self.stop_canary()
 
     def traffic_totals(self) -> dict[str, dict[str, float]]:
@@ -157,5 +158,5 @@ class LocalBackend:
         """Apply ``faults`` to the running canary (``POST /admin/faults``)."""
         resp = httpx.post(f"{self.url('canary')}/admin/faults", json=faults.model_dump(), timeout=10)
         if resp.status_code != 200:
-            raise RuntimeError(f"the canary refused the faults ({resp.status_code}): {resp.text[:200]}")
+            raise ServiceError(f"the canary refused the faults ({resp.status_code}): {resp.text[:200]}")
         return Faults(**resp.json())

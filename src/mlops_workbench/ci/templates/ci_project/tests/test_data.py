@@ -1,7 +1,6 @@
 """Data loading: the right shape, the three species, no missing or impossible values."""
 
 import numpy as np
-
 from iris_model import CLASSES, FEATURES, load_data
 
 

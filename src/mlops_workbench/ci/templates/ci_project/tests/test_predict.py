@@ -1,7 +1,6 @@
 """Prediction: known flowers get their species, the model is accurate, bad input is rejected."""
 
 import pytest
-
 from iris_model import CLASSES, accuracy, load_data, predict, split, train_model
 
 

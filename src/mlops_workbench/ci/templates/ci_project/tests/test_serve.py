@@ -1,9 +1,7 @@
 """The HTTP API answers health checks and rejects malformed rows with 422 (given as an example test)."""
 
 from fastapi.testclient import TestClient
-
-from iris_model import load_data, save_model, train_model
-from iris_model import serve
+from iris_model import load_data, save_model, serve, train_model
 
 
 def client(tmp_path) -> TestClient:

@@ -1,0 +1,166 @@
+"""One owner per concern: MLflow URIs, errors and exit codes, params, the state folder's layout, phases,
+check collection, service start and default ports."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import mlops_workbench
+from mlops_workbench import errors, settings, tracking
+from mlops_workbench.errors import InputError, NotFoundError, TrackingServerDown, WorkbenchError
+from mlops_workbench.labs.checks import load_checks
+from mlops_workbench.rollout import state as st
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "mlops_workbench"
+
+
+def _modules():
+    for info in pkgutil.walk_packages(mlops_workbench.__path__, "mlops_workbench."):
+        if ".templates" not in info.name:
+            yield importlib.import_module(info.name)
+
+
+def test_only_tracking_touches_mlflow_global_uris():
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path.name == "tracking.py" and path.parent == SRC or "templates" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("set_tracking_uri", "set_registry_uri"):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_every_exception_class_derives_from_workbench_error():
+    strays = []
+    for module in _modules():
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == module.__name__:
+                if not issubclass(obj, WorkbenchError):
+                    strays.append(f"{module.__name__}.{name}")
+    assert strays == []
+
+
+def _workbench(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlops_workbench.cli.main", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def test_cli_turns_a_workbench_error_into_one_line_and_exit_2(home, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = _workbench("registry", "list", cwd=tmp_path)
+    assert out.returncode == errors.EXIT_ERROR
+    assert "workbench mlflow up" in out.stderr and "Traceback" not in out.stderr + out.stdout
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("steps: [{setWeight: 500}]\nanalysis: {}\n")
+    out = _workbench("rollout", "start", "--candidate", "2", "--policy", str(bad))
+    assert out.returncode == errors.EXIT_ERROR and "Traceback" not in out.stderr
+    assert "setWeight" in out.stderr
+    assert not list(tmp_path.glob("mlflow.db")) and not (tmp_path / "mlruns").exists()
+
+
+def test_tracking_uri_is_the_state_folders_server_and_never_a_local_store(home, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(TrackingServerDown, match="workbench mlflow up"):
+        tracking.uri(home)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")  # never a store of MLflow's own
+    with pytest.raises(TrackingServerDown):
+        tracking.uri(home)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000/")  # an external server, named
+    assert tracking.uri(home) == "http://mlflow.example:5000"
+
+
+def test_params_one_reader_one_rule(tmp_path, monkeypatch):
+    with pytest.raises(NotFoundError, match="git checkout -- params.yaml"):
+        settings.load_params(path=tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("train: {C: 2.0}\n")
+    assert settings.load_params("registry", path=tmp_path / "params.yaml") == {}
+    (tmp_path / "params.yaml").write_text("registry: [1, 2]\n")
+    with pytest.raises(InputError, match="registry"):
+        settings.load_params("registry", path=tmp_path / "params.yaml")
+    project = tmp_path / "project"
+    (project / "labs").mkdir(parents=True)
+    (project / "params.yaml").write_text("registry: {model_name: flowers}\n")
+    monkeypatch.setenv(settings.PROJECT_ENV, str(project))
+    assert settings.model_name() == "flowers"
+    from mlops_workbench.registry.gate import RegistryParams
+
+    assert RegistryParams.load().model_name == "flowers"
+
+
+def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
+    paths = settings.layout(tmp_path)
+    found = [paths.mlflow_db, paths.artifacts, paths.run, paths.log("x"), paths.audit_log(), paths.locks,
+             paths.rollout_events, paths.rollout_state, paths.rollout_request, paths.rollout_ports, paths.prometheus,
+             paths.workspace("02-versioning"), paths.dvc_remote, paths.reproduction("r1"), paths.results,
+             paths.pipeline]
+    assert len(set(found)) == len(found) and all(p.is_relative_to(tmp_path) for p in found)
+    assert not any(p.exists() for p in found), "a layout only names paths, it creates none"
+    assert tracking.store_paths(tmp_path) == (paths.mlflow_db, paths.artifacts)
+    literal = re.compile(r"""home\)?\s*/\s*["'](mlflow|logs|run|audit|rollout|workspaces|results|locks)["']""")
+    owners = [p for p in [*SRC.rglob("*.py"), *ROOT.glob("labs/*/checks.py")]
+              if p.name != "settings.py" and literal.search(p.read_text())]
+    assert owners == []
+
+
+def test_rollout_phase_is_an_enum_even_when_read_back_from_json(tmp_path):
+    state = st.RolloutState.new("2", {"steps": []})
+    state.phase = st.RolloutPhase.ABORTED
+    st.save(state, tmp_path)
+    loaded = st.load(tmp_path)
+    assert loaded.phase is st.RolloutPhase.ABORTED and loaded.done
+
+
+def test_checks_are_collected_per_load_so_parallel_graders_do_not_mix(tmp_path):
+    lab = tmp_path / "99-demo"
+    lab.mkdir()
+    body = "from mlops_workbench.labs.checks import check\n" + "".join(
+        f"@check('c{i}')\ndef c{i}(ctx):\n    pass\n" for i in range(30))
+    (lab / "checks.py").write_text(body)
+    results: list[list[str]] = []
+
+    def load() -> None:
+        results.append([c.id for c in load_checks(lab / "checks.py")])
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [[f"c{i}" for i in range(30)]] * 8
+    (lab / "checks.py").write_text(body + "@check('c0')\ndef again(ctx):\n    pass\n")
+    with pytest.raises(InputError, match="share the id 'c0'"):
+        load_checks(lab / "checks.py")
+
+
+def test_one_set_of_default_ports():
+    from mlops_workbench import doctor
+    from mlops_workbench.cli import rollout, serve
+
+    ports = settings.DEFAULT_PORTS
+    assert set(doctor.DEFAULT_PORTS) == set(ports.values())
+    assert tracking.DEFAULT_PORT == ports["mlflow"]
+    assert inspect.signature(serve.serve).parameters["port"].default.default == ports["serve"]
+    assert inspect.signature(rollout.router).parameters["port"].default.default == ports["router"]
+    readme = (ROOT / "README.md").read_text()
+    assert f"workbench serve --model-uri models:/iris@production --port {ports['serve']}" in readme
+    assert re.search(rf"workbench router .*--port {ports['router']}", readme)
+
+
+def test_services_start_through_the_workbench_cli():
+    from mlops_workbench import procs
+
+    assert procs.workbench_cmd("serve", "--port", "1")[1:3] == ["-m", "mlops_workbench.cli.main"]
+    router = (SRC / "rollout" / "router.py").read_text()
+    assert "argparse" not in router and "__main__" not in router
