@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from mlops_workbench.cli import ci, doctor, labs, mlflow, registry, reproduce, rollout, scaffold, serve
+from mlops_workbench.cli import ci, doctor, k8s, labs, mlflow, registry, reproduce, rollout, scaffold, serve
 
 app = typer.Typer(
     name="workbench",
@@ -34,6 +34,9 @@ app.command("serve")(serve.serve)
 app.add_typer(rollout.app, name="rollout")
 app.command("router")(rollout.router)
 app.command("load")(rollout.load)
+# lab 05: the same canary on kind (Argo Rollouts + Gateway API)
+app.add_typer(k8s.app, name="k8s")
+app.add_typer(k8s.cluster_app, name="cluster")
 
 if __name__ == "__main__":
     app()
