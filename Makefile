@@ -2,12 +2,13 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SCHEMAS := deploy/k8s/schemas
 # The venv's tools (workbench, dvc, mlflow, hadolint) come first on PATH for every recipe and kernel.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo test lab bench lock clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(SCHEMAS)/node_modules/.installed
 
 # uv installs the pinned stack in seconds; plain pip is the fallback.
 $(STAMP): pyproject.toml requirements.lock
@@ -22,6 +23,15 @@ $(STAMP): pyproject.toml requirements.lock
 	fi
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (workbench)" >/dev/null
 	@touch $@
+
+# Offline schemas of Argo Rollouts and Gateway API (npm packages pinned by package-lock.json),
+# installed once here, never at test time. Without npm the schema tests skip and say so.
+$(SCHEMAS)/node_modules/.installed: $(SCHEMAS)/package.json $(SCHEMAS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(SCHEMAS) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@ ; \
+	else \
+		echo "npm not found: skipping the Argo Rollouts / Gateway API schemas (install Node.js 20+ for them)"; \
+	fi
 
 demo: setup
 	$(VENV)/bin/workbench pipeline

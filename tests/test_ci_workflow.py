@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -137,7 +138,7 @@ OWN = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
 def test_own_workflows_exist():
-    assert {p.name for p in OWN} >= {"tests.yml", "pipeline.yml", "drift.yml"}
+    assert {p.name for p in OWN} >= {"tests.yml", "pipeline.yml", "drift.yml", "kind-canary.yml"}
 
 
 @pytest.mark.parametrize("path", OWN, ids=lambda p: p.name)
@@ -154,3 +155,13 @@ def test_own_workflows_do_what_they_promise():
     assert "make demo" in runs["pipeline.yml"] and "actions/upload-artifact" in uses["pipeline.yml"]
     assert "schedule" in triggers(docs["drift.yml"]) and "--upgrade" in runs["drift.yml"]
     assert "requirements.lock" not in runs["drift.yml"] and "pipeline" in runs["drift.yml"]
+    kind = docs["kind-canary.yml"]
+    assert kind["permissions"] == {"contents": "read"}
+    assert "helm/kind-action@" in uses["kind-canary.yml"] and "workbench cluster up" in runs["kind-canary.yml"]
+    steps = [s for j in kind["jobs"].values() for s in j["steps"]]
+    checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+    assert all(re.fullmatch(r"[0-9a-f]{40}", str(s["uses"]).split("@")[1]) for s in steps
+               if str(s.get("uses", "")).startswith(("helm/kind-action@", "actions/checkout@")))
+    assert "Degraded" in runs["kind-canary.yml"] and 'test "${weight}" = "0"' in runs["kind-canary.yml"]
+    assert any(s.get("if") == "failure()" and "analysisrun" in str(s.get("run", "")) for s in steps)

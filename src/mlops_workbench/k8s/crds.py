@@ -1,0 +1,54 @@
+"""Schemas of Argo Rollouts and Gateway API resources, offline, from npm packages.
+
+``deploy/k8s/schemas`` pins ``@kubernetes-models/argo-rollouts`` and
+``@kubernetes-models/gateway-api`` (installed by ``make setup`` with ``npm ci``, never at
+test time). They ship generated validators, not JSON files, so a small node script
+(``validate.mjs``) runs them and also reports fields the schema does not define.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlops_workbench.k8s import tools
+from mlops_workbench.k8s.errors import ToolMissing
+from mlops_workbench.k8s.versions import deploy_dir
+
+GROUPS = ("argoproj.io/", "gateway.networking.k8s.io/")
+# Free-form maps the generated validators do not enumerate: their keys are checked elsewhere.
+FREE_FORM = ("spec.strategy.canary.trafficRouting.plugins.",)
+
+
+def covers(obj: dict[str, Any]) -> bool:
+    return str(obj.get("apiVersion", "")).startswith(GROUPS)
+
+
+def schema_dir():
+    return deploy_dir() / "schemas"
+
+
+def ready() -> bool:
+    return (schema_dir() / "node_modules" / "@kubernetes-models" / "argo-rollouts").is_dir() and tools.find("node") is not None
+
+
+def check(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per object: ``{"known", "errors": [{"path", "message"}], "unknown": [paths]}``."""
+    if not objs:
+        return []
+    node = tools.require("node")
+    if not (schema_dir() / "node_modules").is_dir():
+        raise ToolMissing(f"the schema packages are not installed in {schema_dir()}: run `make setup` "
+                          "(or `npm ci` there) with Node.js 20+.")
+    out = tools.run([node, str(schema_dir() / "validate.mjs")], input=json.dumps(objs), timeout=120)
+    results = json.loads(out)
+    for r in results:
+        r["unknown"] = [p for p in r["unknown"] if not p.startswith(FREE_FORM)]
+        seen, unique = set(), []
+        for e in r["errors"]:
+            key = (e["path"], e["message"])
+            if key not in seen:
+                seen.add(key)
+                unique.append(e)
+        r["errors"] = unique
+    return results
