@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from mlops_workbench.errors import ServiceError
 from mlops_workbench.k8s import promql
 from mlops_workbench.rollout import analysis
 from mlops_workbench.rollout import policy as pol
