@@ -21,3 +21,22 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
     yield path
     procs.stop_all(path)
+
+
+@pytest.fixture(scope="session")
+def save_iris_model():
+    """``save_iris_model(folder)``: see :func:`_save_iris_model`."""
+    return _save_iris_model
+
+
+def _save_iris_model(folder: Path):
+    """An Iris model trained on the seeded split, saved in MLflow's format at ``folder/model``: (path, model)."""
+    import mlflow
+
+    from mlops_workbench import data, train
+
+    train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
+    model = train.train(train_df, {"C": 1.0})
+    path = folder / "model"
+    mlflow.sklearn.save_model(model, path)
+    return path, model

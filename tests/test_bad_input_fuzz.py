@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_workbench import data, procs, train
+from mlops_workbench import data, procs
 from mlops_workbench.serving.server import start_server
 
 pytestmark = pytest.mark.slow
@@ -80,32 +80,22 @@ class Sender:
         return response
 
 
-FUZZ = settings(max_examples=260, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=350, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
-def fuzz_home(tmp_path_factory) -> Path:
+def expected(tmp_path_factory, save_iris_model) -> tuple[Path, Path, list]:
+    import pandas as pd
+
     home = tmp_path_factory.mktemp("fuzz-home")
-    yield home
+    path, model = save_iris_model(home)
+    yield home, path, model.predict(pd.DataFrame(ROWS, columns=F)).tolist()
     procs.stop_all(home)
 
 
-@pytest.fixture(scope="module")
-def expected(fuzz_home) -> tuple[Path, list]:
-    import mlflow
-
-    train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
-    model = train.train(train_df, {"C": 1.0})
-    path = fuzz_home / "model"
-    mlflow.sklearn.save_model(model, path)
-    import pandas as pd
-
-    return path, model.predict(pd.DataFrame(ROWS, columns=F)).tolist()
-
-
-def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(fuzz_home, expected):
-    model_path, labels = expected
+def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expected):
+    fuzz_home, model_path, labels = expected
     server = start_server(str(model_path), name="fuzz-model", home=fuzz_home)
     port = procs.free_port()
     router = procs.start("fuzz-router", procs.workbench_cmd("router", "--stable", server.url, "--canary", server.url,

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 import yaml
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from mlops_workbench.cli.main import app

@@ -234,9 +234,9 @@ def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, m
     gate = runner.invoke(app, ["registry", "gate", "2", "--name", "cli"])
     assert gate.exit_code == 1 and "gate FAILED" in gate.output
     refused = runner.invoke(app, ["registry", "promote", "2", "--reason", "yolo", "--name", "cli"])
-    assert refused.exit_code == 1 and "refused" in refused.output
+    assert refused.exit_code == 2 and "refused" in refused.output
     listing = runner.invoke(app, ["registry", "list", "--name", "cli"])
     assert listing.exit_code == 0 and "production" in listing.output and "staging" in listing.output
     assert "yolo" in runner.invoke(app, ["registry", "audit", "--last", "3"]).output
     missing = runner.invoke(app, ["registry", "rollback", "--name", "cli"])
-    assert missing.exit_code == 1 and "no 'previous'" in missing.output
+    assert missing.exit_code == 2 and "no 'previous'" in missing.output

@@ -77,13 +77,8 @@ def home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model_path(home) -> Path:
-    import mlflow
-
-    train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
-    path = home / "model"
-    mlflow.sklearn.save_model(train.train(train_df, {"C": 1.0}), path)
-    return path
+def model_path(home, save_iris_model) -> Path:
+    return save_iris_model(home)[0]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlops_workbench import procs, tracking
-from mlops_workbench.cli.mlflow import app
+from mlops_workbench.cli.main import app
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +62,8 @@ def test_up_refuses_a_port_taken_by_another_program(home: Path) -> None:
         port = squatter.getsockname()[1]
         with pytest.raises(RuntimeError, match=f"Port {port} is already taken"):
             tracking.up(port=port, home=home)
-        result = CliRunner().invoke(app, ["up", "--port", str(port), "--home", str(home)])
-    assert result.exit_code == 1
+        result = CliRunner().invoke(app, ["mlflow", "up", "--port", str(port), "--home", str(home)])
+    assert result.exit_code == 2
     assert "already taken" in result.output
     assert procs.running(home) == []
 
@@ -72,25 +72,25 @@ def test_cli_up_status_ui_down(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     runner = CliRunner()
     port = procs.free_port()
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
-    result = runner.invoke(app, ["up", "--port", str(port), "--home", str(home)])
+    result = runner.invoke(app, ["mlflow", "up", "--port", str(port), "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert f"127.0.0.1:{port}" in result.output
     # on JupyterHub/Binder the proxied UI arrives with the hub's Host header and must be served
     search = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
     assert httpx.get(search, headers={"Host": "hub.example.org"}, timeout=10).status_code == 200
 
-    result = runner.invoke(app, ["status", "--home", str(home)])
+    result = runner.invoke(app, ["mlflow", "status", "--home", str(home)])
     assert result.exit_code == 0 and "yes" in result.output and str(port) in result.output
 
-    result = runner.invoke(app, ["ui", "--no-browser", "--home", str(home)])
+    result = runner.invoke(app, ["mlflow", "ui", "--no-browser", "--home", str(home)])
     assert result.exit_code == 0
     assert f"/user/ada/proxy/{port}/" in result.output
 
-    result = runner.invoke(app, ["down", "--home", str(home)])
+    result = runner.invoke(app, ["mlflow", "down", "--home", str(home)])
     assert result.exit_code == 0 and "stopped" in result.output
     assert procs.running(home) == []
-    result = runner.invoke(app, ["ui", "--home", str(home)])
-    assert result.exit_code == 1 and "workbench mlflow up" in result.output
+    result = runner.invoke(app, ["mlflow", "ui", "--home", str(home)])
+    assert result.exit_code == 2 and "workbench mlflow up" in result.output
 
 
 def test_ui_links_without_server_or_proxy(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

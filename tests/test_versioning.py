@@ -11,20 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from mlops_workbench import procs, tracking, versioning
-from mlops_workbench.cli.reproduce import reproduce as reproduce_command
+from mlops_workbench.cli.main import app as cli
 from mlops_workbench.data import load_iris_frame, save_csv
 from mlops_workbench.versioning.lineage import env_fingerprint, params_hash
 from mlops_workbench.versioning.workspace import GIT_IDENTITY, Workspace, WorkspaceError, file_md5
 
 pytestmark = pytest.mark.slow
-
-
-def _cli():
-    import typer
-
-    app = typer.Typer()
-    app.command()(reproduce_command)
-    return app
 
 
 def build_workspace(path: Path, home: Path) -> Workspace:
@@ -132,7 +124,7 @@ def test_exact_reproduction(env) -> None:
     assert report.causes == [] and report.reasons == []
     saved = json.loads((home / "reproductions" / run_id / "reproduction.json").read_text())
     assert saved["matched"] is True
-    result = CliRunner().invoke(_cli(), [run_id, "--home", str(home)])
+    result = CliRunner().invoke(cli, ["reproduce", run_id, "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert "Reproduced exactly" in result.output
 
@@ -173,7 +165,7 @@ def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
     assert "params.yaml" in report.reasons[0] and "commit" in report.reasons[0]
     assert any(not m.matched for m in report.metrics)
     assert "NOT reproduced" in report.summary()
-    result = CliRunner().invoke(_cli(), [dirty_run, "--home", str(home)])
+    result = CliRunner().invoke(cli, ["reproduce", dirty_run, "--home", str(home)])
     assert result.exit_code == 1 and "dirty-tree" in result.output
 
     # the fix: the preprocessing change goes under version control, then a new run
@@ -206,8 +198,8 @@ def test_unknown_or_unlineaged_run_is_a_clear_error(env) -> None:
     home, _, _ = env
     with pytest.raises(versioning.ReproductionError, match="No run with id 'deadbeef"):
         versioning.reproduce("deadbeef" * 4, home=home)
-    result = CliRunner().invoke(_cli(), ["deadbeef" * 4, "--home", str(home)])
-    assert result.exit_code == 1 and "No run with id" in result.output
+    result = CliRunner().invoke(cli, ["reproduce", "deadbeef" * 4, "--home", str(home)])
+    assert result.exit_code == 2 and "No run with id" in result.output
     mlflow.set_experiment("test-versioning")
     with mlflow.start_run() as plain:
         mlflow.log_metric("accuracy", 0.5)

@@ -25,7 +25,8 @@ def up(
     """Start the tracking server, or report the one already running."""
     url = tracking.up(port=port, home=home)
     console.print(f"MLflow tracking server: [bold]{url}[/bold]")
-    console.print(f"Use it from a shell with: export MLFLOW_TRACKING_URI={url}")
+    console.print("workbench commands find it by themselves; for MLflow's own tools and your code: "
+                  f"export MLFLOW_TRACKING_URI={url}")
 
 
 @app.command()

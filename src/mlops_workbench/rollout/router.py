@@ -53,9 +53,11 @@ class Router:
     @staticmethod
     def _check_weight(weight: Any) -> float:
         try:
+            if isinstance(weight, bool):
+                raise TypeError("a boolean is not a weight")
             value = float(weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"canary weight must be a number from 0 to 100, got {weight!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"canary weight must be a number from 0 to 100, got {str(weight)[:40]!r}") from None
         if not 0.0 <= value <= 100.0:
             raise ValueError(f"canary weight must be from 0 to 100, got {value:g}")
         return value
