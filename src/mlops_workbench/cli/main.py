@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from mlops_workbench.cli import ci, doctor, labs, mlflow, registry, reproduce, rollout, scaffold, serve
+from mlops_workbench.cli import ci, doctor, labs, mlflow, registry, reproduce, rollout, scaffold, serve, services
 
 app = typer.Typer(
     name="workbench",
@@ -19,6 +19,8 @@ app = typer.Typer(
 
 # setup and labs
 app.command("doctor")(doctor.doctor)
+app.command("ps")(services.ps)
+app.command("down")(services.down)
 app.add_typer(labs.app, name="labs")
 app.command("grade")(labs.grade)
 app.command("pipeline")(labs.pipeline)
