@@ -49,6 +49,20 @@ def _show(results: list[CheckResult]) -> None:
             print(f"{ICON[r.status]} {r.id}: {r.status} ({r.score:g}/{r.max_score:g}) {r.message}")
 
 
+class Feedback(CheckResult):
+    """A check result already shown as a coloured line: a notebook displays nothing more for it."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+class FeedbackList(list):
+    """``check_all()``'s results, shown once as coloured lines (no list repr under them)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 @dataclass
 class LabSession:
     """A learner's lab in a live kernel."""
@@ -68,19 +82,19 @@ class LabSession:
         return Context(lab=self.lab.id, home=self.home, variables=dict(_user_namespace()),
                        params=settings.load_params(), live=True)
 
-    def check(self, check_id: str) -> CheckResult:
-        """Run one public check now and show the result."""
+    def check(self, check_id: str) -> Feedback:
+        """Run one public check now and show the result (as a line; the returned result displays nothing more)."""
         known = {c.id: c for c in self.public_checks}
         if check_id not in known:
             raise KeyError(f"No public check '{check_id}' in {self.lab.id}; public checks: {', '.join(known)}.")
-        result = run_check(known[check_id], self._context())
+        result = Feedback(**run_check(known[check_id], self._context()).model_dump())
         _show([result])
         return result
 
-    def check_all(self) -> list[CheckResult]:
+    def check_all(self) -> FeedbackList:
         """Run every public check now and show the results (hidden checks run only when graded)."""
         ctx = self._context()
-        results = [run_check(c, ctx) for c in self.public_checks]
+        results = FeedbackList(Feedback(**run_check(c, ctx).model_dump()) for c in self.public_checks)
         _show(results)
         return results
 
