@@ -341,3 +341,46 @@ def test_slower_than_interpolates_within_the_straddling_bucket() -> None:
     assert analysis.slower_than(0.01, cum) == pytest.approx(50.0)
     assert analysis.slower_than(0.03, cum) == pytest.approx(30.0)  # halfway through 0.01..0.05: 70 at or below
     assert analysis.slower_than(0.2, cum) == 0.0
+
+
+def test_dashboard_buttons_answer_in_sentences_when_nothing_runs(tmp_path) -> None:
+    import httpx
+
+    from mlops_workbench.rollout import dashboard
+
+    board = dashboard.Dashboard(tmp_path)
+    board.inject.click()  # no rollout at all: no request is sent, the note says what to do
+    assert "No rollout has started yet" in board.note.value
+    ended = st.RolloutState.new("2", {})
+    ended.phase, ended.reason = "Promoted", "every metric passed"
+    st.save(ended, tmp_path)
+    board.inject.click()  # the rollout ended: its canary is gone (this used to show [Errno 111])
+    assert "already ended (Promoted: every metric passed)" in board.note.value
+    refused = dashboard.failure_sentence(httpx.ConnectError("[Errno 111] Connection refused"))
+    assert "Errno" not in refused and "did not answer" in refused
+    board._do(lambda: (_ for _ in ()).throw(httpx.ConnectError("[Errno 111] Connection refused")))
+    assert "Errno" not in board.note.value and "did not answer" in board.note.value
+
+
+async def _wait_async_returns_the_final_state(home) -> None:
+    from mlops_workbench.rollout import ops
+
+    assert await ops.wait_async(home, timeout=0.3, poll=0.05) is None
+
+
+def test_wait_async_yields_to_the_event_loop(tmp_path) -> None:
+    import asyncio
+
+    ticks = []
+
+    async def main() -> None:
+        async def ticker() -> None:
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.02)
+        task = asyncio.create_task(ticker())
+        await _wait_async_returns_the_final_state(tmp_path)
+        task.cancel()
+
+    asyncio.run(main())
+    assert len(ticks) >= 5, "other work (widget messages) ran while the rollout was awaited"
