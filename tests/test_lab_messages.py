@@ -31,3 +31,21 @@ def test_healthy_rollout_aborted_by_latency_is_named_in_both_checks(tmp_path, mo
         assert result.message.startswith("v2 was never promoted: the healthy rollout aborted on latency-p99"), result.message
     blamed = run_check(checks["alias-unchanged"], ctx).message
     assert "rollback is not to blame" in blamed
+
+
+def test_lab03_grades_a_stopped_server_from_its_log(tmp_path):
+    from mlops_workbench.serving.record import last_served
+
+    checks = {c.id: c for c in Lab.find("03-registry-promotion").checks}
+    server_version = checks["serving-production"].func.__globals__["server_version"]
+    ctx = Context(lab="03-registry-promotion", home=tmp_path, live=False)
+    never = run_check(checks["serving-production"], Context(lab="03-registry-promotion", home=tmp_path,
+                                                            variables={"answer": {"predictions": [1, 2]}}))
+    assert never.status == "failed" and "ever ran" in never.message
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "lab03-serve.log").write_text(
+        "serving models:/iris@production (version 2) on http://127.0.0.1:41000\n"
+        "2026-01-01 10:00:00 WARNING mlops_workbench.serving.server: reloaded models:/iris@production: version 2 -> 1\n")
+    info = server_version(ctx)  # the learner stopped lab03-serve at the end: grade what it served
+    assert info == last_served("lab03-serve", tmp_path)
+    assert (info["name"], info["alias"], info["version"], info["recorded"]) == ("iris", "production", "1", True)
