@@ -19,6 +19,7 @@ app = typer.Typer(
 
 # setup and labs
 app.command("doctor")(doctor.doctor)
+app.command("lab")(services.lab)
 app.command("ps")(services.ps)
 app.command("down")(services.down)
 app.add_typer(labs.app, name="labs")

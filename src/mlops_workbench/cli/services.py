@@ -9,6 +9,20 @@ import typer
 from mlops_workbench import procs, settings
 
 
+def lab(
+    port: Annotated[Optional[int], typer.Option(help="port (default: Jupyter's, 8888 or the next free one)")] = None,
+    browser: Annotated[bool, typer.Option(help="open a web browser")] = True,
+) -> None:
+    """JupyterLab rooted at the project, opening notebooks/ (what `make lab` runs; adds --allow-root as root)."""
+    import os
+
+    from mlops_workbench.jupyter.lab import command
+
+    argv = command(port=port, open_browser=browser)
+    typer.echo(" ".join(argv))
+    os.execv(argv[0], argv)
+
+
 def ps() -> None:
     """List the workbench services running under the state folder (name, pid, URL)."""
     services = procs.running(settings.home())

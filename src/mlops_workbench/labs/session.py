@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_workbench import settings
+from mlops_workbench.jupyter.lab import workspace_path
 from mlops_workbench.labs.checks import Check, Context, workspace_for
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import run_check
@@ -99,6 +100,22 @@ class LabSession:
         return results
 
 
+# Wide tables (audit log, registry panel, dashboards) wrap their cells instead of scrolling sideways.
+TABLE_CSS = ("<style>.jp-OutputArea-output table {table-layout: auto; max-width: 100%;} "
+             ".jp-OutputArea-output td, .jp-OutputArea-output th {white-space: normal; overflow-wrap: anywhere; "
+             "max-width: 32em;}</style>")
+
+
+def _style_tables() -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(HTML(TABLE_CSS))
+
+
 def start(lab_id: str, chdir: bool = True) -> LabSession:
     """Open lab ``lab_id``: create its workspace under the state folder and (by default) work from there."""
     session = LabSession(lab=Lab.find(lab_id), home=settings.home())
@@ -106,4 +123,8 @@ def start(lab_id: str, chdir: bool = True) -> LabSession:
     if chdir:
         os.chdir(session.workspace)
     print(f"{session.lab.id}: {session.lab.spec.title}\nstate folder: {session.home}\nworkspace:    {session.workspace}")
+    shown = workspace_path(session.workspace)
+    if shown:  # `make lab` roots JupyterLab at the project and serves hidden folders
+        print(f"your files in JupyterLab: File > Open from Path... > {shown}/")
+    _style_tables()
     return session
