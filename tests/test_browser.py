@@ -137,7 +137,8 @@ def production(state: Path, name: str) -> str:
 def test_registry_panel_promote_and_rollback_change_the_registry(page, state, lab_url):
     path = write_notebook(SCRATCH / "registry-panel.ipynb", REGISTRY)
     open_notebook(page, path.relative_to(ROOT).as_posix())
-    run_all(page, timeout=600)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.get_by_role("button", name="Promote").wait_for(timeout=900_000)  # cells up to the panel have run
     assert production(state, "browser-iris") == "1"
     panel = page.locator(".widget-vbox").filter(has=page.get_by_role("button", name="Promote")).first
     panel.locator("select").first.select_option("2")  # version
