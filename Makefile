@@ -39,8 +39,9 @@ demo: setup
 test: setup
 	$(VENV)/bin/pytest
 
+# JupyterLab rooted at the project, opening notebooks/; your lab files are under .workbench/workspaces/.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/workbench lab
 
 bench: setup
 	$(PY) -m benchmarks

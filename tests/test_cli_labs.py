@@ -57,3 +57,24 @@ def test_grade_exit_code_follows_the_pass_mark(project, tmp_path):
     assert sorted(json.loads(p.read_text())["score"] for p in reports) == [0, 5]
     result = runner.invoke(app, ["grade", str(solution), "--out", str(tmp_path / "solo")])
     assert result.exit_code == 0, result.output
+    folder = next((tmp_path / "solo").glob("*/report.html")).parent
+    assert f"reports: {folder / 'report.html'}" in " ".join(result.output.split()), "grade says where the reports went"
+
+
+def test_down_stops_one_named_service_and_names_the_running_ones(home):
+    import sys
+
+    from mlops_workbench import procs
+
+    for name in ("svc-a", "svc-b"):
+        port = procs.free_port()
+        procs.start(name, [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], port,
+                    health_path="/", home=home)
+    assert "svc-a" in runner.invoke(app, ["ps"]).output
+    result = runner.invoke(app, ["down", "svc-a"])
+    assert result.exit_code == 0 and "stopped svc-a" in result.output
+    assert procs.get("svc-a", home) is None and procs.get("svc-b", home) is not None
+    result = runner.invoke(app, ["down", "lab03-serve"])
+    assert result.exit_code == 1 and "No service 'lab03-serve'" in result.output and "svc-b" in result.output
+    result = runner.invoke(app, ["down"])
+    assert result.exit_code == 0 and "svc-b" in result.output and procs.running(home) == []

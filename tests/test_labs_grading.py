@@ -157,3 +157,22 @@ def test_batch_keeps_every_result_when_one_submission_is_broken(lab, tmp_path):
     assert {c.status for c in reports[bad].checks} == {"error"}
     for folder in (tmp_path / "out").iterdir():
         assert {"report.json", "report.html", "junit.xml", "gradescope.json"} <= {p.name for p in folder.iterdir()}
+
+
+def test_cells_saved_without_ids_are_normalized_graded_and_reported(lab, tmp_path):
+    # what older editors and scripts save: the learner's added cells carry no "id" (here in nbformat 4.5)
+    nb = json.loads(nbformat.writes(solution(lab)))
+    note = {"cell_type": "markdown", "metadata": {}, "source": "my notes"}
+    scratch = {"cell_type": "code", "metadata": {}, "source": "scratch = 1", "outputs": [], "execution_count": None}
+    nb["cells"][3:3] = [note, scratch]
+    sub = tmp_path / "00-welcome.ipynb"
+    sub.write_text(json.dumps(nb))
+    out = tmp_path / "out"
+    report = grade_many([sub], out, lab=lab, jobs=1)[sub]
+    assert report.error is None and report.lab == "00-welcome"
+    assert report.score == report.max_score  # the solution still scores full marks
+    added = [i for i in report.integrity if i.problem == "id-added"]
+    assert [i.cell for i in added] == ["added-3", "added-4"] and "no id" in added[0].message
+    assert not [i for i in report.integrity if i.problem == "duplicated"]
+    written = next(out.glob("*/report.json"))
+    validate_report(json.loads(written.read_text()))

@@ -10,7 +10,7 @@ import pytest
 
 from mlops_workbench.labs.format import BEGIN, Lab, LabFormatError, has_solution, read_notebook
 from mlops_workbench.labs.pipeline import write_dvc_yaml
-from mlops_workbench.labs.release import STUB, learner_notebook, release, strip_solutions
+from mlops_workbench.labs.release import HIDDEN_STUB, STUB, learner_notebook, release, strip_solutions
 
 LABS = Lab.all()
 
@@ -46,7 +46,10 @@ def test_learner_version_has_no_solutions_outputs_or_instructor_cells(lab):
     assert not instructor & {c.id for c in nb.cells}
     solution_cells = [c for c in source.cells if has_solution(c)]
     assert solution_cells, f"{lab.id} has no exercises"
-    assert sum(c.source.count(STUB) for c in nb.cells) >= len(solution_cells)
+    assert sum(c.source.count(STUB) + c.source.count(HIDDEN_STUB) for c in nb.cells) >= len(solution_cells)
+    public = {cid for check in lab.checks if check.visibility == "public" for cid in check.cells}
+    for c in nb.cells:  # "run check() below" only where a public check exists (lab 00 Exercise 3 is hidden-only)
+        assert STUB not in c.source or c.id in public, f"{lab.id} cell {c.id} tells the learner to run a check() it has not"
     sources = "\n".join(c.source for c in nb.cells)
     for check in (c for c in lab.checks if c.visibility == "hidden"):
         body = [line.strip() for line in inspect.getsource(check.func).splitlines()[1:] if len(line.strip()) > 25]

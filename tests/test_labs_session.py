@@ -45,3 +45,15 @@ def test_check_all_reports_every_public_check(live, home):
     ns.update(name="ada", n_samples=150, state_folder=str(home))
     (lab.workspace / "hello.txt").write_text("Hello from ada")
     assert {r.id: r.status for r in lab.check_all()} == {"hello-file": "passed", "iris-rows": "passed", "state-folder": "passed"}
+
+
+def test_check_results_add_no_repr_under_the_friendly_line(live):
+    from IPython.core.formatters import DisplayFormatter
+
+    lab, ns = live
+    ns["n_samples"] = 150
+    fmt = DisplayFormatter()
+    one, every = lab.check("iris-rows"), lab.check_all()
+    assert one.status == "passed" and one.score == one.max_score  # still a full CheckResult for code
+    for value in (one, every):
+        assert fmt.format(value) == ({}, {}), "the coloured line was shown already; no repr below it"

@@ -199,8 +199,14 @@ def test_registry_panel_rows_and_actions(home, runs):
     ok, message = rp.promote_action("panel", 2, "production", "carol", "skip staging", home=home)
     assert not ok and "never approved into staging" in message
     assert rp.rollback_action("panel", "carol", "nothing to undo", home=home)[0] is False
+    assert rp.promote_action("panel", 1, "staging", "", "no name", home=home) == (False, rp.NO_APPROVER)
     for v in (1, 2):
         assert rp.promote_action("panel", v, "staging", "carol", "candidate", home=home)[0]
+        if v == 2:  # the learner's own gate rules, not params.yaml's: v2 is no 0.5 better than v1
+            strict = {"metric": "f1_macro", "min_gain": 0.5, "non_regression": [], "min_accuracy": 0.5}
+            ok, message = rp.promote_action("panel", v, "production", "carol", "ship", home=home, rules=strict)
+            assert not ok and "refused" in message, message
+            assert audit.read(home=home)[-1]["gate"]["min_gain"] == 0.5
         ok, message = rp.promote_action("panel", v, "production", "carol", f"ship v{v}", home=home)
         assert ok and "gate PASSED" in message, message
     rows = rp.version_rows("panel", home=home)
@@ -214,6 +220,8 @@ def test_registry_panel_rows_and_actions(home, runs):
     assert "<s>2</s>" in table and "<b>production</b>" in table
     widget = rp.panel("panel", home=home)
     assert "ship v1" in widget.children[0].value and list(widget.children[1].children[0].options) == ["2", "1"]
+    assert widget.children[2].children[0].value == "", "the approver is typed by the learner, not the OS user"
+    assert rp.panel("panel", home=home, approver="learner").children[2].children[0].value == "learner"
 
 
 def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, monkeypatch):

@@ -305,3 +305,88 @@ def test_failed_deployment_of_a_promotion_moves_the_alias_back(tmp_path) -> None
     state = ctl.start(P, "7")
     assert state.phase == "Aborted" and "promotion failed" in state.reason
     assert undone == ["7"] and backend.weights[-1] == 0 and not backend.alive
+
+
+def noisy_window(n_c: int, slow_c: int, n_s: int, slow_s: int, fast=0.009, slow=0.045) -> Snapshot:
+    """A window where ``slow_c`` canary and ``slow_s`` stable requests took ``slow`` s, the rest ``fast`` s."""
+    def buckets(n, k):
+        return {le: (n - k if le >= fast else 0.0) + (k if le >= slow else 0.0) for le in LAT}
+    snap = window(n_c=n_c, n_s=n_s)
+    snap.buckets = {"canary": buckets(n_c, slow_c), "stable": buckets(n_s, slow_s)}
+    return snap
+
+
+LAB = parse({"steps": [{"setWeight": 20}, {"pause": {"duration": 8}}], "analysis": {"minSampleSize": 20, "metrics": [
+    {"name": "latency-p99", "kind": "latencyP99", "interval": 2, "window": 4, "failureLimit": 1,
+     "condition": {"maxIncrease": 0.5, "marginMs": 20}}]}})
+
+
+def test_one_cpu_hiccup_on_a_small_canary_window_is_not_a_latency_failure() -> None:
+    # the false alarm of issue 12: a few slow canary requests push p99 over the bound (CPU noise, not the model)
+    m = analysis.measure(metric(LAB, "latency-p99"), noisy_window(n_c=32, slow_c=1, n_s=128, slow_s=1), 20)
+    assert m.value > m.threshold, "p99 is over the bound, as in the report"
+    assert m.phase == "inconclusive" and m.p_value > 0.05
+    assert "not significantly slower" in m.message and "/32 canary" in m.message
+
+
+def test_a_real_latency_regression_still_fails_on_a_small_window() -> None:
+    m = analysis.measure(metric(LAB, "latency-p99"), noisy_window(n_c=32, slow_c=32, n_s=128, slow_s=1, slow=0.3), 20)
+    assert m.phase == "failed" and m.p_value < 1e-6
+    assert m.message.startswith("canary p99") and "> bound" in m.message
+
+
+def test_absolute_latency_bound_uses_the_one_percent_a_p99_allows() -> None:
+    p = parse({"steps": [{"setWeight": 20}], "analysis": {"minSampleSize": 20, "metrics": [
+        {"name": "lat", "kind": "latencyP99", "condition": {"max": 0.03}}]}})
+    assert analysis.measure(p.analysis.metrics[0], noisy_window(40, 1, 0, 0), 20).phase == "inconclusive"
+    assert analysis.measure(p.analysis.metrics[0], noisy_window(40, 10, 0, 0), 20).phase == "failed"
+
+
+def test_slower_than_interpolates_within_the_straddling_bucket() -> None:
+    cum = {0.01: 50.0, 0.05: 90.0, 0.1: 100.0, float("inf"): 100.0}
+    assert analysis.slower_than(0.01, cum) == pytest.approx(50.0)
+    assert analysis.slower_than(0.03, cum) == pytest.approx(30.0)  # halfway through 0.01..0.05: 70 at or below
+    assert analysis.slower_than(0.2, cum) == 0.0
+
+
+def test_dashboard_buttons_answer_in_sentences_when_nothing_runs(tmp_path) -> None:
+    import httpx
+
+    from mlops_workbench.rollout import dashboard
+
+    board = dashboard.Dashboard(tmp_path)
+    board.inject.click()  # no rollout at all: no request is sent, the note says what to do
+    assert "No rollout has started yet" in board.note.value
+    ended = st.RolloutState.new("2", {})
+    ended.phase, ended.reason = "Promoted", "every metric passed"
+    st.save(ended, tmp_path)
+    board.inject.click()  # the rollout ended: its canary is gone (this used to show [Errno 111])
+    assert "already ended (Promoted: every metric passed)" in board.note.value
+    refused = dashboard.failure_sentence(httpx.ConnectError("[Errno 111] Connection refused"))
+    assert "Errno" not in refused and "did not answer" in refused
+    board._do(lambda: (_ for _ in ()).throw(httpx.ConnectError("[Errno 111] Connection refused")))
+    assert "Errno" not in board.note.value and "did not answer" in board.note.value
+
+
+async def _wait_async_returns_the_final_state(home) -> None:
+    from mlops_workbench.rollout import ops
+
+    assert await ops.wait_async(home, timeout=0.3, poll=0.05) is None
+
+
+def test_wait_async_yields_to_the_event_loop(tmp_path) -> None:
+    import asyncio
+
+    ticks = []
+
+    async def main() -> None:
+        async def ticker() -> None:
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.02)
+        task = asyncio.create_task(ticker())
+        await _wait_async_returns_the_final_state(tmp_path)
+        task.cancel()
+
+    asyncio.run(main())
+    assert len(ticks) >= 5, "other work (widget messages) ran while the rollout was awaited"

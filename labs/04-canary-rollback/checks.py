@@ -42,6 +42,22 @@ def _production(ctx: Context, model: str) -> str | None:
         return None
 
 
+def _promoted(evs_list: list[list[dict]]) -> bool:
+    return any(e["type"] == "decision" and e["decision"] == "promote" for evs in evs_list for e in evs)
+
+
+def _never_promoted(ctx: Context, version: str) -> str:
+    """Why ``version`` never became production, in the words of its rollout's last decision."""
+    decisions = [e for evs in _of_candidate(ctx, version) for e in evs if e["type"] == "decision"]
+    if not decisions:
+        return f"v{version} was never promoted: no rollout of it reached a decision"
+    last = decisions[-1]
+    reason = str(last.get("reason", ""))
+    cause = reason.split(":")[0] if ":" in reason else reason
+    verb = {"abort": "aborted", "promote": "promoted"}.get(last["decision"], last["decision"])
+    return f"v{version} was never promoted: the healthy rollout {verb} on {cause} ({reason})"
+
+
 @check("policy-valid", points=2, cells=["write-policy"])
 def policy_valid(ctx: Context) -> None:
     """policy.yaml is a valid policy with two weights and the three metric kinds."""
@@ -66,9 +82,11 @@ def healthy_promoted(ctx: Context) -> None:
     """The healthy candidate was promoted by the controller and production points to it."""
     version, model = str(ctx.var("healthy_version")), ctx.var("model_name")
     runs = _of_candidate(ctx, version)
-    if not any(any(e["type"] == "decision" and e["decision"] == "promote" for e in evs) for evs in runs):
-        fail(f"no rollout of version {version} ended with a promote decision: run ops.start(policy, "
-             "versions.candidate, ...) and make sure the load generator is running.")
+    if not runs:
+        fail(f"no rollout of version {version} ran: run ops.start(policy, versions.candidate, ...) and make sure "
+             "the load generator is running.")
+    if not _promoted(runs):
+        fail(_never_promoted(ctx, version) + ": read the measurements in the dashboard and run the rollout again.")
     if _production(ctx, model) != version:
         fail(f"production of {model} is not version {version}: the promotion did not reach the registry.")
 
@@ -97,6 +115,8 @@ def alias_unchanged(ctx: Context) -> None:
     model, healthy = ctx.var("model_name"), str(ctx.var("healthy_version"))
     faulty = str(ctx.var("faulty_version"))
     if _production(ctx, model) != healthy:
+        if not _promoted(_of_candidate(ctx, healthy)):
+            fail(_never_promoted(ctx, healthy) + ", so production never moved to it (the rollback is not to blame).")
         fail(f"production of {model} moved away from {healthy}: a rollback must not touch the aliases.")
     audit = settings.layout(ctx.home).audit_log()
     entries = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()] if audit.exists() else []

@@ -184,6 +184,13 @@ class UiLinks(BaseModel):
     proxy_path: str | None = None
     opened: bool = False
 
+    def __str__(self) -> str:
+        """What a lab prints: the proxy path under JupyterHub/Binder, else both the URL and JupyterLab's proxy path."""
+        if self.proxy_path:
+            return self.proxy_path
+        port = self.url.rsplit(":", 1)[-1].strip("/")
+        return f"{self.url} (in JupyterLab: <jupyter url>/proxy/{port}/, or the MLflow launcher tile)"
+
 
 def proxy_path(port: int) -> str | None:
     """The jupyter-server-proxy path of ``port`` when running under JupyterHub/Binder, else None."""

@@ -113,6 +113,9 @@ def grade(
     for path in notebooks:
         console.rule(str(path))
         print_report(reports[path], console)
+        folder = batch.report_dir(out, notebooks, path)
+        console.print(f"reports: {folder / 'report.html'} (and report.json, junit.xml, gradescope.json, "
+                      "executed.ipynb in that folder)", soft_wrap=True)
     raise typer.Exit(0 if all(r.passed for r in reports.values()) else 1)
 
 

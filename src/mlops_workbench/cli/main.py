@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from mlops_workbench.cli import ci, doctor, k8s, labs, mlflow, registry, reproduce, rollout, scaffold, serve
+from mlops_workbench.cli import ci, doctor, k8s, labs, mlflow, registry, reproduce, rollout, scaffold, serve, services
 from mlops_workbench.errors import EXIT_ERROR, WorkbenchError
 
 
@@ -40,6 +40,9 @@ app = typer.Typer(
 
 # setup and labs
 app.command("doctor")(doctor.doctor)
+app.command("lab")(services.lab)
+app.command("ps")(services.ps)
+app.command("down")(services.down)
 app.add_typer(labs.app, name="labs")
 app.command("grade")(labs.grade)
 app.command("pipeline")(labs.pipeline)

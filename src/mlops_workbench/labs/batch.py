@@ -20,6 +20,11 @@ def _slug(path: Path, index: int) -> str:
     return f"{index:03d}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:60]
 
 
+def report_dir(out_dir: Path, submissions: list[Path], path: Path) -> Path:
+    """The folder under ``out_dir`` that holds the reports of ``path`` (one of ``submissions``)."""
+    return out_dir / _slug(path, submissions.index(path))
+
+
 def grade_many(
     submissions: list[Path],
     out_dir: Path,
@@ -36,7 +41,7 @@ def grade_many(
     results: dict[Path, Report] = {}
 
     def one(index: int, path: Path) -> Report:
-        folder = out_dir / _slug(path, index)
+        folder = report_dir(out_dir, submissions, path)
         report = grade(path, folder, lab)
         write_all(report, folder)
         return report

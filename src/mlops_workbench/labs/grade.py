@@ -78,6 +78,24 @@ def check_integrity(
     return issues, restored
 
 
+def normalize_ids(raw: bytes) -> tuple[list[str], list[IntegrityIssue]]:
+    """The cell ids as written, with an id made up for every cell saved without one (older editors, scripts).
+
+    Made-up ids (``added-<n>``) cannot match a released cell, so such a cell counts as
+    the learner's own addition; each one is reported so the learner sees the edit.
+    """
+    ids, issues = [], []
+    for index, cell in enumerate(json.loads(raw).get("cells", [])):
+        cid = cell.get("id") if isinstance(cell, dict) else None
+        if not isinstance(cid, str) or not cid:
+            cid = f"added-{index}"
+            issues.append(IntegrityIssue(cell=cid, problem="id-added", message=(
+                f"Cell {index + 1} had no id (an older editor saved it); it was graded as cell '{cid}'. "
+                "Save the notebook with JupyterLab 4 to keep ids.")))
+        ids.append(cid)
+    return ids, issues
+
+
 def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[str, str] | None:
     for cell_id in check.cells:
         if cell_id in missing:
@@ -168,8 +186,12 @@ def grade(
         message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
         return _finish(Report(**common, score=0.0, passed=False, error=message,
                               checks=_all_checks(lab, "blocked", message)), out_dir, home, started)
-    raw_ids = [c.get("id") for c in json.loads(raw).get("cells", [])]
+    raw_ids, added = normalize_ids(raw)
+    nb.nbformat_minor = max(nb.nbformat_minor, 5)  # cell ids exist from nbformat 4.5
+    for cell, cid in zip(nb.cells, raw_ids):
+        cell["id"] = cid  # nbformat invents random ids for cells without one; keep ours, stable and reported
     issues, runnable = check_integrity(nb, nbformat.reads(released_text, as_version=4), raw_ids)
+    issues = added + issues
     workdir = workspace_for(home, lab.id)
     shutil.rmtree(workdir, ignore_errors=True)
     try:

@@ -11,10 +11,12 @@ import nbformat
 from mlops_workbench.labs.format import BEGIN, END, Lab, LabFormatError, has_solution, read_notebook
 
 STUB = 'raise NotImplementedError("Exercise: write your code here, then run check() below.")'
+HIDDEN_STUB = ('raise NotImplementedError("Exercise: write your code here; a hidden check grades it when the whole '
+               'notebook is graded (workbench grade), so there is no check() to run for it.")')
 EDITABLE_TAGS = {"editable", "parameters"}
 
 
-def strip_solutions(source: str, where: str = "cell") -> str:
+def strip_solutions(source: str, where: str = "cell", stub: str = STUB) -> str:
     """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` region by a stub at the same indentation."""
     out: list[str] = []
     inside = False
@@ -24,7 +26,7 @@ def strip_solutions(source: str, where: str = "cell") -> str:
             if inside:
                 raise LabFormatError(f"{where}, line {number}: a second '{BEGIN}' before '{END}'; close the first region.")
             inside = True
-            out.append(line[: len(line) - len(line.lstrip())] + STUB)
+            out.append(line[: len(line) - len(line.lstrip())] + stub)
         elif marker.startswith(END):
             if not inside:
                 raise LabFormatError(f"{where}, line {number}: '{END}' without a '{BEGIN}' above it.")
@@ -40,6 +42,7 @@ def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
     """The learner version of ``lab``: solutions stubbed, outputs cleared, instructor cells dropped."""
     source = read_notebook(lab.source)
     nb = copy.deepcopy(source)
+    public = {cell_id for check in lab.checks if check.visibility == "public" for cell_id in check.cells}
     cells = []
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
@@ -47,7 +50,8 @@ def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
             continue
         editable = has_solution(cell) or bool(EDITABLE_TAGS & set(tags))
         if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source, where=f"{lab.source} cell '{cell.get('id')}'")
+            stub = STUB if cell.get("id") in public else HIDDEN_STUB  # no check("...") to run for hidden-only cells
+            cell.source = strip_solutions(cell.source, where=f"{lab.source} cell '{cell.get('id')}'", stub=stub)
             cell.outputs = []
             cell.execution_count = None
         for key in ("execution", "papermill", "collapsed", "scrolled"):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mlops_workbench import settings
 from mlops_workbench.errors import InputError
+from mlops_workbench.jupyter.lab import workspace_path
 from mlops_workbench.labs.checks import Check, Context, workspace_for
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import run_check
@@ -50,6 +51,20 @@ def _show(results: list[CheckResult]) -> None:
             print(f"{ICON[r.status]} {r.id}: {r.status} ({r.score:g}/{r.max_score:g}) {r.message}")
 
 
+class Feedback(CheckResult):
+    """A check result already shown as a coloured line: a notebook displays nothing more for it."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+class FeedbackList(list):
+    """``check_all()``'s results, shown once as coloured lines (no list repr under them)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 @dataclass
 class LabSession:
     """A learner's lab in a live kernel."""
@@ -69,21 +84,37 @@ class LabSession:
         return Context(lab=self.lab.id, home=self.home, variables=dict(_user_namespace()),
                        params=settings.load_params(), live=True)
 
-    def check(self, check_id: str) -> CheckResult:
-        """Run one public check now and show the result."""
+    def check(self, check_id: str) -> Feedback:
+        """Run one public check now and show the result (as a line; the returned result displays nothing more)."""
         known = {c.id: c for c in self.public_checks}
         if check_id not in known:
             raise InputError(f"No public check '{check_id}' in {self.lab.id}; public checks: {', '.join(known)}.")
-        result = run_check(known[check_id], self._context())
+        result = Feedback(**run_check(known[check_id], self._context()).model_dump())
         _show([result])
         return result
 
-    def check_all(self) -> list[CheckResult]:
+    def check_all(self) -> FeedbackList:
         """Run every public check now and show the results (hidden checks run only when graded)."""
         ctx = self._context()
-        results = [run_check(c, ctx) for c in self.public_checks]
+        results = FeedbackList(Feedback(**run_check(c, ctx).model_dump()) for c in self.public_checks)
         _show(results)
         return results
+
+
+# Wide tables (audit log, registry panel, dashboards) wrap their cells instead of scrolling sideways.
+TABLE_CSS = ("<style>.jp-OutputArea-output table {table-layout: auto; max-width: 100%;} "
+             ".jp-OutputArea-output td, .jp-OutputArea-output th {white-space: normal; overflow-wrap: anywhere; "
+             "max-width: 32em;}</style>")
+
+
+def _style_tables() -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(HTML(TABLE_CSS))
 
 
 def start(lab_id: str, chdir: bool = True) -> LabSession:
@@ -93,4 +124,8 @@ def start(lab_id: str, chdir: bool = True) -> LabSession:
     if chdir:
         os.chdir(session.workspace)
     print(f"{session.lab.id}: {session.lab.spec.title}\nstate folder: {session.home}\nworkspace:    {session.workspace}")
+    shown = workspace_path(session.workspace)
+    if shown:  # `make lab` roots JupyterLab at the project and serves hidden folders
+        print(f"your files in JupyterLab: File > Open from Path... > {shown}/")
+    _style_tables()
     return session

@@ -101,12 +101,21 @@ def rows_html(rows: list[VersionRow]) -> str:
     return "\n".join(lines + ["</table>"])
 
 
+NO_APPROVER = "Type your name in 'approver' first: every approval records who made it. Nothing changed."
+
+
 def promote_action(name: str, version: str | int, alias: str, approver: str, reason: str,
-                   home: Path | None = None) -> tuple[bool, str]:
-    """Promote and describe the outcome for the panel: (True, message) or (False, why it was refused)."""
+                   home: Path | None = None, rules: Any = None) -> tuple[bool, str]:
+    """Promote and describe the outcome for the panel: (True, message) or (False, why it was refused).
+
+    ``rules`` are the gate rules to apply (the learner's ``gate_rules``; None: params.yaml's).
+    """
+    if not str(approver or "").strip():
+        return False, NO_APPROVER
     try:
-        gate = registry.quality_gate(name, version, home=home) if alias == "production" else None
-        mv = registry.promote(name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home)
+        gate = registry.quality_gate(name, version, params=rules, home=home) if alias == "production" else None
+        mv = registry.promote(name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home,
+                              params=rules)
     except WorkbenchError as exc:
         return False, str(exc)
     extra = f" ({gate.summary()})" if gate else ""
@@ -115,6 +124,8 @@ def promote_action(name: str, version: str | int, alias: str, approver: str, rea
 
 def rollback_action(name: str, approver: str, reason: str, home: Path | None = None) -> tuple[bool, str]:
     """Roll back and describe the outcome for the panel."""
+    if not str(approver or "").strip():
+        return False, NO_APPROVER
     try:
         mv = registry.rollback(name, home=home, approver=approver, reason=reason)
     except WorkbenchError as exc:
@@ -122,15 +133,19 @@ def rollback_action(name: str, approver: str, reason: str, home: Path | None = N
     return True, f"{name} production rolled back to v{mv.version}."
 
 
-def panel(name: str | None = None, home: Path | None = None) -> Any:
-    """The ipywidgets panel: table, version picker, approver/reason fields, promote and rollback buttons."""
+def panel(name: str | None = None, home: Path | None = None, rules: Any = None, approver: str = "") -> Any:
+    """The ipywidgets panel: table, version picker, approver/reason fields, promote and rollback buttons.
+
+    Promote gates with ``rules`` (pass your ``gate_rules``, else params.yaml's apply) and signs
+    with the ``approver`` field, which starts as ``approver`` (empty: the learner types a name).
+    """
     name = name or settings.model_name()
     import ipywidgets as w
 
     table, status = w.HTML(), w.HTML()
     version = w.Dropdown(description="version")
     alias = w.Dropdown(options=list(registry.ALIASES), value="staging", description="alias")
-    approver = w.Text(description="approver", value=registry._who())
+    signer = w.Text(description="approver", value=approver, placeholder="your name")
     reason = w.Text(description="reason", placeholder="why this change")
     buttons = [w.Button(description=d, button_style=s) for d, s in
                (("Promote", "success"), ("Rollback", "danger"), ("Refresh", ""))]
@@ -145,9 +160,9 @@ def panel(name: str | None = None, home: Path | None = None) -> Any:
         status.value = f"<span style='color:{'green' if ok else 'crimson'}'>{html.escape(message)}</span>"
         refresh()
 
-    buttons[0].on_click(lambda _: report(promote_action(name, version.value, alias.value, approver.value,
-                                                        reason.value, home)))
-    buttons[1].on_click(lambda _: report(rollback_action(name, approver.value, reason.value or "rollback", home)))
+    buttons[0].on_click(lambda _: report(promote_action(name, version.value, alias.value, signer.value,
+                                                        reason.value, home, rules)))
+    buttons[1].on_click(lambda _: report(rollback_action(name, signer.value, reason.value or "rollback", home)))
     buttons[2].on_click(refresh)
     refresh()
-    return w.VBox([table, w.HBox([version, alias]), w.HBox([approver, reason]), w.HBox(buttons), status])
+    return w.VBox([table, w.HBox([version, alias]), w.HBox([signer, reason]), w.HBox(buttons), status])

@@ -18,12 +18,12 @@ from typing import Any, Callable
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.rollout import analysis
 from mlops_workbench.rollout import state as st
-from mlops_workbench.rollout.state import RolloutPhase
+from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends import Backend
 from mlops_workbench.rollout.events import EventLog
-from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.metrics import MetricsSource, MetricsUnavailable
 from mlops_workbench.rollout.policy import Policy
+from mlops_workbench.rollout.state import RolloutPhase
 
 Promoter = Callable[[str, str], Any]  # (candidate version, reason) -> registry record
 Demoter = Callable[[str, str], Any]  # (candidate version, reason): undo a promotion whose deployment failed

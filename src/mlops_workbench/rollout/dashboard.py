@@ -14,8 +14,8 @@ from typing import Any
 
 from mlops_workbench.errors import InputError
 from mlops_workbench.rollout import events as ev
-from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout import state as st
+from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.serving.faults import Faults
 
 FAULT_KINDS = {"error rate (fraction)": "error_rate", "added latency (ms)": "latency_ms",
@@ -82,6 +82,28 @@ def fault_spec(kind: str, value: float) -> Faults:
     raise InputError(f"unknown fault '{kind}': choose one of {', '.join(FAULT_KINDS.values())}")
 
 
+def no_canary_sentence(state: st.RolloutState | None) -> str:
+    """Why there is no canary to inject a fault into right now."""
+    if state is None:
+        return "No rollout has started yet: start one (ops.start(..., background=True)), then inject a fault."
+    if state.done:
+        return (f"Rollout {state.id} already ended ({state.phase}: {state.reason}); its canary is gone. "
+                "Start another rollout, then inject a fault while it runs.")
+    return "The canary takes no traffic yet; wait until the canary weight is above 0, then inject."
+
+
+def failure_sentence(err: BaseException) -> str:
+    """A sentence for a dashboard action that failed (never a bare errno)."""
+    import httpx
+
+    if isinstance(err, (httpx.ConnectError, ConnectionRefusedError)):
+        return ("The canary or router did not answer (it was stopped, or the rollout ended): check "
+                "`workbench rollout status`, start a rollout, then try again.")
+    if isinstance(err, httpx.TimeoutException):
+        return "The rollout services did not answer in time (the machine may be busy): try again in a moment."
+    return f"That did not work: {err}"
+
+
 class Dashboard:
     """Live view of the rollout in ``home`` with fault-injection and abort buttons."""
 
@@ -107,11 +129,14 @@ class Dashboard:
         try:
             self.note.value = html.escape(action())
         except Exception as err:  # noqa: BLE001 - show the problem in the dashboard, never crash the kernel
-            self.note.value = f"<span style='color:#c62828'>{html.escape(str(err))}</span>"
+            self.note.value = f"<span style='color:#c62828'>{html.escape(failure_sentence(err))}</span>"
 
     def _inject(self) -> str:
         from mlops_workbench.rollout import ops
 
+        state = st.load(self.home)
+        if state is None or state.done or state.weight <= 0:
+            return no_canary_sentence(state)
         applied = ops.inject_fault(fault_spec(self.kind.value, self.value.value), self.home)
         return f"injected {applied.model_dump(exclude_defaults=True)}"
 

@@ -95,6 +95,24 @@ def wait(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) ->
     return st.load(home)
 
 
+async def wait_async(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) -> st.RolloutState | None:
+    """``await ops.wait_async()`` in a notebook: like :func:`wait`, but the kernel stays responsive.
+
+    A cell that blocks in :func:`wait` holds the kernel, so widget clicks (the dashboard's
+    Abort and Inject buttons) queue until the cell ends. Awaiting this instead yields to the
+    kernel's event loop between polls, so the buttons act while the rollout runs.
+    """
+    import asyncio
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = st.load(home)
+        if state is not None and state.done:
+            return state
+        await asyncio.sleep(poll)
+    return st.load(home)
+
+
 def wait_for_traffic(home: Path | None = None, timeout: float = 120.0) -> st.RolloutState:
     """Block until the current rollout sends traffic to its canary (weight > 0); raises if it never does."""
     deadline = time.time() + timeout

@@ -9,17 +9,18 @@ the running controller picks up on its next tick.
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from mlops_workbench import settings
 from mlops_workbench.errors import InputError
 from mlops_workbench.settings import DEFAULT_MODEL_NAME
+
 
 class RolloutPhase(StrEnum):
     """Where a rollout is: progressing through its steps, or done (promoted, aborted, inconclusive)."""

@@ -1,0 +1,48 @@
+"""``workbench ps`` and ``workbench down [NAME]``: list and stop the background services of the state folder."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from mlops_workbench import procs, settings
+
+
+def lab(
+    port: Annotated[Optional[int], typer.Option(help="port (default: Jupyter's, 8888 or the next free one)")] = None,
+    browser: Annotated[bool, typer.Option(help="open a web browser")] = True,
+) -> None:
+    """JupyterLab rooted at the project, opening notebooks/ (what `make lab` runs; adds --allow-root as root)."""
+    import os
+
+    from mlops_workbench.jupyter.lab import command
+
+    argv = command(port=port, open_browser=browser)
+    typer.echo(" ".join(argv))
+    os.execv(argv[0], argv)
+
+
+def ps() -> None:
+    """List the workbench services running under the state folder (name, pid, URL)."""
+    services = procs.running(settings.home())
+    if not services:
+        typer.echo(f"nothing running under {settings.home()}")
+    for service in services:
+        typer.echo(f"{service.name:24} pid {service.pid:<8} {service.url}")
+
+
+def down(name: Annotated[Optional[str], typer.Argument(help="one service (see `workbench ps`); default: all")] = None) -> None:
+    """Stop one workbench service by name (e.g. lab03-serve, mlflow), or every one of the state folder."""
+    home = settings.home()
+    if name is None:
+        stopped = procs.stop_all(home)
+        typer.echo("stopped: " + ", ".join(stopped) if stopped else f"nothing was running under {home}")
+        return
+    if procs.stop(name, home):
+        typer.echo(f"stopped {name}")
+        return
+    names = [s.name for s in procs.running(home)]
+    typer.echo(f"No service '{name}' is running under {home}; running: {', '.join(names) or 'none'}. "
+               "See `workbench ps`.", err=True)
+    raise typer.Exit(1)

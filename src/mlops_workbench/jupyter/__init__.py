@@ -1,0 +1,1 @@
+"""JupyterLab integration: how ``make lab`` starts JupyterLab, and the MLflow launcher tile."""

@@ -1,0 +1,69 @@
+"""Binder as far as it can be proved without Docker: binder/postBuild and binder/start in a fresh
+environment built from the lock (uv venv), then the MLflow UI through jupyter-server-proxy with the
+JupyterHub prefix set, as on mybinder.org."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlops_workbench import procs
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("uv") is None, reason="needs uv to build the fresh environment")]
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "/user/learner/"
+
+
+def test_postbuild_and_start_in_a_fresh_environment_serve_mlflow_through_the_proxy(tmp_path):
+    venv = tmp_path / "srv" / "conda"
+    subprocess.run(["uv", "venv", "-q", "--seed", "-p", "3.11", str(venv)], check=True, timeout=300)
+    subprocess.run(["uv", "pip", "install", "-q", "-p", str(venv / "bin" / "python"), "-r",
+                    str(ROOT / "requirements.lock")], check=True, timeout=900)  # what binder/environment.yml pins
+    home = tmp_path / "jovyan"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "MLFLOW_", "VIRTUAL_ENV"))}
+    env.update(PATH=f"{venv / 'bin'}:/usr/bin:/bin", HOME=str(home), REPO_DIR=str(ROOT))
+    build = subprocess.run([str(ROOT / "binder" / "postBuild")], env=env, capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert (venv / "share" / "jupyter" / "kernels" / "python3" / "kernel.json").exists()
+    assert "jupyter_server_proxy" in subprocess.run([str(venv / "bin" / "jupyter"), "server", "extension", "list"],
+                                                    env=env, capture_output=True, text=True).stderr
+    port = procs.free_port()
+    env["JUPYTERHUB_SERVICE_PREFIX"] = PREFIX
+    server = subprocess.Popen([str(ROOT / "binder" / "start"), "jupyter", "lab", "--no-browser", f"--port={port}",
+                               "--ServerApp.ip=127.0.0.1", f"--ServerApp.base_url={PREFIX}",
+                               "--IdentityProvider.token=", "--allow-root", f"--ServerApp.root_dir={ROOT}"],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    state = home / ".workbench"
+    try:
+        up = subprocess.run([str(ROOT / "binder" / "start"), str(venv / "bin" / "workbench"), "mlflow", "up"],
+                            env=env, capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stdout + up.stderr
+        mlflow = procs.get("mlflow", state)
+        assert mlflow is not None, "binder/start puts the state folder in $HOME/.workbench"
+        url = f"http://127.0.0.1:{port}{PREFIX}proxy/{mlflow.port}/"
+        deadline, answer = time.monotonic() + 180, None
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(url, timeout=10, follow_redirects=True)
+                if answer.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        assert answer is not None and answer.status_code == 200, answer and answer.text[:500]
+        assert "MLflow" in answer.text
+        api = httpx.get(url + "api/2.0/mlflow/experiments/search?max_results=5", timeout=30)
+        assert api.status_code == 200 and "Default" in api.text, api.text[:500]  # not refused as a foreign host
+    finally:
+        procs.stop_all(state)
+        procs._signal_group(server.pid, 15)
+        server.wait(30)

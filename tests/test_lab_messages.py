@@ -1,0 +1,51 @@
+"""Lab checks name the real cause of a failure (issue 12), from fake state on disk (no processes)."""
+
+from __future__ import annotations
+
+from mlops_workbench.labs.checks import Context
+from mlops_workbench.labs.format import Lab
+from mlops_workbench.labs.grade import run_check
+from mlops_workbench.rollout.events import EventLog
+
+
+def lab_check(lab: str, check_id: str):
+    return next(c for c in Lab.find(lab).checks if c.id == check_id)
+
+
+def aborted_healthy_rollout(home) -> None:
+    log = EventLog(home, rollout="r1")
+    log.emit("start", candidate="2")
+    log.emit("decision", decision="abort", reason="latency-p99: 2 failed measurements > failureLimit 1")
+
+
+def test_healthy_rollout_aborted_by_latency_is_named_in_both_checks(tmp_path, monkeypatch):
+    aborted_healthy_rollout(tmp_path)
+    # the registry has no production version (read from MLflow's sqlite store in the real check)
+    checks = {c.id: c for c in Lab.find("04-canary-rollback").checks}
+    monkeypatch.setitem(checks["alias-unchanged"].func.__globals__, "_production", lambda ctx, model: None)
+    ctx = Context(lab="04-canary-rollback", home=tmp_path, live=False,
+                  variables={"healthy_version": "2", "faulty_version": "3", "model_name": "iris-canary"})
+    for check_id in ("healthy-promoted", "alias-unchanged"):
+        result = run_check(checks[check_id], ctx)
+        assert result.status == "failed", (check_id, result.message)
+        assert result.message.startswith("v2 was never promoted: the healthy rollout aborted on latency-p99"), result.message
+    blamed = run_check(checks["alias-unchanged"], ctx).message
+    assert "rollback is not to blame" in blamed
+
+
+def test_lab03_grades_a_stopped_server_from_its_log(tmp_path):
+    from mlops_workbench.serving.record import last_served
+
+    checks = {c.id: c for c in Lab.find("03-registry-promotion").checks}
+    server_version = checks["serving-production"].func.__globals__["server_version"]
+    ctx = Context(lab="03-registry-promotion", home=tmp_path, live=False)
+    never = run_check(checks["serving-production"], Context(lab="03-registry-promotion", home=tmp_path,
+                                                            variables={"answer": {"predictions": [1, 2]}}))
+    assert never.status == "failed" and "ever ran" in never.message
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "lab03-serve.log").write_text(
+        "serving models:/iris@production (version 2) on http://127.0.0.1:41000\n"
+        "2026-01-01 10:00:00 WARNING mlops_workbench.serving.server: reloaded models:/iris@production: version 2 -> 1\n")
+    info = server_version(ctx)  # the learner stopped lab03-serve at the end: grade what it served
+    assert info == last_served("lab03-serve", tmp_path)
+    assert (info["name"], info["alias"], info["version"], info["recorded"]) == ("iris", "production", "1", True)
