@@ -83,9 +83,9 @@ def served_home(home, monkeypatch) -> Path:
 
 def artifact_folder(home: Path, name: str, version: str) -> Path:
     """Where the tracking server keeps the files of ``name`` version ``version`` on disk."""
-    model_id = registry.client(home).get_model_version(name, version).source.rsplit("/", 1)[-1]
-    root = tracking.store_paths(home)[1]
-    return next(p.parent for p in root.rglob("MLmodel") if model_id in p.parts)
+    folder = integrity.stored_folder(name, version, client=registry.client(home), home=home)
+    assert folder.is_relative_to(tracking.store_paths(home)[1])
+    return folder
 
 
 def model_file(folder: Path) -> Path:

@@ -184,6 +184,24 @@ def verify(name: str, version: str | int, dst: Path | None = None, client: Any =
     return Path()
 
 
+def stored_folder(name: str, version: str | int, client: Any = None, home: Path | None = None) -> Path:
+    """Where the tracking server under ``home`` keeps the files of ``name`` version ``version`` on disk.
+
+    For inspecting (or, in a lab or test, deliberately tampering with) the stored
+    artifact; serving and verification never read it directly, they download.
+    """
+    from mlops_workbench import tracking
+
+    client = client or _client()
+    model_id = str(client.get_model_version(name, str(version)).source).rsplit("/", 1)[-1]
+    root = tracking.store_paths(home)[1]
+    found = next((p.parent for p in root.rglob("MLmodel") if model_id in p.parts), None)
+    if found is None:
+        raise RegistryError(f"No stored artifact of '{name}' version {version} under {root}: is this the state "
+                            "folder of the tracking server that registered it?")
+    return found
+
+
 def _client() -> Any:
     from mlflow import MlflowClient
 
