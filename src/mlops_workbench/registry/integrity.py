@@ -15,7 +15,7 @@ MLflow's own API (``mlflow.register_model``, ``log_model(registered_model_name=.
 gets it from :func:`record_digest` called right after registering.
 
 Pure logic (:func:`manifest`, :func:`compare`, :func:`parse`) is apart from the
-I/O (:func:`digest_folder`, :func:`download`, :func:`record_digest`, :func:`verify`).
+I/O (:func:`digest_folder`, :func:`download`, :func:`record_digest`, :func:`verify`, :func:`fetch_verified`).
 """
 
 from __future__ import annotations
@@ -166,22 +166,22 @@ def check_folder(name: str, version: str | int, folder: Path, tag_value: str | N
     return actual
 
 
-def verify(name: str, version: str | int, dst: Path | None = None, client: Any = None) -> Path:
-    """Download the version's artifact (into ``dst``, else a temporary folder that is removed) and verify it.
+def verify(name: str, version: str | int, client: Any = None) -> dict[str, str]:
+    """Download the version's artifact into a temporary folder, verify it, return its digests (else IntegrityError)."""
+    with tempfile.TemporaryDirectory(prefix="mlops-verify-") as tmp:
+        return digest_folder(fetch_verified(name, version, Path(tmp), client))
 
-    Returns the verified model folder when ``dst`` is given, so the caller loads
-    exactly those files; raises :class:`IntegrityError` otherwise.
+
+def fetch_verified(name: str, version: str | int, dst: Path, client: Any = None) -> Path:
+    """Download the version's artifact into ``dst`` and verify it; returns the model folder to load from.
+
+    The caller loads exactly the files that were checked, so nothing can change in between.
     """
     client = client or _client()
-    mv = client.get_model_version(name, str(version))
-    if dst is not None:
-        folder = download(name, version, Path(dst))
-        check_folder(name, version, folder, (mv.tags or {}).get(TAG))
-        return folder
-    with tempfile.TemporaryDirectory(prefix="mlops-verify-") as tmp:
-        folder = download(name, version, Path(tmp))
-        check_folder(name, version, folder, (mv.tags or {}).get(TAG))
-    return Path()
+    tag = ((client.get_model_version(name, str(version)).tags) or {}).get(TAG)
+    folder = download(name, version, Path(dst))
+    check_folder(name, version, folder, tag)
+    return folder
 
 
 def stored_folder(name: str, version: str | int, client: Any = None, home: Path | None = None) -> Path:

@@ -123,7 +123,7 @@ def load(ref: ModelRef) -> LoadedModel:
         source = ref.load_uri
         if ref.version != UNREGISTERED:
             folder = tempfile.mkdtemp(prefix="mlops-serve-")
-            source = str(integrity.verify(ref.name, ref.version, dst=folder))
+            source = str(integrity.fetch_verified(ref.name, ref.version, folder))
         flavors = _flavors(source)
         if "sklearn" in flavors:
             model = mlflow.sklearn.load_model(source)
