@@ -133,7 +133,7 @@ def test_swapped_artifact_is_refused_by_serve_and_promotion(served_home, runs):
         create_app(f"models:/swapped/{v1}", name="swapped")
     text = str(served.value)
     assert target.name in text and original[target.name] in text and now in text
-    assert "register the model again" in text
+    assert "restore the original files" in text
 
     with pytest.raises(registry.RegistryError, match="Promotion refused, nothing changed") as promoted:
         registry.promote("swapped", v1, "staging", approver="eve", reason="sneak it in", home=home)

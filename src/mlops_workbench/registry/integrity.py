@@ -92,8 +92,9 @@ def mismatch_message(name: str, version: str, problems: list[Mismatch]) -> str:
     lines = "\n  ".join(map(str, problems))
     return (f"Refusing model '{name}' version {version}: its artifact does not match the sha256 digest recorded "
             f"at registration (tag '{TAG}'). Changed file(s):\n  {lines}\n"
-            "The stored artifact was modified or replaced after registration. Restore the original files, "
-            "or register the model again from its run (registry.register(run_id, name)) and serve that version.")
+            "The stored artifact was modified or replaced after registration: restore the original files from a "
+            "backup, or train, log and register a new version from trusted code and data. Do not re-record the "
+            "digest of these files, and do not re-register the same run (it shares these files).")
 
 
 def missing_message(name: str, version: str, actual: dict[str, str]) -> str:
