@@ -24,8 +24,14 @@ jobs:
       - uses: actions/checkout@v4
       - run: python -m pip install -r requirements.txt
       - run: python -m pytest
+      - run: python -m iris_model.train
       - run: docker build -t iris-model .
 """
+CHECKOUT = "actions/checkout@11d5960a326750d5838078e36cf38b85af677262 # v4.4.0"
+# GOOD as supply-chain hygiene wants it: pinned by SHA, least privilege, no persisted token
+SECURE = GOOD.replace("jobs:\n", "permissions:\n  contents: read\njobs:\n").replace(
+    "      - uses: actions/checkout@v4\n",
+    f"      - uses: {CHECKOUT}\n        with:\n          persist-credentials: false\n")
 
 
 def write(tmp_path: Path, text: str, name: str = "ci.yml") -> Path:
@@ -39,7 +45,7 @@ def by_rule(report, rule):
 
 
 def test_a_complete_workflow_has_no_findings(tmp_path):
-    report = validate(write(tmp_path, GOOD), require=REQUIREMENTS)
+    report = validate(write(tmp_path, SECURE), require=REQUIREMENTS)
     assert report.ok and report.findings == []
 
 
@@ -55,7 +61,7 @@ def test_schema_errors_name_their_lines_and_fixes(tmp_path):
     text = GOOD.replace("    runs-on: ubuntu-latest\n", "    runs-on: ubuntu-latest\n    timeout: 5\n")
     text = text.replace("      - run: python -m pytest\n", "      - nme: tests\n        run: python -m pytest\n")
     path = write(tmp_path, text)
-    report = validate(path)
+    report = validate(path, audit=False)
     assert not report.ok and report.exit_code() == 1
     schema = {f.line: f for f in by_rule(report, "schema")}
     assert set(schema) == {6, 10}, [str(f) for f in report.findings]
@@ -67,7 +73,7 @@ def test_schema_errors_name_their_lines_and_fixes(tmp_path):
 
 def test_missing_required_keys_and_wrong_types(tmp_path):
     text = GOOD.replace("on: push\n", "").replace("    runs-on: ubuntu-latest\n", "    runs-on: 3\n")
-    report = validate(write(tmp_path, text))
+    report = validate(write(tmp_path, text), audit=False)
     messages = [(f.line, f.message, f.fix) for f in by_rule(report, "schema")]
     assert any(line == 1 and "'on'" in msg and "on: push" in fix for line, msg, fix in messages), messages
     assert any(line == 4 for line, _, _ in messages), messages  # the job with the bad runs-on
@@ -75,60 +81,61 @@ def test_missing_required_keys_and_wrong_types(tmp_path):
 
 def test_a_step_with_uses_and_run(tmp_path):
     text = GOOD.replace("      - uses: actions/checkout@v4\n", "      - uses: actions/checkout@v4\n        run: ls\n")
-    [finding] = by_rule(validate(write(tmp_path, text)), "schema")
+    [finding] = by_rule(validate(write(tmp_path, text), audit=False), "schema")
     assert finding.line == 7 and "split it into two steps" in finding.fix
 
 
 def test_missing_test_step_is_an_error_when_required(tmp_path):
     path = write(tmp_path, GOOD.replace("      - run: python -m pytest\n", ""))
-    strict = validate(path, require=REQUIREMENTS)
+    strict = validate(path, require=REQUIREMENTS, audit=False)
     [finding] = strict.findings
     assert finding.rule == "test-step" and finding.severity == "error" and not strict.ok
     assert "pytest" in finding.fix and finding.line == 3
-    relaxed = validate(path)
+    relaxed = validate(path, audit=False)
     assert relaxed.ok and by_rule(relaxed, "test-step")[0].severity == "warning"
 
 
 @pytest.mark.parametrize("remove, rule", [
     ("on: push\n", "push-trigger"),
+    ("      - run: python -m iris_model.train\n", "train-step"),
     ("      - run: python -m pip install -r requirements.txt\n", "install-step"),
     ("      - run: docker build -t iris-model .\n", "build-step"),
 ])
 def test_each_missing_part_is_named(tmp_path, remove, rule):
     text = GOOD.replace(remove, "on: workflow_dispatch\n" if rule == "push-trigger" else "")
-    report = validate(write(tmp_path, text), require=REQUIREMENTS)
+    report = validate(write(tmp_path, text), require=REQUIREMENTS, audit=False)
     assert report.rules() == {rule} and not report.ok
 
 
 def test_make_test_and_build_action_count(tmp_path):
     text = GOOD.replace("python -m pytest", "make test").replace(
         "      - run: docker build -t iris-model .\n", "      - uses: docker/build-push-action@v6\n")
-    assert validate(write(tmp_path, text), require=REQUIREMENTS).findings == []
+    assert validate(write(tmp_path, text), require=REQUIREMENTS, audit=False).findings == []
 
 
 def test_tests_before_install_is_a_warning(tmp_path):
     text = GOOD.replace("      - run: python -m pip install -r requirements.txt\n", "") + \
         "      - run: python -m pip install -r requirements.txt\n"
-    [finding] = validate(write(tmp_path, text), require=REQUIREMENTS).findings
+    [finding] = validate(write(tmp_path, text), require=REQUIREMENTS, audit=False).findings
     assert finding.rule == "step-order" and finding.severity == "warning" and finding.line == 8
 
 
 def test_set_output_is_flagged_as_deprecated(tmp_path):
     text = GOOD + '      - id: v\n        run: echo "::set-output name=version::1.0"\n'
-    [finding] = validate(write(tmp_path, text)).findings
-    assert finding.rule == "deprecated-command" and finding.line == 12
-    assert "GITHUB_OUTPUT" in finding.fix and not validate(write(tmp_path, text)).ok
+    [finding] = validate(write(tmp_path, text), audit=False).findings
+    assert finding.rule == "deprecated-command" and finding.line == 13
+    assert "GITHUB_OUTPUT" in finding.fix and not validate(write(tmp_path, text), audit=False).ok
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path):
-    [finding] = validate(write(tmp_path, "name: ci\non: push\njobs:\n  build: [\n")).findings
+    [finding] = validate(write(tmp_path, "name: ci\non: push\njobs:\n  build: [\n"), audit=False).findings
     assert finding.rule == "yaml" and finding.line is not None and finding.line >= 4
 
 
 def test_cli_exit_codes_and_json(tmp_path):
     runner = CliRunner()
-    good, bad = write(tmp_path, GOOD, "good.yml"), write(tmp_path, GOOD.replace("on: push\n", ""), "bad.yml")
-    assert runner.invoke(app, ["ci", "validate", str(good), "--require", "push,install,test,build"]).exit_code == 0
+    good, bad = write(tmp_path, SECURE, "good.yml"), write(tmp_path, GOOD.replace("on: push\n", ""), "bad.yml")
+    assert runner.invoke(app, ["ci", "validate", str(good), "--require", "push,install,test,train,build"]).exit_code == 0
     result = runner.invoke(app, ["ci", "validate", str(bad), "--json"])
     assert result.exit_code == 1 and '"rule": "schema"' in result.output
     assert runner.invoke(app, ["ci", "validate", str(tmp_path / "missing.yml")]).exit_code == 2

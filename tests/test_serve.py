@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from mlops_workbench import data, procs, train
+from mlops_workbench import data, procs, registry, train
 from mlops_workbench.serving import payloads
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.payloads import PayloadError
@@ -181,7 +181,8 @@ def test_reload_follows_the_alias_without_failed_requests(home):
     for C in (1.0, 10.0):
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(train.train(train_df, {"C": C}), name="model")
-        mlflow.register_model(info.model_uri, "served")
+        mv = mlflow.register_model(info.model_uri, "served")
+        registry.record_digest("served", mv.version)  # MLflow's own API records no digest: servers would refuse it
     client.set_registered_model_alias("served", "production", "1")
     service = start_server("models:/served@production", name="reload-test", home=home, watch_interval=0.5)
     version = httpx.get(service.url + "/version").json()

@@ -6,9 +6,9 @@ import ast
 import json
 from pathlib import Path
 
-from mlops_workbench.ci import docker, scaffold
+from mlops_workbench.ci import docker, scaffold, zizmor
 from mlops_workbench.ci.runner import run_workflow
-from mlops_workbench.ci.workflow import REQUIREMENTS, TEST_RX, validate
+from mlops_workbench.ci.workflow import REQUIREMENTS, TEST_RX, steps, validate
 from mlops_workbench.ci.yamldoc import YamlDoc
 from mlops_workbench.labs.checks import Context, check, fail
 
@@ -98,16 +98,41 @@ def tests_catch_model_bugs(ctx: Context) -> None:
     catches(ctx, "tests/test_predict.py", MODEL_BUGS)
 
 
+def listed(findings) -> str:
+    return "\n".join(f"line {f.line}: {f.message} Fix: {f.fix}" for f in findings)
+
+
 @check("workflow-valid", points=2, cells=["write-workflow"])
 def workflow_valid(ctx: Context) -> None:
-    """The workflow passes the schema and triggers on push, installs, tests, trains and builds."""
-    path = project(ctx) / scaffold.WORKFLOW
-    report = validate(path, require=REQUIREMENTS)
+    """The workflow passes the schema and triggers on push, installs, tests, trains and builds.
+
+    The same rules as `show(validate(...))` in the notebook, minus the supply-chain audit
+    (graded by 'workflow-hardened').
+    """
+    report = validate(project(ctx) / scaffold.WORKFLOW, require=REQUIREMENTS, audit=False)
     if not report.ok:
-        fail("`workbench ci validate` finds errors:\n" + "\n".join(f"line {f.line}: {f.message} Fix: {f.fix}"
-                                                                   for f in report.errors))
-    if "iris_model.train" not in path.read_text():
-        fail("no step trains the model: add a step `run: python -m iris_model.train` after the tests.")
+        fail("`workbench ci validate` finds errors:\n" + listed(report.errors))
+
+
+SUPPLY_CHAIN = ("unpinned-uses", "excessive-permissions", "artipacked", "template-injection")
+
+
+@check("workflow-hardened", points=2, cells=["write-workflow"])
+def workflow_hardened(ctx: Context) -> None:
+    """Every action is pinned by commit SHA, permissions are explicit and read-only, the token is not persisted."""
+    path = project(ctx) / scaffold.WORKFLOW
+    if not validate(path, require=REQUIREMENTS, audit=False).ok:
+        fail("the workflow does not validate yet: fix it first (see the check 'workflow-valid').")
+    found = [f for f in zizmor.audit(path, honor_ignores=False) if f.rule in SUPPLY_CHAIN or f.rule == "pin-comment"]
+    if found:
+        fail("zizmor (offline) finds:\n" + listed(found))
+    doc = YamlDoc.read(path)
+    uses = [str(s.get("uses")) for _, _, s in steps(doc) if s.get("uses")]
+    if not any(u.startswith("actions/checkout@") for u in uses) or not any(u.startswith("actions/setup-python@") for u in uses):
+        fail("keep the actions/checkout and actions/setup-python steps (pinned by SHA), do not drop them.")
+    granted = doc.data.get("permissions")
+    if not isinstance(granted, dict) or any(v != "read" for v in granted.values()):
+        fail("declare `permissions: {contents: read}` at the top of the workflow: the jobs only need to read.")
 
 
 @check("workflow-green", points=1, cells=["run-workflow"])
@@ -127,7 +152,7 @@ def workflow_green(ctx: Context) -> None:
 def workflow_green_rerun(ctx: Context) -> None:
     """Rerun by the grader, the workflow is green and its pytest step passes."""
     path = project(ctx) / scaffold.WORKFLOW
-    if not validate(path, require=REQUIREMENTS).ok:
+    if not validate(path, require=REQUIREMENTS, audit=False).ok:
         fail("the workflow does not validate: fix it first (see the check 'workflow-valid').")
     run = run_workflow(path, project(ctx), quiet=True)
     failed = [s for s in run.steps if s.status == "failed"]

@@ -53,13 +53,28 @@ def evaluate(model: Any, df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+class NotebookFigure(Figure):
+    """A Figure that shows itself as a PNG in JupyterLab and in papermill output, pyplot or not.
+
+    Without pyplot no inline backend registers a display formatter, and a bare
+    Figure would show as ``<Figure size ... with 1 Axes>``.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def plot_confusion_matrix(model: Any, df: pd.DataFrame, title: str = "Confusion matrix") -> Figure:
     """A confusion-matrix figure (true label rows, predicted label columns) for ``model`` on ``df``."""
     df = validate(df)
     y_true = df[LABEL].astype(str)
     y_pred = pd.Series(model.predict(df[FEATURES])).astype(str)
     labels = _labels(model, y_true)
-    fig = Figure(figsize=(4.5, 4))
+    fig = NotebookFigure(figsize=(4.5, 4))
     ax = fig.add_subplot()
     ConfusionMatrixDisplay(confusion_matrix(y_true, y_pred, labels=labels), display_labels=labels).plot(
         ax=ax, cmap="Blues", colorbar=False

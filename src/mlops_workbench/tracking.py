@@ -225,7 +225,9 @@ def log_sklearn_model(model, example, name: str = "model", registered_model_name
 
     Records the signature and an input example from ``example`` (a few feature
     rows), pins the requirements explicitly (no slow inference), and trusts the
-    tree types MLflow's skops serialisation needs for forests.
+    tree types MLflow's skops serialisation needs for forests. With
+    ``registered_model_name`` the new version also gets its artifact's sha256
+    digest (``registry.record_digest``), so servers and promotions can verify it.
     """
     import warnings
     from importlib.metadata import version
@@ -236,7 +238,7 @@ def log_sklearn_model(model, example, name: str = "model", registered_model_name
     with warnings.catch_warnings():
         # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
         warnings.filterwarnings("ignore", message="Operation with range is deprecated")
-        return mlflow.sklearn.log_model(
+        info = mlflow.sklearn.log_model(
             model,
             name=name,
             signature=infer_signature(example, model.predict(example)),
@@ -245,3 +247,8 @@ def log_sklearn_model(model, example, name: str = "model", registered_model_name
             skops_trusted_types=["sklearn.tree._tree.Tree"],
             registered_model_name=registered_model_name,
         )
+    if registered_model_name:
+        from mlops_workbench.registry.integrity import record_digest
+
+        record_digest(registered_model_name, info.registered_model_version)
+    return info

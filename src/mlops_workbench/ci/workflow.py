@@ -4,7 +4,10 @@ The schema is the github-workflow schema vendored inside ``check_jsonschema``
 (SchemaStore's), applied with ``jsonschema``; nothing is fetched. Every
 finding names the line (document paths are mapped back to YAML lines) and the
 fix. Meaning checks: the workflow triggers on push, a job installs the
-dependencies, runs pytest, builds an image; ``::set-output`` is deprecated.
+dependencies, runs pytest, trains the model, builds an image; ``::set-output``
+is deprecated. Then the supply-chain audit (:mod:`~mlops_workbench.ci.zizmor`,
+offline): actions pinned by commit SHA, least-privilege ``permissions:``,
+checkouts that do not persist credentials, no untrusted input in ``run:``.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ from typing import Any, Iterable, Literal
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from mlops_workbench.ci import zizmor
 from mlops_workbench.ci.findings import Finding, Report
 from mlops_workbench.ci.yamldoc import YamlDoc, YamlError, dotted
 from mlops_workbench.errors import InputError
 
-Requirement = Literal["push", "install", "test", "build"]
-REQUIREMENTS: tuple[str, ...] = ("push", "install", "test", "build")
+Requirement = Literal["push", "install", "test", "train", "build"]
+REQUIREMENTS: tuple[str, ...] = ("push", "install", "test", "train", "build")
 SYNTAX_URL = "https://docs.github.com/actions/writing-workflows/workflow-syntax-for-github-actions"
 
 INSTALL_RX = re.compile(r"\b(pip3?|uv pip|pipx) install\b|\buv sync\b|\bpoetry install\b|\bconda (env )?(create|update)\b|\bmake (setup|install)\b")
 TEST_RX = re.compile(r"\bpytest\b|\bmake test\b|\btox\b|\bnox\b")
+TRAIN_RX = re.compile(r"\b(python3?|uv run)\s+(-m\s+)?\S*\btrain(\.py)?(\s|$)|\bdvc repro\b|\bmake train\b")
 BUILD_RX = re.compile(r"\bdocker (buildx )?build\b|\bdocker compose build\b|\bpodman build\b")
 DEPRECATED_RX = re.compile(r"::(set-output|save-state)\b")
 BUILD_ACTIONS = ("docker/build-push-action",)
@@ -125,17 +130,17 @@ def triggers(data: Any) -> set[str]:
 
 
 def meaning_findings(doc: YamlDoc, require: Iterable[str] = ()) -> list[Finding]:
-    """What the workflow does: push trigger, install, pytest, image build, deprecated commands."""
+    """What the workflow does: push trigger, install, pytest, training, image build, deprecated commands."""
     required = set(require)
     unknown = required - set(REQUIREMENTS)
     if unknown:
         raise InputError(f"Unknown requirement(s) {sorted(unknown)}: choose from {', '.join(REQUIREMENTS)}.")
     out: list[Finding] = []
-    found: dict[str, tuple[str, int] | None] = {"install": None, "test": None, "build": None}
+    found: dict[str, tuple[str, int] | None] = {"install": None, "test": None, "train": None, "build": None}
     for job_id, i, step in steps(doc):
         where = ["jobs", job_id, "steps", i]
         run, uses = str(step.get("run") or ""), str(step.get("uses") or "")
-        for kind, rx in (("install", INSTALL_RX), ("test", TEST_RX), ("build", BUILD_RX)):
+        for kind, rx in (("install", INSTALL_RX), ("test", TEST_RX), ("train", TRAIN_RX), ("build", BUILD_RX)):
             if found[kind] is None and run and rx.search(run):
                 found[kind] = (job_id, i)
         if found["build"] is None and uses.startswith(BUILD_ACTIONS):
@@ -158,6 +163,8 @@ def meaning_findings(doc: YamlDoc, require: Iterable[str] = ()) -> list[Finding]
         "install": (bool(inst), "install-step", "no step installs the project's dependencies.",
                     "add a step `run: python -m pip install -r requirements.txt`.", anchor),
         "test": (bool(test), "test-step", "no step runs the tests.", "add a step `run: pytest` after the install step.", anchor),
+        "train": (bool(found["train"]), "train-step", "no step trains the model.",
+                  "add a step `run: python -m iris_model.train` after the tests.", anchor),
         "build": (bool(found["build"]), "build-step", "no step builds the Docker image.",
                   "add a step `run: docker build -t iris-model .`.", anchor),
     }
@@ -168,11 +175,13 @@ def meaning_findings(doc: YamlDoc, require: Iterable[str] = ()) -> list[Finding]
     return out
 
 
-def validate(path: Path | str, require: Iterable[str] = ()) -> Report:
-    """Validate a workflow file: schema, then meaning. ``require`` turns missing parts into errors.
+def validate(path: Path | str, require: Iterable[str] = (), audit: bool = True) -> Report:
+    """Validate a workflow file: schema, meaning, then zizmor's supply-chain audit (``audit=False`` skips it).
 
     ``require`` names what the workflow must do (``push``, ``install``, ``test``,
-    ``build``); missing ones are errors, the others only warnings.
+    ``train``, ``build``); missing ones are errors, the others only warnings.
+    zizmor's high and medium findings (an action pinned only to a tag, default
+    permissions, a checkout that keeps the token) are errors.
     """
     path = Path(path)
     try:
@@ -183,4 +192,5 @@ def validate(path: Path | str, require: Iterable[str] = ()) -> Report:
     if not isinstance(doc.data, dict):
         return Report.for_file(path, [Finding(rule="yaml", message="the workflow is not a YAML mapping.", line=1,
                                               fix="start from `name:`, `on:` and `jobs:` keys.")])
-    return Report.for_file(path, schema_findings(doc) + meaning_findings(doc, require))
+    supply = zizmor.audit(path) if audit else []
+    return Report.for_file(path, schema_findings(doc) + meaning_findings(doc, require) + supply)

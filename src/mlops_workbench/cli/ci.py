@@ -37,11 +37,12 @@ def show(report: Report) -> None:
 @app.command()
 def validate(
     paths: list[Path] = typer.Argument(..., help="workflow files (or folders such as .github/workflows)"),
-    require: str = typer.Option("", help="what the workflow must do, comma-separated: push,install,test,build "
+    require: str = typer.Option("", help="what the workflow must do, comma-separated: push,install,test,train,build "
                                          "(missing ones become errors instead of warnings)"),
     json_out: bool = typer.Option(False, "--json", help="print findings as JSON"),
 ) -> None:
-    """Schema-validate workflows offline and check they trigger on push, install, test and build."""
+    """Schema-validate workflows offline, check they trigger on push, install, test, train and build,
+    and audit them with zizmor (offline): actions pinned by SHA, least-privilege permissions, no persisted token."""
     wanted = [r.strip() for r in require.split(",") if r.strip()]
     files = [f for p in paths for f in (sorted([*p.glob("*.yml"), *p.glob("*.yaml")]) if p.is_dir() else [p])]
     if not files:

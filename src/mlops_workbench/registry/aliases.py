@@ -67,7 +67,10 @@ def _version(c: Any, name: str, version: str | int) -> Any:
 
 
 def register(run_id: str, name: str | None = None, artifact_path: str = "model", home: Path | None = None) -> Any:
-    """Register the model logged by run ``run_id`` (under ``artifact_path``) as a new version of ``name``."""
+    """Register the model logged by run ``run_id`` (under ``artifact_path``) as a new version of ``name``.
+
+    Records the sha256 digest of every artifact file on the version (tag ``integrity.sha256``).
+    """
     name = name or settings.model_name()
     from mlflow.exceptions import MlflowException
 
@@ -94,7 +97,10 @@ def register(run_id: str, name: str | None = None, artifact_path: str = "model",
     )
     for _ in range(300):
         if mv.status == "READY":
-            return mv
+            from mlops_workbench.registry import integrity
+
+            integrity.record_digest(name, mv.version, c)  # the artifact as registered, verified before every use
+            return c.get_model_version(name, mv.version)
         time.sleep(0.1)
         mv = c.get_model_version(name, mv.version)
     raise RegistryError(f"Version {mv.version} of '{name}' is still {mv.status}: check the tracking server log.")
@@ -159,6 +165,7 @@ def promote(
 
     Promotion to ``production`` needs a passing gate (run now when ``gate_result``
     is None) and, with ``require_staging``, an earlier approval into ``staging``.
+    A version whose artifact fails its sha256 verification is refused for every alias.
     Every attempt, refused ones included, goes to the audit log.
     """
     home = home or settings.home()
@@ -173,6 +180,12 @@ def promote(
     version = str(mv.version)
     entry: dict[str, Any] = {"action": "promote", "model": name, "version": version, "alias": alias,
                              "approver": approver, "reason": reason}
+    from mlops_workbench.registry import integrity
+
+    try:
+        integrity.verify(name, version, client=c)
+    except integrity.IntegrityError as exc:
+        _refuse(entry, str(exc).rstrip("."), home)
     if alias == "production":
         if params.require_staging and "approval.staging.at" not in mv.tags:
             _refuse(entry, f"version {version} was never approved into staging: promote it to 'staging' first", home)

@@ -107,24 +107,46 @@ def resolve(uri: str, name: str | None = None, client: Any = None) -> ModelRef:
 
 
 def load(ref: ModelRef) -> LoadedModel:
-    """Load the model ``ref`` points to (sklearn flavor when present, else pyfunc)."""
+    """Load the model ``ref`` points to (sklearn flavor when present, else pyfunc).
+
+    A registry version is downloaded once, verified against the sha256 digests
+    recorded at registration (``registry.integrity``) and loaded from exactly
+    those files; a mismatch or a missing digest raises ``IntegrityError`` (a
+    ``ModelLoadError``) and nothing is loaded.
+    """
+    import shutil
+    import tempfile
+
     import mlflow
 
     if ref.load_uri.startswith(("models:/", "runs:/")):
         tracking.use()  # the load goes through MLflow's fluent API, to the state folder's server
+    from mlops_workbench.registry import integrity
+
+    folder = None
     try:
-        flavors = _flavors(ref.load_uri)
+        source = ref.load_uri
+        if ref.version != UNREGISTERED:
+            folder = tempfile.mkdtemp(prefix="mlops-serve-")
+            source = str(integrity.fetch_verified(ref.name, ref.version, folder))
+        flavors = _flavors(source)
         if "sklearn" in flavors:
-            model = mlflow.sklearn.load_model(ref.load_uri)
+            model = mlflow.sklearn.load_model(source)
             sklearn = True
         else:
-            model = mlflow.pyfunc.load_model(ref.load_uri)
+            model = mlflow.pyfunc.load_model(source)  # may read its files later: the folder stays
             sklearn = False
+            folder = None
+    except integrity.IntegrityError:
+        raise
     except Exception as exc:
         raise ModelLoadError(
             f"Cannot load the model {ref.uri} ({ref.load_uri}): {_first_line(exc)}. "
             "Check that the tracking server runs (`workbench mlflow status`) and the model was logged with mlflow."
         ) from None
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         features, named = [str(n) for n in names], True

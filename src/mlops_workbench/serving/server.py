@@ -42,7 +42,8 @@ class ModelServer:
     def __init__(self, model_uri: str, name: str | None = None, faults: Faults | None = None) -> None:
         name = name or settings.model_name()
         self.uri, self.name = model_uri, name
-        self.model = served_model.load(served_model.resolve(model_uri, name))
+        self._refused: tuple[str, str] | None = None  # (version, error) last written to the audit log
+        self.model = self._load(served_model.resolve(model_uri, name), "serve")
         self.faults = FaultInjector(faults)
         self.metrics = Metrics()
         self._reload_lock = threading.Lock()
@@ -55,9 +56,24 @@ class ModelServer:
             ref = served_model.resolve(self.uri, self.name)
             if ref.version == before.version and ref.version != served_model.UNREGISTERED:
                 return {"reloaded": False, "version": before.version, "previous_version": before.version}
-            self.model = served_model.load(ref)  # one assignment: requests see the old or the new model
+            self.model = self._load(ref, "reload")  # one assignment: requests see the old or the new model
             log.warning("reloaded %s: version %s -> %s", self.uri, before.version, ref.version)
             return {"reloaded": True, "version": ref.version, "previous_version": before.version}
+
+    def _load(self, ref: served_model.ModelRef, action: str) -> served_model.LoadedModel:
+        """Load ``ref``; an artifact that fails its integrity check is refused and the refusal audited (once)."""
+        from mlops_workbench.registry import audit, integrity
+
+        try:
+            return served_model.load(ref)
+        except integrity.IntegrityError as exc:
+            if self._refused != (ref.version, str(exc)):  # the watch loop retries: one audit line per refusal
+                self._refused = (ref.version, str(exc))
+                serving = getattr(getattr(self, "model", None), "version", None)
+                audit.append({"action": action, "model": ref.name, "version": ref.version, "uri": self.uri,
+                              "outcome": "refused", "error": str(exc), "serving": serving,
+                              "files": [vars(p) for p in exc.problems]})
+            raise
 
     def watch(self, interval: float) -> threading.Thread:
         """Reload in the background every ``interval`` seconds (errors are logged, the model keeps serving)."""
