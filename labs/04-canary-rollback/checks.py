@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_workbench import procs
 from mlops_workbench.labs.checks import Context, check, fail
+from mlops_workbench.labs.learner_code import load_function
 from mlops_workbench.rollout import events, timeline
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout import replay
@@ -60,7 +61,7 @@ def _policy(ctx: Context) -> pol.Policy:
 
 
 def _rps(ctx: Context) -> float:
-    return float(ctx.var("rps", 80))
+    return float(ctx.var("rps", 60))
 
 
 @check("policy-valid", points=2, cells=["write-policy"])
@@ -106,7 +107,7 @@ def _decision(ctx: Context):
     if not text or "NotImplementedError" in text:
         fail("error_rate.py does not hold your decision yet: replace the stub in the cell 'write-decision' and run it.")
     try:
-        return replay.load_function(path, "decide")
+        return load_function(path, "decide")
     except Exception as err:
         fail(f"error_rate.py does not load ({type(err).__name__}: {err}): fix it and rerun the cell 'write-decision'.")
 

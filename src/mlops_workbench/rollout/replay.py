@@ -15,10 +15,9 @@ their minimum sample fills within their window.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -143,18 +142,3 @@ def replay_many(policy: Policy, traffic: Traffic, seeds: list[int] | range,
 def expected_canary_requests(rps: float, weight: float, window_s: float) -> float:
     """Mean canary requests in one window: rps x weight share x window seconds."""
     return rps * weight / 100.0 * window_s
-
-
-def load_function(path: Path | str, name: str) -> Callable[..., Any]:
-    """Function ``name`` of the Python file ``path``, freshly imported (a learner's file, rewritten between runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run the %%writefile cell that writes it.")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    func = getattr(module, name, None)
-    if not callable(func):
-        raise AttributeError(f"{path} defines no function {name}(): keep the `def {name}(...)` line of the exercise.")
-    return func
