@@ -49,7 +49,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "MLFLOW_TRACKING_URI")}
     os.environ["WORKBENCH_HOME"] = str(home)
     try:
-        tracking.up(port=procs.free_port(), home=home)
+        tracking.up(port=procs.free_port(), home=home, timeout=300)  # slow on a loaded 2-core machine
         ws = build_workspace(home / "workspaces" / "02-versioning", home)
         run_id = versioning.log_model_run(ws, experiment="test-versioning", home=home)
         yield home, ws, run_id
