@@ -172,3 +172,15 @@ def test_replay_is_deterministic_and_catches_the_fault_within_the_bound():
     assert first.outcome == "abort" and first.detected_in_bound and "error-rate" in first.reason
     assert replay.replay(policy, replay.Traffic(rps=80), 3).outcome == "promote"
     assert replay.expected_canary_requests(80, 5, 8) == pytest.approx(32)
+
+
+def test_the_notebook_solution_policy_passes_the_replays_at_the_notebook_rps(tmp_path, monkeypatch):
+    ctx = workspace(tmp_path)
+    monkeypatch.chdir(ctx.workspace)
+    code = "".join(line for line in solution_source("write-policy").splitlines(keepends=True)
+                   if "SOLUTION" not in line and not line.startswith(("policy =", "print(")))
+    namespace = {"rps": 60, "Path": Path}
+    exec(code, namespace)
+    ctx.variables.update(rps=60, canary_per_window=namespace["canary_per_window"])
+    for check_id in ("policy-valid", "sample-arithmetic", "replay-no-false-abort", "replay-detects-fault"):
+        CHECKS[check_id].func(ctx)
