@@ -52,6 +52,7 @@ def statuses(report) -> dict[str, str]:
 def test_solution_full_marks_and_learner_version_zero(lab, tmp_path):
     result = validate(lab, tmp_path / "v")
     assert result.problems == []
+    assert not result.solution.integrity, "the solution lacks only the generated header cell, which is no problem"
     assert result.solution.score == result.solution.max_score == 5
     assert result.solution.passed
     assert result.learner.score == 0 and not result.learner.passed

@@ -88,3 +88,21 @@ def test_unreadable_notebooks_name_the_file_and_the_fix(tmp_path):
     no_kernel.write_text(json.dumps(nb))
     with pytest.raises(LabFormatError, match="nokernel.ipynb has kernel None.*Change Kernel"):
         read_notebook(no_kernel)
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[lab.id for lab in LABS])
+def test_learner_notebook_opens_with_time_level_and_points(lab):
+    first = learner_notebook(lab).cells[0]
+    assert first.cell_type == "markdown" and first.id == "lab-header"
+    assert f"about {lab.spec.minutes} min" in first.source
+    assert lab.spec.level.capitalize() in first.source
+    assert f"{lab.max_score:g} points" in first.source
+
+
+def test_readme_lab_table_shows_each_time_estimate():
+    readme = (LABS[0].folder.parent.parent / "README.md").read_text()
+    for lab in LABS:
+        number, slug = lab.id.split("-", 1)
+        row = next((line for line in readme.splitlines() if line.startswith(f"| {number} {slug} |")), None)
+        assert row is not None, f"README's lab table has no row for {lab.id}"
+        assert f"| {lab.spec.minutes} min |" in row, f"README shows another time for {lab.id} than lab.yaml"

@@ -248,3 +248,38 @@ def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, m
     assert "yolo" in runner.invoke(app, ["registry", "audit", "--last", "3"]).output
     missing = runner.invoke(app, ["registry", "rollback", "--name", "cli"])
     assert missing.exit_code == 2 and "no 'previous'" in missing.output
+
+
+def test_separation_of_duties_refuses_the_registrant_and_the_audit_names_both(home, runs):
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.url(home))
+    mv = mlflow.register_model(f"runs:/{runs['good']}/model", "duties", tags={"registered_by": "dana"})
+    registry.record_digest("duties", mv.version)
+    registry.client(home).set_registered_model_alias("duties", "staging", mv.version)  # staging by MLflow's own API
+    with pytest.raises(RegistryError, match="separation of duties: dana registered version 1"):
+        registry.promote("duties", mv.version, "production", approver="dana", reason="my own model", home=home)
+    assert aliases(home, "duties") == {"staging": "1"}
+    registry.promote("duties", mv.version, "production", approver="erin", reason="reviewed", home=home)
+    refused, shipped = [e for e in audit.read(home=home) if e["model"] == "duties"]
+    assert (refused["outcome"], refused["registered_by"], refused["approver"]) == ("refused", "dana", "dana")
+    assert (shipped["outcome"], shipped["registered_by"], shipped["approver"]) == ("promoted", "dana", "erin")
+    assert aliases(home, "duties") == {"production": "1"}
+
+
+def test_a_gate_rule_replaces_the_built_in_rules_and_sees_the_lineage(home, runs):
+    import mlflow
+
+    registry.register(runs["good"], "ruled", home=home)
+    mlflow.set_tracking_uri(tracking.url(home))
+    seen = {}
+
+    def rule(candidate, production, lineage, params):
+        seen.update(candidate=candidate, production=production, lineage=lineage, metric=params.metric)
+        return [] if lineage.get("git.commit") else ["the candidate run has no lineage (git.commit)"]
+
+    result = registry.quality_gate("ruled", 1, home=home, rule=rule)
+    assert not result.passed and result.reasons == ["the candidate run has no lineage (git.commit)"]
+    assert seen["production"] is None and seen["metric"] == "f1_macro" and "accuracy" in seen["candidate"]
+    with pytest.raises(RegistryError, match="return a list of reasons"):
+        registry.quality_gate("ruled", 1, home=home, rule=lambda *args: True)

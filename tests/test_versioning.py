@@ -41,7 +41,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "MLFLOW_TRACKING_URI")}
     os.environ["WORKBENCH_HOME"] = str(home)
     try:
-        tracking.up(port=procs.free_port(), home=home)
+        tracking.up(port=procs.free_port(), home=home, timeout=300)  # slow on a loaded 2-core machine
         ws = build_workspace(home / "workspaces" / "02-versioning", home)
         run_id = versioning.log_model_run(ws, experiment="test-versioning", home=home)
         yield home, ws, run_id
@@ -205,3 +205,53 @@ def test_unknown_or_unlineaged_run_is_a_clear_error(env) -> None:
         mlflow.log_metric("accuracy", 0.5)
     with pytest.raises(versioning.ReproductionError, match="no lineage"):
         versioning.reproduce(plain.info.run_id, home=home)
+
+
+def _lab02_checks():
+    from mlops_workbench.labs.checks import load_checks
+
+    project = Path(__file__).resolve().parents[1]
+    return {c.id: c for c in load_checks(project / "labs" / "02-versioning" / "checks.py")}
+
+
+def _planted_run(home: Path, ws, **tags: str | None) -> str:
+    """A correctly logged run, then its tags changed (None deletes one): a learner's plausible mistake."""
+    from mlflow import MlflowClient
+
+    run_id = versioning.log_model_run(ws, experiment="test-versioning", home=home)
+    client = MlflowClient(tracking.url(home))
+    for key, value in tags.items():
+        client.delete_tag(run_id, key) if value is None else client.set_tag(run_id, key, value)
+    return run_id
+
+
+@pytest.mark.parametrize("tags, match", [
+    ({"data.path": None}, r"lacks the lineage tag\(s\) \['data.path'\]"),
+    ({"data.md5": "0" * 32}, "md5 dvc.lock records"),
+    ({"params.hash": "0" * 64}, "sort_keys=True"),
+    ({"git.commit": "deadbeef" * 5}, "is not a commit of the workspace"),
+    ({"git.dirty": "no"}, "'true' or 'false'"),
+])
+def test_lab02_lineage_check_names_each_planted_mistake(env, tags, match) -> None:
+    from mlops_workbench.labs.checks import CheckFailed, Context
+
+    home, ws, _ = env
+    ctx = Context(lab="02-versioning", home=home, variables={"run_id": _planted_run(home, ws, **tags)})
+    with pytest.raises(CheckFailed, match=match):
+        _lab02_checks()["lineage-complete"].func(ctx)
+
+
+def test_lab02_hidden_checks_catch_a_constant_dirty_flag_and_a_retrain_without_new_data(env) -> None:
+    from mlops_workbench.labs.checks import CheckFailed, Context
+
+    home, ws, run_id = env
+    checks = _lab02_checks()
+    honest = Context(lab="02-versioning", home=home, variables={"dirty_run_id": _planted_run(home, ws, **{"git.dirty": "true"})})
+    checks["dirty-flag-honest"].func(honest)
+    constant = Context(lab="02-versioning", home=home, variables={"dirty_run_id": run_id})  # logged clean, says false
+    with pytest.raises(CheckFailed, match="never write a constant"):
+        checks["dirty-flag-honest"].func(constant)
+    same_data = Context(lab="02-versioning", home=home,
+                        variables={"fixed_run_id": run_id, "triple_run_id": _planted_run(home, ws)})
+    with pytest.raises(CheckFailed, match="same data.md5 as the fixed run"):
+        checks["triple-v"].func(same_data)

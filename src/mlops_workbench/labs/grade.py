@@ -64,7 +64,7 @@ def check_integrity(
     present = set(ids)
     for cell in released.cells:
         cid = cell.get("id")
-        if cid not in present:
+        if cid not in present and not cell.metadata.get("workbench", {}).get("generated"):  # e.g. the time header
             issues.append(IntegrityIssue(cell=cid, problem="deleted",
                                          message=f"Cell '{cid}' is missing; copy it back from the released notebook."))
     readonly = {c.get("id"): c for c in released.cells if not c.metadata.get("workbench", {}).get("editable", True)}

@@ -58,7 +58,7 @@ def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
             cell.metadata.pop(key, None)
         cell.metadata["workbench"] = {"editable": editable}
         cells.append(cell)
-    nb.cells = cells
+    nb.cells = [header_cell(lab), *cells]
     nb.metadata = {
         "kernelspec": source.metadata["kernelspec"],
         "language_info": {"name": "python"},
@@ -66,6 +66,24 @@ def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
     }
     nbformat.validate(nb)
     return nb
+
+
+HEADER_ID = "lab-header"
+
+
+def header_line(lab: Lab) -> str:
+    """``Time: about 40 min · Intermediate · 17 points (pass at 70%)``, from lab.yaml and checks.py."""
+    spec = lab.spec
+    points = lab.max_score
+    shown = f"{points:g} point{'s' if points != 1 else ''}"
+    return f"Time: about {spec.minutes} min · {spec.level.capitalize()} · {shown} (pass at {spec.pass_mark:.0%})"
+
+
+def header_cell(lab: Lab) -> nbformat.NotebookNode:
+    """The generated first cell of a learner notebook: the lab's time estimate, level and points."""
+    cell = nbformat.v4.new_markdown_cell(f"*{header_line(lab)}*", id=HEADER_ID)
+    cell.metadata["workbench"] = {"editable": False, "generated": True}
+    return cell
 
 
 def render(nb: nbformat.NotebookNode) -> str:

@@ -7,6 +7,9 @@ Each approval (who, when, why, gate verdict) is stored twice: as tags on the
 model version and as a line of the append-only audit log
 ``<home>/audit/registry.jsonl``. Alias moves happen under a file lock, so
 racing promotions end with consistent aliases and both attempts logged.
+
+Separation of duties: whoever registered a version (its ``registered_by`` tag)
+may not approve its promotion to ``production``; the audit line names both.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import getpass
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlops_workbench import settings, tracking
 from mlops_workbench.errors import InputError
@@ -28,6 +31,11 @@ __all__ = [
 ]
 ALIASES = ("staging", "canary", "production")
 PREVIOUS = "previous"
+REGISTERED_BY = "registered_by"
+"""Version tag naming who registered it (set by :func:`register`; set it yourself with ``mlflow.register_model(...,
+tags={"registered_by": ...})``)."""
+GateRule = Callable[[dict[str, float], "dict[str, float] | None", dict[str, str], RegistryParams], list[str]]
+"""``rule(candidate_scores, production_scores_or_None, candidate_run_tags, params) -> reasons`` (empty: passed)."""
 
 
 class RegistryError(InputError):
@@ -134,8 +142,13 @@ def quality_gate(
     holdout_df: Any = None,
     params: RegistryParams | dict[str, Any] | None = None,
     home: Path | None = None,
+    rule: GateRule | None = None,
 ) -> GateResult:
-    """Score the candidate and the current production version on the fixed held-out set and judge."""
+    """Score the candidate and the current production version on the fixed held-out set and judge.
+
+    ``rule`` replaces the built-in rules: it gets both score dicts, the candidate run's tags (its lineage)
+    and the params, and returns the reasons to refuse (the lab 03 exercise).
+    """
     import mlflow
 
     params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
@@ -148,7 +161,14 @@ def quality_gate(
     prod_scores = None
     if prod is not None:
         prod_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{prod}"), df)
-    return judge(name, str(candidate.version), cand_scores, prod, prod_scores, params, len(df))
+    result = judge(name, str(candidate.version), cand_scores, prod, prod_scores, params, len(df))
+    if rule is None:
+        return result
+    tags = dict(c.get_run(candidate.run_id).data.tags) if candidate.run_id else {}
+    reasons = rule(cand_scores, prod_scores, tags, params)
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise RegistryError(f"The gate rule returned {reasons!r}: return a list of reasons (strings), empty to pass.")
+    return result.model_copy(update={"passed": not reasons, "reasons": reasons})
 
 
 def promote(
@@ -164,7 +184,9 @@ def promote(
     """Point ``alias`` at ``version`` with an approval record; the replaced production version becomes ``previous``.
 
     Promotion to ``production`` needs a passing gate (run now when ``gate_result``
-    is None) and, with ``require_staging``, an earlier approval into ``staging``.
+    is None), an approver other than the person who registered the version, and,
+    with ``require_staging``, an earlier approval into ``staging`` (or the ``staging``
+    alias on the version, set with MLflow's ``set_registered_model_alias``).
     A version whose artifact fails its sha256 verification is refused for every alias.
     Every attempt, refused ones included, goes to the audit log.
     """
@@ -178,8 +200,9 @@ def promote(
     c = client(home)
     mv = _version(c, name, version)
     version = str(mv.version)
+    registrant = mv.tags.get(REGISTERED_BY)
     entry: dict[str, Any] = {"action": "promote", "model": name, "version": version, "alias": alias,
-                             "approver": approver, "reason": reason}
+                             "approver": approver, "registered_by": registrant, "reason": reason}
     from mlops_workbench.registry import integrity
 
     try:
@@ -187,8 +210,13 @@ def promote(
     except integrity.IntegrityError as exc:
         _refuse(entry, str(exc).rstrip("."), home)
     if alias == "production":
-        if params.require_staging and "approval.staging.at" not in mv.tags:
-            _refuse(entry, f"version {version} was never approved into staging: promote it to 'staging' first", home)
+        staged = "approval.staging.at" in mv.tags or _model(c, name).aliases.get("staging") == version
+        if params.require_staging and not staged:
+            _refuse(entry, f"version {version} was never approved into staging: promote it to 'staging' first "
+                    "(or point the 'staging' alias at it)", home)
+        if registrant and registrant == approver:
+            _refuse(entry, f"separation of duties: {approver} registered version {version}, so {approver} may not "
+                    "approve its promotion to production; ask someone else to approve (approver=...)", home)
         if gate_result is None:
             gate_result = quality_gate(name, version, params=params, home=home)
         if str(gate_result.candidate_version) != version:

@@ -1,7 +1,12 @@
-"""Candidate models for the registry: train with given parameters, evaluate, log to MLflow as one run."""
+"""Candidate models for the registry: train with given parameters, evaluate, log to MLflow as one run.
+
+:func:`log_candidate` trains in process (quick, no lineage); :func:`log_versioned_candidate` trains in a
+git + DVC workspace (:func:`candidate_workspace`) so the run carries lab 02's lineage into the registry.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlops_workbench import data, tracking, train
@@ -36,3 +41,39 @@ def log_candidate(
         mlflow.log_metrics({"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
         tracking.log_sklearn_model(model, train_df[data.FEATURES].head(5), name=artifact_path)
     return run.info.run_id
+
+
+def candidate_workspace(path: Path | str, home: Path | None = None) -> Any:
+    """A git + DVC workspace (as in lab 02) for candidates whose runs carry full lineage.
+
+    Iris tracked by DVC and pushed, params.yaml and the ``train`` stage committed; rebuilt from empty each call.
+    """
+    from mlops_workbench import versioning
+
+    ws = versioning.init_workspace(path, home=home, reset=True)
+    data.save_csv(data.load_iris_frame(), ws.path / versioning.DATA)
+    ws.dvc("add", versioning.DATA)
+    ws.commit("Track the Iris data with DVC")
+    ws.dvc("push", "--quiet")
+    versioning.write_params(ws)
+    versioning.write_train_script(ws)
+    ws.dvc(*versioning.TRAIN_STAGE)
+    ws.commit("Add the train stage")
+    return ws
+
+
+def log_versioned_candidate(ws: Any, overrides: dict[str, Any], experiment: str = "registry",
+                            run_name: str | None = None, commit: bool = True, home: Path | None = None) -> str:
+    """Set params.yaml ``train`` overrides, ``dvc repro`` and log the run with its lineage; returns the run id.
+
+    ``commit=False`` is the teammate who never commits: the run is logged from a dirty tree (``git.dirty`` true).
+    """
+    from mlops_workbench import versioning
+
+    ws.set_params(train={**ws.params().get("train", {}), **overrides})
+    if commit:
+        ws.commit(f"Candidate {run_name or ''}: train {overrides}")
+    ws.dvc("repro", "--quiet")
+    if commit:
+        ws.commit(f"Train candidate {run_name or ''}: dvc.lock and metrics")
+    return versioning.log_model_run(ws, experiment=experiment, run_name=run_name, home=home)

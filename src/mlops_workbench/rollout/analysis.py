@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Callable
 
 from scipy import stats
 
@@ -32,6 +32,24 @@ class MeasurementPhase(StrEnum):
 
 
 PSI_EPS = 1e-3
+
+ErrorRateDecision = Callable[..., str]
+"""``decide(canary_errors, canary_requests, stable_errors, stable_requests, max_rate, alpha, min_sample)``
+returns ``"successful"``, ``"failed"`` or ``"inconclusive"`` (the lab 04 exercise)."""
+_decision: ErrorRateDecision | None = None
+
+
+def use_error_rate_decision(decide: ErrorRateDecision | None) -> ErrorRateDecision | None:
+    """Install ``decide`` as the error-rate decision every later :func:`measure` uses (``None``: the built-in one).
+
+    This is the documented hook through which the controller runs a learner's own decision. Returns the
+    decision installed before, so a caller can put it back.
+    """
+    global _decision
+    if decide is not None and not callable(decide):
+        raise TypeError(f"the error-rate decision must be a function, not {type(decide).__name__}")
+    previous, _decision = _decision, decide
+    return previous
 
 
 @dataclass
@@ -75,11 +93,20 @@ def promql(metric: Metric) -> str:
     return f"sum by (role, label) (increase(workbench_model_predictions_total[{w}]))"
 
 
-def measure(metric: Metric, win: Snapshot, min_sample: int) -> Measurement:
-    """Judge one window for ``metric`` (pure: no I/O)."""
+def measure(metric: Metric, win: Snapshot, min_sample: int,
+            decide: ErrorRateDecision | None = None) -> Measurement:
+    """Judge one window for ``metric`` (pure: no I/O).
+
+    ``decide`` overrides the error-rate decision for this call; without it the one installed with
+    :func:`use_error_rate_decision` (if any) decides, else the built-in Fisher test.
+    """
     minimum = metric.min_sample_size or min_sample
-    judge = {"errorRate": _error_rate, "latencyP99": _latency, "predictionShift": _shift}[metric.kind]
-    m = judge(metric, win, minimum)
+    decide = decide or _decision
+    if metric.kind == "errorRate" and decide is not None:
+        m = _custom_error_rate(metric, win, minimum, decide)
+    else:
+        judge = {"errorRate": _error_rate, "latencyP99": _latency, "predictionShift": _shift}[metric.kind]
+        m = judge(metric, win, minimum)
     m.query, m.window, m.t = promql(metric), (win.start or win.t, win.t), win.t
     return m
 
@@ -133,6 +160,29 @@ def slower_than(bound: float, buckets: dict[float, float]) -> float:
 
 
 P99_TAIL = 0.01  # the share of requests a p99 allows above it
+
+
+def _custom_error_rate(metric: Metric, win: Snapshot, minimum: int, decide: ErrorRateDecision) -> Measurement:
+    """The error-rate measurement with the phase chosen by ``decide``; a failing or odd decision is an error."""
+    n_c, e_c = traffic(win, "canary")
+    n_s, e_s = traffic(win, "stable")
+    limit = float(metric.condition.max or 0.0)
+    name = f"{getattr(decide, '__module__', '?')}.{getattr(decide, '__name__', 'decide')}"
+    m = Measurement(metric.name, metric.kind, MeasurementPhase.ERROR, "", threshold=limit,
+                    samples={"canary": n_c, "stable": n_s},
+                    value=e_c / n_c if n_c else None, baseline=e_s / n_s if n_s else None)
+    try:
+        phase = decide(round(e_c), round(n_c), round(e_s), round(n_s), limit, metric.condition.alpha, minimum)
+    except Exception as err:  # the decision is user code: its failure is this measurement's error, not a crash
+        m.message = f"custom decision {name} raised {type(err).__name__}: {err}"
+        return m
+    if phase not in (MeasurementPhase.SUCCESSFUL, MeasurementPhase.FAILED, MeasurementPhase.INCONCLUSIVE):
+        m.message = f"custom decision {name} returned {phase!r}: return 'successful', 'failed' or 'inconclusive'"
+        return m
+    m.phase = MeasurementPhase(phase)
+    rate = "n/a" if m.value is None else f"{m.value:.2%}"
+    m.message = f"canary error rate {rate} ({e_c:.0f}/{n_c:.0f}), stable {e_s:.0f}/{n_s:.0f}: {phase} (custom decision {name})"
+    return m
 
 
 def _latency(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
@@ -261,4 +311,5 @@ def verdict(policy: Policy, phases: dict[str, list[str]], finished: bool) -> tup
     return MeasurementPhase.SUCCESSFUL, "every metric passed"
 
 
-__all__ = ["Measurement", "measure", "assess", "verdict", "psi", "traffic", "slower_than", "QUERIES"]
+__all__ = ["Measurement", "MeasurementPhase", "measure", "use_error_rate_decision", "assess", "verdict", "psi", "traffic",
+           "slower_than", "QUERIES"]
