@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from mlops_workbench.cli import ci, doctor, labs, mlflow, registry, reproduce, rollout, scaffold, serve
+from mlops_workbench.cli import ci, doctor, drill, labs, mlflow, registry, reproduce, rollout, scaffold, serve
 
 app = typer.Typer(
     name="workbench",
@@ -34,6 +34,7 @@ app.command("serve")(serve.serve)
 app.add_typer(rollout.app, name="rollout")
 app.command("router")(rollout.router)
 app.command("load")(rollout.load)
+app.add_typer(drill.app, name="drill")
 
 if __name__ == "__main__":
     app()
