@@ -33,7 +33,7 @@ class BadModel(Drill):
             "alias with a reason, make the server serve it, keep the audit trail intact, and file the post-mortem."
         ),
         hints=[
-            "`workbench registry history --model drill-bad-model` (or registry.audit.read()) shows who promoted "
+            "`workbench registry audit` (or registry.audit.read()) shows who promoted "
             "what, when, and the gate they used.",
             "registry.rollback('drill-bad-model', approver=..., reason=...) moves production back to `previous`; "
             "the server follows after POST <server>/admin/reload (`workbench drill status` prints its URL).",
