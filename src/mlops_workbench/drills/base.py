@@ -179,12 +179,15 @@ class Drill:
 
 
 def delete_model(ctx: DrillContext) -> None:
-    """Delete the drill's registered model if the tracking server of the state folder runs."""
-    if procs.get("mlflow", ctx.home) is None:
-        return
+    """Delete the drill's registered model (starting the state folder's tracking server if it has a store)."""
     from mlflow.exceptions import MlflowException
 
-    from mlops_workbench import registry
+    from mlops_workbench import registry, tracking
+
+    if procs.get("mlflow", ctx.home) is None:
+        if not tracking.store_paths(ctx.home)[0].exists():
+            return  # no registry was ever created here
+        tracking.up(home=ctx.home, timeout=300)
 
     try:
         registry.client(ctx.home).delete_registered_model(ctx.model_name)

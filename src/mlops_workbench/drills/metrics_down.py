@@ -19,8 +19,8 @@ from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout.backends.local import STABLE, LocalBackend
 from mlops_workbench.rollout.load import BackgroundLoad
 
-POLICY = rollouts.policy_yaml("1h", {"interval": "1s", "window": "3s", "initialDelay": "1s",
-                                     "consecutiveErrorLimit": 2, "inconclusiveLimit": 100000})
+POLICY = rollouts.policy_yaml("1h", {"interval": "1s", "window": "3s", "initialDelay": "3s",
+                                     "consecutiveErrorLimit": 3, "inconclusiveLimit": 100000})
 RETRY_POLICY = rollouts.policy_yaml("6s", {"interval": "2s", "window": "4s", "initialDelay": "3s", "failureLimit": 1,
                                            "consecutiveErrorLimit": 3, "inconclusiveLimit": 4}, weight=50)
 RPS = 30
@@ -67,7 +67,11 @@ class MetricsDown(Drill):
         LocalBackend(ctx.home, model_name=ctx.model_name, metrics="prometheus").up()
         with BackgroundLoad(procs.get("rollout-router", ctx.home).url, RPS, seed=5):
             proc, state = rollouts.start_controller(ctx, candidate, POLICY, "prometheus")
-            _wait_for(ctx, state.id, lambda e: e["type"] == "measurement")
+            # Prometheus has data (a measurement that is not an error) before it goes down
+            _wait_for(ctx, state.id, lambda e: e["type"] == "measurement" and e.get("phase") != "error")
+            if st.load(ctx.home).done:
+                raise DrillError(f"setup went wrong: rollout {state.id} ended before the fault; see "
+                                 f"{ctx.folder / 'controller.log'} and start the drill again")
             prometheus.down(ctx.home)
             rollouts.fault(ctx, state.id, "prometheus stopped")
             proc.wait(timeout=120)
