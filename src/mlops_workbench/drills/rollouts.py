@@ -37,7 +37,7 @@ def versions(ctx: DrillContext) -> tuple[str, str]:
 
 
 def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: str,
-                     timeout: float = 240.0) -> tuple[subprocess.Popen, st.RolloutState]:
+                     timeout: float = 600.0) -> tuple[subprocess.Popen, st.RolloutState]:
     """``workbench rollout start`` in a process of its own; returns once the canary takes traffic."""
     path = ctx.folder / "policy.yaml"
     path.write_text(policy)
