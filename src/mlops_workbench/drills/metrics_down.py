@@ -17,13 +17,13 @@ from mlops_workbench.labs.checks import fail
 from mlops_workbench.rollout import events, ops, prometheus, state as st
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout.backends.local import STABLE, LocalBackend
-from mlops_workbench.rollout.load import BackgroundLoad
 
 POLICY = rollouts.policy_yaml("1h", {"interval": "1s", "window": "3s", "initialDelay": "3s",
                                      "consecutiveErrorLimit": 3, "inconclusiveLimit": 100000})
-RETRY_POLICY = rollouts.policy_yaml("6s", {"interval": "2s", "window": "4s", "initialDelay": "3s", "failureLimit": 1,
-                                           "consecutiveErrorLimit": 3, "inconclusiveLimit": 4}, weight=50)
-RPS = 30
+RETRY_POLICY = rollouts.policy_yaml("30s", {"interval": "3s", "window": "10s", "initialDelay": "3s", "failureLimit": 1,
+                                            "consecutiveErrorLimit": 3, "inconclusiveLimit": 20},
+                                   min_sample=5, weight=50)
+RPS = 20
 
 
 class MetricsDown(Drill):
@@ -44,7 +44,7 @@ class MetricsDown(Drill):
             "`workbench rollout status` and the `measurement` events in <home>/rollout/events.jsonl: errors "
             "'Prometheus ... did not answer'.",
             "LocalBackend(model_name='drill-metrics-down', metrics='prometheus').up() starts what is missing, "
-            "Prometheus included; then `workbench load --url <router> --rps 30 --duration 40 &` and "
+            "Prometheus included; then `workbench load --url <router> --rps 20 --duration 120 &` and "
             "`workbench rollout start --candidate V --policy <drill folder>/retry-policy.yaml --metrics prometheus "
             "--model drill-metrics-down`.",
             "Post-mortem: onset is the drill's `fault` event; the controller's own decision detected it; restore "
@@ -65,7 +65,7 @@ class MetricsDown(Drill):
     def setup(self, ctx: DrillContext) -> None:
         stable, candidate = rollouts.versions(ctx)
         LocalBackend(ctx.home, model_name=ctx.model_name, metrics="prometheus").up()
-        with BackgroundLoad(procs.get("rollout-router", ctx.home).url, RPS, seed=5):
+        with rollouts.load(ctx, procs.get("rollout-router", ctx.home).url, RPS, seed=5):
             proc, state = rollouts.start_controller(ctx, candidate, POLICY, "prometheus")
             # Prometheus has data (a measurement that is not an error) before it goes down
             _wait_for(ctx, state.id, lambda e: e["type"] == "measurement" and e.get("phase") != "error")
@@ -97,7 +97,7 @@ class MetricsDown(Drill):
 
     def reference_fix(self, ctx: DrillContext) -> None:
         router = LocalBackend(ctx.home, model_name=ctx.model_name, metrics="prometheus").up()
-        with BackgroundLoad(router, RPS, seed=6):
+        with rollouts.load(ctx, router, RPS, seed=6):
             ops.start(pol.load(ctx.folder / "retry-policy.yaml"), ctx.fact("candidate"), home=ctx.home,
                       metrics="prometheus", model_name=ctx.model_name)
         record_truth(self, ctx)

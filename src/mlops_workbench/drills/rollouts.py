@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import httpx
 
@@ -97,3 +98,21 @@ def reset(ctx: DrillContext) -> None:
 
 def router_weight(ctx: DrillContext) -> float:
     return float(httpx.get(f"{router_url(ctx)}/admin/weights", timeout=5).json()["canary"])
+
+
+@contextmanager
+def load(ctx: DrillContext, url: str, rps: float, seed: int, duration: float = 900.0) -> Iterator[subprocess.Popen]:
+    """``workbench load`` in a process of its own (a thread would compete with the controller for the GIL)."""
+    cmd = [sys.executable, "-m", "mlops_workbench.cli.main", "load", "--url", url, "--rps", str(rps),
+           "--duration", str(duration), "--seed", str(seed)]
+    with open(ctx.folder / "load.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
