@@ -104,11 +104,11 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
     found = [paths.mlflow_db, paths.artifacts, paths.run, paths.log("x"), paths.audit_log(), paths.locks,
              paths.rollout_events, paths.rollout_state, paths.rollout_request, paths.rollout_ports, paths.prometheus,
              paths.workspace("02-versioning"), paths.dvc_remote, paths.reproduction("r1"), paths.results,
-             paths.pipeline]
+             paths.pipeline, paths.drills]
     assert len(set(found)) == len(found) and all(p.is_relative_to(tmp_path) for p in found)
     assert not any(p.exists() for p in found), "a layout only names paths, it creates none"
     assert tracking.store_paths(tmp_path) == (paths.mlflow_db, paths.artifacts)
-    literal = re.compile(r"""home\)?\s*/\s*["'](mlflow|logs|run|audit|rollout|workspaces|results|locks)["']""")
+    literal = re.compile(r"""home\)?\s*/\s*["'](mlflow|logs|run|audit|rollout|workspaces|results|locks|drills|pipeline)["']""")
     owners = [p for p in [*SRC.rglob("*.py"), *ROOT.glob("labs/*/checks.py")]
               if p.name != "settings.py" and literal.search(p.read_text())]
     assert owners == []

@@ -145,6 +145,11 @@ class StateLayout:
         return self.root / "results"
 
     @property
+    def drills(self) -> Path:
+        """Incident drills: the running drill's timer, reports, one folder per drill."""
+        return self.root / "drills"
+
+    @property
     def pipeline(self) -> Path:
         """The state folder of ``workbench pipeline``'s reference runs, apart from the learner's."""
         return self.root / "pipeline"

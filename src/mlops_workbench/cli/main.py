@@ -15,7 +15,20 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from mlops_workbench.cli import ci, doctor, k8s, labs, mlflow, registry, reproduce, rollout, scaffold, serve, services
+from mlops_workbench.cli import (
+    ci,
+    doctor,
+    drill,
+    k8s,
+    labs,
+    mlflow,
+    registry,
+    reproduce,
+    rollout,
+    scaffold,
+    serve,
+    services,
+)
 from mlops_workbench.errors import EXIT_ERROR, WorkbenchError
 
 
@@ -61,6 +74,8 @@ app.command("load")(rollout.load)
 # lab 05: the same canary on kind (Argo Rollouts + Gateway API)
 app.add_typer(k8s.app, name="k8s")
 app.add_typer(k8s.cluster_app, name="cluster")
+# interview practice: timed incident drills
+app.add_typer(drill.app, name="drill")
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,158 @@
+"""Building blocks shared by the drills: models with known faults, registry moves, a model server, traffic,
+and the guard checks that catch destructive "fixes" (everything stopped, registry deleted, audit log edited).
+
+Everything goes through the package's real APIs (``train``, ``tracking``, ``registry``, ``serving``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+
+from mlops_workbench import procs, registry, tracking
+from mlops_workbench.data import FEATURES, LABEL, load_iris_frame
+from mlops_workbench.drills.base import SETUP_APPROVER, DrillContext
+from mlops_workbench.labs.checks import fail
+from mlops_workbench.registry import audit
+
+ROLE_TAG = "workbench.drill.role"
+VERSICOLOR = [6.0, 2.9, 4.5, 1.5]
+"""A typical versicolor flower: a skewed model answers virginica for it."""
+
+
+def fitted(kind: str) -> tuple[Any, Any]:
+    """A small fitted model and an input example. ``good``: logistic regression on all features;
+    ``skewed``: trained where every versicolor was relabelled virginica (answers 200, wrong answers);
+    ``three-features``: trained without ``petal_width`` (its signature does not fit the clients' payloads)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_workbench.train import TrainParams, train
+
+    df = load_iris_frame()
+    if kind == "three-features":
+        cols = FEATURES[:3]
+        return LogisticRegression(max_iter=500).fit(df[cols], df[LABEL]), df[cols].head(5)
+    if kind == "skewed":
+        df.loc[df[LABEL] == "versicolor", LABEL] = "virginica"
+    elif kind != "good":
+        raise ValueError(f"unknown model kind {kind!r}: use good, skewed or three-features")
+    return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": 1.0, "seed": 42})), df[FEATURES].head(5)
+
+
+def log_version(ctx: DrillContext, kind: str) -> str:
+    """Log a ``kind`` model in a run of the drill's experiment and register it; returns the version."""
+    import mlflow
+
+    tracking.up(home=ctx.home, timeout=300)
+    model, example = fitted(kind)
+    mlflow.set_experiment(f"drill-{ctx.name}")
+    with mlflow.start_run(run_name=f"{ctx.name}-{kind}"):
+        mlflow.set_tag(ROLE_TAG, kind)
+        info = tracking.log_sklearn_model(model, example, registered_model_name=ctx.model_name)
+    return str(info.registered_model_version)
+
+
+def ship(ctx: DrillContext, version: str, reason: str, **promote: Any) -> None:
+    """Promote ``version`` through staging to production as the setup (never the learner)."""
+    for alias in ("staging", "production"):
+        registry.promote(ctx.model_name, version, alias=alias, approver=SETUP_APPROVER, reason=reason,
+                         home=ctx.home, **(promote if alias == "production" else {}))
+
+
+def serve(ctx: DrillContext) -> procs.Service:
+    """Start (or reuse) the drill's model server on ``models:/<model>@production``."""
+    from mlops_workbench.serving.server import start_server
+
+    return start_server(f"models:/{ctx.model_name}@production", name=ctx.server, home=ctx.home,
+                        model_name=ctx.model_name)
+
+
+def send_traffic(url: str, n: int, seed: int = 0) -> list[int]:
+    """``n`` prediction requests of Iris-like flowers, one per request; returns the HTTP statuses."""
+    import numpy as np
+
+    from mlops_workbench.rollout.load import iris_like
+
+    rows = iris_like(np.random.default_rng(seed), n).tolist()
+    with httpx.Client(timeout=30) as client:
+        return [client.post(f"{url}/predict", json={"instances": [row]}).status_code for row in rows]
+
+
+def served_requests(url: str, version: str) -> int:
+    """Prediction requests version ``version`` answered, from the server's Prometheus counter."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "workbench_model_requests_total" and sample.labels.get("version") == str(version):
+                total += sample.value
+    return int(total)
+
+
+def audit_fingerprint(home) -> dict[str, Any]:
+    """Number of lines and sha256 of the registry audit log now (saved at setup, compared by the guard)."""
+    path = audit.log_path(home=home)
+    text = path.read_bytes() if path.exists() else b""
+    return {"audit_lines": text.count(b"\n"), "audit_sha": hashlib.sha256(text).hexdigest()}
+
+
+def registry_entries_since(ctx: DrillContext) -> list[dict[str, Any]]:
+    """Audit entries of the drill's model written after the setup finished."""
+    start = int(ctx.fact("audit_lines"))
+    return [e for e in audit.read(home=ctx.home)[start:] if e.get("model") == ctx.model_name]
+
+
+# --- guards: the checks every destructive "fix" fails ------------------------------------------------
+
+def guard_audit_intact(ctx: DrillContext) -> None:
+    """The registry audit log still holds every line it had when the drill started (append-only)."""
+    path = audit.log_path(home=ctx.home)
+    if not path.exists():
+        fail(f"The registry audit log {path} is gone: audit logs are append-only; restore it from a backup.")
+    lines, sha = int(ctx.fact("audit_lines")), ctx.fact("audit_sha")
+    head = b"".join(path.read_bytes().splitlines(keepends=True)[:lines])
+    if hashlib.sha256(head).hexdigest() != sha:
+        fail(f"The first {lines} lines of {path} changed: the audit trail must stay intact (only append to it).")
+
+
+def guard_registry_intact(ctx: DrillContext) -> None:
+    """The drill's registered model and every version it had still exist."""
+    try:
+        client = registry.client(ctx.home)
+    except registry.RegistryError as exc:
+        fail(f"The registry is not reachable: {exc}")
+    known = {str(v.version) for v in client.search_model_versions(f"name='{ctx.model_name}'")}
+    missing = sorted(set(map(str, ctx.fact("versions"))) - known)
+    if missing:
+        fail(f"Version(s) {missing} of '{ctx.model_name}' were deleted: nothing that was registered may be lost; "
+             "roll back by alias instead of deleting versions or models.")
+
+
+def production(ctx: DrillContext) -> str:
+    """The version ``production`` points to (fails when unset)."""
+    mv = registry.get_alias(ctx.model_name, "production", home=ctx.home)
+    if mv is None:
+        fail(f"'{ctx.model_name}' has no production alias: users get nothing. Point it at a good version.")
+    return str(mv.version)
+
+
+def guard_server_answers(ctx: DrillContext, expect_version: str | None = None) -> dict[str, Any]:
+    """The drill's model server is up, answers a prediction with 200 and (if given) serves ``expect_version``."""
+    service = procs.get(ctx.server, ctx.home)
+    if service is None:
+        fail(f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
+             "and repair what it serves instead (POST /admin/reload after moving the alias).")
+    try:
+        info = httpx.get(f"{service.url}/version", timeout=10).json()
+        answer = httpx.post(f"{service.url}/predict", json={"instances": [VERSICOLOR]}, timeout=10)
+    except httpx.HTTPError as exc:
+        fail(f"The model server at {service.url} does not answer ({type(exc).__name__}): restart it.")
+    if answer.status_code != 200:
+        fail(f"The model server answers {answer.status_code} to a valid Iris payload: {answer.text[:200]}")
+    if expect_version is not None and str(info.get("version")) != str(expect_version):
+        fail(f"The model server still serves v{info.get('version')} while production is v{expect_version}: "
+             f"POST {service.url}/admin/reload so it follows the alias.")
+    return {"url": service.url, "version": str(info.get("version")), "prediction": answer.json()["predictions"][0]}

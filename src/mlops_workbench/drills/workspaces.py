@@ -1,0 +1,42 @@
+"""A versioned training workspace for the versioning drills: git + DVC, the ``train`` stage, runs with lineage.
+
+Only the package's versioning API is used (``init_workspace``, ``write_params``, ``dvc``, ``log_model_run``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from mlops_workbench import tracking, versioning
+from mlops_workbench.data import save_csv
+from mlops_workbench.drills.base import DrillContext
+from mlops_workbench.versioning import DATA, TRAIN_STAGE, Workspace
+
+
+def create(ctx: DrillContext, data: pd.DataFrame, train: dict[str, Any] | None = None) -> Workspace:
+    """A fresh workspace ``<drill folder>/ws`` with ``data`` tracked by DVC and the train stage declared."""
+    tracking.up(home=ctx.home, timeout=300)
+    ws = versioning.init_workspace(ctx.folder / "ws", home=ctx.home, reset=True)
+    versioning.write_params(ws, train=train or {})
+    versioning.write_train_script(ws)
+    save_csv(data, ws.path / DATA)
+    ws.dvc("add", "--quiet", DATA)
+    ws.dvc(*TRAIN_STAGE)
+    return ws
+
+
+def logged_run(ctx: DrillContext, ws: Workspace, message: str, push: bool = True) -> str:
+    """``dvc repro``, commit, push the data, log the run with its lineage; returns the run id."""
+    ws.dvc("repro", "--quiet")
+    ws.commit(message)
+    if push:
+        ws.dvc("push", "--quiet")
+    return versioning.log_model_run(ws, experiment=f"drill-{ctx.name}", home=ctx.home)
+
+
+def register(ctx: DrillContext, run_id: str) -> str:
+    from mlops_workbench import registry
+
+    return str(registry.register(run_id, ctx.model_name, home=ctx.home).version)
