@@ -53,6 +53,7 @@ class LocalBackend:
             if port is None or taken:
                 ports[role], changed = procs.free_port(), True
         if changed:
+            self._ports_file.parent.mkdir(parents=True, exist_ok=True)
             self._ports_file.write_text(json.dumps(ports))
         return ports
 
