@@ -42,7 +42,7 @@ def main(rps: float = 50.0, seconds: float = 8.0, rounds: int = 3) -> dict:
         try:
             server = start_server(str(_model(Path(tmp))), name="bench-server", home=home)
             port = procs.free_port()
-            cmd = procs.python_cmd("mlops_workbench.rollout.router", "--stable", server.url, "--port", str(port))
+            cmd = procs.workbench_cmd("router", "--stable", server.url, "--port", str(port))
             router = procs.start("bench-router", cmd, port, home=home)
             run(server.url, rps, 2, seed=99)  # warm up both paths
             run(router.url, rps, 2, seed=98)

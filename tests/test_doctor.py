@@ -117,7 +117,7 @@ def test_port_taken_by_another_program_warns(home):
 
 def test_port_held_by_a_workbench_service_is_ok(home):
     port = procs.free_port()
-    procs.start("web", procs.python_cmd("http.server", str(port), "--bind", "127.0.0.1"), port,
+    procs.start("web", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], port,
                 health_path="/", timeout=30, home=home)
     result = doctor.check_ports({port: "test"}, home=home)
     assert result.status == "OK" and f"{port} (web)" in result.detail

@@ -49,7 +49,7 @@ def stack(tmp_path: Path):
     try:
         for role in ("stable", "canary"):
             procs.start(role, [sys.executable, str(script), role, str(ports[role])], ports[role], home=home)
-        cmd = procs.python_cmd("mlops_workbench.rollout.router", "--stable", f"http://127.0.0.1:{ports['stable']}",
+        cmd = procs.workbench_cmd("router", "--stable", f"http://127.0.0.1:{ports['stable']}",
                                "--canary", f"http://127.0.0.1:{ports['canary']}", "--weight", "25",
                                "--port", str(ports["router"]), "--seed", "3")
         procs.start("router", cmd, ports["router"], home=home)
