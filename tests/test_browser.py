@@ -209,7 +209,7 @@ def test_dashboard_updates_during_a_rollout_and_its_abort_button_acts(page, stat
     run_cell(page, "c0")
     page.get_by_role("button", name="Abort rollout").wait_for(timeout=600_000)
     run_cell(page, "c1")
-    page.get_by_text("rollout started in the background").wait_for(timeout=60_000)
+    page.locator("pre", has_text="rollout started in the background").wait_for(timeout=60_000)
     # the table refreshes while the rollout runs: the canary takes traffic, measurements arrive
     page.get_by_text(re.compile(r"canary weight [1-9][0-9]?%")).first.wait_for(timeout=240_000)
     page.get_by_text(re.compile(r"successful|inconclusive|failed")).first.wait_for(timeout=120_000)
@@ -218,11 +218,11 @@ def test_dashboard_updates_during_a_rollout_and_its_abort_button_acts(page, stat
     assert running is not None and not running.done, "the rollout ended before the button could act"
     page.get_by_role("button", name="Abort rollout").click()
     run_cell(page, "c2")
-    page.get_by_text("FINAL Aborted - aborted from the dashboard").wait_for(timeout=120_000)
+    page.locator("pre", has_text="FINAL Aborted - aborted from the dashboard").wait_for(timeout=120_000)
     shot(page, "dashboard-aborted")
     assert "Errno" not in page.inner_text("body")
     run_cell(page, "c3")
-    page.get_by_text("stopped:").wait_for(timeout=120_000)
+    page.locator("pre", has_text="stopped:").wait_for(timeout=120_000)
 
 
 @pytest.fixture(scope="module", autouse=True)
