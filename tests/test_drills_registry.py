@@ -54,11 +54,6 @@ def test_triple_v(home):
 
 
 @pytest.mark.slow
-def test_irreproducible(home):
-    cycle("irreproducible", home, {"cause-named", "data-restored", "reproduced-exactly"})
-
-
-@pytest.mark.slow
 def test_validate_proves_the_bad_model_drill(home):
     """Broken fails, the reference fix passes, and stopping everything, deleting the model or rewriting the audit
     log never pass. (Last in the module: one destructive fix stops the tracking server.)"""
