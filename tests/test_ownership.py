@@ -164,3 +164,23 @@ def test_services_start_through_the_workbench_cli():
     assert procs.workbench_cmd("serve", "--port", "1")[1:3] == ["-m", "mlops_workbench.cli.main"]
     router = (SRC / "rollout" / "router.py").read_text()
     assert "argparse" not in router and "__main__" not in router
+
+
+def test_a_recycled_pid_is_never_taken_for_a_service(tmp_path):
+    import json
+    import signal
+
+    from mlops_workbench import procs
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        record = procs.Service(name="ghost", pid=bystander.pid, port=1, cmd=["ghost"], log="x", started="1")
+        (settings.layout(tmp_path).run).mkdir(parents=True)
+        (settings.layout(tmp_path).run / "ghost.json").write_text(json.dumps(record.__dict__))
+        assert procs.get("ghost", tmp_path) is None
+        (settings.layout(tmp_path).run / "ghost.json").write_text(json.dumps(record.__dict__))
+        assert procs.stop("ghost", tmp_path) is False
+        assert bystander.poll() is None, "stop() signalled a process that only reused the recorded pid"
+    finally:
+        bystander.send_signal(signal.SIGKILL)
+        bystander.wait()

@@ -38,6 +38,8 @@ class Service:
     port: int
     cmd: list[str]
     log: str
+    started: str | None = None
+    """The process's start time (``/proc/PID/stat``): a recycled pid is never taken for the service."""
 
     @property
     def url(self) -> str:
@@ -71,6 +73,21 @@ def alive(pid: int) -> bool:
         return True
 
 
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(") ", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _running(service: Service) -> bool:
+    """The recorded process itself still runs (not another process that got its pid since)."""
+    if not alive(service.pid):
+        return False
+    return service.started is None or _start_time(service.pid) in (None, service.started)
+
+
 def _run_dir(home: Path | None) -> Path:
     path = settings.layout(home).run
     path.mkdir(parents=True, exist_ok=True)
@@ -83,7 +100,7 @@ def get(name: str, home: Path | None = None) -> Service | None:
     if not record.exists():
         return None
     service = Service(**json.loads(record.read_text()))
-    if alive(service.pid):
+    if _running(service):
         return service
     record.unlink(missing_ok=True)
     return None
@@ -126,7 +143,8 @@ def start(
             env={**{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}, **(env or {})},
             start_new_session=True,
         )
-    service = Service(name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path))
+    service = Service(name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path),
+                      started=_start_time(proc.pid))
     (_run_dir(home) / f"{name}.json").write_text(json.dumps(asdict(service)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,7 +173,7 @@ def stop(name: str, home: Path | None = None, grace: float = 10.0) -> bool:
     if not record.exists():
         return False
     service = Service(**json.loads(record.read_text()))
-    was_alive = alive(service.pid)
+    was_alive = _running(service)
     if was_alive:
         _signal_group(service.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
