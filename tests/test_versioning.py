@@ -229,7 +229,7 @@ def _planted_run(home: Path, ws, **tags: str | None) -> str:
     ({"data.path": None}, r"lacks the lineage tag\(s\) \['data.path'\]"),
     ({"data.md5": "0" * 32}, "md5 dvc.lock records"),
     ({"params.hash": "0" * 64}, "sort_keys=True"),
-    ({"git.commit": "deadbeef" * 5}, "is not a commit of the workspace"),
+    ({"git.commit": "deadbeef" * 5}, "was not logged from this workspace.s history: set the tags workspace.path = str\(ws.path\) and git.commit"),
     ({"git.dirty": "no"}, "'true' or 'false'"),
 ])
 def test_lab02_lineage_check_names_each_planted_mistake(env, tags, match) -> None:
