@@ -9,6 +9,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WORKBENCH_PROJECT", str(ROOT))
+# Under pytest-xdist every worker gets its own default ports (gw0: MLflow on 5100, serve 8100, ...), set before
+# mlops_workbench is imported, so a lab started by one worker never answers another's requests. Its state
+# folders are its own already: every test's home is under the worker's own tmp_path.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and _WORKER[2:].isdigit():
+    os.environ["WORKBENCH_PORT_OFFSET"] = str(100 * (int(_WORKER[2:]) + 1))
 
 
 @pytest.fixture

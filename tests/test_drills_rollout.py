@@ -31,14 +31,14 @@ def test_stuck_canary(home):
     drill.reset(ctx)
     drill.setup(ctx)
     state = st.load(home)
-    assert state.phase == st.PROGRESSING and state.weight == 25 and not st.controller_alive(state)
+    assert state.phase == st.RolloutPhase.PROGRESSING and state.weight == 25 and not st.controller_alive(state)
     assert failed(drill, ctx) == {"rollout-decided", "no-unwatched-canary", "postmortem"}
     pin = drill.destructive_fixes()["pin-canary-weight-0"]
     pin(ctx)
     assert {"rollout-decided", "no-unwatched-canary"} <= failed(drill, ctx)
     drill.reference_fix(ctx)
     assert failed(drill, ctx) == set()
-    assert st.load(home).phase == st.ABORTED
+    assert st.load(home).phase == st.RolloutPhase.ABORTED
     drill.destructive_fixes()["stop-every-service"](ctx)
     assert "users-served" in failed(drill, ctx)
     drill.reset(ctx)
@@ -53,7 +53,7 @@ def test_metrics_down(home):
     drill.reset(ctx)
     tracking.up(home=home)
     drill.setup(ctx)
-    assert prometheus.url(home) is None and st.load(home).phase != st.PROMOTED
+    assert prometheus.url(home) is None and st.load(home).phase != st.RolloutPhase.PROMOTED
     assert failed(drill, ctx) == {"metrics-restored", "decided-on-data", "postmortem"}
     drill.destructive_fixes()["promote-blind"](ctx)
     assert "never-promoted-blind" in failed(drill, ctx)

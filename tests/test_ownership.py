@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import os
 import pkgutil
 import re
 import subprocess
@@ -153,9 +154,19 @@ def test_one_set_of_default_ports():
     assert tracking.DEFAULT_PORT == ports["mlflow"]
     assert inspect.signature(serve.serve).parameters["port"].default.default == ports["serve"]
     assert inspect.signature(rollout.router).parameters["port"].default.default == ports["router"]
-    readme = (ROOT / "README.md").read_text()
-    assert f"workbench serve --model-uri models:/iris@production --port {ports['serve']}" in readme
-    assert re.search(rf"workbench router .*--port {ports['router']}", readme)
+    readme, base = (ROOT / "README.md").read_text(), settings.BASE_PORTS
+    assert f"workbench serve --model-uri models:/iris@production --port {base['serve']}" in readme
+    assert re.search(rf"workbench router .*--port {base['router']}", readme)
+
+
+def test_port_offset_moves_every_default_port_and_a_bad_one_names_the_fix():
+    show = "from mlops_workbench import settings, tracking; print(settings.DEFAULT_PORTS, tracking.DEFAULT_PORT)"
+    env = {**os.environ, "WORKBENCH_PORT_OFFSET": "300"}
+    out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390} 5300"
+    env["WORKBENCH_PORT_OFFSET"] = "ten"
+    bad = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "WORKBENCH_PORT_OFFSET='ten' is not a whole number" in bad.stderr
 
 
 def test_services_start_through_the_workbench_cli():

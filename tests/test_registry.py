@@ -237,12 +237,14 @@ def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, m
     for version in ("1", "2"):
         assert runner.invoke(app, ["registry", "promote", version, "--alias", "staging", "--reason", "try",
                                    "--name", "cli"]).exit_code == 0
-    shipped = runner.invoke(app, ["registry", "promote", "1", "--reason", "first", "--name", "cli"])
-    assert shipped.exit_code == 0 and "v1 is now 'production'" in shipped.output
+    own = runner.invoke(app, ["registry", "promote", "1", "--reason", "mine", "--name", "cli"])
+    assert own.exit_code == 2 and "separation of duties" in own.output, "the registrant may not approve by default"
+    shipped = runner.invoke(app, ["registry", "promote", "1", "--reason", "first", "--name", "cli", "--approver", "sam"])
+    assert shipped.exit_code == 0 and "v1 is now 'production'" in shipped.output, shipped.output
     gate = runner.invoke(app, ["registry", "gate", "2", "--name", "cli"])
     assert gate.exit_code == 1 and "gate FAILED" in gate.output
-    refused = runner.invoke(app, ["registry", "promote", "2", "--reason", "yolo", "--name", "cli"])
-    assert refused.exit_code == 2 and "refused" in refused.output
+    refused = runner.invoke(app, ["registry", "promote", "2", "--reason", "yolo", "--name", "cli", "--approver", "sam"])
+    assert refused.exit_code == 2 and "refused" in refused.output and "gate" in refused.output.lower(), refused.output
     listing = runner.invoke(app, ["registry", "list", "--name", "cli"])
     assert listing.exit_code == 0 and "production" in listing.output and "staging" in listing.output
     assert "yolo" in runner.invoke(app, ["registry", "audit", "--last", "3"]).output

@@ -19,7 +19,21 @@ from mlops_workbench.errors import InputError, NotFoundError
 HOME_ENV = "WORKBENCH_HOME"
 PROJECT_ENV = "WORKBENCH_PROJECT"
 DEFAULT_MODEL_NAME = "iris"
-DEFAULT_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090}
+PORT_OFFSET_ENV = "WORKBENCH_PORT_OFFSET"
+BASE_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090}
+
+
+def port_offset() -> int:
+    """``WORKBENCH_PORT_OFFSET``: added to every default port, so two workbenches (or test workers) can run side
+    by side on one machine without answering each other's requests. 0 when unset."""
+    raw = os.environ.get(PORT_OFFSET_ENV, "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 50000:
+        raise InputError(f"{PORT_OFFSET_ENV}={raw!r} is not a whole number from 0 to 50000: unset it or pick one "
+                         "such as 100.")
+    return int(raw)
+
+
+DEFAULT_PORTS = {name: port + port_offset() for name, port in BASE_PORTS.items()}
 """The one set of default ports on 127.0.0.1 (CLI defaults, README and ``workbench doctor``)."""
 SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "router": "traffic router",
                   "prometheus": "Prometheus"}

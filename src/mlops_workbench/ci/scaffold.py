@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from mlops_workbench.errors import InputError
 
@@ -133,9 +134,18 @@ def run_tests(project: Path | str, *paths: str, timeout: float = 300) -> subproc
 
 def tests_catch(project: Path | str, bug: str, *paths: str, timeout: float = 300) -> bool:
     """Whether the project's tests ``paths`` fail once ``bug`` is planted (in a scratch copy; the project is untouched)."""
+    return bugs_caught(project, (bug,), *paths, timeout=timeout)[bug]
+
+
+def bugs_caught(project: Path | str, bugs: Iterable[str], *paths: str, timeout: float = 300) -> dict[str, bool]:
+    """:func:`tests_catch` for each of ``bugs``, the pytest runs side by side: ``{bug: caught}``."""
     with tempfile.TemporaryDirectory(prefix="workbench-mutant-") as tmp:
-        copy = Path(tmp) / "project"
-        shutil.copytree(project, copy, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "models", ".git"))
-        restore_model(copy)
-        break_model(copy, bug)
-        return run_tests(copy, *paths, timeout=timeout).returncode != 0
+        copies = {}
+        for bug in bugs:
+            copy = copies[bug] = Path(tmp) / bug
+            shutil.copytree(project, copy, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "models", ".git"))
+            restore_model(copy)
+            break_model(copy, bug)
+        with ThreadPoolExecutor(max_workers=max(1, len(bugs))) as pool:
+            runs = {bug: pool.submit(run_tests, copy, *paths, timeout=timeout) for bug, copy in copies.items()}
+            return {bug: run.result().returncode != 0 for bug, run in runs.items()}

@@ -77,7 +77,7 @@ class MetricsDown(Drill):
             rollouts.fault(ctx, state.id, "prometheus stopped")
             proc.wait(timeout=120)
         final = st.load(ctx.home)
-        if final is None or final.id != state.id or final.phase == st.PROMOTED:
+        if final is None or final.id != state.id or final.phase == st.RolloutPhase.PROMOTED:
             raise DrillError(f"setup went wrong: the rollout ended {final.phase if final else 'nowhere'}")
         (ctx.folder / "retry-policy.yaml").write_text(RETRY_POLICY)
         ctx.save_facts(rollout=state.id, stable=stable, candidate=candidate, versions=[stable, candidate],

@@ -60,6 +60,10 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "workbench", "GIT_AUTHOR_EMAIL": "workbench@e
                 "GIT_COMMITTER_NAME": "workbench", "GIT_COMMITTER_EMAIL": "workbench@example.invalid"}
 
 
+INSTALLED = ("deploy/k8s/schemas/node_modules",)
+"""Folders of the tree that `make setup` fills (git ignores them)."""
+
+
 def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
     """Copy the working tree of ``source`` (tracked and unignored files) into a new git repository at ``dest``,
     as a fresh clone would be; returns the environment that points the workbench at the copy."""
@@ -69,6 +73,9 @@ def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
         if (source / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, dest / name)
+    for rel in INSTALLED:  # what `make setup` installs inside the tree, shared with the copy as .venv is
+        if (source / rel).is_dir() and not (dest / rel).exists():
+            (dest / rel).symlink_to((source / rel).resolve(), target_is_directory=True)
     env = {**os.environ, **GIT_IDENTITY, "WORKBENCH_PROJECT": str(dest), "WORKBENCH_HOME": str(dest / ".workbench")}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "snapshot"]):
         subprocess.run(cmd, cwd=dest, env=env, check=True)
