@@ -143,6 +143,9 @@ def test_schema_break_guards_catch_every_destructive_fix(home):
         outcomes = {o.id: o for o in drill.grade(ctx)}
         assert not all(o.passed for o in outcomes.values()), name
         assert any(not o.passed and o.guard for o in outcomes.values()), f"{name}: no guard caught it"
+    every = [c.id for c in drill.all_checks()]
+    picked = drill.grade(ctx, only=every[-1:])
+    assert len(every) > 1 and [o.id for o in picked] == every[-1:], "only= runs just the checks asked for"
 
 
 def test_record_writes_a_validated_postmortem(home):

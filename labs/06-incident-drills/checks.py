@@ -18,7 +18,8 @@ def drill_checks(ctx: Context, name: str, ids: list[str] | None = None, skip: tu
     dctx = drill.context(ctx.home)
     if not (dctx.folder / ".facts.json").exists():
         fail(f"The drill '{name}' was never started: run its setup cell (drills.start('{name}')).")
-    outcomes = [o for o in drill.grade(dctx) if (ids is None or o.id in ids) and o.id not in skip]
+    wanted = [c.id for c in drill.all_checks() if (ids is None or c.id in ids) and c.id not in skip]
+    outcomes = drill.grade(dctx, only=wanted)
     failed = [f"{o.id}: {o.message}" for o in outcomes if not o.passed]
     if failed:
         fail(f"{name}: " + " | ".join(failed))
