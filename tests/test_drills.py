@@ -18,8 +18,8 @@ from mlops_workbench.drills.spec import CheckOutcome, DrillReport, PostMortem, P
 runner = CliRunner()
 
 
-def test_catalog_has_the_drills():
-    assert set(catalog.names()) >= {"bad-model", "stuck-canary", "schema-break",
+def test_catalog_has_the_seven_drills_of_the_issue():
+    assert set(catalog.names()) >= {"bad-model", "stuck-canary", "irreproducible", "schema-break",
                                     "signature-mismatch", "metrics-down", "triple-v"}
     for name in catalog.names():
         drill = catalog.get(name)

@@ -54,6 +54,29 @@ def test_triple_v(home):
 
 
 @pytest.mark.slow
+def test_irreproducible(home):
+    cycle("irreproducible", home, {"cause-named", "data-restored", "reproduced-exactly"})
+
+
+@pytest.mark.slow
+def test_validate_proves_the_irreproducible_drill(home):
+    """The broken state fails the data check; versioning the drift, deleting the data, resetting the history and
+    deleting the run or the model (even after the real repair) each fail a guard."""
+    drill = drills.get("irreproducible")
+    guards = {c.id for c in drill.all_checks() if c.guard}
+    result = validate.validate_drill(drill, home)
+    assert result.ok, result.model_dump()
+    cases = {c.case: c for c in result.cases}
+    assert "data-restored" in cases["broken"].failed_checks and cases["reference-fix"].failed_checks == []
+    destructive = {name: set(c.failed_checks) for name, c in cases.items() if name.startswith("destructive:")}
+    assert len(destructive) == len(drill.destructive_fixes())
+    assert all(failed & guards for failed in destructive.values()), destructive
+    assert "data-version-kept" in destructive["destructive:version-the-drift"]
+    assert destructive["destructive:delete-the-production-run"] == {"runs-intact"}  # after the full repair
+    assert destructive["destructive:delete-the-registered-model"] == {"registry-intact"}
+
+
+@pytest.mark.slow
 def test_validate_proves_the_bad_model_drill(home):
     """Broken fails, the reference fix passes, and stopping everything, deleting the model or rewriting the audit
     log never pass. (Last in the module: one destructive fix stops the tracking server.)"""

@@ -10,6 +10,7 @@ from mlops_workbench.drills.base import Drill, DrillError
 MODULES = {
     "bad-model": "bad_model",
     "stuck-canary": "stuck_canary",
+    "irreproducible": "irreproducible",
     "schema-break": "schema_break",
     "signature-mismatch": "signature_mismatch",
     "metrics-down": "metrics_down",
