@@ -27,6 +27,7 @@ from mlops_workbench import tracking
 from mlops_workbench.rollout import events, ops, prepare, timeline
 from mlops_workbench.rollout.load import BackgroundLoad
 from mlops_workbench.rollout.policy import builtin
+from mlops_workbench.rollout.state import RolloutPhase
 
 RPS = 40.0  # lab 04's parameter
 SLACK_S = 5.0  # lab 04's check allows this much scrape lag on top of the bound
@@ -91,9 +92,9 @@ def main(healthy: int = 20, faulty: int = 5, burners: int | None = None) -> dict
             tracking.down(home)
     good = [r for r in runs if not r["fault"]]
     bad = [r for r in runs if r["fault"]]
-    promoted = sum(r["phase"] == "promoted" for r in good)
-    caught = sum(r["phase"] == "aborted" and r["within_bound"] for r in bad)
-    causes = Counter(r["reason"].split(":")[0] for r in good if r["phase"] != "promoted")
+    promoted = sum(r["phase"] == RolloutPhase.PROMOTED for r in good)
+    caught = sum(r["phase"] == RolloutPhase.ABORTED and r["within_bound"] for r in bad)
+    causes = Counter(r["reason"].split(":")[0] for r in good if r["phase"] != RolloutPhase.PROMOTED)
     out = {"burners": burners, "healthy_promoted": f"{promoted}/{len(good)}",
            "faulty_aborted_within_bound": f"{caught}/{len(bad)}",
            "healthy_target_met": promoted >= len(good) - len(good) // 20, "false_alarm_causes": dict(causes),
