@@ -131,7 +131,9 @@ def _diagnose(tags: dict[str, str], ws: Workspace, data_path: str) -> tuple[list
         causes.append("data-modified")
         reasons.append(
             f"{data_path} had changed since its last `dvc add` when the run was logged: the data the run "
-            "used was never versioned. Fix: `dvc add` the data, commit the .dvc file and `dvc push`."
+            "used was never versioned, so this run cannot be reproduced. Fix: if the change was a mistake, "
+            "restore the versioned data (`dvc checkout`); if it was meant, version it (`dvc add`, commit the .dvc "
+            "file, `dvc push`); either way retrain and log a new run."
         )
     if tags.get("dvc.stale", "false") != "false":
         causes.append("stale-outputs")
