@@ -48,7 +48,7 @@ def _save_iris_model(folder: Path):
     return path, model
 
 
-FIRST = ("test_pipeline.py", "test_labs_learner_zero.py", "test_browser.py")
+FIRST = ("test_pipeline.py", "test_labs_learner_zero.py", "test_drills_registry.py")
 """The longest files, started first so the other worker's many short files fill the time beside them."""
 
 

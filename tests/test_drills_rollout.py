@@ -12,6 +12,8 @@ from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
 
 
+pytestmark = pytest.mark.serial
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("drills-rollout-home")

@@ -28,7 +28,7 @@ from mlops_workbench.rollout.metrics import PrometheusSource
 from mlops_workbench.rollout.policy import builtin
 from mlops_workbench.serving.faults import Faults
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 DEMO = builtin("demo")
 SLACK = 6.0  # seconds on top of the policy's bound for process and scrape lag on a busy machine
 

@@ -126,10 +126,15 @@ def restore_model(project: Path | str) -> Path:
     return path
 
 
-def run_tests(project: Path | str, *paths: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m pytest [paths]`` in ``project`` with this Python, output captured."""
+def run_tests(project: Path | str, *paths: str, timeout: float = 300,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m pytest [paths]`` in ``project`` with this Python, output captured.
+
+    ``addopts`` is emptied: a project inside this checkout would otherwise inherit the workbench's own
+    options (two xdist workers, durations) from its pyproject.toml.
+    """
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "--color=no", *paths]
-    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def tests_catch(project: Path | str, bug: str, *paths: str, timeout: float = 300) -> bool:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from typing import Callable
 
 import pandas as pd
 
+from mlops_workbench.ci.scaffold import run_tests
 from mlops_workbench.data import FEATURES, load_iris_frame, save_csv
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
 from mlops_workbench.drills.spec import DrillSpec
@@ -107,8 +106,7 @@ def _repo(ctx: DrillContext):
 
 def _ci_green(ctx: DrillContext) -> None:
     """`pytest tests/` passes in the repository."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                          cwd=_repo(ctx), capture_output=True, text=True, timeout=300)
+    proc = run_tests(_repo(ctx), "tests")
     if proc.returncode != 0:
         fail("CI is red: " + " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:]))
     if " passed" not in proc.stdout:

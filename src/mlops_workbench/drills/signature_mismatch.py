@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
 import httpx
 
 from mlops_workbench import procs, registry
+from mlops_workbench.ci.scaffold import run_tests
 from mlops_workbench.drills import common
 from mlops_workbench.drills.bad_model import incident_truth, record_truth
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
@@ -124,8 +124,7 @@ def run_test(ctx: DrillContext, version: str) -> subprocess.CompletedProcess:
     from mlops_workbench import tracking
 
     env = {**os.environ, URI_ENV: f"models:/{ctx.model_name}/{version}", "MLFLOW_TRACKING_URI": tracking.url(ctx.home)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST_FILE],
-                          cwd=ctx.folder, env=env, capture_output=True, text=True, timeout=300)
+    return run_tests(ctx.folder, TEST_FILE, env=env)
 
 
 def _ci_test(ctx: DrillContext) -> None:
