@@ -1,16 +1,17 @@
 """Lab 04 under CPU pressure: healthy rollouts must promote, faulty ones must still abort in time.
 
 A learner's laptop is busy (a browser, an IDE, an indexer). This soak runs the lab's
-rollout policy (the packaged ``demo`` profile: the lab's reference values) on the
-local runtime while another process keeps a core busy (more with BURNERS), and counts:
+rollout policy (the packaged ``lab04`` profile: the solution of the lab's Exercise 1, a real
+5% first step) at the lab's 60 rps on the local runtime while another process keeps a core
+busy (more with BURNERS), and counts:
 
 * healthy rollouts (seeded, no fault) that end promoted: the target is >= 19 of 20;
 * faulty rollouts (30% errors injected once the canary takes traffic) that end aborted
   with the canary back at 0% within the policy's detection bound (+5 s of scrape lag,
   the same slack lab 04's check allows).
 
-Run: ``python -m benchmarks.soak [HEALTHY_RUNS] [FAULTY_RUNS] [BURNERS]`` (defaults 20, 5,
-one busy process). Prints one line per rollout, then the ratios as JSON.
+Run: ``python -m benchmarks.soak [HEALTHY_RUNS] [FAULTY_RUNS] [BURNERS] [POLICY]`` (defaults 20,
+5, one busy process, ``lab04``). Prints one line per rollout, then the ratios as JSON.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from benchmarks.rollback import FAULTS, _inject_when_exposed
 from mlops_workbench import tracking
 from mlops_workbench.rollout import events, ops, prepare, timeline
 from mlops_workbench.rollout.load import BackgroundLoad
-from mlops_workbench.rollout.policy import builtin
+from mlops_workbench.rollout.policy import Policy, builtin
 from mlops_workbench.rollout.state import RolloutPhase
 
-RPS = 40.0  # lab 04's parameter
+RPS = 60.0  # lab 04's parameter
 SLACK_S = 5.0  # lab 04's check allows this much scrape lag on top of the bound
 
 
@@ -58,8 +59,7 @@ class CpuLoad:
             p.join(10)
 
 
-def _rollout(home: Path, versions: prepare.Versions, seed: int, fault: str | None) -> dict:
-    policy = builtin("demo")
+def _rollout(home: Path, versions: prepare.Versions, policy: Policy, seed: int, fault: str | None) -> dict:
     prepare.reset_production(versions.stable, home)
     ctl = ops.controller(home, seed=seed)
     if fault:
@@ -75,8 +75,9 @@ def _rollout(home: Path, versions: prepare.Versions, seed: int, fault: str | Non
     return out
 
 
-def main(healthy: int = 20, faulty: int = 5, burners: int | None = None) -> dict:
+def main(healthy: int = 20, faulty: int = 5, burners: int | None = None, policy_name: str = "lab04") -> dict:
     burners = 1 if burners is None else burners
+    policy = builtin(policy_name)
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp, CpuLoad(burners):
         home = Path(tmp)
@@ -84,7 +85,7 @@ def main(healthy: int = 20, faulty: int = 5, burners: int | None = None) -> dict
             versions = prepare.ensure_versions(home, roles=("stable", "candidate"))
             for i in range(healthy + faulty):
                 fault = "error" if i >= healthy else None
-                run = _rollout(home, versions, seed=100 + i, fault=fault)
+                run = _rollout(home, versions, policy, seed=100 + i, fault=fault)
                 print(json.dumps(run), flush=True)
                 runs.append(run)
         finally:
@@ -95,7 +96,7 @@ def main(healthy: int = 20, faulty: int = 5, burners: int | None = None) -> dict
     promoted = sum(r["phase"] == RolloutPhase.PROMOTED for r in good)
     caught = sum(r["phase"] == RolloutPhase.ABORTED and r["within_bound"] for r in bad)
     causes = Counter(r["reason"].split(":")[0] for r in good if r["phase"] != RolloutPhase.PROMOTED)
-    out = {"burners": burners, "healthy_promoted": f"{promoted}/{len(good)}",
+    out = {"policy": policy_name, "rps": RPS, "burners": burners, "healthy_promoted": f"{promoted}/{len(good)}",
            "faulty_aborted_within_bound": f"{caught}/{len(bad)}",
            "healthy_target_met": promoted >= len(good) - len(good) // 20, "false_alarm_causes": dict(causes),
            "worst_time_to_restore_s": max((r["time_to_restore_s"] or 0.0 for r in bad), default=None)}
@@ -104,5 +105,5 @@ def main(healthy: int = 20, faulty: int = 5, burners: int | None = None) -> dict
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    main(*args)
+    args = sys.argv[1:]
+    main(*[int(a) for a in args[:3]], *args[3:4])

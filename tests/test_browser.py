@@ -182,6 +182,23 @@ def test_registry_panel_promote_and_rollback_change_the_registry(page, state, la
     mlflow.close()
 
 
+def test_mlflow_launcher_tile_opens_the_state_folders_mlflow_ui(page, state):
+    from mlops_workbench import procs, tracking
+
+    tracking.up(port=tracking.DEFAULT_PORT, home=state)  # the tile proxies the state folder's server on this port
+    assert procs.get("mlflow", state).port == tracking.DEFAULT_PORT
+    page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
+    tile = page.locator(".jp-LauncherCard", has_text="MLflow").first
+    tile.wait_for(timeout=120_000)
+    with page.context.expect_page(timeout=120_000) as opened:
+        tile.click()
+    ui = opened.value
+    ui.wait_for_function("() => document.title.includes('MLflow')", timeout=180_000)
+    assert ui.url.rstrip("/").endswith("/mlflow"), ui.url
+    shot(ui, "mlflow-launcher-tile")
+    ui.close()
+
+
 DASHBOARD = [
     "from IPython.display import display\n"
     "from mlops_workbench.rollout import dashboard, ops, prepare\n"

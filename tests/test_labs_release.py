@@ -10,7 +10,7 @@ import pytest
 
 from mlops_workbench.labs.format import BEGIN, Lab, LabFormatError, has_solution, read_notebook
 from mlops_workbench.labs.pipeline import write_dvc_yaml
-from mlops_workbench.labs.release import HIDDEN_STUB, STUB, learner_notebook, release, strip_solutions
+from mlops_workbench.labs.release import HIDDEN_STUB, STUB, learner_notebook, record_outputs, release, strip_solutions
 
 LABS = Lab.all()
 
@@ -106,3 +106,45 @@ def test_readme_lab_table_shows_each_time_estimate():
         row = next((line for line in readme.splitlines() if line.startswith(f"| {number} {slug} |")), None)
         assert row is not None, f"README's lab table has no row for {lab.id}"
         assert f"| {lab.spec.minutes} min |" in row, f"README shows another time for {lab.id} than lab.yaml"
+
+
+def _nb(*cells: tuple[str, list[str], list]) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    for cell_id, tags, outputs in cells:
+        cell = nbformat.v4.new_code_cell("print(1)", id=cell_id, metadata={"tags": tags})
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text) for text in outputs]
+        nb.cells.append(cell)
+    return nb
+
+
+def test_record_copies_only_the_tagged_outputs_into_the_source(tmp_path):
+    folder = tmp_path / "labs" / "09-rec"
+    folder.mkdir(parents=True)
+    nbformat.write(_nb(("seeded", ["nbval-check-output"], ["old\n"]), ("noisy", [], ["stale\n"])), folder / "lab.ipynb")
+    executed = tmp_path / "executed.ipynb"
+    nbformat.write(_nb(("seeded", [], ["0.967\n"]), ("noisy", [], ["run 3f2a\n"])), executed)
+    assert record_outputs(Lab(folder), executed) == ["seeded"]
+    cells = {c.id: c for c in read_notebook(folder / "lab.ipynb").cells}
+    assert [o.text for o in cells["seeded"].outputs] == ["0.967\n"]
+    assert cells["noisy"].outputs == []
+
+
+def test_record_refuses_a_run_that_did_not_reach_a_tagged_cell(tmp_path):
+    folder = tmp_path / "labs" / "09-rec"
+    folder.mkdir(parents=True)
+    nbformat.write(_nb(("seeded", ["nbval-check-output"], ["old\n"])), folder / "lab.ipynb")
+    executed = tmp_path / "executed.ipynb"
+    nbformat.write(_nb(("seeded", [], [])), executed)
+    with pytest.raises(LabFormatError, match=r"no outputs for the tagged cells \['seeded'\].*workbench labs run 09-rec"):
+        record_outputs(Lab(folder), executed)
+    assert [o.text for o in read_notebook(folder / "lab.ipynb").cells[0].outputs] == ["old\n"]
+
+
+def test_every_lab_with_seeded_results_commits_outputs_for_nbval():
+    """Labs 00-04 print seeded results; their tagged cells carry the outputs nbval compares."""
+    for lab in [lab for lab in LABS if lab.id[:2] in {"00", "01", "02", "03", "04"}]:
+        cells = read_notebook(lab.source).cells
+        tagged = [c for c in cells if "nbval-check-output" in c.metadata.get("tags", [])]
+        assert tagged, f"{lab.id}: tag its deterministic cells nbval-check-output and run workbench labs record"
+        assert all(c.outputs for c in tagged), f"{lab.id}: run workbench labs record {lab.id[:2]}"
+        assert not any(c.get("outputs") for c in cells if c not in tagged), f"{lab.id}: untagged cells keep outputs"

@@ -15,6 +15,7 @@ from mlops_workbench import settings
 from mlops_workbench.labs import batch
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade as grade_one
+from mlops_workbench.labs.release import record_outputs
 from mlops_workbench.labs.release import release as release_labs
 from mlops_workbench.labs.render import print_report, write_all
 
@@ -56,6 +57,18 @@ def release(
         raise typer.Exit(1)
     if not stale:
         console.print("notebooks/ is up to date.")
+
+
+@app.command()
+def record(
+    lab: Annotated[str, typer.Argument(help="lab id, e.g. 02")],
+    executed: Annotated[Optional[Path], typer.Option(help="an executed run (default: the one `workbench labs run` wrote)")] = None,
+) -> None:
+    """Record the outputs of the cells tagged nbval-check-output into the lab's source (what nbval compares)."""
+    (the_lab,) = _labs([lab])
+    executed = executed or Path("build/pipeline") / the_lab.id / "executed.ipynb"
+    recorded = record_outputs(the_lab, executed)
+    console.print(f"recorded {len(recorded)} cell outputs into {the_lab.source}: {', '.join(recorded) or 'none tagged'}")
 
 
 @app.command()

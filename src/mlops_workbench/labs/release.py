@@ -107,3 +107,30 @@ def release(labs: list[Lab], check: bool = False) -> list[Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     return stale
+
+
+NBVAL_TAG = "nbval-check-output"
+
+
+def record_outputs(lab: Lab, executed: Path) -> list[str]:
+    """Copy the outputs of the cells tagged ``nbval-check-output`` from an executed run into ``lab.source``.
+
+    Those committed outputs are what ``pytest --nbval-lax`` compares a fresh run with. Every other
+    cell of the source keeps no output. Returns the ids of the cells recorded.
+    """
+    source = read_notebook(lab.source)
+    ran = {c.get("id"): c for c in read_notebook(executed).cells}
+    tagged = [c for c in source.cells if NBVAL_TAG in c.metadata.get("tags", [])]
+    missing = [c.id for c in tagged if not ran.get(c.id, {}).get("outputs")]
+    if missing:
+        raise LabFormatError(f"{executed} has no outputs for the tagged cells {missing}: run the lab's solution "
+                             f"to the end first (workbench labs run {lab.id}), then record again.")
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            cell.outputs = copy.deepcopy(ran[cell.id].outputs) if cell in tagged else []
+            cell.execution_count = None
+            for out in cell.outputs:
+                if "execution_count" in out:
+                    out.execution_count = None  # a fresh run numbers cells differently; nbval ignores it
+    lab.source.write_text(render(source))
+    return [c.id for c in tagged]
