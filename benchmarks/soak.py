@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import signal
 import sys
 import tempfile
 from collections import Counter
@@ -79,6 +80,7 @@ def main(healthy: int = 20, faulty: int = 5, burners: int | None = None, policy_
     burners = 1 if burners is None else burners
     policy = builtin(policy_name)
     runs: list[dict] = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed soak still stops its services
     with tempfile.TemporaryDirectory() as tmp, CpuLoad(burners):
         home = Path(tmp)
         try:

@@ -1,7 +1,11 @@
 """Open-loop, seeded load generator drawing realistic Iris-like feature vectors.
 
 Requests leave on a seeded Poisson schedule at ``rps`` whatever the server does
-(open loop: a slow server does not slow the load down, as with real users).
+(open loop: a slow server does not slow the load down, as with real users). At most
+``max_in_flight`` requests wait for an answer at once: a request due while that many are
+pending is dropped and counted in :attr:`LoadResult.dropped`, as arrival-rate load tools
+do. Without the cap, an overloaded machine piles up thousands of pending requests, and the
+client's own connection pool then spends its CPU sorting them instead of sending.
 Each outcome (send time, latency, status, upstream that served it, predicted
 class) is recorded client-side; :meth:`LoadResult.summary` aggregates per upstream.
 """
@@ -20,6 +24,8 @@ import numpy as np
 
 from mlops_workbench.errors import InputError
 from mlops_workbench.rollout.router import UPSTREAM_HEADER
+
+MAX_IN_FLIGHT = 200  # pending requests at most; more and the client itself becomes the bottleneck
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +61,7 @@ class LoadResult:
     duration: float
     seed: int
     outcomes: list[Outcome] = field(default_factory=list)
+    dropped: int = 0  # due while max_in_flight requests were pending: never sent
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per upstream (and ``all``): requests, errors (5xx or no answer), error rate, p50/p99 latency (ms)."""
@@ -92,14 +99,19 @@ async def _one(client: httpx.AsyncClient, url: str, features: list[float], resul
 
 
 async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: str = "/predict",
-                    stop: threading.Event | None = None, timeout: float = 10.0) -> LoadResult:
-    """Send Poisson(``rps``) requests for ``duration`` seconds (or until ``stop`` is set)."""
-    if rps <= 0 or duration <= 0:
-        raise InputError(f"rps and duration must be positive (got rps={rps}, duration={duration})")
+                    stop: threading.Event | None = None, timeout: float = 10.0,
+                    max_in_flight: int = MAX_IN_FLIGHT) -> LoadResult:
+    """Send Poisson(``rps``) requests for ``duration`` seconds (or until ``stop`` is set).
+
+    At the end, pending requests get ``timeout`` seconds to finish and are then cancelled.
+    """
+    if rps <= 0 or duration <= 0 or max_in_flight < 1:
+        raise InputError(f"rps, duration and max_in_flight must be positive (got rps={rps}, duration={duration}, "
+                         f"max_in_flight={max_in_flight})")
     rng = np.random.default_rng(seed)
     result = LoadResult(url, rps, duration, seed)
     target = url.rstrip("/") + path
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=min(100, max_in_flight))
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         tasks: set[asyncio.Task] = set()
         start = time.perf_counter()
@@ -112,13 +124,20 @@ async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: 
                 await asyncio.sleep(delay)
             if i == len(batch):
                 batch, i = iris_like(rng, 1024), 0
-            task = asyncio.create_task(_one(client, target, batch[i].tolist(), result))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            if len(tasks) >= max_in_flight:
+                result.dropped += 1
+            else:
+                task = asyncio.create_task(_one(client, target, batch[i].tolist(), result))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
             i += 1
             due += float(rng.exponential(1.0 / rps))
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout + 1)
+            _, pending = await asyncio.wait(tasks, timeout=timeout + 1)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
     result.outcomes.sort(key=lambda o: o.sent)
     return result
 
