@@ -12,32 +12,19 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from test_rollout_replay import policy_doc  # the same planted policies as the replay's own tests
 
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.rollout import policy as pol
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "04-canary-rollback"
 CHECKS = {c.id: c for c in load_checks(LAB / "checks.py")}
-METRIC = {"interval": "2s", "window": "8s", "initialDelay": "2s", "failureLimit": 1, "consecutiveErrorLimit": 2,
-          "inconclusiveLimit": 4}
 
 
 def solution_source(cell_id: str) -> str:
     """The reference solution of one cell, as the instructor wrote it."""
     nb = nbformat.read(LAB / "lab.ipynb", as_version=4)
     return next(c.source for c in nb.cells if c.id == cell_id)
-
-
-def policy_doc(window: str = "8s", min_sample: int = 20, first: float = 5, max_rate: float = 0.02,
-               pause: str = "10s") -> dict:
-    metric = {**METRIC, "window": window}
-    return {"name": "t", "steps": [{"setWeight": first}, {"pause": {"duration": pause}}, {"setWeight": 25},
-                                   {"pause": {"duration": "8s"}}],
-            "analysis": {"minSampleSize": min_sample, "metrics": [
-                {"name": "error-rate", "kind": "errorRate", **metric, "condition": {"max": max_rate, "alpha": 0.05}},
-                {"name": "latency-p99", "kind": "latencyP99", **metric, "condition": {"maxIncrease": 0.5}},
-                {"name": "prediction-shift", "kind": "predictionShift", **metric,
-                 "condition": {"max": 0.25, "alpha": 0.01}}]}}
 
 
 def workspace(tmp_path: Path, doc: dict | None = None, decision: str | None = None) -> Context:

@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 
 from mlops_workbench import procs, registry, tracking
-from mlops_workbench.labs.checks import Context, check, fail
-from mlops_workbench.labs.learner_code import load_function
+from mlops_workbench.labs.checks import Context, check, fail, learner_function
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.gate import RegistryParams
 from mlops_workbench.serving.record import last_served
@@ -75,14 +74,7 @@ def versions_registered(ctx: Context) -> None:
 
 
 def _rule(ctx: Context):
-    path = ctx.workspace / "gate_rule.py"
-    text = path.read_text() if path.is_file() else ""
-    if not text or "NotImplementedError" in text:
-        fail("gate_rule.py does not hold your rule yet: replace the stub in the cell 'gate' and run it.")
-    try:
-        return load_function(path, "gate_rule")
-    except Exception as err:
-        fail(f"gate_rule.py does not load ({type(err).__name__}: {err}): fix it and rerun the cell 'gate'.")
+    return learner_function(ctx, "gate_rule.py", "gate_rule", "gate")
 
 
 CLEAN = {"git.commit": "a" * 40, "git.dirty": "false", "data.md5": "b" * 32, "params.hash": "c" * 64}

@@ -12,8 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_workbench import procs, settings
-from mlops_workbench.labs.checks import Context, check, fail
-from mlops_workbench.labs.learner_code import load_function
+from mlops_workbench.labs.checks import Context, check, fail, learner_function
 from mlops_workbench.rollout import events, replay, timeline
 from mlops_workbench.rollout import policy as pol
 
@@ -117,14 +116,7 @@ def sample_arithmetic(ctx: Context) -> None:
 
 
 def _decision(ctx: Context):
-    path = ctx.workspace / "error_rate.py"
-    text = path.read_text() if path.is_file() else ""
-    if not text or "NotImplementedError" in text:
-        fail("error_rate.py does not hold your decision yet: replace the stub in the cell 'write-decision' and run it.")
-    try:
-        return load_function(path, "decide")
-    except Exception as err:
-        fail(f"error_rate.py does not load ({type(err).__name__}: {err}): fix it and rerun the cell 'write-decision'.")
+    return learner_function(ctx, "error_rate.py", "decide", "write-decision")
 
 
 def _judge(decide, case: tuple) -> str:

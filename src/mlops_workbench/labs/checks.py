@@ -130,3 +130,17 @@ def load_checks(path: Path) -> list[Check]:
     sys.modules[name] = module  # dataclasses and pickling look a module up by name
     spec.loader.exec_module(module)
     return list(getattr(module, CHECKS_ATTR, []))
+
+
+def learner_function(ctx: Context, file: str, name: str, cell: str) -> Callable[..., Any]:
+    """Function ``name`` of the learner's ``file`` in the workspace, or a failed check naming the cell to run."""
+    from mlops_workbench.labs.learner_code import load_function
+
+    path = ctx.workspace / file
+    text = path.read_text() if path.is_file() else ""
+    if not text or "NotImplementedError" in text:
+        fail(f"{file} does not hold your code yet: replace the stub in the cell '{cell}' and run it.")
+    try:
+        return load_function(path, name)
+    except Exception as err:
+        fail(f"{file} does not load ({type(err).__name__}: {err}): fix it and rerun the cell '{cell}'.")
