@@ -262,7 +262,7 @@ def init_workspace(
         remote_dir = Path(remote).resolve() if remote else default_remote(home)
         remote_dir.mkdir(parents=True, exist_ok=True)
         config = {"core": {"analytics": "false", "remote": REMOTE_NAME},
-                     f"'remote \"{REMOTE_NAME}\"'": {"url": str(remote_dir)}}
+                  f"'remote \"{REMOTE_NAME}\"'": {"url": str(remote_dir)}}
     _configure(path, config)
     gitignore = path / ".gitignore"
     if not gitignore.exists():
