@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from mlops_workbench import procs, tracking, versioning
@@ -20,16 +21,15 @@ pytestmark = pytest.mark.slow
 
 
 def build_workspace(path: Path, home: Path) -> Workspace:
-    """The lab's happy path: data tracked and pushed, train stage, reproduced outputs committed."""
+    """The lab's happy path: data tracked and pushed, the three-stage pipeline, reproduced outputs committed."""
     ws = versioning.init_workspace(path, home=home)
     save_csv(load_iris_frame(), ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     ws.commit("Track Iris with DVC")
     ws.dvc("push")
     versioning.write_params(ws, train={"C": 1.0, "seed": 7})
-    versioning.write_train_script(ws)
-    ws.dvc(*versioning.TRAIN_STAGE)
-    ws.commit("Add the train stage")
+    versioning.add_pipeline(ws)
+    ws.commit("Add the pipeline")
     ws.dvc("repro")
     ws.commit("Train")
     return ws
@@ -76,6 +76,11 @@ def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path) ->
         Workspace(plain).git("status")
     with pytest.raises(WorkspaceError, match="init_workspace"):
         versioning.open_workspace(plain)
+    # lab 02's learner adds the remote: the workspace comes without one
+    bare = versioning.init_workspace(tmp_path / "bare", home=tmp_path, with_remote=False)
+    assert bare.remote_url() == "" and "remote" not in (bare.path / ".dvc" / "config").read_text()
+    with pytest.raises(ValueError, match="with_remote=False"):
+        versioning.init_workspace(tmp_path / "bare", remote=tmp_path / "remote", with_remote=False)
 
 
 def test_untracked_data_has_no_lineage(tmp_path: Path) -> None:
@@ -136,7 +141,7 @@ def test_lab_checks_pass_on_the_workspace_and_name_a_missing_push(env, tmp_path:
     project = Path(__file__).resolve().parents[1]
     checks = {c.id: c for c in load_checks(project / "labs" / "02-versioning" / "checks.py")}
     ctx = Context(lab="02-versioning", home=home, variables={"run_id": run_id})
-    for check_id in ("workspace-ready", "data-tracked", "train-stage", "lineage-complete"):
+    for check_id in ("workspace-ready", "data-tracked", "pipeline-declared", "pipeline-ran", "lineage-complete"):
         checks[check_id].func(ctx)  # passes: no exception
     # data added and committed but never pushed: the check says to push
     other = tmp_path / "home"
@@ -144,10 +149,12 @@ def test_lab_checks_pass_on_the_workspace_and_name_a_missing_push(env, tmp_path:
     save_csv(load_iris_frame(), ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     ws.commit("Track Iris")
-    with pytest.raises(CheckFailed, match=r"ws.dvc\('push'\)"):
+    with pytest.raises(CheckFailed, match=r"set but does not hold .*ws.dvc\('push'\)"):
         checks["data-tracked"].func(Context(lab="02-versioning", home=other))
-    with pytest.raises(CheckFailed, match="dvc.yaml"):
-        checks["train-stage"].func(Context(lab="02-versioning", home=other))
+    with pytest.raises(CheckFailed, match="no committed dvc.yaml"):
+        checks["pipeline-declared"].func(Context(lab="02-versioning", home=other))
+    with pytest.raises(CheckFailed, match="dvc.lock is not committed"):
+        checks["pipeline-ran"].func(Context(lab="02-versioning", home=other))
 
 
 def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
@@ -190,6 +197,11 @@ def test_logging_before_dvc_repro_is_named_as_stale_outputs(env) -> None:
     assert not report.matched
     assert "stale-outputs" in report.causes and "dirty-tree" not in report.causes
     assert any("dvc('repro')" in r for r in report.reasons)
+    # the DAG: a train param reruns train and evaluate, never prepare (its params and data did not change)
+    log = ws.dvc("repro")
+    assert "Stage 'prepare' didn't change, skipping" in log
+    assert "Running stage 'train'" in log and "Running stage 'evaluate'" in log
+    assert versioning.lineage_tags(ws)["dvc.stale"] == "false"
 
 
 def test_unknown_or_unlineaged_run_is_a_clear_error(env) -> None:
@@ -229,7 +241,7 @@ def _planted_run(home: Path, ws, **tags: str | None) -> str:
     ({"data.path": None}, r"lacks the lineage tag\(s\) \['data.path'\]"),
     ({"data.md5": "0" * 32}, "md5 dvc.lock records"),
     ({"params.hash": "0" * 64}, "sort_keys=True"),
-    ({"git.commit": "deadbeef" * 5}, "was not logged from this workspace.s history: set the tags workspace.path = str\(ws.path\) and git.commit"),
+    ({"git.commit": "deadbeef" * 5}, r"was not logged from this workspace.s history: set the tags workspace.path = str\(ws.path\) and git.commit"),
     ({"git.dirty": "no"}, "'true' or 'false'"),
 ])
 def test_lab02_lineage_check_names_each_planted_mistake(env, tags, match) -> None:
@@ -255,3 +267,18 @@ def test_lab02_hidden_checks_catch_a_constant_dirty_flag_and_a_retrain_without_n
                         variables={"fixed_run_id": run_id, "triple_run_id": _planted_run(home, ws)})
     with pytest.raises(CheckFailed, match="same data.md5 as the fixed run"):
         checks["triple-v"].func(same_data)
+
+
+def test_lab03_candidates_carry_the_pipeline_lineage(env) -> None:
+    from mlops_workbench.registry import candidates
+
+    home, _, _ = env
+    ws = candidates.candidate_workspace(home / "workspaces" / "candidates", home=home)
+    assert ws.remote_url() == str(home / "dvc-remote")  # one call still gives a configured remote
+    run_id = candidates.log_versioned_candidate(ws, {"C": 10.0}, experiment="test-versioning", home=home)
+    tags = versioning.run_lineage(run_id)["tags"]
+    lock = yaml.safe_load((ws.path / "dvc.lock").read_text())["stages"]
+    assert list(lock) == ["prepare", "train", "evaluate"]
+    assert tags["data.md5"] == next(d["md5"] for d in lock["prepare"]["deps"] if d["path"] == versioning.DATA)
+    assert tags["git.dirty"] == "false" and tags["dvc.stale"] == "false"
+    assert lock["train"]["params"]["params.yaml"]["train"]["C"] == 10.0

@@ -1,26 +1,29 @@
-"""Checks for lab 02: a git+DVC workspace, pushed data, the train stage, lineage on runs, exact reproduction.
+"""Checks for lab 02: a git+DVC workspace, a remote holding the data, the prepare -> train -> evaluate
+pipeline, lineage on runs, exact reproduction.
 
 Every check reads state the grader can see on its own: the workspace repository,
 the DVC remote, and the MLflow tracking server under the state folder. The
 reproduction checks rerun the reproduction themselves rather than trusting a
-report from the notebook.
+report from the notebook. The expected pipeline is the package's own
+(``versioning.PIPELINE``), so the checks and the reference workspaces never disagree.
 """
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import yaml
 
 from mlops_workbench import tracking
 from mlops_workbench.labs.checks import Context, check, fail
+from mlops_workbench.versioning import PIPELINE, Stage
 from mlops_workbench.versioning.lineage import params_hash
-from mlops_workbench.versioning.workspace import DATA, Workspace, remote_has
+from mlops_workbench.versioning.workspace import DATA, METRICS, Workspace, remote_has
 
 EXPERIMENT = "02-versioning"  # the notebook's `experiment` parameter
 REQUIRED_TAGS = ("git.commit", "git.dirty", "data.path", "data.md5", "params.hash", "workspace.path")
 """The lineage a reproduction needs (what the learner's log_run sets with mlflow.set_tags)."""
+ADD_REMOTE = "ws.dvc('remote', 'add', '--default', 'local', str(versioning.default_remote(lab.home)))"
 
 
 def workspace(ctx: Context) -> Workspace:
@@ -28,12 +31,6 @@ def workspace(ctx: Context) -> Workspace:
     if not (ws.path / ".git").is_dir() or not (ws.path / ".dvc").is_dir():
         fail(f"{ws.path} is not a git + DVC repository: run the cell 'init-workspace' (versioning.init_workspace).")
     return ws
-
-
-def in_git(ws: Workspace, path: str, rev: str = "HEAD") -> bool:
-    return subprocess.run(
-        ["git", "cat-file", "-e", f"{rev}:{path}"], cwd=ws.path, capture_output=True
-    ).returncode == 0
 
 
 def client(ctx: Context) -> Any:
@@ -54,7 +51,7 @@ def workspace_run(ctx: Context, ws: Workspace, variable: str, cell: str) -> Any:
     except MlflowException:
         fail(f"`{variable}` = {run_id!r} is not a run on the tracking server: rerun the cell '{cell}'.")
     tags = run.data.tags
-    if tags.get("workspace.path") != str(ws.path) or not in_git(ws, "params.yaml", tags.get("git.commit", "-")):
+    if tags.get("workspace.path") != str(ws.path) or not ws.has("params.yaml", tags.get("git.commit", "-")):
         fail(f"Run {run_id} was not logged from this workspace's history: set the tags workspace.path = str(ws.path) "
              "and git.commit = the workspace's HEAD in log_run.")
     return run
@@ -62,52 +59,126 @@ def workspace_run(ctx: Context, ws: Workspace, variable: str, cell: str) -> Any:
 
 @check("workspace-ready", points=1, cells=["init-workspace"])
 def workspace_ready(ctx: Context) -> None:
-    """The lab workspace is its own git + DVC repository with a local default remote."""
+    """The lab workspace is its own git + DVC repository."""
     ws = workspace(ctx)
     top = ws.git("rev-parse", "--show-toplevel")
     if top != str(ws.path):
         fail(f"git in {ws.path} uses the repository at {top}: the workspace must be a repository of its own.")
-    remote = ws.remote_url()
-    if not remote:
-        fail("The workspace has no default DVC remote: init_workspace adds one (`dvc remote add --default`).")
 
 
-@check("data-tracked", points=2, cells=["track-data"])
+@check("data-tracked", points=2, cells=["init-workspace", "track-data"])
 def data_tracked(ctx: Context) -> None:
-    """data/iris.csv is tracked by DVC, its .dvc file committed, its content pushed to the remote."""
+    """data/iris.csv is tracked by DVC, its .dvc file committed, and the committed default remote holds it."""
     ws = workspace(ctx)
     md5 = ws.dvc_md5(DATA)
     if md5 is None:
         fail(f"{DATA} is not tracked by DVC: run ws.dvc('add', '{DATA}') in the cell 'track-data'.")
-    if not in_git(ws, f"{DATA}.dvc"):
+    if not ws.has(f"{DATA}.dvc"):
         fail(f"{DATA}.dvc is not committed: commit it with ws.commit('...') after `dvc add`.")
-    if in_git(ws, DATA):
+    if ws.has(DATA):
         fail(f"{DATA} itself is committed to git: data belongs in DVC; only {DATA}.dvc goes into git.")
-    if not remote_has(ws.remote_url(), md5):
-        fail(f"The DVC remote {ws.remote_url()} does not hold {DATA} (md5 {md5}): run ws.dvc('push').")
+    remote = ws.remote_url()
+    if not remote:
+        fail(f"The workspace has no default DVC remote, so `dvc push` has nowhere to send {DATA} and no clone can "
+             f"`dvc pull` it. Add the shared folder as the default remote: {ADD_REMOTE}, commit, then push.")
+    if ws.remote_url("HEAD") != remote:
+        fail(f"The default remote {remote} is not in the committed .dvc/config, so a clone (like the one a "
+             "reproduction makes) does not know it: commit .dvc/config with ws.commit('...') (and do not use --local).")
+    if not remote_has(remote, md5):
+        fail(f"The default remote {remote} is set but does not hold {DATA} (md5 {md5}): the data was never pushed "
+             "there. Run ws.dvc('push').")
 
 
-@check("train-stage", points=2, cells=["train-stage"])
-def train_stage(ctx: Context) -> None:
-    """A committed DVC stage `train` depends on train.py, the data and params, and outputs model and metrics."""
+def names(stage: dict, key: str) -> list[str]:
+    """The paths (or param names) a dvc.yaml stage lists under ``key``; entries with options are dicts."""
+    found: list[str] = []
+    for entry in stage.get(key) or []:
+        if isinstance(entry, str):
+            found.append(entry)
+        elif key == "params":  # {params.yaml: [names]} when the file is spelled out
+            found += [n for keys in entry.values() for n in (keys or [])]
+        else:
+            found.append(next(iter(entry)))
+    return found
+
+
+def covered(path: str, declared: list[str]) -> bool:
+    """``path`` is declared itself or through a folder (``-d data/prepared`` covers data/prepared/train.csv)."""
+    return any(path == d.rstrip("/") or path.startswith(d.rstrip("/") + "/") for d in declared)
+
+
+def stage_problem(expected: Stage, stage: dict) -> str | None:
+    """What a learner's dvc.yaml stage lacks compared with the stage the pipeline needs, with the fix."""
+    name, script, redo = expected.name, expected.script, "redeclare it (`dvc stage add --force ...`) and commit"
+    if script not in str(stage.get("cmd", "")):
+        return f"The {name} stage runs {stage.get('cmd')!r}, not its script: its command is '{expected.command}'."
+    deps, params = names(stage, "deps"), names(stage, "params")
+    if script not in deps:
+        return (f"The {name} stage does not depend on its own code: add -d {script}, or editing {script} never "
+                f"reruns it; {redo}.")
+    for dep in expected.deps:
+        if not covered(dep, deps):
+            return (f"The {name} stage does not depend on {dep}, which it reads: add -d {dep}, or DVC neither runs "
+                    f"{name} after the stage that writes it nor reruns {name} when it changes; {redo}.")
+    missing = [p for p in expected.params if p not in params and p.split(".")[0] not in params]
+    if missing:
+        return (f"The {name} stage does not track the params {missing} it reads: add -p {','.join(expected.params)}, "
+                f"or changing them never reruns it; {redo}.")
+    outs = names(stage, "outs")
+    for out in expected.outs:  # the folder itself, or files inside it
+        if not covered(out, outs) and not any(covered(o, [out]) for o in outs):
+            return (f"The {name} stage does not declare its output {out}: add -o {out}, so DVC caches it and the "
+                    f"next stage can depend on it; {redo}.")
+    for metric in expected.metrics:
+        entries = [m for m in stage.get("metrics") or [] if isinstance(m, dict)]
+        if not any((m.get(metric) or {}).get("cache") is False for m in entries):
+            return (f"The {name} stage must declare {metric} as a metrics file kept in git: -M {metric} (capital M; "
+                    f"-m or -o would put it in the DVC cache instead); {redo}.")
+    return None
+
+
+def committed_stages(ws: Workspace, name: str) -> dict[str, Any]:
+    """The ``stages`` of dvc.yaml or dvc.lock as committed at HEAD ({} when not committed)."""
+    text = ws.git("show", f"HEAD:{name}") if ws.has(name) else ""
+    return (yaml.safe_load(text) or {}).get("stages") or {}
+
+
+@check("pipeline-declared", points=3, cells=["pipeline"])
+def pipeline_declared(ctx: Context) -> None:
+    """dvc.yaml (committed) declares prepare, train and evaluate, each with its code, data, params and outputs."""
     ws = workspace(ctx)
-    if not in_git(ws, "dvc.yaml"):
-        fail("There is no committed dvc.yaml: add the stage with ws.dvc('stage', 'add', ...) and commit it.")
-    stage = (yaml.safe_load((ws.path / "dvc.yaml").read_text()) or {}).get("stages", {}).get("train")
-    if not stage:
-        fail("dvc.yaml has no stage named `train`: use `-n train` in `dvc stage add`.")
-    deps = set(stage.get("deps", []))
-    if not {"train.py", DATA} <= deps:
-        fail(f"The train stage depends on {sorted(deps)}; it must depend on train.py and {DATA} (-d).")
-    params = {p if isinstance(p, str) else next(iter(p)) for p in stage.get("params", [])}
-    if not {"prepare", "train"} <= params:
-        fail(f"The train stage tracks params {sorted(params)}; it must track the sections prepare and train (-p prepare,train).")
-    outs = [o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])]
-    metrics = [m if isinstance(m, str) else next(iter(m)) for m in stage.get("metrics", [])]
-    if "model" not in outs or "metrics.json" not in metrics:
-        fail("The train stage must output the model folder (-o model) and metrics.json as metrics (-M metrics.json).")
-    if not in_git(ws, "dvc.lock"):
+    if not ws.has("dvc.yaml"):
+        fail("There is no committed dvc.yaml: declare the stages with ws.dvc('stage', 'add', ...) and commit.")
+    if ws.git("status", "--porcelain", "--", "dvc.yaml"):
+        fail("dvc.yaml has changes that are not committed: commit it with ws.commit('...').")
+    stages = committed_stages(ws, "dvc.yaml")
+    for expected in PIPELINE:
+        if expected.name not in stages:
+            fail(f"dvc.yaml has no stage named `{expected.name}` (it has {sorted(stages)}): declare it with "
+                 f"`dvc stage add -n {expected.name} ...` and commit.")
+        problem = stage_problem(expected, stages[expected.name] or {})
+        if problem:
+            fail(problem)
+
+
+@check("pipeline-ran", points=1, cells=["pipeline"])
+def pipeline_ran(ctx: Context) -> None:
+    """The committed dvc.lock records a run of every stage as declared, and metrics.json is committed."""
+    ws = workspace(ctx)
+    if not ws.has("dvc.lock"):
         fail("dvc.lock is not committed: run ws.dvc('repro') and commit the result.")
+    locked, declared = (committed_stages(ws, name) for name in ("dvc.lock", "dvc.yaml"))
+    never = [s.name for s in PIPELINE if s.name not in locked]
+    if never:
+        fail(f"The committed dvc.lock has no record of the stage(s) {never}: they never ran. Run ws.dvc('repro') "
+             "(it runs every stage whose inputs changed, upstream first) and commit dvc.lock.")
+    for stage in PIPELINE:
+        recorded = {d.get("path") for d in locked[stage.name].get("deps") or []}
+        if not set(names(declared.get(stage.name) or {}, "deps")) <= recorded:
+            fail(f"The committed dvc.lock records the {stage.name} stage as it was before you changed its "
+                 "declaration: run ws.dvc('repro') again and commit dvc.lock.")
+    if not ws.has(METRICS):
+        fail(f"{METRICS} is not committed: a -M metrics file is versioned in git; commit it after `dvc repro`.")
 
 
 def lock_md5(ws: Workspace, commit: str) -> str | None:
@@ -130,14 +201,15 @@ def check_lineage(ws: Workspace, run: Any, what: str) -> dict[str, str]:
     if missing:
         fail(f"The {what} lacks the lineage tag(s) {missing}: add them to the mlflow.set_tags(...) call in log_run.")
     commit = tags["git.commit"]
-    if not in_git(ws, "params.yaml", commit):
+    if not ws.has("params.yaml", commit):
         fail(f"git.commit = {commit!r} is not a commit of the workspace: use ws.git('rev-parse', 'HEAD').")
     if tags["data.path"] != DATA:
         fail(f"data.path is {tags['data.path']!r}: it names the tracked file, {DATA!r}.")
     recorded = lock_md5(ws, commit)
     if tags["data.md5"] != recorded:
         fail(f"The {what}'s data.md5 {tags['data.md5']!r} is not the md5 dvc.lock records for {DATA} at its commit "
-             f"({recorded!r}): read it from the deps of the train stage in dvc.lock, after `dvc repro` and a commit.")
+             f"({recorded!r}): read it from the deps of the prepare stage (the one that reads {DATA}) in dvc.lock, "
+             "after `dvc repro` and a commit.")
     if tags["git.dirty"] not in ("true", "false"):
         fail(f"git.dirty is {tags['git.dirty']!r}: write the string 'true' or 'false'.")
     return tags

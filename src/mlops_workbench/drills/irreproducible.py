@@ -1,8 +1,8 @@
 """Drill ``irreproducible``: the production model cannot be reproduced because its data changed outside DVC.
 
-The setup edits ``data/iris.csv`` in place and retrains only the ``train`` stage: a plain ``dvc repro`` would
-also re-record the changed data file in ``data/iris.csv.dvc`` (DVC commits a changed data source), versioning
-the drift and leaving nothing to restore. The checks only compare hashes; they never run DVC.
+The setup edits ``data/iris.csv`` in place and reruns the pipeline's stages as single items: a plain
+``dvc repro`` would also re-record the changed data file in ``data/iris.csv.dvc`` (DVC commits a changed data
+source), versioning the drift and leaving nothing to restore. The checks only compare hashes; they never run DVC.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class Irreproducible(Drill):
         drifted = original.copy()
         drifted.loc[drifted["species"] == "versicolor", "sepal_width"] *= 1.15  # a "quick clean-up", never dvc-added
         drifted.round(3).to_csv(ws.path / DATA, index=False)
-        ws.dvc("repro", "--quiet", "--single-item", "train")  # the train stage only: the .dvc file stays as it was
+        # every stage, each alone, in the order given: the data's .dvc file (not a target) stays as it was
+        ws.dvc("repro", "--quiet", "--single-item", *(stage.name for stage in versioning.PIPELINE))
         bad = versioning.log_model_run(ws, experiment=f"drill-{ctx.name}", home=ctx.home)
         recorded = tracking.client(ctx.home).get_run(bad).data.tags["data.md5"]
         if file_md5(ws.path / DATA) == recorded:

@@ -1,6 +1,8 @@
-"""A versioned training workspace for the versioning drills: git + DVC, the ``train`` stage, runs with lineage.
+"""A versioned training workspace for the versioning drills: git + DVC, the prepare -> train -> evaluate
+pipeline, runs with lineage.
 
-Only the package's versioning API is used (``init_workspace``, ``write_params``, ``dvc``, ``log_model_run``).
+Only the package's versioning API is used (``init_workspace``, ``write_params``, ``add_pipeline``, ``dvc``,
+``log_model_run``).
 """
 
 from __future__ import annotations
@@ -12,18 +14,17 @@ import pandas as pd
 from mlops_workbench import tracking, versioning
 from mlops_workbench.data import save_csv
 from mlops_workbench.drills.base import DrillContext
-from mlops_workbench.versioning import DATA, TRAIN_STAGE, Workspace
+from mlops_workbench.versioning import DATA, Workspace
 
 
 def create(ctx: DrillContext, data: pd.DataFrame, train: dict[str, Any] | None = None) -> Workspace:
-    """A fresh workspace ``<drill folder>/ws`` with ``data`` tracked by DVC and the train stage declared."""
+    """A fresh workspace ``<drill folder>/ws`` with ``data`` tracked by DVC and the pipeline declared."""
     tracking.up(home=ctx.home, timeout=300)
     ws = versioning.init_workspace(ctx.folder / "ws", home=ctx.home, reset=True)
     versioning.write_params(ws, train=train or {})
-    versioning.write_train_script(ws)
     save_csv(data, ws.path / DATA)
     ws.dvc("add", "--quiet", DATA)
-    ws.dvc(*TRAIN_STAGE)
+    versioning.add_pipeline(ws)
     return ws
 
 

@@ -46,7 +46,8 @@ def log_candidate(
 def candidate_workspace(path: Path | str, home: Path | None = None) -> Any:
     """A git + DVC workspace (as in lab 02) for candidates whose runs carry full lineage.
 
-    Iris tracked by DVC and pushed, params.yaml and the ``train`` stage committed; rebuilt from empty each call.
+    Iris tracked by DVC and pushed, params.yaml and the prepare -> train -> evaluate pipeline committed; rebuilt
+    from empty each call.
     """
     from mlops_workbench import versioning
 
@@ -56,9 +57,8 @@ def candidate_workspace(path: Path | str, home: Path | None = None) -> Any:
     ws.commit("Track the Iris data with DVC")
     ws.dvc("push", "--quiet")
     versioning.write_params(ws)
-    versioning.write_train_script(ws)
-    ws.dvc(*versioning.TRAIN_STAGE)
-    ws.commit("Add the train stage")
+    versioning.add_pipeline(ws)
+    ws.commit("Add the pipeline: prepare, train, evaluate")
     return ws
 
 

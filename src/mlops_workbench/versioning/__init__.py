@@ -1,5 +1,5 @@
-"""Versioning code, data and model together: lab workspaces (``workspace``), the DVC train
-stage (``stages``), run lineage (``lineage``) and exact reproduction (``reproduction``).
+"""Versioning code, data and model together: lab workspaces (``workspace``), the DVC pipeline
+prepare -> train -> evaluate (``stages``), run lineage (``lineage``) and exact reproduction (``reproduction``).
 
 The package is the one import a notebook needs: ``from mlops_workbench import versioning``.
 """
@@ -8,29 +8,38 @@ from mlops_workbench.versioning.stages import (
     DATA,
     LINEAGE_TAGS,
     METRICS,
-    TRAIN_STAGE,
+    PIPELINE,
+    PREPARED,
+    TEST_SPLIT,
+    TRAIN_SPLIT,
     MetricComparison,
     PrepareParams,
     ReproductionError,
     ReproductionReport,
+    Stage,
     Workspace,
     WorkspaceError,
+    add_pipeline,
+    default_remote,
+    evaluate_stage,
     init_workspace,
     lineage_tags,
     log_model_run,
     open_workspace,
+    prepare_stage,
     preprocess,
     remote_has,
     reproduce,
     run_lineage,
     train_stage,
     write_params,
-    write_train_script,
+    write_stage_scripts,
 )
 
 __all__ = [
-    "DATA", "LINEAGE_TAGS", "METRICS", "MetricComparison", "PrepareParams", "ReproductionError", "ReproductionReport",
-    "TRAIN_STAGE", "Workspace", "WorkspaceError", "init_workspace", "lineage_tags", "log_model_run",
-    "open_workspace", "preprocess", "remote_has", "reproduce", "run_lineage", "train_stage", "write_params",
-    "write_train_script",
+    "DATA", "LINEAGE_TAGS", "METRICS", "MetricComparison", "PIPELINE", "PREPARED", "PrepareParams",
+    "ReproductionError", "ReproductionReport", "Stage", "TEST_SPLIT", "TRAIN_SPLIT", "Workspace", "WorkspaceError",
+    "add_pipeline", "default_remote", "evaluate_stage", "init_workspace", "lineage_tags", "log_model_run",
+    "open_workspace", "prepare_stage", "preprocess", "remote_has", "reproduce", "run_lineage", "train_stage",
+    "write_params", "write_stage_scripts",
 ]

@@ -1,10 +1,14 @@
 """Versioning code, data and model together (lab 02).
 
 A lab workspace (:mod:`mlops_workbench.versioning.workspace`) keeps code and
-``params.yaml`` in git, the Iris CSV in DVC, and a DVC 3 ``train`` stage that
-runs the workspace's ``train.py``. That script only calls :func:`train_stage`:
-preprocess (section ``prepare``), split, train (section ``train``), evaluate,
-and write ``model/model.pkl`` and ``metrics.json``.
+``params.yaml`` in git, the Iris CSV in DVC, and a DVC 3 pipeline of three
+stages, :data:`PIPELINE`: ``prepare`` (preprocess with params section
+``prepare``, split with ``train.seed`` / ``train.test_size``, write
+``data/prepared/``) -> ``train`` (fit on the prepared train split with section
+``train``, write ``model/model.pkl``) -> ``evaluate`` (score the model on the
+prepared test split, write ``metrics.json``). Each stage's script in the
+workspace only calls its function here (:func:`prepare_stage`,
+:func:`train_stage`, :func:`evaluate_stage`).
 
 Runs are logged with their lineage (:mod:`mlops_workbench.versioning.lineage`) and can be
 reproduced from it (:mod:`mlops_workbench.versioning.reproduction`). This module is the one
@@ -20,6 +24,7 @@ import a notebook needs::
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,39 +38,76 @@ from mlops_workbench.versioning.workspace import (
     METRICS,
     MODEL_DIR,
     MODEL_FILE,
-    TRAIN_SCRIPT,
     Workspace,
     WorkspaceError,
+    default_remote,
     init_workspace,
     open_workspace,
     remote_has,
 )
 
 __all__ = [
-    "LINEAGE_TAGS", "DATA", "MetricComparison", "PrepareParams", "ReproductionError", "ReproductionReport",
-    "TRAIN_STAGE", "Workspace", "WorkspaceError", "init_workspace", "lineage_tags", "log_model_run",
-    "open_workspace", "preprocess", "remote_has", "reproduce", "run_lineage", "train_stage", "write_params",
-    "write_train_script",
+    "DATA", "LINEAGE_TAGS", "METRICS", "MetricComparison", "PIPELINE", "PREPARED", "PrepareParams",
+    "ReproductionError", "ReproductionReport", "Stage", "TEST_SPLIT", "TRAIN_SPLIT", "Workspace", "WorkspaceError",
+    "add_pipeline", "default_remote", "evaluate_stage", "init_workspace", "lineage_tags", "log_model_run",
+    "open_workspace", "prepare_stage", "preprocess", "remote_has", "reproduce", "run_lineage", "train_stage",
+    "write_params", "write_stage_scripts",
 ]
 
-TRAIN_STAGE = [
-    "stage", "add", "--force", "-n", "train",
-    "-d", TRAIN_SCRIPT, "-d", DATA,
-    "-p", "prepare,train",
-    "-o", MODEL_DIR, "-M", METRICS,
-    f"python {TRAIN_SCRIPT}",
-]
-"""``ws.dvc(*TRAIN_STAGE)`` declares the train stage: its code, data and params in, model and metrics out."""
+PREPARED = "data/prepared"
+TRAIN_SPLIT = f"{PREPARED}/train.csv"
+TEST_SPLIT = f"{PREPARED}/test.csv"
 
-SCRIPT = '''"""Train stage of this workspace, run by `dvc repro` (declared in dvc.yaml).
 
-Preprocesses data/iris.csv with params.yaml `prepare`, trains with `train`,
-writes model/model.pkl and metrics.json.
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the workspace pipeline: what it reads (besides its script), tracks and writes."""
+
+    name: str
+    summary: str
+    deps: tuple[str, ...]
+    params: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+
+    @property
+    def script(self) -> str:
+        return f"{self.name}.py"
+
+    @property
+    def command(self) -> str:
+        return f"python {self.script}"
+
+    @property
+    def args(self) -> list[str]:
+        """``ws.dvc(*stage.args)`` declares the stage (``dvc stage add --force ...``)."""
+        args = ["stage", "add", "--force", "-n", self.name, *_flags("-d", (self.script, *self.deps))]
+        if self.params:
+            args += ["-p", ",".join(self.params)]
+        return [*args, *_flags("-o", self.outs), *_flags("-M", self.metrics), self.command]
+
+
+def _flags(flag: str, paths: tuple[str, ...]) -> list[str]:
+    return [part for path in paths for part in (flag, path)]
+
+
+PIPELINE = (
+    Stage("prepare", "preprocess data/iris.csv (params `prepare`) and split it (train.seed, train.test_size)",
+          deps=(DATA,), params=("prepare", "train.seed", "train.test_size"), outs=(PREPARED,)),
+    Stage("train", "fit the model (params `train`) on the prepared train split",
+          deps=(TRAIN_SPLIT,), params=("train",), outs=(MODEL_DIR,)),
+    Stage("evaluate", "score the model on the prepared test split", deps=(MODEL_FILE, TEST_SPLIT), metrics=(METRICS,)),
+)
+"""The workspace pipeline in run order: prepare -> train -> evaluate (the one owner of the declarations)."""
+
+SCRIPT = '''"""Stage `{name}` of this workspace's DVC pipeline (dvc.yaml), run by `dvc repro`.
+
+What it does: {summary}.
 """
-from mlops_workbench.versioning import train_stage
+from mlops_workbench.versioning import {name}_stage
 
 if __name__ == "__main__":
-    train_stage(".")
+    {name}_stage(".")
 '''
 
 
@@ -105,33 +147,68 @@ def write_params(ws: Workspace, train: dict[str, Any] | None = None, prepare: di
     return ws.set_params(prepare=prepare_values, train=train_values)
 
 
-def write_train_script(ws: Workspace) -> Path:
-    """Write ``train.py`` (the stage command: a thin call to :func:`train_stage`) into the workspace."""
-    path = ws.path / TRAIN_SCRIPT
-    path.write_text(SCRIPT)
-    return path
+def write_stage_scripts(ws: Workspace) -> list[Path]:
+    """Write each stage's script (``prepare.py``, ``train.py``, ``evaluate.py``: thin calls into this module)."""
+    paths = [ws.path / stage.script for stage in PIPELINE]
+    for stage, path in zip(PIPELINE, paths):
+        path.write_text(SCRIPT.format(name=stage.name, summary=stage.summary))
+    return paths
 
 
-def train_stage(workspace: Path | str = ".") -> dict[str, float]:
-    """The body of the ``train`` stage: preprocess, split, train, evaluate; writes the model and metrics.
+def add_pipeline(ws: Workspace) -> None:
+    """Write the stage scripts and declare every stage of :data:`PIPELINE` in ``dvc.yaml`` (not committed)."""
+    write_stage_scripts(ws)
+    for stage in PIPELINE:
+        ws.dvc(*stage.args)
 
-    Metrics: accuracy and f1_macro on the held-out split, plus log_loss (sensitive
-    to any change in data or model, so reproductions are compared exactly).
+
+def _params(root: Path) -> tuple[PrepareParams, Any]:
+    from mlops_workbench.train import TrainParams
+
+    params = Workspace(root).params()
+    return PrepareParams.model_validate(params.get("prepare") or {}), TrainParams.from_dict(params.get("train"))
+
+
+def prepare_stage(workspace: Path | str = ".") -> tuple[int, int]:
+    """The ``prepare`` stage: preprocess the data, split it (seeded, stratified), write both splits; returns sizes."""
+    from mlops_workbench.data import load_csv, save_csv, split
+
+    root = Path(workspace)
+    prepare, train_params = _params(root)
+    train_df, test_df = split(preprocess(load_csv(root / DATA), prepare), train_params.test_size, train_params.seed)
+    save_csv(train_df, root / TRAIN_SPLIT)
+    save_csv(test_df, root / TEST_SPLIT)
+    return len(train_df), len(test_df)
+
+
+def train_stage(workspace: Path | str = ".") -> Path:
+    """The ``train`` stage: fit the model on the prepared train split, write ``model/model.pkl``; returns its path."""
+    import joblib
+
+    from mlops_workbench.data import load_csv
+    from mlops_workbench.train import train
+
+    root = Path(workspace)
+    model = train(load_csv(root / TRAIN_SPLIT), _params(root)[1])
+    (root / MODEL_DIR).mkdir(exist_ok=True)
+    joblib.dump(model, root / MODEL_FILE)
+    return root / MODEL_FILE
+
+
+def evaluate_stage(workspace: Path | str = ".") -> dict[str, float]:
+    """The ``evaluate`` stage: score the model on the prepared test split, write ``metrics.json``.
+
+    Metrics: accuracy and f1_macro, plus log_loss (sensitive to any change in data
+    or model, so reproductions are compared exactly).
     """
     import joblib
     from sklearn.metrics import log_loss
 
-    from mlops_workbench.data import FEATURES, LABEL, load_csv, split
+    from mlops_workbench.data import FEATURES, LABEL, load_csv
     from mlops_workbench.evaluate import evaluate
-    from mlops_workbench.train import TrainParams, train
 
     root = Path(workspace)
-    params = Workspace(root).params()
-    prepare = PrepareParams.model_validate(params.get("prepare") or {})
-    train_params = TrainParams.from_dict(params.get("train"))
-    df = preprocess(load_csv(root / DATA), prepare)
-    train_df, test_df = split(df, train_params.test_size, train_params.seed)
-    model = train(train_df, train_params)
+    model, test_df = joblib.load(root / MODEL_FILE), load_csv(root / TEST_SPLIT)
     scores = evaluate(model, test_df)
     proba = model.predict_proba(test_df[FEATURES])
     metrics = {
@@ -139,7 +216,5 @@ def train_stage(workspace: Path | str = ".") -> dict[str, float]:
         "f1_macro": float(scores["f1_macro"]),
         "log_loss": float(log_loss(test_df[LABEL].astype(str), proba, labels=list(model.classes_))),
     }
-    (root / MODEL_DIR).mkdir(exist_ok=True)
-    joblib.dump(model, root / MODEL_FILE)
     (root / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

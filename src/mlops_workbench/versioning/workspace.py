@@ -1,7 +1,7 @@
 """Lab workspaces: a folder that is its own git + DVC repository, never the project checkout.
 
 A workspace keeps code and ``params.yaml`` in git, data in DVC (pushed to a
-local-folder remote, by default ``<home>/dvc-remote``) and its pipeline in
+local-folder remote, by default the shared ``<home>/dvc-remote``) and its pipeline in
 ``dvc.yaml``. Every git and DVC command runs through :class:`Workspace`, which
 refuses to act unless the folder is its own repository, so a half-initialised
 workspace can never fall through to the project repo above it. Git identity
@@ -36,7 +36,6 @@ DATA = "data/iris.csv"
 MODEL_DIR = "model"
 MODEL_FILE = "model/model.pkl"
 METRICS = "metrics.json"
-TRAIN_SCRIPT = "train.py"
 RESULT_FILES = ("dvc.lock",)
 """Files that record results, not inputs: changing them does not make a run's inputs dirty."""
 GITIGNORE = "__pycache__/\n.ipynb_checkpoints/\n"
@@ -133,12 +132,25 @@ class Workspace:
                     paths.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
         return paths
 
-    def remote_url(self) -> str:
-        """The URL (a folder) of the default DVC remote."""
+    def remote_url(self, rev: str | None = None) -> str:
+        """The URL of the default DVC remote ("" when none); a relative folder is resolved as DVC does, from .dvc/.
+
+        With ``rev`` (e.g. "HEAD"): the remote a clone of that commit sees (its committed ``.dvc/config`` only).
+        """
         config = configparser.ConfigParser()
-        config.read([self.path / ".dvc" / "config", self.path / ".dvc" / "config.local"])
+        if rev is None:
+            config.read([self.path / ".dvc" / "config", self.path / ".dvc" / "config.local"])
+        else:
+            config.read_string(self.git("show", f"{rev}:.dvc/config") if self.has(".dvc/config", rev) else "")
         name = config.get("core", "remote", fallback="")
-        return config.get(f"'remote \"{name}\"'", "url", fallback="") if name else ""
+        url = config.get(f"'remote \"{name}\"'", "url", fallback="") if name else ""
+        if url and "://" not in url and not Path(url).is_absolute():
+            return str((self.path / ".dvc" / url).resolve())
+        return url
+
+    def has(self, path: str, rev: str = "HEAD") -> bool:
+        """True when ``path`` is committed at ``rev``."""
+        return self.git("cat-file", "-t", f"{rev}:{path}", check=False) in ("blob", "tree")
 
     def params(self) -> dict[str, Any]:
         """The workspace's ``params.yaml`` ({} when missing)."""
@@ -177,9 +189,17 @@ def stale_inputs(ws: Workspace) -> list[str]:
             if path.is_file() and dep.get("md5") and file_md5(path) != dep["md5"]:
                 stale.append(dep["path"])
         for key, value in (stage.get("params") or {}).get("params.yaml", {}).items():
-            if params.get(key) != value:
+            if _param(params, key) != value:
                 stale.append(f"params.yaml:{key}")
     return stale
+
+
+def _param(params: dict[str, Any], key: str) -> Any:
+    """The value of ``key`` in params, where ``train.seed`` names ``seed`` inside section ``train`` (as in ``-p``)."""
+    if key in params:
+        return params[key]
+    section, _, rest = key.partition(".")
+    return _param(params[section], rest) if rest and isinstance(params.get(section), dict) else None
 
 
 def file_md5(path: Path) -> str:
@@ -214,47 +234,53 @@ def _refuse_project(path: Path) -> None:
 
 
 def init_workspace(
-    path: Path | str, remote: Path | str | None = None, home: Path | None = None, reset: bool = False
+    path: Path | str, remote: Path | str | None = None, home: Path | None = None, reset: bool = False,
+    with_remote: bool = True,
 ) -> Workspace:
-    """Make ``path`` a git + DVC repository of its own with a local-folder default remote.
+    """Make ``path`` a git + DVC repository of its own, by default with a local-folder default remote.
 
     Idempotent: an existing workspace is kept (``reset=True`` empties the folder
-    first). The remote defaults to ``<home>/dvc-remote`` and is created.
+    first). The remote defaults to :func:`default_remote` and is created.
+    ``with_remote=False`` leaves the remote to the caller (lab 02's learner runs
+    ``dvc remote add --default`` themselves).
     """
+    if remote is not None and not with_remote:
+        raise ValueError("init_workspace: pass either remote=FOLDER or with_remote=False, not both.")
     path = Path(path).resolve()
     _refuse_project(path)
     if reset and path.exists():
         for child in path.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     path.mkdir(parents=True, exist_ok=True)
-    remote_dir = Path(remote).resolve() if remote else default_remote(home)
-    remote_dir.mkdir(parents=True, exist_ok=True)
     if not (path / ".git").is_dir():
         run(["git", "init", "--quiet", "-b", "main"], path)
     ws = Workspace(path)
     if not (path / ".dvc").is_dir():
         run([sys.executable, "-m", "dvc", "init", "--quiet"], path, ceiling=path.parent)
-    _configure_remote(path, remote_dir)
+    config = {"core": {"analytics": "false"}}
+    if with_remote:
+        remote_dir = Path(remote).resolve() if remote else default_remote(home)
+        remote_dir.mkdir(parents=True, exist_ok=True)
+        config = {"core": {"analytics": "false", "remote": REMOTE_NAME},
+                  f"'remote \"{REMOTE_NAME}\"'": {"url": str(remote_dir)}}
+    _configure(path, config)
     gitignore = path / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text(GITIGNORE)
-    ws.commit("Initialise workspace: git + DVC with a local remote")
+    ws.commit(f"Initialise workspace: git + DVC{' with a local remote' if with_remote else ''}")
     return ws
 
 
-def _configure_remote(path: Path, remote_dir: Path) -> None:
-    """What ``dvc remote add --default local DIR`` and ``dvc config core.analytics false`` write, without
-    paying two DVC start-ups."""
+def _configure(path: Path, sections: dict[str, dict[str, str]]) -> None:
+    """Write ``sections`` into ``.dvc/config`` as ``dvc config`` / ``dvc remote add --default`` would, without
+    paying a DVC start-up per setting."""
     config = configparser.ConfigParser()
     config.read(path / ".dvc" / "config")
-    if not config.has_section("core"):
-        config.add_section("core")
-    config.set("core", "analytics", "false")
-    config.set("core", "remote", REMOTE_NAME)
-    section = f"'remote \"{REMOTE_NAME}\"'"
-    if not config.has_section(section):
-        config.add_section(section)
-    config.set(section, "url", str(remote_dir))
+    for section, values in sections.items():
+        if not config.has_section(section):
+            config.add_section(section)
+        for key, value in values.items():
+            config.set(section, key, value)
     with open(path / ".dvc" / "config", "w") as fh:
         config.write(fh)
 
