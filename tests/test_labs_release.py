@@ -122,10 +122,14 @@ def test_record_copies_only_the_tagged_outputs_into_the_source(tmp_path):
     folder.mkdir(parents=True)
     nbformat.write(_nb(("seeded", ["nbval-check-output"], ["old\n"]), ("noisy", [], ["stale\n"])), folder / "lab.ipynb")
     executed = tmp_path / "executed.ipynb"
-    nbformat.write(_nb(("seeded", [], ["0.967\n"]), ("noisy", [], ["run 3f2a\n"])), executed)
+    ran = _nb(("seeded", [], ["0.967\n"]), ("noisy", [], ["run 3f2a\n"]))
+    ran.cells[0].outputs.append(nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
+                                                                            "text/plain": "<Figure>"}))
+    nbformat.write(ran, executed)
     assert record_outputs(Lab(folder), executed) == ["seeded"]
     cells = {c.id: c for c in read_notebook(folder / "lab.ipynb").cells}
-    assert [o.text for o in cells["seeded"].outputs] == ["0.967\n"]
+    assert cells["seeded"].outputs[0].text == "0.967\n"
+    assert cells["seeded"].outputs[1].data == {"text/plain": "<Figure>"}  # nbval compares no images: none kept
     assert cells["noisy"].outputs == []
 
 

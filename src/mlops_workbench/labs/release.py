@@ -115,8 +115,9 @@ NBVAL_TAG = "nbval-check-output"
 def record_outputs(lab: Lab, executed: Path) -> list[str]:
     """Copy the outputs of the cells tagged ``nbval-check-output`` from an executed run into ``lab.source``.
 
-    Those committed outputs are what ``pytest --nbval-lax`` compares a fresh run with. Every other
-    cell of the source keeps no output. Returns the ids of the cells recorded.
+    Those committed outputs are what ``pytest --nbval-lax`` compares a fresh run with (images
+    are left out: nbval does not compare them). Every other cell of the source keeps no output.
+    Returns the ids of the cells recorded.
     """
     source = read_notebook(lab.source)
     ran = {c.get("id"): c for c in read_notebook(executed).cells}
@@ -132,5 +133,7 @@ def record_outputs(lab: Lab, executed: Path) -> list[str]:
             for out in cell.outputs:
                 if "execution_count" in out:
                     out.execution_count = None  # a fresh run numbers cells differently; nbval ignores it
+                for kind in [k for k in out.get("data", {}) if k.startswith("image/")]:
+                    del out.data[kind]  # nbval does not compare images: keep the text, not kilobytes of PNG
     lab.source.write_text(render(source))
     return [c.id for c in tagged]
