@@ -195,3 +195,30 @@ def test_a_recycled_pid_is_never_taken_for_a_service(tmp_path):
     finally:
         bystander.send_signal(signal.SIGKILL)
         bystander.wait()
+
+
+def test_a_service_that_lost_its_port_to_another_program_is_refused_not_taken(tmp_path, monkeypatch):
+    """Two state folders starting MLflow at once both see the default port free; the loser must not adopt the
+    winner's server (its registry is another one), but fail with PortClash so tracking.up moves to a free port."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from mlops_workbench import procs
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    winner = HTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=winner.serve_forever, daemon=True).start()
+    port = winner.server_address[1]
+    monkeypatch.setattr(procs, "port_in_use", lambda p: False)  # the moment both saw the port free
+    try:
+        with pytest.raises(procs.PortClash, match=f"Port {port} answered, but another program listens on it"):
+            procs.start("late", [sys.executable, "-c", "import time; time.sleep(60)"], port, home=tmp_path)
+        assert procs.get("late", tmp_path) is None and procs.running(tmp_path) == []
+    finally:
+        winner.shutdown()

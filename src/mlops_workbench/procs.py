@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 import httpx
+import psutil
 
 from mlops_workbench import settings
 from mlops_workbench.errors import ServiceError
@@ -152,10 +153,29 @@ def start(
             stop(name, home)
             raise ServiceError(f"'{name}' exited with code {proc.returncode} while starting; see {log_path}.")
         if _answers(service, health_path):
-            return service
+            if _listens(port, group=proc.pid):
+                return service
+            stop(name, home)
+            raise PortClash(f"Port {port} answered, but another program listens on it ('{name}' started at the same "
+                            f"moment as it and lost the port): start '{name}' again on a free port.")
         time.sleep(0.1)
     stop(name, home)
     raise ServiceError(f"'{name}' did not answer on port {port} within {timeout:.0f}s; see {log_path}.")
+
+
+class PortClash(ServiceError):
+    """The port was free when checked, but another program took it before the service could."""
+
+
+def _listens(port: int, group: int) -> bool:
+    """Whoever listens on ``port`` belongs to the process group ``group`` (True when the OS does not say who)."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                return os.getpgid(conn.pid) == group
+            except ProcessLookupError:
+                return False
+    return True
 
 
 def _answers(service: Service, health_path: str | None) -> bool:

@@ -31,6 +31,10 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0
     if running is None:
         if port is None:
             port = DEFAULT_PORT if not procs.port_in_use(DEFAULT_PORT) else procs.free_port()
+            try:
+                return up(port, home, timeout)
+            except procs.PortClash:  # another state folder's server took the default port a moment earlier
+                return up(procs.free_port(), home, timeout)
         db, artifacts = store_paths(home)
         artifacts.mkdir(parents=True, exist_ok=True)
         cmd = [
