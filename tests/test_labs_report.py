@@ -63,3 +63,19 @@ def test_gradescope_format():
     assert [t["status"] for t in doc["tests"]] == ["passed", "failed", "failed", "failed", "failed"]
     assert doc["tests"][1]["visibility"] == "after_published"
     assert sum(t["max_score"] for t in doc["tests"]) == 6
+
+
+def test_validation_names_a_solution_cell_that_raises_even_at_full_marks():
+    from mlops_workbench.labs.batch import Validation
+    from mlops_workbench.labs.report import Report
+    from mlops_workbench.labs.run import CellRun
+
+    def report(cells: list[CellRun]) -> Report:
+        return Report(lab="03-x", submission="s", score=0, max_score=0, pass_mark=1.0, passed=True, checks=[],
+                      cells=cells)
+
+    clean = Validation("03-x", report([CellRun(id="panel", status="ok")]), report([]))
+    assert clean.problems == []
+    broken = Validation("03-x", report([CellRun(id="panel", status="error", error="NameError: gate_rules")]),
+                        report([]))
+    assert broken.problems == ["solution cells raise: panel (NameError: gate_rules)"]

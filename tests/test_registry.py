@@ -207,6 +207,10 @@ def test_registry_panel_rows_and_actions(home, runs):
             ok, message = rp.promote_action("panel", v, "production", "carol", "ship", home=home, rules=strict)
             assert not ok and "refused" in message, message
             assert audit.read(home=home)[-1]["gate"]["min_gain"] == 0.5
+            # the learner's own gate rule function judges too: one that refuses everything refuses here
+            ok, message = rp.promote_action("panel", v, "production", "carol", "ship", home=home,
+                                            rule=lambda *args: ["refused by my own rule"])
+            assert not ok and "refused by my own rule" in message, message
         ok, message = rp.promote_action("panel", v, "production", "carol", f"ship v{v}", home=home)
         assert ok and "gate PASSED" in message, message
     rows = rp.version_rows("panel", home=home)

@@ -74,6 +74,9 @@ class Validation:
             bad = [f"{c.id} ({c.status}: {c.message})" for c in self.solution.checks if c.status != "passed"]
             out.append(f"solution scores {self.solution.score:g}/{self.solution.max_score:g}; not passing: {'; '.join(bad)}"
                        + (f"; {self.solution.error}" if self.solution.error else ""))
+        failing = [f"{c.id} ({c.error})" for c in self.solution.cells if c.status == "error"]
+        if failing:  # a cell no check grades can still break in front of every learner
+            out.append(f"solution cells raise: {'; '.join(failing)}")
         passing = [c.id for c in self.learner.checks if c.status == "passed"]
         if passing:
             out.append(f"learner version passes graded checks it should fail: {', '.join(passing)}")

@@ -129,10 +129,11 @@ def record_outputs(lab: Lab, executed: Path) -> list[str]:
     for cell in source.cells:
         if cell.cell_type == "code":
             cell.outputs = copy.deepcopy(ran[cell.id].outputs) if cell in tagged else []
-            cell.execution_count = None
+            # nbval skips unrun cells (no count) and ignores the number itself: 1 marks a recorded cell
+            cell.execution_count = 1 if cell in tagged else None
             for out in cell.outputs:
                 if "execution_count" in out:
-                    out.execution_count = None  # a fresh run numbers cells differently; nbval ignores it
+                    out.execution_count = cell.execution_count
                 for kind in [k for k in out.get("data", {}) if k.startswith("image/")]:
                     del out.data[kind]  # nbval does not compare images: keep the text, not kilobytes of PNG
     lab.source.write_text(render(source))

@@ -105,15 +105,17 @@ NO_APPROVER = "Type your name in 'approver' first: every approval records who ma
 
 
 def promote_action(name: str, version: str | int, alias: str, approver: str, reason: str,
-                   home: Path | None = None, rules: Any = None) -> tuple[bool, str]:
+                   home: Path | None = None, rules: Any = None, rule: Any = None) -> tuple[bool, str]:
     """Promote and describe the outcome for the panel: (True, message) or (False, why it was refused).
 
-    ``rules`` are the gate rules to apply (the learner's ``gate_rules``; None: params.yaml's).
+    ``rules`` are the gate thresholds (None: params.yaml's); ``rule`` is the gate rule that judges with
+    them (the learner's ``gate_rule`` function; None: the built-in one).
     """
     if not str(approver or "").strip():
         return False, NO_APPROVER
     try:
-        gate = registry.quality_gate(name, version, params=rules, home=home) if alias == "production" else None
+        gate = (registry.quality_gate(name, version, params=rules, home=home, rule=rule)
+                if alias == "production" else None)
         mv = registry.promote(name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home,
                               params=rules)
     except WorkbenchError as exc:
@@ -133,11 +135,13 @@ def rollback_action(name: str, approver: str, reason: str, home: Path | None = N
     return True, f"{name} production rolled back to v{mv.version}."
 
 
-def panel(name: str | None = None, home: Path | None = None, rules: Any = None, approver: str = "") -> Any:
+def panel(name: str | None = None, home: Path | None = None, rules: Any = None, approver: str = "",
+          rule: Any = None) -> Any:
     """The ipywidgets panel: table, version picker, approver/reason fields, promote and rollback buttons.
 
-    Promote gates with ``rules`` (pass your ``gate_rules``, else params.yaml's apply) and signs
-    with the ``approver`` field, which starts as ``approver`` (empty: the learner types a name).
+    Promote gates with your ``rule`` (the ``gate_rule`` function you wrote; else the built-in one) and
+    ``rules`` (thresholds; else params.yaml's), and signs with the ``approver`` field, which starts as
+    ``approver`` (empty: the learner types a name).
     """
     name = name or settings.model_name()
     import ipywidgets as w
@@ -161,7 +165,7 @@ def panel(name: str | None = None, home: Path | None = None, rules: Any = None, 
         refresh()
 
     buttons[0].on_click(lambda _: report(promote_action(name, version.value, alias.value, signer.value,
-                                                        reason.value, home, rules)))
+                                                        reason.value, home, rules, rule)))
     buttons[1].on_click(lambda _: report(rollback_action(name, signer.value, reason.value or "rollback", home)))
     buttons[2].on_click(refresh)
     refresh()
