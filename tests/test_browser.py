@@ -187,13 +187,16 @@ def test_mlflow_launcher_tile_opens_the_state_folders_mlflow_ui(page, state):
 
     tracking.up(port=tracking.DEFAULT_PORT, home=state)  # the tile proxies the state folder's server on this port
     assert procs.get("mlflow", state).port == tracking.DEFAULT_PORT
+    if tracking.client(state).get_experiment_by_name("launcher-tile") is None:
+        tracking.client(state).create_experiment("launcher-tile")  # what the UI must list
     page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
-    tile = page.locator(".jp-LauncherCard", has_text="MLflow").first
+    tile = page.locator(".jp-LauncherCard:visible", has_text="MLflow").first
     tile.wait_for(timeout=120_000)
     with page.context.expect_page(timeout=120_000) as opened:
         tile.click()
     ui = opened.value
     ui.wait_for_function("() => document.title.includes('MLflow')", timeout=180_000)
+    ui.get_by_text("launcher-tile").first.wait_for(timeout=120_000)  # the state folder's own server answered
     assert ui.url.rstrip("/").endswith("/mlflow"), ui.url
     shot(ui, "mlflow-launcher-tile")
     ui.close()
