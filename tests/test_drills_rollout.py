@@ -11,7 +11,6 @@ from mlops_workbench import drills, procs, tracking
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
 
-
 pytestmark = pytest.mark.serial
 
 @pytest.fixture(scope="module")
