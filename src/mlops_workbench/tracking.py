@@ -28,30 +28,34 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0
     and return its URL."""
     home = home or settings.home()
     running = procs.get(SERVICE, home)
-    if running is None:
-        if port is None:
-            port = DEFAULT_PORT if not procs.port_in_use(DEFAULT_PORT) else procs.free_port()
-            try:
-                return up(port, home, timeout)
-            except procs.PortClash:  # another state folder's server took the default port a moment earlier
-                return up(procs.free_port(), home, timeout)
-        db, artifacts = store_paths(home)
-        artifacts.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri", f"sqlite:///{db}",
-            "--artifacts-destination", str(artifacts),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "1",
-        ]
-        if proxy_path(port):  # behind jupyter-server-proxy (Binder) requests carry the hub's Host header
-            cmd += ["--allowed-hosts", "*"]
-        # no GenAI job runner: one process less to start on a small (or busy) machine
-        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        running = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
+    if running is None and port is not None:
+        running = _start(port, home, timeout)
+    elif running is None:
+        try:
+            running = _start(DEFAULT_PORT if not procs.port_in_use(DEFAULT_PORT) else procs.free_port(), home, timeout)
+        except procs.PortClash:  # another state folder's server took the default port a moment earlier
+            running = _start(procs.free_port(), home, timeout)
     return use(home, running.url)
+
+
+def _start(port: int, home: Path, timeout: float) -> procs.Service:
+    """Start ``mlflow server`` for ``home`` on ``port`` (sqlite store, artifacts under the state folder)."""
+    db, artifacts = store_paths(home)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri", f"sqlite:///{db}",
+        "--artifacts-destination", str(artifacts),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+    ]
+    if proxy_path(port):  # behind jupyter-server-proxy (Binder) requests carry the hub's Host header
+        cmd += ["--allowed-hosts", "*"]
+    # no GenAI job runner: one process less to start on a small (or busy) machine
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
 
 
 def url(home: Path | None = None) -> str:

@@ -62,13 +62,15 @@ def release(
 @app.command()
 def record(
     lab: Annotated[str, typer.Argument(help="lab id, e.g. 02")],
-    executed: Annotated[Optional[Path], typer.Option(help="an executed run (default: the one `workbench labs run` wrote)")] = None,
+    executed: Annotated[Optional[Path], typer.Option(
+        help="an executed run (default: the one `workbench labs run` wrote)")] = None,
 ) -> None:
     """Record the outputs of the cells tagged nbval-check-output into the lab's source (what nbval compares)."""
     (the_lab,) = _labs([lab])
     executed = executed or Path("build/pipeline") / the_lab.id / "executed.ipynb"
     recorded = record_outputs(the_lab, executed)
-    console.print(f"recorded {len(recorded)} cell outputs into {the_lab.source}: {', '.join(recorded) or 'none tagged'}")
+    names = ", ".join(recorded) or "none tagged"
+    console.print(f"recorded {len(recorded)} cell outputs into {the_lab.source}: {names}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from mlops_workbench.errors import InputError, NotFoundError, WorkbenchError
+from mlops_workbench.labs.learner_code import load_function
 
 Visibility = Literal["public", "hidden"]
 _MISSING = object()
@@ -134,8 +135,6 @@ def load_checks(path: Path) -> list[Check]:
 
 def learner_function(ctx: Context, file: str, name: str, cell: str) -> Callable[..., Any]:
     """Function ``name`` of the learner's ``file`` in the workspace, or a failed check naming the cell to run."""
-    from mlops_workbench.labs.learner_code import load_function
-
     path = ctx.workspace / file
     text = path.read_text() if path.is_file() else ""
     if not text or "NotImplementedError" in text:

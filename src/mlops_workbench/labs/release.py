@@ -121,20 +121,21 @@ def record_outputs(lab: Lab, executed: Path) -> list[str]:
     """
     source = read_notebook(lab.source)
     ran = {c.get("id"): c for c in read_notebook(executed).cells}
-    tagged = [c for c in source.cells if NBVAL_TAG in c.metadata.get("tags", [])]
-    missing = [c.id for c in tagged if not ran.get(c.id, {}).get("outputs")]
+    tagged = [c.id for c in source.cells if NBVAL_TAG in c.metadata.get("tags", [])]
+    missing = [cell_id for cell_id in tagged if not ran.get(cell_id, {}).get("outputs")]
     if missing:
         raise LabFormatError(f"{executed} has no outputs for the tagged cells {missing}: run the lab's solution "
                              f"to the end first (workbench labs run {lab.id}), then record again.")
     for cell in source.cells:
         if cell.cell_type == "code":
-            cell.outputs = copy.deepcopy(ran[cell.id].outputs) if cell in tagged else []
+            recorded = cell.id in tagged
+            cell.outputs = copy.deepcopy(ran[cell.id].outputs) if recorded else []
             # nbval skips unrun cells (no count) and ignores the number itself: 1 marks a recorded cell
-            cell.execution_count = 1 if cell in tagged else None
+            cell.execution_count = 1 if recorded else None
             for out in cell.outputs:
                 if "execution_count" in out:
                     out.execution_count = cell.execution_count
                 for kind in [k for k in out.get("data", {}) if k.startswith("image/")]:
                     del out.data[kind]  # nbval does not compare images: keep the text, not kilobytes of PNG
     lab.source.write_text(render(source))
-    return [c.id for c in tagged]
+    return tagged
