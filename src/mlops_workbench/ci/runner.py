@@ -26,6 +26,7 @@ from rich.markup import escape
 
 from mlops_workbench.ci.actions import Expressions, run_action
 from mlops_workbench.ci.docker import engine
+from mlops_workbench.ci.scaffold import PROJECT_PYTEST_ENV
 from mlops_workbench.ci.yamldoc import YamlDoc
 from mlops_workbench.errors import InputError, NotFoundError
 
@@ -146,6 +147,7 @@ class Runner:
         for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS"):
             env.pop(name, None)
         env.update(NO_COLOR="1", PY_COLORS="0")
+        env.update(PROJECT_PYTEST_ENV)  # a runner has only the plugins the workflow installs, not the workbench's
         for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY"):
             env[name] = str(self.tmp / name.lower())
         return env

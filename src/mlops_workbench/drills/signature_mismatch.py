@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -131,10 +132,10 @@ def _ci_test(ctx: DrillContext) -> None:
     """The CI test fails on the broken version and passes on the good one."""
     if not (Path(ctx.folder) / TEST_FILE).exists():
         fail(f"{ctx.folder / TEST_FILE} does not exist: write a pytest test that reads ${URI_ENV}.")
-    broken = run_test(ctx, ctx.fact("bad"))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two independent pytest runs, side by side
+        broken, good = pool.map(lambda version: run_test(ctx, version), (ctx.fact("bad"), ctx.fact("good")))
     if broken.returncode == 0:
         fail(f"{TEST_FILE} passes on v{ctx.fact('bad')}, the version that broke every request: assert on its signature.")
-    good = run_test(ctx, ctx.fact("good"))
     if good.returncode != 0:
         tail = (good.stdout + good.stderr).strip().splitlines()[-3:]
         fail(f"{TEST_FILE} fails on v{ctx.fact('good')}, the good version, too: a test that always fails blocks "
