@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import nbformat
@@ -177,3 +178,28 @@ def test_cells_saved_without_ids_are_normalized_graded_and_reported(lab, tmp_pat
     assert not [i for i in report.integrity if i.problem == "duplicated"]
     written = next(out.glob("*/report.json"))
     validate_report(json.loads(written.read_text()))
+
+
+
+def test_grading_stops_what_the_notebook_started_and_keeps_what_ran_before(lab, tmp_path):
+    """The pipeline's stages share one MLflow server in their state folder: grading a stage must not stop it,
+    while every service the notebook started is stopped."""
+    from mlops_workbench import procs
+
+    home, pid_file = tmp_path / "home", tmp_path / "notebook-service.pid"
+    http_server = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
+    port = procs.free_port()
+    shared = procs.start("shared", [*http_server, str(port)], port, health_path="/", home=home)
+    nb = solution(lab)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "from pathlib import Path\nfrom mlops_workbench import procs\n"
+        f"svc = procs.start('from-notebook', {http_server!r} + [str(p := procs.free_port())], p, health_path='/')\n"
+        f"Path({str(pid_file)!r}).write_text(str(svc.pid))"))
+    try:
+        report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab, home=home)
+        assert report.score == report.max_score, report.checks
+        notebook_pid = int(pid_file.read_text())
+        assert not alive(notebook_pid) and procs.get("from-notebook", home) is None
+        assert [s.name for s in procs.running(home)] == ["shared"] and alive(shared.pid)
+    finally:
+        procs.stop_all(home)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_workbench import procs
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.pipeline import snapshot_project
 from mlops_workbench.labs.report import validate_report
@@ -50,6 +51,7 @@ def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
     state = dest / ".workbench"
     assert (state / "pipeline" / "workspaces").is_dir()
     assert not (state / "workspaces").exists(), "solutions must not leave state where the learner's check() looks"
+    assert procs.running(state / "pipeline") == [], "the pipeline stops its shared MLflow server and every service"
 
 
 def test_noop_rerun_runs_no_stage(first_run):

@@ -18,7 +18,7 @@ import time
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import httpx
 import psutil
@@ -231,9 +231,9 @@ def running(home: Path | None = None) -> list[Service]:
     return [s for s in (get(n, home) for n in names) if s]
 
 
-def stop_all(home: Path | None = None) -> list[str]:
-    """Stop every service recorded under ``home``; returns the names that were running."""
-    names = [p.stem for p in sorted(_run_dir(home).glob("*.json"))]
+def stop_all(home: Path | None = None, keep: Iterable[str] = ()) -> list[str]:
+    """Stop every service recorded under ``home`` but those named in ``keep``; returns the names that were running."""
+    names = [p.stem for p in sorted(_run_dir(home).glob("*.json")) if p.stem not in set(keep)]
     return [n for n in names if stop(n, home)]
 
 

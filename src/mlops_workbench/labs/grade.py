@@ -194,6 +194,7 @@ def grade(
     issues = added + issues
     workdir = workspace_for(home, lab.id)
     shutil.rmtree(workdir, ignore_errors=True)
+    before = [s.name for s in procs.running(home)]  # e.g. the pipeline's MLflow server, shared by its stages
     try:
         execution = execute(runnable, out_dir / "executed.ipynb", home=home, workdir=workdir,
                             parameters=parameters, exports=lab.spec.exports, cell_timeout=lab.spec.timeouts.cell,
@@ -211,7 +212,7 @@ def grade(
             else:
                 results.append(run_check(check, ctx))
     finally:
-        procs.stop_all(home)
+        procs.stop_all(home, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)
     report = Report(**common, score=score, passed=score >= lab.spec.pass_mark * lab.max_score - 1e-9,
                     execution_status=execution.status, execution_message=execution.message,

@@ -12,13 +12,15 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench import settings
+from mlops_workbench import settings, tracking
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report
 
@@ -90,14 +92,41 @@ def run_pipeline(force: bool = False, console: Console | None = None) -> int:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     if not (root / ".dvc").is_dir():
         subprocess.run([shutil.which("dvc", path=env["PATH"]) or "dvc", "init", "-q"], cwd=root, check=True, env=env)
-    cmd = [shutil.which("dvc", path=env["PATH"]) or "dvc", "repro", *(["--force"] if force else [])]
+    dvc = shutil.which("dvc", path=env["PATH"]) or "dvc"
+    cmd = [dvc, "repro", *(["--force"] if force else [])]
     console.print(f"[bold]running the lab pipeline:[/] {' '.join(cmd)}")
     started = time.monotonic()
-    code = subprocess.run(cmd, cwd=root, env=env).returncode
+    with shared_tracking(force or _stale(dvc, root, env)):
+        code = subprocess.run(cmd, cwd=root, env=env).returncode
     summary(root, console)
     verdict = "[green]pipeline passed[/]" if code == 0 else f"[red]pipeline failed (dvc exit {code})[/]"
     console.print(f"{verdict} in {time.monotonic() - started:.1f}s; reports under {OUT}/")
     return code
+
+
+def _stale(dvc: str, root: Path, env: dict[str, str]) -> bool:
+    """Whether ``dvc repro`` has a stage to run (``dvc status`` lists it)."""
+    status = subprocess.run([dvc, "status", "--json"], cwd=root, env=env, capture_output=True, text=True)
+    return status.returncode != 0 or status.stdout.strip() not in ("", "{}")
+
+
+@contextmanager
+def shared_tracking(needed: bool) -> Iterator[None]:
+    """One MLflow server in the pipeline's state folder for all its stages, stopped at the end.
+
+    Every lab that tracks calls ``tracking.up()``, which reuses a running server, and grading stops only the
+    services a stage started: the labs pay for one server start (about 11 s) instead of one each.
+    """
+    home = settings.layout().pipeline
+    if not needed:
+        yield
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    tracking.up(home=home)
+    try:
+        yield
+    finally:
+        tracking.down(home)
 
 
 def summary(root: Path, console: Console) -> None:
