@@ -92,7 +92,7 @@ def client(home: Path | None = None, check: bool = True) -> Any:
     target = uri(home)
     if check:
         try:
-            httpx.get(target + "/health", timeout=3.0).raise_for_status()
+            procs.http().get(target + "/health", timeout=3.0).raise_for_status()
         except httpx.HTTPError as exc:
             raise TrackingServerDown(
                 f"The MLflow tracking server at {target} is not reachable ({type(exc).__name__}); nothing was "
@@ -150,7 +150,7 @@ def _count(base: str, endpoint: str, key: str) -> int:
         query: dict[str, str | int] = {"max_results": 1000}
         if token:
             query["page_token"] = token
-        reply = httpx.get(f"{base}/api/2.0/mlflow/{endpoint}", params=query, timeout=10.0)
+        reply = procs.http().get(f"{base}/api/2.0/mlflow/{endpoint}", params=query, timeout=10.0)
         reply.raise_for_status()
         body = reply.json()
         total += len(body.get(key, []))

@@ -18,6 +18,7 @@ from typing import Protocol
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_workbench import procs
 from mlops_workbench.errors import ServiceError
 
 ROLES = ("stable", "canary")
@@ -90,7 +91,7 @@ class PrometheusSource:
         if at is not None:
             params["time"] = f"{at:.3f}"
         try:
-            resp = httpx.get(f"{self.url}/api/v1/query", params=params, timeout=self.timeout)
+            resp = procs.http().get(f"{self.url}/api/v1/query", params=params, timeout=self.timeout)
             body = resp.json()
         except (httpx.HTTPError, ValueError) as err:
             raise MetricsUnavailable(f"Prometheus at {self.url} did not answer ({err}); is it running?") from err
@@ -165,13 +166,13 @@ class DirectSource:
     def snapshot(self) -> Snapshot:
         snap = Snapshot(t=time.time(), source=self.name)
         try:
-            text = httpx.get(f"{self.router_url}/metrics", timeout=self.timeout).text
+            text = procs.http().get(f"{self.router_url}/metrics", timeout=self.timeout).text
         except httpx.HTTPError as err:
             raise MetricsUnavailable(f"router /metrics at {self.router_url} did not answer ({err})") from err
         parse_router(text, snap)
         for role, url in self.models.items():
             try:
-                snap.predictions[role] = parse_predictions(httpx.get(f"{url}/metrics", timeout=self.timeout).text)
+                snap.predictions[role] = parse_predictions(procs.http().get(f"{url}/metrics", timeout=self.timeout).text)
             except httpx.HTTPError:
                 pass  # a model server that is down has no predictions in this reading
         return snap

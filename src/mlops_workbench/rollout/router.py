@@ -18,10 +18,10 @@ import time
 from typing import Any
 
 import aiohttp
-import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mlops_workbench import procs
 from mlops_workbench.errors import InputError
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
@@ -197,12 +197,12 @@ def serve(stable: str, canary: str | None, weight: float, port: int, seed: int =
 
 def get_weight(url: str, timeout: float = 3.0) -> float:
     """The canary weight a running router uses now."""
-    return float(httpx.get(f"{url.rstrip('/')}/admin/weights", timeout=timeout).json()["canary"])
+    return float(procs.http().get(f"{url.rstrip('/')}/admin/weights", timeout=timeout).json()["canary"])
 
 
 def set_weight(url: str, canary: float, timeout: float = 3.0) -> float:
     """Set a running router's canary weight; raises ValueError with the router's message on a bad value."""
-    resp = httpx.put(f"{url.rstrip('/')}/admin/weights", json={"canary": canary}, timeout=timeout)
+    resp = procs.http().put(f"{url.rstrip('/')}/admin/weights", json={"canary": canary}, timeout=timeout)
     if resp.status_code != 200:
         raise InputError(f"router refused weight {canary!r}: {resp.json().get('error', resp.text)}")
     return float(resp.json()["canary"])

@@ -145,7 +145,7 @@ class LocalBackend:
     def traffic_totals(self) -> dict[str, dict[str, float]]:
         """Cumulative requests and errors per version, read from the router (the source of truth)."""
         snap = Snapshot(t=0.0)
-        parse_router(httpx.get(f"{self.router_url}/metrics", timeout=3).text, snap)
+        parse_router(procs.http().get(f"{self.router_url}/metrics", timeout=3).text, snap)
         out: dict[str, dict[str, float]] = {}
         for version in ("stable", "canary"):
             reqs = sum(v for (ver, _), v in snap.requests.items() if ver == version)
