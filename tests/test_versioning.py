@@ -282,3 +282,25 @@ def test_lab03_candidates_carry_the_pipeline_lineage(env) -> None:
     assert tags["data.md5"] == next(d["md5"] for d in lock["prepare"]["deps"] if d["path"] == versioning.DATA)
     assert tags["git.dirty"] == "false" and tags["dvc.stale"] == "false"
     assert lock["train"]["params"]["params.yaml"]["train"]["C"] == 10.0
+
+
+def test_add_pipeline_declares_what_the_dvc_stage_add_calls_declare(tmp_path: Path) -> None:
+    """add_pipeline writes dvc.yaml in one step; it must equal the three `dvc stage add` calls lab 02 teaches."""
+    built = {}
+    for how in ("dvc-stage-add", "add_pipeline"):
+        ws = versioning.init_workspace(tmp_path / how, home=tmp_path / "home")
+        save_csv(load_iris_frame(), ws.path / versioning.DATA)
+        ws.dvc("add", versioning.DATA)
+        versioning.write_params(ws)
+        if how == "add_pipeline":
+            versioning.add_pipeline(ws)
+        else:
+            versioning.write_stage_scripts(ws)
+            for stage in versioning.PIPELINE:
+                ws.dvc(*stage.args)
+        ignored = {str(p.relative_to(ws.path)): sorted(p.read_text().splitlines())
+                   for p in ws.path.rglob(".gitignore") if ".dvc" not in p.parts and ".git" not in p.parts}
+        built[how] = yaml.safe_load((ws.path / "dvc.yaml").read_text()), ignored
+        assert "Data and pipelines are up to date" not in ws.dvc("status")  # the stages were never run
+    assert built["add_pipeline"] == built["dvc-stage-add"]
+    assert set(built["add_pipeline"][0]["stages"]) == {"prepare", "train", "evaluate"}
