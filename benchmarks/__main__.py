@@ -10,7 +10,10 @@ from pathlib import Path
 
 def main(names: list[str]) -> int:
     here = Path(__file__).parent
-    modules = names or sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
+    known = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
+    # `python -m benchmarks fresh_clone demo`: names of benchmarks first; the rest are that benchmark's own
+    # arguments (it reads them from sys.argv)
+    modules = [n for n in names if n in known] or known
     for name in modules:
         print(f"== {name} ==", flush=True)
         importlib.import_module(f"benchmarks.{name}").main()
