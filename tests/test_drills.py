@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -157,3 +159,21 @@ def test_record_writes_a_validated_postmortem(home):
                       root_cause="gremlins")
     with pytest.raises(DrillError, match="takes no record"):
         drills.record("schema-break", home=home, cause="x")
+
+
+def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_path):
+    """The state folder sits inside the checkout by default: `python -m pytest` typed in a drill's repo must use
+    the repo's own settings, not the options of the project around it."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "--no-such-option"\n')
+    drill = drills.get("schema-break")
+    ctx = drill.context(checkout / ".workbench")
+    drill.setup(ctx)
+    try:
+        by_hand = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                                 cwd=ctx.folder / "repo", capture_output=True, text=True, timeout=300)
+        assert "no-such-option" not in by_hand.stderr, by_hand.stderr[-2000:]
+        assert by_hand.returncode == 1 and "1 failed" in by_hand.stdout, by_hand.stdout[-2000:]  # the broken data
+    finally:
+        drill.reset(ctx)

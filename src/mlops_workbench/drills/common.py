@@ -7,6 +7,7 @@ Everything goes through the package's real APIs (``train``, ``tracking``, ``regi
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,20 @@ from mlops_workbench.registry import audit
 ROLE_TAG = "workbench.drill.role"
 VERSICOLOR = [6.0, 2.9, 4.5, 1.5]
 """A typical versicolor flower: a skewed model answers virginica for it."""
+
+
+PYTEST_INI = """[pytest]
+# This folder's own pytest settings: without them, `python -m pytest` run here would take the options of
+# a project around it (the workbench checkout's pyproject.toml when the state folder sits inside it).
+testpaths = tests
+"""
+
+
+def pytest_config(folder: Path) -> Path:
+    """Write ``pytest.ini`` into a drill folder whose tests the learner runs; returns its path."""
+    path = folder / "pytest.ini"
+    path.write_text(PYTEST_INI)
+    return path
 
 
 def fitted(kind: str) -> tuple[Any, Any]:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mlops_workbench.ci.scaffold import run_tests
 from mlops_workbench.data import FEATURES, load_iris_frame, save_csv
+from mlops_workbench.drills import common
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.labs.checks import fail
@@ -62,6 +63,7 @@ class SchemaBreak(Drill):
         ws = Workspace(repo)
         save_csv(load_iris_frame(), repo / DATA)
         (repo / TESTS).write_text(TEST_SOURCE)
+        common.pytest_config(repo)
         ws.commit("Iris data and its schema test")
         exported = load_iris_frame()
         exported[FEATURES] = (exported[FEATURES] * 10).round(1)

@@ -77,6 +77,7 @@ class SignatureMismatch(Drill):
         common.ship(ctx, broken, "refactor: fewer features, same accuracy", gate_result=gate)
         onset = audit.read(home=ctx.home)[-1]["ts"]
         (ctx.folder / "tests").mkdir(exist_ok=True)
+        common.pytest_config(ctx.folder)
         service = common.serve(ctx)
         common.send_traffic(service.url, TRAFFIC, seed=2)
         ctx.save_facts(good=good, bad=broken, versions=[good, broken], onset=onset,
