@@ -186,12 +186,13 @@ def _listens(port: int, group: int) -> bool:
 
 @functools.cache
 def http() -> httpx.Client:
-    """The one HTTP client for the workbench's own services on loopback (health checks, metrics, admin calls).
+    """The one HTTP client for the workbench's own services (health checks, metrics, admin calls, the tracking
+    server's REST API); timeouts are given per request.
 
     A new client loads the CA bundle, about 40 ms of CPU: polling loops paid it on every request, and while a
     service started, its health checks took a third of a core from it. One client, shared by every thread.
     """
-    return httpx.Client(trust_env=False)
+    return httpx.Client()
 
 
 def _answers(service: Service, health_path: str | None) -> bool:
@@ -251,7 +252,8 @@ def running(home: Path | None = None) -> list[Service]:
 
 def stop_all(home: Path | None = None, keep: Iterable[str] = ()) -> list[str]:
     """Stop every service recorded under ``home`` but those named in ``keep``; returns the names that were running."""
-    names = [p.stem for p in sorted(_run_dir(home).glob("*.json")) if p.stem not in set(keep)]
+    kept = set(keep)
+    names = [p.stem for p in sorted(_run_dir(home).glob("*.json")) if p.stem not in kept]
     return [n for n in names if stop(n, home)]
 
 
