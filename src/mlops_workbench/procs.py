@@ -56,11 +56,6 @@ def free_port() -> int:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    return _accepts(port, host)
-
-
-def _accepts(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
@@ -196,10 +191,8 @@ def http() -> httpx.Client:
 
 
 def _answers(service: Service, health_path: str | None) -> bool:
-    if not _accepts(service.port):  # not listening yet: no HTTP request needed to know it
-        return False
     if health_path is None:
-        return True
+        return port_in_use(service.port)
     try:
         return http().get(service.url + health_path, timeout=1.0).status_code < 500
     except httpx.HTTPError:

@@ -90,9 +90,9 @@ def run_pipeline(force: bool = False, console: Console | None = None) -> int:
     root = settings.project_root()
     bin_dir = str(Path(sys.executable).parent)  # workbench and dvc live beside this interpreter
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
-    if not (root / ".dvc").is_dir():
-        subprocess.run([shutil.which("dvc", path=env["PATH"]) or "dvc", "init", "-q"], cwd=root, check=True, env=env)
     dvc = shutil.which("dvc", path=env["PATH"]) or "dvc"
+    if not (root / ".dvc").is_dir():
+        subprocess.run([dvc, "init", "-q"], cwd=root, check=True, env=env)
     cmd = [dvc, "repro", *(["--force"] if force else [])]
     console.print(f"[bold]running the lab pipeline:[/] {' '.join(cmd)}")
     started = time.monotonic()

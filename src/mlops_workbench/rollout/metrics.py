@@ -172,7 +172,8 @@ class DirectSource:
         parse_router(text, snap)
         for role, url in self.models.items():
             try:
-                snap.predictions[role] = parse_predictions(procs.http().get(f"{url}/metrics", timeout=self.timeout).text)
+                text = procs.http().get(f"{url}/metrics", timeout=self.timeout).text
+                snap.predictions[role] = parse_predictions(text)
             except httpx.HTTPError:
                 pass  # a model server that is down has no predictions in this reading
         return snap
