@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
-from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
 from mlops_workbench.errors import InputError, NotFoundError
@@ -53,6 +52,8 @@ def schema() -> pa.DataFrameSchema:
 
 def load_iris_frame() -> pd.DataFrame:
     """Iris from scikit-learn (no download): 150 rows, :data:`FEATURES` plus :data:`LABEL`."""
+    from sklearn.datasets import load_iris  # on first use: stage processes that read a CSV never need it
+
     raw = load_iris()
     df = pd.DataFrame(raw.data, columns=FEATURES).astype("float64")
     df[LABEL] = pd.Series([str(raw.target_names[i]) for i in raw.target])

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from matplotlib.figure import Figure  # a bare Figure needs no GUI backend
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
@@ -15,6 +14,9 @@ from sklearn.metrics import (
 )
 
 from mlops_workbench.data import CLASSES, FEATURES, LABEL, validate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _labels(model: Any, y: pd.Series) -> list[str]:
@@ -53,23 +55,10 @@ def evaluate(model: Any, df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-class NotebookFigure(Figure):
-    """A Figure that shows itself as a PNG in JupyterLab and in papermill output, pyplot or not.
-
-    Without pyplot no inline backend registers a display formatter, and a bare
-    Figure would show as ``<Figure size ... with 1 Axes>``.
-    """
-
-    def _repr_png_(self) -> bytes:
-        import io
-
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        return buffer.getvalue()
-
-
 def plot_confusion_matrix(model: Any, df: pd.DataFrame, title: str = "Confusion matrix") -> Figure:
     """A confusion-matrix figure (true label rows, predicted label columns) for ``model`` on ``df``."""
+    from mlops_workbench.figures import NotebookFigure
+
     df = validate(df)
     y_true = df[LABEL].astype(str)
     y_pred = pd.Series(model.predict(df[FEATURES])).astype(str)
