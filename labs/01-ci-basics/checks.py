@@ -71,28 +71,28 @@ def bad_data_rejected(ctx: Context) -> None:
              "and keep `err.problems` from the DataValidationError.")
 
 
-@check("data-tests", points=2, cells=["write-data-tests"])
+@check("data-tests", points=2, cells=["write-data-tests"], isolated=True)
 def data_tests(ctx: Context) -> None:
     """tests/test_data.py tests load_data() and passes."""
     test_file(ctx, "tests/test_data.py", "load_data")
     passes(ctx, "tests/test_data.py")
 
 
-@check("predict-tests", points=2, cells=["write-predict-tests"])
+@check("predict-tests", points=2, cells=["write-predict-tests"], isolated=True)
 def predict_tests(ctx: Context) -> None:
     """tests/test_predict.py tests predict() and passes."""
     test_file(ctx, "tests/test_predict.py", "predict")
     passes(ctx, "tests/test_predict.py")
 
 
-@check("tests-catch-data-bugs", points=2, hidden=True, cells=["write-data-tests"], timeout=240)
+@check("tests-catch-data-bugs", points=2, hidden=True, cells=["write-data-tests"], timeout=240, isolated=True)
 def tests_catch_data_bugs(ctx: Context) -> None:
     """The data tests fail when load_data loses a column or returns class numbers."""
     test_file(ctx, "tests/test_data.py", "load_data")
     catches(ctx, "tests/test_data.py", DATA_BUGS)
 
 
-@check("tests-catch-model-bugs", points=2, hidden=True, cells=["write-predict-tests"], timeout=240)
+@check("tests-catch-model-bugs", points=2, hidden=True, cells=["write-predict-tests"], timeout=240, isolated=True)
 def tests_catch_model_bugs(ctx: Context) -> None:
     """The prediction tests fail for a constant predictor and for a model trained on shuffled labels."""
     test_file(ctx, "tests/test_predict.py", "predict")

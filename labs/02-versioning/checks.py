@@ -10,13 +10,15 @@ report from the notebook. The expected pipeline is the package's own
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mlops_workbench import tracking
 from mlops_workbench.labs.checks import Context, check, fail
-from mlops_workbench.versioning import PIPELINE, Stage
+from mlops_workbench.versioning import PIPELINE, ReproductionReport, Stage
 from mlops_workbench.versioning.lineage import params_hash
 from mlops_workbench.versioning.workspace import DATA, METRICS, Workspace, remote_has
 
@@ -254,26 +256,32 @@ def dirty_flag_honest(ctx: Context) -> None:
              "workspace (ws.changed_files() is not empty), never write a constant.")
 
 
-@check("reproduced", points=3, hidden=True, cells=["reproduce"], timeout=300)
+def regrade(run_id: str, ctx: Context) -> ReproductionReport:
+    """The grader's own reproduction of ``run_id``, in a scratch folder of this check (checks run side by side)."""
+    from mlops_workbench.versioning.reproduction import reproduce
+
+    with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
+        return reproduce(run_id, home=ctx.home, workdir=Path(scratch) / "checkout")
+
+
+@check("reproduced", points=3, hidden=True, cells=["reproduce"], timeout=300, isolated=True)
 def reproduced(ctx: Context) -> None:
     """The first run is reproduced exactly from its commit and the DVC remote (the grader reruns it)."""
-    from mlops_workbench.versioning.reproduction import ReproductionError, reproduce
+    from mlops_workbench.versioning.reproduction import ReproductionError
 
     ws = workspace(ctx)
     run = workspace_run(ctx, ws, "run_id", "log-run")
     try:
-        report = reproduce(run.info.run_id, home=ctx.home)
+        report = regrade(run.info.run_id, ctx)
     except ReproductionError as exc:
         fail(f"Run {run.info.run_id} cannot be rebuilt: {exc}")
     if not report.matched:
         fail(f"Run {run.info.run_id} does not reproduce: {' '.join(report.reasons) or report.summary()}")
 
 
-@check("preprocessing-versioned", points=3, hidden=True, cells=["fix"], timeout=300)
+@check("preprocessing-versioned", points=3, hidden=True, cells=["fix"], timeout=300, isolated=True)
 def preprocessing_versioned(ctx: Context) -> None:
     """The preprocessing tweak is committed, logged from a clean tree, and its run reproduces exactly."""
-    from mlops_workbench.versioning.reproduction import reproduce
-
     ws = workspace(ctx)
     run = workspace_run(ctx, ws, "fixed_run_id", "fix")
     tags, tweak = run.data.tags, ctx.var("decimals_tweak", 0)
@@ -282,7 +290,7 @@ def preprocessing_versioned(ctx: Context) -> None:
     committed = yaml.safe_load(ws.git("show", f"{tags['git.commit']}:params.yaml"))
     if (committed.get("prepare") or {}).get("decimals") != tweak:
         fail(f"params.yaml at the fixed run's commit does not hold prepare.decimals = {tweak}: commit the tweak.")
-    report = reproduce(run.info.run_id, home=ctx.home)
+    report = regrade(run.info.run_id, ctx)
     if not report.matched:
         fail(f"The fixed run does not reproduce: {' '.join(report.reasons) or report.summary()}")
 

@@ -80,6 +80,7 @@ class Check:
     visibility: Visibility = "public"
     cells: tuple[str, ...] = ()
     timeout: float = 60.0
+    isolated: bool = False
 
     @property
     def description(self) -> str:
@@ -97,12 +98,15 @@ def check(
     hidden: bool = False,
     cells: list[str] | tuple[str, ...] = (),
     timeout: float = 60.0,
+    isolated: bool = False,
 ) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
     """Declare a check with a stable ``id`` worth ``points``.
 
     ``hidden`` checks are graded but never run or shown in the learner's
     notebook; ``cells`` names the notebook cells (cell ids) the check needs: if
     one of them failed or timed out, the check is blocked instead of run.
+    ``isolated`` checks only read the lab's state and write nowhere but scratch
+    folders of their own, so they may run side by side (see ``grade.run_checks``).
     """
 
     def register(func: Callable[[Context], None]) -> Callable[[Context], None]:
@@ -110,7 +114,7 @@ def check(
         if any(c.id == id for c in declared):
             raise InputError(f"Two checks share the id '{id}'; give each check a unique id.")
         visibility: Visibility = "hidden" if hidden else "public"
-        declared.append(Check(id, func, float(points), visibility, tuple(cells), timeout))
+        declared.append(Check(id, func, float(points), visibility, tuple(cells), timeout, isolated))
         return func
 
     return register

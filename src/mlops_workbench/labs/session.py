@@ -16,7 +16,7 @@ from mlops_workbench.errors import InputError
 from mlops_workbench.jupyter.lab import workspace_path
 from mlops_workbench.labs.checks import Check, Context, workspace_for
 from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import run_check
+from mlops_workbench.labs.grade import run_check, run_checks
 from mlops_workbench.labs.render import ICON
 from mlops_workbench.labs.report import CheckResult
 
@@ -96,7 +96,7 @@ class LabSession:
     def check_all(self) -> FeedbackList:
         """Run every public check now and show the results (hidden checks run only when graded)."""
         ctx = self._context()
-        results = FeedbackList(Feedback(**run_check(c, ctx).model_dump()) for c in self.public_checks)
+        results = FeedbackList(Feedback(**r.model_dump()) for r in run_checks(self.public_checks, ctx))
         _show(results)
         return results
 

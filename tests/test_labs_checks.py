@@ -1,0 +1,66 @@
+"""How the grader schedules checks: isolated ones side by side, the others one at a time, results in order."""
+
+from __future__ import annotations
+
+import threading
+
+from mlops_workbench.labs.checks import Check, Context, fail, load_checks
+from mlops_workbench.labs.grade import CHECK_JOBS, run_checks
+from mlops_workbench.labs.report import CheckResult
+
+
+def make(id: str, func, isolated: bool = False) -> Check:
+    return Check(id=id, func=func, isolated=isolated, timeout=30.0)
+
+
+def test_isolated_checks_run_side_by_side_before_the_others(tmp_path):
+    meet = threading.Barrier(CHECK_JOBS, timeout=20)  # breaks (and errors both checks) unless they overlap
+    done: list[str] = []
+
+    def side(name):
+        def run(_ctx):
+            meet.wait()
+            done.append(name)
+        return run
+
+    def after_isolated(_ctx):
+        assert sorted(done) == ["a", "b"], f"ran before the isolated checks finished: {done}"
+
+    checks = [make("first", after_isolated), make("a", side("a"), isolated=True),
+              make("b", side("b"), isolated=True), make("failing", lambda _ctx: fail("fix it"))]
+    results = run_checks(checks, Context(lab="x", home=tmp_path))
+    assert [r.id for r in results] == ["first", "a", "b", "failing"]
+    assert [r.status for r in results] == ["passed", "passed", "passed", "failed"]
+    assert results[3].message == "fix it"
+
+
+def test_other_checks_run_one_at_a_time_and_blocked_ones_never_run(tmp_path):
+    running, most, ran = [0], [0], []
+    lock = threading.Lock()
+
+    def counted(name):
+        def run(_ctx):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            threading.Event().wait(0.05)
+            with lock:
+                running[0] -= 1
+            ran.append(name)
+        return run
+
+    checks = [make(name, counted(name)) for name in ("a", "b", "c")]
+    stop = CheckResult(id="b", description="b", status="blocked", score=0.0, max_score=1.0, visibility="public",
+                       message="cell 'x' failed")
+    results = run_checks(checks, Context(lab="x", home=tmp_path), lambda c: stop if c.id == "b" else None)
+    assert [r.status for r in results] == ["passed", "blocked", "passed"]
+    assert ran == ["a", "c"] and most[0] == 1
+
+
+def test_checks_declare_whether_they_are_isolated(tmp_path):
+    path = tmp_path / "lab" / "checks.py"
+    path.parent.mkdir()
+    path.write_text("from mlops_workbench.labs.checks import check\n\n"
+                    "@check('side', isolated=True)\ndef side(ctx):\n    pass\n\n"
+                    "@check('plain')\ndef plain(ctx):\n    pass\n")
+    assert {c.id: c.isolated for c in load_checks(path)} == {"side": True, "plain": False}
