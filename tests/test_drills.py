@@ -177,3 +177,31 @@ def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_
         assert by_hand.returncode == 1 and "1 failed" in by_hand.stdout, by_hand.stdout[-2000:]  # the broken data
     finally:
         drill.reset(ctx)
+
+
+def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, monkeypatch):
+    """A drill's setup starts the tracking server; `workbench drill validate` must not leave it running, nor stop
+    a service that was running before it."""
+    from mlops_workbench import procs
+    from mlops_workbench.drills import validate as v
+    from mlops_workbench.procs import alive
+
+    http_server = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
+
+    def serve(name):
+        port = procs.free_port()
+        return procs.start(name, [*http_server, str(port)], port, health_path="/", home=home)
+
+    def fake_validation(drill, where, say):
+        started.append(serve("started-by-setup"))
+        raise DrillError("setup went wrong")  # the services go even when a drill fails
+
+    before, started = serve("before"), []
+    monkeypatch.setattr(v, "validate_drill", fake_validation)
+    try:
+        with pytest.raises(DrillError):
+            v.validate(["schema-break"], home)
+        assert not alive(started[0].pid) and [s.name for s in procs.running(home)] == ["before"]
+        assert alive(before.pid)
+    finally:
+        procs.stop_all(home)

@@ -9,7 +9,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from mlops_workbench import settings
+from mlops_workbench import procs, settings
 from mlops_workbench.drills import catalog
 from mlops_workbench.drills.base import Drill, DrillContext
 
@@ -63,10 +63,19 @@ def validate_drill(drill: Drill, home: Path | None = None, say: Callable[[str], 
 
 def validate(names: list[str] | None = None, home: Path | None = None,
              say: Callable[[str], None] = lambda _m: None) -> list[DrillValidation]:
-    """Validate the named drills (default: all) in the state folder ``home``."""
+    """Validate the named drills (default: all) in the state folder ``home``.
+
+    Stops every service the validation started (the tracking server the setups need, for one) and keeps those
+    that ran before it.
+    """
+    home = home or settings.home()
+    before = [service.name for service in procs.running(home)]
     results = []
-    for name in names or catalog.names():
-        drill = catalog.get(name)
-        drill.preflight()
-        results.append(validate_drill(drill, home, say))
+    try:
+        for name in names or catalog.names():
+            drill = catalog.get(name)
+            drill.preflight()
+            results.append(validate_drill(drill, home, say))
+    finally:
+        procs.stop_all(home, keep=before)
     return results
