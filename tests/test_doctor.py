@@ -145,7 +145,7 @@ def test_cli_exits_non_zero_on_fail(monkeypatch):
     from mlops_workbench.cli import doctor as cli
 
     bad = [doctor.CheckResult(name="git", status="FAIL", detail="git not found", fix="install git")]
-    monkeypatch.setattr(cli.checks, "run_all", lambda: bad)
+    monkeypatch.setattr(doctor, "run_all", lambda: bad)
     import typer
 
     app = typer.Typer()

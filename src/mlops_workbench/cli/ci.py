@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlops_workbench.ci import docker, runner, workflow
-from mlops_workbench.ci.findings import Report
+if TYPE_CHECKING:  # the checkers load when a command runs: every `workbench` process (servers too) imports this
+    from mlops_workbench.ci.findings import Report
 
 app = typer.Typer(help="Validate and run GitHub Actions workflows locally; lint Dockerfiles.", no_args_is_help=True)
 console = Console()
@@ -43,6 +43,8 @@ def validate(
 ) -> None:
     """Schema-validate workflows offline, check they trigger on push, install, test, train and build,
     and audit them with zizmor (offline): actions pinned by SHA, least-privilege permissions, no persisted token."""
+    from mlops_workbench.ci import workflow
+
     wanted = [r.strip() for r in require.split(",") if r.strip()]
     files = [f for p in paths for f in (sorted([*p.glob("*.yml"), *p.glob("*.yaml")]) if p.is_dir() else [p])]
     if not files:
@@ -66,6 +68,8 @@ def run(
     timeout: float = typer.Option(600, help="seconds a step may run unless it sets timeout-minutes"),
 ) -> None:
     """Run the workflow's steps locally, in order, with a green/red line per step."""
+    from mlops_workbench.ci import runner
+
     result = runner.run_workflow(path, project, timeout=timeout, console=console)
     counts = {s: sum(r.status == s for r in result.steps) for s in ("passed", "warning", "skipped", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -76,6 +80,8 @@ def run(
 @app.command()
 def lint(dockerfile: Path = typer.Argument(Path("Dockerfile"), help="Dockerfile or the folder holding it")) -> None:
     """Lint a Dockerfile with hadolint; exits non-zero on hadolint warnings or errors."""
+    from mlops_workbench.ci import docker
+
     report = docker.lint(dockerfile)
     show(report)
     raise typer.Exit(report.exit_code())
@@ -87,6 +93,8 @@ def build(
     tag: str = typer.Option("iris-model:local", help="image tag"),
 ) -> None:
     """docker build when an engine is reachable; otherwise say why it is skipped (exit 0)."""
+    from mlops_workbench.ci import docker
+
     result = docker.build(context, tag)
     color = {"passed": "green", "failed": "red", "skipped": "yellow"}[result.status]
     console.print(f"[{color}]{result.status}: {result.reason}[/{color}]")

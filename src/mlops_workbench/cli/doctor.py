@@ -8,8 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench import doctor as checks
-
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
 
@@ -17,6 +15,8 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list instead of a table."),
 ) -> None:
     """Check Python, the python3 kernel, pinned packages, git/dvc, ports, the state folder and optional tools."""
+    from mlops_workbench import doctor as checks  # on use: every `workbench` process imports this module
+
     results = checks.run_all()
     if as_json:
         typer.echo(json.dumps([r.model_dump() for r in results], indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -12,25 +12,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from mlops_workbench import settings
-from mlops_workbench.labs import batch
-from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import grade as grade_one
-from mlops_workbench.labs.release import record_outputs
-from mlops_workbench.labs.release import release as release_labs
-from mlops_workbench.labs.render import print_report, write_all
+
+if TYPE_CHECKING:  # the lab machinery (nbformat, papermill, jsonschema) loads when a labs command runs: every
+    from mlops_workbench.labs.format import Lab  # `workbench` process, services included, imports this module
 
 app = typer.Typer(help="List, release, validate and run the graded labs.", no_args_is_help=True)
 console = Console()
 
 
 def _labs(names: list[str] | None) -> list[Lab]:
+    from mlops_workbench.labs.format import Lab
+
     return [Lab.find(n) for n in names] if names else Lab.all()
 
 
 @app.command("list")
 def list_labs() -> None:
     """Show every lab with its level, time and points."""
-    labs = Lab.all()
+    labs = _labs(None)
     t = Table("title", "level", "minutes", "points", "pass mark", "depends on")
     t.columns.insert(0, Column("lab", no_wrap=True, min_width=max((len(lab.id) for lab in labs), default=3)))
     for lab in labs:
@@ -46,9 +45,10 @@ def release(
 ) -> None:
     """Write the learner notebooks to notebooks/ (solutions stubbed, outputs cleared)."""
     from mlops_workbench.labs.pipeline import write_dvc_yaml
+    from mlops_workbench.labs.release import release as release_labs
 
     stale = release_labs(_labs(labs), check=check)
-    if write_dvc_yaml(Lab.all(), check=check):
+    if write_dvc_yaml(_labs(None), check=check):
         stale.append(settings.project_root() / "dvc.yaml")
     for path in stale:
         console.print(f"{'stale' if check else 'wrote'} {path.relative_to(settings.project_root())}")
@@ -66,6 +66,8 @@ def record(
         help="an executed run (default: the one `workbench labs run` wrote)")] = None,
 ) -> None:
     """Record the outputs of the cells tagged nbval-check-output into the lab's source (what nbval compares)."""
+    from mlops_workbench.labs.release import record_outputs
+
     (the_lab,) = _labs([lab])
     executed = executed or Path("build/pipeline") / the_lab.id / "executed.ipynb"
     recorded = record_outputs(the_lab, executed)
@@ -76,6 +78,8 @@ def record(
 @app.command()
 def validate(labs: Annotated[Optional[list[str]], typer.Argument(help="lab ids (default: all)")] = None) -> None:
     """Prove each solution scores full marks and each learner version scores zero."""
+    from mlops_workbench.labs import batch
+
     failed = False
     for lab in _labs(labs):
         with console.status(f"validating {lab.id} (solution, then learner version)"):
@@ -102,6 +106,9 @@ def run(
     from the learner's own, so reference solutions never make a learner's
     ``check()`` pass.
     """
+    from mlops_workbench.labs.grade import grade as grade_one
+    from mlops_workbench.labs.render import print_report, write_all
+
     (the_lab,) = _labs([lab])
     source = the_lab.learner_path if learner else the_lab.source
     home = settings.layout().pipeline
@@ -119,6 +126,9 @@ def grade(
     jobs: Annotated[int, typer.Option(min=1, help="submissions graded in parallel")] = 2,
 ) -> None:
     """Grade submissions out of process; exit 0 only if every one reaches its pass mark."""
+    from mlops_workbench.labs import batch
+    from mlops_workbench.labs.render import print_report
+
     the_lab = _labs([lab])[0] if lab else None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
