@@ -62,19 +62,24 @@ def main(argv: list[str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "WORKBENCH_", "PYTEST_"))}
         env["PATH"] = path_without_uv(tmp / "path")
         assert shutil.which("uv", path=env["PATH"]) is None, "uv is still on PATH"
-        times = {}
-        if "demo" in which:
-            times["demo"] = _timed(["make", "demo"], clone, env)
-        if "test" in which:
+        # demo first, setup included; the baseline needs the venv it leaves; each line prints when it is known
+        demo = _timed(["make", "demo"], clone, env) if "demo" in which else None
+        if demo is None:
             _timed(["make", "setup"], clone, env)
-            times["test"] = _timed(["make", "test"], clone, env)
-        baseline = _timed([str(clone / ".venv" / "bin" / "python"), "-c", "import mlflow"], clone, env)
-    print(f"baseline: import mlflow in the clone's venv {baseline:.2f}s")
-    for name, took in times.items():
-        verdict = "met" if took <= TARGETS[name] else "MISSED"
-        print(f"make {name}: {took:.0f}s, {took / TARGETS[name]:.2f}x the {TARGETS[name]:.0f}s target ({verdict}), "
-              f"{took / baseline:.0f}x the baseline")
+        bare = [str(clone / ".venv" / "bin" / "python"), "-c", "import mlflow"]
+        _timed(bare, clone, env)  # warm: the bytecode is cached and the files are in the page cache
+        baseline = _timed(bare, clone, env)
+        print(f"baseline: import mlflow in the clone's venv {baseline:.2f}s", flush=True)
+        if demo is not None:
+            verdict("demo", demo, baseline)
+        if "test" in which:
+            verdict("test", _timed(["make", "test"], clone, env), baseline)
 
+
+def verdict(name: str, took: float, baseline: float) -> None:
+    met = "met" if took <= TARGETS[name] else "MISSED"
+    print(f"make {name}: {took:.0f}s, {took / TARGETS[name]:.2f}x the {TARGETS[name]:.0f}s target ({met}), "
+          f"{took / baseline:.0f}x the baseline", flush=True)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
