@@ -19,13 +19,15 @@ import time
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-import httpx
 import psutil
 
 from mlops_workbench import settings
 from mlops_workbench.errors import ServiceError
+
+if TYPE_CHECKING:  # httpx loads with the first request: DVC stage processes import this module and send none
+    import httpx
 
 RUN_TOKEN_ENV = "WORKBENCH_RUN_TOKEN"
 """Marks the processes of one headless lab run; services drop it so they outlive the kernel until graded."""
@@ -187,10 +189,14 @@ def http() -> httpx.Client:
     A new client loads the CA bundle, about 40 ms of CPU: polling loops paid it on every request, and while a
     service started, its health checks took a third of a core from it. One client, shared by every thread.
     """
+    import httpx
+
     return httpx.Client()
 
 
 def _answers(service: Service, health_path: str | None) -> bool:
+    import httpx
+
     if health_path is None:
         return port_in_use(service.port)
     try:

@@ -12,7 +12,6 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
 from mlops_workbench import procs, settings
@@ -87,6 +86,7 @@ def uri(home: Path | None = None) -> str:
 
 def client(home: Path | None = None, check: bool = True) -> Any:
     """An ``MlflowClient`` for :func:`uri` (tracking and registry), checked reachable unless ``check`` is False."""
+    import httpx
     from mlflow import MlflowClient
 
     target = uri(home)
@@ -165,6 +165,8 @@ def status(home: Path | None = None) -> TrackingStatus:
     Experiment and registered-model counts are read over the REST API (None
     when the server does not answer).
     """
+    import httpx
+
     home = home or settings.home()
     db, artifacts = store_paths(home)
     service = procs.get(SERVICE, home)
