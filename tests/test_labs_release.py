@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
+import yaml
 
+from mlops_workbench import settings
 from mlops_workbench.labs.format import BEGIN, Lab, LabFormatError, has_solution, read_notebook
-from mlops_workbench.labs.pipeline import write_dvc_yaml
+from mlops_workbench.labs.pipeline import GIT_IDENTITY, write_dvc_yaml
 from mlops_workbench.labs.release import HIDDEN_STUB, STUB, learner_notebook, record_outputs, release, strip_solutions
 
 LABS = Lab.all()
@@ -33,6 +39,26 @@ def test_unbalanced_regions_are_named(src, problem):
 def test_notebooks_and_dvc_yaml_are_in_sync_with_labs():
     assert release(LABS, check=True) == [], "notebooks/ is stale: run `workbench labs release` and commit"
     assert not write_dvc_yaml(LABS, check=True), "dvc.yaml is stale: run `workbench labs release` and commit"
+
+
+def test_bytecode_written_beside_the_package_leaves_the_lab_stages_up_to_date(tmp_path):
+    """Every lab stage depends on src/mlops_workbench, where Python caches bytecode as the labs import it: with the
+    project's .dvcignore, a new .pyc there leaves `dvc status` clean, so a second `make demo` reruns nothing."""
+    env = {**os.environ, **GIT_IDENTITY, "DVC_NO_ANALYTICS": "1"}
+    package = tmp_path / "src" / "mlops_workbench"
+    package.mkdir(parents=True)
+    (package / "stage.py").write_text("print('stage')\n")
+    shutil.copy(settings.project_root() / ".dvcignore", tmp_path / ".dvcignore")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"lab": {
+        "cmd": "python src/mlops_workbench/stage.py > out.txt", "deps": ["src/mlops_workbench"], "outs": ["out.txt"]}}}))
+    dvc = [sys.executable, "-m", "dvc"]
+    for cmd in (["git", "init", "-q"], [*dvc, "init", "-q"], [*dvc, "repro", "-q"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "stage.cpython-311.pyc").write_bytes(b"compiled")
+    status = subprocess.run([*dvc, "status", "--json"], cwd=tmp_path, env=env, check=True, capture_output=True,
+                            text=True).stdout
+    assert json.loads(status or "{}") == {}
 
 
 @pytest.mark.parametrize("lab", LABS, ids=[lab.id for lab in LABS])
