@@ -13,8 +13,10 @@ from rich.table import Column, Table
 
 from mlops_workbench import settings
 
-if TYPE_CHECKING:  # the lab machinery (nbformat, papermill, jsonschema) loads when a labs command runs: every
-    from mlops_workbench.labs.format import Lab  # `workbench` process, services included, imports this module
+# The lab machinery (nbformat, papermill, jsonschema) loads when a labs command runs: every `workbench` process,
+# services included, imports this module.
+if TYPE_CHECKING:
+    from mlops_workbench.labs.format import Lab
 
 app = typer.Typer(help="List, release, validate and run the graded labs.", no_args_is_help=True)
 console = Console()
