@@ -49,9 +49,11 @@ def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
         assert report["score"] == report["max_score"] > 0, [c for c in report["checks"] if c["status"] != "passed"]
         assert {"executed.ipynb", "report.html", "junit.xml", "gradescope.json"} <= {p.name for p in folder.iterdir()}
     state = dest / ".workbench"
-    assert (state / "pipeline" / "workspaces").is_dir()
+    for lab in LABS:  # each lab in its own state folder: they run side by side and never meet
+        assert (state / "pipeline" / lab.id / "workspaces" / lab.id).is_dir(), lab.id
+        assert procs.running(state / "pipeline" / lab.id) == [], f"{lab.id} left services running"
     assert not (state / "workspaces").exists(), "solutions must not leave state where the learner's check() looks"
-    assert procs.running(state / "pipeline") == [], "the pipeline stops its shared MLflow server and every service"
+    assert "dvc --wait-for-lock repro --single-item" in result.stdout
 
 
 def test_noop_rerun_runs_no_stage(first_run):
@@ -64,16 +66,21 @@ def test_noop_rerun_runs_no_stage(first_run):
     assert "Running stage" not in result.stdout
 
 
-def test_a_failing_stage_fails_the_pipeline(first_run):
+def test_a_failing_stage_fails_the_pipeline_and_skips_the_labs_that_depend_on_it(first_run):
     dest, env, _ = first_run
     lab = dest / "labs" / "00-welcome"
     checks = lab / "checks.py"
     checks.write_text(checks.read_text().replace("if n != 150:", "if n != 151:"))
     spec = lab / "lab.yaml"  # one point lost stays above the pass mark of 0.8: demand every point
     spec.write_text(spec.read_text().replace("pass_mark: 0.8", "pass_mark: 1.0"))
+    dependent = dest / "labs" / "01-ci-basics" / "lab.yaml"  # say lab 01 reads lab 00's state
+    dependent.write_text(dependent.read_text().replace("depends_on: []", "depends_on: [00-welcome]"))
+    assert run([str(BIN / "workbench"), "labs", "release"], dest, env).returncode == 0  # dvc.yaml follows
     result = run([str(BIN / "workbench"), "pipeline"], dest, env)
     assert result.returncode != 0
     report = json.loads((dest / "build/pipeline/00-welcome/report.json").read_text())
     assert {c["id"]: c["status"] for c in report["checks"]}["iris-rows"] == "failed"
-    assert "Running stage 'lab-01-ci-basics'" not in result.stdout, "a failed stage stops the labs after it"
+    assert "Running stage 'lab-01-ci-basics'" not in result.stdout, "a failed stage stops the labs that need it"
+    assert "skipped" in result.stdout and "pipeline failed (00-welcome, 01-ci-basics)" in result.stdout
+    assert "Stage 'lab-02-versioning' didn't change, skipping" in result.stdout, "independent labs still run"
 

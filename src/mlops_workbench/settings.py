@@ -168,6 +168,10 @@ class StateLayout:
         """The state folder of ``workbench pipeline``'s reference runs, apart from the learner's."""
         return self.root / "pipeline"
 
+    def pipeline_lab(self, group: str) -> Path:
+        """The state folder of one group of pipeline labs (labs that share state; see ``labs.dag``)."""
+        return self.pipeline / group
+
 
 def layout(home_dir: Path | None = None) -> StateLayout:
     """The layout of the state folder ``home_dir`` (default: :func:`home`)."""

@@ -104,17 +104,18 @@ def run(
 ) -> None:
     """Run one lab headless and grade it (a pipeline stage).
 
-    Pipeline labs share the state folder ``<WORKBENCH_HOME>/pipeline``, apart
-    from the learner's own, so reference solutions never make a learner's
-    ``check()`` pass.
+    The lab runs in ``<WORKBENCH_HOME>/pipeline/<group>``, the state folder of
+    the labs it shares state with, apart from the learner's own: reference
+    solutions never make a learner's ``check()`` pass.
     """
     from mlops_workbench.labs.grade import grade as grade_one
+    from mlops_workbench.labs.pipeline import state_folder
     from mlops_workbench.labs.render import print_report, write_all
 
     (the_lab,) = _labs([lab])
     source = the_lab.learner_path if learner else the_lab.source
-    home = settings.layout().pipeline
-    home.mkdir(exist_ok=True)
+    home = state_folder(the_lab)
+    home.mkdir(parents=True, exist_ok=True)
     report = grade_one(source, out / the_lab.id, the_lab, home=home, progress=sys.stderr.isatty())
     write_all(report, out / the_lab.id)
     print_report(report, console)
@@ -146,8 +147,12 @@ def grade(
     raise typer.Exit(0 if all(r.passed for r in reports.values()) else 1)
 
 
-def pipeline(force: Annotated[bool, typer.Option(help="rerun every stage even if nothing changed")] = False) -> None:
-    """Run every lab headless with its reference solution, as DVC stages (`dvc repro`)."""
+def pipeline(
+    force: Annotated[bool, typer.Option(help="rerun every stage even if nothing changed")] = False,
+    jobs: Annotated[Optional[int], typer.Option(min=1, help="labs at once (default: one per core, at most 4)")] = None,
+) -> None:
+    """Run every lab headless with its reference solution, as DVC stages (`dvc repro`); labs that do not depend
+    on each other run side by side."""
     from mlops_workbench.labs.pipeline import run_pipeline
 
-    raise typer.Exit(run_pipeline(force=force, console=console))
+    raise typer.Exit(run_pipeline(force=force, console=console, jobs=jobs))

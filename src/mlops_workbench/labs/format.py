@@ -35,7 +35,7 @@ class LabSpec(BaseModel):
     objectives: list[str] = Field(min_length=1)
     minutes: int = Field(gt=0, description="estimated time for a learner")
     pass_mark: float = Field(0.7, ge=0, le=1, description="fraction of the points needed to pass")
-    depends_on: list[str] = Field(default_factory=list, description="lab ids that must pass first")
+    depends_on: list[str] = Field(default_factory=list, description="lab ids whose state this lab reads; they must pass first")
     exports: list[str] = Field(default_factory=list, description="notebook variables the grader exports for checks")
     timeouts: Timeouts = Field(default_factory=Timeouts)
 

@@ -2,7 +2,9 @@
 
 ``dvc.yaml`` is generated from the labs (``workbench labs release`` keeps it in
 step with ``labs/``); each stage runs ``workbench labs run NN``, which executes
-the lab's reference solution under papermill and grades it.
+the lab's reference solution under papermill and grades it, in the state folder
+of its group of labs (:func:`state_folder`). Labs that do not depend on each
+other run side by side (:mod:`mlops_workbench.labs.dag`).
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench import settings, tracking
+from mlops_workbench import settings
+from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report
 
@@ -58,6 +60,14 @@ def write_dvc_yaml(labs: list[Lab], check: bool = False) -> bool:
     return True
 
 
+def state_folder(lab: Lab) -> Path:
+    """Where the pipeline runs ``lab``: one state folder per group of labs that share state, apart from the
+    learner's, so that labs running side by side never meet and reference solutions never answer a learner's
+    ``check()``."""
+    group = state_groups(Lab.all(lab.folder.parent))[lab.id]
+    return settings.layout().pipeline_lab(group)
+
+
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "workbench", "GIT_AUTHOR_EMAIL": "workbench@example.invalid",
                 "GIT_COMMITTER_NAME": "workbench", "GIT_COMMITTER_EMAIL": "workbench@example.invalid"}
 
@@ -84,8 +94,19 @@ def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
     return env
 
 
-def run_pipeline(force: bool = False, console: Console | None = None) -> int:
-    """Run ``dvc repro`` in the project and print one line per lab; returns the exit code."""
+def default_jobs() -> int:
+    """Labs run at once by default: one per core, at most four (a lab waits on the processes it starts, too)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def run_pipeline(force: bool = False, console: Console | None = None, jobs: int | None = None) -> int:
+    """Reproduce every lab's stage with ``dvc repro``, ``jobs`` labs at once where the lab DAG allows; prints each
+    stage's output as it ends and one line per lab; returns the exit code.
+
+    DVC runs one stage per ``dvc repro`` call, so independent stages run side by side as separate calls
+    (``dvc --wait-for-lock repro --single-item STAGE``): DVC holds its repository lock only while it reads and
+    records a stage, not while the stage's command runs.
+    """
     console = console or Console()
     root = settings.project_root()
     bin_dir = str(Path(sys.executable).parent)  # workbench and dvc live beside this interpreter
@@ -93,46 +114,38 @@ def run_pipeline(force: bool = False, console: Console | None = None) -> int:
     dvc = shutil.which("dvc", path=env["PATH"]) or "dvc"
     if not (root / ".dvc").is_dir():
         subprocess.run([dvc, "init", "-q"], cwd=root, check=True, env=env)
-    cmd = [dvc, "repro", *(["--force"] if force else [])]
-    console.print(f"[bold]running the lab pipeline:[/] {' '.join(cmd)}")
+    jobs = jobs or default_jobs()
+    base = [dvc, "--wait-for-lock", "repro", "--single-item", *(["--force"] if force else [])]
+    console.print(f"[bold]running the lab pipeline:[/] {' '.join(base)} lab-NN, {jobs} at a time", soft_wrap=True)
+    printing = threading.Lock()
+
+    def reproduce(lab: Lab) -> bool:
+        with printing:
+            console.print(f"[bold]>[/] lab-{lab.id} started", soft_wrap=True)
+        began = time.monotonic()
+        done = subprocess.run([*base, f"lab-{lab.id}"], cwd=root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        with printing:  # one stage's output in one piece, never interleaved with another's
+            console.rule(f"lab-{lab.id}: dvc exit {done.returncode} after {time.monotonic() - began:.0f}s")
+            console.out(done.stdout, highlight=False, end="")
+        return done.returncode == 0
+
     started = time.monotonic()
-    with shared_tracking(force or _stale(dvc, root, env)):
-        code = subprocess.run(cmd, cwd=root, env=env).returncode
-    summary(root, console)
-    verdict = "[green]pipeline passed[/]" if code == 0 else f"[red]pipeline failed (dvc exit {code})[/]"
-    console.print(f"{verdict} in {time.monotonic() - started:.1f}s; reports under {OUT}/")
-    return code
+    outcomes = schedule(Lab.all(root / "labs"), reproduce, jobs)
+    summary(root, console, outcomes)
+    failed = sorted(lab for lab, outcome in outcomes.items() if outcome != "passed")
+    verdict = "[green]pipeline passed[/]" if not failed else f"[red]pipeline failed ({', '.join(failed)})[/]"
+    console.print(f"{verdict} in {time.monotonic() - started:.1f}s; reports under {OUT}/", soft_wrap=True)
+    return 0 if not failed else 1
 
 
-def _stale(dvc: str, root: Path, env: dict[str, str]) -> bool:
-    """Whether ``dvc repro`` has a stage to run (``dvc status`` lists it)."""
-    status = subprocess.run([dvc, "status", "--json"], cwd=root, env=env, capture_output=True, text=True)
-    return status.returncode != 0 or status.stdout.strip() not in ("", "{}")
-
-
-@contextmanager
-def shared_tracking(needed: bool) -> Iterator[None]:
-    """One MLflow server in the pipeline's state folder for all its stages, stopped at the end.
-
-    Every lab that tracks calls ``tracking.up()``, which reuses a running server, and grading stops only the
-    services a stage started: the labs pay for one server start (about 11 s) instead of one each.
-    """
-    home = settings.layout().pipeline
-    if not needed:
-        yield
-        return
-    home.mkdir(parents=True, exist_ok=True)
-    tracking.up(home=home)
-    try:
-        yield
-    finally:
-        tracking.down(home)
-
-
-def summary(root: Path, console: Console) -> None:
+def summary(root: Path, console: Console, outcomes: dict[str, Outcome]) -> None:
     t = Table("lab", "score", "result", "report")
     for lab in Lab.all(root / "labs"):
         path = root / OUT / lab.id / "report.json"
+        if outcomes.get(lab.id) == "skipped":
+            t.add_row(lab.id, "-", "[yellow]skipped: a lab it depends on failed[/]", "")
+            continue
         if not path.exists():
             t.add_row(lab.id, "-", "[bright_black]not run[/]", "")
             continue
