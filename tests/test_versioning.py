@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from mlops_workbench import procs, tracking, versioning
 from mlops_workbench.cli.main import app as cli
 from mlops_workbench.data import load_iris_frame, save_csv
+from mlops_workbench.errors import InputError
 from mlops_workbench.versioning.lineage import env_fingerprint, params_hash
 from mlops_workbench.versioning.workspace import GIT_IDENTITY, Workspace, WorkspaceError, file_md5
 
@@ -79,7 +80,7 @@ def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path) ->
     # lab 02's learner adds the remote: the workspace comes without one
     bare = versioning.init_workspace(tmp_path / "bare", home=tmp_path, with_remote=False)
     assert bare.remote_url() == "" and "remote" not in (bare.path / ".dvc" / "config").read_text()
-    with pytest.raises(ValueError, match="with_remote=False"):
+    with pytest.raises(InputError, match="with_remote=False"):
         versioning.init_workspace(tmp_path / "bare", remote=tmp_path / "remote", with_remote=False)
 
 

@@ -201,7 +201,7 @@ def get_weight(url: str, timeout: float = 3.0) -> float:
 
 
 def set_weight(url: str, canary: float, timeout: float = 3.0) -> float:
-    """Set a running router's canary weight; raises ValueError with the router's message on a bad value."""
+    """Set a running router's canary weight; raises InputError with the router's message on a bad value."""
     resp = procs.http().put(f"{url.rstrip('/')}/admin/weights", json={"canary": canary}, timeout=timeout)
     if resp.status_code != 200:
         raise InputError(f"router refused weight {canary!r}: {resp.json().get('error', resp.text)}")

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from mlops_workbench import settings
-from mlops_workbench.errors import WorkbenchError
+from mlops_workbench.errors import InputError, WorkbenchError
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Workbench Learner",
@@ -245,7 +245,7 @@ def init_workspace(
     ``dvc remote add --default`` themselves).
     """
     if remote is not None and not with_remote:
-        raise ValueError("init_workspace: pass either remote=FOLDER or with_remote=False, not both.")
+        raise InputError("init_workspace: pass either remote=FOLDER or with_remote=False, not both; drop one of them.")
     path = Path(path).resolve()
     _refuse_project(path)
     if reset and path.exists():
