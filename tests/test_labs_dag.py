@@ -1,7 +1,9 @@
-"""The lab DAG: which labs share a state folder, and how the pipeline schedules labs (pure, with fake runs)."""
+"""The lab DAG: which labs share a state folder, how the pipeline schedules labs (fake runs), and the grader's
+block on a lab whose dependency failed."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,7 +13,9 @@ import yaml
 from mlops_workbench import settings
 from mlops_workbench.labs.dag import schedule, state_groups
 from mlops_workbench.labs.format import Lab
+from mlops_workbench.labs.grade import grade
 from mlops_workbench.labs.pipeline import stages, state_folder
+from mlops_workbench.labs.report import Report
 
 
 def labs(root: Path, deps: dict[str, list[str]]) -> list[Lab]:
@@ -93,3 +97,18 @@ def test_ready_labs_start_in_id_order_one_at_a_time_with_one_job(tmp_path):
     assert schedule(found, lambda lab: ran.append(lab.id) is None, jobs=1) == {
         "00-a": "passed", "01-b": "passed", "02-c": "passed"}
     assert ran == ["00-a", "01-b", "02-c"]
+
+
+def test_grading_blocks_a_lab_whose_dependency_failed_without_running_it(tmp_path):
+    copy = tmp_path / "labs" / "01-next"
+    shutil.copytree(Lab.find("00-welcome").folder, copy)
+    (copy / "lab.yaml").write_text((copy / "lab.yaml").read_text().replace("depends_on: []", "depends_on: [00-welcome]"))
+    lab, home = Lab(copy), tmp_path / "home"
+    result = settings.layout(home).results / "00-welcome.json"
+    result.parent.mkdir(parents=True)
+    failed = Report(lab="00-welcome", submission="x.ipynb", score=1, max_score=5, pass_mark=0.8, passed=False, checks=[])
+    result.write_text(failed.model_dump_json())
+    report = grade(lab.source, tmp_path / "out", lab, home=home)
+    assert not report.passed and report.execution_status == "not-run" and report.cells == []
+    assert {c.status for c in report.checks} == {"blocked"} and "00-welcome must pass first" in report.error
+    assert not settings.layout(home).workspace(lab.id).exists(), "a blocked lab never runs"
