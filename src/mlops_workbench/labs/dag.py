@@ -40,18 +40,19 @@ def schedule(labs: list[Lab], run: Callable[[Lab], bool], jobs: int) -> dict[str
     Ready labs start in id order. ``run`` returns whether the lab passed; a lab whose dependency failed is
     skipped, and labs that do not depend on the failure still run. Returns each lab's outcome, by id.
     """
+    jobs = max(1, jobs)
     by_id = {lab.id: lab for lab in sorted(labs, key=lambda lab: lab.id)}
     deps = {lab_id: [d for d in lab.spec.depends_on if d in by_id] for lab_id, lab in by_id.items()}
     outcome: dict[str, Outcome] = {}
     running: dict[Future[bool], str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         while True:
             for lab_id, lab in by_id.items():
                 if lab_id in outcome or lab_id in running.values():
                     continue
                 if any(outcome.get(d) in ("failed", "skipped") for d in deps[lab_id]):
                     outcome[lab_id] = "skipped"
-                elif len(running) < max(1, jobs) and all(outcome.get(d) == "passed" for d in deps[lab_id]):
+                elif len(running) < jobs and all(outcome.get(d) == "passed" for d in deps[lab_id]):
                     running[pool.submit(run, lab)] = lab_id
             if not running:
                 break
