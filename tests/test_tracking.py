@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,65 @@ def test_an_explicit_telemetry_setting_is_kept() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=_outside_ci_env(MLFLOW_DISABLE_TELEMETRY="false"), timeout=60, check=True)
     assert out.stdout.strip() == "false"
+
+
+def _default_experiment_created(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT creation_time FROM experiments WHERE name = 'Default'").fetchone()[0]
+
+
+def test_a_new_store_starts_from_the_empty_store_the_first_one_left(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first, second = tmp_path / "first", tmp_path / "second"
+    try:
+        tracking.up(port=procs.free_port(), home=first)
+        tracking.down(first)
+        template = tracking.empty_store()
+        assert template.is_file() and template.parent == tmp_path / "cache"
+        born = _default_experiment_created(template)
+        assert born == _default_experiment_created(first / "mlflow" / "mlflow.db")
+
+        url = tracking.up(port=procs.free_port(), home=second)
+        assert _default_experiment_created(second / "mlflow" / "mlflow.db") == born  # a copy, not a new build
+        client = tracking.client(second)
+        experiment = client.create_experiment("seeded")
+        client.create_run(experiment)
+        assert tracking.status(second).experiments == 2 and url.startswith("http://127.0.0.1:")
+        assert _default_experiment_created(template) == born and tracking.empty_store() == template
+        with sqlite3.connect(template) as conn:  # the second store's writes never reach the template
+            assert conn.execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
+    finally:
+        procs.stop_all(first)
+        procs.stop_all(second)
+
+
+def test_a_store_that_holds_anything_is_never_kept_as_the_empty_store(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(db) as conn:
+        for table in ("experiments", "runs", "registered_models", "logged_models"):
+            conn.execute(f"CREATE TABLE {table} (name TEXT)")
+        conn.execute("INSERT INTO experiments VALUES ('Default')")
+        conn.execute("INSERT INTO runs VALUES ('a run logged before the copy')")
+    tracking._keep_empty_store(db)
+    assert not tracking.empty_store().exists()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM runs")
+    tracking._keep_empty_store(db)
+    assert tracking.empty_store().is_file()
+    assert list((tmp_path / "cache").iterdir()) == [tracking.empty_store()]  # no partial copy left
+
+
+def test_an_unwritable_cache_only_costs_the_speed_up(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("WORKBENCH_CACHE", str(blocker / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path / "home"
+    try:
+        url = tracking.up(port=procs.free_port(), home=home)
+        assert httpx.get(url + "/health", timeout=5).status_code == 200
+        assert not tracking.empty_store().exists()
+    finally:
+        procs.stop_all(home)

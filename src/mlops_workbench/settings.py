@@ -18,6 +18,7 @@ from mlops_workbench.errors import InputError, NotFoundError
 
 HOME_ENV = "WORKBENCH_HOME"
 PROJECT_ENV = "WORKBENCH_PROJECT"
+CACHE_ENV = "WORKBENCH_CACHE"
 DEFAULT_MODEL_NAME = "iris"
 PORT_OFFSET_ENV = "WORKBENCH_PORT_OFFSET"
 BASE_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090}
@@ -55,6 +56,15 @@ def project_root() -> Path:
         "Cannot find the mlops-workbench checkout (a folder with labs/ and params.yaml). "
         f"Run from inside the checkout or set {PROJECT_ENV}=/path/to/mlops-workbench."
     )
+
+
+def cache_dir() -> Path:
+    """Files derived from the installed tools and shared by every state folder (an empty MLflow store, for one):
+    ``WORKBENCH_CACHE``, else ``mlops-workbench`` in the user's cache folder. Not created here; anything in it
+    can be deleted at any time and is made again when needed."""
+    raw = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache",
+                                                    "mlops-workbench")
+    return Path(raw).expanduser().resolve()
 
 
 def home() -> Path:

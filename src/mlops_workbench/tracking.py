@@ -7,8 +7,11 @@ server into ``<home>/mlflow/artifacts``. The deprecated file store is never used
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import sys
 import webbrowser
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +41,14 @@ def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0
 
 
 def _start(port: int, home: Path, timeout: float) -> procs.Service:
-    """Start ``mlflow server`` for ``home`` on ``port`` (sqlite store, artifacts under the state folder)."""
+    """Start ``mlflow server`` for ``home`` on ``port`` (sqlite store, artifacts under the state folder).
+
+    A new store starts as a copy of the empty store the first one left in :func:`settings.cache_dir`: MLflow
+    otherwise builds its schema through some fifty migrations, seconds of each new state folder's first start.
+    """
     db, artifacts = store_paths(home)
     artifacts.mkdir(parents=True, exist_ok=True)
+    seeded = _seed(db)
     cmd = [
         str(Path(sys.executable).with_name("mlflow")),
         "server",
@@ -54,7 +62,53 @@ def _start(port: int, home: Path, timeout: float) -> procs.Service:
         cmd += ["--allowed-hosts", "*"]
     # no GenAI job runner: one process less to start on a small (or busy) machine
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
+    service = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
+    if seeded is False:
+        _keep_empty_store(db)
+    return service
+
+
+def empty_store() -> Path:
+    """Where the empty sqlite store of the installed MLflow version is kept (made by the first new store)."""
+    from importlib.metadata import version
+
+    return settings.cache_dir() / f"mlflow-{version('mlflow')}-empty.db"
+
+
+def _seed(db: Path) -> bool | None:
+    """Copy the empty store to ``db`` if ``db`` is new: True if copied, False if new and no copy exists yet,
+    None if ``db`` already existed."""
+    if db.exists():
+        return None
+    template = empty_store()
+    if not template.is_file():
+        return False
+    partial = db.with_name(f"{db.name}.{os.getpid()}.part")
+    shutil.copyfile(template, partial)
+    os.replace(partial, db)
+    return True
+
+
+def _keep_empty_store(db: Path) -> None:
+    """Keep a copy of the new store ``db`` (just started, still empty) as :func:`empty_store`. Only a speed-up:
+    a store that already holds anything (experiments, runs, models) is never kept, and any error is ignored."""
+    template = empty_store()
+    if template.exists():
+        return
+    partial = template.with_name(f"{template.name}.{os.getpid()}.part")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(partial)) as copy:
+            source.backup(copy)
+            counts = [copy.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
+                      for table in ("experiments", "runs", "registered_models", "logged_models")]
+        if counts == [1, 0, 0, 0]:  # the Default experiment only
+            os.replace(partial, template)
+    except (OSError, sqlite3.Error):
+        pass
+    finally:
+        with suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def url(home: Path | None = None) -> str:
