@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "WORKBENCH_", "PYTEST_"))}
         env["PATH"] = path_without_uv(tmp / "path")
         assert shutil.which("uv", path=env["PATH"]) is None, "uv is still on PATH"
+        env["WORKBENCH_CACHE"] = str(tmp / "cache")  # nothing derived from earlier runs (an empty MLflow store)
         # demo first, setup included; the baseline needs the venv it leaves; each line prints when it is known
         demo = _timed(["make", "demo"], clone, env) if "demo" in which else None
         if demo is None:
