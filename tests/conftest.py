@@ -39,12 +39,12 @@ def _save_iris_model(folder: Path):
     """An Iris model trained on the seeded split, saved in MLflow's format at ``folder/model``: (path, model)."""
     import mlflow
 
-    from mlops_workbench import data, train
+    from mlops_workbench import data, tracking, train
 
     train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
     model = train.train(train_df, {"C": 1.0})
     path = folder / "model"
-    mlflow.sklearn.save_model(model, path)
+    mlflow.sklearn.save_model(model, path, pip_requirements=tracking.model_requirements())
     return path, model
 
 

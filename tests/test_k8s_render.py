@@ -144,3 +144,17 @@ def test_versions_are_pinned_in_one_place(tmp_path):
         bad = tmp_path / "versions.env"
         bad.write_text("KIND_VERSION=v1\n")
         versions.load(bad)
+
+
+def test_the_baked_model_loads_and_pins_what_loads_it(tmp_path):
+    # the image's build step: an MLflow model folder whose requirements are the installed pins, given explicitly
+    # (MLflow's inference would load the model again in another Python process at every build)
+    import mlflow.pyfunc
+
+    from mlops_workbench import data, tracking
+    from mlops_workbench.k8s.bake import bake
+
+    out = bake(tmp_path / "model", seed=7)
+    assert (out / "requirements.txt").read_text().split() == tracking.model_requirements()
+    rows = data.load_iris_frame()[list(data.FEATURES)].head(3)
+    assert len(mlflow.pyfunc.load_model(str(out)).predict(rows)) == 3

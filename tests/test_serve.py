@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from mlops_workbench import data, procs, registry, train
+from mlops_workbench import data, procs, registry, tracking, train
 from mlops_workbench.serving import payloads
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.payloads import PayloadError
@@ -243,7 +243,8 @@ def test_invocations_match_mlflow_models_serve_for_every_format(home):
     model = train.train(train_df, {"C": 1.0})
     path = home / "model-with-signature"
     X = train_df[F].head(5)
-    mlflow.sklearn.save_model(model, path, signature=infer_signature(X, model.predict(X)))
+    mlflow.sklearn.save_model(model, path, signature=infer_signature(X, model.predict(X)),
+                             pip_requirements=tracking.model_requirements())
     ours = start_server(str(path), name="serve-signature", home=home)
     port = procs.free_port()
     cmd = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", str(path), "--env-manager",

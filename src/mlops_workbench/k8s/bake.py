@@ -15,12 +15,12 @@ from pathlib import Path
 def bake(out: Path, seed: int = 42) -> Path:
     import mlflow.sklearn
 
-    from mlops_workbench import data, train
+    from mlops_workbench import data, tracking, train
 
     model = train.train(data.load_iris_frame(), {"seed": seed})
     if out.exists():
         shutil.rmtree(out)
-    mlflow.sklearn.save_model(model, str(out))
+    mlflow.sklearn.save_model(model, str(out), pip_requirements=tracking.model_requirements())
     return out
 
 
