@@ -196,3 +196,23 @@ def test_an_unwritable_cache_only_costs_the_speed_up(tmp_path: Path, monkeypatch
         assert not tracking.empty_store().exists()
     finally:
         procs.stop_all(home)
+
+
+def test_a_failed_copy_of_the_empty_store_falls_back_to_mlflow_building_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    tracking.empty_store().parent.mkdir()
+    tracking.empty_store().write_bytes(b"an empty store")
+    db = tmp_path / "home" / "mlflow.db"
+    db.parent.mkdir()
+
+    def disk_full(src, dst):
+        Path(dst).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tracking.shutil, "copyfile", disk_full)
+    assert tracking._seed(db) is False
+    assert list(db.parent.iterdir()) == []  # neither a store nor a partial copy: MLflow starts from nothing
+    monkeypatch.undo()
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    assert tracking._seed(db) is True and db.read_bytes() == b"an empty store"
+    assert tracking._seed(db) is None  # an existing store is never replaced

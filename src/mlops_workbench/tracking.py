@@ -84,8 +84,13 @@ def _seed(db: Path) -> bool | None:
     if not template.is_file():
         return False
     partial = db.with_name(f"{db.name}.{os.getpid()}.part")
-    shutil.copyfile(template, partial)
-    os.replace(partial, db)
+    try:
+        shutil.copyfile(template, partial)
+        os.replace(partial, db)
+    except OSError:  # only a speed-up: MLflow builds the store itself
+        with suppress(OSError):
+            partial.unlink(missing_ok=True)
+        return False
     return True
 
 
