@@ -25,7 +25,8 @@ def test_postbuild_and_start_in_a_fresh_environment_serve_mlflow_through_the_pro
     venv = tmp_path / "srv" / "conda"
     subprocess.run(["uv", "venv", "-q", "--seed", "-p", "3.11", str(venv)], check=True, timeout=300)
     subprocess.run(["uv", "pip", "install", "-q", "-p", str(venv / "bin" / "python"), "-r",
-                    str(ROOT / "requirements.lock")], check=True, timeout=900)  # what binder/environment.yml pins
+                    str(ROOT / "requirements.lock"), "rfc3987-syntax==1.1.0"],  # what binder/environment.yml
+                   check=True, timeout=900)  # pins, and what pip adds for jsonschema[format-nongpl]
     home = tmp_path / "jovyan"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "MLFLOW_", "VIRTUAL_ENV"))}
@@ -33,6 +34,9 @@ def test_postbuild_and_start_in_a_fresh_environment_serve_mlflow_through_the_pro
     build = subprocess.run([str(ROOT / "binder" / "postBuild")], env=env, capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     assert (venv / "share" / "jupyter" / "kernels" / "python3" / "kernel.json").exists()
+    left = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.util as u; print(u.find_spec('rfc3987_syntax'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert left == "None", "postBuild removes rfc3987-syntax (a 2.7 s grammar build in every process importing jsonschema)"
     assert "jupyter_server_proxy" in subprocess.run([str(venv / "bin" / "jupyter"), "server", "extension", "list"],
                                                     env=env, capture_output=True, text=True).stderr
     port = procs.free_port()
