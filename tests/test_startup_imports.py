@@ -24,6 +24,12 @@ def test_pipeline_stage_code_leaves_plotting_and_bundled_datasets_unimported():
     assert loaded(stage, ("matplotlib", "sklearn.datasets", "httpx")) == []
 
 
+def test_the_data_constants_load_neither_pandera_nor_scikit_learn():
+    """Model servers, the drills' CI tests and the stage scripts import FEATURES and friends; pandera (0.4 s) loads
+    with the first validation and scikit-learn's splitter (1.5 s, scipy.stats with it) with the first split."""
+    assert loaded("mlops_workbench.data", ("pandera", "sklearn", "scipy")) == []
+
+
 @pytest.mark.parametrize("module", ["nbformat", "jsonschema", "jupyter_client", "mlops_workbench.labs.grade",
                                     "mlops_workbench.ci.workflow", "mlops_workbench.doctor"])
 def test_the_cli_loads_the_lab_machinery_workflow_checkers_and_doctor_only_for_their_commands(module):

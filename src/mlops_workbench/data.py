@@ -9,13 +9,16 @@ is rejected by name before anything trains on it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
-from sklearn.model_selection import train_test_split
 
 from mlops_workbench.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:  # pandera (0.4 s) loads with the first validation, scikit-learn's splitter (1.5 s) with the first
+    # split: a model server or a CI test that reads FEATURES never pays for them
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 LABEL = "species"
@@ -34,6 +37,8 @@ class DataValidationError(InputError):
 
 def schema() -> pa.DataFrameSchema:
     """The Iris schema: four float64 features in [0, 10] cm, no NaN, a label from :data:`CLASSES`."""
+    import pandera.pandas as pa
+
     low, high = FEATURE_RANGE
     columns = {
         name: pa.Column(float, pa.Check.in_range(low, high), nullable=False, coerce=False)
@@ -95,6 +100,8 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
     Every rule is checked (pandera ``lazy=True``) so the error lists all the
     problems at once, e.g. a missing column *and* a NaN *and* an unknown label.
     """
+    from pandera.errors import SchemaErrors
+
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(
             f"Expected a pandas DataFrame, got {type(df).__name__}: load the data with load_iris_frame() or load_csv().",
@@ -117,6 +124,8 @@ def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, 
     """Stratified train/test split of a validated frame; the same ``seed`` gives the same split."""
     if not 0 < test_size < 1:
         raise InputError(f"test_size must be between 0 and 1 (exclusive), got {test_size}: use e.g. 0.2.")
+    from sklearn.model_selection import train_test_split
+
     train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[LABEL])
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
