@@ -91,7 +91,9 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
 
 def main(argv: list[str] | None = None) -> None:
     which = (argv or sys.argv[2:]) or ["demo", "test"]
-    adopt_orphans()
+    if not adopt_orphans():
+        print("note: this system cannot adopt orphaned processes (Linux prctl PR_SET_CHILD_SUBREAPER), so the CPU "
+              "times below leave out services whose parent exited before them: read them as lower bounds", flush=True)
     with tempfile.TemporaryDirectory(prefix="workbench-fresh-") as tmp:
         tmp = Path(tmp)
         clone = tmp / "mlops-workbench"
