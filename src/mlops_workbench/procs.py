@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -214,16 +215,37 @@ def stop(name: str, home: Path | None = None, grace: float = 10.0) -> bool:
     was_alive = _running(service)
     if was_alive:
         _signal_group(service.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while alive(service.pid) and time.monotonic() < deadline:
-            _reap(service.pid)
-            time.sleep(0.05)
-        if alive(service.pid):
+        if not wait_exit([service.pid], grace):
             _signal_group(service.pid, signal.SIGKILL)
-            time.sleep(0.1)
+            wait_exit([service.pid], grace)
         _reap(service.pid)
     record.unlink(missing_ok=True)
     return was_alive
+
+
+def wait_exit(pids: Iterable[int], timeout: float) -> bool:
+    """Wait until every process in ``pids`` has exited (a zombie counts); False if one still runs after ``timeout`` s.
+
+    Signals are delivered asynchronously: a process sent SIGKILL can still be running when ``os.kill``
+    returns. This waits on each process's pidfd, which becomes readable the moment the process exits.
+    """
+    poller, fds = select.poll(), []
+    try:
+        for pid in set(pids):
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                continue
+            poller.register(fds[-1], select.POLLIN)
+        pending, deadline = set(fds), time.monotonic() + timeout
+        while pending and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                pending.discard(fd)
+                poller.unregister(fd)
+        return not pending
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _signal_group(pid: int, sig: int) -> None:

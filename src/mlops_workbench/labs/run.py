@@ -22,7 +22,7 @@ from typing import Any, Literal
 import nbformat
 from pydantic import BaseModel
 
-from mlops_workbench import settings
+from mlops_workbench import procs, settings
 from mlops_workbench.labs.format import parameters_cell
 from mlops_workbench.procs import RUN_TOKEN_ENV as TOKEN_ENV
 
@@ -186,18 +186,32 @@ def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
 
 
 def kill_token(token: str, *extra_pids: int) -> None:
-    """Kill every process whose environment carries ``token`` (the run's kernel and its children)."""
-    needle = f"{TOKEN_ENV}={token}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
+    """Kill every process whose environment carries ``token`` (the kernel and its children) and wait until they end."""
     for pid in extra_pids:
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    for _ in range(5):  # scan again: a process may have forked while the last scan ran
+        found = _carrying(token)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not found or not procs.wait_exit([*found, *extra_pids], timeout=30):
+            return
+
+
+def _carrying(token: str) -> list[int]:
+    """The live processes whose environment carries ``token`` (a zombie's environment reads as empty)."""
+    needle, found = f"{TOKEN_ENV}={token}".encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
