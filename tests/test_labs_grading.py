@@ -16,7 +16,7 @@ from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade
 from mlops_workbench.labs.release import learner_notebook
 from mlops_workbench.labs.report import validate_report
-from mlops_workbench.procs import alive
+from mlops_workbench.procs import RUN_TOKEN_ENV, alive
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +142,19 @@ def test_lab_timeout_stops_the_kernel_and_reports_the_rest(lab, tmp_path):
     assert report.execution_status == "timeout"
     assert got["hello-file"] == "passed"
     assert got["seeded-sample"] == got["state-folder"] == "timeout"
-    assert not alive(int(pid_file.read_text())), "the kernel of a timed-out run must be killed"
+    pid = int(pid_file.read_text())
+    assert not alive(pid), f"the kernel of a timed-out run must be killed; it still runs: {describe(pid)}"
+
+
+def describe(pid: int) -> str:
+    """What a failure message needs to tell a missed kill from a slow one: the process's state and run token."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError as exc:
+        return f"unreadable ({exc})"
+    token = [v.decode() for v in environ if v.startswith(RUN_TOKEN_ENV.encode())]
+    return f"{[line for line in status if line.startswith(('Name', 'State', 'PPid'))]}, token {token}"
 
 
 def test_batch_keeps_every_result_when_one_submission_is_broken(lab, tmp_path):
