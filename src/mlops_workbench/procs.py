@@ -214,9 +214,9 @@ def stop(name: str, home: Path | None = None, grace: float = 10.0) -> bool:
     service = Service(**json.loads(record.read_text()))
     was_alive = _running(service)
     if was_alive:
-        _signal_group(service.pid, signal.SIGTERM)
+        signal_group(service.pid, signal.SIGTERM)
         if not wait_exit([service.pid], grace):
-            _signal_group(service.pid, signal.SIGKILL)
+            signal_group(service.pid, signal.SIGKILL)
             wait_exit([service.pid], grace)
         _reap(service.pid)
     record.unlink(missing_ok=True)
@@ -248,7 +248,8 @@ def wait_exit(pids: Iterable[int], timeout: float) -> bool:
             os.close(fd)
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
+    """Send ``sig`` to the process group ``pid`` leads, or to ``pid`` alone if it leads none; gone is fine."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):

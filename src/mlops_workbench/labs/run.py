@@ -188,10 +188,7 @@ def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
 def kill_token(token: str, *extra_pids: int) -> None:
     """Kill every process whose environment carries ``token`` (the kernel and its children) and wait until they end."""
     for pid in extra_pids:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        procs.signal_group(pid, signal.SIGKILL)
     for _ in range(5):  # scan again: a process may have forked while the last scan ran
         found = _carrying(token)
         for pid in found:
@@ -199,7 +196,7 @@ def kill_token(token: str, *extra_pids: int) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if not found or not procs.wait_exit([*found, *extra_pids], timeout=30):
+        if not found or not procs.wait_exit(found, timeout=30):
             return
 
 
