@@ -57,11 +57,11 @@ def jupyterlab(home: Path, tmp: Path, env: dict[str, str] | None = None) -> Iter
             raise RuntimeError("JupyterLab did not answer within 180 s")
         yield base
     finally:
-        procs._signal_group(proc.pid, 15)
+        procs.signal_group(proc.pid, 15)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            procs._signal_group(proc.pid, 9)
+            procs.signal_group(proc.pid, 9)
             proc.wait(10)
         log.close()
 

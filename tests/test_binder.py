@@ -69,5 +69,5 @@ def test_postbuild_and_start_in_a_fresh_environment_serve_mlflow_through_the_pro
         assert api.status_code == 200 and "Default" in api.text, api.text[:500]  # not refused as a foreign host
     finally:
         procs.stop_all(state)
-        procs._signal_group(server.pid, 15)
+        procs.signal_group(server.pid, 15)
         server.wait(30)
