@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops_workbench import data, procs
+from mlops_workbench.serving import auth
+from mlops_workbench.serving.faults import Faults
 from mlops_workbench.serving.server import start_server
 
 pytestmark = pytest.mark.slow
@@ -46,11 +48,20 @@ NEAR_VALID = st.one_of(
                                                          max_size=4)}),
     st.fixed_dictionaries({"records": st.lists(st.dictionaries(st.sampled_from(F + ["colour"]), SCALARS), max_size=4)}),
 )
+DEEP = st.integers(min_value=900, max_value=5000).flatmap(
+    lambda n: st.sampled_from([b"[" * n + b"]" * n, b'{"instances": ' + b"[" * n + b"]" * n + b"}",
+                               b'{"canary": ' + b'{"a": ' * n + b"1" + b"}" * n + b"}"]))
 RAW = st.one_of(
-    st.binary(max_size=64),
+    st.binary(max_size=64), DEEP,
     st.sampled_from([b"", b"{", b"[1,2", b"\xff\xfe{}", b"null", b"NaN", b'{"instances": [[1e999, 2, 3, 4]]}',
-                     b'{"instances": [[NaN, 2, 3, 4]]}', b'{"canary": Infinity}', b'{"canary": 1' + b"0" * 400 + b"}"]),
+                     b'{"instances": [[NaN, 2, 3, 4]]}', b'{"canary": Infinity}', b'{"canary": 1' + b"0" * 400 + b"}",
+                     b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}', b'{"seed": 1' + b"0" * 30 + b"}",
+                     b'{"crash_after": 1' + b"0" * 30 + b"}", b'{"seed": false}', b'{"error_rate": true}',
+                     b'{"dataframe_split": {"columns": [{"a": 1}, [], 1, null], "data": [[1, 2, 3, 4]]}}']),
 )
+FAULTS = st.one_of(st.fixed_dictionaries({}, optional={
+    "error_rate": NUMBERS | SCALARS, "latency_ms": NUMBERS | SCALARS, "seed": NUMBERS | SCALARS,
+    "crash_after": NUMBERS | SCALARS}).map(lambda d: json.dumps(d, allow_nan=True).encode()), RAW)
 CONTENT_TYPES = st.sampled_from(["application/json", "text/csv", "application/octet-stream", "text/plain; charset=utf-8",
                                  None])
 
@@ -66,21 +77,22 @@ BODIES = st.one_of(JSON.map(_body), NEAR_VALID.map(_body), RAW)
 class Sender:
     """Sends each generated request and records the ones answered 5xx (with what was sent)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: dict[str, str]) -> None:
         self.client = httpx.Client(timeout=30.0)
-        self.sent = 0
+        self.token = token
+        self.sent: dict[str, int] = {}
         self.server_errors: list[str] = []
 
-    def send(self, method: str, url: str, body: bytes, content_type: str | None) -> httpx.Response:
+    def send(self, service: str, method: str, url: str, body: bytes, content_type: str | None) -> httpx.Response:
         headers = {"content-type": content_type} if content_type else {}
-        response = self.client.request(method, url, content=body, headers=headers)
-        self.sent += 1
+        response = self.client.request(method, url, content=body, headers={**headers, **self.token})
+        self.sent[service] = self.sent.get(service, 0) + 1
         if response.status_code >= 500:
             self.server_errors.append(f"{method} {url} {body[:120]!r} -> {response.status_code} {response.text[:200]}")
         return response
 
 
-FUZZ = settings(max_examples=350, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=500, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -96,17 +108,26 @@ def expected(tmp_path_factory, save_iris_model) -> tuple[Path, Path, list]:
 
 def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expected):
     fuzz_home, model_path, labels = expected
-    server = start_server(str(model_path), name="fuzz-model", home=fuzz_home)
+    server = start_server(str(model_path), name="fuzz-model", home=fuzz_home, allow_faults=True)
     port = procs.free_port()
     router = procs.start("fuzz-router", procs.workbench_cmd("router", "--stable", server.url, "--canary", server.url,
                                                           "--weight", "50", "--port", str(port)),
                          port, health_path="/health", home=fuzz_home)
-    sender = Sender()
+    sender = Sender(auth.headers(auth.read_token(fuzz_home)))
 
     @FUZZ
     @given(path=st.sampled_from(["/predict", "/invocations"]), body=BODIES, content_type=CONTENT_TYPES)
     def model_server(path: str, body: bytes, content_type: str | None) -> None:
-        response = sender.send("POST", server.url + path, body, content_type)
+        response = sender.send("model server", "POST", server.url + path, body, content_type)
+        if response.status_code >= 400:
+            assert response.status_code < 500 and "error" in response.json(), response.text
+
+    @FUZZ
+    @given(body=FAULTS, content_type=CONTENT_TYPES)
+    def faults(body: bytes, content_type: str | None) -> None:
+        response = sender.send("model server", "POST", server.url + "/admin/faults", body, content_type)
+        if response.status_code == 200:  # a valid setting: put it back, so predictions stay unfaulted
+            sender.client.post(server.url + "/admin/faults", json={}, headers=sender.token).raise_for_status()
         if response.status_code >= 400:
             assert response.status_code < 500 and "error" in response.json(), response.text
 
@@ -114,7 +135,7 @@ def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expect
     @given(method=st.sampled_from(["PUT", "PUT", "PUT", "POST", "DELETE"]), body=BODIES,
            content_type=CONTENT_TYPES)
     def router_admin(method: str, body: bytes, content_type: str | None) -> None:
-        response = sender.send(method, router.url + "/admin/weights", body, content_type)
+        response = sender.send("router", method, router.url + "/admin/weights", body, content_type)
         if response.status_code >= 400:
             assert response.status_code < 500 and "error" in response.json(), response.text
 
@@ -122,18 +143,20 @@ def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expect
     @given(path=st.sampled_from(["/predict", "/invocations"]), body=NEAR_VALID.map(_body) | RAW,
            content_type=CONTENT_TYPES)
     def through_router(path: str, body: bytes, content_type: str | None) -> None:
-        response = sender.send("POST", router.url + path, body, content_type)
+        response = sender.send("router", "POST", router.url + path, body, content_type)
         assert response.status_code < 500, response.text
 
     model_server()
+    faults()
     router_admin()
     through_router()
 
-    assert sender.sent >= 1000
+    assert sender.sent["model server"] >= 1000 and sender.sent["router"] >= 1000, sender.sent
     assert sender.server_errors == []
+    assert httpx.get(server.url + "/admin/faults", headers=sender.token).json() == Faults().model_dump()
     for base in (server.url, router.url):
         assert httpx.get(base + "/health", timeout=10).status_code == 200
-    sender.client.put(router.url + "/admin/weights", json={"canary": 50}).raise_for_status()
+    sender.client.put(router.url + "/admin/weights", json={"canary": 50}, headers=sender.token).raise_for_status()
     for base in (server.url, router.url):
         answer = httpx.post(base + "/predict", json={"instances": ROWS}, timeout=10)
         assert answer.status_code == 200, answer.text

@@ -14,6 +14,7 @@ import pytest
 
 from mlops_workbench import procs, registry, tracking
 from mlops_workbench.registry import audit, candidates, integrity
+from mlops_workbench.serving import auth
 from mlops_workbench.serving.server import create_app, start_server
 
 HEX = "0123456789abcdef"
@@ -156,7 +157,7 @@ def test_edited_artifact_is_refused_on_reload_and_the_server_keeps_its_version(h
         mlmodel = artifact_folder(home, "edited", v2) / "MLmodel"
         mlmodel.write_text(mlmodel.read_text() + "# edited after registration\n")
         c.set_registered_model_alias("edited", "production", v2)
-        r = httpx.post(service.url + "/admin/reload", timeout=120)
+        r = httpx.post(service.url + "/admin/reload", timeout=120, headers=auth.headers(auth.read_token(home)))
         assert r.status_code == 409
         assert "MLmodel" in r.json()["error"] and integrity.sha256_file(mlmodel) in r.json()["error"]
         assert r.json()["version"] == v1

@@ -185,10 +185,50 @@ def test_operator_abort_ends_a_running_rollout_safely(env) -> None:
     assert ops.abort(home).phase == "Aborted", "aborting a finished rollout changes nothing"
 
 
+MALFORMED = [b"[" * 2000 + b"]" * 2000, b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}',
+             b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}',
+             b'{"instances": [["5.1", 3.5, 1.4, 0.2]]}', b"not json", b'{"instances": [[NaN, 1, 2, 3]]}']
+
+
+class MalformedBurst:
+    """Clients sending broken bodies through the router (about ``rps`` a second) until the block ends."""
+
+    def __init__(self, url: str, rps: float = 20.0) -> None:
+        self.url, self.pause, self.statuses = url, 1.0 / rps, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+
+    def _send(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            i = 0
+            while not self._stop.wait(self.pause):
+                body = MALFORMED[i % len(MALFORMED)]
+                self.statuses.append(client.post("/invocations", content=body,
+                                                 headers={"content-type": "application/json"}).status_code)
+                i += 1
+
+    def __enter__(self) -> MalformedBurst:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
 def test_healthy_candidate_is_promoted_with_an_audit_record(env) -> None:
+    """... even while other clients send a steady burst of malformed requests: a 4xx is the client's fault,
+    never the canary's, so it must not count as an error in the analysis."""
     home, v = env
-    state, backend, result = rollout(home, v.candidate, seed=3)
+    with MalformedBurst(LocalBackend(home).router_url) as burst:
+        state, backend, result = rollout(home, v.candidate, seed=3)
     assert state.phase == "Promoted", state.reason
+    assert len(burst.statuses) >= 100 and set(burst.statuses) == {400}, sorted(set(burst.statuses))
+    router_metrics = httpx.get(backend.router_url + "/metrics", timeout=5).text
+    assert 'workbench_router_requests_total{status="400",version="canary"}' in router_metrics  # it got its share
+    rates = [e["value"] for e in events.read(home, rollout=state.id)
+             if e["type"] == "measurement" and e["metric"] == "error-rate" and e["value"] is not None]
+    assert rates and max(rates) == 0, rates
     assert production(home) == v.candidate
     assert httpx.get(backend.url("stable") + "/version", timeout=5).json()["version"] == v.candidate
     assert backend.weight() == 0 and not backend.canary_alive()

@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from mlops_workbench import procs
-from mlops_workbench.rollout import load, prometheus, router
+from mlops_workbench.rollout import load, prometheus
 from mlops_workbench.rollout.metrics import DirectSource, PrometheusSource
+from mlops_workbench.serving import auth
+from mlops_workbench.serving.client import RouterClient
 
 UPSTREAM = '''
 import json, sys
@@ -68,11 +70,13 @@ def test_weighted_split_admin_and_metrics(stack) -> None:
     assert 0.12 < share < 0.40, summary
     assert summary["all"]["errors"] == 0
     assert {o.prediction for o in result.outcomes if o.upstream == "canary"} == {"canary"}
-    assert router.get_weight(urls["router"]) == 25
-    assert router.set_weight(urls["router"], 0) == 0
+    admin = RouterClient(urls["router"], home=home)
+    assert admin.weight() == 25
+    assert admin.set_weight(0) == 0
     with pytest.raises(ValueError, match="from 0 to 100"):
-        router.set_weight(urls["router"], 150)
-    bad = httpx.put(urls["router"] + "/admin/weights", content=b"{}", timeout=5)
+        admin.set_weight(150)
+    token = auth.headers(auth.read_token(home))
+    bad = httpx.put(urls["router"] + "/admin/weights", content=b"{}", timeout=5, headers=token)
     assert bad.status_code == 400 and "canary" in bad.json()["error"]
     after = load.run(urls["router"], rps=40, duration=1, seed=2).summary()
     assert "canary" not in after
@@ -85,7 +89,7 @@ def test_weighted_split_admin_and_metrics(stack) -> None:
 def test_canary_down_fails_over_to_stable_and_counts_it(stack) -> None:
     home, urls = stack
     procs.stop("canary", home)
-    router.set_weight(urls["router"], 50)
+    RouterClient(urls["router"], home=home).set_weight(50)
     summary = load.run(urls["router"], rps=40, duration=2, seed=4).summary()
     assert summary["all"]["errors"] == 0 and set(summary) == {"all", "stable"}
     snap = DirectSource(urls["router"]).snapshot()

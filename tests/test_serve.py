@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from mlops_workbench import data, procs, registry, tracking, train
-from mlops_workbench.serving import payloads
+from mlops_workbench.errors import ServiceError
+from mlops_workbench.serving import auth, payloads
+from mlops_workbench.serving.client import ModelServerClient
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.payloads import PayloadError
 from mlops_workbench.serving.server import start_server
@@ -83,7 +85,12 @@ def model_path(home, save_iris_model) -> Path:
 
 @pytest.fixture(scope="module")
 def server(home, model_path) -> procs.Service:
-    return start_server(str(model_path), name="serve-test", home=home)
+    return start_server(str(model_path), name="serve-test", home=home, allow_faults=True)
+
+
+@pytest.fixture(scope="module")
+def admin(home, server) -> ModelServerClient:
+    return ModelServerClient(server.url, home=home)
 
 
 @pytest.mark.parametrize("fmt", sorted(PAYLOADS))
@@ -119,6 +126,14 @@ BAD_REQUESTS = [
     ("/invocations", b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}', 400, "expects exactly the columns"),
     ("/invocations", b'{"inputs": {"sepal_length": [1.0]}}', 400, "expects exactly"),
     ("/invocations", HUGE, 413, "more than the limit"),
+    ("/predict", b'{"instances": [[1' + b"0" * 400 + b', 3.5, 1.4, 0.2]]}', 400, "beyond the float range"),
+    ("/predict", b'{"instances": [[1e13, 3.5, 1.4, 0.2]]}', 400, "beyond the accepted range"),
+    ("/invocations", b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}', 400,
+     "expects exactly the columns"),
+    ("/invocations", b'{"dataframe_split": {"columns": null, "data": [[1, 2, 3, 4]]}}', 400,
+     "expects exactly the columns"),
+    ("/predict", b'{"instances": ' + b"[" * 1500 + b"]" * 1500 + b"}", 400, "nested"),
+    ("/invocations", b"[" * 100_000 + b"]" * 100_000, 400, "nested"),
 ]
 
 
@@ -144,18 +159,21 @@ def test_no_5xx_after_bad_requests_and_metric_names(server):
     assert 'status="5' not in metrics
 
 
-def test_injected_faults_at_runtime_and_crash(home, server, model_path):
-    assert httpx.post(server.url + "/admin/faults", json={"error_rate": 1.0}).status_code == 200
+def test_injected_faults_at_runtime_and_crash(home, server, admin, model_path):
+    admin.set_faults(Faults(error_rate=1.0))
     failed = httpx.post(server.url + "/predict", json={"instances": ROWS[:1]})
     assert failed.status_code == 500 and "injected fault" in failed.json()["error"]
     assert httpx.get(server.url + "/health").status_code == 200  # admin paths are never faulted
-    httpx.post(server.url + "/admin/faults", json={"latency_ms": 300})
+    admin.set_faults(Faults(latency_ms=300))
     start = time.perf_counter()
     assert httpx.post(server.url + "/predict", json={"instances": ROWS[:1]}).status_code == 200
     assert time.perf_counter() - start >= 0.3
-    assert httpx.post(server.url + "/admin/faults", json={"error_rate": 2}).status_code == 422
-    assert httpx.get(server.url + "/admin/faults").json()["latency_ms"] == 300
-    httpx.post(server.url + "/admin/faults", json={})
+    for bad in ({"error_rate": 2}, {"seed": False}, {"seed": 2**64}, {"crash_after": 2**70}, {"latency_ms": "1"}):
+        response = httpx.post(server.url + "/admin/faults", json=bad, headers=auth.headers(auth.read_token(home)))
+        assert response.status_code == 422, (bad, response.text)
+        assert "Bad faults" in response.json()["error"]
+    assert admin.faults().latency_ms == 300  # refused values changed nothing, and GET still answers
+    admin.set_faults(Faults())
     crashing = start_server(str(model_path), name="crash-test", home=home, faults=Faults(crash_after=2))
     for _ in range(2):
         assert httpx.post(crashing.url + "/predict", json={"instances": ROWS[:1]}).status_code == 200
@@ -201,7 +219,7 @@ def test_reload_follows_the_alias_without_failed_requests(home):
     thread.start()
     try:
         client.set_registered_model_alias("served", "production", "2")
-        reload = httpx.post(service.url + "/admin/reload", timeout=60).json()
+        reload = ModelServerClient(service.url, home=home).reload()
         assert reload["version"] == "2"
         client.set_registered_model_alias("served", "production", "1")  # the watch picks this up alone
         deadline = time.monotonic() + 30
@@ -272,9 +290,12 @@ def test_a_failed_reload_answers_409_and_keeps_serving(home, model_path):
     copy = home / "model-copy"
     shutil.copytree(model_path, copy)
     service = start_server(str(copy), name="serve-reload-fail", home=home)
-    assert httpx.post(service.url + "/admin/reload", timeout=60).json()["reloaded"] is True
+    admin = ModelServerClient(service.url, home=home)
+    assert admin.reload()["reloaded"] is True
     shutil.rmtree(copy)
-    failed = httpx.post(service.url + "/admin/reload", timeout=60)
+    failed = httpx.post(service.url + "/admin/reload", timeout=60, headers=auth.headers(auth.read_token(home)))
     assert failed.status_code == 409 and "Cannot load the model" in failed.json()["error"]
+    with pytest.raises(ServiceError, match="keeps serving the model it had"):
+        admin.reload()
     assert httpx.post(service.url + "/predict", json={"instances": ROWS[:1]}).json()["predictions"] == ["setosa"]
     procs.stop("serve-reload-fail", home)

@@ -241,4 +241,4 @@ def rolled_back(ctx: Context) -> None:
     info = server_version(ctx)
     if info.get("version") != production:
         fail(f"The server still serves v{info.get('version')} while production is v{production}: "
-             "POST /admin/reload (with timeout=60: loading a model takes longer than httpx's 5 s default).")
+             "ModelServerClient(service.url).reload() (POST /admin/reload with the state folder's admin token).")

@@ -145,7 +145,9 @@ def start(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
-            env={**{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}, **(env or {})},
+            # a service belongs to the state folder it is recorded in: it reads that folder's token and settings
+            env={**{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}, settings.HOME_ENV: str(home),
+                 **(env or {})},
             start_new_session=True,
         )
     service = Service(name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path),

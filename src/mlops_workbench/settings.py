@@ -119,6 +119,11 @@ class StateLayout:
         return self.root / "audit" / f"{name}.jsonl"
 
     @property
+    def admin_token(self) -> Path:
+        """The bearer token of the admin endpoints of this state folder's servers (file mode 0600)."""
+        return self.root / "admin-token"
+
+    @property
     def locks(self) -> Path:
         return self.root / "locks"
 

@@ -91,7 +91,7 @@ def analysis_server(
     policy: str = typer.Option(..., "--policy"),
     prometheus: str = typer.Option("http://prometheus.workbench.svc:9090", "--prometheus"),
     port: int = typer.Option(8080, "--port"),
-    host: str = typer.Option("0.0.0.0", "--host"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to bind (the cluster's Deployment passes 0.0.0.0)"),
 ) -> None:
     """Serve the Argo `web` metric provider (the in-cluster analysis endpoint)."""
     import uvicorn

@@ -23,8 +23,10 @@ def serve(
     fault_latency_ms: float = typer.Option(0.0, "--fault-latency-ms", help="milliseconds added to each prediction"),
     fault_crash_after: int = typer.Option(None, "--fault-crash-after", help="exit after this many prediction requests"),
     fault_seed: int = typer.Option(0, "--fault-seed", help="seed of the fault RNG"),
+    allow_faults: bool = typer.Option(False, "--allow-faults", help="accept POST /admin/faults (labs and drills)"),
 ) -> None:
-    """Serve a model: /predict, /invocations (MLflow protocol), /health, /version, /metrics, /admin/*."""
+    """Serve a model: /predict, /invocations (MLflow protocol), /health, /version, /metrics, /admin/* (bearer
+    token of the state folder: <state folder>/admin-token)."""
     import uvicorn
 
     from mlops_workbench.serving.server import create_app
@@ -32,7 +34,8 @@ def serve(
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     faults = Faults(error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after,
                     seed=fault_seed)
-    app = create_app(model_uri, name=name, faults=faults, watch_interval=watch_interval or None)
+    app = create_app(model_uri, name=name, faults=faults, watch_interval=watch_interval or None,
+                     allow_faults=allow_faults)
     server = app.state.server
     typer.echo(f"serving {server.uri} (version {server.model.version}) on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import httpx
-
 from mlops_workbench import procs, registry
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
@@ -13,6 +11,7 @@ from mlops_workbench.drills.postmortem import registry_truth
 from mlops_workbench.drills.spec import DrillSpec, PostMortemTruth
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit
+from mlops_workbench.serving.client import ModelServerClient
 
 TRAFFIC = 40
 LENIENT_GATE = {"tolerance": 1.0, "min_gain": -1.0}
@@ -36,7 +35,7 @@ class BadModel(Drill):
             "`workbench registry audit` (or registry.audit.read()) shows who promoted "
             "what, when, and the gate they used.",
             "registry.rollback('drill-bad-model', approver=..., reason=...) moves production back to `previous`; "
-            "the server follows after POST <server>/admin/reload (`workbench drill status` prints its URL).",
+            "the server follows after ModelServerClient(url).reload() (`workbench drill status` prints its URL).",
             "Post-mortem: onset is the bad promotion's `ts` in the audit log; detect and restore end at your rollback "
             "entry; the blast radius is workbench_model_requests_total{version=<bad>} on the server's /metrics.",
         ],
@@ -74,7 +73,7 @@ class BadModel(Drill):
                           reason=f"v{ctx.fact('bad')} answers virginica for versicolor; back to v{ctx.fact('good')}")
         service = procs.get(ctx.server, ctx.home)
         assert service is not None
-        httpx.post(f"{service.url}/admin/reload", timeout=120).raise_for_status()
+        ModelServerClient(service.url, home=ctx.home).reload()
         record_truth(self, ctx)
 
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:

@@ -159,7 +159,7 @@ def guard_server_answers(ctx: DrillContext, expect_version: str | None = None) -
     service = procs.get(ctx.server, ctx.home)
     if service is None:
         fail(f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
-             "and repair what it serves instead (POST /admin/reload after moving the alias).")
+             "and repair what it serves instead (move the alias, then ModelServerClient(url).reload()).")
     try:
         info = httpx.get(f"{service.url}/version", timeout=10).json()
         answer = httpx.post(f"{service.url}/predict", json={"instances": [VERSICOLOR]}, timeout=10)
@@ -169,5 +169,5 @@ def guard_server_answers(ctx: DrillContext, expect_version: str | None = None) -
         fail(f"The model server answers {answer.status_code} to a valid Iris payload: {answer.text[:200]}")
     if expect_version is not None and str(info.get("version")) != str(expect_version):
         fail(f"The model server still serves v{info.get('version')} while production is v{expect_version}: "
-             f"POST {service.url}/admin/reload so it follows the alias.")
+             f"ModelServerClient('{service.url}').reload() so it follows the alias.")
     return {"url": service.url, "version": str(info.get("version")), "prediction": answer.json()["predictions"][0]}

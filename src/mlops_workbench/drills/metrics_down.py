@@ -18,6 +18,7 @@ from mlops_workbench.rollout import events, ops, prometheus
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.backends.local import STABLE, LocalBackend
+from mlops_workbench.serving.client import ModelServerClient
 
 POLICY = rollouts.policy_yaml("1h", {"interval": "1s", "window": "3s", "initialDelay": "3s",
                                      "consecutiveErrorLimit": 3, "inconclusiveLimit": 100000})
@@ -180,7 +181,9 @@ def _promote_blind(ctx: DrillContext) -> None:
     registry.promote(ctx.model_name, candidate, alias="staging", approver=SETUP_APPROVER, reason="ship it", home=ctx.home)
     registry.promote(ctx.model_name, candidate, alias="production", approver=SETUP_APPROVER, reason="metrics are "
                      "down but it looked fine", home=ctx.home)
-    httpx.post(f"{procs.get(STABLE, ctx.home).url}/admin/reload", timeout=120)
+    stable = procs.get(STABLE, ctx.home)
+    assert stable is not None
+    ModelServerClient(stable.url, home=ctx.home).reload()
 
 
 DRILL = MetricsDown()

@@ -10,8 +10,6 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-import httpx
-
 from mlops_workbench import procs
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import DrillContext, DrillError
@@ -20,6 +18,7 @@ from mlops_workbench.rollout import ops
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.backends.local import ROUTER, SERVICES, STABLE, LocalBackend
 from mlops_workbench.rollout.events import EventLog
+from mlops_workbench.serving.client import RouterClient
 
 
 def policy_yaml(pause: str, metric: dict[str, Any], min_sample: int = 10, weight: int = 25) -> str:
@@ -98,7 +97,7 @@ def reset(ctx: DrillContext) -> None:
 
 
 def router_weight(ctx: DrillContext) -> float:
-    return float(httpx.get(f"{router_url(ctx)}/admin/weights", timeout=5).json()["canary"])
+    return RouterClient(router_url(ctx), home=ctx.home).weight()
 
 
 @contextmanager

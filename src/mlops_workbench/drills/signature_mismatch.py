@@ -8,8 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import httpx
-
 from mlops_workbench import procs, registry
 from mlops_workbench.ci.scaffold import run_tests
 from mlops_workbench.drills import common
@@ -19,6 +17,7 @@ from mlops_workbench.drills.spec import DrillSpec, PostMortemTruth
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.gate import GateResult
+from mlops_workbench.serving.client import ModelServerClient
 
 TRAFFIC = 30
 URI_ENV = "MODEL_URI"
@@ -55,7 +54,7 @@ class SignatureMismatch(Drill):
         hints=[
             "Send the server one request and read the error; compare the signatures of the last two versions "
             "(mlflow.models.get_model_info('models:/drill-signature-mismatch/N').signature).",
-            "registry.rollback('drill-signature-mismatch', reason=...) then POST <server>/admin/reload.",
+            "registry.rollback('drill-signature-mismatch', reason=...) then ModelServerClient(url).reload().",
             f"The test runs as `MODEL_URI=models:/drill-signature-mismatch/N pytest {TEST_FILE}` in the drill folder "
             "with MLFLOW_TRACKING_URI set; assert on the signature's input names (mlops_workbench.data.FEATURES).",
         ],
@@ -98,7 +97,7 @@ class SignatureMismatch(Drill):
                           reason=f"v{ctx.fact('bad')} takes 3 features, clients send 4: every request fails")
         service = procs.get(ctx.server, ctx.home)
         assert service is not None
-        httpx.post(f"{service.url}/admin/reload", timeout=120).raise_for_status()
+        ModelServerClient(service.url, home=ctx.home).reload()
         (ctx.folder / TEST_FILE).write_text(REFERENCE_TEST)
         record_truth(self, ctx)
 

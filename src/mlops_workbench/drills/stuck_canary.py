@@ -13,8 +13,9 @@ from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete
 from mlops_workbench.drills.postmortem import rollout_truth
 from mlops_workbench.drills.spec import DrillSpec, PostMortemTruth
 from mlops_workbench.labs.checks import fail
-from mlops_workbench.rollout import events, ops, router
+from mlops_workbench.rollout import events, ops
 from mlops_workbench.rollout import state as st
+from mlops_workbench.serving.client import RouterClient
 
 POLICY = rollouts.policy_yaml("1h", {"interval": "2s", "initialDelay": "1s", "inconclusiveLimit": 100000,
                                      "consecutiveErrorLimit": 100000})
@@ -81,7 +82,7 @@ class StuckCanary(Drill):
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
             "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
-            "pin-canary-weight-0": lambda ctx: router.set_weight(rollouts.router_url(ctx), 0) and None,
+            "pin-canary-weight-0": lambda ctx: RouterClient(rollouts.router_url(ctx), home=ctx.home).set_weight(0) and None,
             "delete-the-registered-model": delete_model,
         }
 

@@ -17,6 +17,7 @@ from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit
+from mlops_workbench.serving.client import ModelServerClient
 
 REQUEST = "request.json"
 
@@ -74,7 +75,7 @@ class TripleV(Drill):
         second = workspaces.register(ctx, workspaces.logged_run(ctx, ws, "Train v2: deduplicated export, C=0.5"))
         gate = registry.quality_gate(ctx.model_name, second, params=LENIENT_GATE, home=ctx.home)
         common.ship(ctx, second, "second release", gate_result=gate)
-        httpx.post(f"{service.url}/admin/reload", timeout=120)
+        ModelServerClient(service.url, home=ctx.home).reload()
         ctx.save_facts(versions=[first, second])
 
     def checks(self) -> list[GradedCheck]:

@@ -5,8 +5,10 @@ async HTTP client available: the router must add little latency).
 Each request goes to the canary with probability ``weight``/100 (seeded RNG),
 otherwise to stable. If the canary cannot be reached, the request is served by
 stable and ``workbench_router_upstream_failures_total{version="canary"}`` counts it.
-Own endpoints: ``GET /health``, ``GET /metrics``, ``GET|PUT /admin/weights``
-(body ``{"canary": 20}``); every other path is proxied.
+Own endpoints: ``GET /health``, ``GET /metrics``, ``GET /openapi.json``, and the admin API
+``GET|PUT /admin/weights`` (body ``{"canary": 20}``, bearer token of the state folder). Only the
+prediction paths are forwarded (``POST /predict``, ``POST /invocations``, ``GET /version``): nothing
+under ``/admin/`` ever reaches a model server through the router.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from mlops_workbench import procs
-from mlops_workbench.errors import InputError
+from mlops_workbench.serving import auth, openapi, payloads
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
            1.0, 2.5, 5.0, 10.0)
 UPSTREAM_HEADER = "x-workbench-upstream"
+# every path the router answers, with the methods it serves there (anything else: 404, or 405 with Allow)
+_METHODS = {"/health": ("GET",), "/metrics": ("GET",), "/openapi.json": ("GET",),
+            "/admin/weights": ("GET", "PUT"),
+            **{path: (method.upper(),) for path, method in openapi.FORWARDED.items()}}
 _HOP = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
 # the canary is unreachable or died mid-request: fail over (prediction requests are idempotent)
 _CONNECT_ERRORS = (aiohttp.ClientConnectionError, ConnectionError)
@@ -36,7 +41,8 @@ class Router:
     """ASGI app splitting traffic between ``stable`` and ``canary`` upstream URLs."""
 
     def __init__(self, stable: str, canary: str | None = None, weight: float = 0.0, seed: int = 0,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, admin_token: str = "") -> None:
+        self.admin_token = admin_token
         self.upstreams = {"stable": stable.rstrip("/"), "canary": (canary or "").rstrip("/") or None}
         self.weight = self._check_weight(weight)
         self.rng = random.Random(seed)
@@ -76,14 +82,31 @@ class Router:
             return
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
         path, method = scope["path"], scope["method"]
+        allowed = _METHODS.get(path)
+        if allowed is None:
+            where = "the router's admin API is /admin/weights only" if path.startswith("/admin/") else \
+                "the router answers /health, /metrics, /openapi.json, /admin/weights"
+            await _send(send, 404, _error(f"No endpoint {path[:80]}: {where}, and forwards "
+                                          f"{', '.join(openapi.FORWARDED)} to the model servers."))
+            return
+        if method not in allowed:
+            await _send(send, 405, _error(f"{method} is not served on {path}: use {' or '.join(allowed)}."),
+                        extra=[(b"allow", ", ".join(allowed).encode())])
+            return
+        try:
+            body = await _read_body(receive)
+        except payloads.PayloadError as exc:
+            await _send(send, exc.status, _error(str(exc)))
+            return
         if path == "/health":
             await _send(send, 200, json.dumps({"status": "ok", **self.weights()}).encode())
         elif path == "/metrics":
             await _send(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        elif path == "/openapi.json":
+            await _send(send, 200, json.dumps(openapi.router_document(await self._upstream_document())).encode())
         elif path == "/admin/weights":
-            await self._admin(method, body, send)
+            await self._admin(scope, method, body, send)
         else:
             await self._proxy(scope, body, send)
 
@@ -101,22 +124,37 @@ class Router:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _admin(self, method: str, body: bytes, send: Any) -> None:
+    async def _admin(self, scope: dict, method: str, body: bytes, send: Any) -> None:
+        headers = dict(scope["headers"])
+        if not auth.authorized(headers.get(b"authorization"), self.admin_token):
+            await _send(send, 401, _error(auth.UNAUTHORIZED), extra=[(b"www-authenticate", auth.SCHEME.encode())])
+            return
         if method == "GET":
             await _send(send, 200, json.dumps(self.weights()).encode())
             return
-        if method != "PUT":
-            await _send(send, 405, _error("use GET or PUT on /admin/weights"))
+        try:
+            payloads.check_content_type(headers.get(b"content-type"))
+        except payloads.PayloadError as exc:
+            await _send(send, exc.status, _error(str(exc)))
             return
         try:
-            data = json.loads(body or b"{}")
+            data = payloads.parse_json(body or b"{}")
             if not isinstance(data, dict) or "canary" not in data:
                 raise ValueError('send a JSON body like {"canary": 20}')
             self.weight = self._check_weight(data["canary"])
-        except (ValueError, json.JSONDecodeError) as err:
+        except ValueError as err:  # PayloadError is a ValueError too
             await _send(send, 400, _error(str(err)))
             return
         await _send(send, 200, json.dumps(self.weights()).encode())
+
+    async def _upstream_document(self) -> dict[str, Any] | None:
+        """The stable server's OpenAPI document (None when it cannot be had)."""
+        assert self.client is not None
+        try:
+            async with self.client.get(self.upstreams["stable"] + "/openapi.json") as resp:
+                return await resp.json() if resp.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
 
     async def _proxy(self, scope: dict, body: bytes, send: Any) -> None:
         assert self.client is not None, "router used without lifespan startup"
@@ -157,10 +195,16 @@ class Router:
         if base is None:
             raise ConnectionRefusedError(f"no {version} upstream configured")
         assert self.client is not None
-        async with self.client.request(method, base + target, headers=headers, data=body) as resp:
-            content = await resp.read()
-            out = [(k, v) for k, v in resp.raw_headers if k.lower() not in _HOP]
-            return resp.status, out, content
+        for attempt in (1, 2):
+            try:
+                async with self.client.request(method, base + target, headers=headers, data=body) as resp:
+                    content = await resp.read()
+                    out = [(k, v) for k, v in resp.raw_headers if k.lower() not in _HOP]
+                    return resp.status, out, content
+            except aiohttp.ServerDisconnectedError:
+                if attempt == 2:  # a pooled keep-alive connection the upstream had closed: one fresh try
+                    raise
+        raise AssertionError("unreachable")
 
     def _record(self, version: str, status: int, start: float) -> None:
         self.requests.labels(version, str(status)).inc()
@@ -168,10 +212,14 @@ class Router:
 
 
 async def _read_body(receive: Any) -> bytes:
-    chunks = []
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > payloads.MAX_BODY_BYTES:
+            raise payloads.PayloadError(payloads.too_large_message(size), 413)
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
@@ -187,22 +235,13 @@ async def _send(send: Any, status: int, body: bytes, content_type: str = "applic
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(stable: str, canary: str | None, weight: float, port: int, seed: int = 0, host: str = "127.0.0.1") -> None:
-    """Run the router in this process until stopped (what ``workbench router`` does)."""
+def serve(stable: str, canary: str | None, weight: float, port: int, seed: int = 0, host: str = "127.0.0.1",
+          admin_token: str | None = None) -> None:
+    """Run the router in this process until stopped (what ``workbench router`` does); its admin API takes
+    ``admin_token``, by default the state folder's."""
     import uvicorn
 
-    app = Router(stable, canary, weight, seed)
+    from mlops_workbench import settings
+
+    app = Router(stable, canary, weight, seed, admin_token=admin_token or auth.ensure_token(settings.home()))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-
-
-def get_weight(url: str, timeout: float = 3.0) -> float:
-    """The canary weight a running router uses now."""
-    return float(procs.http().get(f"{url.rstrip('/')}/admin/weights", timeout=timeout).json()["canary"])
-
-
-def set_weight(url: str, canary: float, timeout: float = 3.0) -> float:
-    """Set a running router's canary weight; raises InputError with the router's message on a bad value."""
-    resp = procs.http().put(f"{url.rstrip('/')}/admin/weights", json={"canary": canary}, timeout=timeout)
-    if resp.status_code != 200:
-        raise InputError(f"router refused weight {canary!r}: {resp.json().get('error', resp.text)}")
-    return float(resp.json()["canary"])

@@ -11,8 +11,21 @@ from __future__ import annotations
 
 import random
 import threading
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_INT = 2**53 - 1
+"""The largest whole number every JSON reader keeps exactly (many parse numbers as doubles)."""
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: ``3.0`` is the whole number 3 (as JSON Schema says); ``3.5`` stays refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_INT else value
+
+
+Count = Annotated[int, Field(ge=1, le=MAX_INT), BeforeValidator(_whole)]
+Seed = Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(_whole)]
 
 
 class Faults(BaseModel):
@@ -24,12 +37,14 @@ class Faults(BaseModel):
     prediction requests; ``seed``: seed of the error RNG.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a boolean is no number and "0.5" no rate; integers stay within MAX_INT, so every value set
+    # can be written back as JSON (a larger one used to be accepted, then broke GET /admin/faults)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     error_rate: float = Field(0.0, ge=0.0, le=1.0, description="fraction of prediction requests answered 500")
     latency_ms: float = Field(0.0, ge=0.0, le=60_000.0, description="milliseconds added to each prediction request")
-    crash_after: int | None = Field(None, ge=1, description="exit the process after this many prediction requests")
-    seed: int = Field(0, description="seed of the RNG that picks failing requests")
+    crash_after: Count | None = Field(None, description="exit the process after this many prediction requests")
+    seed: Seed = Field(0, description="seed of the RNG that picks failing requests")
 
     @property
     def active(self) -> bool:

@@ -87,7 +87,7 @@ class PredictionEndpoints:
                 await _respond(send, 500, _INJECTED)
             else:
                 status, body = await self._answer(scope, receive, model)
-                await _respond(send, status, body)
+                await _respond(send, status, body, [(b"allow", b"POST")] if status == 405 else [])
         finally:
             server.metrics.observe(model.version, status, time.perf_counter() - start)
             if crash:
@@ -115,12 +115,7 @@ class PredictionEndpoints:
 async def _body(scope: dict, receive: Any) -> bytes:
     """The request body, refusing bodies above the limit (declared or streamed) and non-JSON content types."""
     headers = dict(scope["headers"])
-    ctype = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
-    if ctype not in (b"application/json", b""):
-        raise PayloadError(
-            f"Content type '{ctype.decode(errors='replace')}' is not supported: send JSON with "
-            "Content-Type: application/json.", 415,
-        )
+    payloads.check_content_type(headers.get(b"content-type"))
     declared = headers.get(b"content-length", b"")
     if declared.isdigit() and int(declared) > payloads.MAX_BODY_BYTES:
         raise PayloadError(payloads.too_large_message(int(declared)), 413)
@@ -138,7 +133,7 @@ async def _body(scope: dict, receive: Any) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

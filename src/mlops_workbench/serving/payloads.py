@@ -24,6 +24,9 @@ import orjson
 from mlops_workbench.errors import InputError
 
 MAX_BODY_BYTES = 1_000_000
+MAX_ABS_VALUE = 1e12
+"""The largest magnitude a feature value may have: anything larger is a unit or encoding mistake, refused
+before the model sees it (a float overflow inside the model would otherwise answer nonsense or fail)."""
 INVOCATION_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _NUMBER_TYPES = (int, float)
 
@@ -42,19 +45,43 @@ def decode_json(body: bytes) -> dict[str, Any]:
         raise PayloadError(too_large_message(len(body)), status=413)
     if not body.strip():
         raise PayloadError('The request body is empty: send a JSON object such as {"instances": [[5.1, 3.5, 1.4, 0.2]]}.')
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:  # the stdlib parser accepts NaN/Infinity, which the validation below reports clearly
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError(f"The request body is not valid JSON ({exc}). Send a JSON object.") from None
+    payload = parse_json(body)
     if not isinstance(payload, dict):
         raise PayloadError(
             f"The request body is a JSON {type(payload).__name__}, not an object: wrap the rows, "
             'e.g. {"instances": [[5.1, 3.5, 1.4, 0.2]]}.'
         )
     return payload
+
+
+def parse_json(body: bytes) -> Any:
+    """Any JSON value, with a clear error for bodies nested too deeply or not JSON at all."""
+    try:
+        return orjson.loads(body)  # refuses nesting deeper than 1024 levels
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():
+            raise PayloadError(_too_deep()) from None
+    try:  # the stdlib parser accepts NaN/Infinity and integers beyond 64 bits, which the validation names
+        return json.loads(body)
+    except RecursionError:
+        raise PayloadError(_too_deep()) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"The request body is not valid JSON ({exc}). Send a JSON object.") from None
+
+
+def _too_deep() -> str:
+    return ("The request body is JSON nested hundreds of levels deep; a scoring request needs at most four "
+            '(e.g. {"dataframe_split": {"columns": [...], "data": [[...]]}}).')
+
+
+def check_content_type(header: bytes | None) -> None:
+    """Refuse (415) a body declared as anything but JSON; a body without a content type is taken as JSON."""
+    ctype = (header or b"application/json").split(b";")[0].strip().lower()
+    if ctype not in (b"application/json", b""):
+        raise PayloadError(
+            f"Content type '{ctype.decode(errors='replace')[:60]}' is not supported: send JSON with "
+            "Content-Type: application/json.", 415,
+        )
 
 
 def too_large_message(size: int) -> str:
@@ -116,9 +143,13 @@ def rows_matrix(rows: Any, features: Sequence[str], where: str) -> np.ndarray:
         for j, value in enumerate(row):
             if type(value) not in _NUMBER_TYPES:
                 raise PayloadError(
-                    f"'{where}' row {i}, feature '{features[j]}': {value!r} is not a number; send numbers (in cm)."
+                    f"'{where}' row {i}, feature '{features[j]}': {repr(value)[:40]} is not a number; send numbers (in cm)."
                 )
-    return _finite(np.array(rows, dtype=np.float64), features, where)
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:  # an integer beyond the float range
+        matrix = np.array([[float(v) if abs(v) < 1e300 else np.inf for v in row] for row in rows])
+    return _finite(matrix, features, where)
 
 
 def records_matrix(records: Any, features: Sequence[str], where: str) -> np.ndarray:
@@ -145,10 +176,11 @@ def split_matrix(split: Any, features: Sequence[str]) -> np.ndarray:
         raise PayloadError(
             "'dataframe_split' must be an object {\"columns\": [...], \"data\": [[...], ...]} (pandas orient='split')."
         )
-    columns = split.get("columns")
-    if columns is None:
+    if "columns" not in split:
         return rows_matrix(split["data"], features, "dataframe_split.data")
-    if not isinstance(columns, list) or set(columns) != set(features) or len(columns) != len(features):
+    columns = split["columns"]
+    if (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
+            or set(columns) != set(features) or len(columns) != len(features)):
         raise PayloadError(
             f"'dataframe_split.columns' is {columns!r}; the model expects exactly the columns {list(features)}."
         )
@@ -171,7 +203,13 @@ def _finite(matrix: np.ndarray, features: Sequence[str], where: str) -> np.ndarr
     if not np.isfinite(matrix).all():
         i, j = map(int, np.argwhere(~np.isfinite(matrix))[0])
         raise PayloadError(
-            f"'{where}' row {i}, feature '{features[j]}' is {matrix[i, j]} (NaN or infinite): "
-            "impute or drop rows with missing measurements before sending them."
+            f"'{where}' row {i}, feature '{features[j]}' is {matrix[i, j]} (NaN or infinite, or beyond the float "
+            "range): impute or drop rows with missing measurements before sending them."
+        )
+    if (np.abs(matrix) > MAX_ABS_VALUE).any():
+        i, j = map(int, np.argwhere(np.abs(matrix) > MAX_ABS_VALUE)[0])
+        raise PayloadError(
+            f"'{where}' row {i}, feature '{features[j]}' is {matrix[i, j]:g}, beyond the accepted range of "
+            f"±{MAX_ABS_VALUE:g}: check the units and the encoding of that value."
         )
     return matrix

@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import WorkbenchError
+from mlops_workbench.serving import auth, openapi, payloads
 from mlops_workbench.serving import model as served_model
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.hotpath import Metrics, PredictionEndpoints
@@ -97,8 +101,9 @@ class ModelServer:
         return {"name": ref.name, "version": ref.version, "alias": ref.alias, "run_id": ref.run_id, "model_uri": self.uri}
 
 
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type="application/json")
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status, headers=headers, media_type="application/json")
 
 
 def create_app(
@@ -106,12 +111,20 @@ def create_app(
     name: str | None = None,
     faults: Faults | None = None,
     watch_interval: float | None = None,
+    admin_token: str | None = None,
+    allow_faults: bool = False,
 ) -> FastAPI:
-    """The model server app; arguments default to ``WORKBENCH_MODEL_URI`` etc. (for ``uvicorn --factory``)."""
+    """The model server app; arguments default to ``WORKBENCH_MODEL_URI`` etc. (for ``uvicorn --factory``).
+
+    ``admin_token`` guards ``/admin/*`` (default: the state folder's, see :mod:`~mlops_workbench.serving.auth`);
+    ``POST /admin/faults`` is refused unless ``allow_faults`` (or the server starts with faults already set).
+    """
     name = name or os.environ.get(NAME_ENV) or settings.model_name()
     model_uri = model_uri or os.environ.get(URI_ENV) or f"models:/{name}@production"
     if watch_interval is None and os.environ.get(WATCH_ENV):
         watch_interval = float(os.environ[WATCH_ENV])
+    token = admin_token or auth.ensure_token(settings.home())
+    allow_faults = allow_faults or bool(faults and faults.active)
     server = ModelServer(model_uri, name, faults)
 
     @asynccontextmanager
@@ -121,38 +134,125 @@ def create_app(
         yield
         server.stop()
 
-    app = FastAPI(title="mlops-workbench model server", lifespan=lifespan)
+    app = FastAPI(title="mlops-workbench model server", version="1", lifespan=lifespan)
     app.state.server = server
     app.add_middleware(PredictionEndpoints, server=server)  # /predict, /invocations
+    admin = [Depends(_admin_guard(token))]
+    admin_errors = {401: _doc_error("The bearer token is missing or wrong.")}
 
-    @app.get("/health")
+    @app.get("/health", responses={200: _doc_json({"status": "ok", "version": "1"})})
     async def health() -> Response:
         return _json({"status": "ok", "version": server.model.version})
 
-    @app.get("/version")
+    @app.get("/version", responses={200: _doc_json(server.describe())})
     async def version() -> Response:
         return _json(server.describe())
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/admin/reload")
+    @app.post("/admin/reload", dependencies=admin, responses={
+        **admin_errors, 200: _doc_json({"reloaded": True, "version": "2", "previous_version": "1"}),
+        409: _doc_error("The new version cannot be loaded; the server keeps serving the old one.")})
     async def reload() -> Response:
         try:
             return _json(await run_in_threadpool(server.reload))
         except WorkbenchError as exc:  # cannot resolve or load (tracking server down too): keep serving
             return _json({"error": str(exc), "version": server.model.version}, 409)
 
-    @app.get("/admin/faults")
+    @app.get("/admin/faults", dependencies=admin, responses={**admin_errors, 200: _doc_json(Faults().model_dump())})
     async def get_faults() -> Response:
         return _json(server.faults.faults.model_dump())
 
-    @app.post("/admin/faults")
-    async def set_faults(faults: Faults) -> Response:
-        return _json(server.faults.set(faults).model_dump())
+    @app.post("/admin/faults", dependencies=admin, openapi_extra=_faults_body(), responses={
+        **admin_errors, 200: _doc_json(Faults().model_dump()),
+        400: _doc_error("The body is not JSON."), 403: _doc_error("Fault injection is off on this server."),
+        413: _doc_error("The body is too large."), 415: _doc_error("The content type is not application/json."),
+        422: _doc_error("A fault value is out of range.")})
+    async def set_faults(request: Request) -> Response:
+        if not allow_faults:
+            return _json({"error": "Fault injection is off on this server: start it with --allow-faults (the labs "
+                          "and drills do) to practise on faults."}, 403)
+        try:
+            payloads.check_content_type(request.headers.get("content-type", "").encode("latin-1"))
+            new = Faults.model_validate(payloads.parse_json(await _limited_body(request)))
+        except payloads.PayloadError as exc:
+            return _json({"error": str(exc)}, exc.status)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+            return _json({"error": f"Bad faults ({problems}). Send e.g. {{\"error_rate\": 0.2, \"seed\": 1}}."},
+                         422)
+        return _json(server.faults.set(new).model_dump())
 
+    add_protocol_handlers(app)
+    app.openapi = _openapi(app, server)  # type: ignore[method-assign]
     return app
+
+
+def _admin_guard(token: str) -> Any:
+    async def guard(authorization: str | None = Header(None, include_in_schema=False)) -> None:
+        if not auth.authorized(authorization, token):
+            raise HTTPException(401, auth.UNAUTHORIZED, headers={"WWW-Authenticate": auth.SCHEME})
+
+    return guard
+
+
+async def _limited_body(request: Request) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > payloads.MAX_BODY_BYTES:
+            raise payloads.PayloadError(payloads.too_large_message(len(body)), 413)
+    return body
+
+
+def add_protocol_handlers(app: FastAPI) -> None:
+    """Errors as JSON ``{"error": ...}``, and 405 answers that list every method the path serves (``Allow``)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            allowed = sorted({m for r in app.routes if getattr(r, "path", None) == request.url.path
+                              for m in getattr(r, "methods", None) or ()})
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not served on {request.url.path}: use {' or '.join(allowed)}."
+        elif exc.status_code == 404:
+            message = f"No endpoint {request.url.path}: see /docs for the endpoints this server has."
+        return _json({"error": message}, exc.status_code, headers)
+
+
+def _doc_json(example: Any) -> dict[str, Any]:
+    return {"content": {"application/json": {"example": example}}}
+
+
+def _doc_error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": openapi.ERROR}}}
+
+
+def _faults_body() -> dict[str, Any]:
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": Faults.model_json_schema()}}}}
+
+
+def _openapi(app: FastAPI, server: ModelServer) -> Any:
+    """FastAPI's document of the routed endpoints, plus the hot path's operations and the admin token scheme."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            document["paths"].update(openapi.prediction_paths(server.model.features))
+            document.setdefault("components", {})["securitySchemes"] = openapi.BEARER
+            for path, item in document["paths"].items():
+                if path.startswith("/admin/"):
+                    for operation in item.values():
+                        operation["security"] = [{"AdminToken": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    return build
 
 
 def start_server(
@@ -164,11 +264,14 @@ def start_server(
     watch_interval: float | None = None,
     model_name: str | None = None,
     timeout: float = 180.0,
+    allow_faults: bool = False,
 ) -> procs.Service:
     """Start ``workbench serve`` as the background service ``name`` and wait until /health answers.
 
     The server talks to the tracking server of the state folder ``home`` (see
-    :func:`mlops_workbench.tracking.uri`). Stop it with ``procs.stop(name, home)``.
+    :func:`mlops_workbench.tracking.uri`) and guards its admin API with that folder's token. Faults can
+    be injected at run time only with ``allow_faults`` (or ``faults`` set at start). Stop it with
+    ``procs.stop(name, home)``.
     """
     model_name = model_name or settings.model_name()
     home = home or settings.home()
@@ -181,6 +284,9 @@ def start_server(
         args += ["--fault-crash-after", str(faults.crash_after)]
     if watch_interval:
         args += ["--watch-interval", str(watch_interval)]
+    if allow_faults:
+        args.append("--allow-faults")
+    auth.ensure_token(home)
     env = {settings.HOME_ENV: str(home)}
     for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")):
         env[key] = os.environ.get(key, value)  # a reload fails fast when the tracking server is down

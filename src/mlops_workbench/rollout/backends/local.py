@@ -16,8 +16,9 @@ import httpx
 
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import ServiceError
-from mlops_workbench.rollout import prometheus, router
+from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, Snapshot, parse_router
+from mlops_workbench.serving.client import ModelServerClient, RouterClient
 from mlops_workbench.serving.faults import Faults
 
 STABLE, CANARY, ROUTER = "rollout-stable", "rollout-canary", "rollout-router"
@@ -100,7 +101,8 @@ class LocalBackend:
 
         self.stop_canary()
         start_server(f"models:/{self.model_name}/{version}", port=self.ports()["canary"], name=CANARY,
-                     home=self.home, faults=faults or self.canary_faults, model_name=self.model_name)
+                     home=self.home, faults=faults or self.canary_faults, model_name=self.model_name,
+                     allow_faults=True)  # the labs and drills inject faults into the canary
         self.warm_up("canary")
 
     def warm_up(self, role: str, n: int = 20) -> None:
@@ -117,11 +119,14 @@ class LocalBackend:
                 except httpx.HTTPError:
                     return
 
+    def router(self) -> RouterClient:
+        return RouterClient(self.router_url, home=self.home)
+
     def set_weight(self, percent: float) -> None:
-        router.set_weight(self.router_url, percent)
+        self.router().set_weight(percent)
 
     def weight(self) -> float:
-        return router.get_weight(self.router_url)
+        return self.router().weight()
 
     def canary_alive(self) -> bool:
         return procs.get(CANARY, self.home) is not None
@@ -135,17 +140,20 @@ class LocalBackend:
 
     def promote(self, version: str) -> None:
         """Stable reloads the production alias (now ``version``); then the canary is retired."""
-        resp = httpx.post(f"{self.url('stable')}/admin/reload", timeout=120)
-        served = str(resp.json().get("version", "")) if resp.status_code == 200 else ""
+        try:
+            served = str(ModelServerClient(self.url("stable"), home=self.home).reload().get("version", ""))
+            problem = ""
+        except ServiceError as exc:
+            served, problem = "", f"{exc}; "
         if served != str(version):
             raise ServiceError(f"stable did not switch to version {version} (serves {served or 'unknown'}): "
-                               f"{resp.text[:200]}; check {settings.layout(self.home).log(STABLE)}")
+                               f"{problem}check {settings.layout(self.home).log(STABLE)}")
         self.stop_canary()
 
     def traffic_totals(self) -> dict[str, dict[str, float]]:
         """Cumulative requests and errors per version, read from the router (the source of truth)."""
         snap = Snapshot(t=0.0)
-        parse_router(procs.http().get(f"{self.router_url}/metrics", timeout=3).text, snap)
+        parse_router(self.router().metrics(), snap)
         out: dict[str, dict[str, float]] = {}
         for version in ("stable", "canary"):
             reqs = sum(v for (ver, _), v in snap.requests.items() if ver == version)
@@ -157,7 +165,4 @@ class LocalBackend:
     # --- faults -----------------------------------------------------------------------------------
     def inject_fault(self, faults: Faults) -> Faults:
         """Apply ``faults`` to the running canary (``POST /admin/faults``)."""
-        resp = httpx.post(f"{self.url('canary')}/admin/faults", json=faults.model_dump(), timeout=10)
-        if resp.status_code != 200:
-            raise ServiceError(f"the canary refused the faults ({resp.status_code}): {resp.text[:200]}")
-        return Faults(**resp.json())
+        return ModelServerClient(self.url("canary"), home=self.home).set_faults(faults)
