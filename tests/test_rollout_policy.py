@@ -84,3 +84,18 @@ def test_cli_reports_bad_policy_without_starting_anything(tmp_path, monkeypatch)
 def test_missing_file_suggests_the_packaged_profiles(tmp_path) -> None:
     with pytest.raises(pol.PolicyError, match="default, demo"):
         pol.load(tmp_path / "nope.yaml")
+
+
+def test_a_misspelt_field_gets_a_suggestion_and_an_unknown_one_the_field_list() -> None:
+    data = pol.builtin("demo").model_dump(by_alias=True, mode="json")
+    data["steps"][0] = {"setWieght": 5}
+    data["analysis"]["metrics"][0]["intervall"] = data["analysis"]["metrics"][0].pop("interval")
+    data["stepz"] = []
+    with pytest.raises(pol.PolicyError) as info:
+        pol.parse(data)
+    message = str(info.value)
+    assert "steps.0.setWieght: no such field (got 5). Did you mean 'setWeight'?" in message
+    assert "analysis.metrics.0.intervall: no such field" in message and "Did you mean 'interval'?" in message
+    assert "stepz: no such field. Did you mean 'steps'?" in message
+    with pytest.raises(pol.PolicyError, match=r"steps\.0\.zzz: no such field \(got 5\)\. Fields here: setWeight, pause"):
+        pol.parse({**pol.builtin("demo").model_dump(by_alias=True, mode="json"), "steps": [{"zzz": 5}]})

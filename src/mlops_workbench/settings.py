@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mlops_workbench import safeyaml
 from mlops_workbench.errors import InputError, NotFoundError
 
 HOME_ENV = "WORKBENCH_HOME"
@@ -197,17 +196,20 @@ def load_params(section: str | None = None, path: Path | None = None) -> dict[st
     """Read ``params.yaml`` (the project's unless ``path`` is given); one section if named.
 
     The one way to read params: a missing file is an error naming the fix; a
-    missing section is empty, so the section's model applies its defaults.
+    missing section is empty, so the section's model applies its defaults. The
+    file is read with :mod:`mlops_workbench.safeyaml` and every section the code
+    uses is type-checked (:func:`mlops_workbench.paramspec.check`) before any is returned.
     """
+    from mlops_workbench import paramspec  # it imports this module
+
     path = path or project_root() / "params.yaml"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safeyaml.load(path, what=f"params file {path}") or {}
     except FileNotFoundError:
         raise NotFoundError(f"{path} does not exist: restore it from git (git checkout -- params.yaml).") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path} is not valid YAML ({exc}): fix the file or restore it from git.") from None
     if not isinstance(data, dict):
         raise InputError(f"{path} must be a mapping of sections (train:, registry:, ...): restore it from git.")
+    paramspec.check(data, path)
     if section is None:
         return data
     value = data.get(section) or {}

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Collection
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs, safeyaml, settings
 from mlops_workbench.drills.paths import drill_paths
 from mlops_workbench.drills.spec import CheckOutcome, DrillSpec, PostMortem, PostMortemTruth
-from mlops_workbench.errors import WorkbenchError
+from mlops_workbench.errors import InputError, WorkbenchError
+from mlops_workbench.fielderrors import describe
 from mlops_workbench.labs.checks import CheckFailed, fail
 
 SETUP_APPROVER = "drill-setup"
@@ -79,14 +79,30 @@ class DrillContext:
         return self.folder / "answer.yaml"
 
     def read_record(self, path: Path, model: type[BaseModel]) -> BaseModel:
+        """The learner's record at ``path`` as ``model``; anything wrong with it fails the calling check only."""
         if not path.exists():
             fail(f"{path} is missing: write it (YAML, fields {', '.join(model.model_fields)}) "
                  f"or call mlops_workbench.drills.record('{self.name}', ...).")
         try:
-            return model.model_validate(yaml.safe_load(path.read_text()) or {})
-        except (ValidationError, yaml.YAMLError) as exc:
-            fail(f"{path} is not valid: {exc}".replace("\n", " "))
+            return parse_record(safeyaml.load(path, what=str(path)), model, str(path), self.name)
+        except InputError as exc:
+            fail(str(exc))
         raise AssertionError("unreachable")
+
+
+def parse_record(data: Any, model: type[BaseModel], source: str, drill: str) -> BaseModel:
+    """``data`` as the record ``model``, else :class:`InputError` listing each bad field, what it expects, the fix."""
+    fields = ", ".join(model.model_fields)
+    if not isinstance(data, dict):
+        raise InputError(f"{source} must be a YAML mapping of the fields {fields} (one 'field: value' line each), "
+                         f"not {'an empty file' if data is None else type(data).__name__}. Rewrite it, or call "
+                         f"mlops_workbench.drills.record('{drill}', ...).")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        lines = describe(err, model)
+        raise InputError(f"{source} has {len(lines)} bad field(s); fix each one, then check again:\n"
+                         + "\n".join(lines)) from None
 
 
 Check = Callable[[DrillContext], None]

@@ -11,7 +11,7 @@ import yaml
 
 from mlops_workbench import settings
 from mlops_workbench.drills import catalog
-from mlops_workbench.drills.base import DrillError
+from mlops_workbench.drills.base import DrillError, parse_record
 from mlops_workbench.drills.paths import drill_paths
 from mlops_workbench.drills.spec import DrillReport, DrillSession, PostMortem
 from mlops_workbench.registry.audit import now
@@ -139,6 +139,6 @@ def record(name: str, home: Path | None = None, **fields: Any) -> Path:
     model, path = (PostMortem, ctx.postmortem_path) if drill.spec.incident else (drill.answer_model, ctx.answer_path)
     if model is None:
         raise DrillError(f"The drill '{name}' takes no record: its checks read the system's state only.")
-    value = model.model_validate(fields)
+    value = parse_record(fields, model, f"record('{name}', ...)", name)  # a bad field writes nothing
     path.write_text(yaml.safe_dump(value.model_dump(), sort_keys=False))
     return path

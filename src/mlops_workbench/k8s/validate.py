@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import kubernetes_validate as kv
-import yaml
 from pydantic import BaseModel, ConfigDict
 
+from mlops_workbench import safeyaml
 from mlops_workbench.k8s import crds, tools
-from mlops_workbench.k8s.errors import K8sError
+from mlops_workbench.k8s.errors import ManifestError
 from mlops_workbench.k8s.versions import deploy_dir
 
 K8S_VERSION = "1.37.0"
+MAX_MANIFEST_BYTES = 4 << 20
+"""Largest manifest text read (4 MB): the rendered kind overlay is tens of kilobytes."""
 # Kinds with no offline schema anywhere: reported as warnings, never silently passed.
 UNVALIDATED = {"gateway.envoyproxy.io/v1alpha1/EnvoyProxy"}
 
@@ -45,21 +47,21 @@ def name_of(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind', '?')}/{(obj.get('metadata') or {}).get('name', '?')}"
 
 
-def load_text(text: str, source: str = "") -> list[dict[str, Any]]:
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        raise K8sError(f"{source or 'manifest'} is not valid YAML: {err}") from None
+def load_text(text: str | Path, source: str = "") -> list[dict[str, Any]]:
+    """The Kubernetes objects in ``text`` (YAML, or a file to read), read with :mod:`mlops_workbench.safeyaml`."""
+    what = source or "manifest"
+    docs = [d for d in safeyaml.load_all(text, what=what, max_bytes=MAX_MANIFEST_BYTES, error=ManifestError)
+            if d is not None]
     bad = [i for i, d in enumerate(docs) if not isinstance(d, dict)]
     if bad:
-        raise K8sError(f"{source or 'manifest'}: document {bad[0] + 1} is not a mapping (a Kubernetes object).")
+        raise ManifestError(f"{what}: document {bad[0] + 1} is not a mapping (a Kubernetes object).")
     return docs
 
 
 def load_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in paths:
-        docs += load_text(Path(path).read_text(), str(path))
+        docs += load_text(Path(path), str(path))
     return docs
 
 

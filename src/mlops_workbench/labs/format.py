@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import nbformat
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlops_workbench import settings
+from mlops_workbench import safeyaml, settings
 from mlops_workbench.errors import InputError
 from mlops_workbench.labs.checks import Check, load_checks
 
+MAX_NOTEBOOK_BYTES = 50 << 20
+"""Largest notebook file read (50 MB). A lab notebook is well under 1 MB, plots included; more is outputs."""
+MAX_OUTPUT_BYTES = 10 << 20
+"""Largest single cell output accepted (10 MB), far above any plot or table a lab makes."""
+CLEAR_OUTPUTS = "clear the outputs (Edit > Clear Outputs of All Cells in JupyterLab), save, and submit again"
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
 KERNEL = "python3"
@@ -71,8 +75,9 @@ class Lab:
     @cached_property
     def spec(self) -> LabSpec:
         path = self.folder / "lab.yaml"
+        data = safeyaml.load(path, what=f"lab spec {path}", error=LabFormatError) or {}
         try:
-            return LabSpec.model_validate(yaml.safe_load(path.read_text()) or {})
+            return LabSpec.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'lab.yaml'}: {e['msg']}" for e in exc.errors())
             raise LabFormatError(f"{path} is invalid: {problems}") from None
@@ -94,21 +99,79 @@ class Lab:
         return sum(c.points for c in self.checks)
 
 
-def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read a notebook, failing with an error that names the file and the fix."""
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MB"
+
+
+def _notebook_text(path: Path) -> str:
+    """The file's text, refused before it is read when it is over :data:`MAX_NOTEBOOK_BYTES`."""
+    path = Path(path)
     try:
-        text = Path(path).read_text()
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            raw = b"" if size > MAX_NOTEBOOK_BYTES else handle.read(MAX_NOTEBOOK_BYTES + 1)
     except FileNotFoundError:
         raise LabFormatError(f"{path} does not exist.") from None
+    except IsADirectoryError:
+        raise LabFormatError(f"{path} is a folder: pass the notebook file (.ipynb) inside it.") from None
+    if size > MAX_NOTEBOOK_BYTES or len(raw) > MAX_NOTEBOOK_BYTES:
+        measured = _megabytes(max(size, len(raw)))
+        raise LabFormatError(f"{path} is {measured}, over the {_megabytes(MAX_NOTEBOOK_BYTES)} limit for a "
+                             f"notebook: nearly all of that is cell outputs. To fix it, {CLEAR_OUTPUTS}.")
     try:
-        json.loads(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LabFormatError(f"{path} is not UTF-8 text (byte {exc.start}), so it is no notebook. "
+                             "Restore it from notebooks/ or undo the last manual edit.") from None
+
+
+def notebook_json(path: Path) -> tuple[str, dict[str, Any]]:
+    """A notebook file's text and its parsed JSON, within :data:`MAX_NOTEBOOK_BYTES`, or :class:`LabFormatError`."""
+    text = _notebook_text(path)
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LabFormatError(
             f"{path} is not valid notebook JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
             "Restore it from notebooks/ or undo the last manual edit."
         ) from None
-    nb = nbformat.reads(text, as_version=4)
-    kernel = nb.metadata.get("kernelspec", {}).get("name")
+    except RecursionError:
+        raise LabFormatError(f"{path} nests its JSON deeper than any notebook does, so it cannot be read. "
+                             "Restore it from notebooks/ or undo the last manual edit.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
+        raise LabFormatError(f"{path} is JSON but not a Jupyter notebook (no list of cells). "
+                             "Restore it from notebooks/ or undo the last manual edit.")
+    return text, data
+
+
+def check_outputs(data: dict[str, Any], path: Path) -> None:
+    """Refuse a notebook (as parsed JSON) with one output over :data:`MAX_OUTPUT_BYTES`, naming its cell."""
+    for number, cell in enumerate(data.get("cells") or [], start=1):
+        outputs = cell.get("outputs") if isinstance(cell, dict) else None
+        for output in outputs if isinstance(outputs, list) else []:
+            size = len(json.dumps(output))
+            if size > MAX_OUTPUT_BYTES:
+                raise LabFormatError(
+                    f"{path}: cell {number} (id '{cell.get('id', '?')}') has an output of {_megabytes(size)}, over "
+                    f"the {_megabytes(MAX_OUTPUT_BYTES)} limit for one output (a printed data set, or a print in "
+                    f"a long loop). Outputs are never graded: {CLEAR_OUTPUTS}.")
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """Read a notebook, failing with an error that names the file and the fix.
+
+    Cheap for a normal notebook: its size is checked before it is read, and every output is measured once.
+    """
+    text, data = notebook_json(path)
+    check_outputs(data, path)
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except (nbformat.reader.NotJSONError, nbformat.ValidationError, nbformat.NBFormatError,
+            AttributeError, KeyError, TypeError) as exc:  # the last three: a cell or metadata of the wrong type
+        raise LabFormatError(f"{path} is not a notebook nbformat can read ({type(exc).__name__}: {exc}). "
+                             "Restore it from notebooks/ or undo the last manual edit.") from None
+    spec = nb.metadata.get("kernelspec")
+    kernel = spec.get("name") if isinstance(spec, dict) else None
     if kernel != KERNEL:
         raise LabFormatError(
             f"{path} has kernel {kernel!r} in its metadata; labs run on the '{KERNEL}' kernel. "

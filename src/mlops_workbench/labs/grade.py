@@ -22,7 +22,7 @@ import nbformat
 
 from mlops_workbench import procs, settings
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
-from mlops_workbench.labs.format import Lab, LabFormatError, read_notebook
+from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, Lab, LabFormatError, notebook_json, read_notebook
 from mlops_workbench.labs.release import learner_notebook, render
 from mlops_workbench.labs.report import CheckResult, IntegrityIssue, Report, Timings
 from mlops_workbench.labs.run import Execution, execute, truncate
@@ -32,12 +32,32 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_sha(path: Path) -> str | None:
+    """The sha256 of a file read in chunks (of nothing when it is missing); None when it is too big to grade."""
+    if not path.is_file():
+        return _sha(b"")
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _declared_lab(path: Path) -> str | None:
+    """The lab named in a notebook's metadata (``workbench.lab``); None when the file cannot tell."""
+    try:
+        _, data = notebook_json(path)
+        lab = data["metadata"]["workbench"]["lab"]
+    except (LabFormatError, KeyError, TypeError):  # unreadable files are reported by grade()
+        return None
+    return lab if isinstance(lab, str) else None
+
+
 def detect_lab(path: Path) -> Lab:
     """The lab a submission belongs to: from its metadata, else from its file name."""
-    try:
-        name = nbformat.read(path, as_version=4).metadata.get("workbench", {}).get("lab")
-    except Exception:  # noqa: BLE001 - unreadable files are reported by grade()
-        name = None
+    name = _declared_lab(path)
     for candidate in (name, path.stem, path.parent.name):
         if candidate:
             try:
@@ -199,9 +219,9 @@ def grade(
         home = out_dir / "home"
         shutil.rmtree(home, ignore_errors=True)
     home = Path(home).resolve()
-    raw = submission.read_bytes() if submission.exists() else b""
     released_text = render(learner_notebook(lab))
-    common = dict(lab=lab.id, title=lab.spec.title, submission=str(submission), submission_sha256=_sha(raw),
+    sha = _file_sha(submission)
+    common = dict(lab=lab.id, title=lab.spec.title, submission=str(submission), submission_sha256=sha,
                   released_sha256=_sha(released_text.encode()), max_score=lab.max_score, pass_mark=lab.spec.pass_mark)
     try:
         nb = read_notebook(submission)
@@ -213,7 +233,7 @@ def grade(
         message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
         return _finish(Report(**common, score=0.0, passed=False, error=message,
                               checks=_all_checks(lab, "blocked", message)), out_dir, home, started)
-    raw_ids, added = normalize_ids(raw)
+    raw_ids, added = normalize_ids(submission.read_bytes())  # read_notebook checked its size
     nb.nbformat_minor = max(nb.nbformat_minor, 5)  # cell ids exist from nbformat 4.5
     for cell, cid in zip(nb.cells, raw_ids):
         cell["id"] = cid  # nbformat invents random ids for cells without one; keep ours, stable and reported

@@ -23,7 +23,7 @@ import nbformat
 from pydantic import BaseModel
 
 from mlops_workbench import procs, settings
-from mlops_workbench.labs.format import parameters_cell
+from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, parameters_cell
 from mlops_workbench.procs import RUN_TOKEN_ENV as TOKEN_ENV
 
 EXPORT_CELL_ID = "workbench-export"
@@ -143,8 +143,21 @@ def execute(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _read_executed(output: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    """The executed notebook (None when there is none), or None and why it is too big to read."""
+    if not output.exists():
+        return None, ""
+    size = output.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        return None, (f"The executed notebook is {size / (1 << 20):.0f} MB, over the {MAX_NOTEBOOK_BYTES >> 20} MB "
+                      "limit: a cell printed or displayed far too much (a whole data set, or a print in a long "
+                      "loop). Print a summary instead (df.head(), len(rows)); then clear the outputs (Edit > Clear "
+                      "Outputs of All Cells), save, and submit again.")
+    return nbformat.read(output, as_version=4), ""
+
+
 def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr, seconds, lab_timeout) -> Execution:
-    executed = nbformat.read(output, as_version=4) if output.exists() else None
+    executed, unreadable = _read_executed(output)
     by_id = {c.get("id"): c for c in (executed.cells if executed else [])}
     cells = []
     for cell in prepared.cells:
@@ -156,10 +169,14 @@ def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr,
         status, message = "timeout", f"The notebook ran longer than the lab's limit of {lab_timeout:.0f}s and was stopped."
     elif code == 3:
         status, message = "kernel-died", "The kernel died (a cell exited the Python process, e.g. os._exit, or ran out of memory)."
+    elif unreadable:
+        status, message = "crashed", unreadable
     elif code != 0 or executed is None:
         status, message = "crashed", truncate(stderr.strip() or f"the notebook runner exited with code {code}")
     else:
         status, message = "completed", ""
+    if unreadable and unreadable not in message:  # e.g. the kernel ran out of memory printing, then died
+        message = f"{message} {unreadable}"
     if status in ("kernel-died", "timeout"):
         ran = [c for c in cells if c.status != "not-run"]
         if ran and ran[-1].status == "ok":  # the cell that was running when the run stopped

@@ -14,29 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from mlops_workbench import settings
-
-
-class RegistryParams(BaseModel):
-    """params.yaml section ``registry``."""
-
-    model_config = ConfigDict(extra="forbid")
-    model_name: str = settings.DEFAULT_MODEL_NAME
-    metric: str = "f1_macro"
-    min_gain: float = Field(0.0, description="required gain on `metric` over production")
-    non_regression: list[str] = Field(default_factory=lambda: ["accuracy", "f1_macro"])
-    tolerance: float = Field(0.0, ge=0, description="allowed drop on each non-regression metric")
-    min_accuracy: float = Field(0.9, ge=0, le=1, description="floor when there is no production version")
-    holdout_size: float = Field(0.2, gt=0, lt=1)
-    holdout_seed: int = 42
-    require_staging: bool = True
-
-    @classmethod
-    def load(cls, overrides: dict[str, Any] | None = None) -> "RegistryParams":
-        """The ``registry`` section of params.yaml (defaults when absent), with ``overrides`` applied."""
-        return cls.model_validate({**settings.load_params("registry"), **(overrides or {})})
+from mlops_workbench.paramspec import RegistryParams
 
 
 class GateResult(BaseModel):

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from mlops_workbench import fielderrors, safeyaml
 from mlops_workbench.errors import InputError
 
 _DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?\s*$")
@@ -150,10 +151,16 @@ class Policy(_Spec):
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(top level)"
+        parts = tuple(p for p in e["loc"] if not str(p).startswith("function-after"))
+        loc = ".".join(map(str, parts)) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         got = e.get("input")
-        shown = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f" (got {got!r})"
+        shown = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f" (got {fielderrors.shown(got)})"
+        if e["type"] == "extra_forbidden" and parts:  # a misspelt field: name the one that was meant
+            owner = fielderrors.model_at(Policy, parts[:-1])
+            known = f" Fields here: {', '.join(fielderrors.field_names(owner))}." if owner else ""
+            lines.append(f"  - {loc}: no such field{shown}.{fielderrors.suggestion(parts[-1], owner) or known}")
+            continue
         lines.append(f"  - {loc}: {msg}{shown}")
     return f"{source} is not a valid rollout policy ({len(lines)} problem(s)); fix each field:\n" + "\n".join(lines)
 
@@ -174,15 +181,13 @@ def load(path: str | Path) -> Policy:
     if not path_obj.exists() and str(path) in builtin_names():
         return builtin(str(path))
     try:
-        text = path_obj.read_text()
+        data = safeyaml.load(path_obj, what=f"Policy file {path}", error=PolicyError)
     except FileNotFoundError:
         raise PolicyError(
             f"Policy file {path} does not exist: pass a YAML file or one of {', '.join(builtin_names())}."
         ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise PolicyError(f"{path} is not valid YAML: {err}. Fix the indentation or quoting there.") from None
+    except IsADirectoryError:
+        raise PolicyError(f"{path} is a folder: pass the policy's YAML file inside it.") from None
     return parse(data, source=str(path))
 
 
@@ -196,7 +201,8 @@ def builtin(name: str = "default") -> Policy:
     res = resources.files(__package__).joinpath("policies", f"{name}.yaml")
     if not res.is_file():
         raise PolicyError(f"No packaged policy '{name}'; choose one of {', '.join(builtin_names())}.")
-    return parse(yaml.safe_load(res.read_text()), source=f"packaged policy '{name}'")
+    source = f"packaged policy '{name}'"
+    return parse(safeyaml.load(res.read_text(), what=source, error=PolicyError), source=source)
 
 
 def to_yaml(policy: Policy) -> str:

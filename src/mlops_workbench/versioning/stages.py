@@ -30,8 +30,8 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
+from mlops_workbench.paramspec import PrepareParams
 from mlops_workbench.versioning.lineage import LINEAGE_TAGS, lineage_tags, log_model_run, run_lineage
 from mlops_workbench.versioning.reproduction import MetricComparison, ReproductionError, ReproductionReport, reproduce
 from mlops_workbench.versioning.workspace import (
@@ -122,14 +122,6 @@ from mlops_workbench.versioning import {name}_stage
 if __name__ == "__main__":
     {name}_stage(".")
 '''
-
-
-class PrepareParams(BaseModel):
-    """Preprocessing settings (``params.yaml`` section ``prepare``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    decimals: int | None = Field(None, ge=0, description="round every measurement to this many decimals; None keeps them")
-    drop_duplicates: bool = Field(False, description="drop repeated rows before splitting")
 
 
 def preprocess(df: pd.DataFrame, params: PrepareParams | dict[str, Any] | None = None) -> pd.DataFrame:

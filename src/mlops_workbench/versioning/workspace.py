@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from mlops_workbench import settings
+from mlops_workbench import paramspec, safeyaml, settings
 from mlops_workbench.errors import InputError, WorkbenchError
 
 GIT_IDENTITY = {
@@ -153,15 +153,32 @@ class Workspace:
         return self.git("cat-file", "-t", f"{rev}:{path}", check=False) in ("blob", "tree")
 
     def params(self) -> dict[str, Any]:
-        """The workspace's ``params.yaml`` ({} when missing)."""
+        """The workspace's ``params.yaml`` ({} when missing), every section the code uses type-checked."""
+        data = self._read_params()
+        paramspec.check(data, self.path / "params.yaml")
+        return data
+
+    def _read_params(self) -> dict[str, Any]:
+        """The file as written, unchecked, so :meth:`set_params` can repair a bad value."""
         path = self.path / "params.yaml"
-        return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+        if not path.exists():
+            return {}
+        data = safeyaml.load(path, what=f"params file {path}") or {}
+        if not isinstance(data, dict):
+            raise InputError(f"{path} must be a mapping of sections (prepare:, train:, ...), not "
+                             f"{type(data).__name__}: rewrite it with versioning.write_params(ws).")
+        return data
 
     def set_params(self, **sections: dict[str, Any]) -> dict[str, Any]:
-        """Update sections of ``params.yaml`` key by key (not committed); returns the whole file's content."""
-        data = self.params()
+        """Update sections of ``params.yaml`` key by key (not committed); returns the whole file's content.
+
+        The result is checked before it is written: a bad value leaves the file as it was.
+        """
+        data = self._read_params()
         for name, values in sections.items():
-            data[name] = {**(data.get(name) or {}), **values}
+            current = data.get(name)
+            data[name] = {**(current if isinstance(current, dict) else {}), **values}
+        paramspec.check(data, f"{self.path / 'params.yaml'} (after set_params)")
         (self.path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         return data
 
