@@ -66,6 +66,20 @@ def jupyterlab(home: Path, tmp: Path, env: dict[str, str] | None = None) -> Iter
         log.close()
 
 
+@contextmanager
+def chromium(profile: Path) -> Iterator[Any]:
+    """Debian's headless Chromium as a Playwright browser context (1400x900), with its profile in ``profile``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), headless=True,
+                                                       args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+        try:
+            yield context
+        finally:
+            context.close()
+
+
 def write_notebook(path: Path, cells: list[str]) -> Path:
     """A scratch notebook (python3 kernel) with one code cell per source."""
     nb = {"nbformat": 4, "nbformat_minor": 5,

@@ -66,15 +66,18 @@ def test_down_stops_one_named_service_and_names_the_running_ones(home):
 
     from mlops_workbench import procs
 
-    for name in ("svc-a", "svc-b"):
+    for name in ("svc-a", "a-much-longer-service-name-b"):
         port = procs.free_port()
         procs.start(name, [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], port,
                     health_path="/", home=home)
-    assert "svc-a" in runner.invoke(app, ["ps"]).output
+    listing = runner.invoke(app, ["ps"]).output.splitlines()
+    assert listing[0].split() == ["NAME", "PID", "URL", "LOG"] and len(listing) == 3
+    starts = {line.index(word) for line, word in zip(listing, ["PID", *(line.split()[1] for line in listing[1:])])}
+    assert len(starts) == 1, listing  # the pid column starts at the same place on every line, whatever the names
     result = runner.invoke(app, ["down", "svc-a"])
     assert result.exit_code == 0 and "stopped svc-a" in result.output
-    assert procs.get("svc-a", home) is None and procs.get("svc-b", home) is not None
+    assert procs.get("svc-a", home) is None and procs.get("a-much-longer-service-name-b", home) is not None
     result = runner.invoke(app, ["down", "lab03-serve"])
-    assert result.exit_code == 1 and "No service 'lab03-serve'" in result.output and "svc-b" in result.output
+    assert result.exit_code == 1 and "No service 'lab03-serve'" in result.output and "service-name-b" in result.output
     result = runner.invoke(app, ["down"])
-    assert result.exit_code == 0 and "svc-b" in result.output and procs.running(home) == []
+    assert result.exit_code == 0 and "service-name-b" in result.output and procs.running(home) == []

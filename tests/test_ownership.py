@@ -105,7 +105,8 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
     found = [paths.mlflow_db, paths.artifacts, paths.run, paths.log("x"), paths.audit_log(), paths.locks,
              paths.rollout_events, paths.rollout_state, paths.rollout_request, paths.rollout_ports, paths.prometheus,
              paths.workspace("02-versioning"), paths.dvc_remote, paths.reproduction("r1"), paths.results,
-             paths.pipeline, paths.pipeline_lab("03-registry-promotion"), paths.drills]
+             paths.pipeline, paths.pipeline_lab("03-registry-promotion"), paths.drills, paths.check_log("00-welcome"),
+             paths.admin_token]
     assert len(set(found)) == len(found) and all(p.is_relative_to(tmp_path) for p in found)
     assert not any(p.exists() for p in found), "a layout only names paths, it creates none"
     assert tracking.store_paths(tmp_path) == (paths.mlflow_db, paths.artifacts)
@@ -163,7 +164,7 @@ def test_port_offset_moves_every_default_port_and_a_bad_one_names_the_fix():
     show = "from mlops_workbench import settings, tracking; print(settings.DEFAULT_PORTS, tracking.DEFAULT_PORT)"
     env = {**os.environ, "WORKBENCH_PORT_OFFSET": "300"}
     out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390} 5300"
+    assert out.strip() == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390, 'jupyter': 9188} 5300"
     env["WORKBENCH_PORT_OFFSET"] = "ten"
     bad = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "WORKBENCH_PORT_OFFSET='ten' is not a whole number" in bad.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops_workbench import procs, registry, tracking
-from mlops_workbench.errors import TrackingServerDown
+from mlops_workbench.errors import InputError, TrackingServerDown
 from mlops_workbench.registry import RegistryError, audit
 from mlops_workbench.registry.gate import RegistryParams, judge
 
@@ -249,8 +249,13 @@ def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, m
     assert gate.exit_code == 1 and "gate FAILED" in gate.output
     refused = runner.invoke(app, ["registry", "promote", "2", "--reason", "yolo", "--name", "cli", "--approver", "sam"])
     assert refused.exit_code == 2 and "refused" in refused.output and "gate" in refused.output.lower(), refused.output
-    listing = runner.invoke(app, ["registry", "list", "--name", "cli"])
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    registry.client(home).set_tag(runs["good"], "git.commit", commit)
+    listing = runner.invoke(app, ["registry", "list", "--name", "cli"], env={"COLUMNS": "400"})
     assert listing.exit_code == 0 and "production" in listing.output and "staging" in listing.output
+    assert runs["good"] in listing.output and f"git.commit={commit}" in listing.output  # run id, lineage uncut
+    narrow = runner.invoke(app, ["registry", "list", "--name", "cli"], env={"COLUMNS": "90"})
+    assert narrow.exit_code == 0 and "…" not in narrow.output  # too narrow: cells wrap, nothing is cut off
     assert "yolo" in runner.invoke(app, ["registry", "audit", "--last", "3"]).output
     missing = runner.invoke(app, ["registry", "rollback", "--name", "cli"])
     assert missing.exit_code == 2 and "no 'previous'" in missing.output
@@ -289,3 +294,19 @@ def test_a_gate_rule_replaces_the_built_in_rules_and_sees_the_lineage(home, runs
     assert seen["production"] is None and seen["metric"] == "f1_macro" and "accuracy" in seen["candidate"]
     with pytest.raises(RegistryError, match="return a list of reasons"):
         registry.quality_gate("ruled", 1, home=home, rule=lambda *args: True)
+
+
+def test_the_logged_model_uri_registers_without_mlflow_s_fallback_warning(home, runs, caplog):
+    import logging
+
+    import mlflow
+
+    uri = tracking.logged_model_uri(runs["also_good"], home=home)
+    assert uri.startswith("models:/m-")
+    mlflow.set_tracking_uri(tracking.url(home))
+    with caplog.at_level(logging.WARNING, logger="mlflow"):
+        mv = mlflow.register_model(uri, "logged-uri")
+    assert mv.run_id == runs["also_good"]
+    assert not [r for r in caplog.records if "no artifacts" in r.getMessage()], caplog.text
+    with pytest.raises(InputError, match="logged no model named 'forest'.*name='forest'"):
+        tracking.logged_model_uri(runs["also_good"], name="forest", home=home)

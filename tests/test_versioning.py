@@ -171,6 +171,10 @@ def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
     assert not report.matched
     assert {"dirty-tree", "params-changed"} <= set(report.causes)
     assert "params.yaml" in report.reasons[0] and "commit" in report.reasons[0]
+    from mlops_workbench.versioning.reproduction import _diagnose
+
+    _, reasons = _diagnose({**tags, "git.dirty_files": ""}, ws, versioning.DATA)  # a run logged by hand, no file list
+    assert "unknown files" not in reasons[0] and "no `git.dirty_files` tag" in reasons[0]
     assert any(not m.matched for m in report.metrics)
     assert "NOT reproduced" in report.summary()
     result = CliRunner().invoke(cli, ["reproduce", dirty_run, "--home", str(home)])

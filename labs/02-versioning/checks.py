@@ -237,7 +237,7 @@ def lineage_complete(ctx: Context) -> None:
     from mlflow.models import get_model_info
 
     try:
-        info = get_model_info(f"runs:/{run.info.run_id}/model")
+        info = get_model_info(tracking.logged_model_uri(run.info.run_id, home=ctx.home))
     except Exception:
         fail(f"Run {run.info.run_id} has no model named `model`: mlflow.sklearn.log_model(model, name='model', ...).")
     if info.signature is None or info.saved_input_example_info is None:

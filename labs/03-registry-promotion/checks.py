@@ -62,7 +62,7 @@ def versions_registered(ctx: Context) -> None:
     mine = [v for v in versions if v.run_id in runs]
     if len(mine) < 2:
         fail(f"'{name}' has {len(mine)} version(s) from runs of the experiment '{EXPERIMENT}': register both candidate "
-             "runs with mlflow.register_model(f\"runs:/{run_id}/model\", model_name, tags=...).")
+             "runs with mlflow.register_model(tracking.logged_model_uri(run_id), model_name, tags=...).")
     unsigned = [v.version for v in mine if not v.tags.get("registered_by")]
     if unsigned:
         fail(f"version(s) {unsigned} do not say who registered them: pass tags={{'registered_by': registrant}} to "

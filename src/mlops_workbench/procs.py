@@ -17,10 +17,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import psutil
 
@@ -30,6 +31,7 @@ from mlops_workbench.errors import ServiceError
 if TYPE_CHECKING:  # httpx loads with the first request: DVC stage processes import this module and send none
     import httpx
 
+T = TypeVar("T")
 RUN_TOKEN_ENV = "WORKBENCH_RUN_TOKEN"
 """Marks the processes of one headless lab run; services drop it so they outlive the kernel until graded."""
 
@@ -62,6 +64,55 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+@dataclass(frozen=True)
+class PortChoice:
+    """Where a service listens when no port was asked for: its default port or, if that is taken, the next free one."""
+
+    service: str
+    """A key of :data:`settings.DEFAULT_PORTS` (``"mlflow"``, ``"jupyter"``, ...)."""
+    port: int
+
+    @property
+    def note(self) -> str | None:
+        """One line saying which port was taken, why it was wanted and which one the service uses instead (None
+        when the service got its default port)."""
+        if self.port == settings.DEFAULT_PORTS[self.service]:
+            return None
+        return (f"port {settings.port_reason(self.service)} is taken by another program; "
+                f"{settings.SERVICE_LABELS[self.service]} uses {self.port}")
+
+
+def choose_port(service: str, tries: int = 50) -> PortChoice:
+    """The default port of ``service`` (base port + ``WORKBENCH_PORT_OFFSET``) if free, else the next free one above
+    it (any free port after ``tries``). A move is said on stderr in one line (:attr:`PortChoice.note`)."""
+    wanted = settings.DEFAULT_PORTS[service]
+    port = next((p for p in range(wanted, min(wanted + tries, 65536)) if not port_in_use(p)), None)
+    choice = PortChoice(service, port or free_port())
+    if choice.note:
+        print(choice.note, file=sys.stderr, flush=True)
+    return choice
+
+
+def on_default_port(service: str, start: Callable[[int], T]) -> T:
+    """``start(port)`` on the port :func:`choose_port` picks for ``service``; if another program took that port at
+    the same moment (the start failed and the port is now in use), once more on the next free one."""
+    port = choose_port(service).port
+    try:
+        return start(port)
+    except ServiceError:
+        if not port_in_use(port):
+            raise
+        return start(choose_port(service).port)
+
+
+def ensure_free(service: str, port: int, host: str = "127.0.0.1") -> None:
+    """Refuse, naming the port, why it was wanted and the fix, when another program already listens on ``port``."""
+    if port_in_use(port, "127.0.0.1" if host in ("0.0.0.0", "") else host):
+        why = settings.port_reason(service) if port == settings.DEFAULT_PORTS[service] else f"{port} (--port)"
+        raise ServiceError(f"port {why} is taken by another program, so the {settings.SERVICE_LABELS[service]} "
+                           "cannot start: stop that program, or pass --port with a free port.")
 
 
 def alive(pid: int) -> bool:

@@ -20,7 +20,7 @@ PROJECT_ENV = "WORKBENCH_PROJECT"
 CACHE_ENV = "WORKBENCH_CACHE"
 DEFAULT_MODEL_NAME = "iris"
 PORT_OFFSET_ENV = "WORKBENCH_PORT_OFFSET"
-BASE_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090}
+BASE_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090, "jupyter": 8888}
 
 
 def port_offset() -> int:
@@ -36,7 +36,14 @@ def port_offset() -> int:
 DEFAULT_PORTS = {name: port + port_offset() for name, port in BASE_PORTS.items()}
 """The one set of default ports on 127.0.0.1 (CLI defaults, README and ``workbench doctor``)."""
 SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "router": "traffic router",
-                  "prometheus": "Prometheus"}
+                  "prometheus": "Prometheus", "jupyter": "JupyterLab"}
+
+
+def port_reason(service: str) -> str:
+    """The default port of ``service`` and where it comes from, for messages: ``8988 (8888 +
+    WORKBENCH_PORT_OFFSET=100)``, or ``8888 (the default)`` without an offset."""
+    port, base = DEFAULT_PORTS[service], BASE_PORTS[service]
+    return f"{port} ({base} + {PORT_OFFSET_ENV}={port - base})" if port != base else f"{port} (the default)"
 
 
 def project_root() -> Path:
@@ -121,6 +128,10 @@ class StateLayout:
     def admin_token(self) -> Path:
         """The bearer token of the admin endpoints of this state folder's servers (file mode 0600)."""
         return self.root / "admin-token"
+
+    def check_log(self, lab: str) -> Path:
+        """The learner's in-notebook start()/check() events of lab ``lab`` (JSONL, read by `workbench progress`)."""
+        return self.root / "checks" / f"{lab}.jsonl"
 
     @property
     def locks(self) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlops_workbench import procs, settings
-from mlops_workbench.errors import TrackingServerDown
+from mlops_workbench.errors import InputError, TrackingServerDown
 
 SERVICE = "mlflow"
 DEFAULT_PORT = settings.DEFAULT_PORTS["mlflow"]
@@ -27,16 +27,14 @@ URI_ENV = "MLFLOW_TRACKING_URI"
 
 def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0) -> str:
     """Start the tracking server (or reuse the running one), point this process's MLflow at it (:func:`use`)
-    and return its URL."""
+    and return its URL. Without ``port`` it takes :data:`DEFAULT_PORT` or, if another program holds it, the next
+    free one, and says so on stderr."""
     home = home or settings.home()
     running = procs.get(SERVICE, home)
     if running is None and port is not None:
         running = _start(port, home, timeout)
     elif running is None:
-        try:
-            running = _start(DEFAULT_PORT if not procs.port_in_use(DEFAULT_PORT) else procs.free_port(), home, timeout)
-        except procs.PortClash:  # another state folder's server took the default port a moment earlier
-            running = _start(procs.free_port(), home, timeout)
+        running = procs.on_default_port("mlflow", lambda free: _start(free, home, timeout))
     return use(home, running.url)
 
 
@@ -330,3 +328,19 @@ def log_sklearn_model(model, example, name: str = "model", registered_model_name
 
         record_digest(registered_model_name, info.registered_model_version)
     return info
+
+
+def logged_model_uri(run_id: str, name: str = "model", home: Path | None = None) -> str:
+    """The URI MLflow 3 gives the model that run ``run_id`` logged as ``name``: ``models:/<model id>``.
+
+    MLflow 3 keeps a logged model apart from its run's artifacts, so ``runs:/<run id>/model`` only works
+    through a fallback that warns; this is the URI to register, load or inspect instead.
+    """
+    c = client(home)
+    run = c.get_run(run_id)
+    found = c.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                   filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
+    if not found:
+        raise InputError(f"Run {run_id} logged no model named '{name}': log one in the run with "
+                         f"mlflow.sklearn.log_model(model, name='{name}') (or pass the name it used).")
+    return found[0].model_uri

@@ -22,6 +22,7 @@ from mlops_workbench.cli import (
     k8s,
     labs,
     mlflow,
+    progress,
     registry,
     reproduce,
     rollout,
@@ -29,6 +30,7 @@ from mlops_workbench.cli import (
     serve,
     services,
 )
+from mlops_workbench import output
 from mlops_workbench.errors import EXIT_ERROR, WorkbenchError
 
 
@@ -51,6 +53,16 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+@app.callback()
+def main(ctx: typer.Context, verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="also show other libraries' warnings and download bars (MLflow, DVC, ...)")) -> None:
+    """Hands-on CI/CD for machine-learning artifacts: labs, pipeline, registry, serving, canary rollouts."""
+    if verbose:
+        output.set_verbose(True)
+    ctx.with_resource(output.quiet())  # for the whole command; levels come back when it ends
+
+
 # setup and labs
 app.command("doctor")(doctor.doctor)
 app.command("lab")(services.lab)
@@ -59,6 +71,7 @@ app.command("down")(services.down)
 app.add_typer(labs.app, name="labs")
 app.command("grade")(labs.grade)
 app.command("pipeline")(labs.pipeline)
+app.command("progress")(progress.progress)
 # lab 01: CI basics
 app.add_typer(ci.app, name="ci")
 app.add_typer(scaffold.app, name="scaffold")

@@ -19,7 +19,8 @@ HomeOption = typer.Option(None, "--home", help="State folder (default: WORKBENCH
 
 @app.command()
 def up(
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default 5000, or a free one)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default: 5000 + "
+                                       "WORKBENCH_PORT_OFFSET, or the next free one)."),
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Start the tracking server, or report the one already running."""

@@ -28,13 +28,13 @@ def list_versions(name: Optional[str] = NameOption) -> None:
     name = _name(name)
     from mlops_workbench.registry.panel import version_rows
 
-    table = Table(title=f"registered model '{name}'")
-    for col in ("version", "aliases", "metrics", "lineage", "last approval", "created"):
-        table.add_column(col)
+    table = Table(title=f"registered model '{name}'", show_lines=True)
+    for col in ("version", "aliases", "run", "metrics", "lineage", "last approval", "created"):
+        table.add_column(col, overflow="fold")  # long values wrap in their cell: nothing is cut off
     for r in version_rows(name):
         table.add_row(r.version + (" (rolled back)" if r.rolled_back else ""), ", ".join(r.aliases),
-                      ", ".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
-                      ", ".join(f"{k}={v[:8]}" for k, v in r.lineage.items()),
+                      r.run_id or "", "\n".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
+                      "\n".join(f"{k}={v}" for k, v in r.lineage.items()),
                       f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else "", r.created)
     console.print(table)
 

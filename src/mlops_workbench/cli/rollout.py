@@ -130,10 +130,12 @@ def router(
     seed: int = typer.Option(0, "--seed", help="seed of the weighted choice"),
 ) -> None:
     """Weighted reverse proxy (stable/canary) with /admin/weights and Prometheus /metrics."""
+    from mlops_workbench import procs
     from mlops_workbench.rollout.router import serve
 
     if not 0 <= weight <= 100:
         _fail(f"--weight must be from 0 to 100, got {weight:g}")
+    procs.ensure_free("router", port)
     serve(stable, canary, weight, port, seed)
 
 

@@ -29,8 +29,10 @@ def serve(
     token of the state folder: <state folder>/admin-token)."""
     import uvicorn
 
+    from mlops_workbench import procs
     from mlops_workbench.serving.server import create_app
 
+    procs.ensure_free("serve", port, host)  # before the model loads: a taken port fails at once, saying why
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     faults = Faults(error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after,
                     seed=fault_seed)

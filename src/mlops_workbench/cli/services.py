@@ -10,7 +10,8 @@ from mlops_workbench import procs, settings
 
 
 def lab(
-    port: Annotated[Optional[int], typer.Option(help="port (default: Jupyter's, 8888 or the next free one)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default: 8888 + WORKBENCH_PORT_OFFSET, or the next free "
+                                                "one)")] = None,
     browser: Annotated[bool, typer.Option(help="open a web browser")] = True,
 ) -> None:
     """JupyterLab rooted at the project, opening notebooks/ (what `make lab` runs; adds --allow-root as root)."""
@@ -18,6 +19,8 @@ def lab(
 
     from mlops_workbench.jupyter.lab import command
 
+    if port is None:  # a taken default port moves to the next free one, said in one line on stderr
+        port = procs.choose_port("jupyter").port
     argv = command(port=port, open_browser=browser)
     typer.echo(" ".join(argv))
     os.execv(argv[0], argv)
@@ -28,8 +31,11 @@ def ps() -> None:
     services = procs.running(settings.home())
     if not services:
         typer.echo(f"nothing running under {settings.home()}")
-    for service in services:
-        typer.echo(f"{service.name:24} pid {service.pid:<8} {service.url}")
+        return
+    rows = [("NAME", "PID", "URL", "LOG")] + [(s.name, str(s.pid), s.url, s.log) for s in services]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]  # every column as wide as its longest value
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
 
 
 def down(name: Annotated[Optional[str], typer.Argument(help="one service (see `workbench ps`); default: all")] = None) -> None:

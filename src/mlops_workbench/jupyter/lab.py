@@ -20,7 +20,11 @@ START_PAGE = "/lab/tree/notebooks"
 
 def command(project: Path | None = None, *, port: int | None = None, token: str | None = None,
             open_browser: bool = True, config: Path | None = None, uid: int | None = None) -> list[str]:
-    """The ``jupyter lab`` command line (``token=""`` disables the token, for tests on loopback only)."""
+    """The ``jupyter lab`` command line (``token=""`` disables the token, for tests on loopback only).
+
+    ``port`` is where JupyterLab listens on 127.0.0.1, exactly (no retries): ``workbench lab`` passes its default,
+    8888 + ``WORKBENCH_PORT_OFFSET`` or the next free port (:func:`mlops_workbench.procs.choose_port`). Without it
+    Jupyter picks a port itself."""
     project = Path(project or settings.project_root()).resolve()
     args = [str(Path(sys.executable).with_name("jupyter")), "lab",
             f"--ServerApp.root_dir={project}", f"--ServerApp.default_url={START_PAGE}",

@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_workbench import settings
+from mlops_workbench import output, settings
 from mlops_workbench.errors import InputError
 from mlops_workbench.jupyter.lab import workspace_path
+from mlops_workbench.labs import checklog
 from mlops_workbench.labs.checks import Check, Context, workspace_for
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import run_check, run_checks
@@ -89,14 +90,18 @@ class LabSession:
         known = {c.id: c for c in self.public_checks}
         if check_id not in known:
             raise InputError(f"No public check '{check_id}' in {self.lab.id}; public checks: {', '.join(known)}.")
-        result = Feedback(**run_check(known[check_id], self._context()).model_dump())
+        with output.quiet():
+            result = Feedback(**run_check(known[check_id], self._context()).model_dump())
+        checklog.append(self.home, self.lab.id, "check", [result])
         _show([result])
         return result
 
     def check_all(self) -> FeedbackList:
         """Run every public check now and show the results (hidden checks run only when graded)."""
         ctx = self._context()
-        results = FeedbackList(Feedback(**r.model_dump()) for r in run_checks(self.public_checks, ctx))
+        with output.quiet():
+            results = FeedbackList(Feedback(**r.model_dump()) for r in run_checks(self.public_checks, ctx))
+        checklog.append(self.home, self.lab.id, "check", results)
         _show(results)
         return results
 
@@ -121,6 +126,7 @@ def start(lab_id: str, chdir: bool = True) -> LabSession:
     """Open lab ``lab_id``: create its workspace under the state folder and (by default) work from there."""
     session = LabSession(lab=Lab.find(lab_id), home=settings.home())
     session.workspace.mkdir(parents=True, exist_ok=True)
+    checklog.append(session.home, session.lab.id, "start")  # where the progress page's time for this lab begins
     if chdir:
         os.chdir(session.workspace)
     print(f"{session.lab.id}: {session.lab.spec.title}\nstate folder: {session.home}\nworkspace:    {session.workspace}")

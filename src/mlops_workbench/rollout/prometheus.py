@@ -56,7 +56,8 @@ def write_config(router: str, models: dict[str, str], home: Path | None = None,
 
 def up(router: str, models: dict[str, str], home: Path | None = None, port: int | None = None,
        scrape_interval: str = "1s", timeout: float = 60.0) -> str:
-    """Start Prometheus (or reuse the running one) scraping ``router`` and ``models``; returns its URL."""
+    """Start Prometheus (or reuse the running one) scraping ``router`` and ``models``; returns its URL. Without
+    ``port`` it listens on its default port (9090 + ``WORKBENCH_PORT_OFFSET``) or the next free one."""
     running = procs.get(SERVICE, home)
     if running:
         return running.url
@@ -67,11 +68,14 @@ def up(router: str, models: dict[str, str], home: Path | None = None, port: int 
             f"{BINARY_ENV}; without it the analysis scrapes /metrics directly (metrics source 'direct')."
         )
     cfg = write_config(router, models, home, scrape_interval)
-    port = port or procs.free_port()
     data = cfg.parent / "data"
-    cmd = [exe, f"--config.file={cfg}", f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}",
-           "--storage.tsdb.retention.time=1d", "--log.level=warn"]
-    return procs.start(SERVICE, cmd, port, health_path="/-/ready", timeout=timeout, home=home).url
+
+    def start(listen: int) -> procs.Service:
+        cmd = [exe, f"--config.file={cfg}", f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{listen}",
+               "--storage.tsdb.retention.time=1d", "--log.level=warn"]
+        return procs.start(SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout, home=home)
+
+    return (start(port) if port else procs.on_default_port("prometheus", start)).url
 
 
 def down(home: Path | None = None) -> bool:

@@ -4,6 +4,7 @@ prepare -> train -> evaluate (``stages``), run lineage (``lineage``) and exact r
 The package is the one import a notebook needs: ``from mlops_workbench import versioning``.
 """
 
+from mlops_workbench.versioning.charts import reproduction_chart
 from mlops_workbench.versioning.stages import (
     DATA,
     LINEAGE_TAGS,
@@ -40,6 +41,7 @@ __all__ = [
     "DATA", "LINEAGE_TAGS", "METRICS", "MetricComparison", "PIPELINE", "PREPARED", "PrepareParams",
     "ReproductionError", "ReproductionReport", "Stage", "TEST_SPLIT", "TRAIN_SPLIT", "Workspace", "WorkspaceError",
     "add_pipeline", "default_remote", "evaluate_stage", "init_workspace", "lineage_tags", "log_model_run",
-    "open_workspace", "prepare_stage", "preprocess", "remote_has", "reproduce", "run_lineage", "train_stage",
+    "open_workspace", "prepare_stage", "preprocess", "remote_has", "reproduce", "reproduction_chart", "run_lineage",
+    "train_stage",
     "write_params", "write_stage_scripts",
 ]

@@ -113,7 +113,9 @@ def _diagnose(tags: dict[str, str], ws: Workspace, data_path: str) -> tuple[list
     reasons: list[str] = []
     commit = tags["git.commit"][:10]
     if tags.get("git.dirty") == "true":
-        files = tags.get("git.dirty_files") or "unknown files"
+        files = tags.get("git.dirty_files") or (
+            "which files, the run does not say: it has no `git.dirty_files` tag; log `git status --porcelain` "
+            "output in it next time")
         causes.append("dirty-tree")
         reasons.append(
             f"The run was logged from a working tree with uncommitted or untracked changes ({files}); "

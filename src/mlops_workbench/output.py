@@ -1,0 +1,46 @@
+"""What the workbench shows a person: its own messages, without other libraries' chatter unless asked.
+
+MLflow, DVC and friends log warnings and draw download bars that bury a check's verdict or a command's
+answer. :func:`quiet` keeps them below ERROR for the duration of a ``check()`` or a CLI command; with
+``workbench --verbose`` (or ``WORKBENCH_VERBOSE=1``) everything shows. Importing the package already
+turns MLflow's artifact download bars off by default (see :mod:`mlops_workbench`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+VERBOSE_ENV = "WORKBENCH_VERBOSE"
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+CHATTY = ("mlflow", "alembic", "dvc", "git", "urllib3", "httpx", "papermill")
+"""Loggers of the libraries under the workbench, kept to errors when not verbose."""
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def set_verbose(on: bool) -> None:
+    """Show (or hide) third-party output in this process and the ones it starts."""
+    os.environ[VERBOSE_ENV] = "1" if on else "0"
+    os.environ[PROGRESS_BAR_ENV] = "true" if on else "false"
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Third-party loggers at ERROR for the duration (unless verbose); their levels come back afterwards."""
+    if verbose():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in CHATTY]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

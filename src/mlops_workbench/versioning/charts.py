@@ -1,0 +1,41 @@
+"""Charts of reproductions: what a run logged next to what its reproduction measured."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from mlops_workbench.versioning.reproduction import ReproductionReport
+
+LOGGED, MATCHED, MISMATCHED = "#4c72b0", "#55a868", "#c44e52"
+
+
+def reproduction_chart(reports: Mapping[str, ReproductionReport], metric: str = "log_loss") -> Figure:
+    """One group of two bars per run (logged, reproduced): green where the reproduction matched, red where not.
+
+    Run names label the groups on the x axis, the two bar kinds are in the legend, so the labels never crowd.
+    """
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    from mlops_workbench.figures import NotebookFigure
+
+    fig = NotebookFigure(figsize=(7, 3.2))
+    ax = fig.add_subplot()
+    x = np.arange(len(reports))
+    width = 0.38
+    for i, (name, report) in enumerate(reports.items()):
+        found = {m.name: m for m in report.metrics}.get(metric)
+        if found is None:
+            raise KeyError(f"run '{name}' has no metric '{metric}'; it has {sorted(m.name for m in report.metrics)}")
+        ax.bar(x[i] - width / 2, found.original, width, color=LOGGED)
+        ax.bar(x[i] + width / 2, found.reproduced or 0.0, width, color=MATCHED if report.matched else MISMATCHED)
+    ax.set_xticks(x, list(reports))
+    ax.set_ylabel(f"{metric} (held-out)")
+    ax.legend(handles=[Patch(color=LOGGED, label="logged"), Patch(color=MATCHED, label="reproduced: matched"),
+                       Patch(color=MISMATCHED, label="reproduced: differs")],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

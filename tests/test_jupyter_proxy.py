@@ -1,0 +1,235 @@
+"""The MLflow tile's forwarder (``mlops_workbench.jupyter.proxy``) and the default-port choice of every service.
+
+The forwarder runs as jupyter-server-proxy runs it (the spec's command, ``{port}`` filled in); a tiny HTTP server
+recorded as the state folder's ``mlflow`` service on a non-default port stands in for the tracking server (the
+real MLflow UI through JupyterLab is tests/test_browser_mlflow.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from mlops_workbench import procs, settings, tracking
+from mlops_workbench.cli import services
+from mlops_workbench.cli.main import app
+from mlops_workbench.errors import ServiceError
+from mlops_workbench.jupyter import proxy
+
+# stands in for `mlflow server`: answers /health and echoes every other request (method, path, body, Host)
+ECHO = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Echo(BaseHTTPRequestHandler):
+    def answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        reply = json.dumps({"method": self.command, "path": self.path, "body": body,
+                            "host": self.headers["Host"]}).encode()
+        self.send_response(201 if self.command == "POST" else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.send_header("X-Upstream", "echo")
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
+"""
+
+
+def listening() -> socket.socket:
+    """A socket that listens on a free loopback port: "another program" holding that port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def free_pair() -> int:
+    """A port that is free, with the one above it free as well."""
+    while procs.port_in_use((port := procs.free_port()) + 1):
+        pass
+    return port
+
+
+@contextmanager
+def forwarder(home: Path) -> Iterator[str]:
+    """The forwarder started from the jupyter-server-proxy spec, as jupyter-server-proxy starts it."""
+    port = procs.free_port()
+    spec = proxy.mlflow_server()
+    cmd = [part.replace("{port}", str(port)) for part in spec["command"]]
+    proc = subprocess.Popen(cmd, env={**os.environ, settings.HOME_ENV: str(home)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + spec["timeout"]
+        while not procs.port_in_use(port):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the forwarder did not listen in time"
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path))
+    yield tmp_path
+    procs.stop_all(tmp_path)
+
+
+def test_the_tile_runs_the_forwarder_on_the_port_jupyter_server_proxy_picks() -> None:
+    spec = proxy.mlflow_server()
+    assert spec["command"][-1] == "{port}" and spec["port"] == 0
+    assert spec["launcher_entry"]["title"] == "MLflow"
+    assert 0 < spec["timeout"] <= 60
+
+
+def test_without_a_tracking_server_the_tile_says_at_once_how_to_start_one(home: Path) -> None:
+    with forwarder(home) as url:
+        started = time.monotonic()
+        reply = httpx.get(url + "/", timeout=10)
+        assert time.monotonic() - started < 2
+    assert reply.status_code == 503
+    text = reply.text.split("<p>", 1)[1].removesuffix("</p>\n")
+    assert "\n" not in text and "<" not in text
+    assert text.startswith(f"No MLflow tracking server is running for the state folder {home}")
+    assert "`workbench mlflow up`" in text and "`tracking.up()` in a notebook" in text
+    assert reply.headers["cache-control"] == "no-store"
+
+
+def test_the_forwarder_finds_the_server_on_any_port_at_every_request(home: Path) -> None:
+    with forwarder(home) as url:
+        assert httpx.get(url + "/", timeout=10).status_code == 503  # nothing runs yet
+        port = procs.free_port()
+        assert port != tracking.DEFAULT_PORT
+        procs.start(tracking.SERVICE, [sys.executable, "-c", ECHO, str(port)], port, health_path="/health",
+                    home=home)
+        assert tracking.url(home) == f"http://127.0.0.1:{port}"
+
+        got = httpx.get(url + "/static-files/a%2Fb?x=1&y=%20", timeout=10)
+        assert got.status_code == 200 and got.headers["x-upstream"] == "echo"
+        assert got.json() == {"method": "GET", "path": "/static-files/a%2Fb?x=1&y=%20", "body": "",
+                              "host": f"127.0.0.1:{port}"}
+        posted = httpx.post(url + "/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 5}, timeout=10)
+        assert posted.status_code == 201
+        assert json.loads(posted.json()["body"]) == {"max_results": 5}
+
+        procs.stop(tracking.SERVICE, home)  # stopped again: the next request says so
+        assert httpx.get(url + "/", timeout=10).status_code == 503
+
+
+def test_a_recorded_server_that_does_not_answer_is_a_one_line_502(home: Path) -> None:
+    port = procs.free_port()  # nothing listens there, but the record says the tracking server does
+    me = procs.Service(tracking.SERVICE, os.getpid(), port, ["mlflow"], "log", procs._start_time(os.getpid()))
+    record = settings.layout(home).run / f"{tracking.SERVICE}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    try:  # removed before the fixture stops the state folder's services: this process is not one to stop
+        record.write_text(json.dumps(asdict(me)))
+        with forwarder(home) as url:
+            reply = httpx.get(url + "/", timeout=15)
+    finally:
+        record.unlink(missing_ok=True)
+    assert reply.status_code == 502
+    assert f"at http://127.0.0.1:{port} does not answer" in reply.text and "`workbench mlflow up`" in reply.text
+
+
+def test_a_free_default_port_is_taken_silently(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setitem(settings.DEFAULT_PORTS, "jupyter", port := procs.free_port())
+    choice = procs.choose_port("jupyter")
+    assert choice.port == port and choice.note is None
+    assert capsys.readouterr().err == ""
+
+
+def test_a_taken_default_port_moves_to_the_next_free_one_and_says_which_and_why(
+        monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    port = free_pair()
+    monkeypatch.setitem(settings.DEFAULT_PORTS, "jupyter", port)  # as if WORKBENCH_PORT_OFFSET were port - 8888
+    with closing(socket.create_server(("127.0.0.1", port))):
+        choice = procs.choose_port("jupyter")
+    assert choice.port == port + 1
+    line = (f"port {port} (8888 + WORKBENCH_PORT_OFFSET={port - 8888}) is taken by another program; "
+            f"JupyterLab uses {port + 1}")
+    assert choice.note == line and capsys.readouterr().err == line + "\n"
+
+
+def test_without_an_offset_the_message_says_it_was_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(settings.DEFAULT_PORTS, "mlflow", 5000)
+    assert procs.PortChoice("mlflow", 5001).note == ("port 5000 (the default) is taken by another program; "
+                                                     "MLflow tracking server uses 5001")
+
+
+def test_workbench_lab_listens_on_8888_plus_the_offset_or_the_next_free_port(
+        monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    port = free_pair()
+    monkeypatch.setitem(settings.DEFAULT_PORTS, "jupyter", port)
+    ran: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: ran.append(argv))
+    services.lab(port=None, browser=False)
+    assert f"--ServerApp.port={port}" in ran[-1] and "--ServerApp.port_retries=0" in ran[-1]
+    with closing(socket.create_server(("127.0.0.1", port))):
+        services.lab(port=None, browser=False)
+    assert f"--ServerApp.port={port + 1}" in ran[-1]
+    assert capsys.readouterr().err.strip().endswith(f"is taken by another program; JupyterLab uses {port + 1}")
+
+
+def test_offset_gives_jupyter_its_own_default_port() -> None:
+    show = "from mlops_workbench import settings as s; print(s.DEFAULT_PORTS['jupyter'], s.port_reason('jupyter'))"
+    env = {**os.environ, settings.PORT_OFFSET_ENV: "100"}
+    out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "8988 8988 (8888 + WORKBENCH_PORT_OFFSET=100)"
+
+
+def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_pair()
+    monkeypatch.setitem(settings.DEFAULT_PORTS, "mlflow", port)
+    squatters: list[socket.socket] = []
+
+    def start(listen: int) -> int:
+        if not squatters:  # another program takes the port between the check and the start
+            squatters.append(socket.create_server(("127.0.0.1", listen)))
+            raise procs.PortClash(f"port {listen} lost")
+        return listen
+
+    try:
+        assert procs.on_default_port("mlflow", start) == port + 1
+    finally:
+        squatters[0].close()
+
+    def broken(listen: int) -> int:
+        raise ServiceError("mlflow exited")
+
+    with pytest.raises(ServiceError, match="mlflow exited"):  # a failure with the port still free is not retried
+        procs.on_default_port("mlflow", broken)
+
+
+def test_serve_and_router_name_the_taken_port_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    with closing(listening()) as squatter:
+        port = squatter.getsockname()[1]
+        monkeypatch.setitem(settings.DEFAULT_PORTS, "router", port)
+        with pytest.raises(ServiceError, match=rf"port {port} \(8080 \+ WORKBENCH_PORT_OFFSET=\d+\) is taken by "
+                                               "another program, so the traffic router cannot start"):
+            procs.ensure_free("router", port)
+        result = CliRunner().invoke(app, ["serve", "--model-uri", "models:/iris/1", "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"port {port} (--port) is taken by another program, so the model server cannot start" in result.output
