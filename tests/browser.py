@@ -80,6 +80,16 @@ def chromium(profile: Path) -> Iterator[Any]:
             context.close()
 
 
+def launcher_tile(page: Any, title: str, timeout: float = 120_000) -> Any:
+    """The tile ``title`` of a new launcher, once JupyterLab in ``page`` has started."""
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
+    page.evaluate("() => window.jupyterapp.started")
+    page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
+    tile = page.locator(".jp-LauncherCard:visible", has_text=title).first
+    tile.wait_for(timeout=timeout)
+    return tile
+
+
 def write_notebook(path: Path, cells: list[str]) -> Path:
     """A scratch notebook (python3 kernel) with one code cell per source."""
     nb = {"nbformat": 4, "nbformat_minor": 5,

@@ -18,6 +18,7 @@ from browser import (
     SCRATCH,
     cell_output,
     jupyterlab,
+    launcher_tile,
     open_notebook,
     run_all,
     run_cell,
@@ -189,9 +190,7 @@ def test_mlflow_launcher_tile_opens_the_state_folders_mlflow_ui(page, state):
     assert procs.get("mlflow", state).port == tracking.DEFAULT_PORT
     if tracking.client(state).get_experiment_by_name("launcher-tile") is None:
         tracking.client(state).create_experiment("launcher-tile")  # what the UI must list
-    page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
-    tile = page.locator(".jp-LauncherCard:visible", has_text="MLflow").first
-    tile.wait_for(timeout=120_000)
+    tile = launcher_tile(page, "MLflow")
     with page.context.expect_page(timeout=120_000) as opened:
         tile.click()
     ui = opened.value

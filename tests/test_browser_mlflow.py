@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, chromium, jupyterlab, shot
+from browser import CHROMIUM, chromium, jupyterlab, launcher_tile, shot
 
 from mlops_workbench import procs, tracking
 
@@ -90,11 +90,7 @@ def test_the_tile_finds_a_tracking_server_that_had_to_move(browser, lab_url, sta
     # and so does the launcher tile, in a new tab
     page = browser.new_page()
     page.goto(f"{lab_url}/lab?reset")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
-    page.evaluate("() => window.jupyterapp.started")
-    page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
-    tile = page.locator(".jp-LauncherCard:visible", has_text="MLflow").first
-    tile.wait_for(timeout=120_000)
+    tile = launcher_tile(page, "MLflow")
     with page.context.expect_page(timeout=60_000) as opened:
         tile.click()
     ui = opened.value

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, chromium, jupyterlab, shot
+from browser import CHROMIUM, chromium, jupyterlab, launcher_tile, shot
 
 from mlops_workbench import procs, settings
 from mlops_workbench.labs import checklog
@@ -50,11 +50,7 @@ def test_progress_tile_opens_the_learners_progress_page(state, tmp_path_factory)
         page = browser.new_page()
         page.set_default_timeout(120_000)
         page.goto(f"{url}/lab/tree/notebooks?reset")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
-        page.evaluate("() => window.jupyterapp.started")
-        page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
-        tile = page.locator(".jp-LauncherCard:visible", has_text="Progress").first
-        tile.wait_for(timeout=120_000)
+        tile = launcher_tile(page, "Progress")
         shot(page, "progress-launcher")
         with browser.expect_page(timeout=120_000) as opened:
             tile.click()
