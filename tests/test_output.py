@@ -39,3 +39,23 @@ def test_the_package_turns_mlflow_download_bars_off_and_verbose_turns_them_on():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
                             check=True)
     assert result.stdout.split() == ["false", "true", "True"]
+
+
+def test_quiet_hides_other_libraries_user_warnings_but_not_ours_nor_future_warnings(monkeypatch):
+    import warnings
+
+    monkeypatch.delenv(output.VERBOSE_ENV, raising=False)
+
+    def warn_from(module: str, category: type[Warning]) -> None:
+        warnings.warn_explicit("noise", category, filename=f"{module}.py", lineno=1, module=module)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with output.quiet():
+            warn_from("sklearn.base", UserWarning)
+            warn_from("pydantic.main", DeprecationWarning)
+            warn_from("mlops_workbench.labs", UserWarning)
+            warn_from("mlflow.tracking", FutureWarning)
+        warn_from("sklearn.base", UserWarning)
+    assert [(w.category, w.filename) for w in seen] == [
+        (UserWarning, "mlops_workbench.labs.py"), (FutureWarning, "mlflow.tracking.py"), (UserWarning, "sklearn.base.py")]

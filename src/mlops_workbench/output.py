@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
+import warnings
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 VERBOSE_ENV = "WORKBENCH_VERBOSE"
@@ -31,7 +32,9 @@ def set_verbose(on: bool) -> None:
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Third-party loggers at ERROR for the duration (unless verbose); their levels come back afterwards."""
+    """For the duration (unless verbose): third-party loggers at ERROR, and other libraries' user and deprecation
+    warnings hidden. Levels and warning filters come back afterwards. FutureWarnings still show: they announce a
+    change that breaks code, and the test suite turns MLflow's into errors."""
     if verbose():
         yield
         return
@@ -40,7 +43,11 @@ def quiet() -> Iterator[None]:
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        yield
+        with ExitStack() as stack:
+            stack.enter_context(warnings.catch_warnings())
+            for category in (UserWarning, DeprecationWarning, PendingDeprecationWarning, RuntimeWarning):
+                warnings.filterwarnings("ignore", category=category, module=r"(?!mlops_workbench)")
+            yield
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
