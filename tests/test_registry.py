@@ -249,13 +249,20 @@ def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, m
     assert gate.exit_code == 1 and "gate FAILED" in gate.output
     refused = runner.invoke(app, ["registry", "promote", "2", "--reason", "yolo", "--name", "cli", "--approver", "sam"])
     assert refused.exit_code == 2 and "refused" in refused.output and "gate" in refused.output.lower(), refused.output
+    from mlops_workbench.cli import registry as registry_cli
+
     commit = "0123456789abcdef0123456789abcdef01234567"
     registry.client(home).set_tag(runs["good"], "git.commit", commit)
-    listing = runner.invoke(app, ["registry", "list", "--name", "cli"], env={"COLUMNS": "400"})
-    assert listing.exit_code == 0 and "production" in listing.output and "staging" in listing.output
-    assert runs["good"] in listing.output and f"git.commit={commit}" in listing.output  # run id, lineage uncut
-    narrow = runner.invoke(app, ["registry", "list", "--name", "cli"], env={"COLUMNS": "90"})
-    assert narrow.exit_code == 0 and "…" not in narrow.output  # too narrow: cells wrap, nothing is cut off
+    try:  # other tests share the run and expect it without lineage
+        monkeypatch.setattr(registry_cli.console, "width", 400)  # the console took its width when first imported
+        listing = runner.invoke(app, ["registry", "list", "--name", "cli"])
+        assert listing.exit_code == 0 and "production" in listing.output and "staging" in listing.output
+        assert runs["good"] in listing.output and f"git.commit={commit}" in listing.output  # run id, lineage uncut
+        monkeypatch.setattr(registry_cli.console, "width", 90)
+        narrow = runner.invoke(app, ["registry", "list", "--name", "cli"])
+        assert narrow.exit_code == 0 and "…" not in narrow.output  # too narrow: cells wrap, nothing is cut off
+    finally:
+        registry.client(home).delete_tag(runs["good"], "git.commit")
     assert "yolo" in runner.invoke(app, ["registry", "audit", "--last", "3"]).output
     missing = runner.invoke(app, ["registry", "rollback", "--name", "cli"])
     assert missing.exit_code == 2 and "no 'previous'" in missing.output

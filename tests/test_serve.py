@@ -134,6 +134,9 @@ BAD_REQUESTS = [
      "expects exactly the columns"),
     ("/predict", b'{"instances": ' + b"[" * 1500 + b"]" * 1500 + b"}", 400, "nested"),
     ("/invocations", b"[" * 100_000 + b"]" * 100_000, 400, "nested"),
+    ("/predict", b'{"instances": [[' + b"[" * 990 + b"]" * 990 + b', 1, 2, 3]]}', 400, "a list of 1 item(s) is not a number"),
+    ("/invocations", b'{"dataframe_split": {"columns": ' + b"[" * 990 + b"]" * 990 + b', "data": [[1, 2, 3, 4]]}}',
+     400, "is a list of 1 item(s); the model expects"),
 ]
 
 

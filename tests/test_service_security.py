@@ -152,6 +152,9 @@ def test_valid_requests_right_after_malformed_ones_all_succeed_through_the_route
     valid request anything."""
     bad = [b"[" * 2000 + b"]" * 2000, b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}',
            b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}']
+    deep = b'{"canary": ' + b'{"a": ' * 990 + b"1" + b"}" * 990 + b"}"  # under orjson's limit, past Python's repr
+    refused = httpx.put(services["router"] + "/admin/weights", content=deep, headers=services["token"], timeout=30)
+    assert refused.status_code == 400 and "an object with 1 field(s)" in refused.json()["error"]
     with httpx.Client(base_url=services["router"], timeout=30) as client:
         for i in range(60):
             malformed = client.post("/invocations", content=bad[i % len(bad)],

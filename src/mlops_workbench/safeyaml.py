@@ -24,6 +24,9 @@ MAX_BYTES = 1 << 20
 """Largest input :func:`load` parses by default (1 MB); the files it reads are a few kilobytes."""
 MAX_DEPTH = 64
 """Most collections that may be open at once; the deepest file the workbench reads nests about a dozen."""
+MAX_NODES = 100_000
+"""Where aliases are allowed: most values the document may hold once every alias is expanded (a "billion
+laughs" document holds a billion from a few lines)."""
 
 
 class YamlInputError(InputError):
@@ -43,31 +46,65 @@ def _too_deep(what: str, max_depth: int, mark: yaml.Mark | None, error: type[Wor
                  "Look for brackets or braces that never close, or restore the file.")
 
 
-def _scan(text: str | bytes, what: str, max_depth: int, error: type[WorkbenchError]) -> int:
+def _scan(text: str | bytes, what: str, max_depth: int, error: type[WorkbenchError], aliases: bool) -> int:
     """Walk the parser's events before any tree is built (a loop: nothing recurses); returns the document count.
 
-    Refuses the first anchor or alias and the first collection opened past ``max_depth``, so the loader that
-    runs next recurses at most ``max_depth`` levels and never meets an alias.
+    Refuses the first collection opened past ``max_depth``, so the loader that runs next recurses at most
+    ``max_depth`` levels. Without ``aliases`` it refuses the first anchor or alias too. With them, it counts the
+    values each anchored node stands for and refuses a document that would hold more than :data:`MAX_NODES`
+    once expanded, or an alias to a node that is not finished (one that contains itself).
     """
     depth = documents = 0
+    sizes: dict[str, int] = {}  # anchor -> values it stands for, once its node is complete
+    defined: set[str] = set()
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, values so far) of every open collection
+    total = 0
     for event in yaml.parse(text, Loader=_LOADER):
-        if isinstance(event, yaml.AliasEvent):
+        anchor = getattr(event, "anchor", None)
+        if not aliases and isinstance(event, yaml.AliasEvent):
             raise error(
                 f"{what} uses the YAML alias '*{event.anchor}' at {_where(event.start_mark)}: this file never "
                 "needs anchors or aliases. Write the value out in full where the alias stands.")
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
+        if not aliases and anchor is not None:
             raise error(
                 f"{what} defines the YAML anchor '&{anchor}' at {_where(event.start_mark)}: this file never "
                 f"needs anchors or aliases. Delete '&{anchor}' and write out in full every value that uses it.")
+        added = 0
+        if anchor is not None and not isinstance(event, yaml.AliasEvent):  # an alias's "anchor" is the name it uses
+            defined.add(anchor)
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > max_depth:
                 raise _too_deep(what, max_depth, event.start_mark, error)
+            open_nodes.append((anchor, 1))
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+            name, added = open_nodes.pop()
+            if name is not None:
+                sizes[name] = added
+        elif isinstance(event, yaml.ScalarEvent):
+            added = 1
+            if anchor is not None:
+                sizes[anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in defined:
+                raise error(f"{what}: the alias '*{event.anchor}' at {_where(event.start_mark)} names no anchor "
+                            f"defined above it: define '&{event.anchor}' first, or write the value out.")
+            if event.anchor not in sizes:
+                raise error(f"{what}: the alias '*{event.anchor}' at {_where(event.start_mark)} stands inside the "
+                            "very value it names, so the value would contain itself. Write the value out instead.")
+            added = sizes[event.anchor]
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
+        if added:
+            if open_nodes:
+                name, count = open_nodes[-1]
+                open_nodes[-1] = (name, count + added)
+            total += added if not open_nodes else 0
+            if sum(count for _, count in open_nodes) + total > MAX_NODES:
+                raise error(f"{what} would hold more than {MAX_NODES:,} values once its aliases are expanded "
+                            f"(at {_where(event.start_mark)}): aliases that repeat aliases multiply. Write the "
+                            "repeated values out, or repeat less.")
     return documents
 
 
@@ -99,10 +136,10 @@ def _bounded(source: str | bytes | Path, what: str, max_bytes: int, error: type[
 
 
 def _documents(source: str | bytes | Path, what: str, max_bytes: int, max_depth: int,
-               error: type[WorkbenchError], single: bool) -> list[Any]:
+               error: type[WorkbenchError], single: bool, aliases: bool = False) -> list[Any]:
     text = _bounded(source, what, max_bytes, error)
     try:
-        documents = _scan(text, what, max_depth, error)
+        documents = _scan(text, what, max_depth, error, aliases)
         if single and documents > 1:
             raise error(f"{what} holds {documents} YAML documents (separated by '---'); it must hold one. "
                         "Delete the extra '---' lines.")
@@ -137,6 +174,10 @@ def load(source: str | bytes | Path, *, what: str, max_bytes: int = MAX_BYTES, m
 
 
 def load_all(source: str | bytes | Path, *, what: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
-             error: type[WorkbenchError] = YamlInputError) -> list[Any]:
-    """Every document in ``source`` (empty ones included as ``None``), with the same limits as :func:`load`."""
-    return _documents(source, what, max_bytes, max_depth, error, single=False)
+             error: type[WorkbenchError] = YamlInputError, aliases: bool = False) -> list[Any]:
+    """Every document in ``source`` (empty ones included as ``None``), with the same limits as :func:`load`.
+
+    ``aliases=True`` accepts anchors and aliases (Kubernetes manifests written by ``yaml.safe_dump`` carry
+    them wherever one object appears twice), as long as the expanded document stays within :data:`MAX_NODES`.
+    """
+    return _documents(source, what, max_bytes, max_depth, error, single=False, aliases=aliases)

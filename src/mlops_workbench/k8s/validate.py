@@ -50,7 +50,8 @@ def name_of(obj: dict[str, Any]) -> str:
 def load_text(text: str | Path, source: str = "") -> list[dict[str, Any]]:
     """The Kubernetes objects in ``text`` (YAML, or a file to read), read with :mod:`mlops_workbench.safeyaml`."""
     what = source or "manifest"
-    docs = [d for d in safeyaml.load_all(text, what=what, max_bytes=MAX_MANIFEST_BYTES, error=ManifestError)
+    docs = [d for d in safeyaml.load_all(text, what=what, max_bytes=MAX_MANIFEST_BYTES, error=ManifestError,
+                                         aliases=True)
             if d is not None]
     bad = [i for i, d in enumerate(docs) if not isinstance(d, dict)]
     if bad:

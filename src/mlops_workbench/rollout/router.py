@@ -63,7 +63,7 @@ class Router:
                 raise TypeError("a boolean is not a weight")
             value = float(weight)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"canary weight must be a number from 0 to 100, got {str(weight)[:40]!r}") from None
+            raise ValueError(f"canary weight must be a number from 0 to 100, got {payloads.shown(weight)}") from None
         if not 0.0 <= value <= 100.0:
             raise ValueError(f"canary weight must be from 0 to 100, got {value:g}")
         return value

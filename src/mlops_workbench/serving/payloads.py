@@ -84,6 +84,16 @@ def check_content_type(header: bytes | None) -> None:
         )
 
 
+def shown(value: Any) -> str:
+    """A client's value as a message quotes it: scalars cut to 40 characters, lists and objects only described
+    (their repr could be megabytes long, or nested deeper than Python's recursion limit)."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} field(s)"
+    return repr(value)[:40]
+
+
 def too_large_message(size: int) -> str:
     return (
         f"The request body has {size} bytes, more than the limit of {MAX_BODY_BYTES} bytes: "
@@ -143,7 +153,7 @@ def rows_matrix(rows: Any, features: Sequence[str], where: str) -> np.ndarray:
         for j, value in enumerate(row):
             if type(value) not in _NUMBER_TYPES:
                 raise PayloadError(
-                    f"'{where}' row {i}, feature '{features[j]}': {repr(value)[:40]} is not a number; send numbers (in cm)."
+                    f"'{where}' row {i}, feature '{features[j]}': {shown(value)} is not a number; send numbers (in cm)."
                 )
     try:
         matrix = np.array(rows, dtype=np.float64)
@@ -182,7 +192,7 @@ def split_matrix(split: Any, features: Sequence[str]) -> np.ndarray:
     if (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
             or set(columns) != set(features) or len(columns) != len(features)):
         raise PayloadError(
-            f"'dataframe_split.columns' is {columns!r}; the model expects exactly the columns {list(features)}."
+            f"'dataframe_split.columns' is {shown(columns)}; the model expects exactly the columns {list(features)}."
         )
     matrix = rows_matrix(split["data"], columns, "dataframe_split.data")
     order = [columns.index(f) for f in features]
