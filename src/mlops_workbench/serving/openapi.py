@@ -35,7 +35,8 @@ BAD_BODY = {
     "415": error("The content type is not application/json."),
 }
 FAULT = {"500": error("Only an injected fault (see /admin/faults) answers 500.")}
-METRICS = {"200": {"description": "Prometheus text exposition.", "content": {METRICS_MEDIA: {"schema": {"type": "string"}}}}}
+METRICS = {"200": {"description": "Prometheus text exposition.",
+                   "content": {METRICS_MEDIA: {"schema": {"type": "string"}}}}}
 UNAUTHORIZED = {"401": error("The bearer token is missing or wrong.")}
 
 

@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mlops_workbench import procs, settings
+from mlops_workbench import fielderrors, procs, settings
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.serving import auth, openapi, payloads
 from mlops_workbench.serving import model as served_model
@@ -138,7 +138,7 @@ def create_app(
     app.state.server = server
     app.add_middleware(PredictionEndpoints, server=server)  # /predict, /invocations
     admin = [Depends(_admin_guard(token))]
-    admin_errors = {401: _doc_error("The bearer token is missing or wrong.")}
+    admin_errors = {401: openapi.error("The bearer token is missing or wrong.")}
 
     @app.get("/health", responses={200: _doc_json({"status": "ok", "version": "1"})})
     async def health() -> Response:
@@ -154,7 +154,7 @@ def create_app(
 
     @app.post("/admin/reload", dependencies=admin, responses={
         **admin_errors, 200: _doc_json({"reloaded": True, "version": "2", "previous_version": "1"}),
-        409: _doc_error("The new version cannot be loaded; the server keeps serving the old one.")})
+        409: openapi.error("The new version cannot be loaded; the server keeps serving the old one.")})
     async def reload() -> Response:
         try:
             return _json(await run_in_threadpool(server.reload))
@@ -167,9 +167,9 @@ def create_app(
 
     @app.post("/admin/faults", dependencies=admin, openapi_extra=_faults_body(), responses={
         **admin_errors, 200: _doc_json(Faults().model_dump()),
-        400: _doc_error("The body is not JSON."), 403: _doc_error("Fault injection is off on this server."),
-        413: _doc_error("The body is too large."), 415: _doc_error("The content type is not application/json."),
-        422: _doc_error("A fault value is out of range.")})
+        400: openapi.error("The body is not JSON."), 403: openapi.error("Fault injection is off on this server."),
+        413: openapi.error("The body is too large."), 415: openapi.error("The content type is not application/json."),
+        422: openapi.error("A fault value is out of range.")})
     async def set_faults(request: Request) -> Response:
         if not allow_faults:
             return _json({"error": "Fault injection is off on this server: start it with --allow-faults (the labs "
@@ -180,9 +180,8 @@ def create_app(
         except payloads.PayloadError as exc:
             return _json({"error": str(exc)}, exc.status)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-            return _json({"error": f"Bad faults ({problems}). Send e.g. {{\"error_rate\": 0.2, \"seed\": 1}}."},
-                         422)
+            problems = " ".join(line.strip() for line in fielderrors.describe(exc, Faults))
+            return _json({"error": f"Bad faults: {problems} Example: {{\"error_rate\": 0.2, \"seed\": 1}}."}, 422)
         return _json(server.faults.set(new).model_dump())
 
     add_protocol_handlers(app)
@@ -228,29 +227,25 @@ def _doc_json(example: Any) -> dict[str, Any]:
     return {"content": {"application/json": {"example": example}}}
 
 
-def _doc_error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": openapi.ERROR}}}
-
-
 def _faults_body() -> dict[str, Any]:
     return {"requestBody": {"required": True,
                             "content": {"application/json": {"schema": Faults.model_json_schema()}}}}
 
 
 def _openapi(app: FastAPI, server: ModelServer) -> Any:
-    """FastAPI's document of the routed endpoints, plus the hot path's operations and the admin token scheme."""
+    """FastAPI's document of the routed endpoints, plus the hot path's operations and the admin token scheme.
+
+    Built on every request (a few milliseconds): a reload may bring a model with other input features."""
 
     def build() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            document["paths"].update(openapi.prediction_paths(server.model.features))
-            document.setdefault("components", {})["securitySchemes"] = openapi.BEARER
-            for path, item in document["paths"].items():
-                if path.startswith("/admin/"):
-                    for operation in item.values():
-                        operation["security"] = [{"AdminToken": []}]
-            app.openapi_schema = document
-        return app.openapi_schema
+        document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        document["paths"].update(openapi.prediction_paths(server.model.features))
+        document.setdefault("components", {})["securitySchemes"] = openapi.BEARER
+        for path, item in document["paths"].items():
+            if path.startswith("/admin/"):
+                for operation in item.values():
+                    operation["security"] = [{"AdminToken": []}]
+        return document
 
     return build
 
