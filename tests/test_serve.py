@@ -175,6 +175,9 @@ def test_injected_faults_at_runtime_and_crash(home, server, admin, model_path):
         response = httpx.post(server.url + "/admin/faults", json=bad, headers=auth.headers(auth.read_token(home)))
         assert response.status_code == 422, (bad, response.text)
         assert "Bad faults" in response.json()["error"]
+    deep = b'{"seed": ' + b'{"a": ' * 990 + b"1" + b"}" * 990 + b"}"  # parses, but no repr of it fits the stack
+    response = httpx.post(server.url + "/admin/faults", content=deep, headers=auth.headers(auth.read_token(home)))
+    assert response.status_code == 422 and "an object with 1 field(s)" in response.json()["error"], response.text
     assert admin.faults().latency_ms == 300  # refused values changed nothing, and GET still answers
     admin.set_faults(Faults())
     crashing = start_server(str(model_path), name="crash-test", home=home, faults=Faults(crash_after=2))

@@ -29,7 +29,12 @@ _BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", 
 
 
 def shown(value: Any) -> str:
-    """``repr(value)``, cut to :data:`SHOWN` characters."""
+    """``repr(value)``, cut to :data:`SHOWN` characters; a list or mapping is only described (its repr could be
+    megabytes long, or nested deeper than Python's recursion limit)."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} field(s)"
     text = repr(value)
     return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 

@@ -23,6 +23,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mlops_workbench.fielderrors import shown
 from mlops_workbench.serving import auth, openapi, payloads
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
@@ -63,7 +64,7 @@ class Router:
                 raise TypeError("a boolean is not a weight")
             value = float(weight)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"canary weight must be a number from 0 to 100, got {payloads.shown(weight)}") from None
+            raise ValueError(f"canary weight must be a number from 0 to 100, got {shown(weight)}") from None
         if not 0.0 <= value <= 100.0:
             raise ValueError(f"canary weight must be from 0 to 100, got {value:g}")
         return value

@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 from mlops_workbench.errors import InputError
+from mlops_workbench.fielderrors import shown
 
 MAX_BODY_BYTES = 1_000_000
 MAX_ABS_VALUE = 1e12
@@ -82,16 +83,6 @@ def check_content_type(header: bytes | None) -> None:
             f"Content type '{ctype.decode(errors='replace')[:60]}' is not supported: send JSON with "
             "Content-Type: application/json.", 415,
         )
-
-
-def shown(value: Any) -> str:
-    """A client's value as a message quotes it: scalars cut to 40 characters, lists and objects only described
-    (their repr could be megabytes long, or nested deeper than Python's recursion limit)."""
-    if isinstance(value, list):
-        return f"a list of {len(value)} item(s)"
-    if isinstance(value, dict):
-        return f"an object with {len(value)} field(s)"
-    return repr(value)[:40]
 
 
 def too_large_message(size: int) -> str:
