@@ -57,7 +57,11 @@ RAW = st.one_of(
                      b'{"instances": [[NaN, 2, 3, 4]]}', b'{"canary": Infinity}', b'{"canary": 1' + b"0" * 400 + b"}",
                      b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}', b'{"seed": 1' + b"0" * 30 + b"}",
                      b'{"crash_after": 1' + b"0" * 30 + b"}", b'{"seed": false}', b'{"error_rate": true}',
-                     b'{"dataframe_split": {"columns": [{"a": 1}, [], 1, null], "data": [[1, 2, 3, 4]]}}']),
+                     b'{"dataframe_split": {"columns": [{"a": 1}, [], 1, null], "data": [[1, 2, 3, 4]]}}',
+                     # under orjson's 1024 levels, but deeper than any repr of the value can go
+                     b'{"canary": ' + b'{"a": ' * 990 + b"1" + b"}" * 990 + b"}",
+                     b'{"seed": ' + b"[" * 990 + b"]" * 990 + b"}",
+                     b'{"instances": [[' + b"[" * 990 + b"]" * 990 + b", 1, 2, 3]]}"]),
 )
 FAULTS = st.one_of(st.fixed_dictionaries({}, optional={
     "error_rate": NUMBERS | SCALARS, "latency_ms": NUMBERS | SCALARS, "seed": NUMBERS | SCALARS,
