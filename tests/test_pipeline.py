@@ -56,6 +56,23 @@ def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
     assert "dvc --wait-for-lock repro --single-item" in result.stdout
 
 
+NOISE = {"MLflow's download bar": "Downloading artifacts", "a tqdm bar": "it/s]",
+         "MLflow's runs:/ fallback warning": "has no artifacts at artifact path",
+         "a third-party log warning": " WARNING mlflow", "a deprecation warning": "DeprecationWarning"}
+
+
+def test_the_labs_show_the_learner_no_third_party_noise(first_run):
+    """What a learner sees in JupyterLab is these outputs: no download bars, no warnings of other libraries."""
+    dest, _, _ = first_run
+    found = []
+    for lab in LABS:
+        executed = json.loads((dest / "build" / "pipeline" / lab.id / "executed.ipynb").read_text())
+        for cell in executed["cells"]:
+            text = json.dumps(cell.get("outputs", []))
+            found += [f"{lab.id} cell {cell.get('id')}: {what}" for what, mark in NOISE.items() if mark in text]
+    assert found == []
+
+
 def test_noop_rerun_runs_no_stage(first_run):
     dest, env, _ = first_run
     before = {lab.id: (dest / "build/pipeline" / lab.id / "report.json").stat().st_mtime_ns for lab in LABS}
