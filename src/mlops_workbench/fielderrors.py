@@ -29,12 +29,14 @@ _BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", 
 
 
 def shown(value: Any) -> str:
-    """``repr(value)``, cut to :data:`SHOWN` characters; a list or mapping is only described (its repr could be
-    megabytes long, or nested deeper than Python's recursion limit)."""
-    if isinstance(value, list):
-        return f"a list of {len(value)} item(s)"
-    if isinstance(value, dict):
-        return f"an object with {len(value)} field(s)"
+    """``repr(value)``, cut to :data:`SHOWN` characters. A list or mapping is quoted only when it is short and
+    flat (``[1, 2]``), else described: the repr of a nested one could be megabytes long, or nested deeper than
+    Python's recursion limit."""
+    if isinstance(value, (list, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        if len(value) > 10 or any(isinstance(item, (list, dict)) for item in items):
+            return f"a list of {len(value)} item(s)" if isinstance(value, list) else \
+                f"an object with {len(value)} field(s)"
     text = repr(value)
     return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 
