@@ -186,8 +186,8 @@ def test_registry_panel_promote_and_rollback_change_the_registry(page, state, la
 def test_mlflow_launcher_tile_opens_the_state_folders_mlflow_ui(page, state):
     from mlops_workbench import procs, tracking
 
-    tracking.up(port=tracking.DEFAULT_PORT, home=state)  # the tile proxies the state folder's server on this port
-    assert procs.get("mlflow", state).port == tracking.DEFAULT_PORT
+    tracking.up(home=state)  # the tile forwards to the state folder's server, on whatever port it got
+    assert procs.get("mlflow", state) is not None
     if tracking.client(state).get_experiment_by_name("launcher-tile") is None:
         tracking.client(state).create_experiment("launcher-tile")  # what the UI must list
     tile = launcher_tile(page, "MLflow")
