@@ -11,14 +11,14 @@ Every :class:`Finding` names the resource, the field path and the fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable
 
 import kubernetes_validate as kv
-from pydantic import BaseModel, ConfigDict
 
 from mlops_workbench import safeyaml
-from mlops_workbench.k8s import crds, tools
+from mlops_workbench.k8s import crds, tools, xref
 from mlops_workbench.k8s.errors import ManifestError
+from mlops_workbench.k8s.findings import Finding, name_of
 from mlops_workbench.k8s.versions import deploy_dir
 
 K8S_VERSION = "1.37.0"
@@ -26,25 +26,6 @@ MAX_MANIFEST_BYTES = 4 << 20
 """Largest manifest text read (4 MB): the rendered kind overlay is tens of kilobytes."""
 # Kinds with no offline schema anywhere: reported as warnings, never silently passed.
 UNVALIDATED = {"gateway.envoyproxy.io/v1alpha1/EnvoyProxy"}
-
-
-class Finding(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    resource: str
-    path: str
-    message: str
-    fix: str
-    severity: Literal["error", "warning"] = "error"
-    source: str = ""
-
-    def __str__(self) -> str:
-        where = f"{self.source}: " if self.source else ""
-        return f"{where}{self.resource} {self.path or '(whole object)'}: {self.message} -> {self.fix}"
-
-
-def name_of(obj: dict[str, Any]) -> str:
-    return f"{obj.get('kind', '?')}/{(obj.get('metadata') or {}).get('name', '?')}"
 
 
 def load_text(text: str | Path, source: str = "") -> list[dict[str, Any]]:
@@ -127,8 +108,6 @@ def schemas(objs: list[dict[str, Any]]) -> list[Finding]:
 
 def validate(objs: list[dict[str, Any]], source: str = "") -> list[Finding]:
     """Schema and cross-reference findings for a set of objects that belong together."""
-    from mlops_workbench.k8s import xref
-
     findings = schemas(objs) + xref.check(objs)
     for f in findings:
         f.source = f.source or source

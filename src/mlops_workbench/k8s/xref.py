@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from mlops_workbench.k8s.validate import Finding, name_of
+from mlops_workbench.k8s.findings import Finding, name_of
 
 PLUGIN = "argoproj-labs/gatewayAPI"
 PLUGIN_FIELDS = {"httpRoute", "httpRoutes", "grpcRoute", "grpcRoutes", "tcpRoute", "tcpRoutes", "tlsRoutes", "namespace",
