@@ -7,15 +7,16 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from mlops_workbench import drills
 from mlops_workbench.cli.main import app
-from mlops_workbench.drills import catalog, postmortem, session
+from mlops_workbench.drills import catalog, session, variants
 from mlops_workbench.drills.base import DrillError
-from mlops_workbench.drills.spec import CheckOutcome, DrillReport, PostMortem, PostMortemTruth
+from mlops_workbench.drills.spec import CheckOutcome, DrillReport
 
 runner = CliRunner()
 
@@ -26,6 +27,10 @@ def test_catalog_has_the_seven_drills_of_the_issue():
     for name in catalog.names():
         drill = catalog.get(name)
         assert drill.spec.hints and drill.spec.answer and drill.destructive_fixes()
+        keys = [v.key for v in drill.variants]
+        assert len(keys) >= variants.MIN_VARIANTS and len(set(keys)) == len(keys), f"{name}: {keys}"
+        assert len({type(v) for v in drill.variants}) == 1 and drill.teardown in drill.destructive_fixes()
+        assert set(variants.seeds(drill.variants, name)) == set(keys)
         assert any(c.guard for c in drill.all_checks()), f"{name} has no guard check"
         assert ("postmortem" in [c.id for c in drill.all_checks()]) == drill.spec.incident
     assert sorted(catalog.names(shuffle=True, seed=3)) == sorted(catalog.names())
@@ -34,57 +39,6 @@ def test_catalog_has_the_seven_drills_of_the_issue():
 def test_unknown_drill_names_the_known_ones():
     with pytest.raises(DrillError, match="Known drills: bad-model"):
         catalog.get("nope")
-
-
-TRUTH = PostMortemTruth(time_to_detect_s=30.0, time_to_restore_s=45.0, blast_radius=40, root_cause="model",
-                        evidence="test")
-
-
-def test_postmortem_matches_within_tolerance_and_names_each_wrong_field():
-    ok = PostMortem(time_to_detect_s=31, time_to_restore_s=44, blast_radius=41, root_cause="model")
-    assert postmortem.compare(ok, TRUTH) == []
-    bad = PostMortem(time_to_detect_s=5, time_to_restore_s=45, blast_radius=10, root_cause="data")
-    problems = postmortem.compare(bad, TRUTH)
-    assert len(problems) == 3
-    assert any(p.startswith("root_cause") for p in problems) and any("blast_radius 10" in p for p in problems)
-    open_incident = TRUTH.model_copy(update={"time_to_restore_s": None})
-    assert any("not over yet" in p for p in postmortem.compare(ok, open_incident))
-
-
-def test_postmortem_rejects_unknown_fields_and_negative_values():
-    with pytest.raises(ValueError):
-        PostMortem(time_to_detect_s=-1, time_to_restore_s=1, blast_radius=0, root_cause="model")
-    with pytest.raises(ValueError):
-        PostMortem.model_validate({"time_to_detect_s": 1, "time_to_restore_s": 1, "blast_radius": 0,
-                                   "root_cause": "model", "lesson": "prose is not graded"})
-
-
-def test_registry_truth_from_audit_entries():
-    entries = [
-        {"ts": "2026-01-01T10:00:20.000+00:00", "action": "promote", "alias": "staging", "version": "1",
-         "outcome": "promoted"},
-        {"ts": "2026-01-01T10:00:50.000+00:00", "action": "rollback", "alias": "production", "version": "1",
-         "outcome": "rolled_back"},
-    ]
-    truth = postmortem.registry_truth(entries, "2026-01-01T10:00:00.000+00:00", "2", 40, "model")
-    assert (truth.time_to_detect_s, truth.time_to_restore_s, truth.blast_radius) == (20.0, 50.0, 40)
-    assert postmortem.registry_truth([], "2026-01-01T10:00:00.000+00:00", "2", 0, "model").time_to_restore_s is None
-
-
-def test_rollout_truth_from_the_event_log():
-    totals = lambda c, s: {"canary": {"requests": c, "errors": 0}, "stable": {"requests": s, "errors": 0}}  # noqa: E731
-    evs = [
-        {"t": 100.0, "type": "start", "rollout": "r1"},
-        {"t": 101.0, "type": "weight", "rollout": "r1", "canary": 25},
-        {"t": 110.0, "type": "fault", "rollout": "r1", "totals": totals(5, 15)},
-        {"t": 130.0, "type": "decision", "rollout": "r1", "decision": "abort"},
-        {"t": 130.5, "type": "weight", "rollout": "r1", "canary": 0},
-        {"t": 130.6, "type": "traffic", "rollout": "r1", "totals": totals(20, 60)},
-        {"t": 131.0, "type": "fault", "rollout": "other", "totals": totals(0, 0)},
-    ]
-    truth = postmortem.rollout_truth(evs, "r1", "config")
-    assert (truth.time_to_detect_s, truth.time_to_restore_s, truth.blast_radius) == (20.0, 20.5, 15)
-    assert postmortem.rollout_truth(evs, "missing", "config").time_to_detect_s is None
 
 
 def test_debrief_lists_failures_then_shows_the_model_answer_once_passed():
@@ -110,7 +64,35 @@ def test_cli_without_a_running_drill_exits_2(home):
 def test_drill_that_needs_prometheus_refuses_clearly_without_it(home, monkeypatch):
     monkeypatch.setenv("WORKBENCH_PROMETHEUS", str(home / "no-such-prometheus"))
     result = runner.invoke(app, ["drill", "start", "metrics-down"])
-    assert result.exit_code == 2 and "needs a Prometheus server" in result.output
+    assert result.exit_code == 2 and "needs prometheus" in result.output and "apt-get install" in result.output
+
+
+def test_shuffle_picks_only_drills_whose_tools_are_installed_and_names_the_others():
+    ok, left_out = catalog.runnable(probe=lambda tool: False)
+    assert "metrics-down" in left_out and "metrics-down" not in ok and "prometheus" in left_out["metrics-down"]
+    assert set(ok) | set(left_out) == set(catalog.names())
+    picked = {catalog.pick(seed, probe=lambda tool: False)[0] for seed in range(40)}
+    assert "metrics-down" not in picked and len(picked) > 2
+    everything, nothing = catalog.runnable(probe=lambda tool: True)
+    assert everything == catalog.names() and nothing == {}
+
+
+def test_shuffled_list_says_what_it_left_out(home, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PROMETHEUS", str(home / "no-such-prometheus"))
+    result = runner.invoke(app, ["drill", "list", "--shuffle"])
+    assert result.exit_code == 0 and "left out metrics-down" in result.output and "prometheus" in result.output
+
+
+def test_reset_all_resets_every_drill_that_left_a_folder(home):
+    session.start("schema-break", home=home)
+    stray = drills.drill_paths(home).folder(catalog.get("triple-v").spec.handle)
+    stray.mkdir(parents=True)
+    result = runner.invoke(app, ["drill", "reset", "--all"])
+    assert result.exit_code == 0 and "schema-break" in result.output and "triple-v" in result.output
+    assert not stray.exists()
+    assert not drills.drill_paths(home).folder(catalog.get("schema-break").spec.handle).exists()
+    assert session.current(home) is None
+    assert "nothing to reset" in runner.invoke(app, ["drill", "reset", "--all"]).output
 
 
 def test_schema_break_through_the_cli(home):
@@ -132,7 +114,7 @@ def test_schema_break_through_the_cli(home):
     assert report["passed"] and report["hints_used"] == 1 and report["failed"] == [] and report["seconds"] > 0
     assert len(list((home / "drills" / "reports").glob("schema-break-*.json"))) == 2
     assert runner.invoke(app, ["drill", "reset"]).exit_code == 0
-    assert not (home / "drills" / "schema-break").exists() and session.current(home) is None
+    assert not (home / "drills" / drill.spec.handle).exists() and session.current(home) is None
 
 
 def test_schema_break_guards_catch_every_destructive_fix(home):
@@ -140,7 +122,7 @@ def test_schema_break_guards_catch_every_destructive_fix(home):
     ctx = drill.context(home)
     for name, destroy in drill.destructive_fixes().items():
         drill.reset(ctx)
-        drill.setup(ctx)
+        drill.prepare(ctx, 3)
         destroy(ctx)
         outcomes = {o.id: o for o in drill.grade(ctx)}
         assert not all(o.passed for o in outcomes.values()), name
@@ -148,17 +130,6 @@ def test_schema_break_guards_catch_every_destructive_fix(home):
     every = [c.id for c in drill.all_checks()]
     picked = drill.grade(ctx, only=every[-1:])
     assert len(every) > 1 and [o.id for o in picked] == every[-1:], "only= runs just the checks asked for"
-
-
-def test_record_writes_a_validated_postmortem(home):
-    path = drills.record("bad-model", home=home, time_to_detect_s=3, time_to_restore_s=4, blast_radius=5,
-                         root_cause="model")
-    assert yaml.safe_load(path.read_text())["blast_radius"] == 5
-    with pytest.raises(ValueError):
-        drills.record("bad-model", home=home, time_to_detect_s=3, time_to_restore_s=4, blast_radius=5,
-                      root_cause="gremlins")
-    with pytest.raises(DrillError, match="takes no record"):
-        drills.record("schema-break", home=home, cause="x")
 
 
 def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_path):
@@ -169,7 +140,7 @@ def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_
     (checkout / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "--no-such-option"\n')
     drill = drills.get("schema-break")
     ctx = drill.context(checkout / ".workbench")
-    drill.setup(ctx)
+    drill.prepare(ctx, 0)
     try:
         by_hand = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                                  cwd=ctx.folder / "repo", capture_output=True, text=True, timeout=300)
@@ -192,7 +163,7 @@ def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, 
         port = procs.free_port()
         return procs.start(name, [*http_server, str(port)], port, health_path="/", home=home)
 
-    def fake_validation(drill, where, say):
+    def fake_validation(drill, where, say, thorough):
         started.append(serve("started-by-setup"))
         raise DrillError("setup went wrong")  # the services go even when a drill fails
 
@@ -205,3 +176,136 @@ def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, 
         assert alive(before.pid)
     finally:
         procs.stop_all(home)
+
+
+def test_a_passing_check_stops_what_the_drill_started_and_keeps_what_ran_before(home, monkeypatch):
+    from drill_fakes import FakeDrill, _serve, install
+
+    from mlops_workbench import procs
+
+    install(monkeypatch, FakeDrill("fake-one"))
+    before = _serve("learners-own", home)
+    session.start("fake-one", home=home)
+    drill = catalog.get("fake-one")
+    started = procs.get(drill.context(home).server, home)
+    assert started is not None
+    assert not session.check(home).passed and procs.get(started.name, home) is not None  # still working on it
+    drill.reference_fix(drill.context(home))
+    report = session.check(home)
+    assert report.passed and procs.get(started.name, home) is None and procs.alive(before.pid)
+    assert session.check(home) == report  # a finished drill is not graded again
+    session.reset(home)
+    assert procs.alive(before.pid) and session.current(home) is None
+
+
+def test_two_seeds_of_a_drill_break_different_things_each_graded_correctly(home):
+    """The schema-break drill's millimetre and inch deliveries: each fails broken and passes its own repair; the
+    repair of one applied to the other does not pass."""
+    from mlops_workbench.drills import schema_break
+
+    drill = drills.get("schema-break")
+    ctx = drill.context(home)
+    seeds = variants.seeds(drill.variants, drill.name)
+    delivered = {}
+    for key, wrong in (("millimetres", "inches"), ("inches", "millimetres")):
+        drill.reset(ctx)
+        assert drill.prepare(ctx, seeds[key]).key == key
+        data = ctx.folder / "repo" / schema_break.DATA
+        delivered[key] = data.read_text()
+        assert {o.id for o in drill.grade(ctx) if not o.passed} == {"ci-green", "data-complete"}
+        other = next(v for v in drill.variants if v.key == wrong)
+        try:
+            schema_break.undo(other, pd.read_csv(data)).to_csv(data, index=False)
+        except KeyError:
+            pass  # that repair does not even apply to this delivery
+        assert not all(o.passed for o in drill.grade(ctx)), f"the {wrong} repair passed the {key} variant"
+        drill.reset(ctx)
+        drill.prepare(ctx, seeds[key])
+        drill.reference_fix(ctx)
+        assert all(o.passed for o in drill.grade(ctx)), key
+    assert delivered["millimetres"].splitlines()[0] != delivered["inches"].splitlines()[0]
+    drill.reset(ctx)
+
+
+def test_start_with_a_seed_breaks_the_same_thing_again_and_the_report_shows_the_seed(home):
+    first = session.start("schema-break", home=home, seed=41)
+    data = drills.get("schema-break").context(home).folder / "repo" / "data" / "iris.csv"
+    delivered = data.read_bytes()
+    again = session.start("schema-break", home=home, seed=41)
+    assert (first.seed, first.variant) == (again.seed, again.variant) == (41, drills.get("schema-break").pick(41).key)
+    assert data.read_bytes() == delivered
+    report = session.check(home)
+    assert report.seed == 41 and report.variant is None  # the variant is named once the drill is passed
+    assert "--seed" in runner.invoke(app, ["drill", "start", "--help"]).output
+    session.reset(home)
+
+
+@pytest.mark.slow
+def test_validate_covers_every_variant_of_schema_break(home):
+    """Per variant: broken fails, the reference fix passes, deleting the repository after it fails; every other
+    destructive fix fails on the first variant."""
+    from mlops_workbench.drills import validate as v
+
+    drill = drills.get("schema-break")
+    result = v.validate_drill(drill, home)
+    assert result.ok, result.model_dump()
+    by_variant = {}
+    for case in result.cases:
+        by_variant.setdefault(case.variant, set()).add(case.case)
+    assert set(by_variant) == {variant.key for variant in drill.variants}
+    for cases in by_variant.values():
+        assert {"broken", "reference-fix", "teardown:delete-the-repository"} <= cases
+    others = {f"destructive:{name}" for name in drill.destructive_fixes() if name != drill.teardown}
+    assert others <= set().union(*by_variant.values())
+
+
+def test_the_lineage_names_the_cause_a_reproduction_reports():
+    from mlops_workbench.drills.reproducibility import expected
+
+    assert expected({"data.modified": "true", "data.path": "data/iris.csv", "dvc.stale": "false"}) == (
+        "data-modified", "data/iris.csv")
+    assert expected({"data.modified": "false", "dvc.stale": "data/iris.csv,data/prepared/train.csv"}) == (
+        "stale-outputs", "data/iris.csv")
+    assert expected({"data.modified": "false", "dvc.stale": "params.yaml:train.C"}) == ("stale-outputs", "params.yaml")
+    assert expected({"data.modified": "false", "dvc.stale": "false"}) == (None, None)
+
+
+def test_each_data_commit_variant_changes_the_data_differently():
+    from mlops_workbench.data import load_iris_frame, validate
+    from mlops_workbench.drills import unlocked_data
+
+    iris = load_iris_frame()
+    frames = {v.key: unlocked_data.changed(v, iris, seed=5) for v in unlocked_data.DRILL.variants}
+    assert len(frames["rows-added"]) == 180 and len(frames["rows-dropped"]) == 130
+    assert (frames["labels-corrected"]["species"] != iris["species"]).sum() == 10
+    assert all(validate(df) is not None for df in frames.values())  # the commit is valid data, only unrebuilt
+    assert frames["rows-added"].equals(unlocked_data.changed(unlocked_data.DRILL.variants[0], iris, seed=5))
+
+
+def test_each_stalled_canary_variant_asks_more_than_its_canary_gets():
+    from mlops_workbench.drills import stalled_canary
+    from mlops_workbench.rollout import policy
+
+    for variant in stalled_canary.DRILL.variants:
+        spec = policy.parse(yaml.safe_load(variant.policy()))
+        metric = spec.analysis.metrics[0]
+        needed = metric.min_sample_size or spec.analysis.min_sample_size
+        per_window = stalled_canary.RPS * spec.weights[0] / 100 * metric.lookback
+        assert needed > 2 * per_window, variant.key
+    fixed = policy.parse(yaml.safe_load(stalled_canary.CORRECTED))
+    assert fixed.analysis.min_sample_size < stalled_canary.RPS * fixed.weights[0] / 100 * fixed.analysis.metrics[
+        0].lookback
+
+
+def test_a_proper_release_is_staged_gated_and_approved_by_someone_else():
+    from mlops_workbench.drills.unapproved_release import _proper
+
+    def move(alias, approver="reviewer", passed=True, version="3"):
+        return {"alias": alias, "version": version, "approver": approver, "registered_by": "dev",
+                "gate": {"passed": passed}, "outcome": "promoted"}
+
+    assert _proper([move("staging"), move("production")], "3") == 1
+    assert _proper([move("production")], "3") is None  # staging skipped
+    assert _proper([move("staging"), move("production", approver="dev")], "3") is None  # its own author
+    assert _proper([move("staging"), move("production", passed=False)], "3") is None
+    assert _proper([move("staging", version="2"), move("production")], "3") is None

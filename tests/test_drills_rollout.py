@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops_workbench import drills, procs, tracking
+from mlops_workbench.drills import variants
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
 
@@ -30,7 +31,8 @@ def test_stuck_canary(home):
     drill = drills.get("stuck-canary")
     ctx = drill.context(home)
     drill.reset(ctx)
-    drill.setup(ctx)
+    seed = variants.seeds(drill.variants, drill.name)["canary-at-25"]
+    drill.prepare(ctx, seed)
     state = st.load(home)
     assert state.phase == st.RolloutPhase.PROGRESSING and state.weight == 25 and not st.controller_alive(state)
     assert failed(drill, ctx) == {"rollout-decided", "no-unwatched-canary", "postmortem"}
@@ -53,14 +55,44 @@ def test_metrics_down(home):
     ctx = drill.context(home)
     drill.reset(ctx)
     tracking.up(home=home)
-    drill.setup(ctx)
+    drill.prepare(ctx, 0)
     assert prometheus.url(home) is None and st.load(home).phase != st.RolloutPhase.PROMOTED
     assert failed(drill, ctx) == {"metrics-restored", "decided-on-data", "postmortem"}
     drill.destructive_fixes()["promote-blind"](ctx)
     assert "never-promoted-blind" in failed(drill, ctx)
     drill.reset(ctx)
-    drill.setup(ctx)
+    drill.prepare(ctx, 1)
     drill.reference_fix(ctx)
     assert failed(drill, ctx) == set()
     drill.reset(ctx)
     assert prometheus.url(home) is None
+
+
+@pytest.mark.slow
+def test_stalled_canary_aborting_only_stops_the_symptom(home):
+    """The analysis can never conclude: aborting ends the exposure but leaves the cause, so the state check on a
+    decision taken on data fails and a post-mortem that stops there earns part; the full repair passes."""
+    from mlops_workbench.drills import grading, postmortem
+    from mlops_workbench.drills.causes import Change, RootCause
+
+    drill = drills.get("stalled-canary")
+    ctx = drill.context(home)
+    drill.reset(ctx)
+    drill.prepare(ctx, variants.seeds(drill.variants, drill.name)["analysis-sample-size"])
+    state = st.load(home)
+    assert state.phase == st.RolloutPhase.PROGRESSING and st.controller_alive(state)
+    assert failed(drill, ctx) == {"rollout-decided", "decided-on-data", "postmortem"}
+    drill.destructive_fixes()["abort-only"](ctx)
+    assert failed(drill, ctx) == {"decided-on-data", "postmortem"}
+    truth = drill.truth(ctx)
+    symptom_only = postmortem.from_truth(truth).model_copy(update={"root_cause": RootCause.ROLLOUT_STUCK,
+                                                                    "changes": [Change.ROLLOUT_ABORTED]})
+    partial = postmortem.grade(symptom_only, truth)
+    assert 0 < partial.share < 1 and any("only stops the symptom" in p for p in partial.problems)
+    drill.reset(ctx)
+    drill.prepare(ctx, variants.seeds(drill.variants, drill.name)["canary-weight"])
+    drill.reference_fix(ctx)
+    outcomes, grade = grading.evaluate(drill, ctx)
+    assert [o.id for o in outcomes if not o.passed] == [] and grade.share == 1
+    drill.reset(ctx)
+    assert all(procs.get(s, home) is None for s in drill.services(ctx))

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from mlops_workbench import paramspec, safeyaml, settings
-from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
-from mlops_workbench.drills.spec import DrillSpec, PostMortem
+from mlops_workbench.drills.base import DrillContext
+from mlops_workbench.drills.spec import PostMortem
 from mlops_workbench.errors import EXIT_ERROR, InputError
 from mlops_workbench.k8s import validate as k8s
 from mlops_workbench.labs import format as fmt
@@ -273,58 +273,6 @@ def test_workspace_params_are_checked_and_a_bad_update_writes_nothing(tmp_path):
         ws.params()
     assert ws.set_params(prepare={"decimals": 2})["prepare"] == {"decimals": 2}, "set_params repairs a bad value"
     assert ws.params()["prepare"]["decimals"] == 2
-
-
-# --- drill post-mortems with wrong types ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("time_to_detect_s: yesterday\ntime_to_restore_s: 4\nblast_radius: [1, 2]\nroot_cause: model\n",
-     ["2 bad field(s)", "time_to_detect_s: 'yesterday' is not a number", "blast_radius: [1, 2] is not a whole number"]),
-    ("- 1\n- 2\n", ["must be a YAML mapping of the fields time_to_detect_s", "not list"]),
-    ("", ["not an empty file"]),
-    ("time_to_detect_s: 1\ntime_to_restore_s: 2\nblast_radius: 3\nroot_cause: aliens\nlesson: x\n",
-     ["root_cause: 'aliens' is not one of 'model', 'data' or 'config'", "lesson: no such field"]),
-])
-def test_a_bad_postmortem_fails_its_check_naming_each_field(tmp_path, text, expected):
-    path = tmp_path / "postmortem.yaml"
-    path.write_text(text)
-    with pytest.raises(CheckFailed) as caught:
-        DrillContext("hostile", tmp_path / "home").read_record(path, PostMortem)
-    for words in expected:
-        assert words in str(caught.value), words
-    assert path.read_text() == text
-
-
-class _Incident(Drill):
-    spec = DrillSpec(name="hostile", title="t", category="model", incident=True, brief="b", hints=["h"],
-                     answer="a", minutes=1)
-
-    def checks(self) -> list[GradedCheck]:
-        return [GradedCheck("state-is-fine", lambda ctx: None)]
-
-    def truth(self, ctx):  # pragma: no cover - a bad record fails before the truth is needed
-        raise AssertionError("unreachable")
-
-
-def test_a_broken_postmortem_fails_only_the_postmortem_check(tmp_path):
-    drill = _Incident()
-    ctx = drill.context(tmp_path / "home")
-    ctx.postmortem_path.write_text("time_to_detect_s: yesterday\n")
-    outcomes = {o.id: o for o in drill.grade(ctx)}
-    assert outcomes["state-is-fine"].passed and not outcomes["postmortem"].passed
-    assert "time_to_detect_s: 'yesterday' is not a number" in outcomes["postmortem"].message
-    assert "could not read the state" not in outcomes["postmortem"].message, "a failed check, not a crash"
-
-
-def test_recording_a_bad_postmortem_names_each_field_and_writes_nothing(home):
-    from mlops_workbench import drills
-
-    with pytest.raises(InputError) as caught:
-        drills.record("bad-model", home=home, time_to_detect_s="yesterday", time_to_restore_s=4,
-                      blast_radius=[1, 2], root_cause="model")
-    assert "time_to_detect_s: 'yesterday'" in str(caught.value) and "blast_radius: [1, 2]" in str(caught.value)
-    assert not drills.get("bad-model").context(home).postmortem_path.exists()
 
 
 def test_a_misspelt_params_key_is_named_with_the_key_that_was_meant(tmp_path):

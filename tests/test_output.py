@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+from drill_fakes import FakeDrill
+
 from mlops_workbench import output
 
 
@@ -59,3 +62,38 @@ def test_quiet_hides_other_libraries_user_warnings_but_not_ours_nor_future_warni
         warn_from("sklearn.base", UserWarning)
     assert [(w.category, w.filename) for w in seen] == [
         (UserWarning, "mlops_workbench.labs.py"), (FutureWarning, "mlflow.tracking.py"), (UserWarning, "sklearn.base.py")]
+
+
+class _Chatty(FakeDrill):
+    """A setup that prints and logs what it breaks, as MLflow does when the setup registers a version."""
+
+    def __init__(self, fails: bool = False) -> None:
+        super().__init__("chatty", serve=False)
+        self.fails = fails
+
+    def setup(self, ctx, variant) -> None:
+        print("Created version '2' of model 'incident-90'.")
+        sys.stderr.write("Successfully registered model 'incident-90'.\n")
+        logging.getLogger("mlflow.tracking").warning("View run at http://127.0.0.1:5000")
+        if self.fails:
+            raise RuntimeError("the setup broke")
+        super().setup(ctx, variant)
+
+
+def test_a_drill_setup_prints_nothing_that_gives_the_puzzle_away(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(output.VERBOSE_ENV, raising=False)
+    drill = _Chatty()
+    drill.prepare(drill.context(tmp_path), seed=1)
+    shown = capsys.readouterr()
+    assert "version" not in shown.out + shown.err and "registered" not in shown.out + shown.err
+
+
+def test_a_failed_drill_setup_shows_what_it_printed_and_verbose_shows_it_always(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(output.VERBOSE_ENV, raising=False)
+    drill = _Chatty(fails=True)
+    with pytest.raises(RuntimeError, match="the setup broke"):
+        drill.prepare(drill.context(tmp_path), seed=1)
+    assert "Created version '2'" in capsys.readouterr().err, "the context of the failure is kept"
+    monkeypatch.setenv(output.VERBOSE_ENV, "1")
+    _Chatty().prepare(_Chatty().context(tmp_path / "verbose"), seed=1)
+    assert "Created version '2'" in capsys.readouterr().out

@@ -8,10 +8,12 @@ turns MLflow's artifact download bars off by default (see :mod:`mlops_workbench`
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import sys
 import warnings
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from typing import Iterator
 
 VERBOSE_ENV = "WORKBENCH_VERBOSE"
@@ -51,3 +53,20 @@ def quiet() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+@contextmanager
+def hidden() -> Iterator[None]:
+    """For a step the learner must not watch (a drill's setup breaking the system): what this process prints in the
+    meantime (MLflow's "Created version 2", "View run ..." lines included) is kept back, and shown only when the step
+    fails, so the error has its context. With ``--verbose`` everything shows as it happens."""
+    if verbose():
+        yield
+        return
+    kept = io.StringIO()
+    try:
+        with quiet(), redirect_stdout(kept), redirect_stderr(kept):
+            yield
+    except BaseException:
+        sys.stderr.write(kept.getvalue())
+        raise

@@ -1,5 +1,7 @@
-"""The drill protocol: ``setup`` breaks the system, ``checks`` grade the state, ``reference_fix`` repairs it,
-``destructive_fixes`` are the wrong repairs the guard checks must catch, ``reset`` puts everything back.
+"""The drill protocol: ``prepare`` draws a variant from a seed and ``setup`` breaks the system that way, ``checks``
+grade the state, ``reference_fix`` repairs it, ``destructive_fixes`` are the wrong repairs the guard checks must
+catch (``teardown`` names the one that tears everything down), ``truth`` reads what happened from the drill's own
+run for the post-mortem, ``reset`` puts everything back.
 
 A check is a function of the :class:`DrillContext` that returns when the state is right and calls
 :func:`mlops_workbench.labs.checks.fail` with a message telling the learner what to do when it is not.
@@ -9,18 +11,23 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from mlops_workbench import procs, safeyaml, settings
+from mlops_workbench import output, procs, safeyaml, settings
+from mlops_workbench.drills import variants
+from mlops_workbench.drills.causes import Change
 from mlops_workbench.drills.paths import drill_paths
-from mlops_workbench.drills.spec import CheckOutcome, DrillSpec, PostMortem, PostMortemTruth
+from mlops_workbench.drills.postmortem_spec import PostMortemTruth
+from mlops_workbench.drills.records import parse_record
+from mlops_workbench.drills.spec import CheckOutcome, DrillSpec
+from mlops_workbench.drills.variants import V, Variant
 from mlops_workbench.errors import InputError, WorkbenchError
-from mlops_workbench.fielderrors import describe
-from mlops_workbench.labs.checks import CheckFailed, fail
+from mlops_workbench.labs.checks import fail
 
 SETUP_APPROVER = "drill-setup"
 """Who the setup's own registry actions are recorded as (never the learner)."""
@@ -32,26 +39,40 @@ class DrillError(WorkbenchError, RuntimeError):
 
 @dataclass
 class DrillContext:
-    """What a drill works on: the state folder and the drill's own folder in it."""
+    """What a drill works on: the state folder and the drill's own folder in it.
+
+    Everything the learner sees carries the drill's neutral ``handle`` (``incident-3``), never its name: the name
+    says what broke.
+    """
 
     name: str
     home: Path
+    handle: str = ""
+    """Defaults to the name (a drill outside the catalog)."""
+
+    def __post_init__(self) -> None:
+        self.handle = self.handle or self.name
 
     @property
     def folder(self) -> Path:
-        path = drill_paths(self.home).folder(self.name)
+        path = drill_paths(self.home).folder(self.handle)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     @property
     def model_name(self) -> str:
         """The drill's own registered model, so drills and labs never share versions."""
-        return f"drill-{self.name}"
+        return self.handle
 
     @property
     def server(self) -> str:
         """Service name of the drill's model server."""
-        return f"drill-{self.name}-serve"
+        return f"{self.handle}-serve"
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment of the drill's runs."""
+        return self.handle
 
     # hidden facts written by setup and read by checks (the learner is never told to look here)
     def save_facts(self, **facts: Any) -> dict[str, Any]:
@@ -62,6 +83,10 @@ class DrillContext:
     def facts(self) -> dict[str, Any]:
         path = self.folder / ".facts.json"
         return json.loads(path.read_text()) if path.exists() else {}
+
+    def variant(self, model: type[V]) -> V:
+        """The variant the setup drew, as the drill's own variant model."""
+        return model.model_validate(self.fact("variant"))
 
     def fact(self, key: str) -> Any:
         facts = self.facts()
@@ -90,21 +115,6 @@ class DrillContext:
         raise AssertionError("unreachable")
 
 
-def parse_record(data: Any, model: type[BaseModel], source: str, drill: str) -> BaseModel:
-    """``data`` as the record ``model``, else :class:`InputError` listing each bad field, what it expects, the fix."""
-    fields = ", ".join(model.model_fields)
-    if not isinstance(data, dict):
-        raise InputError(f"{source} must be a YAML mapping of the fields {fields} (one 'field: value' line each), "
-                         f"not {'an empty file' if data is None else type(data).__name__}. Rewrite it, or call "
-                         f"mlops_workbench.drills.record('{drill}', ...).")
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        lines = describe(err, model)
-        raise InputError(f"{source} has {len(lines)} bad field(s); fix each one, then check again:\n"
-                         + "\n".join(lines)) from None
-
-
 Check = Callable[[DrillContext], None]
 
 
@@ -119,6 +129,10 @@ class Drill:
     """Base of every drill module's drill; subclasses set ``spec`` and implement the five parts."""
 
     spec: DrillSpec
+    variants: tuple[Variant, ...]
+    """What the drill may break, one drawn per seed (at least :data:`variants.MIN_VARIANTS`)."""
+    teardown = "stop-every-service"
+    """The destructive fix that tears everything down: validated after the reference fix of every variant."""
     answer_model: type[BaseModel] | None = None
     """The shape of ``answer.yaml`` when the drill asks for values (e.g. the trace drill)."""
 
@@ -127,17 +141,34 @@ class Drill:
         return self.spec.name
 
     def context(self, home: Path | None = None) -> DrillContext:
-        return DrillContext(self.name, home or settings.home())
+        return DrillContext(self.name, home or settings.home(), self.spec.handle)
+
+    def brief(self, ctx: DrillContext) -> str:
+        """The brief with the drill's model and folder filled in."""
+        return self.spec.brief.format(model=ctx.model_name, folder=ctx.folder)
 
     def preflight(self) -> None:
         """Raise :class:`DrillError` when a tool the drill needs is missing."""
-        from mlops_workbench.rollout import prometheus
+        from mlops_workbench.drills import tools
 
-        if "prometheus" in self.spec.needs and not prometheus.available():
-            raise DrillError(f"The drill '{self.name}' needs a Prometheus server: install it "
-                             "(`apt-get install prometheus`) or set WORKBENCH_PROMETHEUS, then start it again.")
+        absent = tools.missing(self.spec.needs)
+        if absent:
+            raise DrillError(f"The drill '{self.name}' cannot run here: it {tools.reason(absent)}; then start it "
+                             "again.")
 
-    def setup(self, ctx: DrillContext) -> None:
+    def pick(self, seed: int) -> Variant:
+        """The variant ``seed`` draws."""
+        return variants.draw(self.variants, self.name, seed)
+
+    def prepare(self, ctx: DrillContext, seed: int) -> Variant:
+        """Break the system the way ``seed`` draws: the seed and the variant go to the hidden facts first."""
+        variant = self.pick(seed)
+        ctx.save_facts(seed=seed, variant=variant.model_dump())
+        with output.hidden():  # what the setup does is the puzzle: MLflow's chatter would give it away
+            self.setup(ctx, variant)
+        return variant
+
+    def setup(self, ctx: DrillContext, variant: Any) -> None:
         raise NotImplementedError
 
     def checks(self) -> list[GradedCheck]:
@@ -150,7 +181,7 @@ class Drill:
         raise NotImplementedError
 
     def truth(self, ctx: DrillContext) -> PostMortemTruth:
-        """What the logs say about the incident (incident drills only)."""
+        """What the run says about the incident (incident drills only): see :mod:`mlops_workbench.drills.postmortem`."""
         raise NotImplementedError
 
     def services(self, ctx: DrillContext) -> list[str]:
@@ -162,39 +193,33 @@ class Drill:
         for service in self.services(ctx):
             procs.stop(service, ctx.home)
         delete_model(ctx)
-        shutil.rmtree(drill_paths(ctx.home).folder(self.name), ignore_errors=True)
+        shutil.rmtree(drill_paths(ctx.home).folder(ctx.handle), ignore_errors=True)
 
-    # --- grading ---------------------------------------------------------------------------------
+    # --- grading (in :mod:`mlops_workbench.drills.grading`) ---------------------------------------------
     def all_checks(self) -> list[GradedCheck]:
+        """The state checks, and for an incident drill the post-mortem's (graded apart, part by part)."""
         checks = list(self.checks())
         if self.spec.incident:
-            checks.append(GradedCheck("postmortem", self._postmortem))
+            checks.append(GradedCheck(POSTMORTEM, _graded_apart))
         return checks
 
-    def _postmortem(self, ctx: DrillContext) -> None:
-        """The post-mortem record matches what the event log and the registry say."""
-        from mlops_workbench.drills.postmortem import compare
-
-        record = ctx.read_record(ctx.postmortem_path, PostMortem)
-        problems = compare(record, self.truth(ctx))  # type: ignore[arg-type]
-        if problems:
-            fail("The post-mortem does not match the logs: " + "; ".join(problems))
+    def known(self, ctx: DrillContext, changes: list[Change]) -> dict[str, Any]:
+        """What a post-mortem truth takes from the drill itself: its cause, symptoms, needed fixes, the evidence."""
+        return {"root_cause": self.spec.root_cause, "symptoms": self.spec.symptoms, "required": self.spec.fixes,
+                "changes": changes}
 
     def grade(self, ctx: DrillContext, only: Collection[str] | None = None) -> list[CheckOutcome]:
         """Run every check (or those whose id is in ``only``); one broken check never stops the others."""
-        outcomes = []
-        for check in self.all_checks():
-            if only is not None and check.id not in only:
-                continue
-            try:
-                check.func(ctx)
-                outcomes.append(CheckOutcome(id=check.id, passed=True, guard=check.guard))
-            except CheckFailed as exc:
-                outcomes.append(CheckOutcome(id=check.id, passed=False, message=str(exc), guard=check.guard))
-            except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, with its cause
-                outcomes.append(CheckOutcome(id=check.id, passed=False, guard=check.guard,
-                                             message=f"the check could not read the state ({type(exc).__name__}: {exc})"))
-        return outcomes
+        from mlops_workbench.drills.grading import evaluate
+
+        return evaluate(self, ctx, only)[0]
+
+
+POSTMORTEM = "postmortem"
+
+
+def _graded_apart(_ctx: DrillContext) -> None:
+    raise AssertionError("the post-mortem is graded by drills.grading.assess, answer by answer")
 
 
 def delete_model(ctx: DrillContext) -> None:

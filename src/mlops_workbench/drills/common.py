@@ -1,4 +1,4 @@
-"""Building blocks shared by the drills: models with known faults, registry moves, a model server, traffic,
+"""Building blocks shared by the drills: versions with known faults, registry moves, a model server, traffic,
 and the guard checks that catch destructive "fixes" (everything stopped, registry deleted, audit log edited).
 
 Everything goes through the package's real APIs (``train``, ``tracking``, ``registry``, ``serving``).
@@ -7,66 +7,41 @@ Everything goes through the package's real APIs (``train``, ``tracking``, ``regi
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from mlops_workbench import procs, registry, tracking
-from mlops_workbench.data import FEATURES, LABEL, load_iris_frame
+from mlops_workbench.drills import models
 from mlops_workbench.drills.base import SETUP_APPROVER, DrillContext
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit
 
-ROLE_TAG = "workbench.drill.role"
-VERSICOLOR = [6.0, 2.9, 4.5, 1.5]
-"""A typical versicolor flower: a skewed model answers virginica for it."""
+LENIENT_GATE = {"tolerance": 1.0, "min_gain": -1.0}
+"""A gate loosened so that any release goes out (the bad-model incident's upstream cause)."""
+VERSICOLOR = models.TYPICAL["versicolor"]
+"""A flower every good model names right (the guard's probe)."""
 
 
-PYTEST_INI = """[pytest]
-# This folder's own pytest settings: without them, `python -m pytest` run here would take the options of
-# a project around it (the workbench checkout's pyproject.toml when the state folder sits inside it).
-testpaths = tests
-"""
-
-
-def pytest_config(folder: Path) -> Path:
-    """Write ``pytest.ini`` into a drill folder whose tests the learner runs; returns its path."""
-    path = folder / "pytest.ini"
-    path.write_text(PYTEST_INI)
-    return path
-
-
-def fitted(kind: str) -> tuple[Any, Any]:
-    """A small fitted model and an input example. ``good``: logistic regression on all features;
-    ``skewed``: trained where every versicolor was relabelled virginica (answers 200, wrong answers);
-    ``three-features``: trained without ``petal_width`` (its signature does not fit the clients' payloads)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from mlops_workbench.train import TrainParams, train
-
-    df = load_iris_frame()
-    if kind == "three-features":
-        cols = FEATURES[:3]
-        return LogisticRegression(max_iter=500).fit(df[cols], df[LABEL]), df[cols].head(5)
-    if kind == "skewed":
-        df.loc[df[LABEL] == "versicolor", LABEL] = "virginica"
-    elif kind != "good":
-        raise ValueError(f"unknown model kind {kind!r}: use good, skewed or three-features")
-    return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": 1.0, "seed": 42})), df[FEATURES].head(5)
-
-
-def log_version(ctx: DrillContext, kind: str) -> str:
-    """Log a ``kind`` model in a run of the drill's experiment and register it; returns the version."""
+def log_version(ctx: DrillContext, fault: models.Fault = models.GOOD) -> str:
+    """Log a model with ``fault`` in a run of the drill's experiment and register it; returns the version."""
     import mlflow
 
     tracking.up(home=ctx.home, timeout=300)
-    model, example = fitted(kind)
-    mlflow.set_experiment(f"drill-{ctx.name}")
-    with mlflow.start_run(run_name=f"{ctx.name}-{kind}"):
-        mlflow.set_tag(ROLE_TAG, kind)
+    model, example = models.fitted(fault)
+    mlflow.set_experiment(ctx.experiment)
+    with mlflow.start_run():
         info = tracking.log_sklearn_model(model, example, registered_model_name=ctx.model_name)
     return str(info.registered_model_version)
+
+
+def good_releases(ctx: DrillContext, count: int) -> list[str]:
+    """``count`` good versions, each logged and shipped to production in turn; returns them, oldest first."""
+    shipped = []
+    for number in range(1, count + 1):
+        shipped.append(log_version(ctx))
+        ship(ctx, shipped[-1], f"release {number}")
+    return shipped
 
 
 def ship(ctx: DrillContext, version: str, reason: str, **promote: Any) -> None:
@@ -154,15 +129,16 @@ def production(ctx: DrillContext) -> str:
     return str(mv.version)
 
 
-def guard_server_answers(ctx: DrillContext, expect_version: str | None = None) -> dict[str, Any]:
-    """The drill's model server is up, answers a prediction with 200 and (if given) serves ``expect_version``."""
+def guard_server_answers(ctx: DrillContext, expect_version: str | None = None,
+                         probe: list[float] = VERSICOLOR) -> dict[str, Any]:
+    """The drill's model server is up, answers ``probe`` with 200 and (if given) serves ``expect_version``."""
     service = procs.get(ctx.server, ctx.home)
     if service is None:
         fail(f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
              "and repair what it serves instead (move the alias, then ModelServerClient(url).reload()).")
     try:
         info = httpx.get(f"{service.url}/version", timeout=10).json()
-        answer = httpx.post(f"{service.url}/predict", json={"instances": [VERSICOLOR]}, timeout=10)
+        answer = httpx.post(f"{service.url}/predict", json={"instances": [probe]}, timeout=10)
     except httpx.HTTPError as exc:
         fail(f"The model server at {service.url} does not answer ({type(exc).__name__}): restart it.")
     if answer.status_code != 200:

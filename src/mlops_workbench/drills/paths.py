@@ -28,6 +28,16 @@ class DrillPaths:
     def latest_report(self) -> Path:
         return self.root / "report.json"
 
+    @property
+    def interview(self) -> Path:
+        """The running interview: its drills, their seeds and results so far."""
+        return self.root / "interview.json"
+
+    @property
+    def interviews(self) -> Path:
+        """One folder per finished interview, with its scorecard (JSON and HTML)."""
+        return self.root / "interviews"
+
     def folder(self, drill: str) -> Path:
         """The drill's own folder: hidden facts, workspaces, the learner's post-mortem and answers."""
         return self.root / drill

@@ -1,27 +1,44 @@
-"""Shared parts of the rollout drills: two healthy versions, a policy file, a controller in a process of its
-own (so a drill can kill it), the drill's ``fault`` event, and the guards for the traffic path."""
+"""Shared parts of the rollout drills' setups and repairs: two healthy versions, a policy, a controller in a
+process of its own (so a drill can kill it), the drill's ``fault`` event, load, and a new rollout under load.
+Their checks and post-mortem truth are in :mod:`mlops_workbench.drills.rollout_checks`."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+from pydantic import Field
 
 from mlops_workbench import procs
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import DrillContext, DrillError
-from mlops_workbench.labs.checks import fail
-from mlops_workbench.rollout import ops
+from mlops_workbench.drills.variants import Variant
+from mlops_workbench.rollout import events, ops
+from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout import state as st
-from mlops_workbench.rollout.backends.local import ROUTER, SERVICES, STABLE, LocalBackend
+from mlops_workbench.rollout.backends.local import SERVICES, LocalBackend
 from mlops_workbench.rollout.events import EventLog
-from mlops_workbench.serving.client import RouterClient
 
 
-def policy_yaml(pause: str, metric: dict[str, Any], min_sample: int = 10, weight: int = 25) -> str:
+class CanaryVariant(Variant):
+    """The canary's traffic share when things went wrong."""
+
+    weight: float = Field(gt=0, lt=100)
+
+
+WEIGHTS = tuple(CanaryVariant(key=f"canary-at-{weight}", weight=weight) for weight in (10, 25, 50))
+"""The variants of a rollout drill that differ in the canary's weight."""
+
+
+def policy_yaml(pause: str, metric: dict[str, Any], min_sample: int = 10, weight: float = 25) -> str:
     import yaml
 
     return yaml.safe_dump({"name": "drill", "steps": [{"setWeight": weight}, {"pause": {"duration": pause}}],
@@ -32,15 +49,15 @@ def policy_yaml(pause: str, metric: dict[str, Any], min_sample: int = 10, weight
 
 def versions(ctx: DrillContext) -> tuple[str, str]:
     """A stable version (made production) and a healthy candidate of the drill's model."""
-    stable = common.log_version(ctx, "good")
-    common.ship(ctx, stable, "stable release")
-    return stable, common.log_version(ctx, "good")
+    (stable,) = common.good_releases(ctx, 1)
+    return stable, common.log_version(ctx)
 
 
-def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: str,
-                     timeout: float = 600.0) -> tuple[subprocess.Popen, st.RolloutState]:
-    """``workbench rollout start`` in a process of its own; returns once the canary takes traffic."""
-    path = ctx.folder / "policy.yaml"
+def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: str, timeout: float = 600.0,
+                     policy_file: str = ".setup-policy.yaml") -> tuple[subprocess.Popen, st.RolloutState]:
+    """``workbench rollout start`` in a process of its own (``policy`` written to ``policy_file`` in the drill
+    folder); returns once the canary takes traffic. Its pid goes to the facts, so that a reset can stop it."""
+    path = ctx.folder / policy_file
     path.write_text(policy)
     before = st.load(ctx.home)
     cmd = [sys.executable, "-m", "mlops_workbench.cli.main", "rollout", "start", "--candidate", candidate,
@@ -53,6 +70,7 @@ def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: st
         state = st.load(ctx.home)
         fresh = state is not None and (before is None or state.id != before.id)
         if fresh and state.weight > 0:
+            ctx.save_facts(controller_pid=proc.pid)
             return proc, state
         if proc.poll() is not None:
             raise DrillError(f"the rollout controller exited ({proc.returncode}) before the canary took traffic; "
@@ -62,42 +80,54 @@ def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: st
     raise DrillError(f"the canary took no traffic within {timeout:.0f}s; see {ctx.folder / 'controller.log'}")
 
 
-def fault(ctx: DrillContext, rollout: str, what: str) -> dict[str, Any]:
-    """Log the incident's onset in the rollout event log (with the router's counters for the blast radius)."""
+def fault(ctx: DrillContext, rollout: str) -> dict[str, Any]:
+    """Log the incident's onset in the rollout event log (with the router's counters for the blast radius); it
+    says nothing about what broke."""
     totals = LocalBackend(ctx.home, model_name=ctx.model_name).traffic_totals()
-    return EventLog(ctx.home, rollout=rollout).emit("fault", totals=totals, drill=ctx.name, what=what)
+    return EventLog(ctx.home, rollout=rollout).emit("fault", totals=totals, drill=ctx.handle, what="incident onset")
 
 
-def router_url(ctx: DrillContext) -> str:
-    service = procs.get(ROUTER, ctx.home)
-    if service is None or procs.get(STABLE, ctx.home) is None:
-        fail("The router or the stable server is down: users get nothing. Never stop the traffic path to end a "
-             "rollout; abort the rollout (`workbench rollout abort --reason ...`) instead.")
-    return service.url
+def wait_for(ctx: DrillContext, rollout: str, pred: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> None:
+    """Wait until the event log holds an event of ``rollout`` that ``pred`` accepts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(pred(e) for e in events.read(ctx.home, rollout=rollout)):
+            return
+        time.sleep(0.2)
+    raise DrillError(f"rollout {rollout}: the expected event did not come within {timeout:.0f}s; see "
+                     f"{ctx.folder / 'controller.log'} and start the drill again")
 
 
-def guard_users_served(ctx: DrillContext) -> None:
-    """Requests through the router are answered 200."""
-    url = router_url(ctx)
-    statuses = common.send_traffic(url, 10, seed=11)
-    if any(s != 200 for s in statuses):
-        fail(f"Requests through the router fail ({statuses}): users must be served while you repair the rollout.")
+def roll_out_again(ctx: DrillContext, policy: Path, metrics: str, rps: float = 20, seed: int = 6) -> None:
+    """A new rollout of the candidate with ``policy`` under load, to its decision (what the repairs do)."""
+    router = LocalBackend(ctx.home, model_name=ctx.model_name, metrics=metrics).up()
+    with load(ctx, router, rps, seed=seed):
+        ops.start(pol.load(policy), ctx.fact("candidate"), home=ctx.home, metrics=metrics, model_name=ctx.model_name)
 
 
 def services(_ctx: DrillContext) -> list[str]:
     return list(SERVICES)
 
 
+def _is_controller(pid: int) -> bool:
+    """Whether ``pid`` still runs a rollout controller (not a process that took the number since)."""
+    try:
+        return procs.alive(pid) and "rollout" in psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+
+
 def reset(ctx: DrillContext) -> None:
-    """Stop the rollout processes (aborting an unattended rollout first)."""
+    """Stop the setup's controller if it still runs, then the rollout processes (aborting an unattended rollout
+    first)."""
+    pid = ctx.facts().get("controller_pid")
+    if pid and _is_controller(pid):
+        procs.signal_group(pid, signal.SIGKILL)
+        procs.wait_exit([pid], timeout=10)
     try:
         ops.down(ctx.home)
     except Exception:  # noqa: BLE001 - resetting anyway
         procs.stop_all(ctx.home)
-
-
-def router_weight(ctx: DrillContext) -> float:
-    return RouterClient(router_url(ctx), home=ctx.home).weight()
 
 
 @contextmanager
@@ -116,3 +146,4 @@ def load(ctx: DrillContext, url: str, rps: float, seed: int, duration: float = 9
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+

@@ -1,5 +1,9 @@
-"""Running a drill: ``start`` (setup, then the clock starts), ``status``, ``hint``, ``check`` (JSON report and
-debrief) and ``reset``. The running drill lives in ``<home>/drills/session.json``."""
+"""Running a drill: ``start`` (setup, then the clock starts), ``status``, ``hint`` (each costs points), ``check``
+(scored JSON report) and ``reset``. The running drill lives in ``<home>/drills/session.json``.
+
+A passing check ends the drill: the clock stops and every service the drill started goes with it; those that ran
+before it are kept.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,15 @@ from typing import Any
 import yaml
 
 from mlops_workbench import settings
-from mlops_workbench.drills import catalog
-from mlops_workbench.drills.base import DrillError, parse_record
+from mlops_workbench.drills import catalog, cleanup, grading, scoring, variants
+from mlops_workbench.drills.base import POSTMORTEM, Drill, DrillError
+from mlops_workbench.drills.debrief import debrief
 from mlops_workbench.drills.paths import drill_paths
+from mlops_workbench.drills.records import parse_record
 from mlops_workbench.drills.spec import DrillReport, DrillSession, PostMortem
 from mlops_workbench.registry.audit import now
+
+__all__ = ["check", "current", "debrief", "hint", "record", "reset", "start", "status"]
 
 
 def _home(home: Path | None) -> Path:
@@ -29,7 +37,8 @@ def current(home: Path | None = None) -> DrillSession | None:
 def _running(home: Path | None) -> DrillSession:
     session = current(home)
     if session is None:
-        raise DrillError("No drill is running: start one with `workbench drill start NAME` (see `workbench drill list`).")
+        raise DrillError("No drill is running: start one with `workbench drill start NAME` (see `workbench drill "
+                         "list`).")
     return session
 
 
@@ -37,37 +46,56 @@ def _save(session: DrillSession, home: Path | None) -> None:
     drill_paths(_home(home)).session.write_text(session.model_dump_json(indent=1))
 
 
-def start(name: str, home: Path | None = None) -> DrillSession:
-    """Reset ``name``, break the system (setup), then start the clock."""
+def _make_room(drill: Drill, running: DrillSession | None, home: Path) -> None:
+    """Reset the running drill when it shares services with ``drill`` (the rollout drills cannot coexist)."""
+    if running is None or running.drill == drill.name:
+        return
+    previous = catalog.get(running.drill)
+    if set(previous.services(previous.context(home))) & set(drill.services(drill.context(home))):
+        previous.reset(previous.context(home))
+
+
+def start(name: str, home: Path | None = None, blind: bool = False, seed: int | None = None,
+          interview: str | None = None) -> DrillSession:
+    """Reset ``name``, break the system the way ``seed`` draws (a fresh seed when None), then start the clock.
+    ``blind`` hides the drill's name from :func:`status` (a drill picked at random); ``interview`` names the
+    interview the drill is part of."""
     home = _home(home)
+    seed = variants.new_seed() if seed is None else seed
     drill = catalog.get(name)
     drill.preflight()
     running = current(home)
-    if running is not None and running.drill != name:  # drills sharing services (the rollout ones) cannot coexist
-        previous = catalog.get(running.drill)
-        if set(previous.services(previous.context(home))) & set(drill.services(drill.context(home))):
-            previous.reset(previous.context(home))
+    _make_room(drill, running, home)
+    before = running.services_before if running is not None else cleanup.running(home)
     ctx = drill.context(home)
     drill.reset(ctx)
     began = time.time()
-    drill.setup(ctx)
-    session = DrillSession(drill=name, started=time.time(), setup_seconds=round(time.time() - began, 2))
+    try:
+        variant = drill.prepare(ctx, seed)
+    except BaseException:
+        drill.reset(ctx)
+        cleanup.stop_started(home, before)
+        raise
+    session = DrillSession(drill=name, started=time.time(), setup_seconds=round(time.time() - began, 2),
+                           services_before=before, blind=blind, seed=seed, variant=variant.key, interview=interview)
     _save(session, home)
     return session
 
 
 def status(home: Path | None = None) -> dict[str, Any]:
-    """The running drill: brief, elapsed seconds, time budget, hints used and where to write records."""
+    """The running drill: title, brief, elapsed seconds against par, hints taken and where to write records."""
+    from mlops_workbench import procs
+
     home = _home(home)
     session = _running(home)
     drill = catalog.get(session.drill)
     ctx = drill.context(home)
-    from mlops_workbench import procs
-
-    services = {s: procs.get(s, home).url for s in drill.services(ctx) if procs.get(s, home)}
-    out = {"drill": session.drill, "title": drill.spec.title, "elapsed_s": round(time.time() - session.started, 1),
-           "budget_s": drill.spec.minutes * 60, "hints_used": session.hints_used, "brief": drill.spec.brief,
-           "folder": str(ctx.folder), "services": services, "model": ctx.model_name}
+    services = {s: service.url for s in drill.services(ctx) if (service := procs.get(s, home))}
+    out = {"drill": ctx.handle if session.blind else session.drill, "title": drill.spec.title(session.started),
+           "elapsed_s": round((session.finished or time.time()) - session.started, 1),
+           "par_s": drill.spec.minutes * 60, "seed": session.seed, "hints_used": session.hints_used,
+           "hints_cost": scoring.hints_cost(session.hints_used), "finished": session.finished is not None,
+           "brief": drill.brief(ctx), "folder": str(ctx.folder), "services": services, "model": ctx.model_name}
     if drill.spec.incident:
         out["postmortem"] = str(ctx.postmortem_path)
     if drill.answer_model is not None:
@@ -75,61 +103,90 @@ def status(home: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def hint(home: Path | None = None) -> tuple[str, int, int]:
-    """The next hint (counted in the report); returns (hint, number, total)."""
+def hint(home: Path | None = None) -> tuple[str, int, int, float]:
+    """The next hint; returns (hint, number, total, its cost in points). Asking again after the last one repeats
+    it at no further cost."""
     session = _running(home)
     hints = catalog.get(session.drill).spec.hints
     number = min(session.hints_used + 1, len(hints))
+    cost = scoring.hint_cost(number) if number > session.hints_used else 0.0
     session.hints_used = max(session.hints_used, number)
     _save(session, home)
-    return hints[number - 1], number, len(hints)
+    return hints[number - 1], number, len(hints), cost
 
 
-def check(home: Path | None = None) -> DrillReport:
-    """Grade the running drill's state; writes the JSON report (``<home>/drills/report.json`` and reports/)."""
-    home = _home(home)
-    session = _running(home)
-    drill = catalog.get(session.drill)
-    outcomes = drill.grade(drill.context(home))
-    report = DrillReport(drill=session.drill, passed=all(o.passed for o in outcomes),
-                         seconds=round(time.time() - session.started, 1), hints_used=session.hints_used,
-                         failed=[o for o in outcomes if not o.passed], checks=outcomes, checked_at=now())
+def grade(drill: Drill, home: Path, seconds: float, hints_used: int) -> DrillReport:
+    """Grade ``drill``'s state in ``home`` and score it (no file written)."""
+    ctx = drill.context(home)
+    facts = ctx.facts()
+    outcomes, postmortem = grading.evaluate(drill, ctx)
+    state = [o for o in outcomes if o.id != POSTMORTEM]
+    par = drill.spec.minutes * 60.0
+    passed = all(o.passed for o in outcomes)
+    return DrillReport(drill=drill.name, title=drill.spec.title(), seed=facts.get("seed"),
+                       variant=(facts.get("variant") or {}).get("key") if passed else None, passed=passed,
+                       seconds=round(seconds, 1), par_seconds=par, hints_used=hints_used,
+                       failed=[o for o in outcomes if not o.passed], checks=outcomes, checked_at=now(),
+                       score=scoring.score(state, seconds, par, hints_used,
+                                           None if postmortem is None else postmortem.share),
+                       postmortem=postmortem)
+
+
+def _write(report: DrillReport, home: Path) -> None:
     paths = drill_paths(home)
     paths.reports.mkdir(parents=True, exist_ok=True)
     text = report.model_dump_json(indent=1)
-    (paths.reports / f"{session.drill}-{int(time.time() * 1000)}.json").write_text(text)
+    (paths.reports / f"{report.drill}-{int(time.time() * 1000)}.json").write_text(text)
     paths.latest_report.write_text(text)
+
+
+def check(home: Path | None = None) -> DrillReport:
+    """Grade the running drill's state; writes the JSON report (``<home>/drills/report.json`` and reports/).
+
+    A passing check ends the drill: the clock stops and every service the drill started is stopped (those that
+    ran before it are kept). Checking a finished drill again shows its report without grading anew.
+    """
+    home = _home(home)
+    session = _running(home)
+    paths = drill_paths(home)
+    if session.finished is not None and paths.latest_report.exists():
+        return DrillReport.model_validate_json(paths.latest_report.read_text())
+    report = grade(catalog.get(session.drill), home, time.time() - session.started, session.hints_used)
+    _write(report, home)
+    if report.passed:
+        session.finished = time.time()
+        _save(session, home)
+        cleanup.stop_started(home, session.services_before)
+        if session.interview is not None:  # record it and set up the interview's next drill
+            from mlops_workbench.drills import interview
+
+            interview.on_check(report, home)
     return report
 
 
-def debrief(report: DrillReport) -> str:
-    """A few lines for people: verdict, time against the budget, failed checks, and the model answer once passed."""
-    drill = catalog.get(report.drill)
-    minutes, seconds = divmod(int(report.seconds), 60)
-    budget = drill.spec.minutes
-    lines = [f"{report.drill}: {'PASSED' if report.passed else 'NOT YET'} after {minutes}m{seconds:02d}s "
-             f"(budget {budget}m{', over budget' if report.seconds > budget * 60 else ''}), "
-             f"{report.hints_used} hint(s) used"]
-    lines += [f"  FAILED {o.id}{' (guard)' if o.guard else ''}: {o.message}" for o in report.failed]
-    if report.passed:
-        lines += ["", "Model answer:", f"  {drill.spec.answer}"]
-    else:
-        lines += ["", "Keep going: `workbench drill hint` for a hint, `workbench drill check` again when done."]
-    return "\n".join(lines)
-
-
-def reset(home: Path | None = None, name: str | None = None) -> str | None:
-    """Undo the running drill (or ``name``): services stopped, registered model and drill folder removed."""
+def reset(home: Path | None = None, name: str | None = None, every: bool = False) -> list[str]:
+    """Undo the running drill (or ``name``, or with ``every`` each drill that left a folder): services stopped,
+    registered model and drill folder removed. Also stops what the drill started around it (the tracking server
+    its setup needed) unless it ran before. Returns the names reset."""
     home = _home(home)
     session = current(home)
-    name = name or (session.drill if session else None)
-    if name is None:
-        return None
-    drill = catalog.get(name)
-    drill.reset(drill.context(home))
-    if session is not None and session.drill == name:
-        drill_paths(home).session.unlink(missing_ok=True)
-    return name
+    if every:
+        names = [n for n in catalog.names() if drill_paths(home).folder(catalog.get(n).spec.handle).exists()
+                 or (session is not None and session.drill == n)]
+    else:
+        names = [n for n in [name or (session.drill if session else None)] if n is not None]
+    if not names:
+        return []
+    with cleanup.stopping_what_starts(home) as kept:  # a reset may start the tracking server to delete a model
+        for each in names:
+            drill = catalog.get(each)
+            drill.reset(drill.context(home))
+        if every:  # an interview whose drills are gone cannot go on
+            drill_paths(home).interview.unlink(missing_ok=True)
+        if session is not None and session.drill in names:
+            drill_paths(home).session.unlink(missing_ok=True)
+            kept[:] = [s for s in kept if s in session.services_before]  # what the drill started goes too
+    return names
 
 
 def record(name: str, home: Path | None = None, **fields: Any) -> Path:
@@ -140,5 +197,5 @@ def record(name: str, home: Path | None = None, **fields: Any) -> Path:
     if model is None:
         raise DrillError(f"The drill '{name}' takes no record: its checks read the system's state only.")
     value = parse_record(fields, model, f"record('{name}', ...)", name)  # a bad field writes nothing
-    path.write_text(yaml.safe_dump(value.model_dump(), sort_keys=False))
+    path.write_text(yaml.safe_dump(value.model_dump(mode="json"), sort_keys=False))
     return path

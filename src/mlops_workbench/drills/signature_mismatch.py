@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
-from mlops_workbench import procs, registry
-from mlops_workbench.ci.scaffold import run_tests
-from mlops_workbench.drills import common
-from mlops_workbench.drills.bad_model import incident_truth, record_truth
+from pydantic import Field
+
+from mlops_workbench import procs
+from mlops_workbench.drills import common, incidents, localtests, models
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
-from mlops_workbench.drills.spec import DrillSpec, PostMortemTruth
+from mlops_workbench.drills.causes import Change, RootCause
+from mlops_workbench.drills.postmortem_spec import PostMortemTruth
+from mlops_workbench.drills.spec import DrillSpec
+from mlops_workbench.drills.variants import Variant
 from mlops_workbench.labs.checks import fail
-from mlops_workbench.registry import audit
 from mlops_workbench.registry.gate import GateResult
-from mlops_workbench.serving.client import ModelServerClient
 
 TRAFFIC = 30
 URI_ENV = "MODEL_URI"
-TEST_FILE = "tests/test_signature.py"
+TEST_FILE = "tests/test_release.py"
 REFERENCE_TEST = '''"""CI: the model under test must accept the payload our clients send (four named Iris features)."""
 import os
 
@@ -37,54 +37,64 @@ def test_signature_takes_the_client_payload():
 '''
 
 
+class SignatureVariant(Variant):
+    dropped: str = Field(description="the feature the broken version was trained without")
+    good_releases: int = Field(ge=1, description="good releases before the broken one (so which version breaks)")
+
+
 class SignatureMismatch(Drill):
+    variants = (
+        SignatureVariant(key="without-petal-width", dropped="petal_width", good_releases=1),
+        SignatureVariant(key="without-sepal-length", dropped="sepal_length", good_releases=2),
+        SignatureVariant(key="without-petal-length", dropped="petal_length", good_releases=1),
+    )
     spec = DrillSpec(
         name="signature-mismatch",
-        title="Errors after promoting a version whose signature does not match the payloads",
-        category="model",
+        number=5,
+        symptom="every request failing",
+        root_cause=RootCause.MODEL_INTERFACE,
+        symptoms=[RootCause.REQUEST_ERRORS],
+        fixes=[Change.ROLLED_BACK, Change.SERVER_RELOADED, Change.CI_TEST_ADDED],
         incident=True,
         minutes=20,
         brief=(
-            "Right after the last release every request to the iris service (`drill-signature-mismatch`) fails. "
-            "(This server answers a payload the model cannot take with 400 and a message; many servers answer 500.) "
-            "Restore service by rolling production back by alias, make the server follow, then add a CI test "
-            f"`{TEST_FILE}` in the drill folder that reads the model URI from ${URI_ENV} and fails on the broken "
-            "version but passes on the good one. File the post-mortem."
+            "Since the last release of `{model}` every request to the iris service fails: clients get 400 and an "
+            "error message (many servers would answer 500). Restore service for users. Then make sure such a release "
+            f"cannot ship again: add a pytest test `{TEST_FILE}` in {{folder}} that reads a model URI from "
+            f"${URI_ENV} and fails on the version that broke users but passes on the one before. File the "
+            "post-mortem."
         ),
         hints=[
-            "Send the server one request and read the error; compare the signatures of the last two versions "
-            "(mlflow.models.get_model_info('models:/drill-signature-mismatch/N').signature).",
-            "registry.rollback('drill-signature-mismatch', reason=...) then ModelServerClient(url).reload().",
-            f"The test runs as `MODEL_URI=models:/drill-signature-mismatch/N pytest {TEST_FILE}` in the drill folder "
-            "with MLFLOW_TRACKING_URI set; assert on the signature's input names (mlops_workbench.data.FEATURES).",
+            "Send the server one request and read the error; then compare what the last two versions expect "
+            "(mlflow.models.get_model_info('models:/MODEL/N')).",
+            "The registry can point production back at the version the last promotion replaced; the server loads the "
+            "alias again when told. The test can compare the logged signature with mlops_workbench.data.FEATURES.",
+            f"registry.rollback(MODEL, reason=...) then ModelServerClient(url).reload(). The test runs as "
+            f"`MODEL_URI=models:/MODEL/N python -m pytest {TEST_FILE}` in the drill folder and asserts "
+            "get_model_info(uri).signature.inputs.input_names() == FEATURES.",
         ],
         answer=(
-            "The new version was trained on three features (petal_width dropped): its signature takes three "
+            "The new version was trained on three features (one dropped): its signature takes three "
             "columns, the clients send four, every request is rejected. Roll back by alias, reload, then make the "
             "contract a CI test on the logged signature, so a version that breaks the payload can never be promoted "
             "again. Root cause: the model (its interface), not the servers."
         ),
     )
 
-    def setup(self, ctx: DrillContext) -> None:
-        good = common.log_version(ctx, "good")
-        common.ship(ctx, good, "first release")
-        broken = common.log_version(ctx, "three-features")
-        gate = GateResult(passed=True, model=ctx.model_name, candidate_version=broken, production_version=good,
-                          metric="f1_macro", min_gain=0.0, candidate={}, production=None,
-                          reasons=[], holdout_rows=0)  # the release skipped the gate ("it's only a refactor")
-        common.ship(ctx, broken, "refactor: fewer features, same accuracy", gate_result=gate)
-        onset = audit.read(home=ctx.home)[-1]["ts"]
+    def setup(self, ctx: DrillContext, variant: SignatureVariant) -> None:
+        def skipped(ctx: DrillContext, bad: str, production: str) -> GateResult:  # "it's only a refactor"
+            return GateResult(passed=True, model=ctx.model_name, candidate_version=bad, production_version=production,
+                              metric="f1_macro", min_gain=0.0, candidate={}, production=None, reasons=[],
+                              holdout_rows=0)
+
         (ctx.folder / "tests").mkdir(exist_ok=True)
-        common.pytest_config(ctx.folder)
-        service = common.serve(ctx)
-        common.send_traffic(service.url, TRAFFIC, seed=2)
-        ctx.save_facts(good=good, bad=broken, versions=[good, broken], onset=onset,
-                       **common.audit_fingerprint(ctx.home))
+        localtests.write_config(ctx.folder)
+        incidents.break_production(ctx, variant.good_releases, models.Fault(dropped=variant.dropped),
+                                   "refactor: fewer inputs, same accuracy", skipped, TRAFFIC, seed=ctx.fact("seed"))
 
     def checks(self) -> list[GradedCheck]:
         return [
-            GradedCheck("production-restored", _production_restored),
+            GradedCheck("production-restored", incidents.production_restored),
             GradedCheck("server-answers", lambda ctx: common.guard_server_answers(ctx, common.production(ctx)),
                         guard=True),
             GradedCheck("ci-test-catches-it", _ci_test),
@@ -93,13 +103,10 @@ class SignatureMismatch(Drill):
         ]
 
     def reference_fix(self, ctx: DrillContext) -> None:
-        registry.rollback(ctx.model_name, home=ctx.home, approver="on-call",
-                          reason=f"v{ctx.fact('bad')} takes 3 features, clients send 4: every request fails")
-        service = procs.get(ctx.server, ctx.home)
-        assert service is not None
-        ModelServerClient(service.url, home=ctx.home).reload()
+        dropped = ctx.variant(SignatureVariant).dropped
+        incidents.roll_back(ctx, f"v{ctx.fact('bad')} takes no {dropped}, clients send it: every request fails")
         (ctx.folder / TEST_FILE).write_text(REFERENCE_TEST)
-        record_truth(self, ctx)
+        incidents.record_truth(self, ctx)
 
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
@@ -109,23 +116,13 @@ class SignatureMismatch(Drill):
         }
 
     def truth(self, ctx: DrillContext) -> PostMortemTruth:
-        return incident_truth(ctx, "model")
-
-
-def _production_restored(ctx: DrillContext) -> None:
-    """Production points at the version whose signature fits the payloads."""
-    current = common.production(ctx)
-    if current != str(ctx.fact("good")):
-        fail(f"Production points at v{current}; the version that takes the clients' payload is v{ctx.fact('good')}: "
-             "roll back by alias.")
+        written = [Change.CI_TEST_ADDED] if (ctx.folder / TEST_FILE).is_file() else []
+        return incidents.incident_truth(self, ctx, *written)
 
 
 def run_test(ctx: DrillContext, version: str) -> subprocess.CompletedProcess:
     """Run the learner's CI test against ``models:/<model>/<version>``."""
-    from mlops_workbench import tracking
-
-    env = {**os.environ, URI_ENV: f"models:/{ctx.model_name}/{version}", "MLFLOW_TRACKING_URI": tracking.url(ctx.home)}
-    return run_tests(ctx.folder, TEST_FILE, env=env)
+    return localtests.run(ctx.folder, TEST_FILE, env={URI_ENV: f"models:/{ctx.model_name}/{version}"})
 
 
 def _ci_test(ctx: DrillContext) -> None:
@@ -135,7 +132,8 @@ def _ci_test(ctx: DrillContext) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:  # two independent pytest runs, side by side
         broken, good = pool.map(lambda version: run_test(ctx, version), (ctx.fact("bad"), ctx.fact("good")))
     if broken.returncode == 0:
-        fail(f"{TEST_FILE} passes on v{ctx.fact('bad')}, the version that broke every request: assert on its signature.")
+        fail(f"{TEST_FILE} passes on v{ctx.fact('bad')}, the version that broke every request: assert on its "
+             "signature.")
     if good.returncode != 0:
         tail = (good.stdout + good.stderr).strip().splitlines()[-3:]
         fail(f"{TEST_FILE} fails on v{ctx.fact('good')}, the good version, too: a test that always fails blocks "

@@ -4,42 +4,43 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 from mlops_workbench import procs
-from mlops_workbench.drills import common, rollouts
-from mlops_workbench.drills.bad_model import record_truth
-from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
-from mlops_workbench.drills.postmortem import rollout_truth
-from mlops_workbench.drills.spec import DrillSpec, PostMortemTruth
-from mlops_workbench.labs.checks import fail
-from mlops_workbench.rollout import events, ops
-from mlops_workbench.rollout import state as st
-from mlops_workbench.serving.client import RouterClient
+from mlops_workbench.drills import common, rollout_checks, rollouts
+from mlops_workbench.drills.base import DrillContext, GradedCheck, delete_model
+from mlops_workbench.drills.causes import Change, RootCause
+from mlops_workbench.drills.incidents import record_truth
+from mlops_workbench.drills.spec import DrillSpec
+from mlops_workbench.rollout import ops
 
-POLICY = rollouts.policy_yaml("1h", {"interval": "2s", "initialDelay": "1s", "inconclusiveLimit": 100000,
-                                     "consecutiveErrorLimit": 100000})
+ANALYSIS = {"interval": "2s", "initialDelay": "1s", "inconclusiveLimit": 100000, "consecutiveErrorLimit": 100000}
 TRAFFIC = 60
 
 
-class StuckCanary(Drill):
+class StuckCanary(rollout_checks.RolloutDrill):
+    variants = rollouts.WEIGHTS
     spec = DrillSpec(
         name="stuck-canary",
-        title="A canary stuck mid-rollout after its controller died",
-        category="config",
+        number=2,
+        symptom="a rollout that stopped moving",
+        root_cause=RootCause.CONTROLLER_DOWN,
+        symptoms=[RootCause.ROLLOUT_STUCK],
+        fixes=[Change.ROLLOUT_ABORTED],
         incident=True,
         minutes=10,
         brief=(
-            "A rollout of `drill-stuck-canary` has been sitting at 25% canary for a while and nobody is watching "
-            "it: the controller process is gone. Bring the rollout to a safe end (resume it or abort it) without "
-            "dropping users' requests, then file the post-mortem."
+            "A rollout of `{model}` has shown the same canary weight on the dashboard for a long while, and "
+            "`workbench rollout status` still calls it in progress. Bring the rollout to an end that is safe for "
+            "users without dropping any of their requests, then file the post-mortem."
         ),
         hints=[
-            "`workbench rollout status` shows the phase, the weight and whether a controller is alive.",
-            "`workbench rollout abort --reason ...` ends an unattended rollout safely (weight 0 first, then the "
-            "canary stops); `workbench rollout resume` continues it under a new controller.",
-            "Post-mortem: `workbench rollout timeline` or timeline/events: onset is the drill's `fault` event; "
-            "restore is the canary's weight back to 0; blast radius is the canary's requests in between.",
+            "`workbench rollout status` shows the phase, the weight and whether anything still drives the rollout.",
+            "Nobody analyses the canary's traffic any more. Ending a rollout by hand is an operator action of "
+            "`workbench rollout` (it logs a decision); a weight set on the router by hand is not an ending.",
+            "`workbench rollout abort --reason ...` (weight 0 first, then the canary stops), or `workbench rollout "
+            "resume`. Post-mortem: `workbench rollout timeline`: onset is the drill's `fault` event, restore the "
+            "canary's weight back to 0, the blast radius the canary's requests in between.",
         ],
         answer=(
             "Verify with `workbench rollout status`: Progressing, weight 25, controller_alive false. Nobody is "
@@ -50,29 +51,21 @@ class StuckCanary(Drill):
         ),
     )
 
-    def services(self, ctx: DrillContext) -> list[str]:
-        return rollouts.services(ctx)
-
-    def setup(self, ctx: DrillContext) -> None:
+    def setup(self, ctx: DrillContext, variant: rollouts.CanaryVariant) -> None:
         stable, candidate = rollouts.versions(ctx)
-        proc, state = rollouts.start_controller(ctx, candidate, POLICY, "direct")
+        policy = rollouts.policy_yaml("1h", ANALYSIS, weight=variant.weight)
+        proc, state = rollouts.start_controller(ctx, candidate, policy, "direct")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        rollouts.fault(ctx, state.id, "controller killed")
-        common.send_traffic(procs.get("rollout-router", ctx.home).url, TRAFFIC, seed=3)
-        ctx.save_facts(rollout=state.id, stable=stable, candidate=candidate, versions=[stable, candidate],
-                       **common.audit_fingerprint(ctx.home))
-
-    def reset(self, ctx: DrillContext) -> None:
-        rollouts.reset(ctx)
-        super().reset(ctx)
+        rollouts.fault(ctx, state.id)
+        common.send_traffic(procs.get("rollout-router", ctx.home).url, TRAFFIC, seed=ctx.fact("seed"))
+        rollout_checks.remember(ctx, state.id, stable, candidate)
 
     def checks(self) -> list[GradedCheck]:
         return [
-            GradedCheck("rollout-decided", _decided),
-            GradedCheck("no-unwatched-canary", _no_unwatched_canary),
-            GradedCheck("users-served", rollouts.guard_users_served, guard=True),
-            GradedCheck("registry-intact", common.guard_registry_intact, guard=True),
+            GradedCheck("rollout-decided", rollout_checks.first_rollout_decided),
+            GradedCheck("no-unwatched-canary", rollout_checks.no_unwatched_canary),
+            *rollout_checks.GUARDS,
         ]
 
     def reference_fix(self, ctx: DrillContext) -> None:
@@ -82,32 +75,9 @@ class StuckCanary(Drill):
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
             "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
-            "pin-canary-weight-0": lambda ctx: RouterClient(rollouts.router_url(ctx), home=ctx.home).set_weight(0) and None,
+            "pin-canary-weight-0": rollout_checks.pin_weight_zero,
             "delete-the-registered-model": delete_model,
         }
-
-    def truth(self, ctx: DrillContext) -> PostMortemTruth:
-        return rollout_truth(events.read(ctx.home), ctx.fact("rollout"), "config")
-
-
-def _decided(ctx: DrillContext) -> None:
-    """The stuck rollout reached a decision (abort, or promote after a resumed analysis)."""
-    rollout = ctx.fact("rollout")
-    evs = events.read(ctx.home, rollout=rollout)
-    onset = next((e["t"] for e in evs if e["type"] == "fault"), None)
-    if not any(e["type"] == "decision" and onset is not None and e["t"] > onset for e in evs):
-        fail(f"Rollout {rollout} never reached a decision after its controller died: resume it "
-             "(`workbench rollout resume`) or abort it (`workbench rollout abort --reason ...`).")
-
-
-def _no_unwatched_canary(ctx: DrillContext) -> None:
-    """No canary takes traffic without a live controller."""
-    state = st.load(ctx.home)
-    if state is not None and not state.done and not st.controller_alive(state):
-        fail(f"Rollout {state.id} is {state.phase} at {state.weight:g}% with no live controller: nobody watches "
-             "the canary. Setting the weight by hand is not an ending; abort or resume the rollout.")
-    if rollouts.router_weight(ctx) > 0 and (state is None or state.done):
-        fail("The router still sends traffic to a canary although no rollout is in progress.")
 
 
 DRILL = StuckCanary()

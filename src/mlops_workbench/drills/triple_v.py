@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_workbench import procs, registry
 from mlops_workbench.data import load_iris_frame
 from mlops_workbench.drills import common, workspaces
-from mlops_workbench.drills.bad_model import LENIENT_GATE
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
 from mlops_workbench.drills.spec import DrillSpec
+from mlops_workbench.drills.variants import Variant
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit
 from mlops_workbench.serving.client import ModelServerClient
+from mlops_workbench.versioning import DATA
 
 REQUEST = "request.json"
 
@@ -31,18 +32,39 @@ class TraceAnswer(BaseModel):
     run_id: str = Field(min_length=32, max_length=32, description="the MLflow run that logged the model")
 
 
+class Release(BaseModel):
+    """What one release changed before training: rows dropped from the data, the regularisation C."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    drop_rows: tuple[int, ...] = ()
+    C: float | None = None
+
+
+class TraceVariant(Variant):
+    releases: tuple[Release, ...] = Field(min_length=2)
+    answered: int = Field(ge=1, description="the release (1-based) in production when the request was answered")
+
+
 class TripleV(Drill):
     answer_model = TraceAnswer
+    variants = (
+        TraceVariant(key="first-of-two", answered=1, releases=(Release(), Release(drop_rows=(0, 50, 100), C=0.5))),
+        TraceVariant(key="second-of-three", answered=2,
+                     releases=(Release(), Release(C=0.5), Release(drop_rows=(1, 51, 101)))),
+        TraceVariant(key="first-of-three", answered=1,
+                     releases=(Release(), Release(drop_rows=(2, 52, 102)), Release(C=0.3))),
+    )
     spec = DrillSpec(
         name="triple-v",
-        title="A trace question (Triple-V: code, data, model)",
-        category="trace",
+        number=7,
+        symptom="a customer disputes a prediction",
+        root_cause=None,
         incident=False,
         minutes=10,
         brief=(
-            "A customer disputes a prediction. The access log entry is `request.json` in the drill folder (time, "
-            "payload, answer; the version is not logged). Which model answered it, and what produced that model? "
-            "Write answer.yaml with `git_commit`, `data_md5` and `run_id`. Production has moved on since."
+            "A customer disputes a prediction of `{model}`. The access log entry is `request.json` in {folder} "
+            "(time, payload, answer; the version is not logged). Which model answered it, and what produced that "
+            "model? Write answer.yaml with `git_commit`, `data_md5` and `run_id`. Production has moved on since."
         ),
         hints=[
             "The registry audit log says which version held `production` at the request's time "
@@ -58,25 +80,26 @@ class TripleV(Drill):
         ),
     )
 
-    def setup(self, ctx: DrillContext) -> None:
-        iris = load_iris_frame()
-        ws = workspaces.create(ctx, iris)
-        first = workspaces.register(ctx, workspaces.logged_run(ctx, ws, "Train v1"))
-        common.ship(ctx, first, "first release")
-        service = common.serve(ctx)
-        at = audit.now()
-        reply = httpx.post(f"{service.url}/predict", json={"instances": [common.VERSICOLOR]}, timeout=30).json()
-        (ctx.folder / REQUEST).write_text(json.dumps({"at": at, "path": "/predict",
-                                                      "payload": {"instances": [common.VERSICOLOR]},
-                                                      "answer": reply["predictions"]}, indent=1))
-        iris.drop(index=[0, 50, 100]).reset_index(drop=True).to_csv(ws.path / "data/iris.csv", index=False)
-        ws.dvc("add", "--quiet", "data/iris.csv")
-        ws.set_params(train={"C": 0.5})
-        second = workspaces.register(ctx, workspaces.logged_run(ctx, ws, "Train v2: deduplicated export, C=0.5"))
-        gate = registry.quality_gate(ctx.model_name, second, params=LENIENT_GATE, home=ctx.home)
-        common.ship(ctx, second, "second release", gate_result=gate)
-        ModelServerClient(service.url, home=ctx.home).reload()
-        ctx.save_facts(versions=[first, second])
+    def setup(self, ctx: DrillContext, variant: TraceVariant) -> None:
+        data = load_iris_frame()
+        ws = workspaces.create(ctx, data)
+        versions: list[str] = []
+        service = None
+        for number, release in enumerate(variant.releases, start=1):
+            if release.drop_rows:
+                data = data.drop(index=list(release.drop_rows)).reset_index(drop=True)
+                data.to_csv(ws.path / DATA, index=False)
+                ws.dvc("add", "--quiet", DATA)
+            if release.C is not None:
+                ws.set_params(train={"C": release.C})
+            versions.append(workspaces.register(ctx, workspaces.logged_run(ctx, ws, f"Train v{number}: {release}")))
+            gate = registry.quality_gate(ctx.model_name, versions[-1], params=common.LENIENT_GATE, home=ctx.home)
+            common.ship(ctx, versions[-1], f"release {number}", gate_result=gate)
+            service = common.serve(ctx) if service is None else service
+            ModelServerClient(service.url, home=ctx.home).reload()
+            if number == variant.answered:
+                _record_request(ctx, service.url)
+        ctx.save_facts(versions=versions)
 
     def checks(self) -> list[GradedCheck]:
         return [
@@ -95,6 +118,15 @@ class TripleV(Drill):
             "delete-the-registered-model": lambda ctx: (_write_answer(ctx, _served_version(ctx)),
                                                         delete_model(ctx)) and None,
         }
+
+
+def _record_request(ctx: DrillContext, url: str) -> None:
+    """Answer one request now and keep it as the access log entry the customer disputes."""
+    at = audit.now()
+    reply = httpx.post(f"{url}/predict", json={"instances": [common.VERSICOLOR]}, timeout=30).json()
+    (ctx.folder / REQUEST).write_text(json.dumps({"at": at, "path": "/predict",
+                                                  "payload": {"instances": [common.VERSICOLOR]},
+                                                  "answer": reply["predictions"]}, indent=1))
 
 
 def _served_version(ctx: DrillContext) -> str:

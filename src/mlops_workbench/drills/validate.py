@@ -1,22 +1,27 @@
-"""``workbench drill validate``: for every drill, the broken state fails, the reference fix passes, and every
-destructive "fix" fails (a guard check or another check catches it)."""
+"""``workbench drill validate``: for every drill and every one of its variants, the broken state fails, the
+reference fix passes, and tearing everything down after the fix fails; every other destructive "fix" fails too
+(on the first variant, or on all of them with ``thorough``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from mlops_workbench import procs, settings
-from mlops_workbench.drills import catalog
+from mlops_workbench import settings
+from mlops_workbench.drills import catalog, cleanup, variants
 from mlops_workbench.drills.base import Drill, DrillContext
+
+Say = Callable[[str], None]
 
 
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case: str
+    variant: str
+    seed: int
     expected: str
     ok: bool
     failed_checks: list[str]
@@ -35,47 +40,58 @@ def _case(drill: Drill, ctx: DrillContext, name: str, expected: str,
     began = time.time()
     if act is not None:
         act(ctx)
-    outcomes = drill.grade(ctx)
-    failed = [o.id for o in outcomes if not o.passed]
-    ok = not failed if expected == "pass" else bool(failed)
-    return Case(case=name, expected=expected, ok=ok, failed_checks=failed, seconds=round(time.time() - began, 1))
+    failed = [o.id for o in drill.grade(ctx) if not o.passed]
+    return Case(case=name, variant=ctx.fact("variant")["key"], seed=ctx.fact("seed"), expected=expected,
+                ok=not failed if expected == "pass" else bool(failed), failed_checks=failed,
+                seconds=round(time.time() - began, 1))
 
 
-def validate_drill(drill: Drill, home: Path | None = None, say: Callable[[str], None] = lambda _m: None) -> DrillValidation:
+def _fresh(drill: Drill, ctx: DrillContext, seed: int) -> None:
+    drill.reset(ctx)
+    drill.prepare(ctx, seed)
+
+
+def _say(say: Say, drill: Drill, case: Case) -> None:
+    say(f"  {'ok ' if case.ok else 'BAD'} {drill.name} ({case.variant}, seed {case.seed}) {case.case}: expected "
+        f"{case.expected}, failed checks {', '.join(case.failed_checks) or 'none'} ({case.seconds:.1f}s)")
+
+
+def validate_drill(drill: Drill, home: Path | None = None, say: Say = lambda _m: None,
+                   thorough: bool = False) -> DrillValidation:
+    """Every variant: broken fails, the reference fix passes, tearing down after it fails. Every other destructive
+    fix fails on the first variant (on each with ``thorough``)."""
     ctx = drill.context(home or settings.home())
+    teardown = drill.destructive_fixes()[drill.teardown]
+    others = {name: act for name, act in drill.destructive_fixes().items() if name != drill.teardown}
     cases: list[Case] = []
     try:
-        drill.reset(ctx)
-        drill.setup(ctx)
-        cases.append(_case(drill, ctx, "broken", "fail", None))
-        cases.append(_case(drill, ctx, "reference-fix", "pass", drill.reference_fix))
-        for name, destroy in drill.destructive_fixes().items():
-            drill.reset(ctx)
-            drill.setup(ctx)
-            cases.append(_case(drill, ctx, f"destructive:{name}", "fail", destroy))
-        for case in cases:
-            say(f"  {'ok ' if case.ok else 'BAD'} {drill.name} {case.case}: expected {case.expected}, "
-                f"failed checks {case.failed_checks or 'none'} ({case.seconds:.1f}s)")
+        for index, seed in enumerate(variants.seeds(drill.variants, drill.name).values()):
+            _fresh(drill, ctx, seed)
+            for name, expected, act in (("broken", "fail", None), ("reference-fix", "pass", drill.reference_fix),
+                                        (f"teardown:{drill.teardown}", "fail", teardown)):
+                cases.append(_case(drill, ctx, name, expected, act))
+                _say(say, drill, cases[-1])
+            for name, destroy in (others.items() if index == 0 or thorough else ()):
+                _fresh(drill, ctx, seed)
+                cases.append(_case(drill, ctx, f"destructive:{name}", "fail", destroy))
+                _say(say, drill, cases[-1])
     finally:
         drill.reset(ctx)
     return DrillValidation(drill=drill.name, ok=bool(cases) and all(c.ok for c in cases), cases=cases)
 
 
-def validate(names: list[str] | None = None, home: Path | None = None,
-             say: Callable[[str], None] = lambda _m: None) -> list[DrillValidation]:
+def validate(names: list[str] | None = None, home: Path | None = None, say: Say = lambda _m: None,
+             thorough: bool = False) -> list[DrillValidation]:
     """Validate the named drills (default: all) in the state folder ``home``.
 
     Stops every service the validation started (the tracking server the setups need, for one) and keeps those
     that ran before it.
     """
     home = home or settings.home()
-    before = [service.name for service in procs.running(home)]
     results = []
-    try:
+    with cleanup.stopping_what_starts(home):
         for name in names or catalog.names():
             drill = catalog.get(name)
             drill.preflight()
-            results.append(validate_drill(drill, home, say))
-    finally:
-        procs.stop_all(home, keep=before)
+            results.append(validate_drill(drill, home, say, thorough))
     return results

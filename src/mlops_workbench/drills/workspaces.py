@@ -34,7 +34,7 @@ def logged_run(ctx: DrillContext, ws: Workspace, message: str, push: bool = True
     ws.commit(message)
     if push:
         ws.dvc("push", "--quiet")
-    return versioning.log_model_run(ws, experiment=f"drill-{ctx.name}", home=ctx.home)
+    return versioning.log_model_run(ws, experiment=ctx.experiment, home=ctx.home)
 
 
 def register(ctx: DrillContext, run_id: str) -> str:

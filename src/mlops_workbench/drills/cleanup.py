@@ -1,0 +1,31 @@
+"""Drills leave no process behind: what a drill (or a reset, or a validation) started is stopped when it ends,
+and what ran before it (a learner's own tracking server, a pipeline's) is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlops_workbench import procs
+
+
+def running(home: Path) -> list[str]:
+    """Names of the background services of the state folder ``home`` that run now."""
+    return [service.name for service in procs.running(home)]
+
+
+def stop_started(home: Path, before: Iterable[str]) -> list[str]:
+    """Stop every service of ``home`` that is not in ``before``; returns their names."""
+    return procs.stop_all(home, keep=list(before))
+
+
+@contextmanager
+def stopping_what_starts(home: Path) -> Iterator[list[str]]:
+    """Within the block services may start (a setup needs the tracking server); at its end, even on an error, each
+    service that was not running before is stopped. Yields the names of those that were."""
+    before = running(home)
+    try:
+        yield before
+    finally:
+        stop_started(home, before)
