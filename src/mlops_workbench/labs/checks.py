@@ -15,6 +15,7 @@ exception is reported as an error in the check itself::
 from __future__ import annotations
 
 import importlib.util
+import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,9 @@ class Context:
     """What a check may look at: the notebook's variables and the state on disk.
 
     ``variables`` are the live kernel namespace in the notebook, or the values
-    the grader exported from the executed notebook.
+    the grader exported from the executed notebook. ``seed`` picks the hidden
+    scenarios of this grading run (recorded in the report, replayed with
+    ``workbench grade --seed N``); live ``check()`` calls in a notebook use 0.
     """
 
     lab: str
@@ -49,6 +52,14 @@ class Context:
     variables: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     live: bool = False
+    seed: int = 0
+
+    def rng(self, label: str) -> random.Random:
+        """A random generator for the scenario ``label``, the same for the same lab, label and seed.
+
+        Each check draws from its own label, so adding a check never changes another check's cases.
+        """
+        return random.Random(f"{self.lab}:{label}:{self.seed}")
 
     @property
     def workspace(self) -> Path:

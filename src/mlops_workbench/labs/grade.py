@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import time
 from collections import Counter
@@ -204,8 +205,12 @@ def grade(
     home: Path | None = None,
     parameters: dict | None = None,
     progress: bool = False,
+    seed: int | None = None,
 ) -> Report:
     """Grade one notebook. ``home`` defaults to a fresh state folder under ``out_dir``.
+
+    ``seed`` picks the hidden scenarios the checks generate (:meth:`Context.rng`); a fresh one is drawn when it
+    is None. It is recorded in the report, so ``workbench grade --seed N`` replays the same scenarios.
 
     Writes ``executed.ipynb`` and ``report.json`` to ``out_dir`` and a copy of
     the report to ``<home>/results/<lab>.json`` (read by labs that depend on this one).
@@ -215,6 +220,7 @@ def grade(
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     lab = lab or detect_lab(submission)
+    seed = secrets.randbelow(1_000_000) if seed is None else seed
     if home is None:
         home = out_dir / "home"
         shutil.rmtree(home, ignore_errors=True)
@@ -222,7 +228,7 @@ def grade(
     released_text = render(learner_notebook(lab))
     sha = _file_sha(submission)
     common = dict(lab=lab.id, title=lab.spec.title, submission=str(submission), submission_sha256=sha,
-                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score, pass_mark=lab.spec.pass_mark)
+                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score, pass_mark=lab.spec.pass_mark, seed=seed)
     try:
         nb = read_notebook(submission)
     except LabFormatError as exc:
@@ -249,7 +255,7 @@ def grade(
         executed_at = time.monotonic()
         missing = {i.cell for i in issues if i.problem == "deleted"}
         ctx = Context(lab=lab.id, home=home, variables=execution.variables,
-                      params=settings.load_params(), live=False)
+                      params=settings.load_params(), live=False, seed=seed)
         results = run_checks(lab.checks, ctx, lambda check: _blocked(check, execution, missing))
     finally:
         procs.stop_all(home, keep=before)  # what the notebook and its checks started
