@@ -22,6 +22,7 @@ from typing import Callable
 import nbformat
 
 from mlops_workbench import procs, settings
+from mlops_workbench.labs import answers
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
 from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, Lab, LabFormatError, notebook_json, read_notebook
 from mlops_workbench.labs.release import learner_notebook, render
@@ -183,6 +184,30 @@ def run_checks(checks: list[Check], ctx: Context,
     return [results[check.id] for check in checks]
 
 
+def answer_violations(lab: Lab, nb: nbformat.NotebookNode, released: nbformat.NotebookNode) -> list[answers.Violation]:
+    """The lab's answer functions referenced in the learner-editable code cells of ``nb`` (imports from any cell)."""
+    functions = lab.answer_functions
+    if not functions:
+        return []
+    readonly = {c.get("id") for c in released.cells if not c.metadata.get("workbench", {}).get("editable", True)}
+    code = {c.get("id"): c.source for c in nb.cells if c.cell_type == "code"}
+    return answers.scan(code, functions, editable=[cid for cid in code if cid not in readonly], expand=True)
+
+
+def give_away(results: list[CheckResult], checks: list[Check],
+              violations: list[answers.Violation]) -> list[CheckResult]:
+    """``results`` with 0 points, failed, for every check whose cells belong to an exercise an answer function did."""
+    cells = {check.id: set(check.cells) for check in checks}
+    out = []
+    for result in results:
+        hits = [v for v in violations if cells.get(result.id, set()) & set(v.cells)]
+        if hits:
+            result = result.model_copy(update={"status": "failed", "score": 0.0,
+                                               "message": truncate(" ".join(dict.fromkeys(v.message for v in hits)))})
+        out.append(result)
+    return out
+
+
 def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
     failed = []
     for dep in lab.spec.depends_on:
@@ -228,7 +253,8 @@ def grade(
     released_text = render(learner_notebook(lab))
     sha = _file_sha(submission)
     common = dict(lab=lab.id, title=lab.spec.title, submission=str(submission), submission_sha256=sha,
-                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score, pass_mark=lab.spec.pass_mark, seed=seed)
+                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score,
+                  pass_mark=lab.spec.pass_mark, seed=seed)
     try:
         nb = read_notebook(submission)
     except LabFormatError as exc:
@@ -243,8 +269,10 @@ def grade(
     nb.nbformat_minor = max(nb.nbformat_minor, 5)  # cell ids exist from nbformat 4.5
     for cell, cid in zip(nb.cells, raw_ids):
         cell["id"] = cid  # nbformat invents random ids for cells without one; keep ours, stable and reported
-    issues, runnable = check_integrity(nb, nbformat.reads(released_text, as_version=4), raw_ids)
+    released = nbformat.reads(released_text, as_version=4)
+    issues, runnable = check_integrity(nb, released, raw_ids)
     issues = added + issues
+    violations = answer_violations(lab, runnable, released)
     workdir = workspace_for(home, lab.id)
     shutil.rmtree(workdir, ignore_errors=True)
     before = [s.name for s in procs.running(home)]  # e.g. the pipeline's MLflow server, shared by its stages
@@ -257,6 +285,7 @@ def grade(
         ctx = Context(lab=lab.id, home=home, variables=execution.variables,
                       params=settings.load_params(), live=False, seed=seed)
         results = run_checks(lab.checks, ctx, lambda check: _blocked(check, execution, missing))
+        results = give_away(results, lab.checks, violations)
     finally:
         procs.stop_all(home, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)
