@@ -22,7 +22,7 @@ from typing import Callable
 import nbformat
 
 from mlops_workbench import procs, settings
-from mlops_workbench.labs import answers
+from mlops_workbench.labs import answers, guard
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
 from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, Lab, LabFormatError, notebook_json, read_notebook
 from mlops_workbench.labs.release import learner_notebook, render
@@ -276,16 +276,27 @@ def grade(
     workdir = workspace_for(home, lab.id)
     shutil.rmtree(workdir, ignore_errors=True)
     before = [s.name for s in procs.running(home)]  # e.g. the pipeline's MLflow server, shared by its stages
+    checks = lab.checks  # loaded before the notebook runs: it cannot rewrite what grades it
+    kept = guard.snapshot(lab.folder, guard.PACKAGE_DIR)
     try:
         execution = execute(runnable, out_dir / "executed.ipynb", home=home, workdir=workdir,
                             parameters=parameters, exports=lab.spec.exports, cell_timeout=lab.spec.timeouts.cell,
                             lab_timeout=lab.spec.timeouts.lab, progress=progress)
         executed_at = time.monotonic()
+        # before any check imports a module the notebook may have rewritten
+        tampered = guard.restore(kept, aside=out_dir / "tampered")
         missing = {i.cell for i in issues if i.problem == "deleted"}
         ctx = Context(lab=lab.id, home=home, variables=execution.variables,
                       params=settings.load_params(), live=False, seed=seed)
-        results = run_checks(lab.checks, ctx, lambda check: _blocked(check, execution, missing))
-        results = give_away(results, lab.checks, violations)
+        if tampered:
+            issues.append(IntegrityIssue(cell="", problem="tampered", message=(
+                f"The notebook changed the grader's files ({', '.join(tampered[:5])}); they were restored (what "
+                f"it wrote is in {out_dir / 'tampered'}) and the submission scores 0. Remove the code that writes "
+                "to the lab folder or the mlops_workbench package.")))
+            results = _all_checks(lab, "failed", issues[-1].message)
+        else:
+            results = give_away(run_checks(checks, ctx, lambda check: _blocked(check, execution, missing)),
+                                checks, violations)
     finally:
         procs.stop_all(home, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)

@@ -31,7 +31,7 @@ class CheckResult(BaseModel):
 
 class IntegrityIssue(BaseModel):
     cell: str
-    problem: Literal["deleted", "duplicated", "edited-read-only", "id-added"]
+    problem: Literal["deleted", "duplicated", "edited-read-only", "id-added", "tampered"]
     message: str
 
 
