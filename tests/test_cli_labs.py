@@ -61,6 +61,37 @@ def test_grade_exit_code_follows_the_pass_mark(project, tmp_path):
     assert f"reports: {folder / 'report.html'}" in " ".join(result.output.split()), "grade says where the reports went"
 
 
+SEEDED_CHECK = """
+
+@check("seeded-scenario", points=1, hidden=True)
+def seeded_scenario(ctx: Context) -> None:
+    \"\"\"A check whose hidden case comes from the grading run's seed.\"\"\"
+    fail(f"case {ctx.rng('case').randrange(10**9)}")
+"""
+
+
+@pytest.mark.slow
+def test_grade_records_its_seed_and_seed_replays_the_hidden_scenarios(project, tmp_path):
+    with (project / "labs" / "00-welcome" / "checks.py").open("a") as handle:
+        handle.write(SEEDED_CHECK)
+    solution = project / "labs" / "00-welcome" / "lab.ipynb"
+    copies = [shutil.copy(solution, tmp_path / f"{name}.ipynb") for name in ("first", "second")]
+    result = runner.invoke(app, ["grade", *map(str, copies), "--lab", "00", "--out", str(tmp_path / "seven"),
+                                 "--seed", "7"])
+    assert "seed 7 (workbench grade --seed 7 replays them)" in " ".join(result.output.split()), result.output
+
+    def graded(folder: Path) -> list[tuple[int, str]]:
+        reports = [json.loads(p.read_text()) for p in sorted(folder.glob("*/report.json"))]
+        return [(r["seed"], next(c["message"] for c in r["checks"] if c["id"] == "seeded-scenario")) for r in reports]
+
+    seven = graded(tmp_path / "seven")
+    assert len(seven) == 2 and seven[0] == seven[1] and seven[0][0] == 7, "the same seed gives the same case"
+    runner.invoke(app, ["grade", str(copies[0]), "--lab", "00", "--out", str(tmp_path / "fresh")])
+    ((seed, message),) = graded(tmp_path / "fresh")
+    assert isinstance(seed, int) and 0 <= seed < 1_000_000
+    assert (seed == 7) == (message == seven[0][1]), "a fresh seed draws its own case"
+
+
 def test_down_stops_one_named_service_and_names_the_running_ones(home):
     import sys
 

@@ -64,3 +64,15 @@ def test_checks_declare_whether_they_are_isolated(tmp_path):
                     "@check('side', isolated=True)\ndef side(ctx):\n    pass\n\n"
                     "@check('plain')\ndef plain(ctx):\n    pass\n")
     assert {c.id: c.isolated for c in load_checks(path)} == {"side": True, "plain": False}
+
+
+def test_rng_is_the_same_for_the_same_lab_label_and_seed(tmp_path):
+    def draws(lab: str, label: str, seed: int) -> list[int]:
+        rng = Context(lab=lab, home=tmp_path, seed=seed).rng(label)
+        return [rng.randrange(10**9) for _ in range(3)]
+
+    assert draws("02-versioning", "edit", 7) == draws("02-versioning", "edit", 7)
+    assert draws("02-versioning", "edit", 7) != draws("02-versioning", "edit", 8)
+    assert draws("02-versioning", "edit", 7) != draws("02-versioning", "other", 7), "each scenario draws on its own"
+    assert draws("02-versioning", "edit", 7) != draws("03-registry-promotion", "edit", 7)
+    assert Context(lab="x", home=tmp_path).seed == 0, "live check() calls use seed 0"

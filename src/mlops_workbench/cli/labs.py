@@ -127,6 +127,8 @@ def grade(
     out: Annotated[Path, typer.Option(help="folder for reports")] = Path("build/grades"),
     lab: Annotated[Optional[str], typer.Option(help="lab id (default: from each notebook)")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="submissions graded in parallel")] = 2,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="seed of the hidden scenarios, to replay a grading "
+                                                "(it is in every report); default: a fresh one per submission")] = None,
 ) -> None:
     """Grade submissions out of process; exit 0 only if every one reaches its pass mark."""
     from mlops_workbench.labs import batch
@@ -136,7 +138,7 @@ def grade(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("grading", total=len(notebooks))
-        reports = batch.grade_many(notebooks, out, lab=the_lab, jobs=jobs,
+        reports = batch.grade_many(notebooks, out, lab=the_lab, jobs=jobs, seed=seed,
                                    on_done=lambda path, _: progress.advance(task))
     for path in notebooks:
         console.rule(str(path))

@@ -31,18 +31,20 @@ def grade_many(
     *,
     lab: Lab | None = None,
     jobs: int = 2,
+    seed: int | None = None,
     on_done: Callable[[Path, Report], None] | None = None,
 ) -> dict[Path, Report]:
     """Grade submissions in parallel, each in its own folder and fresh state folder under ``out_dir``.
 
     A submission that breaks the grader still gets a report (``error`` set),
-    so one bad notebook never loses the others' results.
+    so one bad notebook never loses the others' results. ``seed`` (default: a
+    fresh one per submission) picks the hidden scenarios; each report records its own.
     """
     results: dict[Path, Report] = {}
 
     def one(index: int, path: Path) -> Report:
         folder = report_dir(out_dir, submissions, path)
-        report = grade(path, folder, lab)
+        report = grade(path, folder, lab, seed=seed)
         write_all(report, folder)
         return report
 

@@ -15,6 +15,7 @@ exception is reported as an error in the check itself::
 from __future__ import annotations
 
 import importlib.util
+import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,9 @@ class Context:
     """What a check may look at: the notebook's variables and the state on disk.
 
     ``variables`` are the live kernel namespace in the notebook, or the values
-    the grader exported from the executed notebook.
+    the grader exported from the executed notebook. ``seed`` picks the hidden
+    scenarios of this grading run (recorded in the report, replayed with
+    ``workbench grade --seed N``); live ``check()`` calls in a notebook use 0.
     """
 
     lab: str
@@ -49,19 +52,42 @@ class Context:
     variables: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     live: bool = False
+    seed: int = 0
+
+    def rng(self, label: str) -> random.Random:
+        """A random generator for the scenario ``label``, the same for the same lab, label and seed.
+
+        Each check draws from its own label, so adding a check never changes another check's cases.
+        """
+        return random.Random(f"{self.lab}:{label}:{self.seed}")
 
     @property
     def workspace(self) -> Path:
         """The lab's own folder under the state folder (``<home>/workspaces/<lab>``)."""
         return workspace_for(self.home, self.lab)
 
-    def var(self, name: str, default: Any = _MISSING) -> Any:
-        """The notebook variable ``name``; fails the check with a hint when it is not defined."""
-        if name in self.variables:
-            return self.variables[name]
-        if default is not _MISSING:
-            return default
-        fail(f"The variable `{name}` is not defined: run the cell that creates it (and the cells above it).")
+    def var(self, name: str, default: Any = _MISSING, kind: type | tuple[type, ...] | None = None) -> Any:
+        """The notebook variable ``name``; fails the check with a hint when it is not defined.
+
+        With ``kind`` (e.g. ``int``, ``(int, float)``, ``str``, ``list``) the value must be of that plain type (bool
+        is no int here): graded values are exported as plain JSON, so an object with its own ``__eq__`` arrives as
+        a description of itself and fails here with a message naming its type.
+        """
+        if name not in self.variables:
+            if default is not _MISSING:
+                return default
+            fail(f"The variable `{name}` is not defined: run the cell that creates it (and the cells above it).")
+        value = self.variables[name]
+        if kind is None:
+            return value
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+            value = value.item()  # a numpy scalar in a live kernel, as the grader's export does
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            got = value.get("__type__") if isinstance(value, dict) and "__type__" in value else type(value).__name__
+            wanted = " or ".join(k.__name__ for k in kinds)
+            fail(f"`{name}` is a {got}, not a plain {wanted}: assign the {wanted} itself to `{name}`.")
+        return value
 
 
 def workspace_for(home: Path, lab: str) -> Path:

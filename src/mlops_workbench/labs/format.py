@@ -30,6 +30,16 @@ class Timeouts(BaseModel):
     lab: float = Field(900, gt=0, description="seconds the whole notebook may run")
 
 
+class AnswerFunction(BaseModel):
+    """A package function that does an exercise for the learner: calling or importing it scores 0 there."""
+
+    model_config = ConfigDict(extra="forbid")
+    call: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+                      description="dotted path of the function (or module attribute), e.g. mlops_workbench.registry.promote")
+    cells: list[str] = Field(min_length=1, description="answer cell ids of the exercise it gives away")
+    instead: str = Field(min_length=1, description="what to write instead, naming the library API")
+
+
 class LabSpec(BaseModel):
     """``lab.yaml``: what a lab teaches and how it is graded."""
 
@@ -42,6 +52,8 @@ class LabSpec(BaseModel):
     depends_on: list[str] = Field(default_factory=list, description="lab ids whose state this lab reads; they must pass first")
     exports: list[str] = Field(default_factory=list, description="notebook variables the grader exports for checks")
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    answer_functions: list[AnswerFunction] = Field(
+        default_factory=list, description="package functions that do an exercise for the learner (see labs/answers.py)")
 
 
 class LabFormatError(InputError):
@@ -81,6 +93,26 @@ class Lab:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'lab.yaml'}: {e['msg']}" for e in exc.errors())
             raise LabFormatError(f"{path} is invalid: {problems}") from None
+
+    @cached_property
+    def answer_functions(self) -> list[AnswerFunction]:
+        """``spec.answer_functions``, each checked: its ``call`` resolves (imported here) and its cells exist."""
+        from mlops_workbench.labs.answers import resolve
+
+        entries = self.spec.answer_functions
+        ids = {c.get("id") for c in read_notebook(self.source).cells} if entries else set()
+        for index, entry in enumerate(entries):
+            where = f"{self.folder / 'lab.yaml'}: answer_functions[{index}]"
+            try:
+                resolve(entry.call)
+            except (ImportError, AttributeError) as exc:
+                raise LabFormatError(f"{where}.call {entry.call!r} does not resolve ({type(exc).__name__}: {exc}); "
+                                     "name a function that exists, as module.path.function.") from None
+            unknown = [cell for cell in entry.cells if cell not in ids]
+            if unknown:
+                raise LabFormatError(f"{where}.cells names {unknown}, not cell ids of {self.source}; "
+                                     f"use the ids of the exercise's answer cells.")
+        return entries
 
     @cached_property
     def checks(self) -> list[Check]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from typing import Callable
 import nbformat
 
 from mlops_workbench import procs, settings
+from mlops_workbench.labs import answers, guard
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
 from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, Lab, LabFormatError, notebook_json, read_notebook
 from mlops_workbench.labs.release import learner_notebook, render
@@ -182,6 +184,30 @@ def run_checks(checks: list[Check], ctx: Context,
     return [results[check.id] for check in checks]
 
 
+def answer_violations(lab: Lab, nb: nbformat.NotebookNode, released: nbformat.NotebookNode) -> list[answers.Violation]:
+    """The lab's answer functions referenced in the learner-editable code cells of ``nb`` (imports from any cell)."""
+    functions = lab.answer_functions
+    if not functions:
+        return []
+    readonly = {c.get("id") for c in released.cells if not c.metadata.get("workbench", {}).get("editable", True)}
+    code = {c.get("id"): c.source for c in nb.cells if c.cell_type == "code"}
+    return answers.scan(code, functions, editable=[cid for cid in code if cid not in readonly], expand=True)
+
+
+def give_away(results: list[CheckResult], checks: list[Check],
+              violations: list[answers.Violation]) -> list[CheckResult]:
+    """``results`` with 0 points, failed, for every check whose cells belong to an exercise an answer function did."""
+    cells = {check.id: set(check.cells) for check in checks}
+    out = []
+    for result in results:
+        hits = [v for v in violations if cells.get(result.id, set()) & set(v.cells)]
+        if hits:
+            result = result.model_copy(update={"status": "failed", "score": 0.0,
+                                               "message": truncate(" ".join(dict.fromkeys(v.message for v in hits)))})
+        out.append(result)
+    return out
+
+
 def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
     failed = []
     for dep in lab.spec.depends_on:
@@ -204,8 +230,12 @@ def grade(
     home: Path | None = None,
     parameters: dict | None = None,
     progress: bool = False,
+    seed: int | None = None,
 ) -> Report:
     """Grade one notebook. ``home`` defaults to a fresh state folder under ``out_dir``.
+
+    ``seed`` picks the hidden scenarios the checks generate (:meth:`Context.rng`); a fresh one is drawn when it
+    is None. It is recorded in the report, so ``workbench grade --seed N`` replays the same scenarios.
 
     Writes ``executed.ipynb`` and ``report.json`` to ``out_dir`` and a copy of
     the report to ``<home>/results/<lab>.json`` (read by labs that depend on this one).
@@ -215,6 +245,7 @@ def grade(
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     lab = lab or detect_lab(submission)
+    seed = secrets.randbelow(1_000_000) if seed is None else seed
     if home is None:
         home = out_dir / "home"
         shutil.rmtree(home, ignore_errors=True)
@@ -222,7 +253,8 @@ def grade(
     released_text = render(learner_notebook(lab))
     sha = _file_sha(submission)
     common = dict(lab=lab.id, title=lab.spec.title, submission=str(submission), submission_sha256=sha,
-                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score, pass_mark=lab.spec.pass_mark)
+                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score,
+                  pass_mark=lab.spec.pass_mark, seed=seed)
     try:
         nb = read_notebook(submission)
     except LabFormatError as exc:
@@ -237,20 +269,34 @@ def grade(
     nb.nbformat_minor = max(nb.nbformat_minor, 5)  # cell ids exist from nbformat 4.5
     for cell, cid in zip(nb.cells, raw_ids):
         cell["id"] = cid  # nbformat invents random ids for cells without one; keep ours, stable and reported
-    issues, runnable = check_integrity(nb, nbformat.reads(released_text, as_version=4), raw_ids)
+    released = nbformat.reads(released_text, as_version=4)
+    issues, runnable = check_integrity(nb, released, raw_ids)
     issues = added + issues
+    violations = answer_violations(lab, runnable, released)
     workdir = workspace_for(home, lab.id)
     shutil.rmtree(workdir, ignore_errors=True)
     before = [s.name for s in procs.running(home)]  # e.g. the pipeline's MLflow server, shared by its stages
+    checks = lab.checks  # loaded before the notebook runs: it cannot rewrite what grades it
+    kept = guard.snapshot(lab.folder, guard.PACKAGE_DIR)
     try:
         execution = execute(runnable, out_dir / "executed.ipynb", home=home, workdir=workdir,
                             parameters=parameters, exports=lab.spec.exports, cell_timeout=lab.spec.timeouts.cell,
                             lab_timeout=lab.spec.timeouts.lab, progress=progress)
         executed_at = time.monotonic()
+        # before any check imports a module the notebook may have rewritten
+        tampered = guard.restore(kept, aside=out_dir / "tampered")
         missing = {i.cell for i in issues if i.problem == "deleted"}
         ctx = Context(lab=lab.id, home=home, variables=execution.variables,
-                      params=settings.load_params(), live=False)
-        results = run_checks(lab.checks, ctx, lambda check: _blocked(check, execution, missing))
+                      params=settings.load_params(), live=False, seed=seed)
+        if tampered:
+            issues.append(IntegrityIssue(cell="", problem="tampered", message=(
+                f"The notebook changed the grader's files ({', '.join(tampered[:5])}); they were restored (what "
+                f"it wrote is in {out_dir / 'tampered'}) and the submission scores 0. Remove the code that writes "
+                "to the lab folder or the mlops_workbench package.")))
+            results = _all_checks(lab, "failed", issues[-1].message)
+        else:
+            results = give_away(run_checks(checks, ctx, lambda check: _blocked(check, execution, missing)),
+                                checks, violations)
     finally:
         procs.stop_all(home, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)

@@ -34,6 +34,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
     for issue in report.integrity:
         console.print(f"[yellow]notebook: {issue.message}[/]")
     console.print(table(report))
+    if report.seed is not None:
+        console.print(f"hidden scenarios: seed {report.seed} (workbench grade --seed {report.seed} replays them)")
 
 
 def to_html(report: Report) -> str:
@@ -48,6 +50,7 @@ def to_html(report: Report) -> str:
     notes = "".join(f"<li>{e(i.message)}</li>" for i in report.integrity)
     error = f'<p class="error">{e(report.error)}</p>' if report.error else ""
     verdict = "passed" if report.passed else "not passed"
+    seed = f", hidden scenarios from seed {report.seed}" if report.seed is not None else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(report.lab)} feedback</title>
 <style>
@@ -59,7 +62,7 @@ td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align
 </style></head><body>
 <h1>{e(report.title or report.lab)}</h1>
 <p><strong>{report.score:g} / {report.max_score:g}</strong> points: {verdict}
-(pass mark {report.pass_mark:.0%}); graded {e(report.graded_at)}.</p>
+(pass mark {report.pass_mark:.0%}); graded {e(report.graded_at)}{seed}.</p>
 {error}{f"<h2>Notebook</h2><ul>{notes}</ul>" if notes else ""}
 <table><tr><th>check</th><th>what it looks for</th><th>status</th><th>points</th><th>what to do</th></tr>
 {rows}

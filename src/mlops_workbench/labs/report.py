@@ -31,7 +31,7 @@ class CheckResult(BaseModel):
 
 class IntegrityIssue(BaseModel):
     cell: str
-    problem: Literal["deleted", "duplicated", "edited-read-only", "id-added"]
+    problem: Literal["deleted", "duplicated", "edited-read-only", "id-added", "tampered"]
     message: str
 
 
@@ -55,6 +55,7 @@ class Report(BaseModel):
     pass_mark: float = Field(description="fraction of max_score needed to pass")
     passed: bool
     error: str | None = Field(None, description="why the submission could not be graded at all")
+    seed: int | None = Field(None, description="the seed of the hidden scenarios; `workbench grade --seed N` replays them")
     execution_status: str = "not-run"
     execution_message: str = ""
     checks: list[CheckResult]

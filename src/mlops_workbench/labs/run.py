@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -112,19 +113,26 @@ def execute(
     source = scratch / "input.ipynb"
     nbformat.write(prepared, source)
     spec = scratch / "spec.json"
+    read_end, write_end = os.pipe()
     spec.write_text(json.dumps({
         "input": str(source), "output": str(output), "parameters": parameters or {},
-        "cwd": str(workdir), "progress": progress, "cell_timeout": cell_timeout,
+        "cwd": str(workdir), "progress": progress, "cell_timeout": cell_timeout, "status_fd": write_end,
     }))
     token = uuid.uuid4().hex
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_PROJECT": str(settings.project_root()),
            TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops_workbench.labs.worker", str(spec)],
-        cwd=workdir, env=env, start_new_session=True,
-        stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlops_workbench.labs.worker", str(spec)],
+            cwd=workdir, env=env, start_new_session=True, pass_fds=(write_end,),
+            stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+    finally:
+        os.close(write_end)  # the worker holds the only writing end: the reader ends when the worker does
+    replies: dict[str, dict] = {}
+    reader = threading.Thread(target=_read_replies, args=(read_end, replies), daemon=True)
+    reader.start()
     try:
         _, stderr = proc.communicate(timeout=lab_timeout)
         timed_out = False
@@ -137,10 +145,23 @@ def execute(
             proc.kill()
             proc.wait()
     seconds = time.monotonic() - started
+    reader.join(timeout=10)
     try:
-        return _collect(prepared, output, export_file, proc.returncode, timed_out, stderr or "", seconds, lab_timeout)
+        return _collect(prepared, output, export_file, proc.returncode, timed_out, stderr or "", seconds, lab_timeout,
+                        replies)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _read_replies(fd: int, replies: dict[str, dict]) -> None:
+    """Collect the worker's execute replies, by cell id, until it closes the pipe."""
+    with os.fdopen(fd, "r", errors="replace") as stream:
+        for line in stream:
+            try:
+                reply = json.loads(line)
+                replies[str(reply["id"])] = reply
+            except (ValueError, KeyError, TypeError):
+                continue
 
 
 def _read_executed(output: Path) -> tuple[nbformat.NotebookNode | None, str]:
@@ -156,14 +177,16 @@ def _read_executed(output: Path) -> tuple[nbformat.NotebookNode | None, str]:
     return nbformat.read(output, as_version=4), ""
 
 
-def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr, seconds, lab_timeout) -> Execution:
+def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr, seconds, lab_timeout,
+             replies: dict[str, dict] | None = None) -> Execution:
     executed, unreadable = _read_executed(output)
     by_id = {c.get("id"): c for c in (executed.cells if executed else [])}
     cells = []
     for cell in prepared.cells:
         if cell.cell_type != "code" or cell.get("id") == EXPORT_CELL_ID:
             continue
-        cells.append(_cell_run(by_id.get(cell.get("id")), cell.get("id"), timed_out))
+        run = _cell_run(by_id.get(cell.get("id")), cell.get("id"), timed_out)
+        cells.append(_as_replied(run, (replies or {}).get(cell.get("id"))))
     variables = json.loads(export_file.read_text()) if export_file.exists() else {}
     if timed_out:
         status, message = "timeout", f"The notebook ran longer than the lab's limit of {lab_timeout:.0f}s and was stopped."
@@ -200,6 +223,16 @@ def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
                 return CellRun(id=cell_id, status="timeout", error="the cell exceeded the per-cell time limit", seconds=seconds)
             return CellRun(id=cell_id, status="error", error=truncate(f"{out.ename}: {out.evalue}"), seconds=seconds)
     return CellRun(id=cell_id, status="ok", seconds=seconds)
+
+
+def _as_replied(run: CellRun, reply: dict | None) -> CellRun:
+    """The cell's status corrected by its execute reply: an error whose traceback the notebook hid is an error."""
+    if reply is None or reply.get("status") != "error" or run.status != "ok":
+        return run
+    if reply.get("ename") == "KeyboardInterrupt":
+        return run.model_copy(update={"status": "timeout", "error": "the cell exceeded the per-cell time limit"})
+    error = f"{reply.get('ename')}: {reply.get('evalue')} (its traceback was hidden: the notebook changed how errors show)"
+    return run.model_copy(update={"status": "error", "error": truncate(error)})
 
 
 def kill_token(token: str, *extra_pids: int) -> None:

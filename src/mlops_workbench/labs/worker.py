@@ -3,11 +3,16 @@
 Run by :func:`mlops_workbench.labs.run.execute` as
 ``python -m mlops_workbench.labs.worker SPEC.json``; the parent enforces the
 per-lab timeout by killing this process and every process it started.
+
+Each cell's execute reply (its status as the kernel protocol reports it, which
+a notebook hiding its tracebacks does not change) goes to the parent over a pipe
+(``status_fd``) that the kernel does not inherit, one JSON line per cell.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +23,28 @@ from papermill.exceptions import PapermillExecutionError
 EXIT_OK, EXIT_KERNEL_DIED, EXIT_CRASHED = 0, 3, 4
 
 
+MAX_EVALUE = 500
+
+
+def _reporter(fd: int | None):
+    """A hook for nbclient's ``on_cell_executed`` writing each reply's status to ``fd`` (none without one)."""
+    if fd is None:
+        return {}
+    os.set_inheritable(fd, False)  # the kernel, started by papermill, never gets this pipe
+    stream = os.fdopen(fd, "w", buffering=1)
+
+    def record(cell, cell_index, execute_reply) -> None:
+        content = (execute_reply or {}).get("content", {})
+        stream.write(json.dumps({"id": cell.get("id"), "status": content.get("status"),
+                                 "ename": str(content.get("ename", ""))[:200],
+                                 "evalue": str(content.get("evalue", ""))[:MAX_EVALUE]}) + "\n")
+
+    return {"on_cell_executed": record}
+
+
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
+    hooks = _reporter(spec.get("status_fd"))
     try:
         papermill.execute_notebook(
             spec["input"],
@@ -32,6 +57,7 @@ def main(spec_path: str) -> int:
             start_timeout=120,
             allow_errors=True,  # run every cell so each check learns about its own cells
             interrupt_on_timeout=True,  # a slow cell gets KeyboardInterrupt, the rest still run
+            **hooks,
         )
     except PapermillExecutionError:
         return EXIT_OK  # cell errors are recorded in the output notebook
