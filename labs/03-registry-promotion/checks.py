@@ -1,21 +1,27 @@
-"""Checks for lab 03: registered versions, the learner's gate rule, promotion through staging, serving,
-refusal, rollback by alias.
+"""Checks for lab 03: registered versions, the learner's gate rule, the learner's promote and rollback,
+serving, refusal, rollback by alias.
 
 Every check reads state the grader can see on its own: the MLflow registry (through
 the tracking server under the state folder), the audit log, the running model server,
-and gate_rule.py in the workspace (run on planted scores and lineage here).
+and the learner's files in the workspace: gate_rule.py (run on planted scores and lineage
+here), promotion.py and rollback.py (run on hidden registries made per grading run from
+``ctx.seed``: fresh registered models on the lab's own tracking server, graded by the
+aliases, approval records and audit lines the learner's functions leave behind).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
 
 from mlops_workbench import procs, registry, tracking
 from mlops_workbench.labs.checks import Context, check, fail, learner_function
-from mlops_workbench.registry import audit
-from mlops_workbench.registry.gate import RegistryParams
+from mlops_workbench.registry import approvals, audit
+from mlops_workbench.registry.gate import GateResult, RegistryParams
+from mlops_workbench.registry.sandbox import Sandbox
 from mlops_workbench.serving.record import last_served
 
 SERVER = "lab03-serve"
@@ -135,11 +141,7 @@ def gate_rule_planted(ctx: Context) -> None:
     _gate_cases(ctx, GATE_PLANTED)
 
 
-def _refusals(ctx: Context, words: str) -> list[dict[str, Any]]:
-    return [e for e in log(ctx, action="promote", alias="production", outcome="refused") if words in e.get("error", "")]
-
-
-@check("gate-written", points=2, cells=["gate", "promote"])
+@check("gate-written", points=2, cells=["gate", "promote-code", "promote"])
 def gate_written(ctx: Context) -> None:
     """The production promotion of the challenger was gated against the production version it replaced, and passed."""
     gates = [e["gate"] for e in log(ctx, action="promote", alias="production", outcome="promoted") if e.get("gate")]
@@ -153,24 +155,24 @@ def gate_written(ctx: Context) -> None:
         fail("The recorded gate did not pass: promote the better candidate (better_C).")
 
 
-@check("promoted-through-staging", points=2, cells=["promote"])
+@check("promoted-through-staging", points=2, cells=["promote-code", "promote"])
 def promoted_through_staging(ctx: Context) -> None:
     """Two versions went staging -> production, each approved by someone other than its registrant."""
     shipped = log(ctx, action="promote", alias="production", outcome="promoted")
     if len({e["version"] for e in shipped}) < 2:
-        if _refusals(ctx, "never approved into staging"):
-            fail("A production promotion was refused because the version was not in staging: point the 'staging' "
-                 "alias at it first with client.set_registered_model_alias(model_name, 'staging', version).")
-        if _refusals(ctx, "separation of duties"):
-            fail("A production promotion was refused for separation of duties: the registrant may not approve; "
-                 "promote with approver=approver (the reviewer), not the registrant.")
-        fail("Fewer than two versions were promoted to production: promote v1 then v2 (each via staging).")
+        refused = log(ctx, action="promote", alias="production", outcome="refused")
+        if refused:
+            fail(f"Your promote refused: {refused[-1].get('error')}. Put the version in staging, pass the gate result "
+                 "of that version and approver=approver (not the registrant), then promote v1 then v2.")
+        fail("Fewer than two versions were promoted to production: promote v1 then v2 (each via staging) with your "
+             "promote and record=audit.append, so each promotion writes its audit line.")
     c, name = client(ctx), model_name(ctx)
     for entry in shipped[-2:]:
-        tags = c.get_model_version(name, entry["version"]).tags
-        missing = [k for k in ("approver", "at", "reason", "gate") if not tags.get(f"approval.production.{k}")]
+        record = approvals.read(c, name, entry["version"]) or {}
+        missing = [k for k in approvals.FIELDS if not record.get(k)]
         if missing:
-            fail(f"v{entry['version']} lacks the approval tags {missing}: promote with approver= and reason=.")
+            fail(f"v{entry['version']} lacks the approval record {missing}: call approvals.record(client, name, "
+                 "version, approver=..., reason=..., gate=gate) in promote before moving the alias.")
         if not entry.get("registered_by") or entry["registered_by"] == entry.get("approver"):
             fail(f"the audit line of v{entry['version']} does not show two different people (registered by "
                  f"{entry.get('registered_by')!r}, approved by {entry.get('approver')!r}): register with "
@@ -208,22 +210,23 @@ def serving_production(ctx: Context) -> None:
         fail("`answer` should be the JSON of POST /predict for the two flowers: {'predictions': [...], ...}.")
 
 
-@check("worse-model-refused", points=2, cells=["refuse"])
+@check("worse-model-refused", points=2, cells=["promote-code", "refuse"])
 def worse_model_refused(ctx: Context) -> None:
     """The gate refused a worse model and production did not move to it."""
     refused = [e for e in log(ctx, action="promote", alias="production", outcome="refused")
                if e.get("gate") and not e["gate"]["passed"] and e["gate"].get("production_version")]
     if not refused:
         fail("The audit log has no production promotion refused by the gate: try to promote the worse_C "
-             "candidate (via staging) with its gate result.")
+             "candidate (via staging) with its gate result; your promote writes a 'refused' line before it raises.")
     if aliases(ctx).get("production") in {e["version"] for e in refused}:
         fail("A refused version holds the production alias: roll back or promote a good version.")
     refusal = ctx.var("refusal")
     if not refusal or "refused" not in str(refusal):
-        fail("`refusal` should hold the message of the RegistryError raised by the refused promotion.")
+        fail("`refusal` should hold the message of the RegistryError your promote raised: "
+             "RegistryError('Promotion refused, nothing changed: <why>').")
 
 
-@check("rolled-back", points=2, cells=["rollback"])
+@check("rolled-back", points=2, cells=["rollback-code", "rollback"])
 def rolled_back(ctx: Context) -> None:
     """Production points back at the version v2 replaced, by alias, and the server follows it."""
     replaced = [e for e in log(ctx, action="promote", alias="production", outcome="promoted") if e.get("replaced")]
@@ -231,14 +234,166 @@ def rolled_back(ctx: Context) -> None:
         fail("No promotion replaced an earlier production version, so there is nothing to roll back to: promote v1, "
              "then v2.")
     last = replaced[-1]
-    production = aliases(ctx).get("production")
+    now = aliases(ctx)
+    production = now.get("production")
     if production == last["version"]:
-        fail(f"Production is still v{production}: point the 'production' alias at the version held by 'previous' "
-             "(client.get_model_version_by_alias(model_name, 'previous')) with client.set_registered_model_alias.")
+        fail(f"Production is still v{production}: your rollback points the 'production' alias at the version held by "
+             "'previous' with client.set_registered_model_alias; run it with rollback(client, model_name, ...).")
     if production != str(last["replaced"]):
         fail(f"Production is v{production}, but the version before v{last['version']} was v{last['replaced']}: roll "
              "back to what the alias 'previous' points at, not to another version.")
+    if now.get("previous") == production:
+        fail(f"v{production} holds both 'production' and 'previous': after moving production back, delete 'previous' "
+             "with client.delete_registered_model_alias(name, 'previous').")
+    if not log(ctx, action="rollback", outcome="rolled_back", version=production):
+        fail("The audit log has no line for this rollback: rollback writes record({**entry, 'outcome': "
+             "'rolled_back'}) after moving the aliases (call it with record=audit.append).")
     info = server_version(ctx)
     if info.get("version") != production:
         fail(f"The server still serves v{info.get('version')} while production is v{production}: "
              "ModelServerClient(service.url).reload() (POST /admin/reload with the state folder's admin token).")
+
+
+HIDDEN_TIMEOUT = 300.0
+
+
+def _sandbox(ctx: Context, case: str, versions: int, registrant: str) -> Sandbox:
+    c = client(ctx)
+    sources = c.search_model_versions(f"name='{model_name(ctx)}'")
+    if not sources:
+        fail("The hidden registries reuse your registered model's files: register v1 and v2 first (Exercise 1).")
+    return Sandbox(c, f"lab03-hidden-{ctx.seed}-{case}", sources[0], versions, registrant)
+
+
+def _gate(h: Sandbox, rng: Any, version: str, passed: bool) -> GateResult:
+    """A gate result for ``version`` against the sandbox's production, with seeded scores that fit the verdict."""
+    production = h.aliases().get("production")
+    base, delta = round(rng.uniform(0.80, 0.93), 4), round(rng.uniform(0.02, 0.06), 4) * (1 if passed else -1)
+    cand = {"accuracy": round(base + delta, 4), "f1_macro": round(base + delta, 4)}
+    return GateResult(passed=passed, model=h.name, candidate_version=version, production_version=production,
+                      metric="f1_macro", min_gain=0.01, candidate=cand,
+                      production={"accuracy": base, "f1_macro": base} if production else None,
+                      reasons=[] if passed else [f"f1_macro gain {delta:+.4f} is below min_gain 0.01"], holdout_rows=30)
+
+
+def _people(rng: Any) -> tuple[str, str]:
+    return rng.choice(["ana", "bo", "chen"]) + "-builds", rng.choice(["eli", "fay", "gus"]) + "-reviews"
+
+
+def _attempt(call: Callable[[], Any]) -> BaseException | None:
+    try:
+        call()
+    except Exception as err:  # noqa: BLE001 - the learner's code may raise anything
+        return err
+    return None
+
+
+def _said(h: Sandbox, err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).replace(h.name, '<model>')[:300]}"
+
+
+def _expect_refusal(h: Sandbox, what: str, call: Callable[[], Any], version: str | None, fix: str) -> None:
+    before, lines = h.aliases(), len(h.lines())
+    err = _attempt(call)
+    if err is None:
+        fail(f"On a hidden registry, {what} went through: {fix}.")
+    if not isinstance(err, registry.RegistryError):
+        fail(f"On a hidden registry, {what} raised {_said(h, err)}. Refuse with "
+             "raise RegistryError('... refused, nothing changed: <why>') (from mlops_workbench.registry).")
+    if h.aliases() != before:
+        fail(f"On a hidden registry, {what} was refused but aliases moved anyway: decide first, and move no alias "
+             "before every condition holds.")
+    if version is not None and approvals.read(h.client, h.name, version):
+        fail(f"On a hidden registry, {what} was refused but the version got an approval record: call "
+             "approvals.record only once the promotion is allowed.")
+    new = h.lines()[lines:]
+    if len(new) != 1 or new[0].get("outcome") != "refused" or not new[0].get("error"):
+        fail(f"On a hidden registry, {what} left {len(new)} audit line(s) {[e.get('outcome') for e in new]}: a "
+             "refusal writes exactly one, record({**entry, 'outcome': 'refused', 'error': why}), before raising.")
+
+
+def _promoted(h: Sandbox, version: str, replaced: str | None, approver: str, lines: int) -> None:
+    now = h.aliases()
+    if now.get("production") != version:
+        fail("On a hidden registry, a promotion that should pass (staged, gate passed, a second person approving) "
+             "did not move 'production' to the version: point it there with client.set_registered_model_alias.")
+    if now.get("previous") != replaced:
+        fail("On a hidden registry, after a promotion 'previous' did not name the version production held before "
+             "(nothing before a first promotion): set it to the replaced version before moving 'production'.")
+    record = approvals.read(h.client, h.name, version) or {}
+    if record.get("approver") != approver or not all(record.get(k) for k in approvals.FIELDS):
+        fail("On a hidden registry, a promoted version has no complete approval record naming its approver: call "
+             "approvals.record(client, name, version, approver=approver, reason=reason, gate=gate).")
+    new = [(e.get("outcome"), e.get("version"), e.get("replaced")) for e in h.lines()[lines:]]
+    if new != [("promoted", version, replaced)]:
+        fail(f"On a hidden registry, a promotion left audit lines {[o for o, _, _ in new]}: write exactly one, "
+             "record({**entry, 'outcome': 'promoted'}), naming the version and the one it replaced.")
+
+
+@check("promote-refuses-hidden", points=3, hidden=True, cells=["promote-code"], timeout=HIDDEN_TIMEOUT)
+def promote_refuses_hidden(ctx: Context) -> None:
+    """On hidden registries: a candidate that loses the gate, a missing approval, an unstaged version are refused."""
+    promote = learner_function(ctx, "promotion.py", "promote", "promote-code")
+    rng = ctx.rng("promote-refuses")
+    for case in rng.sample(["gate", "approval", "staging"], 3):
+        registrant, reviewer = _people(rng)
+        with _sandbox(ctx, case, rng.randint(2, 4), registrant) as h:
+            prod, cand = rng.sample(h.versions, 2)
+            h.set(production=prod, staging=cand if case != "staging" else prod)
+            approver = {"approval": rng.choice([registrant, "", None])}.get(case, reviewer)
+            call = partial(promote, h.client, h.name, cand, _gate(h, rng, cand, passed=case != "gate"),
+                           approver=approver, reason="hidden check", record=h.record)
+            _expect_refusal(h, "a promotion that must be refused", call, cand, {
+                "gate": "refuse a candidate whose gate result did not pass (gate.passed is False)",
+                "approval": "refuse when there is no approver or the approver registered the version",
+                "staging": "refuse a version that does not hold the 'staging' alias"}[case])
+
+
+@check("promote-moves-hidden", points=3, hidden=True, cells=["promote-code"], timeout=HIDDEN_TIMEOUT)
+def promote_moves_hidden(ctx: Context) -> None:
+    """On a hidden registry: a first promotion, then a second that keeps the first as `previous`."""
+    promote = learner_function(ctx, "promotion.py", "promote", "promote-code")
+    rng = ctx.rng("promote-moves")
+    registrant, reviewer = _people(rng)
+    with _sandbox(ctx, "moves", rng.randint(2, 4), registrant) as h:
+        first, second = rng.sample(h.versions, 2)
+        for version, replaced in ((first, None), (second, first)):
+            h.set(staging=version)
+            gate, lines = _gate(h, rng, version, passed=True), len(h.lines())
+            if (err := _attempt(partial(promote, h.client, h.name, version, gate, approver=reviewer,
+                                        reason="hidden check", record=h.record))) is not None:
+                fail(f"On a hidden registry, a promotion that should pass (staged, gate passed, a second person "
+                     f"approving) raised {_said(h, err)}.")
+            _promoted(h, version, replaced, reviewer, lines)
+
+
+@check("rollback-hidden", points=3, hidden=True, cells=["rollback-code"], timeout=HIDDEN_TIMEOUT)
+def rollback_hidden(ctx: Context) -> None:
+    """On hidden registries: a rollback to `previous` (aliases and audit consistent) and one with no `previous`."""
+    rollback = learner_function(ctx, "rollback.py", "rollback", "rollback-code")
+    rng = ctx.rng("rollback")
+    for case in rng.sample(["back", "none"], 2):
+        registrant, reviewer = _people(rng)
+        with _sandbox(ctx, f"rollback-{case}", rng.randint(3, 5), registrant) as h:
+            old, bad, staged = rng.sample(h.versions, 3)
+            h.set(production=bad, staging=staged, **({"previous": old} if case == "back" else {}))
+            call = partial(rollback, h.client, h.name, approver=reviewer, reason="hidden check", record=h.record)
+            if case == "none":
+                _expect_refusal(h, "a rollback with no 'previous' version", call, None,
+                                "refuse (raise RegistryError) when the alias 'previous' is not set")
+                continue
+            if (err := _attempt(call)) is not None:
+                fail(f"On a hidden registry, a rollback with a 'previous' version raised {_said(h, err)}.")
+            now = h.aliases()
+            if now.get("production") != old:
+                fail("On a hidden registry, production did not go back to the version 'previous' held: point "
+                     "'production' at it with client.set_registered_model_alias.")
+            if now.get("previous") == now.get("production"):
+                fail("On a hidden registry, the rollback left one version holding both 'production' and 'previous': "
+                     "delete 'previous' (client.delete_registered_model_alias) once production is back.")
+            if now.get("staging") != staged:
+                fail("On a hidden registry, the rollback moved 'staging': touch only 'production' and 'previous'.")
+            if [(e.get("outcome"), e.get("version"), e.get("replaced")) for e in h.lines()] != [("rolled_back", old, bad)]:
+                fail(f"On a hidden registry, a rollback left audit lines {[e.get('outcome') for e in h.lines()]}: "
+                     "write exactly one, record({**entry, 'outcome': 'rolled_back'}), naming the version restored "
+                     "and the one it replaced.")

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from mlops_workbench import settings, tracking
 from mlops_workbench.errors import InputError
-from mlops_workbench.registry import audit
+from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
 
 __all__ = [
@@ -229,10 +229,8 @@ def promote(
         if alias == "production" and gate_result is not None and gate_result.production_version != replaced:
             _refuse(entry, f"production moved to v{replaced} after the gate compared against "
                     f"v{gate_result.production_version}: run the gate again", home, gate_result)
-        stamp = audit.now()
-        gate_json = gate_result.model_dump_json() if gate_result else ""
-        for key, value in {"approver": approver, "at": stamp, "reason": reason, "gate": gate_json}.items():
-            c.set_model_version_tag(name, version, f"approval.{alias}.{key}", value[:5000])
+        stamp = approvals.record(c, name, version, approver=approver, reason=reason, gate=gate_result,
+                                 alias=alias)["at"]
         if alias == "production" and replaced is not None and str(replaced) != version:
             c.set_registered_model_alias(name, PREVIOUS, str(replaced))
         c.set_registered_model_alias(name, alias, version)
