@@ -15,6 +15,9 @@ from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
 from mlops_workbench.labs.checks import fail
 
+VALIDATE_TIMEOUT = 2400
+"""Seconds for validating every variant of a drill: three real setups and repairs, on a busy 2-core machine."""
+
 
 def _serve(name: str, home) -> procs.Service:
     port = procs.free_port()

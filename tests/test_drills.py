@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from drill_fakes import VALIDATE_TIMEOUT
 from typer.testing import CliRunner
 
 from mlops_workbench import drills
@@ -241,6 +242,7 @@ def test_start_with_a_seed_breaks_the_same_thing_again_and_the_report_shows_the_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(VALIDATE_TIMEOUT)
 def test_validate_covers_every_variant_of_schema_break(home):
     """Per variant: broken fails, the reference fix passes, deleting the repository after it fails; every other
     destructive fix fails on the first variant."""

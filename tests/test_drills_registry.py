@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from drill_fakes import VALIDATE_TIMEOUT
 
 from mlops_workbench import drills, procs, registry, tracking
 from mlops_workbench.drills import reproducibility, validate, variants
@@ -72,6 +73,7 @@ def test_irreproducible(home):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(VALIDATE_TIMEOUT)
 def test_validate_proves_the_irreproducible_drill(home):
     """The broken state fails the data check; versioning the drift, deleting the data, resetting the history and
     deleting the run or the model (even after the real repair) each fail a guard."""
@@ -92,6 +94,7 @@ def test_validate_proves_the_irreproducible_drill(home):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(VALIDATE_TIMEOUT)
 def test_validate_proves_the_bad_model_drill(home):
     """Broken fails, the reference fix passes, and stopping everything, deleting the model or rewriting the audit
     log never pass. (Last in the module: one destructive fix stops the tracking server.)"""
