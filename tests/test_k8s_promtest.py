@@ -112,8 +112,8 @@ def test_no_minimum_sample_guard_passes_a_sparse_canary_and_fails():
          'status=~"5.."}[4s]) or on() vector(0)) / sum(increase(workbench_model_requests_total{'
          'rollouts_pod_template_hash="{{args.canary-hash}}"}[4s]))')
     found = problems([t for t in templates(q) if t["metadata"]["name"] == "error-rate"])
-    assert found == ["error-rate: a canary with fewer requests than minSampleSize was Successful: return a value "
-                     "that matches neither condition (e.g. -1) below the minimum"]
+    assert found == [("error-rate: a canary with fewer requests than minSampleSize was Successful: return a value "
+                      "that matches neither condition (e.g. -1) below the minimum")]
 
 
 @needs_promtool
