@@ -1,15 +1,18 @@
 """Checks for lab 05: the manifests the learner wrote, by state (files), never by prose.
 
-Offline (no kind or no Docker engine): rendered, valid, faithful to the policy, and a revert
-overlay. With a cluster: the Rollout phase and the HTTPRoute weights after the faulty release.
+Offline (no kind or no Docker engine): the strategy and the templates faithful to the policy, each
+check reading only its own exercise's file; the PromQL graded by what it decides on hidden series
+(promtool); the assembled manifests valid; the revert overlay applied to the faulty release. With a cluster: the Rollout phase and the HTTPRoute weights after the faulty release.
 """
 
 import json
+import tempfile
+from pathlib import Path
 
 from mlops_workbench.k8s import lab as k8slab
+from mlops_workbench.k8s import promtest
 from mlops_workbench.k8s import validate as v
-from mlops_workbench.k8s.errors import K8sError
-from mlops_workbench.k8s.versions import load as load_versions
+from mlops_workbench.k8s.errors import K8sError, ToolMissing
 from mlops_workbench.labs.checks import Context, check, fail
 from mlops_workbench.rollout import policy as pol
 
@@ -27,23 +30,45 @@ def _policy(ctx: Context) -> pol.Policy:
 
 @check("strategy-written", points=2, cells=["write-strategy"])
 def strategy_written(ctx: Context) -> None:
-    """rollout-strategy.yaml holds the policy's steps and runs every metric in the background."""
-    path = _manifests(ctx) / k8slab.STRATEGY
-    if not path.is_file():
-        fail(f"{path} does not exist: write the Rollout patch in the cell 'write-strategy'.")
-    problems = [p for p in k8slab.unfaithful(_policy(ctx), _manifests(ctx)) if "steps" in p or "background" in p]
+    """rollout-strategy.yaml holds the policy's steps, the background analysis and the closing gate."""
+    try:
+        problems = k8slab.strategy_problems(_policy(ctx), _manifests(ctx))
+    except K8sError as err:
+        fail(str(err))
     if problems:
-        fail("the strategy does not follow your policy: " + "; ".join(problems))
+        fail("the strategy does not follow your policy: " + "; ".join(problems[:4]))
 
 
-@check("templates-faithful", points=3, cells=["write-templates"])
+@check("templates-faithful", points=2, cells=["write-templates"])
 def templates_faithful(ctx: Context) -> None:
-    """Every metric has an AnalysisTemplate with the policy's limits, conditions and provider."""
-    if not (_manifests(ctx) / k8slab.TEMPLATES).is_file():
-        fail("analysis-templates.yaml does not exist: write it in the cell 'write-templates'.")
-    problems = k8slab.unfaithful(_policy(ctx), _manifests(ctx))
+    """Every metric has a background and a gate AnalysisTemplate with the policy's limits and provider."""
+    try:
+        problems = k8slab.template_problems(_policy(ctx), _manifests(ctx))
+    except K8sError as err:
+        fail(str(err))
     if problems:
         fail("not faithful to the policy: " + "; ".join(problems[:5]))
+
+
+@check("promql-decides", points=4, hidden=True, cells=["write-templates"], timeout=120)
+def promql_decides(ctx: Context) -> None:
+    """Your PromQL and conditions pass hidden healthy canaries and fail hidden faulty ones (promtool test rules)."""
+    policy = _policy(ctx)
+    try:
+        found = k8slab.templates(_manifests(ctx))
+        verdicts = promtest.grade(list(found.values()), k8slab.metric_of(policy), policy.analysis.min_sample_size,
+                                  ctx.rng("promql"))
+    except ToolMissing as err:
+        fail(f"the PromQL cannot be graded here: {err}")
+    except K8sError as err:
+        fail(str(err))
+    prometheus = [n for n, m in k8slab.metric_of(policy).items() if m.kind in ("errorRate", "latencyP99")]
+    missing = [n for n in prometheus if n not in found]
+    if missing:
+        fail(f"no AnalysisTemplate named {missing[0]!r}: write one per Prometheus metric and its gate.")
+    wrong = list(dict.fromkeys(str(v) for v in verdicts if v.problem))
+    if wrong:
+        fail("your queries decide wrongly on hidden canaries: " + "; ".join(wrong[:3]))
 
 
 @check("manifests-valid", points=3, cells=["validate"])
@@ -51,7 +76,7 @@ def manifests_valid(ctx: Context) -> None:
     """The assembled manifests pass the offline schemas and cross-reference checks."""
     try:
         findings = v.errors(v.validate(k8slab.assemble(_manifests(ctx))))
-    except (K8sError, FileNotFoundError) as err:
+    except K8sError as err:
         fail(str(err))
     if findings:
         fail("the manifests are refused: " + "; ".join(str(f) for f in findings[:3]))
@@ -62,18 +87,11 @@ def manifests_valid(ctx: Context) -> None:
 
 @check("revert-commit", points=2, cells=["revert"])
 def revert_commit(ctx: Context) -> None:
-    """overlay-revert pins the Rollout back to the healthy image (the revert is a commit)."""
-    folder = _manifests(ctx) / "overlay-revert"
-    if not (folder / "kustomization.yaml").is_file():
-        fail(f"{folder}/kustomization.yaml does not exist: write the revert overlay in the cell 'revert'.")
-    try:
-        objs = v.load_text(v.kustomize(folder))
-    except K8sError as err:
-        fail(f"the revert overlay does not render: {err}")
-    images = [c["image"] for o in objs if o.get("kind") == "Rollout" for c in o["spec"]["template"]["spec"]["containers"]]
-    healthy = load_versions().healthy_image
-    if not images or any(i != healthy for i in images):
-        fail(f"the Rollout runs {images}; the revert must name {healthy} again.")
+    """overlay-revert, applied to the faulty release, runs the healthy image again (the revert is a commit)."""
+    with tempfile.TemporaryDirectory(prefix="lab05-revert-") as scratch:
+        problem = k8slab.revert_problem(_manifests(ctx) / "overlay-revert", Path(scratch) / "overlay")
+    if problem:
+        fail(problem)
 
 
 @check("canary-outcome", points=2, cells=["run"])

@@ -104,11 +104,16 @@ def analysis_server(
 
 
 @cluster_app.command("up")
-def up(build: bool = typer.Option(True, "--build/--no-build", help="build the images (else they must exist)")) -> None:
+def up(
+    build: bool = typer.Option(True, "--build/--no-build", help="build the images (else they must exist)"),
+    manifests: Optional[Path] = typer.Option(
+        None, "--manifests", help="lab 05's output folder: apply your Rollout strategy and AnalysisTemplates "
+                                  "instead of the repository's"),
+) -> None:
     """kind create cluster, build and load the images, install Envoy Gateway + Argo Rollouts, apply the overlay."""
     from mlops_workbench.k8s import cluster
 
-    cluster.up(say=typer.echo, build=build)
+    cluster.up(say=typer.echo, build=build, manifests=manifests)
 
 
 @cluster_app.command("down")

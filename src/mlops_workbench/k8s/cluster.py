@@ -7,7 +7,10 @@ kind, kubectl or helm gives one line saying what to install.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Callable
+
+import yaml
 
 from mlops_workbench import settings
 from mlops_workbench.k8s import render, tools
@@ -58,8 +61,16 @@ def install_stack(v: Versions, say: Say = print) -> None:
     _kubectl("-n", "argo-rollouts", "rollout", "status", "deployment/argo-rollouts", "--timeout=300s")
 
 
-def up(say: Say = print, build: bool = True) -> None:
-    """kind create (config file, pinned node image), build + load images, install the stack, apply the overlay."""
+def up(say: Say = print, build: bool = True, manifests: Path | None = None) -> None:
+    """kind create (config file, pinned node image), build + load images, install the stack, apply the overlay.
+
+    With ``manifests`` (lab 05's output folder: rollout-strategy.yaml and analysis-templates.yaml) the
+    learner's strategy and AnalysisTemplates are applied in place of the repository's.
+    """
+    if manifests is not None:
+        from mlops_workbench.k8s import lab
+
+        lab.assemble(manifests)  # refuse a folder without the learner's files before creating anything
     v = load()
     tools.docker_engine()
     kind = tools.require("kind")
@@ -73,13 +84,26 @@ def up(say: Say = print, build: bool = True) -> None:
     for image in images:
         tools.run([kind, "load", "docker-image", image, "--name", CLUSTER])
     install_stack(v, say)
-    apply(say=say)
+    if manifests is None:
+        apply(say=say)
+    else:
+        apply_manifests(manifests, say=say)
 
 
 def apply(overlay: str = "kind", say: Say = print) -> None:
     path = deploy_dir() / "overlays" / overlay
     say(f"applying {path}")
     _kubectl("apply", "-k", str(path))
+    _kubectl("-n", render.NAMESPACE, "wait", "--for=condition=Available", "deployment", "--all", "--timeout=300s")
+
+
+def apply_manifests(folder: Path, say: Say = print) -> None:
+    """Apply the kind overlay with the learner's strategy and AnalysisTemplates from ``folder``, then wait for it."""
+    from mlops_workbench.k8s import lab
+
+    say(f"applying the kind overlay with your manifests from {folder}")
+    objs = lab.assemble(folder)
+    _kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs, sort_keys=False))
     _kubectl("-n", render.NAMESPACE, "wait", "--for=condition=Available", "deployment", "--all", "--timeout=300s")
 
 

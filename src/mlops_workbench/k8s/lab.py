@@ -2,20 +2,27 @@
 
 ``assemble`` takes the kind overlay as rendered by kustomize, swaps in the learner's Rollout
 strategy (steps + analysis) and AnalysisTemplates, and returns the full object set that
-``validate`` checks together. ``unfaithful`` lists every way the manifests differ from what the
-policy says (steps, limits, conditions), in words a learner can act on.
+``validate`` checks together. ``strategy_problems`` and ``template_problems`` list, each from its own
+file only, how the manifests differ from the policy (steps, gates, limits, providers) in words a learner
+can act on; the PromQL itself is graded by what it decides (:mod:`mlops_workbench.k8s.promtest`).
+``revert_problems`` applies the learner's revert overlay to the checker's own copy of the faulty release.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from mlops_workbench.k8s import render, tools
 from mlops_workbench.k8s import validate as v
 from mlops_workbench.k8s.errors import K8sError
 from mlops_workbench.k8s.versions import deploy_dir
+from mlops_workbench.k8s.versions import load as load_versions
 from mlops_workbench.rollout import policy as pol
 
 STRATEGY, TEMPLATES = render.FILES["strategy"], render.FILES["templates"]
@@ -31,8 +38,8 @@ def _canary(objs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def assemble(folder: Path) -> list[dict[str, Any]]:
     """The kind overlay with the learner's strategy and AnalysisTemplates from ``folder``."""
-    strategy = v.load_files([folder / STRATEGY])
-    templates = [o for o in v.load_files([folder / TEMPLATES])]
+    strategy = _load(folder, STRATEGY, "Exercise 1 (cell 'write-strategy')")
+    learner = _load(folder, TEMPLATES, "Exercise 2 (cell 'write-templates')")
     base = v.load_text(v.kustomize(deploy_dir() / "overlays" / "kind")) + v.load_files(v.stack_files())
     out = []
     for obj in base:
@@ -46,39 +53,126 @@ def assemble(folder: Path) -> list[dict[str, Any]]:
             canary.update(copy.deepcopy(_canary(strategy)))
         out.append(obj)
     namespace = render.NAMESPACE
-    for t in templates:
+    for t in learner:
         t.setdefault("metadata", {}).setdefault("namespace", namespace)
-    return out + templates
+    return out + learner
 
 
-def unfaithful(policy: pol.Policy, folder: Path) -> list[str]:
-    """Differences between the learner's manifests and the policy (empty when faithful)."""
+def _load(folder: Path, name: str, exercise: str) -> list[dict[str, Any]]:
+    path = folder / name
+    if not path.is_file():
+        raise K8sError(f"{path} does not exist: write it in {exercise} first.")
+    return v.load_files([path])
+
+
+def strategy_problems(policy: pol.Policy, folder: Path) -> list[str]:
+    """How the learner's Rollout strategy differs from the policy (reads only the strategy file)."""
     problems: list[str] = []
-    canary = _canary(v.load_files([folder / STRATEGY]))
+    canary = _canary(_load(folder, STRATEGY, "Exercise 1 (cell 'write-strategy')"))
     want_steps = render.steps(policy)
     got_steps = [s for s in canary.get("steps") or [] if "analysis" not in s]
     if got_steps != want_steps:
         problems.append(f"steps are {got_steps}, the policy says {want_steps}")
-    templates = {(t.get("metadata") or {}).get("name"): t for t in v.load_files([folder / TEMPLATES])
-                 if t.get("kind") == "AnalysisTemplate"}
     background = [t.get("templateName") for t in (canary.get("analysis") or {}).get("templates") or []]
+    gates = [t.get("templateName") for s in canary.get("steps") or [] if "analysis" in s
+             for t in (s["analysis"] or {}).get("templates") or []]
     for metric in policy.analysis.metrics:
-        name = render.template_name(metric)
-        if name not in background:
-            problems.append(f"the background analysis does not run template '{name}'")
-        tmpl = templates.get(name)
+        if render.template_name(metric) not in background:
+            problems.append(f"the background analysis does not run template '{render.template_name(metric)}'")
+        if render.template_name(metric, gate=True) not in gates:
+            problems.append(f"no analysis step at the end runs the gate '{render.template_name(metric, gate=True)}'")
+    if (canary.get("steps") or [{}])[-1].get("analysis") is None:
+        problems.append("the last step is not the analysis gate: without it Argo promotes whatever the analysis saw")
+    return problems
+
+
+def templates(folder: Path) -> dict[str, dict[str, Any]]:
+    """The learner's AnalysisTemplates by name (reads only the templates file)."""
+    return {(t.get("metadata") or {}).get("name"): t for t in _load(folder, TEMPLATES, "Exercise 2 (cell 'write-templates')")
+            if t.get("kind") == "AnalysisTemplate"}
+
+
+def metric_of(policy: pol.Policy) -> dict[str, pol.Metric]:
+    """Template name -> the policy metric it measures (background and gate templates)."""
+    return {render.template_name(m, gate): m for m in policy.analysis.metrics for gate in (False, True)}
+
+
+def template_problems(policy: pol.Policy, folder: Path) -> list[str]:
+    """Missing templates, limits unlike the policy's, the wrong provider. The queries are graded by promtool."""
+    problems: list[str] = []
+    found = templates(folder)
+    for name, metric in metric_of(policy).items():
+        tmpl = found.get(name)
         if tmpl is None:
             problems.append(f"no AnalysisTemplate named '{name}' for metric {metric.name}")
             continue
-        want = render.metric_spec(metric, policy.analysis.min_sample_size)
+        gate = name.endswith("-gate")
+        want = render.metric_spec(render.gate_metric(metric) if gate else metric, policy.analysis.min_sample_size)
+        if gate:
+            want.pop("interval")
+        declared = {a.get("name") for a in (tmpl.get("spec") or {}).get("args") or []}
+        if declared != set(render.ARGS):
+            problems.append(f"{name}: declares the args {sorted(declared)}, the analysis passes {list(render.ARGS)}")
         got = ((tmpl.get("spec") or {}).get("metrics") or [{}])[0]
-        for key in LIMITS + ("successCondition", "failureCondition"):
+        for key in LIMITS:
             if got.get(key) != want.get(key):
                 problems.append(f"{name}: {key} is {got.get(key)!r}, the policy gives {want.get(key)!r}")
         if set(got.get("provider") or {}) != set(want["provider"]):
             problems.append(f"{name}: provider {sorted(got.get('provider') or {})}, expected {sorted(want['provider'])} "
                             f"({'web: PromQL cannot compute a PSI' if metric.kind == 'predictionShift' else 'prometheus'})")
     return problems
+
+
+def faulty_release() -> str:
+    """The kind overlay as committed for the faulty release: the Rollout runs the faulty image."""
+    versions = load_versions()
+    objs = v.load_text(v.kustomize(deploy_dir() / "overlays" / "kind"))
+    for obj in objs:
+        if obj.get("kind") == "Rollout":
+            for c in obj["spec"]["template"]["spec"]["containers"]:
+                c["image"] = versions.faulty_image
+    return yaml.safe_dump_all(objs, sort_keys=False, width=10_000)
+
+
+def _without_images(objs: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for obj in objs:
+        obj = copy.deepcopy(obj)
+        if obj.get("kind") == "Rollout":
+            for c in obj["spec"]["template"]["spec"]["containers"]:
+                c.pop("image", None)
+        out.append(json.dumps(obj, sort_keys=True))
+    return sorted(out)
+
+
+def revert_problem(overlay: Path, scratch: Path) -> str:
+    """What is wrong with the learner's revert overlay, or "" when it makes the faulty release run the healthy image.
+
+    The learner's folder is copied to ``scratch`` and its ``rendered.yaml`` replaced by :func:`faulty_release`,
+    so a revert that only edits its input, or changes nothing, is seen as such.
+    """
+    versions = load_versions()
+    if not (overlay / "kustomization.yaml").is_file():
+        return (f"{overlay}/kustomization.yaml does not exist: write the revert overlay in the cell 'revert'.")
+    shutil.copytree(overlay, scratch, symlinks=False, dirs_exist_ok=True)
+    faulty = faulty_release()
+    (scratch / "rendered.yaml").write_text(faulty)
+    try:
+        objs = v.load_text(v.kustomize(scratch))
+    except K8sError as err:
+        return (f"the revert overlay does not render with kustomize: {err}")
+    images = [c.get("image") for o in objs if o.get("kind") == "Rollout"
+              for c in o["spec"]["template"]["spec"]["containers"]]
+    if not images:
+        return ("the revert overlay renders no Rollout: keep rendered.yaml (the faulty release) as its resource")
+    if any(i == versions.faulty_image for i in images):
+        return (f"applied to the faulty release, the revert still runs {versions.faulty_image}: it changes nothing "
+                f"that runs; set the image {versions.MODEL_IMAGE} to the tag {versions.HEALTHY_TAG} in `images:`")
+    if any(i != versions.healthy_image for i in images):
+        return (f"the reverted Rollout runs {images}; the last healthy release ran {versions.healthy_image}")
+    if _without_images(v.load_text(faulty)) != _without_images(objs):
+        return ("the revert changes more than the image: revert only the image, the rest of the release stays")
+    return ""
 
 
 def cluster_available() -> tuple[bool, str]:

