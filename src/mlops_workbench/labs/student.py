@@ -227,7 +227,8 @@ def release_student(project: Path, dest: Path, labs: list[Lab]) -> StudentReleas
         if [cid for cid, _ in declared_checks(folder / "checks.py")] != public:
             raise LabFormatError(f"{lab.folder / 'checks.py'}: the student copy lost a public check; keep the "
                                  "public checks free of names defined only for hidden ones.")
-    (dest / MARKER).write_text(json.dumps({"labs": [lab.id for lab in labs], "hidden_checks_removed": hidden},
+    counts = {lab_id: len(ids) for lab_id, ids in hidden.items()}  # counts only: even the ids stay with the teacher
+    (dest / MARKER).write_text(json.dumps({"labs": [lab.id for lab in labs], "hidden_checks_removed": counts},
                                           indent=2) + "\n")
     problems = audit(dest)
     if problems:
