@@ -50,7 +50,8 @@ test: setup
 	$(VENV)/bin/pytest -m "not serial"
 	$(VENV)/bin/pytest -m serial -n0
 
-# JupyterLab rooted at the project, opening notebooks/; your lab files are under .workbench/workspaces/.
+# JupyterLab on your own copies of notebooks/ in .workbench/notebooks/ (made once, never overwritten; a newer
+# release comes as NN-slug.new.ipynb), so the checkout stays clean; your lab files are in .workbench/workspaces/.
 lab: setup
 	$(VENV)/bin/workbench lab
 

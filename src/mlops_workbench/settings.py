@@ -171,6 +171,23 @@ class StateLayout:
         return self.root / "workspaces" / lab
 
     @property
+    def notebooks(self) -> Path:
+        """The learner's working copies of ``notebooks/``: what ``make lab`` opens (the tracked files stay as released)."""
+        return self.root / "notebooks"
+
+    def notebook(self, lab: str) -> Path:
+        """The learner's own copy of lab ``lab``'s notebook."""
+        return self.notebooks / f"{lab}.ipynb"
+
+    def notebook_update(self, lab: str) -> Path:
+        """A newer release of lab ``lab``'s notebook, put beside a copy the learner has changed."""
+        return self.notebooks / f"{lab}.new.ipynb"
+
+    def notebook_origin(self, lab: str) -> Path:
+        """Which release the learner's copy of lab ``lab`` was made from, and which newer one was offered (JSON)."""
+        return self.notebooks / ".released" / f"{lab}.json"
+
+    @property
     def dvc_remote(self) -> Path:
         """The default DVC remote of lab workspaces."""
         return self.root / "dvc-remote"

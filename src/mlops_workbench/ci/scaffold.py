@@ -33,6 +33,10 @@ MODEL_FILE = "iris_model/model.py"
 #: Template files that replace a project file in the learner variant: a workflow skeleton, a Dockerfile to fix.
 LEARNER_VARIANTS = {".github/workflows/ci.learner.yml": WORKFLOW, "Dockerfile.learner": "Dockerfile"}
 
+#: The template files that answer lab 01 (its tests, workflow and fixed Dockerfile), as named in the template
+#: folder. A student release (``workbench labs release --student``) leaves them out; only the full scaffold uses them.
+SOLUTION_TEMPLATES = ("tests/test_data.py", "tests/test_predict.py", "_github/workflows/ci.yml", "Dockerfile")
+
 #: Known bugs for :func:`break_model`: (what it breaks, original line, broken line) in iris_model/model.py.
 BUGS: dict[str, tuple[str, str, str]] = {
     "train-shuffled": ("the model is trained on shuffled labels (accuracy near chance)",
@@ -80,6 +84,13 @@ def scaffold_ci_project(dest: Path | str, learner: bool = False, force: bool = F
     ``force`` overwrites files of an earlier scaffold.
     """
     dest = Path(dest)
+    if not learner:
+        present = {rel for rel, _ in _files()}
+        missing = [rel for rel in SOLUTION_TEMPLATES if "/".join(RENAMES.get(p, p) for p in rel.split("/")) not in present]
+        if missing:
+            raise ScaffoldError(f"this installation has no full CI project ({', '.join(missing)} are left out of a "
+                                "student release: they are lab 01's answers); scaffold the learner variant with "
+                                "learner=True (--learner).")
     if dest.exists() and any(dest.iterdir()) and not force:
         raise ScaffoldError(f"{dest} is not empty: choose a new folder, or pass force=True (--force) to overwrite.")
     written: list[Path] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -44,11 +45,25 @@ def list_labs() -> None:
 def release(
     labs: Annotated[Optional[list[str]], typer.Argument(help="lab ids (default: all)")] = None,
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if notebooks/ is stale")] = False,
+    student: Annotated[Optional[Path], typer.Option(
+        "--student", help="write a learner tree to this new folder instead: learner notebooks, public checks, the "
+                          "package, README and Makefile; no solution, no hidden check")] = None,
 ) -> None:
-    """Write the learner notebooks to notebooks/ (solutions stubbed, outputs cleared)."""
+    """Write the learner notebooks to notebooks/ (solutions stubbed, outputs cleared), or a student tree."""
     from mlops_workbench.labs.pipeline import write_dvc_yaml
     from mlops_workbench.labs.release import release as release_labs
 
+    if student is not None:
+        from mlops_workbench.labs.student import release_student
+
+        if check:
+            raise typer.BadParameter("--check compares notebooks/ with labs/; use it without --student.")
+        done = release_student(settings.project_root(), student, _labs(labs))
+        removed = sum(len(ids) for ids in done.hidden_removed.values())
+        console.print(f"wrote a student release of {len(done.labs)} labs to {done.root} ({removed} hidden checks "
+                      "and every solution left out). Grade what students hand in with `workbench grade "
+                      f"--checks-from {settings.project_root()} NOTEBOOK...`.", soft_wrap=True)
+        return
     stale = release_labs(_labs(labs), check=check)
     if write_dvc_yaml(_labs(None), check=check):
         stale.append(settings.project_root() / "dvc.yaml")
@@ -129,11 +144,19 @@ def grade(
     jobs: Annotated[int, typer.Option(min=1, help="submissions graded in parallel")] = 2,
     seed: Annotated[Optional[int], typer.Option(min=0, help="seed of the hidden scenarios, to replay a grading "
                                                 "(it is in every report); default: a fresh one per submission")] = None,
+    checks_from: Annotated[Optional[Path], typer.Option(
+        "--checks-from", help="an instructor checkout (a folder holding labs/): grade with its checks, hidden ones "
+                              "included, and its params.yaml")] = None,
 ) -> None:
     """Grade submissions out of process; exit 0 only if every one reaches its pass mark."""
     from mlops_workbench.labs import batch
     from mlops_workbench.labs.render import print_report
 
+    if checks_from is not None:
+        from mlops_workbench.labs.student import checks_tree
+
+        # the whole grading (lab lookup, the kernel's start(), params) reads that tree, as if run inside it
+        os.environ[settings.PROJECT_ENV] = str(checks_tree(checks_from))
     the_lab = _labs([lab])[0] if lab else None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:

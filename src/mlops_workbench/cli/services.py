@@ -14,14 +14,19 @@ def lab(
                                                 "one)")] = None,
     browser: Annotated[bool, typer.Option(help="open a web browser")] = True,
 ) -> None:
-    """JupyterLab rooted at the project, opening notebooks/ (what `make lab` runs; adds --allow-root as root)."""
+    """JupyterLab on your copies of the notebooks under the state folder (what `make lab` runs; the tracked
+    notebooks/ are copied once and never edited; adds --allow-root as root)."""
     import os
 
     from mlops_workbench.jupyter.lab import command
+    from mlops_workbench.labs.copies import prepare
 
+    for copy in prepare():
+        if copy.message:
+            typer.echo(copy.message)
     if port is None:  # a taken default port moves to the next free one, said in one line on stderr
         port = procs.choose_port("jupyter").port
-    argv = command(port=port, open_browser=browser)
+    argv = command(start=settings.layout().notebooks, port=port, open_browser=browser)
     typer.echo(" ".join(argv))
     os.execv(argv[0], argv)
 

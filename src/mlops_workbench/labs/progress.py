@@ -70,13 +70,15 @@ class LabInfo:
     minutes: int
     pass_mark: float
     points: float
+    notebook: str = ""
+    """The learner's copy of the notebook, as shown (``make lab`` opens it); the release path when empty."""
 
     @property
     def number(self) -> str:
         return self.id.split("-")[0]
 
     def start_step(self) -> str:
-        return f"start lab {self.number} (notebooks/{self.id}.ipynb)"
+        return f"start lab {self.number} ({self.notebook or f'notebooks/{self.id}.ipynb'})"
 
 
 def declared_points(lab: Lab) -> float:
@@ -92,9 +94,14 @@ def declared_points(lab: Lab) -> float:
     return total
 
 
-def lab_info(lab: Lab) -> LabInfo:
+def lab_info(lab: Lab, home: Path | None = None) -> LabInfo:
     s = lab.spec
-    return LabInfo(lab.id, s.title, s.level, s.minutes, s.pass_mark, declared_points(lab))
+    copy = settings.layout(home).notebook(lab.id)
+    try:
+        shown = copy.resolve().relative_to(settings.project_root()).as_posix()
+    except ValueError:
+        shown = str(copy)
+    return LabInfo(lab.id, s.title, s.level, s.minutes, s.pass_mark, declared_points(lab), shown)
 
 
 def when(stamp: str) -> datetime:
@@ -155,7 +162,7 @@ def learner_lab(info: LabInfo, gradings: list[Found], events: list[CheckEvent]) 
         status = "in progress"
         error = latest.report.error if latest is not None else None
         step = (failing[0].message or f"make check '{failing[0].id}' pass") if failing else (
-            error or f"every check you ran passes: grade it with `workbench grade notebooks/{info.id}.ipynb`")
+            error or f"every check you ran passes: grade it with `workbench grade {info.notebook or f'notebooks/{info.id}.ipynb'}`")
     return LabProgress(lab=info.id, title=info.title, level=info.level, points=info.points,
                        pass_mark=info.pass_mark, status=status, grade=_grade(latest) if latest else None,
                        failing=failing, time=time, next_step=step)
@@ -272,4 +279,4 @@ def build(home: Path | None = None, grades: Sequence[Path] | None = None, labs: 
     for lab in labs:
         events[lab.id], bad = checklog.read(home, lab.id)
         problems += bad
-    return assemble([lab_info(lab) for lab in labs], found, events, read_drills(home, problems), home, problems)
+    return assemble([lab_info(lab, home) for lab in labs], found, events, read_drills(home, problems), home, problems)

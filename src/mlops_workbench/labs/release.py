@@ -39,8 +39,17 @@ def strip_solutions(source: str, where: str = "cell", stub: str = STUB) -> str:
 
 
 def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
-    """The learner version of ``lab``: solutions stubbed, outputs cleared, instructor cells dropped."""
+    """The learner version of ``lab``: solutions stubbed, outputs cleared, instructor cells dropped.
+
+    In a student release (``workbench labs release --student``) ``lab.ipynb`` is already the learner version (its
+    metadata names the lab): it is returned as it is, so ``Lab.find``, ``check()`` and ``workbench grade`` work there.
+    """
     source = read_notebook(lab.source)
+    if is_released(source):
+        if any(has_solution(cell) for cell in source.cells):
+            raise LabFormatError(f"{lab.source} is a released learner notebook that still holds a '{BEGIN}' region; "
+                                 "release it again from the instructor source with `workbench labs release`.")
+        return copy.deepcopy(source)
     nb = copy.deepcopy(source)
     public = {cell_id for check in lab.checks if check.visibility == "public" for cell_id in check.cells}
     cells = []
@@ -69,6 +78,12 @@ def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
 
 
 HEADER_ID = "lab-header"
+
+
+def is_released(nb: nbformat.NotebookNode) -> bool:
+    """Whether ``nb`` is a learner notebook made by :func:`learner_notebook` (instructor sources name no lab)."""
+    meta = nb.metadata.get("workbench")
+    return isinstance(meta, dict) and isinstance(meta.get("lab"), str)
 
 
 def header_line(lab: Lab) -> str:
