@@ -41,3 +41,11 @@ class ServiceError(WorkbenchError, RuntimeError):
 
 class TrackingServerDown(ServiceError):
     """No MLflow tracking server runs for the state folder (or it does not answer)."""
+
+
+class ModelLoadError(WorkbenchError, RuntimeError):
+    """A model URI that cannot be resolved or loaded (the model server answers 409 and keeps the model it has)."""
+
+
+class RegistryError(InputError):
+    """A registry action that cannot be done; nothing was changed. The message says what to do."""

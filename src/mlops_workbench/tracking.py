@@ -297,14 +297,14 @@ def model_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy")]
 
 
-def log_sklearn_model(model, example, name: str = "model", registered_model_name: str | None = None):
+def log_sklearn_model(model, example, name: str = "model"):
     """Log a fitted scikit-learn model to the active run, the one way every stage does it.
 
     Records the signature and an input example from ``example`` (a few feature
     rows), pins the requirements explicitly (no slow inference), and trusts the
-    tree types MLflow's skops serialisation needs for forests. With
-    ``registered_model_name`` the new version also gets its artifact's sha256
-    digest (``registry.record_digest``), so servers and promotions can verify it.
+    tree types MLflow's skops serialisation needs for forests. Registering a
+    version is the registry's part (``registry.integrity.log_registered``, which
+    also records the digest).
     """
     import warnings
 
@@ -321,12 +321,7 @@ def log_sklearn_model(model, example, name: str = "model", registered_model_name
             input_example=example,
             pip_requirements=model_requirements(),
             skops_trusted_types=["sklearn.tree._tree.Tree"],
-            registered_model_name=registered_model_name,
         )
-    if registered_model_name:
-        from mlops_workbench.registry.integrity import record_digest
-
-        record_digest(registered_model_name, info.registered_model_version)
     return info
 
 

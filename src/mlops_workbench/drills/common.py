@@ -15,7 +15,7 @@ from mlops_workbench import procs, registry, tracking
 from mlops_workbench.drills import models
 from mlops_workbench.drills.base import SETUP_APPROVER, DrillContext
 from mlops_workbench.labs.checks import fail
-from mlops_workbench.registry import audit
+from mlops_workbench.registry import audit, integrity
 
 LENIENT_GATE = {"tolerance": 1.0, "min_gain": -1.0}
 """A gate loosened so that any release goes out (the bad-model incident's upstream cause)."""
@@ -31,8 +31,7 @@ def log_version(ctx: DrillContext, fault: models.Fault = models.GOOD) -> str:
     model, example = models.fitted(fault)
     mlflow.set_experiment(ctx.experiment)
     with mlflow.start_run():
-        info = tracking.log_sklearn_model(model, example, registered_model_name=ctx.model_name)
-    return str(info.registered_model_version)
+        return integrity.log_registered(model, example, ctx.model_name)
 
 
 def good_releases(ctx: DrillContext, count: int) -> list[str]:

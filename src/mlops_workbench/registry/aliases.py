@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlops_workbench import settings, tracking
-from mlops_workbench.errors import InputError
+from mlops_workbench.errors import InputError, RegistryError
 from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
 
@@ -36,10 +36,6 @@ REGISTERED_BY = "registered_by"
 tags={"registered_by": ...})``)."""
 GateRule = Callable[[dict[str, float], "dict[str, float] | None", dict[str, str], RegistryParams], list[str]]
 """``rule(candidate_scores, production_scores_or_None, candidate_run_tags, params) -> reasons`` (empty: passed)."""
-
-
-class RegistryError(InputError):
-    """A registry action that cannot be done; nothing was changed. The message says what to do."""
 
 
 def client(home: Path | None = None) -> Any:

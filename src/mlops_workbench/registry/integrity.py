@@ -11,7 +11,7 @@ both digests, and nothing is loaded or promoted. The server then loads the
 model from the very files it verified, so nothing can change in between.
 
 ``registry.register`` records the digest itself; a version registered with
-MLflow's own API (``mlflow.register_model``, ``log_model(registered_model_name=...)``)
+MLflow's own API (``mlflow.register_model``)
 gets it from :func:`record_digest` called right after registering.
 
 Pure logic (:func:`manifest`, :func:`compare`, :func:`parse`) is apart from the
@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench.registry.aliases import RegistryError
-from mlops_workbench.serving.model import ModelLoadError
+from mlops_workbench.errors import ModelLoadError, RegistryError
 
 TAG = "integrity.sha256"
 # written by MLflow's client into every download of models:/name/version (name and version), not stored
@@ -210,3 +209,17 @@ def _client() -> Any:
     from mlops_workbench import tracking
 
     return tracking.client(check=False)
+
+
+def log_registered(model: Any, example: Any, model_name: str, name: str = "model") -> str:
+    """Log a fitted scikit-learn model to the active run (:func:`tracking.log_sklearn_model`), register it as a
+    new version of ``model_name`` and record its digest, so servers and promotions can verify it; returns the
+    version."""
+    import mlflow
+
+    from mlops_workbench import tracking
+
+    info = tracking.log_sklearn_model(model, example, name=name)
+    version = str(mlflow.register_model(info.model_uri, model_name).version)
+    record_digest(model_name, version)
+    return version

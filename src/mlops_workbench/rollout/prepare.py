@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlops_workbench import settings, tracking
 from mlops_workbench.data import FEATURES, load_iris_frame
+from mlops_workbench.registry import integrity
 
 ROLE_TAG = "workbench.rollout.role"
 ROLES = ("stable", "candidate", "next", "bad")
@@ -50,9 +51,7 @@ def _register(role: str, model_name: str, home: Path) -> str:
     mlflow.set_experiment("rollout-models")
     with mlflow.start_run(run_name=f"rollout-{role}"):
         mlflow.set_tag(ROLE_TAG, role)
-        info = tracking.log_sklearn_model(_train(role), load_iris_frame()[FEATURES].head(5),
-                                          registered_model_name=model_name)
-    version = str(info.registered_model_version)
+        version = integrity.log_registered(_train(role), load_iris_frame()[FEATURES].head(5), model_name)
     tracking.client(home).set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
 

@@ -17,17 +17,13 @@ import pandas as pd
 
 from mlops_workbench import settings, tracking
 from mlops_workbench.data import FEATURES
-from mlops_workbench.errors import WorkbenchError
+from mlops_workbench.errors import ModelLoadError
 from mlops_workbench.serving.payloads import PayloadError
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 UNREGISTERED = "unregistered"
 DEFAULT_FEATURES = list(FEATURES)
-
-
-class ModelLoadError(WorkbenchError, RuntimeError):
-    """The model URI cannot be resolved or loaded."""
 
 
 @dataclass(frozen=True)
