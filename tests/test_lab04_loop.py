@@ -120,8 +120,8 @@ def test_trial_blames_the_weight_left_on_after_an_exception():
 
 
 @pytest.mark.parametrize("cell, code, call", [
-    ("write-loop", "%%writefile canary.py\nfrom mlops_workbench.rollout import ops\n\ndef run_canary(policy, *a, **k):\n"
-     "    return ops.start(policy, '2')\n", "rollout.ops.start"),
+    ("write-loop", ("%%writefile canary.py\nfrom mlops_workbench.rollout import ops\n\ndef run_canary(policy, *a, **k):\n"
+                    "    return ops.start(policy, '2')\n"), "rollout.ops.start"),
     ("write-loop", "%%writefile canary.py\nfrom mlops_workbench.rollout.analysis import verdict\n", "rollout.analysis.verdict"),
     ("healthy-rollout", "healthy_outcome = ops.start(policy, versions.candidate).phase\n", "rollout.ops.start"),
     ("write-policy", "policy = pol.load('demo')\nPath('policy.yaml').write_text(pol.to_yaml(policy))\n",
