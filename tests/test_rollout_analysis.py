@@ -366,27 +366,3 @@ def test_dashboard_buttons_answer_in_sentences_when_nothing_runs(tmp_path) -> No
     assert "Errno" not in refused and "did not answer" in refused
     board._do(lambda: (_ for _ in ()).throw(httpx.ConnectError("[Errno 111] Connection refused")))
     assert "Errno" not in board.note.value and "did not answer" in board.note.value
-
-
-async def _wait_async_returns_the_final_state(home) -> None:
-    from mlops_workbench.rollout import ops
-
-    assert await ops.wait_async(home, timeout=0.3, poll=0.05) is None
-
-
-def test_wait_async_yields_to_the_event_loop(tmp_path) -> None:
-    import asyncio
-
-    ticks = []
-
-    async def main() -> None:
-        async def ticker() -> None:
-            while True:
-                ticks.append(1)
-                await asyncio.sleep(0.02)
-        task = asyncio.create_task(ticker())
-        await _wait_async_returns_the_final_state(tmp_path)
-        task.cancel()
-
-    asyncio.run(main())
-    assert len(ticks) >= 5, "other work (widget messages) ran while the rollout was awaited"

@@ -1,9 +1,10 @@
-"""Checks for lab 04: the policy, the learner's error-rate decision, the replay experiment, the live rollouts, the cleanup.
+"""Checks for lab 04: the policy, the learner's error-rate decision, the replay experiment, the learner's rollout
+loop, the live rollouts, the incident, the cleanup.
 
-They read state on disk: policy.yaml and error_rate.py in the workspace (replayed and
-tested on planted windows here, with no server), the rollout event log, the registry (MLflow's client
-on the sqlite store directly, since the lab stops the server), the registry
-audit log and the service records.
+They read state on disk: policy.yaml, error_rate.py and canary.py in the workspace (replayed, tested on planted
+windows and run on the simulated runtime here, with no server), the registry (MLflow's client on the sqlite store
+directly, since the lab stops the server) and its audit log, and the service records. The hidden check
+'loop-live' runs the learner's loop against real servers: hidden healthy, erring, slow and late-failing candidates.
 """
 
 import json
@@ -13,28 +14,16 @@ from mlflow.tracking import MlflowClient
 
 from mlops_workbench import procs, settings
 from mlops_workbench.labs.checks import Context, check, fail, learner_function
-from mlops_workbench.rollout import events, replay, timeline
 from mlops_workbench.rollout import policy as pol
+from mlops_workbench.rollout import replay, sim, trial
 
 MIN_SAMPLE_FLOOR = 20  # below this one error out of a handful is a huge rate
 SAMPLE_MARGIN = 1.2  # the expected sample must clear the minimum by this factor, or Poisson noise starves it
 FAULT_AT = 4.0  # seconds into the replayed rollout when the fault starts
-HEALTHY_SEEDS = range(101, 107)
-FAULTY_SEEDS = range(201, 204)
-SLACK_S = 5.0  # scrape and process lag allowed on top of the policy's own bound
+SLO_DETECT_S = 30  # the brief's SLO: a broken release is out of traffic within 30 s
+SLO_MUST_CATCH = (0.1, 0.4)  # ... when it fails this fraction of its requests (hidden replays draw from it)
+SLACK_S = trial.SLACK_S
 SERVICES = ("rollout-stable", "rollout-canary", "rollout-router", "rollout-prometheus", "mlflow")
-
-
-def _rollouts(ctx: Context) -> dict[str, list[dict]]:
-    by_id: dict[str, list[dict]] = {}
-    for e in events.read(ctx.home):
-        by_id.setdefault(e.get("rollout") or "", []).append(e)
-    return by_id
-
-
-def _of_candidate(ctx: Context, version: str) -> list[list[dict]]:
-    return [evs for evs in _rollouts(ctx).values()
-            if any(e["type"] == "start" and str(e.get("candidate")) == str(version) for e in evs)]
 
 
 def _production(ctx: Context, model: str) -> str | None:
@@ -46,22 +35,6 @@ def _production(ctx: Context, model: str) -> str | None:
         return str(client.get_model_version_by_alias(model, "production").version)
     except MlflowException:
         return None
-
-
-def _promoted(evs_list: list[list[dict]]) -> bool:
-    return any(e["type"] == "decision" and e["decision"] == "promote" for evs in evs_list for e in evs)
-
-
-def _never_promoted(ctx: Context, version: str) -> str:
-    """Why ``version`` never became production, in the words of its rollout's last decision."""
-    decisions = [e for evs in _of_candidate(ctx, version) for e in evs if e["type"] == "decision"]
-    if not decisions:
-        return f"v{version} was never promoted: no rollout of it reached a decision"
-    last = decisions[-1]
-    reason = str(last.get("reason", ""))
-    cause = reason.split(":")[0] if ":" in reason else reason
-    verb = {"abort": "aborted", "promote": "promoted"}.get(last["decision"], last["decision"])
-    return f"v{version} was never promoted: the healthy rollout {verb} on {cause} ({reason})"
 
 
 def _policy(ctx: Context) -> pol.Policy:
@@ -80,7 +53,7 @@ def _rps(ctx: Context) -> float:
 
 @check("policy-valid", points=2, cells=["write-policy"])
 def policy_valid(ctx: Context) -> None:
-    """policy.yaml is valid: a real 5% first step, the three metric kinds, a minimum sample, a bound of 30s or less."""
+    """policy.yaml is valid: a real 5% first step, the three metric kinds, a minimum sample, the SLO's detection time."""
     policy = _policy(ctx)
     if not policy.weights or policy.weights[0] != 5 or max(policy.weights) > 50:
         fail(f"the steps set weights {policy.weights}: start with setWeight: 5 (a real 5% canary), then a larger "
@@ -93,9 +66,10 @@ def policy_valid(ctx: Context) -> None:
     if small:
         fail(f"minimum sample {small} is below {MIN_SAMPLE_FLOOR}: with a handful of requests one error is a huge rate "
              f"and healthy canaries get aborted; set analysis.minSampleSize to at least {MIN_SAMPLE_FLOOR}.")
-    if policy.detection_bound() > 30:
-        fail(f"a fault would take up to {policy.detection_bound():.0f}s to abort: shorten interval, window or "
-             "initialDelay, or lower failureLimit (bound = initialDelay + interval x (failureLimit+1) + window).")
+    if policy.detection_bound() > SLO_DETECT_S:
+        fail(f"a fault would take up to {policy.detection_bound():.0f}s to abort, beyond the SLO's {SLO_DETECT_S}s: "
+             "shorten interval, window or initialDelay, or lower failureLimit "
+             "(bound = initialDelay + interval x (failureLimit+1) + window).")
 
 
 @check("sample-arithmetic", points=1, cells=["write-policy"])
@@ -122,7 +96,7 @@ def _decision(ctx: Context):
 def _judge(decide, case: tuple) -> str:
     try:
         return decide(*case)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - the learner's code: any failure is a failed check
         fail(f"decide{case} raised {type(err).__name__}: {err}. It must return 'successful', 'failed' or 'inconclusive'.")
 
 
@@ -138,11 +112,11 @@ PLANTED = [
     ((0, 5, 0, 1000, 0.02, 0.05, 20), "inconclusive",
      "5 canary requests with no errors are still below min_sample 20: too few to call it 'successful'"),
     ((3, 100, 25, 1000, 0.02, 0.05, 20), "inconclusive",
-     "3% on the canary against 2.5% on stable is above max_rate but no worse than stable: fail only when the "
-     "Fisher exact test against stable gives p < alpha, else return 'inconclusive'"),
+     ("3% on the canary against 2.5% on stable is above max_rate but no worse than stable: fail only when the "
+     "Fisher exact test against stable gives p < alpha, else return 'inconclusive'")),
     ((10, 400, 100, 1000, 0.02, 0.05, 20), "inconclusive",
-     "a canary at 2.5% against stable at 10% is better than stable: use a one-sided test "
-     "(fisher_exact(..., alternative='greater')), not a two-sided one"),
+     ("a canary at 2.5% against stable at 10% is better than stable: use a one-sided test "
+     "(fisher_exact(..., alternative='greater')), not a two-sided one")),
     ((5, 100, 15, 1000, 0.02, 0.01, 20), "inconclusive",
      "with alpha=0.01 a p-value of about 0.03 is not significant: compare p with the alpha argument, not 0.05"),
     ((5, 100, 15, 1000, 0.02, 0.05, 20), "failed",
@@ -175,7 +149,8 @@ def decision_planted(ctx: Context) -> None:
 def replay_no_false_abort(ctx: Context) -> None:
     """Seeded healthy traffic replayed through the policy is promoted every time."""
     policy = _policy(ctx)
-    for r in replay.replay_many(policy, replay.Traffic(rps=_rps(ctx)), HEALTHY_SEEDS):
+    seeds = [ctx.rng("replay-healthy").randrange(10**6) for _ in range(6)]
+    for r in replay.replay_many(policy, replay.Traffic(rps=_rps(ctx)), seeds):
         if r.outcome != "promote":
             hint = ("the minimum sample does not fill within the window at 5%: lengthen the window or lower "
                     "minSampleSize" if "inconclusive" in r.reason else "the analysis is too jumpy for healthy noise: "
@@ -185,10 +160,10 @@ def replay_no_false_abort(ctx: Context) -> None:
 
 @check("replay-detects-fault", points=2, cells=["replay"])
 def replay_detects_fault(ctx: Context) -> None:
-    """Seeded faulty traffic replayed through the policy is aborted within the policy's own bound."""
-    policy = _policy(ctx)
-    traffic = replay.Traffic(rps=_rps(ctx), fault_error_rate=float(ctx.var("fault_error_rate", 0.3)), fault_at=FAULT_AT)
-    for r in replay.replay_many(policy, traffic, FAULTY_SEEDS):
+    """Seeded faulty traffic (a hidden error rate the SLO must catch) is aborted within the policy's own bound."""
+    policy, rng = _policy(ctx), ctx.rng("replay-faulty")
+    traffic = replay.Traffic(rps=_rps(ctx), fault_error_rate=round(rng.uniform(*SLO_MUST_CATCH), 2), fault_at=FAULT_AT)
+    for r in replay.replay_many(policy, traffic, [rng.randrange(10**6) for _ in range(3)]):
         if r.outcome == "promote":
             fail(f"a canary erring {traffic.fault_error_rate:.0%} from {FAULT_AT:g}s on was promoted (seed {r.seed}): "
                  "the steps end before the analysis can fail, or the errorRate max is too loose; pause longer or "
@@ -198,100 +173,193 @@ def replay_detects_fault(ctx: Context) -> None:
                  f"policy's bound of {r.bound:g}s: the analysis aborted for another reason or too late.")
 
 
-@check("healthy-promoted", points=3, cells=["healthy-rollout"])
+# --- the learner's rollout loop (canary.py: run_canary) -------------------------------------------------------------
+# Graded with the grader's own policies, so the loop must read every number from the policy it is given.
+
+def _loop(ctx: Context):
+    return learner_function(ctx, "canary.py", "run_canary", "write-loop")
+
+
+def _grader_policy(weights: tuple[float, float], pauses: tuple[float, float], window: float, interval: float,
+                   min_sample: int = 20, metrics: tuple[str, ...] = ("errorRate", "latencyP99")) -> pol.Policy:
+    conditions = {"errorRate": {"max": 0.02, "alpha": 0.05}, "latencyP99": {"maxIncrease": 0.5, "marginMs": 20}}
+    return pol.parse({
+        "name": "grader", "steps": [{"setWeight": weights[0]}, {"pause": {"duration": pauses[0]}},
+                                    {"setWeight": weights[1]}, {"pause": {"duration": pauses[1]}}],
+        "analysis": {"minSampleSize": min_sample, "metrics": [
+            {"name": kind, "kind": kind, "interval": interval, "window": window, "initialDelay": window,
+             "failureLimit": 1, "consecutiveErrorLimit": 2, "inconclusiveLimit": 8, "condition": conditions[kind]}
+            for kind in metrics]}}, source="the grader's policy")
+
+
+def _simulated_case(run, what: str, policy: pol.Policy, scenario: sim.Scenario, healthy: bool) -> None:
+    wrong = trial.problem(trial.simulate(run, policy, scenario), what, policy, scenario.rps, healthy)
+    if wrong:
+        fail(wrong)
+
+
+@check("loop-written", points=2, cells=["write-loop"])
+def loop_written(ctx: Context) -> None:
+    """run_canary promotes a healthy simulated canary and rolls back an erring one, weight 0 both times."""
+    run, policy = _loop(ctx), _grader_policy((20, 50), (10, 10), 4, 2)
+    _simulated_case(run, "a healthy simulated canary", policy, sim.Scenario(rps=60, seed=1), healthy=True)
+    _simulated_case(run, "a simulated canary failing 30% of its requests", policy,
+                    sim.Scenario(rps=60, fault_error_rate=0.3, fault_at=0, seed=2), healthy=False)
+
+
+@check("loop-simulated", points=3, hidden=True, cells=["write-loop"])
+def loop_simulated(ctx: Context) -> None:
+    """Hidden simulated scenarios: healthy, erring, slow, late-failing, starved of traffic, metrics down."""
+    run, rng = _loop(ctx), ctx.rng("loop-simulated")
+    first = rng.choice([5, 10, 20])
+    policy = _grader_policy((first, rng.choice([25, 50])), (rng.choice([16, 20]), rng.choice([14, 18])),
+                            rng.choice([6, 8]), rng.choice([1, 2]), min_sample=rng.choice([15, 20]))
+    seed = rng.randrange(10**6)
+    cases = [
+        ("a healthy canary", sim.Scenario(rps=120, seed=seed), True),
+        ("an erring canary", sim.Scenario(rps=120, fault_error_rate=round(rng.uniform(0.15, 0.4), 2), fault_at=0,
+                                          seed=seed + 1), False),
+        ("a slow canary", sim.Scenario(rps=120, fault_slow=True, fault_at=0, seed=seed + 2), False),
+        ("a canary that fails late", sim.Scenario(rps=120, fault_error_rate=0.3, seed=seed + 3,
+                                                  fault_at=policy.steps[1].pause.duration + 1), False),
+        ("a canary with too little traffic to judge", sim.Scenario(rps=2, seed=seed + 4), False),
+        ("a rollout whose metrics backend is down", sim.Scenario(rps=120, metrics_down=True, seed=seed + 5), False),
+    ]
+    for what, scenario, healthy in cases:
+        _simulated_case(run, f"{what} (hidden scenario)", policy, scenario, healthy)
+
+
+# --- the same loop against real servers: one stable, one canary, the router, load; faults set on the canary ---------
+LIVE_RPS = 60
+SERVICES = ("rollout-stable", "rollout-canary", "rollout-router", "rollout-prometheus", "mlflow")
+
+
+def _running(ctx: Context) -> set[str]:
+    return {name for name in SERVICES if procs.get(name, ctx.home) is not None}
+
+
+@check("loop-live", points=4, hidden=True, cells=["write-loop"], timeout=600)
+def loop_live(ctx: Context) -> None:
+    """Hidden live rollouts of run_canary: a healthy, an erring, a slow and a late-failing candidate on real servers."""
+    from mlops_workbench.rollout import prepare
+    from mlops_workbench.rollout.backends.local import LocalBackend
+    from mlops_workbench.rollout.load import BackgroundLoad
+    from mlops_workbench.serving.faults import Faults
+
+    run, rng = _loop(ctx), ctx.rng("loop-live")
+    policy = _grader_policy((20, 50), (8, 14), 4, 2)
+    model = str(ctx.var("model_name"))
+    before = _running(ctx)
+    try:
+        versions = prepare.ensure_versions(home=ctx.home, model_name=model)
+        production = _production(ctx, model)
+        backend = LocalBackend(ctx.home, model_name=model, metrics="direct", seed=ctx.seed)
+        backend.up()
+        backend.deploy_canary(str(versions.next))
+        with BackgroundLoad(backend.router_url, LIVE_RPS, seed=ctx.seed):
+            cases = [("a healthy candidate", None, False),
+                     ("a candidate failing some of its requests", Faults(error_rate=round(rng.uniform(0.15, 0.4), 2),
+                                                                        seed=ctx.seed % 1000), False),
+                     ("a slow candidate", Faults(latency_ms=rng.choice([250, 350, 450])), False),
+                     ("a candidate that fails once it takes more traffic", Faults(error_rate=0.3), True)]
+            for what, faults, late in cases:
+                wrong = trial.problem(trial.live(run, policy, backend, faults, late), f"{what} (hidden live rollout)",
+                                      policy, LIVE_RPS, healthy=faults is None)
+                if wrong:
+                    fail(wrong)
+        if _production(ctx, model) != production:
+            fail("the production alias moved during the hidden rollouts: run_canary must move nothing but the "
+                 "router's weight; promotion is the promote() it is given.")
+    finally:
+        from mlops_workbench import tracking
+
+        for name in ("rollout-canary", "rollout-router", "rollout-prometheus", "rollout-stable"):
+            if name not in before:
+                procs.stop(name, ctx.home)
+        if "mlflow" not in before:
+            tracking.down(ctx.home)
+
+
+# --- the live rollouts of the notebook, the incident, the cleanup ----------------------------------------------------
+def _audit(ctx: Context) -> list[dict]:
+    audit = settings.layout(ctx.home).audit_log()
+    return [json.loads(line) for line in audit.read_text().splitlines() if line.strip()] if audit.exists() else []
+
+
+@check("healthy-promoted", points=2, cells=["healthy-rollout"])
 def healthy_promoted(ctx: Context) -> None:
-    """The healthy candidate was promoted by the controller and production points to it."""
+    """Your loop promoted the healthy candidate: production points to it, with an audit record."""
     version, model = str(ctx.var("healthy_version")), ctx.var("model_name")
-    runs = _of_candidate(ctx, version)
-    if not runs:
-        fail(f"no rollout of version {version} ran: run ops.start(policy, versions.candidate, ...) and make sure "
-             "the load generator is running.")
-    if not _promoted(runs):
-        fail(_never_promoted(ctx, version) + ": read the measurements in the dashboard and run the rollout again.")
+    outcome = ctx.var("healthy_outcome")
+    if outcome != "promoted":
+        fail(f"run_canary returned {outcome!r} for the healthy candidate v{version}: read the measurements it "
+             "printed; a healthy rollout that ends without a verdict usually lacks canary requests (is the load "
+             "running?) or stops measuring before the last step.")
     if _production(ctx, model) != version:
-        fail(f"production of {model} is not version {version}: the promotion did not reach the registry.")
+        fail(f"production of {model} is not version {version}: pass promote_to(versions.candidate) as promote.")
+    if not any(e.get("version") == version and e.get("model") == model and e.get("outcome") == "promoted"
+               for e in _audit(ctx)):
+        fail("the audit log has no promotion of the healthy candidate: promote with promote_to(...), not by hand.")
 
 
-@check("faulty-rolled-back", points=3, cells=["faulty-rollout"])
+@check("faulty-rolled-back", points=2, cells=["faulty-rollout"])
 def faulty_rolled_back(ctx: Context) -> None:
-    """The faulty release was rolled back automatically within the policy's bound."""
-    version = str(ctx.var("faulty_version"))
-    runs = [evs for evs in _of_candidate(ctx, version) if any(e["type"] == "fault" for e in evs)]
-    if not runs:
-        fail(f"no rollout of version {version} had a fault injected: call ops.inject_fault(...) while it runs.")
-    evs = runs[-1]
-    inc = timeline.incident(evs)
-    if inc["decision"] != "abort":
-        fail(f"the faulty rollout ended with {inc['decision']!r}, not an automatic abort: {_why_not_aborted(ctx, evs)}")
-    bound = inc["bound_s"] or 0.0
-    if inc["time_to_restore_s"] is None or inc["time_to_restore_s"] > bound + SLACK_S:
-        fail(f"canary weight went back to 0 {inc['time_to_restore_s']}s after the fault; the policy promises "
-             f"{bound:.0f}s (+{SLACK_S:.0f}s lag): tighten interval/failureLimit.")
+    """Your loop rolled the faulty release back within the policy's bound; production stayed on the healthy one."""
+    model, healthy, faulty = ctx.var("model_name"), str(ctx.var("healthy_version")), str(ctx.var("faulty_version"))
+    outcome, onset, restored = ctx.var("faulty_outcome"), ctx.var("onset", None), ctx.var("restored", None)
+    if outcome != "aborted":
+        fail(f"run_canary returned {outcome!r} for the release with an injected fault: it must abort. "
+             f"{_why_not_aborted(ctx)}")
+    if any(e.get("version") == faulty and e.get("outcome") == "promoted" and e.get("model") == model
+           for e in _audit(ctx)):
+        fail(f"version {faulty} was promoted at some point: the faulty release must never reach an alias.")
+    if _production(ctx, model) != healthy:
+        fail(f"production of {model} moved away from {healthy}: a rollback must not touch the aliases.")
+    if not isinstance(onset, dict) or not isinstance(restored, dict):
+        fail("`onset` and `restored` are not the records the cell 'faulty-rollout' makes: rerun it as released.")
+    bound = _policy(ctx).detection_bound()
+    taken = float(restored["t"]) - float(onset["t"])
+    if taken > bound + SLACK_S:
+        fail(f"the canary left the traffic {taken:.1f}s after the fault; the policy promises {bound:.0f}s "
+             f"(+{SLACK_S:.0f}s lag): measure every interval during the pauses and abort at once.")
 
 
-def _why_not_aborted(ctx: Context, evs: list[dict]) -> str:
-    """Blame the policy when it cannot catch this fault at all, else the fault's timing."""
+def _why_not_aborted(ctx: Context) -> str:
+    """Blame the policy when it cannot catch this fault at all, else the loop or the fault's timing."""
     rate = float(ctx.var("fault_error_rate", 0.3))
     policy = _policy(ctx)
     loose = [m for m in policy.analysis.metrics if m.kind == "errorRate" and float(m.condition.max or 0) >= rate]
     if loose:
-        return (f"the errorRate threshold condition.max = {loose[0].condition.max} is at or above the injected error "
-                f"rate {rate:g}, so no measurement can ever fail: lower it (e.g. 0.02).")
+        return (f"The errorRate threshold condition.max = {loose[0].condition.max} is at or above the injected error "
+                f"rate {rate:g}, so no measurement can ever fail: lower it.")
     caught = replay.replay_many(policy, replay.Traffic(rps=_rps(ctx), fault_error_rate=rate, fault_at=FAULT_AT),
-                                FAULTY_SEEDS)
+                                range(3))
     if any(r.outcome == "promote" for r in caught):
-        return ("your policy promotes this fault even in the replay (see the check 'replay-detects-fault'): lower "
-                "condition.max or failureLimit, or pause longer so the analysis can fail before the steps end.")
-    return "inject the fault while the canary takes traffic (after ops.wait_for_traffic()), not after the rollout ended."
-
-
-@check("decision-used", points=1, hidden=True, cells=["faulty-rollout"])
-def decision_used(ctx: Context) -> None:
-    """The controller judged the faulty rollout's error rate with the learner's own decision."""
-    version = str(ctx.var("faulty_version"))
-    runs = [evs for evs in _of_candidate(ctx, version) if any(e["type"] == "fault" for e in evs)]
-    measured = [e for evs in runs[-1:] for e in evs if e["type"] == "measurement" and e.get("kind") == "errorRate"]
-    if not measured:
-        fail("the faulty rollout has no error-rate measurement: run the cell 'faulty-rollout'.")
-    if not any("custom decision error_rate.decide" in str(e.get("message")) for e in measured):
-        fail("the controller judged the error rate with the built-in test, not yours: install it with "
-             "analysis.use_error_rate_decision(decide) (the cell after 'write-decision') before the rollouts.")
-
-
-@check("alias-unchanged", points=2, hidden=True, cells=["faulty-rollout"])
-def alias_unchanged(ctx: Context) -> None:
-    """The rollback left production on the healthy version; the faulty one was never promoted."""
-    model, healthy = ctx.var("model_name"), str(ctx.var("healthy_version"))
-    faulty = str(ctx.var("faulty_version"))
-    if _production(ctx, model) != healthy:
-        if not _promoted(_of_candidate(ctx, healthy)):
-            fail(_never_promoted(ctx, healthy) + ", so production never moved to it (the rollback is not to blame).")
-        fail(f"production of {model} moved away from {healthy}: a rollback must not touch the aliases.")
-    audit = settings.layout(ctx.home).audit_log()
-    entries = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()] if audit.exists() else []
-    if any(e.get("version") == faulty and e.get("outcome") == "promoted" and e.get("model") == model for e in entries):
-        fail(f"version {faulty} was promoted at some point: the faulty release must never reach an alias.")
-    if not any(e.get("version") == healthy and e.get("approver") == "rollout-controller" for e in entries):
-        fail("the audit log has no promotion by the rollout controller: promote through ops.start, not by hand.")
+        return ("Your policy promotes this fault even in the replay (see 'replay-detects-fault'): lower condition.max "
+                "or failureLimit, or pause longer so the analysis can fail before the steps end.")
+    return "Inject the fault once the canary takes traffic, and let run_canary measure during every pause."
 
 
 @check("incident-read", points=1, cells=["incident"])
 def incident_read(ctx: Context) -> None:
-    """time_to_restore and blast_share match the event log."""
-    runs = [evs for evs in _rollouts(ctx).values() if any(e["type"] == "fault" for e in evs)]
-    if not runs:
-        fail("no incident in the event log yet: run the fault exercise first.")
-    inc = timeline.incident(runs[-1])
-    got_t, got_b = ctx.var("time_to_restore"), ctx.var("blast_share")
-    if got_t is None or abs(float(got_t) - inc["time_to_restore_s"]) > 0.01:
-        fail(f"time_to_restore is {got_t}, the log says {inc['time_to_restore_s']}: use incident['time_to_restore_s'].")
-    if got_b is None or abs(float(got_b) - inc["blast_radius"]["canary_error_share"]) > 1e-6:
-        fail("blast_share does not match: use incident['blast_radius']['canary_error_share'].")
+    """time_to_restore and blast_share computed from the onset and restore records."""
+    onset, restored = ctx.var("onset", None), ctx.var("restored", None)
+    if not isinstance(onset, dict) or not isinstance(restored, dict):
+        fail("no incident recorded yet: run the cell 'faulty-rollout' first.")
+    want_t = float(restored["t"]) - float(onset["t"])
+    requests = sum(float(restored[v]["requests"]) - float(onset[v]["requests"]) for v in ("stable", "canary"))
+    want_b = (float(restored["canary"]["errors"]) - float(onset["canary"]["errors"])) / requests if requests else 0.0
+    got_t, got_b = ctx.var("time_to_restore", None), ctx.var("blast_share", None)
+    if not isinstance(got_t, (int, float)) or abs(float(got_t) - want_t) > 0.01:
+        fail(f"time_to_restore is {got_t!r}; it is the time between the two records: restored['t'] - onset['t'].")
+    if not isinstance(got_b, (int, float)) or abs(float(got_b) - want_b) > 1e-6:
+        fail(f"blast_share is {got_b!r}: the canary's errors between the records over every request (stable and "
+             "canary) between them.")
 
 
 @check("nothing-running", points=1, cells=["cleanup"])
 def nothing_running(ctx: Context) -> None:
     """No process of the lab is left running."""
-    left = [name for name in SERVICES if procs.get(name, ctx.home) is not None]
+    left = sorted(_running(ctx))
     if left:
-        fail(f"still running: {', '.join(left)}: call ops.down() and tracking.down() in the cell 'cleanup'.")
+        fail(f"still running: {', '.join(left)}: call backend.down() and tracking.down() in the cell 'cleanup'.")

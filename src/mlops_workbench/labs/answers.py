@@ -114,7 +114,8 @@ def parse(source: str) -> ast.Module:
     return ast.Module(body=[], type_ignores=[])
 
 
-_CODE_MAGICS = {"time", "timeit", "prun", "capture", "debug"}
+_CODE_MAGICS = {"time", "timeit", "prun", "capture", "debug", "writefile"}
+"""Magics whose body is Python the kernel runs or (``%%writefile x.py``, how learners write modules) imports later."""
 
 
 def _magic_code(node: ast.Call) -> str | None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlops_workbench import settings
-from mlops_workbench.errors import ServiceError
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
@@ -93,37 +92,6 @@ def wait(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) ->
             return state
         time.sleep(poll)
     return st.load(home)
-
-
-async def wait_async(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) -> st.RolloutState | None:
-    """``await ops.wait_async()`` in a notebook: like :func:`wait`, but the kernel stays responsive.
-
-    A cell that blocks in :func:`wait` holds the kernel, so widget clicks (the dashboard's
-    Abort and Inject buttons) queue until the cell ends. Awaiting this instead yields to the
-    kernel's event loop between polls, so the buttons act while the rollout runs.
-    """
-    import asyncio
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = st.load(home)
-        if state is not None and state.done:
-            return state
-        await asyncio.sleep(poll)
-    return st.load(home)
-
-
-def wait_for_traffic(home: Path | None = None, timeout: float = 120.0) -> st.RolloutState:
-    """Block until the current rollout sends traffic to its canary (weight > 0); raises if it never does."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = st.load(home)
-        if state is not None and state.weight > 0 and not state.done:
-            return state
-        if state is not None and state.done and state.finished and state.finished > time.time() - 5:
-            raise ServiceError(f"rollout {state.id} ended ({state.phase}: {state.reason}) before taking traffic")
-        time.sleep(0.2)
-    raise ServiceError(f"no canary traffic within {timeout:.0f}s: see `workbench rollout status`")
 
 
 def resume(home: Path | None = None, metrics: MetricsMode = "auto",

@@ -197,7 +197,7 @@ def builtin_names() -> list[str]:
 
 
 def builtin(name: str = "default") -> Policy:
-    """A packaged policy profile: ``default`` (minutes), ``demo`` (seconds, same logic) or ``lab04`` (lab 04's solution)."""
+    """A packaged policy profile: ``default`` (minutes) or ``demo`` (seconds, same logic)."""
     res = resources.files(__package__).joinpath("policies", f"{name}.yaml")
     if not res.is_file():
         raise PolicyError(f"No packaged policy '{name}'; choose one of {', '.join(builtin_names())}.")
