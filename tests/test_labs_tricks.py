@@ -144,15 +144,14 @@ def test_reports_written_by_the_notebook_are_replaced_by_the_grader(fake_report)
 
 
 @pytest.fixture(scope="module")
-def tamper(tmp_path_factory) -> tuple[Report, Lab, str]:
+def tamper(tmp_path_factory) -> tuple[Report, Lab]:
     """The learner version with a cell that rewrites the lab's checks and plants a module beside them.
 
     (Planting in the package itself is tested on a copy in test_labs_guard.py: other gradings running beside this
-    test snapshot the real package and would rightly see the plant.)"""
+    test watch the real package and would rightly see the plant.)"""
     folder = tmp_path_factory.mktemp("tamper")
     lab = Lab(folder / "labs" / "00-welcome")
     shutil.copytree(ROOT / "labs" / "00-welcome", lab.folder)
-    original = (lab.folder / "checks.py").read_text()
     trick = (
         "import pathlib\n"
         f"checks = pathlib.Path({str(lab.folder / 'checks.py')!r})\n"
@@ -161,15 +160,13 @@ def tamper(tmp_path_factory) -> tuple[Report, Lab, str]:
         "planted.write_text('GRADE = 100\\n')\n"
     )
     report = grade(submit(lab, folder, {}, extra=trick, learner=True), folder / "out", lab)
-    return report, lab, original
+    return report, lab
 
 
-def test_a_notebook_that_edits_the_labs_checks_scores_zero_and_the_files_are_restored(tamper):
-    report, lab, original = tamper
-    assert (lab.folder / "checks.py").read_text() == original
-    assert not (lab.folder / "conftest.py").exists()
+def test_a_notebook_that_edits_the_labs_checks_scores_zero_and_no_check_runs(tamper):
+    report, lab = tamper
     (issue,) = [i for i in report.integrity if i.problem == "tampered"]
     assert "00-welcome/checks.py" in issue.message and "00-welcome/conftest.py" in issue.message
     assert report.score == 0 and {c.status for c in report.checks} == {"failed"}
-    aside = Path(report.submission).parent / "out" / "tampered"
-    assert "print(" in (aside / "00-welcome" / "checks.py").read_text(), "what the notebook wrote is kept aside"
+    assert all("no check ran" in c.message for c in report.checks)
+    assert "print(" in (lab.folder / "checks.py").read_text(), "the grader names the change, it never writes back"

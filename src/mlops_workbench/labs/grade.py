@@ -284,15 +284,16 @@ def grade(
                             lab_timeout=lab.spec.timeouts.lab, progress=progress)
         executed_at = time.monotonic()
         # before any check imports a module the notebook may have rewritten
-        tampered = guard.restore(kept, aside=out_dir / "tampered")
+        tampered = guard.changes(kept)
         missing = {i.cell for i in issues if i.problem == "deleted"}
         ctx = Context(lab=lab.id, home=home, variables=execution.variables,
                       params=settings.load_params(), live=False, seed=seed)
         if tampered:
             issues.append(IntegrityIssue(cell="", problem="tampered", message=(
-                f"The notebook changed the grader's files ({', '.join(tampered[:5])}); they were restored (what "
-                f"it wrote is in {out_dir / 'tampered'}) and the submission scores 0. Remove the code that writes "
-                "to the lab folder or the mlops_workbench package.")))
+                f"The grader's own files changed while the notebook ran ({', '.join(tampered[:5])}), so no check "
+                "ran and the submission scores 0. Remove the code that writes to the lab folder or the "
+                "mlops_workbench package, put those files back (`git checkout -- FILES`, or reinstall the package) "
+                "and grade again. If you edited them yourself during the grading, just grade again.")))
             results = _all_checks(lab, "failed", issues[-1].message)
         else:
             results = give_away(run_checks(checks, ctx, lambda check: _blocked(check, execution, missing)),
