@@ -1,7 +1,8 @@
 """Checks for lab 05: the manifests the learner wrote, by state (files), never by prose.
 
 Offline (no kind or no Docker engine): the strategy and the templates faithful to the policy, each
-check reading only its own exercise's file; the PromQL graded by what it decides on hidden series
+check reading only its own exercise's file; the strategy's steps and analysis replayed on seeded healthy and
+faulty traffic (:mod:`mlops_workbench.k8s.steps`, :mod:`mlops_workbench.rollout.replay`); the PromQL graded by what it decides on hidden series
 (promtool); the assembled manifests valid; the revert overlay applied to the faulty release. With a cluster: the Rollout phase and the HTTPRoute weights after the faulty release.
 """
 
@@ -37,6 +38,27 @@ def strategy_written(ctx: Context) -> None:
         fail(str(err))
     if problems:
         fail("the strategy does not follow your policy: " + "; ".join(problems[:4]))
+
+
+REPLAYS = 20  # seeded replays of each kind; a few may go wrong by noise (a 2.5% healthy error rate in small windows)
+REPLAY_MISSES = 5
+FAULT_ERROR_RATES = (0.2, 0.4)  # the faulty canaries fail this share of their requests (the faulty image: 0.3)
+
+
+@check("strategy-replays", points=2, hidden=True, cells=["write-strategy"])
+def strategy_replays(ctx: Context) -> None:
+    """Your steps and analysis replayed on seeded traffic at the cluster's rate: healthy promoted, faulty caught early."""
+    policy, rng = _policy(ctx), ctx.rng("strategy-replays")
+    try:
+        run = k8slab.replayable(policy, _manifests(ctx))
+        rps = k8slab.lab_rps()
+    except K8sError as err:
+        fail(f"your strategy cannot be replayed: {err}")
+    seeds = [rng.randrange(10**6) for _ in range(2 * REPLAYS)]
+    problem = k8slab.replay_problem(run, rps, seeds[:REPLAYS], seeds[REPLAYS:],
+                                    round(rng.uniform(*FAULT_ERROR_RATES), 2), REPLAY_MISSES)
+    if problem:
+        fail(problem)
 
 
 @check("templates-faithful", points=2, cells=["write-templates"])

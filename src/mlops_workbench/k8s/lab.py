@@ -18,12 +18,13 @@ from typing import Any
 
 import yaml
 
-from mlops_workbench.k8s import render, tools
+from mlops_workbench.k8s import render, steps, tools
 from mlops_workbench.k8s import validate as v
 from mlops_workbench.k8s.errors import K8sError
 from mlops_workbench.k8s.versions import deploy_dir
 from mlops_workbench.k8s.versions import load as load_versions
 from mlops_workbench.rollout import policy as pol
+from mlops_workbench.rollout import replay
 
 STRATEGY, TEMPLATES = render.FILES["strategy"], render.FILES["templates"]
 LIMITS = ("interval", "initialDelay", "count", "failureLimit", "consecutiveErrorLimit", "inconclusiveLimit")
@@ -173,6 +174,79 @@ def revert_problem(overlay: Path, scratch: Path) -> str:
     if _without_images(v.load_text(faulty)) != _without_images(objs):
         return ("the revert changes more than the image: revert only the image, the rest of the release stays")
     return ""
+
+
+def replayable(policy: pol.Policy, folder: Path) -> steps.Replayable:
+    """The learner's strategy (rollout-strategy.yaml only) as a policy to replay.
+
+    The templates it runs are the policy's own (as rendered), so Exercise 2's file takes no part in this grade.
+    """
+    canary = _canary(_load(folder, STRATEGY, "Exercise 1 (cell 'write-strategy')"))
+    minimum = policy.analysis.min_sample_size
+    own = [render.analysis_template(m, minimum, gate) for gate in (False, True) for m in policy.analysis.metrics]
+    return steps.to_policy(canary, {t["metadata"]["name"]: t for t in own}, metric_of(policy), minimum, policy.name)
+
+
+def lab_rps() -> float:
+    """The requests per second the kind cluster's load generator sends (deploy/k8s/base/loadgen-job.yaml)."""
+    job = v.load_files([deploy_dir() / "base" / "loadgen-job.yaml"])[0]
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    return float(command[command.index("--rps") + 1])
+
+
+def _starved(run: steps.Replayable, rps: float) -> str:
+    """Why a metric cannot fill its minimum sample in any of its measurements ("" when each metric can)."""
+    policy = run.policy
+    segments, end = replay.schedule(policy)
+    for m in policy.analysis.metrics:
+        minimum = m.min_sample_size or policy.analysis.min_sample_size
+        due = [m.initial_delay + k * m.interval for k in range(m.count or 10_000)
+               if m.initial_delay + k * m.interval <= end + 1e-9]
+        if not due:
+            return (f"{m.name} first measures {m.initial_delay:g}s after the first weight, but the pauses end at "
+                    f"{end:g}s: make the pauses longer than its initialDelay")
+        best = max(sum(rps * w / 100 * max(0.0, min(b, t) - max(a, t - m.lookback)) for a, b, w in segments)
+                   for t in due)
+        if best < minimum:
+            first = policy.weights[0] if policy.weights else 0
+            return (f"at {rps:g} rps no window of {m.name} ({m.lookback:g}s) holds more than about {best:.0f} canary "
+                    f"requests, under the minimum sample {minimum}: lengthen the pauses (at {first:g}% the canary "
+                    f"needs {minimum / max(rps * first / 100, 1e-9):.0f}s for {minimum} requests)")
+    return ""
+
+
+def replay_problem(run: steps.Replayable, rps: float, healthy: list[int], faulty: list[int], error_rate: float,
+                   misses: int = 1) -> str:
+    """What the replayed strategy gets wrong, or "" when it promotes healthy canaries and catches faulty ones.
+
+    Faulty canaries fail ``error_rate`` of their requests from the first weight on (as the faulty image does); each
+    must be aborted before the last weight takes traffic (before promotion when there is one weight) and within
+    the bound. ``misses`` replays of each kind may go wrong (seeded noise), no more.
+    """
+    starved = _starved(run, rps)
+    wrong = [r for r in replay.replay_many(run.policy, replay.Traffic(rps=rps), healthy) if r.outcome != "promote"]
+    if len(wrong) > misses:
+        r = wrong[0]
+        hint = starved or "raise failureLimit or the minimum sample, so that noise alone does not fail a measurement"
+        return (f"a healthy canary was aborted in {len(wrong)} of {len(healthy)} replays at {rps:g} rps (seed {r.seed}, "
+                f"at {r.ended_at:g}s: {r.reason}): {hint}.")
+    limit = run.last_weight_at if run.last_weight_at > 0 else run.steps_end
+    traffic = replay.Traffic(rps=rps, fault_error_rate=error_rate, fault_at=0.0)
+    wrong = [r for r in replay.replay_many(run.policy, traffic, faulty)
+             if r.outcome == "promote" or r.ended_at >= limit or r.ended_at > run.bound() + replay.BIN_S]
+    if len(wrong) <= misses:
+        return ""
+    r = wrong[0]
+    where = (f"it was promoted ({r.reason})" if r.outcome == "promote" else f"it was aborted only at {r.ended_at:g}s "
+             f"({r.reason})")
+    if r.outcome == "abort" and r.ended_at < limit:
+        why = f"beyond the bound of {run.bound():g}s your analysis limits promise: fail faster (lower failureLimit)"
+    else:
+        last = "promotion" if run.last_weight_at <= 0 else f"the weight {run.last_weight:g}%"
+        why = (f"the canary must be out before {last} at {limit:g}s: "
+               + (starved or "pause longer before the last setWeight, so that failureLimit + 1 measurements fit"))
+    return (f"a canary failing {error_rate:.0%} of its requests was not stopped in time in {len(wrong)} of "
+            f"{len(faulty)} replays (seed {r.seed}): {where}; {why}.")
 
 
 def cluster_available() -> tuple[bool, str]:
