@@ -74,11 +74,13 @@ def wrong(tmp_path_factory) -> dict:
 
 def test_the_solution_scores_full_marks(solution):
     assert {cid: c.status for cid, c in solution.items()} == dict.fromkeys(solution, "passed")
-    assert set(solution) >= {"strategy-written", "templates-faithful", "promql-decides", "revert-commit"}
+    assert set(solution) >= {"strategy-written", "strategy-replays", "templates-faithful", "promql-decides",
+                             "revert-commit"}
 
 
 def test_answer_functions_score_zero_for_their_exercise_with_the_message(helpers):
-    for cid, call in (("strategy-written", "k8s.render.write"), ("templates-faithful", "k8s.render.analysis_template"),
+    for cid, call in (("strategy-written", "k8s.render.write"), ("strategy-replays", "k8s.render.write"),
+                      ("templates-faithful", "k8s.render.analysis_template"),
                       ("promql-decides", "k8s.render.analysis_template")):
         assert helpers[cid].status == "failed" and helpers[cid].score == 0, cid
         assert f"`{call}`" in helpers[cid].message and "does the exercise for you" in helpers[cid].message
@@ -112,6 +114,7 @@ def only_strategy(tmp_path) -> Context:
 
 def test_a_missing_exercise_2_file_leaves_exercise_1_graded(only_strategy):
     CHECKS["strategy-written"].func(only_strategy)
+    CHECKS["strategy-replays"].func(only_strategy)
     for cid in ("templates-faithful", "promql-decides", "manifests-valid"):
         with pytest.raises(CheckFailed, match=r"analysis-templates.yaml does not exist: write it in Exercise 2"):
             CHECKS[cid].func(only_strategy)
@@ -124,5 +127,6 @@ def test_a_missing_exercise_1_file_leaves_exercise_2_graded(only_strategy):
     (manifests / "analysis-templates.yaml").write_text(yaml.safe_dump_all(templates))
     CHECKS["templates-faithful"].func(only_strategy)
     CHECKS["promql-decides"].func(only_strategy)
-    with pytest.raises(CheckFailed, match=r"rollout-strategy.yaml does not exist: write it in Exercise 1"):
-        CHECKS["strategy-written"].func(only_strategy)
+    for cid in ("strategy-written", "strategy-replays"):
+        with pytest.raises(CheckFailed, match=r"rollout-strategy.yaml does not exist: write it in Exercise 1"):
+            CHECKS[cid].func(only_strategy)
