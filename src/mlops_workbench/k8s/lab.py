@@ -198,7 +198,7 @@ def _starved(run: steps.Replayable, rps: float) -> str:
     """Why a metric cannot fill its minimum sample in any of its measurements ("" when each metric can)."""
     policy = run.policy
     segments, end = replay.schedule(policy)
-    for m in policy.analysis.metrics:
+    for m in run.policy.analysis.metrics:
         minimum = m.min_sample_size or policy.analysis.min_sample_size
         due = [m.initial_delay + k * m.interval for k in range(m.count or 10_000)
                if m.initial_delay + k * m.interval <= end + 1e-9]
