@@ -6,24 +6,30 @@ the DVC remote, and the MLflow tracking server under the state folder. The
 reproduction checks rerun the reproduction themselves rather than trusting a
 report from the notebook. The expected pipeline is the package's own
 (``versioning.PIPELINE``), so the checks and the reference workspaces never disagree.
+
+The scenario checks run the learner's own pipeline, ``log_run`` and ``reproduce_run`` on cases drawn from the
+grading run's seed (``scenarios.py``, in a scratch copy of the workspace) and grade the state they leave.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from platform import python_version
 from typing import Any
 
 import yaml
 
 from mlops_workbench import tracking
-from mlops_workbench.labs.checks import Context, check, fail
+from mlops_workbench.labs.checks import Context, check, fail, learner_function
+from mlops_workbench.labs.learner_code import load_module
 from mlops_workbench.versioning import PIPELINE, ReproductionReport, Stage
 from mlops_workbench.versioning.lineage import params_hash
 from mlops_workbench.versioning.workspace import DATA, METRICS, Workspace, remote_has
 
 EXPERIMENT = "02-versioning"  # the notebook's `experiment` parameter
-REQUIRED_TAGS = ("git.commit", "git.dirty", "data.path", "data.md5", "params.hash", "workspace.path")
+GRADER_EXPERIMENT = "02-versioning-grader"  # the runs of the hidden scenarios
+REQUIRED_TAGS = ("git.commit", "git.dirty", "data.path", "data.md5", "params.hash", "env.python", "workspace.path")
 """The lineage a reproduction needs (what the learner's log_run sets with mlflow.set_tags)."""
 ADD_REMOTE = "ws.dvc('remote', 'add', '--default', 'local', str(versioning.default_remote(lab.home)))"
 
@@ -31,7 +37,8 @@ ADD_REMOTE = "ws.dvc('remote', 'add', '--default', 'local', str(versioning.defau
 def workspace(ctx: Context) -> Workspace:
     ws = Workspace(ctx.workspace)
     if not (ws.path / ".git").is_dir() or not (ws.path / ".dvc").is_dir():
-        fail(f"{ws.path} is not a git + DVC repository: run the cell 'init-workspace' (versioning.init_workspace).")
+        fail(f"{ws.path} is not a git + DVC repository: run ws.git('init', '-b', 'main') and ws.dvc('init') in "
+             "the cell 'init-workspace'.")
     return ws
 
 
@@ -66,6 +73,11 @@ def workspace_ready(ctx: Context) -> None:
     top = ws.git("rev-parse", "--show-toplevel")
     if top != str(ws.path):
         fail(f"git in {ws.path} uses the repository at {top}: the workspace must be a repository of its own.")
+    if not ws.git("log", "--oneline", "-1", check=False):
+        fail("The workspace repository has no commit yet: commit what git init and dvc init made with ws.commit('...').")
+    if not ws.has(".dvc/config") or not ws.has(".dvcignore"):
+        fail("DVC's own files (.dvc/config, .dvcignore) are not committed: after ws.dvc('init'), commit with "
+             "ws.commit('...'), so every clone of the workspace is a DVC repository too.")
 
 
 @check("data-tracked", points=2, cells=["init-workspace", "track-data"])
@@ -214,14 +226,17 @@ def check_lineage(ws: Workspace, run: Any, what: str) -> dict[str, str]:
              "after `dvc repro` and a commit.")
     if tags["git.dirty"] not in ("true", "false"):
         fail(f"git.dirty is {tags['git.dirty']!r}: write the string 'true' or 'false'.")
+    if tags["env.python"] != python_version():
+        fail(f"env.python is {tags['env.python']!r}, not the Python version that trained the model: use "
+             "platform.python_version().")
     return tags
 
 
-@check("lineage-complete", points=3, cells=["log-run"])
+@check("lineage-complete", points=3, cells=["log-run", "use-log-run"])
 def lineage_complete(ctx: Context) -> None:
     """The run has complete, true lineage, the params and metrics, and a model with signature and input example."""
     ws = workspace(ctx)
-    run = workspace_run(ctx, ws, "run_id", "log-run")
+    run = workspace_run(ctx, ws, "run_id", "use-log-run")
     tags = check_lineage(ws, run, "run")
     if tags["git.dirty"] != "false":
         fail(f"Run {run.info.run_id} was logged with uncommitted changes: commit (after `dvc repro`), then log.")
@@ -245,7 +260,7 @@ def lineage_complete(ctx: Context) -> None:
              "model.predict(X)) and input_example=X.")
 
 
-@check("dirty-flag-honest", points=1, hidden=True, cells=["log-run", "mistake"])
+@check("dirty-flag-honest", points=1, hidden=True, cells=["log-run", "use-log-run", "mistake"])
 def dirty_flag_honest(ctx: Context) -> None:
     """The run logged with an uncommitted params.yaml says git.dirty = true."""
     ws = workspace(ctx)
@@ -264,13 +279,14 @@ def regrade(run_id: str, ctx: Context) -> ReproductionReport:
         return reproduce(run_id, home=ctx.home, workdir=Path(scratch) / "checkout")
 
 
-@check("reproduced", points=3, hidden=True, cells=["reproduce"], timeout=300, isolated=True)
+@check("reproduced", points=3, hidden=True, cells=["use-log-run", "reproduce", "use-reproduce"], timeout=300,
+       isolated=True)
 def reproduced(ctx: Context) -> None:
     """The first run is reproduced exactly from its commit and the DVC remote (the grader reruns it)."""
     from mlops_workbench.versioning.reproduction import ReproductionError
 
     ws = workspace(ctx)
-    run = workspace_run(ctx, ws, "run_id", "log-run")
+    run = workspace_run(ctx, ws, "run_id", "use-log-run")
     try:
         report = regrade(run.info.run_id, ctx)
     except ReproductionError as exc:
@@ -314,3 +330,67 @@ def triple_v(ctx: Context) -> None:
              "that carries it) should change; leave params.yaml and the code alone.")
     if not remote_has(ws.remote_url(), tags["data.md5"]):
         fail(f"The DVC remote does not hold the new data (md5 {tags['data.md5']}): run `dvc push` after the data commit.")
+
+
+def scenarios() -> Any:
+    """This lab's hidden scenario helpers (``scenarios.py`` beside this file), freshly loaded."""
+    return load_module(Path(__file__).with_name("scenarios.py"), "_workbench_lab02_scenarios")
+
+
+@check("log-run-scenarios", points=3, hidden=True, cells=["pipeline", "log-run", "use-log-run"], timeout=300,
+       isolated=True)
+def log_run_scenarios(ctx: Context) -> None:
+    """On a copy of the workspace, seeded code and data changes rerun exactly the stages that depend on them, and the
+    learner's log_run tags each resulting run with the real lineage."""
+    sc, ws = scenarios(), workspace(ctx)
+    log_run = learner_function(ctx, "log_run.py", "log_run", "log-run")
+    client(ctx)
+    tracking.use(ctx.home)
+    rng = ctx.rng("log-run-scenarios")
+    with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
+        copy = sc.copy_workspace(ws, Path(scratch))
+        copy.commit("Grader: what the notebook left uncommitted")
+        copy.dvc("repro")
+        copy.commit("Grader: pipeline up to date")
+        for edit in (sc.apply_code_edit(rng, copy), sc.apply_data_edit(rng, copy)):
+            copy.commit(f"Grader: change {edit.what}")
+            ran = sc.repro(copy)
+            if ran != edit.expected:
+                fail(f"After a committed change to {edit.what}, `dvc repro` ran {sorted(ran) or 'no stage'}, but "
+                     f"exactly {sorted(edit.expected)} depend on it: give each stage -d for its script and every "
+                     "file it reads (and only those), -p for the params it reads, -o for what it writes.")
+            copy.commit("Grader: retrain")
+            sc.check_logged(log_run, copy, client(ctx), False, f"a workspace with a committed change to {edit.what}")
+        what = sc.make_dirty(rng, copy)
+        sc.check_logged(log_run, copy, client(ctx), True, f"a workspace with {what}")
+
+
+@check("reproduce-scenarios", points=3, hidden=True, cells=["reproduce", "use-reproduce"], timeout=300, isolated=True)
+def reproduce_scenarios(ctx: Context) -> None:
+    """The learner's reproduce_run rebuilds a seeded run whose commit is no longer the latest, and reports a run
+    logged from an uncommitted change as not reproduced; graded on the clones it leaves."""
+    from mlops_workbench.versioning.lineage import log_model_run
+
+    sc, ws = scenarios(), workspace(ctx)
+    reproduce_run = learner_function(ctx, "reproduce_run.py", "reproduce_run", "reproduce")
+    client(ctx)
+    tracking.use(ctx.home)
+    rng = ctx.rng("reproduce-scenarios")
+    with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
+        copy = sc.copy_workspace(ws, Path(scratch))
+        copy.set_params(train={"C": sc.new_c(rng, copy)})
+        copy.commit("Grader: a new train.C")
+        copy.dvc("repro")
+        copy.commit("Grader: retrain")
+        clean = log_model_run(copy, GRADER_EXPERIMENT, home=ctx.home)
+        copy.set_params(train={"C": sc.new_c(rng, copy)})
+        copy.dvc("repro")
+        dirty = log_model_run(copy, GRADER_EXPERIMENT, home=ctx.home)
+        copy.commit("Grader: the next experiment, committed after its run")
+        for run_id, should_match, case in ((clean, True, "a run two commits back"),
+                                           (dirty, False, "a run logged from an uncommitted change")):
+            workdir = Path(scratch) / f"repro-{run_id[:8]}"
+            result = sc.reproduced(reproduce_run, run_id, workdir, case)
+            problem = sc.reproduction_problem(result, workdir, client(ctx).get_run(run_id), should_match, case)
+            if problem:
+                fail(problem)

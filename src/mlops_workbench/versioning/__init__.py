@@ -22,6 +22,7 @@ from mlops_workbench.versioning.stages import (
     WorkspaceError,
     add_pipeline,
     default_remote,
+    empty_folder,
     evaluate_stage,
     init_workspace,
     lineage_tags,
@@ -40,7 +41,7 @@ from mlops_workbench.versioning.stages import (
 __all__ = [
     "DATA", "LINEAGE_TAGS", "METRICS", "MetricComparison", "PIPELINE", "PREPARED", "PrepareParams",
     "ReproductionError", "ReproductionReport", "Stage", "TEST_SPLIT", "TRAIN_SPLIT", "Workspace", "WorkspaceError",
-    "add_pipeline", "default_remote", "evaluate_stage", "init_workspace", "lineage_tags", "log_model_run",
+    "add_pipeline", "default_remote", "empty_folder", "evaluate_stage", "init_workspace", "lineage_tags", "log_model_run",
     "open_workspace", "prepare_stage", "preprocess", "remote_has", "reproduce", "reproduction_chart", "run_lineage",
     "train_stage",
     "write_params", "write_stage_scripts",

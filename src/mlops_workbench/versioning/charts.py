@@ -12,8 +12,22 @@ if TYPE_CHECKING:
 LOGGED, MATCHED, MISMATCHED = "#4c72b0", "#55a868", "#c44e52"
 
 
-def reproduction_chart(reports: Mapping[str, ReproductionReport], metric: str = "log_loss") -> Figure:
+Comparison = Mapping[str, "tuple[float, float | None]"]
+"""A reproduction as lab 02's learner returns it: metric name -> (logged, reproduced)."""
+
+
+def _pairs(report: ReproductionReport | Comparison) -> tuple[dict[str, tuple[float, float | None]], bool]:
+    """(metric -> (logged, reproduced), matched) of a package report or a learner's comparison."""
+    if hasattr(report, "metrics") and hasattr(report, "matched"):
+        return {m.name: (m.original, m.reproduced) for m in report.metrics}, bool(report.matched)
+    pairs = {str(k): (float(v[0]), None if v[1] is None else float(v[1])) for k, v in dict(report).items()}
+    return pairs, bool(pairs) and all(got == logged for logged, got in pairs.values())
+
+
+def reproduction_chart(reports: Mapping[str, ReproductionReport | Comparison], metric: str = "log_loss") -> Figure:
     """One group of two bars per run (logged, reproduced): green where the reproduction matched, red where not.
+
+    A report is the package's :class:`ReproductionReport` or a learner's ``{metric: (logged, reproduced)}``.
 
     Run names label the groups on the x axis, the two bar kinds are in the legend, so the labels never crowd.
     """
@@ -27,11 +41,12 @@ def reproduction_chart(reports: Mapping[str, ReproductionReport], metric: str = 
     x = np.arange(len(reports))
     width = 0.38
     for i, (name, report) in enumerate(reports.items()):
-        found = {m.name: m for m in report.metrics}.get(metric)
-        if found is None:
-            raise KeyError(f"run '{name}' has no metric '{metric}'; it has {sorted(m.name for m in report.metrics)}")
-        ax.bar(x[i] - width / 2, found.original, width, color=LOGGED)
-        ax.bar(x[i] + width / 2, found.reproduced or 0.0, width, color=MATCHED if report.matched else MISMATCHED)
+        pairs, matched = _pairs(report)
+        if metric not in pairs:
+            raise KeyError(f"run '{name}' has no metric '{metric}'; it has {sorted(pairs)}")
+        logged, reproduced = pairs[metric]
+        ax.bar(x[i] - width / 2, logged, width, color=LOGGED)
+        ax.bar(x[i] + width / 2, reproduced or 0.0, width, color=MATCHED if matched else MISMATCHED)
     ax.set_xticks(x, list(reports))
     ax.set_ylabel(f"{metric} (held-out)")
     ax.legend(handles=[Patch(color=LOGGED, label="logged"), Patch(color=MATCHED, label="reproduced: matched"),

@@ -82,19 +82,25 @@ class Workspace:
 
     def _require(self, marker: str, tool: str) -> None:
         if not (self.path / marker).is_dir():
+            first = "ws.git('init', '-b', 'main')" if tool == "git" else "ws.dvc('init')"
             raise WorkspaceError(
-                f"{self.path} is not a {tool} repository of its own (no {marker}/): "
-                "create it with mlops_workbench.versioning.init_workspace(path) first."
+                f"{self.path} is not a {tool} repository of its own (no {marker}/): make it one first with {first} "
+                "(or mlops_workbench.versioning.init_workspace(path), which runs git init and dvc init)."
             )
 
     def git(self, *args: str, check: bool = True) -> str:
-        """Run ``git ARGS`` in the workspace (never in a repository above it)."""
-        self._require(".git", "git")
+        """Run ``git ARGS`` in the workspace (never in a repository above it); ``ws.git("init")`` makes it one."""
+        if args[:1] != ("init",):
+            self._require(".git", "git")
         return run(["git", "-c", "commit.gpgsign=false", *args], self.path, check=check, ceiling=self.path.parent)
 
     def dvc(self, *args: str, check: bool = True) -> str:
-        """Run ``dvc ARGS`` in the workspace with this Python's DVC, e.g. ``ws.dvc("add", "data/iris.csv")``."""
-        self._require(".dvc", "DVC")
+        """Run ``dvc ARGS`` in the workspace with this Python's DVC, e.g. ``ws.dvc("add", "data/iris.csv")``.
+
+        ``ws.dvc("init")`` needs the git repository first (``ws.git("init")``): DVC keeps its config in git.
+        """
+        if args[:1] != ("init",):
+            self._require(".dvc", "DVC")
         self._require(".git", "git")
         return run([sys.executable, "-m", "dvc", *args], self.path, check=check, ceiling=self.path.parent)
 
@@ -248,6 +254,22 @@ def _refuse_project(path: Path) -> None:
             f"{path} is the project checkout (or holds it): a workspace must be a folder of its own, "
             "e.g. <WORKBENCH_HOME>/workspaces/<lab>."
         )
+
+
+def empty_folder(path: Path | str) -> Workspace:
+    """The folder ``path`` emptied (created when missing) with a ``.gitignore`` for Python caches: no repository yet.
+
+    Lab 02 starts here, so a rerun of the lab starts from nothing; the learner then runs ``ws.git("init")`` and
+    ``ws.dvc("init")``. Refuses the project checkout and the folders above it.
+    """
+    path = Path(path).resolve()
+    _refuse_project(path)
+    if path.exists():
+        for child in path.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    (path / ".gitignore").write_text(GITIGNORE)
+    return Workspace(path)
 
 
 def init_workspace(
