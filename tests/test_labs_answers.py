@@ -143,3 +143,9 @@ def test_no_reference_solution_calls_its_own_labs_answer_functions():
         released = learner_notebook(lab)
         assert answer_violations(lab, nbformat.read(lab.source, as_version=4), released) == [], lab.id
         assert answer_violations(lab, released, released) == [], lab.id
+
+
+def test_a_python_file_written_with_writefile_is_scanned_other_files_are_not():
+    body = "from mlops_workbench import registry\ndef promote_it(client):\n    return registry.promote('iris', 2)\n"
+    assert [cell for cell, _ in found("%%writefile promote_it.py\n" + body)] == ["promote"]
+    assert found("%%writefile notes.txt\n" + body) == []
