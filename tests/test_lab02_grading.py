@@ -102,8 +102,10 @@ def test_a_log_run_that_reads_the_current_folder_passes_the_notebook_and_fails_t
     assert checks["lineage-complete"].status == "passed", checks["lineage-complete"].message
     scenario = checks["log-run-scenarios"]
     assert scenario.status == "failed" and scenario.score == 0
-    assert "your log_run tagged git.commit" in scenario.message
-    assert "ws.git('rev-parse', 'HEAD'), never from the notebook, a constant or the current folder" in scenario.message
+    # the grader's folder is another repository (its commit is named) or none at all (git fails, the error is named)
+    assert ("your log_run tagged git.commit" in scenario.message and "never from the notebook, a constant or the "
+            "current folder" in scenario.message) or "compute everything from the `ws` argument" in scenario.message, \
+        scenario.message
     assert str(SEED) not in scenario.message and "train.C =" not in scenario.message  # the case is not given away
 
 

@@ -337,7 +337,7 @@ def scenarios() -> Any:
     return load_module(Path(__file__).with_name("scenarios.py"), "_workbench_lab02_scenarios")
 
 
-@check("log-run-scenarios", points=3, hidden=True, cells=["pipeline", "log-run", "use-log-run"], timeout=300,
+@check("log-run-scenarios", points=3, hidden=True, cells=["pipeline", "log-run", "use-log-run"], timeout=420,
        isolated=True)
 def log_run_scenarios(ctx: Context) -> None:
     """On a copy of the workspace, seeded code and data changes rerun exactly the stages that depend on them, and the
@@ -366,7 +366,7 @@ def log_run_scenarios(ctx: Context) -> None:
         sc.check_logged(log_run, copy, client(ctx), True, f"a workspace with {what}")
 
 
-@check("reproduce-scenarios", points=3, hidden=True, cells=["reproduce", "use-reproduce"], timeout=300, isolated=True)
+@check("reproduce-scenarios", points=3, hidden=True, cells=["reproduce", "use-reproduce"], timeout=420, isolated=True)
 def reproduce_scenarios(ctx: Context) -> None:
     """The learner's reproduce_run rebuilds a seeded run whose commit is no longer the latest, and reports a run
     logged from an uncommitted change as not reproduced; graded on the clones it leaves."""

@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from mlops_workbench.data import FEATURES, load_csv, save_csv
@@ -72,11 +73,11 @@ def apply_code_edit(rng: random.Random, ws: Workspace) -> Edit:
 
 
 def apply_data_edit(rng: random.Random, ws: Workspace) -> Edit:
-    """A seeded new version of the data, versioned as in Exercise 2 (``dvc add``; committed and pushed later)."""
+    """A seeded new batch of rows appended to the data, versioned as in Exercise 2 (``dvc add``; committed and pushed later)."""
     frame = load_csv(ws.path / DATA)
-    picked = rng.sample(range(len(frame)), 12)
-    frame.loc[picked, FEATURES] = (frame.loc[picked, FEATURES] * rng.choice([0.96, 0.98, 1.02, 1.04])).round(1)
-    save_csv(frame, ws.path / DATA)
+    batch = frame.sample(rng.randrange(10, 30), random_state=rng.randrange(10**6))
+    batch[FEATURES] = (batch[FEATURES] * rng.choice([0.9, 0.95, 1.05, 1.1])).round(1)
+    save_csv(pd.concat([frame, batch], ignore_index=True), ws.path / DATA)  # more rows: both splits change
     ws.dvc("add", DATA)
     return Edit("data", f"the data {DATA}", frozenset({"prepare", "train", "evaluate"}))
 
