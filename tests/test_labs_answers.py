@@ -145,7 +145,7 @@ def test_no_reference_solution_calls_its_own_labs_answer_functions():
         assert answer_violations(lab, released, released) == [], lab.id
 
 
-def test_a_python_file_written_with_writefile_is_scanned_other_files_are_not():
+def test_the_body_of_a_writefile_cell_is_scanned_whatever_the_file_is_called():
     body = "from mlops_workbench import registry\ndef promote_it(client):\n    return registry.promote('iris', 2)\n"
     assert [cell for cell, _ in found("%%writefile promote_it.py\n" + body)] == ["promote"]
-    assert found("%%writefile notes.txt\n" + body) == []
+    assert [cell for cell, _ in found("%%writefile notes.txt\n" + body)] == ["promote"]  # exec(open(...)) later

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from mlops_workbench.cli.main import app
 from mlops_workbench.labs.checks import load_checks
 from mlops_workbench.labs.format import BEGIN, END, Lab, LabFormatError
-from mlops_workbench.labs.student import MARKER, checks_tree, public_checks_source, release_student, student_makefile
+from mlops_workbench.labs.student import (MARKER, audit, checks_tree, public_checks_source, release_student,
+                                          student_makefile)
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = Lab.all(ROOT / "labs")
@@ -107,6 +108,8 @@ def test_the_tree_holds_no_hidden_check(tree: Path) -> None:
             assert not [name for name, text in files.items() if name.startswith("labs/") and needle in text], needle
         text = files[f"labs/{lab.id}/checks.py"]
         assert "hidden=True" not in text
+        assert {p.name for p in (tree / "labs" / lab.id).iterdir()} == {"lab.ipynb", "lab.yaml", "checks.py"}
+    assert (ROOT / "labs" / "02-versioning" / "scenarios.py").is_file()  # lab 02's hidden scenarios stay behind
     # data only the hidden checks used goes with them (lab 03's planted gate cases, lab 04's planted windows)
     assert "GATE_PLANTED" not in files["labs/03-registry-promotion/checks.py"]
     assert "PLANTED" not in files["labs/04-canary-rollback/checks.py"]
@@ -275,3 +278,12 @@ def test_student_makefile_keeps_setup_and_lab_only() -> None:
     text = student_makefile((ROOT / "Makefile").read_text())
     assert "\nsetup:" in text and "\nlab: setup" in text and "\ndemo:" not in text and "\ntest:" not in text
     assert ".PHONY: setup lab lock clean" in text and "bench" not in text.split(".PHONY")[1].splitlines()[0]
+
+
+def test_audit_refuses_an_instructor_file_in_a_lab_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "labs" / "02-versioning"
+    folder.mkdir(parents=True)
+    (folder / "scenarios.py").write_text('"""Hidden scenarios."""\n')
+    (folder / "lab.yaml").write_text("title: t\n")
+    assert audit(tmp_path) == ["labs/02-versioning/scenarios.py is an instructor file (a student lab folder holds "
+                               "only lab.ipynb, lab.yaml, checks.py)"]

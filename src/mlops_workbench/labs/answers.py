@@ -124,8 +124,6 @@ def _magic_code(node: ast.Call) -> str | None:
     if not (isinstance(func, ast.Attribute) and func.attr in ("run_line_magic", "run_cell_magic")):
         return None
     args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-    if len(args) == 3 and args[0] == "writefile" and args[1].split()[-1:] and args[1].split()[-1].endswith(".py"):
-        return args[-1]  # %%writefile name.py: the learner's module, imported by the notebook and the checks
     if len(args) < 2 or args[0] not in _CODE_MAGICS:
         return None
     return args[-1]

@@ -24,6 +24,7 @@ MARKER = "STUDENT_RELEASE.json"
 """At the root of a student tree: what was released. ``workbench grade --checks-from`` refuses such a tree."""
 COPIED_FILES = ("pyproject.toml", "requirements.lock", "params.yaml", "environment.yml", ".gitignore")
 COPIED_DIRS = ("src/mlops_workbench", "deploy")
+LAB_FILES = ("lab.ipynb", "lab.yaml", "checks.py")  # all a student lab folder holds: hidden helpers stay behind
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "node_modules", ".ipynb_checkpoints")
 DROPPED_TARGETS = {"demo", "test", "bench"}  # they need the reference solutions, tests/ or benchmarks/
 RULE = re.compile(r"^([A-Za-z][\w.-]*)\s*:(?!=)")
@@ -263,6 +264,8 @@ def audit(root: Path) -> list[str]:
             hidden = [cid for cid, is_hidden in declared_checks(path) if is_hidden]
             if hidden:
                 problems.append(f"{rel} declares hidden checks {hidden}")
+        if len(rel.parts) == 3 and rel.parts[0] == "labs" and rel.name not in LAB_FILES:
+            problems.append(f"{rel} is an instructor file (a student lab folder holds only {', '.join(LAB_FILES)})")
         if path.name == "lab.ipynb":
             from mlops_workbench.labs.format import read_notebook
 
