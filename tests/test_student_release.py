@@ -41,7 +41,8 @@ SHARED_LINES = {
                                          "answer functions, scored 0 when a notebook calls them)",
     "src/mlops_workbench/rollout/analysis.py": "lab 05: `if metric.kind == \"errorRate\":`, the local analysis's own "
                                                "dispatch on the metric kind",
-    "src/mlops_workbench/rollout/controller.py": "lab 05: `if step.set_weight is not None:` in the local controller",
+    "src/mlops_workbench/rollout/controller.py": "lab 04: `except MetricsUnavailable as err:` around the local "
+                                                 "controller's metrics read",
     "src/mlops_workbench/rollout/replay.py": "lab 05: the same line in the replay",
     "src/mlops_workbench/drills/signature_mismatch.py": "lab 06: the drill's own reference fix, not a lab answer",
 }

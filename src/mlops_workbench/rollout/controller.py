@@ -1,11 +1,13 @@
-"""The rollout controller: walk the policy steps, run the analysis, then promote or abort.
+"""The rollout controller: the I/O loop around :func:`~mlops_workbench.rollout.reconcile.reconcile`.
 
 Runtime-agnostic: it drives any :class:`~mlops_workbench.rollout.backends.Backend`
-and reads any :class:`~mlops_workbench.rollout.metrics.MetricsSource`. Promotion
-moves the registry alias through :func:`mlops_workbench.registry.promote` (with
-its audit record); abort sets the canary weight to 0 at once, stops the canary
-and leaves the aliases untouched. State is saved after every change, so a
-restarted controller resumes, or aborts when the canary is gone.
+and reads any :class:`~mlops_workbench.rollout.metrics.MetricsSource`. Each tick it
+looks (operator request, canary liveness, the windows of the metrics that are due),
+hands what it saw to the pure reconcile step, and carries out the actions that come
+back. Promotion moves the registry alias through :func:`mlops_workbench.registry.promote`
+(with its audit record); abort sets the canary weight to 0 at once, stops the canary
+and leaves the aliases untouched. State is saved after every change, so a restarted
+controller resumes, or aborts when the canary is gone.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any, Callable
 
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.rollout import analysis
+from mlops_workbench.rollout import reconcile as rc
 from mlops_workbench.rollout import state as st
-from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends import Backend
 from mlops_workbench.rollout.events import EventLog
 from mlops_workbench.rollout.metrics import MetricsSource, MetricsUnavailable
@@ -34,14 +36,20 @@ class RolloutBusy(WorkbenchError, RuntimeError):
 
 
 class Controller:
-    """Drives one rollout at a time for a state folder."""
+    """Drives one rollout at a time for a state folder.
+
+    ``clock`` and ``sleep`` default to the wall clock; the loop wakes at least every ``tick``
+    seconds (to notice an operator request or a dead canary) and sooner when a measurement
+    or the end of a pause is due.
+    """
 
     def __init__(self, backend: Backend, source: MetricsSource, home: Path, promoter: Promoter | None = None,
                  tick: float = 0.25, say: Callable[[str], None] | None = None,
-                 demoter: Demoter | None = None) -> None:
+                 demoter: Demoter | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.backend, self.source, self.home = backend, source, home
         self.promoter, self.demoter = promoter, demoter
-        self.tick = tick
+        self.tick, self.clock, self.sleep = tick, clock, sleep
         self.say = say or (lambda _msg: None)
         self.state: st.RolloutState | None = None
         self.log = EventLog(home)
@@ -55,7 +63,7 @@ class Controller:
                               "or stop it with `workbench rollout abort`.")
         if previous and not previous.done:
             self.state = previous
-            self._abort("superseded by a new rollout while nobody was driving it", RolloutPhase.ABORTED)
+            self._end("superseded by a new rollout while nobody was driving it")
         st.take_request(self.home)  # a stale request must not hit the new rollout
         state = st.RolloutState.new(candidate, policy.model_dump(by_alias=True), stable_version)
         state.model_name = self.backend.model_name
@@ -66,8 +74,7 @@ class Controller:
         try:
             self.backend.deploy_canary(str(candidate))
         except Exception as err:  # noqa: BLE001 - any failure to deploy ends the rollout safely
-            self._abort(f"canary failed to start: {err}", RolloutPhase.ABORTED)
-            return state
+            return self._end(f"canary failed to start: {err}")
         return self._run(policy)
 
     def resume(self) -> st.RolloutState | None:
@@ -87,8 +94,7 @@ class Controller:
         except Exception as err:  # noqa: BLE001
             alive, state.reason = False, str(err)
         if not alive:
-            self._abort("controller restarted and the canary is not serving: rolled back", RolloutPhase.ABORTED)
-            return state
+            return self._end("controller restarted and the canary is not serving: rolled back")
         return self._run(policy)
 
     def abort(self, reason: str = "aborted by operator") -> st.RolloutState | None:
@@ -97,8 +103,7 @@ class Controller:
         if state is None or state.done:
             return state
         self._own(state)
-        self._abort(reason, RolloutPhase.ABORTED)
-        return state
+        return self._end(reason)
 
     def promote(self, reason: str = "promoted by operator") -> st.RolloutState | None:
         """Promote the saved rollout's candidate now (operator override)."""
@@ -106,105 +111,113 @@ class Controller:
         if state is None or state.done:
             return state
         self._own(state)
-        self._promote(reason)
-        return state
+        self._apply(rc.Observations(request=rc.Request("promote", reason)), Policy.model_validate(state.policy),
+                    self.clock())
+        return self.state
 
     # --- the loop ----------------------------------------------------------------------------------
+
     def _own(self, state: st.RolloutState) -> None:
         self.state = state
         self.log.rollout = state.id
         state.controller_pid = os.getpid()
-        self._save()
+        self._save(state)
 
-    def _save(self) -> None:
-        assert self.state
-        self.state.heartbeat = time.time()
-        st.save(self.state, self.home)
+    def _save(self, state: st.RolloutState) -> None:
+        state.heartbeat = time.time()  # wall clock: other processes judge liveness by it
+        st.save(state, self.home)
+
+    def _end(self, reason: str) -> st.RolloutState:
+        """Roll back the current rollout outside the policy (operator, deploy failure, lost canary, superseded)."""
+        assert self.state is not None
+        new, actions = rc.abort(self.state, reason, RolloutPhase.ABORTED, self.clock())
+        self._execute(actions)
+        self.state = new
+        return new
 
     def _run(self, policy: Policy) -> st.RolloutState:
-        s = self.state
-        assert s is not None
-        if s.analysis_started is None:
-            s.analysis_started = time.time()
-            s.next_due = {m.name: s.analysis_started + m.initial_delay for m in policy.analysis.metrics}
+        assert self.state is not None
+        self.state = rc.begin_analysis(self.state, policy, self.clock())
         try:
             self.source.prime()
         except MetricsUnavailable as err:
             self.say(f"metrics not readable yet: {err}")
-        while not s.done:
-            req = st.take_request(self.home)
-            if req:
-                (self._promote if req["action"] == "promote" else
-                 lambda r: self._abort(r, RolloutPhase.ABORTED))(req.get("reason") or f"{req['action']} requested by operator")
+        while not self.state.done:
+            now = self.clock()
+            until = self._apply(self._observe(policy, now), policy, now)
+            if self.state.done:
                 break
-            if not self.backend.canary_alive():
-                self._abort("canary process is down: its traffic failed over to stable", RolloutPhase.ABORTED)
-                break
-            self._measure(policy)
-            if s.done:
-                break
-            self._advance(policy)
-            self._save()
-            time.sleep(self.tick)
-        return s
+            pause = self.tick if until is None else min(self.tick, max(until - self.clock(), 0.001))
+            self.sleep(pause)
+        return self.state
 
-    def _measure(self, policy: Policy) -> None:
-        s = self.state
-        assert s is not None
-        now = time.time()
+    def _observe(self, policy: Policy, now: float) -> rc.Observations:
+        """What reconcile needs this tick; nothing more is read once a request or a dead canary decides it."""
+        req = st.take_request(self.home)
+        if req:
+            return rc.Observations(request=rc.Request(req["action"], req.get("reason") or ""))
+        if not self.backend.canary_alive():
+            return rc.Observations(canary_alive=False)
+        assert self.state is not None
+        measured: list[analysis.Measurement] = []
+        unavailable: str | None = None
         windows: dict[float, Any] = {}
-        taken = False
-        for metric in policy.analysis.metrics:
-            phases = s.phases.setdefault(metric.name, [])
-            if now < s.next_due.get(metric.name, now) or (metric.count and len(phases) >= metric.count):
-                continue
+        for metric in rc.due(self.state, policy, now):
             lookback = metric.lookback
             try:
                 if lookback not in windows:
                     windows[lookback] = self.source.window(now - lookback, now)
-                m = analysis.measure(metric, windows[lookback], policy.analysis.min_sample_size)
-            except MetricsUnavailable as err:
-                m = analysis.Measurement(metric.name, metric.kind, MeasurementPhase.ERROR, str(err),
-                                         query=analysis.promql(metric), window=(now - lookback, now), t=now)
-            phases.append(m.phase)
-            s.next_due[metric.name] = max(s.next_due.get(metric.name, now) + metric.interval, now + 0.5 * metric.interval)
-            self.log.emit("measurement", source=self.source.name, weight=s.weight, **m.to_event())
-            self.say(f"  {m.metric}: {m.phase} - {m.message}")
-            taken = True
-        if not taken:
-            return
-        self._traffic()
-        outcome, reason = analysis.verdict(policy, s.phases, finished=False)
-        if outcome == MeasurementPhase.FAILED:
-            self._abort(reason, RolloutPhase.ABORTED)
-        elif outcome == MeasurementPhase.INCONCLUSIVE:
-            self._abort(reason, RolloutPhase.INCONCLUSIVE)
+            except MetricsUnavailable as err:  # reconcile records the metrics left without a result as no data
+                unavailable = str(err)
+                continue
+            measured.append(analysis.measure(metric, windows[lookback], policy.analysis.min_sample_size))
+        return rc.Observations(measurements=tuple(measured), metrics_unavailable=unavailable, source=self.source.name)
 
-    def _advance(self, policy: Policy) -> None:
-        s = self.state
-        assert s is not None
-        now = time.time()
-        while s.step < len(policy.steps):
-            step = policy.steps[s.step]
-            if step.set_weight is not None:
-                self._set_weight(step.set_weight, f"step {s.step}: setWeight {step.set_weight:g}")
-            elif step.pause is not None and now < s.step_started + step.pause.duration:
-                return
-            s.step += 1
-            s.step_started = now
-            self._save()
-        outcome, reason = analysis.verdict(policy, s.phases, finished=True)
-        if outcome == MeasurementPhase.SUCCESSFUL:
-            self._promote(f"all steps done and analysis passed: {reason}")
-        else:
-            self._abort(reason, RolloutPhase.INCONCLUSIVE if outcome != MeasurementPhase.FAILED else RolloutPhase.ABORTED)
-
-    def _set_weight(self, weight: float, reason: str) -> None:
+    def _apply(self, obs: rc.Observations, policy: Policy, now: float) -> float | None:
+        """Reconcile once and carry out the actions; returns when something is next due (None: not said)."""
         assert self.state is not None
-        self.backend.set_weight(weight)
-        self.state.weight = weight
-        self.log.emit("weight", canary=weight, reason=reason)
-        self.say(f"canary weight {weight:g}% ({reason})")
+        new, actions = rc.reconcile(self.state, obs, policy, now)
+        outcome, until = self._execute(actions)
+        if outcome is not None:  # a promotion was attempted: reconcile again with how it went
+            new, actions = rc.reconcile(new, rc.Observations(promotion=outcome), policy, self.clock())
+            self._execute(actions)
+        self.state = new  # only once every action was carried out
+        return until
+
+    def _execute(self, actions: list[rc.Action]) -> tuple[rc.PromotionOutcome | None, float | None]:
+        outcome, until = None, None
+        for action in actions:
+            match action:
+                case rc.Emit(type=kind, fields=fields):
+                    self.log.emit(kind, **fields)
+                case rc.Say(text=text):
+                    self.say(text)
+                case rc.SetWeight():
+                    self._set_weight(action)
+                case rc.RecordTraffic():
+                    self._traffic()
+                case rc.StopCanary():
+                    self.backend.stop_canary()
+                case rc.Save(state=snapshot):
+                    self._save(snapshot)
+                case rc.Promote():
+                    outcome = self._promote(action)
+                case rc.Demote():
+                    self._demote(action)
+                case rc.Wait(until=when):
+                    until = when
+        return outcome, until
+
+    def _set_weight(self, action: rc.SetWeight) -> None:
+        try:
+            self.backend.set_weight(action.percent)
+        except Exception as err:  # noqa: BLE001 - router down: stopping the canary still makes it safe
+            if not action.rollback:
+                raise
+            self.log.emit("weight", canary=0, reason=f"rollback: router unreachable ({err}), canary stopped")
+            return
+        self.log.emit("weight", canary=action.percent, reason=action.reason)
+        self.say(f"canary weight {action.percent:g}% ({action.reason})")
 
     def _traffic(self) -> None:
         try:
@@ -212,48 +225,23 @@ class Controller:
         except Exception:  # noqa: BLE001 - traffic totals are for reports only
             pass
 
-    def _abort(self, reason: str, phase: RolloutPhase) -> None:
-        """Canary weight 0 first, then stop it; aliases untouched."""
-        s = self.state
-        assert s is not None
-        self.log.emit("decision", decision="abort" if phase == RolloutPhase.ABORTED else "inconclusive", reason=reason)
-        self.say(f"ABORT ({phase}): {reason}")
+    def _promote(self, action: rc.Promote) -> rc.PromotionOutcome:
+        """Move the alias, then stable; any failure is reported back, never raised."""
+        moved = False
         try:
-            self._set_weight(0, "rollback")
-        except Exception as err:  # noqa: BLE001 - router down: stopping the canary still makes it safe
-            self.log.emit("weight", canary=0, reason=f"rollback: router unreachable ({err}), canary stopped")
-            s.weight = 0
-        self._traffic()
-        self.backend.stop_canary()
-        self._finish(phase, reason)
-
-    def _promote(self, reason: str) -> None:
-        s = self.state
-        assert s is not None
-        self.log.emit("decision", decision="promote", reason=reason)
-        self.say(f"PROMOTE version {s.candidate}: {reason}")
-        promoted = False
-        try:
-            record = self.promoter(s.candidate, reason) if self.promoter else None
-            promoted = self.promoter is not None
-            self.log.emit("registry", action="promote", version=s.candidate, record=str(record) if record else None)
-            self.backend.promote(s.candidate)
+            record = self.promoter(action.version, action.reason) if self.promoter else None
+            moved = self.promoter is not None
+            self.log.emit("registry", action="promote", version=action.version, record=str(record) if record else None)
+            self.backend.promote(action.version)
         except Exception as err:  # noqa: BLE001 - a failed promotion must not leave the canary in traffic
-            if promoted and self.demoter:  # the alias moved but stable could not follow: move it back
-                try:
-                    self.demoter(s.candidate, f"deployment of the promotion failed: {err}")
-                    self.log.emit("registry", action="rollback", version=s.candidate, reason=str(err))
-                except Exception as undo:  # noqa: BLE001
-                    self.log.emit("registry", action="rollback-failed", version=s.candidate, reason=str(undo))
-            self._abort(f"promotion failed: {err}", RolloutPhase.ABORTED)
-            return
-        self._traffic()
-        s.weight = 0
-        self._finish(RolloutPhase.PROMOTED, reason)
+            return rc.PromotionOutcome(action.reason, error=str(err), alias_moved=moved)
+        return rc.PromotionOutcome(action.reason)
 
-    def _finish(self, phase: RolloutPhase, reason: str) -> None:
-        s = self.state
-        assert s is not None
-        s.phase, s.reason, s.finished = phase, reason, time.time()
-        self.log.emit("phase", phase=phase, reason=reason)
-        self._save()
+    def _demote(self, action: rc.Demote) -> None:
+        if not self.demoter:
+            return
+        try:
+            self.demoter(action.version, action.reason)
+            self.log.emit("registry", action="rollback", version=action.version, reason=action.cause)
+        except Exception as undo:  # noqa: BLE001
+            self.log.emit("registry", action="rollback-failed", version=action.version, reason=str(undo))
