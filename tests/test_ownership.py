@@ -1,5 +1,5 @@
 """One owner per concern: MLflow URIs, errors and exit codes, params, the state folder's layout, phases,
-check collection, service start and default ports."""
+check collection, processes, service start and default ports."""
 
 from __future__ import annotations
 
@@ -41,6 +41,26 @@ def test_only_tracking_touches_mlflow_global_uris():
             if isinstance(node, ast.Attribute) and node.attr in ("set_tracking_uri", "set_registry_uri"):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert offenders == []
+
+
+def test_only_procs_starts_or_signals_processes():
+    """Every child process starts through procs.spawn and every kill goes through procs, so each one is stopped
+    the same way (its whole process group, waited for until it has gone)."""
+    owned = {"Popen", "killpg", "kill", "fork", "forkpty", "spawnv", "spawnvp", "posix_spawn", "create_subprocess_exec",
+             "create_subprocess_shell"}
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "procs.py" or "templates" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            if name in owned and (name != "kill" or isinstance(node, ast.Attribute) and _is_os(node.value)):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno} {name}")
+    assert offenders == [], "start processes with procs.spawn and end them with Handle.stop or procs.end"
+
+
+def _is_os(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "os"
 
 
 def test_every_exception_class_derives_from_workbench_error():
