@@ -232,15 +232,34 @@ def spawn(
 
 def end(pid: int, grace: float = 10.0, group: bool = True) -> None:
     """End process ``pid`` that this process may not have started (a pid read from a file): SIGTERM to the group
-    it leads (to ``pid`` alone without ``group``), SIGKILL after ``grace`` seconds (at once when 0), and return
-    once it has gone."""
+    it leads (to ``pid`` alone without ``group``), SIGKILL after ``grace`` seconds (at once when 0) to whatever is
+    left, and return once every one of them has gone."""
     send = signal_group if group else _signal_one
+
+    def targets() -> list[int]:  # looked up on each wait: a member may have forked meanwhile
+        return [pid, *(_group_members(pid) if group else [])]
+
     if grace > 0:
         send(pid, signal.SIGTERM)
-        if wait_exit([pid], grace):
+        if wait_exit(targets(), grace):
             return
     send(pid, signal.SIGKILL)
-    wait_exit([pid], max(grace, 10.0))
+    wait_exit(targets(), max(grace, 10.0))
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (read from ``/proc``: the leader may have exited already)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def _signal_one(pid: int, sig: int) -> None:
