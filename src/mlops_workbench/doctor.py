@@ -9,10 +9,8 @@ the labs have an embedded fallback or a GitHub Actions path for them.
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import os
 import platform
 import shutil
-import subprocess
 import sys
 import tomllib
 import uuid
@@ -25,7 +23,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs, settings, tools
 
 Status = Literal["OK", "WARN", "FAIL"]
 DIST = "mlops-workbench"
@@ -41,23 +39,6 @@ class CheckResult(BaseModel):
     status: Status
     detail: str
     fix: str = ""
-
-
-def _find(tool: str) -> str | None:
-    """``tool`` next to this interpreter (an unactivated venv), else on PATH."""
-    local = Path(sys.executable).with_name(tool)
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which(tool)
-
-
-def _run(cmd: Sequence[str], timeout: float = 30.0) -> tuple[int, str]:
-    """Run ``cmd``; return (exit code, stripped stdout+stderr). Code 127 when it cannot run."""
-    try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, str(exc)
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
 def _requires_python() -> str:
@@ -92,7 +73,7 @@ def check_kernel(name: str = KERNEL) -> CheckResult:
         return CheckResult(name="kernel", status="FAIL", detail=f"no Jupyter kernel named '{name}'", fix=fix)
     exe = spec.argv[0] if spec.argv else ""
     exe = shutil.which(exe) or exe
-    code, out = _run([exe, "-c", "import mlops_workbench; print(mlops_workbench.__file__)"], timeout=60)
+    code, out = tools.probe([exe, "-c", "import mlops_workbench; print(mlops_workbench.__file__)"], timeout=60)
     if code != 0:
         last = out.splitlines()[-1] if out else "no output"
         return CheckResult(
@@ -169,10 +150,10 @@ def check_tool(tool: str, args: Sequence[str] = ("--version",), *, required: boo
                purpose: str = "", fix: str = "") -> CheckResult:
     """``tool`` is installed and answers ``args``; FAIL if required, WARN if optional."""
     miss: Status = "FAIL" if required else "WARN"
-    path = _find(tool)
+    path = tools.find(tool)
     if path is None:
         return CheckResult(name=tool, status=miss, detail=f"{tool} not found{purpose}", fix=fix or f"install {tool}")
-    code, out = _run([path, *args])
+    code, out = tools.probe([path, *args])
     first = out.splitlines()[0] if out else ""
     if code != 0:
         return CheckResult(name=tool, status=miss, detail=f"`{tool} {' '.join(args)}` exited {code}: {first}",
