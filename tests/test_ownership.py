@@ -125,8 +125,9 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
     found = [paths.mlflow_db, paths.artifacts, paths.run, paths.log("x"), paths.audit_log(), paths.locks,
              paths.rollout_events, paths.rollout_state, paths.rollout_request, paths.rollout_ports, paths.prometheus,
              paths.workspace("02-versioning"), paths.dvc_remote, paths.reproduction("r1"), paths.results,
-             paths.pipeline, paths.pipeline_lab("03-registry-promotion"), paths.drills, paths.check_log("00-welcome"),
-             paths.admin_token]
+             paths.pipeline, paths.pipeline_lab("03-registry-promotion"), paths.check_log("00-welcome"),
+             paths.admin_token, paths.drills.root, paths.drills.session, paths.drills.reports,
+             paths.drills.latest_report, paths.drills.interview, paths.drills.interviews, paths.drills.folder("d1")]
     assert len(set(found)) == len(found) and all(p.is_relative_to(tmp_path) for p in found)
     assert not any(p.exists() for p in found), "a layout only names paths, it creates none"
     assert tracking.store_paths(tmp_path) == (paths.mlflow_db, paths.artifacts)

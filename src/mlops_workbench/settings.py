@@ -1,7 +1,8 @@
 """Where things live: the project checkout, the state folder's layout and ``params.yaml``.
 
 This module is the one owner of every path under the state folder
-(:class:`StateLayout`, from :func:`layout`) and the one way to read params
+(:class:`StateLayout`, from :func:`layout`, with the drills' own part in
+:class:`DrillLayout`) and the one way to read params
 (:func:`load_params`).
 """
 
@@ -86,6 +87,44 @@ def home() -> Path:
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class DrillLayout:
+    """``<home>/drills/``: the running drill's timer, the graded reports, the interviews and one folder per drill.
+    Like :class:`StateLayout`, it only names paths: writers make the folders they write to."""
+
+    root: Path
+
+    @property
+    def session(self) -> Path:
+        """The running drill: its name, start time and the hints taken."""
+        return self.root / "session.json"
+
+    @property
+    def reports(self) -> Path:
+        """Every graded attempt, one JSON file each."""
+        return self.root / "reports"
+
+    @property
+    def latest_report(self) -> Path:
+        """The last graded attempt (also in :attr:`reports`)."""
+        return self.root / "report.json"
+
+    @property
+    def interview(self) -> Path:
+        """The interview under way: its drills, their seeds and the results so far."""
+        return self.root / "interview.json"
+
+    @property
+    def interviews(self) -> Path:
+        """One folder per finished interview, holding its scorecard (JSON and HTML)."""
+        return self.root / "interviews"
+
+    def folder(self, drill: str) -> Path:
+        """The folder of drill ``drill`` (its handle): hidden facts, workspaces, the learner's post-mortem and
+        answers."""
+        return self.root / drill
 
 
 @dataclass(frozen=True)
@@ -201,9 +240,9 @@ class StateLayout:
         return self.root / "results"
 
     @property
-    def drills(self) -> Path:
-        """Incident drills: the running drill's timer, reports, one folder per drill."""
-        return self.root / "drills"
+    def drills(self) -> DrillLayout:
+        """Incident drills: the running drill's timer, reports, interviews, one folder per drill."""
+        return DrillLayout(self.root / "drills")
 
     @property
     def pipeline(self) -> Path:
