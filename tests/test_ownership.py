@@ -171,24 +171,33 @@ def test_one_set_of_default_ports():
     from mlops_workbench import doctor
     from mlops_workbench.cli import rollout, serve
 
-    ports = settings.DEFAULT_PORTS
-    assert set(doctor.DEFAULT_PORTS) == set(ports.values())
-    assert tracking.DEFAULT_PORT == ports["mlflow"]
-    assert inspect.signature(serve.serve).parameters["port"].default.default == ports["serve"]
-    assert inspect.signature(rollout.router).parameters["port"].default.default == ports["router"]
+    ports = settings.default_ports()
+    assert set(doctor.default_ports()) == set(ports.values())
+    assert inspect.signature(serve.serve).parameters["port"].default.default() == ports["serve"]
+    assert inspect.signature(rollout.router).parameters["port"].default.default() == ports["router"]
     readme, base = (ROOT / "README.md").read_text(), settings.BASE_PORTS
     assert f"workbench serve --model-uri models:/iris@production --port {base['serve']}" in readme
     assert re.search(rf"workbench router .*--port {base['router']}", readme)
 
 
 def test_port_offset_moves_every_default_port_and_a_bad_one_names_the_fix():
-    show = "from mlops_workbench import settings, tracking; print(settings.DEFAULT_PORTS, tracking.DEFAULT_PORT)"
+    show = "from mlops_workbench import settings; print(settings.default_ports(), settings.default_port('mlflow'))"
     env = {**os.environ, "WORKBENCH_PORT_OFFSET": "300"}
     out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390, 'jupyter': 9188} 5300"
     env["WORKBENCH_PORT_OFFSET"] = "ten"
     bad = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "WORKBENCH_PORT_OFFSET='ten' is not a whole number" in bad.stderr
+
+
+def test_default_ports_follow_the_offset_of_the_moment_not_of_the_import(monkeypatch):
+    from mlops_workbench.cli import serve
+
+    monkeypatch.setenv(settings.PORT_OFFSET_ENV, "7")
+    assert settings.default_port("serve") == 8007 and settings.port_reason("serve") == "8007 (8000 + WORKBENCH_PORT_OFFSET=7)"
+    assert inspect.signature(serve.serve).parameters["port"].default.default() == 8007
+    monkeypatch.delenv(settings.PORT_OFFSET_ENV)
+    assert settings.default_ports()["router"] == 8080 and settings.port_reason("router") == "8080 (the default)"
 
 
 def test_services_start_through_the_workbench_cli():

@@ -28,7 +28,6 @@ from mlops_workbench import procs, settings, tools
 Status = Literal["OK", "WARN", "FAIL"]
 DIST = "mlops-workbench"
 KERNEL = "python3"
-DEFAULT_PORTS: dict[int, str] = {port: settings.SERVICE_LABELS[name] for name, port in settings.DEFAULT_PORTS.items()}
 SETUP_FIX = "run `make setup` in the checkout (or `pip install -r requirements.lock -e .`)"
 
 
@@ -161,9 +160,14 @@ def check_tool(tool: str, args: Sequence[str] = ("--version",), *, required: boo
     return CheckResult(name=tool, status="OK", detail=first or path)
 
 
+def default_ports() -> dict[int, str]:
+    """The default ports of every service, each with what listens there, as they are now."""
+    return {port: settings.SERVICE_LABELS[name] for name, port in settings.default_ports().items()}
+
+
 def check_ports(ports: dict[int, str] | None = None, home: Path | None = None) -> CheckResult:
     """Default ports are free, or held by a workbench service recorded under ``home``."""
-    ports = DEFAULT_PORTS if ports is None else ports
+    ports = default_ports() if ports is None else ports
     ours = {s.port: s.name for s in procs.running(home)}
     taken, held = [], []
     for port, role in sorted(ports.items()):

@@ -76,14 +76,14 @@ class PortChoice:
     """Where a service listens when no port was asked for: its default port or, if that is taken, the next free one."""
 
     service: str
-    """A key of :data:`settings.DEFAULT_PORTS` (``"mlflow"``, ``"jupyter"``, ...)."""
+    """A key of :data:`settings.BASE_PORTS` (``"mlflow"``, ``"jupyter"``, ...)."""
     port: int
 
     @property
     def note(self) -> str | None:
         """One line saying which port was taken, why it was wanted and which one the service uses instead (None
         when the service got its default port)."""
-        if self.port == settings.DEFAULT_PORTS[self.service]:
+        if self.port == settings.default_port(self.service):
             return None
         return (f"port {settings.port_reason(self.service)} is taken by another program; "
                 f"{settings.SERVICE_LABELS[self.service]} uses {self.port}")
@@ -92,7 +92,7 @@ class PortChoice:
 def choose_port(service: str, tries: int = 50) -> PortChoice:
     """The default port of ``service`` (base port + ``WORKBENCH_PORT_OFFSET``) if free, else the next free one above
     it (any free port after ``tries``). A move is said on stderr in one line (:attr:`PortChoice.note`)."""
-    wanted = settings.DEFAULT_PORTS[service]
+    wanted = settings.default_port(service)
     port = next((p for p in range(wanted, min(wanted + tries, 65536)) if not port_in_use(p)), None)
     choice = PortChoice(service, port or free_port())
     if choice.note:
@@ -115,7 +115,7 @@ def on_default_port(service: str, start: Callable[[int], T]) -> T:
 def ensure_free(service: str, port: int, host: str = "127.0.0.1") -> None:
     """Refuse, naming the port, why it was wanted and the fix, when another program already listens on ``port``."""
     if port_in_use(port, "127.0.0.1" if host in ("0.0.0.0", "") else host):
-        why = settings.port_reason(service) if port == settings.DEFAULT_PORTS[service] else f"{port} (--port)"
+        why = settings.port_reason(service) if port == settings.default_port(service) else f"{port} (--port)"
         raise ServiceError(f"port {why} is taken by another program, so the {settings.SERVICE_LABELS[service]} "
                            "cannot start: stop that program, or pass --port with a free port.")
 

@@ -34,8 +34,34 @@ def port_offset() -> int:
     return int(raw)
 
 
-DEFAULT_PORTS = {name: port + port_offset() for name, port in BASE_PORTS.items()}
-"""The one set of default ports on 127.0.0.1 (CLI defaults, README and ``workbench doctor``)."""
+def default_port(service: str) -> int:
+    """The default port of ``service`` (a key of :data:`BASE_PORTS`) on 127.0.0.1: its base port plus
+    ``WORKBENCH_PORT_OFFSET`` as the environment says now, read on every call and never cached at import."""
+    return BASE_PORTS[service] + port_offset()
+
+
+def default_ports() -> dict[str, int]:
+    """The one set of default ports, by service (CLI defaults, README and ``workbench doctor``)."""
+    return {name: default_port(name) for name in BASE_PORTS}
+
+
+class DefaultPort:
+    """A CLI option's default that is the default port of one service, looked up when the command runs (and shown
+    as that number in ``--help``), so nothing depends on the environment at import."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __call__(self) -> int:
+        return default_port(self.service)
+
+    def __str__(self) -> str:
+        return str(self())
+
+    def __repr__(self) -> str:
+        return f"DefaultPort({self.service!r})"
+
+
 SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "router": "traffic router",
                   "prometheus": "Prometheus", "jupyter": "JupyterLab"}
 
@@ -43,7 +69,7 @@ SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "
 def port_reason(service: str) -> str:
     """The default port of ``service`` and where it comes from, for messages: ``8988 (8888 +
     WORKBENCH_PORT_OFFSET=100)``, or ``8888 (the default)`` without an offset."""
-    port, base = DEFAULT_PORTS[service], BASE_PORTS[service]
+    port, base = default_port(service), BASE_PORTS[service]
     return f"{port} ({base} + {PORT_OFFSET_ENV}={port - base})" if port != base else f"{port} (the default)"
 
 
