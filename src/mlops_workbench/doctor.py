@@ -191,6 +191,7 @@ def check_home(home: Path | None = None) -> CheckResult:
     fix = f"set {settings.HOME_ENV} to a writable folder, or fix the permissions of this one"
     try:
         home = home or settings.home()
+        home.mkdir(parents=True, exist_ok=True)
         probe = home / f".doctor-{uuid.uuid4().hex}"
         probe.write_text("ok")
         probe.unlink()

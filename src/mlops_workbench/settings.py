@@ -101,7 +101,8 @@ def cache_dir() -> Path:
 
 
 def home() -> Path:
-    """The state folder (``WORKBENCH_HOME``, default ``.workbench/`` in the project), created if missing."""
+    """The state folder (``WORKBENCH_HOME``, default ``.workbench/`` in the project), as an absolute path. Not
+    created here: whatever writes into it makes the folders it writes to."""
     raw = os.environ.get(HOME_ENV)
     if raw:
         path = Path(raw).expanduser()
@@ -110,9 +111,7 @@ def home() -> Path:
             path = project_root() / ".workbench"
         except NotFoundError:
             path = Path.cwd() / ".workbench"
-    path = path.resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return path.resolve()
 
 
 @dataclass(frozen=True)
