@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM, chromium, jupyterlab, launcher_tile, shot
 
-from mlops_workbench import procs, tracking
+from mlops_workbench import procs, settings, tracking
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.serial,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium")]
@@ -34,9 +34,9 @@ def state(tmp_path_factory) -> Iterator[Path]:
 def default_port_taken() -> Iterator[int]:
     """Another program listens on the tracking server's default port (or already did)."""
     with ExitStack() as stack:
-        if not procs.port_in_use(tracking.DEFAULT_PORT):
-            stack.enter_context(socket.create_server(("127.0.0.1", tracking.DEFAULT_PORT)))
-        yield tracking.DEFAULT_PORT
+        if not procs.port_in_use(settings.default_port("mlflow")):
+            stack.enter_context(socket.create_server(("127.0.0.1", settings.default_port("mlflow"))))
+        yield settings.default_port("mlflow")
 
 
 @pytest.fixture(scope="module")

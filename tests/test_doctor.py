@@ -87,14 +87,14 @@ def test_read_lock_honours_markers(tmp_path):
 
 
 def test_missing_required_tool_fails_and_optional_warns(monkeypatch):
-    monkeypatch.setattr(doctor, "_find", lambda tool: None)
+    monkeypatch.setattr(doctor.tools, "find", lambda tool: None)
     assert doctor.check_tool("dvc", fix="make setup").status == "FAIL"
     optional = doctor.check_tool("kind", required=False, purpose=" (optional)")
     assert optional.status == "WARN" and "optional" in optional.detail
 
 
 def test_tool_that_errors_reports_its_exit_code(monkeypatch):
-    monkeypatch.setattr(doctor, "_find", lambda tool: "/bin/false")
+    monkeypatch.setattr(doctor.tools, "find", lambda tool: "/bin/false")
     result = doctor.check_tool("docker", ["info"], required=False)
     assert result.status == "WARN" and "exited 1" in result.detail
 

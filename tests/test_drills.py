@@ -13,7 +13,7 @@ import yaml
 from drill_fakes import VALIDATE_TIMEOUT
 from typer.testing import CliRunner
 
-from mlops_workbench import drills
+from mlops_workbench import drills, settings
 from mlops_workbench.cli.main import app
 from mlops_workbench.drills import catalog, session, variants
 from mlops_workbench.drills.base import DrillError
@@ -86,12 +86,12 @@ def test_shuffled_list_says_what_it_left_out(home, monkeypatch):
 
 def test_reset_all_resets_every_drill_that_left_a_folder(home):
     session.start("schema-break", home=home)
-    stray = drills.drill_paths(home).folder(catalog.get("triple-v").spec.handle)
+    stray = settings.layout(home).drills.folder(catalog.get("triple-v").spec.handle)
     stray.mkdir(parents=True)
     result = runner.invoke(app, ["drill", "reset", "--all"])
     assert result.exit_code == 0 and "schema-break" in result.output and "triple-v" in result.output
     assert not stray.exists()
-    assert not drills.drill_paths(home).folder(catalog.get("schema-break").spec.handle).exists()
+    assert not settings.layout(home).drills.folder(catalog.get("schema-break").spec.handle).exists()
     assert session.current(home) is None
     assert "nothing to reset" in runner.invoke(app, ["drill", "reset", "--all"]).output
 

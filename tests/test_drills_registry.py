@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from drill_fakes import VALIDATE_TIMEOUT
 
-from mlops_workbench import drills, procs, registry, tracking
+from mlops_workbench import drills, procs, registry, settings, tracking
 from mlops_workbench.drills import reproducibility, validate, variants
 
 
@@ -40,7 +40,7 @@ def cycle(name: str, home: Path, broken: set[str], variant: str | None = None) -
     drill.reference_fix(ctx)
     assert failed(drill, ctx) == set()
     drill.reset(ctx)
-    assert not drills.drill_paths(home).folder(name).exists()
+    assert not settings.layout(home).drills.folder(name).exists()
     assert all(procs.get(s, home) is None for s in drill.services(ctx))
     assert ctx.model_name not in {m.name for m in registry.client(home).search_registered_models()}
     return facts

@@ -10,9 +10,9 @@ import pytest
 from drill_fakes import FakeDrill, install
 from typer.testing import CliRunner
 
+from mlops_workbench import settings
 from mlops_workbench.cli.main import app
 from mlops_workbench.drills import catalog, causes, scoring, session
-from mlops_workbench.drills.paths import drill_paths
 from mlops_workbench.drills.spec import CheckOutcome, DrillSession, ScorePart
 
 runner = CliRunner()
@@ -95,7 +95,7 @@ def fake(home, monkeypatch):
 
 
 def _started_ago(home, seconds: float) -> None:
-    path = drill_paths(home).session
+    path = settings.layout(home).drills.session
     state = DrillSession.model_validate_json(path.read_text())
     state.started -= seconds
     path.write_text(state.model_dump_json())
@@ -133,7 +133,7 @@ def test_check_prints_state_time_and_hints_apart_and_the_cause_once_passed(home,
     assert passing.exit_code == 0, passing.output
     for part in ("state", "time", "hints", "total", "It was drill 'fake-drill'", "analysis-config"):
         assert part in passing.output, part
-    report = json.loads((drill_paths(home).latest_report).read_text())
+    report = json.loads(settings.layout(home).drills.latest_report.read_text())
     assert [line["part"] for line in report["score"]["lines"]] == ["state", "time", "hints"]
 
 

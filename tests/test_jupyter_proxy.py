@@ -121,7 +121,7 @@ def test_the_forwarder_finds_the_server_on_any_port_at_every_request(home: Path)
     with forwarder(home) as url:
         assert httpx.get(url + "/", timeout=10).status_code == 503  # nothing runs yet
         port = procs.free_port()
-        assert port != tracking.DEFAULT_PORT
+        assert port != settings.default_port("mlflow")
         procs.start(tracking.SERVICE, [sys.executable, "-c", ECHO, str(port)], port, health_path="/health",
                     home=home)
         assert tracking.url(home) == f"http://127.0.0.1:{port}"
@@ -153,8 +153,14 @@ def test_a_recorded_server_that_does_not_answer_is_a_one_line_502(home: Path) ->
     assert f"at http://127.0.0.1:{port} does not answer" in reply.text and "`workbench mlflow up`" in reply.text
 
 
+def pin_default_port(monkeypatch: pytest.MonkeyPatch, service: str, port: int) -> None:
+    """Make ``port`` the default port of ``service`` for one test, as an offset of ``port - base`` would."""
+    real = settings.default_port
+    monkeypatch.setattr(settings, "default_port", lambda name: port if name == service else real(name))
+
+
 def test_a_free_default_port_is_taken_silently(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setitem(settings.DEFAULT_PORTS, "jupyter", port := procs.free_port())
+    pin_default_port(monkeypatch, "jupyter", port := procs.free_port())
     choice = procs.choose_port("jupyter")
     assert choice.port == port and choice.note is None
     assert capsys.readouterr().err == ""
@@ -163,7 +169,7 @@ def test_a_free_default_port_is_taken_silently(monkeypatch: pytest.MonkeyPatch, 
 def test_a_taken_default_port_moves_to_the_next_free_one_and_says_which_and_why(
         monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     port = free_pair()
-    monkeypatch.setitem(settings.DEFAULT_PORTS, "jupyter", port)  # as if WORKBENCH_PORT_OFFSET were port - 8888
+    pin_default_port(monkeypatch, "jupyter", port)  # as if WORKBENCH_PORT_OFFSET were port - 8888
     with closing(socket.create_server(("127.0.0.1", port))):
         choice = procs.choose_port("jupyter")
     assert choice.port == port + 1
@@ -173,7 +179,7 @@ def test_a_taken_default_port_moves_to_the_next_free_one_and_says_which_and_why(
 
 
 def test_without_an_offset_the_message_says_it_was_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(settings.DEFAULT_PORTS, "mlflow", 5000)
+    pin_default_port(monkeypatch, "mlflow", 5000)
     assert procs.PortChoice("mlflow", 5001).note == ("port 5000 (the default) is taken by another program; "
                                                      "MLflow tracking server uses 5001")
 
@@ -181,7 +187,7 @@ def test_without_an_offset_the_message_says_it_was_the_default(monkeypatch: pyte
 def test_workbench_lab_listens_on_8888_plus_the_offset_or_the_next_free_port(
         monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     port = free_pair()
-    monkeypatch.setitem(settings.DEFAULT_PORTS, "jupyter", port)
+    pin_default_port(monkeypatch, "jupyter", port)
     ran: list[list[str]] = []
     monkeypatch.setattr(os, "execv", lambda exe, argv: ran.append(argv))
     services.lab(port=None, browser=False)
@@ -193,7 +199,7 @@ def test_workbench_lab_listens_on_8888_plus_the_offset_or_the_next_free_port(
 
 
 def test_offset_gives_jupyter_its_own_default_port() -> None:
-    show = "from mlops_workbench import settings as s; print(s.DEFAULT_PORTS['jupyter'], s.port_reason('jupyter'))"
+    show = "from mlops_workbench import settings as s; print(s.default_port('jupyter'), s.port_reason('jupyter'))"
     env = {**os.environ, settings.PORT_OFFSET_ENV: "100"}
     out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "8988 8988 (8888 + WORKBENCH_PORT_OFFSET=100)"
@@ -202,7 +208,7 @@ def test_offset_gives_jupyter_its_own_default_port() -> None:
 def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(
         monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_pair()
-    monkeypatch.setitem(settings.DEFAULT_PORTS, "mlflow", port)
+    pin_default_port(monkeypatch, "mlflow", port)
     squatters: list[socket.socket] = []
 
     def start(listen: int) -> int:
@@ -226,7 +232,7 @@ def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(
 def test_serve_and_router_name_the_taken_port_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
     with closing(listening()) as squatter:
         port = squatter.getsockname()[1]
-        monkeypatch.setitem(settings.DEFAULT_PORTS, "router", port)
+        pin_default_port(monkeypatch, "router", port)
         with pytest.raises(ServiceError, match=rf"port {port} \(8080 \+ WORKBENCH_PORT_OFFSET=\d+\) is taken by "
                                                "another program, so the traffic router cannot start"):
             procs.ensure_free("router", port)

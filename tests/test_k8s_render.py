@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from mlops_workbench.cli.main import app
-from mlops_workbench.k8s import analysis_app, cluster, promql, render, tools, versions
+from mlops_workbench import tools
+from mlops_workbench.k8s import analysis_app, cluster, promql, render, versions
+from mlops_workbench.k8s.errors import FAILURES as K8S_FAILURES
 from mlops_workbench.k8s.errors import K8sError, ToolMissing
 from mlops_workbench.rollout import policy as pol
 
@@ -120,7 +122,7 @@ def test_missing_tools_say_what_to_install(monkeypatch):
             tools.require(tool)
     with pytest.raises(ToolMissing) as err:
         cluster.up(say=lambda s: None)
-    assert isinstance(err.value, K8sError) and isinstance(err.value, RuntimeError)
+    assert isinstance(err.value, K8S_FAILURES) and isinstance(err.value, RuntimeError)
     result = CliRunner().invoke(app, ["cluster", "up"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and "install" in result.output
 

@@ -1,5 +1,5 @@
 """One owner per concern: MLflow URIs, errors and exit codes, params, the state folder's layout, phases,
-check collection, service start and default ports."""
+check collection, processes, service start and default ports."""
 
 from __future__ import annotations
 
@@ -41,6 +41,26 @@ def test_only_tracking_touches_mlflow_global_uris():
             if isinstance(node, ast.Attribute) and node.attr in ("set_tracking_uri", "set_registry_uri"):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert offenders == []
+
+
+def test_only_procs_starts_or_signals_processes():
+    """Every child process starts through procs.spawn and every kill goes through procs, so each one is stopped
+    the same way (its whole process group, waited for until it has gone)."""
+    owned = {"Popen", "killpg", "kill", "fork", "forkpty", "spawnv", "spawnvp", "posix_spawn", "create_subprocess_exec",
+             "create_subprocess_shell"}
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "procs.py" or "templates" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            if name in owned and (name != "kill" or isinstance(node, ast.Attribute) and _is_os(node.value)):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno} {name}")
+    assert offenders == [], "start processes with procs.spawn and end them with Handle.stop or procs.end"
+
+
+def _is_os(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "os"
 
 
 def test_every_exception_class_derives_from_workbench_error():
@@ -105,8 +125,9 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
     found = [paths.mlflow_db, paths.artifacts, paths.run, paths.log("x"), paths.audit_log(), paths.locks,
              paths.rollout_events, paths.rollout_state, paths.rollout_request, paths.rollout_ports, paths.prometheus,
              paths.workspace("02-versioning"), paths.dvc_remote, paths.reproduction("r1"), paths.results,
-             paths.pipeline, paths.pipeline_lab("03-registry-promotion"), paths.drills, paths.check_log("00-welcome"),
-             paths.admin_token]
+             paths.pipeline, paths.pipeline_lab("03-registry-promotion"), paths.check_log("00-welcome"),
+             paths.admin_token, paths.drills.root, paths.drills.session, paths.drills.reports,
+             paths.drills.latest_report, paths.drills.interview, paths.drills.interviews, paths.drills.folder("d1")]
     assert len(set(found)) == len(found) and all(p.is_relative_to(tmp_path) for p in found)
     assert not any(p.exists() for p in found), "a layout only names paths, it creates none"
     assert tracking.store_paths(tmp_path) == (paths.mlflow_db, paths.artifacts)
@@ -150,24 +171,33 @@ def test_one_set_of_default_ports():
     from mlops_workbench import doctor
     from mlops_workbench.cli import rollout, serve
 
-    ports = settings.DEFAULT_PORTS
-    assert set(doctor.DEFAULT_PORTS) == set(ports.values())
-    assert tracking.DEFAULT_PORT == ports["mlflow"]
-    assert inspect.signature(serve.serve).parameters["port"].default.default == ports["serve"]
-    assert inspect.signature(rollout.router).parameters["port"].default.default == ports["router"]
+    ports = settings.default_ports()
+    assert set(doctor.default_ports()) == set(ports.values())
+    assert inspect.signature(serve.serve).parameters["port"].default.default() == ports["serve"]
+    assert inspect.signature(rollout.router).parameters["port"].default.default() == ports["router"]
     readme, base = (ROOT / "README.md").read_text(), settings.BASE_PORTS
     assert f"workbench serve --model-uri models:/iris@production --port {base['serve']}" in readme
     assert re.search(rf"workbench router .*--port {base['router']}", readme)
 
 
 def test_port_offset_moves_every_default_port_and_a_bad_one_names_the_fix():
-    show = "from mlops_workbench import settings, tracking; print(settings.DEFAULT_PORTS, tracking.DEFAULT_PORT)"
+    show = "from mlops_workbench import settings; print(settings.default_ports(), settings.default_port('mlflow'))"
     env = {**os.environ, "WORKBENCH_PORT_OFFSET": "300"}
     out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390, 'jupyter': 9188} 5300"
     env["WORKBENCH_PORT_OFFSET"] = "ten"
     bad = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "WORKBENCH_PORT_OFFSET='ten' is not a whole number" in bad.stderr
+
+
+def test_default_ports_follow_the_offset_of_the_moment_not_of_the_import(monkeypatch):
+    from mlops_workbench.cli import serve
+
+    monkeypatch.setenv(settings.PORT_OFFSET_ENV, "7")
+    assert settings.default_port("serve") == 8007 and settings.port_reason("serve") == "8007 (8000 + WORKBENCH_PORT_OFFSET=7)"
+    assert inspect.signature(serve.serve).parameters["port"].default.default() == 8007
+    monkeypatch.delenv(settings.PORT_OFFSET_ENV)
+    assert settings.default_ports()["router"] == 8080 and settings.port_reason("router") == "8080 (the default)"
 
 
 def test_services_start_through_the_workbench_cli():

@@ -60,13 +60,12 @@ def demo(home: Path, document: Report) -> Path:
 
 
 def drill_report(home: Path, name: str, passed: list[bool], seconds: float, hints: int, at: str) -> None:
-    from mlops_workbench.drills.paths import DrillPaths
     from mlops_workbench.drills.spec import CheckOutcome, DrillReport
 
     checks = [CheckOutcome(id=f"c{i}", passed=ok, message="" if ok else f"c{i} is not fixed") for i, ok in enumerate(passed)]
     doc = DrillReport(drill=name, passed=all(passed), seconds=seconds, hints_used=hints,
                       failed=[c for c in checks if not c.passed], checks=checks, checked_at=at)
-    folder = DrillPaths(settings.layout(home).drills).reports
+    folder = settings.layout(home).drills.reports
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}-{seconds:.0f}.json").write_text(doc.model_dump_json())
 

@@ -9,10 +9,8 @@ the labs have an embedded fallback or a GitHub Actions path for them.
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import os
 import platform
 import shutil
-import subprocess
 import sys
 import tomllib
 import uuid
@@ -25,12 +23,11 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs, settings, tools
 
 Status = Literal["OK", "WARN", "FAIL"]
 DIST = "mlops-workbench"
 KERNEL = "python3"
-DEFAULT_PORTS: dict[int, str] = {port: settings.SERVICE_LABELS[name] for name, port in settings.DEFAULT_PORTS.items()}
 SETUP_FIX = "run `make setup` in the checkout (or `pip install -r requirements.lock -e .`)"
 
 
@@ -41,23 +38,6 @@ class CheckResult(BaseModel):
     status: Status
     detail: str
     fix: str = ""
-
-
-def _find(tool: str) -> str | None:
-    """``tool`` next to this interpreter (an unactivated venv), else on PATH."""
-    local = Path(sys.executable).with_name(tool)
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which(tool)
-
-
-def _run(cmd: Sequence[str], timeout: float = 30.0) -> tuple[int, str]:
-    """Run ``cmd``; return (exit code, stripped stdout+stderr). Code 127 when it cannot run."""
-    try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 127, str(exc)
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
 def _requires_python() -> str:
@@ -92,7 +72,7 @@ def check_kernel(name: str = KERNEL) -> CheckResult:
         return CheckResult(name="kernel", status="FAIL", detail=f"no Jupyter kernel named '{name}'", fix=fix)
     exe = spec.argv[0] if spec.argv else ""
     exe = shutil.which(exe) or exe
-    code, out = _run([exe, "-c", "import mlops_workbench; print(mlops_workbench.__file__)"], timeout=60)
+    code, out = tools.probe([exe, "-c", "import mlops_workbench; print(mlops_workbench.__file__)"], timeout=60)
     if code != 0:
         last = out.splitlines()[-1] if out else "no output"
         return CheckResult(
@@ -169,10 +149,10 @@ def check_tool(tool: str, args: Sequence[str] = ("--version",), *, required: boo
                purpose: str = "", fix: str = "") -> CheckResult:
     """``tool`` is installed and answers ``args``; FAIL if required, WARN if optional."""
     miss: Status = "FAIL" if required else "WARN"
-    path = _find(tool)
+    path = tools.find(tool)
     if path is None:
         return CheckResult(name=tool, status=miss, detail=f"{tool} not found{purpose}", fix=fix or f"install {tool}")
-    code, out = _run([path, *args])
+    code, out = tools.probe([path, *args])
     first = out.splitlines()[0] if out else ""
     if code != 0:
         return CheckResult(name=tool, status=miss, detail=f"`{tool} {' '.join(args)}` exited {code}: {first}",
@@ -180,9 +160,14 @@ def check_tool(tool: str, args: Sequence[str] = ("--version",), *, required: boo
     return CheckResult(name=tool, status="OK", detail=first or path)
 
 
+def default_ports() -> dict[int, str]:
+    """The default ports of every service, each with what listens there, as they are now."""
+    return {port: settings.SERVICE_LABELS[name] for name, port in settings.default_ports().items()}
+
+
 def check_ports(ports: dict[int, str] | None = None, home: Path | None = None) -> CheckResult:
     """Default ports are free, or held by a workbench service recorded under ``home``."""
-    ports = DEFAULT_PORTS if ports is None else ports
+    ports = default_ports() if ports is None else ports
     ours = {s.port: s.name for s in procs.running(home)}
     taken, held = [], []
     for port, role in sorted(ports.items()):
@@ -206,6 +191,7 @@ def check_home(home: Path | None = None) -> CheckResult:
     fix = f"set {settings.HOME_ENV} to a writable folder, or fix the permissions of this one"
     try:
         home = home or settings.home()
+        home.mkdir(parents=True, exist_ok=True)
         probe = home / f".doctor-{uuid.uuid4().hex}"
         probe.write_text("ok")
         probe.unlink()

@@ -39,6 +39,18 @@ class ServiceError(WorkbenchError, RuntimeError):
     """A background service (tracking server, model server, router, Prometheus) is missing or failing."""
 
 
+class ToolError(WorkbenchError, RuntimeError):
+    """An external command-line tool (git, dvc, kubectl, node, ...) is missing, failed or did not finish."""
+
+
+class ToolMissing(ToolError):
+    """A command-line tool is not installed (or cannot start); the message gives its install command."""
+
+
+class ToolFailed(ToolError):
+    """A command-line tool ran and failed, or ran too long; the message holds the command and its last output."""
+
+
 class TrackingServerDown(ServiceError):
     """No MLflow tracking server runs for the state folder (or it does not answer)."""
 

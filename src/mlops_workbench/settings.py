@@ -1,7 +1,8 @@
 """Where things live: the project checkout, the state folder's layout and ``params.yaml``.
 
 This module is the one owner of every path under the state folder
-(:class:`StateLayout`, from :func:`layout`) and the one way to read params
+(:class:`StateLayout`, from :func:`layout`, with the drills' own part in
+:class:`DrillLayout`) and the one way to read params
 (:func:`load_params`).
 """
 
@@ -33,8 +34,34 @@ def port_offset() -> int:
     return int(raw)
 
 
-DEFAULT_PORTS = {name: port + port_offset() for name, port in BASE_PORTS.items()}
-"""The one set of default ports on 127.0.0.1 (CLI defaults, README and ``workbench doctor``)."""
+def default_port(service: str) -> int:
+    """The default port of ``service`` (a key of :data:`BASE_PORTS`) on 127.0.0.1: its base port plus
+    ``WORKBENCH_PORT_OFFSET`` as the environment says now, read on every call and never cached at import."""
+    return BASE_PORTS[service] + port_offset()
+
+
+def default_ports() -> dict[str, int]:
+    """The one set of default ports, by service (CLI defaults, README and ``workbench doctor``)."""
+    return {name: default_port(name) for name in BASE_PORTS}
+
+
+class DefaultPort:
+    """A CLI option's default that is the default port of one service, looked up when the command runs (and shown
+    as that number in ``--help``), so nothing depends on the environment at import."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __call__(self) -> int:
+        return default_port(self.service)
+
+    def __str__(self) -> str:
+        return str(self())
+
+    def __repr__(self) -> str:
+        return f"DefaultPort({self.service!r})"
+
+
 SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "router": "traffic router",
                   "prometheus": "Prometheus", "jupyter": "JupyterLab"}
 
@@ -42,7 +69,7 @@ SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "
 def port_reason(service: str) -> str:
     """The default port of ``service`` and where it comes from, for messages: ``8988 (8888 +
     WORKBENCH_PORT_OFFSET=100)``, or ``8888 (the default)`` without an offset."""
-    port, base = DEFAULT_PORTS[service], BASE_PORTS[service]
+    port, base = default_port(service), BASE_PORTS[service]
     return f"{port} ({base} + {PORT_OFFSET_ENV}={port - base})" if port != base else f"{port} (the default)"
 
 
@@ -74,7 +101,8 @@ def cache_dir() -> Path:
 
 
 def home() -> Path:
-    """The state folder (``WORKBENCH_HOME``, default ``.workbench/`` in the project), created if missing."""
+    """The state folder (``WORKBENCH_HOME``, default ``.workbench/`` in the project), as an absolute path. Not
+    created here: whatever writes into it makes the folders it writes to."""
     raw = os.environ.get(HOME_ENV)
     if raw:
         path = Path(raw).expanduser()
@@ -83,9 +111,45 @@ def home() -> Path:
             path = project_root() / ".workbench"
         except NotFoundError:
             path = Path.cwd() / ".workbench"
-    path = path.resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return path.resolve()
+
+
+@dataclass(frozen=True)
+class DrillLayout:
+    """``<home>/drills/``: the running drill's timer, the graded reports, the interviews and one folder per drill.
+    Like :class:`StateLayout`, it only names paths: writers make the folders they write to."""
+
+    root: Path
+
+    @property
+    def session(self) -> Path:
+        """The running drill: its name, start time and the hints taken."""
+        return self.root / "session.json"
+
+    @property
+    def reports(self) -> Path:
+        """Every graded attempt, one JSON file each."""
+        return self.root / "reports"
+
+    @property
+    def latest_report(self) -> Path:
+        """The last graded attempt (also in :attr:`reports`)."""
+        return self.root / "report.json"
+
+    @property
+    def interview(self) -> Path:
+        """The interview under way: its drills, their seeds and the results so far."""
+        return self.root / "interview.json"
+
+    @property
+    def interviews(self) -> Path:
+        """One folder per finished interview, holding its scorecard (JSON and HTML)."""
+        return self.root / "interviews"
+
+    def folder(self, drill: str) -> Path:
+        """The folder of drill ``drill`` (its handle): hidden facts, workspaces, the learner's post-mortem and
+        answers."""
+        return self.root / drill
 
 
 @dataclass(frozen=True)
@@ -201,9 +265,9 @@ class StateLayout:
         return self.root / "results"
 
     @property
-    def drills(self) -> Path:
-        """Incident drills: the running drill's timer, reports, one folder per drill."""
-        return self.root / "drills"
+    def drills(self) -> DrillLayout:
+        """Incident drills: the running drill's timer, reports, interviews, one folder per drill."""
+        return DrillLayout(self.root / "drills")
 
     @property
     def pipeline(self) -> Path:

@@ -21,14 +21,13 @@ from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, TrackingServerDown
 
 SERVICE = "mlflow"
-DEFAULT_PORT = settings.DEFAULT_PORTS["mlflow"]
 URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0) -> str:
     """Start the tracking server (or reuse the running one), point this process's MLflow at it (:func:`use`)
-    and return its URL. Without ``port`` it takes :data:`DEFAULT_PORT` or, if another program holds it, the next
-    free one, and says so on stderr."""
+    and return its URL. Without ``port`` it takes the default port (:func:`settings.default_port`) or, if another
+    program holds it, the next free one, and says so on stderr."""
     home = home or settings.home()
     running = procs.get(SERVICE, home)
     if running is None and port is not None:

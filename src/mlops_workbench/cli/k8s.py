@@ -127,7 +127,8 @@ def down() -> None:
 @cluster_app.command("status")
 def cluster_status() -> None:
     """Are the tools there, and does the cluster answer?"""
-    from mlops_workbench.k8s import cluster, tools
+    from mlops_workbench import tools
+    from mlops_workbench.k8s import cluster
 
     tools.docker_engine()
     tools.require("kind")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mlops_workbench.errors import EXIT_FAILED, EXIT_OK
 from mlops_workbench.rollout.state import RolloutPhase
-from mlops_workbench.settings import DEFAULT_PORTS
+from mlops_workbench.settings import DefaultPort
 
 app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
                   no_args_is_help=True)
@@ -126,7 +126,7 @@ def router(
     stable: str = typer.Option(..., "--stable", help="URL of the stable model server"),
     canary: Optional[str] = typer.Option(None, "--canary", help="URL of the canary model server"),
     weight: float = typer.Option(0.0, "--weight", help="canary traffic share, 0-100"),
-    port: int = typer.Option(DEFAULT_PORTS["router"], "--port"),
+    port: int = typer.Option(DefaultPort("router"), "--port"),
     seed: int = typer.Option(0, "--seed", help="seed of the weighted choice"),
 ) -> None:
     """Weighted reverse proxy (stable/canary) with /admin/weights and Prometheus /metrics."""

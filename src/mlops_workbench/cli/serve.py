@@ -8,13 +8,13 @@ from typing import Optional
 import typer
 
 from mlops_workbench.serving.faults import Faults
-from mlops_workbench.settings import DEFAULT_PORTS
+from mlops_workbench.settings import DefaultPort
 
 
 def serve(
     model_uri: Optional[str] = typer.Option(None, "--model-uri", help="models:/name@alias, models:/name/N, runs:/... "
                                             "or a path (default: models:/<registry.model_name>@production)"),
-    port: int = typer.Option(DEFAULT_PORTS["serve"], "--port", help="port on 127.0.0.1 (or --host)"),
+    port: int = typer.Option(DefaultPort("serve"), "--port", help="port on 127.0.0.1 (or --host)"),
     host: str = typer.Option("127.0.0.1", "--host"),
     name: Optional[str] = typer.Option(None, "--name", help="model name shown by /version for unregistered URIs "
                                        "(default: params.yaml registry.model_name)"),

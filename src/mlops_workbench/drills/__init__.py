@@ -15,11 +15,10 @@ back. ``catalog`` lists the drills, ``session`` runs one against a clock (hints 
 from mlops_workbench.drills.base import Drill, DrillContext, DrillError
 from mlops_workbench.drills.catalog import get, names
 from mlops_workbench.drills.causes import Change, RootCause
-from mlops_workbench.drills.paths import drill_paths
 from mlops_workbench.drills.session import check, current, debrief, hint, record, reset, start, status
 from mlops_workbench.drills.spec import DrillReport, DrillSpec, PostMortem
 
 __all__ = [
     "Change", "Drill", "DrillContext", "DrillError", "DrillReport", "DrillSpec", "PostMortem", "RootCause", "check",
-    "current", "debrief", "drill_paths", "get", "hint", "names", "record", "reset", "start", "status",
+    "current", "debrief", "get", "hint", "names", "record", "reset", "start", "status",
 ]

@@ -21,7 +21,6 @@ from pydantic import BaseModel
 from mlops_workbench import output, procs, safeyaml, settings
 from mlops_workbench.drills import variants
 from mlops_workbench.drills.causes import Change
-from mlops_workbench.drills.paths import drill_paths
 from mlops_workbench.drills.postmortem_spec import PostMortemTruth
 from mlops_workbench.drills.records import parse_record
 from mlops_workbench.drills.spec import CheckOutcome, DrillSpec
@@ -55,9 +54,8 @@ class DrillContext:
 
     @property
     def folder(self) -> Path:
-        path = drill_paths(self.home).folder(self.handle)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """The drill's own folder; made by :meth:`save_facts`, the first thing a setup writes."""
+        return settings.layout(self.home).drills.folder(self.handle)
 
     @property
     def model_name(self) -> str:
@@ -77,6 +75,7 @@ class DrillContext:
     # hidden facts written by setup and read by checks (the learner is never told to look here)
     def save_facts(self, **facts: Any) -> dict[str, Any]:
         merged = {**self.facts(), **facts}
+        self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / ".facts.json").write_text(json.dumps(merged, indent=1, default=str))
         return merged
 
@@ -193,7 +192,7 @@ class Drill:
         for service in self.services(ctx):
             procs.stop(service, ctx.home)
         delete_model(ctx)
-        shutil.rmtree(drill_paths(ctx.home).folder(ctx.handle), ignore_errors=True)
+        shutil.rmtree(ctx.folder, ignore_errors=True)
 
     # --- grading (in :mod:`mlops_workbench.drills.grading`) ---------------------------------------------
     def all_checks(self) -> list[GradedCheck]:

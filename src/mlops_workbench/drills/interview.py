@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_workbench import settings
 from mlops_workbench.drills import catalog, session, tools
 from mlops_workbench.drills.base import DrillError
-from mlops_workbench.drills.paths import drill_paths
 from mlops_workbench.drills.scorecard import Outcome, Row, Scorecard, build, to_html
 from mlops_workbench.drills.spec import DrillReport
 from mlops_workbench.drills.variants import SEED_RANGE
@@ -54,7 +53,7 @@ def plan(seed: int, count: int, available: list[str]) -> list[tuple[str, int]]:
 
 
 def _path(home: Path) -> Path:
-    return drill_paths(home).interview
+    return settings.layout(home).drills.interview
 
 
 def current(home: Path | None = None) -> Interview | None:
@@ -63,7 +62,9 @@ def current(home: Path | None = None) -> Interview | None:
 
 
 def _save(interview: Interview, home: Path) -> None:
-    _path(home).write_text(interview.model_dump_json(indent=1))
+    path = _path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(interview.model_dump_json(indent=1))
 
 
 def _begin(interview: Interview, home: Path) -> None:
@@ -155,7 +156,7 @@ def scorecard(interview: Interview) -> Scorecard:
 
 def folder(interview_id: str, home: Path | None = None) -> Path:
     """Where the scorecard of the interview ``interview_id`` goes."""
-    return drill_paths(home or settings.home()).interviews / interview_id
+    return settings.layout(home).drills.interviews / interview_id
 
 
 def finish(interview: Interview, home: Path) -> Path:

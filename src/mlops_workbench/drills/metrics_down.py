@@ -79,7 +79,9 @@ class MetricsDown(rollout_checks.RolloutDrill):
                                  f"{ctx.folder / 'controller.log'} and start the drill again")
             prometheus.down(ctx.home)
             rollouts.fault(ctx, state.id)
-            proc.wait(timeout=120)
+            if proc.wait(timeout=120) is None:
+                raise DrillError(f"setup went wrong: rollout {state.id} did not end within 120s of the fault; see "
+                                 f"{ctx.folder / 'controller.log'} and start the drill again")
         final = st.load(ctx.home)
         if final is None or final.id != state.id or final.phase == st.RolloutPhase.PROMOTED:
             raise DrillError(f"setup went wrong: the rollout ended {final.phase if final else 'nowhere'}")

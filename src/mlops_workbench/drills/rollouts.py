@@ -5,9 +5,6 @@ Their checks and post-mortem truth are in :mod:`mlops_workbench.drills.rollout_c
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +14,7 @@ from typing import Any
 import psutil
 from pydantic import Field
 
-from mlops_workbench import procs
+from mlops_workbench import procs, settings
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import DrillContext, DrillError
 from mlops_workbench.drills.variants import Variant
@@ -54,17 +51,15 @@ def versions(ctx: DrillContext) -> tuple[str, str]:
 
 
 def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: str, timeout: float = 600.0,
-                     policy_file: str = ".setup-policy.yaml") -> tuple[subprocess.Popen, st.RolloutState]:
+                     policy_file: str = ".setup-policy.yaml") -> tuple[procs.Handle, st.RolloutState]:
     """``workbench rollout start`` in a process of its own (``policy`` written to ``policy_file`` in the drill
     folder); returns once the canary takes traffic. Its pid goes to the facts, so that a reset can stop it."""
     path = ctx.folder / policy_file
     path.write_text(policy)
     before = st.load(ctx.home)
-    cmd = [sys.executable, "-m", "mlops_workbench.cli.main", "rollout", "start", "--candidate", candidate,
-           "--policy", str(path), "--metrics", metrics, "--model", ctx.model_name]
-    with open(ctx.folder / "controller.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "WORKBENCH_HOME": str(ctx.home)}, start_new_session=True)
+    cmd = procs.workbench_cmd("rollout", "start", "--candidate", candidate, "--policy", str(path),
+                              "--metrics", metrics, "--model", ctx.model_name)
+    proc = procs.spawn(cmd, log=ctx.folder / "controller.log", env={**os.environ, settings.HOME_ENV: str(ctx.home)})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = st.load(ctx.home)
@@ -76,7 +71,7 @@ def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: st
             raise DrillError(f"the rollout controller exited ({proc.returncode}) before the canary took traffic; "
                              f"see {ctx.folder / 'controller.log'}")
         time.sleep(0.2)
-    proc.kill()
+    proc.stop(grace=0)
     raise DrillError(f"the canary took no traffic within {timeout:.0f}s; see {ctx.folder / 'controller.log'}")
 
 
@@ -122,8 +117,7 @@ def reset(ctx: DrillContext) -> None:
     first)."""
     pid = ctx.facts().get("controller_pid")
     if pid and _is_controller(pid):
-        procs.signal_group(pid, signal.SIGKILL)
-        procs.wait_exit([pid], timeout=10)
+        procs.end(pid, grace=0)
     try:
         ops.down(ctx.home)
     except Exception:  # noqa: BLE001 - resetting anyway
@@ -131,19 +125,14 @@ def reset(ctx: DrillContext) -> None:
 
 
 @contextmanager
-def load(ctx: DrillContext, url: str, rps: float, seed: int, duration: float = 900.0) -> Iterator[subprocess.Popen]:
-    """``workbench load`` in a process of its own (a thread would compete with the controller for the GIL)."""
-    cmd = [sys.executable, "-m", "mlops_workbench.cli.main", "load", "--url", url, "--rps", str(rps),
-           "--duration", str(duration), "--seed", str(seed)]
-    with open(ctx.folder / "load.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+def load(ctx: DrillContext, url: str, rps: float, seed: int, duration: float = 900.0) -> Iterator[procs.Handle]:
+    """``workbench load`` in a process of its own (a thread would compete with the controller for the GIL),
+    stopped when the block ends."""
+    cmd = procs.workbench_cmd("load", "--url", url, "--rps", str(rps), "--duration", str(duration),
+                              "--seed", str(seed))
+    proc = procs.spawn(cmd, log=ctx.folder / "load.log", new_group=False)
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop(grace=30)
 

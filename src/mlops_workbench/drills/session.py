@@ -17,7 +17,6 @@ from mlops_workbench import settings
 from mlops_workbench.drills import catalog, cleanup, grading, scoring, variants
 from mlops_workbench.drills.base import POSTMORTEM, Drill, DrillError
 from mlops_workbench.drills.debrief import debrief
-from mlops_workbench.drills.paths import drill_paths
 from mlops_workbench.drills.records import parse_record
 from mlops_workbench.drills.spec import DrillReport, DrillSession, PostMortem
 from mlops_workbench.registry.audit import now
@@ -30,7 +29,7 @@ def _home(home: Path | None) -> Path:
 
 
 def current(home: Path | None = None) -> DrillSession | None:
-    path = drill_paths(_home(home)).session
+    path = settings.layout(_home(home)).drills.session
     return DrillSession.model_validate_json(path.read_text()) if path.exists() else None
 
 
@@ -43,7 +42,9 @@ def _running(home: Path | None) -> DrillSession:
 
 
 def _save(session: DrillSession, home: Path | None) -> None:
-    drill_paths(_home(home)).session.write_text(session.model_dump_json(indent=1))
+    path = settings.layout(_home(home)).drills.session
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(session.model_dump_json(indent=1))
 
 
 def _make_room(drill: Drill, running: DrillSession | None, home: Path) -> None:
@@ -133,7 +134,7 @@ def grade(drill: Drill, home: Path, seconds: float, hints_used: int) -> DrillRep
 
 
 def _write(report: DrillReport, home: Path) -> None:
-    paths = drill_paths(home)
+    paths = settings.layout(home).drills
     paths.reports.mkdir(parents=True, exist_ok=True)
     text = report.model_dump_json(indent=1)
     (paths.reports / f"{report.drill}-{int(time.time() * 1000)}.json").write_text(text)
@@ -148,7 +149,7 @@ def check(home: Path | None = None) -> DrillReport:
     """
     home = _home(home)
     session = _running(home)
-    paths = drill_paths(home)
+    paths = settings.layout(home).drills
     if session.finished is not None and paths.latest_report.exists():
         return DrillReport.model_validate_json(paths.latest_report.read_text())
     report = grade(catalog.get(session.drill), home, time.time() - session.started, session.hints_used)
@@ -171,7 +172,7 @@ def reset(home: Path | None = None, name: str | None = None, every: bool = False
     home = _home(home)
     session = current(home)
     if every:
-        names = [n for n in catalog.names() if drill_paths(home).folder(catalog.get(n).spec.handle).exists()
+        names = [n for n in catalog.names() if settings.layout(home).drills.folder(catalog.get(n).spec.handle).exists()
                  or (session is not None and session.drill == n)]
     else:
         names = [n for n in [name or (session.drill if session else None)] if n is not None]
@@ -182,9 +183,9 @@ def reset(home: Path | None = None, name: str | None = None, every: bool = False
             drill = catalog.get(each)
             drill.reset(drill.context(home))
         if every:  # an interview whose drills are gone cannot go on
-            drill_paths(home).interview.unlink(missing_ok=True)
+            settings.layout(home).drills.interview.unlink(missing_ok=True)
         if session is not None and session.drill in names:
-            drill_paths(home).session.unlink(missing_ok=True)
+            settings.layout(home).drills.session.unlink(missing_ok=True)
             kept[:] = [s for s in kept if s in session.services_before]  # what the drill started goes too
     return names
 
@@ -197,5 +198,6 @@ def record(name: str, home: Path | None = None, **fields: Any) -> Path:
     if model is None:
         raise DrillError(f"The drill '{name}' takes no record: its checks read the system's state only.")
     value = parse_record(fields, model, f"record('{name}', ...)", name)  # a bad field writes nothing
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(value.model_dump(mode="json"), sort_keys=False))
     return path

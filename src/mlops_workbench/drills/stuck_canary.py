@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 
 from mlops_workbench import procs
@@ -55,8 +53,7 @@ class StuckCanary(rollout_checks.RolloutDrill):
         stable, candidate = rollouts.versions(ctx)
         policy = rollouts.policy_yaml("1h", ANALYSIS, weight=variant.weight)
         proc, state = rollouts.start_controller(ctx, candidate, policy, "direct")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.stop(grace=0)  # the controller dies without a word, as a crash would leave it
         rollouts.fault(ctx, state.id)
         common.send_traffic(procs.get("rollout-router", ctx.home).url, TRAFFIC, seed=ctx.fact("seed"))
         rollout_checks.remember(ctx, state.id, stable, candidate)

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-INSTALL = {
-    "prometheus": "install Debian's `prometheus` package (`apt-get install prometheus`) or set WORKBENCH_PROMETHEUS "
-                  "to its binary",
-}
-"""How to get each tool a drill may need."""
+from mlops_workbench import tools
 
 Installed = Callable[[str], bool]
 
@@ -20,7 +16,8 @@ def installed(tool: str) -> bool:
         from mlops_workbench.rollout import prometheus
 
         return prometheus.available()
-    raise ValueError(f"unknown tool {tool!r}: add its probe to drills.tools.installed and its fix to INSTALL")
+    raise ValueError(f"unknown tool {tool!r}: add its probe to drills.tools.installed and its fix to "
+                     "mlops_workbench.tools.INSTALL")
 
 
 def missing(needs: Iterable[str], probe: Installed = installed) -> list[str]:
@@ -28,9 +25,9 @@ def missing(needs: Iterable[str], probe: Installed = installed) -> list[str]:
     return [tool for tool in needs if not probe(tool)]
 
 
-def reason(tools: list[str]) -> str:
-    """Why a drill needing ``tools`` cannot run, with the fix."""
-    return "; ".join(f"needs {tool}: {INSTALL.get(tool, 'install it')}" for tool in tools)
+def reason(needed: list[str]) -> str:
+    """Why a drill needing the tools ``needed`` cannot run, with the fix (from :data:`mlops_workbench.tools.INSTALL`)."""
+    return "; ".join(f"needs {tool}: {tools.install_hint(tool)}" for tool in needed)
 
 
 def runnable(needs: Mapping[str, Iterable[str]], probe: Installed = installed) -> tuple[list[str], dict[str, str]]:
@@ -38,8 +35,8 @@ def runnable(needs: Mapping[str, Iterable[str]], probe: Installed = installed) -
     with the reason and the fix."""
     ok: list[str] = []
     left_out: dict[str, str] = {}
-    for name, tools in needs.items():
-        absent = missing(tools, probe)
+    for name, needed in needs.items():
+        absent = missing(needed, probe)
         if absent:
             left_out[name] = reason(absent)
         else:

@@ -13,7 +13,8 @@ from typing import Any, Callable
 import yaml
 
 from mlops_workbench import settings
-from mlops_workbench.k8s import render, tools
+from mlops_workbench import tools
+from mlops_workbench.k8s import render
 from mlops_workbench.k8s.errors import K8sError
 from mlops_workbench.k8s.versions import Versions, deploy_dir, load
 

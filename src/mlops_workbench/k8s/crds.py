@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_workbench.k8s import tools
+from mlops_workbench import tools
 from mlops_workbench.k8s.errors import ToolMissing
 from mlops_workbench.k8s.versions import deploy_dir
 

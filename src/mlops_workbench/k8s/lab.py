@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-from mlops_workbench.k8s import render, steps, tools
+from mlops_workbench import tools
+from mlops_workbench.k8s import render, steps
 from mlops_workbench.k8s import validate as v
-from mlops_workbench.k8s.errors import K8sError
+from mlops_workbench.k8s.errors import FAILURES, K8sError
 from mlops_workbench.k8s.versions import deploy_dir
 from mlops_workbench.k8s.versions import load as load_versions
 from mlops_workbench.rollout import policy as pol
@@ -160,7 +161,7 @@ def revert_problem(overlay: Path, scratch: Path) -> str:
     (scratch / "rendered.yaml").write_text(faulty)
     try:
         objs = v.load_text(v.kustomize(scratch))
-    except K8sError as err:
+    except FAILURES as err:
         return (f"the revert overlay does not render with kustomize: {err}")
     images = [c.get("image") for o in objs if o.get("kind") == "Rollout"
               for c in o["spec"]["template"]["spec"]["containers"]]
@@ -255,6 +256,6 @@ def cluster_available() -> tuple[bool, str]:
         tools.docker_engine()
         tools.require("kind")
         tools.require("helm")
-    except K8sError as err:
+    except FAILURES as err:
         return False, str(err)
     return True, ""

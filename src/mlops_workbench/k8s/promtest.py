@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from mlops_workbench.k8s import conditions, scenarios, tools
+from mlops_workbench import tools
+from mlops_workbench.k8s import conditions, scenarios
 from mlops_workbench.k8s.errors import K8sError
 from mlops_workbench.k8s.scenarios import Scenario
 

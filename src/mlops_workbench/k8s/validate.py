@@ -16,7 +16,8 @@ from typing import Any, Iterable
 import kubernetes_validate as kv
 
 from mlops_workbench import safeyaml
-from mlops_workbench.k8s import crds, tools, xref
+from mlops_workbench import tools
+from mlops_workbench.k8s import crds, xref
 from mlops_workbench.k8s.errors import ManifestError
 from mlops_workbench.k8s.findings import Finding, name_of
 from mlops_workbench.k8s.versions import deploy_dir

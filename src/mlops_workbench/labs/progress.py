@@ -249,13 +249,12 @@ def read_reports(home: Path, grades: Sequence[Path], problems: list[str]) -> lis
 
 def read_drills(home: Path, problems: list[str]) -> list[DrillReport]:
     """Every graded drill attempt (the drill machinery is imported only when there are drill reports)."""
-    if not settings.layout(home).drills.is_dir():
+    if not settings.layout(home).drills.root.is_dir():
         return []
-    from mlops_workbench.drills.paths import DrillPaths
     from mlops_workbench.drills.spec import DrillReport
 
     reports = []
-    for path in sorted(DrillPaths(settings.layout(home).drills).reports.glob("*.json")):
+    for path in sorted(settings.layout(home).drills.reports.glob("*.json")):
         try:
             reports.append(DrillReport.model_validate_json(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ValidationError) as exc:

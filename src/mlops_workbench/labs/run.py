@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -123,31 +121,22 @@ def execute(
            TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlops_workbench.labs.worker", str(spec)],
-            cwd=workdir, env=env, start_new_session=True, pass_fds=(write_end,),
-            stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
+        proc = procs.spawn([sys.executable, "-m", "mlops_workbench.labs.worker", str(spec)], cwd=workdir, env=env,
+                           log="inherit" if progress else "discard", keep_errors=True, pass_fds=(write_end,))
     finally:
         os.close(write_end)  # the worker holds the only writing end: the reader ends when the worker does
     replies: dict[str, dict] = {}
     reader = threading.Thread(target=_read_replies, args=(read_end, replies), daemon=True)
     reader.start()
     try:
-        _, stderr = proc.communicate(timeout=lab_timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        stderr = ""
+        timed_out = proc.wait(timeout=lab_timeout) is None
     finally:
-        kill_token(token, proc.pid)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        procs.kill_token(token, proc.pid)
+        proc.stop(grace=0)
     seconds = time.monotonic() - started
     reader.join(timeout=10)
     try:
-        return _collect(prepared, output, export_file, proc.returncode, timed_out, stderr or "", seconds, lab_timeout,
+        return _collect(prepared, output, export_file, proc.returncode, timed_out, proc.errors, seconds, lab_timeout,
                         replies)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -233,32 +222,3 @@ def _as_replied(run: CellRun, reply: dict | None) -> CellRun:
         return run.model_copy(update={"status": "timeout", "error": "the cell exceeded the per-cell time limit"})
     error = f"{reply.get('ename')}: {reply.get('evalue')} (its traceback was hidden: the notebook changed how errors show)"
     return run.model_copy(update={"status": "error", "error": truncate(error)})
-
-
-def kill_token(token: str, *extra_pids: int) -> None:
-    """Kill every process whose environment carries ``token`` (the kernel and its children) and wait until they end."""
-    for pid in extra_pids:
-        procs.signal_group(pid, signal.SIGKILL)
-    for _ in range(5):  # scan again: a process may have forked while the last scan ran
-        found = _carrying(token)
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not found or not procs.wait_exit(found, timeout=30):
-            return
-
-
-def _carrying(token: str) -> list[int]:
-    """The live processes whose environment carries ``token`` (a zombie's environment reads as empty)."""
-    needle, found = f"{TOKEN_ENV}={token}".encode(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
