@@ -253,3 +253,56 @@ def test_a_service_that_lost_its_port_to_another_program_is_refused_not_taken(tm
         assert procs.get("late", tmp_path) is None and procs.running(tmp_path) == []
     finally:
         winner.shutdown()
+
+
+HTTP_OWNERS = {
+    "procs.py": "the shared connection pool and the health probe of a starting service",
+    "serving/client.py": "the model servers and the router",
+    "rollout/prometheus.py": "Prometheus' query API",
+    "tracking.py": "the MLflow tracking server's REST API",
+}
+
+
+def _checked_sources() -> list[Path]:
+    """Every module of the package (not the learner project templates) and every lab's checks."""
+    return sorted([p for p in SRC.rglob("*.py") if "templates" not in p.parts] + list(ROOT.glob("labs/*/checks.py")))
+
+
+def _imports(tree: ast.AST, module: str) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == module for a in node.names):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == module and not node.level:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_one_client_per_server_api_only_the_clients_import_httpx():
+    owners = {SRC / name for name in HTTP_OWNERS}
+    offenders = [f"{path.relative_to(ROOT)}:{line}" for path in _checked_sources() if path not in owners
+                 for line in _imports(ast.parse(path.read_text()), "httpx")]
+    assert offenders == [], (f"these modules speak HTTP themselves: go through the client of that server instead "
+                             f"({', '.join(f'{k} for {v}' for k, v in HTTP_OWNERS.items())})")
+
+
+def test_the_server_paths_are_spelled_in_one_module():
+    """Routes and calls name paths through serving/paths.py; only the generic ``/health`` probe of procs and
+    the other servers' own ``/health`` (MLflow, the Argo analysis app) spell theirs."""
+    from mlops_workbench.serving import paths
+
+    holders = [path.relative_to(SRC).as_posix() for path in SRC.rglob("*.py") if "/admin/reload" in path.read_text()]
+    assert holders == ["serving/paths.py"]
+    spelled = {paths.PREDICT, paths.INVOCATIONS, paths.VERSION, paths.METRICS, paths.OPENAPI, paths.RELOAD,
+               paths.FAULTS, paths.WEIGHTS, paths.ADMIN_PREFIX, paths.UPSTREAM_HEADER}
+    other_health = {"procs.py", "tracking.py", "k8s/analysis_app.py"}
+    strays = []
+    for path in _checked_sources():
+        name = path.relative_to(SRC).as_posix() if path.is_relative_to(SRC) else path.relative_to(ROOT).as_posix()
+        if name == "serving/paths.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and (node.value in spelled or
+                                                   node.value == paths.HEALTH and name not in other_health):
+                strays.append(f"{name}:{node.lineno} {node.value}")
+    assert strays == [], "use the constants of mlops_workbench.serving.paths"

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import httpx
-
 from mlops_workbench import procs, registry, tracking
 from mlops_workbench.labs.checks import Context, check, fail, learner_function
 from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry.gate import GateResult, RegistryParams
 from mlops_workbench.registry.sandbox import Sandbox
+from mlops_workbench.serving import paths
+from mlops_workbench.serving.client import ModelServerClient, Unreachable
 from mlops_workbench.serving.record import last_served
 
 SERVER = "lab03-serve"
@@ -189,13 +189,16 @@ def server_version(ctx: Context) -> dict[str, Any]:
         if recorded is None:
             fail(f"No model server '{SERVER}' ever ran: start it with serve.start_server(..., name='{SERVER}').")
         return recorded
+    server = ModelServerClient(service.url, home=ctx.home)
     try:
-        info = httpx.get(service.url + "/version", timeout=10).json()
-        answer = httpx.post(service.url + "/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=10)
-    except httpx.HTTPError as exc:
-        fail(f"The model server at {service.url} does not answer ({type(exc).__name__}): restart it.")
-    if answer.status_code != 200 or answer.json().get("predictions") != ["setosa"]:
-        fail(f"The model server answered {answer.status_code} {answer.text[:200]} to a setosa flower.")
+        info = server.version(timeout=10)
+    except Unreachable as exc:
+        fail(f"The model server at {service.url} does not answer ({exc.problem}): restart it.")
+    answer = server.send([[5.1, 3.5, 1.4, 0.2]], timeout=10)
+    if answer.status == 0:
+        fail(f"The model server at {service.url} does not answer ({answer.problem}): restart it.")
+    if answer.status != 200 or answer.json().get("predictions") != ["setosa"]:
+        fail(f"The model server answered {answer.status} {answer.text[:200]} to a setosa flower.")
     return info
 
 
@@ -251,7 +254,7 @@ def rolled_back(ctx: Context) -> None:
     info = server_version(ctx)
     if info.get("version") != production:
         fail(f"The server still serves v{info.get('version')} while production is v{production}: "
-             "ModelServerClient(service.url).reload() (POST /admin/reload with the state folder's admin token).")
+             f"ModelServerClient(service.url).reload() (POST {paths.RELOAD} with the state folder's admin token).")
 
 
 HIDDEN_TIMEOUT = 300.0

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from mlops_workbench.errors import EXIT_FAILED, EXIT_OK
 from mlops_workbench.rollout.state import RolloutPhase
+from mlops_workbench.serving import paths
 from mlops_workbench.settings import DefaultPort
 
 app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
@@ -144,7 +145,7 @@ def load(
     rps: float = typer.Option(20.0, "--rps"),
     duration: float = typer.Option(10.0, "--duration", help="seconds"),
     seed: int = typer.Option(0, "--seed"),
-    path: str = typer.Option("/predict", "--path"),
+    path: str = typer.Option(paths.PREDICT, "--path"),
     out: Optional[Path] = typer.Option(None, "--out", help="write every outcome as JSONL"),
 ) -> None:
     """Open-loop seeded load of Iris-like requests; prints outcomes per upstream."""

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from mlops_workbench.serving import paths
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.settings import DefaultPort
 
@@ -18,7 +19,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     name: Optional[str] = typer.Option(None, "--name", help="model name shown by /version for unregistered URIs "
                                        "(default: params.yaml registry.model_name)"),
-    watch_interval: float = typer.Option(0.0, "--watch-interval", help="seconds between alias checks (0: only /admin/reload)"),
+    watch_interval: float = typer.Option(0.0, "--watch-interval", help=f"seconds between alias checks (0: only {paths.RELOAD})"),
     fault_error_rate: float = typer.Option(0.0, "--fault-error-rate", help="fraction of prediction requests answered 500"),
     fault_latency_ms: float = typer.Option(0.0, "--fault-latency-ms", help="milliseconds added to each prediction"),
     fault_crash_after: int = typer.Option(None, "--fault-crash-after", help="exit after this many prediction requests"),

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import httpx
-
 from mlops_workbench import procs, registry, tracking
 from mlops_workbench.drills import models
 from mlops_workbench.drills.base import SETUP_APPROVER, DrillContext
 from mlops_workbench.labs.checks import fail
+from mlops_workbench.errors import ServiceError
 from mlops_workbench.registry import audit, integrity
+from mlops_workbench.serving.client import ModelServerClient, Unreachable
 
 LENIENT_GATE = {"tolerance": 1.0, "min_gain": -1.0}
 """A gate loosened so that any release goes out (the bad-model incident's upstream cause)."""
@@ -64,9 +64,15 @@ def send_traffic(url: str, n: int, seed: int = 0) -> list[int]:
 
     from mlops_workbench.rollout.load import iris_like
 
-    rows = iris_like(np.random.default_rng(seed), n).tolist()
-    with httpx.Client(timeout=30) as client:
-        return [client.post(f"{url}/predict", json={"instances": [row]}).status_code for row in rows]
+    server = ModelServerClient(url)  # a router answers predictions the same way
+    statuses = []
+    for row in iris_like(np.random.default_rng(seed), n).tolist():
+        reply = server.send([row])
+        if reply.status == 0:
+            raise ServiceError(f"The server at {url} stopped answering after {len(statuses)} of {n} requests "
+                               f"({reply.problem}): is it running? `workbench ps` lists the services.")
+        statuses.append(reply.status)
+    return statuses
 
 
 def served_requests(url: str, version: str) -> int:
@@ -74,7 +80,7 @@ def served_requests(url: str, version: str) -> int:
     from prometheus_client.parser import text_string_to_metric_families
 
     total = 0.0
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+    for family in text_string_to_metric_families(ModelServerClient(url).metrics(timeout=10)):
         for sample in family.samples:
             if sample.name == "workbench_model_requests_total" and sample.labels.get("version") == str(version):
                 total += sample.value
@@ -135,12 +141,15 @@ def guard_server_answers(ctx: DrillContext, expect_version: str | None = None,
     if service is None:
         fail(f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
              "and repair what it serves instead (move the alias, then ModelServerClient(url).reload()).")
+    server = ModelServerClient(service.url, home=ctx.home)
     try:
-        info = httpx.get(f"{service.url}/version", timeout=10).json()
-        answer = httpx.post(f"{service.url}/predict", json={"instances": [probe]}, timeout=10)
-    except httpx.HTTPError as exc:
-        fail(f"The model server at {service.url} does not answer ({type(exc).__name__}): restart it.")
-    if answer.status_code != 200:
+        info = server.version(timeout=10)
+    except Unreachable as exc:
+        fail(f"The model server at {service.url} does not answer ({exc.problem}): restart it.")
+    answer = server.send([probe], timeout=10)
+    if answer.status == 0:
+        fail(f"The model server at {service.url} does not answer ({answer.problem}): restart it.")
+    if answer.status != 200:
         fail(f"The model server answers {answer.status_code} to a valid Iris payload: {answer.text[:200]}")
     if expect_version is not None and str(info.get("version")) != str(expect_version):
         fail(f"The model server still serves v{info.get('version')} while production is v{expect_version}: "

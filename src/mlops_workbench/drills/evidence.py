@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from mlops_workbench import procs
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import DrillContext
 from mlops_workbench.drills.causes import Change
 from mlops_workbench.rollout import events, prometheus
 from mlops_workbench.rollout.analysis import MeasurementPhase
+from mlops_workbench.serving.client import ModelServerClient, Unreachable
 
 CONCLUSIVE = (MeasurementPhase.SUCCESSFUL, MeasurementPhase.FAILED)
 
@@ -27,8 +26,8 @@ def registry_changes(ctx: DrillContext, bad: str) -> list[Change]:
         found.append(Change.ROLLED_BACK)
     service = procs.get(ctx.server, ctx.home)
     try:
-        served = httpx.get(f"{service.url}/version", timeout=10).json().get("version") if service else None
-    except httpx.HTTPError:
+        served = ModelServerClient(service.url, home=ctx.home).version(timeout=10).get("version") if service else None
+    except Unreachable:
         served = None
     if served is not None and str(served) != bad:
         found.append(Change.SERVER_RELOADED)

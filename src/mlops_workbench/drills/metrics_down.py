@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
-
 from mlops_workbench import procs
 from mlops_workbench.drills import rollout_checks, rollouts
 from mlops_workbench.drills.base import DrillContext, DrillError, GradedCheck, delete_model
@@ -115,10 +113,10 @@ def _metrics_restored(ctx: DrillContext) -> None:
         fail("Prometheus is not running: the analysis has no data source. Start it again (LocalBackend(..., "
              "metrics='prometheus').up()).")
     try:
-        result = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="router"}'}, timeout=5).json()
-    except httpx.HTTPError as exc:
-        fail(f"Prometheus at {url} does not answer ({type(exc).__name__}).")
-    values = [float(r["value"][1]) for r in result.get("data", {}).get("result", [])]
+        result = prometheus.query(url, 'up{job="router"}', timeout=5)
+    except prometheus.PrometheusError as exc:
+        fail(f"Prometheus at {url} does not answer ({type(exc.__cause__ or exc).__name__}).")
+    values = [float(r["value"][1]) for r in result]
     if not values or max(values) < 1:
         fail(f"Prometheus at {url} does not scrape the router (up{{job=\"router\"}} = {values}).")
 

@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench import procs, registry
@@ -17,6 +16,7 @@ from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit
+from mlops_workbench.serving import paths
 from mlops_workbench.serving.client import ModelServerClient
 from mlops_workbench.versioning import DATA
 
@@ -123,8 +123,8 @@ class TripleV(Drill):
 def _record_request(ctx: DrillContext, url: str) -> None:
     """Answer one request now and keep it as the access log entry the customer disputes."""
     at = audit.now()
-    reply = httpx.post(f"{url}/predict", json={"instances": [common.VERSICOLOR]}, timeout=30).json()
-    (ctx.folder / REQUEST).write_text(json.dumps({"at": at, "path": "/predict",
+    reply = ModelServerClient(url, home=ctx.home).predict([common.VERSICOLOR], timeout=30)
+    (ctx.folder / REQUEST).write_text(json.dumps({"at": at, "path": paths.PREDICT,
                                                   "payload": {"instances": [common.VERSICOLOR]},
                                                   "answer": reply["predictions"]}, indent=1))
 

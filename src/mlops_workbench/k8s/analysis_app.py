@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from mlops_workbench.errors import ServiceError
 from mlops_workbench.k8s import promql
-from mlops_workbench.rollout import analysis
+from mlops_workbench.rollout import analysis, prometheus
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout.metrics import Snapshot
 
@@ -25,11 +23,9 @@ Query = Callable[[str], list[dict[str, Any]]]
 
 
 def prometheus_query(url: str, timeout: float = 5.0) -> Query:
+    """The query function of the Prometheus at ``url`` (its failures raise a RuntimeError)."""
     def query(expr: str) -> list[dict[str, Any]]:
-        body = httpx.get(f"{url.rstrip('/')}/api/v1/query", params={"query": expr}, timeout=timeout).json()
-        if body.get("status") != "success":
-            raise ServiceError(f"Prometheus rejected the query: {body.get('error', body)}")
-        return body["data"]["result"]
+        return prometheus.query(url, expr, timeout=timeout)
     return query
 
 
@@ -69,7 +65,7 @@ def create_app(policy: pol.Policy, query: Query) -> FastAPI:
             return JSONResponse({"error": "canary and stable must be two different pod template hashes"}, 400)
         try:
             win = snapshot(query, namespace, {canary: "canary", stable: "stable"}, metric.lookback)
-        except (httpx.HTTPError, RuntimeError, ValueError) as err:
+        except (RuntimeError, ValueError) as err:
             return JSONResponse({"phase": analysis.MeasurementPhase.ERROR, "message": f"metrics unavailable: {err}"}, 503)
         m = analysis.measure(metric, win, policy.analysis.min_sample_size)
         body = m.to_event()

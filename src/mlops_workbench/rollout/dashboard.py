@@ -94,12 +94,13 @@ def no_canary_sentence(state: st.RolloutState | None) -> str:
 
 def failure_sentence(err: BaseException) -> str:
     """A sentence for a dashboard action that failed (never a bare errno)."""
-    import httpx
+    from mlops_workbench.serving.client import no_answer
 
-    if isinstance(err, (httpx.ConnectError, ConnectionRefusedError)):
+    why = no_answer(err)
+    if why == "refused":
         return ("The canary or router did not answer (it was stopped, or the rollout ended): check "
                 "`workbench rollout status`, start a rollout, then try again.")
-    if isinstance(err, httpx.TimeoutException):
+    if why == "timeout":
         return "The rollout services did not answer in time (the machine may be busy): try again in a moment."
     return f"That did not work: {err}"
 

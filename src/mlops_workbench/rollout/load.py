@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import httpx
 import numpy as np
 
 from mlops_workbench.errors import InputError
-from mlops_workbench.rollout.router import UPSTREAM_HEADER
+from mlops_workbench.serving import paths
+from mlops_workbench.serving.client import AsyncTraffic, RouterClient
 
 MAX_IN_FLIGHT = 200  # pending requests at most; more and the client itself becomes the bottleneck
 
@@ -81,24 +81,14 @@ class LoadResult:
         return [asdict(o) for o in self.outcomes]
 
 
-async def _one(client: httpx.AsyncClient, url: str, features: list[float], result: LoadResult) -> None:
+async def _one(traffic: AsyncTraffic, features: list[float], result: LoadResult) -> None:
     sent, t0 = time.time(), time.perf_counter()
-    try:
-        resp = await client.post(url, json={"instances": [features]})
-        prediction = None
-        if resp.status_code == 200:
-            try:
-                prediction = str(resp.json()["predictions"][0])
-            except (ValueError, KeyError, IndexError, TypeError):
-                prediction = None
-        outcome = Outcome(sent, time.perf_counter() - t0, resp.status_code, resp.headers.get(UPSTREAM_HEADER),
-                          prediction)
-    except httpx.HTTPError:
-        outcome = Outcome(sent, time.perf_counter() - t0, 0)
-    result.outcomes.append(outcome)
+    reply = await traffic.send([features])
+    prediction = reply.prediction()
+    result.outcomes.append(Outcome(sent, time.perf_counter() - t0, reply.status, reply.upstream, prediction))
 
 
-async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: str = "/predict",
+async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: str = paths.PREDICT,
                     stop: threading.Event | None = None, timeout: float = 10.0,
                     max_in_flight: int = MAX_IN_FLIGHT) -> LoadResult:
     """Send Poisson(``rps``) requests for ``duration`` seconds (or until ``stop`` is set).
@@ -110,9 +100,8 @@ async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: 
                          f"max_in_flight={max_in_flight})")
     rng = np.random.default_rng(seed)
     result = LoadResult(url, rps, duration, seed)
-    target = url.rstrip("/") + path
-    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=min(100, max_in_flight))
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+    # the router and a model server answer prediction paths alike: either can be the target
+    async with RouterClient(url).async_traffic(path, timeout=timeout, max_connections=max_in_flight) as traffic:
         tasks: set[asyncio.Task] = set()
         start = time.perf_counter()
         due = 0.0
@@ -127,7 +116,7 @@ async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: 
             if len(tasks) >= max_in_flight:
                 result.dropped += 1
             else:
-                task = asyncio.create_task(_one(client, target, batch[i].tolist(), result))
+                task = asyncio.create_task(_one(traffic, batch[i].tolist(), result))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             i += 1
@@ -142,7 +131,7 @@ async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: 
     return result
 
 
-def run(url: str, rps: float, duration: float, seed: int = 0, path: str = "/predict") -> LoadResult:
+def run(url: str, rps: float, duration: float, seed: int = 0, path: str = paths.PREDICT) -> LoadResult:
     """Blocking :func:`run_async` (what ``workbench load`` does)."""
     return asyncio.run(run_async(url, rps, duration, seed, path))
 
@@ -150,7 +139,7 @@ def run(url: str, rps: float, duration: float, seed: int = 0, path: str = "/pred
 class BackgroundLoad:
     """Load in a background thread (for notebooks and tests): ``start()``, then ``stop()`` -> result."""
 
-    def __init__(self, url: str, rps: float, duration: float = 3600.0, seed: int = 0, path: str = "/predict"):
+    def __init__(self, url: str, rps: float, duration: float = 3600.0, seed: int = 0, path: str = paths.PREDICT):
         self.args = (url, rps, duration, seed, path)
         self._stop = threading.Event()
         self.result: LoadResult | None = None

@@ -15,11 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops_workbench import procs
-from mlops_workbench.errors import ServiceError
+from mlops_workbench.errors import InputError, ServiceError
+from mlops_workbench.rollout import prometheus
+from mlops_workbench.serving.client import ModelServerClient, RouterClient
 
 ROLES = ("stable", "canary")
 Q_REQUESTS = "sum by (version, status) (workbench_router_requests_total)"
@@ -87,17 +87,10 @@ class PrometheusSource:
 
     def query(self, promql: str, at: float | None = None) -> list[dict]:
         """Run one instant query; returns Prometheus' ``result`` vector."""
-        params: dict[str, str] = {"query": promql}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
         try:
-            resp = procs.http().get(f"{self.url}/api/v1/query", params=params, timeout=self.timeout)
-            body = resp.json()
-        except (httpx.HTTPError, ValueError) as err:
-            raise MetricsUnavailable(f"Prometheus at {self.url} did not answer ({err}); is it running?") from err
-        if body.get("status") != "success":
-            raise MetricsUnavailable(f"Prometheus rejected {promql!r}: {body.get('error', body)}")
-        return body["data"]["result"]
+            return prometheus.query(self.url, promql, at, timeout=self.timeout)
+        except prometheus.PrometheusError as err:
+            raise MetricsUnavailable(str(err)) from err
 
     def snapshot(self, at: float | None = None) -> Snapshot:
         at = time.time() if at is None else at
@@ -166,15 +159,14 @@ class DirectSource:
     def snapshot(self) -> Snapshot:
         snap = Snapshot(t=time.time(), source=self.name)
         try:
-            text = procs.http().get(f"{self.router_url}/metrics", timeout=self.timeout).text
-        except httpx.HTTPError as err:
-            raise MetricsUnavailable(f"router /metrics at {self.router_url} did not answer ({err})") from err
+            text = RouterClient(self.router_url).metrics(timeout=self.timeout)
+        except (ServiceError, InputError) as err:
+            raise MetricsUnavailable(f"router /metrics at {self.router_url} did not answer ({_why(err)})") from err
         parse_router(text, snap)
         for role, url in self.models.items():
             try:
-                text = procs.http().get(f"{url}/metrics", timeout=self.timeout).text
-                snap.predictions[role] = parse_predictions(text)
-            except httpx.HTTPError:
+                snap.predictions[role] = parse_predictions(ModelServerClient(url).metrics(timeout=self.timeout))
+            except (ServiceError, InputError):
                 pass  # a model server that is down has no predictions in this reading
         return snap
 
@@ -193,6 +185,11 @@ class DirectSource:
         if base is None:
             raise MetricsUnavailable("no baseline reading yet: call prime() when the analysis starts")
         return diff(new, base)
+
+
+def _why(err: Exception) -> str:
+    """The short reason of a failed scrape: the transport error's own words when no answer came."""
+    return getattr(err, "detail", None) or str(err)
 
 
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:

@@ -3,7 +3,9 @@
 :func:`write_config` renders the scrape config (a short scrape interval, one job
 per role: ``router``, and ``model`` targets labelled ``role=stable|canary``);
 :func:`up` starts Prometheus through :mod:`mlops_workbench.procs` with its data
-under ``<home>/rollout/prometheus/``; :func:`down` stops it.
+under ``<home>/rollout/prometheus/``; :func:`down` stops it. :func:`query` is the one client of its
+HTTP API: every PromQL query of the workbench (the analysis, the Argo ``web`` provider, the drill
+checks) goes through it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -19,6 +22,31 @@ from mlops_workbench.errors import ServiceError
 
 SERVICE = "rollout-prometheus"
 BINARY_ENV = "WORKBENCH_PROMETHEUS"
+QUERY_PATH = "/api/v1/query"
+
+
+class PrometheusError(ServiceError):
+    """Prometheus did not answer a query, or answered that it could not run it."""
+
+
+def query(url: str, promql: str, at: float | None = None, timeout: float = 3.0) -> list[dict[str, Any]]:
+    """Run one PromQL instant query (at unix time ``at``, default now) on the Prometheus at ``url``.
+
+    Returns the ``result`` vector of the answer. Raises :class:`PrometheusError` when Prometheus cannot be
+    reached, answers something that is not JSON, or rejects the query (the message says which)."""
+    import httpx
+
+    params = {"query": promql}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    base = url.rstrip("/")
+    try:
+        body = procs.http().get(base + QUERY_PATH, params=params, timeout=timeout).json()
+    except (httpx.HTTPError, ValueError) as err:
+        raise PrometheusError(f"Prometheus at {base} did not answer ({err}); is it running?") from err
+    if body.get("status") != "success":
+        raise PrometheusError(f"Prometheus rejected {promql!r}: {body.get('error', body)}")
+    return body["data"]["result"]
 
 
 def binary() -> str | None:

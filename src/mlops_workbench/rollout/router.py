@@ -24,14 +24,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlops_workbench.fielderrors import shown
-from mlops_workbench.serving import auth, openapi, payloads
+from mlops_workbench.serving import auth, openapi, paths, payloads
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
            1.0, 2.5, 5.0, 10.0)
-UPSTREAM_HEADER = "x-workbench-upstream"
+UPSTREAM_HEADER = paths.UPSTREAM_HEADER
 # every path the router answers, with the methods it serves there (anything else: 404, or 405 with Allow)
-_METHODS = {"/health": ("GET",), "/metrics": ("GET",), "/openapi.json": ("GET",),
-            "/admin/weights": ("GET", "PUT"),
+_METHODS = {paths.HEALTH: ("GET",), paths.METRICS: ("GET",), paths.OPENAPI: ("GET",),
+            paths.WEIGHTS: ("GET", "PUT"),
             **{path: (method.upper(),) for path, method in openapi.FORWARDED.items()}}
 _HOP = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
 # the canary is unreachable or died mid-request: fail over (prediction requests are idempotent)
@@ -86,8 +86,8 @@ class Router:
         path, method = scope["path"], scope["method"]
         allowed = _METHODS.get(path)
         if allowed is None:
-            where = "the router's admin API is /admin/weights only" if path.startswith("/admin/") else \
-                "the router answers /health, /metrics, /openapi.json, /admin/weights"
+            where = f"the router's admin API is {paths.WEIGHTS} only" if path.startswith(paths.ADMIN_PREFIX) else \
+                f"the router answers {paths.HEALTH}, {paths.METRICS}, {paths.OPENAPI}, {paths.WEIGHTS}"
             await _send(send, 404, _error(f"No endpoint {path[:80]}: {where}, and forwards "
                                           f"{', '.join(openapi.FORWARDED)} to the model servers."))
             return
@@ -100,13 +100,13 @@ class Router:
         except payloads.PayloadError as exc:
             await _send(send, exc.status, _error(str(exc)))
             return
-        if path == "/health":
+        if path == paths.HEALTH:
             await _send(send, 200, json.dumps({"status": "ok", **self.weights()}).encode())
-        elif path == "/metrics":
+        elif path == paths.METRICS:
             await _send(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
-        elif path == "/openapi.json":
+        elif path == paths.OPENAPI:
             await _send(send, 200, json.dumps(openapi.router_document(await self._upstream_document())).encode())
-        elif path == "/admin/weights":
+        elif path == paths.WEIGHTS:
             await self._admin(scope, method, body, send)
         else:
             await self._proxy(scope, body, send)
@@ -152,7 +152,7 @@ class Router:
         """The stable server's OpenAPI document (None when it cannot be had)."""
         assert self.client is not None
         try:
-            async with self.client.get(self.upstreams["stable"] + "/openapi.json") as resp:
+            async with self.client.get(self.upstreams["stable"] + paths.OPENAPI) as resp:
                 return await resp.json() if resp.status == 200 else None
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             return None

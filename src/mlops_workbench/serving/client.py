@@ -3,22 +3,151 @@
 Everything in the workbench that talks to a model server or a router over HTTP goes through
 :class:`ModelServerClient` or :class:`RouterClient`; the admin calls carry the state folder's bearer
 token (:mod:`mlops_workbench.serving.auth`). Failures raise :class:`~mlops_workbench.errors.ServiceError`
-(the server could not do it) or :class:`~mlops_workbench.errors.InputError` (it refused the input), each
-with the server's own message.
+(the server could not do it; :class:`Unreachable` when no answer came at all) or
+:class:`~mlops_workbench.errors.InputError` (it refused the input), each with the server's own message.
+
+Prediction *traffic* is different: a 500 or a refused connection is an outcome to count, not an error.
+:meth:`_Client.send` (blocking, over the workbench's shared connection pool) and :meth:`_Client.async_traffic`
+(asyncio, one pool kept open for the load generator) answer each request with a :class:`Reply` instead.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, ServiceError
-from mlops_workbench.serving import auth
+from mlops_workbench.serving import auth, paths
 from mlops_workbench.serving.faults import Faults
+
+if TYPE_CHECKING:  # httpx is imported with the first request: importing this module stays cheap
+    import httpx
 
 RELOAD_TIMEOUT = 120.0  # loading a model from the registry can take a while on a busy machine
 ADMIN_TIMEOUT = 10.0
+TRAFFIC_TIMEOUT = 30.0  # a prediction on a loaded machine; the load generator sets its own
+
+
+class ServedModel(TypedDict):
+    """``GET /version`` of a model server: what it serves now."""
+
+    name: str
+    version: str
+    alias: str | None
+    run_id: str | None
+    model_uri: str
+
+
+class Reloaded(TypedDict):
+    """The answer to a reload: whether the version changed, and from which to which."""
+
+    reloaded: bool
+    version: str
+    previous_version: str
+
+
+class Weights(TypedDict):
+    """The router's split in percent, and the upstream URL of each role."""
+
+    canary: float
+    stable: float
+    upstreams: dict[str, str | None]
+
+
+class Unreachable(ServiceError):
+    """No answer came from the server: the connection was refused or broke, or the time ran out."""
+
+    def __init__(self, message: str, cause: BaseException) -> None:
+        super().__init__(message)
+        self.problem = type(cause).__name__
+        """The transport error's class name (``ConnectError``, ``ReadTimeout``...)."""
+        self.detail = str(cause)
+        self.kind = no_answer(cause) or "broken"
+        """``refused`` (nothing listens), ``timeout`` (no answer in time) or ``broken`` (dropped mid-way)."""
+
+
+def no_answer(err: BaseException) -> str | None:
+    """Why no answer came, when ``err`` says so: ``refused``, ``timeout`` or ``broken``; None for any other error.
+
+    Understands the transport errors of the HTTP library as well as :class:`Unreachable`, so callers
+    can explain a failure in words without importing the HTTP library themselves."""
+    import httpx
+
+    if isinstance(err, Unreachable):
+        return err.kind
+    if isinstance(err, (httpx.ConnectError, ConnectionRefusedError)):
+        return "refused"
+    if isinstance(err, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(err, httpx.TransportError):
+        return "broken"
+    return None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One prediction request as the sender saw it; never raised, whatever the status."""
+
+    status: int
+    """The HTTP status, 0 when no answer came."""
+    text: str = ""
+    upstream: str | None = None
+    """Which upstream answered (``stable`` or ``canary``), when the request went through the router."""
+    problem: str = ""
+    """Why no answer came (the transport error's class name) when ``status`` is 0."""
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.text)
+
+    def prediction(self) -> str | None:
+        """The first predicted class of a 200 answer; None for any other answer."""
+        if self.status != 200:
+            return None
+        try:
+            return str(self.json()["predictions"][0])
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+
+
+def _reply(resp: httpx.Response) -> Reply:
+    return Reply(resp.status_code, resp.text, resp.headers.get(paths.UPSTREAM_HEADER))
+
+
+def _instances(rows: list[list[float]]) -> dict[str, Any]:
+    return {"instances": rows}
+
+
+class AsyncTraffic:
+    """Prediction requests for asyncio, many in flight at once over at most ``max_connections`` kept-alive
+    connections; open it with ``async with``."""
+
+    def __init__(self, target: str, timeout: float, max_connections: int) -> None:
+        import httpx
+
+        self.target = target
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(100, max_connections))
+        self._http = httpx.AsyncClient(timeout=timeout, limits=limits)
+
+    async def send(self, rows: list[list[float]]) -> Reply:
+        """Ask for predictions of ``rows`` (one request); a refused or timed-out request answers status 0."""
+        import httpx
+
+        try:
+            return _reply(await self._http.post(self.target, json=_instances(rows)))
+        except httpx.HTTPError as exc:
+            return Reply(0, problem=type(exc).__name__)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncTraffic:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class _Client:
@@ -43,8 +172,8 @@ class _Client:
             resp = procs.http().request(method, self.url + path, json=json, timeout=timeout,
                                         headers=self._headers() if admin else None)
         except httpx.HTTPError as exc:
-            raise ServiceError(f"The {self.what} at {self.url} did not answer {method} {path} ({exc!r}): is it "
-                               "running? `workbench ps` lists the services.") from None
+            raise Unreachable(f"The {self.what} at {self.url} did not answer {method} {path} ({exc!r}): is it "
+                              "running? `workbench ps` lists the services.", exc) from None
         if resp.status_code == 401:
             raise ServiceError(f"The {self.what} at {self.url} refused the admin token: it belongs to another "
                                "state folder, or the server was started with another token. Restart the server "
@@ -58,11 +187,27 @@ class _Client:
         return resp.json() if "json" in resp.headers.get("content-type", "") else resp.text
 
     def health(self, timeout: float = 3.0) -> dict[str, Any]:
-        return self._call("GET", "/health", timeout=timeout)
+        return self._call("GET", paths.HEALTH, timeout=timeout)
 
     def metrics(self, timeout: float = 3.0) -> str:
         """The Prometheus exposition text of ``/metrics``."""
-        return self._call("GET", "/metrics", timeout=timeout)
+        return self._call("GET", paths.METRICS, timeout=timeout)
+
+    def send(self, rows: list[list[float]], *, path: str = paths.PREDICT, timeout: float = TRAFFIC_TIMEOUT) -> Reply:
+        """One prediction request for ``rows`` to ``path`` (``/predict`` or ``/invocations``), answered as a
+        :class:`Reply` whatever happens (status 0 when no answer came). Connections are kept alive and shared,
+        so sending many requests in a loop is cheap."""
+        import httpx
+
+        try:
+            return _reply(procs.http().post(self.url + path, json=_instances(rows), timeout=timeout))
+        except httpx.HTTPError as exc:
+            return Reply(0, problem=type(exc).__name__)
+
+    def async_traffic(self, path: str = paths.PREDICT, timeout: float = 10.0,
+                      max_connections: int = 100) -> AsyncTraffic:
+        """The asyncio sender (``async with``) for load generation: up to ``max_connections`` at once."""
+        return AsyncTraffic(self.url + path, timeout, max_connections)
 
 
 class ModelServerClient(_Client):
@@ -70,30 +215,30 @@ class ModelServerClient(_Client):
 
     what = "model server"
 
-    def version(self, timeout: float = 5.0) -> dict[str, Any]:
+    def version(self, timeout: float = 5.0) -> ServedModel:
         """What the server serves now: name, version, alias, run id, model URI."""
-        return self._call("GET", "/version", timeout=timeout)
+        return self._call("GET", paths.VERSION, timeout=timeout)
 
     def predict(self, rows: list[list[float]], timeout: float = 10.0) -> dict[str, Any]:
-        return self._call("POST", "/predict", json={"instances": rows}, timeout=timeout)
+        return self._call("POST", paths.PREDICT, json=_instances(rows), timeout=timeout)
 
-    def reload(self, timeout: float = RELOAD_TIMEOUT) -> dict[str, Any]:
+    def reload(self, timeout: float = RELOAD_TIMEOUT) -> Reloaded:
         """Make the server resolve its model URI anew and load the version it points to now.
 
         Returns ``{"reloaded": bool, "version": ..., "previous_version": ...}``; a version the server
         cannot load (integrity refused, tracking server down) raises ServiceError and it keeps serving.
         """
         try:
-            return self._call("POST", "/admin/reload", admin=True, timeout=timeout)
+            return self._call("POST", paths.RELOAD, admin=True, timeout=timeout)
         except InputError as exc:  # 409: the server refused to swap in the new version
             raise ServiceError(f"{exc} The server keeps serving the model it had.") from None
 
     def faults(self) -> Faults:
-        return Faults.model_validate(self._call("GET", "/admin/faults", admin=True))
+        return Faults.model_validate(self._call("GET", paths.FAULTS, admin=True))
 
     def set_faults(self, faults: Faults) -> Faults:
         """Apply ``faults`` (the server must have been started with fault injection allowed)."""
-        return Faults.model_validate(self._call("POST", "/admin/faults", admin=True, json=faults.model_dump()))
+        return Faults.model_validate(self._call("POST", paths.FAULTS, admin=True, json=faults.model_dump()))
 
 
 class RouterClient(_Client):
@@ -101,8 +246,8 @@ class RouterClient(_Client):
 
     what = "router"
 
-    def weights(self) -> dict[str, Any]:
-        return self._call("GET", "/admin/weights", admin=True, timeout=3.0)
+    def weights(self) -> Weights:
+        return self._call("GET", paths.WEIGHTS, admin=True, timeout=3.0)
 
     def weight(self) -> float:
         """The canary's share of traffic now, in percent."""
@@ -110,7 +255,7 @@ class RouterClient(_Client):
 
     def set_weight(self, canary: float) -> float:
         """Send ``canary`` percent of traffic to the canary; a bad value raises InputError with the reason."""
-        return float(self._call("PUT", "/admin/weights", admin=True, json={"canary": canary}, timeout=3.0)["canary"])
+        return float(self._call("PUT", paths.WEIGHTS, admin=True, json={"canary": canary}, timeout=3.0)["canary"])
 
 
 def _error_text(resp: Any) -> str:

@@ -17,13 +17,13 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
-from mlops_workbench.serving import payloads
+from mlops_workbench.serving import paths, payloads
 from mlops_workbench.serving.faults import CRASH_EXIT_CODE, FaultInjector
 from mlops_workbench.serving.model import LoadedModel
 from mlops_workbench.serving.payloads import PayloadError
 
 log = logging.getLogger("mlops_workbench.serving.server")
-PREDICTION_PATHS = ("/predict", "/invocations")
+PREDICTION_PATHS = paths.PREDICTION_PATHS
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _INJECTED = b'{"error": "injected fault: this request failed on purpose (see GET /admin/faults)"}'
 Send = Callable[[dict], Awaitable[None]]
@@ -99,7 +99,7 @@ class PredictionEndpoints:
             if scope["method"] != "POST":
                 raise PayloadError(f"{scope['path']} only accepts POST with a JSON body.", 405)
             payload = payloads.decode_json(await _body(scope, receive))
-            if scope["path"] == "/predict":
+            if scope["path"] == paths.PREDICT:
                 labels, proba = model.predict(payloads.parse_predict(payload, model.features), probabilities=True)
                 answer = {"predictions": labels, "probabilities": proba, "classes": model.classes,
                           "version": model.version}

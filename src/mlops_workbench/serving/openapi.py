@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mlops_workbench.serving import payloads
+from mlops_workbench.serving import paths, payloads
 
 JSON = "application/json"
 METRICS_MEDIA = "text/plain"
@@ -88,9 +88,9 @@ def prediction_paths(features: Sequence[str]) -> dict[str, Any]:
                          "responses": {"200": json_answer("The predictions.", answer), **BAD_BODY, **FAULT}}}
 
     return {
-        "/predict": operation("Predict classes and probabilities for rows or records.", predict_body(features),
+        paths.PREDICT: operation("Predict classes and probabilities for rows or records.", predict_body(features),
                               predict_answer),
-        "/invocations": operation("Score a payload of MLflow's scoring protocol.", invocations_body(features),
+        paths.INVOCATIONS: operation("Score a payload of MLflow's scoring protocol.", invocations_body(features),
                                   invocations_answer),
     }
 
@@ -104,11 +104,11 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
     weight_body = {"type": "object", "required": ["canary"],
                    "properties": {"canary": {"type": "number", "minimum": 0, "maximum": 100}}}
     admin = [{"AdminToken": []}]
-    paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Liveness and the current weights.",
+    endpoints: dict[str, Any] = {
+        paths.HEALTH: {"get": {"summary": "Liveness and the current weights.",
                             "responses": {"200": json_answer("The router is up.", weights)}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics of the router.", "responses": METRICS}},
-        "/admin/weights": {
+        paths.METRICS: {"get": {"summary": "Prometheus metrics of the router.", "responses": METRICS}},
+        paths.WEIGHTS: {
             "get": {"summary": "The current canary weight.", "security": admin,
                     "responses": {"200": json_answer("The weights.", weights), **UNAUTHORIZED}},
             "put": {"summary": "Set the canary's share of traffic (percent).", "security": admin,
@@ -126,12 +126,12 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
         if method == "post" and not forwarded[path]:
             item[method]["requestBody"] = {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}
         item[method]["responses"].update(UPSTREAM_DOWN)
-        paths[path] = item
-    return {"openapi": "3.1.0", "info": {"title": "mlops-workbench router", "version": "1"}, "paths": paths,
+        endpoints[path] = item
+    return {"openapi": "3.1.0", "info": {"title": "mlops-workbench router", "version": "1"}, "paths": endpoints,
             "components": {"securitySchemes": BEARER, **({"schemas": upstream["components"].get("schemas", {})}
                                                         if upstream and "components" in upstream else {})}}
 
 
-FORWARDED = {"/predict": "post", "/invocations": "post", "/version": "get"}
+FORWARDED = {paths.PREDICT: "post", paths.INVOCATIONS: "post", paths.VERSION: "get"}
 """The only paths the router forwards, with the one method each serves."""
 UPSTREAM_DOWN = {"502": error("No upstream answered."), "504": error("The upstream did not answer in time.")}

@@ -3,8 +3,9 @@
 Endpoints: ``POST /predict`` (``instances`` or ``records``, answers labels,
 probabilities and version), ``POST /invocations`` (MLflow's scoring protocol,
 answers ``{"predictions": [...]}`` like ``mlflow models serve``), ``GET /health``,
-``GET /version``, ``GET /metrics`` (Prometheus), ``POST /admin/reload`` (follow
-the alias to the version it points to now), ``GET|POST /admin/faults``.
+``GET /version``, ``GET /metrics`` (Prometheus), and the admin API: ``POST`` reload (follow
+the alias to the version it points to now) and ``GET|POST`` faults. The paths are
+named in :mod:`mlops_workbench.serving.paths`.
 
 The model is loaded once; reloads load the new version on a worker thread and
 swap it in with one assignment, so requests in flight finish on the old model
@@ -31,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlops_workbench import fielderrors, procs, settings
 from mlops_workbench.errors import WorkbenchError
-from mlops_workbench.serving import auth, openapi, payloads
+from mlops_workbench.serving import auth, openapi, paths, payloads
 from mlops_workbench.serving import model as served_model
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.hotpath import Metrics, PredictionEndpoints
@@ -140,19 +141,19 @@ def create_app(
     admin = [Depends(_admin_guard(token))]
     admin_errors = {401: openapi.error("The bearer token is missing or wrong.")}
 
-    @app.get("/health", responses={200: _doc_json({"status": "ok", "version": "1"})})
+    @app.get(paths.HEALTH, responses={200: _doc_json({"status": "ok", "version": "1"})})
     async def health() -> Response:
         return _json({"status": "ok", "version": server.model.version})
 
-    @app.get("/version", responses={200: _doc_json(server.describe())})
+    @app.get(paths.VERSION, responses={200: _doc_json(server.describe())})
     async def version() -> Response:
         return _json(server.describe())
 
-    @app.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
+    @app.get(paths.METRICS, response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/admin/reload", dependencies=admin, responses={
+    @app.post(paths.RELOAD, dependencies=admin, responses={
         **admin_errors, 200: _doc_json({"reloaded": True, "version": "2", "previous_version": "1"}),
         409: openapi.error("The new version cannot be loaded; the server keeps serving the old one.")})
     async def reload() -> Response:
@@ -161,11 +162,11 @@ def create_app(
         except WorkbenchError as exc:  # cannot resolve or load (tracking server down too): keep serving
             return _json({"error": str(exc), "version": server.model.version}, 409)
 
-    @app.get("/admin/faults", dependencies=admin, responses={**admin_errors, 200: _doc_json(Faults().model_dump())})
+    @app.get(paths.FAULTS, dependencies=admin, responses={**admin_errors, 200: _doc_json(Faults().model_dump())})
     async def get_faults() -> Response:
         return _json(server.faults.faults.model_dump())
 
-    @app.post("/admin/faults", dependencies=admin, openapi_extra=_faults_body(), responses={
+    @app.post(paths.FAULTS, dependencies=admin, openapi_extra=_faults_body(), responses={
         **admin_errors, 200: _doc_json(Faults().model_dump()),
         400: openapi.error("The body is not JSON."), 403: openapi.error("Fault injection is off on this server."),
         413: openapi.error("The body is too large."), 415: openapi.error("The content type is not application/json."),
@@ -242,7 +243,7 @@ def _openapi(app: FastAPI, server: ModelServer) -> Any:
         document["paths"].update(openapi.prediction_paths(server.model.features))
         document.setdefault("components", {})["securitySchemes"] = openapi.BEARER
         for path, item in document["paths"].items():
-            if path.startswith("/admin/"):
+            if path.startswith(paths.ADMIN_PREFIX):
                 for operation in item.values():
                     operation["security"] = [{"AdminToken": []}]
         return document
@@ -286,4 +287,4 @@ def start_server(
     for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")):
         env[key] = os.environ.get(key, value)  # a reload fails fast when the tracking server is down
     cmd = procs.workbench_cmd("serve", *args)
-    return procs.start(name, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
+    return procs.start(name, cmd, port, health_path=paths.HEALTH, timeout=timeout, env=env, home=home)

@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import httpx
-
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import ServiceError
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, Snapshot, parse_router
+from mlops_workbench.serving import paths
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 from mlops_workbench.serving.faults import Faults
 
@@ -77,7 +76,7 @@ class LocalBackend:
             cmd = procs.workbench_cmd("router", "--stable", self.url("stable"),
                                    "--canary", self.url("canary"), "--weight", "0",
                                    "--port", str(ports["router"]), "--seed", str(self.seed))
-            procs.start(ROUTER, cmd, ports["router"], health_path="/health", timeout=60, home=self.home)
+            procs.start(ROUTER, cmd, ports["router"], health_path=paths.HEALTH, timeout=60, home=self.home)
         if self.metrics_mode != "direct" and (self.metrics_mode == "prometheus" or prometheus.available()):
             targets = {role: f"127.0.0.1:{ports[role]}" for role in ("stable", "canary")}
             prometheus.up(f"127.0.0.1:{ports['router']}", targets, home=self.home,
@@ -112,12 +111,10 @@ class LocalBackend:
         from mlops_workbench.rollout.load import iris_like
 
         rows = iris_like(np.random.default_rng(12345), n).tolist()
-        with httpx.Client(timeout=30) as client:
-            for row in rows:
-                try:
-                    client.post(f"{self.url(role)}/predict", json={"instances": [row]})
-                except httpx.HTTPError:
-                    return
+        server = ModelServerClient(self.url(role), home=self.home)
+        for row in rows:
+            if server.send([row]).status == 0:
+                return  # no answer: the server is not up, there is nothing to warm
 
     def router(self) -> RouterClient:
         return RouterClient(self.router_url, home=self.home)

@@ -1,0 +1,33 @@
+"""The URL paths of the model server and the router, written down once.
+
+The servers declare their routes with these names and :mod:`mlops_workbench.serving.client` calls them,
+so renaming an endpoint is a change to this file alone. Nothing here imports a web framework: the server,
+the router and every client can load it cheaply.
+"""
+
+from __future__ import annotations
+
+HEALTH = "/health"
+"""Liveness (model server: the version it serves; router: its weights)."""
+METRICS = "/metrics"
+"""Prometheus exposition text."""
+OPENAPI = "/openapi.json"
+VERSION = "/version"
+"""What a model server serves now: name, version, alias, run id, model URI."""
+PREDICT = "/predict"
+"""The workbench's own prediction payload (``instances`` or ``records``)."""
+INVOCATIONS = "/invocations"
+"""MLflow's scoring protocol, as ``mlflow models serve`` speaks it."""
+PREDICTION_PATHS = (PREDICT, INVOCATIONS)
+
+ADMIN_PREFIX = "/admin/"
+"""Every path under it needs the state folder's bearer token (:mod:`mlops_workbench.serving.auth`)."""
+RELOAD = "/admin/reload"
+"""Model server: resolve the model URI again and load the version it points to now."""
+FAULTS = "/admin/faults"
+"""Model server: read or set the injected faults."""
+WEIGHTS = "/admin/weights"
+"""Router: read or set the canary's share of traffic."""
+
+UPSTREAM_HEADER = "x-workbench-upstream"
+"""The response header in which the router names the upstream (``stable`` or ``canary``) that answered."""
