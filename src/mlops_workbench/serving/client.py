@@ -165,7 +165,9 @@ class _Client:
         return auth.headers(self._token)
 
     def _call(self, method: str, path: str, *, admin: bool = False, timeout: float = ADMIN_TIMEOUT,
-              json: Any = None) -> Any:
+              json: Any = None, text: bool = False) -> Any:
+        """The answer's JSON (its text when it is not JSON, or when ``text`` asks for the text whatever the
+        content type), or the error a failed call means."""
         import httpx
 
         try:
@@ -184,14 +186,14 @@ class _Client:
         if resp.status_code >= 500:
             raise ServiceError(f"The {self.what} at {self.url} failed {method} {path} ({resp.status_code}): "
                                f"{_error_text(resp)}")
-        return resp.json() if "json" in resp.headers.get("content-type", "") else resp.text
+        return resp.json() if not text and "json" in resp.headers.get("content-type", "") else resp.text
 
     def health(self, timeout: float = 3.0) -> dict[str, Any]:
         return self._call("GET", paths.HEALTH, timeout=timeout)
 
     def metrics(self, timeout: float = 3.0) -> str:
         """The Prometheus exposition text of ``/metrics``."""
-        return self._call("GET", paths.METRICS, timeout=timeout)
+        return self._call("GET", paths.METRICS, timeout=timeout, text=True)
 
     def send(self, rows: list[list[float]], *, path: str = paths.PREDICT, timeout: float = TRAFFIC_TIMEOUT) -> Reply:
         """One prediction request for ``rows`` to ``path`` (``/predict`` or ``/invocations``), answered as a
