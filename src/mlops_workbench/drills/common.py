@@ -12,8 +12,8 @@ from typing import Any
 from mlops_workbench import procs, registry, tracking
 from mlops_workbench.drills import models
 from mlops_workbench.drills.base import SETUP_APPROVER, DrillContext
-from mlops_workbench.labs.checks import fail
 from mlops_workbench.errors import ServiceError
+from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit, integrity
 from mlops_workbench.serving.client import ModelServerClient, Unreachable
 
@@ -150,7 +150,7 @@ def guard_server_answers(ctx: DrillContext, expect_version: str | None = None,
     if answer.status == 0:
         fail(f"The model server at {service.url} does not answer ({answer.problem}): restart it.")
     if answer.status != 200:
-        fail(f"The model server answers {answer.status_code} to a valid Iris payload: {answer.text[:200]}")
+        fail(f"The model server answers {answer.status} to a valid Iris payload: {answer.text[:200]}")
     if expect_version is not None and str(info.get("version")) != str(expect_version):
         fail(f"The model server still serves v{info.get('version')} while production is v{expect_version}: "
              f"ModelServerClient('{service.url}').reload() so it follows the alias.")
