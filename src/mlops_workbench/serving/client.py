@@ -244,7 +244,8 @@ class ModelServerClient(_Client):
 
 
 class RouterClient(_Client):
-    """A ``workbench router`` process: its weights (admin API) and its own metrics."""
+    """A ``workbench router`` process: its weights (admin API), its own metrics, and prediction traffic, which
+    it forwards to stable or canary."""
 
     what = "router"
 
