@@ -29,6 +29,7 @@ from mlops_workbench.ci.docker import engine
 from mlops_workbench.ci.scaffold import PROJECT_PYTEST_ENV
 from mlops_workbench.ci.yamldoc import YamlDoc
 from mlops_workbench.errors import InputError, NotFoundError
+from mlops_workbench import output
 
 DOCKER_RX = re.compile(r"(^|[\s;&|(])docker\s+\w", re.M)
 SHELLS = {
@@ -262,7 +263,7 @@ STYLE = {"passed": ("green", "✔"), "failed": ("red", "✘"), "skipped": ("yell
 
 def print_step(result: StepResult, console: Console | None = None, show_output: bool = True) -> None:
     """One coloured line per step (green passed, red failed, yellow skipped) with its duration."""
-    console = console or Console()
+    console = console or output.console()
     color, mark = STYLE.get(result.status, ("white", "?"))
     line = f"[{color}]{mark} {escape(result.job)} › {escape(result.name)}[/{color}] [dim]{result.duration:.1f}s[/dim]"
     if result.reason:

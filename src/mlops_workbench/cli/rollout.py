@@ -7,21 +7,16 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench.errors import EXIT_FAILED, EXIT_OK
+from mlops_workbench.errors import InputError, verdict
 from mlops_workbench.rollout.state import RolloutPhase
 from mlops_workbench.settings import DEFAULT_PORTS
+from mlops_workbench import output
 
 app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
                   no_args_is_help=True)
-console = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
+console = output.console()
 
 
 @app.command("start")
@@ -40,8 +35,8 @@ def start(
     state = ops.start(spec, candidate, metrics=metrics, model_name=model, say=console.print)  # type: ignore[arg-type]
     promoted = state.phase == RolloutPhase.PROMOTED
     colour = "green" if promoted else "red"
-    console.print(f"[{colour}]{state.phase}[/{colour}]: {state.reason}")
-    raise typer.Exit(EXIT_OK if promoted else EXIT_FAILED)
+    output.final(f"[{colour}]{state.phase}[/{colour}]: {state.reason}")
+    verdict(promoted)
 
 
 @app.command("resume")
@@ -134,7 +129,7 @@ def router(
     from mlops_workbench.rollout.router import serve
 
     if not 0 <= weight <= 100:
-        _fail(f"--weight must be from 0 to 100, got {weight:g}")
+        raise InputError(f"--weight must be from 0 to 100, got {weight:g}")
     procs.ensure_free("router", port)
     serve(stable, canary, weight, port, seed)
 

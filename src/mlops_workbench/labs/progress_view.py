@@ -13,6 +13,7 @@ from rich.table import Table
 
 from mlops_workbench.labs.progress_record import LabProgress, Progress
 from mlops_workbench.labs.render import ICON
+from mlops_workbench import output
 
 STATUS_STYLE = {"passed": "green", "in progress": "yellow", "not started": "bright_black"}
 
@@ -86,7 +87,7 @@ def drill_table(progress: Progress) -> Table:
 
 
 def print_progress(progress: Progress, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or output.console()
     console.print(table(progress))
     if progress.drills:
         console.print(drill_table(progress))

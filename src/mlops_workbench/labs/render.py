@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_workbench.labs.report import Report
+from mlops_workbench import output
 
 STYLE = {"passed": "green", "failed": "red", "error": "magenta", "timeout": "yellow", "blocked": "bright_black"}
 ICON = {"passed": "✔", "failed": "✘", "error": "!", "timeout": "⏱", "blocked": "⊘"}
@@ -28,7 +29,7 @@ def table(report: Report) -> Table:
 
 
 def print_report(report: Report, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or output.console()
     if report.error:
         console.print(f"[red]{report.lab}: {report.error}[/]")
     for issue in report.integrity:
