@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal, overload
 
 from mlops_workbench import settings
 from mlops_workbench.rollout import state as st
@@ -62,6 +62,18 @@ def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_na
     backend.up()
     return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name), tick=tick,
                       say=say, demoter=registry_demoter(home, model_name))
+
+
+@overload
+def start(policy: Policy, candidate: str, home: Path | None = ..., metrics: MetricsMode = ...,
+          model_name: str | None = ..., background: Literal[False] = ..., say: Callable[[str], None] | None = ...,
+          stable_version: str | None = ..., canary_faults: Faults | None = ...) -> st.RolloutState: ...
+
+
+@overload
+def start(policy: Policy, candidate: str, home: Path | None = ..., metrics: MetricsMode = ...,
+          model_name: str | None = ..., *, background: Literal[True], say: Callable[[str], None] | None = ...,
+          stable_version: str | None = ..., canary_faults: Faults | None = ...) -> threading.Thread: ...
 
 
 def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",
