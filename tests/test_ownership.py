@@ -86,6 +86,20 @@ def test_only_the_output_module_makes_consoles():
     assert offenders == []
 
 
+def test_alias_names_are_spelled_once():
+    """Code names registry aliases through the Alias enum; only alias.py spells them (messages may quote them)."""
+    from mlops_workbench.alias import PROMOTABLE, Alias
+    from mlops_workbench.registry import ALIASES
+
+    assert ALIASES == PROMOTABLE and all(alias == alias.value for alias in Alias)
+    spelled = re.compile(r"""(?<![\w.'{])"(production|staging|previous)"(?![\w'])|\}@production""")
+    offenders = [f"{path.relative_to(SRC)}:{number}" for path in SRC.rglob("*.py")
+                 if path != SRC / "alias.py" and "templates" not in path.parts
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if spelled.search(line) and not line.lstrip().startswith(("#", '"""', "``")) and "``" not in line]
+    assert offenders == []
+
+
 def test_tracking_uri_is_the_state_folders_server_and_never_a_local_store(home, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(TrackingServerDown, match="workbench mlflow up"):

@@ -31,6 +31,6 @@ def doctor(
         console = output.console()
         console.print(table)
         warns = sum(r.status == "WARN" for r in results)
-        verdict = "FAIL: fix the red lines above" if checks.failed(results) else f"ready ({warns} warnings)"
-        output.final(f"[{'bold red' if checks.failed(results) else 'green'}]{verdict}[/]")
+        summary = "FAIL: fix the red lines above" if checks.failed(results) else f"ready ({warns} warnings)"
+        output.final(f"[{'bold red' if checks.failed(results) else 'green'}]{summary}[/]")
     verdict(not checks.failed(results))

@@ -7,8 +7,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mlops_workbench.errors import verdict
 from mlops_workbench import output
+from mlops_workbench.alias import Alias
+from mlops_workbench.errors import verdict
 
 app = typer.Typer(help="Model registry: versions, quality gate, promotion by alias, rollback, audit log.",
                   no_args_is_help=True)
@@ -55,7 +56,7 @@ def gate(version: str, name: Optional[str] = NameOption) -> None:
 @app.command()
 def promote(
     version: str,
-    alias: str = typer.Option("production", "--alias", help="staging, canary or production"),
+    alias: str = typer.Option(Alias.PRODUCTION.value, "--alias", help="staging, canary or production"),
     reason: str = typer.Option(..., "--reason", help="why this version should serve"),
     approver: Optional[str] = typer.Option(None, "--approver", help="default: your login name"),
     name: Optional[str] = NameOption,

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 import httpx
 
 from mlops_workbench import procs, settings
+from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, Snapshot, parse_router
@@ -75,7 +76,7 @@ class LocalBackend:
 
         ports = self.ports()
         if procs.get(STABLE, self.home) is None:
-            start_server(f"models:/{self.model_name}@production", port=ports["stable"], name=STABLE,
+            start_server(f"models:/{self.model_name}@{Alias.PRODUCTION}", port=ports["stable"], name=STABLE,
                          home=self.home, model_name=self.model_name)
         if procs.get(ROUTER, self.home) is None:
             cmd = procs.workbench_cmd("router", "--stable", self.url("stable"),
