@@ -46,9 +46,7 @@ def good_releases(ctx: DrillContext, count: int) -> list[str]:
 
 def ship(ctx: DrillContext, version: str, reason: str, **promote: Any) -> None:
     """Promote ``version`` through staging to production as the setup (never the learner)."""
-    for alias in (Alias.STAGING, Alias.PRODUCTION):
-        registry.promote(ctx.model_name, version, alias=alias, approver=SETUP_APPROVER, reason=reason,
-                         home=ctx.home, **(promote if alias == Alias.PRODUCTION else {}))
+    registry.release(ctx.model_name, version, approver=SETUP_APPROVER, reason=reason, home=ctx.home, **promote)
 
 
 def serve(ctx: DrillContext) -> procs.Service:

@@ -4,7 +4,6 @@ takes traffic unwatched, nothing is promoted without a measurement, a later roll
 from __future__ import annotations
 
 from mlops_workbench import procs, registry
-from mlops_workbench.alias import Alias
 from mlops_workbench.drills import common, evidence, rollouts
 from mlops_workbench.drills.base import SETUP_APPROVER, Check, Drill, DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change
@@ -67,9 +66,8 @@ def decided_again(source: str | None, fix: str) -> Check:
 def promote_blind(ctx: DrillContext) -> None:
     """A destructive "fix": promote the candidate through the registry with no measurement, and serve it."""
     candidate = str(ctx.fact("candidate"))
-    for alias, reason in ((Alias.STAGING, "ship it"), (Alias.PRODUCTION, "no measurement, but it looked fine")):
-        registry.promote(ctx.model_name, candidate, alias=alias, approver=SETUP_APPROVER, reason=reason,
-                         home=ctx.home)
+    registry.release(ctx.model_name, candidate, approver=SETUP_APPROVER, reason="no measurement, but it looked fine",
+                     staging_reason="ship it", home=ctx.home)
     stable = procs.get(STABLE, ctx.home)
     assert stable is not None
     ModelServerClient(stable.url, home=ctx.home).reload()

@@ -107,10 +107,9 @@ def _repair(ctx: DrillContext) -> None:
     good, candidate = str(ctx.fact("good")), str(ctx.fact("candidate"))
     registry.promote(ctx.model_name, good, Alias.PRODUCTION, approver="on-call", home=ctx.home,
                      reason=f"v{candidate} reached users without a release record; back to v{good}")
-    registry.promote(ctx.model_name, candidate, Alias.STAGING, approver="on-call", home=ctx.home,
-                     reason="release candidate, through the process this time")
-    registry.promote(ctx.model_name, candidate, Alias.PRODUCTION, approver="reviewer", home=ctx.home,
-                     reason="staged, gated and reviewed")
+    registry.release(ctx.model_name, candidate, approver="reviewer", reason="staged, gated and reviewed",
+                     staging_approver="on-call", staging_reason="release candidate, through the process this time",
+                     home=ctx.home)
     _reload(ctx)
 
 

@@ -28,7 +28,7 @@ from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, j
 
 __all__ = [
     "ALIASES", "GateResult", "RegistryError", "RegistryParams", "client", "get_alias", "list_versions",
-    "promote", "quality_gate", "register", "rollback",
+    "promote", "quality_gate", "register", "release", "rollback",
 ]
 ALIASES = PROMOTABLE
 PREVIOUS = Alias.PREVIOUS
@@ -236,6 +236,30 @@ def promote(
         audit.append({**entry, "outcome": "promoted", "replaced": replaced, "at": stamp,
                       "gate": gate_result.model_dump() if gate_result else None}, home=home)
     return c.get_model_version(name, version)
+
+
+def release(
+    name: str,
+    version: str | int,
+    approver: str,
+    reason: str,
+    *,
+    home: Path | None = None,
+    staging_approver: str | None = None,
+    staging_reason: str | None = None,
+    **production: Any,
+) -> Any:
+    """The whole walk a release takes: approve ``version`` into ``staging``, then into ``production`` (where the
+    gate runs and the replaced version becomes ``previous``); returns the production version.
+
+    Both steps go through :func:`promote`, so each leaves its own approval and audit line, and a refusal at either
+    stops the walk with a :class:`RegistryError`. The staging step has the same approver and reason unless
+    ``staging_approver``/``staging_reason`` say otherwise; ``production`` keywords (``gate_result``, ``params``)
+    go to the production step only.
+    """
+    promote(name, version, Alias.STAGING, approver=staging_approver or approver,
+            reason=reason if staging_reason is None else staging_reason, home=home)
+    return promote(name, version, Alias.PRODUCTION, approver=approver, reason=reason, home=home, **production)
 
 
 def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None = None) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable, Literal, overload
 
 from mlops_workbench import settings
-from mlops_workbench.alias import Alias
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
@@ -30,10 +29,8 @@ def registry_promoter(home: Path, model_name: str | None = None) -> Callable[[st
     def promote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
 
-        for alias in (Alias.STAGING, Alias.PRODUCTION):  # the registry wants staging before production
-            record = registry.promote(model_name, version, alias=alias, approver="rollout-controller",
-                                      reason=f"canary rollout: {reason}", home=home)
-        return record
+        return registry.release(model_name, version, approver="rollout-controller",
+                                reason=f"canary rollout: {reason}", home=home)
 
     return promote
 

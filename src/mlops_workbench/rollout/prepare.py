@@ -85,9 +85,8 @@ def ensure_versions(home: Path | None = None, model_name: str | None = None,
     except MlflowException:
         current = None
     if current is None:
-        for alias in (Alias.STAGING, Alias.PRODUCTION):
-            registry.promote(model_name, versions.stable, alias=alias, approver="workbench-setup",
-                             reason="initial production version for the canary lab", home=home)
+        registry.release(model_name, versions.stable, approver="workbench-setup",
+                         reason="initial production version for the canary lab", home=home)
     return versions
 
 
