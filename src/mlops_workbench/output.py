@@ -19,9 +19,10 @@ import os
 import sys
 import warnings
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from rich.console import Console
+if TYPE_CHECKING:  # rich loads with the first console: a kernel that only needs quiet() does not pay for it
+    from rich.console import Console
 
 VERBOSE_ENV = "WORKBENCH_VERBOSE"
 QUIET_ENV = "WORKBENCH_QUIET"
@@ -30,8 +31,16 @@ CHATTY = ("mlflow", "alembic", "dvc", "git", "urllib3", "httpx", "papermill")
 """Loggers of the libraries under the workbench, kept to errors when not verbose."""
 
 
+_consoles: dict[str, Console] = {}
+"""The two consoles of this process ("out" and "err"), made on first use."""
+
+
+def _on(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def verbose() -> bool:
-    return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return _on(os.environ.get(VERBOSE_ENV))
 
 
 def set_verbose(on: bool) -> None:
@@ -42,13 +51,14 @@ def set_verbose(on: bool) -> None:
 
 def terse() -> bool:
     """Is ``--quiet`` on: only errors and final verdict lines are printed?"""
-    return os.environ.get(QUIET_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return _on(os.environ.get(QUIET_ENV))
 
 
 def set_terse(on: bool) -> None:
     """Turn ``--quiet`` on (or off) for this process and the ones it starts; the workbench's own loggers follow."""
     os.environ[QUIET_ENV] = "1" if on else "0"
-    console().quiet = on
+    if "out" in _consoles:
+        _consoles["out"].quiet = on
     logging.getLogger("mlops_workbench").setLevel(logging.ERROR if on else logging.NOTSET)
 
 
@@ -63,21 +73,17 @@ def terse_while(on: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        set_terse(False)
+        set_terse(_on(before))
         if before is None:
-            os.environ.pop(QUIET_ENV, None)
-        else:
-            os.environ[QUIET_ENV] = before
-        console().quiet = terse()
-
-
-_consoles: dict[str, Console] = {}
+            del os.environ[QUIET_ENV]
 
 
 def console() -> Console:
     """The console for what a command shows (tables, progress, verdicts); silent under ``--quiet``. Made on first
     use (a kernel that never prints a table never makes one); it writes to whatever ``sys.stdout`` is then."""
     if "out" not in _consoles:
+        from rich.console import Console
+
         _consoles["out"] = Console(quiet=terse())
     return _consoles["out"]
 
@@ -85,8 +91,16 @@ def console() -> Console:
 def error_console() -> Console:
     """The console for errors, on stderr; never silenced, lines never wrapped."""
     if "err" not in _consoles:
+        from rich.console import Console
+
         _consoles["err"] = Console(stderr=True, soft_wrap=True)
     return _consoles["err"]
+
+
+def log_to_stderr(level: int = logging.WARNING) -> None:
+    """Log records of ``level`` and above to stderr with a time stamp: what a background service (a model server)
+    writes to its log file. The one place the workbench configures the root logger."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def final(message: str, **kwargs: Any) -> None:
