@@ -103,6 +103,12 @@ def log_to_stderr(level: int = logging.WARNING) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def say(text: str) -> None:
+    """Print plain text (no markup, no wrapping) on stdout, unless ``--quiet``: for long prose such as a debrief."""
+    if not terse():
+        print(text, flush=True)
+
+
 def final(message: str, **kwargs: Any) -> None:
     """Print a command's final verdict line: the one line besides errors that ``--quiet`` still shows."""
     out = console()

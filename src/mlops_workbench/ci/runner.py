@@ -24,12 +24,12 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
+from mlops_workbench import output
 from mlops_workbench.ci.actions import Expressions, run_action
 from mlops_workbench.ci.docker import engine
 from mlops_workbench.ci.scaffold import PROJECT_PYTEST_ENV
 from mlops_workbench.ci.yamldoc import YamlDoc
 from mlops_workbench.errors import InputError, NotFoundError
-from mlops_workbench import output
 
 DOCKER_RX = re.compile(r"(^|[\s;&|(])docker\s+\w", re.M)
 SHELLS = {

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlops_workbench.errors import Failed, NotFoundError, verdict
 from mlops_workbench import output
+from mlops_workbench.errors import Failed, NotFoundError, verdict
 
 if TYPE_CHECKING:  # the checkers load when a command runs: every `workbench` process (servers too) imports this
     from mlops_workbench.ci.findings import Report

@@ -7,8 +7,8 @@ import json
 import typer
 from rich.table import Table
 
-from mlops_workbench.errors import verdict
 from mlops_workbench import output
+from mlops_workbench.errors import verdict
 
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 

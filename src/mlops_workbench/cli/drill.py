@@ -8,9 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench.cli import drill_interview
 from mlops_workbench.errors import InputError, verdict
-from mlops_workbench import output
 
 app = typer.Typer(help="Timed broken-system drills for interview practice, graded by the state you leave behind.",
                   no_args_is_help=True)
@@ -133,7 +133,7 @@ def check(as_json: bool = typer.Option(False, "--json", help="print the JSON rep
         typer.echo(report.model_dump_json(indent=1))
     else:
         console.print(score_table(report))
-        typer.echo(session.debrief(report))
+        output.say(session.debrief(report))
         if running is not None and running.interview is not None and report.passed:
             if interview.current() is None:
                 drill_interview.say_scorecard(interview.folder(running.interview))

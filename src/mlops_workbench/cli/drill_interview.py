@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
 from mlops_workbench import output
 
 app = typer.Typer(help="N random drills in a row, one clock, a scorecard (HTML and JSON) at the end.",

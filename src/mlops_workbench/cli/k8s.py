@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from mlops_workbench import output
 from mlops_workbench.errors import verdict
 
 app = typer.Typer(help="The rollout policy as Argo Rollouts + Gateway API manifests, validated offline.",
@@ -50,8 +51,8 @@ def validate_cmd(
         typer.echo(json.dumps([f.model_dump() for f in findings], indent=2))
     else:
         for f in findings:
-            typer.echo(f"{f.severity.upper()}: {f}")
-        typer.echo(f"{len(v.errors(findings))} error(s), {len(findings) - len(v.errors(findings))} warning(s)")
+            output.say(f"{f.severity.upper()}: {f}")
+        output.final(f"{len(v.errors(findings))} error(s), {len(findings) - len(v.errors(findings))} warning(s)")
     verdict(not v.errors(findings))
 
 

@@ -11,9 +11,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from mlops_workbench import output
 from mlops_workbench import settings
 from mlops_workbench.errors import EXIT_OK, Failed, verdict
-from mlops_workbench import output
 
 # The lab machinery (nbformat, papermill, jsonschema) loads when a labs command runs: every `workbench` process,
 # services included, imports this module.

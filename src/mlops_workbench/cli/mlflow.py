@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mlops_workbench import tracking
 from mlops_workbench import output
+from mlops_workbench import tracking
 
 app = typer.Typer(help="Run the embedded MLflow tracking server (sqlite store, local artifacts).", no_args_is_help=True)
 console = output.console()

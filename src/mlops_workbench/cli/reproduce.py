@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from mlops_workbench.errors import Failed
 from mlops_workbench import output
+from mlops_workbench.errors import Failed
 
 console = output.console()
 

@@ -9,10 +9,10 @@ from typing import Literal, Optional, get_args
 import typer
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench.errors import InputError, verdict
 from mlops_workbench.rollout.state import RolloutPhase
 from mlops_workbench.settings import DEFAULT_PORTS
-from mlops_workbench import output
 
 app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
                   no_args_is_help=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from mlops_workbench.ci import scaffold as scaffolds
 from mlops_workbench import output
+from mlops_workbench.ci import scaffold as scaffolds
 
 app = typer.Typer(help="Write starter projects.", no_args_is_help=True)
 console = output.console()

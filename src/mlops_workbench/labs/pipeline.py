@@ -21,11 +21,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench import settings
 from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report
-from mlops_workbench import output
 
 OUT = "build/pipeline"
 

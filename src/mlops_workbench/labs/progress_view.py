@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench.labs.progress_record import LabProgress, Progress
 from mlops_workbench.labs.render import ICON
-from mlops_workbench import output
 
 STATUS_STYLE = {"passed": "green", "in progress": "yellow", "not started": "bright_black"}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench.labs.report import Report
 from mlops_workbench import output
+from mlops_workbench.labs.report import Report
 
 STYLE = {"passed": "green", "failed": "red", "error": "magenta", "timeout": "yellow", "blocked": "bright_black"}
 ICON = {"passed": "✔", "failed": "✘", "error": "!", "timeout": "⏱", "blocked": "⊘"}
