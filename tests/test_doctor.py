@@ -142,17 +142,18 @@ def test_failed_is_true_only_for_fail():
 def test_cli_exits_non_zero_on_fail(monkeypatch):
     from typer.testing import CliRunner
 
-    from mlops_workbench.cli import doctor as cli
+    from mlops_workbench.cli.main import app
 
     bad = [doctor.CheckResult(name="git", status="FAIL", detail="git not found", fix="install git")]
     monkeypatch.setattr(doctor, "run_all", lambda: bad)
-    import typer
-
-    app = typer.Typer()
-    app.command()(cli.doctor)
-    result = CliRunner().invoke(app, ["--json"])
-    assert result.exit_code == 1
+    result = CliRunner().invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert json.loads(result.stdout)[0]["status"] == "FAIL"
+    table = CliRunner().invoke(app, ["doctor"])
+    assert table.exit_code == 1 and isinstance(table.exception, SystemExit), table.exception
+    assert "install git" in table.stdout and "FAIL: fix the red lines above" in table.stdout
+    quiet = CliRunner().invoke(app, ["--quiet", "doctor"])
+    assert quiet.exit_code == 1 and quiet.stdout.strip() == "FAIL: fix the red lines above"
 
 
 @pytest.mark.slow

@@ -76,3 +76,23 @@ def test_rng_is_the_same_for_the_same_lab_label_and_seed(tmp_path):
     assert draws("02-versioning", "edit", 7) != draws("02-versioning", "other", 7), "each scenario draws on its own"
     assert draws("02-versioning", "edit", 7) != draws("03-registry-promotion", "edit", 7)
     assert Context(lab="x", home=tmp_path).seed == 0, "live check() calls use seed 0"
+
+
+def test_a_check_built_elsewhere_belongs_to_the_checks_file_that_declares_it(tmp_path):
+    """A check made by a helper module or a functools.partial is the lab's, not the helper's (and does not crash)."""
+    helper = tmp_path / "shared_helper_for_checks.py"
+    helper.write_text("def make(name):\n    def run(ctx):\n        pass\n    run.__doc__ = name\n    return run\n\n"
+                      "def plain(ctx, name):\n    pass\n")
+    lab = tmp_path / "98-shared"
+    lab.mkdir()
+    (lab / "checks.py").write_text(
+        "import functools, importlib.util, sys\n"
+        "from mlops_workbench.labs.checks import check\n"
+        f"spec = importlib.util.spec_from_file_location('shared_helper_for_checks', {str(helper)!r})\n"
+        "shared = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(shared)\n"
+        "check('made')(shared.make('made elsewhere'))\n"
+        "check('partial')(functools.partial(shared.plain, name='x'))\n"
+        "@check('own')\ndef own(ctx):\n    pass\n")
+    assert [c.id for c in load_checks(lab / "checks.py")] == ["made", "partial", "own"]
+    assert [c.id for c in load_checks(lab / "checks.py")] == ["made", "partial", "own"]  # a reload starts afresh

@@ -91,6 +91,35 @@ def test_cli_turns_a_workbench_error_into_one_line_and_exit_2(home, tmp_path, mo
     assert not list(tmp_path.glob("mlflow.db")) and not (tmp_path / "mlruns").exists()
 
 
+def test_only_the_cli_root_turns_errors_into_exit_codes():
+    """Commands raise a WorkbenchError (or Failed for a bad verdict); cli/main.py alone maps it to typer.Exit."""
+    offenders = [f"{path.relative_to(SRC)}:{number}" for path in SRC.rglob("*.py") if path != SRC / "cli" / "main.py"
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if "typer.Exit(" in line]
+    assert offenders == []
+
+
+def test_only_the_output_module_makes_consoles():
+    offenders = [f"{path.relative_to(SRC)}:{node.lineno}" for path in SRC.rglob("*.py")
+                 if path != SRC / "output.py" and "templates" not in path.parts
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Console"]
+    assert offenders == []
+
+
+def test_alias_names_are_spelled_once():
+    """Code names registry aliases through the Alias enum; only alias.py spells them (messages may quote them)."""
+    from mlops_workbench.alias import PROMOTABLE, Alias
+    from mlops_workbench.registry import ALIASES
+
+    assert ALIASES == PROMOTABLE and all(alias == alias.value for alias in Alias)
+    spelled = re.compile(r"""(?<![\w.'{])"(production|staging|previous)"(?![\w'])|\}@production""")
+    offenders = [f"{path.relative_to(SRC)}:{number}" for path in SRC.rglob("*.py")
+                 if path != SRC / "alias.py" and "templates" not in path.parts
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if spelled.search(line) and not line.lstrip().startswith(("#", '"""', "``")) and "``" not in line]
+    assert offenders == []
+
+
 def test_tracking_uri_is_the_state_folders_server_and_never_a_local_store(home, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(TrackingServerDown, match="workbench mlflow up"):

@@ -1,9 +1,10 @@
 """The one exception root of the workbench.
 
 Every error the workbench raises on purpose derives from :class:`WorkbenchError`
-and says what went wrong and what to do. The ``workbench`` CLI catches this root
-alone (anything else is a bug and shows its traceback) and exits with
-:data:`EXIT_ERROR`. Each family also derives from the built-in exception a
+and says what went wrong and what to do. Each class carries the exit code a
+``workbench`` command ends with when it escapes (``exit_code``); the CLI's root
+group catches this root alone, in one place, and exits with that code (anything
+else is a bug and shows its traceback). Each family also derives from the built-in exception a
 caller would expect, so ``except ValueError`` keeps working for bad input.
 
 Exit codes of every ``workbench`` command:
@@ -26,17 +27,41 @@ EXIT_ERROR = 2
 class WorkbenchError(Exception):
     """Root of every error the workbench raises on purpose; the message names the fix."""
 
+    exit_code: int = EXIT_ERROR
+
+
+class Failed(WorkbenchError):
+    """Not a breakdown but a bad verdict: the command did its work and the answer is no (a check or grade failed,
+    the gate refused, the rollout rolled back, a validation found problems).
+
+    The command has usually printed its own verdict line already, so the message may be empty; the CLI then prints
+    nothing more and only exits with code 1."""
+
+    exit_code = EXIT_FAILED
+
+
+def verdict(ok: bool, message: str = "") -> None:
+    """End a command on its verdict: return when ``ok``, else raise :class:`Failed` (exit code 1)."""
+    if not ok:
+        raise Failed(message)
+
 
 class InputError(WorkbenchError, ValueError):
     """Bad input: a parameter, file content, payload or request that cannot be used as given."""
+
+    exit_code = EXIT_ERROR
 
 
 class NotFoundError(WorkbenchError, FileNotFoundError):
     """A file, folder, checkout or tool the command needs does not exist."""
 
+    exit_code = EXIT_ERROR
+
 
 class ServiceError(WorkbenchError, RuntimeError):
     """A background service (tracking server, model server, router, Prometheus) is missing or failing."""
+
+    exit_code = EXIT_ERROR
 
 
 class ToolError(WorkbenchError, RuntimeError):
@@ -57,6 +82,8 @@ class TrackingServerDown(ServiceError):
 
 class ModelLoadError(WorkbenchError, RuntimeError):
     """A model URI that cannot be resolved or loaded (the model server answers 409 and keeps the model it has)."""
+
+    exit_code = EXIT_ERROR
 
 
 class RegistryError(InputError):

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
+from mlops_workbench import output
 from mlops_workbench.ci.actions import Expressions, run_action
 from mlops_workbench.ci.docker import engine
 from mlops_workbench.ci.scaffold import PROJECT_PYTEST_ENV
@@ -262,7 +263,7 @@ STYLE = {"passed": ("green", "✔"), "failed": ("red", "✘"), "skipped": ("yell
 
 def print_step(result: StepResult, console: Console | None = None, show_output: bool = True) -> None:
     """One coloured line per step (green passed, red failed, yellow skipped) with its duration."""
-    console = console or Console()
+    console = console or output.console()
     color, mark = STYLE.get(result.status, ("white", "?"))
     line = f"[{color}]{mark} {escape(result.job)} › {escape(result.name)}[/{color}] [dim]{result.duration:.1f}s[/dim]"
     if result.reason:

@@ -6,22 +6,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from mlops_workbench import output
+from mlops_workbench.errors import Failed, NotFoundError, verdict
 
 if TYPE_CHECKING:  # the checkers load when a command runs: every `workbench` process (servers too) imports this
     from mlops_workbench.ci.findings import Report
 
 app = typer.Typer(help="Validate and run GitHub Actions workflows locally; lint Dockerfiles.", no_args_is_help=True)
-console = Console()
+console = output.console()
 STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
 def show(report: Report) -> None:
     """Findings as a table (or one green line when there are none)."""
     if not report.findings:
-        console.print(f"[green]✔ {report.file}: no problems found[/green]")
+        output.final(f"[green]✔ {report.file}: no problems found[/green]")
         return
     table = Table(title=report.file, show_lines=False)
     for column in ("line", "severity", "rule", "problem", "fix"):
@@ -31,7 +33,7 @@ def show(report: Report) -> None:
         table.add_row(str(f.line or ""), f"[{color}]{f.severity}[/{color}]", f.rule, escape(f.message), escape(f.fix))
     console.print(table)
     verdict = "[green]✔ valid[/green]" if report.ok else f"[red]✘ {len(report.errors)} error(s)[/red]"
-    console.print(f"{report.file}: {verdict}")
+    output.final(f"{report.file}: {verdict}")
 
 
 @app.command()
@@ -48,17 +50,16 @@ def validate(
     wanted = [r.strip() for r in require.split(",") if r.strip()]
     files = [f for p in paths for f in (sorted([*p.glob("*.yml"), *p.glob("*.yaml")]) if p.is_dir() else [p])]
     if not files:
-        console.print(f"[red]No workflow files in {', '.join(map(str, paths))}.[/red]")
-        raise typer.Exit(2)
-    code = 0
+        raise NotFoundError(f"No workflow files in {', '.join(map(str, paths))}.")
+    ok = True
     for path in files:
         report = workflow.validate(path, require=wanted)
         if json_out:
             print(report.model_dump_json(indent=2))
         else:
             show(report)
-        code = max(code, report.exit_code())
-    raise typer.Exit(code)
+        ok = ok and report.ok
+    verdict(ok)
 
 
 @app.command()
@@ -73,8 +74,8 @@ def run(
     result = runner.run_workflow(path, project, timeout=timeout, console=console)
     counts = {s: sum(r.status == s for r in result.steps) for s in ("passed", "warning", "skipped", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    console.print(("[green]✔ workflow green[/green]" if result.ok else "[red]✘ workflow red[/red]") + f" ({summary})")
-    raise typer.Exit(result.exit_code)
+    output.final(("[green]✔ workflow green[/green]" if result.ok else "[red]✘ workflow red[/red]") + f" ({summary})")
+    verdict(result.ok)
 
 
 @app.command()
@@ -84,7 +85,7 @@ def lint(dockerfile: Path = typer.Argument(Path("Dockerfile"), help="Dockerfile 
 
     report = docker.lint(dockerfile)
     show(report)
-    raise typer.Exit(report.exit_code())
+    verdict(report.ok)
 
 
 @app.command()
@@ -97,7 +98,7 @@ def build(
 
     result = docker.build(context, tag)
     color = {"passed": "green", "failed": "red", "skipped": "yellow"}[result.status]
-    console.print(f"[{color}]{result.status}: {result.reason}[/{color}]")
+    output.final(f"[{color}]{result.status}: {result.reason}[/{color}]")
     if result.status == "failed":
         console.print(result.output[-3000:], markup=False)
-        raise typer.Exit(1)
+        raise Failed()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from mlops_workbench import output
+from mlops_workbench.errors import verdict
 
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
@@ -26,10 +28,9 @@ def doctor(
             table.add_column(column, overflow="fold")
         for r in results:
             table.add_row(r.name, f"[{STYLE[r.status]}]{r.status}[/]", r.detail, r.fix if r.status != "OK" else "")
-        console = Console()
+        console = output.console()
         console.print(table)
         warns = sum(r.status == "WARN" for r in results)
-        verdict = "FAIL: fix the red lines above" if checks.failed(results) else f"ready ({warns} warnings)"
-        console.print(f"[{'bold red' if checks.failed(results) else 'green'}]{verdict}[/]")
-    if checks.failed(results):
-        raise typer.Exit(code=1)
+        summary = "FAIL: fix the red lines above" if checks.failed(results) else f"ready ({warns} warnings)"
+        output.final(f"[{'bold red' if checks.failed(results) else 'green'}]{summary}[/]")
+    verdict(not checks.failed(results))

@@ -6,16 +6,16 @@ import json
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench.cli import drill_interview
-from mlops_workbench.errors import InputError
+from mlops_workbench.errors import InputError, verdict
 
 app = typer.Typer(help="Timed broken-system drills for interview practice, graded by the state you leave behind.",
                   no_args_is_help=True)
 app.add_typer(drill_interview.app, name="interview")
-console = Console()
+console = output.console()
 
 
 def _say_left_out(left_out: dict[str, str]) -> None:
@@ -133,13 +133,13 @@ def check(as_json: bool = typer.Option(False, "--json", help="print the JSON rep
         typer.echo(report.model_dump_json(indent=1))
     else:
         console.print(score_table(report))
-        typer.echo(session.debrief(report))
+        output.say(session.debrief(report))
         if running is not None and running.interview is not None and report.passed:
             if interview.current() is None:
                 drill_interview.say_scorecard(interview.folder(running.interview))
             else:
                 drill_interview.announce()
-    raise typer.Exit(0 if report.passed else 1)
+    verdict(report.passed)
 
 
 @app.command("reset")
@@ -167,6 +167,6 @@ def validate(names: Optional[list[str]] = typer.Argument(None, help="drills to v
     if as_json:
         typer.echo(json.dumps([r.model_dump() for r in results], indent=1))
     bad = [r.drill for r in results if not r.ok]
-    console.print(f"[{'red' if bad else 'green'}]{len(results) - len(bad)}/{len(results)} drills valid"
+    output.final(f"[{'red' if bad else 'green'}]{len(results) - len(bad)}/{len(results)} drills valid"
                   f"{': ' + ', '.join(bad) + ' NOT valid' if bad else ''}")
-    raise typer.Exit(1 if bad else 0)
+    verdict(not bad)

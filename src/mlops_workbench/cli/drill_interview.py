@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from mlops_workbench import output
 
 app = typer.Typer(help="N random drills in a row, one clock, a scorecard (HTML and JSON) at the end.",
                   invoke_without_command=True)
-console = Console()
+console = output.console()
 
 
 def announce(home: Path | None = None) -> None:

@@ -9,6 +9,9 @@ from typing import Optional
 
 import typer
 
+from mlops_workbench import output
+from mlops_workbench.errors import verdict
+
 app = typer.Typer(help="The rollout policy as Argo Rollouts + Gateway API manifests, validated offline.",
                   no_args_is_help=True)
 cluster_app = typer.Typer(help="A local kind cluster with Envoy Gateway, Argo Rollouts and the model server.",
@@ -48,10 +51,9 @@ def validate_cmd(
         typer.echo(json.dumps([f.model_dump() for f in findings], indent=2))
     else:
         for f in findings:
-            typer.echo(f"{f.severity.upper()}: {f}")
-        typer.echo(f"{len(v.errors(findings))} error(s), {len(findings) - len(v.errors(findings))} warning(s)")
-    if v.errors(findings):
-        raise typer.Exit(1)
+            output.say(f"{f.severity.upper()}: {f}")
+        output.final(f"{len(v.errors(findings))} error(s), {len(findings) - len(v.errors(findings))} warning(s)")
+    verdict(not v.errors(findings))
 
 
 @app.command("apply")

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from mlops_workbench import output
 from mlops_workbench import settings
+from mlops_workbench.errors import EXIT_OK, Failed, verdict
 
 # The lab machinery (nbformat, papermill, jsonschema) loads when a labs command runs: every `workbench` process,
 # services included, imports this module.
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from mlops_workbench.labs.format import Lab
 
 app = typer.Typer(help="List, release, validate and run the graded labs.", no_args_is_help=True)
-console = Console()
+console = output.console()
 
 
 def _labs(names: list[str] | None) -> list[Lab]:
@@ -70,8 +71,8 @@ def release(
     for path in stale:
         console.print(f"{'stale' if check else 'wrote'} {path.relative_to(settings.project_root())}")
     if check and stale:
-        console.print("[red]notebooks/ is out of date with labs/: run `workbench labs release` and commit the result.[/]")
-        raise typer.Exit(1)
+        output.final("[red]notebooks/ is out of date with labs/: run `workbench labs release` and commit the result.[/]")
+        raise Failed()
     if not stale:
         console.print("notebooks/ is up to date.")
 
@@ -104,11 +105,11 @@ def validate(labs: Annotated[Optional[list[str]], typer.Argument(help="lab ids (
         if result.problems:
             failed = True
             for problem in result.problems:
-                console.print(f"[red]✘ {lab.id}: {problem}[/]")
+                output.final(f"[red]✘ {lab.id}: {problem}[/]")
         else:
-            console.print(f"[green]✔ {lab.id}: solution {result.solution.score:g}/{result.solution.max_score:g}, "
+            output.final(f"[green]✔ {lab.id}: solution {result.solution.score:g}/{result.solution.max_score:g}, "
                           f"learner version {result.learner.score:g}[/]")
-    raise typer.Exit(1 if failed else 0)
+    verdict(not failed)
 
 
 @app.command()
@@ -134,7 +135,7 @@ def run(
     report = grade_one(source, out / the_lab.id, the_lab, home=home, progress=sys.stderr.isatty())
     write_all(report, out / the_lab.id)
     print_report(report, console)
-    raise typer.Exit(0 if report.passed else 1)
+    verdict(report.passed)
 
 
 def grade(
@@ -169,7 +170,7 @@ def grade(
         folder = batch.report_dir(out, notebooks, path)
         console.print(f"reports: {folder / 'report.html'} (and report.json, junit.xml, gradescope.json, "
                       "executed.ipynb in that folder)", soft_wrap=True)
-    raise typer.Exit(0 if all(r.passed for r in reports.values()) else 1)
+    verdict(all(r.passed for r in reports.values()))
 
 
 def pipeline(
@@ -180,4 +181,4 @@ def pipeline(
     on each other run side by side."""
     from mlops_workbench.labs.pipeline import run_pipeline
 
-    raise typer.Exit(run_pipeline(force=force, console=console, jobs=jobs))
+    verdict(run_pipeline(force=force, console=console, jobs=jobs) == EXIT_OK)

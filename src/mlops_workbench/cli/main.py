@@ -1,9 +1,11 @@
 """``workbench``: the command line of mlops-workbench.
 
 Each command group lives in its own module under ``mlops_workbench.cli`` and is
-registered here. This is the one place that catches :class:`WorkbenchError`:
-its message goes to stderr and the command exits with code 2 (see
-:mod:`mlops_workbench.errors` for the exit-code convention). Any other
+registered here. This is the one place that turns errors into exit codes:
+commands raise a :class:`WorkbenchError` (or end on a bad verdict with
+:class:`~mlops_workbench.errors.Failed`), its message goes to stderr and the
+command exits with the error's ``exit_code`` (see :mod:`mlops_workbench.errors`
+for the convention). No command module raises ``typer.Exit`` itself. Any other
 exception is a bug and keeps its traceback. Background services are started
 through this CLI too (``python -m mlops_workbench.cli.main serve ...``).
 """
@@ -11,7 +13,6 @@ through this CLI too (``python -m mlops_workbench.cli.main serve ...``).
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
@@ -31,18 +32,29 @@ from mlops_workbench.cli import (
     services,
 )
 from mlops_workbench import output
-from mlops_workbench.errors import EXIT_ERROR, WorkbenchError
+from mlops_workbench.errors import Failed, WorkbenchError
+
+
+def report(exc: WorkbenchError) -> int:
+    """Print what went wrong on stderr and return the exit code of ``exc``: an error is one red ``error:`` line; a
+    bad verdict (:class:`Failed`) prints its message, if any, as it is (its command already said the rest)."""
+    message = escape(str(exc))
+    if isinstance(exc, Failed):
+        if message:
+            output.error_console().print(message)
+    else:
+        output.error_console().print(f"[red]error:[/red] {message}")
+    return exc.exit_code
 
 
 class WorkbenchGroup(TyperGroup):
-    """The root command group: turns a :class:`WorkbenchError` into one red line and exit code 2."""
+    """The root command group: turns a :class:`WorkbenchError` into its message and exit code."""
 
     def invoke(self, ctx):  # noqa: ANN001 (click's signature)
         try:
             return super().invoke(ctx)
         except WorkbenchError as exc:
-            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(EXIT_ERROR) from None
+            raise typer.Exit(report(exc)) from None
 
 
 app = typer.Typer(
@@ -56,10 +68,16 @@ app = typer.Typer(
 
 @app.callback()
 def main(ctx: typer.Context, verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="also show other libraries' warnings and download bars (MLflow, DVC, ...)")) -> None:
+        False, "--verbose", "-v", help="also show other libraries' warnings and download bars (MLflow, DVC, ...)"),
+        quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="print only errors and the final verdict line (the exit code says the rest)"),
+        ) -> None:
     """Hands-on CI/CD for machine-learning artifacts: labs, pipeline, registry, serving, canary rollouts."""
+    if verbose and quiet:
+        raise typer.BadParameter("--verbose and --quiet contradict each other: pass one of them.")
     if verbose:
         output.set_verbose(True)
+    ctx.with_resource(output.terse_while(quiet))
     ctx.with_resource(output.quiet())  # for the whole command; levels come back when it ends
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench import tracking
 
 app = typer.Typer(help="Run the embedded MLflow tracking server (sqlite store, local artifacts).", no_args_is_help=True)
-console = Console()
+console = output.console()
 
 HomeOption = typer.Option(None, "--home", help="State folder (default: WORKBENCH_HOME or .workbench/).")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from mlops_workbench import output
 
 
 def progress(
@@ -24,4 +25,4 @@ def progress(
     if as_json:
         typer.echo(record.model_dump_json(indent=1))
     else:
-        print_progress(record, Console())
+        print_progress(record, output.console())

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from mlops_workbench import output
+from mlops_workbench.alias import Alias
+from mlops_workbench.errors import verdict
 
 app = typer.Typer(help="Model registry: versions, quality gate, promotion by alias, rollback, audit log.",
                   no_args_is_help=True)
-console = Console()
+console = output.console()
 
 
 NameOption = typer.Option(None, "--name", help="registered model name (default: params.yaml registry.model_name)")
@@ -46,14 +49,14 @@ def gate(version: str, name: Optional[str] = NameOption) -> None:
     from mlops_workbench import registry
 
     result = registry.quality_gate(name, version)
-    console.print(("[green]" if result.passed else "[red]") + result.summary() + "[/]")
-    raise typer.Exit(0 if result.passed else 1)
+    output.final(("[green]" if result.passed else "[red]") + result.summary() + "[/]")
+    verdict(result.passed)
 
 
 @app.command()
 def promote(
     version: str,
-    alias: str = typer.Option("production", "--alias", help="staging, canary or production"),
+    alias: str = typer.Option(Alias.PRODUCTION.value, "--alias", help="staging, canary or production"),
     reason: str = typer.Option(..., "--reason", help="why this version should serve"),
     approver: Optional[str] = typer.Option(None, "--approver", help="default: your login name"),
     name: Optional[str] = NameOption,

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from mlops_workbench import output
+from mlops_workbench.errors import Failed
+
+console = output.console()
 
 
 def reproduce(
@@ -38,7 +40,7 @@ def reproduce(
         console.print(f"- {reason}")
     console.print(f"scratch checkout: {report.workdir}")
     if report.matched:
-        console.print("[green]Reproduced exactly.[/green]")
+        output.final("[green]Reproduced exactly.[/green]")
     else:
-        console.print(f"[red]Not reproduced[/red] (causes: {', '.join(report.causes)}).")
-        raise typer.Exit(1)
+        output.final(f"[red]Not reproduced[/red] (causes: {', '.join(report.causes)}).")
+        raise Failed()

@@ -4,32 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, get_args
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench.errors import EXIT_FAILED, EXIT_OK
+from mlops_workbench import output
+from mlops_workbench.errors import InputError, verdict
 from mlops_workbench.rollout.state import RolloutPhase
 from mlops_workbench.serving import paths
 from mlops_workbench.settings import DefaultPort
 
 app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
                   no_args_is_help=True)
-console = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
+console = output.console()
+MetricsChoice = Literal["auto", "prometheus", "direct"]
+"""The backend's MetricsMode, spelled out again: importing the backend would cost every `workbench` process seconds."""
+METRICS_MODES = get_args(MetricsChoice)
 
 
 @app.command("start")
 def start(
     candidate: str = typer.Option(..., "--candidate", help="registry version of the model to roll out"),
     policy: str = typer.Option("default", "--policy", help="policy YAML file, or a packaged profile: default, demo"),
-    metrics: str = typer.Option("auto", "--metrics", help="auto (Prometheus if installed), prometheus or direct"),
+    metrics: MetricsChoice = typer.Option("auto", "--metrics",
+                                          help="auto (Prometheus if installed), prometheus or direct"),
     model: Optional[str] = typer.Option(None, "--model", help="registered model name (default: params.yaml "
                                         "registry.model_name); stable serves its production alias"),
 ) -> None:
@@ -38,19 +37,19 @@ def start(
     from mlops_workbench.rollout import policy as pol
 
     spec = pol.load(policy)
-    state = ops.start(spec, candidate, metrics=metrics, model_name=model, say=console.print)  # type: ignore[arg-type]
+    state = ops.start(spec, candidate, metrics=metrics, model_name=model, say=console.print)
     promoted = state.phase == RolloutPhase.PROMOTED
     colour = "green" if promoted else "red"
-    console.print(f"[{colour}]{state.phase}[/{colour}]: {state.reason}")
-    raise typer.Exit(EXIT_OK if promoted else EXIT_FAILED)
+    output.final(f"[{colour}]{state.phase}[/{colour}]: {state.reason}")
+    verdict(promoted)
 
 
 @app.command("resume")
-def resume(metrics: str = typer.Option("auto", "--metrics")) -> None:
+def resume(metrics: MetricsChoice = typer.Option("auto", "--metrics")) -> None:
     """Continue a rollout whose controller was stopped (or abort it if its canary is gone)."""
     from mlops_workbench.rollout import ops
 
-    state = ops.resume(metrics=metrics, say=console.print)  # type: ignore[arg-type]
+    state = ops.resume(metrics=metrics, say=console.print)
     console.print(f"{state.phase if state else 'no rollout'}: {state.reason if state else ''}")
 
 
@@ -135,7 +134,7 @@ def router(
     from mlops_workbench.rollout.router import serve
 
     if not 0 <= weight <= 100:
-        _fail(f"--weight must be from 0 to 100, got {weight:g}")
+        raise InputError(f"--weight must be from 0 to 100, got {weight:g}")
     procs.ensure_free("router", port)
     serve(stable, canary, weight, port, seed)
 

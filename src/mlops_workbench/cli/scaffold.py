@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from mlops_workbench import output
 from mlops_workbench.ci import scaffold as scaffolds
 
 app = typer.Typer(help="Write starter projects.", no_args_is_help=True)
-console = Console()
+console = output.console()
 
 
 @app.command("ci-project")

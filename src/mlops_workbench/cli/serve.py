@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Optional
 
 import typer
 
+from mlops_workbench import output
 from mlops_workbench.serving import paths
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.settings import DefaultPort
@@ -34,7 +34,7 @@ def serve(
     from mlops_workbench.serving.server import create_app
 
     procs.ensure_free("serve", port, host)  # before the model loads: a taken port fails at once, saying why
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    output.log_to_stderr()
     faults = Faults(error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after,
                     seed=fault_seed)
     app = create_app(model_uri, name=name, faults=faults, watch_interval=watch_interval or None,

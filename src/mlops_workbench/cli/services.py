@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from mlops_workbench import procs, settings
+from mlops_workbench.errors import Failed
 
 
 def lab(
@@ -54,6 +55,5 @@ def down(name: Annotated[Optional[str], typer.Argument(help="one service (see `w
         typer.echo(f"stopped {name}")
         return
     names = [s.name for s in procs.running(home)]
-    typer.echo(f"No service '{name}' is running under {home}; running: {', '.join(names) or 'none'}. "
-               "See `workbench ps`.", err=True)
-    raise typer.Exit(1)
+    raise Failed(f"No service '{name}' is running under {home}; running: {', '.join(names) or 'none'}. "
+                 "See `workbench ps`.")

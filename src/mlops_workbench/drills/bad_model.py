@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pydantic import Field
 
 from mlops_workbench import procs, registry
+from mlops_workbench.alias import Alias
 from mlops_workbench.drills import common, incidents, models
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
 from mlops_workbench.drills.causes import Change, RootCause
@@ -103,7 +104,7 @@ class BadModel(Drill):
 def _rolled_back(ctx: DrillContext) -> None:
     """The audit log records a rollback (or promotion) off the bad version with a reason of your own."""
     moves = [e for e in common.registry_entries_since(ctx)
-             if e.get("alias") == "production" and e.get("outcome") in ("rolled_back", "promoted")]
+             if e.get("alias") == Alias.PRODUCTION and e.get("outcome") in ("rolled_back", "promoted")]
     if not moves:
         fail("The audit log records no rollback since the drill started: use registry.rollback(...) "
              "(aliases set by hand leave no audit record).")
@@ -125,7 +126,7 @@ def _rewrite_history(ctx: DrillContext) -> None:
     path = audit.log_path(home=ctx.home)
     bad = f'"version": "{ctx.fact("bad")}"'
     path.write_text("".join(line for line in path.read_text().splitlines(keepends=True) if bad not in line))
-    registry.client(ctx.home).set_registered_model_alias(ctx.model_name, "production", str(ctx.fact("good")))
+    registry.client(ctx.home).set_registered_model_alias(ctx.model_name, Alias.PRODUCTION, str(ctx.fact("good")))
 
 
 DRILL = BadModel()

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 from mlops_workbench import procs, registry, tracking
+from mlops_workbench.alias import Alias
 from mlops_workbench.drills import models
 from mlops_workbench.drills.base import SETUP_APPROVER, DrillContext
 from mlops_workbench.errors import ServiceError
@@ -45,16 +46,14 @@ def good_releases(ctx: DrillContext, count: int) -> list[str]:
 
 def ship(ctx: DrillContext, version: str, reason: str, **promote: Any) -> None:
     """Promote ``version`` through staging to production as the setup (never the learner)."""
-    for alias in ("staging", "production"):
-        registry.promote(ctx.model_name, version, alias=alias, approver=SETUP_APPROVER, reason=reason,
-                         home=ctx.home, **(promote if alias == "production" else {}))
+    registry.release(ctx.model_name, version, approver=SETUP_APPROVER, reason=reason, home=ctx.home, **promote)
 
 
 def serve(ctx: DrillContext) -> procs.Service:
     """Start (or reuse) the drill's model server on ``models:/<model>@production``."""
     from mlops_workbench.serving.server import start_server
 
-    return start_server(f"models:/{ctx.model_name}@production", name=ctx.server, home=ctx.home,
+    return start_server(f"models:/{ctx.model_name}@{Alias.PRODUCTION}", name=ctx.server, home=ctx.home,
                         model_name=ctx.model_name)
 
 
@@ -128,7 +127,7 @@ def guard_registry_intact(ctx: DrillContext) -> None:
 
 def production(ctx: DrillContext) -> str:
     """The version ``production`` points to (fails when unset)."""
-    mv = registry.get_alias(ctx.model_name, "production", home=ctx.home)
+    mv = registry.get_alias(ctx.model_name, Alias.PRODUCTION, home=ctx.home)
     if mv is None:
         fail(f"'{ctx.model_name}' has no production alias: users get nothing. Point it at a good version.")
     return str(mv.version)

@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_workbench import procs
+from mlops_workbench.alias import Alias
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import DrillContext
 from mlops_workbench.drills.causes import Change
 from mlops_workbench.rollout import events, prometheus
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.serving.client import ModelServerClient, Unreachable
+from mlops_workbench.rollout.state import RESUMED
 
 CONCLUSIVE = (MeasurementPhase.SUCCESSFUL, MeasurementPhase.FAILED)
 
@@ -21,7 +23,7 @@ def registry_changes(ctx: DrillContext, bad: str) -> list[Change]:
     """Production moved off ``bad`` through the registry; the drill's server serves what production points to."""
     found: list[Change] = []
     entries = common.registry_entries_since(ctx)
-    if any(e.get("alias") == "production" and str(e.get("version")) != bad and
+    if any(e.get("alias") == Alias.PRODUCTION and str(e.get("version")) != bad and
            e.get("outcome") in ("rolled_back", "promoted") for e in entries):
         found.append(Change.ROLLED_BACK)
     service = procs.get(ctx.server, ctx.home)
@@ -60,7 +62,7 @@ def rollout_changes(ctx: DrillContext, rollout: str) -> list[Change]:
     found: list[Change] = []
     if any(e["type"] == "decision" and e.get("decision") == "abort" for e in after):
         found.append(Change.ROLLOUT_ABORTED)
-    if any(e["type"] == "phase" and e.get("phase") == "Resumed" for e in after):
+    if any(e["type"] == "phase" and e.get("phase") == RESUMED for e in after):
         found.append(Change.ROLLOUT_RESUMED)
     later = later_rollouts(ctx, rollout)
     if later:

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from mlops_workbench.alias import Alias
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import FieldGrade, PostMortem, PostMortemGrade, PostMortemTruth
 
@@ -141,7 +142,7 @@ def registry_truth(entries: list[dict[str, Any]], onset_ts: str, bad: str, reque
     """Truth for a registry incident: ``entries`` are the audit entries of the drill's model since the setup; one
     server on the production alias answered every request with the bad version until the restore."""
     onset = moment(onset_ts)
-    restored = next((e for e in entries if e.get("alias") == "production" and str(e.get("version")) != bad
+    restored = next((e for e in entries if e.get("alias") == Alias.PRODUCTION and str(e.get("version")) != bad
                      and e.get("outcome") in ("rolled_back", "promoted") and moment(e["ts"]) >= onset), None)
     return PostMortemTruth(
         version=bad, began_at=onset, restored_at=moment(restored["ts"]) if restored else None,

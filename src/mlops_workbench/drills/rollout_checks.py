@@ -12,6 +12,7 @@ from mlops_workbench.drills.postmortem_spec import PostMortemTruth
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.rollout import events
 from mlops_workbench.rollout import state as st
+from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import ROUTER, STABLE
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 
@@ -42,7 +43,7 @@ def guard_never_blind(ctx: DrillContext) -> None:
     if current != str(ctx.fact("candidate")):
         return
     for evs in evidence.later_rollouts(ctx, ctx.fact("rollout")).values():
-        measured = any(e["type"] == "measurement" and e.get("phase") == "successful" for e in evs)
+        measured = any(e["type"] == "measurement" and e.get("phase") == MeasurementPhase.SUCCESSFUL for e in evs)
         if measured and any(e["type"] == "decision" and e.get("decision") == "promote" for e in evs):
             return
     fail(f"Production is v{current}, the candidate, but no rollout measured it successfully: a promotion without "
@@ -65,9 +66,8 @@ def decided_again(source: str | None, fix: str) -> Check:
 def promote_blind(ctx: DrillContext) -> None:
     """A destructive "fix": promote the candidate through the registry with no measurement, and serve it."""
     candidate = str(ctx.fact("candidate"))
-    for alias, reason in (("staging", "ship it"), ("production", "no measurement, but it looked fine")):
-        registry.promote(ctx.model_name, candidate, alias=alias, approver=SETUP_APPROVER, reason=reason,
-                         home=ctx.home)
+    registry.release(ctx.model_name, candidate, approver=SETUP_APPROVER, reason="no measurement, but it looked fine",
+                     staging_reason="ship it", home=ctx.home)
     stable = procs.get(STABLE, ctx.home)
     assert stable is not None
     ModelServerClient(stable.url, home=ctx.home).reload()

@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench import procs, registry
+from mlops_workbench.alias import Alias
 from mlops_workbench.data import load_iris_frame
 from mlops_workbench.drills import common, workspaces
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
@@ -134,7 +135,7 @@ def _served_version(ctx: DrillContext) -> str:
     request = json.loads((ctx.folder / REQUEST).read_text())
     at = datetime.fromisoformat(request["at"])
     moves = [e for e in audit.read(home=ctx.home) if e.get("model") == ctx.model_name
-             and e.get("alias") == "production" and e.get("outcome") in ("promoted", "rolled_back")
+             and e.get("alias") == Alias.PRODUCTION and e.get("outcome") in ("promoted", "rolled_back")
              and datetime.fromisoformat(e["ts"]) <= at]
     if not moves:
         fail("The audit log has no production promotion before the request: the trail is broken.")

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from mlops_workbench import procs, registry
+from mlops_workbench.alias import Alias
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import SETUP_APPROVER, Drill, DrillContext, GradedCheck, delete_model
 from mlops_workbench.drills.causes import Change, RootCause
@@ -104,17 +105,16 @@ class UnapprovedRelease(Drill):
 def _repair(ctx: DrillContext) -> None:
     """Production back on the good version through the registry, then the newer one released properly."""
     good, candidate = str(ctx.fact("good")), str(ctx.fact("candidate"))
-    registry.promote(ctx.model_name, good, "production", approver="on-call", home=ctx.home,
+    registry.promote(ctx.model_name, good, Alias.PRODUCTION, approver="on-call", home=ctx.home,
                      reason=f"v{candidate} reached users without a release record; back to v{good}")
-    registry.promote(ctx.model_name, candidate, "staging", approver="on-call", home=ctx.home,
-                     reason="release candidate, through the process this time")
-    registry.promote(ctx.model_name, candidate, "production", approver="reviewer", home=ctx.home,
-                     reason="staged, gated and reviewed")
+    registry.release(ctx.model_name, candidate, approver="reviewer", reason="staged, gated and reviewed",
+                     staging_approver="on-call", staging_reason="release candidate, through the process this time",
+                     home=ctx.home)
     _reload(ctx)
 
 
 def _alias_directly(ctx: DrillContext, version: str) -> None:
-    registry.client(ctx.home).set_registered_model_alias(ctx.model_name, "production", version)
+    registry.client(ctx.home).set_registered_model_alias(ctx.model_name, Alias.PRODUCTION, version)
 
 
 def _self_approved(ctx: DrillContext, version: str) -> None:
@@ -127,7 +127,7 @@ def _self_approved(ctx: DrillContext, version: str) -> None:
 
 
 def _staging_skipped(ctx: DrillContext, version: str) -> None:
-    registry.promote(ctx.model_name, version, "production", approver="release-bot", reason="urgent, straight out",
+    registry.promote(ctx.model_name, version, Alias.PRODUCTION, approver="release-bot", reason="urgent, straight out",
                      params={"require_staging": False}, home=ctx.home)
 
 
@@ -143,9 +143,9 @@ def _proper(entries: list[dict[str, Any]], version: str) -> int | None:
     for n, e in enumerate(entries):
         if str(e.get("version")) != version:
             continue
-        if e.get("alias") == "staging":
+        if e.get("alias") == Alias.STAGING:
             staged = True
-        elif e.get("alias") == "production" and staged and (e.get("gate") or {}).get("passed") \
+        elif e.get("alias") == Alias.PRODUCTION and staged and (e.get("gate") or {}).get("passed") \
                 and e.get("approver") not in (e.get(REGISTERED_BY), SETUP_APPROVER):
             found = n
     return found
@@ -154,7 +154,7 @@ def _proper(entries: list[dict[str, Any]], version: str) -> int | None:
 def _put_back_first(ctx: DrillContext) -> None:
     """Production went back to the last properly released version before anything else was released."""
     good, entries = str(ctx.fact("good")), _moves(ctx)
-    back = next((n for n, e in enumerate(entries) if e.get("alias") == "production"), None)
+    back = next((n for n, e in enumerate(entries) if e.get("alias") == Alias.PRODUCTION), None)
     if back is None or str(entries[back].get("version")) != good:
         fail(f"The first production change since the drill started is not a move back to v{good}, the last version "
              "with a full release record: put production back there first, through the registry (an alias set "

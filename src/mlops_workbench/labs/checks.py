@@ -19,7 +19,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, NoReturn
 
 from mlops_workbench.errors import InputError, NotFoundError, WorkbenchError
 from mlops_workbench.labs.learner_code import load_function
@@ -32,7 +32,7 @@ class CheckFailed(WorkbenchError, AssertionError):
     """Raised by :func:`fail`: the learner's work does not meet the check yet."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Fail the current check with a message telling the learner what to do."""
     raise CheckFailed(message)
 
@@ -133,10 +133,14 @@ def check(
     one of them failed or timed out, the check is blocked instead of run.
     ``isolated`` checks only read the lab's state and write nowhere but scratch
     folders of their own, so they may run side by side (see ``grade.run_checks``).
+
+    The check joins the list of the module that calls ``check(...)`` (the lab's checks.py), not of the module
+    that defined ``func``: a check made by a shared helper, or a ``functools.partial``, still belongs to its lab.
     """
+    namespace = sys._getframe(1).f_globals  # the declaring module, read now: register() may be called elsewhere
 
     def register(func: Callable[[Context], None]) -> Callable[[Context], None]:
-        declared: list[Check] = func.__globals__.setdefault(CHECKS_ATTR, [])
+        declared: list[Check] = namespace.setdefault(CHECKS_ATTR, [])
         if any(c.id == id for c in declared):
             raise InputError(f"Two checks share the id '{id}'; give each check a unique id.")
         visibility: Visibility = "hidden" if hidden else "public"

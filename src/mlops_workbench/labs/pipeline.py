@@ -21,6 +21,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench import settings
 from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
@@ -107,7 +108,7 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
     (``dvc --wait-for-lock repro --single-item STAGE``): DVC holds its repository lock only while it reads and
     records a stage, not while the stage's command runs.
     """
-    console = console or Console()
+    console = console or output.console()
     root = settings.project_root()
     bin_dir = str(Path(sys.executable).parent)  # workbench and dvc live beside this interpreter
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench.labs.progress_record import LabProgress, Progress
 from mlops_workbench.labs.render import ICON
 
@@ -86,7 +87,7 @@ def drill_table(progress: Progress) -> Table:
 
 
 def print_progress(progress: Progress, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or output.console()
     console.print(table(progress))
     if progress.drills:
         console.print(drill_table(progress))

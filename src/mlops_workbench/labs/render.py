@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from mlops_workbench import output
 from mlops_workbench.labs.report import Report
 
 STYLE = {"passed": "green", "failed": "red", "error": "magenta", "timeout": "yellow", "blocked": "bright_black"}
@@ -28,7 +29,7 @@ def table(report: Report) -> Table:
 
 
 def print_report(report: Report, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or output.console()
     if report.error:
         console.print(f"[red]{report.lab}: {report.error}[/]")
     for issue in report.integrity:

@@ -88,7 +88,7 @@ def execute(
     home: Path,
     workdir: Path,
     parameters: dict[str, Any] | None = None,
-    exports: list[str] = (),
+    exports: list[str] | tuple[str, ...] = (),
     cell_timeout: float = 120,
     lab_timeout: float = 900,
     progress: bool = False,

@@ -20,11 +20,12 @@ from mlops_workbench.registry.aliases import (
     promote,
     quality_gate,
     register,
+    release,
     rollback,
 )
 from mlops_workbench.registry.integrity import IntegrityError, record_digest, verify
 
 __all__ = [
     "ALIASES", "GateResult", "RegistryError", "RegistryParams", "client", "get_alias", "list_versions",
-    "promote", "quality_gate", "register", "rollback", "IntegrityError", "record_digest", "verify",
+    "promote", "quality_gate", "register", "release", "rollback", "IntegrityError", "record_digest", "verify",
 ]

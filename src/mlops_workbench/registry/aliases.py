@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlops_workbench import settings, tracking
+from mlops_workbench.alias import PROMOTABLE, Alias
 from mlops_workbench.errors import InputError, RegistryError
 from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
 
 __all__ = [
     "ALIASES", "GateResult", "RegistryError", "RegistryParams", "client", "get_alias", "list_versions",
-    "promote", "quality_gate", "register", "rollback",
+    "promote", "quality_gate", "register", "release", "rollback",
 ]
-ALIASES = ("staging", "canary", "production")
-PREVIOUS = "previous"
+ALIASES = PROMOTABLE
+PREVIOUS = Alias.PREVIOUS
 REGISTERED_BY = "registered_by"
 """Version tag naming who registered it (set by :func:`register`; set it yourself with ``mlflow.register_model(...,
 tags={"registered_by": ...})``)."""
@@ -153,7 +154,7 @@ def quality_gate(
     candidate = _version(c, name, candidate_version)
     df = holdout(params) if holdout_df is None else holdout_df
     cand_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{candidate.version}"), df)
-    prod = _model(c, name).aliases.get("production")
+    prod = _model(c, name).aliases.get(Alias.PRODUCTION)
     prod_scores = None
     if prod is not None:
         prod_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{prod}"), df)
@@ -170,7 +171,7 @@ def quality_gate(
 def promote(
     name: str,
     version: str | int,
-    alias: str = "production",
+    alias: str = Alias.PRODUCTION,
     approver: str | None = None,
     reason: str = "",
     gate_result: GateResult | None = None,
@@ -205,8 +206,8 @@ def promote(
         integrity.verify(name, version, client=c)
     except integrity.IntegrityError as exc:
         _refuse(entry, str(exc).rstrip("."), home)
-    if alias == "production":
-        staged = "approval.staging.at" in mv.tags or _model(c, name).aliases.get("staging") == version
+    if alias == Alias.PRODUCTION:
+        staged = "approval.staging.at" in mv.tags or _model(c, name).aliases.get(Alias.STAGING) == version
         if params.require_staging and not staged:
             _refuse(entry, f"version {version} was never approved into staging: promote it to 'staging' first "
                     "(or point the 'staging' alias at it)", home)
@@ -222,19 +223,43 @@ def promote(
     with audit.lock(f"registry-{name}", home):
         aliases = _model(c, name).aliases
         replaced = aliases.get(alias)
-        if alias == "production" and gate_result is not None and gate_result.production_version != replaced:
+        if alias == Alias.PRODUCTION and gate_result is not None and gate_result.production_version != replaced:
             _refuse(entry, f"production moved to v{replaced} after the gate compared against "
                     f"v{gate_result.production_version}: run the gate again", home, gate_result)
         stamp = approvals.record(c, name, version, approver=approver, reason=reason, gate=gate_result,
                                  alias=alias)["at"]
-        if alias == "production" and replaced is not None and str(replaced) != version:
+        if alias == Alias.PRODUCTION and replaced is not None and str(replaced) != version:
             c.set_registered_model_alias(name, PREVIOUS, str(replaced))
         c.set_registered_model_alias(name, alias, version)
-        if alias == "production" and aliases.get("staging") == version:
-            c.delete_registered_model_alias(name, "staging")
+        if alias == Alias.PRODUCTION and aliases.get(Alias.STAGING) == version:
+            c.delete_registered_model_alias(name, Alias.STAGING)
         audit.append({**entry, "outcome": "promoted", "replaced": replaced, "at": stamp,
                       "gate": gate_result.model_dump() if gate_result else None}, home=home)
     return c.get_model_version(name, version)
+
+
+def release(
+    name: str,
+    version: str | int,
+    approver: str,
+    reason: str,
+    *,
+    home: Path | None = None,
+    staging_approver: str | None = None,
+    staging_reason: str | None = None,
+    **production: Any,
+) -> Any:
+    """The whole walk a release takes: approve ``version`` into ``staging``, then into ``production`` (where the
+    gate runs and the replaced version becomes ``previous``); returns the production version.
+
+    Both steps go through :func:`promote`, so each leaves its own approval and audit line, and a refusal at either
+    stops the walk with a :class:`RegistryError`. The staging step has the same approver and reason unless
+    ``staging_approver``/``staging_reason`` say otherwise; ``production`` keywords (``gate_result``, ``params``)
+    go to the production step only.
+    """
+    promote(name, version, Alias.STAGING, approver=staging_approver or approver,
+            reason=reason if staging_reason is None else staging_reason, home=home)
+    return promote(name, version, Alias.PRODUCTION, approver=approver, reason=reason, home=home, **production)
 
 
 def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None = None) -> None:
@@ -251,8 +276,8 @@ def rollback(name: str | None = None, home: Path | None = None, approver: str | 
     c = client(home)
     with audit.lock(f"registry-{name}", home):
         aliases = _model(c, name).aliases
-        previous, current = aliases.get(PREVIOUS), aliases.get("production")
-        entry = {"action": "rollback", "model": name, "version": previous, "alias": "production",
+        previous, current = aliases.get(PREVIOUS), aliases.get(Alias.PRODUCTION)
+        entry = {"action": "rollback", "model": name, "version": previous, "alias": Alias.PRODUCTION,
                  "approver": approver, "reason": reason, "replaced": current}
         if previous is None:
             audit.append({**entry, "outcome": "refused", "error": "no previous version"}, home=home)
@@ -264,7 +289,7 @@ def rollback(name: str | None = None, home: Path | None = None, approver: str | 
         if current is not None:
             c.set_model_version_tag(name, current, "rolled_back.at", stamp)
             c.set_model_version_tag(name, current, "rolled_back.reason", reason)
-        c.set_registered_model_alias(name, "production", previous)
+        c.set_registered_model_alias(name, Alias.PRODUCTION, previous)
         c.delete_registered_model_alias(name, PREVIOUS)
         c.set_model_version_tag(name, previous, "approval.production.rollback", json.dumps(
             {"approver": approver, "at": stamp, "reason": reason, "from_version": current}))

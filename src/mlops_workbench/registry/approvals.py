@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_workbench.alias import Alias
 from mlops_workbench.registry import audit
 
 FIELDS = ("approver", "at", "reason", "gate")
@@ -23,7 +24,7 @@ def tag(alias: str, field: str) -> str:
 
 
 def record(client: Any, name: str, version: str | int, *, approver: str, reason: str, gate: Any = None,
-           alias: str = "production") -> dict[str, str]:
+           alias: str = Alias.PRODUCTION) -> dict[str, str]:
     """Tag version ``version`` of ``name`` with its approval into ``alias``; returns the record written.
 
     ``client`` is an ``MlflowClient``; ``gate`` the ``GateResult`` the approval relied on (None: no gate).
@@ -35,7 +36,7 @@ def record(client: Any, name: str, version: str | int, *, approver: str, reason:
     return values
 
 
-def read(client: Any, name: str, version: str | int, alias: str = "production") -> dict[str, str] | None:
+def read(client: Any, name: str, version: str | int, alias: str = Alias.PRODUCTION) -> dict[str, str] | None:
     """The approval record of ``version`` into ``alias`` (None when it was never approved there)."""
     tags = client.get_model_version(name, str(version)).tags
     found = {field: tags[tag(alias, field)] for field in FIELDS if tag(alias, field) in tags}

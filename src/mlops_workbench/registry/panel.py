@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_workbench import settings
+from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.registry import aliases as registry
 
@@ -115,7 +116,7 @@ def promote_action(name: str, version: str | int, alias: str, approver: str, rea
         return False, NO_APPROVER
     try:
         gate = (registry.quality_gate(name, version, params=rules, home=home, rule=rule)
-                if alias == "production" else None)
+                if alias == Alias.PRODUCTION else None)
         mv = registry.promote(name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home,
                               params=rules)
     except WorkbenchError as exc:
@@ -148,7 +149,7 @@ def panel(name: str | None = None, home: Path | None = None, rules: Any = None, 
 
     table, status = w.HTML(), w.HTML()
     version = w.Dropdown(description="version")
-    alias = w.Dropdown(options=list(registry.ALIASES), value="staging", description="alias")
+    alias = w.Dropdown(options=list(registry.ALIASES), value=Alias.STAGING, description="alias")
     signer = w.Text(description="approver", value=approver, placeholder="your name")
     reason = w.Text(description="reason", placeholder="why this change")
     buttons = [w.Button(description=d, button_style=s) for d, s in

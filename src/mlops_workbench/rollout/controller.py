@@ -86,7 +86,7 @@ class Controller:
             raise RolloutBusy(f"rollout {state.id} already has a live controller (pid {state.controller_pid}).")
         self._own(state)
         policy = Policy.model_validate(state.policy)
-        self.log.emit("phase", phase="Resumed", step=state.step)
+        self.log.emit("phase", phase=st.RESUMED, step=state.step)
         try:
             alive = self.backend.canary_alive()
             if alive:

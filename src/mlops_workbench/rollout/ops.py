@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal, overload
 
 from mlops_workbench import settings
 from mlops_workbench.rollout import state as st
@@ -29,10 +29,8 @@ def registry_promoter(home: Path, model_name: str | None = None) -> Callable[[st
     def promote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
 
-        for alias in ("staging", "production"):  # the registry wants staging before production
-            record = registry.promote(model_name, version, alias=alias, approver="rollout-controller",
-                                      reason=f"canary rollout: {reason}", home=home)
-        return record
+        return registry.release(model_name, version, approver="rollout-controller",
+                                reason=f"canary rollout: {reason}", home=home)
 
     return promote
 
@@ -62,6 +60,18 @@ def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_na
     backend.up()
     return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name), tick=tick,
                       say=say, demoter=registry_demoter(home, model_name))
+
+
+@overload
+def start(policy: Policy, candidate: str, home: Path | None = ..., metrics: MetricsMode = ...,
+          model_name: str | None = ..., background: Literal[False] = ..., say: Callable[[str], None] | None = ...,
+          stable_version: str | None = ..., canary_faults: Faults | None = ...) -> st.RolloutState: ...
+
+
+@overload
+def start(policy: Policy, candidate: str, home: Path | None = ..., metrics: MetricsMode = ...,
+          model_name: str | None = ..., *, background: Literal[True], say: Callable[[str], None] | None = ...,
+          stable_version: str | None = ..., canary_faults: Faults | None = ...) -> threading.Thread: ...
 
 
 def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",

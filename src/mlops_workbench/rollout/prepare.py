@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_workbench import settings, tracking
+from mlops_workbench.alias import Alias
 from mlops_workbench.data import FEATURES, load_iris_frame
 from mlops_workbench.registry import integrity
 
@@ -80,13 +81,12 @@ def ensure_versions(home: Path | None = None, model_name: str | None = None,
             found[role] = _register(role, model_name, home)
     versions = Versions(**found)
     try:
-        current = client.get_model_version_by_alias(model_name, "production")
+        current = client.get_model_version_by_alias(model_name, Alias.PRODUCTION)
     except MlflowException:
         current = None
     if current is None:
-        for alias in ("staging", "production"):
-            registry.promote(model_name, versions.stable, alias=alias, approver="workbench-setup",
-                             reason="initial production version for the canary lab", home=home)
+        registry.release(model_name, versions.stable, approver="workbench-setup",
+                         reason="initial production version for the canary lab", home=home)
     return versions
 
 
@@ -99,8 +99,8 @@ def reset_production(version: str, home: Path | None = None, model_name: str | N
     tracking.up(home=home)
     client = tracking.client(home)
     try:
-        current = client.get_model_version_by_alias(model_name, "production")
+        current = client.get_model_version_by_alias(model_name, Alias.PRODUCTION)
     except MlflowException:
         current = None
     if current is None or str(current.version) != str(version):  # a lab reset, not a promotion: no gate
-        client.set_registered_model_alias(model_name, "production", str(version))
+        client.set_registered_model_alias(model_name, Alias.PRODUCTION, str(version))

@@ -32,6 +32,8 @@ class RolloutPhase(StrEnum):
 
 
 TERMINAL = (RolloutPhase.PROMOTED, RolloutPhase.ABORTED, RolloutPhase.INCONCLUSIVE)
+RESUMED = "Resumed"
+"""The ``phase`` of the event a restarted controller logs; a marker in the event log, never a state's phase."""
 
 
 @dataclass

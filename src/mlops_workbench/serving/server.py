@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlops_workbench import fielderrors, procs, settings
+from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.serving import auth, openapi, paths, payloads
 from mlops_workbench.serving import model as served_model
@@ -121,7 +122,7 @@ def create_app(
     ``POST /admin/faults`` is refused unless ``allow_faults`` (or the server starts with faults already set).
     """
     name = name or os.environ.get(NAME_ENV) or settings.model_name()
-    model_uri = model_uri or os.environ.get(URI_ENV) or f"models:/{name}@production"
+    model_uri = model_uri or os.environ.get(URI_ENV) or f"models:/{name}@{Alias.PRODUCTION}"
     if watch_interval is None and os.environ.get(WATCH_ENV):
         watch_interval = float(os.environ[WATCH_ENV])
     token = admin_token or auth.ensure_token(settings.home())

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from mlops_workbench import procs, settings
-from mlops_workbench.errors import ServiceError
+from mlops_workbench.alias import Alias
+from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, PrometheusSource, Snapshot, parse_router
 from mlops_workbench.serving import paths
@@ -23,6 +24,7 @@ from mlops_workbench.serving.faults import Faults
 STABLE, CANARY, ROUTER = "rollout-stable", "rollout-canary", "rollout-router"
 SERVICES = (CANARY, ROUTER, prometheus.SERVICE, STABLE)
 MetricsMode = Literal["auto", "prometheus", "direct"]
+METRICS_MODES: tuple[MetricsMode, ...] = get_args(MetricsMode)
 
 
 class LocalBackend:
@@ -31,6 +33,9 @@ class LocalBackend:
     def __init__(self, home: Path | None = None, model_name: str | None = None, seed: int = 0,
                  metrics: MetricsMode = "auto", scrape_interval: str = "1s",
                  canary_faults: Faults | None = None) -> None:
+        if metrics not in METRICS_MODES:  # a typo ('prom') would silently mean 'auto'
+            raise InputError(f"metrics mode {metrics!r} is not one of {', '.join(METRICS_MODES)}: "
+                             "pass auto (Prometheus if installed), prometheus or direct.")
         model_name = model_name or settings.model_name()
         self.home = home or settings.home()
         self.model_name = model_name
@@ -70,7 +75,7 @@ class LocalBackend:
 
         ports = self.ports()
         if procs.get(STABLE, self.home) is None:
-            start_server(f"models:/{self.model_name}@production", port=ports["stable"], name=STABLE,
+            start_server(f"models:/{self.model_name}@{Alias.PRODUCTION}", port=ports["stable"], name=STABLE,
                          home=self.home, model_name=self.model_name)
         if procs.get(ROUTER, self.home) is None:
             cmd = procs.workbench_cmd("router", "--stable", self.url("stable"),
