@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lab02_state import build_solution_state
 
 from mlops_workbench import versioning
-from mlops_workbench.data import load_iris_frame, save_csv
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.versioning import DATA, Workspace
 
@@ -29,18 +29,7 @@ CHECKS = {c.id: c for c in load_checks(Path(__file__).resolve().parents[1] / "la
 def built(tmp_path_factory) -> Path:
     """The state folder after Exercises 1-3 of the solution."""
     home = tmp_path_factory.mktemp("lab02-home")
-    ws = versioning.init_workspace(Context(lab=LAB, home=home).workspace, home=home, with_remote=False)
-    assert ws.remote_url() == ""  # the learner adds it
-    ws.dvc("remote", "add", "--default", "local", str(versioning.default_remote(home)))
-    save_csv(load_iris_frame(), ws.path / DATA)
-    ws.dvc("add", DATA)
-    ws.commit("Track the data; default remote")
-    ws.dvc("push")
-    versioning.write_params(ws)
-    versioning.add_pipeline(ws)
-    ws.commit("Pipeline")
-    ws.dvc("repro")
-    ws.commit("Run the pipeline")
+    build_solution_state(home)
     return home
 
 

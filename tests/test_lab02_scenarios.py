@@ -14,11 +14,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from lab02_state import build_solution_state
 
-from mlops_workbench import procs, tracking, versioning
-from mlops_workbench.data import load_iris_frame, save_csv
+from mlops_workbench import procs, tracking
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
-from mlops_workbench.versioning import DATA
 
 pytestmark = pytest.mark.slow
 LAB_DIR = Path(__file__).resolve().parents[1] / "labs" / "02-versioning"
@@ -52,17 +51,7 @@ def ctx(tmp_path_factory) -> Context:
     """The state folder after the solution's Exercises 1-3, with its MLflow server running."""
     home = tmp_path_factory.mktemp("lab02-scenarios")
     context = Context(lab=LAB_DIR.name, home=home, seed=SEED)
-    ws = versioning.init_workspace(context.workspace, home=home, with_remote=False)
-    ws.dvc("remote", "add", "--default", "local", str(versioning.default_remote(home)))
-    save_csv(load_iris_frame(), ws.path / DATA)
-    ws.dvc("add", DATA)
-    ws.commit("Track the data; default remote")
-    ws.dvc("push")
-    versioning.write_params(ws)
-    versioning.add_pipeline(ws)
-    ws.commit("Pipeline")
-    ws.dvc("repro")
-    ws.commit("Run the pipeline")
+    build_solution_state(home)
     tracking.up(port=procs.free_port(), home=home, timeout=300)
     yield context
     procs.stop_all(home)

@@ -14,6 +14,8 @@ grading run's seed (``scenarios.py``, in a scratch copy of the workspace) and gr
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from platform import python_version
 from typing import Any
@@ -332,9 +334,18 @@ def triple_v(ctx: Context) -> None:
         fail(f"The DVC remote does not hold the new data (md5 {tags['data.md5']}): run `dvc push` after the data commit.")
 
 
-def scenarios() -> Any:
-    """This lab's hidden scenario helpers (``scenarios.py`` beside this file), freshly loaded."""
-    return load_module(Path(__file__).with_name("scenarios.py"), "_workbench_lab02_scenarios")
+@contextmanager
+def scenario(ctx: Context, file: str, name: str, cell: str, label: str) -> Iterator[tuple[Any, Any, Any, Any, Path]]:
+    """What a scenario check works with: the scenario helpers (``scenarios.py`` beside this file, freshly loaded),
+    the learner's function ``name`` from ``file``, the check's seeded generator, a copy of the workspace in a scratch
+    folder, and that folder; the tracking server is up and MLflow points at it."""
+    sc = load_module(Path(__file__).with_name("scenarios.py"), "_workbench_lab02_scenarios")
+    ws = workspace(ctx)
+    func = learner_function(ctx, file, name, cell)
+    client(ctx)
+    tracking.use(ctx.home)
+    with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
+        yield sc, func, ctx.rng(label), sc.copy_workspace(ws, Path(scratch)), Path(scratch)
 
 
 @check("log-run-scenarios", points=3, hidden=True, cells=["pipeline", "log-run", "use-log-run"], timeout=420,
@@ -342,13 +353,7 @@ def scenarios() -> Any:
 def log_run_scenarios(ctx: Context) -> None:
     """On a copy of the workspace, seeded code and data changes rerun exactly the stages that depend on them, and the
     learner's log_run tags each resulting run with the real lineage."""
-    sc, ws = scenarios(), workspace(ctx)
-    log_run = learner_function(ctx, "log_run.py", "log_run", "log-run")
-    client(ctx)
-    tracking.use(ctx.home)
-    rng = ctx.rng("log-run-scenarios")
-    with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
-        copy = sc.copy_workspace(ws, Path(scratch))
+    with scenario(ctx, "log_run.py", "log_run", "log-run", "log-run-scenarios") as (sc, log_run, rng, copy, _):
         copy.commit("Grader: what the notebook left uncommitted")
         copy.dvc("repro")
         copy.commit("Grader: pipeline up to date")
@@ -372,13 +377,8 @@ def reproduce_scenarios(ctx: Context) -> None:
     logged from an uncommitted change as not reproduced; graded on the clones it leaves."""
     from mlops_workbench.versioning.lineage import log_model_run
 
-    sc, ws = scenarios(), workspace(ctx)
-    reproduce_run = learner_function(ctx, "reproduce_run.py", "reproduce_run", "reproduce")
-    client(ctx)
-    tracking.use(ctx.home)
-    rng = ctx.rng("reproduce-scenarios")
-    with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
-        copy = sc.copy_workspace(ws, Path(scratch))
+    with scenario(ctx, "reproduce_run.py", "reproduce_run", "reproduce", "reproduce-scenarios") as (
+            sc, reproduce_run, rng, copy, scratch):
         copy.set_params(train={"C": sc.new_c(rng, copy)})
         copy.commit("Grader: a new train.C")
         copy.dvc("repro")
@@ -390,7 +390,7 @@ def reproduce_scenarios(ctx: Context) -> None:
         copy.commit("Grader: the next experiment, committed after its run")
         for run_id, should_match, case in ((clean, True, "a run two commits back"),
                                            (dirty, False, "a run logged from an uncommitted change")):
-            workdir = Path(scratch) / f"repro-{run_id[:8]}"
+            workdir = scratch / f"repro-{run_id[:8]}"
             result = sc.reproduced(reproduce_run, run_id, workdir, case)
             problem = sc.reproduction_problem(result, workdir, client(ctx).get_run(run_id), should_match, case)
             if problem:
