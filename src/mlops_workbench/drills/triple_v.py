@@ -133,12 +133,11 @@ def _served_version(ctx: DrillContext) -> str:
     """The version ``production`` pointed to when the request was answered (from the audit log)."""
     request = json.loads((ctx.folder / REQUEST).read_text())
     at = datetime.fromisoformat(request["at"])
-    moves = [e for e in audit.read(home=ctx.home) if e.get("model") == ctx.model_name
-             and e.get("alias") == "production" and e.get("outcome") in ("promoted", "rolled_back")
-             and datetime.fromisoformat(e["ts"]) <= at]
+    moves = [e for e in audit.production_moves(audit.read(home=ctx.home), ctx.model_name)
+             if datetime.fromisoformat(e.ts) <= at]
     if not moves:
         fail("The audit log has no production promotion before the request: the trail is broken.")
-    return str(moves[-1]["version"])
+    return str(moves[-1].version)
 
 
 def _lineage(ctx: DrillContext, version: str) -> dict[str, str]:
