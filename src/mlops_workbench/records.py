@@ -6,7 +6,7 @@ a strict model base, and a one-line description of why a line does not fit its m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,13 +19,17 @@ SCHEMA_VERSION = 1
 class Record(BaseModel):
     """A log line: unknown keys are refused, so a typo never slips into an append-only file."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(extra="forbid")
+
+    ALWAYS: ClassVar[frozenset[str]] = frozenset({"v"})
+    """Fields every line holds, even when they took their default."""
 
     v: int = SCHEMA_VERSION
 
     def line(self) -> dict[str, Any]:
-        """The JSON object written for this record: ``v`` and the fields it was given, in field order."""
-        return {"v": self.v, **self.model_dump(mode="json", exclude_unset=True)}
+        """The JSON object written for this record: the :attr:`ALWAYS` fields, then the fields it was given."""
+        return {**self.model_dump(mode="json", include=set(self.ALWAYS)),
+                **self.model_dump(mode="json", exclude_unset=True)}
 
 
 def problems(err: ValidationError, model: type[BaseModel]) -> str:

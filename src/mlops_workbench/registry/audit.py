@@ -59,6 +59,7 @@ class AuditEntry(Record):
     """
 
     model_config = ConfigDict(coerce_numbers_to_str=True)
+    ALWAYS = frozenset({"v", "ts"})
 
     ts: str = Field(default_factory=lambda: now())
     action: AuditAction
@@ -76,10 +77,6 @@ class AuditEntry(Record):
     uri: str | None = None
     serving: str | None = None
     files: list[dict[str, Any]] | None = None
-
-    def line(self) -> dict[str, Any]:
-        """The JSON object written for this entry: ``v``, ``ts``, then the fields it was given."""
-        return {"v": self.v, "ts": self.ts, **self.model_dump(mode="json", exclude_unset=True)}
 
     @property
     def changed_production(self) -> bool:

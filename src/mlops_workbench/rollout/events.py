@@ -28,11 +28,15 @@ from mlops_workbench.rollout.analysis import MeasurementPhase
 
 _LOCK = threading.Lock()
 
-Totals = dict[str, dict[str, float]]
+Number = int | float
+"""A count or a measure, kept as written (``20`` stays ``20``, ``0.5`` stays ``0.5``)."""
+Totals = dict[str, dict[str, Number]]
 """The router's cumulative counters: ``{"stable": {"requests": n, "errors": n}, "canary": {...}}``."""
 
 
 class EventType(StrEnum):
+    """What an event records; each type has its own model in :data:`MODELS`."""
+
     START = "start"
     WEIGHT = "weight"
     MEASUREMENT = "measurement"
@@ -54,6 +58,7 @@ class Decision(StrEnum):
 class RolloutEvent(Record):
     """What every event has: when (``t``), what (``type``) and which rollout (None outside one)."""
 
+    ALWAYS = frozenset({"v", "t", "type", "rollout"})
     t: float
     type: EventType
     rollout: str | None = None
@@ -74,7 +79,7 @@ class WeightEvent(RolloutEvent):
     """The canary's share of traffic (percent) changed."""
 
     type: Literal[EventType.WEIGHT] = EventType.WEIGHT
-    canary: float
+    canary: Number
     reason: str | None = None
 
 
@@ -90,11 +95,11 @@ class MeasurementEvent(RolloutEvent):
     baseline: float | None = None
     threshold: float | None = None
     p_value: float | None = None
-    samples: dict[str, float] = {}
+    samples: dict[str, Number] = {}
     query: str = ""
     window: tuple[float, float] | None = None
     source: str | None = None
-    weight: float | None = None
+    weight: Number | None = None
 
 
 class TrafficEvent(RolloutEvent):
@@ -155,10 +160,11 @@ MODELS: dict[EventType, type[RolloutEvent]] = {
 def parse(data: Mapping[str, Any], where: str = "This event") -> RolloutEvent:
     """``data`` as the event model of its ``type``; InputError (starting with ``where``) naming the bad fields."""
     kind = data.get("type")
-    model = MODELS.get(kind) if isinstance(kind, str) and kind in EventType._value2member_map_ else None
-    if model is None:
+    try:
+        model = MODELS[EventType(kind)]
+    except ValueError:
         raise InputError(f"{where} has type {kind!r}, not one of {', '.join(EventType)}: "
-                         "write one of those types (the event log accepts no other).")
+                         "write one of those types (the event log accepts no other).") from None
     try:
         return model.model_validate(data)
     except ValidationError as err:
