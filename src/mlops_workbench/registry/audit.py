@@ -119,7 +119,7 @@ def entry(fields: Mapping[str, Any] | AuditEntry) -> AuditEntry:
     if isinstance(fields, AuditEntry):
         return fields
     try:
-        return AuditEntry.model_validate({"ts": now(), **fields})
+        return AuditEntry.model_validate(dict(fields))
     except ValidationError as err:
         raise InputError(f"This audit entry does not fit the audit log: {problems(err, AuditEntry)}. "
                          "Correct those fields where the entry is built.") from None
