@@ -10,7 +10,7 @@ import pytest
 from mlops_workbench.errors import InputError
 from mlops_workbench.records import SCHEMA_VERSION
 from mlops_workbench.registry import audit
-from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
+from mlops_workbench.registry.audit import AuditAction, AuditOutcome
 from mlops_workbench.rollout import events
 from mlops_workbench.rollout.events import Decision, EventLog, EventType
 
