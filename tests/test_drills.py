@@ -302,9 +302,14 @@ def test_each_stalled_canary_variant_asks_more_than_its_canary_gets():
 def test_a_proper_release_is_staged_gated_and_approved_by_someone_else():
     from mlops_workbench.drills.unapproved_release import _proper
 
+    from mlops_workbench.registry.audit import AuditEntry
+    from mlops_workbench.registry.gate import GateResult
+
     def move(alias, approver="reviewer", passed=True, version="3"):
-        return {"alias": alias, "version": version, "approver": approver, "registered_by": "dev",
-                "gate": {"passed": passed}, "outcome": "promoted"}
+        gate = GateResult(passed=passed, model="iris", candidate_version=version, production_version=None,
+                          metric="f1_macro", min_gain=0.0, candidate={}, production=None, reasons=[], holdout_rows=1)
+        return AuditEntry(action="promote", model="iris", alias=alias, version=version, approver=approver,
+                          registered_by="dev", gate=gate, outcome="promoted")
 
     assert _proper([move("staging"), move("production")], "3") == 1
     assert _proper([move("production")], "3") is None  # staging skipped

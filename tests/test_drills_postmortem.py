@@ -13,6 +13,8 @@ from mlops_workbench.drills import postmortem
 from mlops_workbench.drills.base import DrillError
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import PostMortem, PostMortemTruth
+from mlops_workbench.registry.audit import AuditEntry
+from mlops_workbench.rollout import events
 
 ONSET = datetime(2026, 11, 4, 10, 2, 13, tzinfo=timezone.utc)
 TRUTH = PostMortemTruth(version="3", began_at=ONSET, restored_at=ONSET + timedelta(seconds=95), requests_affected=40,
@@ -76,9 +78,10 @@ def test_a_post_mortem_needs_zoned_times_known_causes_and_no_prose():
 
 
 def test_truth_from_the_audit_log_and_the_event_log():
-    entries = [{"ts": "2026-01-01T10:00:20.000+00:00", "alias": "staging", "version": "1", "outcome": "promoted"},
-               {"ts": "2026-01-01T10:00:50.000+00:00", "alias": "production", "version": "1",
-                "outcome": "rolled_back"}]
+    entries = [AuditEntry(ts="2026-01-01T10:00:20.000+00:00", action="promote", model="iris", alias="staging",
+                          version="1", outcome="promoted"),
+               AuditEntry(ts="2026-01-01T10:00:50.000+00:00", action="rollback", model="iris", alias="production",
+                          version="1", outcome="rolled_back")]
     known = {"root_cause": RootCause.MODEL_QUALITY, "changes": [], "required": [Change.ROLLED_BACK]}
     truth = postmortem.registry_truth(entries, "2026-01-01T10:00:00.000+00:00", "2", 40, **known)
     assert (truth.restored_at - truth.began_at).total_seconds() == 50 and truth.share_affected == 1.0
@@ -86,11 +89,12 @@ def test_truth_from_the_audit_log_and_the_event_log():
 
     def totals(c, s):
         return {"canary": {"requests": c, "errors": 0}, "stable": {"requests": s, "errors": 0}}
-    evs = [{"t": 100.0, "type": "start", "rollout": "r1"},
-           {"t": 110.0, "type": "fault", "rollout": "r1", "totals": totals(5, 15)},
-           {"t": 130.0, "type": "decision", "rollout": "r1", "decision": "abort"},
-           {"t": 130.5, "type": "weight", "rollout": "r1", "canary": 0},
-           {"t": 130.6, "type": "traffic", "rollout": "r1", "totals": totals(20, 60)}]
+    evs = [events.parse(e) for e in (
+        {"t": 100.0, "type": "start", "rollout": "r1"},
+        {"t": 110.0, "type": "fault", "rollout": "r1", "totals": totals(5, 15)},
+        {"t": 130.0, "type": "decision", "rollout": "r1", "decision": "abort"},
+        {"t": 130.5, "type": "weight", "rollout": "r1", "canary": 0},
+        {"t": 130.6, "type": "traffic", "rollout": "r1", "totals": totals(20, 60)})]
     truth = postmortem.rollout_truth(evs, "r1", "4", **known)
     assert (truth.restored_at - truth.began_at).total_seconds() == 20.5 and truth.requests_affected == 15
     assert truth.share_affected == pytest.approx(15 / 60) and truth.version == "4"

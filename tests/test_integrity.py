@@ -140,10 +140,10 @@ def test_swapped_artifact_is_refused_by_serve_and_promotion(served_home, runs):
         registry.promote("swapped", v1, "staging", approver="eve", reason="sneak it in", home=home)
     assert target.name in str(promoted.value) and now in str(promoted.value)
     assert aliases(home, "swapped") == {"production": v2}
-    log = [e for e in audit.read(home=home) if e.get("model") == "swapped"]
-    assert [(e["action"], e["version"], e["outcome"]) for e in log] == [("serve", v1, "refused"),
+    log = [e for e in audit.read(home=home) if e.model == "swapped"]
+    assert [(e.action, e.version, e.outcome) for e in log] == [("serve", v1, "refused"),
                                                                          ("promote", v1, "refused")]
-    assert log[0]["files"] == [{"path": target.name, "recorded": original[target.name], "actual": now}]
+    assert log[0].files == [{"path": target.name, "recorded": original[target.name], "actual": now}]
 
 
 @pytest.mark.slow
@@ -166,9 +166,9 @@ def test_edited_artifact_is_refused_on_reload_and_the_server_keeps_its_version(h
         assert predicted["version"] == v1 and predicted["predictions"] == ["setosa"]
     finally:
         procs.stop("edited-serve", home)
-    log = [e for e in audit.read(home=home) if e.get("model") == "edited"]
-    assert [(e["action"], e["version"], e["outcome"], e["serving"]) for e in log] == [("reload", v2, "refused", v1)]
-    assert log[0]["files"][0]["path"] == "MLmodel"
+    log = [e for e in audit.read(home=home) if e.model == "edited"]
+    assert [(e.action, e.version, e.outcome, e.serving) for e in log] == [("reload", v2, "refused", v1)]
+    assert log[0].files[0]["path"] == "MLmodel"
 
 
 @pytest.mark.slow

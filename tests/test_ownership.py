@@ -335,3 +335,58 @@ def test_the_server_paths_are_spelled_in_one_module():
                                                    node.value == paths.HEALTH and name not in other_health):
                 strays.append(f"{name}:{node.lineno} {node.value}")
     assert strays == [], "use the constants of mlops_workbench.serving.paths"
+
+
+# The keys of the two append-only logs that name nothing else in the package: reading them by key outside
+# registry/audit.py and rollout/events.py means a module bypasses the typed records (AuditEntry, RolloutEvent).
+LOG_KEYS = {"ts", "action", "outcome", "replaced", "registered_by", "approver", "gate", "rollout", "type",
+            "decision", "totals", "bound_s"}
+LOG_OWNERS = {"registry/audit.py", "rollout/events.py"}
+# (file, key) pairs where the same word keys a different dict, each with what that dict is
+OTHER_DICTS = {
+    ("fielderrors.py", "type"): "pydantic's error dicts",
+    ("rollout/policy.py", "type"): "pydantic's error dicts",
+    ("rollout/router.py", "type"): "ASGI messages",
+    ("serving/hotpath.py", "type"): "ASGI messages",
+    ("rollout/controller.py", "action"): "the operator's request file (rollout/state.py)",
+    ("rollout/dashboard.py", "decision"): "the dashboard's own summary",
+    ("registry/panel.py", "gate"): "approval tags on a model version (registry/approvals.py)",
+    ("registry/panel.py", "approver"): "approval tags on a model version (registry/approvals.py)",
+    ("cli/drill_interview.py", "outcome"): "the interview's progress record",
+    ("03-registry-promotion/checks.py", "approver"): "the approval record (registry/approvals.py)",
+    ("03-registry-promotion/checks.py", "registered_by"): "model version tags",
+}
+
+
+def _keys_read(tree: ast.AST):
+    """(line, key) for every ``x["key"]`` and ``x.get("key")`` (also ``pop``, ``setdefault``) with a literal key."""
+    for node in ast.walk(tree):
+        key = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("get", "pop", "setdefault") and node.args and isinstance(node.args[0], ast.Constant)):
+            key = node.args[0].value
+        if isinstance(key, str):
+            yield node.lineno, key
+
+
+def test_only_their_owner_modules_read_the_audit_and_event_logs_by_key():
+    from mlops_workbench.registry.audit import AuditEntry
+    from mlops_workbench.rollout.events import MODELS
+
+    fields = set(AuditEntry.model_fields).union(*(model.model_fields for model in MODELS.values()))
+    assert LOG_KEYS <= fields, "every watched key is a field of one of the records"
+    files = [(p, p.relative_to(SRC).as_posix()) for p in SRC.rglob("*.py") if "templates" not in p.parts]
+    files += [(p, p.relative_to(ROOT / "labs").as_posix()) for p in ROOT.glob("labs/*/*.py")]
+    reads = [(name, line, key) for path, name in files if name not in LOG_OWNERS
+             for line, key in _keys_read(ast.parse(path.read_text())) if key in LOG_KEYS]
+    offenders = [f"{name}:{line} [{key!r}]" for name, line, key in reads if (name, key) not in OTHER_DICTS]
+    assert offenders == [], ("read these through AuditEntry / RolloutEvent attributes (registry.audit.read, "
+                             "rollout.events.read), not by key")
+    assert set(OTHER_DICTS) == {(name, key) for name, _, key in reads}, "an exemption no file needs any more"
+
+
+def test_the_ownership_scan_sees_a_log_key_read_by_key():
+    code = 'entries = [e for e in audit.read() if e.get("outcome") == "promoted" and e["ts"]]\nevent.pop("rollout")\n'
+    assert sorted(key for _, key in _keys_read(ast.parse(code))) == ["outcome", "rollout", "ts"]

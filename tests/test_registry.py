@@ -87,12 +87,12 @@ def test_promotion_through_staging_records_approval_and_keeps_previous(home, run
     assert mv.tags["approval.production.approver"] == "bob"
     assert mv.tags["approval.production.reason"] == "less regularised"
     assert '"passed":true' in mv.tags["approval.production.gate"]
-    log = [e for e in audit.read(home=home) if e["model"] == "flow"]
-    assert [(e["alias"], e["version"], e["outcome"]) for e in log] == [
+    log = [e for e in audit.read(home=home) if e.model == "flow"]
+    assert [(e.alias, e.version, e.outcome) for e in log] == [
         ("staging", "1", "promoted"), ("production", "1", "promoted"),
         ("staging", "2", "promoted"), ("production", "2", "promoted"),
     ]
-    assert log[-1]["replaced"] == "1" and log[-1]["approver"] == "bob" and log[-1]["gate"]["passed"]
+    assert log[-1].replaced == "1" and log[-1].approver == "bob" and log[-1].gate.passed
 
 
 def test_gate_refuses_a_worse_model_and_changes_nothing(home, runs):
@@ -109,7 +109,7 @@ def test_gate_refuses_a_worse_model_and_changes_nothing(home, runs):
     assert aliases(home, "gated") == before == {"production": "1", "staging": "2"}
     assert "approval.production.at" not in registry.client(home).get_model_version("gated", "2").tags
     last = audit.read(home=home)[-1]
-    assert (last["model"], last["version"], last["outcome"], last["approver"]) == ("gated", "2", "refused", "mallory")
+    assert (last.model, last.version, last.outcome, last.approver) == ("gated", "2", "refused", "mallory")
 
 
 def test_production_requires_staging_first(home, runs):
@@ -132,7 +132,7 @@ def test_rollback_with_and_without_previous(home, runs):
     bad = registry.client(home).get_model_version("rb", "2")
     assert bad.tags["rolled_back.reason"] == "p99 doubled"
     last = audit.read(home=home)[-1]
-    assert (last["action"], last["outcome"], last["version"], last["replaced"]) == ("rollback", "rolled_back", "1", "2")
+    assert (last.action, last.outcome, last.version, last.replaced) == ("rollback", "rolled_back", "1", "2")
     with pytest.raises(RegistryError, match="no 'previous'"):
         registry.rollback("rb", home=home)
 
@@ -172,10 +172,10 @@ def test_racing_promotions_end_consistent_and_are_both_logged(home, runs):
         t.start()
     for t in threads:
         t.join(120)
-    attempts = [e for e in audit.read(home=home) if e["model"] == "race" and e["version"] in ("2", "3")
-                and e["alias"] == "production"]
+    attempts = [e for e in audit.read(home=home) if e.model == "race" and e.version in ("2", "3")
+                and e.alias == "production"]
     assert len(attempts) == 2
-    promoted = [e for e in attempts if e["outcome"] == "promoted"]
+    promoted = [e for e in attempts if e.outcome == "promoted"]
     assert len(promoted) == 2 - len(errors) >= 1
     final = aliases(home, "race")
     assert final["production"] == promoted[-1]["version"]
@@ -206,7 +206,7 @@ def test_registry_panel_rows_and_actions(home, runs):
             strict = {"metric": "f1_macro", "min_gain": 0.5, "non_regression": [], "min_accuracy": 0.5}
             ok, message = rp.promote_action("panel", v, "production", "carol", "ship", home=home, rules=strict)
             assert not ok and "refused" in message, message
-            assert audit.read(home=home)[-1]["gate"]["min_gain"] == 0.5
+            assert audit.read(home=home)[-1].gate.min_gain == 0.5
             # the learner's own gate rule function judges too: one that refuses everything refuses here
             ok, message = rp.promote_action("panel", v, "production", "carol", "ship", home=home,
                                             rule=lambda *args: ["refused by my own rule"])
@@ -279,9 +279,9 @@ def test_separation_of_duties_refuses_the_registrant_and_the_audit_names_both(ho
         registry.promote("duties", mv.version, "production", approver="dana", reason="my own model", home=home)
     assert aliases(home, "duties") == {"staging": "1"}
     registry.promote("duties", mv.version, "production", approver="erin", reason="reviewed", home=home)
-    refused, shipped = [e for e in audit.read(home=home) if e["model"] == "duties"]
-    assert (refused["outcome"], refused["registered_by"], refused["approver"]) == ("refused", "dana", "dana")
-    assert (shipped["outcome"], shipped["registered_by"], shipped["approver"]) == ("promoted", "dana", "erin")
+    refused, shipped = [e for e in audit.read(home=home) if e.model == "duties"]
+    assert (refused.outcome, refused.registered_by, refused.approver) == ("refused", "dana", "dana")
+    assert (shipped.outcome, shipped.registered_by, shipped.approver) == ("promoted", "dana", "erin")
     assert aliases(home, "duties") == {"production": "1"}
 
 

@@ -180,7 +180,7 @@ def run(tmp_path, source, backend=None, promoted=None):
 def test_healthy_candidate_is_promoted_through_the_registry(tmp_path) -> None:
     state, backend, calls = run(tmp_path, FakeSource())
     assert state.phase == "Promoted" and calls == ["7"] and backend.promoted == "7"
-    kinds = [e["type"] for e in events.read(tmp_path)]
+    kinds = [e.type for e in events.read(tmp_path)]
     assert kinds[0] == "start" and "measurement" in kinds and kinds[-1] == "phase"
 
 
@@ -188,10 +188,10 @@ def test_failing_canary_is_rolled_back_and_never_promoted(tmp_path) -> None:
     state, backend, calls = run(tmp_path, FakeSource(e_c=30))
     assert state.phase == "Aborted" and calls == [] and backend.weights[-1] == 0 and not backend.alive
     evs = events.read(tmp_path)
-    decision = next(e for e in evs if e["type"] == "decision")
-    assert decision["decision"] == "abort" and "error-rate" in decision["reason"]
-    measured = [e for e in evs if e["type"] == "measurement" and e["metric"] == "error-rate"]
-    assert {"query", "value", "threshold", "phase"} <= set(measured[0])
+    decision = next(e for e in evs if e.type == "decision")
+    assert decision.decision == "abort" and "error-rate" in decision.reason
+    measured = [e for e in evs if e.type == "measurement" and e.metric == "error-rate"]
+    assert {"query", "value", "threshold", "phase"} <= measured[0].model_fields_set
 
 
 def test_metrics_unavailable_is_inconclusive_never_promote(tmp_path) -> None:

@@ -68,7 +68,7 @@ def assert_rolled_back(home, state, backend, stable) -> dict:
     assert backend.weight() == 0 and not backend.canary_alive()
     assert production(home) == stable, "a rollback must leave the production alias untouched"
     evs = events.read(home, rollout=state.id)
-    assert not any(e["type"] == "decision" and e["decision"] == "promote" for e in evs)
+    assert not any(e.type == "decision" and e.decision == "promote" for e in evs)
     return timeline.incident(evs)
 
 
@@ -90,8 +90,8 @@ def test_latency_fault_rolls_back_on_relative_p99_direct_scrape(env) -> None:
     assert_rolled_back(home, state, backend, stable)
     assert state.phase == "Aborted" and "latency-p99" in state.reason
     failed = [e for e in events.read(home, rollout=state.id)
-              if e["type"] == "measurement" and e["phase"] == "failed" and e["metric"] == "latency-p99"]
-    assert failed and failed[0]["source"] == "direct" and failed[0]["value"] > failed[0]["baseline"] * 1.5
+              if e.type == "measurement" and e.phase == "failed" and e.metric == "latency-p99"]
+    assert failed and failed[0].source == "direct" and failed[0].value > failed[0].baseline * 1.5
 
 
 def test_bad_model_is_caught_by_the_distribution_check(env) -> None:
@@ -129,8 +129,8 @@ def test_prometheus_unreachable_is_inconclusive_never_promote(env) -> None:
     state, backend, _ = rollout(home, v.candidate, source=dead)
     assert_rolled_back(home, state, backend, stable)
     assert state.phase == "Inconclusive" and "consecutiveErrorLimit" in state.reason
-    measured = [e for e in events.read(home, rollout=state.id) if e["type"] == "measurement"]
-    assert measured and all(e["phase"] == "error" for e in measured)
+    measured = [e for e in events.read(home, rollout=state.id) if e.type == "measurement"]
+    assert measured and all(e.phase == "error" for e in measured)
 
 
 def test_controller_killed_mid_rollout_ends_safe(env) -> None:
@@ -226,8 +226,8 @@ def test_healthy_candidate_is_promoted_with_an_audit_record(env) -> None:
     assert len(burst.statuses) >= 100 and set(burst.statuses) == {400}, sorted(set(burst.statuses))
     router_metrics = httpx.get(backend.router_url + "/metrics", timeout=5).text
     assert 'workbench_router_requests_total{status="400",version="canary"}' in router_metrics  # it got its share
-    rates = [e["value"] for e in events.read(home, rollout=state.id)
-             if e["type"] == "measurement" and e["metric"] == "error-rate" and e["value"] is not None]
+    rates = [e.value for e in events.read(home, rollout=state.id)
+             if e.type == "measurement" and e.metric == "error-rate" and e.value is not None]
     assert rates and max(rates) == 0, rates
     assert production(home) == v.candidate
     assert httpx.get(backend.url("stable") + "/version", timeout=5).json()["version"] == v.candidate

@@ -18,6 +18,7 @@ from typing import Any
 from mlops_workbench import procs, registry, tracking
 from mlops_workbench.labs.checks import Context, check, fail, learner_function
 from mlops_workbench.registry import approvals, audit
+from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 from mlops_workbench.registry.gate import GateResult, RegistryParams
 from mlops_workbench.registry.sandbox import Sandbox
 from mlops_workbench.serving import paths
@@ -49,10 +50,19 @@ def aliases(ctx: Context) -> dict[str, str]:
         fail(f"There is no registered model '{name}' yet: run the cell 'register' (Exercise 1).")
 
 
-def log(ctx: Context, **match: Any) -> list[dict[str, Any]]:
-    """Audit log entries of this lab's model matching every ``key=value``."""
-    entries = [e for e in audit.read(home=ctx.home) if e.get("model") == model_name(ctx)]
-    return [e for e in entries if all(e.get(k) == v for k, v in match.items())]
+PROMOTE, ROLLBACK = AuditAction.PROMOTE, AuditAction.ROLLBACK
+PROMOTED, REFUSED, ROLLED_BACK = AuditOutcome.PROMOTED, AuditOutcome.REFUSED, AuditOutcome.ROLLED_BACK
+
+
+def log(ctx: Context, **match: Any) -> list[AuditEntry]:
+    """Audit log entries of this lab's model whose fields hold the values given (``outcome=PROMOTED``)."""
+    entries = [e for e in audit.read(home=ctx.home) if e.model == model_name(ctx)]
+    return [e for e in entries if all(getattr(e, field) == value for field, value in match.items())]
+
+
+def outcomes(entries: list[AuditEntry]) -> list[str]:
+    """The outcomes of ``entries`` as plain words, for a message."""
+    return [str(e.outcome) for e in entries]
 
 
 @check("versions-registered", points=1, cells=["register"])
@@ -144,40 +154,40 @@ def gate_rule_planted(ctx: Context) -> None:
 @check("gate-written", points=2, cells=["gate", "promote-code", "promote"])
 def gate_written(ctx: Context) -> None:
     """The production promotion of the challenger was gated against the production version it replaced, and passed."""
-    gates = [e["gate"] for e in log(ctx, action="promote", alias="production", outcome="promoted") if e.get("gate")]
-    compared = [g for g in gates if g.get("production_version")]
+    gates = [e.gate for e in log(ctx, action=PROMOTE, alias="production", outcome=PROMOTED) if e.gate]
+    compared = [g for g in gates if g.production_version]
     if not compared:
         fail("No production promotion was gated against an earlier production version: promote v1, then v2 to "
              "production with gate_result=registry.quality_gate(model_name, v2.version, rule=gate_rule).")
     gate = compared[-1]
-    gain = gate["candidate"][gate["metric"]] - gate["production"][gate["metric"]]
-    if not gate.get("passed") or gain < float(gate["min_gain"]) - 1e-9:
+    gain = gate.candidate[gate.metric] - (gate.production or {}).get(gate.metric, float("nan"))
+    if not gate.passed or not gain >= float(gate.min_gain) - 1e-9:
         fail("The recorded gate did not pass: promote the better candidate (better_C).")
 
 
 @check("promoted-through-staging", points=2, cells=["promote-code", "promote"])
 def promoted_through_staging(ctx: Context) -> None:
     """Two versions went staging -> production, each approved by someone other than its registrant."""
-    shipped = log(ctx, action="promote", alias="production", outcome="promoted")
-    if len({e["version"] for e in shipped}) < 2:
-        refused = log(ctx, action="promote", alias="production", outcome="refused")
+    shipped = log(ctx, action=PROMOTE, alias="production", outcome=PROMOTED)
+    if len({e.version for e in shipped}) < 2:
+        refused = log(ctx, action=PROMOTE, alias="production", outcome=REFUSED)
         if refused:
-            fail(f"Your promote refused: {refused[-1].get('error')}. Put the version in staging, pass the gate result "
+            fail(f"Your promote refused: {refused[-1].error}. Put the version in staging, pass the gate result "
                  "of that version and approver=approver (not the registrant), then promote v1 then v2.")
         fail("Fewer than two versions were promoted to production: promote v1 then v2 (each via staging) with your "
              "promote and record=audit.append, so each promotion writes its audit line.")
     c, name = client(ctx), model_name(ctx)
     for entry in shipped[-2:]:
-        record = approvals.read(c, name, entry["version"]) or {}
+        record = approvals.read(c, name, entry.version) or {}
         missing = [k for k in approvals.FIELDS if not record.get(k)]
         if missing:
-            fail(f"v{entry['version']} lacks the approval record {missing}: call approvals.record(client, name, "
+            fail(f"v{entry.version} lacks the approval record {missing}: call approvals.record(client, name, "
                  "version, approver=..., reason=..., gate=gate) in promote before moving the alias.")
-        if not entry.get("registered_by") or entry["registered_by"] == entry.get("approver"):
-            fail(f"the audit line of v{entry['version']} does not show two different people (registered by "
-                 f"{entry.get('registered_by')!r}, approved by {entry.get('approver')!r}): register with "
+        if not entry.registered_by or entry.registered_by == entry.approver:
+            fail(f"the audit line of v{entry.version} does not show two different people (registered by "
+                 f"{entry.registered_by!r}, approved by {entry.approver!r}): register with "
                  "tags={'registered_by': registrant} and approve as someone else.")
-    if not any(e.get("replaced") for e in shipped):
+    if not any(e.replaced for e in shipped):
         fail("No promotion replaced an earlier production version, so nothing was kept as `previous`.")
 
 
@@ -216,12 +226,12 @@ def serving_production(ctx: Context) -> None:
 @check("worse-model-refused", points=2, cells=["promote-code", "refuse"])
 def worse_model_refused(ctx: Context) -> None:
     """The gate refused a worse model and production did not move to it."""
-    refused = [e for e in log(ctx, action="promote", alias="production", outcome="refused")
-               if e.get("gate") and not e["gate"]["passed"] and e["gate"].get("production_version")]
+    refused = [e for e in log(ctx, action=PROMOTE, alias="production", outcome=REFUSED)
+               if e.gate and not e.gate.passed and e.gate.production_version]
     if not refused:
         fail("The audit log has no production promotion refused by the gate: try to promote the worse_C "
              "candidate (via staging) with its gate result; your promote writes a 'refused' line before it raises.")
-    if aliases(ctx).get("production") in {e["version"] for e in refused}:
+    if aliases(ctx).get("production") in {e.version for e in refused}:
         fail("A refused version holds the production alias: roll back or promote a good version.")
     refusal = ctx.var("refusal")
     if not refusal or "refused" not in str(refusal):
@@ -232,23 +242,23 @@ def worse_model_refused(ctx: Context) -> None:
 @check("rolled-back", points=2, cells=["rollback-code", "rollback"])
 def rolled_back(ctx: Context) -> None:
     """Production points back at the version v2 replaced, by alias, and the server follows it."""
-    replaced = [e for e in log(ctx, action="promote", alias="production", outcome="promoted") if e.get("replaced")]
+    replaced = [e for e in log(ctx, action=PROMOTE, alias="production", outcome=PROMOTED) if e.replaced]
     if not replaced:
         fail("No promotion replaced an earlier production version, so there is nothing to roll back to: promote v1, "
              "then v2.")
     last = replaced[-1]
     now = aliases(ctx)
     production = now.get("production")
-    if production == last["version"]:
+    if production == last.version:
         fail(f"Production is still v{production}: your rollback points the 'production' alias at the version held by "
              "'previous' with client.set_registered_model_alias; run it with rollback(client, model_name, ...).")
-    if production != str(last["replaced"]):
-        fail(f"Production is v{production}, but the version before v{last['version']} was v{last['replaced']}: roll "
+    if production != str(last.replaced):
+        fail(f"Production is v{production}, but the version before v{last.version} was v{last.replaced}: roll "
              "back to what the alias 'previous' points at, not to another version.")
     if now.get("previous") == production:
         fail(f"v{production} holds both 'production' and 'previous': after moving production back, delete 'previous' "
              "with client.delete_registered_model_alias(name, 'previous').")
-    if not log(ctx, action="rollback", outcome="rolled_back", version=production):
+    if not log(ctx, action=ROLLBACK, outcome=ROLLED_BACK, version=production):
         fail("The audit log has no line for this rollback: rollback writes record({**entry, 'outcome': "
              "'rolled_back'}) after moving the aliases (call it with record=audit.append).")
     info = server_version(ctx)
@@ -310,8 +320,8 @@ def _expect_refusal(h: Sandbox, what: str, call: Callable[[], Any], version: str
         fail(f"On a hidden registry, {what} was refused but the version got an approval record: call "
              "approvals.record only once the promotion is allowed.")
     new = h.lines()[lines:]
-    if len(new) != 1 or new[0].get("outcome") != "refused" or not new[0].get("error"):
-        fail(f"On a hidden registry, {what} left {len(new)} audit line(s) {[e.get('outcome') for e in new]}: a "
+    if len(new) != 1 or new[0].outcome is not REFUSED or not new[0].error:
+        fail(f"On a hidden registry, {what} left {len(new)} audit line(s) {outcomes(new)}: a "
              "refusal writes exactly one, record({**entry, 'outcome': 'refused', 'error': why}), before raising.")
 
 
@@ -327,9 +337,9 @@ def _promoted(h: Sandbox, version: str, replaced: str | None, approver: str, lin
     if record.get("approver") != approver or not all(record.get(k) for k in approvals.FIELDS):
         fail("On a hidden registry, a promoted version has no complete approval record naming its approver: call "
              "approvals.record(client, name, version, approver=approver, reason=reason, gate=gate).")
-    new = [(e.get("outcome"), e.get("version"), e.get("replaced")) for e in h.lines()[lines:]]
-    if new != [("promoted", version, replaced)]:
-        fail(f"On a hidden registry, a promotion left audit lines {[o for o, _, _ in new]}: write exactly one, "
+    new = h.lines()[lines:]
+    if [(e.outcome, e.version, e.replaced) for e in new] != [(PROMOTED, version, replaced)]:
+        fail(f"On a hidden registry, a promotion left audit lines {outcomes(new)}: write exactly one, "
              "record({**entry, 'outcome': 'promoted'}), naming the version and the one it replaced.")
 
 
@@ -396,7 +406,7 @@ def rollback_hidden(ctx: Context) -> None:
                      "delete 'previous' (client.delete_registered_model_alias) once production is back.")
             if now.get("staging") != staged:
                 fail("On a hidden registry, the rollback moved 'staging': touch only 'production' and 'previous'.")
-            if [(e.get("outcome"), e.get("version"), e.get("replaced")) for e in h.lines()] != [("rolled_back", old, bad)]:
-                fail(f"On a hidden registry, a rollback left audit lines {[e.get('outcome') for e in h.lines()]}: "
+            if [(e.outcome, e.version, e.replaced) for e in h.lines()] != [(ROLLED_BACK, old, bad)]:
+                fail(f"On a hidden registry, a rollback left audit lines {outcomes(h.lines())}: "
                      "write exactly one, record({**entry, 'outcome': 'rolled_back'}), naming the version restored "
                      "and the one it replaced.")

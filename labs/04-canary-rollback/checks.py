@@ -7,13 +7,13 @@ directly, since the lab stops the server) and its audit log, and the service rec
 'loop-live' runs the learner's loop against real servers: hidden healthy, erring, slow and late-failing candidates.
 """
 
-import json
-
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_workbench import procs, settings
 from mlops_workbench.labs.checks import Context, check, fail, learner_function
+from mlops_workbench.registry import audit
+from mlops_workbench.registry.audit import AuditOutcome
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout import replay, sim, trial
 
@@ -286,9 +286,10 @@ def loop_live(ctx: Context) -> None:
 
 
 # --- the live rollouts of the notebook, the incident, the cleanup ----------------------------------------------------
-def _audit(ctx: Context) -> list[dict]:
-    audit = settings.layout(ctx.home).audit_log()
-    return [json.loads(line) for line in audit.read_text().splitlines() if line.strip()] if audit.exists() else []
+def _promoted(ctx: Context, model: str, version: str) -> bool:
+    """The audit log has a promotion of ``version`` of ``model`` (into any alias)."""
+    return any(e.model == model and e.version == version and e.outcome is AuditOutcome.PROMOTED
+               for e in audit.read(home=ctx.home))
 
 
 @check("healthy-promoted", points=2, cells=["healthy-rollout"])
@@ -302,8 +303,7 @@ def healthy_promoted(ctx: Context) -> None:
              "running?) or stops measuring before the last step.")
     if _production(ctx, model) != version:
         fail(f"production of {model} is not version {version}: pass promote_to(versions.candidate) as promote.")
-    if not any(e.get("version") == version and e.get("model") == model and e.get("outcome") == "promoted"
-               for e in _audit(ctx)):
+    if not _promoted(ctx, model, version):
         fail("the audit log has no promotion of the healthy candidate: promote with promote_to(...), not by hand.")
 
 
@@ -315,8 +315,7 @@ def faulty_rolled_back(ctx: Context) -> None:
     if outcome != "aborted":
         fail(f"run_canary returned {outcome!r} for the release with an injected fault: it must abort. "
              f"{_why_not_aborted(ctx)}")
-    if any(e.get("version") == faulty and e.get("outcome") == "promoted" and e.get("model") == model
-           for e in _audit(ctx)):
+    if _promoted(ctx, model, faulty):
         fail(f"version {faulty} was promoted at some point: the faulty release must never reach an alias.")
     if _production(ctx, model) != healthy:
         fail(f"production of {model} moved away from {healthy}: a rollback must not touch the aliases.")

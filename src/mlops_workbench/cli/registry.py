@@ -92,6 +92,6 @@ def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> Non
     for col in ("time", "action", "model", "version", "alias", "outcome", "approver", "reason"):
         table.add_column(col)
     for e in audit_log.read()[-last:]:
-        table.add_row(*(str(e.get(k) or "") for k in ("ts", "action", "model", "version", "alias", "outcome",
-                                                     "approver", "reason")))
+        table.add_row(*(str(value or "") for value in (e.ts, e.action, e.model, e.version, e.alias, e.outcome,
+                                                       e.approver, e.reason)))
     console.print(table)

@@ -103,12 +103,11 @@ class BadModel(Drill):
 
 def _rolled_back(ctx: DrillContext) -> None:
     """The audit log records a rollback (or promotion) off the bad version with a reason of your own."""
-    moves = [e for e in common.registry_entries_since(ctx)
-             if e.get("alias") == Alias.PRODUCTION and e.get("outcome") in ("rolled_back", "promoted")]
+    moves = [e for e in common.registry_entries_since(ctx) if e.changed_production]
     if not moves:
         fail("The audit log records no rollback since the drill started: use registry.rollback(...) "
              "(aliases set by hand leave no audit record).")
-    if moves[-1].get("reason", "").strip() in ("", "rollback"):
+    if (moves[-1].reason or "").strip() in ("", "rollback"):
         fail("The rollback has no reason: pass reason='what was wrong and what you restored'.")
 
 

@@ -93,10 +93,10 @@ def audit_fingerprint(home) -> dict[str, Any]:
     return {"audit_lines": text.count(b"\n"), "audit_sha": hashlib.sha256(text).hexdigest()}
 
 
-def registry_entries_since(ctx: DrillContext) -> list[dict[str, Any]]:
+def registry_entries_since(ctx: DrillContext) -> list[audit.AuditEntry]:
     """Audit entries of the drill's model written after the setup finished."""
     start = int(ctx.fact("audit_lines"))
-    return [e for e in audit.read(home=ctx.home)[start:] if e.get("model") == ctx.model_name]
+    return [e for e in audit.read(home=ctx.home)[start:] if e.model == ctx.model_name]
 
 
 # --- guards: the checks every destructive "fix" fails ------------------------------------------------

@@ -4,27 +4,24 @@ against what happened, not against what was typed."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlops_workbench import procs
-from mlops_workbench.alias import Alias
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import DrillContext
 from mlops_workbench.drills.causes import Change
 from mlops_workbench.rollout import events, prometheus
 from mlops_workbench.rollout.analysis import MeasurementPhase
-from mlops_workbench.serving.client import ModelServerClient, Unreachable
 from mlops_workbench.rollout.state import RESUMED
+from mlops_workbench.serving.client import ModelServerClient, Unreachable
 
 CONCLUSIVE = (MeasurementPhase.SUCCESSFUL, MeasurementPhase.FAILED)
+T = events.EventType
 
 
 def registry_changes(ctx: DrillContext, bad: str) -> list[Change]:
     """Production moved off ``bad`` through the registry; the drill's server serves what production points to."""
     found: list[Change] = []
     entries = common.registry_entries_since(ctx)
-    if any(e.get("alias") == Alias.PRODUCTION and str(e.get("version")) != bad and
-           e.get("outcome") in ("rolled_back", "promoted") for e in entries):
+    if any(e.changed_production and e.version != bad for e in entries):
         found.append(Change.ROLLED_BACK)
     service = procs.get(ctx.server, ctx.home)
     try:
@@ -36,33 +33,33 @@ def registry_changes(ctx: DrillContext, bad: str) -> list[Change]:
     return found
 
 
-def later_rollouts(ctx: DrillContext, first: str) -> dict[str, list[dict[str, Any]]]:
+def later_rollouts(ctx: DrillContext, first: str) -> dict[str, list[events.RolloutEvent]]:
     """The events of every rollout started after ``first``, by rollout id."""
-    by_id: dict[str, list[dict[str, Any]]] = {}
+    by_id: dict[str, list[events.RolloutEvent]] = {}
     seen_first = False
     for e in events.read(ctx.home):
-        seen_first = seen_first or e.get("rollout") == first
-        if seen_first and e.get("rollout") not in (None, first):
-            by_id.setdefault(e["rollout"], []).append(e)
+        seen_first = seen_first or e.rollout == first
+        if seen_first and e.rollout not in (None, first):
+            by_id.setdefault(e.rollout, []).append(e)
     return by_id
 
 
-def decided_on_data(evs: list[dict[str, Any]], source: str | None = None) -> bool:
+def decided_on_data(evs: list[events.RolloutEvent], source: str | None = None) -> bool:
     """The rollout took conclusive measurements (from ``source`` if given) and reached a decision."""
-    measured = [e for e in evs if e["type"] == "measurement" and e.get("phase") in CONCLUSIVE
-                and (source is None or e.get("source") == source)]
-    return bool(measured) and any(e["type"] == "decision" for e in evs)
+    measured = [e for e in evs if e.type is T.MEASUREMENT and e.phase in CONCLUSIVE
+                and (source is None or e.source == source)]
+    return bool(measured) and any(e.type is T.DECISION for e in evs)
 
 
 def rollout_changes(ctx: DrillContext, rollout: str) -> list[Change]:
     """What the event log shows happened to ``rollout`` after its fault, and after it."""
     evs = events.read(ctx.home, rollout=rollout)
-    onset = next((e["t"] for e in evs if e["type"] == "fault"), float("inf"))
-    after = [e for e in evs if e["t"] > onset]
+    onset = next((e.t for e in evs if e.type is T.FAULT), float("inf"))
+    after = [e for e in evs if e.t > onset]
     found: list[Change] = []
-    if any(e["type"] == "decision" and e.get("decision") == "abort" for e in after):
+    if any(e.type is T.DECISION and e.decision is events.Decision.ABORT for e in after):
         found.append(Change.ROLLOUT_ABORTED)
-    if any(e["type"] == "phase" and e.get("phase") == RESUMED for e in after):
+    if any(e.type is T.PHASE and e.phase == RESUMED for e in after):
         found.append(Change.ROLLOUT_RESUMED)
     later = later_rollouts(ctx, rollout)
     if later:

@@ -27,7 +27,7 @@ def break_production(ctx: DrillContext, good: int, fault: models.Fault, reason: 
     shipped = common.good_releases(ctx, good)
     bad = common.log_version(ctx, fault)
     common.ship(ctx, bad, reason, gate_result=gate(ctx, bad, shipped[-1]))
-    onset = audit.read(home=ctx.home)[-1]["ts"]
+    onset = audit.read(home=ctx.home)[-1].ts
     service = common.serve(ctx)
     common.send_traffic(service.url, traffic, seed=seed)
     ctx.save_facts(good=shipped[-1], bad=bad, versions=[*shipped, bad], onset=onset,

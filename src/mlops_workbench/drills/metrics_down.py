@@ -14,7 +14,9 @@ from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
+from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend
+from mlops_workbench.rollout.events import EventType
 
 ANALYSIS = {"interval": "1s", "window": "3s", "initialDelay": "3s", "consecutiveErrorLimit": 3,
             "inconclusiveLimit": 100000}
@@ -71,7 +73,7 @@ class MetricsDown(rollout_checks.RolloutDrill):
         with rollouts.load(ctx, procs.get("rollout-router", ctx.home).url, RPS, seed=ctx.fact("seed")):
             proc, state = rollouts.start_controller(ctx, candidate, policy, "prometheus")
             # Prometheus has data (a measurement that is not an error) before it goes down
-            rollouts.wait_for(ctx, state.id, lambda e: e["type"] == "measurement" and e.get("phase") != "error")
+            rollouts.wait_for(ctx, state.id, lambda e: e.type is EventType.MEASUREMENT and e.phase != MeasurementPhase.ERROR)
             if st.load(ctx.home).done:
                 raise DrillError(f"setup went wrong: rollout {state.id} ended before the fault; see "
                                  f"{ctx.folder / 'controller.log'} and start the drill again")

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_workbench.alias import Alias
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import FieldGrade, PostMortem, PostMortemGrade, PostMortemTruth
+
+if TYPE_CHECKING:
+    from mlops_workbench.registry.audit import AuditEntry
+    from mlops_workbench.rollout.events import RolloutEvent
 
 TIME_TOLERANCE_S = 5.0
 """Seconds a time may be off by (read from a log by hand)."""
@@ -137,37 +140,38 @@ def moment(ts: str | float) -> datetime:
     return datetime.fromisoformat(ts)
 
 
-def registry_truth(entries: list[dict[str, Any]], onset_ts: str, bad: str, requests: int | None,
+def registry_truth(entries: list[AuditEntry], onset_ts: str, bad: str, requests: int | None,
                    **known: Any) -> PostMortemTruth:
     """Truth for a registry incident: ``entries`` are the audit entries of the drill's model since the setup; one
     server on the production alias answered every request with the bad version until the restore."""
     onset = moment(onset_ts)
-    restored = next((e for e in entries if e.get("alias") == Alias.PRODUCTION and str(e.get("version")) != bad
-                     and e.get("outcome") in ("rolled_back", "promoted") and moment(e["ts"]) >= onset), None)
+    restored = next((e for e in entries if e.changed_production and e.version != bad and moment(e.ts) >= onset),
+                    None)
     return PostMortemTruth(
-        version=bad, began_at=onset, restored_at=moment(restored["ts"]) if restored else None,
+        version=bad, began_at=onset, restored_at=moment(restored.ts) if restored else None,
         requests_affected=requests, share_affected=1.0 if requests else (None if requests is None else 0.0),
         evidence=f"registry audit log: v{bad} promoted at {onset_ts}, production moved off it "
-                 f"{'at ' + restored['ts'] if restored else 'not yet'}; the model server's "
+                 f"{'at ' + restored.ts if restored else 'not yet'}; the model server's "
                  f"workbench_model_requests_total{{version=\"{bad}\"}} counts its answers, and it answered every "
                  "request until then", **known)
 
 
-def rollout_truth(events: list[dict[str, Any]], rollout: str, candidate: str, **known: Any) -> PostMortemTruth:
+def rollout_truth(events: list[RolloutEvent], rollout: str, candidate: str, **known: Any) -> PostMortemTruth:
     """Truth for a rollout incident, from the event log: the onset is the drill's ``fault`` event of ``rollout``."""
+    from mlops_workbench.rollout.events import Decision, EventType, of_rollout
     from mlops_workbench.rollout.timeline import blast_radius
 
-    evs = [e for e in events if e.get("rollout") == rollout]
-    onset = next((e for e in evs if e["type"] == "fault"), None)
+    evs = of_rollout(events, rollout)
+    onset = next((e for e in evs if e.type is EventType.FAULT), None)
     if onset is None:
         raise ValueError(f"rollout {rollout} has no fault event: the drill's setup did not finish")
-    after = [e for e in evs if e["t"] >= onset["t"] and e is not onset]
-    restored = next((e for e in after if (e["type"] == "weight" and e.get("canary") == 0) or
-                     (e["type"] == "decision" and e.get("decision") == "promote")), None)
+    after = [e for e in evs if e.t >= onset.t and e is not onset]
+    restored = next((e for e in after if (e.type is EventType.WEIGHT and e.canary == 0) or
+                     (e.type is EventType.DECISION and e.decision is Decision.PROMOTE)), None)
     radius = blast_radius(evs, onset, restored) if restored else None
     share = radius["canary_requests"] / radius["total_requests"] if radius and radius["total_requests"] else None
     return PostMortemTruth(
-        version=candidate, began_at=moment(onset["t"]), restored_at=moment(restored["t"]) if restored else None,
+        version=candidate, began_at=moment(onset.t), restored_at=moment(restored.t) if restored else None,
         requests_affected=int(radius["canary_requests"]) if radius else None,
         share_affected=round(share, 4) if share is not None else None,
         evidence=f"rollout event log, rollout {rollout}: the fault event is the onset, the canary's weight back at 0 "

@@ -16,6 +16,8 @@ from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import ROUTER, STABLE
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 
+T = events.EventType
+
 
 def router_url(ctx: DrillContext) -> str:
     service = procs.get(ROUTER, ctx.home)
@@ -43,8 +45,8 @@ def guard_never_blind(ctx: DrillContext) -> None:
     if current != str(ctx.fact("candidate")):
         return
     for evs in evidence.later_rollouts(ctx, ctx.fact("rollout")).values():
-        measured = any(e["type"] == "measurement" and e.get("phase") == MeasurementPhase.SUCCESSFUL for e in evs)
-        if measured and any(e["type"] == "decision" and e.get("decision") == "promote" for e in evs):
+        measured = any(e.type is T.MEASUREMENT and e.phase == MeasurementPhase.SUCCESSFUL for e in evs)
+        if measured and any(e.type is T.DECISION and e.decision is events.Decision.PROMOTE for e in evs):
             return
     fail(f"Production is v{current}, the candidate, but no rollout measured it successfully: a promotion without "
          "measurements is blind. Roll back and let an analysed rollout decide.")
@@ -77,8 +79,8 @@ def first_rollout_decided(ctx: DrillContext) -> None:
     """The drill's rollout reached a decision after the onset (an abort, or a promotion after its analysis)."""
     rollout = ctx.fact("rollout")
     evs = events.read(ctx.home, rollout=rollout)
-    onset = next((e["t"] for e in evs if e["type"] == "fault"), None)
-    if not any(e["type"] == "decision" and onset is not None and e["t"] > onset for e in evs):
+    onset = next((e.t for e in evs if e.type is T.FAULT), None)
+    if not any(e.type is T.DECISION and onset is not None and e.t > onset for e in evs):
         fail(f"Rollout {rollout} never reached a decision: it still holds its canary. End it as an operator "
              "(`workbench rollout abort --reason ...`, or `workbench rollout resume` under a new controller).")
 

@@ -75,14 +75,15 @@ def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: st
     raise DrillError(f"the canary took no traffic within {timeout:.0f}s; see {ctx.folder / 'controller.log'}")
 
 
-def fault(ctx: DrillContext, rollout: str) -> dict[str, Any]:
+def fault(ctx: DrillContext, rollout: str) -> events.RolloutEvent:
     """Log the incident's onset in the rollout event log (with the router's counters for the blast radius); it
     says nothing about what broke."""
     totals = LocalBackend(ctx.home, model_name=ctx.model_name).traffic_totals()
     return EventLog(ctx.home, rollout=rollout).emit("fault", totals=totals, drill=ctx.handle, what="incident onset")
 
 
-def wait_for(ctx: DrillContext, rollout: str, pred: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> None:
+def wait_for(ctx: DrillContext, rollout: str, pred: Callable[[events.RolloutEvent], bool],
+             timeout: float = 60.0) -> None:
     """Wait until the event log holds an event of ``rollout`` that ``pred`` accepts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

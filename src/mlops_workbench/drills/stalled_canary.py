@@ -22,6 +22,7 @@ from mlops_workbench.drills.variants import Variant
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend
+from mlops_workbench.rollout.events import EventType
 
 POLICY_FILE = "policy.yaml"
 RPS = 20
@@ -93,8 +94,8 @@ class StalledCanary(rollout_checks.RolloutDrill):
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             _, state = rollouts.start_controller(ctx, candidate, variant.policy(), "direct", policy_file=POLICY_FILE)
             rollouts.fault(ctx, state.id)
-            rollouts.wait_for(ctx, state.id, lambda e: e["type"] == "measurement"
-                              and e.get("phase") == MeasurementPhase.INCONCLUSIVE, timeout=90)
+            rollouts.wait_for(ctx, state.id, lambda e: e.type is EventType.MEASUREMENT
+                              and e.phase == MeasurementPhase.INCONCLUSIVE, timeout=90)
         rollout_checks.remember(ctx, state.id, stable, candidate)
 
     def checks(self) -> list[GradedCheck]:

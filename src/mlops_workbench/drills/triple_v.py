@@ -9,7 +9,6 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench import procs, registry
-from mlops_workbench.alias import Alias
 from mlops_workbench.data import load_iris_frame
 from mlops_workbench.drills import common, workspaces
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
@@ -134,12 +133,11 @@ def _served_version(ctx: DrillContext) -> str:
     """The version ``production`` pointed to when the request was answered (from the audit log)."""
     request = json.loads((ctx.folder / REQUEST).read_text())
     at = datetime.fromisoformat(request["at"])
-    moves = [e for e in audit.read(home=ctx.home) if e.get("model") == ctx.model_name
-             and e.get("alias") == Alias.PRODUCTION and e.get("outcome") in ("promoted", "rolled_back")
-             and datetime.fromisoformat(e["ts"]) <= at]
+    moves = [e for e in audit.production_moves(audit.read(home=ctx.home), ctx.model_name)
+             if datetime.fromisoformat(e.ts) <= at]
     if not moves:
         fail("The audit log has no production promotion before the request: the trail is broken.")
-    return str(moves[-1]["version"])
+    return str(moves[-1].version)
 
 
 def _lineage(ctx: DrillContext, version: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ released version, then releases the newer one properly: staging, the gate, a sec
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import Field
 
@@ -22,6 +21,7 @@ from mlops_workbench.serving.client import ModelServerClient
 
 TRAFFIC = 20
 REGISTERED_BY = "registered_by"
+MOVED = (audit.AuditOutcome.PROMOTED, audit.AuditOutcome.ROLLED_BACK)
 
 
 class Bypass(Variant):
@@ -131,22 +131,22 @@ def _staging_skipped(ctx: DrillContext, version: str) -> None:
                      params={"require_staging": False}, home=ctx.home)
 
 
-def _moves(ctx: DrillContext) -> list[dict[str, Any]]:
-    return [e for e in common.registry_entries_since(ctx) if e.get("outcome") in ("promoted", "rolled_back")]
+def _moves(ctx: DrillContext) -> list[audit.AuditEntry]:
+    return [e for e in common.registry_entries_since(ctx) if e.outcome in MOVED]
 
 
-def _proper(entries: list[dict[str, Any]], version: str) -> int | None:
+def _proper(entries: list[audit.AuditEntry], version: str) -> int | None:
     """The position of the last proper production release of ``version`` in ``entries``: staged before, gate
     passed, approved by someone other than its author and than the drill's setup."""
     staged = False
     found = None
     for n, e in enumerate(entries):
-        if str(e.get("version")) != version:
+        if e.version != version:
             continue
-        if e.get("alias") == Alias.STAGING:
+        if e.alias == Alias.STAGING:
             staged = True
-        elif e.get("alias") == Alias.PRODUCTION and staged and (e.get("gate") or {}).get("passed") \
-                and e.get("approver") not in (e.get(REGISTERED_BY), SETUP_APPROVER):
+        elif e.alias == Alias.PRODUCTION and staged and e.gate is not None and e.gate.passed \
+                and e.approver not in (e.registered_by, SETUP_APPROVER):
             found = n
     return found
 
@@ -154,8 +154,8 @@ def _proper(entries: list[dict[str, Any]], version: str) -> int | None:
 def _put_back_first(ctx: DrillContext) -> None:
     """Production went back to the last properly released version before anything else was released."""
     good, entries = str(ctx.fact("good")), _moves(ctx)
-    back = next((n for n, e in enumerate(entries) if e.get("alias") == Alias.PRODUCTION), None)
-    if back is None or str(entries[back].get("version")) != good:
+    back = next((n for n, e in enumerate(entries) if e.alias == Alias.PRODUCTION), None)
+    if back is None or entries[back].version != good:
         fail(f"The first production change since the drill started is not a move back to v{good}, the last version "
              "with a full release record: put production back there first, through the registry (an alias set "
              "directly leaves no record, and the `previous` alias may point at another version).")

@@ -22,8 +22,9 @@ from typing import Any, Callable
 
 from mlops_workbench import settings, tracking
 from mlops_workbench.alias import PROMOTABLE, Alias
-from mlops_workbench.errors import InputError, RegistryError
+from mlops_workbench.errors import RegistryError
 from mlops_workbench.registry import approvals, audit
+from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
 
 __all__ = [
@@ -198,8 +199,8 @@ def promote(
     mv = _version(c, name, version)
     version = str(mv.version)
     registrant = mv.tags.get(REGISTERED_BY)
-    entry: dict[str, Any] = {"action": "promote", "model": name, "version": version, "alias": alias,
-                             "approver": approver, "registered_by": registrant, "reason": reason}
+    entry: dict[str, Any] = dict(action=AuditAction.PROMOTE, model=name, version=version, alias=alias,
+                                 approver=approver, registered_by=registrant, reason=reason)
     from mlops_workbench.registry import integrity
 
     try:
@@ -233,8 +234,8 @@ def promote(
         c.set_registered_model_alias(name, alias, version)
         if alias == Alias.PRODUCTION and aliases.get(Alias.STAGING) == version:
             c.delete_registered_model_alias(name, Alias.STAGING)
-        audit.append({**entry, "outcome": "promoted", "replaced": replaced, "at": stamp,
-                      "gate": gate_result.model_dump() if gate_result else None}, home=home)
+        audit.append(AuditEntry(**entry, outcome=AuditOutcome.PROMOTED, replaced=replaced, at=stamp,
+                                gate=gate_result), home=home)
     return c.get_model_version(name, version)
 
 
@@ -263,7 +264,7 @@ def release(
 
 
 def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None = None) -> None:
-    audit.append({**entry, "outcome": "refused", "error": why, "gate": gate.model_dump() if gate else None}, home=home)
+    audit.append(AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error=why, gate=gate), home=home)
     raise RegistryError(f"Promotion refused, nothing changed: {why}.")
 
 
@@ -277,10 +278,10 @@ def rollback(name: str | None = None, home: Path | None = None, approver: str | 
     with audit.lock(f"registry-{name}", home):
         aliases = _model(c, name).aliases
         previous, current = aliases.get(PREVIOUS), aliases.get(Alias.PRODUCTION)
-        entry = {"action": "rollback", "model": name, "version": previous, "alias": Alias.PRODUCTION,
-                 "approver": approver, "reason": reason, "replaced": current}
+        entry = dict(action=AuditAction.ROLLBACK, model=name, version=previous, alias=Alias.PRODUCTION,
+                     approver=approver, reason=reason, replaced=current)
         if previous is None:
-            audit.append({**entry, "outcome": "refused", "error": "no previous version"}, home=home)
+            audit.append(AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error="no previous version"), home=home)
             raise RegistryError(
                 f"Model '{name}' has no '{PREVIOUS}' version to roll back to; nothing changed. "
                 "Rollback needs an earlier production version: promote one explicitly instead."
@@ -293,7 +294,7 @@ def rollback(name: str | None = None, home: Path | None = None, approver: str | 
         c.delete_registered_model_alias(name, PREVIOUS)
         c.set_model_version_tag(name, previous, "approval.production.rollback", json.dumps(
             {"approver": approver, "at": stamp, "reason": reason, "from_version": current}))
-        audit.append({**entry, "outcome": "rolled_back", "at": stamp}, home=home)
+        audit.append(AuditEntry(**entry, outcome=AuditOutcome.ROLLED_BACK, at=stamp), home=home)
     return c.get_model_version(name, previous)
 
 

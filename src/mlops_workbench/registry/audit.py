@@ -1,24 +1,100 @@
-"""Append-only audit logs (JSONL) and the file locks that serialise changes to shared state.
+"""The registry audit log (typed records in append-only JSONL) and the file locks that serialise changes to shared state.
 
-Every registry action (promotion, refusal, rollback) is one JSON line in
-``<home>/audit/registry.jsonl``. Appends take a file lock, so lines written by
-concurrent processes never interleave; nothing ever rewrites the file.
+Every registry action (promotion, refusal, rollback, a model server refusing an artifact)
+is one :class:`AuditEntry`, written as one JSON line of ``<home>/audit/registry.jsonl``.
+This module is the only one that knows the log's keys: writers hand it an entry (or a
+plain dict, as lab 03's learner code does through ``record=audit.append``), readers get
+``AuditEntry`` objects back. Appends take a file lock, so lines written by concurrent
+processes never interleave; nothing ever rewrites the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
+from pydantic import ConfigDict, Field, ValidationError
 
 from mlops_workbench import settings
 from mlops_workbench.errors import InputError, ServiceError
+from mlops_workbench.records import Record, problems
+from mlops_workbench.registry.gate import GateResult
 
 LOCK_TIMEOUT = 60.0
+
+
+class AuditAction(StrEnum):
+    """What was attempted: a promotion, a rollback, or a model server loading (``serve``) or reloading a version."""
+
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+    SERVE = "serve"
+    RELOAD = "reload"
+
+
+class AuditOutcome(StrEnum):
+    """How the attempt ended."""
+
+    PROMOTED = "promoted"
+    REFUSED = "refused"
+    ROLLED_BACK = "rolled_back"
+
+
+class AuditEntry(Record):
+    """One line of the audit log.
+
+    ``version`` is the version acted on (for a rollback, the one restored) and ``replaced`` the one
+    production held before; ``at`` is the approval's timestamp, ``ts`` when the line was written.
+    Version numbers given as integers are stored as text, the way MLflow names versions.
+
+    For notebooks that treat audit lines as JSON objects (``pd.DataFrame(audit.read())``,
+    ``entry.get("model")``), an entry also reads like a read-only mapping of the line it was written as.
+    Package code uses the attributes.
+    """
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+    ALWAYS = frozenset({"v", "ts"})
+
+    ts: str = Field(default_factory=lambda: now())
+    action: AuditAction
+    model: str
+    version: str | None = None
+    alias: str | None = None
+    outcome: AuditOutcome
+    approver: str | None = None
+    registered_by: str | None = None
+    reason: str | None = None
+    replaced: str | None = None
+    at: str | None = None
+    error: str | None = None
+    gate: GateResult | None = None
+    uri: str | None = None
+    serving: str | None = None
+    files: list[dict[str, Any]] | None = None
+
+    @property
+    def changed_production(self) -> bool:
+        """True for a line that moved the production alias (a promotion into it, or a rollback)."""
+        return self.alias == "production" and self.outcome in (AuditOutcome.PROMOTED, AuditOutcome.ROLLED_BACK)
+
+    # --- the read-only JSON view for notebooks -----------------------------------------------------------
+    def keys(self) -> list[str]:
+        return list(self.line())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.line()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.line().get(key, default)
+
+
+Mapping.register(AuditEntry)
 
 
 def now() -> str:
@@ -38,12 +114,23 @@ def lock(name: str, home: Path | None = None, timeout: float = LOCK_TIMEOUT) -> 
     return FileLock(str(folder / f"{name}.lock"), timeout=timeout, thread_local=False, is_singleton=False)
 
 
-def append(entry: dict[str, Any], log: str = "registry", home: Path | None = None) -> dict[str, Any]:
-    """Append ``entry`` (with a ``ts`` timestamp added if missing) as one line; returns what was written."""
+def entry(fields: Mapping[str, Any] | AuditEntry) -> AuditEntry:
+    """``fields`` as an :class:`AuditEntry`, stamped with ``ts`` (now) when it has none; InputError if it does not fit."""
+    if isinstance(fields, AuditEntry):
+        return fields
+    try:
+        return AuditEntry.model_validate(dict(fields))
+    except ValidationError as err:
+        raise InputError(f"This audit entry does not fit the audit log: {problems(err, AuditEntry)}. "
+                         "Correct those fields where the entry is built.") from None
+
+
+def append(fields: Mapping[str, Any] | AuditEntry, log: str = "registry", home: Path | None = None) -> AuditEntry:
+    """Append one entry (a dict is checked against :class:`AuditEntry` first) as one line; returns what was written."""
+    record = entry(fields)
     path = log_path(log, home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"ts": now(), **entry}
-    line = json.dumps(record, sort_keys=False, default=str) + "\n"
+    line = json.dumps(record.line()) + "\n"
     try:
         with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT):
             with open(path, "a", encoding="utf-8") as fh:
@@ -58,21 +145,36 @@ def append(entry: dict[str, Any], log: str = "registry", home: Path | None = Non
     return record
 
 
-def read(log: str = "registry", home: Path | None = None) -> list[dict[str, Any]]:
+def read(log: str = "registry", home: Path | None = None) -> list[AuditEntry]:
     """Every entry of the log, oldest first (an empty list when nothing was logged yet)."""
     return list(iter_entries(log_path(log, home)))
 
 
-def iter_entries(path: Path) -> Iterator[dict[str, Any]]:
+def iter_entries(path: Path) -> Iterator[AuditEntry]:
+    """The entries of the audit log at ``path``; InputError naming the line for one that is not a valid entry."""
     if not path.exists():
         return
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    raise InputError(
-                        f"{path} line {number} is not JSON: the audit log was edited by hand. "
-                        "Restore it from a backup; audit logs are append-only."
-                    ) from None
+                yield _parse(line, path, number)
+
+
+def _parse(line: str, path: Path, number: int) -> AuditEntry:
+    fix = "Restore it from a backup; audit logs are append-only."
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        raise InputError(f"{path} line {number} is not JSON: the audit log was edited by hand. {fix}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} line {number} is not a JSON object: the audit log was edited by hand. {fix}")
+    try:
+        return AuditEntry.model_validate(data)
+    except ValidationError as err:
+        raise InputError(f"{path} line {number} is not an audit entry ({problems(err, AuditEntry)}): the audit log "
+                         f"was edited by hand. {fix}") from None
+
+
+def production_moves(entries: list[AuditEntry], model: str) -> list[AuditEntry]:
+    """The entries of ``model`` that moved its production alias, oldest first."""
+    return [e for e in entries if e.model == model and e.changed_production]

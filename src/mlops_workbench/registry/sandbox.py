@@ -63,6 +63,6 @@ class Sandbox:
     def aliases(self) -> dict[str, str]:
         return dict(self.client.get_registered_model(self.name).aliases)
 
-    def lines(self) -> list[dict[str, Any]]:
+    def lines(self) -> list[audit.AuditEntry]:
         """The audit lines written through :attr:`record` for this model, oldest first."""
-        return [e for e in audit.read(home=self.folder) if e.get("model") == self.name]
+        return [e for e in audit.read(home=self.folder) if e.model == self.name]

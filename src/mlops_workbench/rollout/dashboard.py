@@ -22,24 +22,22 @@ FAULT_KINDS = {"error rate (fraction)": "error_rate", "added latency (ms)": "lat
                "crash after N requests": "crash_after"}
 
 
-def summarize(events: list[dict[str, Any]], state: st.RolloutState | None = None) -> dict[str, Any]:
+def summarize(events: list[ev.RolloutEvent], state: st.RolloutState | None = None) -> dict[str, Any]:
     """What the dashboard shows, from the event log (and the saved state): weight, phase, latest values."""
     rid = state.id if state else ev.last_rollout(events)
-    evs = [e for e in events if e.get("rollout") == rid]
     out: dict[str, Any] = {"rollout": rid, "phase": state.phase if state else "none", "weight": 0.0,
                            "candidate": state.candidate if state else None, "decision": None, "metrics": {},
                            "faults": None}
-    for e in evs:
-        if e["type"] == "weight":
-            out["weight"] = float(e["canary"])
-        elif e["type"] == "measurement":
-            out["metrics"][e["metric"]] = {"phase": e["phase"], "canary": e.get("value"),
-                                           "stable": e.get("baseline"), "threshold": e.get("threshold"),
-                                           "kind": e.get("kind"), "message": e.get("message", "")}
-        elif e["type"] == "decision":
-            out["decision"] = f"{e['decision']}: {e['reason']}"
-        elif e["type"] == "fault":
-            out["faults"] = {k: e.get(k) for k in ("error_rate", "latency_ms", "crash_after")}
+    for e in ev.of_rollout(events, rid):
+        if e.type is ev.EventType.WEIGHT:
+            out["weight"] = float(e.canary)
+        elif e.type is ev.EventType.MEASUREMENT:
+            out["metrics"][e.metric] = {"phase": e.phase, "canary": e.value, "stable": e.baseline,
+                                        "threshold": e.threshold, "kind": e.kind, "message": e.message}
+        elif e.type is ev.EventType.DECISION:
+            out["decision"] = f"{e.decision}: {e.reason}"
+        elif e.type is ev.EventType.FAULT:
+            out["faults"] = {"error_rate": e.error_rate, "latency_ms": e.latency_ms, "crash_after": e.crash_after}
     return out
 
 

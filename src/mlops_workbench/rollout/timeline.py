@@ -12,97 +12,101 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_workbench.rollout.analysis import MeasurementPhase
-from mlops_workbench.rollout.events import last_rollout
+from mlops_workbench.rollout.events import Decision, EventType, RolloutEvent, Totals, last_rollout, of_rollout
 
-Event = dict[str, Any]
-
-
-def _of(events: list[Event], rollout: str | None) -> list[Event]:
-    rollout = rollout or last_rollout([e for e in events if e.get("type") == "start"]) or last_rollout(events)
-    return [e for e in events if e.get("rollout") == rollout]
+T = EventType
 
 
-def _first(events: list[Event], pred: Any, after: float = float("-inf")) -> Event | None:
-    return next((e for e in events if e["t"] >= after and pred(e)), None)
+def _of(events: list[RolloutEvent], rollout: str | None) -> list[RolloutEvent]:
+    rollout = rollout or last_rollout([e for e in events if e.type is T.START]) or last_rollout(events)
+    return of_rollout(events, rollout)
 
 
-def incident(events: list[Event], rollout: str | None = None) -> dict[str, Any]:
+def _first(events: list[RolloutEvent], pred: Any, after: float = float("-inf")) -> Any:
+    return next((e for e in events if e.t >= after and pred(e)), None)
+
+
+def _failed(e: RolloutEvent) -> bool:
+    return e.type is T.MEASUREMENT and e.phase == MeasurementPhase.FAILED
+
+
+def incident(events: list[RolloutEvent], rollout: str | None = None) -> dict[str, Any]:
     """Time to detect and restore (s), blast radius and the policy's bound, for one rollout (default: last)."""
     evs = _of(events, rollout)
-    start = _first(evs, lambda e: e["type"] == "start")
-    decision = _first(evs, lambda e: e["type"] == "decision")
-    out: dict[str, Any] = {"rollout": evs[0]["rollout"] if evs else None,
-                           "decision": decision["decision"] if decision else None,
-                           "reason": decision["reason"] if decision else None,
-                           "bound_s": start.get("bound_s") if start else None,
+    start = _first(evs, lambda e: e.type is T.START)
+    decision = _first(evs, lambda e: e.type is T.DECISION)
+    out: dict[str, Any] = {"rollout": evs[0].rollout if evs else None,
+                           "decision": decision.decision.value if decision else None,
+                           "reason": decision.reason if decision else None,
+                           "bound_s": start.bound_s if start else None,
                            "time_to_detect_s": None, "time_to_restore_s": None,
                            "blast_radius": None}
-    fault = _first(evs, lambda e: e["type"] == "fault")
-    exposed = _first(evs, lambda e: e["type"] == "weight" and e.get("canary", 0) > 0)
+    fault = _first(evs, lambda e: e.type is T.FAULT)
+    exposed = _first(evs, lambda e: e.type is T.WEIGHT and e.canary > 0)
     onset = fault or exposed
-    if onset is None or decision is None or decision["decision"] == "promote":
+    if onset is None or decision is None or decision.decision is Decision.PROMOTE:
         return out
-    failed = _first(evs, lambda e: e["type"] == "measurement" and e.get("phase") == MeasurementPhase.FAILED, onset["t"])
-    detect_t = min(failed["t"], decision["t"]) if failed else decision["t"]
-    restore = _first(evs, lambda e: e["type"] == "weight" and e.get("canary") == 0, decision["t"])
-    out["onset_t"] = onset["t"]
-    out["time_to_detect_s"] = round(detect_t - onset["t"], 3)
+    failed = _first(evs, _failed, onset.t)
+    detect_t = min(failed.t, decision.t) if failed else decision.t
+    restore = _first(evs, lambda e: e.type is T.WEIGHT and e.canary == 0, decision.t)
+    out["onset_t"] = onset.t
+    out["time_to_detect_s"] = round(detect_t - onset.t, 3)
     if restore:
-        out["time_to_restore_s"] = round(restore["t"] - onset["t"], 3)
+        out["time_to_restore_s"] = round(restore.t - onset.t, 3)
     out["blast_radius"] = blast_radius(evs, onset, restore)
     return out
 
 
-def blast_radius(evs: list[Event], onset: Event, restore: Event | None) -> dict[str, float] | None:
+def blast_radius(evs: list[RolloutEvent], onset: RolloutEvent, restore: RolloutEvent | None) -> dict[str, float] | None:
     """Requests and errors the canary served between onset and restore (router counters)."""
-    before = onset.get("totals") if onset.get("type") == "fault" else None
+    before: Totals | None = onset.totals if onset.type is T.FAULT else None
     if before is None:
-        prior = [e for e in evs if e["type"] == "traffic" and e["t"] <= onset["t"]]
-        before = prior[-1]["totals"] if prior else {"canary": {"requests": 0, "errors": 0}}
-    end_t = restore["t"] if restore else float("inf")
-    after = _first(evs, lambda e: e["type"] == "traffic", end_t) or \
-        ([e for e in evs if e["type"] == "traffic"] or [None])[-1]
-    if after is None or not before:
+        prior = [e for e in evs if e.type is T.TRAFFIC and e.t <= onset.t]
+        before = prior[-1].totals if prior else {"canary": {"requests": 0, "errors": 0}}
+    end_t = restore.t if restore else float("inf")
+    after = _first(evs, lambda e: e.type is T.TRAFFIC, end_t) or \
+        ([e for e in evs if e.type is T.TRAFFIC] or [None])[-1]
+    if after is None or not before or after.totals is None:
         return None
-    def part(totals: dict, version: str, key: str) -> float:
+    def part(totals: Totals, version: str, key: str) -> float:
         return float(totals.get(version, {}).get(key, 0.0))
-    canary_req = part(after["totals"], "canary", "requests") - part(before, "canary", "requests")
-    canary_err = part(after["totals"], "canary", "errors") - part(before, "canary", "errors")
-    total = canary_req + part(after["totals"], "stable", "requests") - part(before, "stable", "requests")
+    canary_req = part(after.totals, "canary", "requests") - part(before, "canary", "requests")
+    canary_err = part(after.totals, "canary", "errors") - part(before, "canary", "errors")
+    total = canary_req + part(after.totals, "stable", "requests") - part(before, "stable", "requests")
     return {"canary_requests": canary_req, "canary_errors": canary_err, "total_requests": total,
             "canary_error_share": canary_err / total if total else 0.0}
 
 
-def series(events: list[Event], rollout: str | None = None) -> dict[str, Any]:
+def series(events: list[RolloutEvent], rollout: str | None = None) -> dict[str, Any]:
     """Plot-ready series (seconds since start): weight steps, error rate and p99 per version, markers."""
     evs = _of(events, rollout)
-    t0 = evs[0]["t"] if evs else 0.0
+    t0 = evs[0].t if evs else 0.0
     out: dict[str, Any] = {"weight": [(0.0, 0.0)], "error": {"canary": [], "stable": []},
                            "p99": {"canary": [], "stable": []}, "shift": [], "failed": [], "decisions": [],
                            "faults": []}
     for e in evs:
-        t = e["t"] - t0
-        if e["type"] == "weight":
-            out["weight"].append((t, e["canary"]))
-        elif e["type"] == "measurement" and e.get("value") is not None:
-            key = {"errorRate": "error", "latencyP99": "p99"}.get(e["kind"])
+        t = e.t - t0
+        if e.type is T.WEIGHT:
+            out["weight"].append((t, e.canary))
+        elif e.type is T.MEASUREMENT and e.value is not None:
+            key = {"errorRate": "error", "latencyP99": "p99"}.get(e.kind or "")
             scale = 1000.0 if key == "p99" else 100.0
             if key:
-                out[key]["canary"].append((t, e["value"] * scale))
-                if e.get("baseline") is not None:
-                    out[key]["stable"].append((t, e["baseline"] * scale))
+                out[key]["canary"].append((t, e.value * scale))
+                if e.baseline is not None:
+                    out[key]["stable"].append((t, e.baseline * scale))
             else:
-                out["shift"].append((t, e["value"]))
-        if e["type"] == "measurement" and e.get("phase") == MeasurementPhase.FAILED:
-            out["failed"].append((t, e["metric"]))
-        elif e["type"] == "decision":
-            out["decisions"].append((t, e["decision"]))
-        elif e["type"] == "fault":
+                out["shift"].append((t, e.value))
+        if _failed(e):
+            out["failed"].append((t, e.metric))
+        elif e.type is T.DECISION:
+            out["decisions"].append((t, e.decision.value))
+        elif e.type is T.FAULT:
             out["faults"].append(t)
     return out
 
 
-def plot(events: list[Event], rollout: str | None = None):
+def plot(events: list[RolloutEvent], rollout: str | None = None):
     """The incident timeline: canary weight, error rate and p99 per version, faults and decisions marked."""
     import matplotlib.pyplot as plt
 

@@ -76,9 +76,9 @@ class ModelServer:
             if self._refused != (ref.version, str(exc)):  # the watch loop retries: one audit line per refusal
                 self._refused = (ref.version, str(exc))
                 serving = getattr(getattr(self, "model", None), "version", None)
-                audit.append({"action": action, "model": ref.name, "version": ref.version, "uri": self.uri,
-                              "outcome": "refused", "error": str(exc), "serving": serving,
-                              "files": [vars(p) for p in exc.problems]})
+                audit.append(audit.AuditEntry(action=action, model=ref.name, version=ref.version, uri=self.uri,
+                                              outcome=audit.AuditOutcome.REFUSED, error=str(exc), serving=serving,
+                                              files=[vars(p) for p in exc.problems]))
             raise
 
     def watch(self, interval: float) -> threading.Thread:
