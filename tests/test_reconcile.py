@@ -350,7 +350,7 @@ def test_the_controller_loop_runs_a_whole_rollout_on_a_fake_clock(tmp_path) -> N
     state = ctl.start(TWO, "7")
     assert state.phase == "Promoted" and promoted == ["7"] and runtime.promoted == "7"
     assert clock.now == pytest.approx(1020.0) and max(clock.naps) <= ctl.tick
-    types = [e["type"] for e in events.read(tmp_path, rollout=state.id)]
+    types = [e.type for e in events.read(tmp_path, rollout=state.id)]
     assert types[0] == "start" and types.count("weight") == 2 and types[-3:] == ["registry", "traffic", "phase"]
 
 

@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from pydantic import ConfigDict, Field, ValidationError
 
 from mlops_workbench import settings
+from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.records import Record, problems
 from mlops_workbench.registry.gate import GateResult
@@ -81,7 +82,7 @@ class AuditEntry(Record):
     @property
     def changed_production(self) -> bool:
         """True for a line that moved the production alias (a promotion into it, or a rollback)."""
-        return self.alias == "production" and self.outcome in (AuditOutcome.PROMOTED, AuditOutcome.ROLLED_BACK)
+        return self.alias == Alias.PRODUCTION and self.outcome in (AuditOutcome.PROMOTED, AuditOutcome.ROLLED_BACK)
 
     # --- the read-only JSON view for notebooks -----------------------------------------------------------
     def keys(self) -> list[str]:
