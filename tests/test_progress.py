@@ -97,7 +97,7 @@ def test_a_passed_a_failing_and_an_untouched_lab_and_a_drill(home, tmp_path):
     untouched = lab(progress, "02-versioning")
     assert (untouched.status, untouched.grade, untouched.time.minutes) == ("not started", None, None)
     assert untouched.next_step.startswith("start lab 02")
-    assert untouched.points == 20 and untouched.time.estimate_minutes == 45
+    assert untouched.points == 26 and untouched.time.estimate_minutes == 45  # 20 public and 6 hidden points
     assert (progress.next_lab, progress.next_step) == ("01-ci-basics", failing.next_step)
     (drill,) = progress.drills
     assert (drill.drill, drill.attempts, drill.passed, drill.checks_passed, drill.checks_total) == (

@@ -78,6 +78,13 @@ def terse_while(on: bool) -> Iterator[None]:
             del os.environ[QUIET_ENV]
 
 
+def new_command() -> None:
+    """Forget the consoles made so far: the next command measures its own terminal (width, colours). The CLI calls
+    this as each command starts, so commands run one after another in one process (tests, a notebook's
+    ``!workbench``) never print at the width the first one saw."""
+    _consoles.clear()
+
+
 def console() -> Console:
     """The console for what a command shows (tables, progress, verdicts); silent under ``--quiet``. Made on first
     use (a kernel that never prints a table never makes one); it writes to whatever ``sys.stdout`` is then."""

@@ -75,6 +75,7 @@ def main(ctx: typer.Context, verbose: bool = typer.Option(
     """Hands-on CI/CD for machine-learning artifacts: labs, pipeline, registry, serving, canary rollouts."""
     if verbose and quiet:
         raise typer.BadParameter("--verbose and --quiet contradict each other: pass one of them.")
+    output.new_command()
     if verbose:
         output.set_verbose(True)
     ctx.with_resource(output.terse_while(quiet))
