@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,16 @@ def first_run(clone):
     return dest, env, result
 
 
+def failed_stages(stdout: str) -> str:
+    """The output of every stage that exited non-zero (the pipeline prints each under a ``dvc exit N`` rule)."""
+    parts = re.split(r"^.*(lab-\S+): dvc exit (\d+) after .*$", stdout, flags=re.MULTILINE)
+    return "\n".join(f"--- {name} (exit {code}) ---\n{text[-3000:]}"
+                     for name, code, text in zip(parts[1::3], parts[2::3], parts[3::3]) if code != "0")
+
+
 def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
     dest, _, result = first_run
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert result.returncode == 0, failed_stages(result.stdout) + result.stdout[-2000:] + result.stderr[-2000:]
     for lab in LABS:
         folder = dest / "build" / "pipeline" / lab.id
         report = json.loads((folder / "report.json").read_text())
