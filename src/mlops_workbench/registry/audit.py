@@ -11,7 +11,6 @@ processes never interleave; nothing ever rewrites the file.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -24,7 +23,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from mlops_workbench import settings
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
-from mlops_workbench.records import Record, problems
+from mlops_workbench.records import Record, append_line, problems
 from mlops_workbench.registry.gate import GateResult
 
 LOCK_TIMEOUT = 60.0
@@ -131,13 +130,9 @@ def append(fields: Mapping[str, Any] | AuditEntry, log: str = "registry", home: 
     record = entry(fields)
     path = log_path(log, home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record.line()) + "\n"
     try:
         with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT):
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_line(path, record)
     except Timeout:
         raise ServiceError(
             f"Could not lock {path} within {LOCK_TIMEOUT:.0f}s: another process holds it. "

@@ -11,7 +11,6 @@ appended to; timelines, time to detect/restore and blast radius are computed fro
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -23,7 +22,7 @@ from pydantic import ValidationError
 
 from mlops_workbench import settings
 from mlops_workbench.errors import InputError
-from mlops_workbench.records import Record, problems
+from mlops_workbench.records import Record, append_line, problems
 from mlops_workbench.rollout.analysis import MeasurementPhase
 
 _LOCK = threading.Lock()
@@ -191,12 +190,8 @@ class EventLog:
         if fields.get("t") is None:
             fields.pop("t", None)
         event = parse({"t": round(time.time(), 3), "type": type, "rollout": self.rollout, **fields})
-        line = json.dumps(event.line()) + "\n"
         with _LOCK:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_line(self.path, event)
         return event
 
 
