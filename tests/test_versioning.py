@@ -309,3 +309,15 @@ def test_add_pipeline_declares_what_the_dvc_stage_add_calls_declare(tmp_path: Pa
         assert "Data and pipelines are up to date" not in ws.dvc("status")  # the stages were never run
     assert built["add_pipeline"] == built["dvc-stage-add"]
     assert set(built["add_pipeline"][0]["stages"]) == {"prepare", "train", "evaluate"}
+
+
+def test_locked_md5_reads_a_dependency_of_any_stage_and_none_for_anything_else():
+    from mlops_workbench.versioning.workspace import locked_md5
+
+    lock = ("schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n    deps:\n    - path: prepare.py\n"
+            "      md5: p1\n    - path: data/iris.csv\n      md5: d1\n      size: 10\n  train:\n    cmd: x\n")
+    assert locked_md5(lock, "data/iris.csv") == "d1" and locked_md5(lock, "prepare.py") == "p1"
+    assert locked_md5(lock, "model/model.pkl") is None
+    for not_a_lock in (None, "", "fatal: path 'dvc.lock' does not exist in 'HEAD'", "- a\n- b", "stages: [1, 2",
+                      "stages: [1, 2]", "stages:\n  prepare: [x]\n", "stages:\n  prepare:\n    deps: [x]\n"):
+        assert locked_md5(not_a_lock, "data/iris.csv") is None, not_a_lock

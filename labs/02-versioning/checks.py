@@ -27,7 +27,7 @@ from mlops_workbench.labs.checks import Context, check, fail, learner_function
 from mlops_workbench.labs.learner_code import load_module
 from mlops_workbench.versioning import PIPELINE, ReproductionReport, Stage
 from mlops_workbench.versioning.lineage import params_hash
-from mlops_workbench.versioning.workspace import DATA, METRICS, Workspace, remote_has
+from mlops_workbench.versioning.workspace import DATA, METRICS, Workspace, locked_md5, remote_has
 
 EXPERIMENT = "02-versioning"  # the notebook's `experiment` parameter
 GRADER_EXPERIMENT = "02-versioning-grader"  # the runs of the hidden scenarios
@@ -199,15 +199,7 @@ def pipeline_ran(ctx: Context) -> None:
 
 def lock_md5(ws: Workspace, commit: str) -> str | None:
     """The md5 dvc.lock at ``commit`` records for the data (as a dependency of any stage)."""
-    try:
-        lock = yaml.safe_load(ws.git("show", f"{commit}:dvc.lock")) or {}
-    except Exception:
-        return None
-    for stage in (lock.get("stages") or {}).values():
-        for dep in stage.get("deps") or []:
-            if dep.get("path") == DATA:
-                return dep.get("md5")
-    return None
+    return locked_md5(ws.git("show", f"{commit}:dvc.lock", check=False), DATA)
 
 
 def check_lineage(ws: Workspace, run: Any, what: str) -> dict[str, str]:

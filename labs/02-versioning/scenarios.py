@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from mlops_workbench.data import FEATURES, load_csv, save_csv
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.versioning.lineage import params_hash
-from mlops_workbench.versioning.workspace import DATA, METRICS, Workspace, file_md5
+from mlops_workbench.versioning.workspace import DATA, METRICS, Workspace, file_md5, locked_md5
 
 GRADER_EXPERIMENT = "02-versioning-grader"
 C_VALUES = (0.05, 0.2, 0.5, 2.0, 5.0, 20.0)
@@ -88,15 +87,6 @@ def repro(ws: Workspace) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", out))
 
 
-def lock_data_md5(ws: Workspace) -> str | None:
-    lock = yaml.safe_load((ws.path / "dvc.lock").read_text()) or {}
-    for stage in (lock.get("stages") or {}).values():
-        for dep in stage.get("deps") or []:
-            if dep.get("path") == DATA:
-                return dep.get("md5")
-    return None
-
-
 @dataclass
 class Truth:
     """The real state of the copy when a run was logged from it."""
@@ -113,7 +103,7 @@ class Truth:
 def truth(ws: Workspace, dirty: bool) -> Truth:
     params = ws.params()
     metrics = json.loads((ws.path / METRICS).read_text())
-    return Truth(commit=ws.head(), dirty=dirty, data_md5=lock_data_md5(ws), params_hash=params_hash(params),
+    return Truth(commit=ws.head(), dirty=dirty, data_md5=locked_md5((ws.path / "dvc.lock").read_text(), DATA), params_hash=params_hash(params),
                  metrics={k: float(v) for k, v in metrics.items()}, path=str(ws.path),
                  train_c=(params.get("train") or {}).get("C"))
 

@@ -225,6 +225,21 @@ def _param(params: dict[str, Any], key: str) -> Any:
     return _param(params[section], rest) if rest and isinstance(params.get(section), dict) else None
 
 
+def locked_md5(lock_text: str | None, path: str) -> str | None:
+    """The md5 a ``dvc.lock`` (its text) records for ``path`` as a dependency of any stage; None when no stage
+    depends on it or the text is not a lock file."""
+    try:
+        lock = yaml.safe_load(lock_text or "") or {}
+    except yaml.YAMLError:
+        return None
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    for stage in stages.values() if isinstance(stages, dict) else []:
+        for dep in stage.get("deps") or [] if isinstance(stage, dict) else []:
+            if isinstance(dep, dict) and dep.get("path") == path:
+                return dep.get("md5")
+    return None
+
+
 def file_md5(path: Path) -> str:
     """md5 of a file's bytes: what DVC 3 records for a single file."""
     digest = hashlib.md5()
