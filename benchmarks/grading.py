@@ -42,9 +42,9 @@ def grading_overhead(lab: Lab, repeats: int = 2) -> tuple[float, float]:
             os.environ["WORKBENCH_HOME"] = str(env_home)
             work = env_home / "workspaces" / lab.id
             work.mkdir(parents=True)
-            bare.append(_timed(lambda: papermill.execute_notebook(
+            bare.append(_timed(lambda tmp=tmp, work=work: papermill.execute_notebook(
                 str(lab.source), str(tmp / "bare.ipynb"), kernel_name="python3", cwd=str(work), progress_bar=False)))
-            graded.append(_timed(lambda: grade(lab.source, tmp / "graded", lab)))
+            graded.append(_timed(lambda tmp=tmp: grade(lab.source, tmp / "graded", lab)))
     return sorted(bare)[len(bare) // 2], sorted(graded)[len(graded) // 2]
 
 

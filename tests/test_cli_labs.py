@@ -103,7 +103,7 @@ def test_down_stops_one_named_service_and_names_the_running_ones(home):
                     health_path="/", home=home)
     listing = runner.invoke(app, ["ps"]).output.splitlines()
     assert listing[0].split() == ["NAME", "PID", "URL", "LOG"] and len(listing) == 3
-    starts = {line.index(word) for line, word in zip(listing, ["PID", *(line.split()[1] for line in listing[1:])])}
+    starts = {line.index(word) for line, word in zip(listing, ["PID", *(line.split()[1] for line in listing[1:])], strict=True)}
     assert len(starts) == 1, listing  # the pid column starts at the same place on every line, whatever the names
     result = runner.invoke(app, ["down", "svc-a"])
     assert result.exit_code == 0 and "stopped svc-a" in result.output

@@ -301,7 +301,6 @@ def test_each_stalled_canary_variant_asks_more_than_its_canary_gets():
 
 def test_a_proper_release_is_staged_gated_and_approved_by_someone_else():
     from mlops_workbench.drills.unapproved_release import _proper
-
     from mlops_workbench.registry.audit import AuditEntry
     from mlops_workbench.registry.gate import GateResult
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -16,7 +16,7 @@ from mlops_workbench.drills.postmortem_spec import PostMortem, PostMortemTruth
 from mlops_workbench.registry.audit import AuditEntry
 from mlops_workbench.rollout import events
 
-ONSET = datetime(2026, 11, 4, 10, 2, 13, tzinfo=timezone.utc)
+ONSET = datetime(2026, 11, 4, 10, 2, 13, tzinfo=UTC)
 TRUTH = PostMortemTruth(version="3", began_at=ONSET, restored_at=ONSET + timedelta(seconds=95), requests_affected=40,
                         share_affected=0.25, root_cause=RootCause.ANALYSIS_CONFIG, symptoms=[RootCause.ROLLOUT_STUCK],
                         changes=[Change.ROLLOUT_ABORTED, Change.POLICY_CORRECTED, Change.ROLLOUT_REPEATED],

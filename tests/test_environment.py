@@ -97,7 +97,7 @@ def test_drift_is_detected(mutation, tmp_path):
     text = ENV_FILES[0].read_text()
     pins = read_lock(ROOT / "requirements.lock")
     name = direct_dependencies()[0]
-    line = next(l for l in text.splitlines() if l.strip().startswith(f"- {name}=="))
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"- {name}=="))
     if mutation == "bump":
         text = text.replace(line, line + ".post9")
     elif mutation == "drop":
@@ -115,8 +115,8 @@ def test_drift_is_detected(mutation, tmp_path):
 def test_lock_bump_without_environment_update_is_detected(tmp_path):
     lock = tmp_path / "requirements.lock"
     name = direct_dependencies()[-1]
-    lines = [l if canonicalize_name(l.split("==")[0]) != name else f"{l.split('==')[0]}==999.0"
-             for l in (ROOT / "requirements.lock").read_text().splitlines()]
+    lines = [ln if canonicalize_name(ln.split("==")[0]) != name else f"{ln.split('==')[0]}==999.0"
+             for ln in (ROOT / "requirements.lock").read_text().splitlines()]
     lock.write_text("\n".join(lines) + "\n")
     assert any(name in p and "999.0" in p for p in env_problems(ENV_FILES[0].read_text(), lock=lock))
 
@@ -130,9 +130,9 @@ def test_binder_scripts_are_executable_and_do_their_job():
     for needle in ("-e .", "-r requirements.lock", "ipykernel install", "--name python3",
                    "jupyter_server_proxy", "workbench doctor"):
         assert needle in text, needle
-    code = [l for l in start.read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    code = [ln for ln in start.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert code[-1] == 'exec "$@"'
-    assert any("WORKBENCH_HOME" in l for l in code)
+    assert any("WORKBENCH_HOME" in ln for ln in code)
 
 
 def test_binder_start_sets_the_environment_and_execs(tmp_path):

@@ -12,8 +12,8 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from mlops_workbench.cli.main import app
 from mlops_workbench import tools
+from mlops_workbench.cli.main import app
 from mlops_workbench.k8s import analysis_app, cluster, promql, render, versions
 from mlops_workbench.k8s.errors import FAILURES as K8S_FAILURES
 from mlops_workbench.k8s.errors import K8sError, ToolMissing

@@ -100,7 +100,7 @@ def test_lab_yaml_errors_name_the_field(tmp_path):
     folder.mkdir(parents=True)
     (folder / "lab.yaml").write_text("title: x\nlevel: expert\nobjectives: []\nminutes: 0\n")
     with pytest.raises(LabFormatError) as err:
-        Lab(folder).spec
+        _ = Lab(folder).spec
     for field in ("level", "objectives", "minutes"):
         assert field in str(err.value)
 

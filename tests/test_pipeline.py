@@ -44,7 +44,7 @@ def failed_stages(stdout: str) -> str:
     """The output of every stage that exited non-zero (the pipeline prints each under a ``dvc exit N`` rule)."""
     parts = re.split(r"^.*(lab-\S+): dvc exit (\d+) after .*$", stdout, flags=re.MULTILINE)
     return "\n".join(f"--- {name} (exit {code}) ---\n{text[-3000:]}"
-                     for name, code, text in zip(parts[1::3], parts[2::3], parts[3::3]) if code != "0")
+                     for name, code, text in zip(parts[1::3], parts[2::3], parts[3::3], strict=True) if code != "0")
 
 
 def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):

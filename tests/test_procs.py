@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
-
 import sys
+import uuid
 
 from mlops_workbench import procs
 from mlops_workbench.procs import RUN_TOKEN_ENV, alive, kill_token, wait_exit

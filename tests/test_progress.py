@@ -110,7 +110,7 @@ def test_check_log_gives_progress_before_any_grading_and_measures_time(home):
     checklog.append(home, "00-welcome", "check", [result("iris-rows", 1, "n_samples is None: use load_iris().")])
     events, _ = checklog.read(home, "00-welcome")
     times = [T0 + timedelta(minutes=m) for m in (0, 4, 60, 66)]  # a long break between the second and the third
-    lines = [e.model_copy(update={"at": t}).model_dump_json() for e, t in zip(events * 2, times)]
+    lines = [e.model_copy(update={"at": t}).model_dump_json() for e, t in zip(events * 2, times, strict=True)]
     checklog.log_path(home, "00-welcome").write_text("\n".join(lines) + "\nnot json\n")
     progress = build(home, grades=[])
 

@@ -21,7 +21,7 @@ from mlops_workbench.serving.server import start_server
 
 F = data.FEATURES
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
-RECORDS = [dict(zip(F, r)) for r in ROWS]
+RECORDS = [dict(zip(F, r, strict=True)) for r in ROWS]
 PAYLOADS = {
     "dataframe_split": {"dataframe_split": {"columns": F, "data": ROWS}},
     "dataframe_split_reordered": {"dataframe_split": {"columns": F[::-1], "data": [r[::-1] for r in ROWS]}},

@@ -21,8 +21,14 @@ from typer.testing import CliRunner
 from mlops_workbench.cli.main import app
 from mlops_workbench.labs.checks import load_checks
 from mlops_workbench.labs.format import BEGIN, END, Lab, LabFormatError
-from mlops_workbench.labs.student import (MARKER, audit, checks_tree, public_checks_source, release_student,
-                                          student_makefile)
+from mlops_workbench.labs.student import (
+    MARKER,
+    audit,
+    checks_tree,
+    public_checks_source,
+    release_student,
+    student_makefile,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = Lab.all(ROOT / "labs")

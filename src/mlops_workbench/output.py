@@ -18,8 +18,9 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich loads with the first console: a kernel that only needs quiet() does not pay for it
     from rich.console import Console
@@ -145,7 +146,7 @@ def quiet() -> Iterator[None]:
                 warnings.filterwarnings("ignore", category=category, module=r"(?!mlops_workbench)")
             yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
 
 

@@ -48,7 +48,7 @@ class Report(BaseModel):
         return 0 if self.ok else 1
 
     @classmethod
-    def for_file(cls, path: Path | str, findings: list[Finding]) -> "Report":
+    def for_file(cls, path: Path | str, findings: list[Finding]) -> Report:
         name = str(path)
         for f in findings:
             f.file = f.file or name

@@ -16,9 +16,10 @@ import difflib
 import importlib.resources
 import json
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import jsonschema
 from jsonschema.exceptions import ValidationError

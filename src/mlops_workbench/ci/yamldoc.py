@@ -9,9 +9,10 @@ so any JSON path (``["jobs", "build", "steps", 2]``) maps to a 1-based line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -48,7 +49,7 @@ class YamlDoc:
     path: Path | None = None
 
     @classmethod
-    def parse(cls, text: str, path: Path | None = None) -> "YamlDoc":
+    def parse(cls, text: str, path: Path | None = None) -> YamlDoc:
         try:
             root = yaml.compose(text, Loader=WorkflowLoader)
             data = yaml.load(text, Loader=WorkflowLoader)
@@ -59,7 +60,7 @@ class YamlDoc:
         return cls(data=data, root=root, path=path)
 
     @classmethod
-    def read(cls, path: Path | str) -> "YamlDoc":
+    def read(cls, path: Path | str) -> YamlDoc:
         path = Path(path)
         if not path.is_file():
             raise NotFoundError(f"{path} does not exist: check the path (workflows live in .github/workflows/).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -65,7 +65,7 @@ def validate(
 @app.command()
 def run(
     path: Path = typer.Argument(..., help="the workflow file, e.g. .github/workflows/ci.yml"),
-    project: Optional[Path] = typer.Option(None, help="project folder the steps run in (default: the one holding .github/)"),
+    project: Path | None = typer.Option(None, help="project folder the steps run in (default: the one holding .github/)"),
     timeout: float = typer.Option(600, help="seconds a step may run unless it sets timeout-minutes"),
 ) -> None:
     """Run the workflow's steps locally, in order, with a green/red line per step."""

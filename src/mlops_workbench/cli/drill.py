@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -26,7 +25,7 @@ def _say_left_out(left_out: dict[str, str]) -> None:
 @app.command("list")
 def list_drills(shuffle: bool = typer.Option(False, "--shuffle", help="random order, names hidden, only the drills "
                                              "whose tools are installed"),
-                seed: Optional[int] = typer.Option(None, "--seed", help="the order's seed (with --shuffle)"),
+                seed: int | None = typer.Option(None, "--seed", help="the order's seed (with --shuffle)"),
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Every drill with its neutral title, par and whether it wants a post-mortem."""
     from mlops_workbench.drills import catalog
@@ -54,11 +53,11 @@ def list_drills(shuffle: bool = typer.Option(False, "--shuffle", help="random or
 
 
 @app.command("start")
-def start(name: Optional[str] = typer.Argument(None, help="drill name, or its neutral handle incident-N to keep the "
+def start(name: str | None = typer.Argument(None, help="drill name, or its neutral handle incident-N to keep the "
                                                "name hidden (see `workbench drill list`)"),
           shuffle: bool = typer.Option(False, "--shuffle", help="a random drill whose tools are installed, its name "
                                        "hidden until you pass it"),
-          seed: Optional[int] = typer.Option(None, "--seed", min=0, help="what to break (and, with --shuffle, which "
+          seed: int | None = typer.Option(None, "--seed", min=0, help="what to break (and, with --shuffle, which "
                                              "drill): the same seed breaks the same thing again; default: a new one"
                                              )) -> None:
     """Break the system (hidden setup), then start the clock."""
@@ -143,7 +142,7 @@ def check(as_json: bool = typer.Option(False, "--json", help="print the JSON rep
 
 
 @app.command("reset")
-def reset(name: Optional[str] = typer.Argument(None, help="default: the running drill"),
+def reset(name: str | None = typer.Argument(None, help="default: the running drill"),
           every: bool = typer.Option(False, "--all", help="every drill that left a folder or services")) -> None:
     """Stop the drill's services and remove its model and folder."""
     from mlops_workbench.drills import session
@@ -155,7 +154,7 @@ def reset(name: Optional[str] = typer.Argument(None, help="default: the running 
 
 
 @app.command("validate")
-def validate(names: Optional[list[str]] = typer.Argument(None, help="drills to validate (default: all)"),
+def validate(names: list[str] | None = typer.Argument(None, help="drills to validate (default: all)"),
              thorough: bool = typer.Option(False, "--thorough", help="every destructive fix on every variant, not "
                                            "only on the first"),
              as_json: bool = typer.Option(False, "--json")) -> None:

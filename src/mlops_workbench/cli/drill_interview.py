@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -38,7 +37,7 @@ def say_scorecard(folder: Path) -> None:
 @app.callback()
 def interview(ctx: typer.Context,
               count: int = typer.Option(3, "--count", min=1, help="how many drills"),
-              seed: Optional[int] = typer.Option(None, "--seed", min=0, help="which drills and what they break: "
+              seed: int | None = typer.Option(None, "--seed", min=0, help="which drills and what they break: "
                                                  "the same seed sets the same interview again")) -> None:
     """Start an interview: the first drill is set up at once and the clock starts. A passing `workbench drill check`
     moves on to the next drill; `interview next` gives one up, `interview stop` ends early."""

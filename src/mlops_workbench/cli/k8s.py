@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,7 +20,7 @@ cluster_app = typer.Typer(help="A local kind cluster with Envoy Gateway, Argo Ro
 @app.command("render")
 def render_cmd(
     policy: str = typer.Option("demo", "--policy", help="policy YAML file, or a packaged profile: default, demo"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write the files to this folder (default: print them)"),
+    out: Path | None = typer.Option(None, "--out", help="write the files to this folder (default: print them)"),
 ) -> None:
     """Turn a rollout policy into the Rollout's canary steps, AnalysisTemplates and the policy ConfigMap."""
     from mlops_workbench.k8s import render
@@ -108,7 +107,7 @@ def analysis_server(
 @cluster_app.command("up")
 def up(
     build: bool = typer.Option(True, "--build/--no-build", help="build the images (else they must exist)"),
-    manifests: Optional[Path] = typer.Option(
+    manifests: Path | None = typer.Option(
         None, "--manifests", help="lab 05's output folder: apply your Rollout strategy and AnalysisTemplates "
                                   "instead of the repository's"),
 ) -> None:

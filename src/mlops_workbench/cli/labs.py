@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from mlops_workbench import output
-from mlops_workbench import settings
+from mlops_workbench import output, settings
 from mlops_workbench.errors import EXIT_OK, Failed, verdict
 
 # The lab machinery (nbformat, papermill, jsonschema) loads when a labs command runs: every `workbench` process,
@@ -44,9 +43,9 @@ def list_labs() -> None:
 
 @app.command()
 def release(
-    labs: Annotated[Optional[list[str]], typer.Argument(help="lab ids (default: all)")] = None,
+    labs: Annotated[list[str] | None, typer.Argument(help="lab ids (default: all)")] = None,
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if notebooks/ is stale")] = False,
-    student: Annotated[Optional[Path], typer.Option(
+    student: Annotated[Path | None, typer.Option(
         "--student", help="write a learner tree to this new folder instead: learner notebooks, public checks, the "
                           "package, README and Makefile; no solution, no hidden check")] = None,
 ) -> None:
@@ -80,7 +79,7 @@ def release(
 @app.command()
 def record(
     lab: Annotated[str, typer.Argument(help="lab id, e.g. 02")],
-    executed: Annotated[Optional[Path], typer.Option(
+    executed: Annotated[Path | None, typer.Option(
         help="an executed run (default: the one `workbench labs run` wrote)")] = None,
 ) -> None:
     """Record the outputs of the cells tagged nbval-check-output into the lab's source (what nbval compares)."""
@@ -94,7 +93,7 @@ def record(
 
 
 @app.command()
-def validate(labs: Annotated[Optional[list[str]], typer.Argument(help="lab ids (default: all)")] = None) -> None:
+def validate(labs: Annotated[list[str] | None, typer.Argument(help="lab ids (default: all)")] = None) -> None:
     """Prove each solution scores full marks and each learner version scores zero."""
     from mlops_workbench.labs import batch
 
@@ -141,11 +140,11 @@ def run(
 def grade(
     notebooks: Annotated[list[Path], typer.Argument(help="submitted notebooks")],
     out: Annotated[Path, typer.Option(help="folder for reports")] = Path("build/grades"),
-    lab: Annotated[Optional[str], typer.Option(help="lab id (default: from each notebook)")] = None,
+    lab: Annotated[str | None, typer.Option(help="lab id (default: from each notebook)")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="submissions graded in parallel")] = 2,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="seed of the hidden scenarios, to replay a grading "
+    seed: Annotated[int | None, typer.Option(min=0, help="seed of the hidden scenarios, to replay a grading "
                                                 "(it is in every report); default: a fresh one per submission")] = None,
-    checks_from: Annotated[Optional[Path], typer.Option(
+    checks_from: Annotated[Path | None, typer.Option(
         "--checks-from", help="an instructor checkout (a folder holding labs/): grade with its checks, hidden ones "
                               "included, and its params.yaml")] = None,
 ) -> None:
@@ -175,7 +174,7 @@ def grade(
 
 def pipeline(
     force: Annotated[bool, typer.Option(help="rerun every stage even if nothing changed")] = False,
-    jobs: Annotated[Optional[int], typer.Option(min=1, help="labs at once (default: one per core, at most 4)")] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="labs at once (default: one per core, at most 4)")] = None,
 ) -> None:
     """Run every lab headless with its reference solution, as DVC stages (`dvc repro`); labs that do not depend
     on each other run side by side."""

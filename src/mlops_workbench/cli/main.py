@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from mlops_workbench import output
 from mlops_workbench.cli import (
     ci,
     doctor,
@@ -31,7 +32,6 @@ from mlops_workbench.cli import (
     serve,
     services,
 )
-from mlops_workbench import output
 from mlops_workbench.errors import Failed, WorkbenchError
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
-from mlops_workbench import output
-from mlops_workbench import tracking
+from mlops_workbench import output, tracking
 
 app = typer.Typer(help="Run the embedded MLflow tracking server (sqlite store, local artifacts).", no_args_is_help=True)
 console = output.console()
@@ -19,9 +17,9 @@ HomeOption = typer.Option(None, "--home", help="State folder (default: WORKBENCH
 
 @app.command()
 def up(
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default: 5000 + "
+    port: int | None = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default: 5000 + "
                                        "WORKBENCH_PORT_OFFSET, or the next free one)."),
-    home: Optional[Path] = HomeOption,
+    home: Path | None = HomeOption,
 ) -> None:
     """Start the tracking server, or report the one already running."""
     url = tracking.up(port=port, home=home)
@@ -31,7 +29,7 @@ def up(
 
 
 @app.command()
-def down(home: Optional[Path] = HomeOption) -> None:
+def down(home: Path | None = HomeOption) -> None:
     """Stop the tracking server."""
     if tracking.down(home):
         console.print("MLflow tracking server stopped.")
@@ -40,7 +38,7 @@ def down(home: Optional[Path] = HomeOption) -> None:
 
 
 @app.command()
-def status(home: Optional[Path] = HomeOption) -> None:
+def status(home: Path | None = HomeOption) -> None:
     """Show whether the server runs, where it keeps its data and what it holds."""
     report = tracking.status(home)
     table = Table(show_header=False, title="MLflow tracking server")
@@ -55,7 +53,7 @@ def status(home: Optional[Path] = HomeOption) -> None:
 
 @app.command()
 def ui(
-    home: Optional[Path] = HomeOption,
+    home: Path | None = HomeOption,
     browser: bool = typer.Option(True, "--browser/--no-browser", help="Open a browser when a display exists."),
 ) -> None:
     """Print the MLflow UI address (and the Jupyter proxy path on Binder/JupyterHub)."""

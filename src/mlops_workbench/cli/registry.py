@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.table import Table
 
@@ -26,7 +24,7 @@ def _name(name: str | None) -> str:
 
 
 @app.command("list")
-def list_versions(name: Optional[str] = NameOption) -> None:
+def list_versions(name: str | None = NameOption) -> None:
     """Versions with aliases, metrics, lineage and their last approval."""
     name = _name(name)
     from mlops_workbench.registry.panel import version_rows
@@ -43,7 +41,7 @@ def list_versions(name: Optional[str] = NameOption) -> None:
 
 
 @app.command()
-def gate(version: str, name: Optional[str] = NameOption) -> None:
+def gate(version: str, name: str | None = NameOption) -> None:
     """Run the quality gate for VERSION against production (rules: params.yaml `registry`)."""
     name = _name(name)
     from mlops_workbench import registry
@@ -58,8 +56,8 @@ def promote(
     version: str,
     alias: str = typer.Option(Alias.PRODUCTION.value, "--alias", help="staging, canary or production"),
     reason: str = typer.Option(..., "--reason", help="why this version should serve"),
-    approver: Optional[str] = typer.Option(None, "--approver", help="default: your login name"),
-    name: Optional[str] = NameOption,
+    approver: str | None = typer.Option(None, "--approver", help="default: your login name"),
+    name: str | None = NameOption,
 ) -> None:
     """Point ALIAS at VERSION (production runs the gate first); recorded as tags and in the audit log."""
     name = _name(name)
@@ -72,8 +70,8 @@ def promote(
 @app.command()
 def rollback(
     reason: str = typer.Option("rollback", "--reason"),
-    approver: Optional[str] = typer.Option(None, "--approver"),
-    name: Optional[str] = NameOption,
+    approver: str | None = typer.Option(None, "--approver"),
+    name: str | None = NameOption,
 ) -> None:
     """Point production back at the `previous` version."""
     name = _name(name)

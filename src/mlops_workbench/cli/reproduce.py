@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -16,7 +15,7 @@ console = output.console()
 
 def reproduce(
     run_id: str = typer.Argument(..., help="MLflow run id logged with versioning.log_model_run."),
-    home: Optional[Path] = typer.Option(None, "--home", help="State folder (default: WORKBENCH_HOME or .workbench/)."),
+    home: Path | None = typer.Option(None, "--home", help="State folder (default: WORKBENCH_HOME or .workbench/)."),
     tolerance: float = typer.Option(1e-9, "--tolerance", help="Largest absolute metric difference that still matches."),
 ) -> None:
     """Restore the run's commit and DVC data in a scratch folder, retrain, and report whether metrics match.

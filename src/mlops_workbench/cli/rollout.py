@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, Optional, get_args
+from typing import Literal, get_args
 
 import typer
 from rich.table import Table
@@ -29,7 +29,7 @@ def start(
     policy: str = typer.Option("default", "--policy", help="policy YAML file, or a packaged profile: default, demo"),
     metrics: MetricsChoice = typer.Option("auto", "--metrics",
                                           help="auto (Prometheus if installed), prometheus or direct"),
-    model: Optional[str] = typer.Option(None, "--model", help="registered model name (default: params.yaml "
+    model: str | None = typer.Option(None, "--model", help="registered model name (default: params.yaml "
                                         "registry.model_name); stable serves its production alias"),
 ) -> None:
     """Deploy CANDIDATE as canary, walk the policy steps with analysis, then promote or roll back."""
@@ -92,7 +92,7 @@ def promote(reason: str = typer.Option("promoted by operator", "--reason")) -> N
 def fault(
     error_rate: float = typer.Option(0.0, "--error-rate"),
     latency_ms: float = typer.Option(0.0, "--latency-ms"),
-    crash_after: Optional[int] = typer.Option(None, "--crash-after"),
+    crash_after: int | None = typer.Option(None, "--crash-after"),
 ) -> None:
     """Inject faults into the running canary (logged as the incident's onset)."""
     from mlops_workbench.rollout import ops
@@ -124,7 +124,7 @@ def down() -> None:
 
 def router(
     stable: str = typer.Option(..., "--stable", help="URL of the stable model server"),
-    canary: Optional[str] = typer.Option(None, "--canary", help="URL of the canary model server"),
+    canary: str | None = typer.Option(None, "--canary", help="URL of the canary model server"),
     weight: float = typer.Option(0.0, "--weight", help="canary traffic share, 0-100"),
     port: int = typer.Option(DefaultPort("router"), "--port"),
     seed: int = typer.Option(0, "--seed", help="seed of the weighted choice"),
@@ -145,7 +145,7 @@ def load(
     duration: float = typer.Option(10.0, "--duration", help="seconds"),
     seed: int = typer.Option(0, "--seed"),
     path: str = typer.Option(paths.PREDICT, "--path"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write every outcome as JSONL"),
+    out: Path | None = typer.Option(None, "--out", help="write every outcome as JSONL"),
 ) -> None:
     """Open-loop seeded load of Iris-like requests; prints outcomes per upstream."""
     from mlops_workbench.rollout.load import run

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from mlops_workbench import output
@@ -13,11 +11,11 @@ from mlops_workbench.settings import DefaultPort
 
 
 def serve(
-    model_uri: Optional[str] = typer.Option(None, "--model-uri", help="models:/name@alias, models:/name/N, runs:/... "
+    model_uri: str | None = typer.Option(None, "--model-uri", help="models:/name@alias, models:/name/N, runs:/... "
                                             "or a path (default: models:/<registry.model_name>@production)"),
     port: int = typer.Option(DefaultPort("serve"), "--port", help="port on 127.0.0.1 (or --host)"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    name: Optional[str] = typer.Option(None, "--name", help="model name shown by /version for unregistered URIs "
+    name: str | None = typer.Option(None, "--name", help="model name shown by /version for unregistered URIs "
                                        "(default: params.yaml registry.model_name)"),
     watch_interval: float = typer.Option(0.0, "--watch-interval", help=f"seconds between alias checks (0: only {paths.RELOAD})"),
     fault_error_rate: float = typer.Option(0.0, "--fault-error-rate", help="fraction of prediction requests answered 500"),

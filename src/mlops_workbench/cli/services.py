@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,7 +11,7 @@ from mlops_workbench.errors import Failed
 
 
 def lab(
-    port: Annotated[Optional[int], typer.Option(help="port (default: 8888 + WORKBENCH_PORT_OFFSET, or the next free "
+    port: Annotated[int | None, typer.Option(help="port (default: 8888 + WORKBENCH_PORT_OFFSET, or the next free "
                                                 "one)")] = None,
     browser: Annotated[bool, typer.Option(help="open a web browser")] = True,
 ) -> None:
@@ -41,10 +41,11 @@ def ps() -> None:
     rows = [("NAME", "PID", "URL", "LOG")] + [(s.name, str(s.pid), s.url, s.log) for s in services]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]  # every column as wide as its longest value
     for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        padded = zip(row, widths, strict=False)  # the fourth cell (the log path) is not padded
+        typer.echo("  ".join(cell.ljust(width) for cell, width in padded) + "  " + row[3])
 
 
-def down(name: Annotated[Optional[str], typer.Argument(help="one service (see `workbench ps`); default: all")] = None) -> None:
+def down(name: Annotated[str | None, typer.Argument(help="one service (see `workbench ps`); default: all")] = None) -> None:
     """Stop one workbench service by name (e.g. lab03-serve, mlflow), or every one of the state folder."""
     home = settings.home()
     if name is None:

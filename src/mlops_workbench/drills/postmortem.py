@@ -17,7 +17,7 @@ The same definitions for every incident drill:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +136,7 @@ def write(path: Path, record: PostMortem) -> Path:
 def moment(ts: str | float) -> datetime:
     """An audit ``ts`` (ISO text) or an event ``t`` (unix seconds) as an aware datetime."""
     if isinstance(ts, (int, float)):
-        return datetime.fromtimestamp(ts, tz=timezone.utc)
+        return datetime.fromtimestamp(ts, tz=UTC)
     return datetime.fromisoformat(ts)
 
 

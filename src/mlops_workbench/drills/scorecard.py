@@ -4,7 +4,7 @@ the totals, and once it is over what each drill was. Written as JSON and as a se
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,10 +60,10 @@ class Scorecard(BaseModel):
 def build(interview: str, seed: int, started: float, rows: list[Row]) -> Scorecard:
     """The scorecard of ``rows``; pure but for the finishing time."""
     def stamp(t: float) -> str:
-        return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="seconds")
+        return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
 
     return Scorecard(interview=interview, seed=seed, started_at=stamp(started),
-                     finished_at=stamp(datetime.now(tz=timezone.utc).timestamp()), rows=rows,
+                     finished_at=stamp(datetime.now(tz=UTC).timestamp()), rows=rows,
                      seconds=round(sum(r.seconds for r in rows), 1), par_seconds=sum(r.par_seconds for r in rows),
                      score=round(sum(r.points for r in rows) / len(rows), 1) if rows else 0.0,
                      passed=sum(r.outcome == Outcome.PASSED for r in rows))

@@ -87,7 +87,7 @@ class UnlockedData(rp.ReproducibilityDrill):
             raise DrillError(f"The setup of '{ctx.name}' left dvc.lock in step with the data: the drill would not "
                              "be broken. Report this bug.")
         versions = [workspaces.register(ctx, first), workspaces.register(ctx, bad)]
-        for version, reason in zip(versions, ("release 1", variant.message)):
+        for version, reason in zip(versions, ("release 1", variant.message), strict=True):
             common.ship(ctx, version, reason)
         rp.remember(ctx, ws, bad, [first, bad], versions)
 

@@ -9,7 +9,8 @@ A measurement in phase ``error`` (no data) answers 503, so Argo counts a measure
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse

@@ -7,13 +7,13 @@ kind, kubectl or helm gives one line saying what to install.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from mlops_workbench import settings
-from mlops_workbench import tools
+from mlops_workbench import settings, tools
 from mlops_workbench.k8s import render
 from mlops_workbench.k8s.errors import K8sError
 from mlops_workbench.k8s.versions import Versions, deploy_dir, load

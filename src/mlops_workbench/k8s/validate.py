@@ -10,13 +10,13 @@ Every :class:`Finding` names the resource, the field path and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import kubernetes_validate as kv
 
-from mlops_workbench import safeyaml
-from mlops_workbench import tools
+from mlops_workbench import safeyaml, tools
 from mlops_workbench.k8s import crds, xref
 from mlops_workbench.k8s.errors import ManifestError
 from mlops_workbench.k8s.findings import Finding, name_of
@@ -92,7 +92,7 @@ def _crd_findings(obj: dict[str, Any], result: dict[str, Any]) -> list[Finding]:
 def schemas(objs: list[dict[str, Any]]) -> list[Finding]:
     findings: list[Finding] = []
     crd_objs = [o for o in objs if crds.covers(o)]
-    for obj, result in zip(crd_objs, crds.check(crd_objs)):
+    for obj, result in zip(crd_objs, crds.check(crd_objs), strict=True):
         findings += _crd_findings(obj, result)
     for obj in objs:
         key = f"{obj.get('apiVersion')}/{obj.get('kind')}"

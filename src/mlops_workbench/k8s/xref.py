@@ -10,7 +10,8 @@ the gatewayAPI plugin config has only fields the plugin knows.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from mlops_workbench.k8s.findings import Finding, name_of
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade

@@ -17,9 +17,10 @@ from __future__ import annotations
 import importlib.util
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 from mlops_workbench.errors import InputError, NotFoundError, WorkbenchError
 from mlops_workbench.labs.learner_code import load_function

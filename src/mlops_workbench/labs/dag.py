@@ -8,8 +8,9 @@ so they are tested without running a lab.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Literal
+from typing import Literal
 
 from mlops_workbench.labs.format import Lab
 

@@ -71,12 +71,12 @@ class Lab:
         return f"Lab({self.id!r})"
 
     @classmethod
-    def all(cls, root: Path | None = None) -> list["Lab"]:
+    def all(cls, root: Path | None = None) -> list[Lab]:
         root = root or settings.project_root() / "labs"
         return [cls(p) for p in sorted(root.iterdir()) if (p / "lab.yaml").is_file()]
 
     @classmethod
-    def find(cls, name: str, root: Path | None = None) -> "Lab":
+    def find(cls, name: str, root: Path | None = None) -> Lab:
         labs = cls.all(root)
         matches = [lab for lab in labs if lab.id == name or lab.id.split("-")[0] == name.zfill(2)]
         if len(matches) != 1:

@@ -14,10 +14,10 @@ import secrets
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 
@@ -267,7 +267,7 @@ def grade(
                               checks=_all_checks(lab, "blocked", message)), out_dir, home, started)
     raw_ids, added = normalize_ids(submission.read_bytes())  # read_notebook checked its size
     nb.nbformat_minor = max(nb.nbformat_minor, 5)  # cell ids exist from nbformat 4.5
-    for cell, cid in zip(nb.cells, raw_ids):
+    for cell, cid in zip(nb.cells, raw_ids, strict=True):
         cell["id"] = cid  # nbformat invents random ids for cells without one; keep ours, stable and reported
     released = nbformat.reads(released_text, as_version=4)
     issues, runnable = check_integrity(nb, released, raw_ids)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 
 def load_module(path: Path | str, name: str | None = None) -> ModuleType:

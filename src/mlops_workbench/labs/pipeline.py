@@ -21,8 +21,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench import output
-from mlops_workbench import settings
+from mlops_workbench import output, settings
 from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report

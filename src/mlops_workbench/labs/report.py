@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -62,7 +62,7 @@ class Report(BaseModel):
     cells: list[CellRun] = []
     integrity: list[IntegrityIssue] = []
     timings: Timings = Field(default_factory=Timings)
-    graded_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    graded_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     grader_version: str = __version__
 
     @property

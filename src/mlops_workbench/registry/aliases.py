@@ -17,8 +17,9 @@ from __future__ import annotations
 import getpass
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlops_workbench import settings, tracking
 from mlops_workbench.alias import PROMOTABLE, Alias
@@ -65,7 +66,7 @@ def _version(c: Any, name: str, version: str | int) -> Any:
     try:
         return c.get_model_version(name, str(version))
     except MlflowException:
-        known = sorted((int(v.version) for v in c.search_model_versions(f"name='{name}'")))
+        known = sorted(int(v.version) for v in c.search_model_versions(f"name='{name}'"))
         raise RegistryError(
             f"Model '{name}' has no version {version} (versions: {', '.join(map(str, known)) or 'none'}). "
             "Pick an existing version or register a new one."

@@ -11,11 +11,11 @@ processes never interleave; nothing ever rewrites the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from filelock import FileLock, Timeout
 from pydantic import ConfigDict, Field, ValidationError
@@ -99,7 +99,7 @@ Mapping.register(AuditEntry)
 
 def now() -> str:
     """The current UTC time, ISO 8601 with milliseconds (``2026-01-31T12:00:00.123+00:00``)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def log_path(log: str = "registry", home: Path | None = None) -> Path:

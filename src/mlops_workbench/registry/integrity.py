@@ -43,7 +43,7 @@ class IntegrityError(ModelLoadError, RegistryError):
     current model) and a :class:`RegistryError` for promotion (nothing changes).
     """
 
-    def __init__(self, message: str, name: str = "", version: str = "", problems: list["Mismatch"] | None = None):
+    def __init__(self, message: str, name: str = "", version: str = "", problems: list[Mismatch] | None = None):
         super().__init__(message)
         self.name, self.version, self.problems = name, version, problems or []
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ class VersionRow:
 def version_rows(name: str | None = None, home: Path | None = None) -> list[VersionRow]:
     """Every version of ``name``, newest first, with aliases, run metrics, lineage tags and last approval."""
     name = name or settings.model_name()
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     c = registry.client(home)
     aliases = dict(c.get_registered_model(name).aliases) if registry.list_versions(name, home) else {}
@@ -62,7 +63,7 @@ def version_rows(name: str | None = None, home: Path | None = None) -> list[Vers
             version=str(mv.version),
             aliases=sorted(by_version.get(str(mv.version), [])),
             run_id=mv.run_id,
-            created=datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
             metrics=metrics,
             lineage=lineage,
             approved_by=approval.get("approver", ""),

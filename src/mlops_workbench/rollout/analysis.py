@@ -11,9 +11,10 @@ fails when failed measurements *exceed* ``failureLimit``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any
 
 from scipy import stats
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, overload
+from typing import Any, Literal, overload
 
 from mlops_workbench import settings
 from mlops_workbench.rollout import state as st

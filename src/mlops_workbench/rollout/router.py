@@ -13,7 +13,6 @@ under ``/admin/`` ever reaches a model server through the router.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -154,7 +153,7 @@ class Router:
         try:
             async with self.client.get(self.upstreams["stable"] + paths.OPENAPI) as resp:
                 return await resp.json() if resp.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
 
     async def _proxy(self, scope: dict, body: bytes, send: Any) -> None:
@@ -166,7 +165,7 @@ class Router:
         answer = None
         try:
             answer = await self._forward(version, scope["method"], target, headers, body)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._record(version, 504, start)
             await _send(send, 504, _error(f"the {version} upstream did not answer within {self.timeout:g}s"),
                         extra=[(UPSTREAM_HEADER.encode(), version.encode())])

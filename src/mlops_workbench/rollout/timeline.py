@@ -112,13 +112,13 @@ def plot(events: list[RolloutEvent], rollout: str | None = None):
 
     s = series(events, rollout)
     fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
-    tw, w = zip(*s["weight"]) if s["weight"] else ((), ())
+    tw, w = zip(*s["weight"], strict=True) if s["weight"] else ((), ())
     axes[0].step(tw, w, where="post", color="tab:purple")
     axes[0].set_ylabel("canary weight %")
     for ax, key, label in ((axes[1], "error", "error rate %"), (axes[2], "p99", "p99 latency ms")):
         for version, colour in (("stable", "tab:blue"), ("canary", "tab:orange")):
             if s[key][version]:
-                ax.plot(*zip(*s[key][version]), marker=".", color=colour, label=version)
+                ax.plot(*zip(*s[key][version], strict=True), marker=".", color=colour, label=version)
         ax.set_ylabel(label)
         if ax.get_lines():
             ax.legend(loc="upper left", fontsize=8)

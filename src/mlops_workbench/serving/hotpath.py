@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics

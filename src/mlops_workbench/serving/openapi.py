@@ -8,7 +8,8 @@ paths it forwards, and its own endpoints (:func:`router_document`).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mlops_workbench.serving import paths, payloads
 

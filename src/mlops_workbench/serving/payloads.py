@@ -16,7 +16,8 @@ message naming what is wrong and what a correct request looks like.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -197,7 +198,7 @@ def columns_matrix(columns: dict[str, Any], features: Sequence[str]) -> np.ndarr
     values = [columns[f] for f in features]
     if not all(isinstance(v, list) for v in values) or len({len(v) for v in values}) != 1 or not values[0]:
         raise PayloadError("Each column of 'inputs' must be a non-empty list, all of the same length.")
-    return rows_matrix([list(r) for r in zip(*values)], features, "inputs")
+    return rows_matrix([list(r) for r in zip(*values, strict=True)], features, "inputs")
 
 
 def _finite(matrix: np.ndarray, features: Sequence[str], where: str) -> np.ndarray:

@@ -156,7 +156,7 @@ def write_params(ws: Workspace, train: dict[str, Any] | None = None, prepare: di
 def write_stage_scripts(ws: Workspace) -> list[Path]:
     """Write each stage's script (``prepare.py``, ``train.py``, ``evaluate.py``: thin calls into this module)."""
     paths = [ws.path / stage.script for stage in PIPELINE]
-    for stage, path in zip(PIPELINE, paths):
+    for stage, path in zip(PIPELINE, paths, strict=True):
         path.write_text(SCRIPT.format(name=stage.name, summary=stage.summary))
     return paths
 
