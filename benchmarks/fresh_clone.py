@@ -92,8 +92,11 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
 def main(argv: list[str] | None = None) -> None:
     which = (argv or sys.argv[2:]) or ["demo", "test"]
     if not adopt_orphans():
-        print("note: this system cannot adopt orphaned processes (Linux prctl PR_SET_CHILD_SUBREAPER), so the CPU "
-              "times below leave out services whose parent exited before them: read them as lower bounds", flush=True)
+        print(
+            "note: this system cannot adopt orphaned processes (Linux prctl PR_SET_CHILD_SUBREAPER), so the CPU "
+            "times below leave out services whose parent exited before them: read them as lower bounds",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(prefix="workbench-fresh-") as tmp:
         tmp = Path(tmp)
         clone = tmp / "mlops-workbench"
@@ -120,9 +123,13 @@ def verdict(name: str, timed: tuple[float, float], baseline: float) -> None:
     took, cpu = timed
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     met = "met" if took <= TARGETS[name] else "MISSED"
-    print(f"make {name}: {took:.0f}s, {took / TARGETS[name]:.2f}x the {TARGETS[name]:.0f}s target ({met}), "
-          f"{took / baseline:.0f}x the baseline; CPU {cpu:.0f}s, so at least {cpu / cores:.0f}s on {cores} cores "
-          f"({cpu / cores / TARGETS[name]:.2f}x the target)", flush=True)
+    print(
+        f"make {name}: {took:.0f}s, {took / TARGETS[name]:.2f}x the {TARGETS[name]:.0f}s target ({met}), "
+        f"{took / baseline:.0f}x the baseline; CPU {cpu:.0f}s, so at least {cpu / cores:.0f}s on {cores} cores "
+        f"({cpu / cores / TARGETS[name]:.2f}x the target)",
+        flush=True,
+    )
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -42,8 +42,17 @@ def grading_overhead(lab: Lab, repeats: int = 2) -> tuple[float, float]:
             os.environ["WORKBENCH_HOME"] = str(env_home)
             work = env_home / "workspaces" / lab.id
             work.mkdir(parents=True)
-            bare.append(_timed(lambda tmp=tmp, work=work: papermill.execute_notebook(
-                str(lab.source), str(tmp / "bare.ipynb"), kernel_name="python3", cwd=str(work), progress_bar=False)))
+            bare.append(
+                _timed(
+                    lambda tmp=tmp, work=work: papermill.execute_notebook(
+                        str(lab.source),
+                        str(tmp / "bare.ipynb"),
+                        kernel_name="python3",
+                        cwd=str(work),
+                        progress_bar=False,
+                    )
+                )
+            )
             graded.append(_timed(lambda tmp=tmp: grade(lab.source, tmp / "graded", lab)))
     return sorted(bare)[len(bare) // 2], sorted(graded)[len(graded) // 2]
 
@@ -61,8 +70,10 @@ def pipeline_times() -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     lab = Lab.find((argv or sys.argv[2:] or ["00"])[0])
     bare, graded = grading_overhead(lab)
-    print(f"grading {lab.id}: bare papermill {bare:.2f}s, grade {graded:.2f}s, "
-          f"overhead {graded - bare:+.2f}s (ratio {graded / bare:.2f}x)")
+    print(
+        f"grading {lab.id}: bare papermill {bare:.2f}s, grade {graded:.2f}s, "
+        f"overhead {graded - bare:+.2f}s (ratio {graded / bare:.2f}x)"
+    )
     cold, noop = pipeline_times()
     print(f"pipeline: cold {cold:.1f}s, no-op rerun {noop:.1f}s (no-op/cold {noop / cold:.3f})")
 

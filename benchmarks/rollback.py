@@ -38,6 +38,7 @@ def _inject_when_exposed(home: Path, faults: Faults, delay: float = 3.0) -> thre
                 ops.inject_fault(faults, home)
                 return
             time.sleep(0.2)
+
     thread = threading.Thread(target=go, daemon=True)
     thread.start()
     return thread
@@ -58,12 +59,20 @@ def main(kind: str = "error", rps: float = 40.0) -> dict:
             ops.down(home)
             tracking.down(home)
     radius = inc.get("blast_radius") or {}
-    out = {"fault": kind, "rps": rps, "phase": state.phase, "reason": state.reason,
-           "time_to_detect_s": inc["time_to_detect_s"], "time_to_restore_s": inc["time_to_restore_s"],
-           "bound_s": policy.detection_bound(),
-           "within_bound": inc["time_to_restore_s"] is not None and inc["time_to_restore_s"] <= policy.detection_bound(),
-           "canary_requests": radius.get("canary_requests"), "canary_errors": radius.get("canary_errors"),
-           "total_requests": radius.get("total_requests"), "blast_radius": radius.get("canary_error_share")}
+    out = {
+        "fault": kind,
+        "rps": rps,
+        "phase": state.phase,
+        "reason": state.reason,
+        "time_to_detect_s": inc["time_to_detect_s"],
+        "time_to_restore_s": inc["time_to_restore_s"],
+        "bound_s": policy.detection_bound(),
+        "within_bound": inc["time_to_restore_s"] is not None and inc["time_to_restore_s"] <= policy.detection_bound(),
+        "canary_requests": radius.get("canary_requests"),
+        "canary_errors": radius.get("canary_errors"),
+        "total_requests": radius.get("total_requests"),
+        "blast_radius": radius.get("canary_error_share"),
+    }
     print(json.dumps(out, indent=1))
     return out
 

@@ -99,8 +99,15 @@ def _mlflow_serve(uri: str, home: Path) -> procs.Service:
     mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
     cmd = [mlflow_bin, "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # it execs `uvicorn` by name
-    return procs.start("bench-mlflow-serve", cmd, port, health_path="/health", timeout=300,
-                       env={"MLFLOW_TRACKING_URI": tracking.url(home), "PATH": path}, home=home)
+    return procs.start(
+        "bench-mlflow-serve",
+        cmd,
+        port,
+        health_path="/health",
+        timeout=300,
+        env={"MLFLOW_TRACKING_URI": tracking.url(home), "PATH": path},
+        home=home,
+    )
 
 
 def main(requests: int = 2000, concurrency: int = 8, rounds: int = 2) -> dict:
@@ -115,8 +122,10 @@ def main(requests: int = 2000, concurrency: int = 8, rounds: int = 2) -> dict:
         home = Path(tmp) / "home"
         try:
             uri = _register(home)
-            servers = {"ours": start_server(uri, name="bench-ours", home=home, timeout=300),
-                       "mlflow": _mlflow_serve(uri, home)}
+            servers = {
+                "ours": start_server(uri, name="bench-ours", home=home, timeout=300),
+                "mlflow": _mlflow_serve(uri, home),
+            }
             for url in (s.url for s in servers.values()):
                 answer = httpx.post(url + "/invocations", json=payload, timeout=30).json()
                 assert answer == {"predictions": ["setosa"]}, answer
@@ -150,18 +159,28 @@ def _print(out: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"/invocations, {out['requests_per_round']} requests x {out['rounds']} rounds, "
-                        f"concurrency {out['concurrency']}")
+    table = Table(
+        title=f"/invocations, {out['requests_per_round']} requests x {out['rounds']} rounds, "
+        f"concurrency {out['concurrency']}"
+    )
     for col in ("server", "req/s", "p50 ms", "p99 ms", "server CPU ms/req", "failures"):
         table.add_column(col, justify="right")
     for name, label in (("ours", "workbench serve"), ("mlflow", "mlflow models serve")):
-        table.add_row(label, str(out[f"{name}_rps"]), str(out[f"{name}_p50_ms"]), str(out[f"{name}_p99_ms"]),
-                      str(out[f"{name}_cpu_ms_per_request"]), str(out[f"{name}_failures"]))
+        table.add_row(
+            label,
+            str(out[f"{name}_rps"]),
+            str(out[f"{name}_p50_ms"]),
+            str(out[f"{name}_p99_ms"]),
+            str(out[f"{name}_cpu_ms_per_request"]),
+            str(out[f"{name}_failures"]),
+        )
     Console().print(table)
     verdict = "met" if out["target_met"] else "NOT met"
-    print(f"throughput ratio {out['throughput_ratio']}x (target >= {TARGET_THROUGHPUT_RATIO}x), "
-          f"p99 ratio {out['p99_ratio']} (target < 1): {verdict}; "
-          f"MLflow uses {out['cpu_ratio']}x our server CPU per request")
+    print(
+        f"throughput ratio {out['throughput_ratio']}x (target >= {TARGET_THROUGHPUT_RATIO}x), "
+        f"p99 ratio {out['p99_ratio']} (target < 1): {verdict}; "
+        f"MLflow uses {out['cpu_ratio']}x our server CPU per request"
+    )
 
 
 if __name__ == "__main__":

@@ -72,8 +72,11 @@ def _rollout(home: Path, versions: prepare.Versions, policy: Policy, seed: int, 
     if fault:
         inc = timeline.incident(events.read(home, rollout=state.id))
         restore = inc["time_to_restore_s"]
-        out.update(time_to_restore_s=restore, bound_s=policy.detection_bound(),
-                   within_bound=restore is not None and restore <= policy.detection_bound() + SLACK_S)
+        out.update(
+            time_to_restore_s=restore,
+            bound_s=policy.detection_bound(),
+            within_bound=restore is not None and restore <= policy.detection_bound() + SLACK_S,
+        )
     return out
 
 
@@ -102,10 +105,16 @@ def main(healthy: int = 20, faulty: int = 5, burners: int | None = None, policy_
     promoted = sum(r["phase"] == RolloutPhase.PROMOTED for r in good)
     caught = sum(r["phase"] == RolloutPhase.ABORTED and r["within_bound"] for r in bad)
     causes = Counter(r["reason"].split(":")[0] for r in good if r["phase"] != RolloutPhase.PROMOTED)
-    out = {"policy": policy_name, "rps": RPS, "burners": burners, "healthy_promoted": f"{promoted}/{len(good)}",
-           "faulty_aborted_within_bound": f"{caught}/{len(bad)}",
-           "healthy_target_met": promoted >= len(good) - len(good) // 20, "false_alarm_causes": dict(causes),
-           "worst_time_to_restore_s": max((r["time_to_restore_s"] or 0.0 for r in bad), default=None)}
+    out = {
+        "policy": policy_name,
+        "rps": RPS,
+        "burners": burners,
+        "healthy_promoted": f"{promoted}/{len(good)}",
+        "faulty_aborted_within_bound": f"{caught}/{len(bad)}",
+        "healthy_target_met": promoted >= len(good) - len(good) // 20,
+        "false_alarm_causes": dict(causes),
+        "worst_time_to_restore_s": max((r["time_to_restore_s"] or 0.0 for r in bad), default=None),
+    }
     print(json.dumps(out, indent=1))
     return out
 

@@ -25,8 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "build" / "screenshots"
 SCRATCH = ROOT / "build" / "browser"  # scratch notebooks must live under JupyterLab's root (the project)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 GALATA = "from jupyterlab.galata import configure_jupyter_server\nconfigure_jupyter_server(c)\n"
 
 
@@ -37,12 +43,16 @@ def jupyterlab(home: Path, tmp: Path, env: dict[str, str] | None = None) -> Iter
     config.write_text(GALATA)
     port = procs.free_port()
     argv = command(ROOT, port=port, token="", open_browser=False, config=config)
-    environ = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_PROJECT": str(ROOT),
-               "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-               "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), **(env or {})}
+    environ = {
+        **os.environ,
+        "WORKBENCH_HOME": str(home),
+        "WORKBENCH_PROJECT": str(ROOT),
+        "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        **(env or {}),
+    }
     log = open(tmp / "jupyterlab.log", "wb")
-    proc = subprocess.Popen(argv, cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -73,8 +83,13 @@ def chromium(profile: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), headless=True,
-                                                       args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
         try:
             yield context
         finally:
@@ -93,10 +108,15 @@ def launcher_tile(page: Any, title: str, timeout: float = 120_000) -> Any:
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
     """A scratch notebook (python3 kernel) with one code cell per source."""
-    nb = {"nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [],
-                     "execution_count": None} for i, src in enumerate(cells)]}
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [
+            {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+            for i, src in enumerate(cells)
+        ],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(nb, indent=1))
     return path
@@ -129,12 +149,15 @@ def wait_for_kernel(page: Any, status: str, timeout: float) -> None:
 
 def set_cell_source(page: Any, cell_id: str, text: str) -> None:
     """Type ``text`` into the cell ``cell_id`` of the current notebook through its editor (select all, insert)."""
-    index = page.evaluate("""(id) => {
+    index = page.evaluate(
+        """(id) => {
       const nb = window.jupyterapp.shell.currentWidget.content;
       const i = nb.widgets.findIndex(c => c.model.id === id);
       nb.activeCellIndex = i; nb.mode = 'edit'; nb.activeCell.editor.focus();
       return i;
-    }""", cell_id)
+    }""",
+        cell_id,
+    )
     assert index >= 0, f"no cell {cell_id}"
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(text)
@@ -150,19 +173,25 @@ def run_all(page: Any, timeout: float = 300.0) -> None:
 
 def run_cell(page: Any, cell_id: str) -> None:
     """Run one cell (select it, then Shift+Enter); returns at once."""
-    page.evaluate("""(id) => {
+    page.evaluate(
+        """(id) => {
       const nb = window.jupyterapp.shell.currentWidget.content;
       nb.activeCellIndex = nb.widgets.findIndex(c => c.model.id === id); nb.mode = 'command';
       return window.jupyterapp.commands.execute('notebook:run-cell');
-    }""", cell_id)
+    }""",
+        cell_id,
+    )
 
 
 def cell_output(page: Any, cell_id: str) -> str:
-    return page.evaluate("""(id) => {
+    return page.evaluate(
+        """(id) => {
       const nb = window.jupyterapp.shell.currentWidget.content;
       const cell = nb.widgets.find(c => c.model.id === id);
       return cell.outputArea ? cell.outputArea.node.innerText : '';
-    }""", cell_id)
+    }""",
+        cell_id,
+    )
 
 
 def shot(page: Any, name: str) -> Path:

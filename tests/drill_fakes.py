@@ -21,8 +21,9 @@ VALIDATE_TIMEOUT = 2400
 
 def _serve(name: str, home) -> procs.Service:
     port = procs.free_port()
-    return procs.start(name, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port,
-                       health_path="/", home=home)
+    return procs.start(
+        name, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, health_path="/", home=home
+    )
 
 
 class FakeDrill(Drill):
@@ -30,13 +31,22 @@ class FakeDrill(Drill):
 
     variants = (Variant(key="one"), Variant(key="two"), Variant(key="three"))
 
-    def __init__(self, name: str, number: int = 90, minutes: int = 5, serve: bool = True,
-                 needs: tuple[str, ...] = ()) -> None:
-        self.spec = DrillSpec(name=name, number=number, symptom=f"{name} symptom",
-                              root_cause=RootCause.ANALYSIS_CONFIG, fixes=[Change.POLICY_CORRECTED], incident=False,
-                              minutes=minutes, brief="Something is off in {model}.",
-                              hints=["look around", "look closer", "write `fixed`"], answer="it was a fake",
-                              needs=list(needs))
+    def __init__(
+        self, name: str, number: int = 90, minutes: int = 5, serve: bool = True, needs: tuple[str, ...] = ()
+    ) -> None:
+        self.spec = DrillSpec(
+            name=name,
+            number=number,
+            symptom=f"{name} symptom",
+            root_cause=RootCause.ANALYSIS_CONFIG,
+            fixes=[Change.POLICY_CORRECTED],
+            incident=False,
+            minutes=minutes,
+            brief="Something is off in {model}.",
+            hints=["look around", "look closer", "write `fixed`"],
+            answer="it was a fake",
+            needs=list(needs),
+        )
         self.serve = serve
 
     def setup(self, ctx: DrillContext, variant: Variant) -> None:

@@ -29,45 +29,90 @@ F = data.FEATURES
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
 FIELDS = ["dataframe_split", "dataframe_records", "instances", "inputs", "records", "columns", "data", "canary"]
 NUMBERS = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.integers(min_value=10**300, max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**400),
     st.sampled_from([0, -1, 1e308, -1e308, 5e-324]),
 )
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=12))
 JSON = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 ROW = st.lists(st.one_of(NUMBERS, SCALARS), min_size=0, max_size=6)
 NEAR_VALID = st.one_of(
     st.fixed_dictionaries({"instances": st.lists(ROW, max_size=4)}),
     st.fixed_dictionaries({"inputs": st.lists(ROW, max_size=4) | st.dictionaries(st.sampled_from(F + ["x"]), ROW)}),
-    st.fixed_dictionaries({"dataframe_split": st.fixed_dictionaries(
-        {"columns": st.lists(st.sampled_from(F + ["colour", ""]), max_size=6), "data": st.lists(ROW, max_size=4)})}),
-    st.fixed_dictionaries({"dataframe_records": st.lists(st.dictionaries(st.sampled_from(F + ["colour"]), NUMBERS),
-                                                         max_size=4)}),
+    st.fixed_dictionaries(
+        {
+            "dataframe_split": st.fixed_dictionaries(
+                {
+                    "columns": st.lists(st.sampled_from(F + ["colour", ""]), max_size=6),
+                    "data": st.lists(ROW, max_size=4),
+                }
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {"dataframe_records": st.lists(st.dictionaries(st.sampled_from(F + ["colour"]), NUMBERS), max_size=4)}
+    ),
     st.fixed_dictionaries({"records": st.lists(st.dictionaries(st.sampled_from(F + ["colour"]), SCALARS), max_size=4)}),
 )
 DEEP = st.integers(min_value=900, max_value=5000).flatmap(
-    lambda n: st.sampled_from([b"[" * n + b"]" * n, b'{"instances": ' + b"[" * n + b"]" * n + b"}",
-                               b'{"canary": ' + b'{"a": ' * n + b"1" + b"}" * n + b"}"]))
-RAW = st.one_of(
-    st.binary(max_size=64), DEEP,
-    st.sampled_from([b"", b"{", b"[1,2", b"\xff\xfe{}", b"null", b"NaN", b'{"instances": [[1e999, 2, 3, 4]]}',
-                     b'{"instances": [[NaN, 2, 3, 4]]}', b'{"canary": Infinity}', b'{"canary": 1' + b"0" * 400 + b"}",
-                     b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}', b'{"seed": 1' + b"0" * 30 + b"}",
-                     b'{"crash_after": 1' + b"0" * 30 + b"}", b'{"seed": false}', b'{"error_rate": true}',
-                     b'{"dataframe_split": {"columns": [{"a": 1}, [], 1, null], "data": [[1, 2, 3, 4]]}}',
-                     # under orjson's 1024 levels, but deeper than any repr of the value can go
-                     b'{"canary": ' + b'{"a": ' * 990 + b"1" + b"}" * 990 + b"}",
-                     b'{"seed": ' + b"[" * 990 + b"]" * 990 + b"}",
-                     b'{"instances": [[' + b"[" * 990 + b"]" * 990 + b", 1, 2, 3]]}"]),
+    lambda n: st.sampled_from(
+        [
+            b"[" * n + b"]" * n,
+            b'{"instances": ' + b"[" * n + b"]" * n + b"}",
+            b'{"canary": ' + b'{"a": ' * n + b"1" + b"}" * n + b"}",
+        ]
+    )
 )
-FAULTS = st.one_of(st.fixed_dictionaries({}, optional={
-    "error_rate": NUMBERS | SCALARS, "latency_ms": NUMBERS | SCALARS, "seed": NUMBERS | SCALARS,
-    "crash_after": NUMBERS | SCALARS}).map(lambda d: json.dumps(d, allow_nan=True).encode()), RAW)
-CONTENT_TYPES = st.sampled_from(["application/json", "text/csv", "application/octet-stream", "text/plain; charset=utf-8",
-                                 None])
+RAW = st.one_of(
+    st.binary(max_size=64),
+    DEEP,
+    st.sampled_from(
+        [
+            b"",
+            b"{",
+            b"[1,2",
+            b"\xff\xfe{}",
+            b"null",
+            b"NaN",
+            b'{"instances": [[1e999, 2, 3, 4]]}',
+            b'{"instances": [[NaN, 2, 3, 4]]}',
+            b'{"canary": Infinity}',
+            b'{"canary": 1' + b"0" * 400 + b"}",
+            b'{"instances": [[1' + b"0" * 400 + b", 2, 3, 4]]}",
+            b'{"seed": 1' + b"0" * 30 + b"}",
+            b'{"crash_after": 1' + b"0" * 30 + b"}",
+            b'{"seed": false}',
+            b'{"error_rate": true}',
+            b'{"dataframe_split": {"columns": [{"a": 1}, [], 1, null], "data": [[1, 2, 3, 4]]}}',
+            # under orjson's 1024 levels, but deeper than any repr of the value can go
+            b'{"canary": ' + b'{"a": ' * 990 + b"1" + b"}" * 990 + b"}",
+            b'{"seed": ' + b"[" * 990 + b"]" * 990 + b"}",
+            b'{"instances": [[' + b"[" * 990 + b"]" * 990 + b", 1, 2, 3]]}",
+        ]
+    ),
+)
+FAULTS = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "error_rate": NUMBERS | SCALARS,
+            "latency_ms": NUMBERS | SCALARS,
+            "seed": NUMBERS | SCALARS,
+            "crash_after": NUMBERS | SCALARS,
+        },
+    ).map(lambda d: json.dumps(d, allow_nan=True).encode()),
+    RAW,
+)
+CONTENT_TYPES = st.sampled_from(
+    ["application/json", "text/csv", "application/octet-stream", "text/plain; charset=utf-8", None]
+)
 
 
 def _body(value: object) -> bytes:
@@ -96,8 +141,13 @@ class Sender:
         return response
 
 
-FUZZ = settings(max_examples=500, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=500,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +164,15 @@ def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expect
     fuzz_home, model_path, labels = expected
     server = start_server(str(model_path), name="fuzz-model", home=fuzz_home, allow_faults=True)
     port = procs.free_port()
-    router = procs.start("fuzz-router", procs.workbench_cmd("router", "--stable", server.url, "--canary", server.url,
-                                                          "--weight", "50", "--port", str(port)),
-                         port, health_path="/health", home=fuzz_home)
+    router = procs.start(
+        "fuzz-router",
+        procs.workbench_cmd(
+            "router", "--stable", server.url, "--canary", server.url, "--weight", "50", "--port", str(port)
+        ),
+        port,
+        health_path="/health",
+        home=fuzz_home,
+    )
     sender = Sender(auth.headers(auth.read_token(fuzz_home)))
 
     @FUZZ
@@ -136,16 +192,16 @@ def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expect
             assert response.status_code < 500 and "error" in response.json(), response.text
 
     @FUZZ
-    @given(method=st.sampled_from(["PUT", "PUT", "PUT", "POST", "DELETE"]), body=BODIES,
-           content_type=CONTENT_TYPES)
+    @given(method=st.sampled_from(["PUT", "PUT", "PUT", "POST", "DELETE"]), body=BODIES, content_type=CONTENT_TYPES)
     def router_admin(method: str, body: bytes, content_type: str | None) -> None:
         response = sender.send("router", method, router.url + "/admin/weights", body, content_type)
         if response.status_code >= 400:
             assert response.status_code < 500 and "error" in response.json(), response.text
 
     @FUZZ
-    @given(path=st.sampled_from(["/predict", "/invocations"]), body=NEAR_VALID.map(_body) | RAW,
-           content_type=CONTENT_TYPES)
+    @given(
+        path=st.sampled_from(["/predict", "/invocations"]), body=NEAR_VALID.map(_body) | RAW, content_type=CONTENT_TYPES
+    )
     def through_router(path: str, body: bytes, content_type: str | None) -> None:
         response = sender.send("router", "POST", router.url + path, body, content_type)
         assert response.status_code < 500, response.text

@@ -27,8 +27,12 @@ from browser import (
     write_notebook,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.serial,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.serial,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"),
+]
 
 LAB00 = {
     "hello-file": 'from pathlib import Path\n\nPath("hello.txt").write_text(f"Hello from {name}!\\n")',
@@ -59,8 +63,13 @@ def browser(tmp_path_factory):
 
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), headless=True,
-                                                       args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
         yield context
         context.close()
 
@@ -115,8 +124,10 @@ def test_lab00_solved_through_the_ui_passes_its_checks(page, state):
     hidden = SCRATCH / ".workbench" / "workspaces" / "04-canary-rollback" / "policy.yaml"
     hidden.parent.mkdir(parents=True, exist_ok=True)
     hidden.write_text("name: opened-in-jupyterlab\n")
-    page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path}).then(() => true)",
-                  hidden.relative_to(ROOT).as_posix())
+    page.evaluate(
+        "(path) => window.jupyterapp.commands.execute('docmanager:open', {path}).then(() => true)",
+        hidden.relative_to(ROOT).as_posix(),
+    )
     page.get_by_text("opened-in-jupyterlab").first.wait_for(timeout=60_000)
     shot(page, "hidden-workspace-file")
 
@@ -214,8 +225,7 @@ DASHBOARD = [
     "display(board.widget)",
     "ops.start(builtin('demo'), versions.candidate, model_name='browser-canary', background=True)\n"
     "print('rollout started in the background: the cell returns, the buttons act')",
-    "final = ops.wait(timeout=300)\n"
-    "print('FINAL', final.phase, '-', final.reason)",
+    "final = ops.wait(timeout=300)\nprint('FINAL', final.phase, '-', final.reason)",
     "traffic.stop(); board.stop(); print('stopped:', ops.down())",
 ]
 

@@ -19,8 +19,12 @@ from browser import CHROMIUM, chromium, jupyterlab, launcher_tile, shot
 
 from mlops_workbench import procs, settings, tracking
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.serial,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.serial,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +72,9 @@ def test_without_a_tracking_server_the_tile_says_at_once_how_to_start_one(browse
     page.close()
 
 
-def test_the_tile_finds_a_tracking_server_that_had_to_move(browser, lab_url, state, default_port_taken,
-                                                           monkeypatch) -> None:
+def test_the_tile_finds_a_tracking_server_that_had_to_move(
+    browser, lab_url, state, default_port_taken, monkeypatch
+) -> None:
     monkeypatch.delenv(tracking.URI_ENV, raising=False)  # tracking.up() exports it; gone again after the test
     waiting = browser.new_page()
     waiting.goto(f"{lab_url}/mlflow/")

@@ -15,22 +15,45 @@ from mlops_workbench import procs, settings
 from mlops_workbench.labs import checklog
 from mlops_workbench.labs.report import CheckResult, Report
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.serial,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.serial,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"),
+]
 
 MESSAGE = "hello.txt does not exist: write it with Path('hello.txt').write_text(...) in the exercise cell."
 
 
 def graded(home: Path) -> None:
     """A grading of lab 00 left in the learner's state folder: 3/5, hello-file and seeded-sample failing."""
-    checks = [CheckResult(id=cid, description=cid, status="failed" if message else "passed",
-                          score=0.0 if message else points, max_score=points, visibility=visibility, message=message)
-              for cid, points, visibility, message in [
-                  ("hello-file", 1, "public", MESSAGE), ("iris-rows", 1, "public", ""),
-                  ("seeded-sample", 2, "hidden", "sample does not match a draw from default_rng(seed)."),
-                  ("state-folder", 1, "public", "")]]
-    report = Report(lab="00-welcome", title="Welcome to the workbench", submission="notebooks/00-welcome.ipynb",
-                    score=2.0, max_score=5.0, pass_mark=0.8, passed=False, checks=checks)
+    checks = [
+        CheckResult(
+            id=cid,
+            description=cid,
+            status="failed" if message else "passed",
+            score=0.0 if message else points,
+            max_score=points,
+            visibility=visibility,
+            message=message,
+        )
+        for cid, points, visibility, message in [
+            ("hello-file", 1, "public", MESSAGE),
+            ("iris-rows", 1, "public", ""),
+            ("seeded-sample", 2, "hidden", "sample does not match a draw from default_rng(seed)."),
+            ("state-folder", 1, "public", ""),
+        ]
+    ]
+    report = Report(
+        lab="00-welcome",
+        title="Welcome to the workbench",
+        submission="notebooks/00-welcome.ipynb",
+        score=2.0,
+        max_score=5.0,
+        pass_mark=0.8,
+        passed=False,
+        checks=checks,
+    )
     results = settings.layout(home).results
     results.mkdir(parents=True)
     (results / "00-welcome.json").write_text(report.model_dump_json(indent=1))
@@ -45,8 +68,10 @@ def state(tmp_path_factory) -> Path:
 
 
 def test_progress_tile_opens_the_learners_progress_page(state, tmp_path_factory):
-    with jupyterlab(state, tmp_path_factory.mktemp("jupyter")) as url, \
-            chromium(tmp_path_factory.mktemp("chromium-profile")) as browser:
+    with (
+        jupyterlab(state, tmp_path_factory.mktemp("jupyter")) as url,
+        chromium(tmp_path_factory.mktemp("chromium-profile")) as browser,
+    ):
         page = browser.new_page()
         page.set_default_timeout(120_000)
         page.goto(f"{url}/lab/tree/notebooks?reset")
@@ -65,8 +90,9 @@ def test_progress_tile_opens_the_learners_progress_page(state, tmp_path_factory)
         shot(progress, "progress-page")
 
         # read afresh on every request: a check() that passes now moves the next step on
-        passed = CheckResult(id="hello-file", description="hello-file", status="passed", score=1, max_score=1,
-                             visibility="public")
+        passed = CheckResult(
+            id="hello-file", description="hello-file", status="passed", score=1, max_score=1, visibility="public"
+        )
         checklog.append(state, "00-welcome", "check", [passed])
         progress.reload()
         progress.get_by_text("Your progress").wait_for()

@@ -38,7 +38,9 @@ def workflow(project: Path, text: str) -> Path:
 
 
 def test_steps_run_in_order_with_env_and_venv_python(project):
-    path = workflow(project, """\
+    path = workflow(
+        project,
+        """\
         on: push
         env: {LEVEL: workflow, SHARED: w}
         jobs:
@@ -55,7 +57,8 @@ def test_steps_run_in_order_with_env_and_venv_python(project):
               - id: ver
                 run: echo "version=1.2" >> "$GITHUB_OUTPUT"
               - run: echo "$FROM_ENV_FILE ${{ steps.ver.outputs.version }} ${{ env.LEVEL }}" >> order.txt
-        """)
+        """,
+    )
     result = run_workflow(path, quiet=True)
     assert result.ok and [s.status for s in result.steps] == ["passed"] * 6
     assert (project / "order.txt").read_text().split("\n")[:2] == ["workflow job step", "yes 1.2 workflow"]
@@ -64,7 +67,9 @@ def test_steps_run_in_order_with_env_and_venv_python(project):
 
 
 def test_a_red_step_stops_the_job(project):
-    path = workflow(project, """\
+    path = workflow(
+        project,
+        """\
         on: push
         jobs:
           build:
@@ -81,11 +86,16 @@ def test_a_red_step_stops_the_job(project):
               - name: report
                 if: failure()
                 run: touch report.txt
-        """)
+        """,
+    )
     result = run_workflow(path, quiet=True)
     assert not result.ok and result.exit_code == 1
     assert [(s.name, s.status) for s in result.steps] == [
-        ("fine", "passed"), ("broken", "failed"), ("never", "skipped"), ("report", "passed")]
+        ("fine", "passed"),
+        ("broken", "failed"),
+        ("never", "skipped"),
+        ("report", "passed"),
+    ]
     broken = result.steps[1]
     assert broken.returncode == 3 and "exit code 3" in broken.reason and "about to fail" in broken.output
     assert result.steps[2].reason == "an earlier step failed"
@@ -93,7 +103,9 @@ def test_a_red_step_stops_the_job(project):
 
 
 def test_a_failed_job_skips_the_jobs_that_need_it(project):
-    path = workflow(project, """\
+    path = workflow(
+        project,
+        """\
         on: push
         jobs:
           deploy:
@@ -103,7 +115,8 @@ def test_a_failed_job_skips_the_jobs_that_need_it(project):
           test:
             runs-on: ubuntu-latest
             steps: [{run: "false"}]
-        """)
+        """,
+    )
     result = run_workflow(path, quiet=True)
     assert [(s.job, s.status) for s in result.steps] == [("test", "failed"), ("deploy", "skipped")]
     assert "needs test" in result.steps[1].reason and not (project / "deployed.txt").exists()
@@ -113,7 +126,9 @@ def test_a_failed_job_skips_the_jobs_that_need_it(project):
 
 def test_uses_steps_have_local_meanings_or_are_skipped_with_reason(project):
     here = ".".join(map(str, sys.version_info[:2]))
-    path = workflow(project, f"""\
+    path = workflow(
+        project,
+        f"""\
         on: push
         jobs:
           build:
@@ -129,7 +144,8 @@ def test_uses_steps_have_local_meanings_or_are_skipped_with_reason(project):
               - uses: actions/setup-python@v5
                 with: {{python-version: "2.7"}}
               - run: echo after
-        """)
+        """,
+    )
     result = run_workflow(path, quiet=True)
     statuses = [s.status for s in result.steps]
     assert statuses == ["passed", "passed", "passed", "skipped", "warning", "passed"] and result.ok
@@ -142,7 +158,9 @@ def test_uses_steps_have_local_meanings_or_are_skipped_with_reason(project):
 
 def test_docker_build_is_skipped_with_reason_without_an_engine(project, no_engine):
     assert not docker.engine().available
-    path = workflow(project, """\
+    path = workflow(
+        project,
+        """\
         on: push
         jobs:
           build:
@@ -151,7 +169,8 @@ def test_docker_build_is_skipped_with_reason_without_an_engine(project, no_engin
               - name: Build the image
                 run: docker build -t iris-model .
               - run: touch after.txt
-        """)
+        """,
+    )
     result = run_workflow(path, quiet=True)
     build = result.steps[0]
     assert build.status == "skipped" and "no Docker engine" in build.reason and build.returncode is None
@@ -161,21 +180,26 @@ def test_docker_build_is_skipped_with_reason_without_an_engine(project, no_engin
 
 
 def test_secrets_and_unknown_expressions_are_noted(project):
-    path = workflow(project, """\
+    path = workflow(
+        project,
+        """\
         on: push
         jobs:
           build:
             runs-on: ubuntu-latest
             steps:
               - run: echo "[${{ secrets.TOKEN }}][${{ github.event.pull_request.number }}]" > out.txt
-        """)
+        """,
+    )
     result = run_workflow(path, quiet=True)
     assert (project / "out.txt").read_text().strip() == "[][]"
     assert "secrets live on GitHub" in result.steps[0].reason and "cannot be evaluated" in result.steps[0].reason
 
 
 def test_cli_run_prints_a_line_per_step_and_exits_non_zero_when_red(project):
-    path = workflow(project, """\
+    path = workflow(
+        project,
+        """\
         on: push
         jobs:
           build:
@@ -183,7 +207,8 @@ def test_cli_run_prints_a_line_per_step_and_exits_non_zero_when_red(project):
             steps:
               - {name: green step, run: "true"}
               - {name: red step, run: "exit 1"}
-        """)
+        """,
+    )
     result = CliRunner().invoke(app, ["ci", "run", str(path), "--project", str(project)])
     assert result.exit_code == 1
     assert "✔ build › green step" in result.output and "✘ build › red step" in result.output

@@ -31,7 +31,8 @@ CHECKOUT = "actions/checkout@11d5960a326750d5838078e36cf38b85af677262 # v4.4.0"
 # GOOD as supply-chain hygiene wants it: pinned by SHA, least privilege, no persisted token
 SECURE = GOOD.replace("jobs:\n", "permissions:\n  contents: read\njobs:\n").replace(
     "      - uses: actions/checkout@v4\n",
-    f"      - uses: {CHECKOUT}\n        with:\n          persist-credentials: false\n")
+    f"      - uses: {CHECKOUT}\n        with:\n          persist-credentials: false\n",
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "ci.yml") -> Path:
@@ -95,12 +96,15 @@ def test_missing_test_step_is_an_error_when_required(tmp_path):
     assert relaxed.ok and by_rule(relaxed, "test-step")[0].severity == "warning"
 
 
-@pytest.mark.parametrize("remove, rule", [
-    ("on: push\n", "push-trigger"),
-    ("      - run: python -m iris_model.train\n", "train-step"),
-    ("      - run: python -m pip install -r requirements.txt\n", "install-step"),
-    ("      - run: docker build -t iris-model .\n", "build-step"),
-])
+@pytest.mark.parametrize(
+    "remove, rule",
+    [
+        ("on: push\n", "push-trigger"),
+        ("      - run: python -m iris_model.train\n", "train-step"),
+        ("      - run: python -m pip install -r requirements.txt\n", "install-step"),
+        ("      - run: docker build -t iris-model .\n", "build-step"),
+    ],
+)
 def test_each_missing_part_is_named(tmp_path, remove, rule):
     text = GOOD.replace(remove, "on: workflow_dispatch\n" if rule == "push-trigger" else "")
     report = validate(write(tmp_path, text), require=REQUIREMENTS, audit=False)
@@ -109,13 +113,16 @@ def test_each_missing_part_is_named(tmp_path, remove, rule):
 
 def test_make_test_and_build_action_count(tmp_path):
     text = GOOD.replace("python -m pytest", "make test").replace(
-        "      - run: docker build -t iris-model .\n", "      - uses: docker/build-push-action@v6\n")
+        "      - run: docker build -t iris-model .\n", "      - uses: docker/build-push-action@v6\n"
+    )
     assert validate(write(tmp_path, text), require=REQUIREMENTS, audit=False).findings == []
 
 
 def test_tests_before_install_is_a_warning(tmp_path):
-    text = GOOD.replace("      - run: python -m pip install -r requirements.txt\n", "") + \
-        "      - run: python -m pip install -r requirements.txt\n"
+    text = (
+        GOOD.replace("      - run: python -m pip install -r requirements.txt\n", "")
+        + "      - run: python -m pip install -r requirements.txt\n"
+    )
     [finding] = validate(write(tmp_path, text), require=REQUIREMENTS, audit=False).findings
     assert finding.rule == "step-order" and finding.severity == "warning" and finding.line == 8
 
@@ -135,7 +142,9 @@ def test_yaml_syntax_error_has_a_line(tmp_path):
 def test_cli_exit_codes_and_json(tmp_path):
     runner = CliRunner()
     good, bad = write(tmp_path, SECURE, "good.yml"), write(tmp_path, GOOD.replace("on: push\n", ""), "bad.yml")
-    assert runner.invoke(app, ["ci", "validate", str(good), "--require", "push,install,test,train,build"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["ci", "validate", str(good), "--require", "push,install,test,train,build"]).exit_code == 0
+    )
     result = runner.invoke(app, ["ci", "validate", str(bad), "--json"])
     assert result.exit_code == 1 and '"rule": "schema"' in result.output
     assert runner.invoke(app, ["ci", "validate", str(tmp_path / "missing.yml")]).exit_code == 2
@@ -156,8 +165,14 @@ def test_own_workflows_pass_validate(path):
 
 def test_own_workflows_do_what_they_promise():
     docs = {p.name: YamlDoc.read(p).data for p in OWN}
-    runs = {name: " ".join(str(s.get("run", "")) for j in d["jobs"].values() for s in j["steps"]) for name, d in docs.items()}
-    uses = {name: " ".join(str(s.get("uses", "")) for j in d["jobs"].values() for s in j["steps"]) for name, d in docs.items()}
+    runs = {
+        name: " ".join(str(s.get("run", "")) for j in d["jobs"].values() for s in j["steps"])
+        for name, d in docs.items()
+    }
+    uses = {
+        name: " ".join(str(s.get("uses", "")) for j in d["jobs"].values() for s in j["steps"])
+        for name, d in docs.items()
+    }
     assert "make test" in runs["tests.yml"] and "push" in triggers(docs["tests.yml"])
     assert "make demo" in runs["pipeline.yml"] and "actions/upload-artifact" in uses["pipeline.yml"]
     assert "schedule" in triggers(docs["drift.yml"]) and "--upgrade" in runs["drift.yml"]
@@ -168,7 +183,10 @@ def test_own_workflows_do_what_they_promise():
     steps = [s for j in kind["jobs"].values() for s in j["steps"]]
     checkout = next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))
     assert checkout["with"]["persist-credentials"] is False
-    assert all(re.fullmatch(r"[0-9a-f]{40}", str(s["uses"]).split("@")[1]) for s in steps
-               if str(s.get("uses", "")).startswith(("helm/kind-action@", "actions/checkout@")))
+    assert all(
+        re.fullmatch(r"[0-9a-f]{40}", str(s["uses"]).split("@")[1])
+        for s in steps
+        if str(s.get("uses", "")).startswith(("helm/kind-action@", "actions/checkout@"))
+    )
     assert "Degraded" in runs["kind-canary.yml"] and 'test "${weight}" = "0"' in runs["kind-canary.yml"]
     assert any(s.get("if") == "failure()" and "analysisrun" in str(s.get("run", "")) for s in steps)

@@ -76,8 +76,9 @@ def test_grade_records_its_seed_and_seed_replays_the_hidden_scenarios(project, t
         handle.write(SEEDED_CHECK)
     solution = project / "labs" / "00-welcome" / "lab.ipynb"
     copies = [shutil.copy(solution, tmp_path / f"{name}.ipynb") for name in ("first", "second")]
-    result = runner.invoke(app, ["grade", *map(str, copies), "--lab", "00", "--out", str(tmp_path / "seven"),
-                                 "--seed", "7"])
+    result = runner.invoke(
+        app, ["grade", *map(str, copies), "--lab", "00", "--out", str(tmp_path / "seven"), "--seed", "7"]
+    )
     assert "seed 7 (workbench grade --seed 7 replays them)" in " ".join(result.output.split()), result.output
 
     def graded(folder: Path) -> list[tuple[int, str]]:
@@ -99,11 +100,19 @@ def test_down_stops_one_named_service_and_names_the_running_ones(home):
 
     for name in ("svc-a", "a-much-longer-service-name-b"):
         port = procs.free_port()
-        procs.start(name, [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], port,
-                    health_path="/", home=home)
+        procs.start(
+            name,
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            port,
+            health_path="/",
+            home=home,
+        )
     listing = runner.invoke(app, ["ps"]).output.splitlines()
     assert listing[0].split() == ["NAME", "PID", "URL", "LOG"] and len(listing) == 3
-    starts = {line.index(word) for line, word in zip(listing, ["PID", *(line.split()[1] for line in listing[1:])], strict=True)}
+    starts = {
+        line.index(word)
+        for line, word in zip(listing, ["PID", *(line.split()[1] for line in listing[1:])], strict=True)
+    }
     assert len(starts) == 1, listing  # the pid column starts at the same place on every line, whatever the names
     result = runner.invoke(app, ["down", "svc-a"])
     assert result.exit_code == 0 and "stopped svc-a" in result.output

@@ -33,7 +33,9 @@ def test_python_check_reads_requires_python_of_pyproject():
     import tomllib
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert doctor.SpecifierSet(doctor._requires_python()) == doctor.SpecifierSet(pyproject["project"]["requires-python"])
+    assert doctor.SpecifierSet(doctor._requires_python()) == doctor.SpecifierSet(
+        pyproject["project"]["requires-python"]
+    )
     assert doctor.check_python().status == "OK"
 
 
@@ -46,8 +48,11 @@ def test_unregistered_kernel_fails_with_install_command():
 def _kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str) -> str:
     kernels = tmp_path / "jupyter" / "kernels" / "doctor-test"
     kernels.mkdir(parents=True)
-    spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "t", "language": "python"}
+    spec = {
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "t",
+        "language": "python",
+    }
     (kernels / "kernel.json").write_text(json.dumps(spec))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     return "doctor-test"
@@ -117,8 +122,14 @@ def test_port_taken_by_another_program_warns(home):
 
 def test_port_held_by_a_workbench_service_is_ok(home):
     port = procs.free_port()
-    procs.start("web", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], port,
-                health_path="/", timeout=30, home=home)
+    procs.start(
+        "web",
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        port,
+        health_path="/",
+        timeout=30,
+        home=home,
+    )
     result = doctor.check_ports({port: "test"}, home=home)
     assert result.status == "OK" and f"{port} (web)" in result.detail
 

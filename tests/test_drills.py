@@ -23,8 +23,15 @@ runner = CliRunner()
 
 
 def test_catalog_has_the_seven_drills_of_the_issue():
-    assert set(catalog.names()) >= {"bad-model", "stuck-canary", "irreproducible", "schema-break",
-                                    "signature-mismatch", "metrics-down", "triple-v"}
+    assert set(catalog.names()) >= {
+        "bad-model",
+        "stuck-canary",
+        "irreproducible",
+        "schema-break",
+        "signature-mismatch",
+        "metrics-down",
+        "triple-v",
+    }
     for name in catalog.names():
         drill = catalog.get(name)
         assert drill.spec.hints and drill.spec.answer and drill.destructive_fixes()
@@ -44,8 +51,9 @@ def test_unknown_drill_names_the_known_ones():
 
 def test_debrief_lists_failures_then_shows_the_model_answer_once_passed():
     failed = CheckOutcome(id="ci-green", passed=False, message="CI is red")
-    report = DrillReport(drill="schema-break", passed=False, seconds=75, hints_used=1, failed=[failed],
-                         checks=[failed], checked_at="now")
+    report = DrillReport(
+        drill="schema-break", passed=False, seconds=75, hints_used=1, failed=[failed], checks=[failed], checked_at="now"
+    )
     text = session.debrief(report)
     assert "NOT YET after 1m15s" in text and "FAILED ci-green: CI is red" in text and "Model answer" not in text
     passed = report.model_copy(update={"passed": True, "failed": [], "checks": []})
@@ -53,8 +61,13 @@ def test_debrief_lists_failures_then_shows_the_model_answer_once_passed():
 
 
 def test_cli_without_a_running_drill_exits_2(home):
-    for args in (["drill", "status"], ["drill", "check"], ["drill", "hint"], ["drill", "start", "nope"],
-                 ["drill", "start"]):
+    for args in (
+        ["drill", "status"],
+        ["drill", "check"],
+        ["drill", "hint"],
+        ["drill", "start", "nope"],
+        ["drill", "start"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
     assert "No drill is running" in runner.invoke(app, ["drill", "check"]).output
@@ -143,8 +156,13 @@ def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_
     ctx = drill.context(checkout / ".workbench")
     drill.prepare(ctx, 0)
     try:
-        by_hand = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                                 cwd=ctx.folder / "repo", capture_output=True, text=True, timeout=300)
+        by_hand = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=ctx.folder / "repo",
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert "no-such-option" not in by_hand.stderr, by_hand.stderr[-2000:]
         assert by_hand.returncode == 1 and "1 failed" in by_hand.stdout, by_hand.stdout[-2000:]  # the broken data
     finally:
@@ -265,9 +283,13 @@ def test_the_lineage_names_the_cause_a_reproduction_reports():
     from mlops_workbench.drills.reproducibility import expected
 
     assert expected({"data.modified": "true", "data.path": "data/iris.csv", "dvc.stale": "false"}) == (
-        "data-modified", "data/iris.csv")
+        "data-modified",
+        "data/iris.csv",
+    )
     assert expected({"data.modified": "false", "dvc.stale": "data/iris.csv,data/prepared/train.csv"}) == (
-        "stale-outputs", "data/iris.csv")
+        "stale-outputs",
+        "data/iris.csv",
+    )
     assert expected({"data.modified": "false", "dvc.stale": "params.yaml:train.C"}) == ("stale-outputs", "params.yaml")
     assert expected({"data.modified": "false", "dvc.stale": "false"}) == (None, None)
 
@@ -295,8 +317,10 @@ def test_each_stalled_canary_variant_asks_more_than_its_canary_gets():
         per_window = stalled_canary.RPS * spec.weights[0] / 100 * metric.lookback
         assert needed > 2 * per_window, variant.key
     fixed = policy.parse(yaml.safe_load(stalled_canary.CORRECTED))
-    assert fixed.analysis.min_sample_size < stalled_canary.RPS * fixed.weights[0] / 100 * fixed.analysis.metrics[
-        0].lookback
+    assert (
+        fixed.analysis.min_sample_size
+        < stalled_canary.RPS * fixed.weights[0] / 100 * fixed.analysis.metrics[0].lookback
+    )
 
 
 def test_a_proper_release_is_staged_gated_and_approved_by_someone_else():
@@ -305,10 +329,28 @@ def test_a_proper_release_is_staged_gated_and_approved_by_someone_else():
     from mlops_workbench.registry.gate import GateResult
 
     def move(alias, approver="reviewer", passed=True, version="3"):
-        gate = GateResult(passed=passed, model="iris", candidate_version=version, production_version=None,
-                          metric="f1_macro", min_gain=0.0, candidate={}, production=None, reasons=[], holdout_rows=1)
-        return AuditEntry(action="promote", model="iris", alias=alias, version=version, approver=approver,
-                          registered_by="dev", gate=gate, outcome="promoted")
+        gate = GateResult(
+            passed=passed,
+            model="iris",
+            candidate_version=version,
+            production_version=None,
+            metric="f1_macro",
+            min_gain=0.0,
+            candidate={},
+            production=None,
+            reasons=[],
+            holdout_rows=1,
+        )
+        return AuditEntry(
+            action="promote",
+            model="iris",
+            alias=alias,
+            version=version,
+            approver=approver,
+            registered_by="dev",
+            gate=gate,
+            outcome="promoted",
+        )
 
     assert _proper([move("staging"), move("production")], "3") == 1
     assert _proper([move("production")], "3") is None  # staging skipped

@@ -30,8 +30,12 @@ def test_plan_draws_different_drills_and_seeds_from_one_seed():
 
 @pytest.fixture
 def fakes(home, monkeypatch):
-    install(monkeypatch, FakeDrill("fake-a", number=91), FakeDrill("fake-b", number=92, minutes=1),
-            FakeDrill("fake-c", number=93, needs=("prometheus",)))
+    install(
+        monkeypatch,
+        FakeDrill("fake-a", number=91),
+        FakeDrill("fake-b", number=92, minutes=1),
+        FakeDrill("fake-c", number=93, needs=("prometheus",)),
+    )
 
 
 def test_an_interview_runs_drills_in_a_row_and_leaves_a_scorecard_and_no_process(home, fakes):

@@ -17,17 +17,30 @@ from mlops_workbench.registry.audit import AuditEntry
 from mlops_workbench.rollout import events
 
 ONSET = datetime(2026, 11, 4, 10, 2, 13, tzinfo=UTC)
-TRUTH = PostMortemTruth(version="3", began_at=ONSET, restored_at=ONSET + timedelta(seconds=95), requests_affected=40,
-                        share_affected=0.25, root_cause=RootCause.ANALYSIS_CONFIG, symptoms=[RootCause.ROLLOUT_STUCK],
-                        changes=[Change.ROLLOUT_ABORTED, Change.POLICY_CORRECTED, Change.ROLLOUT_REPEATED],
-                        required=[Change.ROLLOUT_ABORTED, Change.POLICY_CORRECTED, Change.ROLLOUT_REPEATED],
-                        evidence="test log")
+TRUTH = PostMortemTruth(
+    version="3",
+    began_at=ONSET,
+    restored_at=ONSET + timedelta(seconds=95),
+    requests_affected=40,
+    share_affected=0.25,
+    root_cause=RootCause.ANALYSIS_CONFIG,
+    symptoms=[RootCause.ROLLOUT_STUCK],
+    changes=[Change.ROLLOUT_ABORTED, Change.POLICY_CORRECTED, Change.ROLLOUT_REPEATED],
+    required=[Change.ROLLOUT_ABORTED, Change.POLICY_CORRECTED, Change.ROLLOUT_REPEATED],
+    evidence="test log",
+)
 
 
 def answer(**changed) -> PostMortem:
-    fields = {"version": "v3", "began_at": "2026-11-04T10:02:15Z", "restored_at": "2026-11-04T10:03:47+00:00",
-              "requests_affected": 41, "share_affected": 0.27, "root_cause": "analysis-config",
-              "changes": ["rollout-aborted", "policy-corrected", "rollout-repeated"]}
+    fields = {
+        "version": "v3",
+        "began_at": "2026-11-04T10:02:15Z",
+        "restored_at": "2026-11-04T10:03:47+00:00",
+        "requests_affected": 41,
+        "share_affected": 0.27,
+        "root_cause": "analysis-config",
+        "changes": ["rollout-aborted", "policy-corrected", "rollout-repeated"],
+    }
     return PostMortem.model_validate({**fields, **changed})
 
 
@@ -41,8 +54,9 @@ def test_a_post_mortem_that_matches_the_run_earns_every_point():
 
 
 def test_each_wrong_answer_loses_its_own_points_and_names_the_evidence():
-    grade = postmortem.grade(answer(version=2, began_at="2026-11-04T09:50:00Z", requests_affected=10,
-                                    share_affected=0.9), TRUTH)
+    grade = postmortem.grade(
+        answer(version=2, began_at="2026-11-04T09:50:00Z", requests_affected=10, share_affected=0.9), TRUTH
+    )
     lost = {field for field, share in points(grade).items() if share == 0}
     assert lost == {"version", "began_at", "requests_affected", "share_affected"}
     assert all("test log" in p for p in grade.problems if not p.startswith("share")) and 0 < grade.share < 1
@@ -71,17 +85,37 @@ def test_an_open_incident_cannot_be_checked_yet():
 
 
 def test_a_post_mortem_needs_zoned_times_known_causes_and_no_prose():
-    for bad in ({"began_at": "2026-11-04T10:02:15"}, {"root_cause": "gremlins"}, {"share_affected": 1.5},
-                {"changes": []}, {"changes": ["rolled-back", "rolled-back"]}, {"lesson": "prose is not graded"}):
+    for bad in (
+        {"began_at": "2026-11-04T10:02:15"},
+        {"root_cause": "gremlins"},
+        {"share_affected": 1.5},
+        {"changes": []},
+        {"changes": ["rolled-back", "rolled-back"]},
+        {"lesson": "prose is not graded"},
+    ):
         with pytest.raises(ValueError):
             answer(**bad)
 
 
 def test_truth_from_the_audit_log_and_the_event_log():
-    entries = [AuditEntry(ts="2026-01-01T10:00:20.000+00:00", action="promote", model="iris", alias="staging",
-                          version="1", outcome="promoted"),
-               AuditEntry(ts="2026-01-01T10:00:50.000+00:00", action="rollback", model="iris", alias="production",
-                          version="1", outcome="rolled_back")]
+    entries = [
+        AuditEntry(
+            ts="2026-01-01T10:00:20.000+00:00",
+            action="promote",
+            model="iris",
+            alias="staging",
+            version="1",
+            outcome="promoted",
+        ),
+        AuditEntry(
+            ts="2026-01-01T10:00:50.000+00:00",
+            action="rollback",
+            model="iris",
+            alias="production",
+            version="1",
+            outcome="rolled_back",
+        ),
+    ]
     known = {"root_cause": RootCause.MODEL_QUALITY, "changes": [], "required": [Change.ROLLED_BACK]}
     truth = postmortem.registry_truth(entries, "2026-01-01T10:00:00.000+00:00", "2", 40, **known)
     assert (truth.restored_at - truth.began_at).total_seconds() == 50 and truth.share_affected == 1.0
@@ -89,12 +123,17 @@ def test_truth_from_the_audit_log_and_the_event_log():
 
     def totals(c, s):
         return {"canary": {"requests": c, "errors": 0}, "stable": {"requests": s, "errors": 0}}
-    evs = [events.parse(e) for e in (
-        {"t": 100.0, "type": "start", "rollout": "r1"},
-        {"t": 110.0, "type": "fault", "rollout": "r1", "totals": totals(5, 15)},
-        {"t": 130.0, "type": "decision", "rollout": "r1", "decision": "abort"},
-        {"t": 130.5, "type": "weight", "rollout": "r1", "canary": 0},
-        {"t": 130.6, "type": "traffic", "rollout": "r1", "totals": totals(20, 60)})]
+
+    evs = [
+        events.parse(e)
+        for e in (
+            {"t": 100.0, "type": "start", "rollout": "r1"},
+            {"t": 110.0, "type": "fault", "rollout": "r1", "totals": totals(5, 15)},
+            {"t": 130.0, "type": "decision", "rollout": "r1", "decision": "abort"},
+            {"t": 130.5, "type": "weight", "rollout": "r1", "canary": 0},
+            {"t": 130.6, "type": "traffic", "rollout": "r1", "totals": totals(20, 60)},
+        )
+    ]
     truth = postmortem.rollout_truth(evs, "r1", "4", **known)
     assert (truth.restored_at - truth.began_at).total_seconds() == 20.5 and truth.requests_affected == 15
     assert truth.share_affected == pytest.approx(15 / 60) and truth.version == "4"
@@ -110,16 +149,23 @@ def test_record_writes_a_validated_postmortem(home):
         drills.record("schema-break", home=home, cause="x")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("version: 3\nbegan_at: yesterday\nrestored_at: 2026-11-04T10:00:00Z\nrequests_affected: [1, 2]\n"
-     "share_affected: 0.5\nroot_cause: model-quality\nchanges: [rolled-back]\n",
-     ["2 bad field(s)", "began_at: ", "'yesterday'", "requests_affected: ", "is not a whole number"]),
-    ("- 1\n- 2\n", ["must be a YAML mapping of the fields version, began_at", "not list"]),
-    ("", ["not an empty file"]),
-    ("version: 3\nbegan_at: 2026-11-04T10:00:00Z\nrestored_at: 2026-11-04T10:01:00Z\nrequests_affected: 3\n"
-     "share_affected: 1\nroot_cause: aliens\nchanges: [rolled-back]\nlesson: x\n",
-     ["root_cause: Input should be 'model-quality'", "'aliens'", "lesson: no such field"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "version: 3\nbegan_at: yesterday\nrestored_at: 2026-11-04T10:00:00Z\nrequests_affected: [1, 2]\n"
+            "share_affected: 0.5\nroot_cause: model-quality\nchanges: [rolled-back]\n",
+            ["2 bad field(s)", "began_at: ", "'yesterday'", "requests_affected: ", "is not a whole number"],
+        ),
+        ("- 1\n- 2\n", ["must be a YAML mapping of the fields version, began_at", "not list"]),
+        ("", ["not an empty file"]),
+        (
+            "version: 3\nbegan_at: 2026-11-04T10:00:00Z\nrestored_at: 2026-11-04T10:01:00Z\nrequests_affected: 3\n"
+            "share_affected: 1\nroot_cause: aliens\nchanges: [rolled-back]\nlesson: x\n",
+            ["root_cause: Input should be 'model-quality'", "'aliens'", "lesson: no such field"],
+        ),
+    ],
+)
 def test_a_bad_postmortem_fails_only_its_check_naming_each_field(tmp_path, text, expected):
     from drill_fakes import FakeDrill
 
@@ -141,7 +187,10 @@ def test_recording_a_bad_postmortem_names_each_field_and_writes_nothing(home):
     from mlops_workbench.errors import InputError
 
     with pytest.raises(InputError) as caught:
-        drills.record("bad-model", home=home, **{**answer().model_dump(mode="json"), "began_at": "yesterday",
-                                                 "requests_affected": [1, 2]})
+        drills.record(
+            "bad-model",
+            home=home,
+            **{**answer().model_dump(mode="json"), "began_at": "yesterday", "requests_affected": [1, 2]},
+        )
     assert "'yesterday'" in str(caught.value) and "requests_affected: " in str(caught.value)
     assert not drills.get("bad-model").context(home).postmortem_path.exists()

@@ -51,10 +51,13 @@ def test_two_seeds_of_bad_model_break_different_versions_and_species_each_graded
     """One seed makes v2 call versicolor virginica, another v3 call virginica versicolor; each fails broken and
     passes its own repair (the probe of the check follows the species)."""
     broken = {"production-restored", "rolled-back-by-alias", "server-answers-right", "postmortem"}
-    seen = [cycle("bad-model", home, broken, variant=key)
-            for key in ("versicolor-as-virginica", "virginica-as-versicolor")]
-    assert [(f["variant"]["key"], f["bad"], f["good"]) for f in seen] == [("versicolor-as-virginica", "2", "1"),
-                                                                          ("virginica-as-versicolor", "3", "2")]
+    seen = [
+        cycle("bad-model", home, broken, variant=key) for key in ("versicolor-as-virginica", "virginica-as-versicolor")
+    ]
+    assert [(f["variant"]["key"], f["bad"], f["good"]) for f in seen] == [
+        ("versicolor-as-virginica", "2", "1"),
+        ("virginica-as-versicolor", "3", "2"),
+    ]
 
 
 @pytest.mark.slow
@@ -103,8 +106,11 @@ def test_validate_proves_the_bad_model_drill(home):
     assert len({c.variant for c in result.cases}) == 3 and len([c for c in result.cases if c.case == "broken"]) == 3
     cases = {c.case: c for c in result.cases}
     assert cases["broken"].failed_checks and cases["reference-fix"].failed_checks == []
-    assert {"teardown:stop-every-service", "destructive:delete-the-registered-model",
-            "destructive:rewrite-the-audit-log"} <= set(cases)
+    assert {
+        "teardown:stop-every-service",
+        "destructive:delete-the-registered-model",
+        "destructive:rewrite-the-audit-log",
+    } <= set(cases)
     assert "audit-trail-intact" in cases["destructive:rewrite-the-audit-log"].failed_checks
 
 
@@ -121,9 +127,14 @@ def test_signature_ci_test_runs_by_hand_without_environment_and_leaves_no_files(
         before = sorted(p.relative_to(ctx.folder) for p in ctx.folder.rglob("*"))
         env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WORKBENCH_HOME")}
         for version, code in ((ctx.fact("good"), 0), (ctx.fact("bad"), 1)):
-            by_hand = subprocess.run([sys.executable, "-m", "pytest", "tests/test_release.py"], cwd=ctx.folder,
-                                     env={**env, "MODEL_URI": f"models:/{ctx.model_name}/{version}"},
-                                     capture_output=True, text=True, timeout=300)
+            by_hand = subprocess.run(
+                [sys.executable, "-m", "pytest", "tests/test_release.py"],
+                cwd=ctx.folder,
+                env={**env, "MODEL_URI": f"models:/{ctx.model_name}/{version}"},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert by_hand.returncode == code, by_hand.stdout[-2000:] + by_hand.stderr[-2000:]
         assert sorted(p.relative_to(ctx.folder) for p in ctx.folder.rglob("*")) == before
     finally:

@@ -14,6 +14,7 @@ from mlops_workbench.rollout import state as st
 
 pytestmark = pytest.mark.serial
 
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("drills-rollout-home")
@@ -85,8 +86,9 @@ def test_stalled_canary_aborting_only_stops_the_symptom(home):
     drill.destructive_fixes()["abort-only"](ctx)
     assert failed(drill, ctx) == {"decided-on-data", "postmortem"}
     truth = drill.truth(ctx)
-    symptom_only = postmortem.from_truth(truth).model_copy(update={"root_cause": RootCause.ROLLOUT_STUCK,
-                                                                    "changes": [Change.ROLLOUT_ABORTED]})
+    symptom_only = postmortem.from_truth(truth).model_copy(
+        update={"root_cause": RootCause.ROLLOUT_STUCK, "changes": [Change.ROLLOUT_ABORTED]}
+    )
     partial = postmortem.grade(symptom_only, truth)
     assert 0 < partial.share < 1 and any("only stops the symptom" in p for p in partial.problems)
     drill.reset(ctx)

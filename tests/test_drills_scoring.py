@@ -27,8 +27,11 @@ def test_no_title_or_brief_names_its_cause_or_fix(tmp_path):
     for name in catalog.names():
         drill = catalog.get(name)
         spec = drill.spec
-        terms = causes.giveaways(spec.root_cause, spec.fixes) if spec.root_cause else \
-            [t for fix in spec.fixes for t in causes.CHANGE_TERMS[fix]]
+        terms = (
+            causes.giveaways(spec.root_cause, spec.fixes)
+            if spec.root_cause
+            else [t for fix in spec.fixes for t in causes.CHANGE_TERMS[fix]]
+        )
         assert terms or spec.root_cause is None, f"{name}: no words to keep out of its brief"
         for text in [spec.title(), spec.title(time.time()), *_briefs(drill, tmp_path)]:
             assert causes.named(text, terms) == [], f"{name} gives away {causes.named(text, terms)} in: {text}"
@@ -39,7 +42,9 @@ def test_the_giveaway_words_would_catch_a_brief_that_names_the_fix():
     spec = catalog.get("bad-model").spec
     terms = causes.giveaways(spec.root_cause, spec.fixes)
     assert causes.named("Roll production back by alias and reload the server.", terms) == [
-        "roll production back", "reload"]
+        "roll production back",
+        "reload",
+    ]
 
 
 def test_titles_are_neutral_and_say_when_it_began():
@@ -72,16 +77,23 @@ def test_a_failed_guard_leaves_the_state_nothing_and_the_post_mortem_counts_apar
     score = scoring.score(checks, 10, 600, 0, 1.0)
     assert score.line(ScorePart.STATE).points == 0 and "guard failed (kept)" in score.line(ScorePart.STATE).detail
     assert score.line(ScorePart.POSTMORTEM).points == scoring.POSTMORTEM_POINTS
-    assert [line.part for line in score.lines] == [ScorePart.STATE, ScorePart.POSTMORTEM, ScorePart.TIME,
-                                                    ScorePart.HINTS]
+    assert [line.part for line in score.lines] == [
+        ScorePart.STATE,
+        ScorePart.POSTMORTEM,
+        ScorePart.TIME,
+        ScorePart.HINTS,
+    ]
     full = scoring.score([CheckOutcome(id="fixed", passed=True)], 10, 600, 0, None)
     assert full.total == 100 and full.line(ScorePart.STATE).max_points == 85  # no post-mortem: its share goes here
 
 
 def test_doing_nothing_and_checking_at_once_earns_nothing():
     """Guards pass on an untouched system and a quick check is within par: neither may buy points."""
-    untouched = [CheckOutcome(id="fixed", passed=False), CheckOutcome(id="kept", passed=True, guard=True),
-                 CheckOutcome(id="intact", passed=True, guard=True)]
+    untouched = [
+        CheckOutcome(id="fixed", passed=False),
+        CheckOutcome(id="kept", passed=True, guard=True),
+        CheckOutcome(id="intact", passed=True, guard=True),
+    ]
     score = scoring.score(untouched, 5, 600, 0, None)
     assert score.total == 0 and "not solved" in score.line(ScorePart.TIME).detail
     half = scoring.score([CheckOutcome(id="a", passed=True), *untouched], 5, 600, 0, None)

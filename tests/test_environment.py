@@ -39,8 +39,13 @@ def parse_env(text: str) -> tuple[list[str], list[str]]:
     return conda, pip
 
 
-def env_problems(text: str, *, extras: set[str] = frozenset(), lock: Path = ROOT / "requirements.lock",
-                 pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+def env_problems(
+    text: str,
+    *,
+    extras: set[str] = frozenset(),
+    lock: Path = ROOT / "requirements.lock",
+    pyproject: Path = ROOT / "pyproject.toml",
+) -> list[str]:
     """Every way an environment file disagrees with pyproject.toml and requirements.lock."""
     pins, direct = read_lock(lock), direct_dependencies(pyproject)
     requires = SpecifierSet(tomllib.loads(pyproject.read_text())["project"]["requires-python"])
@@ -115,8 +120,10 @@ def test_drift_is_detected(mutation, tmp_path):
 def test_lock_bump_without_environment_update_is_detected(tmp_path):
     lock = tmp_path / "requirements.lock"
     name = direct_dependencies()[-1]
-    lines = [ln if canonicalize_name(ln.split("==")[0]) != name else f"{ln.split('==')[0]}==999.0"
-             for ln in (ROOT / "requirements.lock").read_text().splitlines()]
+    lines = [
+        ln if canonicalize_name(ln.split("==")[0]) != name else f"{ln.split('==')[0]}==999.0"
+        for ln in (ROOT / "requirements.lock").read_text().splitlines()
+    ]
     lock.write_text("\n".join(lines) + "\n")
     assert any(name in p and "999.0" in p for p in env_problems(ENV_FILES[0].read_text(), lock=lock))
 
@@ -127,8 +134,14 @@ def test_binder_scripts_are_executable_and_do_their_job():
         assert os.access(script, os.X_OK), f"chmod +x {script}"
         assert script.read_text().startswith("#!/bin/bash\n")
     text = post_build.read_text()
-    for needle in ("-e .", "-r requirements.lock", "ipykernel install", "--name python3",
-                   "jupyter_server_proxy", "workbench doctor"):
+    for needle in (
+        "-e .",
+        "-r requirements.lock",
+        "ipykernel install",
+        "--name python3",
+        "jupyter_server_proxy",
+        "workbench doctor",
+    ):
         assert needle in text, needle
     code = [ln for ln in start.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert code[-1] == 'exec "$@"'
@@ -138,8 +151,9 @@ def test_binder_scripts_are_executable_and_do_their_job():
 def test_binder_start_sets_the_environment_and_execs(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "MLFLOW_"))}
     env.update(HOME=str(tmp_path), REPO_DIR=str(ROOT))
-    out = subprocess.run([str(ROOT / "binder" / "start"), "env"], capture_output=True, text=True,
-                         env=env, timeout=30, check=True).stdout
+    out = subprocess.run(
+        [str(ROOT / "binder" / "start"), "env"], capture_output=True, text=True, env=env, timeout=30, check=True
+    ).stdout
     values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     assert values["WORKBENCH_HOME"] == f"{tmp_path}/.workbench" and (tmp_path / ".workbench").is_dir()
     assert values["WORKBENCH_PROJECT"] == str(ROOT)

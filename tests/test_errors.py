@@ -16,7 +16,8 @@ from mlops_workbench.errors import EXIT_ERROR, EXIT_FAILED, Failed, InputError, 
 def test_every_error_family_carries_its_exit_code():
     families = [obj for obj in vars(errors).values() if inspect.isclass(obj) and issubclass(obj, WorkbenchError)]
     assert {cls: cls.exit_code for cls in families if cls is not Failed} == dict.fromkeys(
-        [cls for cls in families if cls is not Failed], EXIT_ERROR)
+        [cls for cls in families if cls is not Failed], EXIT_ERROR
+    )
     assert Failed.exit_code == EXIT_FAILED
 
 

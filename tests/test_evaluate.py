@@ -61,4 +61,3 @@ def test_confusion_matrix_plot(frames, tmp_path):
 def test_confusion_matrix_shows_itself_as_png_without_pyplot(frames):
     png = plot_confusion_matrix(Constant(), frames[1])._repr_png_()
     assert png.startswith(b"\x89PNG") and len(png) > 1000
-

@@ -111,11 +111,18 @@ def test_the_pure_python_parser_is_guarded_the_same_way(case, monkeypatch):
         safeyaml.load(make(), what="test input")
 
 
-@pytest.mark.parametrize("text, words", [
-    ("a: [1, 2\n", "not valid YAML"), ("when: 2024-02-30\n", "cannot read"), ("n: " + "9" * 5000 + "\n", "4300"),
-    ("a: !!python/object:os.system x\n", "tags"), ("{[1]: 2}\n", "as keys"), ("a: \x00\n", "UTF-8"),
-    ("a: 1\n---\nb: 2\n", "2 YAML documents"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a: [1, 2\n", "not valid YAML"),
+        ("when: 2024-02-30\n", "cannot read"),
+        ("n: " + "9" * 5000 + "\n", "4300"),
+        ("a: !!python/object:os.system x\n", "tags"),
+        ("{[1]: 2}\n", "as keys"),
+        ("a: \x00\n", "UTF-8"),
+        ("a: 1\n---\nb: 2\n", "2 YAML documents"),
+    ],
+)
 def test_other_broken_yaml_is_an_input_error_with_its_fix(text, words):
     with pytest.raises(InputError, match=words):
         safeyaml.load(text, what="test input")
@@ -124,8 +131,23 @@ def test_other_broken_yaml_is_an_input_error_with_its_fix(text, words):
 def test_the_cli_prints_one_line_exits_2_and_starts_nothing(home, tmp_path):
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(_billion_laughs())
-    out = subprocess.run([sys.executable, "-m", "mlops_workbench.cli.main", "rollout", "start", "--candidate", "2",
-                          "--policy", str(bomb)], capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops_workbench.cli.main",
+            "rollout",
+            "start",
+            "--candidate",
+            "2",
+            "--policy",
+            str(bomb),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == EXIT_ERROR and "Traceback" not in out.stderr + out.stdout
     assert "anchor '&lol0'" in out.stderr and "bomb.yaml" in out.stderr
     assert not settings.layout(home).rollout.exists(), "no rollout state may be written"
@@ -134,8 +156,9 @@ def test_the_cli_prints_one_line_exits_2_and_starts_nothing(home, tmp_path):
 # --- the repository's own files load unchanged ------------------------------------------------------------------
 
 
-NORMAL = sorted([*ROOT.glob("labs/*/lab.yaml"), *ROOT.glob("src/mlops_workbench/rollout/policies/*.yaml"),
-                 ROOT / "params.yaml"])
+NORMAL = sorted(
+    [*ROOT.glob("labs/*/lab.yaml"), *ROOT.glob("src/mlops_workbench/rollout/policies/*.yaml"), ROOT / "params.yaml"]
+)
 
 
 @pytest.mark.parametrize("path", NORMAL, ids=lambda p: str(p.relative_to(ROOT)))
@@ -242,10 +265,15 @@ def test_params_with_wrong_types_list_every_bad_key_and_change_nothing(tmp_path)
         settings.load_params("train", path=path)
     message = str(caught.value)
     assert "7 bad value(s)" in message and str(path) in message and "fix each key" in message
-    for expected in ("seed: 4.5 is not a whole number", "train.C: '1.0' is not a number",
-                     "train.test_size: 1.5 is not a number less than 1", "train.model: 'svm' is not one of",
-                     "train.colour: no such field", "registry.min_accuracy: 'high' is not a number",
-                     "registry.non_regression: 'accuracy' is not a list"):
+    for expected in (
+        "seed: 4.5 is not a whole number",
+        "train.C: '1.0' is not a number",
+        "train.test_size: 1.5 is not a number less than 1",
+        "train.model: 'svm' is not one of",
+        "train.colour: no such field",
+        "registry.min_accuracy: 'high' is not a number",
+        "registry.non_regression: 'accuracy' is not a list",
+    ):
         assert expected in message, expected
     assert "notes" not in message, "top-level keys the code does not read are left to labs"
     assert _snapshot(tmp_path) == before
@@ -289,8 +317,13 @@ def test_a_manifest_may_repeat_an_object_through_an_alias_but_not_expand_without
     """yaml.safe_dump writes an anchor wherever one object appears twice (lab 05's learners do that), and kubectl
     reads it: manifests may use aliases, within a bound on the expanded size."""
     args = [{"name": "namespace", "value": "workbench"}]
-    doc = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
-           "data": {"a": "1"}, "spec": {"first": args, "second": args}}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "x"},
+        "data": {"a": "1"},
+        "spec": {"first": args, "second": args},
+    }
     path = tmp_path / "shared.yaml"
     path.write_text(yaml.safe_dump(doc))
     assert "&id001" in path.read_text()

@@ -22,6 +22,7 @@ HEX = "0123456789abcdef"
 
 # ---------------------------------------------------------------- pure logic
 
+
 def test_compare_names_changed_missing_and_added_files():
     recorded = {"MLmodel": "a" * 64, "model.skops": "b" * 64, "conda.yaml": "c" * 64}
     actual = {"MLmodel": "a" * 64, "model.skops": "d" * 64, "extra.bin": "e" * 64}
@@ -61,6 +62,7 @@ def test_integrity_error_is_a_load_error_and_a_registry_error():
 
 # ---------------------------------------------------------------- real tracking server
 
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("integrity-home")
@@ -71,8 +73,10 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(home) -> dict[str, str]:
-    return {"a": candidates.log_candidate({"C": 1.0}, experiment="integrity"),
-            "b": candidates.log_candidate({"C": 10.0}, experiment="integrity")}
+    return {
+        "a": candidates.log_candidate({"C": 1.0}, experiment="integrity"),
+        "b": candidates.log_candidate({"C": 10.0}, experiment="integrity"),
+    }
 
 
 @pytest.fixture
@@ -141,8 +145,7 @@ def test_swapped_artifact_is_refused_by_serve_and_promotion(served_home, runs):
     assert target.name in str(promoted.value) and now in str(promoted.value)
     assert aliases(home, "swapped") == {"production": v2}
     log = [e for e in audit.read(home=home) if e.model == "swapped"]
-    assert [(e.action, e.version, e.outcome) for e in log] == [("serve", v1, "refused"),
-                                                                         ("promote", v1, "refused")]
+    assert [(e.action, e.version, e.outcome) for e in log] == [("serve", v1, "refused"), ("promote", v1, "refused")]
     assert log[0].files == [{"path": target.name, "recorded": original[target.name], "actual": now}]
 
 

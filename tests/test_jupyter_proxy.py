@@ -75,8 +75,9 @@ def forwarder(home: Path) -> Iterator[str]:
     port = procs.free_port()
     spec = proxy.mlflow_server()
     cmd = [part.replace("{port}", str(port)) for part in spec["command"]]
-    proc = subprocess.Popen(cmd, env={**os.environ, settings.HOME_ENV: str(home)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, settings.HOME_ENV: str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + spec["timeout"]
@@ -122,14 +123,17 @@ def test_the_forwarder_finds_the_server_on_any_port_at_every_request(home: Path)
         assert httpx.get(url + "/", timeout=10).status_code == 503  # nothing runs yet
         port = procs.free_port()
         assert port != settings.default_port("mlflow")
-        procs.start(tracking.SERVICE, [sys.executable, "-c", ECHO, str(port)], port, health_path="/health",
-                    home=home)
+        procs.start(tracking.SERVICE, [sys.executable, "-c", ECHO, str(port)], port, health_path="/health", home=home)
         assert tracking.url(home) == f"http://127.0.0.1:{port}"
 
         got = httpx.get(url + "/static-files/a%2Fb?x=1&y=%20", timeout=10)
         assert got.status_code == 200 and got.headers["x-upstream"] == "echo"
-        assert got.json() == {"method": "GET", "path": "/static-files/a%2Fb?x=1&y=%20", "body": "",
-                              "host": f"127.0.0.1:{port}"}
+        assert got.json() == {
+            "method": "GET",
+            "path": "/static-files/a%2Fb?x=1&y=%20",
+            "body": "",
+            "host": f"127.0.0.1:{port}",
+        }
         posted = httpx.post(url + "/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 5}, timeout=10)
         assert posted.status_code == 201
         assert json.loads(posted.json()["body"]) == {"max_results": 5}
@@ -167,25 +171,30 @@ def test_a_free_default_port_is_taken_silently(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_a_taken_default_port_moves_to_the_next_free_one_and_says_which_and_why(
-        monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     port = free_pair()
     pin_default_port(monkeypatch, "jupyter", port)  # as if WORKBENCH_PORT_OFFSET were port - 8888
     with closing(socket.create_server(("127.0.0.1", port))):
         choice = procs.choose_port("jupyter")
     assert choice.port == port + 1
-    line = (f"port {port} (8888 + WORKBENCH_PORT_OFFSET={port - 8888}) is taken by another program; "
-            f"JupyterLab uses {port + 1}")
+    line = (
+        f"port {port} (8888 + WORKBENCH_PORT_OFFSET={port - 8888}) is taken by another program; "
+        f"JupyterLab uses {port + 1}"
+    )
     assert choice.note == line and capsys.readouterr().err == line + "\n"
 
 
 def test_without_an_offset_the_message_says_it_was_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     pin_default_port(monkeypatch, "mlflow", 5000)
-    assert procs.PortChoice("mlflow", 5001).note == ("port 5000 (the default) is taken by another program; "
-                                                     "MLflow tracking server uses 5001")
+    assert procs.PortChoice("mlflow", 5001).note == (
+        "port 5000 (the default) is taken by another program; MLflow tracking server uses 5001"
+    )
 
 
 def test_workbench_lab_listens_on_8888_plus_the_offset_or_the_next_free_port(
-        monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     port = free_pair()
     pin_default_port(monkeypatch, "jupyter", port)
     ran: list[list[str]] = []
@@ -205,8 +214,7 @@ def test_offset_gives_jupyter_its_own_default_port() -> None:
     assert out.strip() == "8988 8988 (8888 + WORKBENCH_PORT_OFFSET=100)"
 
 
-def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_pair()
     pin_default_port(monkeypatch, "mlflow", port)
     squatters: list[socket.socket] = []
@@ -233,8 +241,11 @@ def test_serve_and_router_name_the_taken_port_and_why(monkeypatch: pytest.Monkey
     with closing(listening()) as squatter:
         port = squatter.getsockname()[1]
         pin_default_port(monkeypatch, "router", port)
-        with pytest.raises(ServiceError, match=rf"port {port} \(8080 \+ WORKBENCH_PORT_OFFSET=\d+\) is taken by "
-                                               "another program, so the traffic router cannot start"):
+        with pytest.raises(
+            ServiceError,
+            match=rf"port {port} \(8080 \+ WORKBENCH_PORT_OFFSET=\d+\) is taken by "
+            "another program, so the traffic router cannot start",
+        ):
             procs.ensure_free("router", port)
         result = CliRunner().invoke(app, ["serve", "--model-uri", "models:/iris/1", "--port", str(port)])
     assert result.exit_code == 2

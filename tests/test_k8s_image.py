@@ -30,10 +30,13 @@ def test_the_image_serves_without_a_checkout_and_keeps_its_state_in_the_users_ho
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env.update({k: v.replace("/home/workbench", str(user_home)) for k, v in image_env().items()})
     env["PYTHONPATH"] = str(package / "src")
-    probe = ("from mlops_workbench.serving.server import create_app; import sys; "
-             f"app = create_app({str(model)!r}); print(app.state.server.describe()['name'])")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=package, env=env, capture_output=True, text=True,
-                            timeout=300)
+    probe = (
+        "from mlops_workbench.serving.server import create_app; import sys; "
+        f"app = create_app({str(model)!r}); print(app.state.server.describe()['name'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=package, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "iris"
     assert (user_home / ".workbench" / "admin-token").is_file()  # the token, in the user's writable home

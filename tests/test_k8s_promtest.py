@@ -16,29 +16,36 @@ from mlops_workbench.rollout import policy as pol
 
 POLICY = pol.builtin("demo")
 METRICS = {render.template_name(m, g): m for m in POLICY.analysis.metrics for g in (False, True)}
-needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
-                                    reason="promtool missing: install Debian's prometheus package (.ci/run does)")
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool missing: install Debian's prometheus package (.ci/run does)"
+)
 
 
-@pytest.mark.parametrize(("condition", "promql"), [
-    ("result[0] >= 0 && result[0] <= 0.02", "((Q) >= 0.0) and on() ((Q) <= 0.02)"),
-    ("0.98 <= result[0]", "(Q) >= 0.98"),
-    ("result[0] > 1 || result[0] < -1", "((Q) > 1.0) or on() ((Q) < -1.0)"),
-    ("not (result[0] > 1)", "vector(1) unless on() ((Q) > 1.0)"),
-    ("result[0] < 1e-3 and result [ 0 ] != 0", "((Q) < 0.001) and on() ((Q) != 0.0)"),
-])
+@pytest.mark.parametrize(
+    ("condition", "promql"),
+    [
+        ("result[0] >= 0 && result[0] <= 0.02", "((Q) >= 0.0) and on() ((Q) <= 0.02)"),
+        ("0.98 <= result[0]", "(Q) >= 0.98"),
+        ("result[0] > 1 || result[0] < -1", "((Q) > 1.0) or on() ((Q) < -1.0)"),
+        ("not (result[0] > 1)", "vector(1) unless on() ((Q) > 1.0)"),
+        ("result[0] < 1e-3 and result [ 0 ] != 0", "((Q) < 0.001) and on() ((Q) != 0.0)"),
+    ],
+)
 def test_conditions_become_promql_filters(condition, promql):
     assert to_promql(condition, "Q") == promql
 
 
-@pytest.mark.parametrize(("condition", "message"), [
-    ("len(result) > 0", "uses 'len'"),
-    ("result[0] <=", "ends too early"),
-    ("1 < 2", r"must compare result\[0\] with a number"),
-    ("(result[0] < 1", "ends too early"),
-    ("", "empty"),
-    ('result.phase == "successful"', "uses 'result', which the grader does not read"),
-])
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("len(result) > 0", "uses 'len'"),
+        ("result[0] <=", "ends too early"),
+        ("1 < 2", r"must compare result\[0\] with a number"),
+        ("(result[0] < 1", "ends too early"),
+        ("", "empty"),
+        ('result.phase == "successful"', "uses 'result', which the grader does not read"),
+    ],
+)
 def test_conditions_outside_the_subset_are_refused_naming_the_form(condition, message):
     with pytest.raises(ConditionError, match=message):
         to_promql(condition, "Q")
@@ -78,8 +85,11 @@ def templates(query: str | None = None, success: str | None = None, failure: str
 
 
 def problems(tmpls: list[dict], seed: int = 7) -> list[str]:
-    return [str(v) for v in promtest.grade(tmpls, METRICS, POLICY.analysis.min_sample_size, random.Random(seed))
-            if v.problem]
+    return [
+        str(v)
+        for v in promtest.grade(tmpls, METRICS, POLICY.analysis.min_sample_size, random.Random(seed))
+        if v.problem
+    ]
 
 
 @needs_promtool
@@ -99,27 +109,34 @@ def test_a_constant_query_fails(query):
 
 @needs_promtool
 def test_counting_4xx_as_errors_fails_the_healthy_canary():
-    q = ('sum(increase(workbench_model_requests_total{rollouts_pod_template_hash="{{args.canary-hash}}",'
-         'status!="200"}[4s])) / sum(increase(workbench_model_requests_total{'
-         'rollouts_pod_template_hash="{{args.canary-hash}}"}[4s]))')
+    q = (
+        'sum(increase(workbench_model_requests_total{rollouts_pod_template_hash="{{args.canary-hash}}",'
+        'status!="200"}[4s])) / sum(increase(workbench_model_requests_total{'
+        'rollouts_pod_template_hash="{{args.canary-hash}}"}[4s]))'
+    )
     found = problems([t for t in templates(q) if t["metadata"]["name"] == "error-rate"])
     assert "error-rate: a healthy canary with enough requests was not Successful" in found
 
 
 @needs_promtool
 def test_no_minimum_sample_guard_passes_a_sparse_canary_and_fails():
-    q = ('sum(increase(workbench_model_requests_total{rollouts_pod_template_hash="{{args.canary-hash}}",'
-         'status=~"5.."}[4s]) or on() vector(0)) / sum(increase(workbench_model_requests_total{'
-         'rollouts_pod_template_hash="{{args.canary-hash}}"}[4s]))')
+    q = (
+        'sum(increase(workbench_model_requests_total{rollouts_pod_template_hash="{{args.canary-hash}}",'
+        'status=~"5.."}[4s]) or on() vector(0)) / sum(increase(workbench_model_requests_total{'
+        'rollouts_pod_template_hash="{{args.canary-hash}}"}[4s]))'
+    )
     found = problems([t for t in templates(q) if t["metadata"]["name"] == "error-rate"])
-    assert found == [("error-rate: a canary with fewer requests than minSampleSize was Successful: return a value "
-                      "that matches neither condition (e.g. -1) below the minimum")]
+    assert found == [
+        (
+            "error-rate: a canary with fewer requests than minSampleSize was Successful: return a value "
+            "that matches neither condition (e.g. -1) below the minimum"
+        )
+    ]
 
 
 @needs_promtool
 def test_one_value_per_pod_is_named():
-    q = ('increase(workbench_model_requests_total{rollouts_pod_template_hash="{{args.stable-hash}}",'
-         'status="200"}[4s])')
+    q = 'increase(workbench_model_requests_total{rollouts_pod_template_hash="{{args.stable-hash}}",status="200"}[4s])'
     found = problems([t for t in templates(q) if t["metadata"]["name"] == "error-rate"])
     assert any("more than one sample" in p for p in found)
 
@@ -128,8 +145,9 @@ def test_one_value_per_pod_is_named():
 def test_bad_promql_an_unknown_arg_and_no_condition_are_named():
     assert any("not valid PromQL" in p for p in problems(templates("sum(rate(x[4s])")))
     assert any("{{args.pod}}" in p for p in problems(templates('sum(x{pod="{{args.pod}}"})')))
-    assert any("neither successCondition nor failureCondition" in p
-               for p in problems(templates(success="", failure=None)))
+    assert any(
+        "neither successCondition nor failureCondition" in p for p in problems(templates(success="", failure=None))
+    )
 
 
 @needs_promtool

@@ -25,23 +25,41 @@ BASE = ROOT / "deploy" / "k8s" / "base"
 
 def test_committed_base_is_the_rendered_demo_policy():
     for name, text in render.texts(pol.builtin("demo"), "demo").items():
-        assert (BASE / name).read_text() == text, f"{name} drifted: run `workbench k8s render --policy demo --out deploy/k8s/base`"
+        assert (BASE / name).read_text() == text, (
+            f"{name} drifted: run `workbench k8s render --policy demo --out deploy/k8s/base`"
+        )
 
 
 def test_fields_keep_argo_meaning():
     policy = pol.builtin("default")
     out = render.render(policy)
     steps = out["strategy"][0]["spec"]["strategy"]["canary"]["steps"]
-    assert steps[:6] == [{"setWeight": 5}, {"pause": {"duration": "5m"}}, {"setWeight": 25},
-                         {"pause": {"duration": "5m"}}, {"setWeight": 50}, {"pause": {"duration": "5m"}}]
+    assert steps[:6] == [
+        {"setWeight": 5},
+        {"pause": {"duration": "5m"}},
+        {"setWeight": 25},
+        {"pause": {"duration": "5m"}},
+        {"setWeight": 50},
+        {"pause": {"duration": "5m"}},
+    ]
     assert [t["templateName"] for t in steps[-1]["analysis"]["templates"]] == [
-        "error-rate-gate", "latency-p99-gate", "prediction-shift-gate"]
+        "error-rate-gate",
+        "latency-p99-gate",
+        "prediction-shift-gate",
+    ]
     templates = {t["metadata"]["name"]: t["spec"]["metrics"][0] for t in out["templates"]}
     er = templates["error-rate"]
-    assert (er["interval"], er["initialDelay"], er["failureLimit"], er["consecutiveErrorLimit"], er["inconclusiveLimit"]) == (
-        "1m", "1m", 4, 4, 10)
+    assert (
+        er["interval"],
+        er["initialDelay"],
+        er["failureLimit"],
+        er["consecutiveErrorLimit"],
+        er["inconclusiveLimit"],
+    ) == ("1m", "1m", 4, 4, 10)
     assert "count" not in er  # count 0: until the last step
-    assert er["successCondition"] == "result[0] >= 0 && result[0] <= 0.02" and er["failureCondition"] == "result[0] > 0.02"
+    assert (
+        er["successCondition"] == "result[0] >= 0 && result[0] <= 0.02" and er["failureCondition"] == "result[0] > 0.02"
+    )
     q = er["provider"]["prometheus"]["query"]
     assert "workbench_model_requests_total" in q and 'status=~"5.."' in q and "[1m]" in q and ">= 100" in q
     lat = templates["latency-p99"]["provider"]["prometheus"]["query"]
@@ -49,7 +67,9 @@ def test_fields_keep_argo_meaning():
     shift = templates["prediction-shift"]["provider"]["web"]
     assert shift["url"].startswith(render.ANALYSIS_URL + "/measure/prediction-shift?")
     gate = templates["error-rate-gate"]
-    assert gate["count"] == 1 and gate["inconclusiveLimit"] == 0 and gate["failureLimit"] == 0 and "interval" not in gate
+    assert (
+        gate["count"] == 1 and gate["inconclusiveLimit"] == 0 and gate["failureLimit"] == 0 and "interval" not in gate
+    )
 
 
 def test_fractional_weight_is_refused():
@@ -75,19 +95,25 @@ def test_cli_render_writes_files(tmp_path):
 
 def fake_prometheus(canary_errors: int, canary_labels: dict[str, int], n: int = 200):
     """Prometheus answers shaped like the real API, per query kind."""
+
     def query(expr: str):
         rows = []
         for h, role in (("c1", "canary"), ("s1", "stable")):
             if "workbench_model_requests_total" in expr:
                 errs = canary_errors if role == "canary" else 0
-                rows += [{"metric": {promql.HASH_LABEL: h, "status": "200"}, "value": [0, str(n - errs)]},
-                         {"metric": {promql.HASH_LABEL: h, "status": "500"}, "value": [0, str(errs)]}]
+                rows += [
+                    {"metric": {promql.HASH_LABEL: h, "status": "200"}, "value": [0, str(n - errs)]},
+                    {"metric": {promql.HASH_LABEL: h, "status": "500"}, "value": [0, str(errs)]},
+                ]
             elif "bucket" in expr:
                 rows += [{"metric": {promql.HASH_LABEL: h, "le": le}, "value": [0, str(n)]} for le in ("0.01", "+Inf")]
             else:
                 labels = canary_labels if role == "canary" else {"0": n // 3, "1": n // 3, "2": n - 2 * (n // 3)}
-                rows += [{"metric": {promql.HASH_LABEL: h, "label": k}, "value": [0, str(v)]} for k, v in labels.items()]
+                rows += [
+                    {"metric": {promql.HASH_LABEL: h, "label": k}, "value": [0, str(v)]} for k, v in labels.items()
+                ]
         return rows
+
     return query
 
 
@@ -108,6 +134,7 @@ def test_analysis_endpoint_reuses_rollout_analysis():
 def test_analysis_endpoint_without_data_is_an_error_never_a_pass():
     def down(expr):
         raise RuntimeError("connection refused")
+
     client = TestClient(analysis_app.create_app(pol.builtin("demo"), down))
     r = client.get("/measure/prediction-shift?canary=c1&stable=s1&namespace=workbench")
     assert r.status_code == 503 and r.json()["phase"] == "error"
@@ -137,7 +164,9 @@ def test_versions_are_pinned_in_one_place(tmp_path):
         assert any(image in t for t in texts.values()), image
     for path, text in texts.items():
         for found in re.findall(r"image: (\S+)", text):
-            assert found in (v.PROMETHEUS_IMAGE, v.GRAFANA_IMAGE, v.healthy_image), f"{path}: {found} is not pinned in versions.env"
+            assert found in (v.PROMETHEUS_IMAGE, v.GRAFANA_IMAGE, v.healthy_image), (
+                f"{path}: {found} is not pinned in versions.env"
+            )
     overlay = (deploy / "overlays" / "kind" / "kustomization.yaml").read_text()
     assert f"newTag: {v.HEALTHY_TAG}" in overlay
     workflow = (ROOT / ".github" / "workflows" / "kind-canary.yml").read_text()

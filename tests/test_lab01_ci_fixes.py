@@ -22,12 +22,15 @@ SETUP = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
 SERVE = 'EXPOSE 8000\nCMD ["uvicorn", "iris_model.serve:app", "--host", "0.0.0.0", "--port", "8000"]\n'
 
 
-@pytest.mark.parametrize("text, line, says", [
-    ("FROM python:3.11-slim\nWORKDIR /app\n" + SERVE, 1, "never sets USER"),
-    ("FROM python:3.11-slim\nUSER 10001\nUSER root\n" + SERVE, 3, "`root`"),
-    ("FROM python:3.11-slim AS build\nUSER 10001\nFROM python:3.11-slim\n" + SERVE, 3, "never sets USER"),
-    ("FROM python:3.11-slim\nUSER 0:0\n" + SERVE, 2, "`0:0`"),
-])
+@pytest.mark.parametrize(
+    "text, line, says",
+    [
+        ("FROM python:3.11-slim\nWORKDIR /app\n" + SERVE, 1, "never sets USER"),
+        ("FROM python:3.11-slim\nUSER 10001\nUSER root\n" + SERVE, 3, "`root`"),
+        ("FROM python:3.11-slim AS build\nUSER 10001\nFROM python:3.11-slim\n" + SERVE, 3, "never sets USER"),
+        ("FROM python:3.11-slim\nUSER 0:0\n" + SERVE, 2, "`0:0`"),
+    ],
+)
 def test_a_root_final_stage_is_a_finding(text, line, says):
     [finding] = docker.user_findings(text)
     assert finding.rule == "non-root-user" and finding.line == line and says in finding.message
@@ -40,8 +43,10 @@ def test_non_root_final_stage_and_continuations_pass():
 
 
 def test_lint_reports_the_missing_user_that_hadolint_does_not(tmp_path):
-    text = ("FROM python:3.11-slim\nWORKDIR /app\nCOPY requirements.txt .\n"
-            "RUN pip install --no-cache-dir -r requirements.txt\n" + SERVE)
+    text = (
+        "FROM python:3.11-slim\nWORKDIR /app\nCOPY requirements.txt .\n"
+        "RUN pip install --no-cache-dir -r requirements.txt\n" + SERVE
+    )
     (tmp_path / "Dockerfile").write_text(text)
     report = docker.lint(tmp_path)
     assert [f.rule for f in report.findings] == ["non-root-user"] and not report.ok
@@ -49,16 +54,20 @@ def test_lint_reports_the_missing_user_that_hadolint_does_not(tmp_path):
 
 # ---------------------------------------------------------------- (b) train: one rule, one place
 
+
 def test_a_workflow_without_training_fails_validate_and_says_so(tmp_path):
     scaffold.scaffold_ci_project(tmp_path / "p")
     path = tmp_path / "p" / scaffold.WORKFLOW
-    path.write_text(path.read_text().replace("      - name: Train the model\n        run: python -m iris_model.train\n", ""))
+    path.write_text(
+        path.read_text().replace("      - name: Train the model\n        run: python -m iris_model.train\n", "")
+    )
     report = validate(path, require=REQUIREMENTS)
     assert [f.rule for f in report.errors] == ["train-step"]
     assert "python -m iris_model.train" in report.errors[0].fix
 
 
 # ---------------------------------------------------------------- (c) the confusion matrix renders
+
 
 def test_confusion_matrix_displays_as_a_png_without_pyplot():
     from IPython.core.formatters import DisplayFormatter
@@ -76,13 +85,16 @@ def test_confusion_matrix_displays_as_a_png_without_pyplot():
 
 # ---------------------------------------------------------------- (d) no colour codes in step output
 
+
 def test_step_output_has_no_colour_codes_inside_a_kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FORCE_COLOR", "1")  # what ipykernel sets for its subprocesses
     (tmp_path / "test_x.py").write_text("def test_fails():\n    assert 1 == 2\n")
     workflow = tmp_path / "ci.yml"
-    workflow.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
-                        "      - run: python -m pytest -p no:cacheprovider test_x.py\n"
-                        "      - run: printf '\\033[31mred\\033[0m\\n'; exit 1\n")
+    workflow.write_text(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: python -m pytest -p no:cacheprovider test_x.py\n"
+        "      - run: printf '\\033[31mred\\033[0m\\n'; exit 1\n"
+    )
     run = run_workflow(workflow, tmp_path, quiet=True)
     outputs = [s.output for s in run.steps]
     assert "assert 1 == 2" in outputs[0] and "red" in outputs[1] or run.steps[1].status == "skipped"
@@ -90,6 +102,7 @@ def test_step_output_has_no_colour_codes_inside_a_kernel_env(tmp_path, monkeypat
 
 
 # ---------------------------------------------------------------- lab 01's workflow-hardened check
+
 
 @pytest.fixture
 def lab01(tmp_path):
@@ -106,15 +119,24 @@ def test_hardened_check_passes_the_scaffold_reference(lab01):
     checks["workflow-hardened"].func(ctx)
 
 
-@pytest.mark.parametrize("edit, says", [
-    (lambda t: t.replace(CHECKOUT, "actions/checkout@v4"), "unpinned action reference `actions/checkout@v4`"),
-    (lambda t: t.replace("permissions:\n  contents: read  # every job only reads the repository\n", ""),
-     "overly broad permissions"),
-    (lambda t: t.replace("contents: read", "contents: write"), "permissions: {contents: read}"),
-    (lambda t: t.replace(" # v5.6.0", ""), "does not say which version"),
-    (lambda t: t.replace(f"      - uses: {SETUP}\n        with:\n          python-version: \"3.11\"\n          cache: pip\n", ""),
-     "keep the actions/checkout and actions/setup-python steps"),
-])
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        (lambda t: t.replace(CHECKOUT, "actions/checkout@v4"), "unpinned action reference `actions/checkout@v4`"),
+        (
+            lambda t: t.replace("permissions:\n  contents: read  # every job only reads the repository\n", ""),
+            "overly broad permissions",
+        ),
+        (lambda t: t.replace("contents: read", "contents: write"), "permissions: {contents: read}"),
+        (lambda t: t.replace(" # v5.6.0", ""), "does not say which version"),
+        (
+            lambda t: t.replace(
+                f'      - uses: {SETUP}\n        with:\n          python-version: "3.11"\n          cache: pip\n', ""
+            ),
+            "keep the actions/checkout and actions/setup-python steps",
+        ),
+    ],
+)
 def test_hardened_check_grades_pins_and_permissions(lab01, edit, says):
     checks, ctx, workflow = lab01
     workflow.write_text(edit(workflow.read_text()))

@@ -74,8 +74,11 @@ def test_no_remote_passes_the_workspace_check_and_fails_data_tracked_naming_the_
     ctx, ws = planted(built, tmp_path)
     set_remote(ws, None)
     CHECKS["workspace-ready"].func(ctx)  # a workspace without a remote is still a workspace
-    with pytest.raises(CheckFailed, match=r"no default DVC remote.*ws.dvc\('remote', 'add', '--default', 'local', "
-                                          r"str\(versioning.default_remote\(lab.home\)\)\)") as err:
+    with pytest.raises(
+        CheckFailed,
+        match=r"no default DVC remote.*ws.dvc\('remote', 'add', '--default', 'local', "
+        r"str\(versioning.default_remote\(lab.home\)\)\)",
+    ) as err:
         CHECKS["data-tracked"].func(ctx)
     assert "never pushed" not in str(err.value)
 
@@ -83,8 +86,9 @@ def test_no_remote_passes_the_workspace_check_and_fails_data_tracked_naming_the_
 def test_a_remote_without_the_data_says_push_not_add(built, tmp_path):
     ctx, ws = planted(built, tmp_path)
     set_remote(ws, str(tmp_path / "empty-remote"))
-    with pytest.raises(CheckFailed, match=r"is set but does not hold data/iris.csv .*never pushed.*ws.dvc\('push'\)") \
-            as err:
+    with pytest.raises(
+        CheckFailed, match=r"is set but does not hold data/iris.csv .*never pushed.*ws.dvc\('push'\)"
+    ) as err:
         CHECKS["data-tracked"].func(ctx)
     assert "remote', 'add" not in str(err.value)
 
@@ -109,21 +113,37 @@ def _drop(key: str, value: str):
     return lambda stages, stage: stage[key].remove(value)
 
 
-@pytest.mark.parametrize("stage, change, match", [
-    ("train", _drop("deps", versioning.TRAIN_SPLIT),
-     r"train stage does not depend on data/prepared/train.csv.*add -d data/prepared/train.csv"),
-    ("prepare", _drop("deps", "prepare.py"), r"prepare stage does not depend on its own code: add -d prepare.py"),
-    ("prepare", _drop("deps", DATA), r"prepare stage does not depend on data/iris.csv.*add -d data/iris.csv"),
-    ("evaluate", _drop("deps", "model/model.pkl"),
-     r"evaluate stage does not depend on model/model.pkl"),
-    ("prepare", lambda stages, stage: stage.update(params=["prepare"]),
-     r"prepare stage does not track the params \['train.seed', 'train.test_size'\].*-p prepare,train.seed,train.test_size"),
-    ("train", lambda stages, stage: stage.pop("params"), r"train stage does not track the params \['train'\].*-p train"),
-    ("train", lambda stages, stage: stage.pop("outs"), r"does not declare its output model: add -o model"),
-    ("evaluate", lambda stages, stage: stage.update(metrics=["metrics.json"]), r"-M metrics.json \(capital M"),
-    ("evaluate", lambda stages, stage: stages.pop("evaluate"), r"no stage named `evaluate`.*dvc stage add -n evaluate"),
-    ("train", lambda stages, stage: stage.update(cmd="python prepare.py"), r"its command is 'python train.py'"),
-])
+@pytest.mark.parametrize(
+    "stage, change, match",
+    [
+        (
+            "train",
+            _drop("deps", versioning.TRAIN_SPLIT),
+            r"train stage does not depend on data/prepared/train.csv.*add -d data/prepared/train.csv",
+        ),
+        ("prepare", _drop("deps", "prepare.py"), r"prepare stage does not depend on its own code: add -d prepare.py"),
+        ("prepare", _drop("deps", DATA), r"prepare stage does not depend on data/iris.csv.*add -d data/iris.csv"),
+        ("evaluate", _drop("deps", "model/model.pkl"), r"evaluate stage does not depend on model/model.pkl"),
+        (
+            "prepare",
+            lambda stages, stage: stage.update(params=["prepare"]),
+            r"prepare stage does not track the params \['train.seed', 'train.test_size'\].*-p prepare,train.seed,train.test_size",
+        ),
+        (
+            "train",
+            lambda stages, stage: stage.pop("params"),
+            r"train stage does not track the params \['train'\].*-p train",
+        ),
+        ("train", lambda stages, stage: stage.pop("outs"), r"does not declare its output model: add -o model"),
+        ("evaluate", lambda stages, stage: stage.update(metrics=["metrics.json"]), r"-M metrics.json \(capital M"),
+        (
+            "evaluate",
+            lambda stages, stage: stages.pop("evaluate"),
+            r"no stage named `evaluate`.*dvc stage add -n evaluate",
+        ),
+        ("train", lambda stages, stage: stage.update(cmd="python prepare.py"), r"its command is 'python train.py'"),
+    ],
+)
 def test_each_pipeline_mistake_is_named_with_its_fix(built, tmp_path, stage, change, match):
     ctx, ws = planted(built, tmp_path)
     edit_stage(ws, stage, change)

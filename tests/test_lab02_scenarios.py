@@ -37,13 +37,20 @@ def solution_file(cell_id: str) -> tuple[str, str]:
 LOG_RUN = solution_file("log-run")
 REPRODUCE = solution_file("reproduce")
 # passes every public check in the notebook (its kernel runs in the workspace), wrong anywhere else
-CWD_LINEAGE = [('"git.commit": ws.git("rev-parse", "HEAD"),',
-                "\"git.commit\": __import__('subprocess').check_output(['git', 'rev-parse', 'HEAD'], text=True)"
-                ".strip(),"),
-               ('"workspace.path": str(ws.path),', "\"workspace.path\": __import__('os').getcwd(),")]
+CWD_LINEAGE = [
+    (
+        '"git.commit": ws.git("rev-parse", "HEAD"),',
+        "\"git.commit\": __import__('subprocess').check_output(['git', 'rev-parse', 'HEAD'], text=True).strip(),",
+    ),
+    ('"workspace.path": str(ws.path),', "\"workspace.path\": __import__('os').getcwd(),"),
+]
 # reruns the latest commit instead of the run's own: right for every run of the notebook when it is logged
-HEAD_CLONE = [('clone.git("checkout", "--quiet", "--detach", tags["git.commit"])',
-               'clone.git("checkout", "--quiet", "--detach", "HEAD")')]
+HEAD_CLONE = [
+    (
+        'clone.git("checkout", "--quiet", "--detach", tags["git.commit"])',
+        'clone.git("checkout", "--quiet", "--detach", "HEAD")',
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +87,10 @@ def test_a_log_run_that_reads_the_current_folder_fails_the_seeded_scenarios(ctx)
     learner_writes(ctx, LOG_RUN, CWD_LINEAGE)
     message = failure("log-run-scenarios", ctx)
     # the grader's copy is another repository than the current folder: its commit is named, or git fails there
-    assert ("your log_run tagged git.commit" in message and "never from the notebook, a constant or the current "
-            "folder" in message) or "compute everything from the `ws` argument" in message, message
+    assert (
+        "your log_run tagged git.commit" in message
+        and "never from the notebook, a constant or the current folder" in message
+    ) or "compute everything from the `ws` argument" in message, message
     assert str(SEED) not in message and "train.C =" not in message  # the case is not given away
 
 

@@ -38,14 +38,17 @@ def test_reference_rule_passes_both_gate_checks(tmp_path):
     CHECKS["gate-rule-planted"].func(ctx)
 
 
-@pytest.mark.parametrize("rule, match", [
-    (mistake('if lineage.get("git.dirty") == "true":', "if False:"), "dirty tree"),
-    (mistake("if missing:", "if False:"), "missing lineage|no lineage tags"),
-    (mistake("if gain < rules.min_gain:", "if gain < 0.01:"), "read the thresholds from `rules`"),
-    (mistake("for name in rules.non_regression:", "for name in [rules.metric]:"), "non_regression"),
-    (mistake("> rules.tolerance:", "> 0:"), "within rules.tolerance"),
-    (mistake("if candidate[\"accuracy\"] < rules.min_accuracy:", "if False:"), "first model below"),
-])
+@pytest.mark.parametrize(
+    "rule, match",
+    [
+        (mistake('if lineage.get("git.dirty") == "true":', "if False:"), "dirty tree"),
+        (mistake("if missing:", "if False:"), "missing lineage|no lineage tags"),
+        (mistake("if gain < rules.min_gain:", "if gain < 0.01:"), "read the thresholds from `rules`"),
+        (mistake("for name in rules.non_regression:", "for name in [rules.metric]:"), "non_regression"),
+        (mistake("> rules.tolerance:", "> 0:"), "within rules.tolerance"),
+        (mistake('if candidate["accuracy"] < rules.min_accuracy:', "if False:"), "first model below"),
+    ],
+)
 def test_each_gate_mistake_fails_the_hidden_check_with_its_fix(tmp_path, rule, match):
     ctx = workspace(tmp_path, rule)
     CHECKS["gate-rule-written"].func(ctx)  # the easy public cases still pass

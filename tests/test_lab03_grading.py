@@ -17,7 +17,7 @@ from mlops_workbench.labs.report import Report
 pytestmark = pytest.mark.slow
 LAB = Lab.find("03-registry-promotion")
 
-PACKAGE_PROMOTE = '''
+PACKAGE_PROMOTE = """
 promote = load_function("promotion.py", "promote")
 for version, why in ((v1.version, "first production model"), (v2.version, "beats production on the held-out set")):
     client.set_registered_model_alias(model_name, "staging", version)
@@ -25,28 +25,31 @@ for version, why in ((v1.version, "first production model"), (v2.version, "beats
     registry.promote(model_name, version, "production", approver=approver, reason=why, gate_result=gate)
 gate_v2 = gate
 print(gate_v2.summary())
-'''
-HAND_ROLLBACK = '''
+"""
+HAND_ROLLBACK = """
 rollback = load_function("rollback.py", "rollback")
 previous = client.get_model_version_by_alias(model_name, "previous")
 client.set_registered_model_alias(model_name, "production", previous.version)  # `previous` stays, no audit line
 ModelServerClient(service.url).reload()
 served = httpx.get(service.url + "/version").json()
-'''
-LAZY_ROLLBACK_FILE = '''%%writefile rollback.py
+"""
+LAZY_ROLLBACK_FILE = """%%writefile rollback.py
 def rollback(client, name, approver, reason, record):
     previous = client.get_model_version_by_alias(name, "previous").version
     client.set_registered_model_alias(name, "production", previous)
     return client.get_model_version(name, previous)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Report:
     folder = tmp_path_factory.mktemp("lab03-graded")
     nb = nbformat.read(LAB.source, as_version=4)
-    answers = {"promote": PACKAGE_PROMOTE.strip(), "rollback": HAND_ROLLBACK.strip(),
-               "rollback-code": LAZY_ROLLBACK_FILE.strip()}
+    answers = {
+        "promote": PACKAGE_PROMOTE.strip(),
+        "rollback": HAND_ROLLBACK.strip(),
+        "rollback-code": LAZY_ROLLBACK_FILE.strip(),
+    }
     for cell in nb.cells:
         cell.source = answers.get(cell.get("id"), cell.source)
     path = folder / "03-registry-promotion.ipynb"
@@ -60,8 +63,13 @@ def test_the_seed_is_recorded(report):
 
 def test_registry_promote_scores_zero_for_the_promotion_exercise_and_names_the_api(report):
     checks = {c.id: c for c in report.checks}
-    for cid in ("gate-written", "promoted-through-staging", "worse-model-refused", "promote-refuses-hidden",
-                "promote-moves-hidden"):
+    for cid in (
+        "gate-written",
+        "promoted-through-staging",
+        "worse-model-refused",
+        "promote-refuses-hidden",
+        "promote-moves-hidden",
+    ):
         assert checks[cid].score == 0 and checks[cid].status == "failed", cid
         assert "`registry.promote` (cell 'promote'" in checks[cid].message, cid
         assert "MlflowClient.set_registered_model_alias" in checks[cid].message, cid

@@ -77,44 +77,74 @@ def test_hidden_registries_follow_the_seed(home):
 PROMOTE_MISTAKES = {
     "promotes past the gate": (
         mistake("promote-code", "if not gate.passed or gate.candidate_version != version:", "if False:"),
-        "promote-refuses-hidden", "gate.passed is False"),
+        "promote-refuses-hidden",
+        "gate.passed is False",
+    ),
     "no separation of duties": (
         mistake("promote-code", "if not approver or approver == registrant:", "if False:"),
-        "promote-refuses-hidden", "approver registered the version"),
+        "promote-refuses-hidden",
+        "approver registered the version",
+    ),
     "staging not required": (
         mistake("promote-code", 'if aliases.get("staging") != version:', "if False:"),
-        "promote-refuses-hidden", "does not hold the 'staging' alias"),
+        "promote-refuses-hidden",
+        "does not hold the 'staging' alias",
+    ),
     "refusal not audited": (
         mistake("promote-code", '        record({**entry, "outcome": "refused", "error": "; ".join(refusals)})\n', ""),
-        "promote-refuses-hidden", "audit line"),
+        "promote-refuses-hidden",
+        "audit line",
+    ),
     "refusal raises the wrong error": (
         mistake("promote-code", 'raise RegistryError("Promotion refused', 'raise ValueError("Promotion refused'),
-        "promote-refuses-hidden", "raised ValueError"),
+        "promote-refuses-hidden",
+        "raised ValueError",
+    ),
     "moves before deciding": (
-        mistake("promote-code", "    refusals = []\n",
-                '    refusals = []\n    client.set_registered_model_alias(name, "production", version)\n'),
-        "promote-refuses-hidden", "aliases moved anyway"),
+        mistake(
+            "promote-code",
+            "    refusals = []\n",
+            '    refusals = []\n    client.set_registered_model_alias(name, "production", version)\n',
+        ),
+        "promote-refuses-hidden",
+        "aliases moved anyway",
+    ),
     "promotion not audited": (
         mistake("promote-code", '    record({**entry, "outcome": "promoted"})\n', ""),
-        "promote-moves-hidden", "audit lines"),
+        "promote-moves-hidden",
+        "audit lines",
+    ),
     "previous not kept": (
         mistake("promote-code", 'client.set_registered_model_alias(name, "previous", current)', "pass"),
-        "promote-moves-hidden", "did not name the version production held before"),
+        "promote-moves-hidden",
+        "did not name the version production held before",
+    ),
     "no approval record": (
-        mistake("promote-code", "    approvals.record(client, name, version, approver=approver, reason=reason, gate=gate)\n",
-                ""),
-        "promote-moves-hidden", "approval record"),
+        mistake(
+            "promote-code",
+            "    approvals.record(client, name, version, approver=approver, reason=reason, gate=gate)\n",
+            "",
+        ),
+        "promote-moves-hidden",
+        "approval record",
+    ),
 }
 ROLLBACK_MISTAKES = {
     "leaves both aliases on one version": (
         mistake("rollback-code", '    client.delete_registered_model_alias(name, "previous")\n', ""),
-        "rollback-hidden", "both 'production' and 'previous'"),
+        "rollback-hidden",
+        "both 'production' and 'previous'",
+    ),
     "rollback not audited": (
         mistake("rollback-code", '    record({**entry, "outcome": "rolled_back"})\n', ""),
-        "rollback-hidden", "audit lines"),
+        "rollback-hidden",
+        "audit lines",
+    ),
     "no previous: moves nothing but says nothing": (
         mistake("rollback-code", "    if previous is None:\n", "    if previous is None:\n        return None\n"),
-        "rollback-hidden", "went through"),
+        "rollback-hidden",
+        "went through",
+    ),
 }
 
 

@@ -30,8 +30,11 @@ def solution_source(cell_id: str) -> str:
 
 
 def workspace(tmp_path: Path, doc: dict | None = None, decision: str | None = None) -> Context:
-    ctx = Context(lab="04-canary-rollback", home=tmp_path,
-                  variables={"rps": 80, "fault_error_rate": 0.3, "canary_per_window": 80 * 0.05 * 8})
+    ctx = Context(
+        lab="04-canary-rollback",
+        home=tmp_path,
+        variables={"rps": 80, "fault_error_rate": 0.3, "canary_per_window": 80 * 0.05 * 8},
+    )
     ctx.workspace.mkdir(parents=True)
     if doc is not None:
         (ctx.workspace / "policy.yaml").write_text(yaml.safe_dump(doc))
@@ -42,8 +45,11 @@ def workspace(tmp_path: Path, doc: dict | None = None, decision: str | None = No
 
 def reference_decision() -> str:
     src = solution_source("write-decision").split("\n", 1)[1]  # drop the %%writefile line
-    return "".join(line for line in src.splitlines(keepends=True) if "# BEGIN SOLUTION" not in line
-                   and "# END SOLUTION" not in line)
+    return "".join(
+        line
+        for line in src.splitlines(keepends=True)
+        if "# BEGIN SOLUTION" not in line and "# END SOLUTION" not in line
+    )
 
 
 def reference_policy() -> dict:
@@ -54,16 +60,25 @@ def reference_policy() -> dict:
 def test_reference_policy_and_decision_pass_every_pure_check_whatever_the_hidden_seed(tmp_path, seed):
     ctx = workspace(tmp_path, reference_policy(), reference_decision())
     ctx.seed, ctx.variables["canary_per_window"] = seed, 80 * 0.05 * 10
-    for check_id in ("policy-valid", "sample-arithmetic", "decision-written", "decision-planted",
-                     "replay-no-false-abort", "replay-detects-fault"):
+    for check_id in (
+        "policy-valid",
+        "sample-arithmetic",
+        "decision-written",
+        "decision-planted",
+        "replay-no-false-abort",
+        "replay-detects-fault",
+    ):
         CHECKS[check_id].func(ctx)
 
 
-@pytest.mark.parametrize("doc, match", [
-    (policy_doc(first=20), "setWeight: 5"),
-    (policy_doc(min_sample=3), "minSampleSize to at least 20"),
-    (policy_doc(window="30s"), "shorten interval, window"),
-])
+@pytest.mark.parametrize(
+    "doc, match",
+    [
+        (policy_doc(first=20), "setWeight: 5"),
+        (policy_doc(min_sample=3), "minSampleSize to at least 20"),
+        (policy_doc(window="30s"), "shorten interval, window"),
+    ],
+)
 def test_policy_mistakes_are_named(tmp_path, doc, match):
     with pytest.raises(CheckFailed, match=match):
         CHECKS["policy-valid"].func(workspace(tmp_path, doc))
@@ -85,32 +100,37 @@ def test_sample_arithmetic_wants_the_numbers_and_a_margin(tmp_path):
         CHECKS["sample-arithmetic"].func(ctx)
 
 
-NO_MINIMUM = '''
+NO_MINIMUM = """
 from scipy import stats
 def decide(ce, cn, se, sn, max_rate, alpha, min_sample):
     if cn == 0 or ce / cn <= max_rate:
         return "successful"
     p = stats.fisher_exact([[ce, cn - ce], [se, sn - se]], alternative="greater").pvalue
     return "failed" if p < alpha else "inconclusive"
-'''
-NO_TEST = '''
+"""
+NO_TEST = """
 def decide(ce, cn, se, sn, max_rate, alpha, min_sample):
     if cn < min_sample:
         return "inconclusive"
     return "successful" if ce / cn <= max_rate else "failed"
-'''
-TWO_SIDED = NO_MINIMUM.replace('if cn == 0 or', 'if cn < min_sample:\n        return "inconclusive"\n    if').replace(
-    ', alternative="greater"', '')
-FIXED_ALPHA = TWO_SIDED.replace('[se, sn - se]])', '[se, sn - se]], alternative="greater")').replace(
-    "p < alpha", "p < 0.05")
+"""
+TWO_SIDED = NO_MINIMUM.replace("if cn == 0 or", 'if cn < min_sample:\n        return "inconclusive"\n    if').replace(
+    ', alternative="greater"', ""
+)
+FIXED_ALPHA = TWO_SIDED.replace("[se, sn - se]])", '[se, sn - se]], alternative="greater")').replace(
+    "p < alpha", "p < 0.05"
+)
 
 
-@pytest.mark.parametrize("source, match", [
-    (NO_MINIMUM, "below min_sample 20"),
-    (NO_TEST, "Fisher exact test against stable"),
-    (TWO_SIDED, "one-sided test"),
-    (FIXED_ALPHA, "compare p with the alpha argument"),
-])
+@pytest.mark.parametrize(
+    "source, match",
+    [
+        (NO_MINIMUM, "below min_sample 20"),
+        (NO_TEST, "Fisher exact test against stable"),
+        (TWO_SIDED, "one-sided test"),
+        (FIXED_ALPHA, "compare p with the alpha argument"),
+    ],
+)
 def test_planted_windows_catch_each_decision_mistake(tmp_path, source, match):
     ctx = workspace(tmp_path, decision=source)
     CHECKS["decision-written"].func(ctx)  # each of them looks right on the easy cases
@@ -137,8 +157,11 @@ def test_a_loose_threshold_is_blamed_not_the_timing(tmp_path):
 def test_the_notebook_solution_policy_passes_the_replays_at_the_notebook_rps(tmp_path, monkeypatch):
     ctx = workspace(tmp_path)
     monkeypatch.chdir(ctx.workspace)
-    code = "".join(line for line in solution_source("write-policy").splitlines(keepends=True)
-                   if "SOLUTION" not in line and not line.startswith(("policy =", "print(")))
+    code = "".join(
+        line
+        for line in solution_source("write-policy").splitlines(keepends=True)
+        if "SOLUTION" not in line and not line.startswith(("policy =", "print("))
+    )
     namespace = {"rps": 60, "Path": Path}
     exec(code, namespace)
     ctx.variables.update(rps=60, canary_per_window=namespace["canary_per_window"])

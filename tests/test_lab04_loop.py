@@ -53,32 +53,53 @@ def test_reference_loop_passes_the_simulated_checks_whatever_the_hidden_seed(tmp
     CHECKS["loop-simulated"].func(ctx)
 
 
-NEVER_RESTORES = mistake('''        promote()
-        router.set_weight(0)''', '''        promote()''').replace('''                if reason:
-                    router.set_weight(0)''', '''                if reason:''')
-NO_MINIMUM_DATA = mistake('''        if missing:
-            router.set_weight(0)''', '''        if False:
-            router.set_weight(0)''').replace('''            if phases.count("inconclusive") > m.inconclusive_limit:''', '''            if False:''')
-JUDGES_AT_THE_END = mistake('''            while True:
+NEVER_RESTORES = mistake(
+    """        promote()
+        router.set_weight(0)""",
+    """        promote()""",
+).replace(
+    """                if reason:
+                    router.set_weight(0)""",
+    """                if reason:""",
+)
+NO_MINIMUM_DATA = mistake(
+    """        if missing:
+            router.set_weight(0)""",
+    """        if False:
+            router.set_weight(0)""",
+).replace("""            if phases.count("inconclusive") > m.inconclusive_limit:""", """            if False:""")
+JUDGES_AT_THE_END = mistake(
+    """            while True:
                 measure_due()
-                reason = failing()''', '''            sleep(step.pause.duration)
+                reason = failing()""",
+    """            sleep(step.pause.duration)
             while True:
                 measure_due()
-                reason = failing()''')
-NO_FINALLY = mistake('''    except BaseException:
+                reason = failing()""",
+)
+NO_FINALLY = mistake(
+    """    except BaseException:
         router.set_weight(0)  # whatever went wrong, the canary leaves the traffic
-        raise''', '''    except BaseException:
-        raise''').replace('''            except MetricsUnavailable as err:
-                phase, message = "error", str(err)''', '''            except ZeroDivisionError as err:
-                phase, message = "error", str(err)''')
+        raise""",
+    """    except BaseException:
+        raise""",
+).replace(
+    """            except MetricsUnavailable as err:
+                phase, message = "error", str(err)""",
+    """            except ZeroDivisionError as err:
+                phase, message = "error", str(err)""",
+)
 
 
-@pytest.mark.parametrize("loop, check_id, match", [
-    (NEVER_RESTORES, "loop-written", "weight was left at 5"),
-    (NO_MINIMUM_DATA, "loop-simulated", "called promote\\(\\).*missing data never promotes"),
-    (JUDGES_AT_THE_END, "loop-simulated", "fails late.*(called promote|measure during the pauses)"),
-    (NO_FINALLY, "loop-simulated", "metrics backend is down.*weight was left.*MetricsUnavailable"),
-])
+@pytest.mark.parametrize(
+    "loop, check_id, match",
+    [
+        (NEVER_RESTORES, "loop-written", "weight was left at 5"),
+        (NO_MINIMUM_DATA, "loop-simulated", "called promote\\(\\).*missing data never promotes"),
+        (JUDGES_AT_THE_END, "loop-simulated", "fails late.*(called promote|measure during the pauses)"),
+        (NO_FINALLY, "loop-simulated", "metrics backend is down.*weight was left.*MetricsUnavailable"),
+    ],
+)
 def test_each_loop_mistake_fails_a_check_with_its_fix(tmp_path, loop, check_id, match):
     ctx = workspace(tmp_path, loop)
     if check_id == "loop-simulated":
@@ -89,10 +110,13 @@ def test_each_loop_mistake_fails_a_check_with_its_fix(tmp_path, loop, check_id, 
 
 def test_a_loop_that_reads_no_numbers_from_the_policy_fails_the_hidden_policies(tmp_path):
     hardcoded = mistake("for step in policy.steps:", "for step in LAB_STEPS:").replace(
-        "def run_canary(", "LAB_STEPS = __import__('mlops_workbench.rollout.policy', fromlist=['x']).parse("
+        "def run_canary(",
+        "LAB_STEPS = __import__('mlops_workbench.rollout.policy', fromlist=['x']).parse("
         "{'steps': [{'setWeight': 20}, {'pause': {'duration': 10}}, {'setWeight': 50}, {'pause': {'duration': 10}}], "
         "'analysis': {'metrics': [{'name': 'e', 'kind': 'errorRate', 'condition': {'max': 0.02}}]}}).steps\n\n\n"
-        "def run_canary(", 1)
+        "def run_canary(",
+        1,
+    )
     ctx = workspace(tmp_path, hardcoded, seed=3)
     CHECKS["loop-written"].func(ctx)  # it walks the public policy's steps
     with pytest.raises(CheckFailed):
@@ -107,8 +131,12 @@ def test_the_stub_fails_the_loop_checks(tmp_path):
 
 
 def test_trial_blames_the_weight_left_on_after_an_exception():
-    policy = pol.parse({"steps": [{"setWeight": 10}, {"pause": {"duration": 5}}], "analysis": {"metrics": [
-        {"name": "e", "kind": "errorRate", "condition": {"max": 0.02}}]}})
+    policy = pol.parse(
+        {
+            "steps": [{"setWeight": 10}, {"pause": {"duration": 5}}],
+            "analysis": {"metrics": [{"name": "e", "kind": "errorRate", "condition": {"max": 0.02}}]},
+        }
+    )
 
     def crashes(policy, router, metrics, promote, log, clock, sleep):
         router.set_weight(10)
@@ -119,16 +147,35 @@ def test_trial_blames_the_weight_left_on_after_an_exception():
     assert "weight was left at 10.0%" in trial.problem(t, "x", policy, 50, healthy=False)
 
 
-@pytest.mark.parametrize("cell, code, call", [
-    ("write-loop", ("%%writefile canary.py\nfrom mlops_workbench.rollout import ops\n\ndef run_canary(policy, *a, **k):\n"
-                    "    return ops.start(policy, '2')\n"), "rollout.ops.start"),
-    ("write-loop", "%%writefile canary.py\nfrom mlops_workbench.rollout.analysis import verdict\n", "rollout.analysis.verdict"),
-    ("healthy-rollout", "healthy_outcome = ops.start(policy, versions.candidate).phase\n", "rollout.ops.start"),
-    ("write-policy", "policy = pol.load('demo')\nPath('policy.yaml').write_text(pol.to_yaml(policy))\n",
-     "rollout.policy.load"),
-    ("incident", "incident = __import__('mlops_workbench.rollout.timeline', fromlist=['x']).incident([])\n",
-     "rollout.timeline.incident"),
-])
+@pytest.mark.parametrize(
+    "cell, code, call",
+    [
+        (
+            "write-loop",
+            (
+                "%%writefile canary.py\nfrom mlops_workbench.rollout import ops\n\ndef run_canary(policy, *a, **k):\n"
+                "    return ops.start(policy, '2')\n"
+            ),
+            "rollout.ops.start",
+        ),
+        (
+            "write-loop",
+            "%%writefile canary.py\nfrom mlops_workbench.rollout.analysis import verdict\n",
+            "rollout.analysis.verdict",
+        ),
+        ("healthy-rollout", "healthy_outcome = ops.start(policy, versions.candidate).phase\n", "rollout.ops.start"),
+        (
+            "write-policy",
+            "policy = pol.load('demo')\nPath('policy.yaml').write_text(pol.to_yaml(policy))\n",
+            "rollout.policy.load",
+        ),
+        (
+            "incident",
+            "incident = __import__('mlops_workbench.rollout.timeline', fromlist=['x']).incident([])\n",
+            "rollout.timeline.incident",
+        ),
+    ],
+)
 def test_answer_functions_are_found_in_their_exercise(cell, code, call):
     lab = Lab(LAB)
     nb = nbformat.read(LAB / "lab.ipynb", as_version=4)

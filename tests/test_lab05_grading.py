@@ -18,9 +18,12 @@ from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade
 from mlops_workbench.rollout import policy as pol
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("promtool") is None,
-                                 reason="promtool missing: install Debian's prometheus package (.ci/run does)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("promtool") is None, reason="promtool missing: install Debian's prometheus package (.ci/run does)"
+    ),
+]
 ROOT = Path(__file__).resolve().parents[1]
 LAB = Lab(ROOT / "labs" / "05-kind-canary")
 CHECKS = {c.id: c for c in load_checks(LAB.folder / "checks.py")}
@@ -49,12 +52,18 @@ def solution(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def helpers(tmp_path_factory) -> dict:
-    return graded(tmp_path_factory, "helpers", {
-        "write-strategy": 'render.write(policy, manifests, "mine")',
-        "write-templates": ("templates = [render.analysis_template(m, policy.analysis.min_sample_size, g)\n"
-                            "             for g in (False, True) for m in policy.analysis.metrics]\n"
-                            "(manifests / 'analysis-templates.yaml').write_text(yaml.safe_dump_all(templates))"),
-    })
+    return graded(
+        tmp_path_factory,
+        "helpers",
+        {
+            "write-strategy": 'render.write(policy, manifests, "mine")',
+            "write-templates": (
+                "templates = [render.analysis_template(m, policy.analysis.min_sample_size, g)\n"
+                "             for g in (False, True) for m in policy.analysis.metrics]\n"
+                "(manifests / 'analysis-templates.yaml').write_text(yaml.safe_dump_all(templates))"
+            ),
+        },
+    )
 
 
 def source(cell_id: str) -> str:
@@ -64,24 +73,32 @@ def source(cell_id: str) -> str:
 @pytest.fixture(scope="module")
 def wrong(tmp_path_factory) -> dict:
     """Every PromQL query replaced by vector(0); a revert overlay that changes no image."""
-    templates = source("write-templates").replace(
-        '"query": query}', '"query": "vector(0)"}')
+    templates = source("write-templates").replace('"query": query}', '"query": "vector(0)"}')
     assert '"vector(0)"' in templates
     revert = source("revert").split("# BEGIN SOLUTION")[0] + (
-        '(revert / "kustomization.yaml").write_text(yaml.safe_dump({"resources": ["rendered.yaml"]}))\n')
+        '(revert / "kustomization.yaml").write_text(yaml.safe_dump({"resources": ["rendered.yaml"]}))\n'
+    )
     return graded(tmp_path_factory, "wrong", {"write-templates": templates, "revert": revert})
 
 
 def test_the_solution_scores_full_marks(solution):
     assert {cid: c.status for cid, c in solution.items()} == dict.fromkeys(solution, "passed")
-    assert set(solution) >= {"strategy-written", "strategy-replays", "templates-faithful", "promql-decides",
-                             "revert-commit"}
+    assert set(solution) >= {
+        "strategy-written",
+        "strategy-replays",
+        "templates-faithful",
+        "promql-decides",
+        "revert-commit",
+    }
 
 
 def test_answer_functions_score_zero_for_their_exercise_with_the_message(helpers):
-    for cid, call in (("strategy-written", "k8s.render.write"), ("strategy-replays", "k8s.render.write"),
-                      ("templates-faithful", "k8s.render.analysis_template"),
-                      ("promql-decides", "k8s.render.analysis_template")):
+    for cid, call in (
+        ("strategy-written", "k8s.render.write"),
+        ("strategy-replays", "k8s.render.write"),
+        ("templates-faithful", "k8s.render.analysis_template"),
+        ("promql-decides", "k8s.render.analysis_template"),
+    ):
         assert helpers[cid].status == "failed" and helpers[cid].score == 0, cid
         assert f"`{call}`" in helpers[cid].message and "does the exercise for you" in helpers[cid].message
     assert "write rollout-strategy.yaml and analysis-templates.yaml yourself" in helpers["strategy-written"].message

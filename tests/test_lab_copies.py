@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def git(project: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     return subprocess.run(["git", *args], cwd=project, env=env, capture_output=True, text=True, check=True).stdout
 
 
@@ -63,7 +68,9 @@ def test_working_through_a_lab_leaves_the_checkout_clean(project: Path) -> None:
     assert again["00-welcome"].status == "current" and again["00-welcome"].message is None
     assert "n_samples = 150" in mine.read_text()
     assert git(project, "status", "--porcelain") == ""
-    assert (project / "notebooks" / "00-welcome.ipynb").read_text() == (ROOT / "notebooks" / "00-welcome.ipynb").read_text()
+    assert (project / "notebooks" / "00-welcome.ipynb").read_text() == (
+        ROOT / "notebooks" / "00-welcome.ipynb"
+    ).read_text()
 
 
 def test_a_newer_release_is_offered_beside_changed_work_and_replaces_untouched_copies(project: Path) -> None:

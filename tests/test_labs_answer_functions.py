@@ -17,18 +17,31 @@ from mlops_workbench.labs.release import learner_notebook
 from mlops_workbench.labs.report import CheckResult
 
 LABS = [lab for lab in Lab.all() if lab.spec.answer_functions]
-CASES = [pytest.param(lab, index, id=f"{lab.id}:{entry.call.removeprefix('mlops_workbench.')}")
-         for lab in LABS for index, entry in enumerate(lab.spec.answer_functions)]
+CASES = [
+    pytest.param(lab, index, id=f"{lab.id}:{entry.call.removeprefix('mlops_workbench.')}")
+    for lab in LABS
+    for index, entry in enumerate(lab.spec.answer_functions)
+]
 
 
 def test_labs_02_to_05_each_name_answer_functions():
     assert {"02-versioning", "03-registry-promotion", "04-canary-rollback", "05-kind-canary"} <= {
-        lab.id for lab in LABS}
+        lab.id for lab in LABS
+    }
 
 
 def _all_passed(lab: Lab) -> list[CheckResult]:
-    return [CheckResult(id=c.id, description=c.description, status="passed", score=c.points, max_score=c.points,
-                        visibility=c.visibility) for c in lab.checks]
+    return [
+        CheckResult(
+            id=c.id,
+            description=c.description,
+            status="passed",
+            score=c.points,
+            max_score=c.points,
+            visibility=c.visibility,
+        )
+        for c in lab.checks
+    ]
 
 
 @pytest.mark.parametrize("lab, index", CASES)

@@ -21,13 +21,18 @@ def test_isolated_checks_run_side_by_side_before_the_others(tmp_path):
         def run(_ctx):
             meet.wait()
             done.append(name)
+
         return run
 
     def after_isolated(_ctx):
         assert sorted(done) == ["a", "b"], f"ran before the isolated checks finished: {done}"
 
-    checks = [make("first", after_isolated), make("a", side("a"), isolated=True),
-              make("b", side("b"), isolated=True), make("failing", lambda _ctx: fail("fix it"))]
+    checks = [
+        make("first", after_isolated),
+        make("a", side("a"), isolated=True),
+        make("b", side("b"), isolated=True),
+        make("failing", lambda _ctx: fail("fix it")),
+    ]
     results = run_checks(checks, Context(lab="x", home=tmp_path))
     assert [r.id for r in results] == ["first", "a", "b", "failing"]
     assert [r.status for r in results] == ["passed", "passed", "passed", "failed"]
@@ -47,11 +52,19 @@ def test_other_checks_run_one_at_a_time_and_blocked_ones_never_run(tmp_path):
             with lock:
                 running[0] -= 1
             ran.append(name)
+
         return run
 
     checks = [make(name, counted(name)) for name in ("a", "b", "c")]
-    stop = CheckResult(id="b", description="b", status="blocked", score=0.0, max_score=1.0, visibility="public",
-                       message="cell 'x' failed")
+    stop = CheckResult(
+        id="b",
+        description="b",
+        status="blocked",
+        score=0.0,
+        max_score=1.0,
+        visibility="public",
+        message="cell 'x' failed",
+    )
     results = run_checks(checks, Context(lab="x", home=tmp_path), lambda c: stop if c.id == "b" else None)
     assert [r.status for r in results] == ["passed", "blocked", "passed"]
     assert ran == ["a", "c"] and most[0] == 1
@@ -60,9 +73,11 @@ def test_other_checks_run_one_at_a_time_and_blocked_ones_never_run(tmp_path):
 def test_checks_declare_whether_they_are_isolated(tmp_path):
     path = tmp_path / "lab" / "checks.py"
     path.parent.mkdir()
-    path.write_text("from mlops_workbench.labs.checks import check\n\n"
-                    "@check('side', isolated=True)\ndef side(ctx):\n    pass\n\n"
-                    "@check('plain')\ndef plain(ctx):\n    pass\n")
+    path.write_text(
+        "from mlops_workbench.labs.checks import check\n\n"
+        "@check('side', isolated=True)\ndef side(ctx):\n    pass\n\n"
+        "@check('plain')\ndef plain(ctx):\n    pass\n"
+    )
     assert {c.id: c.isolated for c in load_checks(path)} == {"side": True, "plain": False}
 
 
@@ -81,8 +96,10 @@ def test_rng_is_the_same_for_the_same_lab_label_and_seed(tmp_path):
 def test_a_check_built_elsewhere_belongs_to_the_checks_file_that_declares_it(tmp_path):
     """A check made by a helper module or a functools.partial is the lab's, not the helper's (and does not crash)."""
     helper = tmp_path / "shared_helper_for_checks.py"
-    helper.write_text("def make(name):\n    def run(ctx):\n        pass\n    run.__doc__ = name\n    return run\n\n"
-                      "def plain(ctx, name):\n    pass\n")
+    helper.write_text(
+        "def make(name):\n    def run(ctx):\n        pass\n    run.__doc__ = name\n    return run\n\n"
+        "def plain(ctx, name):\n    pass\n"
+    )
     lab = tmp_path / "98-shared"
     lab.mkdir()
     (lab / "checks.py").write_text(
@@ -93,6 +110,7 @@ def test_a_check_built_elsewhere_belongs_to_the_checks_file_that_declares_it(tmp
         "spec.loader.exec_module(shared)\n"
         "check('made')(shared.make('made elsewhere'))\n"
         "check('partial')(functools.partial(shared.plain, name='x'))\n"
-        "@check('own')\ndef own(ctx):\n    pass\n")
+        "@check('own')\ndef own(ctx):\n    pass\n"
+    )
     assert [c.id for c in load_checks(lab / "checks.py")] == ["made", "partial", "own"]
     assert [c.id for c in load_checks(lab / "checks.py")] == ["made", "partial", "own"]  # a reload starts afresh

@@ -21,16 +21,26 @@ from mlops_workbench.labs.report import Report
 def labs(root: Path, deps: dict[str, list[str]]) -> list[Lab]:
     for lab_id, depends_on in deps.items():
         (root / lab_id).mkdir(parents=True)
-        (root / lab_id / "lab.yaml").write_text(yaml.safe_dump({
-            "title": lab_id, "level": "beginner", "objectives": ["learn"], "minutes": 5, "depends_on": depends_on}))
+        (root / lab_id / "lab.yaml").write_text(
+            yaml.safe_dump(
+                {"title": lab_id, "level": "beginner", "objectives": ["learn"], "minutes": 5, "depends_on": depends_on}
+            )
+        )
     return Lab.all(root)
 
 
 def test_labs_linked_by_depends_on_share_a_state_group_and_the_others_have_their_own(tmp_path):
-    found = labs(tmp_path, {"00-a": [], "01-b": [], "02-c": ["01-b"], "03-d": ["02-c"], "04-e": [],
-                            "05-f": ["04-e", "00-a"]})
-    assert state_groups(found) == {"00-a": "00-a", "01-b": "01-b", "02-c": "01-b", "03-d": "01-b",
-                                   "04-e": "00-a", "05-f": "00-a"}
+    found = labs(
+        tmp_path, {"00-a": [], "01-b": [], "02-c": ["01-b"], "03-d": ["02-c"], "04-e": [], "05-f": ["04-e", "00-a"]}
+    )
+    assert state_groups(found) == {
+        "00-a": "00-a",
+        "01-b": "01-b",
+        "02-c": "01-b",
+        "03-d": "01-b",
+        "04-e": "00-a",
+        "05-f": "00-a",
+    }
 
 
 def test_each_shipped_lab_runs_in_its_own_state_folder_apart_from_the_learners(monkeypatch, tmp_path):
@@ -95,18 +105,25 @@ def test_ready_labs_start_in_id_order_one_at_a_time_with_one_job(tmp_path):
     found = labs(tmp_path, {"02-c": [], "00-a": [], "01-b": []})
     ran: list[str] = []
     assert schedule(found, lambda lab: ran.append(lab.id) is None, jobs=1) == {
-        "00-a": "passed", "01-b": "passed", "02-c": "passed"}
+        "00-a": "passed",
+        "01-b": "passed",
+        "02-c": "passed",
+    }
     assert ran == ["00-a", "01-b", "02-c"]
 
 
 def test_grading_blocks_a_lab_whose_dependency_failed_without_running_it(tmp_path):
     copy = tmp_path / "labs" / "01-next"
     shutil.copytree(Lab.find("00-welcome").folder, copy)
-    (copy / "lab.yaml").write_text((copy / "lab.yaml").read_text().replace("depends_on: []", "depends_on: [00-welcome]"))
+    (copy / "lab.yaml").write_text(
+        (copy / "lab.yaml").read_text().replace("depends_on: []", "depends_on: [00-welcome]")
+    )
     lab, home = Lab(copy), tmp_path / "home"
     result = settings.layout(home).results / "00-welcome.json"
     result.parent.mkdir(parents=True)
-    failed = Report(lab="00-welcome", submission="x.ipynb", score=1, max_score=5, pass_mark=0.8, passed=False, checks=[])
+    failed = Report(
+        lab="00-welcome", submission="x.ipynb", score=1, max_score=5, pass_mark=0.8, passed=False, checks=[]
+    )
     result.write_text(failed.model_dump_json())
     report = grade(lab.source, tmp_path / "out", lab, home=home)
     assert not report.passed and report.execution_status == "not-run" and report.cells == []

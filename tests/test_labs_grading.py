@@ -192,7 +192,6 @@ def test_cells_saved_without_ids_are_normalized_graded_and_reported(lab, tmp_pat
     validate_report(json.loads(written.read_text()))
 
 
-
 def test_grading_stops_what_the_notebook_started_and_keeps_what_ran_before(lab, tmp_path):
     """The pipeline's stages share one MLflow server in their state folder: grading a stage must not stop it,
     while every service the notebook started is stopped."""
@@ -203,10 +202,13 @@ def test_grading_stops_what_the_notebook_started_and_keeps_what_ran_before(lab, 
     port = procs.free_port()
     shared = procs.start("shared", [*http_server, str(port)], port, health_path="/", home=home)
     nb = solution(lab)
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "from pathlib import Path\nfrom mlops_workbench import procs\n"
-        f"svc = procs.start('from-notebook', {http_server!r} + [str(p := procs.free_port())], p, health_path='/')\n"
-        f"Path({str(pid_file)!r}).write_text(str(svc.pid))"))
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\nfrom mlops_workbench import procs\n"
+            f"svc = procs.start('from-notebook', {http_server!r} + [str(p := procs.free_port())], p, health_path='/')\n"
+            f"Path({str(pid_file)!r}).write_text(str(svc.pid))"
+        )
+    )
     try:
         report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab, home=home)
         assert report.score == report.max_score, report.checks

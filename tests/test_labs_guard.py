@@ -28,9 +28,14 @@ def test_changed_added_and_deleted_files_are_named_and_left_as_they_are(tmp_path
     (caches / "new.cpython-311.pyc").write_bytes(b"written by an import")
     (lab / "checks.py").write_text("CHECKS = 0\n")
 
-    assert guard.changes(kept) == ["00-welcome/checks.py", "mlops_workbench/labs/_planted.py",
-                                   "mlops_workbench/labs/checks.py", "mlops_workbench/labs/grade.py"]
+    assert guard.changes(kept) == [
+        "00-welcome/checks.py",
+        "mlops_workbench/labs/_planted.py",
+        "mlops_workbench/labs/checks.py",
+        "mlops_workbench/labs/grade.py",
+    ]
     assert (package / "labs" / "grade.py").read_text().endswith("'full marks'\n"), "a source is never written back"
     assert (lab / "checks.py").read_text() == "CHECKS = 0\n" and (package / "labs" / "_planted.py").exists()
     assert sorted(p.name for p in caches.iterdir()) == ["report.cpython-311.pyc"], (
-        "new or changed compiled files go (Python rebuilds them from the checked sources); the rest stay")
+        "new or changed compiled files go (Python rebuilds them from the checked sources); the rest stay"
+    )

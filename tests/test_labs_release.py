@@ -26,11 +26,14 @@ def test_strip_keeps_code_outside_regions_and_indentation():
     assert strip_solutions(src) == f"import os\ndef f():\n    {STUB}\nprint(f)"
 
 
-@pytest.mark.parametrize("src, problem", [
-    ("# BEGIN SOLUTION\nx = 1", "never closed"),
-    ("x = 1\n# END SOLUTION", "without a"),
-    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "second"),
-])
+@pytest.mark.parametrize(
+    "src, problem",
+    [
+        ("# BEGIN SOLUTION\nx = 1", "never closed"),
+        ("x = 1\n# END SOLUTION", "without a"),
+        ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "second"),
+    ],
+)
 def test_unbalanced_regions_are_named(src, problem):
     with pytest.raises(LabFormatError, match=problem):
         strip_solutions(src, where="lab.ipynb cell 'x'")
@@ -49,15 +52,27 @@ def test_bytecode_written_beside_the_package_leaves_the_lab_stages_up_to_date(tm
     package.mkdir(parents=True)
     (package / "stage.py").write_text("print('stage')\n")
     shutil.copy(settings.project_root() / ".dvcignore", tmp_path / ".dvcignore")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"lab": {
-        "cmd": "python src/mlops_workbench/stage.py > out.txt", "deps": ["src/mlops_workbench"], "outs": ["out.txt"]}}}))
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "lab": {
+                        "cmd": "python src/mlops_workbench/stage.py > out.txt",
+                        "deps": ["src/mlops_workbench"],
+                        "outs": ["out.txt"],
+                    }
+                }
+            }
+        )
+    )
     dvc = [sys.executable, "-m", "dvc"]
     for cmd in (["git", "init", "-q"], [*dvc, "init", "-q"], [*dvc, "repro", "-q"]):
         subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "stage.cpython-311.pyc").write_bytes(b"compiled")
-    status = subprocess.run([*dvc, "status", "--json"], cwd=tmp_path, env=env, check=True, capture_output=True,
-                            text=True).stdout
+    status = subprocess.run(
+        [*dvc, "status", "--json"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    ).stdout
     assert json.loads(status or "{}") == {}
 
 
@@ -75,11 +90,16 @@ def test_learner_version_has_no_solutions_outputs_or_instructor_cells(lab):
     assert sum(c.source.count(STUB) + c.source.count(HIDDEN_STUB) for c in nb.cells) >= len(solution_cells)
     public = {cid for check in lab.checks if check.visibility == "public" for cid in check.cells}
     for c in nb.cells:  # "run check() below" only where a public check exists (lab 00 Exercise 3 is hidden-only)
-        assert STUB not in c.source or c.id in public, f"{lab.id} cell {c.id} tells the learner to run a check() it has not"
+        assert STUB not in c.source or c.id in public, (
+            f"{lab.id} cell {c.id} tells the learner to run a check() it has not"
+        )
     sources = "\n".join(c.source for c in nb.cells)
     for check in (c for c in lab.checks if c.visibility == "hidden"):
-        body = [line.strip() for line in inspect.getsource(check.func).splitlines()[1:]
-                if len(line.strip()) > 25 and not line.strip().startswith(("import ", "from "))]  # imports tell nothing
+        body = [
+            line.strip()
+            for line in inspect.getsource(check.func).splitlines()[1:]
+            if len(line.strip()) > 25 and not line.strip().startswith(("import ", "from "))
+        ]  # imports tell nothing
         assert not [line for line in body if line in sources], f"hidden check {check.id} leaked into the notebook"
 
 
@@ -150,8 +170,9 @@ def test_record_copies_only_the_tagged_outputs_into_the_source(tmp_path):
     nbformat.write(_nb(("seeded", ["nbval-check-output"], ["old\n"]), ("noisy", [], ["stale\n"])), folder / "lab.ipynb")
     executed = tmp_path / "executed.ipynb"
     ran = _nb(("seeded", [], ["0.967\n"]), ("noisy", [], ["run 3f2a\n"]))
-    ran.cells[0].outputs.append(nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
-                                                                            "text/plain": "<Figure>"}))
+    ran.cells[0].outputs.append(
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
+    )
     nbformat.write(ran, executed)
     assert record_outputs(Lab(folder), executed) == ["seeded"]
     cells = {c.id: c for c in read_notebook(folder / "lab.ipynb").cells}
@@ -167,7 +188,9 @@ def test_record_refuses_a_run_that_did_not_reach_a_tagged_cell(tmp_path):
     nbformat.write(_nb(("seeded", ["nbval-check-output"], ["old\n"])), folder / "lab.ipynb")
     executed = tmp_path / "executed.ipynb"
     nbformat.write(_nb(("seeded", [], [])), executed)
-    with pytest.raises(LabFormatError, match=r"no outputs for the tagged cells \['seeded'\].*workbench labs run 09-rec"):
+    with pytest.raises(
+        LabFormatError, match=r"no outputs for the tagged cells \['seeded'\].*workbench labs run 09-rec"
+    ):
         record_outputs(Lab(folder), executed)
     assert [o.text for o in read_notebook(folder / "lab.ipynb").cells[0].outputs] == ["old\n"]
 

@@ -15,15 +15,40 @@ from mlops_workbench.labs.report import SCHEMA_PATH, CheckResult, IntegrityIssue
 def make_report() -> Report:
     checks = [
         CheckResult(id="a", description="A", status="passed", score=2, max_score=2, visibility="public"),
-        CheckResult(id="b", description="B", status="failed", score=0, max_score=1, visibility="hidden",
-                    message="Train on <all> rows & rerun."),
+        CheckResult(
+            id="b",
+            description="B",
+            status="failed",
+            score=0,
+            max_score=1,
+            visibility="hidden",
+            message="Train on <all> rows & rerun.",
+        ),
         CheckResult(id="c", description="C", status="error", score=0, max_score=1, visibility="public", message="boom"),
-        CheckResult(id="d", description="D", status="timeout", score=0, max_score=1, visibility="public", message="slow"),
-        CheckResult(id="e", description="E", status="blocked", score=0, max_score=1, visibility="public", message="cell x failed"),
+        CheckResult(
+            id="d", description="D", status="timeout", score=0, max_score=1, visibility="public", message="slow"
+        ),
+        CheckResult(
+            id="e",
+            description="E",
+            status="blocked",
+            score=0,
+            max_score=1,
+            visibility="public",
+            message="cell x failed",
+        ),
     ]
-    return Report(lab="00-welcome", title="Welcome", submission="s.ipynb", score=2, max_score=6, pass_mark=0.8,
-                  passed=False, checks=checks,
-                  integrity=[IntegrityIssue(cell="x", problem="deleted", message="Cell 'x' is missing.")])
+    return Report(
+        lab="00-welcome",
+        title="Welcome",
+        submission="s.ipynb",
+        score=2,
+        max_score=6,
+        pass_mark=0.8,
+        passed=False,
+        checks=checks,
+        integrity=[IntegrityIssue(cell="x", problem="deleted", message="Cell 'x' is missing.")],
+    )
 
 
 def test_shipped_schema_matches_the_model():
@@ -44,7 +69,12 @@ def test_reports_validate_and_bad_ones_do_not():
 
 def test_junit_counts_each_outcome():
     suite = ET.fromstring(to_junit(make_report()).split("?>", 1)[1])
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("5", "1", "2", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
+        "5",
+        "1",
+        "2",
+        "1",
+    )
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases["b"].find("failure").get("message") == "Train on <all> rows & rerun."
     assert cases["e"].find("skipped") is not None and cases["a"].find("failure") is None
@@ -71,11 +101,13 @@ def test_validation_names_a_solution_cell_that_raises_even_at_full_marks():
     from mlops_workbench.labs.run import CellRun
 
     def report(cells: list[CellRun]) -> Report:
-        return Report(lab="03-x", submission="s", score=0, max_score=0, pass_mark=1.0, passed=True, checks=[],
-                      cells=cells)
+        return Report(
+            lab="03-x", submission="s", score=0, max_score=0, pass_mark=1.0, passed=True, checks=[], cells=cells
+        )
 
     clean = Validation("03-x", report([CellRun(id="panel", status="ok")]), report([]))
     assert clean.problems == []
-    broken = Validation("03-x", report([CellRun(id="panel", status="error", error="NameError: gate_rules")]),
-                        report([]))
+    broken = Validation(
+        "03-x", report([CellRun(id="panel", status="error", error="NameError: gate_rules")]), report([])
+    )
     assert broken.problems == ["solution cells raise: panel (NameError: gate_rules)"]

@@ -44,7 +44,11 @@ def test_check_all_reports_every_public_check(live, home):
     lab, ns = live
     ns.update(name="ada", n_samples=150, state_folder=str(home))
     (lab.workspace / "hello.txt").write_text("Hello from ada")
-    assert {r.id: r.status for r in lab.check_all()} == {"hello-file": "passed", "iris-rows": "passed", "state-folder": "passed"}
+    assert {r.id: r.status for r in lab.check_all()} == {
+        "hello-file": "passed",
+        "iris-rows": "passed",
+        "state-folder": "passed",
+    }
 
 
 def test_check_results_add_no_repr_under_the_friendly_line(live):

@@ -19,8 +19,11 @@ from mlops_workbench.labs.report import Report
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-LOAD_IRIS = {"call": "mlops_workbench.data.load_iris_frame", "cells": ["iris-rows"],
-             "instead": "count the rows of `sklearn.datasets.load_iris()` yourself"}
+LOAD_IRIS = {
+    "call": "mlops_workbench.data.load_iris_frame",
+    "cells": ["iris-rows"],
+    "instead": "count the rows of `sklearn.datasets.load_iris()` yourself",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +71,14 @@ def test_an_answer_function_scores_zero_for_its_exercise_with_the_api_to_write(a
     assert checks["iris-rows"].status == "failed" and checks["iris-rows"].score == 0
     assert checks["iris-rows"].message == (
         "`data.load_iris_frame` (cell 'iris-rows', line 2) does the exercise for you: "
-        "count the rows of `sklearn.datasets.load_iris()` yourself.")
-    assert answer_function_report.cells and all(c.status == "ok" for c in answer_function_report.cells), \
+        "count the rows of `sklearn.datasets.load_iris()` yourself."
+    )
+    assert answer_function_report.cells and all(c.status == "ok" for c in answer_function_report.cells), (
         "the cell itself ran: only the grade says the exercise was not done"
+    )
     assert {cid: c.status for cid, c in checks.items() if cid != "iris-rows"} == dict.fromkeys(
-        ("hello-file", "seeded-sample", "state-folder"), "passed"), "the other exercises keep their points"
+        ("hello-file", "seeded-sample", "state-folder"), "passed"
+    ), "the other exercises keep their points"
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +86,10 @@ def always_equal_report(lab, tmp_path_factory) -> Report:
     folder = tmp_path_factory.mktemp("always-equal")
     answers = {
         "iris-rows": "class Always:\n    def __eq__(self, other):\n        return True\n"
-                     "    def __ne__(self, other):\n        return False\n    __hash__ = object.__hash__\n"
-                     "n_samples = Always()",
+        "    def __ne__(self, other):\n        return False\n    __hash__ = object.__hash__\n"
+        "n_samples = Always()",
         "seeded-sample": "class AlwaysList(list):\n    def __eq__(self, other):\n        return True\n"
-                         "    def __ne__(self, other):\n        return False\nsample = AlwaysList([1])",
+        "    def __ne__(self, other):\n        return False\nsample = AlwaysList([1])",
     }
     return grade(submit(lab, folder, answers), folder / "out", lab)
 
@@ -91,7 +97,9 @@ def always_equal_report(lab, tmp_path_factory) -> Report:
 def test_an_object_equal_to_everything_passes_no_check(always_equal_report):
     checks = by_id(always_equal_report)
     assert checks["iris-rows"].status == "failed"
-    assert checks["iris-rows"].message == "`n_samples` is a Always, not a plain int: assign the int itself to `n_samples`."
+    assert (
+        checks["iris-rows"].message == "`n_samples` is a Always, not a plain int: assign the int itself to `n_samples`."
+    )
     assert checks["seeded-sample"].status == "failed", "a list subclass is graded as the plain list it holds"
     assert checks["hello-file"].status == checks["state-folder"].status == "passed"
 
@@ -99,9 +107,11 @@ def test_an_object_equal_to_everything_passes_no_check(always_equal_report):
 @pytest.fixture(scope="module")
 def hidden_traceback_report(lab, tmp_path_factory) -> Report:
     folder = tmp_path_factory.mktemp("hidden-traceback")
-    hide = ("from IPython.core.interactiveshell import InteractiveShell\n"
-            "InteractiveShell.showtraceback = lambda *args, **kwargs: None\n"
-            "get_ipython().showtraceback = lambda *args, **kwargs: None\n")
+    hide = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "InteractiveShell.showtraceback = lambda *args, **kwargs: None\n"
+        "get_ipython().showtraceback = lambda *args, **kwargs: None\n"
+    )
     answers = {"hello-file": "raise RuntimeError('the file was never written')"}
     return grade(submit(lab, folder, answers, extra=hide), folder / "out", lab)
 

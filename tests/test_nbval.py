@@ -22,18 +22,40 @@ FAST_LABS = ["00-welcome"]
 
 
 def nbval(notebook: Path, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_PROJECT": str(ROOT),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=300", "-p",
-                           "no:cacheprovider", "-q", "-o", "addopts=", str(notebook)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "WORKBENCH_HOME": str(home),
+        "WORKBENCH_PROJECT": str(ROOT),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-cell-timeout=300",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-o",
+            "addopts=",
+            str(notebook),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.mark.parametrize("lab", FAST_LABS)
 def test_reference_outputs_are_reproduced(lab, tmp_path):
     notebook = ROOT / "labs" / lab / "lab.ipynb"
-    checked = [c for c in json.loads(notebook.read_text())["cells"]
-               if "nbval-check-output" in c["metadata"].get("tags", [])]
+    checked = [
+        c for c in json.loads(notebook.read_text())["cells"] if "nbval-check-output" in c["metadata"].get("tags", [])
+    ]
     assert checked and all(c["outputs"] for c in checked), "tag deterministic cells and commit their outputs"
     result = nbval(notebook, tmp_path / "home")
     assert result.returncode == 0, result.stdout[-4000:]

@@ -36,11 +36,14 @@ def test_verbose_shows_everything(monkeypatch, caplog):
 
 
 def test_the_package_turns_mlflow_download_bars_off_and_verbose_turns_them_on():
-    probe = ("import os, mlops_workbench; from mlops_workbench import output; a = os.environ[output.PROGRESS_BAR_ENV]; "
-             "output.set_verbose(True); print(a, os.environ[output.PROGRESS_BAR_ENV], output.verbose())")
+    probe = (
+        "import os, mlops_workbench; from mlops_workbench import output; a = os.environ[output.PROGRESS_BAR_ENV]; "
+        "output.set_verbose(True); print(a, os.environ[output.PROGRESS_BAR_ENV], output.verbose())"
+    )
     env = {k: v for k, v in os.environ.items() if k != output.PROGRESS_BAR_ENV}
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
     assert result.stdout.split() == ["false", "true", "True"]
 
 
@@ -61,7 +64,10 @@ def test_quiet_hides_other_libraries_user_warnings_but_not_ours_nor_future_warni
             warn_from("mlflow.tracking", FutureWarning)
         warn_from("sklearn.base", UserWarning)
     assert [(w.category, w.filename) for w in seen] == [
-        (UserWarning, "mlops_workbench.labs.py"), (FutureWarning, "mlflow.tracking.py"), (UserWarning, "sklearn.base.py")]
+        (UserWarning, "mlops_workbench.labs.py"),
+        (FutureWarning, "mlflow.tracking.py"),
+        (UserWarning, "sklearn.base.py"),
+    ]
 
 
 class _Chatty(FakeDrill):

@@ -46,8 +46,18 @@ def test_only_tracking_touches_mlflow_global_uris():
 def test_only_procs_starts_or_signals_processes():
     """Every child process starts through procs.spawn and every kill goes through procs, so each one is stopped
     the same way (its whole process group, waited for until it has gone)."""
-    owned = {"Popen", "killpg", "kill", "fork", "forkpty", "spawnv", "spawnvp", "posix_spawn", "create_subprocess_exec",
-             "create_subprocess_shell"}
+    owned = {
+        "Popen",
+        "killpg",
+        "kill",
+        "fork",
+        "forkpty",
+        "spawnv",
+        "spawnvp",
+        "posix_spawn",
+        "create_subprocess_exec",
+        "create_subprocess_shell",
+    }
     offenders = []
     for path in SRC.rglob("*.py"):
         if path == SRC / "procs.py" or "templates" in path.parts:
@@ -74,8 +84,14 @@ def test_every_exception_class_derives_from_workbench_error():
 
 
 def _workbench(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mlops_workbench.cli.main", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_workbench.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_cli_turns_a_workbench_error_into_one_line_and_exit_2(home, tmp_path, monkeypatch):
@@ -93,16 +109,24 @@ def test_cli_turns_a_workbench_error_into_one_line_and_exit_2(home, tmp_path, mo
 
 def test_only_the_cli_root_turns_errors_into_exit_codes():
     """Commands raise a WorkbenchError (or Failed for a bad verdict); cli/main.py alone maps it to typer.Exit."""
-    offenders = [f"{path.relative_to(SRC)}:{number}" for path in SRC.rglob("*.py") if path != SRC / "cli" / "main.py"
-                 for number, line in enumerate(path.read_text().splitlines(), 1) if "typer.Exit(" in line]
+    offenders = [
+        f"{path.relative_to(SRC)}:{number}"
+        for path in SRC.rglob("*.py")
+        if path != SRC / "cli" / "main.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "typer.Exit(" in line
+    ]
     assert offenders == []
 
 
 def test_only_the_output_module_makes_consoles():
-    offenders = [f"{path.relative_to(SRC)}:{node.lineno}" for path in SRC.rglob("*.py")
-                 if path != SRC / "output.py" and "templates" not in path.parts
-                 for node in ast.walk(ast.parse(path.read_text()))
-                 if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Console"]
+    offenders = [
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path in SRC.rglob("*.py")
+        if path != SRC / "output.py" and "templates" not in path.parts
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Console"
+    ]
     assert offenders == []
 
 
@@ -113,10 +137,13 @@ def test_alias_names_are_spelled_once():
 
     assert ALIASES == PROMOTABLE and all(alias == alias.value for alias in Alias)
     spelled = re.compile(r"""(?<![\w.'{])"(production|staging|previous)"(?![\w'])|\}@production""")
-    offenders = [f"{path.relative_to(SRC)}:{number}" for path in SRC.rglob("*.py")
-                 if path != SRC / "alias.py" and "templates" not in path.parts
-                 for number, line in enumerate(path.read_text().splitlines(), 1)
-                 if spelled.search(line) and not line.lstrip().startswith(("#", '"""', "``")) and "``" not in line]
+    offenders = [
+        f"{path.relative_to(SRC)}:{number}"
+        for path in SRC.rglob("*.py")
+        if path != SRC / "alias.py" and "templates" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if spelled.search(line) and not line.lstrip().startswith(("#", '"""', "``")) and "``" not in line
+    ]
     assert offenders == []
 
 
@@ -151,18 +178,45 @@ def test_params_one_reader_one_rule(tmp_path, monkeypatch):
 
 def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
     paths = settings.layout(tmp_path)
-    found = [paths.mlflow_db, paths.artifacts, paths.run, paths.log("x"), paths.audit_log(), paths.locks,
-             paths.rollout_events, paths.rollout_state, paths.rollout_request, paths.rollout_ports, paths.prometheus,
-             paths.workspace("02-versioning"), paths.dvc_remote, paths.reproduction("r1"), paths.results,
-             paths.pipeline, paths.pipeline_lab("03-registry-promotion"), paths.check_log("00-welcome"),
-             paths.admin_token, paths.drills.root, paths.drills.session, paths.drills.reports,
-             paths.drills.latest_report, paths.drills.interview, paths.drills.interviews, paths.drills.folder("d1")]
+    found = [
+        paths.mlflow_db,
+        paths.artifacts,
+        paths.run,
+        paths.log("x"),
+        paths.audit_log(),
+        paths.locks,
+        paths.rollout_events,
+        paths.rollout_state,
+        paths.rollout_request,
+        paths.rollout_ports,
+        paths.prometheus,
+        paths.workspace("02-versioning"),
+        paths.dvc_remote,
+        paths.reproduction("r1"),
+        paths.results,
+        paths.pipeline,
+        paths.pipeline_lab("03-registry-promotion"),
+        paths.check_log("00-welcome"),
+        paths.admin_token,
+        paths.drills.root,
+        paths.drills.session,
+        paths.drills.reports,
+        paths.drills.latest_report,
+        paths.drills.interview,
+        paths.drills.interviews,
+        paths.drills.folder("d1"),
+    ]
     assert len(set(found)) == len(found) and all(p.is_relative_to(tmp_path) for p in found)
     assert not any(p.exists() for p in found), "a layout only names paths, it creates none"
     assert tracking.store_paths(tmp_path) == (paths.mlflow_db, paths.artifacts)
-    literal = re.compile(r"""home\)?\s*/\s*["'](mlflow|logs|run|audit|rollout|workspaces|results|locks|drills|pipeline)["']""")
-    owners = [p for p in [*SRC.rglob("*.py"), *ROOT.glob("labs/*/checks.py")]
-              if p.name != "settings.py" and literal.search(p.read_text())]
+    literal = re.compile(
+        r"""home\)?\s*/\s*["'](mlflow|logs|run|audit|rollout|workspaces|results|locks|drills|pipeline)["']"""
+    )
+    owners = [
+        p
+        for p in [*SRC.rglob("*.py"), *ROOT.glob("labs/*/checks.py")]
+        if p.name != "settings.py" and literal.search(p.read_text())
+    ]
     assert owners == []
 
 
@@ -178,7 +232,8 @@ def test_checks_are_collected_per_load_so_parallel_graders_do_not_mix(tmp_path):
     lab = tmp_path / "99-demo"
     lab.mkdir()
     body = "from mlops_workbench.labs.checks import check\n" + "".join(
-        f"@check('c{i}')\ndef c{i}(ctx):\n    pass\n" for i in range(30))
+        f"@check('c{i}')\ndef c{i}(ctx):\n    pass\n" for i in range(30)
+    )
     (lab / "checks.py").write_text(body)
     results: list[list[str]] = []
 
@@ -223,7 +278,10 @@ def test_default_ports_follow_the_offset_of_the_moment_not_of_the_import(monkeyp
     from mlops_workbench.cli import serve
 
     monkeypatch.setenv(settings.PORT_OFFSET_ENV, "7")
-    assert settings.default_port("serve") == 8007 and settings.port_reason("serve") == "8007 (8000 + WORKBENCH_PORT_OFFSET=7)"
+    assert (
+        settings.default_port("serve") == 8007
+        and settings.port_reason("serve") == "8007 (8000 + WORKBENCH_PORT_OFFSET=7)"
+    )
     assert inspect.signature(serve.serve).parameters["port"].default.default() == 8007
     monkeypatch.delenv(settings.PORT_OFFSET_ENV)
     assert settings.default_ports()["router"] == 8080 and settings.port_reason("router") == "8080 (the default)"
@@ -309,10 +367,16 @@ def _imports(tree: ast.AST, module: str) -> list[int]:
 
 def test_one_client_per_server_api_only_the_clients_import_httpx():
     owners = {SRC / name for name in HTTP_OWNERS}
-    offenders = [f"{path.relative_to(ROOT)}:{line}" for path in _checked_sources() if path not in owners
-                 for line in _imports(ast.parse(path.read_text()), "httpx")]
-    assert offenders == [], (f"these modules speak HTTP themselves: go through the client of that server instead "
-                             f"({', '.join(f'{k} for {v}' for k, v in HTTP_OWNERS.items())})")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in _checked_sources()
+        if path not in owners
+        for line in _imports(ast.parse(path.read_text()), "httpx")
+    ]
+    assert offenders == [], (
+        f"these modules speak HTTP themselves: go through the client of that server instead "
+        f"({', '.join(f'{k} for {v}' for k, v in HTTP_OWNERS.items())})"
+    )
 
 
 def test_the_server_paths_are_spelled_in_one_module():
@@ -322,8 +386,18 @@ def test_the_server_paths_are_spelled_in_one_module():
 
     holders = [path.relative_to(SRC).as_posix() for path in SRC.rglob("*.py") if "/admin/reload" in path.read_text()]
     assert holders == ["serving/paths.py"]
-    spelled = {paths.PREDICT, paths.INVOCATIONS, paths.VERSION, paths.METRICS, paths.OPENAPI, paths.RELOAD,
-               paths.FAULTS, paths.WEIGHTS, paths.ADMIN_PREFIX, paths.UPSTREAM_HEADER}
+    spelled = {
+        paths.PREDICT,
+        paths.INVOCATIONS,
+        paths.VERSION,
+        paths.METRICS,
+        paths.OPENAPI,
+        paths.RELOAD,
+        paths.FAULTS,
+        paths.WEIGHTS,
+        paths.ADMIN_PREFIX,
+        paths.UPSTREAM_HEADER,
+    }
     other_health = {"procs.py", "tracking.py", "k8s/analysis_app.py"}
     strays = []
     for path in _checked_sources():
@@ -331,16 +405,29 @@ def test_the_server_paths_are_spelled_in_one_module():
         if name == "serving/paths.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and (node.value in spelled or
-                                                   node.value == paths.HEALTH and name not in other_health):
+            if isinstance(node, ast.Constant) and (
+                node.value in spelled or node.value == paths.HEALTH and name not in other_health
+            ):
                 strays.append(f"{name}:{node.lineno} {node.value}")
     assert strays == [], "use the constants of mlops_workbench.serving.paths"
 
 
 # The keys of the two append-only logs that name nothing else in the package: reading them by key outside
 # registry/audit.py and rollout/events.py means a module bypasses the typed records (AuditEntry, RolloutEvent).
-LOG_KEYS = {"ts", "action", "outcome", "replaced", "registered_by", "approver", "gate", "rollout", "type",
-            "decision", "totals", "bound_s"}
+LOG_KEYS = {
+    "ts",
+    "action",
+    "outcome",
+    "replaced",
+    "registered_by",
+    "approver",
+    "gate",
+    "rollout",
+    "type",
+    "decision",
+    "totals",
+    "bound_s",
+}
 LOG_OWNERS = {"registry/audit.py", "rollout/events.py"}
 # (file, key) pairs where the same word keys a different dict, each with what that dict is
 OTHER_DICTS = {
@@ -364,8 +451,13 @@ def _keys_read(tree: ast.AST):
         key = None
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             key = node.slice.value
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr in ("get", "pop", "setdefault") and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "pop", "setdefault")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             key = node.args[0].value
         if isinstance(key, str):
             yield node.lineno, key
@@ -379,11 +471,17 @@ def test_only_their_owner_modules_read_the_audit_and_event_logs_by_key():
     assert LOG_KEYS <= fields, "every watched key is a field of one of the records"
     files = [(p, p.relative_to(SRC).as_posix()) for p in SRC.rglob("*.py") if "templates" not in p.parts]
     files += [(p, p.relative_to(ROOT / "labs").as_posix()) for p in ROOT.glob("labs/*/*.py")]
-    reads = [(name, line, key) for path, name in files if name not in LOG_OWNERS
-             for line, key in _keys_read(ast.parse(path.read_text())) if key in LOG_KEYS]
+    reads = [
+        (name, line, key)
+        for path, name in files
+        if name not in LOG_OWNERS
+        for line, key in _keys_read(ast.parse(path.read_text()))
+        if key in LOG_KEYS
+    ]
     offenders = [f"{name}:{line} [{key!r}]" for name, line, key in reads if (name, key) not in OTHER_DICTS]
-    assert offenders == [], ("read these through AuditEntry / RolloutEvent attributes (registry.audit.read, "
-                             "rollout.events.read), not by key")
+    assert offenders == [], (
+        "read these through AuditEntry / RolloutEvent attributes (registry.audit.read, rollout.events.read), not by key"
+    )
     assert set(OTHER_DICTS) == {(name, key) for name, _, key in reads}, "an exemption no file needs any more"
 
 

@@ -43,8 +43,11 @@ def first_run(clone):
 def failed_stages(stdout: str) -> str:
     """The output of every stage that exited non-zero (the pipeline prints each under a ``dvc exit N`` rule)."""
     parts = re.split(r"^.*(lab-\S+): dvc exit (\d+) after .*$", stdout, flags=re.MULTILINE)
-    return "\n".join(f"--- {name} (exit {code}) ---\n{text[-3000:]}"
-                     for name, code, text in zip(parts[1::3], parts[2::3], parts[3::3], strict=True) if code != "0")
+    return "\n".join(
+        f"--- {name} (exit {code}) ---\n{text[-3000:]}"
+        for name, code, text in zip(parts[1::3], parts[2::3], parts[3::3], strict=True)
+        if code != "0"
+    )
 
 
 def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
@@ -64,9 +67,13 @@ def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
     assert "dvc --wait-for-lock repro --single-item" in result.stdout
 
 
-NOISE = {"MLflow's download bar": "Downloading artifacts", "a tqdm bar": "it/s]",
-         "MLflow's runs:/ fallback warning": "has no artifacts at artifact path",
-         "a third-party log warning": " WARNING mlflow", "a deprecation warning": "DeprecationWarning"}
+NOISE = {
+    "MLflow's download bar": "Downloading artifacts",
+    "a tqdm bar": "it/s]",
+    "MLflow's runs:/ fallback warning": "has no artifacts at artifact path",
+    "a third-party log warning": " WARNING mlflow",
+    "a deprecation warning": "DeprecationWarning",
+}
 
 
 def test_the_labs_show_the_learner_no_third_party_noise(first_run):
@@ -108,4 +115,3 @@ def test_a_failing_stage_fails_the_pipeline_and_skips_the_labs_that_depend_on_it
     assert "Running stage 'lab-01-ci-basics'" not in result.stdout, "a failed stage stops the labs that need it"
     assert "skipped" in result.stdout and "pipeline failed (00-welcome, 01-ci-basics)" in result.stdout
     assert "Stage 'lab-02-versioning' didn't change, skipping" in result.stdout, "independent labs still run"
-

@@ -14,8 +14,9 @@ from mlops_workbench.procs import RUN_TOKEN_ENV, alive, kill_token, wait_exit
 
 
 def spawn(script: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(["sh", "-c", script], env={**os.environ, **env}, start_new_session=True,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ["sh", "-c", script], env={**os.environ, **env}, start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_wait_exit_waits_for_the_end_and_reports_a_process_that_outlives_it():
@@ -49,8 +50,9 @@ def test_kill_token_ends_every_carrier_and_its_children_before_returning():
 
 def test_spawn_logs_output_and_stop_ends_the_whole_process_group(tmp_path):
     log = tmp_path / "logs" / "child.log"
-    handle = procs.spawn(["sh", "-c", "echo out; echo err >&2; sleep 60 & echo $! > child.pid; wait"],
-                         log=log, cwd=tmp_path)
+    handle = procs.spawn(
+        ["sh", "-c", "echo out; echo err >&2; sleep 60 & echo $! > child.pid; wait"], log=log, cwd=tmp_path
+    )
     try:
         pid_file = tmp_path / "child.pid"
         assert wait_for(lambda: pid_file.exists() and pid_file.read_text().strip())
@@ -65,8 +67,11 @@ def test_spawn_logs_output_and_stop_ends_the_whole_process_group(tmp_path):
 
 
 def test_spawn_keeps_stderr_apart_and_wait_returns_the_exit_code(tmp_path):
-    handle = procs.spawn([sys.executable, "-c", "import sys; print('hidden'); sys.exit('went wrong')"],
-                         keep_errors=True, env={"PATH": "/usr/bin:/bin"})
+    handle = procs.spawn(
+        [sys.executable, "-c", "import sys; print('hidden'); sys.exit('went wrong')"],
+        keep_errors=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert handle.wait(timeout=30) == 1
     assert handle.errors.strip() == "went wrong"
     assert handle.stop() == 1, "stopping a child that already ended only reaps it"

@@ -29,17 +29,39 @@ def stamp(minutes: float) -> str:
 
 
 def result(check_id: str, points: float, message: str = "") -> CheckResult:
-    return CheckResult(id=check_id, description=check_id, status="failed" if message else "passed",
-                       score=0.0 if message else points, max_score=points, visibility="public", message=message)
+    return CheckResult(
+        id=check_id,
+        description=check_id,
+        status="failed" if message else "passed",
+        score=0.0 if message else points,
+        max_score=points,
+        visibility="public",
+        message=message,
+    )
 
 
-def report(lab: str, failing: dict[str, str], at: str, submission: str = "notebooks/x.ipynb",
-           checks: dict[str, float] = LAB00, seconds: float = 0.0) -> Report:
+def report(
+    lab: str,
+    failing: dict[str, str],
+    at: str,
+    submission: str = "notebooks/x.ipynb",
+    checks: dict[str, float] = LAB00,
+    seconds: float = 0.0,
+) -> Report:
     """A grade report of ``lab`` in which the checks named in ``failing`` failed with those messages."""
     results = [result(cid, points, failing.get(cid, "")) for cid, points in checks.items()]
     score, total = sum(r.score for r in results), sum(r.max_score for r in results)
-    return Report(lab=lab, submission=submission, score=score, max_score=total, pass_mark=0.8,
-                  passed=score >= 0.8 * total, checks=results, graded_at=at, timings={"total_seconds": seconds})
+    return Report(
+        lab=lab,
+        submission=submission,
+        score=score,
+        max_score=total,
+        pass_mark=0.8,
+        passed=score >= 0.8 * total,
+        checks=results,
+        graded_at=at,
+        timings={"total_seconds": seconds},
+    )
 
 
 def write(path: Path, document: Report) -> Path:
@@ -55,16 +77,26 @@ def own(home: Path, document: Report) -> Path:
 
 def demo(home: Path, document: Report) -> Path:
     """What `make demo` leaves: the reference run's report in the pipeline's state folder of that lab."""
-    return write(settings.layout(settings.layout(home).pipeline_lab(document.lab)).results / f"{document.lab}.json",
-                 document)
+    return write(
+        settings.layout(settings.layout(home).pipeline_lab(document.lab)).results / f"{document.lab}.json", document
+    )
 
 
 def drill_report(home: Path, name: str, passed: list[bool], seconds: float, hints: int, at: str) -> None:
     from mlops_workbench.drills.spec import CheckOutcome, DrillReport
 
-    checks = [CheckOutcome(id=f"c{i}", passed=ok, message="" if ok else f"c{i} is not fixed") for i, ok in enumerate(passed)]
-    doc = DrillReport(drill=name, passed=all(passed), seconds=seconds, hints_used=hints,
-                      failed=[c for c in checks if not c.passed], checks=checks, checked_at=at)
+    checks = [
+        CheckOutcome(id=f"c{i}", passed=ok, message="" if ok else f"c{i} is not fixed") for i, ok in enumerate(passed)
+    ]
+    doc = DrillReport(
+        drill=name,
+        passed=all(passed),
+        seconds=seconds,
+        hints_used=hints,
+        failed=[c for c in checks if not c.passed],
+        checks=checks,
+        checked_at=at,
+    )
     folder = settings.layout(home).drills.reports
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}-{seconds:.0f}.json").write_text(doc.model_dump_json())
@@ -78,9 +110,18 @@ def test_a_passed_a_failing_and_an_untouched_lab_and_a_drill(home, tmp_path):
     grades = tmp_path / "grades"
     own(home, report("00-welcome", {}, stamp(0)))
     checks01 = {"bad-data-rejected": 4, "data-tests": 4, "predict-tests": 12}
-    write(grades / "000-01-ci-basics" / "report.json", report(
-        "01-ci-basics", {"data-tests": "tests/test_data.py has no test that fails on a dropped column: add one.",
-                         "predict-tests": "Write a test for predict()."}, stamp(30), checks=checks01))
+    write(
+        grades / "000-01-ci-basics" / "report.json",
+        report(
+            "01-ci-basics",
+            {
+                "data-tests": "tests/test_data.py has no test that fails on a dropped column: add one.",
+                "predict-tests": "Write a test for predict().",
+            },
+            stamp(30),
+            checks=checks01,
+        ),
+    )
     drill_report(home, "bad-model", [True, False, True], 900, 2, stamp(40))
     drill_report(home, "bad-model", [True, True, True], 1200, 3, stamp(60))
     progress = build(home, grades=[grades])
@@ -101,7 +142,12 @@ def test_a_passed_a_failing_and_an_untouched_lab_and_a_drill(home, tmp_path):
     assert (progress.next_lab, progress.next_step) == ("01-ci-basics", failing.next_step)
     (drill,) = progress.drills
     assert (drill.drill, drill.attempts, drill.passed, drill.checks_passed, drill.checks_total) == (
-        "bad-model", 2, True, 3, 3)
+        "bad-model",
+        2,
+        True,
+        3,
+        3,
+    )
     assert (drill.seconds, drill.hints_used, drill.last_checked_at) == (1200, 3, stamp(60))
 
 
@@ -119,7 +165,9 @@ def test_check_log_gives_progress_before_any_grading_and_measures_time(home):
     assert row.failing[0].seen == "check()" and row.next_step == "n_samples is None: use load_iris()."
     assert row.time.method == "activity" and row.time.minutes == 10  # 4 + 6 minutes; the 56-minute break left out
     assert "pauses over 15 min" in row.time.detail
-    assert len(progress.problems) == 1 and "line 5" in progress.problems[0] and "delete that line" in progress.problems[0]
+    assert (
+        len(progress.problems) == 1 and "line 5" in progress.problems[0] and "delete that line" in progress.problems[0]
+    )
 
 
 def test_a_later_check_overrides_the_graded_result_of_that_check_only(home):
@@ -140,8 +188,15 @@ def test_every_public_check_passing_without_a_grade_says_to_grade(home):
 
 def test_after_make_demo_the_reference_runs_show_until_the_learner_has_work_of_their_own(home, tmp_path):
     demo(home, report("00-welcome", {}, stamp(0), submission="/x/labs/00-welcome/lab.ipynb", seconds=42))
-    demo(home, report("01-ci-basics", {"data-tests": "the demo's data tests failed"}, stamp(1),
-                      checks={"data-tests": 4, "predict-tests": 16}))
+    demo(
+        home,
+        report(
+            "01-ci-basics",
+            {"data-tests": "the demo's data tests failed"},
+            stamp(1),
+            checks={"data-tests": 4, "predict-tests": 16},
+        ),
+    )
     progress = build(home, grades=[])
     assert progress.source == "reference" and "make demo" in progress.note
     row = lab(progress, "00-welcome")
@@ -158,7 +213,10 @@ def test_after_make_demo_the_reference_runs_show_until_the_learner_has_work_of_t
 
 def test_a_graded_instructor_source_counts_as_a_reference_run(home, tmp_path):
     grades = tmp_path / "grades"
-    write(grades / "000-lab" / "report.json", report("00-welcome", {}, stamp(0), submission="/co/labs/00-welcome/lab.ipynb"))
+    write(
+        grades / "000-lab" / "report.json",
+        report("00-welcome", {}, stamp(0), submission="/co/labs/00-welcome/lab.ipynb"),
+    )
     progress = build(home, grades=[grades])
     assert progress.source == "reference" and lab(progress, "00-welcome").grade.reference
 
@@ -202,8 +260,12 @@ def test_html_escapes_messages(home):
 def test_the_cli_prints_the_table_and_json(home, tmp_path):
     from mlops_workbench.cli.main import app
 
-    own(home, report("00-welcome", {"iris-rows": "n_samples is 0: count the rows.", "hello-file": "[b]no[/b] file"},
-                     stamp(0)))
+    own(
+        home,
+        report(
+            "00-welcome", {"iris-rows": "n_samples is 0: count the rows.", "hello-file": "[b]no[/b] file"}, stamp(0)
+        ),
+    )
     runner = CliRunner()
     out = runner.invoke(app, ["progress", "--grades", str(tmp_path / "none")], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
@@ -250,7 +312,9 @@ def test_the_progress_server_renders_on_every_request(home):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         first = httpx.get(f"{base}/", timeout=30)
-        assert first.status_code == 200 and "start lab 00" in first.text and "no-store" in first.headers["cache-control"]
+        assert (
+            first.status_code == 200 and "start lab 00" in first.text and "no-store" in first.headers["cache-control"]
+        )
         own(home, report("00-welcome", {"hello-file": "hello.txt does not exist: write it."}, stamp(0)))
         again = httpx.get(f"{base}/", timeout=30)
         assert "4/5 passed" in again.text and "hello.txt does not exist: write it." in again.text

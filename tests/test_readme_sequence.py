@@ -30,8 +30,14 @@ def _shell_env(home: Path) -> dict[str, str]:
 
 
 def _workbench(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mlops_workbench.cli.main", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_workbench.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def _strays(*folders: Path) -> list[Path]:
@@ -62,8 +68,22 @@ def test_readme_serve_sequence_in_new_shells(tmp_path, monkeypatch):
 
         port = procs.free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlops_workbench.cli.main", "serve", "--model-uri", f"models:/{MODEL}/{version}",
-             "--port", str(port)], env=env, cwd=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "mlops_workbench.cli.main",
+                "serve",
+                "--model-uri",
+                f"models:/{MODEL}/{version}",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=shell,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline and server.poll() is None:
@@ -83,8 +103,9 @@ def test_readme_serve_sequence_in_new_shells(tmp_path, monkeypatch):
     finally:
         procs.stop_all(home)
 
-    down = _workbench("serve", "--model-uri", f"models:/{MODEL}/1", "--port", str(procs.free_port()),
-                      env=env, cwd=shell)
+    down = _workbench(
+        "serve", "--model-uri", f"models:/{MODEL}/1", "--port", str(procs.free_port()), env=env, cwd=shell
+    )
     assert down.returncode == 2
     lines = down.stderr.strip().splitlines()
     assert len(lines) == 1 and "workbench mlflow up" in lines[0], down.stderr

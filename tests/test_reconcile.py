@@ -20,8 +20,14 @@ from mlops_workbench.rollout.metrics import MetricsUnavailable, Snapshot
 from mlops_workbench.rollout.policy import parse
 from mlops_workbench.rollout.state import RolloutState
 
-LIMITS = {"interval": 2, "window": 4, "initialDelay": 2, "failureLimit": 1, "consecutiveErrorLimit": 2,
-          "inconclusiveLimit": 3}
+LIMITS = {
+    "interval": 2,
+    "window": 4,
+    "initialDelay": 2,
+    "failureLimit": 1,
+    "consecutiveErrorLimit": 2,
+    "inconclusiveLimit": 3,
+}
 STEPS = [{"setWeight": 20}, {"pause": {"duration": 10}}, {"setWeight": 50}, {"pause": {"duration": 10}}]
 ERRORS = {"name": "error-rate", "kind": "errorRate", **LIMITS, "condition": {"max": 0.02}}
 LATENCY = {"name": "latency-p99", "kind": "latencyP99", **LIMITS, "condition": {"maxIncrease": 0.5, "marginMs": 20}}
@@ -108,8 +114,18 @@ def test_failed_measurements_abort_once_they_exceed_the_failure_limit() -> None:
     assert state.phase == "Progressing"  # failureLimit 1: one failure is tolerated
     state, actions, now = measured(state, ["failed"], start=4.0)
     assert state.phase == "Aborted" and "failureLimit 1" in state.reason and state.finished == now
-    assert kinds(actions) == ["Emit", "Say", "RecordTraffic", "Emit", "Say", "SetWeight", "RecordTraffic",
-                              "StopCanary", "Emit", "Save"]
+    assert kinds(actions) == [
+        "Emit",
+        "Say",
+        "RecordTraffic",
+        "Emit",
+        "Say",
+        "SetWeight",
+        "RecordTraffic",
+        "StopCanary",
+        "Emit",
+        "Save",
+    ]
     assert actions[3] == rc.Emit("decision", {"decision": "abort", "reason": state.reason})
     assert actions[5] == rc.SetWeight(0, "rollback", rollback=True) and state.weight == 0
     assert actions[-2] == rc.Emit("phase", {"phase": "Aborted", "reason": state.reason})
@@ -178,14 +194,18 @@ def test_a_promotion_that_fails_to_deploy_rolls_back(moved: bool) -> None:
     state, actions = rc.reconcile(at_pause(), rc.Observations(promotion=outcome), ONE, 3.0)
     assert state.phase == "Aborted" and state.reason == "promotion failed: stable could not load it"
     undo = [a for a in actions if isinstance(a, rc.Demote)]
-    assert undo == ([rc.Demote("7", "deployment of the promotion failed: stable could not load it",
-                               "stable could not load it")] if moved else [])
+    assert undo == (
+        [rc.Demote("7", "deployment of the promotion failed: stable could not load it", "stable could not load it")]
+        if moved
+        else []
+    )
     assert kinds(actions).index("SetWeight") < kinds(actions).index("StopCanary")
 
 
 def test_operator_requests_come_before_everything_else() -> None:
-    both = rc.Observations(request=rc.Request("abort", "learner pressed abort"), canary_alive=False,
-                           measurements=(result("failed"),))
+    both = rc.Observations(
+        request=rc.Request("abort", "learner pressed abort"), canary_alive=False, measurements=(result("failed"),)
+    )
     state, actions = rc.reconcile(at_pause(), both, ONE, 2.0)
     assert state.phase == "Aborted" and state.reason == "learner pressed abort" and state.phases == {}
     state, actions = rc.reconcile(at_pause(), rc.Observations(request=rc.Request("promote")), ONE, 3.0)
@@ -198,12 +218,28 @@ def test_a_dead_canary_aborts_at_once() -> None:
 
 
 def test_a_prediction_shift_fails_the_analysis() -> None:
-    shift = parse({"steps": STEPS, "analysis": {"minSampleSize": 20, "metrics": [
-        {"name": "prediction-shift", "kind": "predictionShift", **LIMITS, "failureLimit": 0,
-         "condition": {"max": 0.2}}]}})
+    shift = parse(
+        {
+            "steps": STEPS,
+            "analysis": {
+                "minSampleSize": 20,
+                "metrics": [
+                    {
+                        "name": "prediction-shift",
+                        "kind": "predictionShift",
+                        **LIMITS,
+                        "failureLimit": 0,
+                        "condition": {"max": 0.2},
+                    }
+                ],
+            },
+        }
+    )
     win = Snapshot(t=2.0, start=-2.0)
-    win.predictions = {"canary": {"setosa": 90.0, "versicolor": 5.0, "virginica": 5.0},
-                       "stable": {"setosa": 100.0, "versicolor": 100.0, "virginica": 100.0}}
+    win.predictions = {
+        "canary": {"setosa": 90.0, "versicolor": 5.0, "virginica": 5.0},
+        "stable": {"setosa": 100.0, "versicolor": 100.0, "virginica": 100.0},
+    }
     m = analysis.measure(shift.analysis.metrics[0], win, 20)
     state, _ = rc.reconcile(fresh(shift), rc.Observations(), shift, 0.0)
     state, _ = rc.reconcile(state, rc.Observations(measurements=(m,)), shift, 2.0)
@@ -224,8 +260,9 @@ def drive(policy, scenario: sim.Scenario, down_at: float | None = None, tick: fl
                 world.router.set_weight(action.percent)
             if isinstance(action, rc.Promote):
                 world.promote()
-                state, more = rc.reconcile(state, rc.Observations(promotion=rc.PromotionOutcome(action.reason)),
-                                           policy, now)
+                state, more = rc.reconcile(
+                    state, rc.Observations(promotion=rc.PromotionOutcome(action.reason)), policy, now
+                )
                 actions = actions + more
         log += [(now, a) for a in actions]
         wait = next((a.until for a in actions if isinstance(a, rc.Wait)), now + tick)
@@ -259,8 +296,9 @@ def test_a_healthy_canary_walks_every_step_on_time_and_is_promoted() -> None:
     assert all(p == "successful" for ps in state.phases.values() for p in ps)
 
 
-@pytest.mark.parametrize("fault, metric", [({"fault_error_rate": 0.3}, "error-rate"),
-                                           ({"fault_slow": True}, "latency-p99")])
+@pytest.mark.parametrize(
+    "fault, metric", [({"fault_error_rate": 0.3}, "error-rate"), ({"fault_slow": True}, "latency-p99")]
+)
 def test_a_fault_is_rolled_back_within_the_policy_bound(fault: dict, metric: str) -> None:
     state, log, world = drive(TWO, sim.Scenario(rps=60, seed=4, fault_at=3.0, **fault))
     assert state.phase == "Aborted" and metric in state.reason and world.promoted_at == []
@@ -345,8 +383,9 @@ def test_the_controller_loop_runs_a_whole_rollout_on_a_fake_clock(tmp_path) -> N
     clock = Clock()
     runtime = Runtime(clock, sim.Scenario(rps=60, seed=3))
     promoted: list[str] = []
-    ctl = Controller(runtime, runtime, tmp_path, promoter=lambda v, r: promoted.append(v), clock=clock,
-                     sleep=clock.sleep)
+    ctl = Controller(
+        runtime, runtime, tmp_path, promoter=lambda v, r: promoted.append(v), clock=clock, sleep=clock.sleep
+    )
     state = ctl.start(TWO, "7")
     assert state.phase == "Promoted" and promoted == ["7"] and runtime.promoted == "7"
     assert clock.now == pytest.approx(1020.0) and max(clock.naps) <= ctl.tick

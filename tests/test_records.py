@@ -14,20 +14,51 @@ from mlops_workbench.registry.audit import AuditAction, AuditOutcome
 from mlops_workbench.rollout import events
 from mlops_workbench.rollout.events import Decision, EventLog, EventType
 
-OLD_AUDIT_LINE = {"ts": "2026-01-01T10:00:00.000+00:00", "action": "promote", "model": "iris", "version": "2",
-                  "alias": "production", "approver": "bob", "registered_by": "ann", "reason": "better",
-                  "outcome": "promoted", "replaced": "1", "at": "2026-01-01T10:00:00.000+00:00", "gate": None}
-OLD_EVENT_LINES = [{"t": 1.0, "type": "start", "rollout": "r1", "candidate": "2", "stable": "1", "policy": "p",
-                    "steps": [{"setWeight": 5}], "bound_s": 12.0},
-                   {"t": 2.0, "type": "weight", "rollout": "r1", "canary": 5, "reason": "step 0"},
-                   {"t": 3.0, "type": "decision", "rollout": "r1", "decision": "abort", "reason": "error-rate"}]
+OLD_AUDIT_LINE = {
+    "ts": "2026-01-01T10:00:00.000+00:00",
+    "action": "promote",
+    "model": "iris",
+    "version": "2",
+    "alias": "production",
+    "approver": "bob",
+    "registered_by": "ann",
+    "reason": "better",
+    "outcome": "promoted",
+    "replaced": "1",
+    "at": "2026-01-01T10:00:00.000+00:00",
+    "gate": None,
+}
+OLD_EVENT_LINES = [
+    {
+        "t": 1.0,
+        "type": "start",
+        "rollout": "r1",
+        "candidate": "2",
+        "stable": "1",
+        "policy": "p",
+        "steps": [{"setWeight": 5}],
+        "bound_s": 12.0,
+    },
+    {"t": 2.0, "type": "weight", "rollout": "r1", "canary": 5, "reason": "step 0"},
+    {"t": 3.0, "type": "decision", "rollout": "r1", "decision": "abort", "reason": "error-rate"},
+]
 
 
 # --- the audit log -------------------------------------------------------------------------------------------------
 
+
 def test_an_audit_entry_round_trips_through_the_log(tmp_path):
-    written = audit.append({"action": "rollback", "model": "iris", "version": 1, "alias": "production",
-                            "outcome": "rolled_back", "replaced": "2"}, home=tmp_path)
+    written = audit.append(
+        {
+            "action": "rollback",
+            "model": "iris",
+            "version": 1,
+            "alias": "production",
+            "outcome": "rolled_back",
+            "replaced": "2",
+        },
+        home=tmp_path,
+    )
     assert written.version == "1", "a version number is stored as text, the way MLflow names versions"
     line = json.loads(audit.log_path(home=tmp_path).read_text())
     assert line["v"] == SCHEMA_VERSION and line["ts"] == written.ts
@@ -60,12 +91,15 @@ def test_the_closed_sets_of_the_audit_log():
     assert {o.value for o in AuditOutcome} == {"promoted", "refused", "rolled_back"}
 
 
-@pytest.mark.parametrize("line, says", [
-    ("{not json\n", "is not JSON"),
-    ('["a list"]\n', "is not a JSON object"),
-    (json.dumps({**OLD_AUDIT_LINE, "colour": "red"}) + "\n", "colour: no such field"),
-    (json.dumps({k: v for k, v in OLD_AUDIT_LINE.items() if k != "outcome"}) + "\n", "outcome: missing"),
-])
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        ("{not json\n", "is not JSON"),
+        ('["a list"]\n', "is not a JSON object"),
+        (json.dumps({**OLD_AUDIT_LINE, "colour": "red"}) + "\n", "colour: no such field"),
+        (json.dumps({k: v for k, v in OLD_AUDIT_LINE.items() if k != "outcome"}) + "\n", "outcome: missing"),
+    ],
+)
 def test_a_bad_audit_line_is_named_with_its_fields_and_the_fix(tmp_path, line, says):
     path = audit.log_path(home=tmp_path)
     path.parent.mkdir(parents=True)
@@ -87,16 +121,19 @@ def test_an_audit_entry_reads_like_its_json_line_for_notebooks(tmp_path):
 
 # --- the rollout event log -----------------------------------------------------------------------------------------
 
+
 def test_each_event_type_has_its_own_model(tmp_path):
     log = EventLog(path=tmp_path / "events.jsonl", rollout="r1")
-    emitted = [log.emit("start", candidate="2", stable="1", policy="p", steps=[], bound_s=12.0),
-               log.emit("weight", canary=5, reason="step 0"),
-               log.emit("measurement", metric="error-rate", kind="errorRate", phase="failed", value=0.3, t=None),
-               log.emit("traffic", totals={"canary": {"requests": 3, "errors": 1}}),
-               log.emit("fault", totals=None, error_rate=0.5, latency_ms=0.0, crash_after=None, seed=0),
-               log.emit("decision", decision="abort", reason="error-rate failed"),
-               log.emit("phase", phase="Aborted", reason="error-rate failed"),
-               log.emit("registry", action="rollback", version="2", reason="router down")]
+    emitted = [
+        log.emit("start", candidate="2", stable="1", policy="p", steps=[], bound_s=12.0),
+        log.emit("weight", canary=5, reason="step 0"),
+        log.emit("measurement", metric="error-rate", kind="errorRate", phase="failed", value=0.3, t=None),
+        log.emit("traffic", totals={"canary": {"requests": 3, "errors": 1}}),
+        log.emit("fault", totals=None, error_rate=0.5, latency_ms=0.0, crash_after=None, seed=0),
+        log.emit("decision", decision="abort", reason="error-rate failed"),
+        log.emit("phase", phase="Aborted", reason="error-rate failed"),
+        log.emit("registry", action="rollback", version="2", reason="router down"),
+    ]
     assert [e.type for e in emitted] == list(EventType)
     assert all(type(e) is events.MODELS[e.type] and e.rollout == "r1" for e in emitted)
     assert events.read(path=log.path) == emitted

@@ -19,6 +19,7 @@ BAD = {"model": "logistic_regression", "C": 0.01}  # 0.80
 
 # ---------------------------------------------------------------- pure gate logic
 
+
 def test_judge_first_model_needs_the_accuracy_floor():
     params = RegistryParams(min_accuracy=0.9)
     assert judge("iris", "1", {"accuracy": 0.95, "f1_macro": 0.95}, None, None, params, 30).passed
@@ -39,6 +40,7 @@ def test_judge_min_gain_and_non_regression():
 
 
 # ---------------------------------------------------------------- real tracking server
+
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
@@ -89,8 +91,10 @@ def test_promotion_through_staging_records_approval_and_keeps_previous(home, run
     assert '"passed":true' in mv.tags["approval.production.gate"]
     log = [e for e in audit.read(home=home) if e.model == "flow"]
     assert [(e.alias, e.version, e.outcome) for e in log] == [
-        ("staging", "1", "promoted"), ("production", "1", "promoted"),
-        ("staging", "2", "promoted"), ("production", "2", "promoted"),
+        ("staging", "1", "promoted"),
+        ("production", "1", "promoted"),
+        ("staging", "2", "promoted"),
+        ("production", "2", "promoted"),
     ]
     assert log[-1].replaced == "1" and log[-1].approver == "bob" and log[-1].gate.passed
 
@@ -163,7 +167,9 @@ def test_racing_promotions_end_consistent_and_are_both_logged(home, runs):
     def ship(v: int) -> None:
         barrier.wait()
         try:
-            registry.promote("race", v, "production", approver=f"user{v}", reason="race", gate_result=gates[v], home=home)
+            registry.promote(
+                "race", v, "production", approver=f"user{v}", reason="race", gate_result=gates[v], home=home
+            )
         except RegistryError as exc:
             errors.append(str(exc))
 
@@ -172,8 +178,9 @@ def test_racing_promotions_end_consistent_and_are_both_logged(home, runs):
         t.start()
     for t in threads:
         t.join(120)
-    attempts = [e for e in audit.read(home=home) if e.model == "race" and e.version in ("2", "3")
-                and e.alias == "production"]
+    attempts = [
+        e for e in audit.read(home=home) if e.model == "race" and e.version in ("2", "3") and e.alias == "production"
+    ]
     assert len(attempts) == 2
     promoted = [e for e in attempts if e.outcome == "promoted"]
     assert len(promoted) == 2 - len(errors) >= 1
@@ -208,14 +215,17 @@ def test_registry_panel_rows_and_actions(home, runs):
             assert not ok and "refused" in message, message
             assert audit.read(home=home)[-1].gate.min_gain == 0.5
             # the learner's own gate rule function judges too: one that refuses everything refuses here
-            ok, message = rp.promote_action("panel", v, "production", "carol", "ship", home=home,
-                                            rule=lambda *args: ["refused by my own rule"])
+            ok, message = rp.promote_action(
+                "panel", v, "production", "carol", "ship", home=home, rule=lambda *args: ["refused by my own rule"]
+            )
             assert not ok and "refused by my own rule" in message, message
         ok, message = rp.promote_action("panel", v, "production", "carol", f"ship v{v}", home=home)
         assert ok and "gate PASSED" in message, message
     rows = rp.version_rows("panel", home=home)
     assert [(r.version, r.aliases, r.approved_by, r.reason) for r in rows] == [
-        ("2", ["production"], "carol", "ship v2"), ("1", ["previous"], "carol", "ship v1")]
+        ("2", ["production"], "carol", "ship v2"),
+        ("1", ["previous"], "carol", "ship v1"),
+    ]
     assert rows[0].metrics["accuracy"] == 1.0 and rows[0].run_id == runs["also_good"]
     assert rp.rollback_action("panel", "dave", "bad canary", home=home) == (True, "panel production rolled back to v1.")
     rows = rp.version_rows("panel", home=home)
@@ -239,11 +249,17 @@ def test_registry_cli_lists_gates_promotes_and_shows_the_audit_log(home, runs, m
     registry.register(runs["bad"], "cli", home=home)
     runner = CliRunner()
     for version in ("1", "2"):
-        assert runner.invoke(app, ["registry", "promote", version, "--alias", "staging", "--reason", "try",
-                                   "--name", "cli"]).exit_code == 0
+        assert (
+            runner.invoke(
+                app, ["registry", "promote", version, "--alias", "staging", "--reason", "try", "--name", "cli"]
+            ).exit_code
+            == 0
+        )
     own = runner.invoke(app, ["registry", "promote", "1", "--reason", "mine", "--name", "cli"])
     assert own.exit_code == 2 and "separation of duties" in own.output, "the registrant may not approve by default"
-    shipped = runner.invoke(app, ["registry", "promote", "1", "--reason", "first", "--name", "cli", "--approver", "sam"])
+    shipped = runner.invoke(
+        app, ["registry", "promote", "1", "--reason", "first", "--name", "cli", "--approver", "sam"]
+    )
     assert shipped.exit_code == 0 and "v1 is now 'production'" in shipped.output, shipped.output
     gate = runner.invoke(app, ["registry", "gate", "2", "--name", "cli"])
     assert gate.exit_code == 1 and "gate FAILED" in gate.output

@@ -26,15 +26,20 @@ def calls(monkeypatch):
 def test_release_walks_staging_then_production_and_returns_the_production_record(calls, tmp_path):
     got = registry.release("iris", 3, approver="ann", reason="better recall", home=tmp_path, gate_result="G")
     assert got == "v3@production"
-    assert calls == [("iris", "3", Alias.STAGING, "ann", "better recall", {"home": tmp_path}),
-                     ("iris", "3", Alias.PRODUCTION, "ann", "better recall", {"home": tmp_path, "gate_result": "G"})]
+    assert calls == [
+        ("iris", "3", Alias.STAGING, "ann", "better recall", {"home": tmp_path}),
+        ("iris", "3", Alias.PRODUCTION, "ann", "better recall", {"home": tmp_path, "gate_result": "G"}),
+    ]
 
 
 def test_the_staging_step_may_have_its_own_approver_and_reason(calls):
-    registry.release("iris", "4", approver="reviewer", reason="gated", staging_approver="on-call",
-                     staging_reason="candidate")
-    assert [(c[2], c[3], c[4]) for c in calls] == [(Alias.STAGING, "on-call", "candidate"),
-                                                   (Alias.PRODUCTION, "reviewer", "gated")]
+    registry.release(
+        "iris", "4", approver="reviewer", reason="gated", staging_approver="on-call", staging_reason="candidate"
+    )
+    assert [(c[2], c[3], c[4]) for c in calls] == [
+        (Alias.STAGING, "on-call", "candidate"),
+        (Alias.PRODUCTION, "reviewer", "gated"),
+    ]
 
 
 def test_a_refused_staging_step_stops_the_walk(calls):

@@ -17,28 +17,48 @@ LAT = {0.005: 0.0, 0.01: 0.0, 0.05: 0.0, 0.1: 0.0, 0.5: 0.0, float("inf"): 0.0}
 
 def window(n_c=100, e_c=0, n_s=400, e_s=0, lat_c=0.008, lat_s=0.008, pred_c=None, pred_s=None, fail_c=0):
     """A fake measurement window with the given counts."""
+
     def buckets(n, lat):
         return {le: (n if le >= lat else 0.0) for le in LAT}
+
     snap = Snapshot(t=10.0, start=6.0)
-    snap.requests = {("canary", "200"): n_c - e_c, ("canary", "500"): e_c, ("stable", "200"): n_s - e_s,
-                     ("stable", "500"): e_s}
+    snap.requests = {
+        ("canary", "200"): n_c - e_c,
+        ("canary", "500"): e_c,
+        ("stable", "200"): n_s - e_s,
+        ("stable", "500"): e_s,
+    }
     snap.failures = {"canary": fail_c}
     snap.buckets = {"canary": buckets(n_c, lat_c), "stable": buckets(n_s, lat_s)}
     even = lambda n: {"setosa": n / 3, "versicolor": n / 3, "virginica": n / 3}  # noqa: E731
-    snap.predictions = {"canary": pred_c if pred_c is not None else even(n_c),
-                        "stable": pred_s if pred_s is not None else even(n_s)}
+    snap.predictions = {
+        "canary": pred_c if pred_c is not None else even(n_c),
+        "stable": pred_s if pred_s is not None else even(n_s),
+    }
     return snap
 
 
 def policy(**metric):
     base = {"interval": 0.05, "failureLimit": 1, "consecutiveErrorLimit": 2, "inconclusiveLimit": 3}
-    return parse({
-        "steps": [{"setWeight": 20}, {"pause": {"duration": 0.4}}, {"setWeight": 50}, {"pause": {"duration": 0.4}}],
-        "analysis": {"minSampleSize": 20, "metrics": [
-            {"name": "error-rate", "kind": "errorRate", **base, **metric, "condition": {"max": 0.02}},
-            {"name": "latency-p99", "kind": "latencyP99", **base, **metric, "condition": {"maxIncrease": 0.5}},
-            {"name": "prediction-shift", "kind": "predictionShift", **base, **metric, "condition": {"max": 0.2}},
-        ]}})
+    return parse(
+        {
+            "steps": [{"setWeight": 20}, {"pause": {"duration": 0.4}}, {"setWeight": 50}, {"pause": {"duration": 0.4}}],
+            "analysis": {
+                "minSampleSize": 20,
+                "metrics": [
+                    {"name": "error-rate", "kind": "errorRate", **base, **metric, "condition": {"max": 0.02}},
+                    {"name": "latency-p99", "kind": "latencyP99", **base, **metric, "condition": {"maxIncrease": 0.5}},
+                    {
+                        "name": "prediction-shift",
+                        "kind": "predictionShift",
+                        **base,
+                        **metric,
+                        "condition": {"max": 0.2},
+                    },
+                ],
+            },
+        }
+    )
 
 
 def metric(p, name):
@@ -254,14 +274,27 @@ def test_incident_metrics_from_the_event_log(tmp_path) -> None:
     fake = [
         {"t": t0, "type": "start", "bound_s": 12.0},
         {"t": t0 + 1, "type": "weight", "canary": 20},
-        {"t": t0 + 5, "type": "fault", "totals": {"canary": {"requests": 40, "errors": 0},
-                                                  "stable": {"requests": 160, "errors": 0}}},
-        {"t": t0 + 8, "type": "measurement", "phase": "failed", "metric": "error-rate", "kind": "errorRate",
-         "value": 0.3, "baseline": 0.0},
+        {
+            "t": t0 + 5,
+            "type": "fault",
+            "totals": {"canary": {"requests": 40, "errors": 0}, "stable": {"requests": 160, "errors": 0}},
+        },
+        {
+            "t": t0 + 8,
+            "type": "measurement",
+            "phase": "failed",
+            "metric": "error-rate",
+            "kind": "errorRate",
+            "value": 0.3,
+            "baseline": 0.0,
+        },
         {"t": t0 + 10, "type": "decision", "decision": "abort", "reason": "error-rate failed"},
         {"t": t0 + 10.2, "type": "weight", "canary": 0},
-        {"t": t0 + 10.3, "type": "traffic", "totals": {"canary": {"requests": 70, "errors": 9},
-                                                       "stable": {"requests": 280, "errors": 0}}},
+        {
+            "t": t0 + 10.3,
+            "type": "traffic",
+            "totals": {"canary": {"requests": 70, "errors": 9}, "stable": {"requests": 280, "errors": 0}},
+        },
     ]
     for e in fake:
         log.path.open("a").write(__import__("json").dumps({**e, "rollout": "r1"}) + "\n")
@@ -279,8 +312,16 @@ def test_dashboard_logic_without_widgets(tmp_path) -> None:
 
     log = events.EventLog(tmp_path, rollout="r9")
     log.emit("weight", canary=20)
-    log.emit("measurement", metric="error-rate", kind="errorRate", phase="failed", value=0.3, baseline=0.0,
-             threshold=0.02, message="too many errors")
+    log.emit(
+        "measurement",
+        metric="error-rate",
+        kind="errorRate",
+        phase="failed",
+        value=0.3,
+        baseline=0.0,
+        threshold=0.02,
+        message="too many errors",
+    )
     log.emit("decision", decision="abort", reason="error-rate failed")
     summary = dashboard.summarize(events.read(tmp_path))
     assert summary["weight"] == 20 and summary["metrics"]["error-rate"]["phase"] == "failed"
@@ -300,8 +341,9 @@ def test_failed_deployment_of_a_promotion_moves_the_alias_back(tmp_path) -> None
             raise RuntimeError("stable could not load the new version")
 
     backend, undone = BrokenPromote(), []
-    ctl = Controller(backend, FakeSource(), tmp_path, promoter=lambda v, r: "ok", tick=0.01,
-                     demoter=lambda v, r: undone.append(v))
+    ctl = Controller(
+        backend, FakeSource(), tmp_path, promoter=lambda v, r: "ok", tick=0.01, demoter=lambda v, r: undone.append(v)
+    )
     state = ctl.start(P, "7")
     assert state.phase == "Aborted" and "promotion failed" in state.reason
     assert undone == ["7"] and backend.weights[-1] == 0 and not backend.alive
@@ -309,16 +351,33 @@ def test_failed_deployment_of_a_promotion_moves_the_alias_back(tmp_path) -> None
 
 def noisy_window(n_c: int, slow_c: int, n_s: int, slow_s: int, fast=0.009, slow=0.045) -> Snapshot:
     """A window where ``slow_c`` canary and ``slow_s`` stable requests took ``slow`` s, the rest ``fast`` s."""
+
     def buckets(n, k):
         return {le: (n - k if le >= fast else 0.0) + (k if le >= slow else 0.0) for le in LAT}
+
     snap = window(n_c=n_c, n_s=n_s)
     snap.buckets = {"canary": buckets(n_c, slow_c), "stable": buckets(n_s, slow_s)}
     return snap
 
 
-LAB = parse({"steps": [{"setWeight": 20}, {"pause": {"duration": 8}}], "analysis": {"minSampleSize": 20, "metrics": [
-    {"name": "latency-p99", "kind": "latencyP99", "interval": 2, "window": 4, "failureLimit": 1,
-     "condition": {"maxIncrease": 0.5, "marginMs": 20}}]}})
+LAB = parse(
+    {
+        "steps": [{"setWeight": 20}, {"pause": {"duration": 8}}],
+        "analysis": {
+            "minSampleSize": 20,
+            "metrics": [
+                {
+                    "name": "latency-p99",
+                    "kind": "latencyP99",
+                    "interval": 2,
+                    "window": 4,
+                    "failureLimit": 1,
+                    "condition": {"maxIncrease": 0.5, "marginMs": 20},
+                }
+            ],
+        },
+    }
+)
 
 
 def test_one_cpu_hiccup_on_a_small_canary_window_is_not_a_latency_failure() -> None:
@@ -336,8 +395,15 @@ def test_a_real_latency_regression_still_fails_on_a_small_window() -> None:
 
 
 def test_absolute_latency_bound_uses_the_one_percent_a_p99_allows() -> None:
-    p = parse({"steps": [{"setWeight": 20}], "analysis": {"minSampleSize": 20, "metrics": [
-        {"name": "lat", "kind": "latencyP99", "condition": {"max": 0.03}}]}})
+    p = parse(
+        {
+            "steps": [{"setWeight": 20}],
+            "analysis": {
+                "minSampleSize": 20,
+                "metrics": [{"name": "lat", "kind": "latencyP99", "condition": {"max": 0.03}}],
+            },
+        }
+    )
     assert analysis.measure(p.analysis.metrics[0], noisy_window(40, 1, 0, 0), 20).phase == "inconclusive"
     assert analysis.measure(p.analysis.metrics[0], noisy_window(40, 10, 0, 0), 20).phase == "failed"
 

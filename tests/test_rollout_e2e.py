@@ -89,8 +89,11 @@ def test_latency_fault_rolls_back_on_relative_p99_direct_scrape(env) -> None:
     state, backend, _ = rollout(home, v.candidate, Faults(latency_ms=300), metrics="direct")
     assert_rolled_back(home, state, backend, stable)
     assert state.phase == "Aborted" and "latency-p99" in state.reason
-    failed = [e for e in events.read(home, rollout=state.id)
-              if e.type == "measurement" and e.phase == "failed" and e.metric == "latency-p99"]
+    failed = [
+        e
+        for e in events.read(home, rollout=state.id)
+        if e.type == "measurement" and e.phase == "failed" and e.metric == "latency-p99"
+    ]
     assert failed and failed[0].source == "direct" and failed[0].value > failed[0].baseline * 1.5
 
 
@@ -138,8 +141,17 @@ def test_controller_killed_mid_rollout_ends_safe(env) -> None:
     stable = production(home)
     backend = LocalBackend(home)
     environ = {**os.environ, "WORKBENCH_HOME": str(home), "MLFLOW_TRACKING_URI": tracking.url(home)}
-    cmd = [sys.executable, "-m", "mlops_workbench.cli.main", "rollout", "start", "--candidate", v.candidate,
-           "--policy", "demo"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlops_workbench.cli.main",
+        "rollout",
+        "start",
+        "--candidate",
+        v.candidate,
+        "--policy",
+        "demo",
+    ]
     with BackgroundLoad(backend.router_url, 40, seed=7):
         proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -185,9 +197,14 @@ def test_operator_abort_ends_a_running_rollout_safely(env) -> None:
     assert ops.abort(home).phase == "Aborted", "aborting a finished rollout changes nothing"
 
 
-MALFORMED = [b"[" * 2000 + b"]" * 2000, b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}',
-             b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}',
-             b'{"instances": [["5.1", 3.5, 1.4, 0.2]]}', b"not json", b'{"instances": [[NaN, 1, 2, 3]]}']
+MALFORMED = [
+    b"[" * 2000 + b"]" * 2000,
+    b'{"instances": [[1' + b"0" * 400 + b", 2, 3, 4]]}",
+    b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}',
+    b'{"instances": [["5.1", 3.5, 1.4, 0.2]]}',
+    b"not json",
+    b'{"instances": [[NaN, 1, 2, 3]]}',
+]
 
 
 class MalformedBurst:
@@ -203,8 +220,9 @@ class MalformedBurst:
             i = 0
             while not self._stop.wait(self.pause):
                 body = MALFORMED[i % len(MALFORMED)]
-                self.statuses.append(client.post("/invocations", content=body,
-                                                 headers={"content-type": "application/json"}).status_code)
+                self.statuses.append(
+                    client.post("/invocations", content=body, headers={"content-type": "application/json"}).status_code
+                )
                 i += 1
 
     def __enter__(self) -> MalformedBurst:
@@ -226,8 +244,11 @@ def test_healthy_candidate_is_promoted_with_an_audit_record(env) -> None:
     assert len(burst.statuses) >= 100 and set(burst.statuses) == {400}, sorted(set(burst.statuses))
     router_metrics = httpx.get(backend.router_url + "/metrics", timeout=5).text
     assert 'workbench_router_requests_total{status="400",version="canary"}' in router_metrics  # it got its share
-    rates = [e.value for e in events.read(home, rollout=state.id)
-             if e.type == "measurement" and e.metric == "error-rate" and e.value is not None]
+    rates = [
+        e.value
+        for e in events.read(home, rollout=state.id)
+        if e.type == "measurement" and e.metric == "error-rate" and e.value is not None
+    ]
     assert rates and max(rates) == 0, rates
     assert production(home) == v.candidate
     assert httpx.get(backend.url("stable") + "/version", timeout=5).json()["version"] == v.candidate

@@ -47,10 +47,13 @@ def test_round_trip_yaml_uses_camel_case(tmp_path) -> None:
 def test_malformed_policy_names_every_bad_field(tmp_path) -> None:
     bad = {
         "steps": [{"setWeight": 150}, {"pause": {"duration": "soon"}}, {"setWeight": 5, "pause": {"duration": 1}}],
-        "analysis": {"minSampleSize": 0, "metrics": [
-            {"name": "e", "kind": "errorRate", "failureLimit": -1, "condition": {"max": 0.02}},
-            {"name": "x", "kind": "throughput", "condition": {"max": 1}},
-        ]},
+        "analysis": {
+            "minSampleSize": 0,
+            "metrics": [
+                {"name": "e", "kind": "errorRate", "failureLimit": -1, "condition": {"max": 0.02}},
+                {"name": "x", "kind": "throughput", "condition": {"max": 1}},
+            ],
+        },
         "stepz": [],
     }
     path = tmp_path / "bad.yaml"
@@ -58,8 +61,15 @@ def test_malformed_policy_names_every_bad_field(tmp_path) -> None:
     with pytest.raises(pol.PolicyError) as info:
         pol.load(path)
     message = str(info.value)
-    for field in ("steps.0.setWeight", "steps.1.pause.duration", "steps.2", "analysis.minSampleSize",
-                  "analysis.metrics.0.failureLimit", "analysis.metrics.1.kind", "stepz"):
+    for field in (
+        "steps.0.setWeight",
+        "steps.1.pause.duration",
+        "steps.2",
+        "analysis.minSampleSize",
+        "analysis.metrics.0.failureLimit",
+        "analysis.metrics.1.kind",
+        "stepz",
+    ):
         assert field in message, f"{field} missing from:\n{message}"
     assert str(path) in message
 
@@ -97,5 +107,7 @@ def test_a_misspelt_field_gets_a_suggestion_and_an_unknown_one_the_field_list() 
     assert "steps.0.setWieght: no such field (got 5). Did you mean 'setWeight'?" in message
     assert "analysis.metrics.0.intervall: no such field" in message and "Did you mean 'interval'?" in message
     assert "stepz: no such field. Did you mean 'steps'?" in message
-    with pytest.raises(pol.PolicyError, match=r"steps\.0\.zzz: no such field \(got 5\)\. Fields here: setWeight, pause"):
+    with pytest.raises(
+        pol.PolicyError, match=r"steps\.0\.zzz: no such field \(got 5\)\. Fields here: setWeight, pause"
+    ):
         pol.parse({**pol.builtin("demo").model_dump(by_alias=True, mode="json"), "steps": [{"zzz": 5}]})

@@ -8,20 +8,42 @@ from mlops_workbench.rollout import analysis, replay
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout.metrics import Snapshot
 
-METRIC = {"interval": "2s", "window": "8s", "initialDelay": "2s", "failureLimit": 1, "consecutiveErrorLimit": 2,
-          "inconclusiveLimit": 4}
+METRIC = {
+    "interval": "2s",
+    "window": "8s",
+    "initialDelay": "2s",
+    "failureLimit": 1,
+    "consecutiveErrorLimit": 2,
+    "inconclusiveLimit": 4,
+}
 
 
-def policy_doc(window: str = "8s", min_sample: int = 20, first: float = 5, max_rate: float = 0.02,
-               pause: str = "10s") -> dict:
+def policy_doc(
+    window: str = "8s", min_sample: int = 20, first: float = 5, max_rate: float = 0.02, pause: str = "10s"
+) -> dict:
     metric = {**METRIC, "window": window}
-    return {"name": "t", "steps": [{"setWeight": first}, {"pause": {"duration": pause}}, {"setWeight": 25},
-                                   {"pause": {"duration": "8s"}}],
-            "analysis": {"minSampleSize": min_sample, "metrics": [
+    return {
+        "name": "t",
+        "steps": [
+            {"setWeight": first},
+            {"pause": {"duration": pause}},
+            {"setWeight": 25},
+            {"pause": {"duration": "8s"}},
+        ],
+        "analysis": {
+            "minSampleSize": min_sample,
+            "metrics": [
                 {"name": "error-rate", "kind": "errorRate", **metric, "condition": {"max": max_rate, "alpha": 0.05}},
                 {"name": "latency-p99", "kind": "latencyP99", **metric, "condition": {"maxIncrease": 0.5}},
-                {"name": "prediction-shift", "kind": "predictionShift", **metric,
-                 "condition": {"max": 0.25, "alpha": 0.01}}]}}
+                {
+                    "name": "prediction-shift",
+                    "kind": "predictionShift",
+                    **metric,
+                    "condition": {"max": 0.25, "alpha": 0.01},
+                },
+            ],
+        },
+    }
 
 
 def test_installed_decision_decides_every_measurement_and_its_failure_is_an_error():

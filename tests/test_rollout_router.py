@@ -19,7 +19,7 @@ from mlops_workbench.rollout.metrics import DirectSource, PrometheusSource
 from mlops_workbench.serving import auth
 from mlops_workbench.serving.client import RouterClient
 
-UPSTREAM = '''
+UPSTREAM = """
 import json, sys
 import uvicorn
 role, port = sys.argv[1], int(sys.argv[2])
@@ -39,7 +39,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-'''
+"""
 
 
 @pytest.fixture
@@ -51,9 +51,19 @@ def stack(tmp_path: Path):
     try:
         for role in ("stable", "canary"):
             procs.start(role, [sys.executable, str(script), role, str(ports[role])], ports[role], home=home)
-        cmd = procs.workbench_cmd("router", "--stable", f"http://127.0.0.1:{ports['stable']}",
-                               "--canary", f"http://127.0.0.1:{ports['canary']}", "--weight", "25",
-                               "--port", str(ports["router"]), "--seed", "3")
+        cmd = procs.workbench_cmd(
+            "router",
+            "--stable",
+            f"http://127.0.0.1:{ports['stable']}",
+            "--canary",
+            f"http://127.0.0.1:{ports['canary']}",
+            "--weight",
+            "25",
+            "--port",
+            str(ports["router"]),
+            "--seed",
+            "3",
+        )
         procs.start("router", cmd, ports["router"], home=home)
         yield home, {k: f"http://127.0.0.1:{v}" for k, v in ports.items()}
     finally:
@@ -102,8 +112,9 @@ def test_canary_down_fails_over_to_stable_and_counts_it(stack) -> None:
 def test_promql_and_direct_scrape_read_the_same_counts(stack) -> None:
     home, urls = stack
     addr = {k: v.removeprefix("http://") for k, v in urls.items()}
-    prom_url = prometheus.up(addr["router"], {"stable": addr["stable"], "canary": addr["canary"]}, home=home,
-                             scrape_interval="500ms")
+    prom_url = prometheus.up(
+        addr["router"], {"stable": addr["stable"], "canary": addr["canary"]}, home=home, scrape_interval="500ms"
+    )
     direct = DirectSource(urls["router"], {"stable": urls["stable"], "canary": urls["canary"]})
     prom = PrometheusSource(prom_url)
     time.sleep(2)  # a few scrapes of the idle counters

@@ -16,8 +16,13 @@ from mlops_workbench.cli.main import app
 
 
 def pytest_in(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                          cwd=project, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +33,17 @@ def full(tmp_path_factory) -> Path:
 
 
 def test_full_project_files(full):
-    for rel in ["iris_model/model.py", "iris_model/train.py", "iris_model/serve.py", "tests/test_data.py",
-                "tests/test_predict.py", "requirements.txt", "Dockerfile", ".dockerignore", scaffold.WORKFLOW]:
+    for rel in [
+        "iris_model/model.py",
+        "iris_model/train.py",
+        "iris_model/serve.py",
+        "tests/test_data.py",
+        "tests/test_predict.py",
+        "requirements.txt",
+        "Dockerfile",
+        ".dockerignore",
+        scaffold.WORKFLOW,
+    ]:
         assert (full / rel).is_file(), rel
     assert not (full / "requirements.txt.tmpl").exists() and not list(full.rglob("*learner*"))
     assert f"scikit-learn=={importlib.metadata.version('scikit-learn')}" in (full / "requirements.txt").read_text()
@@ -93,8 +107,9 @@ def test_break_and_restore_model(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bug, tests", [("train-shuffled", "tests/test_predict.py"),
-                                        ("data-wrong-labels", "tests/test_data.py")])
+@pytest.mark.parametrize(
+    "bug, tests", [("train-shuffled", "tests/test_predict.py"), ("data-wrong-labels", "tests/test_data.py")]
+)
 def test_planted_bugs_turn_the_shipped_tests_red(tmp_path, bug, tests):
     scaffold.scaffold_ci_project(tmp_path)
     scaffold.break_model(tmp_path, bug)

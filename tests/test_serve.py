@@ -35,6 +35,7 @@ PAYLOADS = {
 
 # ---------------------------------------------------------------- pure parsing and faults
 
+
 @pytest.mark.parametrize("fmt", sorted(PAYLOADS))
 def test_every_invocations_format_parses_to_the_same_matrix(fmt):
     assert np.array_equal(payloads.parse_invocations(PAYLOADS[fmt], F), np.array(ROWS))
@@ -70,6 +71,7 @@ def test_fault_injector_is_seeded_and_counts_crashes():
 
 
 # ---------------------------------------------------------------- a real server process
+
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
@@ -123,20 +125,42 @@ BAD_REQUESTS = [
     ("/predict", b"", 400, "empty"),
     ("/predict", b"[[5.1, 3.5, 1.4, 0.2]]", 400, "not an object"),
     ("/invocations", b'{"foo": []}', 400, "exactly one of the fields"),
-    ("/invocations", b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}', 400, "expects exactly the columns"),
+    (
+        "/invocations",
+        b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
+        400,
+        "expects exactly the columns",
+    ),
     ("/invocations", b'{"inputs": {"sepal_length": [1.0]}}', 400, "expects exactly"),
     ("/invocations", HUGE, 413, "more than the limit"),
-    ("/predict", b'{"instances": [[1' + b"0" * 400 + b', 3.5, 1.4, 0.2]]}', 400, "beyond the float range"),
+    ("/predict", b'{"instances": [[1' + b"0" * 400 + b", 3.5, 1.4, 0.2]]}", 400, "beyond the float range"),
     ("/predict", b'{"instances": [[1e13, 3.5, 1.4, 0.2]]}', 400, "beyond the accepted range"),
-    ("/invocations", b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}', 400,
-     "expects exactly the columns"),
-    ("/invocations", b'{"dataframe_split": {"columns": null, "data": [[1, 2, 3, 4]]}}', 400,
-     "expects exactly the columns"),
+    (
+        "/invocations",
+        b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}',
+        400,
+        "expects exactly the columns",
+    ),
+    (
+        "/invocations",
+        b'{"dataframe_split": {"columns": null, "data": [[1, 2, 3, 4]]}}',
+        400,
+        "expects exactly the columns",
+    ),
     ("/predict", b'{"instances": ' + b"[" * 1500 + b"]" * 1500 + b"}", 400, "nested"),
     ("/invocations", b"[" * 100_000 + b"]" * 100_000, 400, "nested"),
-    ("/predict", b'{"instances": [[' + b"[" * 990 + b"]" * 990 + b', 1, 2, 3]]}', 400, "a list of 1 item(s) is not a number"),
-    ("/invocations", b'{"dataframe_split": {"columns": ' + b"[" * 990 + b"]" * 990 + b', "data": [[1, 2, 3, 4]]}}',
-     400, "is a list of 1 item(s); the model expects"),
+    (
+        "/predict",
+        b'{"instances": [[' + b"[" * 990 + b"]" * 990 + b", 1, 2, 3]]}",
+        400,
+        "a list of 1 item(s) is not a number",
+    ),
+    (
+        "/invocations",
+        b'{"dataframe_split": {"columns": ' + b"[" * 990 + b"]" * 990 + b', "data": [[1, 2, 3, 4]]}}',
+        400,
+        "is a list of 1 item(s); the model expects",
+    ),
 ]
 
 
@@ -190,6 +214,7 @@ def test_injected_faults_at_runtime_and_crash(home, server, admin, model_path):
 
 
 # ---------------------------------------------------------------- reload when the alias moves
+
 
 @pytest.mark.slow
 def test_reload_follows_the_alias_without_failed_requests(home):
@@ -267,15 +292,28 @@ def test_invocations_match_mlflow_models_serve_for_every_format(home):
     model = train.train(train_df, {"C": 1.0})
     path = home / "model-with-signature"
     X = train_df[F].head(5)
-    mlflow.sklearn.save_model(model, path, signature=infer_signature(X, model.predict(X)),
-                             pip_requirements=tracking.model_requirements())
+    mlflow.sklearn.save_model(
+        model, path, signature=infer_signature(X, model.predict(X)), pip_requirements=tracking.model_requirements()
+    )
     ours = start_server(str(path), name="serve-signature", home=home)
     port = procs.free_port()
-    cmd = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", str(path), "--env-manager",
-           "local", "-h", "127.0.0.1", "-p", str(port)]
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "models",
+        "serve",
+        "-m",
+        str(path),
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     bin_path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # it execs `uvicorn`
-    theirs = procs.start("mlflow-scoring", cmd, port, health_path="/health", timeout=300, env={"PATH": bin_path},
-                         home=home)
+    theirs = procs.start(
+        "mlflow-scoring", cmd, port, health_path="/health", timeout=300, env={"PATH": bin_path}, home=home
+    )
     compared = []
     for fmt, payload in PAYLOADS.items():
         expected = httpx.post(theirs.url + "/invocations", json=payload, timeout=30)

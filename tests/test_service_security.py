@@ -37,17 +37,32 @@ def services(tmp_path_factory, save_iris_model) -> dict:
         stable = start_server(str(model_path), name="sec-stable", home=home)
         canary = start_server(str(model_path), name="sec-canary", home=home, allow_faults=True)
         port = procs.free_port()
-        router = procs.start("sec-router", procs.workbench_cmd("router", "--stable", stable.url, "--canary",
-                                                              canary.url, "--weight", "50", "--port", str(port)),
-                             port, home=home)
-        yield {"home": home, "stable": stable.url, "canary": canary.url, "router": router.url,
-               "token": auth.headers(auth.read_token(home))}
+        router = procs.start(
+            "sec-router",
+            procs.workbench_cmd(
+                "router", "--stable", stable.url, "--canary", canary.url, "--weight", "50", "--port", str(port)
+            ),
+            port,
+            home=home,
+        )
+        yield {
+            "home": home,
+            "stable": stable.url,
+            "canary": canary.url,
+            "router": router.url,
+            "token": auth.headers(auth.read_token(home)),
+        }
     finally:
         procs.stop_all(home)
 
 
-ADMIN = [("stable", "POST", "/admin/reload"), ("stable", "GET", "/admin/faults"), ("stable", "POST", "/admin/faults"),
-         ("router", "GET", "/admin/weights"), ("router", "PUT", "/admin/weights")]
+ADMIN = [
+    ("stable", "POST", "/admin/reload"),
+    ("stable", "GET", "/admin/faults"),
+    ("stable", "POST", "/admin/faults"),
+    ("router", "GET", "/admin/weights"),
+    ("router", "PUT", "/admin/weights"),
+]
 
 
 @pytest.mark.parametrize("service, method, path", ADMIN, ids=[f"{s}-{m}-{p}" for s, m, p in ADMIN])
@@ -78,8 +93,12 @@ def test_the_router_never_forwards_admin_paths(services):
     canary = ModelServerClient(services["canary"], home=services["home"])
     for path in ("/admin/faults", "/admin/reload", "/admin/anything", "/docs", "/openapi.json/../admin/faults"):
         for _ in range(6):  # at weight 50, a forwarded request would reach the canary within a few tries
-            response = httpx.post(services["router"] + path, json={"error_rate": 1.0, "crash_after": 1},
-                                  headers=services["token"], timeout=30)
+            response = httpx.post(
+                services["router"] + path,
+                json={"error_rate": 1.0, "crash_after": 1},
+                headers=services["token"],
+                timeout=30,
+            )
             assert response.status_code in (404, 405), (path, response.text)
     assert canary.faults() == Faults()
     assert httpx.post(services["router"] + "/predict", json={"instances": [ROW]}, timeout=30).status_code == 200
@@ -97,11 +116,18 @@ def test_fault_injection_is_refused_unless_the_server_allows_it(services):
         canary.set_faults(Faults())
 
 
-ALLOW = [("stable", "GET", "/admin/reload", "POST"), ("stable", "DELETE", "/admin/faults", "GET, POST"),
-         ("stable", "GET", "/predict", "POST"), ("stable", "PUT", "/invocations", "POST"),
-         ("stable", "POST", "/health", "GET"), ("router", "TRACE", "/health", "GET"),
-         ("router", "TRACE", "/metrics", "GET"), ("router", "DELETE", "/admin/weights", "GET, PUT"),
-         ("router", "GET", "/predict", "POST"), ("router", "POST", "/version", "GET")]
+ALLOW = [
+    ("stable", "GET", "/admin/reload", "POST"),
+    ("stable", "DELETE", "/admin/faults", "GET, POST"),
+    ("stable", "GET", "/predict", "POST"),
+    ("stable", "PUT", "/invocations", "POST"),
+    ("stable", "POST", "/health", "GET"),
+    ("router", "TRACE", "/health", "GET"),
+    ("router", "TRACE", "/metrics", "GET"),
+    ("router", "DELETE", "/admin/weights", "GET, PUT"),
+    ("router", "GET", "/predict", "POST"),
+    ("router", "POST", "/version", "GET"),
+]
 
 
 @pytest.mark.parametrize("service, method, path, allow", ALLOW, ids=[f"{s}-{m}-{p}" for s, m, p, _ in ALLOW])
@@ -115,7 +141,9 @@ def test_a_method_a_path_does_not_serve_gets_405_with_a_complete_allow_header(se
 def test_openapi_documents_what_the_servers_really_do(services):
     server = httpx.get(services["stable"] + "/openapi.json", timeout=30).json()
     paths = server["paths"]
-    assert {"/predict", "/invocations", "/health", "/version", "/metrics", "/admin/reload", "/admin/faults"} <= set(paths)
+    assert {"/predict", "/invocations", "/health", "/version", "/metrics", "/admin/reload", "/admin/faults"} <= set(
+        paths
+    )
     predict = paths["/predict"]["post"]
     assert {"200", "400", "413", "415"} <= set(predict["responses"])
     assert "application/json" in predict["requestBody"]["content"]
@@ -131,8 +159,11 @@ def test_openapi_documents_what_the_servers_really_do(services):
 
 def test_every_service_listens_on_loopback_only(services):
     ports = {int(services[name].rsplit(":", 1)[1]) for name in ("stable", "canary", "router")}
-    listening = {c.laddr.port: c.laddr.ip for c in psutil.net_connections("tcp")
-                 if c.status == psutil.CONN_LISTEN and c.laddr.port in ports}
+    listening = {
+        c.laddr.port: c.laddr.ip
+        for c in psutil.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+    }
     assert listening == {port: "127.0.0.1" for port in ports}
 
 
@@ -150,15 +181,19 @@ def test_valid_requests_right_after_malformed_ones_all_succeed_through_the_route
     """An uncaught 500 used to make uvicorn drop the keep-alive connection, and the router's next
     request on it failed with 502 (counted against the upstream). Now malformed input never costs a
     valid request anything."""
-    bad = [b"[" * 2000 + b"]" * 2000, b'{"instances": [[1' + b"0" * 400 + b', 2, 3, 4]]}',
-           b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}']
+    bad = [
+        b"[" * 2000 + b"]" * 2000,
+        b'{"instances": [[1' + b"0" * 400 + b", 2, 3, 4]]}",
+        b'{"dataframe_split": {"columns": [{"a": 1}, "b", "c", "d"], "data": [[1, 2, 3, 4]]}}',
+    ]
     deep = b'{"canary": ' + b'{"a": ' * 990 + b"1" + b"}" * 990 + b"}"  # under orjson's limit, past Python's repr
     refused = httpx.put(services["router"] + "/admin/weights", content=deep, headers=services["token"], timeout=30)
     assert refused.status_code == 400 and "an object with 1 field(s)" in refused.json()["error"]
     with httpx.Client(base_url=services["router"], timeout=30) as client:
         for i in range(60):
-            malformed = client.post("/invocations", content=bad[i % len(bad)],
-                                    headers={"content-type": "application/json"})
+            malformed = client.post(
+                "/invocations", content=bad[i % len(bad)], headers={"content-type": "application/json"}
+            )
             assert malformed.status_code == 400, malformed.text
             valid = client.post("/predict", json={"instances": [ROW]})
             assert valid.status_code == 200, valid.text
@@ -169,9 +204,29 @@ def test_valid_requests_right_after_malformed_ones_all_succeed_through_the_route
 def schemathesis(url: str, out: Path, token: dict, *extra: str, max_examples: int = 250) -> dict:
     """Run the Schemathesis CLI with every check; returns its JSON report with the HAR of what it sent."""
     header = f"Authorization: {token['Authorization']}"
-    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json", "--checks", "all",
-           "--mode", "all", "--seed", str(SEED), "--max-examples", str(max_examples), "-H", header,
-           "--report", "json,har", "--report-dir", str(out), "--no-color", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--mode",
+        "all",
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(max_examples),
+        "-H",
+        header,
+        "--report",
+        "json,har",
+        "--report-dir",
+        str(out),
+        "--no-color",
+        *extra,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=out)  # its cache goes there too
     reports = {p.name.split("-")[0]: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert "json" in reports, result.stdout[-3000:] + result.stderr[-3000:]
@@ -179,7 +234,7 @@ def schemathesis(url: str, out: Path, token: dict, *extra: str, max_examples: in
 
 
 def _findings(report: dict) -> str:
-    return report["output"][report["output"].find("FAILURES"):][:6000]
+    return report["output"][report["output"].find("FAILURES") :][:6000]
 
 
 @pytest.mark.parametrize("service", ["stable", "router"])
@@ -195,8 +250,9 @@ def test_schemathesis_finds_nothing_with_all_checks(services, service, tmp_path)
 def test_schemathesis_on_the_fault_api_of_a_server_that_allows_faults(services, tmp_path):
     canary = ModelServerClient(services["canary"], home=services["home"])
     try:
-        report = schemathesis(services["canary"], tmp_path, services["token"], "--include-path", "/admin/faults",
-                              max_examples=150)
+        report = schemathesis(
+            services["canary"], tmp_path, services["token"], "--include-path", "/admin/faults", max_examples=150
+        )
         assert report["run"]["failures"] == [] and report["run"]["errors"] == [], _findings(report)
         assert report["sent"] >= 200
     finally:

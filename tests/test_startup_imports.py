@@ -30,8 +30,17 @@ def test_the_data_constants_load_neither_pandera_nor_scikit_learn():
     assert loaded("mlops_workbench.data", ("pandera", "sklearn", "scipy")) == []
 
 
-@pytest.mark.parametrize("module", ["nbformat", "jsonschema", "jupyter_client", "mlops_workbench.labs.grade",
-                                    "mlops_workbench.ci.workflow", "mlops_workbench.doctor"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "nbformat",
+        "jsonschema",
+        "jupyter_client",
+        "mlops_workbench.labs.grade",
+        "mlops_workbench.ci.workflow",
+        "mlops_workbench.doctor",
+    ],
+)
 def test_the_cli_loads_the_lab_machinery_workflow_checkers_and_doctor_only_for_their_commands(module):
     """About 0.8 s that a model server, router or load generator started as `workbench ...` never uses."""
     assert loaded("mlops_workbench.cli.main", (module,)) == []

@@ -35,20 +35,20 @@ LABS = Lab.all(ROOT / "labs")
 # Package files that share a line with a lab's solution, and why that is no answer handed over.
 SHARED_LINES = {
     "src/mlops_workbench/ci/templates/ci_project/_github/workflows/ci.learner.yml": "lab 01: the learner's "
-        "workflow skeleton, which gives the pinned actions the solution uses",
+    "workflow skeleton, which gives the pinned actions the solution uses",
     "src/mlops_workbench/ci/workflow.py": "lab 01: the validator's hints naming a step to add, which the public "
-                                          "check shows the learner anyway",
+    "check shows the learner anyway",
     "src/mlops_workbench/registry/candidates.py": "lab 02: a one-line commit message of the package's own workspace",
     "src/mlops_workbench/versioning/lineage.py": "lab 02: the tag dictionary key the package writes itself",
     "src/mlops_workbench/versioning/stages.py": "lab 02: a docstring example calling versioning.reproduce",
     "src/mlops_workbench/k8s/render.py": "lab 05: the package's renderer (its functions are answer functions, "
-                                         "scored 0 when a notebook calls them)",
+    "scored 0 when a notebook calls them)",
     "src/mlops_workbench/k8s/promql.py": "lab 05: the package's PromQL for `workbench k8s render` (its functions are "
-                                         "answer functions, scored 0 when a notebook calls them)",
-    "src/mlops_workbench/rollout/analysis.py": "lab 05: `if metric.kind == \"errorRate\":`, the local analysis's own "
-                                               "dispatch on the metric kind",
+    "answer functions, scored 0 when a notebook calls them)",
+    "src/mlops_workbench/rollout/analysis.py": 'lab 05: `if metric.kind == "errorRate":`, the local analysis\'s own '
+    "dispatch on the metric kind",
     "src/mlops_workbench/rollout/controller.py": "lab 04: `except MetricsUnavailable as err:` around the local "
-                                                 "controller's metrics read",
+    "controller's metrics read",
     "src/mlops_workbench/rollout/replay.py": "lab 05: the same line in the replay",
     "src/mlops_workbench/drills/signature_mismatch.py": "lab 06: the drill's own reference fix, not a lab answer",
 }
@@ -88,11 +88,15 @@ def tree(tmp_path_factory) -> Path:
 
 def test_the_tree_holds_no_solution_region_and_no_solution_line(tree: Path) -> None:
     files = texts(tree)
-    regions = [name for name, text in files.items()
-               if any(line.strip().startswith((BEGIN, END)) for line in text.splitlines())]
+    regions = [
+        name for name, text in files.items() if any(line.strip().startswith((BEGIN, END)) for line in text.splitlines())
+    ]
     assert regions == []
-    sources = [name for name in files if name.endswith("lab.ipynb")
-               and "workbench" not in json.loads((tree / name).read_text())["metadata"]]
+    sources = [
+        name
+        for name in files
+        if name.endswith("lab.ipynb") and "workbench" not in json.loads((tree / name).read_text())["metadata"]
+    ]
     assert sources == []  # every lab.ipynb is a learner notebook (its metadata names the lab)
     for lab in LABS:
         for line in solution_lines(lab):
@@ -116,7 +120,7 @@ def test_the_tree_holds_no_hidden_check(tree: Path) -> None:
         text = files[f"labs/{lab.id}/checks.py"]
         assert "hidden=True" not in text
         shipped = {p.name for p in (tree / "labs" / lab.id).iterdir() if p.name != "__pycache__"}  # other tests load
-        assert shipped == {"lab.ipynb", "lab.yaml", "checks.py"}                                       # its checks
+        assert shipped == {"lab.ipynb", "lab.yaml", "checks.py"}  # its checks
     assert (ROOT / "labs" / "02-versioning" / "scenarios.py").is_file()  # lab 02's hidden scenarios stay behind
     # data only the hidden checks used goes with them (lab 03's planted gate cases, lab 04's planted windows)
     assert "GATE_PLANTED" not in files["labs/03-registry-promotion/checks.py"]
@@ -131,8 +135,14 @@ def test_the_tree_is_a_project_with_the_learner_notebooks(tree: Path) -> None:
         released = lab.learner_path.read_text()
         assert (tree / "labs" / lab.id / "lab.ipynb").read_text() == released
         assert (tree / "notebooks" / f"{lab.id}.ipynb").read_text() == released
-    for name in ("README.md", "pyproject.toml", "requirements.lock", "params.yaml", "src/mlops_workbench/__init__.py",
-                 "deploy/k8s/schemas/package.json"):
+    for name in (
+        "README.md",
+        "pyproject.toml",
+        "requirements.lock",
+        "params.yaml",
+        "src/mlops_workbench/__init__.py",
+        "deploy/k8s/schemas/package.json",
+    ):
         assert (tree / name).is_file(), name
     assert "make lab" in (tree / "README.md").read_text()
     if shutil.which("make"):
@@ -158,8 +168,9 @@ def test_the_tree_refuses_to_be_released_again_or_graded_with(tree: Path, tmp_pa
 
 def _run_in_tree(tree: Path, code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(tree / "src"), "WORKBENCH_PROJECT": str(tree)}
-    return subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_public_check_runs_from_the_tree_and_hidden_ones_are_gone(tree: Path, tmp_path: Path) -> None:
@@ -186,8 +197,8 @@ except InputError as exc:
 def test_the_full_scaffold_is_not_in_the_tree(tree: Path, tmp_path: Path) -> None:
     code = f"""
 from mlops_workbench.ci import scaffold
-scaffold.scaffold_ci_project({str(tmp_path / 'learner')!r}, learner=True)
-scaffold.scaffold_ci_project({str(tmp_path / 'full')!r})
+scaffold.scaffold_ci_project({str(tmp_path / "learner")!r}, learner=True)
+scaffold.scaffold_ci_project({str(tmp_path / "full")!r})
 """
     done = _run_in_tree(tree, code)
     assert done.returncode != 0 and "lab 01's answers" in done.stderr and "learner=True" in done.stderr
@@ -204,8 +215,9 @@ def wrong_sample_submission(path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_grade_in_the_tree_uses_public_checks_and_checks_from_adds_the_hidden(tree: Path, tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grade_in_the_tree_uses_public_checks_and_checks_from_adds_the_hidden(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     submission = wrong_sample_submission(tmp_path / "00-welcome.ipynb")
     monkeypatch.chdir(tree)
     monkeypatch.setenv("WORKBENCH_PROJECT", str(tree))
@@ -215,11 +227,15 @@ def test_grade_in_the_tree_uses_public_checks_and_checks_from_adds_the_hidden(tr
     report = json.loads(next((tmp_path / "public").glob("*/report.json")).read_text())
     assert public.exit_code == 0, public.output
     assert {c["id"]: c["status"] for c in report["checks"]} == {
-        "hello-file": "passed", "iris-rows": "passed", "state-folder": "passed"}
+        "hello-file": "passed",
+        "iris-rows": "passed",
+        "state-folder": "passed",
+    }
     assert report["score"] == report["max_score"] == 3
 
-    hidden = runner.invoke(app, ["grade", str(submission), "--out", str(tmp_path / "hidden"), "--seed", "3",
-                                 "--checks-from", str(ROOT)])
+    hidden = runner.invoke(
+        app, ["grade", str(submission), "--out", str(tmp_path / "hidden"), "--seed", "3", "--checks-from", str(ROOT)]
+    )
     report = json.loads(next((tmp_path / "hidden").glob("*/report.json")).read_text())
     statuses = {c["id"]: (c["status"], c["visibility"]) for c in report["checks"]}
     assert statuses["seeded-sample"] == ("failed", "hidden"), hidden.output
@@ -293,5 +309,7 @@ def test_audit_refuses_an_instructor_file_in_a_lab_folder(tmp_path: Path) -> Non
     folder.mkdir(parents=True)
     (folder / "scenarios.py").write_text('"""Hidden scenarios."""\n')
     (folder / "lab.yaml").write_text("title: t\n")
-    assert audit(tmp_path) == ["labs/02-versioning/scenarios.py is an instructor file (a student lab folder holds "
-                               "only lab.ipynb, lab.yaml, checks.py)"]
+    assert audit(tmp_path) == [
+        "labs/02-versioning/scenarios.py is an instructor file (a student lab folder holds "
+        "only lab.ipynb, lab.yaml, checks.py)"
+    ]

@@ -51,7 +51,8 @@ def test_an_action_pinned_only_to_a_tag_is_an_error_with_its_line_and_fix(tmp_pa
 def test_the_fixed_workflow_is_clean(tmp_path):
     text = TAGGED.replace("jobs:\n", "permissions:\n  contents: read\njobs:\n").replace(
         "      - uses: actions/checkout@v4\n",
-        f"      - uses: actions/checkout@{SHA} # v4.4.0\n        with:\n          persist-credentials: false\n")
+        f"      - uses: actions/checkout@{SHA} # v4.4.0\n        with:\n          persist-credentials: false\n",
+    )
     assert validate(write(tmp_path, text), require=REQUIREMENTS).findings == []
 
 
@@ -62,8 +63,10 @@ def test_cli_reports_the_unpinned_action(tmp_path):
 
 
 def test_untrusted_input_in_run_is_flagged(tmp_path):
-    text = TAGGED.replace("on: push\n", "on: pull_request\n") + \
-        '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    text = (
+        TAGGED.replace("on: push\n", "on: pull_request\n")
+        + '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    )
     [injection] = [f for f in zizmor.audit(write(tmp_path, text)) if f.rule == "template-injection"]
     assert injection.line == 12 and "env:" in injection.fix
 
@@ -76,15 +79,34 @@ def test_a_sha_pin_without_its_version_is_a_warning(tmp_path):
 
 
 def test_findings_from_zizmor_json_are_pure():
-    raw = [{"ident": "unpinned-uses", "desc": "unpinned action reference", "url": "u",
-            "determinations": {"severity": "High"}, "ignored": False,
-            "locations": [{"symbolic": {"kind": "Hidden", "annotation": "this step"},
-                           "concrete": {"location": {"start_point": {"row": 3}}, "feature": "- uses: a/b@v1"}},
-                          {"symbolic": {"kind": "Primary", "annotation": "not pinned"},
-                           "concrete": {"location": {"start_point": {"row": 5}}, "feature": "uses: a/b@v1"}}]},
-           {"ident": "other", "desc": "d", "url": "https://x", "determinations": {"severity": "Low"},
-            "ignored": False, "locations": [{"symbolic": {"kind": "Primary"}, "concrete": {}}]},
-           {"ident": "ignored", "ignored": True}]
+    raw = [
+        {
+            "ident": "unpinned-uses",
+            "desc": "unpinned action reference",
+            "url": "u",
+            "determinations": {"severity": "High"},
+            "ignored": False,
+            "locations": [
+                {
+                    "symbolic": {"kind": "Hidden", "annotation": "this step"},
+                    "concrete": {"location": {"start_point": {"row": 3}}, "feature": "- uses: a/b@v1"},
+                },
+                {
+                    "symbolic": {"kind": "Primary", "annotation": "not pinned"},
+                    "concrete": {"location": {"start_point": {"row": 5}}, "feature": "uses: a/b@v1"},
+                },
+            ],
+        },
+        {
+            "ident": "other",
+            "desc": "d",
+            "url": "https://x",
+            "determinations": {"severity": "Low"},
+            "ignored": False,
+            "locations": [{"symbolic": {"kind": "Primary"}, "concrete": {}}],
+        },
+        {"ident": "ignored", "ignored": True},
+    ]
     pinned, other = zizmor.findings(raw)
     assert (pinned.rule, pinned.line, pinned.severity) == ("unpinned-uses", 6, "error")
     assert "a/b@<40-hex SHA of v1> # v1" in pinned.fix and "not pinned" in pinned.message
@@ -109,6 +131,18 @@ def test_zizmor_sees_the_whole_workflows_folder_clean():
     """The folder as CI would audit it: a workflow added later is covered without editing this test."""
     import subprocess
 
-    proc = subprocess.run([zizmor.zizmor_binary(), "--offline", "--no-config", "--no-ignores", "--format", "json",
-                           str(ROOT / ".github" / "workflows")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            zizmor.zizmor_binary(),
+            "--offline",
+            "--no-config",
+            "--no-ignores",
+            "--format",
+            "json",
+            str(ROOT / ".github" / "workflows"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr

@@ -109,9 +109,23 @@ def test_ui_links_without_server_or_proxy(home: Path, monkeypatch: pytest.Monkey
 def _outside_ci_env(**extra: str) -> dict[str, str]:
     """This environment as a learner's laptop has it: none of the variables by which MLflow recognises a CI run
     or a pytest test (which would turn its telemetry off by themselves), and no telemetry setting."""
-    ci_markers = {"PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "CI", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS",
-                  "TF_BUILD", "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION",
-                  "CLOUD_RUN_EXECUTION", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"}
+    ci_markers = {
+        "PYTEST_CURRENT_TEST",
+        "GITHUB_ACTIONS",
+        "CI",
+        "CIRCLECI",
+        "GITLAB_CI",
+        "JENKINS_URL",
+        "TRAVIS",
+        "TF_BUILD",
+        "BITBUCKET_BUILD_NUMBER",
+        "CODEBUILD_BUILD_ARN",
+        "BUILDKITE",
+        "TEAMCITY_VERSION",
+        "CLOUD_RUN_EXECUTION",
+        "MLFLOW_DISABLE_TELEMETRY",
+        "DO_NOT_TRACK",
+    }
     env = {key: value for key, value in os.environ.items() if key not in ci_markers and not key.startswith("RUNBOT_")}
     return {**env, **extra}
 
@@ -119,20 +133,29 @@ def _outside_ci_env(**extra: str) -> dict[str, str]:
 def test_importing_the_workbench_turns_mlflow_telemetry_off_for_the_process_and_its_children() -> None:
     # MLflow's telemetry thread, failing to reach its server offline, removed an environment variable while the
     # main thread's requests read the environment: a lab's MLflow call failed at random with a KeyError.
-    code = ("import mlops_workbench, mlflow, os, subprocess, sys\n"
-            "from mlflow.telemetry import get_telemetry_client\n"
-            "child = subprocess.run([sys.executable, '-c', 'import os; print(os.environ[\"MLFLOW_DISABLE_TELEMETRY\"])'],"
-            " capture_output=True, text=True, check=True).stdout.strip()\n"
-            "print(get_telemetry_client() is None, child)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_outside_ci_env(),
-                         timeout=120, check=True).stdout.split()
+    code = (
+        "import mlops_workbench, mlflow, os, subprocess, sys\n"
+        "from mlflow.telemetry import get_telemetry_client\n"
+        "child = subprocess.run([sys.executable, '-c', 'import os; print(os.environ[\"MLFLOW_DISABLE_TELEMETRY\"])'],"
+        " capture_output=True, text=True, check=True).stdout.strip()\n"
+        "print(get_telemetry_client() is None, child)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_outside_ci_env(), timeout=120, check=True
+    ).stdout.split()
     assert out == ["True", "true"]
 
 
 def test_an_explicit_telemetry_setting_is_kept() -> None:
     code = "import mlops_workbench, os; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=_outside_ci_env(MLFLOW_DISABLE_TELEMETRY="false"), timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_outside_ci_env(MLFLOW_DISABLE_TELEMETRY="false"),
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == "false"
 
 

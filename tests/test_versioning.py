@@ -117,7 +117,12 @@ def test_run_carries_complete_lineage(env) -> None:
     assert lineage["metrics"] == pytest.approx(metrics) and metrics["accuracy"] > 0.8
     info = mlflow.models.get_model_info(f"runs:/{run_id}/model")
     assert info.signature is not None
-    assert [c.name for c in info.signature.inputs.inputs] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert [c.name for c in info.signature.inputs.inputs] == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
     assert info.saved_input_example_info is not None
 
 
@@ -242,13 +247,19 @@ def _planted_run(home: Path, ws, **tags: str | None) -> str:
     return run_id
 
 
-@pytest.mark.parametrize("tags, match", [
-    ({"data.path": None}, r"lacks the lineage tag\(s\) \['data.path'\]"),
-    ({"data.md5": "0" * 32}, "md5 dvc.lock records"),
-    ({"params.hash": "0" * 64}, "sort_keys=True"),
-    ({"git.commit": "deadbeef" * 5}, r"was not logged from this workspace.s history: set the tags workspace.path = str\(ws.path\) and git.commit"),
-    ({"git.dirty": "no"}, "'true' or 'false'"),
-])
+@pytest.mark.parametrize(
+    "tags, match",
+    [
+        ({"data.path": None}, r"lacks the lineage tag\(s\) \['data.path'\]"),
+        ({"data.md5": "0" * 32}, "md5 dvc.lock records"),
+        ({"params.hash": "0" * 64}, "sort_keys=True"),
+        (
+            {"git.commit": "deadbeef" * 5},
+            r"was not logged from this workspace.s history: set the tags workspace.path = str\(ws.path\) and git.commit",
+        ),
+        ({"git.dirty": "no"}, "'true' or 'false'"),
+    ],
+)
 def test_lab02_lineage_check_names_each_planted_mistake(env, tags, match) -> None:
     from mlops_workbench.labs.checks import CheckFailed, Context
 
@@ -263,13 +274,16 @@ def test_lab02_hidden_checks_catch_a_constant_dirty_flag_and_a_retrain_without_n
 
     home, ws, run_id = env
     checks = _lab02_checks()
-    honest = Context(lab="02-versioning", home=home, variables={"dirty_run_id": _planted_run(home, ws, **{"git.dirty": "true"})})
+    honest = Context(
+        lab="02-versioning", home=home, variables={"dirty_run_id": _planted_run(home, ws, **{"git.dirty": "true"})}
+    )
     checks["dirty-flag-honest"].func(honest)
     constant = Context(lab="02-versioning", home=home, variables={"dirty_run_id": run_id})  # logged clean, says false
     with pytest.raises(CheckFailed, match="never write a constant"):
         checks["dirty-flag-honest"].func(constant)
-    same_data = Context(lab="02-versioning", home=home,
-                        variables={"fixed_run_id": run_id, "triple_run_id": _planted_run(home, ws)})
+    same_data = Context(
+        lab="02-versioning", home=home, variables={"fixed_run_id": run_id, "triple_run_id": _planted_run(home, ws)}
+    )
     with pytest.raises(CheckFailed, match="same data.md5 as the fixed run"):
         checks["triple-v"].func(same_data)
 
@@ -303,8 +317,11 @@ def test_add_pipeline_declares_what_the_dvc_stage_add_calls_declare(tmp_path: Pa
             versioning.write_stage_scripts(ws)
             for stage in versioning.PIPELINE:
                 ws.dvc(*stage.args)
-        ignored = {str(p.relative_to(ws.path)): sorted(p.read_text().splitlines())
-                   for p in ws.path.rglob(".gitignore") if ".dvc" not in p.parts and ".git" not in p.parts}
+        ignored = {
+            str(p.relative_to(ws.path)): sorted(p.read_text().splitlines())
+            for p in ws.path.rglob(".gitignore")
+            if ".dvc" not in p.parts and ".git" not in p.parts
+        }
         built[how] = yaml.safe_load((ws.path / "dvc.yaml").read_text()), ignored
         assert "Data and pipelines are up to date" not in ws.dvc("status")  # the stages were never run
     assert built["add_pipeline"] == built["dvc-stage-add"]
@@ -314,10 +331,20 @@ def test_add_pipeline_declares_what_the_dvc_stage_add_calls_declare(tmp_path: Pa
 def test_locked_md5_reads_a_dependency_of_any_stage_and_none_for_anything_else():
     from mlops_workbench.versioning.workspace import locked_md5
 
-    lock = ("schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n    deps:\n    - path: prepare.py\n"
-            "      md5: p1\n    - path: data/iris.csv\n      md5: d1\n      size: 10\n  train:\n    cmd: x\n")
+    lock = (
+        "schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n    deps:\n    - path: prepare.py\n"
+        "      md5: p1\n    - path: data/iris.csv\n      md5: d1\n      size: 10\n  train:\n    cmd: x\n"
+    )
     assert locked_md5(lock, "data/iris.csv") == "d1" and locked_md5(lock, "prepare.py") == "p1"
     assert locked_md5(lock, "model/model.pkl") is None
-    for not_a_lock in (None, "", "fatal: path 'dvc.lock' does not exist in 'HEAD'", "- a\n- b", "stages: [1, 2",
-                      "stages: [1, 2]", "stages:\n  prepare: [x]\n", "stages:\n  prepare:\n    deps: [x]\n"):
+    for not_a_lock in (
+        None,
+        "",
+        "fatal: path 'dvc.lock' does not exist in 'HEAD'",
+        "- a\n- b",
+        "stages: [1, 2",
+        "stages: [1, 2]",
+        "stages:\n  prepare: [x]\n",
+        "stages:\n  prepare:\n    deps: [x]\n",
+    ):
         assert locked_md5(not_a_lock, "data/iris.csv") is None, not_a_lock

@@ -12,10 +12,16 @@ from mlops_workbench.versioning.charts import LOGGED, MATCHED, MISMATCHED
 
 
 def report(matched: bool, original: float = 0.12, reproduced: float | None = 0.12) -> versioning.ReproductionReport:
-    metric = versioning.MetricComparison(name="log_loss", original=original, reproduced=reproduced,
-                                         diff=None if reproduced is None else reproduced - original, matched=matched)
-    return versioning.ReproductionReport(run_id="r", commit="c", matched=matched, metrics=[metric], causes=[],
-                                         reasons=[], workdir="/tmp", tolerance=1e-9)
+    metric = versioning.MetricComparison(
+        name="log_loss",
+        original=original,
+        reproduced=reproduced,
+        diff=None if reproduced is None else reproduced - original,
+        matched=matched,
+    )
+    return versioning.ReproductionReport(
+        run_id="r", commit="c", matched=matched, metrics=[metric], causes=[], reasons=[], workdir="/tmp", tolerance=1e-9
+    )
 
 
 RUNS = {"first run": report(True), "uncommitted tweak": report(False, reproduced=0.3), "tweak committed": report(True)}

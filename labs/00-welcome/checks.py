@@ -29,7 +29,9 @@ def seeded_sample(ctx: Context) -> None:
     """sample is the seeded draw of five integers."""
     expected = np.random.default_rng(ctx.var("seed", kind=int)).integers(0, 100, size=5).tolist()
     if ctx.var("sample", kind=list) != expected:
-        fail("sample does not match a draw from default_rng(seed): use the `seed` parameter and convert with .tolist().")
+        fail(
+            "sample does not match a draw from default_rng(seed): use the `seed` parameter and convert with .tolist()."
+        )
 
 
 @check("state-folder", points=1, cells=["state-folder"])

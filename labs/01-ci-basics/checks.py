@@ -51,7 +51,9 @@ def test_file(ctx: Context, rel: str, must_call: str) -> Path:
 def passes(ctx: Context, rel: str) -> None:
     result = scaffold.run_tests(project(ctx), rel)
     if result.returncode != 0:
-        fail(f"pytest {rel} fails on the correct model: fix the tests (or the assertion values).\n{tail(result.stdout)}")
+        fail(
+            f"pytest {rel} fails on the correct model: fix the tests (or the assertion values).\n{tail(result.stdout)}"
+        )
 
 
 def catches(ctx: Context, rel: str, bugs: tuple[str, ...]) -> None:
@@ -67,8 +69,10 @@ def bad_data_rejected(ctx: Context) -> None:
     """A dataset with three problems is rejected with all three named."""
     problems = ctx.var("data_problems")
     if not isinstance(problems, list) or len(problems) < 3:
-        fail("data_problems should list at least three problems: break the frame in three different ways "
-             "and keep `err.problems` from the DataValidationError.")
+        fail(
+            "data_problems should list at least three problems: break the frame in three different ways "
+            "and keep `err.problems` from the DataValidationError."
+        )
 
 
 @check("data-tests", points=2, cells=["write-data-tests"], isolated=True)
@@ -129,7 +133,9 @@ def workflow_hardened(ctx: Context) -> None:
         fail("zizmor (offline) finds:\n" + listed(found))
     doc = YamlDoc.read(path)
     uses = [str(s.get("uses")) for _, _, s in steps(doc) if s.get("uses")]
-    if not any(u.startswith("actions/checkout@") for u in uses) or not any(u.startswith("actions/setup-python@") for u in uses):
+    if not any(u.startswith("actions/checkout@") for u in uses) or not any(
+        u.startswith("actions/setup-python@") for u in uses
+    ):
         fail("keep the actions/checkout and actions/setup-python steps (pinned by SHA), do not drop them.")
     granted = doc.data.get("permissions")
     if not isinstance(granted, dict) or any(v != "read" for v in granted.values()):
@@ -160,8 +166,12 @@ def workflow_green_rerun(ctx: Context) -> None:
     if failed:
         fail(f"rerun by the grader, the step '{failed[0].name}' fails ({failed[0].reason}):\n{tail(failed[0].output)}")
     jobs = YamlDoc.read(path).data["jobs"]
-    tests = [(job, i) for job, spec in jobs.items() for i, s in enumerate(spec.get("steps") or [])
-             if TEST_RX.search(str(s.get("run") or ""))]
+    tests = [
+        (job, i)
+        for job, spec in jobs.items()
+        for i, s in enumerate(spec.get("steps") or [])
+        if TEST_RX.search(str(s.get("run") or ""))
+    ]
     statuses = {(s.job, s.index): s.status for s in run.steps}
     if not tests or statuses.get(tests[0]) != "passed":
         fail("the pytest step did not run and pass: make sure it is a `run:` step, not skipped.")
@@ -171,7 +181,9 @@ def workflow_green_rerun(ctx: Context) -> None:
 def broken_model_red(ctx: Context) -> None:
     """The deliberately broken model turns the workflow red at the test step, and the model is restored."""
     if ctx.var("broken_red") is not True:
-        fail("broken_red is not True: the workflow should fail on the broken model; if it passed, your tests miss the bug.")
+        fail(
+            "broken_red is not True: the workflow should fail on the broken model; if it passed, your tests miss the bug."
+        )
     if not ctx.var("broken_failed_step"):
         fail("broken_failed_step is empty: run the cell 'break-model' again.")
     if (project(ctx) / scaffold.MODEL_FILE).read_text() != scaffold.template_text(scaffold.MODEL_FILE):
@@ -184,10 +196,14 @@ def model_accuracy(ctx: Context) -> None:
     floor = float((ctx.params.get("train") or {}).get("accuracy_floor", 0.9))
     metrics = project(ctx) / "metrics.json"
     if not metrics.is_file():
-        fail("metrics.json does not exist: the workflow's train step (`python -m iris_model.train`) writes it; run the workflow.")
+        fail(
+            "metrics.json does not exist: the workflow's train step (`python -m iris_model.train`) writes it; run the workflow."
+        )
     accuracy = float(json.loads(metrics.read_text())["accuracy"])
     if accuracy < floor:
-        fail(f"test accuracy {accuracy:.3f} is below the floor {floor} (params.yaml train.accuracy_floor): fix the model.")
+        fail(
+            f"test accuracy {accuracy:.3f} is below the floor {floor} (params.yaml train.accuracy_floor): fix the model."
+        )
 
 
 @check("dockerfile-lint", points=2, cells=["fix-dockerfile"])

@@ -39,8 +39,10 @@ ADD_REMOTE = "ws.dvc('remote', 'add', '--default', 'local', str(versioning.defau
 def workspace(ctx: Context) -> Workspace:
     ws = Workspace(ctx.workspace)
     if not (ws.path / ".git").is_dir() or not (ws.path / ".dvc").is_dir():
-        fail(f"{ws.path} is not a git + DVC repository: run ws.git('init', '-b', 'main') and ws.dvc('init') in "
-             "the cell 'init-workspace'.")
+        fail(
+            f"{ws.path} is not a git + DVC repository: run ws.git('init', '-b', 'main') and ws.dvc('init') in "
+            "the cell 'init-workspace'."
+        )
     return ws
 
 
@@ -63,8 +65,10 @@ def workspace_run(ctx: Context, ws: Workspace, variable: str, cell: str) -> Any:
         fail(f"`{variable}` = {run_id!r} is not a run on the tracking server: rerun the cell '{cell}'.")
     tags = run.data.tags
     if tags.get("workspace.path") != str(ws.path) or not ws.has("params.yaml", tags.get("git.commit", "-")):
-        fail(f"Run {run_id} was not logged from this workspace's history: set the tags workspace.path = str(ws.path) "
-             "and git.commit = the workspace's HEAD in log_run.")
+        fail(
+            f"Run {run_id} was not logged from this workspace's history: set the tags workspace.path = str(ws.path) "
+            "and git.commit = the workspace's HEAD in log_run."
+        )
     return run
 
 
@@ -76,10 +80,14 @@ def workspace_ready(ctx: Context) -> None:
     if top != str(ws.path):
         fail(f"git in {ws.path} uses the repository at {top}: the workspace must be a repository of its own.")
     if not ws.git("log", "--oneline", "-1", check=False):
-        fail("The workspace repository has no commit yet: commit what git init and dvc init made with ws.commit('...').")
+        fail(
+            "The workspace repository has no commit yet: commit what git init and dvc init made with ws.commit('...')."
+        )
     if not ws.has(".dvc/config") or not ws.has(".dvcignore"):
-        fail("DVC's own files (.dvc/config, .dvcignore) are not committed: after ws.dvc('init'), commit with "
-             "ws.commit('...'), so every clone of the workspace is a DVC repository too.")
+        fail(
+            "DVC's own files (.dvc/config, .dvcignore) are not committed: after ws.dvc('init'), commit with "
+            "ws.commit('...'), so every clone of the workspace is a DVC repository too."
+        )
 
 
 @check("data-tracked", points=2, cells=["init-workspace", "track-data"])
@@ -95,14 +103,20 @@ def data_tracked(ctx: Context) -> None:
         fail(f"{DATA} itself is committed to git: data belongs in DVC; only {DATA}.dvc goes into git.")
     remote = ws.remote_url()
     if not remote:
-        fail(f"The workspace has no default DVC remote, so `dvc push` has nowhere to send {DATA} and no clone can "
-             f"`dvc pull` it. Add the shared folder as the default remote: {ADD_REMOTE}, commit, then push.")
+        fail(
+            f"The workspace has no default DVC remote, so `dvc push` has nowhere to send {DATA} and no clone can "
+            f"`dvc pull` it. Add the shared folder as the default remote: {ADD_REMOTE}, commit, then push."
+        )
     if ws.remote_url("HEAD") != remote:
-        fail(f"The default remote {remote} is not in the committed .dvc/config, so a clone (like the one a "
-             "reproduction makes) does not know it: commit .dvc/config with ws.commit('...') (and do not use --local).")
+        fail(
+            f"The default remote {remote} is not in the committed .dvc/config, so a clone (like the one a "
+            "reproduction makes) does not know it: commit .dvc/config with ws.commit('...') (and do not use --local)."
+        )
     if not remote_has(remote, md5):
-        fail(f"The default remote {remote} is set but does not hold {DATA} (md5 {md5}): the data was never pushed "
-             "there. Run ws.dvc('push').")
+        fail(
+            f"The default remote {remote} is set but does not hold {DATA} (md5 {md5}): the data was never pushed "
+            "there. Run ws.dvc('push')."
+        )
 
 
 def names(stage: dict, key: str) -> list[str]:
@@ -130,26 +144,36 @@ def stage_problem(expected: Stage, stage: dict) -> str | None:
         return f"The {name} stage runs {stage.get('cmd')!r}, not its script: its command is '{expected.command}'."
     deps, params = names(stage, "deps"), names(stage, "params")
     if script not in deps:
-        return (f"The {name} stage does not depend on its own code: add -d {script}, or editing {script} never "
-                f"reruns it; {redo}.")
+        return (
+            f"The {name} stage does not depend on its own code: add -d {script}, or editing {script} never "
+            f"reruns it; {redo}."
+        )
     for dep in expected.deps:
         if not covered(dep, deps):
-            return (f"The {name} stage does not depend on {dep}, which it reads: add -d {dep}, or DVC neither runs "
-                    f"{name} after the stage that writes it nor reruns {name} when it changes; {redo}.")
+            return (
+                f"The {name} stage does not depend on {dep}, which it reads: add -d {dep}, or DVC neither runs "
+                f"{name} after the stage that writes it nor reruns {name} when it changes; {redo}."
+            )
     missing = [p for p in expected.params if p not in params and p.split(".")[0] not in params]
     if missing:
-        return (f"The {name} stage does not track the params {missing} it reads: add -p {','.join(expected.params)}, "
-                f"or changing them never reruns it; {redo}.")
+        return (
+            f"The {name} stage does not track the params {missing} it reads: add -p {','.join(expected.params)}, "
+            f"or changing them never reruns it; {redo}."
+        )
     outs = names(stage, "outs")
     for out in expected.outs:  # the folder itself, or files inside it
         if not covered(out, outs) and not any(covered(o, [out]) for o in outs):
-            return (f"The {name} stage does not declare its output {out}: add -o {out}, so DVC caches it and the "
-                    f"next stage can depend on it; {redo}.")
+            return (
+                f"The {name} stage does not declare its output {out}: add -o {out}, so DVC caches it and the "
+                f"next stage can depend on it; {redo}."
+            )
     for metric in expected.metrics:
         entries = [m for m in stage.get("metrics") or [] if isinstance(m, dict)]
         if not any((m.get(metric) or {}).get("cache") is False for m in entries):
-            return (f"The {name} stage must declare {metric} as a metrics file kept in git: -M {metric} (capital M; "
-                    f"-m or -o would put it in the DVC cache instead); {redo}.")
+            return (
+                f"The {name} stage must declare {metric} as a metrics file kept in git: -M {metric} (capital M; "
+                f"-m or -o would put it in the DVC cache instead); {redo}."
+            )
     return None
 
 
@@ -170,8 +194,10 @@ def pipeline_declared(ctx: Context) -> None:
     stages = committed_stages(ws, "dvc.yaml")
     for expected in PIPELINE:
         if expected.name not in stages:
-            fail(f"dvc.yaml has no stage named `{expected.name}` (it has {sorted(stages)}): declare it with "
-                 f"`dvc stage add -n {expected.name} ...` and commit.")
+            fail(
+                f"dvc.yaml has no stage named `{expected.name}` (it has {sorted(stages)}): declare it with "
+                f"`dvc stage add -n {expected.name} ...` and commit."
+            )
         problem = stage_problem(expected, stages[expected.name] or {})
         if problem:
             fail(problem)
@@ -186,13 +212,17 @@ def pipeline_ran(ctx: Context) -> None:
     locked, declared = (committed_stages(ws, name) for name in ("dvc.lock", "dvc.yaml"))
     never = [s.name for s in PIPELINE if s.name not in locked]
     if never:
-        fail(f"The committed dvc.lock has no record of the stage(s) {never}: they never ran. Run ws.dvc('repro') "
-             "(it runs every stage whose inputs changed, upstream first) and commit dvc.lock.")
+        fail(
+            f"The committed dvc.lock has no record of the stage(s) {never}: they never ran. Run ws.dvc('repro') "
+            "(it runs every stage whose inputs changed, upstream first) and commit dvc.lock."
+        )
     for stage in PIPELINE:
         recorded = {d.get("path") for d in locked[stage.name].get("deps") or []}
         if not set(names(declared.get(stage.name) or {}, "deps")) <= recorded:
-            fail(f"The committed dvc.lock records the {stage.name} stage as it was before you changed its "
-                 "declaration: run ws.dvc('repro') again and commit dvc.lock.")
+            fail(
+                f"The committed dvc.lock records the {stage.name} stage as it was before you changed its "
+                "declaration: run ws.dvc('repro') again and commit dvc.lock."
+            )
     if not ws.has(METRICS):
         fail(f"{METRICS} is not committed: a -M metrics file is versioned in git; commit it after `dvc repro`.")
 
@@ -215,14 +245,18 @@ def check_lineage(ws: Workspace, run: Any, what: str) -> dict[str, str]:
         fail(f"data.path is {tags['data.path']!r}: it names the tracked file, {DATA!r}.")
     recorded = lock_md5(ws, commit)
     if tags["data.md5"] != recorded:
-        fail(f"The {what}'s data.md5 {tags['data.md5']!r} is not the md5 dvc.lock records for {DATA} at its commit "
-             f"({recorded!r}): read it from the deps of the prepare stage (the one that reads {DATA}) in dvc.lock, "
-             "after `dvc repro` and a commit.")
+        fail(
+            f"The {what}'s data.md5 {tags['data.md5']!r} is not the md5 dvc.lock records for {DATA} at its commit "
+            f"({recorded!r}): read it from the deps of the prepare stage (the one that reads {DATA}) in dvc.lock, "
+            "after `dvc repro` and a commit."
+        )
     if tags["git.dirty"] not in ("true", "false"):
         fail(f"git.dirty is {tags['git.dirty']!r}: write the string 'true' or 'false'.")
     if tags["env.python"] != python_version():
-        fail(f"env.python is {tags['env.python']!r}, not the Python version that trained the model: use "
-             "platform.python_version().")
+        fail(
+            f"env.python is {tags['env.python']!r}, not the Python version that trained the model: use "
+            "platform.python_version()."
+        )
     return tags
 
 
@@ -236,13 +270,19 @@ def lineage_complete(ctx: Context) -> None:
         fail(f"Run {run.info.run_id} was logged with uncommitted changes: commit (after `dvc repro`), then log.")
     committed = yaml.safe_load(ws.git("show", f"{tags['git.commit']}:params.yaml")) or {}
     if tags["params.hash"] != params_hash(committed):
-        fail("params.hash does not match params.yaml at the run's commit: hash "
-             "json.dumps(ws.params(), sort_keys=True) with hashlib.sha256(...).hexdigest().")
+        fail(
+            "params.hash does not match params.yaml at the run's commit: hash "
+            "json.dumps(ws.params(), sort_keys=True) with hashlib.sha256(...).hexdigest()."
+        )
     if not {"train.seed", "train.C", "prepare.decimals"} <= set(run.data.params):
-        fail(f"The run's params are {sorted(run.data.params)}: log every params.yaml value with mlflow.log_params, "
-             "named section.key (train.seed, train.C, prepare.decimals, ...).")
+        fail(
+            f"The run's params are {sorted(run.data.params)}: log every params.yaml value with mlflow.log_params, "
+            "named section.key (train.seed, train.C, prepare.decimals, ...)."
+        )
     if not {"accuracy", "f1_macro", "log_loss"} <= set(run.data.metrics):
-        fail(f"The run's metrics are {sorted(run.data.metrics)}: log every value of metrics.json with mlflow.log_metrics.")
+        fail(
+            f"The run's metrics are {sorted(run.data.metrics)}: log every value of metrics.json with mlflow.log_metrics."
+        )
     from mlflow.models import get_model_info
 
     try:
@@ -250,8 +290,10 @@ def lineage_complete(ctx: Context) -> None:
     except Exception:
         fail(f"Run {run.info.run_id} has no model named `model`: mlflow.sklearn.log_model(model, name='model', ...).")
     if info.signature is None or info.saved_input_example_info is None:
-        fail("The model was logged without a signature or input example: pass signature=infer_signature(X, "
-             "model.predict(X)) and input_example=X.")
+        fail(
+            "The model was logged without a signature or input example: pass signature=infer_signature(X, "
+            "model.predict(X)) and input_example=X."
+        )
 
 
 @check("dirty-flag-honest", points=1, hidden=True, cells=["log-run", "use-log-run", "mistake"])
@@ -261,8 +303,10 @@ def dirty_flag_honest(ctx: Context) -> None:
     run = workspace_run(ctx, ws, "dirty_run_id", "mistake")
     tags = check_lineage(ws, run, "run with the uncommitted tweak")
     if tags["git.dirty"] != "true":
-        fail("The run logged with an uncommitted params.yaml says git.dirty = 'false': compute the flag from the "
-             "workspace (ws.changed_files() is not empty), never write a constant.")
+        fail(
+            "The run logged with an uncommitted params.yaml says git.dirty = 'false': compute the flag from the "
+            "workspace (ws.changed_files() is not empty), never write a constant."
+        )
 
 
 def regrade(run_id: str, ctx: Context) -> ReproductionReport:
@@ -273,8 +317,9 @@ def regrade(run_id: str, ctx: Context) -> ReproductionReport:
         return reproduce(run_id, home=ctx.home, workdir=Path(scratch) / "checkout")
 
 
-@check("reproduced", points=3, hidden=True, cells=["use-log-run", "reproduce", "use-reproduce"], timeout=300,
-       isolated=True)
+@check(
+    "reproduced", points=3, hidden=True, cells=["use-log-run", "reproduce", "use-reproduce"], timeout=300, isolated=True
+)
 def reproduced(ctx: Context) -> None:
     """The first run is reproduced exactly from its commit and the DVC remote (the grader reruns it)."""
     from mlops_workbench.versioning.reproduction import ReproductionError
@@ -316,14 +361,20 @@ def triple_v(ctx: Context) -> None:
     if tags["git.dirty"] != "false":
         fail("The Triple-V run was logged from a dirty tree: `dvc add`, commit, `dvc repro`, commit, then log.")
     if tags["data.md5"] == old.get("data.md5"):
-        fail("The Triple-V run has the same data.md5 as the fixed run: `dvc add data/iris.csv` and commit the new "
-             "batch, then `dvc repro` before logging.")
+        fail(
+            "The Triple-V run has the same data.md5 as the fixed run: `dvc add data/iris.csv` and commit the new "
+            "batch, then `dvc repro` before logging."
+        )
     changed = sorted(k for k in REQUIRED_TAGS if k != "workspace.path" and tags.get(k) != old.get(k))
     if set(changed) != {"git.commit", "data.md5"}:
-        fail(f"The Triple-V run's lineage differs from the fixed run's in {changed}: only the data (and the commit "
-             "that carries it) should change; leave params.yaml and the code alone.")
+        fail(
+            f"The Triple-V run's lineage differs from the fixed run's in {changed}: only the data (and the commit "
+            "that carries it) should change; leave params.yaml and the code alone."
+        )
     if not remote_has(ws.remote_url(), tags["data.md5"]):
-        fail(f"The DVC remote does not hold the new data (md5 {tags['data.md5']}): run `dvc push` after the data commit.")
+        fail(
+            f"The DVC remote does not hold the new data (md5 {tags['data.md5']}): run `dvc push` after the data commit."
+        )
 
 
 @contextmanager
@@ -340,8 +391,9 @@ def scenario(ctx: Context, file: str, name: str, cell: str, label: str) -> Itera
         yield sc, func, ctx.rng(label), sc.copy_workspace(ws, Path(scratch)), Path(scratch)
 
 
-@check("log-run-scenarios", points=3, hidden=True, cells=["pipeline", "log-run", "use-log-run"], timeout=420,
-       isolated=True)
+@check(
+    "log-run-scenarios", points=3, hidden=True, cells=["pipeline", "log-run", "use-log-run"], timeout=420, isolated=True
+)
 def log_run_scenarios(ctx: Context) -> None:
     """On a copy of the workspace, seeded code and data changes rerun exactly the stages that depend on them, and the
     learner's log_run tags each resulting run with the real lineage."""
@@ -354,9 +406,11 @@ def log_run_scenarios(ctx: Context) -> None:
             copy.commit(f"Grader: change {edit.what}")
             ran = sc.repro(copy)
             if ran != edit.expected:
-                fail(f"After a committed change to {edit.what}, `dvc repro` ran {sorted(ran) or 'no stage'}, but "
-                     f"exactly {sorted(edit.expected)} depend on it: give each stage -d for its script and every "
-                     "file it reads (and only those), -p for the params it reads, -o for what it writes.")
+                fail(
+                    f"After a committed change to {edit.what}, `dvc repro` ran {sorted(ran) or 'no stage'}, but "
+                    f"exactly {sorted(edit.expected)} depend on it: give each stage -d for its script and every "
+                    "file it reads (and only those), -p for the params it reads, -o for what it writes."
+                )
             copy.commit("Grader: retrain")
             sc.check_logged(log_run, copy, client(ctx), False, f"a workspace with a committed change to {edit.what}")
         what = sc.make_dirty(rng, copy)
@@ -370,7 +424,12 @@ def reproduce_scenarios(ctx: Context) -> None:
     from mlops_workbench.versioning.lineage import log_model_run
 
     with scenario(ctx, "reproduce_run.py", "reproduce_run", "reproduce", "reproduce-scenarios") as (
-            sc, reproduce_run, rng, copy, scratch):
+        sc,
+        reproduce_run,
+        rng,
+        copy,
+        scratch,
+    ):
         copy.set_params(train={"C": sc.new_c(rng, copy)})
         copy.commit("Grader: a new train.C")
         copy.dvc("repro")
@@ -380,8 +439,10 @@ def reproduce_scenarios(ctx: Context) -> None:
         copy.dvc("repro")
         dirty = log_model_run(copy, GRADER_EXPERIMENT, home=ctx.home)
         copy.commit("Grader: the next experiment, committed after its run")
-        for run_id, should_match, case in ((clean, True, "a run two commits back"),
-                                           (dirty, False, "a run logged from an uncommitted change")):
+        for run_id, should_match, case in (
+            (clean, True, "a run two commits back"),
+            (dirty, False, "a run logged from an uncommitted change"),
+        ):
             workdir = scratch / f"repro-{run_id[:8]}"
             result = sc.reproduced(reproduce_run, run_id, workdir, case)
             problem = sc.reproduction_problem(result, workdir, client(ctx).get_run(run_id), should_match, case)

@@ -103,9 +103,15 @@ class Truth:
 def truth(ws: Workspace, dirty: bool) -> Truth:
     params = ws.params()
     metrics = json.loads((ws.path / METRICS).read_text())
-    return Truth(commit=ws.head(), dirty=dirty, data_md5=locked_md5((ws.path / "dvc.lock").read_text(), DATA), params_hash=params_hash(params),
-                 metrics={k: float(v) for k, v in metrics.items()}, path=str(ws.path),
-                 train_c=(params.get("train") or {}).get("C"))
+    return Truth(
+        commit=ws.head(),
+        dirty=dirty,
+        data_md5=locked_md5((ws.path / "dvc.lock").read_text(), DATA),
+        params_hash=params_hash(params),
+        metrics={k: float(v) for k, v in metrics.items()},
+        path=str(ws.path),
+        train_c=(params.get("train") or {}).get("C"),
+    )
 
 
 def make_dirty(rng: random.Random, ws: Workspace) -> str:
@@ -133,12 +139,21 @@ def lineage_problem(run, real: Truth, python: str, case: str) -> str | None:
     """What is wrong with the tags, params and metrics of ``run`` logged by the learner's log_run, with the fix."""
     tags = run.data.tags
     expected = {
-        "git.commit": (real.commit, ("read it from the workspace you are given: ws.git('rev-parse', 'HEAD'), never "
-                                     "from the notebook, a constant or the current folder")),
-        "git.dirty": ("true" if real.dirty else "false", ("compute it from ws.changed_files() (modified, staged and "
-                                                          "untracked inputs) on every call")),
-        "data.md5": (real.data_md5, ("read the md5 of data/iris.csv from ws.path / 'dvc.lock' (the prepare stage's "
-                                     "deps) on every call")),
+        "git.commit": (
+            real.commit,
+            (
+                "read it from the workspace you are given: ws.git('rev-parse', 'HEAD'), never "
+                "from the notebook, a constant or the current folder"
+            ),
+        ),
+        "git.dirty": (
+            "true" if real.dirty else "false",
+            ("compute it from ws.changed_files() (modified, staged and untracked inputs) on every call"),
+        ),
+        "data.md5": (
+            real.data_md5,
+            ("read the md5 of data/iris.csv from ws.path / 'dvc.lock' (the prepare stage's deps) on every call"),
+        ),
         "params.hash": (real.params_hash, "hash ws.params() of the workspace you are given, on every call"),
         "env.python": (python, "use platform.python_version()"),
         "workspace.path": (real.path, "use str(ws.path) of the workspace you are given"),
@@ -149,8 +164,10 @@ def lineage_problem(run, real: Truth, python: str, case: str) -> str | None:
             return f"On {case}, your log_run tagged {tag} = {shown}, which is not the real state: {fix}."
     wrong = sorted(k for k, v in real.metrics.items() if run.data.metrics.get(k) != v)
     if wrong:
-        return (f"On {case}, the run's metrics {wrong} are not those of the workspace's metrics.json: read "
-                "ws.path / 'metrics.json' on every call.")
+        return (
+            f"On {case}, the run's metrics {wrong} are not those of the workspace's metrics.json: read "
+            "ws.path / 'metrics.json' on every call."
+        )
     if real.train_c is not None and run.data.params.get("train.C") != str(real.train_c):
         return f"On {case}, the run's param train.C is not the value in params.yaml: log ws.params() on every call."
     return None
@@ -161,27 +178,37 @@ def reproduction_problem(result, workdir: Path, run, should_match: bool, case: s
     head, md5, metrics = checkout_state(workdir)
     tags = run.data.tags
     if head != tags["git.commit"]:
-        return (f"For {case}, the clone in workdir is at {head and head[:10]}, not at the run's commit: check out "
-                "tags['git.commit'] in the clone (git checkout --detach COMMIT), not the latest commit.")
+        return (
+            f"For {case}, the clone in workdir is at {head and head[:10]}, not at the run's commit: check out "
+            "tags['git.commit'] in the clone (git checkout --detach COMMIT), not the latest commit."
+        )
     if md5 != tags["data.md5"]:
-        return (f"For {case}, data/iris.csv in the clone is {'missing' if md5 is None else 'another version'}: "
-                "`dvc pull data/iris.csv` in the clone after the checkout.")
+        return (
+            f"For {case}, data/iris.csv in the clone is {'missing' if md5 is None else 'another version'}: "
+            "`dvc pull data/iris.csv` in the clone after the checkout."
+        )
     if not isinstance(result, dict) or set(result) != set(run.data.metrics):
         got = sorted(result) if isinstance(result, dict) else type(result).__name__
-        return (f"For {case}, reproduce_run returned {got}: return a dict with every metric the run logged, "
-                f"{sorted(run.data.metrics)}, each (logged, reproduced).")
+        return (
+            f"For {case}, reproduce_run returned {got}: return a dict with every metric the run logged, "
+            f"{sorted(run.data.metrics)}, each (logged, reproduced)."
+        )
     for name, pair in result.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             return f"For {case}, reproduce_run returned {pair!r} for {name}: return a (logged, reproduced) pair."
         logged, got = pair
         if logged != run.data.metrics[name] or got != metrics.get(name):
-            return (f"For {case}, reproduce_run's pair for {name} is not (the logged value, the value in the clone's "
-                    "metrics.json after `dvc repro --force`): read both, never copy one into the other.")
+            return (
+                f"For {case}, reproduce_run's pair for {name} is not (the logged value, the value in the clone's "
+                "metrics.json after `dvc repro --force`): read both, never copy one into the other."
+            )
     matched = all(a == b for a, b in result.values())
     if matched != should_match:
         why = "its inputs were all committed" if should_match else "it was logged from an uncommitted change"
-        return (f"For {case}, the reproduction {'differs' if not matched else 'matches'} though {why}: clone the "
-                "run's workspace at its commit, pull its data, `dvc repro --force`, and compare every metric.")
+        return (
+            f"For {case}, the reproduction {'differs' if not matched else 'matches'} though {why}: clone the "
+            "run's workspace at its commit, pull its data, `dvc repro --force`, and compare every metric."
+        )
     return None
 
 
@@ -192,8 +219,10 @@ def logged(log_run, ws: Workspace, client):
     try:
         run_id = log_run(ws, GRADER_EXPERIMENT)
     except Exception as exc:  # noqa: BLE001 - the learner's code: any error is a finding
-        fail(f"Your log_run raised {type(exc).__name__}: {exc} on a workspace of the grader's: compute everything "
-             "from the `ws` argument (ws.path, ws.git, ws.params()).")
+        fail(
+            f"Your log_run raised {type(exc).__name__}: {exc} on a workspace of the grader's: compute everything "
+            "from the `ws` argument (ws.path, ws.git, ws.params())."
+        )
     try:
         return client.get_run(str(run_id))
     except MlflowException:
@@ -205,8 +234,10 @@ def reproduced(reproduce_run, run_id: str, workdir: Path, case: str):
     try:
         return reproduce_run(run_id, workdir)
     except Exception as exc:  # noqa: BLE001 - the learner's code: any error is a finding
-        fail(f"Your reproduce_run raised {type(exc).__name__}: {exc} for {case}: it must work for any run with "
-             "lineage, from its tags alone.")
+        fail(
+            f"Your reproduce_run raised {type(exc).__name__}: {exc} for {case}: it must work for any run with "
+            "lineage, from its tags alone."
+        )
 
 
 def check_logged(log_run, ws: Workspace, client, dirty: bool, case: str) -> None:

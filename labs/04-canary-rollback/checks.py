@@ -56,20 +56,26 @@ def policy_valid(ctx: Context) -> None:
     """policy.yaml is valid: a real 5% first step, the three metric kinds, a minimum sample, the SLO's detection time."""
     policy = _policy(ctx)
     if not policy.weights or policy.weights[0] != 5 or max(policy.weights) > 50:
-        fail(f"the steps set weights {policy.weights}: start with setWeight: 5 (a real 5% canary), then a larger "
-             "step of at most 50, each followed by a pause.")
+        fail(
+            f"the steps set weights {policy.weights}: start with setWeight: 5 (a real 5% canary), then a larger "
+            "step of at most 50, each followed by a pause."
+        )
     kinds = {m.kind for m in policy.analysis.metrics}
     if kinds != {"errorRate", "latencyP99", "predictionShift"}:
         fail(f"the analysis has metric kinds {sorted(kinds)}: add errorRate, latencyP99 and predictionShift.")
     small = {m.name: m.min_sample_size or policy.analysis.min_sample_size for m in policy.analysis.metrics}
     small = {name: n for name, n in small.items() if n < MIN_SAMPLE_FLOOR}
     if small:
-        fail(f"minimum sample {small} is below {MIN_SAMPLE_FLOOR}: with a handful of requests one error is a huge rate "
-             f"and healthy canaries get aborted; set analysis.minSampleSize to at least {MIN_SAMPLE_FLOOR}.")
+        fail(
+            f"minimum sample {small} is below {MIN_SAMPLE_FLOOR}: with a handful of requests one error is a huge rate "
+            f"and healthy canaries get aborted; set analysis.minSampleSize to at least {MIN_SAMPLE_FLOOR}."
+        )
     if policy.detection_bound() > SLO_DETECT_S:
-        fail(f"a fault would take up to {policy.detection_bound():.0f}s to abort, beyond the SLO's {SLO_DETECT_S}s: "
-             "shorten interval, window or initialDelay, or lower failureLimit "
-             "(bound = initialDelay + interval x (failureLimit+1) + window).")
+        fail(
+            f"a fault would take up to {policy.detection_bound():.0f}s to abort, beyond the SLO's {SLO_DETECT_S}s: "
+            "shorten interval, window or initialDelay, or lower failureLimit "
+            "(bound = initialDelay + interval x (failureLimit+1) + window)."
+        )
 
 
 @check("sample-arithmetic", points=1, cells=["write-policy"])
@@ -80,13 +86,17 @@ def sample_arithmetic(ctx: Context) -> None:
     expected = replay.expected_canary_requests(rps, policy.weights[0] if policy.weights else 0, shortest)
     got = ctx.var("canary_per_window")
     if not isinstance(got, (int, float)) or abs(float(got) - expected) > 1e-6 * max(1.0, expected):
-        fail(f"canary_per_window is {got!r}; at {rps:g} rps, weight {policy.weights[:1]}% and your shortest window "
-             f"{shortest:g}s it is rps x weight/100 x window = {expected:g}: compute it from those three numbers.")
+        fail(
+            f"canary_per_window is {got!r}; at {rps:g} rps, weight {policy.weights[:1]}% and your shortest window "
+            f"{shortest:g}s it is rps x weight/100 x window = {expected:g}: compute it from those three numbers."
+        )
     needed = max(m.min_sample_size or policy.analysis.min_sample_size for m in policy.analysis.metrics)
     if expected < needed * SAMPLE_MARGIN:
-        fail(f"a {shortest:g}s window at 5% holds about {expected:g} canary requests, too close to (or below) the "
-             f"minimum sample {needed}: every measurement at 5% would be inconclusive. Lengthen the window, raise rps "
-             f"or lower minSampleSize so that rps x weight x window >= {SAMPLE_MARGIN:g} x minSampleSize.")
+        fail(
+            f"a {shortest:g}s window at 5% holds about {expected:g} canary requests, too close to (or below) the "
+            f"minimum sample {needed}: every measurement at 5% would be inconclusive. Lengthen the window, raise rps "
+            f"or lower minSampleSize so that rps x weight x window >= {SAMPLE_MARGIN:g} x minSampleSize."
+        )
 
 
 def _decision(ctx: Context):
@@ -97,30 +107,57 @@ def _judge(decide, case: tuple) -> str:
     try:
         return decide(*case)
     except Exception as err:  # noqa: BLE001 - the learner's code: any failure is a failed check
-        fail(f"decide{case} raised {type(err).__name__}: {err}. It must return 'successful', 'failed' or 'inconclusive'.")
+        fail(
+            f"decide{case} raised {type(err).__name__}: {err}. It must return 'successful', 'failed' or 'inconclusive'."
+        )
 
 
 # (canary errors, canary requests, stable errors, stable requests, max rate, alpha, min sample), wanted, fix
 BASIC = [
     ((1, 100, 2, 1000, 0.02, 0.05, 20), "successful", "a canary rate at or below max_rate is 'successful'"),
-    ((30, 100, 5, 1000, 0.02, 0.05, 20), "failed",
-     "30% errors against stable's 0.5% must fail: test canary against stable and fail when p < alpha"),
+    (
+        (30, 100, 5, 1000, 0.02, 0.05, 20),
+        "failed",
+        "30% errors against stable's 0.5% must fail: test canary against stable and fail when p < alpha",
+    ),
 ]
 PLANTED = [
-    ((1, 3, 2, 1000, 0.02, 0.05, 20), "inconclusive",
-     "3 canary requests are below min_sample 20: check canary_requests < min_sample first and return 'inconclusive'"),
-    ((0, 5, 0, 1000, 0.02, 0.05, 20), "inconclusive",
-     "5 canary requests with no errors are still below min_sample 20: too few to call it 'successful'"),
-    ((3, 100, 25, 1000, 0.02, 0.05, 20), "inconclusive",
-     ("3% on the canary against 2.5% on stable is above max_rate but no worse than stable: fail only when the "
-     "Fisher exact test against stable gives p < alpha, else return 'inconclusive'")),
-    ((10, 400, 100, 1000, 0.02, 0.05, 20), "inconclusive",
-     ("a canary at 2.5% against stable at 10% is better than stable: use a one-sided test "
-     "(fisher_exact(..., alternative='greater')), not a two-sided one")),
-    ((5, 100, 15, 1000, 0.02, 0.01, 20), "inconclusive",
-     "with alpha=0.01 a p-value of about 0.03 is not significant: compare p with the alpha argument, not 0.05"),
-    ((5, 100, 15, 1000, 0.02, 0.05, 20), "failed",
-     "5/100 against 15/1000 gives p of about 0.03 < alpha 0.05: that must fail"),
+    (
+        (1, 3, 2, 1000, 0.02, 0.05, 20),
+        "inconclusive",
+        "3 canary requests are below min_sample 20: check canary_requests < min_sample first and return 'inconclusive'",
+    ),
+    (
+        (0, 5, 0, 1000, 0.02, 0.05, 20),
+        "inconclusive",
+        "5 canary requests with no errors are still below min_sample 20: too few to call it 'successful'",
+    ),
+    (
+        (3, 100, 25, 1000, 0.02, 0.05, 20),
+        "inconclusive",
+        (
+            "3% on the canary against 2.5% on stable is above max_rate but no worse than stable: fail only when the "
+            "Fisher exact test against stable gives p < alpha, else return 'inconclusive'"
+        ),
+    ),
+    (
+        (10, 400, 100, 1000, 0.02, 0.05, 20),
+        "inconclusive",
+        (
+            "a canary at 2.5% against stable at 10% is better than stable: use a one-sided test "
+            "(fisher_exact(..., alternative='greater')), not a two-sided one"
+        ),
+    ),
+    (
+        (5, 100, 15, 1000, 0.02, 0.01, 20),
+        "inconclusive",
+        "with alpha=0.01 a p-value of about 0.03 is not significant: compare p with the alpha argument, not 0.05",
+    ),
+    (
+        (5, 100, 15, 1000, 0.02, 0.05, 20),
+        "failed",
+        "5/100 against 15/1000 gives p of about 0.03 < alpha 0.05: that must fail",
+    ),
 ]
 
 
@@ -141,8 +178,10 @@ def decision_planted(ctx: Context) -> None:
     for case, wanted, fix in PLANTED:
         got = _judge(decide, case)
         if got != wanted:
-            fail(f"decide(canary {case[0]}/{case[1]}, stable {case[2]}/{case[3]}, max_rate={case[4]}, alpha={case[5]}, "
-                 f"min_sample={case[6]}) returned {got!r}, expected {wanted!r}: {fix}.")
+            fail(
+                f"decide(canary {case[0]}/{case[1]}, stable {case[2]}/{case[3]}, max_rate={case[4]}, alpha={case[5]}, "
+                f"min_sample={case[6]}) returned {got!r}, expected {wanted!r}: {fix}."
+            )
 
 
 @check("replay-no-false-abort", points=2, cells=["replay"])
@@ -152,9 +191,11 @@ def replay_no_false_abort(ctx: Context) -> None:
     seeds = [ctx.rng("replay-healthy").randrange(10**6) for _ in range(6)]
     for r in replay.replay_many(policy, replay.Traffic(rps=_rps(ctx)), seeds):
         if r.outcome != "promote":
-            hint = ("the minimum sample does not fill within the window at 5%: lengthen the window or lower "
-                    "minSampleSize" if "inconclusive" in r.reason else "the analysis is too jumpy for healthy noise: "
-                    "raise minSampleSize or failureLimit")
+            hint = (
+                "the minimum sample does not fill within the window at 5%: lengthen the window or lower minSampleSize"
+                if "inconclusive" in r.reason
+                else "the analysis is too jumpy for healthy noise: raise minSampleSize or failureLimit"
+            )
             fail(f"healthy traffic (seed {r.seed}) was aborted at {r.ended_at:g}s: {r.reason}. Fix: {hint}.")
 
 
@@ -165,33 +206,68 @@ def replay_detects_fault(ctx: Context) -> None:
     traffic = replay.Traffic(rps=_rps(ctx), fault_error_rate=round(rng.uniform(*SLO_MUST_CATCH), 2), fault_at=FAULT_AT)
     for r in replay.replay_many(policy, traffic, [rng.randrange(10**6) for _ in range(3)]):
         if r.outcome == "promote":
-            fail(f"a canary erring {traffic.fault_error_rate:.0%} from {FAULT_AT:g}s on was promoted (seed {r.seed}): "
-                 "the steps end before the analysis can fail, or the errorRate max is too loose; pause longer or "
-                 "lower condition.max.")
+            fail(
+                f"a canary erring {traffic.fault_error_rate:.0%} from {FAULT_AT:g}s on was promoted (seed {r.seed}): "
+                "the steps end before the analysis can fail, or the errorRate max is too loose; pause longer or "
+                "lower condition.max."
+            )
         if not r.detected_in_bound:
-            fail(f"the fault (seed {r.seed}) was aborted {r.time_to_abort}s after it started ({r.reason}), beyond the "
-                 f"policy's bound of {r.bound:g}s: the analysis aborted for another reason or too late.")
+            fail(
+                f"the fault (seed {r.seed}) was aborted {r.time_to_abort}s after it started ({r.reason}), beyond the "
+                f"policy's bound of {r.bound:g}s: the analysis aborted for another reason or too late."
+            )
 
 
 # --- the learner's rollout loop (canary.py: run_canary) -------------------------------------------------------------
 # Graded with the grader's own policies, so the loop must read every number from the policy it is given.
 
+
 def _loop(ctx: Context):
     return learner_function(ctx, "canary.py", "run_canary", "write-loop")
 
 
-def _grader_policy(weights: tuple[float, float], pauses: tuple[float, float], window: float, interval: float,
-                   min_sample: int = 20, metrics: tuple[str, ...] = ("errorRate", "latencyP99"),
-                   latency: tuple[float, float] = (0.5, 20)) -> pol.Policy:
-    conditions = {"errorRate": {"max": 0.02, "alpha": 0.05},
-                  "latencyP99": {"maxIncrease": latency[0], "marginMs": latency[1]}}
-    return pol.parse({
-        "name": "grader", "steps": [{"setWeight": weights[0]}, {"pause": {"duration": pauses[0]}},
-                                    {"setWeight": weights[1]}, {"pause": {"duration": pauses[1]}}],
-        "analysis": {"minSampleSize": min_sample, "metrics": [
-            {"name": kind, "kind": kind, "interval": interval, "window": window, "initialDelay": window,
-             "failureLimit": 1, "consecutiveErrorLimit": 2, "inconclusiveLimit": 8, "condition": conditions[kind]}
-            for kind in metrics]}}, source="the grader's policy")
+def _grader_policy(
+    weights: tuple[float, float],
+    pauses: tuple[float, float],
+    window: float,
+    interval: float,
+    min_sample: int = 20,
+    metrics: tuple[str, ...] = ("errorRate", "latencyP99"),
+    latency: tuple[float, float] = (0.5, 20),
+) -> pol.Policy:
+    conditions = {
+        "errorRate": {"max": 0.02, "alpha": 0.05},
+        "latencyP99": {"maxIncrease": latency[0], "marginMs": latency[1]},
+    }
+    return pol.parse(
+        {
+            "name": "grader",
+            "steps": [
+                {"setWeight": weights[0]},
+                {"pause": {"duration": pauses[0]}},
+                {"setWeight": weights[1]},
+                {"pause": {"duration": pauses[1]}},
+            ],
+            "analysis": {
+                "minSampleSize": min_sample,
+                "metrics": [
+                    {
+                        "name": kind,
+                        "kind": kind,
+                        "interval": interval,
+                        "window": window,
+                        "initialDelay": window,
+                        "failureLimit": 1,
+                        "consecutiveErrorLimit": 2,
+                        "inconclusiveLimit": 8,
+                        "condition": conditions[kind],
+                    }
+                    for kind in metrics
+                ],
+            },
+        },
+        source="the grader's policy",
+    )
 
 
 def _simulated_case(run, what: str, policy: pol.Policy, scenario: sim.Scenario, healthy: bool) -> None:
@@ -205,8 +281,13 @@ def loop_written(ctx: Context) -> None:
     """run_canary promotes a healthy simulated canary and rolls back an erring one, weight 0 both times."""
     run, policy = _loop(ctx), _grader_policy((20, 50), (10, 10), 4, 2)
     _simulated_case(run, "a healthy simulated canary", policy, sim.Scenario(rps=60, seed=1), healthy=True)
-    _simulated_case(run, "a simulated canary failing 30% of its requests", policy,
-                    sim.Scenario(rps=60, fault_error_rate=0.3, fault_at=0, seed=2), healthy=False)
+    _simulated_case(
+        run,
+        "a simulated canary failing 30% of its requests",
+        policy,
+        sim.Scenario(rps=60, fault_error_rate=0.3, fault_at=0, seed=2),
+        healthy=False,
+    )
 
 
 @check("loop-simulated", points=3, hidden=True, cells=["write-loop"])
@@ -214,16 +295,27 @@ def loop_simulated(ctx: Context) -> None:
     """Hidden simulated scenarios: healthy, erring, slow, late-failing, starved of traffic, metrics down."""
     run, rng = _loop(ctx), ctx.rng("loop-simulated")
     first = rng.choice([5, 10, 20])
-    policy = _grader_policy((first, rng.choice([25, 50])), (rng.choice([16, 20]), rng.choice([14, 18])),
-                            rng.choice([6, 8]), rng.choice([1, 2]), min_sample=rng.choice([15, 20]))
+    policy = _grader_policy(
+        (first, rng.choice([25, 50])),
+        (rng.choice([16, 20]), rng.choice([14, 18])),
+        rng.choice([6, 8]),
+        rng.choice([1, 2]),
+        min_sample=rng.choice([15, 20]),
+    )
     seed = rng.randrange(10**6)
     cases = [
         ("a healthy canary", sim.Scenario(rps=120, seed=seed), True),
-        ("an erring canary", sim.Scenario(rps=120, fault_error_rate=round(rng.uniform(0.15, 0.4), 2), fault_at=0,
-                                          seed=seed + 1), False),
+        (
+            "an erring canary",
+            sim.Scenario(rps=120, fault_error_rate=round(rng.uniform(0.15, 0.4), 2), fault_at=0, seed=seed + 1),
+            False,
+        ),
         ("a slow canary", sim.Scenario(rps=120, fault_slow=True, fault_at=0, seed=seed + 2), False),
-        ("a canary that fails late", sim.Scenario(rps=120, fault_error_rate=0.3, seed=seed + 3,
-                                                  fault_at=policy.steps[1].pause.duration + 1), False),
+        (
+            "a canary that fails late",
+            sim.Scenario(rps=120, fault_error_rate=0.3, seed=seed + 3, fault_at=policy.steps[1].pause.duration + 1),
+            False,
+        ),
         ("a canary with too little traffic to judge", sim.Scenario(rps=2, seed=seed + 4), False),
         ("a rollout whose metrics backend is down", sim.Scenario(rps=120, metrics_down=True, seed=seed + 5), False),
     ]
@@ -262,19 +354,31 @@ def loop_live(ctx: Context) -> None:
         backend.up()
         backend.deploy_canary(str(versions.next))
         with BackgroundLoad(backend.router_url, LIVE_RPS, seed=ctx.seed):
-            cases = [("a healthy candidate", None, False),
-                     ("a candidate failing some of its requests", Faults(error_rate=round(rng.uniform(0.15, 0.4), 2),
-                                                                        seed=ctx.seed % 1000), False),
-                     ("a slow candidate", Faults(latency_ms=rng.choice([300, 400, 500])), False),
-                     ("a candidate that fails once it takes more traffic", Faults(error_rate=0.3), True)]
+            cases = [
+                ("a healthy candidate", None, False),
+                (
+                    "a candidate failing some of its requests",
+                    Faults(error_rate=round(rng.uniform(0.15, 0.4), 2), seed=ctx.seed % 1000),
+                    False,
+                ),
+                ("a slow candidate", Faults(latency_ms=rng.choice([300, 400, 500])), False),
+                ("a candidate that fails once it takes more traffic", Faults(error_rate=0.3), True),
+            ]
             for what, faults, late in cases:
-                wrong = trial.problem(trial.live(run, policy, backend, faults, late), f"{what} (hidden live rollout)",
-                                      policy, LIVE_RPS, healthy=faults is None)
+                wrong = trial.problem(
+                    trial.live(run, policy, backend, faults, late),
+                    f"{what} (hidden live rollout)",
+                    policy,
+                    LIVE_RPS,
+                    healthy=faults is None,
+                )
                 if wrong:
                     fail(wrong)
         if _production(ctx, model) != production:
-            fail("the production alias moved during the hidden rollouts: run_canary must move nothing but the "
-                 "router's weight; promotion is the promote() it is given.")
+            fail(
+                "the production alias moved during the hidden rollouts: run_canary must move nothing but the "
+                "router's weight; promotion is the promote() it is given."
+            )
     finally:
         from mlops_workbench import tracking
 
@@ -288,8 +392,10 @@ def loop_live(ctx: Context) -> None:
 # --- the live rollouts of the notebook, the incident, the cleanup ----------------------------------------------------
 def _promoted(ctx: Context, model: str, version: str) -> bool:
     """The audit log has a promotion of ``version`` of ``model`` (into any alias)."""
-    return any(e.model == model and e.version == version and e.outcome is AuditOutcome.PROMOTED
-               for e in audit.read(home=ctx.home))
+    return any(
+        e.model == model and e.version == version and e.outcome is AuditOutcome.PROMOTED
+        for e in audit.read(home=ctx.home)
+    )
 
 
 @check("healthy-promoted", points=2, cells=["healthy-rollout"])
@@ -298,9 +404,11 @@ def healthy_promoted(ctx: Context) -> None:
     version, model = str(ctx.var("healthy_version")), ctx.var("model_name")
     outcome = ctx.var("healthy_outcome")
     if outcome != "promoted":
-        fail(f"run_canary returned {outcome!r} for the healthy candidate v{version}: read the measurements it "
-             "printed; a healthy rollout that ends without a verdict usually lacks canary requests (is the load "
-             "running?) or stops measuring before the last step.")
+        fail(
+            f"run_canary returned {outcome!r} for the healthy candidate v{version}: read the measurements it "
+            "printed; a healthy rollout that ends without a verdict usually lacks canary requests (is the load "
+            "running?) or stops measuring before the last step."
+        )
     if _production(ctx, model) != version:
         fail(f"production of {model} is not version {version}: pass promote_to(versions.candidate) as promote.")
     if not _promoted(ctx, model, version):
@@ -313,8 +421,10 @@ def faulty_rolled_back(ctx: Context) -> None:
     model, healthy, faulty = ctx.var("model_name"), str(ctx.var("healthy_version")), str(ctx.var("faulty_version"))
     outcome, onset, restored = ctx.var("faulty_outcome"), ctx.var("onset", None), ctx.var("restored", None)
     if outcome != "aborted":
-        fail(f"run_canary returned {outcome!r} for the release with an injected fault: it must abort. "
-             f"{_why_not_aborted(ctx)}")
+        fail(
+            f"run_canary returned {outcome!r} for the release with an injected fault: it must abort. "
+            f"{_why_not_aborted(ctx)}"
+        )
     if _promoted(ctx, model, faulty):
         fail(f"version {faulty} was promoted at some point: the faulty release must never reach an alias.")
     if _production(ctx, model) != healthy:
@@ -324,8 +434,10 @@ def faulty_rolled_back(ctx: Context) -> None:
     bound = _policy(ctx).detection_bound()
     taken = float(restored["t"]) - float(onset["t"])
     if taken > bound + SLACK_S:
-        fail(f"the canary left the traffic {taken:.1f}s after the fault; the policy promises {bound:.0f}s "
-             f"(+{SLACK_S:.0f}s lag): measure every interval during the pauses and abort at once.")
+        fail(
+            f"the canary left the traffic {taken:.1f}s after the fault; the policy promises {bound:.0f}s "
+            f"(+{SLACK_S:.0f}s lag): measure every interval during the pauses and abort at once."
+        )
 
 
 def _why_not_aborted(ctx: Context) -> str:
@@ -334,13 +446,18 @@ def _why_not_aborted(ctx: Context) -> str:
     policy = _policy(ctx)
     loose = [m for m in policy.analysis.metrics if m.kind == "errorRate" and float(m.condition.max or 0) >= rate]
     if loose:
-        return (f"The errorRate threshold condition.max = {loose[0].condition.max} is at or above the injected error "
-                f"rate {rate:g}, so no measurement can ever fail: lower it.")
-    caught = replay.replay_many(policy, replay.Traffic(rps=_rps(ctx), fault_error_rate=rate, fault_at=FAULT_AT),
-                                range(3))
+        return (
+            f"The errorRate threshold condition.max = {loose[0].condition.max} is at or above the injected error "
+            f"rate {rate:g}, so no measurement can ever fail: lower it."
+        )
+    caught = replay.replay_many(
+        policy, replay.Traffic(rps=_rps(ctx), fault_error_rate=rate, fault_at=FAULT_AT), range(3)
+    )
     if any(r.outcome == "promote" for r in caught):
-        return ("Your policy promotes this fault even in the replay (see 'replay-detects-fault'): lower condition.max "
-                "or failureLimit, or pause longer so the analysis can fail before the steps end.")
+        return (
+            "Your policy promotes this fault even in the replay (see 'replay-detects-fault'): lower condition.max "
+            "or failureLimit, or pause longer so the analysis can fail before the steps end."
+        )
     return "Inject the fault once the canary takes traffic, and let run_canary measure during every pause."
 
 
@@ -357,8 +474,10 @@ def incident_read(ctx: Context) -> None:
     if not isinstance(got_t, (int, float)) or abs(float(got_t) - want_t) > 0.01:
         fail(f"time_to_restore is {got_t!r}; it is the time between the two records: restored['t'] - onset['t'].")
     if not isinstance(got_b, (int, float)) or abs(float(got_b) - want_b) > 1e-6:
-        fail(f"blast_share is {got_b!r}: the canary's errors between the records over every request (stable and "
-             "canary) between them.")
+        fail(
+            f"blast_share is {got_b!r}: the canary's errors between the records over every request (stable and "
+            "canary) between them."
+        )
 
 
 @check("nothing-running", points=1, cells=["cleanup"])

@@ -55,8 +55,9 @@ def strategy_replays(ctx: Context) -> None:
     except K8sError as err:
         fail(f"your strategy cannot be replayed: {err}")
     seeds = [rng.randrange(10**6) for _ in range(2 * REPLAYS)]
-    problem = k8slab.replay_problem(run, rps, seeds[:REPLAYS], seeds[REPLAYS:],
-                                    round(rng.uniform(*FAULT_ERROR_RATES), 2), REPLAY_MISSES)
+    problem = k8slab.replay_problem(
+        run, rps, seeds[:REPLAYS], seeds[REPLAYS:], round(rng.uniform(*FAULT_ERROR_RATES), 2), REPLAY_MISSES
+    )
     if problem:
         fail(problem)
 
@@ -78,8 +79,9 @@ def promql_decides(ctx: Context) -> None:
     policy = _policy(ctx)
     try:
         found = k8slab.templates(_manifests(ctx))
-        verdicts = promtest.grade(list(found.values()), k8slab.metric_of(policy), policy.analysis.min_sample_size,
-                                  ctx.rng("promql"))
+        verdicts = promtest.grade(
+            list(found.values()), k8slab.metric_of(policy), policy.analysis.min_sample_size, ctx.rng("promql")
+        )
     except ToolMissing as err:
         fail(f"the PromQL cannot be graded here: {err}")
     except K8sError as err:
@@ -132,5 +134,7 @@ def canary_outcome(ctx: Context) -> None:
 
     status = cluster.status()
     if not (status["aborted"] and status["phase"] == "Degraded" and status["canary_weight"] == 0):
-        fail(f"the Rollout is {status['phase']} (aborted={status['aborted']}, canary weight {status['canary_weight']}): "
-             "set the faulty image and wait for the analysis to abort it.")
+        fail(
+            f"the Rollout is {status['phase']} (aborted={status['aborted']}, canary weight {status['canary_weight']}): "
+            "set the faulty image and wait for the analysis to abort it."
+        )

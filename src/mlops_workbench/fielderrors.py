@@ -18,14 +18,26 @@ SHOWN = 60
 """Characters of a bad value quoted in a message."""
 
 _EXPECTED = {
-    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
-    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
-    "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "text",
-    "list_type": "a list, like [a, b]", "dict_type": "a mapping of key: value lines",
-    "model_type": "a mapping of key: value lines", "model_attributes_type": "a mapping of key: value lines",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list, like [a, b]",
+    "dict_type": "a mapping of key: value lines",
+    "model_type": "a mapping of key: value lines",
+    "model_attributes_type": "a mapping of key: value lines",
 }
-_BOUNDS = {"greater_than": ("gt", "greater than"), "greater_than_equal": ("ge", "at least"),
-           "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
 
 
 def shown(value: Any) -> str:
@@ -35,8 +47,11 @@ def shown(value: Any) -> str:
     if isinstance(value, (list, dict)):
         items = value.values() if isinstance(value, dict) else value
         if len(value) > 10 or any(isinstance(item, (list, dict)) for item in items):
-            return f"a list of {len(value)} item(s)" if isinstance(value, list) else \
-                f"an object with {len(value)} field(s)"
+            return (
+                f"a list of {len(value)} item(s)"
+                if isinstance(value, list)
+                else f"an object with {len(value)} field(s)"
+            )
     text = repr(value)
     return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 
@@ -109,8 +124,9 @@ def describe(err: ValidationError, model: type[BaseModel] | None = None, prefix:
         if error["type"] == "extra_forbidden":
             known = f" Known fields here: {', '.join(field_names(owner))}." if owner is not None else ""
             hint = suggestion(loc[-1], owner) if loc else ""
-            lines.append(f"  - {where}: no such field (it holds {value}); remove it or correct its spelling.{hint}"
-                         f"{known}")
+            lines.append(
+                f"  - {where}: no such field (it holds {value}); remove it or correct its spelling.{hint}{known}"
+            )
         elif error["type"] == "missing":
             lines.append(f"  - {where}: missing; add it.{about}")
         elif (expected := _expected(error)) is not None:

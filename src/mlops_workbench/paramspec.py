@@ -77,16 +77,19 @@ class RegistryParams(BaseModel):
         try:
             return cls.model_validate({**settings.load_params("registry"), **(overrides or {})})
         except ValidationError as err:
-            raise InputError("The gate rules (params.yaml section 'registry' and the overrides given) are not "
-                             "valid; fix each key:\n" + "\n".join(describe(err, cls, "registry."))) from None
+            raise InputError(
+                "The gate rules (params.yaml section 'registry' and the overrides given) are not "
+                "valid; fix each key:\n" + "\n".join(describe(err, cls, "registry."))
+            ) from None
 
 
 class PrepareParams(BaseModel):
     """Preprocessing settings (``params.yaml`` section ``prepare``)."""
 
     model_config = ConfigDict(extra="forbid")
-    decimals: int | None = Field(None, ge=0,
-                                 description="round every measurement to this many decimals; None keeps them")
+    decimals: int | None = Field(
+        None, ge=0, description="round every measurement to this many decimals; None keeps them"
+    )
     drop_duplicates: bool = Field(False, description="drop repeated rows before splitting")
 
 
@@ -109,5 +112,7 @@ def check(data: dict[str, Any], source: str | Path) -> None:
         ParamsFile.model_validate(data, strict=True)
     except ValidationError as err:
         lines = describe(err, ParamsFile)
-        raise InputError(f"{source} has {len(lines)} bad value(s); fix each key, then run again (the project's "
-                         "params.yaml shows a valid value for every key):\n" + "\n".join(lines)) from None
+        raise InputError(
+            f"{source} has {len(lines)} bad value(s); fix each key, then run again (the project's "
+            "params.yaml shows a valid value for every key):\n" + "\n".join(lines)
+        ) from None

@@ -85,8 +85,10 @@ class PortChoice:
         when the service got its default port)."""
         if self.port == settings.default_port(self.service):
             return None
-        return (f"port {settings.port_reason(self.service)} is taken by another program; "
-                f"{settings.SERVICE_LABELS[self.service]} uses {self.port}")
+        return (
+            f"port {settings.port_reason(self.service)} is taken by another program; "
+            f"{settings.SERVICE_LABELS[self.service]} uses {self.port}"
+        )
 
 
 def choose_port(service: str, tries: int = 50) -> PortChoice:
@@ -116,8 +118,10 @@ def ensure_free(service: str, port: int, host: str = "127.0.0.1") -> None:
     """Refuse, naming the port, why it was wanted and the fix, when another program already listens on ``port``."""
     if port_in_use(port, "127.0.0.1" if host in ("0.0.0.0", "") else host):
         why = settings.port_reason(service) if port == settings.default_port(service) else f"{port} (--port)"
-        raise ServiceError(f"port {why} is taken by another program, so the {settings.SERVICE_LABELS[service]} "
-                           "cannot start: stop that program, or pass --port with a free port.")
+        raise ServiceError(
+            f"port {why} is taken by another program, so the {settings.SERVICE_LABELS[service]} "
+            "cannot start: stop that program, or pass --port with a free port."
+        )
 
 
 def alive(pid: int) -> bool:
@@ -219,9 +223,14 @@ def spawn(
     stream = _stream(log)
     try:
         popen = subprocess.Popen(
-            list(cmd), stdin=subprocess.DEVNULL, stdout=stream,
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=stream,
             stderr=subprocess.PIPE if keep_errors else subprocess.STDOUT if stream is not None else None,
-            text=keep_errors, cwd=cwd, env=None if env is None else dict(env), start_new_session=new_group,
+            text=keep_errors,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            start_new_session=new_group,
             pass_fds=tuple(pass_fds),
         )
     finally:
@@ -320,11 +329,19 @@ def start(
         )
     log_path = settings.layout(home).log(name)
     # a service belongs to the state folder it is recorded in: it reads that folder's token and settings
-    proc = spawn(cmd, log=log_path, cwd=cwd,
-                 env={**{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}, settings.HOME_ENV: str(home),
-                      **(env or {})})
-    service = Service(name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path),
-                      started=_start_time(proc.pid))
+    proc = spawn(
+        cmd,
+        log=log_path,
+        cwd=cwd,
+        env={
+            **{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV},
+            settings.HOME_ENV: str(home),
+            **(env or {}),
+        },
+    )
+    service = Service(
+        name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path), started=_start_time(proc.pid)
+    )
     _run_dir(home).mkdir(parents=True, exist_ok=True)
     (_run_dir(home) / f"{name}.json").write_text(json.dumps(asdict(service)))
     deadline = time.monotonic() + timeout
@@ -336,8 +353,10 @@ def start(
             if _listens(port, group=proc.pid):
                 return service
             stop(name, home)
-            raise PortClash(f"Port {port} answered, but another program listens on it ('{name}' started at the same "
-                            f"moment as it and lost the port): start '{name}' again on a free port.")
+            raise PortClash(
+                f"Port {port} answered, but another program listens on it ('{name}' started at the same "
+                f"moment as it and lost the port): start '{name}' again on a free port."
+            )
         time.sleep(0.1)
     stop(name, home)
     raise ServiceError(f"'{name}' did not answer on port {port} within {timeout:.0f}s; see {log_path}.")

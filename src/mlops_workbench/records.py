@@ -32,8 +32,10 @@ class Record(BaseModel):
 
     def line(self) -> dict[str, Any]:
         """The JSON object written for this record: the :attr:`ALWAYS` fields, then the fields it was given."""
-        return {**self.model_dump(mode="json", include=set(self.ALWAYS)),
-                **self.model_dump(mode="json", exclude_unset=True)}
+        return {
+            **self.model_dump(mode="json", include=set(self.ALWAYS)),
+            **self.model_dump(mode="json", exclude_unset=True),
+        }
 
 
 def problems(err: ValidationError, model: type[BaseModel]) -> str:

@@ -42,8 +42,10 @@ def _where(mark: yaml.Mark | None) -> str:
 
 
 def _too_deep(what: str, max_depth: int, mark: yaml.Mark | None, error: type[WorkbenchError]) -> WorkbenchError:
-    return error(f"{what} nests deeper than {max_depth} levels (at {_where(mark)}): no valid file comes close. "
-                 "Look for brackets or braces that never close, or restore the file.")
+    return error(
+        f"{what} nests deeper than {max_depth} levels (at {_where(mark)}): no valid file comes close. "
+        "Look for brackets or braces that never close, or restore the file."
+    )
 
 
 def _scan(text: str | bytes, what: str, max_depth: int, error: type[WorkbenchError], aliases: bool) -> int:
@@ -64,11 +66,13 @@ def _scan(text: str | bytes, what: str, max_depth: int, error: type[WorkbenchErr
         if not aliases and isinstance(event, yaml.AliasEvent):
             raise error(
                 f"{what} uses the YAML alias '*{event.anchor}' at {_where(event.start_mark)}: this file never "
-                "needs anchors or aliases. Write the value out in full where the alias stands.")
+                "needs anchors or aliases. Write the value out in full where the alias stands."
+            )
         if not aliases and anchor is not None:
             raise error(
                 f"{what} defines the YAML anchor '&{anchor}' at {_where(event.start_mark)}: this file never "
-                f"needs anchors or aliases. Delete '&{anchor}' and write out in full every value that uses it.")
+                f"needs anchors or aliases. Delete '&{anchor}' and write out in full every value that uses it."
+            )
         added = 0
         if anchor is not None and not isinstance(event, yaml.AliasEvent):  # an alias's "anchor" is the name it uses
             defined.add(anchor)
@@ -88,11 +92,15 @@ def _scan(text: str | bytes, what: str, max_depth: int, error: type[WorkbenchErr
                 sizes[anchor] = 1
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in defined:
-                raise error(f"{what}: the alias '*{event.anchor}' at {_where(event.start_mark)} names no anchor "
-                            f"defined above it: define '&{event.anchor}' first, or write the value out.")
+                raise error(
+                    f"{what}: the alias '*{event.anchor}' at {_where(event.start_mark)} names no anchor "
+                    f"defined above it: define '&{event.anchor}' first, or write the value out."
+                )
             if event.anchor not in sizes:
-                raise error(f"{what}: the alias '*{event.anchor}' at {_where(event.start_mark)} stands inside the "
-                            "very value it names, so the value would contain itself. Write the value out instead.")
+                raise error(
+                    f"{what}: the alias '*{event.anchor}' at {_where(event.start_mark)} stands inside the "
+                    "very value it names, so the value would contain itself. Write the value out instead."
+                )
             added = sizes[event.anchor]
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
@@ -102,9 +110,11 @@ def _scan(text: str | bytes, what: str, max_depth: int, error: type[WorkbenchErr
                 open_nodes[-1] = (name, count + added)
             total += added if not open_nodes else 0
             if sum(count for _, count in open_nodes) + total > MAX_NODES:
-                raise error(f"{what} would hold more than {MAX_NODES:,} values once its aliases are expanded "
-                            f"(at {_where(event.start_mark)}): aliases that repeat aliases multiply. Write the "
-                            "repeated values out, or repeat less.")
+                raise error(
+                    f"{what} would hold more than {MAX_NODES:,} values once its aliases are expanded "
+                    f"(at {_where(event.start_mark)}): aliases that repeat aliases multiply. Write the "
+                    "repeated values out, or repeat less."
+                )
     return documents
 
 
@@ -114,8 +124,10 @@ def _megabytes(size: int) -> str:
 
 def _too_big(what: str, max_bytes: int, size: int | None, error: type[WorkbenchError]) -> WorkbenchError:
     measured = f"{_megabytes(size)}, over" if size is not None else "larger than"
-    return error(f"{what} is {measured} the {_megabytes(max_bytes)} limit for this file: such a file holds a few "
-                 "kilobytes of YAML. Check that it is the right file and cut it down to the settings it needs.")
+    return error(
+        f"{what} is {measured} the {_megabytes(max_bytes)} limit for this file: such a file holds a few "
+        "kilobytes of YAML. Check that it is the right file and cut it down to the settings it needs."
+    )
 
 
 def _bounded(source: str | bytes | Path, what: str, max_bytes: int, error: type[WorkbenchError]) -> str | bytes:
@@ -135,14 +147,23 @@ def _bounded(source: str | bytes | Path, what: str, max_bytes: int, error: type[
     return source
 
 
-def _documents(source: str | bytes | Path, what: str, max_bytes: int, max_depth: int,
-               error: type[WorkbenchError], single: bool, aliases: bool = False) -> list[Any]:
+def _documents(
+    source: str | bytes | Path,
+    what: str,
+    max_bytes: int,
+    max_depth: int,
+    error: type[WorkbenchError],
+    single: bool,
+    aliases: bool = False,
+) -> list[Any]:
     text = _bounded(source, what, max_bytes, error)
     try:
         documents = _scan(text, what, max_depth, error, aliases)
         if single and documents > 1:
-            raise error(f"{what} holds {documents} YAML documents (separated by '---'); it must hold one. "
-                        "Delete the extra '---' lines.")
+            raise error(
+                f"{what} holds {documents} YAML documents (separated by '---'); it must hold one. "
+                "Delete the extra '---' lines."
+            )
         return list(yaml.load_all(text, Loader=_LOADER))
     except WorkbenchError:
         raise
@@ -151,19 +172,30 @@ def _documents(source: str | bytes | Path, what: str, max_bytes: int, max_depth:
         if "nesting depth" in problem:  # libyaml's own bound, met while it looks ahead for a key
             raise _too_deep(what, max_depth, mark, error) from None
         if isinstance(exc, yaml.constructor.ConstructorError):  # a '!tag', or a list or mapping used as a key
-            raise error(f"{what} cannot be read: {problem} at {_where(mark)}. Write plain text, numbers, lists "
-                        "and mappings there (no '!' tags, no lists or mappings as keys).") from None
-        raise error(f"{what} is not valid YAML: {problem} at {_where(mark)}. "
-                    "Fix the indentation or quoting there.") from None
+            raise error(
+                f"{what} cannot be read: {problem} at {_where(mark)}. Write plain text, numbers, lists "
+                "and mappings there (no '!' tags, no lists or mappings as keys)."
+            ) from None
+        raise error(
+            f"{what} is not valid YAML: {problem} at {_where(mark)}. Fix the indentation or quoting there."
+        ) from None
     except yaml.YAMLError as exc:  # e.g. bytes that are not UTF-8 text, or control characters
         raise error(f"{what} is not valid YAML ({exc}). Save it as plain UTF-8 text.".replace("\n", " ")) from None
     except (ValueError, OverflowError) as exc:  # an impossible date such as 2024-02-30, an enormous integer
-        raise error(f"{what} holds a value YAML cannot read ({exc}). Put quotes around it if it is meant as "
-                    "text, or correct it.") from None
+        raise error(
+            f"{what} holds a value YAML cannot read ({exc}). Put quotes around it if it is meant as "
+            "text, or correct it."
+        ) from None
 
 
-def load(source: str | bytes | Path, *, what: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
-         error: type[WorkbenchError] = YamlInputError) -> Any:
+def load(
+    source: str | bytes | Path,
+    *,
+    what: str,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    error: type[WorkbenchError] = YamlInputError,
+) -> Any:
     """The one document in ``source``: a :class:`~pathlib.Path` is read from disk, ``str`` and ``bytes`` are YAML.
 
     ``what`` names the input in messages (``"policy file policy.yaml"``); ``error`` is the exception class raised
@@ -173,8 +205,15 @@ def load(source: str | bytes | Path, *, what: str, max_bytes: int = MAX_BYTES, m
     return docs[0] if docs else None
 
 
-def load_all(source: str | bytes | Path, *, what: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
-             error: type[WorkbenchError] = YamlInputError, aliases: bool = False) -> list[Any]:
+def load_all(
+    source: str | bytes | Path,
+    *,
+    what: str,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    error: type[WorkbenchError] = YamlInputError,
+    aliases: bool = False,
+) -> list[Any]:
     """Every document in ``source`` (empty ones included as ``None``), with the same limits as :func:`load`.
 
     ``aliases=True`` accepts anchors and aliases (Kubernetes manifests written by ``yaml.safe_dump`` carry

@@ -29,8 +29,9 @@ def port_offset() -> int:
     by side on one machine without answering each other's requests. 0 when unset."""
     raw = os.environ.get(PORT_OFFSET_ENV, "").strip() or "0"
     if not raw.isdigit() or int(raw) > 50000:
-        raise InputError(f"{PORT_OFFSET_ENV}={raw!r} is not a whole number from 0 to 50000: unset it or pick one "
-                         "such as 100.")
+        raise InputError(
+            f"{PORT_OFFSET_ENV}={raw!r} is not a whole number from 0 to 50000: unset it or pick one such as 100."
+        )
     return int(raw)
 
 
@@ -62,8 +63,13 @@ class DefaultPort:
         return f"DefaultPort({self.service!r})"
 
 
-SERVICE_LABELS = {"mlflow": "MLflow tracking server", "serve": "model server", "router": "traffic router",
-                  "prometheus": "Prometheus", "jupyter": "JupyterLab"}
+SERVICE_LABELS = {
+    "mlflow": "MLflow tracking server",
+    "serve": "model server",
+    "router": "traffic router",
+    "prometheus": "Prometheus",
+    "jupyter": "JupyterLab",
+}
 
 
 def port_reason(service: str) -> str:
@@ -95,8 +101,9 @@ def cache_dir() -> Path:
     """Files derived from the installed tools and shared by every state folder (an empty MLflow store, for one):
     ``WORKBENCH_CACHE``, else ``mlops-workbench`` in the user's cache folder. Not created here; anything in it
     can be deleted at any time and is made again when needed."""
-    raw = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache",
-                                                    "mlops-workbench")
+    raw = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "mlops-workbench"
+    )
     return Path(raw).expanduser().resolve()
 
 

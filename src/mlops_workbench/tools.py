@@ -28,9 +28,9 @@ INSTALL = {
     "helm": "install helm (https://helm.sh/docs/intro/install/; version in deploy/k8s/versions.env)",
     "kubectl-argo-rollouts": "install the Argo Rollouts kubectl plugin (https://argo-rollouts.readthedocs.io/en/stable/installation/#kubectl-plugin-installation)",
     "promtool": "install Debian's prometheus package (`sudo apt-get install prometheus`; `.ci/run` installs it), "
-                "which ships promtool",
+    "which ships promtool",
     "prometheus": "install Debian's `prometheus` package (`apt-get install prometheus`) or set WORKBENCH_PROMETHEUS "
-                  "to its binary",
+    "to its binary",
     "node": "install Node.js 20+ and npm, then `make setup` (runs `npm ci` in deploy/k8s/schemas)",
 }
 """How to get each tool, said whenever one is missing."""
@@ -58,14 +58,30 @@ def require(tool: str) -> str:
     return path
 
 
-def _exec(cmd: Sequence[str], *, input: str | None, timeout: float, cwd: Path | str | None,
-          env: Mapping[str, str] | None) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=None if env is None else dict(env), stdin=None if input is not None else subprocess.DEVNULL)
+def _exec(
+    cmd: Sequence[str], *, input: str | None, timeout: float, cwd: Path | str | None, env: Mapping[str, str] | None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        list(cmd),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
-def run(cmd: Sequence[str], *, input: str | None = None, check: bool = True, timeout: float = 900,
-        cwd: Path | str | None = None, env: Mapping[str, str] | None = None) -> str:
+def run(
+    cmd: Sequence[str],
+    *,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 900,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run ``cmd`` and return its stdout. With ``check`` (the default), a non-zero exit raises
     :class:`ToolFailed` with the command and its last lines of output; so does a run longer than ``timeout``
     seconds. A program that cannot be started raises :class:`ToolMissing`."""

@@ -49,11 +49,16 @@ def _start(port: int, home: Path, timeout: float) -> procs.Service:
     cmd = [
         str(Path(sys.executable).with_name("mlflow")),
         "server",
-        "--backend-store-uri", f"sqlite:///{db}",
-        "--artifacts-destination", str(artifacts),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
+        "--backend-store-uri",
+        f"sqlite:///{db}",
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     if proxy_path(port):  # behind jupyter-server-proxy (Binder) requests carry the hub's Host header
         cmd += ["--allowed-hosts", "*"]
@@ -102,8 +107,10 @@ def _keep_empty_store(db: Path) -> None:
         template.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(partial)) as copy:
             source.backup(copy)
-            counts = [copy.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
-                      for table in ("experiments", "runs", "registered_models", "logged_models")]
+            counts = [
+                copy.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
+                for table in ("experiments", "runs", "registered_models", "logged_models")
+            ]
         if counts == [1, 0, 0, 0]:  # the Default experiment only
             os.replace(partial, template)
     except (OSError, sqlite3.Error):
@@ -332,9 +339,12 @@ def logged_model_uri(run_id: str, name: str = "model", home: Path | None = None)
     """
     c = client(home)
     run = c.get_run(run_id)
-    found = c.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                   filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
+    found = c.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = '{name}'"
+    )
     if not found:
-        raise InputError(f"Run {run_id} logged no model named '{name}': log one in the run with "
-                         f"mlflow.sklearn.log_model(model, name='{name}') (or pass the name it used).")
+        raise InputError(
+            f"Run {run_id} logged no model named '{name}': log one in the run with "
+            f"mlflow.sklearn.log_model(model, name='{name}') (or pass the name it used)."
+        )
     return found[0].model_uri

@@ -43,7 +43,14 @@ def lint(dockerfile: Path | str, ignore: tuple[str, ...] = ()) -> Report:
         path = path / "Dockerfile"
     if not path.is_file():
         raise NotFoundError(f"{path} does not exist: pass the Dockerfile (or the folder holding it).")
-    cmd = [hadolint_binary(), "--no-color", "--format", "json", *[a for r in ignore for a in ("--ignore", r)], str(path)]
+    cmd = [
+        hadolint_binary(),
+        "--no-color",
+        "--format",
+        "json",
+        *[a for r in ignore for a in ("--ignore", r)],
+        str(path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     try:
         raw = json.loads(proc.stdout or "[]")
@@ -53,11 +60,17 @@ def lint(dockerfile: Path | str, ignore: tuple[str, ...] = ()) -> Report:
     for item in raw:
         level = _LEVELS.get(item.get("level", "warning"), "warning")
         code = item.get("code", "hadolint")
-        findings.append(Finding(
-            rule=code, severity="error" if level in ("error", "warning") else "info",
-            message=item.get("message", ""), line=item.get("line"),
-            fix=f"see https://github.com/hadolint/hadolint/wiki/{code}" if code.startswith("DL") else "see the ShellCheck wiki for " + code,
-        ))
+        findings.append(
+            Finding(
+                rule=code,
+                severity="error" if level in ("error", "warning") else "info",
+                message=item.get("message", ""),
+                line=item.get("line"),
+                fix=f"see https://github.com/hadolint/hadolint/wiki/{code}"
+                if code.startswith("DL")
+                else "see the ShellCheck wiki for " + code,
+            )
+        )
     return Report.for_file(path, findings + user_findings(path.read_text()))
 
 
@@ -87,17 +100,31 @@ def user_findings(text: str) -> list[Finding]:
     froms = [i for i, (_, kw, _) in enumerate(steps) if kw == "FROM"]
     if not froms:
         return []
-    final = steps[froms[-1]:]
+    final = steps[froms[-1] :]
     users = [(line, args) for line, kw, args in final if kw == "USER"]
-    fix = ("create an unprivileged user and switch to it before CMD, e.g. "
-           "`RUN useradd --uid 10001 --create-home app` then `USER 10001`.")
+    fix = (
+        "create an unprivileged user and switch to it before CMD, e.g. "
+        "`RUN useradd --uid 10001 --create-home app` then `USER 10001`."
+    )
     if not users:
-        return [Finding(rule="non-root-user", line=final[0][0], fix=fix,
-                        message="the final stage never sets USER, so the container runs as root.")]
+        return [
+            Finding(
+                rule="non-root-user",
+                line=final[0][0],
+                fix=fix,
+                message="the final stage never sets USER, so the container runs as root.",
+            )
+        ]
     line, user = users[-1]
     if user.split(":")[0].strip() in ROOT_USERS:
-        return [Finding(rule="non-root-user", line=line, fix=fix,
-                        message=f"the last USER of the final stage is `{user}`, so the container runs as root.")]
+        return [
+            Finding(
+                rule="non-root-user",
+                line=line,
+                fix=fix,
+                message=f"the last USER of the final stage is `{user}`, so the container runs as root.",
+            )
+        ]
     return []
 
 
@@ -116,13 +143,16 @@ def engine() -> Engine:
     if not docker:
         return Engine(False, "no Docker engine: the `docker` command is not installed")
     try:
-        proc = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
-                              capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
+        )
     except subprocess.TimeoutExpired:
         return Engine(False, "no Docker engine reachable: `docker info` did not answer within 20 s")
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        return Engine(False, "no Docker engine reachable (`docker info` failed: " + (detail[-1] if detail else "no output") + ")")
+        return Engine(
+            False, "no Docker engine reachable (`docker info` failed: " + (detail[-1] if detail else "no output") + ")"
+        )
     return Engine(True, f"Docker engine {proc.stdout.strip()}")
 
 

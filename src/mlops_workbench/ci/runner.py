@@ -93,7 +93,9 @@ def job_order(jobs: dict[str, Any]) -> list[str]:
         if job_id in order:
             return
         if job_id in trail:
-            raise InputError(f"jobs {' -> '.join(trail + (job_id,))} need each other in a cycle: break the cycle in `needs:`.")
+            raise InputError(
+                f"jobs {' -> '.join(trail + (job_id,))} need each other in a cycle: break the cycle in `needs:`."
+            )
         needs = (jobs.get(job_id) or {}).get("needs") or []
         for dep in [needs] if isinstance(needs, str) else needs:
             if dep not in jobs:
@@ -126,7 +128,9 @@ def _read_kv(path: Path) -> dict[str, str]:
 class Runner:
     """Runs one workflow file against one project folder."""
 
-    def __init__(self, workflow: Path, project: Path, timeout: float = 600, on_step: Callable[[StepResult], None] | None = None):
+    def __init__(
+        self, workflow: Path, project: Path, timeout: float = 600, on_step: Callable[[StepResult], None] | None = None
+    ):
         self.doc = YamlDoc.read(workflow)
         if not isinstance(self.doc.data, dict) or not isinstance(self.doc.data.get("jobs"), dict):
             raise InputError(f"{workflow} has no `jobs:` mapping: run `workbench ci validate {workflow}` first.")
@@ -143,8 +147,14 @@ class Runner:
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
         if (Path(sys.executable).parent.parent / "pyvenv.cfg").is_file():
             env["VIRTUAL_ENV"] = str(Path(sys.executable).parent.parent)
-        env.update(CI="true", GITHUB_WORKSPACE=str(self.project), RUNNER_OS="Linux", RUNNER_TEMP=str(self.tmp),
-                   PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUNBUFFERED="1")
+        env.update(
+            CI="true",
+            GITHUB_WORKSPACE=str(self.project),
+            RUNNER_OS="Linux",
+            RUNNER_TEMP=str(self.tmp),
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PYTHONUNBUFFERED="1",
+        )
         # output is captured and shown as text: no colour codes (a Jupyter kernel sets FORCE_COLOR=1)
         for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS"):
             env.pop(name, None)
@@ -174,7 +184,9 @@ class Runner:
             blocked = [d for d in ([needs] if isinstance(needs, str) else needs) if d in failed]
             if blocked:
                 failed.add(job_id)
-                self.record(StepResult(job_id, -1, f"job {job_id}", "skipped", f"needs {', '.join(blocked)}, which failed"))
+                self.record(
+                    StepResult(job_id, -1, f"job {job_id}", "skipped", f"needs {', '.join(blocked)}, which failed")
+                )
                 continue
             if not self.run_job(job_id, job):
                 failed.add(job_id)
@@ -185,10 +197,21 @@ class Runner:
         env = self.base_env()
         outputs: dict[str, dict[str, Any]] = {}
         contexts: dict[str, Any] = {
-            "env": {}, "matrix": _first_matrix(job), "steps": outputs, "runner": {"os": "Linux", "temp": str(self.tmp)},
-            "github": {"workspace": str(self.project), "event_name": "push", "ref_name": "main", "ref": "refs/heads/main",
-                       "repository": self.project.name, "sha": "", "actor": "local"},
-            "inputs": {}, "vars": {},
+            "env": {},
+            "matrix": _first_matrix(job),
+            "steps": outputs,
+            "runner": {"os": "Linux", "temp": str(self.tmp)},
+            "github": {
+                "workspace": str(self.project),
+                "event_name": "push",
+                "ref_name": "main",
+                "ref": "refs/heads/main",
+                "repository": self.project.name,
+                "sha": "",
+                "actor": "local",
+            },
+            "inputs": {},
+            "vars": {},
         }
         expr = Expressions(contexts)
         for layer in (data.get("env") or {}, job.get("env") or {}):
@@ -224,8 +247,17 @@ class Runner:
                 (self.tmp / "github_path").write_text("")
         return ok
 
-    def run_step(self, job_id: str, i: int, name: str, step: dict[str, Any], env: dict[str, str],
-                 contexts: dict[str, Any], expr: Expressions, defaults: dict[str, Any]) -> StepResult:
+    def run_step(
+        self,
+        job_id: str,
+        i: int,
+        name: str,
+        step: dict[str, Any],
+        env: dict[str, str],
+        contexts: dict[str, Any],
+        expr: Expressions,
+        defaults: dict[str, Any],
+    ) -> StepResult:
         start = time.monotonic()
         if step.get("uses"):
             outcome = run_action(str(step["uses"]), expr.render(step.get("with") or {}), self.project)
@@ -236,10 +268,14 @@ class Runner:
             if not probe.available:
                 return StepResult(job_id, i, name, "skipped", probe.reason + "; this step runs on GitHub's runners")
         step_env = {**env, **{str(k): str(expr.render(v)) for k, v in (step.get("env") or {}).items()}}
-        workdir = self.project / str(expr.render(step.get("working-directory") or defaults.get("working-directory") or "."))
+        workdir = self.project / str(
+            expr.render(step.get("working-directory") or defaults.get("working-directory") or ".")
+        )
         shell = step.get("shell") or defaults.get("shell")
         if shell not in SHELLS and "{0}" not in str(shell):
-            return StepResult(job_id, i, name, "failed", f"shell `{shell}` is not supported locally: use bash, sh or python")
+            return StepResult(
+                job_id, i, name, "failed", f"shell `{shell}` is not supported locally: use bash, sh or python"
+            )
         script_file = self.tmp / f"step-{job_id}-{i}.sh"
         script_file.write_text(script + "\n")
         cmd = [p.replace("{0}", str(script_file)) for p in (SHELLS.get(shell) or str(shell).split())]
@@ -274,8 +310,13 @@ def print_step(result: StepResult, console: Console | None = None, show_output: 
         console.print(result.output.rstrip()[-3000:], markup=False, highlight=False, style="dim")
 
 
-def run_workflow(workflow: Path | str, project: Path | str | None = None, timeout: float = 600,
-                 console: Console | None = None, quiet: bool = False) -> RunResult:
+def run_workflow(
+    workflow: Path | str,
+    project: Path | str | None = None,
+    timeout: float = 600,
+    console: Console | None = None,
+    quiet: bool = False,
+) -> RunResult:
     """Run ``workflow``'s steps in ``project`` (default: the folder holding ``.github/``), printing a line per step."""
     workflow = Path(workflow)
     if project is None:

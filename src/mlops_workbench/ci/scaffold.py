@@ -39,14 +39,26 @@ SOLUTION_TEMPLATES = ("tests/test_data.py", "tests/test_predict.py", "_github/wo
 
 #: Known bugs for :func:`break_model`: (what it breaks, original line, broken line) in iris_model/model.py.
 BUGS: dict[str, tuple[str, str, str]] = {
-    "train-shuffled": ("the model is trained on shuffled labels (accuracy near chance)",
-                       "    model.fit(X, y)", "    model.fit(X, np.random.default_rng(seed).permutation(y))"),
-    "predict-constant": ("predict answers 'setosa' for every flower",
-                         "    return [str(label) for label in model.predict(X)]", '    return ["setosa" for _ in X]'),
-    "data-drops-feature": ("load_data loses the petal width column",
-                           "    X = iris.data.astype(float)", "    X = iris.data[:, :3].astype(float)"),
-    "data-wrong-labels": ("load_data returns class numbers instead of species names",
-                          "    y = np.asarray(iris.target_names)[iris.target]", "    y = iris.target"),
+    "train-shuffled": (
+        "the model is trained on shuffled labels (accuracy near chance)",
+        "    model.fit(X, y)",
+        "    model.fit(X, np.random.default_rng(seed).permutation(y))",
+    ),
+    "predict-constant": (
+        "predict answers 'setosa' for every flower",
+        "    return [str(label) for label in model.predict(X)]",
+        '    return ["setosa" for _ in X]',
+    ),
+    "data-drops-feature": (
+        "load_data loses the petal width column",
+        "    X = iris.data.astype(float)",
+        "    X = iris.data[:, :3].astype(float)",
+    ),
+    "data-wrong-labels": (
+        "load_data returns class numbers instead of species names",
+        "    y = np.asarray(iris.target_names)[iris.target]",
+        "    y = iris.target",
+    ),
 }
 
 
@@ -86,11 +98,15 @@ def scaffold_ci_project(dest: Path | str, learner: bool = False, force: bool = F
     dest = Path(dest)
     if not learner:
         present = {rel for rel, _ in _files()}
-        missing = [rel for rel in SOLUTION_TEMPLATES if "/".join(RENAMES.get(p, p) for p in rel.split("/")) not in present]
+        missing = [
+            rel for rel in SOLUTION_TEMPLATES if "/".join(RENAMES.get(p, p) for p in rel.split("/")) not in present
+        ]
         if missing:
-            raise ScaffoldError(f"this installation has no full CI project ({', '.join(missing)} are left out of a "
-                                "student release: they are lab 01's answers); scaffold the learner variant with "
-                                "learner=True (--learner).")
+            raise ScaffoldError(
+                f"this installation has no full CI project ({', '.join(missing)} are left out of a "
+                "student release: they are lab 01's answers); scaffold the learner variant with "
+                "learner=True (--learner)."
+            )
     if dest.exists() and any(dest.iterdir()) and not force:
         raise ScaffoldError(f"{dest} is not empty: choose a new folder, or pass force=True (--force) to overwrite.")
     written: list[Path] = []
@@ -126,7 +142,9 @@ def break_model(project: Path | str, bug: str = "train-shuffled") -> str:
     path = Path(project) / MODEL_FILE
     text = path.read_text()
     if good not in text:
-        raise ScaffoldError(f"{path} does not contain the line to break ({good.strip()!r}): restore it with restore_model().")
+        raise ScaffoldError(
+            f"{path} does not contain the line to break ({good.strip()!r}): restore it with restore_model()."
+        )
     path.write_text(text.replace(good, bad, 1))
     return what
 
@@ -144,8 +162,9 @@ def restore_model(project: Path | str) -> Path:
 PROJECT_PYTEST_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-def run_tests(project: Path | str, *paths: str, timeout: float = 300,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_tests(
+    project: Path | str, *paths: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``python -m pytest [paths]`` in ``project`` with this Python, output captured.
 
     ``addopts`` is emptied: a project inside this checkout would otherwise inherit the workbench's own
@@ -153,8 +172,14 @@ def run_tests(project: Path | str, *paths: str, timeout: float = 300,
     (:data:`PROJECT_PYTEST_ENV`).
     """
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "--color=no", *paths]
-    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=timeout,
-                          env={**(os.environ if env is None else env), **PROJECT_PYTEST_ENV})
+    return subprocess.run(
+        cmd,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**(os.environ if env is None else env), **PROJECT_PYTEST_ENV},
+    )
 
 
 def tests_catch(project: Path | str, bug: str, *paths: str, timeout: float = 300) -> bool:
@@ -168,7 +193,9 @@ def bugs_caught(project: Path | str, bugs: Iterable[str], *paths: str, timeout: 
         copies = {}
         for bug in bugs:
             copy = copies[bug] = Path(tmp) / bug
-            shutil.copytree(project, copy, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "models", ".git"))
+            shutil.copytree(
+                project, copy, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "models", ".git")
+            )
             restore_model(copy)
             break_model(copy, bug)
         with ThreadPoolExecutor(max_workers=max(1, len(bugs))) as pool:

@@ -33,7 +33,9 @@ Requirement = Literal["push", "install", "test", "train", "build"]
 REQUIREMENTS: tuple[str, ...] = ("push", "install", "test", "train", "build")
 SYNTAX_URL = "https://docs.github.com/actions/writing-workflows/workflow-syntax-for-github-actions"
 
-INSTALL_RX = re.compile(r"\b(pip3?|uv pip|pipx) install\b|\buv sync\b|\bpoetry install\b|\bconda (env )?(create|update)\b|\bmake (setup|install)\b")
+INSTALL_RX = re.compile(
+    r"\b(pip3?|uv pip|pipx) install\b|\buv sync\b|\bpoetry install\b|\bconda (env )?(create|update)\b|\bmake (setup|install)\b"
+)
 TEST_RX = re.compile(r"\bpytest\b|\bmake test\b|\btox\b|\bnox\b")
 TRAIN_RX = re.compile(r"\b(python3?|uv run)\s+(-m\s+)?\S*\btrain(\.py)?(\s|$)|\bdvc repro\b|\bmake train\b")
 BUILD_RX = re.compile(r"\bdocker (buildx )?build\b|\bdocker compose build\b|\bpodman build\b")
@@ -61,7 +63,9 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
         branches.setdefault(sub.schema_path[0], []).append(sub)
 
     def score(errs: list[ValidationError]) -> tuple[int, int]:
-        misses = sum(e.validator in ("required", "type") and list(e.absolute_path) == list(error.absolute_path) for e in errs)
+        misses = sum(
+            e.validator in ("required", "type") and list(e.absolute_path) == list(error.absolute_path) for e in errs
+        )
         return misses, len(errs)
 
     if error.validator == "oneOf" and len(branches) < len(error.validator_value or []):
@@ -75,24 +79,47 @@ def _explain(err: ValidationError) -> tuple[str, str, list[Any]]:
     path = list(err.absolute_path)
     if err.validator == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
-        examples = {"on": "on: push", "runs-on": "runs-on: ubuntu-latest", "jobs": "jobs: {build: ...}", "steps": "steps: [...]"}
-        return (f"'{dotted(path) or 'the workflow'}' misses the required key '{missing}'.",
-                f"add `{examples.get(missing, missing + ': ...')}`.", path)
+        examples = {
+            "on": "on: push",
+            "runs-on": "runs-on: ubuntu-latest",
+            "jobs": "jobs: {build: ...}",
+            "steps": "steps: [...]",
+        }
+        return (
+            f"'{dotted(path) or 'the workflow'}' misses the required key '{missing}'.",
+            f"add `{examples.get(missing, missing + ': ...')}`.",
+            path,
+        )
     if err.validator == "additionalProperties":
         unexpected = re.findall(r"'([^']+)'", err.message.split("(")[-1])
         known = list((err.schema.get("properties") or {}).keys())
         hints = [f"'{u}' -> '{m[0]}'" for u in unexpected if (m := difflib.get_close_matches(u, known, n=1))]
         fix = f"rename {', '.join(hints)}." if hints else f"remove it; allowed keys here: {', '.join(known)}."
-        return f"unexpected key(s) {', '.join(map(repr, unexpected))} in '{dotted(path) or 'the workflow'}'.", fix, path + unexpected[:1]
+        return (
+            f"unexpected key(s) {', '.join(map(repr, unexpected))} in '{dotted(path) or 'the workflow'}'.",
+            fix,
+            path + unexpected[:1],
+        )
     if err.validator == "oneOf" and path and "steps" in path:
-        return ("this step both `uses:` an action and has `run:` commands.",
-                "split it into two steps: one with `uses:`, one with `run:`.", path)
+        return (
+            "this step both `uses:` an action and has `run:` commands.",
+            "split it into two steps: one with `uses:`, one with `run:`.",
+            path,
+        )
     if err.validator == "type":
         want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
-        return f"'{dotted(path)}' should be of type {want}, got {json.dumps(err.instance)[:60]}.", f"write it as a {want}.", path
+        return (
+            f"'{dotted(path)}' should be of type {want}, got {json.dumps(err.instance)[:60]}.",
+            f"write it as a {want}.",
+            path,
+        )
     if err.validator == "enum":
         options = ", ".join(map(str, err.validator_value[:12]))
-        return f"'{dotted(path)}' has the unknown value {json.dumps(err.instance)[:60]}.", f"use one of: {options}.", path
+        return (
+            f"'{dotted(path)}' has the unknown value {json.dumps(err.instance)[:60]}.",
+            f"use one of: {options}.",
+            path,
+        )
     return f"'{dotted(path) or 'the workflow'}': {err.message[:200]}", f"see {SYNTAX_URL}.", path
 
 
@@ -148,26 +175,63 @@ def meaning_findings(doc: YamlDoc, require: Iterable[str] = ()) -> list[Finding]
             found["build"] = (job_id, i)
         for match in DEPRECATED_RX.finditer(run):
             target = "GITHUB_OUTPUT" if match.group(1) == "set-output" else "GITHUB_STATE"
-            out.append(Finding(
-                rule="deprecated-command", line=doc.line(where + ["run"]), path=dotted(where),
-                message=f"`::{match.group(1)}` is deprecated and disabled on GitHub's runners.",
-                fix=f'write `echo "name=value" >> "${target}"` instead.'))
+            out.append(
+                Finding(
+                    rule="deprecated-command",
+                    line=doc.line(where + ["run"]),
+                    path=dotted(where),
+                    message=f"`::{match.group(1)}` is deprecated and disabled on GitHub's runners.",
+                    fix=f'write `echo "name=value" >> "${target}"` instead.',
+                )
+            )
     inst, test = found["install"], found["test"]
     if inst and test and inst[0] == test[0] and test[1] < inst[1]:
-        out.append(Finding(rule="step-order", severity="warning", line=doc.line(["jobs", test[0], "steps", test[1]]),
-                           message="tests run before the dependencies are installed.",
-                           fix="move the install step above the pytest step."))
+        out.append(
+            Finding(
+                rule="step-order",
+                severity="warning",
+                line=doc.line(["jobs", test[0], "steps", test[1]]),
+                message="tests run before the dependencies are installed.",
+                fix="move the install step above the pytest step.",
+            )
+        )
     anchor = doc.line(["jobs"]) or 1
     checks = {
-        "push": ("push" in triggers(doc.data), "push-trigger", "the workflow does not run on push.",
-                 "add `push` to `on:`, e.g. `on: [push, pull_request]`.", doc.line(["on"]) or 1),
-        "install": (bool(inst), "install-step", "no step installs the project's dependencies.",
-                    "add a step `run: python -m pip install -r requirements.txt`.", anchor),
-        "test": (bool(test), "test-step", "no step runs the tests.", "add a step `run: pytest` after the install step.", anchor),
-        "train": (bool(found["train"]), "train-step", "no step trains the model.",
-                  "add a step `run: python -m iris_model.train` after the tests.", anchor),
-        "build": (bool(found["build"]), "build-step", "no step builds the Docker image.",
-                  "add a step `run: docker build -t iris-model .`.", anchor),
+        "push": (
+            "push" in triggers(doc.data),
+            "push-trigger",
+            "the workflow does not run on push.",
+            "add `push` to `on:`, e.g. `on: [push, pull_request]`.",
+            doc.line(["on"]) or 1,
+        ),
+        "install": (
+            bool(inst),
+            "install-step",
+            "no step installs the project's dependencies.",
+            "add a step `run: python -m pip install -r requirements.txt`.",
+            anchor,
+        ),
+        "test": (
+            bool(test),
+            "test-step",
+            "no step runs the tests.",
+            "add a step `run: pytest` after the install step.",
+            anchor,
+        ),
+        "train": (
+            bool(found["train"]),
+            "train-step",
+            "no step trains the model.",
+            "add a step `run: python -m iris_model.train` after the tests.",
+            anchor,
+        ),
+        "build": (
+            bool(found["build"]),
+            "build-step",
+            "no step builds the Docker image.",
+            "add a step `run: docker build -t iris-model .`.",
+            anchor,
+        ),
     }
     for name, (ok, rule, message, fix, line) in checks.items():
         if not ok:
@@ -188,10 +252,28 @@ def validate(path: Path | str, require: Iterable[str] = (), audit: bool = True) 
     try:
         doc = YamlDoc.read(path)
     except YamlError as exc:
-        return Report.for_file(path, [Finding(rule="yaml", message=str(exc), line=exc.line,
-                                              fix="fix the YAML syntax (indentation, quotes, colons) at that line.")])
+        return Report.for_file(
+            path,
+            [
+                Finding(
+                    rule="yaml",
+                    message=str(exc),
+                    line=exc.line,
+                    fix="fix the YAML syntax (indentation, quotes, colons) at that line.",
+                )
+            ],
+        )
     if not isinstance(doc.data, dict):
-        return Report.for_file(path, [Finding(rule="yaml", message="the workflow is not a YAML mapping.", line=1,
-                                              fix="start from `name:`, `on:` and `jobs:` keys.")])
+        return Report.for_file(
+            path,
+            [
+                Finding(
+                    rule="yaml",
+                    message="the workflow is not a YAML mapping.",
+                    line=1,
+                    fix="start from `name:`, `on:` and `jobs:` keys.",
+                )
+            ],
+        )
     supply = zizmor.audit(path) if audit else []
     return Report.for_file(path, schema_findings(doc) + meaning_findings(doc, require) + supply)

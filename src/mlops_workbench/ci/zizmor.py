@@ -29,13 +29,19 @@ SHA_PIN = re.compile(r"^\s*(-\s+)?uses:\s*['\"]?(?P<ref>[^@\s'\"]+@[0-9a-f]{40})
 VERSION_COMMENT = re.compile(r"#\s*v?\d+(\.\d+)*")
 EXAMPLE_PIN = "actions/checkout@11d5960a326750d5838078e36cf38b85af677262 # v4.4.0"
 FIXES = {
-    "unpinned-uses": (f"pin it by full commit SHA with the version in a comment, e.g. `uses: {EXAMPLE_PIN}` "
-                      "(the SHA of a tag: `git ls-remote https://github.com/OWNER/REPO refs/tags/TAG`)."),
-    "excessive-permissions": ("declare least-privilege permissions: `permissions: {contents: read}` at the top of "
-                              "the workflow, and grant a job more only where it needs it."),
+    "unpinned-uses": (
+        f"pin it by full commit SHA with the version in a comment, e.g. `uses: {EXAMPLE_PIN}` "
+        "(the SHA of a tag: `git ls-remote https://github.com/OWNER/REPO refs/tags/TAG`)."
+    ),
+    "excessive-permissions": (
+        "declare least-privilege permissions: `permissions: {contents: read}` at the top of "
+        "the workflow, and grant a job more only where it needs it."
+    ),
     "artipacked": "add `with: {persist-credentials: false}` to the actions/checkout step.",
-    "template-injection": ("do not write `${{ ... }}` inside `run:`: pass the value through `env:` "
-                           "(e.g. `env: {TITLE: ${{ github.event.pull_request.title }}}`) and use \"$TITLE\"."),
+    "template-injection": (
+        "do not write `${{ ... }}` inside `run:`: pass the value through `env:` "
+        '(e.g. `env: {TITLE: ${{ github.event.pull_request.title }}}`) and use "$TITLE".'
+    ),
     "dangerous-triggers": "use `pull_request` instead of `pull_request_target`/`workflow_run` unless you must.",
     "cache-poisoning": "do not restore a cache in a workflow that publishes releases or artifacts.",
 }
@@ -68,21 +74,27 @@ def findings(raw: list[dict[str, Any]]) -> list[Finding]:
         note = loc.get("symbolic", {}).get("annotation") or ""
         what = f" `{feature[0][:80]}`" if feature else ""
         severity = str((item.get("determinations") or {}).get("severity", "unknown")).lower()
-        out.append(Finding(
-            rule=ident, severity=LEVELS.get(severity, "warning"),
-            message=f"{item.get('desc', ident)}{what}: {note}." if note else f"{item.get('desc', ident)}{what}.",
-            fix=_pin_fix(feature[0]) if ident == "unpinned-uses" and feature and "@" in feature[0]
-            else FIXES.get(ident, f"see {item.get('url') or DOCS + '#' + ident}"),
-            line=row + 1 if isinstance(row, int) else None,
-        ))
+        out.append(
+            Finding(
+                rule=ident,
+                severity=LEVELS.get(severity, "warning"),
+                message=f"{item.get('desc', ident)}{what}: {note}." if note else f"{item.get('desc', ident)}{what}.",
+                fix=_pin_fix(feature[0])
+                if ident == "unpinned-uses" and feature and "@" in feature[0]
+                else FIXES.get(ident, f"see {item.get('url') or DOCS + '#' + ident}"),
+                line=row + 1 if isinstance(row, int) else None,
+            )
+        )
     return out
 
 
 def _pin_fix(uses: str) -> str:
     action, tag = uses.split("uses:")[-1].strip().strip("'\"").split("@", 1)
     repo = "/".join(action.split("/")[:2])
-    return (f"pin it by full commit SHA with the tag in a comment: `uses: {action}@<40-hex SHA of {tag}> # {tag}` "
-            f"(the SHA: `git ls-remote https://github.com/{repo} refs/tags/{tag}`), e.g. `uses: {EXAMPLE_PIN}`.")
+    return (
+        f"pin it by full commit SHA with the tag in a comment: `uses: {action}@<40-hex SHA of {tag}> # {tag}` "
+        f"(the SHA: `git ls-remote https://github.com/{repo} refs/tags/{tag}`), e.g. `uses: {EXAMPLE_PIN}`."
+    )
 
 
 def pin_comment_findings(text: str) -> list[Finding]:
@@ -91,10 +103,15 @@ def pin_comment_findings(text: str) -> list[Finding]:
     for number, line in enumerate(text.splitlines(), 1):
         match = SHA_PIN.match(line)
         if match and not VERSION_COMMENT.search(match["comment"] or ""):
-            out.append(Finding(
-                rule="pin-comment", severity="warning", line=number,
-                message=f"`{match['ref']}` is pinned by SHA but does not say which version that is.",
-                fix=f"add the tag as a comment after the SHA, e.g. `uses: {EXAMPLE_PIN}`."))
+            out.append(
+                Finding(
+                    rule="pin-comment",
+                    severity="warning",
+                    line=number,
+                    message=f"`{match['ref']}` is pinned by SHA but does not say which version that is.",
+                    fix=f"add the tag as a comment after the SHA, e.g. `uses: {EXAMPLE_PIN}`.",
+                )
+            )
     return out
 
 
@@ -115,8 +132,9 @@ def audit(path: Path | str, honor_ignores: bool = True) -> list[Finding]:
     else:
         raw = _parse(proc.stdout)
     if raw is None:
-        raise ServiceError(f"zizmor failed on {path} (exit {proc.returncode}): "
-                           f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+        raise ServiceError(
+            f"zizmor failed on {path} (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-500:]}"
+        )
     return findings(raw) + pin_comment_findings(path.read_text())
 
 

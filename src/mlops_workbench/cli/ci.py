@@ -39,8 +39,11 @@ def show(report: Report) -> None:
 @app.command()
 def validate(
     paths: list[Path] = typer.Argument(..., help="workflow files (or folders such as .github/workflows)"),
-    require: str = typer.Option("", help="what the workflow must do, comma-separated: push,install,test,train,build "
-                                         "(missing ones become errors instead of warnings)"),
+    require: str = typer.Option(
+        "",
+        help="what the workflow must do, comma-separated: push,install,test,train,build "
+        "(missing ones become errors instead of warnings)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print findings as JSON"),
 ) -> None:
     """Schema-validate workflows offline, check they trigger on push, install, test, train and build,
@@ -65,7 +68,9 @@ def validate(
 @app.command()
 def run(
     path: Path = typer.Argument(..., help="the workflow file, e.g. .github/workflows/ci.yml"),
-    project: Path | None = typer.Option(None, help="project folder the steps run in (default: the one holding .github/)"),
+    project: Path | None = typer.Option(
+        None, help="project folder the steps run in (default: the one holding .github/)"
+    ),
     timeout: float = typer.Option(600, help="seconds a step may run unless it sets timeout-minutes"),
 ) -> None:
     """Run the workflow's steps locally, in order, with a green/red line per step."""

@@ -11,8 +11,10 @@ from mlops_workbench import output
 from mlops_workbench.cli import drill_interview
 from mlops_workbench.errors import InputError, verdict
 
-app = typer.Typer(help="Timed broken-system drills for interview practice, graded by the state you leave behind.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Timed broken-system drills for interview practice, graded by the state you leave behind.",
+    no_args_is_help=True,
+)
 app.add_typer(drill_interview.app, name="interview")
 console = output.console()
 
@@ -23,10 +25,13 @@ def _say_left_out(left_out: dict[str, str]) -> None:
 
 
 @app.command("list")
-def list_drills(shuffle: bool = typer.Option(False, "--shuffle", help="random order, names hidden, only the drills "
-                                             "whose tools are installed"),
-                seed: int | None = typer.Option(None, "--seed", help="the order's seed (with --shuffle)"),
-                as_json: bool = typer.Option(False, "--json")) -> None:
+def list_drills(
+    shuffle: bool = typer.Option(
+        False, "--shuffle", help="random order, names hidden, only the drills whose tools are installed"
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="the order's seed (with --shuffle)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Every drill with its neutral title, par and whether it wants a post-mortem."""
     from mlops_workbench.drills import catalog
 
@@ -37,29 +42,49 @@ def list_drills(shuffle: bool = typer.Option(False, "--shuffle", help="random or
         if not as_json:
             _say_left_out(left_out)
     specs = [catalog.get(n).spec for n in names]
-    rows = [{"name": None if shuffle else s.name, "handle": s.handle, "title": s.title(), "incident": s.incident,
-             "minutes": s.minutes} for s in specs]
+    rows = [
+        {
+            "name": None if shuffle else s.name,
+            "handle": s.handle,
+            "title": s.title(),
+            "incident": s.incident,
+            "minutes": s.minutes,
+        }
+        for s in specs
+    ]
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
-    table = Table(title="drills (`workbench drill start NAME`, or `--shuffle` for a random one)" if not shuffle else
-                  "drills, names hidden (`workbench drill start incident-N`)")
+    table = Table(
+        title="drills (`workbench drill start NAME`, or `--shuffle` for a random one)"
+        if not shuffle
+        else "drills, names hidden (`workbench drill start incident-N`)"
+    )
     for col in ("start", "title", "post-mortem", "par"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["name"] or row["handle"], row["title"], "yes" if row["incident"] else "-",
-                      f"{row['minutes']}m")
+        table.add_row(
+            row["name"] or row["handle"], row["title"], "yes" if row["incident"] else "-", f"{row['minutes']}m"
+        )
     console.print(table)
 
 
 @app.command("start")
-def start(name: str | None = typer.Argument(None, help="drill name, or its neutral handle incident-N to keep the "
-                                               "name hidden (see `workbench drill list`)"),
-          shuffle: bool = typer.Option(False, "--shuffle", help="a random drill whose tools are installed, its name "
-                                       "hidden until you pass it"),
-          seed: int | None = typer.Option(None, "--seed", min=0, help="what to break (and, with --shuffle, which "
-                                             "drill): the same seed breaks the same thing again; default: a new one"
-                                             )) -> None:
+def start(
+    name: str | None = typer.Argument(
+        None, help="drill name, or its neutral handle incident-N to keep the name hidden (see `workbench drill list`)"
+    ),
+    shuffle: bool = typer.Option(
+        False, "--shuffle", help="a random drill whose tools are installed, its name hidden until you pass it"
+    ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        help="what to break (and, with --shuffle, which "
+        "drill): the same seed breaks the same thing again; default: a new one",
+    ),
+) -> None:
     """Break the system (hidden setup), then start the clock."""
     from mlops_workbench.drills import catalog, session, variants
 
@@ -76,11 +101,15 @@ def start(name: str | None = typer.Argument(None, help="drill name, or its neutr
     console.print(f"setting up {drill.spec.handle} (breaking things)...")
     state = session.start(name, blind=blind, seed=seed)
     info = session.status()
-    console.print(f"[bold]{info['title']}[/bold] (par {drill.spec.minutes} min, seed {state.seed}, set up in "
-                  f"{state.setup_seconds:.0f}s)")
+    console.print(
+        f"[bold]{info['title']}[/bold] (par {drill.spec.minutes} min, seed {state.seed}, set up in "
+        f"{state.setup_seconds:.0f}s)"
+    )
     console.print(info["brief"])
-    console.print("The clock runs. `workbench drill status` shows the details, `workbench drill hint` helps (each hint "
-                  "costs points), `workbench drill check` grades.")
+    console.print(
+        "The clock runs. `workbench drill status` shows the details, `workbench drill hint` helps (each hint "
+        "costs points), `workbench drill check` grades."
+    )
 
 
 @app.command("status")
@@ -142,8 +171,10 @@ def check(as_json: bool = typer.Option(False, "--json", help="print the JSON rep
 
 
 @app.command("reset")
-def reset(name: str | None = typer.Argument(None, help="default: the running drill"),
-          every: bool = typer.Option(False, "--all", help="every drill that left a folder or services")) -> None:
+def reset(
+    name: str | None = typer.Argument(None, help="default: the running drill"),
+    every: bool = typer.Option(False, "--all", help="every drill that left a folder or services"),
+) -> None:
     """Stop the drill's services and remove its model and folder."""
     from mlops_workbench.drills import session
 
@@ -154,10 +185,13 @@ def reset(name: str | None = typer.Argument(None, help="default: the running dri
 
 
 @app.command("validate")
-def validate(names: list[str] | None = typer.Argument(None, help="drills to validate (default: all)"),
-             thorough: bool = typer.Option(False, "--thorough", help="every destructive fix on every variant, not "
-                                           "only on the first"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+def validate(
+    names: list[str] | None = typer.Argument(None, help="drills to validate (default: all)"),
+    thorough: bool = typer.Option(
+        False, "--thorough", help="every destructive fix on every variant, not only on the first"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Instructors: prove that every variant of every drill fails broken, passes fixed and fails torn down after the
     fix, and that every destructive fix fails."""
     from mlops_workbench.drills import validate as v
@@ -166,6 +200,8 @@ def validate(names: list[str] | None = typer.Argument(None, help="drills to vali
     if as_json:
         typer.echo(json.dumps([r.model_dump() for r in results], indent=1))
     bad = [r.drill for r in results if not r.ok]
-    output.final(f"[{'red' if bad else 'green'}]{len(results) - len(bad)}/{len(results)} drills valid"
-                  f"{': ' + ', '.join(bad) + ' NOT valid' if bad else ''}")
+    output.final(
+        f"[{'red' if bad else 'green'}]{len(results) - len(bad)}/{len(results)} drills valid"
+        f"{': ' + ', '.join(bad) + ' NOT valid' if bad else ''}"
+    )
     verdict(not bad)

@@ -10,8 +10,9 @@ import typer
 
 from mlops_workbench import output
 
-app = typer.Typer(help="N random drills in a row, one clock, a scorecard (HTML and JSON) at the end.",
-                  invoke_without_command=True)
+app = typer.Typer(
+    help="N random drills in a row, one clock, a scorecard (HTML and JSON) at the end.", invoke_without_command=True
+)
 console = output.console()
 
 
@@ -23,22 +24,29 @@ def announce(home: Path | None = None) -> None:
     state = session.current(home)
     if running is not None and state is not None and state.finished is None:
         info = session.status(home)
-        console.print(f"[bold]drill {running.current + 1}/{len(running.slots)}: {info['title']}[/bold] "
-                      f"(par {info['par_s'] // 60} min)")
+        console.print(
+            f"[bold]drill {running.current + 1}/{len(running.slots)}: {info['title']}[/bold] "
+            f"(par {info['par_s'] // 60} min)"
+        )
         console.print(info["brief"])
 
 
 def say_scorecard(folder: Path) -> None:
     card = json.loads((folder / "scorecard.json").read_text())
-    console.print(f"[bold]interview over[/bold]: score {card['score']:.1f}/100, {card['passed']}/{len(card['rows'])} "
-                  f"drills passed. Scorecard: {folder / 'scorecard.html'} (and scorecard.json)")
+    console.print(
+        f"[bold]interview over[/bold]: score {card['score']:.1f}/100, {card['passed']}/{len(card['rows'])} "
+        f"drills passed. Scorecard: {folder / 'scorecard.html'} (and scorecard.json)"
+    )
 
 
 @app.callback()
-def interview(ctx: typer.Context,
-              count: int = typer.Option(3, "--count", min=1, help="how many drills"),
-              seed: int | None = typer.Option(None, "--seed", min=0, help="which drills and what they break: "
-                                                 "the same seed sets the same interview again")) -> None:
+def interview(
+    ctx: typer.Context,
+    count: int = typer.Option(3, "--count", min=1, help="how many drills"),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help="which drills and what they break: the same seed sets the same interview again"
+    ),
+) -> None:
     """Start an interview: the first drill is set up at once and the clock starts. A passing `workbench drill check`
     moves on to the next drill; `interview next` gives one up, `interview stop` ends early."""
     if ctx.invoked_subcommand is not None:
@@ -49,8 +57,10 @@ def interview(ctx: typer.Context,
     running, left_out = iv.start(count, seed)
     for name, why in left_out.items():
         console.print(f"[yellow]left out {name}[/yellow]: it {why}")
-    console.print(f"interview {running.id} (seed {running.seed}); `workbench drill check` grades the drill in front "
-                  "of you, `workbench drill hint` helps (for points).")
+    console.print(
+        f"interview {running.id} (seed {running.seed}); `workbench drill check` grades the drill in front "
+        "of you, `workbench drill hint` helps (for points)."
+    )
     announce()
 
 
@@ -63,8 +73,10 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         typer.echo(json.dumps(info, indent=1, default=str))
         return
-    console.print(f"interview {info['interview']}: drill {info['drill']}/{info['drills']}, clock "
-                  f"{info['clock_s'] / 60:.1f} min of a par of {info['par_s'] / 60:.0f} min")
+    console.print(
+        f"interview {info['interview']}: drill {info['drill']}/{info['drills']}, clock "
+        f"{info['clock_s'] / 60:.1f} min of a par of {info['par_s'] / 60:.0f} min"
+    )
     for done in info["done"]:
         console.print(f"  {done['title']}: {done['outcome']}, {done['score']:.1f} points")
 

@@ -11,10 +11,12 @@ import typer
 from mlops_workbench import output
 from mlops_workbench.errors import verdict
 
-app = typer.Typer(help="The rollout policy as Argo Rollouts + Gateway API manifests, validated offline.",
-                  no_args_is_help=True)
-cluster_app = typer.Typer(help="A local kind cluster with Envoy Gateway, Argo Rollouts and the model server.",
-                          no_args_is_help=True)
+app = typer.Typer(
+    help="The rollout policy as Argo Rollouts + Gateway API manifests, validated offline.", no_args_is_help=True
+)
+cluster_app = typer.Typer(
+    help="A local kind cluster with Envoy Gateway, Argo Rollouts and the model server.", no_args_is_help=True
+)
 
 
 @app.command("render")
@@ -108,8 +110,10 @@ def analysis_server(
 def up(
     build: bool = typer.Option(True, "--build/--no-build", help="build the images (else they must exist)"),
     manifests: Path | None = typer.Option(
-        None, "--manifests", help="lab 05's output folder: apply your Rollout strategy and AnalysisTemplates "
-                                  "instead of the repository's"),
+        None,
+        "--manifests",
+        help="lab 05's output folder: apply your Rollout strategy and AnalysisTemplates instead of the repository's",
+    ),
 ) -> None:
     """kind create cluster, build and load the images, install Envoy Gateway + Argo Rollouts, apply the overlay."""
     from mlops_workbench.k8s import cluster

@@ -37,7 +37,15 @@ def list_labs() -> None:
     t.columns.insert(0, Column("lab", no_wrap=True, min_width=max((len(lab.id) for lab in labs), default=3)))
     for lab in labs:
         s = lab.spec
-        t.add_row(lab.id, s.title, s.level, str(s.minutes), f"{lab.max_score:g}", f"{s.pass_mark:.0%}", ", ".join(s.depends_on))
+        t.add_row(
+            lab.id,
+            s.title,
+            s.level,
+            str(s.minutes),
+            f"{lab.max_score:g}",
+            f"{s.pass_mark:.0%}",
+            ", ".join(s.depends_on),
+        )
     console.print(t)
 
 
@@ -45,9 +53,14 @@ def list_labs() -> None:
 def release(
     labs: Annotated[list[str] | None, typer.Argument(help="lab ids (default: all)")] = None,
     check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if notebooks/ is stale")] = False,
-    student: Annotated[Path | None, typer.Option(
-        "--student", help="write a learner tree to this new folder instead: learner notebooks, public checks, the "
-                          "package, README and Makefile; no solution, no hidden check")] = None,
+    student: Annotated[
+        Path | None,
+        typer.Option(
+            "--student",
+            help="write a learner tree to this new folder instead: learner notebooks, public checks, the "
+            "package, README and Makefile; no solution, no hidden check",
+        ),
+    ] = None,
 ) -> None:
     """Write the learner notebooks to notebooks/ (solutions stubbed, outputs cleared), or a student tree."""
     from mlops_workbench.labs.pipeline import write_dvc_yaml
@@ -60,9 +73,12 @@ def release(
             raise typer.BadParameter("--check compares notebooks/ with labs/; use it without --student.")
         done = release_student(settings.project_root(), student, _labs(labs))
         removed = sum(len(ids) for ids in done.hidden_removed.values())
-        console.print(f"wrote a student release of {len(done.labs)} labs to {done.root} ({removed} hidden checks "
-                      "and every solution left out). Grade what students hand in with `workbench grade "
-                      f"--checks-from {settings.project_root()} NOTEBOOK...`.", soft_wrap=True)
+        console.print(
+            f"wrote a student release of {len(done.labs)} labs to {done.root} ({removed} hidden checks "
+            "and every solution left out). Grade what students hand in with `workbench grade "
+            f"--checks-from {settings.project_root()} NOTEBOOK...`.",
+            soft_wrap=True,
+        )
         return
     stale = release_labs(_labs(labs), check=check)
     if write_dvc_yaml(_labs(None), check=check):
@@ -70,7 +86,9 @@ def release(
     for path in stale:
         console.print(f"{'stale' if check else 'wrote'} {path.relative_to(settings.project_root())}")
     if check and stale:
-        output.final("[red]notebooks/ is out of date with labs/: run `workbench labs release` and commit the result.[/]")
+        output.final(
+            "[red]notebooks/ is out of date with labs/: run `workbench labs release` and commit the result.[/]"
+        )
         raise Failed()
     if not stale:
         console.print("notebooks/ is up to date.")
@@ -79,8 +97,9 @@ def release(
 @app.command()
 def record(
     lab: Annotated[str, typer.Argument(help="lab id, e.g. 02")],
-    executed: Annotated[Path | None, typer.Option(
-        help="an executed run (default: the one `workbench labs run` wrote)")] = None,
+    executed: Annotated[
+        Path | None, typer.Option(help="an executed run (default: the one `workbench labs run` wrote)")
+    ] = None,
 ) -> None:
     """Record the outputs of the cells tagged nbval-check-output into the lab's source (what nbval compares)."""
     from mlops_workbench.labs.release import record_outputs
@@ -106,8 +125,10 @@ def validate(labs: Annotated[list[str] | None, typer.Argument(help="lab ids (def
             for problem in result.problems:
                 output.final(f"[red]✘ {lab.id}: {problem}[/]")
         else:
-            output.final(f"[green]✔ {lab.id}: solution {result.solution.score:g}/{result.solution.max_score:g}, "
-                          f"learner version {result.learner.score:g}[/]")
+            output.final(
+                f"[green]✔ {lab.id}: solution {result.solution.score:g}/{result.solution.max_score:g}, "
+                f"learner version {result.learner.score:g}[/]"
+            )
     verdict(not failed)
 
 
@@ -142,11 +163,22 @@ def grade(
     out: Annotated[Path, typer.Option(help="folder for reports")] = Path("build/grades"),
     lab: Annotated[str | None, typer.Option(help="lab id (default: from each notebook)")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="submissions graded in parallel")] = 2,
-    seed: Annotated[int | None, typer.Option(min=0, help="seed of the hidden scenarios, to replay a grading "
-                                                "(it is in every report); default: a fresh one per submission")] = None,
-    checks_from: Annotated[Path | None, typer.Option(
-        "--checks-from", help="an instructor checkout (a folder holding labs/): grade with its checks, hidden ones "
-                              "included, and its params.yaml")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="seed of the hidden scenarios, to replay a grading "
+            "(it is in every report); default: a fresh one per submission",
+        ),
+    ] = None,
+    checks_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--checks-from",
+            help="an instructor checkout (a folder holding labs/): grade with its checks, hidden ones "
+            "included, and its params.yaml",
+        ),
+    ] = None,
 ) -> None:
     """Grade submissions out of process; exit 0 only if every one reaches its pass mark."""
     from mlops_workbench.labs import batch
@@ -161,14 +193,18 @@ def grade(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("grading", total=len(notebooks))
-        reports = batch.grade_many(notebooks, out, lab=the_lab, jobs=jobs, seed=seed,
-                                   on_done=lambda path, _: progress.advance(task))
+        reports = batch.grade_many(
+            notebooks, out, lab=the_lab, jobs=jobs, seed=seed, on_done=lambda path, _: progress.advance(task)
+        )
     for path in notebooks:
         console.rule(str(path))
         print_report(reports[path], console)
         folder = batch.report_dir(out, notebooks, path)
-        console.print(f"reports: {folder / 'report.html'} (and report.json, junit.xml, gradescope.json, "
-                      "executed.ipynb in that folder)", soft_wrap=True)
+        console.print(
+            f"reports: {folder / 'report.html'} (and report.json, junit.xml, gradescope.json, "
+            "executed.ipynb in that folder)",
+            soft_wrap=True,
+        )
     verdict(all(r.passed for r in reports.values()))
 
 

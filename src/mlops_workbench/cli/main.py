@@ -67,11 +67,15 @@ app = typer.Typer(
 
 
 @app.callback()
-def main(ctx: typer.Context, verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="also show other libraries' warnings and download bars (MLflow, DVC, ...)"),
-        quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="print only errors and the final verdict line (the exit code says the rest)"),
-        ) -> None:
+def main(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="also show other libraries' warnings and download bars (MLflow, DVC, ...)"
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="print only errors and the final verdict line (the exit code says the rest)"
+    ),
+) -> None:
     """Hands-on CI/CD for machine-learning artifacts: labs, pipeline, registry, serving, canary rollouts."""
     if verbose and quiet:
         raise typer.BadParameter("--verbose and --quiet contradict each other: pass one of them.")

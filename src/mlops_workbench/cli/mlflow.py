@@ -17,15 +17,18 @@ HomeOption = typer.Option(None, "--home", help="State folder (default: WORKBENCH
 
 @app.command()
 def up(
-    port: int | None = typer.Option(None, "--port", "-p", help="Port on 127.0.0.1 (default: 5000 + "
-                                       "WORKBENCH_PORT_OFFSET, or the next free one)."),
+    port: int | None = typer.Option(
+        None, "--port", "-p", help="Port on 127.0.0.1 (default: 5000 + WORKBENCH_PORT_OFFSET, or the next free one)."
+    ),
     home: Path | None = HomeOption,
 ) -> None:
     """Start the tracking server, or report the one already running."""
     url = tracking.up(port=port, home=home)
     console.print(f"MLflow tracking server: [bold]{url}[/bold]")
-    console.print("workbench commands find it by themselves; for MLflow's own tools and your code: "
-                  f"export MLFLOW_TRACKING_URI={url}")
+    console.print(
+        "workbench commands find it by themselves; for MLflow's own tools and your code: "
+        f"export MLFLOW_TRACKING_URI={url}"
+    )
 
 
 @app.command()

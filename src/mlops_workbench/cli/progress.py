@@ -12,8 +12,10 @@ from mlops_workbench import output
 
 def progress(
     as_json: Annotated[bool, typer.Option("--json", help="print the progress record as JSON")] = False,
-    grades: Annotated[list[Path] | None, typer.Option(
-        "--grades", help="a folder `workbench grade --out` wrote to (repeatable; default: build/grades)")] = None,
+    grades: Annotated[
+        list[Path] | None,
+        typer.Option("--grades", help="a folder `workbench grade --out` wrote to (repeatable; default: build/grades)"),
+    ] = None,
 ) -> None:
     """Each lab's last grade, time spent against its estimate, failing checks and next step; then your drills.
 

@@ -9,8 +9,9 @@ from mlops_workbench import output
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import verdict
 
-app = typer.Typer(help="Model registry: versions, quality gate, promotion by alias, rollback, audit log.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Model registry: versions, quality gate, promotion by alias, rollback, audit log.", no_args_is_help=True
+)
 console = output.console()
 
 
@@ -33,10 +34,15 @@ def list_versions(name: str | None = NameOption) -> None:
     for col in ("version", "aliases", "run", "metrics", "lineage", "last approval", "created"):
         table.add_column(col, overflow="fold")  # long values wrap in their cell: nothing is cut off
     for r in version_rows(name):
-        table.add_row(r.version + (" (rolled back)" if r.rolled_back else ""), ", ".join(r.aliases),
-                      r.run_id or "", "\n".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
-                      "\n".join(f"{k}={v}" for k, v in r.lineage.items()),
-                      f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else "", r.created)
+        table.add_row(
+            r.version + (" (rolled back)" if r.rolled_back else ""),
+            ", ".join(r.aliases),
+            r.run_id or "",
+            "\n".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
+            "\n".join(f"{k}={v}" for k, v in r.lineage.items()),
+            f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else "",
+            r.created,
+        )
     console.print(table)
 
 
@@ -90,6 +96,10 @@ def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> Non
     for col in ("time", "action", "model", "version", "alias", "outcome", "approver", "reason"):
         table.add_column(col)
     for e in audit_log.read()[-last:]:
-        table.add_row(*(str(value or "") for value in (e.ts, e.action, e.model, e.version, e.alias, e.outcome,
-                                                       e.approver, e.reason)))
+        table.add_row(
+            *(
+                str(value or "")
+                for value in (e.ts, e.action, e.model, e.version, e.alias, e.outcome, e.approver, e.reason)
+            )
+        )
     console.print(table)

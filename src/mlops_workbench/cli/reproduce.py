@@ -31,8 +31,11 @@ def reproduce(
         table.add_column(column)
     for m in report.metrics:
         table.add_row(
-            m.name, f"{m.original:.6g}", "-" if m.reproduced is None else f"{m.reproduced:.6g}",
-            "-" if m.diff is None else f"{m.diff:+.3g}", "[green]ok[/green]" if m.matched else "[red]differs[/red]",
+            m.name,
+            f"{m.original:.6g}",
+            "-" if m.reproduced is None else f"{m.reproduced:.6g}",
+            "-" if m.diff is None else f"{m.diff:+.3g}",
+            "[green]ok[/green]" if m.matched else "[red]differs[/red]",
         )
     console.print(table)
     for reason in report.reasons:

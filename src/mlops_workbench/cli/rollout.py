@@ -15,8 +15,9 @@ from mlops_workbench.rollout.state import RolloutPhase
 from mlops_workbench.serving import paths
 from mlops_workbench.settings import DefaultPort
 
-app = typer.Typer(help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.", no_args_is_help=True
+)
 console = output.console()
 MetricsChoice = Literal["auto", "prometheus", "direct"]
 """The backend's MetricsMode, spelled out again: importing the backend would cost every `workbench` process seconds."""
@@ -27,10 +28,14 @@ METRICS_MODES = get_args(MetricsChoice)
 def start(
     candidate: str = typer.Option(..., "--candidate", help="registry version of the model to roll out"),
     policy: str = typer.Option("default", "--policy", help="policy YAML file, or a packaged profile: default, demo"),
-    metrics: MetricsChoice = typer.Option("auto", "--metrics",
-                                          help="auto (Prometheus if installed), prometheus or direct"),
-    model: str | None = typer.Option(None, "--model", help="registered model name (default: params.yaml "
-                                        "registry.model_name); stable serves its production alias"),
+    metrics: MetricsChoice = typer.Option(
+        "auto", "--metrics", help="auto (Prometheus if installed), prometheus or direct"
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="registered model name (default: params.yaml registry.model_name); stable serves its production alias",
+    ),
 ) -> None:
     """Deploy CANDIDATE as canary, walk the policy steps with analysis, then promote or roll back."""
     from mlops_workbench.rollout import ops
@@ -155,8 +160,14 @@ def load(
     for col in ("upstream", "requests", "errors", "error rate", "p50 ms", "p99 ms"):
         table.add_column(col)
     for name, s in result.summary().items():
-        table.add_row(name, str(s["requests"]), str(s["errors"]), f"{s['error_rate']:.2%}",
-                      f"{s['p50_ms']:.1f}", f"{s['p99_ms']:.1f}")
+        table.add_row(
+            name,
+            str(s["requests"]),
+            str(s["errors"]),
+            f"{s['error_rate']:.2%}",
+            f"{s['p50_ms']:.1f}",
+            f"{s['p99_ms']:.1f}",
+        )
     console.print(table)
     if out:
         out.write_text("".join(json.dumps(r) + "\n" for r in result.to_records()))

@@ -24,4 +24,6 @@ def ci_project(
     console.print(f"[green]✔ wrote {len(written)} files to {dest}[/green]")
     if learner:
         console.print(f"Still to write: {', '.join(scaffolds.LEARNER_FILES)} and the steps of {scaffolds.WORKFLOW}.")
-    console.print(f"Next: cd {dest} && workbench ci validate {scaffolds.WORKFLOW} && workbench ci run {scaffolds.WORKFLOW}")
+    console.print(
+        f"Next: cd {dest} && workbench ci validate {scaffolds.WORKFLOW} && workbench ci run {scaffolds.WORKFLOW}"
+    )

@@ -11,14 +11,25 @@ from mlops_workbench.settings import DefaultPort
 
 
 def serve(
-    model_uri: str | None = typer.Option(None, "--model-uri", help="models:/name@alias, models:/name/N, runs:/... "
-                                            "or a path (default: models:/<registry.model_name>@production)"),
+    model_uri: str | None = typer.Option(
+        None,
+        "--model-uri",
+        help="models:/name@alias, models:/name/N, runs:/... "
+        "or a path (default: models:/<registry.model_name>@production)",
+    ),
     port: int = typer.Option(DefaultPort("serve"), "--port", help="port on 127.0.0.1 (or --host)"),
     host: str = typer.Option("127.0.0.1", "--host"),
-    name: str | None = typer.Option(None, "--name", help="model name shown by /version for unregistered URIs "
-                                       "(default: params.yaml registry.model_name)"),
-    watch_interval: float = typer.Option(0.0, "--watch-interval", help=f"seconds between alias checks (0: only {paths.RELOAD})"),
-    fault_error_rate: float = typer.Option(0.0, "--fault-error-rate", help="fraction of prediction requests answered 500"),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        help="model name shown by /version for unregistered URIs (default: params.yaml registry.model_name)",
+    ),
+    watch_interval: float = typer.Option(
+        0.0, "--watch-interval", help=f"seconds between alias checks (0: only {paths.RELOAD})"
+    ),
+    fault_error_rate: float = typer.Option(
+        0.0, "--fault-error-rate", help="fraction of prediction requests answered 500"
+    ),
     fault_latency_ms: float = typer.Option(0.0, "--fault-latency-ms", help="milliseconds added to each prediction"),
     fault_crash_after: int = typer.Option(None, "--fault-crash-after", help="exit after this many prediction requests"),
     fault_seed: int = typer.Option(0, "--fault-seed", help="seed of the fault RNG"),
@@ -33,10 +44,12 @@ def serve(
 
     procs.ensure_free("serve", port, host)  # before the model loads: a taken port fails at once, saying why
     output.log_to_stderr()
-    faults = Faults(error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after,
-                    seed=fault_seed)
-    app = create_app(model_uri, name=name, faults=faults, watch_interval=watch_interval or None,
-                     allow_faults=allow_faults)
+    faults = Faults(
+        error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after, seed=fault_seed
+    )
+    app = create_app(
+        model_uri, name=name, faults=faults, watch_interval=watch_interval or None, allow_faults=allow_faults
+    )
     server = app.state.server
     typer.echo(f"serving {server.uri} (version {server.model.version}) on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -11,8 +11,9 @@ from mlops_workbench.errors import Failed
 
 
 def lab(
-    port: Annotated[int | None, typer.Option(help="port (default: 8888 + WORKBENCH_PORT_OFFSET, or the next free "
-                                                "one)")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="port (default: 8888 + WORKBENCH_PORT_OFFSET, or the next free one)")
+    ] = None,
     browser: Annotated[bool, typer.Option(help="open a web browser")] = True,
 ) -> None:
     """JupyterLab on your copies of the notebooks under the state folder (what `make lab` runs; the tracked
@@ -45,7 +46,9 @@ def ps() -> None:
         typer.echo("  ".join(cell.ljust(width) for cell, width in padded) + "  " + row[3])
 
 
-def down(name: Annotated[str | None, typer.Argument(help="one service (see `workbench ps`); default: all")] = None) -> None:
+def down(
+    name: Annotated[str | None, typer.Argument(help="one service (see `workbench ps`); default: all")] = None,
+) -> None:
     """Stop one workbench service by name (e.g. lab03-serve, mlflow), or every one of the state folder."""
     home = settings.home()
     if name is None:
@@ -56,5 +59,6 @@ def down(name: Annotated[str | None, typer.Argument(help="one service (see `work
         typer.echo(f"stopped {name}")
         return
     names = [s.name for s in procs.running(home)]
-    raise Failed(f"No service '{name}' is running under {home}; running: {', '.join(names) or 'none'}. "
-                 "See `workbench ps`.")
+    raise Failed(
+        f"No service '{name}' is running under {home}; running: {', '.join(names) or 'none'}. See `workbench ps`."
+    )

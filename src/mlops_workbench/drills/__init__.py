@@ -19,6 +19,22 @@ from mlops_workbench.drills.session import check, current, debrief, hint, record
 from mlops_workbench.drills.spec import DrillReport, DrillSpec, PostMortem
 
 __all__ = [
-    "Change", "Drill", "DrillContext", "DrillError", "DrillReport", "DrillSpec", "PostMortem", "RootCause", "check",
-    "current", "debrief", "get", "hint", "names", "record", "reset", "start", "status",
+    "Change",
+    "Drill",
+    "DrillContext",
+    "DrillError",
+    "DrillReport",
+    "DrillSpec",
+    "PostMortem",
+    "RootCause",
+    "check",
+    "current",
+    "debrief",
+    "get",
+    "hint",
+    "names",
+    "record",
+    "reset",
+    "start",
+    "status",
 ]

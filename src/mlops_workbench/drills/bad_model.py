@@ -72,8 +72,15 @@ class BadModel(Drill):
         def lenient(ctx: DrillContext, bad: str, _production: str) -> GateResult:
             return registry.quality_gate(ctx.model_name, bad, params=common.LENIENT_GATE, home=ctx.home)
 
-        incidents.break_production(ctx, variant.good_releases, fault, "hotfix release, gate loosened to ship on time",
-                                   lenient, TRAFFIC, seed=ctx.fact("seed"))
+        incidents.break_production(
+            ctx,
+            variant.good_releases,
+            fault,
+            "hotfix release, gate loosened to ship on time",
+            lenient,
+            TRAFFIC,
+            seed=ctx.fact("seed"),
+        )
 
     def checks(self) -> list[GradedCheck]:
         return [
@@ -86,8 +93,9 @@ class BadModel(Drill):
 
     def reference_fix(self, ctx: DrillContext) -> None:
         variant = ctx.variant(BadModelVariant)
-        incidents.roll_back(ctx, f"v{ctx.fact('bad')} calls {variant.species} flowers {variant.shown_as}; back to "
-                                 f"v{ctx.fact('good')}")
+        incidents.roll_back(
+            ctx, f"v{ctx.fact('bad')} calls {variant.species} flowers {variant.shown_as}; back to v{ctx.fact('good')}"
+        )
         incidents.record_truth(self, ctx)
 
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
@@ -105,8 +113,10 @@ def _rolled_back(ctx: DrillContext) -> None:
     """The audit log records a rollback (or promotion) off the bad version with a reason of your own."""
     moves = [e for e in common.registry_entries_since(ctx) if e.changed_production]
     if not moves:
-        fail("The audit log records no rollback since the drill started: use registry.rollback(...) "
-             "(aliases set by hand leave no audit record).")
+        fail(
+            "The audit log records no rollback since the drill started: use registry.rollback(...) "
+            "(aliases set by hand leave no audit record)."
+        )
     if (moves[-1].reason or "").strip() in ("", "rollback"):
         fail("The rollback has no reason: pass reason='what was wrong and what you restored'.")
 
@@ -116,8 +126,10 @@ def _server_right(ctx: DrillContext) -> None:
     species = ctx.variant(BadModelVariant).species
     served = common.guard_server_answers(ctx, expect_version=common.production(ctx), probe=models.TYPICAL[species])
     if served["prediction"] != species:
-        fail(f"The server answers {served['prediction']!r} for a typical {species} flower: it still serves a model "
-             "that names that species wrong.")
+        fail(
+            f"The server answers {served['prediction']!r} for a typical {species} flower: it still serves a model "
+            "that names that species wrong."
+        )
 
 
 def _rewrite_history(ctx: DrillContext) -> None:

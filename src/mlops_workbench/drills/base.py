@@ -105,8 +105,10 @@ class DrillContext:
     def read_record(self, path: Path, model: type[BaseModel]) -> BaseModel:
         """The learner's record at ``path`` as ``model``; anything wrong with it fails the calling check only."""
         if not path.exists():
-            fail(f"{path} is missing: write it (YAML, fields {', '.join(model.model_fields)}) "
-                 f"or call mlops_workbench.drills.record('{self.name}', ...).")
+            fail(
+                f"{path} is missing: write it (YAML, fields {', '.join(model.model_fields)}) "
+                f"or call mlops_workbench.drills.record('{self.name}', ...)."
+            )
         try:
             return parse_record(safeyaml.load(path, what=str(path)), model, str(path), self.name)
         except InputError as exc:
@@ -152,8 +154,9 @@ class Drill:
 
         absent = tools.missing(self.spec.needs)
         if absent:
-            raise DrillError(f"The drill '{self.name}' cannot run here: it {tools.reason(absent)}; then start it "
-                             "again.")
+            raise DrillError(
+                f"The drill '{self.name}' cannot run here: it {tools.reason(absent)}; then start it again."
+            )
 
     def pick(self, seed: int) -> Variant:
         """The variant ``seed`` draws."""
@@ -204,8 +207,12 @@ class Drill:
 
     def known(self, ctx: DrillContext, changes: list[Change]) -> dict[str, Any]:
         """What a post-mortem truth takes from the drill itself: its cause, symptoms, needed fixes, the evidence."""
-        return {"root_cause": self.spec.root_cause, "symptoms": self.spec.symptoms, "required": self.spec.fixes,
-                "changes": changes}
+        return {
+            "root_cause": self.spec.root_cause,
+            "symptoms": self.spec.symptoms,
+            "required": self.spec.fixes,
+            "changes": changes,
+        }
 
     def grade(self, ctx: DrillContext, only: Collection[str] | None = None) -> list[CheckOutcome]:
         """Run every check (or those whose id is in ``only``); one broken check never stops the others."""

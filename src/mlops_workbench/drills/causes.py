@@ -43,8 +43,15 @@ class RootCause(StrEnum):
     """Symptom only: a run could not be reproduced."""
 
 
-SYMPTOMS = frozenset({RootCause.WRONG_ANSWERS, RootCause.REQUEST_ERRORS, RootCause.ROLLOUT_STUCK,
-                      RootCause.CI_FAILURE, RootCause.NOT_REPRODUCIBLE})
+SYMPTOMS = frozenset(
+    {
+        RootCause.WRONG_ANSWERS,
+        RootCause.REQUEST_ERRORS,
+        RootCause.ROLLOUT_STUCK,
+        RootCause.CI_FAILURE,
+        RootCause.NOT_REPRODUCIBLE,
+    }
+)
 
 
 class Change(StrEnum):

@@ -53,8 +53,9 @@ def serve(ctx: DrillContext) -> procs.Service:
     """Start (or reuse) the drill's model server on ``models:/<model>@production``."""
     from mlops_workbench.serving.server import start_server
 
-    return start_server(f"models:/{ctx.model_name}@{Alias.PRODUCTION}", name=ctx.server, home=ctx.home,
-                        model_name=ctx.model_name)
+    return start_server(
+        f"models:/{ctx.model_name}@{Alias.PRODUCTION}", name=ctx.server, home=ctx.home, model_name=ctx.model_name
+    )
 
 
 def send_traffic(url: str, n: int, seed: int = 0) -> list[int]:
@@ -68,8 +69,10 @@ def send_traffic(url: str, n: int, seed: int = 0) -> list[int]:
     for row in iris_like(np.random.default_rng(seed), n).tolist():
         reply = server.send([row])
         if reply.status == 0:
-            raise ServiceError(f"The server at {url} stopped answering after {len(statuses)} of {n} requests "
-                               f"({reply.problem}): is it running? `workbench ps` lists the services.")
+            raise ServiceError(
+                f"The server at {url} stopped answering after {len(statuses)} of {n} requests "
+                f"({reply.problem}): is it running? `workbench ps` lists the services."
+            )
         statuses.append(reply.status)
     return statuses
 
@@ -101,6 +104,7 @@ def registry_entries_since(ctx: DrillContext) -> list[audit.AuditEntry]:
 
 # --- guards: the checks every destructive "fix" fails ------------------------------------------------
 
+
 def guard_audit_intact(ctx: DrillContext) -> None:
     """The registry audit log still holds every line it had when the drill started (append-only)."""
     path = audit.log_path(home=ctx.home)
@@ -121,8 +125,10 @@ def guard_registry_intact(ctx: DrillContext) -> None:
     known = {str(v.version) for v in client.search_model_versions(f"name='{ctx.model_name}'")}
     missing = sorted(set(map(str, ctx.fact("versions"))) - known)
     if missing:
-        fail(f"Version(s) {missing} of '{ctx.model_name}' were deleted: nothing that was registered may be lost; "
-             "roll back by alias instead of deleting versions or models.")
+        fail(
+            f"Version(s) {missing} of '{ctx.model_name}' were deleted: nothing that was registered may be lost; "
+            "roll back by alias instead of deleting versions or models."
+        )
 
 
 def production(ctx: DrillContext) -> str:
@@ -133,13 +139,16 @@ def production(ctx: DrillContext) -> str:
     return str(mv.version)
 
 
-def guard_server_answers(ctx: DrillContext, expect_version: str | None = None,
-                         probe: list[float] = VERSICOLOR) -> dict[str, Any]:
+def guard_server_answers(
+    ctx: DrillContext, expect_version: str | None = None, probe: list[float] = VERSICOLOR
+) -> dict[str, Any]:
     """The drill's model server is up, answers ``probe`` with 200 and (if given) serves ``expect_version``."""
     service = procs.get(ctx.server, ctx.home)
     if service is None:
-        fail(f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
-             "and repair what it serves instead (move the alias, then ModelServerClient(url).reload()).")
+        fail(
+            f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
+            "and repair what it serves instead (move the alias, then ModelServerClient(url).reload())."
+        )
     server = ModelServerClient(service.url, home=ctx.home)
     try:
         info = server.version(timeout=10)
@@ -151,6 +160,8 @@ def guard_server_answers(ctx: DrillContext, expect_version: str | None = None,
     if answer.status != 200:
         fail(f"The model server answers {answer.status} to a valid Iris payload: {answer.text[:200]}")
     if expect_version is not None and str(info.get("version")) != str(expect_version):
-        fail(f"The model server still serves v{info.get('version')} while production is v{expect_version}: "
-             f"ModelServerClient('{service.url}').reload() so it follows the alias.")
+        fail(
+            f"The model server still serves v{info.get('version')} while production is v{expect_version}: "
+            f"ModelServerClient('{service.url}').reload() so it follows the alias."
+        )
     return {"url": service.url, "version": str(info.get("version")), "prediction": answer.json()["predictions"][0]}

@@ -46,8 +46,9 @@ def later_rollouts(ctx: DrillContext, first: str) -> dict[str, list[events.Rollo
 
 def decided_on_data(evs: list[events.RolloutEvent], source: str | None = None) -> bool:
     """The rollout took conclusive measurements (from ``source`` if given) and reached a decision."""
-    measured = [e for e in evs if e.type is T.MEASUREMENT and e.phase in CONCLUSIVE
-                and (source is None or e.source == source)]
+    measured = [
+        e for e in evs if e.type is T.MEASUREMENT and e.phase in CONCLUSIVE and (source is None or e.source == source)
+    ]
     return bool(measured) and any(e.type is T.DECISION for e in evs)
 
 

@@ -19,8 +19,12 @@ def run(check: GradedCheck, ctx: DrillContext) -> CheckOutcome:
     except CheckFailed as exc:
         return CheckOutcome(id=check.id, passed=False, message=str(exc), guard=check.guard)
     except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, with its cause
-        return CheckOutcome(id=check.id, passed=False, guard=check.guard,
-                            message=f"the check could not read the state ({type(exc).__name__}: {exc})")
+        return CheckOutcome(
+            id=check.id,
+            passed=False,
+            guard=check.guard,
+            message=f"the check could not read the state ({type(exc).__name__}: {exc})",
+        )
 
 
 def assess(drill: Drill, ctx: DrillContext) -> PostMortemGrade:
@@ -35,8 +39,9 @@ def assess(drill: Drill, ctx: DrillContext) -> PostMortemGrade:
     return postmortem.grade(record, truth)  # type: ignore[arg-type]
 
 
-def evaluate(drill: Drill, ctx: DrillContext,
-             only: Collection[str] | None = None) -> tuple[list[CheckOutcome], PostMortemGrade | None]:
+def evaluate(
+    drill: Drill, ctx: DrillContext, only: Collection[str] | None = None
+) -> tuple[list[CheckOutcome], PostMortemGrade | None]:
     """The outcome of every check (or those in ``only``) and, when the post-mortem is among them, its grade; its
     check passes when every answer matches the run."""
     outcomes, grade = [], None
@@ -48,6 +53,11 @@ def evaluate(drill: Drill, ctx: DrillContext,
             continue
         grade = assess(drill, ctx)
         problems = grade.problems
-        outcomes.append(CheckOutcome(id=POSTMORTEM, passed=not problems, message="The post-mortem does not match "
-                                     "the run: " + "; ".join(problems) if problems else ""))
+        outcomes.append(
+            CheckOutcome(
+                id=POSTMORTEM,
+                passed=not problems,
+                message="The post-mortem does not match the run: " + "; ".join(problems) if problems else "",
+            )
+        )
     return outcomes, grade

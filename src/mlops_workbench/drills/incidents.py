@@ -20,8 +20,9 @@ Gate = Callable[[DrillContext, str, str], GateResult]
 """(ctx, bad version, production version) -> the gate result the bad release was shipped with."""
 
 
-def break_production(ctx: DrillContext, good: int, fault: models.Fault, reason: str, gate: Gate, traffic: int,
-                     seed: int) -> None:
+def break_production(
+    ctx: DrillContext, good: int, fault: models.Fault, reason: str, gate: Gate, traffic: int, seed: int
+) -> None:
     """``good`` good releases, then a version with ``fault`` shipped with ``gate``'s result; the model server on
     the production alias answers ``traffic`` requests. Saves the facts the checks and the post-mortem read."""
     shipped = common.good_releases(ctx, good)
@@ -30,8 +31,9 @@ def break_production(ctx: DrillContext, good: int, fault: models.Fault, reason: 
     onset = audit.read(home=ctx.home)[-1].ts
     service = common.serve(ctx)
     common.send_traffic(service.url, traffic, seed=seed)
-    ctx.save_facts(good=shipped[-1], bad=bad, versions=[*shipped, bad], onset=onset,
-                   **common.audit_fingerprint(ctx.home))
+    ctx.save_facts(
+        good=shipped[-1], bad=bad, versions=[*shipped, bad], onset=onset, **common.audit_fingerprint(ctx.home)
+    )
 
 
 def roll_back(ctx: DrillContext, reason: str) -> None:
@@ -58,8 +60,9 @@ def incident_truth(drill: Drill, ctx: DrillContext, *extra: Change) -> PostMorte
     service = procs.get(ctx.server, ctx.home)
     requests = common.served_requests(service.url, bad) if service else None
     changes = [*evidence.registry_changes(ctx, bad), *extra]
-    return registry_truth(common.registry_entries_since(ctx), ctx.fact("onset"), bad, requests,
-                          **drill.known(ctx, changes))
+    return registry_truth(
+        common.registry_entries_since(ctx), ctx.fact("onset"), bad, requests, **drill.known(ctx, changes)
+    )
 
 
 def record_truth(drill: Drill, ctx: DrillContext) -> None:

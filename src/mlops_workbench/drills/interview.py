@@ -46,8 +46,10 @@ def plan(seed: int, count: int, available: list[str]) -> list[tuple[str, int]]:
     if count < 1:
         raise DrillError(f"--count {count}: an interview needs at least one drill.")
     if count > len(available):
-        raise DrillError(f"--count {count} is more than the {len(available)} drills this machine can run "
-                         f"({', '.join(available)}): ask for fewer, or install what the others need.")
+        raise DrillError(
+            f"--count {count} is more than the {len(available)} drills this machine can run "
+            f"({', '.join(available)}): ask for fewer, or install what the others need."
+        )
     rng = random.Random(f"interview:{seed}")
     return [(name, rng.randrange(SEED_RANGE)) for name in rng.sample(available, count)]
 
@@ -73,18 +75,22 @@ def _begin(interview: Interview, home: Path) -> None:
     _save(interview, home)
 
 
-def start(count: int, seed: int | None = None, home: Path | None = None,
-          probe: tools.Installed = tools.installed) -> tuple[Interview, dict[str, str]]:
+def start(
+    count: int, seed: int | None = None, home: Path | None = None, probe: tools.Installed = tools.installed
+) -> tuple[Interview, dict[str, str]]:
     """Plan the interview, set up its first drill and start the clock; returns it and the drills left out."""
     home = home or settings.home()
     if current(home) is not None:
-        raise DrillError("An interview is already running: finish it, or end it with `workbench drill interview "
-                         "stop` (its scorecard is written), then start a new one.")
+        raise DrillError(
+            "An interview is already running: finish it, or end it with `workbench drill interview "
+            "stop` (its scorecard is written), then start a new one."
+        )
     seed = random.randrange(SEED_RANGE) if seed is None else seed
     available, left_out = catalog.runnable(probe)
     slots = [Slot(drill=name, seed=drill_seed) for name, drill_seed in plan(seed, count, available)]
-    interview = Interview(id=f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}", seed=seed, started=time.time(),
-                          slots=slots)
+    interview = Interview(
+        id=f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}", seed=seed, started=time.time(), slots=slots
+    )
     _begin(interview, home)
     return interview, left_out
 
@@ -126,7 +132,7 @@ def stop(home: Path | None = None) -> Path:
     home = home or settings.home()
     interview = _running(home)
     _record(interview, Outcome.GIVEN_UP, _grade_now(home), home)
-    for slot in interview.slots[interview.current + 1:]:
+    for slot in interview.slots[interview.current + 1 :]:
         slot.outcome = Outcome.NOT_REACHED
     return finish(interview, home)
 
@@ -148,9 +154,18 @@ def _grade_now(home: Path) -> DrillReport | None:
 
 
 def scorecard(interview: Interview) -> Scorecard:
-    rows = [Row(position=n, title=catalog.get(slot.drill).spec.title(), drill=slot.drill, seed=slot.seed,
-                par_seconds=catalog.get(slot.drill).spec.minutes * 60.0, outcome=slot.outcome or Outcome.NOT_REACHED,
-                report=slot.report) for n, slot in enumerate(interview.slots, start=1)]
+    rows = [
+        Row(
+            position=n,
+            title=catalog.get(slot.drill).spec.title(),
+            drill=slot.drill,
+            seed=slot.seed,
+            par_seconds=catalog.get(slot.drill).spec.minutes * 60.0,
+            outcome=slot.outcome or Outcome.NOT_REACHED,
+            report=slot.report,
+        )
+        for n, slot in enumerate(interview.slots, start=1)
+    ]
     return build(interview.id, interview.seed, interview.started, rows)
 
 
@@ -176,8 +191,19 @@ def status(home: Path | None = None) -> dict:
     done = [s for s in interview.slots if s.outcome is not None]
     state = session.current(home)
     now = (time.time() - state.started) if state is not None and state.finished is None else 0.0
-    return {"interview": interview.id, "seed": interview.seed, "drill": interview.current + 1,
-            "drills": len(interview.slots), "clock_s": round(sum(s.report.seconds for s in done if s.report) + now, 1),
-            "par_s": sum(catalog.get(s.drill).spec.minutes * 60 for s in interview.slots),
-            "done": [{"title": catalog.get(s.drill).spec.title(), "outcome": s.outcome,
-                      "score": s.report.score.total if s.report and s.report.score else 0.0} for s in done]}
+    return {
+        "interview": interview.id,
+        "seed": interview.seed,
+        "drill": interview.current + 1,
+        "drills": len(interview.slots),
+        "clock_s": round(sum(s.report.seconds for s in done if s.report) + now, 1),
+        "par_s": sum(catalog.get(s.drill).spec.minutes * 60 for s in interview.slots),
+        "done": [
+            {
+                "title": catalog.get(s.drill).spec.title(),
+                "outcome": s.outcome,
+                "score": s.report.score.total if s.report and s.report.score else 0.0,
+            }
+            for s in done
+        ],
+    }

@@ -86,8 +86,10 @@ class Irreproducible(rp.ReproducibilityDrill):
         bad = versioning.log_model_run(ws, experiment=ctx.experiment, home=ctx.home)
         recorded = tracking.client(ctx.home).get_run(bad).data.tags["data.md5"]
         if file_md5(ws.path / DATA) == recorded:
-            raise DrillError(f"The setup of '{ctx.name}' left {DATA} equal to the version its run recorded: "
-                             "the drill would not be broken. Report this bug.")
+            raise DrillError(
+                f"The setup of '{ctx.name}' left {DATA} equal to the version its run recorded: "
+                "the drill would not be broken. Report this bug."
+            )
         versions = [workspaces.register(ctx, clean), workspaces.register(ctx, bad)]
         common.ship(ctx, versions[1], "retrained on the cleaned-up data", params={"min_accuracy": 0.5})
         rp.remember(ctx, ws, bad, [clean, bad], versions)
@@ -119,8 +121,10 @@ def _data_restored(ctx: DrillContext) -> None:
     path, recorded = rp.ws(ctx).path / DATA, rp.lineage(ctx)["data.md5"]
     actual = file_md5(path) if path.is_file() else "missing"
     if actual != recorded:
-        fail(f"{DATA} has md5 {actual}, not {recorded}, the version the run's lineage recorded: "
-             f"`dvc checkout --force {DATA}.dvc` restores the versioned bytes.")
+        fail(
+            f"{DATA} has md5 {actual}, not {recorded}, the version the run's lineage recorded: "
+            f"`dvc checkout --force {DATA}.dvc` restores the versioned bytes."
+        )
 
 
 def _restore_and_reproduce(ctx: DrillContext) -> None:

@@ -58,11 +58,18 @@ def pytest_report_header(config) -> str:  # noqa: ANN001 - pytest's hook signatu
     return f"MLflow tracking server: {uri or 'none running for this state folder (`workbench mlflow up`)'}"
 
 
-def run(folder: Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess:
+def run(
+    folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """``python -m pytest ARGS`` in ``folder`` as the learner types it: the folder's ``pytest.ini`` applies and
     ``MLFLOW_TRACKING_URI`` is dropped from the environment (the plugin finds the server by itself)."""
     base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     cmd = [sys.executable, "-m", "pytest", "-q", "--color=no", *args]
-    return subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout,
-                          env={**base, **(env or {}), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    return subprocess.run(
+        cmd,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**base, **(env or {}), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )

@@ -18,14 +18,30 @@ from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.events import EventType
 
-ANALYSIS = {"interval": "1s", "window": "3s", "initialDelay": "3s", "consecutiveErrorLimit": 3,
-            "inconclusiveLimit": 100000}
-RETRY_POLICY = rollouts.policy_yaml("30s", {"interval": "3s", "window": "10s", "initialDelay": "3s", "failureLimit": 1,
-                                            "consecutiveErrorLimit": 3, "inconclusiveLimit": 20},
-                                   min_sample=5, weight=50)
+ANALYSIS = {
+    "interval": "1s",
+    "window": "3s",
+    "initialDelay": "3s",
+    "consecutiveErrorLimit": 3,
+    "inconclusiveLimit": 100000,
+}
+RETRY_POLICY = rollouts.policy_yaml(
+    "30s",
+    {
+        "interval": "3s",
+        "window": "10s",
+        "initialDelay": "3s",
+        "failureLimit": 1,
+        "consecutiveErrorLimit": 3,
+        "inconclusiveLimit": 20,
+    },
+    min_sample=5,
+    weight=50,
+)
 RPS = 20
-REPEAT = ("bring the metrics source back, send traffic, and roll the candidate out again with the policy in the drill "
-          "folder.")
+REPEAT = (
+    "bring the metrics source back, send traffic, and roll the candidate out again with the policy in the drill folder."
+)
 POLICY_FILE = "policy.yaml"
 """The policy the learner rolls the candidate out with again (the first rollout's is the setup's own)."""
 
@@ -73,15 +89,21 @@ class MetricsDown(rollout_checks.RolloutDrill):
         with rollouts.load(ctx, procs.get("rollout-router", ctx.home).url, RPS, seed=ctx.fact("seed")):
             proc, state = rollouts.start_controller(ctx, candidate, policy, "prometheus")
             # Prometheus has data (a measurement that is not an error) before it goes down
-            rollouts.wait_for(ctx, state.id, lambda e: e.type is EventType.MEASUREMENT and e.phase != MeasurementPhase.ERROR)
+            rollouts.wait_for(
+                ctx, state.id, lambda e: e.type is EventType.MEASUREMENT and e.phase != MeasurementPhase.ERROR
+            )
             if st.load(ctx.home).done:
-                raise DrillError(f"setup went wrong: rollout {state.id} ended before the fault; see "
-                                 f"{ctx.folder / 'controller.log'} and start the drill again")
+                raise DrillError(
+                    f"setup went wrong: rollout {state.id} ended before the fault; see "
+                    f"{ctx.folder / 'controller.log'} and start the drill again"
+                )
             prometheus.down(ctx.home)
             rollouts.fault(ctx, state.id)
             if proc.wait(timeout=120) is None:
-                raise DrillError(f"setup went wrong: rollout {state.id} did not end within 120s of the fault; see "
-                                 f"{ctx.folder / 'controller.log'} and start the drill again")
+                raise DrillError(
+                    f"setup went wrong: rollout {state.id} did not end within 120s of the fault; see "
+                    f"{ctx.folder / 'controller.log'} and start the drill again"
+                )
         final = st.load(ctx.home)
         if final is None or final.id != state.id or final.phase == st.RolloutPhase.PROMOTED:
             raise DrillError(f"setup went wrong: the rollout ended {final.phase if final else 'nowhere'}")
@@ -112,15 +134,17 @@ def _metrics_restored(ctx: DrillContext) -> None:
     """Prometheus runs and scrapes the router again."""
     url = prometheus.url(ctx.home)
     if url is None:
-        fail("Prometheus is not running: the analysis has no data source. Start it again (LocalBackend(..., "
-             "metrics='prometheus').up()).")
+        fail(
+            "Prometheus is not running: the analysis has no data source. Start it again (LocalBackend(..., "
+            "metrics='prometheus').up())."
+        )
     try:
         result = prometheus.query(url, 'up{job="router"}', timeout=5)
     except prometheus.PrometheusError as exc:
         fail(f"Prometheus at {url} does not answer ({type(exc.__cause__ or exc).__name__}).")
     values = [float(r["value"][1]) for r in result]
     if not values or max(values) < 1:
-        fail(f"Prometheus at {url} does not scrape the router (up{{job=\"router\"}} = {values}).")
+        fail(f'Prometheus at {url} does not scrape the router (up{{job="router"}} = {values}).')
 
 
 DRILL = MetricsDown()

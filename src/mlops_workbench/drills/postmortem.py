@@ -36,13 +36,19 @@ COUNT_TOLERANCE = (2, 0.1)
 """Absolute count and relative share a request count may be off by."""
 SHARE_TOLERANCE = 0.05
 SYMPTOM_SHARE = 0.5
-WEIGHTS = {"version": 1.0, "began_at": 1.0, "restored_at": 1.0, "requests_affected": 1.0, "share_affected": 1.0,
-           "root_cause": 2.0, "changes": 2.0}
+WEIGHTS = {
+    "version": 1.0,
+    "began_at": 1.0,
+    "restored_at": 1.0,
+    "requests_affected": 1.0,
+    "share_affected": 1.0,
+    "root_cause": 2.0,
+    "changes": 2.0,
+}
 
 
 def _graded(field: str, share: float, message: str = "") -> FieldGrade:
-    return FieldGrade(field=field, points=round(WEIGHTS[field] * share, 4), max_points=WEIGHTS[field],
-                      message=message)
+    return FieldGrade(field=field, points=round(WEIGHTS[field] * share, 4), max_points=WEIGHTS[field], message=message)
 
 
 def _open(field: str, evidence: str) -> FieldGrade:
@@ -72,59 +78,87 @@ def _share(answer: float, truth: float | None, evidence: str) -> FieldGrade:
         return _open("share_affected", evidence)
     if abs(answer - truth) <= SHARE_TOLERANCE:
         return _graded("share_affected", 1.0)
-    return _graded("share_affected", 0.0, f"{answer:.2f} is not the share the counters give (requests of the faulty "
-                                          f"version over all requests between onset and restore; {evidence})")
+    return _graded(
+        "share_affected",
+        0.0,
+        f"{answer:.2f} is not the share the counters give (requests of the faulty "
+        f"version over all requests between onset and restore; {evidence})",
+    )
 
 
 def _cause(answer: RootCause, truth: PostMortemTruth) -> FieldGrade:
     if answer == truth.root_cause:
         return _graded("root_cause", 1.0)
     if answer in truth.symptoms:
-        return _graded("root_cause", SYMPTOM_SHARE, f"'{answer.value}' names what was seen, not why it happened: "
-                                                    "ask what made it happen")
-    return _graded("root_cause", 0.0, f"'{answer.value}' is not what the run shows: look at what changed before the "
-                                      "onset (the model, the data, the configuration around them)")
+        return _graded(
+            "root_cause",
+            SYMPTOM_SHARE,
+            f"'{answer.value}' names what was seen, not why it happened: ask what made it happen",
+        )
+    return _graded(
+        "root_cause",
+        0.0,
+        f"'{answer.value}' is not what the run shows: look at what changed before the "
+        "onset (the model, the data, the configuration around them)",
+    )
 
 
 def _changes(answer: list[Change], truth: PostMortemTruth) -> FieldGrade:
     unsupported = [c.value for c in answer if c not in truth.changes]
     if unsupported:
-        return _graded("changes", 0.0, f"the logs and the state show no {', '.join(unsupported)}: list only what "
-                                       "you changed")
+        return _graded(
+            "changes", 0.0, f"the logs and the state show no {', '.join(unsupported)}: list only what you changed"
+        )
     missing = [c for c in truth.required if c not in answer]
     if not missing:
         return _graded("changes", 1.0)
     done, needed = len(truth.required) - len(missing), ", ".join(c.value for c in missing)
-    return _graded("changes", done / len(truth.required),
-                   f"the repair also needs {needed}: what you list only stops the symptom" if done else
-                   f"none of the changes the repair needs: {needed}")
+    return _graded(
+        "changes",
+        done / len(truth.required),
+        f"the repair also needs {needed}: what you list only stops the symptom"
+        if done
+        else f"none of the changes the repair needs: {needed}",
+    )
 
 
 def grade(record: PostMortem, truth: PostMortemTruth) -> PostMortemGrade:
     """Each answer of ``record`` against ``truth``, with points and, where it lost some, why."""
-    return PostMortemGrade(fields=[
-        _graded("version", 1.0) if record.version == truth.version else
-        _graded("version", 0.0, f"v{record.version} is not the version the run shows at fault ({truth.evidence})"),
-        _time("began_at", record.began_at, truth.began_at, truth.evidence),
-        _time("restored_at", record.restored_at, truth.restored_at, truth.evidence),
-        _count(record.requests_affected, truth.requests_affected, truth.evidence),
-        _share(record.share_affected, truth.share_affected, truth.evidence),
-        _cause(record.root_cause, truth),
-        _changes(record.changes, truth),
-    ])
+    return PostMortemGrade(
+        fields=[
+            _graded("version", 1.0)
+            if record.version == truth.version
+            else _graded(
+                "version", 0.0, f"v{record.version} is not the version the run shows at fault ({truth.evidence})"
+            ),
+            _time("began_at", record.began_at, truth.began_at, truth.evidence),
+            _time("restored_at", record.restored_at, truth.restored_at, truth.evidence),
+            _count(record.requests_affected, truth.requests_affected, truth.evidence),
+            _share(record.share_affected, truth.share_affected, truth.evidence),
+            _cause(record.root_cause, truth),
+            _changes(record.changes, truth),
+        ]
+    )
 
 
 def failed(error: str) -> PostMortemGrade:
     """The grade of a post-mortem that could not be read."""
-    return PostMortemGrade(fields=[FieldGrade(field=name, points=0.0, max_points=w) for name, w in WEIGHTS.items()],
-                           error=error)
+    return PostMortemGrade(
+        fields=[FieldGrade(field=name, points=0.0, max_points=w) for name, w in WEIGHTS.items()], error=error
+    )
 
 
 def from_truth(truth: PostMortemTruth) -> PostMortem:
     """The post-mortem a careful learner files for ``truth`` (the reference repair writes it)."""
-    return PostMortem(version=truth.version, began_at=truth.began_at, restored_at=truth.restored_at or truth.began_at,
-                      requests_affected=truth.requests_affected or 0, share_affected=truth.share_affected or 0.0,
-                      root_cause=truth.root_cause, changes=truth.required)
+    return PostMortem(
+        version=truth.version,
+        began_at=truth.began_at,
+        restored_at=truth.restored_at or truth.began_at,
+        requests_affected=truth.requests_affected or 0,
+        share_affected=truth.share_affected or 0.0,
+        root_cause=truth.root_cause,
+        changes=truth.required,
+    )
 
 
 def write(path: Path, record: PostMortem) -> Path:
@@ -140,20 +174,25 @@ def moment(ts: str | float) -> datetime:
     return datetime.fromisoformat(ts)
 
 
-def registry_truth(entries: list[AuditEntry], onset_ts: str, bad: str, requests: int | None,
-                   **known: Any) -> PostMortemTruth:
+def registry_truth(
+    entries: list[AuditEntry], onset_ts: str, bad: str, requests: int | None, **known: Any
+) -> PostMortemTruth:
     """Truth for a registry incident: ``entries`` are the audit entries of the drill's model since the setup; one
     server on the production alias answered every request with the bad version until the restore."""
     onset = moment(onset_ts)
-    restored = next((e for e in entries if e.changed_production and e.version != bad and moment(e.ts) >= onset),
-                    None)
+    restored = next((e for e in entries if e.changed_production and e.version != bad and moment(e.ts) >= onset), None)
     return PostMortemTruth(
-        version=bad, began_at=onset, restored_at=moment(restored.ts) if restored else None,
-        requests_affected=requests, share_affected=1.0 if requests else (None if requests is None else 0.0),
+        version=bad,
+        began_at=onset,
+        restored_at=moment(restored.ts) if restored else None,
+        requests_affected=requests,
+        share_affected=1.0 if requests else (None if requests is None else 0.0),
         evidence=f"registry audit log: v{bad} promoted at {onset_ts}, production moved off it "
-                 f"{'at ' + restored.ts if restored else 'not yet'}; the model server's "
-                 f"workbench_model_requests_total{{version=\"{bad}\"}} counts its answers, and it answered every "
-                 "request until then", **known)
+        f"{'at ' + restored.ts if restored else 'not yet'}; the model server's "
+        f'workbench_model_requests_total{{version="{bad}"}} counts its answers, and it answered every '
+        "request until then",
+        **known,
+    )
 
 
 def rollout_truth(events: list[RolloutEvent], rollout: str, candidate: str, **known: Any) -> PostMortemTruth:
@@ -166,13 +205,24 @@ def rollout_truth(events: list[RolloutEvent], rollout: str, candidate: str, **kn
     if onset is None:
         raise ValueError(f"rollout {rollout} has no fault event: the drill's setup did not finish")
     after = [e for e in evs if e.t >= onset.t and e is not onset]
-    restored = next((e for e in after if (e.type is EventType.WEIGHT and e.canary == 0) or
-                     (e.type is EventType.DECISION and e.decision is Decision.PROMOTE)), None)
+    restored = next(
+        (
+            e
+            for e in after
+            if (e.type is EventType.WEIGHT and e.canary == 0)
+            or (e.type is EventType.DECISION and e.decision is Decision.PROMOTE)
+        ),
+        None,
+    )
     radius = blast_radius(evs, onset, restored) if restored else None
     share = radius["canary_requests"] / radius["total_requests"] if radius and radius["total_requests"] else None
     return PostMortemTruth(
-        version=candidate, began_at=moment(onset.t), restored_at=moment(restored.t) if restored else None,
+        version=candidate,
+        began_at=moment(onset.t),
+        restored_at=moment(restored.t) if restored else None,
         requests_affected=int(radius["canary_requests"]) if radius else None,
         share_affected=round(share, 4) if share is not None else None,
         evidence=f"rollout event log, rollout {rollout}: the fault event is the onset, the canary's weight back at 0 "
-                 "the restore; the router's counters in the fault and traffic events count the requests", **known)
+        "the restore; the router's counters in the fault and traffic events count the requests",
+        **known,
+    )

@@ -18,8 +18,9 @@ class PostMortem(BaseModel):
     began_at: AwareDatetime = Field(description="when it began, ISO 8601 with a time zone (2026-11-04T10:02:13Z)")
     restored_at: AwareDatetime = Field(description="when users were safe again, ISO 8601 with a time zone")
     requests_affected: int = Field(ge=0, description="requests the faulty version answered in between")
-    share_affected: float = Field(ge=0, le=1, description="the share (0 to 1) of all requests in that time that "
-                                                          "the faulty version answered")
+    share_affected: float = Field(
+        ge=0, le=1, description="the share (0 to 1) of all requests in that time that the faulty version answered"
+    )
     root_cause: RootCause = Field(description="why it happened, from the fixed list")
     changes: list[Change] = Field(min_length=1, description="what you changed to repair it, from the fixed list")
 

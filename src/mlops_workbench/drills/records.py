@@ -14,12 +14,15 @@ def parse_record(data: Any, model: type[BaseModel], source: str, drill: str) -> 
     """``data`` as the record ``model``, else :class:`InputError` listing each bad field, what it expects, the fix."""
     fields = ", ".join(model.model_fields)
     if not isinstance(data, dict):
-        raise InputError(f"{source} must be a YAML mapping of the fields {fields} (one 'field: value' line each), "
-                         f"not {'an empty file' if data is None else type(data).__name__}. Rewrite it, or call "
-                         f"mlops_workbench.drills.record('{drill}', ...).")
+        raise InputError(
+            f"{source} must be a YAML mapping of the fields {fields} (one 'field: value' line each), "
+            f"not {'an empty file' if data is None else type(data).__name__}. Rewrite it, or call "
+            f"mlops_workbench.drills.record('{drill}', ...)."
+        )
     try:
         return model.model_validate(data)
     except ValidationError as err:
         lines = describe(err, model)
-        raise InputError(f"{source} has {len(lines)} bad field(s); fix each one, then check again:\n"
-                         + "\n".join(lines)) from None
+        raise InputError(
+            f"{source} has {len(lines)} bad field(s); fix each one, then check again:\n" + "\n".join(lines)
+        ) from None

@@ -21,8 +21,16 @@ from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.versioning import DATA
 
-Cause = Literal["dirty-tree", "params-changed", "data-modified", "stale-outputs", "data-hash", "environment",
-                "package-code", "nondeterministic"]
+Cause = Literal[
+    "dirty-tree",
+    "params-changed",
+    "data-modified",
+    "stale-outputs",
+    "data-hash",
+    "environment",
+    "package-code",
+    "nondeterministic",
+]
 WORKSPACE = "ws"
 
 
@@ -49,8 +57,10 @@ def ws(ctx: DrillContext) -> versioning.Workspace:
     try:
         return versioning.open_workspace(ctx.folder / WORKSPACE)
     except versioning.WorkspaceError:
-        fail(f"{ctx.folder / WORKSPACE} is no longer a workspace: it is the evidence; `workbench drill reset` and "
-             "start again.")
+        fail(
+            f"{ctx.folder / WORKSPACE} is no longer a workspace: it is the evidence; `workbench drill reset` and "
+            "start again."
+        )
     raise AssertionError("unreachable")
 
 
@@ -64,8 +74,10 @@ def cause_named(ctx: DrillContext) -> None:
     answer: Any = ctx.read_record(ctx.answer_path, CauseAnswer)
     cause, path = expected(lineage(ctx))
     if answer.cause != cause:
-        fail(f"'{answer.cause}' is not what the production run's lineage shows: read its tags "
-             "(`workbench reproduce RUN_ID` lists the causes).")
+        fail(
+            f"'{answer.cause}' is not what the production run's lineage shows: read its tags "
+            "(`workbench reproduce RUN_ID` lists the causes)."
+        )
     if answer.path.strip().removeprefix("./") != path:
         fail(f"'{answer.path}' is not the file the cause is about: the run's lineage tags name it.")
 
@@ -76,19 +88,26 @@ def reproduced(ctx: DrillContext) -> None:
     client, bad = tracking.client(ctx.home), ctx.fact("bad_run")
     since = client.get_run(bad).info.start_time
     experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, f"tags.`workspace.path` = '{ctx.folder / WORKSPACE}' "
-                                           f"and attributes.start_time > {since}")
+    runs = client.search_runs(
+        experiments, f"tags.`workspace.path` = '{ctx.folder / WORKSPACE}' and attributes.start_time > {since}"
+    )
     recorded = lineage(ctx)["data.md5"]
     for run in runs:
         report = settings.layout(ctx.home).reproduction(run.info.run_id) / "reproduction.json"
         tags = run.data.tags
-        if tags.get("data.md5") == recorded and tags.get("data.modified") == "false" \
-                and tags.get("dvc.stale") == "false" and report.is_file() \
-                and json.loads(report.read_text()).get("matched"):
+        if (
+            tags.get("data.md5") == recorded
+            and tags.get("data.modified") == "false"
+            and tags.get("dvc.stale") == "false"
+            and report.is_file()
+            and json.loads(report.read_text()).get("matched")
+        ):
             return
-    fail("No run on the data version of the production run was reproduced exactly: bring the workspace to that "
-         "version, `dvc repro`, commit, log a run with versioning.log_model_run(ws) and reproduce it "
-         "(versioning.reproduce(run_id)).")
+    fail(
+        "No run on the data version of the production run was reproduced exactly: bring the workspace to that "
+        "version, `dvc repro`, commit, log a run with versioning.log_model_run(ws) and reproduce it "
+        "(versioning.reproduce(run_id))."
+    )
 
 
 def data_version_kept(ctx: DrillContext) -> None:
@@ -97,16 +116,20 @@ def data_version_kept(ctx: DrillContext) -> None:
     if not (workspace.path / DATA).is_file():
         fail(f"{DATA} is gone: restore it (`git checkout -- {DATA}.dvc`, `dvc checkout --force {DATA}.dvc`).")
     if workspace.dvc_md5(DATA) != recorded:
-        fail(f"{DATA}.dvc records {workspace.dvc_md5(DATA)}, not {recorded}, the version the production run names: "
-             f"another version was made official. Put the .dvc file of that version back (git), then "
-             f"`dvc checkout --force {DATA}.dvc`.")
+        fail(
+            f"{DATA}.dvc records {workspace.dvc_md5(DATA)}, not {recorded}, the version the production run names: "
+            f"another version was made official. Put the .dvc file of that version back (git), then "
+            f"`dvc checkout --force {DATA}.dvc`."
+        )
 
 
 def history_intact(ctx: DrillContext) -> None:
     """The commit the production run came from is still on a branch of the workspace."""
     if ctx.fact("keep_commit") not in ws(ctx).git("rev-list", "--all", check=False).split():
-        fail("A commit of the production run's history is on no branch any more: history was rewritten (git reset "
-             "--hard?); `git reflog` finds it, `git reset --hard <commit>` brings it back.")
+        fail(
+            "A commit of the production run's history is on no branch any more: history was rewritten (git reset "
+            "--hard?); `git reflog` finds it, `git reset --hard <commit>` brings it back."
+        )
 
 
 def runs_intact(ctx: DrillContext) -> None:
@@ -154,15 +177,18 @@ def reset_history(ctx: DrillContext) -> None:
     ws(ctx).git("reset", "--hard", "--quiet", "HEAD~1")
 
 
-GUARDS = [GradedCheck("data-version-kept", data_version_kept, guard=True),
-          GradedCheck("history-intact", history_intact, guard=True),
-          GradedCheck("runs-intact", runs_intact, guard=True),
-          GradedCheck("registry-intact", common.guard_registry_intact, guard=True)]
+GUARDS = [
+    GradedCheck("data-version-kept", data_version_kept, guard=True),
+    GradedCheck("history-intact", history_intact, guard=True),
+    GradedCheck("runs-intact", runs_intact, guard=True),
+    GradedCheck("registry-intact", common.guard_registry_intact, guard=True),
+]
 """The guards of every reproducibility drill: the data version, the history, the runs and the registry kept."""
 
 
-def remember(ctx: DrillContext, workspace: versioning.Workspace, bad: str, runs: list[str],
-             versions: list[str]) -> None:
+def remember(
+    ctx: DrillContext, workspace: versioning.Workspace, bad: str, runs: list[str], versions: list[str]
+) -> None:
     """Save the facts the checks read: the production run, every run to keep, the versions, the commit to keep."""
     ctx.save_facts(bad_run=bad, runs=runs, versions=versions, keep_commit=workspace.head())
 

@@ -22,8 +22,10 @@ T = events.EventType
 def router_url(ctx: DrillContext) -> str:
     service = procs.get(ROUTER, ctx.home)
     if service is None or procs.get(STABLE, ctx.home) is None:
-        fail("The router or the stable server is down: users get nothing. Never stop the traffic path to end a "
-             "rollout; abort the rollout (`workbench rollout abort --reason ...`) instead.")
+        fail(
+            "The router or the stable server is down: users get nothing. Never stop the traffic path to end a "
+            "rollout; abort the rollout (`workbench rollout abort --reason ...`) instead."
+        )
     return service.url
 
 
@@ -48,8 +50,10 @@ def guard_never_blind(ctx: DrillContext) -> None:
         measured = any(e.type is T.MEASUREMENT and e.phase == MeasurementPhase.SUCCESSFUL for e in evs)
         if measured and any(e.type is T.DECISION and e.decision is events.Decision.PROMOTE for e in evs):
             return
-    fail(f"Production is v{current}, the candidate, but no rollout measured it successfully: a promotion without "
-         "measurements is blind. Roll back and let an analysed rollout decide.")
+    fail(
+        f"Production is v{current}, the candidate, but no rollout measured it successfully: a promotion without "
+        "measurements is blind. Roll back and let an analysed rollout decide."
+    )
 
 
 def decided_again(source: str | None, fix: str) -> Check:
@@ -59,8 +63,10 @@ def decided_again(source: str | None, fix: str) -> Check:
         """A rollout of the candidate after the incident reached a decision on real measurements."""
         later = evidence.later_rollouts(ctx, ctx.fact("rollout")).values()
         if not any(evidence.decided_on_data(evs, source) for evs in later):
-            fail(f"No rollout since the incident decided on real measurements{' from ' + source if source else ''}: "
-                 f"{fix}")
+            fail(
+                f"No rollout since the incident decided on real measurements{' from ' + source if source else ''}: "
+                f"{fix}"
+            )
 
     return check
 
@@ -68,8 +74,14 @@ def decided_again(source: str | None, fix: str) -> Check:
 def promote_blind(ctx: DrillContext) -> None:
     """A destructive "fix": promote the candidate through the registry with no measurement, and serve it."""
     candidate = str(ctx.fact("candidate"))
-    registry.release(ctx.model_name, candidate, approver=SETUP_APPROVER, reason="no measurement, but it looked fine",
-                     staging_reason="ship it", home=ctx.home)
+    registry.release(
+        ctx.model_name,
+        candidate,
+        approver=SETUP_APPROVER,
+        reason="no measurement, but it looked fine",
+        staging_reason="ship it",
+        home=ctx.home,
+    )
     stable = procs.get(STABLE, ctx.home)
     assert stable is not None
     ModelServerClient(stable.url, home=ctx.home).reload()
@@ -81,16 +93,20 @@ def first_rollout_decided(ctx: DrillContext) -> None:
     evs = events.read(ctx.home, rollout=rollout)
     onset = next((e.t for e in evs if e.type is T.FAULT), None)
     if not any(e.type is T.DECISION and onset is not None and e.t > onset for e in evs):
-        fail(f"Rollout {rollout} never reached a decision: it still holds its canary. End it as an operator "
-             "(`workbench rollout abort --reason ...`, or `workbench rollout resume` under a new controller).")
+        fail(
+            f"Rollout {rollout} never reached a decision: it still holds its canary. End it as an operator "
+            "(`workbench rollout abort --reason ...`, or `workbench rollout resume` under a new controller)."
+        )
 
 
 def no_unwatched_canary(ctx: DrillContext) -> None:
     """No canary takes traffic without a live controller."""
     state = st.load(ctx.home)
     if state is not None and not state.done and not st.controller_alive(state):
-        fail(f"Rollout {state.id} is {state.phase} at {state.weight:g}% with no live controller: nobody watches "
-             "the canary. Setting the weight by hand is not an ending; abort or resume the rollout.")
+        fail(
+            f"Rollout {state.id} is {state.phase} at {state.weight:g}% with no live controller: nobody watches "
+            "the canary. Setting the weight by hand is not an ending; abort or resume the rollout."
+        )
     if router_weight(ctx) > 0 and (state is None or state.done):
         fail("The router still sends traffic to a canary although no rollout is in progress.")
 
@@ -107,15 +123,22 @@ def truth(drill: Drill, ctx: DrillContext, *extra: Change) -> PostMortemTruth:
     return rollout_truth(events.read(ctx.home), rollout, str(ctx.fact("candidate")), **drill.known(ctx, changes))
 
 
-GUARDS = [GradedCheck("users-served", guard_users_served, guard=True),
-          GradedCheck("registry-intact", common.guard_registry_intact, guard=True)]
+GUARDS = [
+    GradedCheck("users-served", guard_users_served, guard=True),
+    GradedCheck("registry-intact", common.guard_registry_intact, guard=True),
+]
 """The guards of every rollout drill: users served through the router, nothing registered lost."""
 
 
 def remember(ctx: DrillContext, rollout: str, stable: str, candidate: str) -> None:
     """Save the facts the rollout drills' checks read: the rollout, both versions, the audit log's fingerprint."""
-    ctx.save_facts(rollout=rollout, stable=stable, candidate=candidate, versions=[stable, candidate],
-                   **common.audit_fingerprint(ctx.home))
+    ctx.save_facts(
+        rollout=rollout,
+        stable=stable,
+        candidate=candidate,
+        versions=[stable, candidate],
+        **common.audit_fingerprint(ctx.home),
+    )
 
 
 class RolloutDrill(Drill):

@@ -38,10 +38,19 @@ WEIGHTS = tuple(CanaryVariant(key=f"canary-at-{weight}", weight=weight) for weig
 def policy_yaml(pause: str, metric: dict[str, Any], min_sample: int = 10, weight: float = 25) -> str:
     import yaml
 
-    return yaml.safe_dump({"name": "drill", "steps": [{"setWeight": weight}, {"pause": {"duration": pause}}],
-                           "analysis": {"minSampleSize": min_sample, "metrics": [
-                               {"name": "error-rate", "kind": "errorRate", "condition": {"max": 0.05, "alpha": 0.05},
-                                **metric}]}}, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "name": "drill",
+            "steps": [{"setWeight": weight}, {"pause": {"duration": pause}}],
+            "analysis": {
+                "minSampleSize": min_sample,
+                "metrics": [
+                    {"name": "error-rate", "kind": "errorRate", "condition": {"max": 0.05, "alpha": 0.05}, **metric}
+                ],
+            },
+        },
+        sort_keys=False,
+    )
 
 
 def versions(ctx: DrillContext) -> tuple[str, str]:
@@ -50,15 +59,31 @@ def versions(ctx: DrillContext) -> tuple[str, str]:
     return stable, common.log_version(ctx)
 
 
-def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: str, timeout: float = 600.0,
-                     policy_file: str = ".setup-policy.yaml") -> tuple[procs.Handle, st.RolloutState]:
+def start_controller(
+    ctx: DrillContext,
+    candidate: str,
+    policy: str,
+    metrics: str,
+    timeout: float = 600.0,
+    policy_file: str = ".setup-policy.yaml",
+) -> tuple[procs.Handle, st.RolloutState]:
     """``workbench rollout start`` in a process of its own (``policy`` written to ``policy_file`` in the drill
     folder); returns once the canary takes traffic. Its pid goes to the facts, so that a reset can stop it."""
     path = ctx.folder / policy_file
     path.write_text(policy)
     before = st.load(ctx.home)
-    cmd = procs.workbench_cmd("rollout", "start", "--candidate", candidate, "--policy", str(path),
-                              "--metrics", metrics, "--model", ctx.model_name)
+    cmd = procs.workbench_cmd(
+        "rollout",
+        "start",
+        "--candidate",
+        candidate,
+        "--policy",
+        str(path),
+        "--metrics",
+        metrics,
+        "--model",
+        ctx.model_name,
+    )
     proc = procs.spawn(cmd, log=ctx.folder / "controller.log", env={**os.environ, settings.HOME_ENV: str(ctx.home)})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -68,8 +93,10 @@ def start_controller(ctx: DrillContext, candidate: str, policy: str, metrics: st
             ctx.save_facts(controller_pid=proc.pid)
             return proc, state
         if proc.poll() is not None:
-            raise DrillError(f"the rollout controller exited ({proc.returncode}) before the canary took traffic; "
-                             f"see {ctx.folder / 'controller.log'}")
+            raise DrillError(
+                f"the rollout controller exited ({proc.returncode}) before the canary took traffic; "
+                f"see {ctx.folder / 'controller.log'}"
+            )
         time.sleep(0.2)
     proc.stop(grace=0)
     raise DrillError(f"the canary took no traffic within {timeout:.0f}s; see {ctx.folder / 'controller.log'}")
@@ -82,16 +109,19 @@ def fault(ctx: DrillContext, rollout: str) -> events.RolloutEvent:
     return EventLog(ctx.home, rollout=rollout).emit("fault", totals=totals, drill=ctx.handle, what="incident onset")
 
 
-def wait_for(ctx: DrillContext, rollout: str, pred: Callable[[events.RolloutEvent], bool],
-             timeout: float = 60.0) -> None:
+def wait_for(
+    ctx: DrillContext, rollout: str, pred: Callable[[events.RolloutEvent], bool], timeout: float = 60.0
+) -> None:
     """Wait until the event log holds an event of ``rollout`` that ``pred`` accepts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(pred(e) for e in events.read(ctx.home, rollout=rollout)):
             return
         time.sleep(0.2)
-    raise DrillError(f"rollout {rollout}: the expected event did not come within {timeout:.0f}s; see "
-                     f"{ctx.folder / 'controller.log'} and start the drill again")
+    raise DrillError(
+        f"rollout {rollout}: the expected event did not come within {timeout:.0f}s; see "
+        f"{ctx.folder / 'controller.log'} and start the drill again"
+    )
 
 
 def roll_out_again(ctx: DrillContext, policy: Path, metrics: str, rps: float = 20, seed: int = 6) -> None:
@@ -129,11 +159,9 @@ def reset(ctx: DrillContext) -> None:
 def load(ctx: DrillContext, url: str, rps: float, seed: int, duration: float = 900.0) -> Iterator[procs.Handle]:
     """``workbench load`` in a process of its own (a thread would compete with the controller for the GIL),
     stopped when the block ends."""
-    cmd = procs.workbench_cmd("load", "--url", url, "--rps", str(rps), "--duration", str(duration),
-                              "--seed", str(seed))
+    cmd = procs.workbench_cmd("load", "--url", url, "--rps", str(rps), "--duration", str(duration), "--seed", str(seed))
     proc = procs.spawn(cmd, log=ctx.folder / "load.log", new_group=False)
     try:
         yield proc
     finally:
         proc.stop(grace=30)
-

@@ -59,14 +59,21 @@ class Scorecard(BaseModel):
 
 def build(interview: str, seed: int, started: float, rows: list[Row]) -> Scorecard:
     """The scorecard of ``rows``; pure but for the finishing time."""
+
     def stamp(t: float) -> str:
         return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
 
-    return Scorecard(interview=interview, seed=seed, started_at=stamp(started),
-                     finished_at=stamp(datetime.now(tz=UTC).timestamp()), rows=rows,
-                     seconds=round(sum(r.seconds for r in rows), 1), par_seconds=sum(r.par_seconds for r in rows),
-                     score=round(sum(r.points for r in rows) / len(rows), 1) if rows else 0.0,
-                     passed=sum(r.outcome == Outcome.PASSED for r in rows))
+    return Scorecard(
+        interview=interview,
+        seed=seed,
+        started_at=stamp(started),
+        finished_at=stamp(datetime.now(tz=UTC).timestamp()),
+        rows=rows,
+        seconds=round(sum(r.seconds for r in rows), 1),
+        par_seconds=sum(r.par_seconds for r in rows),
+        score=round(sum(r.points for r in rows) / len(rows), 1) if rows else 0.0,
+        passed=sum(r.outcome == Outcome.PASSED for r in rows),
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -77,8 +84,12 @@ def _clock(seconds: float) -> str:
 def _parts(row: Row) -> str:
     if row.report is None or row.report.score is None:
         return "-"
-    return "; ".join(f"{line.part.value} {line.points:+.1f}" if line.max_points == 0 else
-                     f"{line.part.value} {line.points:.1f}/{line.max_points:g}" for line in row.report.score.lines)
+    return "; ".join(
+        f"{line.part.value} {line.points:+.1f}"
+        if line.max_points == 0
+        else f"{line.part.value} {line.points:.1f}/{line.max_points:g}"
+        for line in row.report.score.lines
+    )
 
 
 def to_html(card: Scorecard) -> str:
@@ -88,7 +99,8 @@ def to_html(card: Scorecard) -> str:
         f"<tr><td>{row.position}</td><td>{e(row.title)}</td><td>{e(row.drill)}</td><td>{e(row.outcome.value)}</td>"
         f"<td>{row.points:.1f}</td><td>{_clock(row.seconds)} / {_clock(row.par_seconds)}</td>"
         f"<td>{row.report.hints_used if row.report else 0}</td><td>{e(_parts(row))}</td><td>{row.seed}</td></tr>"
-        for row in card.rows)
+        for row in card.rows
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Interview scorecard {e(card.interview)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}

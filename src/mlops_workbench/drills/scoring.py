@@ -44,8 +44,9 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
-def score(checks: list[CheckOutcome], seconds: float, par_seconds: float, hints_used: int,
-          postmortem: float | None) -> Score:
+def score(
+    checks: list[CheckOutcome], seconds: float, par_seconds: float, hints_used: int, postmortem: float | None
+) -> Score:
     """The score of one attempt. ``checks`` are the state checks (not the post-mortem); ``postmortem`` is the share
     (0 to 1) of the post-mortem's answers that match the run, or None for a drill without one."""
     state_max = STATE_POINTS + (POSTMORTEM_POINTS if postmortem is None else 0.0)
@@ -60,13 +61,27 @@ def score(checks: list[CheckOutcome], seconds: float, par_seconds: float, hints_
     lines = [ScoreLine(part=ScorePart.STATE, points=state, max_points=state_max, detail=detail)]
     if postmortem is not None:
         share = min(max(postmortem, 0.0), 1.0)
-        lines.append(ScoreLine(part=ScorePart.POSTMORTEM, points=round(POSTMORTEM_POINTS * share, 2),
-                               max_points=POSTMORTEM_POINTS, detail=f"{share:.0%} of the post-mortem matches the run"))
+        lines.append(
+            ScoreLine(
+                part=ScorePart.POSTMORTEM,
+                points=round(POSTMORTEM_POINTS * share, 2),
+                max_points=POSTMORTEM_POINTS,
+                detail=f"{share:.0%} of the post-mortem matches the run",
+            )
+        )
     clock = f"{_clock(seconds)} against a par of {_clock(par_seconds)}"
-    lines.append(ScoreLine(part=ScorePart.TIME, points=time_points(seconds, par_seconds) if solved else 0.0,
-                           max_points=TIME_POINTS, detail=clock if solved else f"{clock}; not solved yet, so no "
-                           "points for time"))
-    lines.append(ScoreLine(part=ScorePart.HINTS, points=-hints_cost(hints_used), max_points=0.0,
-                           detail=f"{hints_used} hint(s) taken"))
+    lines.append(
+        ScoreLine(
+            part=ScorePart.TIME,
+            points=time_points(seconds, par_seconds) if solved else 0.0,
+            max_points=TIME_POINTS,
+            detail=clock if solved else f"{clock}; not solved yet, so no points for time",
+        )
+    )
+    lines.append(
+        ScoreLine(
+            part=ScorePart.HINTS, points=-hints_cost(hints_used), max_points=0.0, detail=f"{hints_used} hint(s) taken"
+        )
+    )
     total = round(min(100.0, max(0.0, sum(line.points for line in lines))), 2)
     return Score(total=total, lines=lines)

@@ -36,8 +36,9 @@ def current(home: Path | None = None) -> DrillSession | None:
 def _running(home: Path | None) -> DrillSession:
     session = current(home)
     if session is None:
-        raise DrillError("No drill is running: start one with `workbench drill start NAME` (see `workbench drill "
-                         "list`).")
+        raise DrillError(
+            "No drill is running: start one with `workbench drill start NAME` (see `workbench drill list`)."
+        )
     return session
 
 
@@ -56,8 +57,9 @@ def _make_room(drill: Drill, running: DrillSession | None, home: Path) -> None:
         previous.reset(previous.context(home))
 
 
-def start(name: str, home: Path | None = None, blind: bool = False, seed: int | None = None,
-          interview: str | None = None) -> DrillSession:
+def start(
+    name: str, home: Path | None = None, blind: bool = False, seed: int | None = None, interview: str | None = None
+) -> DrillSession:
     """Reset ``name``, break the system the way ``seed`` draws (a fresh seed when None), then start the clock.
     ``blind`` hides the drill's name from :func:`status` (a drill picked at random); ``interview`` names the
     interview the drill is part of."""
@@ -77,8 +79,16 @@ def start(name: str, home: Path | None = None, blind: bool = False, seed: int | 
         drill.reset(ctx)
         cleanup.stop_started(home, before)
         raise
-    session = DrillSession(drill=name, started=time.time(), setup_seconds=round(time.time() - began, 2),
-                           services_before=before, blind=blind, seed=seed, variant=variant.key, interview=interview)
+    session = DrillSession(
+        drill=name,
+        started=time.time(),
+        setup_seconds=round(time.time() - began, 2),
+        services_before=before,
+        blind=blind,
+        seed=seed,
+        variant=variant.key,
+        interview=interview,
+    )
     _save(session, home)
     return session
 
@@ -92,11 +102,20 @@ def status(home: Path | None = None) -> dict[str, Any]:
     drill = catalog.get(session.drill)
     ctx = drill.context(home)
     services = {s: service.url for s in drill.services(ctx) if (service := procs.get(s, home))}
-    out = {"drill": ctx.handle if session.blind else session.drill, "title": drill.spec.title(session.started),
-           "elapsed_s": round((session.finished or time.time()) - session.started, 1),
-           "par_s": drill.spec.minutes * 60, "seed": session.seed, "hints_used": session.hints_used,
-           "hints_cost": scoring.hints_cost(session.hints_used), "finished": session.finished is not None,
-           "brief": drill.brief(ctx), "folder": str(ctx.folder), "services": services, "model": ctx.model_name}
+    out = {
+        "drill": ctx.handle if session.blind else session.drill,
+        "title": drill.spec.title(session.started),
+        "elapsed_s": round((session.finished or time.time()) - session.started, 1),
+        "par_s": drill.spec.minutes * 60,
+        "seed": session.seed,
+        "hints_used": session.hints_used,
+        "hints_cost": scoring.hints_cost(session.hints_used),
+        "finished": session.finished is not None,
+        "brief": drill.brief(ctx),
+        "folder": str(ctx.folder),
+        "services": services,
+        "model": ctx.model_name,
+    }
     if drill.spec.incident:
         out["postmortem"] = str(ctx.postmortem_path)
     if drill.answer_model is not None:
@@ -124,13 +143,21 @@ def grade(drill: Drill, home: Path, seconds: float, hints_used: int) -> DrillRep
     state = [o for o in outcomes if o.id != POSTMORTEM]
     par = drill.spec.minutes * 60.0
     passed = all(o.passed for o in outcomes)
-    return DrillReport(drill=drill.name, title=drill.spec.title(), seed=facts.get("seed"),
-                       variant=(facts.get("variant") or {}).get("key") if passed else None, passed=passed,
-                       seconds=round(seconds, 1), par_seconds=par, hints_used=hints_used,
-                       failed=[o for o in outcomes if not o.passed], checks=outcomes, checked_at=now(),
-                       score=scoring.score(state, seconds, par, hints_used,
-                                           None if postmortem is None else postmortem.share),
-                       postmortem=postmortem)
+    return DrillReport(
+        drill=drill.name,
+        title=drill.spec.title(),
+        seed=facts.get("seed"),
+        variant=(facts.get("variant") or {}).get("key") if passed else None,
+        passed=passed,
+        seconds=round(seconds, 1),
+        par_seconds=par,
+        hints_used=hints_used,
+        failed=[o for o in outcomes if not o.passed],
+        checks=outcomes,
+        checked_at=now(),
+        score=scoring.score(state, seconds, par, hints_used, None if postmortem is None else postmortem.share),
+        postmortem=postmortem,
+    )
 
 
 def _write(report: DrillReport, home: Path) -> None:
@@ -172,8 +199,12 @@ def reset(home: Path | None = None, name: str | None = None, every: bool = False
     home = _home(home)
     session = current(home)
     if every:
-        names = [n for n in catalog.names() if settings.layout(home).drills.folder(catalog.get(n).spec.handle).exists()
-                 or (session is not None and session.drill == n)]
+        names = [
+            n
+            for n in catalog.names()
+            if settings.layout(home).drills.folder(catalog.get(n).spec.handle).exists()
+            or (session is not None and session.drill == n)
+        ]
     else:
         names = [n for n in [name or (session.drill if session else None)] if n is not None]
     if not names:

@@ -83,20 +83,37 @@ class SignatureMismatch(Drill):
 
     def setup(self, ctx: DrillContext, variant: SignatureVariant) -> None:
         def skipped(ctx: DrillContext, bad: str, production: str) -> GateResult:  # "it's only a refactor"
-            return GateResult(passed=True, model=ctx.model_name, candidate_version=bad, production_version=production,
-                              metric="f1_macro", min_gain=0.0, candidate={}, production=None, reasons=[],
-                              holdout_rows=0)
+            return GateResult(
+                passed=True,
+                model=ctx.model_name,
+                candidate_version=bad,
+                production_version=production,
+                metric="f1_macro",
+                min_gain=0.0,
+                candidate={},
+                production=None,
+                reasons=[],
+                holdout_rows=0,
+            )
 
         (ctx.folder / "tests").mkdir(exist_ok=True)
         localtests.write_config(ctx.folder)
-        incidents.break_production(ctx, variant.good_releases, models.Fault(dropped=variant.dropped),
-                                   "refactor: fewer inputs, same accuracy", skipped, TRAFFIC, seed=ctx.fact("seed"))
+        incidents.break_production(
+            ctx,
+            variant.good_releases,
+            models.Fault(dropped=variant.dropped),
+            "refactor: fewer inputs, same accuracy",
+            skipped,
+            TRAFFIC,
+            seed=ctx.fact("seed"),
+        )
 
     def checks(self) -> list[GradedCheck]:
         return [
             GradedCheck("production-restored", incidents.production_restored),
-            GradedCheck("server-answers", lambda ctx: common.guard_server_answers(ctx, common.production(ctx)),
-                        guard=True),
+            GradedCheck(
+                "server-answers", lambda ctx: common.guard_server_answers(ctx, common.production(ctx)), guard=True
+            ),
             GradedCheck("ci-test-catches-it", _ci_test),
             GradedCheck("registry-intact", common.guard_registry_intact, guard=True),
             GradedCheck("audit-trail-intact", common.guard_audit_intact, guard=True),
@@ -132,12 +149,15 @@ def _ci_test(ctx: DrillContext) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:  # two independent pytest runs, side by side
         broken, good = pool.map(lambda version: run_test(ctx, version), (ctx.fact("bad"), ctx.fact("good")))
     if broken.returncode == 0:
-        fail(f"{TEST_FILE} passes on v{ctx.fact('bad')}, the version that broke every request: assert on its "
-             "signature.")
+        fail(
+            f"{TEST_FILE} passes on v{ctx.fact('bad')}, the version that broke every request: assert on its signature."
+        )
     if good.returncode != 0:
         tail = (good.stdout + good.stderr).strip().splitlines()[-3:]
-        fail(f"{TEST_FILE} fails on v{ctx.fact('good')}, the good version, too: a test that always fails blocks "
-             f"every release. pytest said: {' | '.join(tail)}")
+        fail(
+            f"{TEST_FILE} fails on v{ctx.fact('good')}, the good version, too: a test that always fails blocks "
+            f"every release. pytest said: {' | '.join(tail)}"
+        )
 
 
 def _always_failing_test(ctx: DrillContext) -> None:

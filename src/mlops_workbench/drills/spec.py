@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import PostMortem, PostMortemGrade
 
-__all__ = ["CheckOutcome", "DrillReport", "DrillSession", "DrillSpec", "PostMortem", "Score", "ScoreLine",
-           "ScorePart"]
+__all__ = ["CheckOutcome", "DrillReport", "DrillSession", "DrillSpec", "PostMortem", "Score", "ScoreLine", "ScorePart"]
 
 REPORT_VERSION = 2
 
@@ -27,14 +26,21 @@ class DrillSpec(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9-]+$")
     number: int = Field(ge=1, description="the drill's neutral handle: its model, services and folder are incident-N")
     symptom: str = Field(description="what a user or a dashboard sees, for the neutral title (never the cause)")
-    root_cause: RootCause | None = Field(description="why the system broke (hidden until the drill is passed); None "
-                                                     "for a question drill, where nothing is broken")
+    root_cause: RootCause | None = Field(
+        description="why the system broke (hidden until the drill is passed); None "
+        "for a question drill, where nothing is broken"
+    )
     fixes: list[Change] = Field(default_factory=list, description="what the reference repair changes (hidden too)")
-    symptoms: list[RootCause] = Field(default_factory=list, description="root causes that only name what was seen "
-                                      "or only stop it: a post-mortem giving one earns part of the marks")
+    symptoms: list[RootCause] = Field(
+        default_factory=list,
+        description="root causes that only name what was seen "
+        "or only stop it: a post-mortem giving one earns part of the marks",
+    )
     incident: bool = Field(description="an incident drill: the learner also files a post-mortem")
-    brief: str = Field(description="what the learner is told at start: what users and dashboards see, never the "
-                                   "cause or the fix; {model} and {folder} name the drill's model and folder")
+    brief: str = Field(
+        description="what the learner is told at start: what users and dashboards see, never the "
+        "cause or the fix; {model} and {folder} name the drill's model and folder"
+    )
     hints: list[str] = Field(min_length=1, description="from a nudge to the fix; each costs more than the one before")
     answer: str = Field(description="the model answer, shown after the check")
     minutes: int = Field(gt=0, description="par: the time a prepared engineer needs; time beyond it costs points")
@@ -78,8 +84,9 @@ class DrillSession(BaseModel):
     started: float
     setup_seconds: float
     hints_used: int = 0
-    services_before: list[str] = Field(default_factory=list,
-                                       description="services that ran before the drill: it never stops them")
+    services_before: list[str] = Field(
+        default_factory=list, description="services that ran before the drill: it never stops them"
+    )
     finished: float | None = Field(None, description="when a check passed: the clock stopped, the services with it")
     blind: bool = Field(False, description="picked at random: the drill's name stays hidden until it is passed")
     seed: int | None = Field(None, description="what the setup drew its variant from (`--seed` replays it)")

@@ -26,10 +26,19 @@ from mlops_workbench.rollout.events import EventType
 
 POLICY_FILE = "policy.yaml"
 RPS = 20
-ANALYSIS = {"interval": "2s", "window": "4s", "initialDelay": "1s", "inconclusiveLimit": 100000,
-            "consecutiveErrorLimit": 100000}
-CORRECTED = rollouts.policy_yaml("20s", {"interval": "2s", "window": "6s", "initialDelay": "2s", "failureLimit": 1,
-                                         "inconclusiveLimit": 20}, min_sample=5, weight=50)
+ANALYSIS = {
+    "interval": "2s",
+    "window": "4s",
+    "initialDelay": "1s",
+    "inconclusiveLimit": 100000,
+    "consecutiveErrorLimit": 100000,
+}
+CORRECTED = rollouts.policy_yaml(
+    "20s",
+    {"interval": "2s", "window": "6s", "initialDelay": "2s", "failureLimit": 1, "inconclusiveLimit": 20},
+    min_sample=5,
+    weight=50,
+)
 """A policy the canary can satisfy at :data:`RPS`: the reference repair's."""
 
 
@@ -94,8 +103,12 @@ class StalledCanary(rollout_checks.RolloutDrill):
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             _, state = rollouts.start_controller(ctx, candidate, variant.policy(), "direct", policy_file=POLICY_FILE)
             rollouts.fault(ctx, state.id)
-            rollouts.wait_for(ctx, state.id, lambda e: e.type is EventType.MEASUREMENT
-                              and e.phase == MeasurementPhase.INCONCLUSIVE, timeout=90)
+            rollouts.wait_for(
+                ctx,
+                state.id,
+                lambda e: e.type is EventType.MEASUREMENT and e.phase == MeasurementPhase.INCONCLUSIVE,
+                timeout=90,
+            )
         rollout_checks.remember(ctx, state.id, stable, candidate)
 
     def checks(self) -> list[GradedCheck]:
@@ -127,8 +140,10 @@ class StalledCanary(rollout_checks.RolloutDrill):
         return rollout_checks.truth(self, ctx, *corrected)
 
 
-REPEAT = (f"correct what the policy asks of the canary ({POLICY_FILE}), send traffic, and roll the candidate out "
-          "again with it.")
+REPEAT = (
+    f"correct what the policy asks of the canary ({POLICY_FILE}), send traffic, and roll the candidate out "
+    "again with it."
+)
 
 
 def _abort(ctx: DrillContext) -> None:

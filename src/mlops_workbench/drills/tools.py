@@ -16,8 +16,9 @@ def installed(tool: str) -> bool:
         from mlops_workbench.rollout import prometheus
 
         return prometheus.available()
-    raise ValueError(f"unknown tool {tool!r}: add its probe to drills.tools.installed and its fix to "
-                     "mlops_workbench.tools.INSTALL")
+    raise ValueError(
+        f"unknown tool {tool!r}: add its probe to drills.tools.installed and its fix to mlops_workbench.tools.INSTALL"
+    )
 
 
 def missing(needs: Iterable[str], probe: Installed = installed) -> list[str]:

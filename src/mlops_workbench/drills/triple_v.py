@@ -49,10 +49,12 @@ class TripleV(Drill):
     answer_model = TraceAnswer
     variants = (
         TraceVariant(key="first-of-two", answered=1, releases=(Release(), Release(drop_rows=(0, 50, 100), C=0.5))),
-        TraceVariant(key="second-of-three", answered=2,
-                     releases=(Release(), Release(C=0.5), Release(drop_rows=(1, 51, 101)))),
-        TraceVariant(key="first-of-three", answered=1,
-                     releases=(Release(), Release(drop_rows=(2, 52, 102)), Release(C=0.3))),
+        TraceVariant(
+            key="second-of-three", answered=2, releases=(Release(), Release(C=0.5), Release(drop_rows=(1, 51, 101)))
+        ),
+        TraceVariant(
+            key="first-of-three", answered=1, releases=(Release(), Release(drop_rows=(2, 52, 102)), Release(C=0.3))
+        ),
     )
     spec = DrillSpec(
         name="triple-v",
@@ -113,10 +115,12 @@ class TripleV(Drill):
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
             "answer-current-production": lambda ctx: _write_answer(ctx, common.production(ctx)),
-            "stop-every-service": lambda ctx: (_write_answer(ctx, _served_version(ctx)),
-                                               procs.stop_all(ctx.home)) and None,
-            "delete-the-registered-model": lambda ctx: (_write_answer(ctx, _served_version(ctx)),
-                                                        delete_model(ctx)) and None,
+            "stop-every-service": lambda ctx: (
+                (_write_answer(ctx, _served_version(ctx)), procs.stop_all(ctx.home)) and None
+            ),
+            "delete-the-registered-model": lambda ctx: (
+                (_write_answer(ctx, _served_version(ctx)), delete_model(ctx)) and None
+            ),
         }
 
 
@@ -124,17 +128,28 @@ def _record_request(ctx: DrillContext, url: str) -> None:
     """Answer one request now and keep it as the access log entry the customer disputes."""
     at = audit.now()
     reply = ModelServerClient(url, home=ctx.home).predict([common.VERSICOLOR], timeout=30)
-    (ctx.folder / REQUEST).write_text(json.dumps({"at": at, "path": paths.PREDICT,
-                                                  "payload": {"instances": [common.VERSICOLOR]},
-                                                  "answer": reply["predictions"]}, indent=1))
+    (ctx.folder / REQUEST).write_text(
+        json.dumps(
+            {
+                "at": at,
+                "path": paths.PREDICT,
+                "payload": {"instances": [common.VERSICOLOR]},
+                "answer": reply["predictions"],
+            },
+            indent=1,
+        )
+    )
 
 
 def _served_version(ctx: DrillContext) -> str:
     """The version ``production`` pointed to when the request was answered (from the audit log)."""
     request = json.loads((ctx.folder / REQUEST).read_text())
     at = datetime.fromisoformat(request["at"])
-    moves = [e for e in audit.production_moves(audit.read(home=ctx.home), ctx.model_name)
-             if datetime.fromisoformat(e.ts) <= at]
+    moves = [
+        e
+        for e in audit.production_moves(audit.read(home=ctx.home), ctx.model_name)
+        if datetime.fromisoformat(e.ts) <= at
+    ]
     if not moves:
         fail("The audit log has no production promotion before the request: the trail is broken.")
     return str(moves[-1].version)
@@ -165,8 +180,10 @@ def _trace_correct(ctx: DrillContext) -> None:
     if answer.run_id.lower() != truth["run_id"]:  # type: ignore[attr-defined]
         wrong.append("run_id")
     if wrong:
-        fail(f"{', '.join(wrong)} do not belong to the model that answered the request: find the version that "
-             "held production at the request's time, then its run and lineage.")
+        fail(
+            f"{', '.join(wrong)} do not belong to the model that answered the request: find the version that "
+            "held production at the request's time, then its run and lineage."
+        )
 
 
 DRILL = TripleV()

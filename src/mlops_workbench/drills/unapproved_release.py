@@ -73,8 +73,9 @@ class UnapprovedRelease(Drill):
         service = common.serve(ctx)
         common.send_traffic(service.url, TRAFFIC, seed=ctx.fact("seed"))
         candidate = common.log_version(ctx)
-        {"alias-set-directly": _alias_directly, "self-approved": _self_approved,
-         "staging-skipped": _staging_skipped}[variant.key](ctx, candidate)
+        {"alias-set-directly": _alias_directly, "self-approved": _self_approved, "staging-skipped": _staging_skipped}[
+            variant.key
+        ](ctx, candidate)
         ModelServerClient(service.url, home=ctx.home).reload()
         common.send_traffic(service.url, TRAFFIC, seed=ctx.fact("seed") + 1)
         versions = [v.version for v in registry.list_versions(ctx.model_name, home=ctx.home)]
@@ -84,8 +85,9 @@ class UnapprovedRelease(Drill):
         return [
             GradedCheck("put-back-first", _put_back_first),
             GradedCheck("released-properly", _released_properly),
-            GradedCheck("server-follows", lambda ctx: common.guard_server_answers(ctx, common.production(ctx)),
-                        guard=True),
+            GradedCheck(
+                "server-follows", lambda ctx: common.guard_server_answers(ctx, common.production(ctx)), guard=True
+            ),
             GradedCheck("registry-intact", common.guard_registry_intact, guard=True),
             GradedCheck("audit-trail-intact", common.guard_audit_intact, guard=True),
         ]
@@ -105,11 +107,23 @@ class UnapprovedRelease(Drill):
 def _repair(ctx: DrillContext) -> None:
     """Production back on the good version through the registry, then the newer one released properly."""
     good, candidate = str(ctx.fact("good")), str(ctx.fact("candidate"))
-    registry.promote(ctx.model_name, good, Alias.PRODUCTION, approver="on-call", home=ctx.home,
-                     reason=f"v{candidate} reached users without a release record; back to v{good}")
-    registry.release(ctx.model_name, candidate, approver="reviewer", reason="staged, gated and reviewed",
-                     staging_approver="on-call", staging_reason="release candidate, through the process this time",
-                     home=ctx.home)
+    registry.promote(
+        ctx.model_name,
+        good,
+        Alias.PRODUCTION,
+        approver="on-call",
+        home=ctx.home,
+        reason=f"v{candidate} reached users without a release record; back to v{good}",
+    )
+    registry.release(
+        ctx.model_name,
+        candidate,
+        approver="reviewer",
+        reason="staged, gated and reviewed",
+        staging_approver="on-call",
+        staging_reason="release candidate, through the process this time",
+        home=ctx.home,
+    )
     _reload(ctx)
 
 
@@ -127,8 +141,15 @@ def _self_approved(ctx: DrillContext, version: str) -> None:
 
 
 def _staging_skipped(ctx: DrillContext, version: str) -> None:
-    registry.promote(ctx.model_name, version, Alias.PRODUCTION, approver="release-bot", reason="urgent, straight out",
-                     params={"require_staging": False}, home=ctx.home)
+    registry.promote(
+        ctx.model_name,
+        version,
+        Alias.PRODUCTION,
+        approver="release-bot",
+        reason="urgent, straight out",
+        params={"require_staging": False},
+        home=ctx.home,
+    )
 
 
 def _moves(ctx: DrillContext) -> list[audit.AuditEntry]:
@@ -145,8 +166,13 @@ def _proper(entries: list[audit.AuditEntry], version: str) -> int | None:
             continue
         if e.alias == Alias.STAGING:
             staged = True
-        elif e.alias == Alias.PRODUCTION and staged and e.gate is not None and e.gate.passed \
-                and e.approver not in (e.registered_by, SETUP_APPROVER):
+        elif (
+            e.alias == Alias.PRODUCTION
+            and staged
+            and e.gate is not None
+            and e.gate.passed
+            and e.approver not in (e.registered_by, SETUP_APPROVER)
+        ):
             found = n
     return found
 
@@ -156,9 +182,11 @@ def _put_back_first(ctx: DrillContext) -> None:
     good, entries = str(ctx.fact("good")), _moves(ctx)
     back = next((n for n, e in enumerate(entries) if e.alias == Alias.PRODUCTION), None)
     if back is None or entries[back].version != good:
-        fail(f"The first production change since the drill started is not a move back to v{good}, the last version "
-             "with a full release record: put production back there first, through the registry (an alias set "
-             "directly leaves no record, and the `previous` alias may point at another version).")
+        fail(
+            f"The first production change since the drill started is not a move back to v{good}, the last version "
+            "with a full release record: put production back there first, through the registry (an alias set "
+            "directly leaves no record, and the `previous` alias may point at another version)."
+        )
 
 
 def _released_properly(ctx: DrillContext) -> None:
@@ -167,8 +195,10 @@ def _released_properly(ctx: DrillContext) -> None:
     if common.production(ctx) != candidate:
         fail(f"Production is not on v{candidate}: release it too, the way every release goes.")
     if _proper(_moves(ctx), candidate) is None:
-        fail(f"The audit log shows no proper release of v{candidate} since the drill started: promote it to "
-             "staging, then to production with a gate that passes and an approver who is not its author.")
+        fail(
+            f"The audit log shows no proper release of v{candidate} since the drill started: promote it to "
+            "staging, then to production with a gate that passes and an approver who is not its author."
+        )
 
 
 def _reload(ctx: DrillContext) -> None:
@@ -189,7 +219,7 @@ def _repair_then_forget(ctx: DrillContext) -> None:
     _repair(ctx)
     path = audit.log_path(home=ctx.home)
     lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[int(ctx.fact("audit_lines")):]))
+    path.write_text("".join(lines[int(ctx.fact("audit_lines")) :]))
 
 
 DRILL = UnapprovedRelease()

@@ -36,10 +36,19 @@ class DataCommit(Variant):
 class UnlockedData(rp.ReproducibilityDrill):
     variants = (
         DataCommit(key="rows-added", species="setosa", added=30, message="Data: 30 new setosa measurements"),
-        DataCommit(key="rows-dropped", species="virginica", dropped=20,
-                   message="Data: drop 20 virginica rows the lab flagged as duplicates"),
-        DataCommit(key="labels-corrected", species="versicolor", relabelled_as="virginica", dropped=0,
-                   message="Data: relabel versicolor rows the botanist corrected"),
+        DataCommit(
+            key="rows-dropped",
+            species="virginica",
+            dropped=20,
+            message="Data: drop 20 virginica rows the lab flagged as duplicates",
+        ),
+        DataCommit(
+            key="labels-corrected",
+            species="versicolor",
+            relabelled_as="virginica",
+            dropped=0,
+            message="Data: relabel versicolor rows the botanist corrected",
+        ),
     )
     spec = DrillSpec(
         name="unlocked-data",
@@ -84,8 +93,10 @@ class UnlockedData(rp.ReproducibilityDrill):
         ws.dvc("push", "--quiet")
         bad = versioning.log_model_run(ws, experiment=ctx.experiment, home=ctx.home)
         if tracking.client(ctx.home).get_run(bad).data.tags.get("dvc.stale", "false") == "false":
-            raise DrillError(f"The setup of '{ctx.name}' left dvc.lock in step with the data: the drill would not "
-                             "be broken. Report this bug.")
+            raise DrillError(
+                f"The setup of '{ctx.name}' left dvc.lock in step with the data: the drill would not "
+                "be broken. Report this bug."
+            )
         versions = [workspaces.register(ctx, first), workspaces.register(ctx, bad)]
         for version, reason in zip(versions, ("release 1", variant.message), strict=True):
             common.ship(ctx, version, reason)
@@ -121,7 +132,7 @@ def changed(variant: DataCommit, data: pd.DataFrame, seed: int) -> pd.DataFrame:
     if variant.relabelled_as is not None:
         out.loc[rows[::5], LABEL] = variant.relabelled_as
     if variant.dropped:
-        out = out.drop(index=rows[-variant.dropped:])
+        out = out.drop(index=rows[-variant.dropped :])
     if variant.added:
         rng = np.random.default_rng(seed)
         new = out.loc[rows].sample(variant.added, replace=True, random_state=seed).reset_index(drop=True)
@@ -135,8 +146,10 @@ def _lock_committed(ctx: DrillContext) -> None:
     ws = rp.ws(ctx)
     stale = stale_inputs(ws)
     if stale:
-        fail(f"dvc.lock is behind its inputs ({', '.join(stale)}): the outputs were never rebuilt from them. "
-             "Run `dvc repro` in ws/.")
+        fail(
+            f"dvc.lock is behind its inputs ({', '.join(stale)}): the outputs were never rebuilt from them. "
+            "Run `dvc repro` in ws/."
+        )
     if ws.git("status", "--porcelain", "--", "dvc.lock").strip():
         fail("dvc.lock is rebuilt but not committed: commit it, so the commit names the outputs of its own data.")
 

@@ -35,15 +35,22 @@ class DrillValidation(BaseModel):
     cases: list[Case]
 
 
-def _case(drill: Drill, ctx: DrillContext, name: str, expected: str,
-          act: Callable[[DrillContext], None] | None) -> Case:
+def _case(
+    drill: Drill, ctx: DrillContext, name: str, expected: str, act: Callable[[DrillContext], None] | None
+) -> Case:
     began = time.time()
     if act is not None:
         act(ctx)
     failed = [o.id for o in drill.grade(ctx) if not o.passed]
-    return Case(case=name, variant=ctx.fact("variant")["key"], seed=ctx.fact("seed"), expected=expected,
-                ok=not failed if expected == "pass" else bool(failed), failed_checks=failed,
-                seconds=round(time.time() - began, 1))
+    return Case(
+        case=name,
+        variant=ctx.fact("variant")["key"],
+        seed=ctx.fact("seed"),
+        expected=expected,
+        ok=not failed if expected == "pass" else bool(failed),
+        failed_checks=failed,
+        seconds=round(time.time() - began, 1),
+    )
 
 
 def _fresh(drill: Drill, ctx: DrillContext, seed: int) -> None:
@@ -52,12 +59,15 @@ def _fresh(drill: Drill, ctx: DrillContext, seed: int) -> None:
 
 
 def _say(say: Say, drill: Drill, case: Case) -> None:
-    say(f"  {'ok ' if case.ok else 'BAD'} {drill.name} ({case.variant}, seed {case.seed}) {case.case}: expected "
-        f"{case.expected}, failed checks {', '.join(case.failed_checks) or 'none'} ({case.seconds:.1f}s)")
+    say(
+        f"  {'ok ' if case.ok else 'BAD'} {drill.name} ({case.variant}, seed {case.seed}) {case.case}: expected "
+        f"{case.expected}, failed checks {', '.join(case.failed_checks) or 'none'} ({case.seconds:.1f}s)"
+    )
 
 
-def validate_drill(drill: Drill, home: Path | None = None, say: Say = lambda _m: None,
-                   thorough: bool = False) -> DrillValidation:
+def validate_drill(
+    drill: Drill, home: Path | None = None, say: Say = lambda _m: None, thorough: bool = False
+) -> DrillValidation:
     """Every variant: broken fails, the reference fix passes, tearing down after it fails. Every other destructive
     fix fails on the first variant (on each with ``thorough``)."""
     ctx = drill.context(home or settings.home())
@@ -67,11 +77,14 @@ def validate_drill(drill: Drill, home: Path | None = None, say: Say = lambda _m:
     try:
         for index, seed in enumerate(variants.seeds(drill.variants, drill.name).values()):
             _fresh(drill, ctx, seed)
-            for name, expected, act in (("broken", "fail", None), ("reference-fix", "pass", drill.reference_fix),
-                                        (f"teardown:{drill.teardown}", "fail", teardown)):
+            for name, expected, act in (
+                ("broken", "fail", None),
+                ("reference-fix", "pass", drill.reference_fix),
+                (f"teardown:{drill.teardown}", "fail", teardown),
+            ):
                 cases.append(_case(drill, ctx, name, expected, act))
                 _say(say, drill, cases[-1])
-            for name, destroy in (others.items() if index == 0 or thorough else ()):
+            for name, destroy in others.items() if index == 0 or thorough else ():
                 _fresh(drill, ctx, seed)
                 cases.append(_case(drill, ctx, f"destructive:{name}", "fail", destroy))
                 _say(say, drill, cases[-1])
@@ -80,8 +93,9 @@ def validate_drill(drill: Drill, home: Path | None = None, say: Say = lambda _m:
     return DrillValidation(drill=drill.name, ok=bool(cases) and all(c.ok for c in cases), cases=cases)
 
 
-def validate(names: list[str] | None = None, home: Path | None = None, say: Say = lambda _m: None,
-             thorough: bool = False) -> list[DrillValidation]:
+def validate(
+    names: list[str] | None = None, home: Path | None = None, say: Say = lambda _m: None, thorough: bool = False
+) -> list[DrillValidation]:
     """Validate the named drills (default: all) in the state folder ``home``.
 
     Stops every service the validation started (the tracking server the setups need, for one) and keeps those

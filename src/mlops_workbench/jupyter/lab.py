@@ -20,9 +20,16 @@ from mlops_workbench import settings
 PAGE_PREFIX = "/lab/tree"
 
 
-def command(project: Path | None = None, *, start: Path | None = None, port: int | None = None,
-            token: str | None = None, open_browser: bool = True, config: Path | None = None,
-            uid: int | None = None) -> list[str]:
+def command(
+    project: Path | None = None,
+    *,
+    start: Path | None = None,
+    port: int | None = None,
+    token: str | None = None,
+    open_browser: bool = True,
+    config: Path | None = None,
+    uid: int | None = None,
+) -> list[str]:
     """The ``jupyter lab`` command line opening ``start`` (default: the project's ``notebooks/``); ``token=""``
     disables the token, for tests on loopback only.
 
@@ -33,9 +40,13 @@ def command(project: Path | None = None, *, start: Path | None = None, port: int
     folder = Path(start).resolve() if start is not None else project / "notebooks"
     root = project if folder.is_relative_to(project) else folder.parent
     page = f"{PAGE_PREFIX}/{folder.relative_to(root).as_posix()}"
-    args = [str(Path(sys.executable).with_name("jupyter")), "lab",
-            f"--ServerApp.root_dir={root}", f"--ServerApp.default_url={page}",
-            "--ContentsManager.allow_hidden=True"]
+    args = [
+        str(Path(sys.executable).with_name("jupyter")),
+        "lab",
+        f"--ServerApp.root_dir={root}",
+        f"--ServerApp.default_url={page}",
+        "--ContentsManager.allow_hidden=True",
+    ]
     if (os.geteuid() if uid is None else uid) == 0:
         args.append("--allow-root")
     if port is not None:

@@ -36,8 +36,11 @@ class ProgressHandler(BaseHTTPRequestHandler):
 
         path = self.path.split("?", 1)[0]
         if path not in ("/", "/index.html", "/progress.json"):
-            return self._send(HTTPStatus.NOT_FOUND, "text/plain",
-                              f"No page {path}: the progress page is / and its record /progress.json.")
+            return self._send(
+                HTTPStatus.NOT_FOUND,
+                "text/plain",
+                f"No page {path}: the progress page is / and its record /progress.json.",
+            )
         try:
             record = build()
         except WorkbenchError as exc:  # e.g. no checkout found: the message names the fix
@@ -63,8 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     """Serve the progress page on 127.0.0.1:PORT until stopped (jupyter-server-proxy stops it with JupyterLab)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
-        print(f"error: pass the port to serve on, as in `python -m mlops_workbench.jupyter.progress 8765` "
-              f"(got {' '.join(args) or 'nothing'})", file=sys.stderr)
+        print(
+            f"error: pass the port to serve on, as in `python -m mlops_workbench.jupyter.progress 8765` "
+            f"(got {' '.join(args) or 'nothing'})",
+            file=sys.stderr,
+        )
         raise SystemExit(EXIT_ERROR)
     with ThreadingHTTPServer(("127.0.0.1", int(args[0])), ProgressHandler) as server:
         server.serve_forever()

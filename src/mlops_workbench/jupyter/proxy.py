@@ -27,8 +27,19 @@ from mlops_workbench import settings, tracking
 from mlops_workbench.errors import TrackingServerDown
 
 # headers of one connection, not of the request: never forwarded (aiohttp sets Host and the framing itself)
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "transfer-encoding", "upgrade", "host"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
 HOME = web.AppKey("home", Path)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
 
@@ -47,8 +58,10 @@ def mlflow_server() -> dict[str, Any]:
 
 def notice(status: int, text: str) -> web.Response:
     """A one-line page that reloads itself every few seconds, so it turns into the MLflow UI once the server runs."""
-    page = (f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="5">'
-            f"<title>MLflow UI unavailable</title><p>{html.escape(text)}</p>\n")
+    page = (
+        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="5">'
+        f"<title>MLflow UI unavailable</title><p>{html.escape(text)}</p>\n"
+    )
     return web.Response(status=status, text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
@@ -58,18 +71,28 @@ async def forward(request: web.Request) -> web.StreamResponse:
     try:
         target = tracking.url(home)
     except TrackingServerDown:
-        return notice(503, f"No MLflow tracking server is running for the state folder {home}: start one with "
-                      "`workbench mlflow up` in a terminal (or `tracking.up()` in a notebook); this page reloads "
-                      "by itself.")
+        return notice(
+            503,
+            f"No MLflow tracking server is running for the state folder {home}: start one with "
+            "`workbench mlflow up` in a terminal (or `tracking.up()` in a notebook); this page reloads "
+            "by itself.",
+        )
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
     try:
         upstream = await request.app[CLIENT].request(
-            request.method, URL(target + request.raw_path, encoded=True), headers=headers,
-            data=request.content if request.body_exists else None, allow_redirects=False)
+            request.method,
+            URL(target + request.raw_path, encoded=True),
+            headers=headers,
+            data=request.content if request.body_exists else None,
+            allow_redirects=False,
+        )
     except aiohttp.ClientError as exc:
-        return notice(502, f"The MLflow tracking server of the state folder {home} at {target} does not answer "
-                      f"({type(exc).__name__}): if it is still starting this page reloads by itself, else restart "
-                      "it with `workbench mlflow down` and `workbench mlflow up`.")
+        return notice(
+            502,
+            f"The MLflow tracking server of the state folder {home} at {target} does not answer "
+            f"({type(exc).__name__}): if it is still starting this page reloads by itself, else restart "
+            "it with `workbench mlflow down` and `workbench mlflow up`.",
+        )
     try:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for key, value in upstream.headers.items():
@@ -86,6 +109,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
 
 def app(home: Path) -> web.Application:
     """The forwarder for the tracking server of the state folder ``home``."""
+
     async def client(application: web.Application) -> AsyncIterator[None]:
         # bytes pass through as the server sent them (compressed or not); a big answer may take as long as it
         # takes, but a server that does not connect, or then sends nothing for a minute, is reported, not awaited
@@ -105,8 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run the forwarder on 127.0.0.1:PORT (jupyter-server-proxy starts it with the port it picked)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
-        raise SystemExit("usage: python -m mlops_workbench.jupyter.proxy PORT (jupyter-server-proxy runs this for "
-                         "the MLflow tile; to run MLflow itself use `workbench mlflow up`)")
+        raise SystemExit(
+            "usage: python -m mlops_workbench.jupyter.proxy PORT (jupyter-server-proxy runs this for "
+            "the MLflow tile; to run MLflow itself use `workbench mlflow up`)"
+        )
     web.run_app(app(settings.home()), host="127.0.0.1", port=int(args[0]), print=None, access_log=None)
 
 

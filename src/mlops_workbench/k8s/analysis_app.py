@@ -25,8 +25,10 @@ Query = Callable[[str], list[dict[str, Any]]]
 
 def prometheus_query(url: str, timeout: float = 5.0) -> Query:
     """The query function of the Prometheus at ``url`` (its failures raise a RuntimeError)."""
+
     def query(expr: str) -> list[dict[str, Any]]:
         return prometheus.query(url, expr, timeout=timeout)
+
     return query
 
 
@@ -61,13 +63,17 @@ def create_app(policy: pol.Policy, query: Query) -> FastAPI:
     def measure(name: str, canary: str, stable: str, namespace: str) -> JSONResponse:
         metric = metrics.get(name)
         if metric is None:
-            return JSONResponse({"error": f"no metric '{name}' in policy {policy.name}; choose one of {sorted(metrics)}"}, 404)
+            return JSONResponse(
+                {"error": f"no metric '{name}' in policy {policy.name}; choose one of {sorted(metrics)}"}, 404
+            )
         if not canary or not stable or canary == stable:
             return JSONResponse({"error": "canary and stable must be two different pod template hashes"}, 400)
         try:
             win = snapshot(query, namespace, {canary: "canary", stable: "stable"}, metric.lookback)
         except (RuntimeError, ValueError) as err:
-            return JSONResponse({"phase": analysis.MeasurementPhase.ERROR, "message": f"metrics unavailable: {err}"}, 503)
+            return JSONResponse(
+                {"phase": analysis.MeasurementPhase.ERROR, "message": f"metrics unavailable: {err}"}, 503
+            )
         m = analysis.measure(metric, win, policy.analysis.min_sample_size)
         body = m.to_event()
         return JSONResponse(body, 503 if m.phase == analysis.MeasurementPhase.ERROR else 200)

@@ -33,8 +33,10 @@ def build_images(v: Versions, say: Say = print) -> list[str]:
     built = []
     for image, fault in ((v.healthy_image, "0.0"), (v.faulty_image, "0.3")):
         say(f"building {image} (fault error rate {fault})")
-        tools.run([docker, "build", "-f", dockerfile, "--build-arg", f"FAULT_ERROR_RATE={fault}", "-t", image, root],
-                  timeout=1800)
+        tools.run(
+            [docker, "build", "-f", dockerfile, "--build-arg", f"FAULT_ERROR_RATE={fault}", "-t", image, root],
+            timeout=1800,
+        )
         built.append(image)
     return built
 
@@ -42,23 +44,66 @@ def build_images(v: Versions, say: Say = print) -> list[str]:
 def install_stack(v: Versions, say: Say = print) -> None:
     helm = tools.require("helm")
     say(f"Gateway API CRDs {v.GATEWAY_API_VERSION}")
-    _kubectl("apply", "--server-side", "-f", "https://github.com/kubernetes-sigs/gateway-api/releases/download/"
-             f"{v.GATEWAY_API_VERSION}/standard-install.yaml")
+    _kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "https://github.com/kubernetes-sigs/gateway-api/releases/download/"
+        f"{v.GATEWAY_API_VERSION}/standard-install.yaml",
+    )
     say(f"Envoy Gateway {v.ENVOY_GATEWAY_VERSION}")
-    common = ["--kube-context", f"kind-{CLUSTER}", "-n", "envoy-gateway-system", "--create-namespace",
-              "--version", v.ENVOY_GATEWAY_VERSION, "--wait", "--timeout", "5m"]
-    tools.run([helm, "upgrade", "--install", "eg-crds", "oci://docker.io/envoyproxy/gateway-crds-helm", *common,
-               "--set", "crds.gatewayAPI.enabled=false", "--set", "crds.envoyGateway.enabled=true"])
-    tools.run([helm, "upgrade", "--install", "eg", "oci://docker.io/envoyproxy/gateway-helm", *common,
-               "--skip-crds", "--set", "crds.enabled=false"])
+    common = [
+        "--kube-context",
+        f"kind-{CLUSTER}",
+        "-n",
+        "envoy-gateway-system",
+        "--create-namespace",
+        "--version",
+        v.ENVOY_GATEWAY_VERSION,
+        "--wait",
+        "--timeout",
+        "5m",
+    ]
+    tools.run(
+        [
+            helm,
+            "upgrade",
+            "--install",
+            "eg-crds",
+            "oci://docker.io/envoyproxy/gateway-crds-helm",
+            *common,
+            "--set",
+            "crds.gatewayAPI.enabled=false",
+            "--set",
+            "crds.envoyGateway.enabled=true",
+        ]
+    )
+    tools.run(
+        [
+            helm,
+            "upgrade",
+            "--install",
+            "eg",
+            "oci://docker.io/envoyproxy/gateway-helm",
+            *common,
+            "--skip-crds",
+            "--set",
+            "crds.enabled=false",
+        ]
+    )
     say(f"Argo Rollouts {v.ARGO_ROLLOUTS_VERSION} with the gatewayAPI plugin {v.GATEWAYAPI_PLUGIN_VERSION}")
     _kubectl("create", "namespace", "argo-rollouts", check=False)
     stack = "".join(p.read_text() + "\n---\n" for p in sorted((deploy_dir() / "stack").glob("*.yaml")))
     if v.plugin_url() not in stack:
         raise K8sError(f"deploy/k8s/stack names another plugin than {v.plugin_url()}: make it match versions.env.")
     _kubectl("apply", "-f", "-", input=stack)
-    _kubectl("apply", "-n", "argo-rollouts", "-f", "https://github.com/argoproj/argo-rollouts/releases/download/"
-             f"{v.ARGO_ROLLOUTS_VERSION}/install.yaml")
+    _kubectl(
+        "apply",
+        "-n",
+        "argo-rollouts",
+        "-f",
+        f"https://github.com/argoproj/argo-rollouts/releases/download/{v.ARGO_ROLLOUTS_VERSION}/install.yaml",
+    )
     _kubectl("-n", "argo-rollouts", "rollout", "status", "deployment/argo-rollouts", "--timeout=300s")
 
 
@@ -79,8 +124,21 @@ def up(say: Say = print, build: bool = True, manifests: Path | None = None) -> N
     tools.require("helm")
     if CLUSTER not in tools.run([kind, "get", "clusters"]).split():
         say(f"creating kind cluster '{CLUSTER}' ({v.KIND_NODE_IMAGE})")
-        tools.run([kind, "create", "cluster", "--name", CLUSTER, "--config", str(deploy_dir() / "kind-config.yaml"),
-                   "--image", v.KIND_NODE_IMAGE, "--wait", "120s"])
+        tools.run(
+            [
+                kind,
+                "create",
+                "cluster",
+                "--name",
+                CLUSTER,
+                "--config",
+                str(deploy_dir() / "kind-config.yaml"),
+                "--image",
+                v.KIND_NODE_IMAGE,
+                "--wait",
+                "120s",
+            ]
+        )
     images = build_images(v, say) if build else [v.healthy_image, v.faulty_image]
     for image in images:
         tools.run([kind, "load", "docker-image", image, "--name", CLUSTER])
@@ -122,13 +180,22 @@ def status() -> dict[str, Any]:
 
 def summarize(ro: dict[str, Any], route: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     st = ro.get("status") or {}
-    weights = {ref["name"]: ref.get("weight", 1) for rule in route.get("spec", {}).get("rules", [])
-               for ref in rule.get("backendRefs", [])}
+    weights = {
+        ref["name"]: ref.get("weight", 1)
+        for rule in route.get("spec", {}).get("rules", [])
+        for ref in rule.get("backendRefs", [])
+    }
     image = ro["spec"]["template"]["spec"]["containers"][0]["image"]
-    return {"phase": st.get("phase"), "aborted": bool(st.get("abort")), "message": st.get("message", ""),
-            "step": st.get("currentStepIndex"), "image": image, "weights": weights,
-            "canary_weight": weights.get(render.CANARY_SERVICE, 0),
-            "analysis_runs": {r["metadata"]["name"]: (r.get("status") or {}).get("phase") for r in runs}}
+    return {
+        "phase": st.get("phase"),
+        "aborted": bool(st.get("abort")),
+        "message": st.get("message", ""),
+        "step": st.get("currentStepIndex"),
+        "image": image,
+        "weights": weights,
+        "canary_weight": weights.get(render.CANARY_SERVICE, 0),
+        "analysis_runs": {r["metadata"]["name"]: (r.get("status") or {}).get("phase") for r in runs},
+    }
 
 
 def _rollouts_plugin(*args: str) -> str:

@@ -15,14 +15,18 @@ import re
 
 from mlops_workbench.errors import InputError
 
-TOKEN = re.compile(r"\s*(?:(?P<result>result\s*\[\s*0\s*\])|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-                   r"|(?P<op>&&|\|\||<=|>=|==|!=|<|>|!|\(|\)|-)|(?P<word>[A-Za-z_][A-Za-z_0-9]*))")
+TOKEN = re.compile(
+    r"\s*(?:(?P<result>result\s*\[\s*0\s*\])|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"|(?P<op>&&|\|\||<=|>=|==|!=|<|>|!|\(|\)|-)|(?P<word>[A-Za-z_][A-Za-z_0-9]*))"
+)
 NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 COMPARE = {"<", "<=", ">", ">=", "==", "!="}
 FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 WORDS = {"and": "&&", "or": "||", "not": "!"}
-FORM = ("compare result[0] with numbers and join the comparisons with && and || "
-        "(e.g. `result[0] >= 0 && result[0] <= 0.02`)")
+FORM = (
+    "compare result[0] with numbers and join the comparisons with && and || "
+    "(e.g. `result[0] >= 0 && result[0] <= 0.02`)"
+)
 
 
 class ConditionError(InputError):
@@ -36,7 +40,7 @@ def tokens(text: str) -> list[str]:
     while pos < len(text):
         m = TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise ConditionError(f"cannot read {text[pos:pos + 20]!r} in the condition {text!r}: {FORM}.")
+            raise ConditionError(f"cannot read {text[pos : pos + 20]!r} in the condition {text!r}: {FORM}.")
         pos = m.end()
         if m.group("result"):
             out.append("result[0]")
@@ -121,8 +125,9 @@ class _Parser:
             raise ConditionError(f"expected a comparison after {left!r} in the condition {self.text!r}, got {op!r}.")
         right = self.operand()
         if (left == "result[0]") == (right == "result[0]"):
-            raise ConditionError(f"each comparison in {self.text!r} must compare result[0] with a number, "
-                                 f"not {left} {op} {right}.")
+            raise ConditionError(
+                f"each comparison in {self.text!r} must compare result[0] with a number, not {left} {op} {right}."
+            )
         if right == "result[0]":
             left, op, right = right, FLIP[op], left
         return f"{self.query} {op} {float(right)!r}"

@@ -29,7 +29,9 @@ def schema_dir():
 
 
 def ready() -> bool:
-    return (schema_dir() / "node_modules" / "@kubernetes-models" / "argo-rollouts").is_dir() and tools.find("node") is not None
+    return (schema_dir() / "node_modules" / "@kubernetes-models" / "argo-rollouts").is_dir() and tools.find(
+        "node"
+    ) is not None
 
 
 def check(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -38,8 +40,10 @@ def check(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     node = tools.require("node")
     if not (schema_dir() / "node_modules").is_dir():
-        raise ToolMissing(f"the schema packages are not installed in {schema_dir()}: run `make setup` "
-                          "(or `npm ci` there) with Node.js 20+.")
+        raise ToolMissing(
+            f"the schema packages are not installed in {schema_dir()}: run `make setup` "
+            "(or `npm ci` there) with Node.js 20+."
+        )
     out = tools.run([node, str(schema_dir() / "validate.mjs")], input=json.dumps(objs), timeout=120)
     results = json.loads(out)
     for r in results:

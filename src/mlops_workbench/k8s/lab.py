@@ -76,8 +76,12 @@ def strategy_problems(policy: pol.Policy, folder: Path) -> list[str]:
     if got_steps != want_steps:
         problems.append(f"steps are {got_steps}, the policy says {want_steps}")
     background = [t.get("templateName") for t in (canary.get("analysis") or {}).get("templates") or []]
-    gates = [t.get("templateName") for s in canary.get("steps") or [] if "analysis" in s
-             for t in (s["analysis"] or {}).get("templates") or []]
+    gates = [
+        t.get("templateName")
+        for s in canary.get("steps") or []
+        if "analysis" in s
+        for t in (s["analysis"] or {}).get("templates") or []
+    ]
     for metric in policy.analysis.metrics:
         if render.template_name(metric) not in background:
             problems.append(f"the background analysis does not run template '{render.template_name(metric)}'")
@@ -90,8 +94,11 @@ def strategy_problems(policy: pol.Policy, folder: Path) -> list[str]:
 
 def templates(folder: Path) -> dict[str, dict[str, Any]]:
     """The learner's AnalysisTemplates by name (reads only the templates file)."""
-    return {(t.get("metadata") or {}).get("name"): t for t in _load(folder, TEMPLATES, "Exercise 2 (cell 'write-templates')")
-            if t.get("kind") == "AnalysisTemplate"}
+    return {
+        (t.get("metadata") or {}).get("name"): t
+        for t in _load(folder, TEMPLATES, "Exercise 2 (cell 'write-templates')")
+        if t.get("kind") == "AnalysisTemplate"
+    }
 
 
 def metric_of(policy: pol.Policy) -> dict[str, pol.Metric]:
@@ -120,8 +127,10 @@ def template_problems(policy: pol.Policy, folder: Path) -> list[str]:
             if got.get(key) != want.get(key):
                 problems.append(f"{name}: {key} is {got.get(key)!r}, the policy gives {want.get(key)!r}")
         if set(got.get("provider") or {}) != set(want["provider"]):
-            problems.append(f"{name}: provider {sorted(got.get('provider') or {})}, expected {sorted(want['provider'])} "
-                            f"({'web: PromQL cannot compute a PSI' if metric.kind == 'predictionShift' else 'prometheus'})")
+            problems.append(
+                f"{name}: provider {sorted(got.get('provider') or {})}, expected {sorted(want['provider'])} "
+                f"({'web: PromQL cannot compute a PSI' if metric.kind == 'predictionShift' else 'prometheus'})"
+            )
     return problems
 
 
@@ -155,25 +164,28 @@ def revert_problem(overlay: Path, scratch: Path) -> str:
     """
     versions = load_versions()
     if not (overlay / "kustomization.yaml").is_file():
-        return (f"{overlay}/kustomization.yaml does not exist: write the revert overlay in the cell 'revert'.")
+        return f"{overlay}/kustomization.yaml does not exist: write the revert overlay in the cell 'revert'."
     shutil.copytree(overlay, scratch, symlinks=False, dirs_exist_ok=True)
     faulty = faulty_release()
     (scratch / "rendered.yaml").write_text(faulty)
     try:
         objs = v.load_text(v.kustomize(scratch))
     except FAILURES as err:
-        return (f"the revert overlay does not render with kustomize: {err}")
-    images = [c.get("image") for o in objs if o.get("kind") == "Rollout"
-              for c in o["spec"]["template"]["spec"]["containers"]]
+        return f"the revert overlay does not render with kustomize: {err}"
+    images = [
+        c.get("image") for o in objs if o.get("kind") == "Rollout" for c in o["spec"]["template"]["spec"]["containers"]
+    ]
     if not images:
-        return ("the revert overlay renders no Rollout: keep rendered.yaml (the faulty release) as its resource")
+        return "the revert overlay renders no Rollout: keep rendered.yaml (the faulty release) as its resource"
     if any(i == versions.faulty_image for i in images):
-        return (f"applied to the faulty release, the revert still runs {versions.faulty_image}: it changes nothing "
-                f"that runs; set the image {versions.MODEL_IMAGE} to the tag {versions.HEALTHY_TAG} in `images:`")
+        return (
+            f"applied to the faulty release, the revert still runs {versions.faulty_image}: it changes nothing "
+            f"that runs; set the image {versions.MODEL_IMAGE} to the tag {versions.HEALTHY_TAG} in `images:`"
+        )
     if any(i != versions.healthy_image for i in images):
-        return (f"the reverted Rollout runs {images}; the last healthy release ran {versions.healthy_image}")
+        return f"the reverted Rollout runs {images}; the last healthy release ran {versions.healthy_image}"
     if _without_images(v.load_text(faulty)) != _without_images(objs):
-        return ("the revert changes more than the image: revert only the image, the rest of the release stays")
+        return "the revert changes more than the image: revert only the image, the rest of the release stays"
     return ""
 
 
@@ -201,23 +213,32 @@ def _starved(run: steps.Replayable, rps: float) -> str:
     segments, end = replay.schedule(policy)
     for m in run.policy.analysis.metrics:
         minimum = m.min_sample_size or policy.analysis.min_sample_size
-        due = [m.initial_delay + k * m.interval for k in range(m.count or 10_000)
-               if m.initial_delay + k * m.interval <= end + 1e-9]
+        due = [
+            m.initial_delay + k * m.interval
+            for k in range(m.count or 10_000)
+            if m.initial_delay + k * m.interval <= end + 1e-9
+        ]
         if not due:
-            return (f"{m.name} first measures {m.initial_delay:g}s after the first weight, but the pauses end at "
-                    f"{end:g}s: make the pauses longer than its initialDelay")
-        best = max(sum(rps * w / 100 * max(0.0, min(b, t) - max(a, t - m.lookback)) for a, b, w in segments)
-                   for t in due)
+            return (
+                f"{m.name} first measures {m.initial_delay:g}s after the first weight, but the pauses end at "
+                f"{end:g}s: make the pauses longer than its initialDelay"
+            )
+        best = max(
+            sum(rps * w / 100 * max(0.0, min(b, t) - max(a, t - m.lookback)) for a, b, w in segments) for t in due
+        )
         if best < minimum:
             first = policy.weights[0] if policy.weights else 0
-            return (f"at {rps:g} rps no window of {m.name} ({m.lookback:g}s) holds more than about {best:.0f} canary "
-                    f"requests, under the minimum sample {minimum}: lengthen the pauses (at {first:g}% the canary "
-                    f"needs {minimum / max(rps * first / 100, 1e-9):.0f}s for {minimum} requests)")
+            return (
+                f"at {rps:g} rps no window of {m.name} ({m.lookback:g}s) holds more than about {best:.0f} canary "
+                f"requests, under the minimum sample {minimum}: lengthen the pauses (at {first:g}% the canary "
+                f"needs {minimum / max(rps * first / 100, 1e-9):.0f}s for {minimum} requests)"
+            )
     return ""
 
 
-def replay_problem(run: steps.Replayable, rps: float, healthy: list[int], faulty: list[int], error_rate: float,
-                   misses: int = 1) -> str:
+def replay_problem(
+    run: steps.Replayable, rps: float, healthy: list[int], faulty: list[int], error_rate: float, misses: int = 1
+) -> str:
     """What the replayed strategy gets wrong, or "" when it promotes healthy canaries and catches faulty ones.
 
     Faulty canaries fail ``error_rate`` of their requests from the first weight on (as the faulty image does); each
@@ -229,25 +250,36 @@ def replay_problem(run: steps.Replayable, rps: float, healthy: list[int], faulty
     if len(wrong) > misses:
         r = wrong[0]
         hint = starved or "raise failureLimit or the minimum sample, so that noise alone does not fail a measurement"
-        return (f"a healthy canary was aborted in {len(wrong)} of {len(healthy)} replays at {rps:g} rps (seed {r.seed}, "
-                f"at {r.ended_at:g}s: {r.reason}): {hint}.")
+        return (
+            f"a healthy canary was aborted in {len(wrong)} of {len(healthy)} replays at {rps:g} rps (seed {r.seed}, "
+            f"at {r.ended_at:g}s: {r.reason}): {hint}."
+        )
     limit = run.last_weight_at if run.last_weight_at > 0 else run.steps_end
     traffic = replay.Traffic(rps=rps, fault_error_rate=error_rate, fault_at=0.0)
-    wrong = [r for r in replay.replay_many(run.policy, traffic, faulty)
-             if r.outcome == "promote" or r.ended_at >= limit or r.ended_at > run.bound() + replay.BIN_S]
+    wrong = [
+        r
+        for r in replay.replay_many(run.policy, traffic, faulty)
+        if r.outcome == "promote" or r.ended_at >= limit or r.ended_at > run.bound() + replay.BIN_S
+    ]
     if len(wrong) <= misses:
         return ""
     r = wrong[0]
-    where = (f"it was promoted ({r.reason})" if r.outcome == "promote" else f"it was aborted only at {r.ended_at:g}s "
-             f"({r.reason})")
+    where = (
+        f"it was promoted ({r.reason})"
+        if r.outcome == "promote"
+        else f"it was aborted only at {r.ended_at:g}s ({r.reason})"
+    )
     if r.outcome == "abort" and r.ended_at < limit:
         why = f"beyond the bound of {run.bound():g}s your analysis limits promise: fail faster (lower failureLimit)"
     else:
         last = "promotion" if run.last_weight_at <= 0 else f"the weight {run.last_weight:g}%"
-        why = (f"the canary must be out before {last} at {limit:g}s: "
-               + (starved or "pause longer before the last setWeight, so that failureLimit + 1 measurements fit"))
-    return (f"a canary failing {error_rate:.0%} of its requests was not stopped in time in {len(wrong)} of "
-            f"{len(faulty)} replays (seed {r.seed}): {where}; {why}.")
+        why = f"the canary must be out before {last} at {limit:g}s: " + (
+            starved or "pause longer before the last setWeight, so that failureLimit + 1 measurements fit"
+        )
+    return (
+        f"a canary failing {error_rate:.0%} of its requests was not stopped in time in {len(wrong)} of "
+        f"{len(faulty)} replays (seed {r.seed}): {where}; {why}."
+    )
 
 
 def cluster_available() -> tuple[bool, str]:

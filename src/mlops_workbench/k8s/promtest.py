@@ -30,8 +30,13 @@ EXPECT = {
     "healthy": ({"Successful": True, "Failed": False}, "a healthy canary with enough requests was not Successful"),
     "errors": ({"Failed": True}, "a canary answering many 5xx errors was not Failed"),
     "slow": ({"Failed": True}, "a canary whose p99 latency is far above the policy's bound was not Failed"),
-    "sparse": ({"Successful": False}, ("a canary with fewer requests than minSampleSize was Successful: "
-                                       "return a value that matches neither condition (e.g. -1) below the minimum")),
+    "sparse": (
+        {"Successful": False},
+        (
+            "a canary with fewer requests than minSampleSize was Successful: "
+            "return a value that matches neither condition (e.g. -1) below the minimum"
+        ),
+    ),
 }
 
 
@@ -54,8 +59,10 @@ def fill_args(query: str, args: dict[str, str]) -> str:
     """``query`` with Argo's ``{{args.name}}`` replaced; an undeclared argument is an error naming it."""
     unknown = sorted({m.group(1) for m in ARG.finditer(query)} - set(args))
     if unknown:
-        raise K8sError(f"the query uses {{{{args.{unknown[0]}}}}}, which the analysis does not pass: "
-                       f"use only {', '.join(sorted(args))}.")
+        raise K8sError(
+            f"the query uses {{{{args.{unknown[0]}}}}}, which the analysis does not pass: "
+            f"use only {', '.join(sorted(args))}."
+        )
     return ARG.sub(lambda m: args[m.group(1)], query)
 
 
@@ -67,26 +74,41 @@ def rules(metric: dict[str, Any], args: dict[str, str]) -> dict[str, Any]:
     query = fill_args(query, args)
     success, failure = metric.get("successCondition"), metric.get("failureCondition")
     if not success and not failure:
-        raise K8sError("the metric has neither successCondition nor failureCondition: Argo would pass every "
-                       "measurement. Write at least successCondition.")
+        raise K8sError(
+            "the metric has neither successCondition nor failureCondition: Argo would pass every "
+            "measurement. Write at least successCondition."
+        )
     s = conditions.to_promql(success, query) if success else None
     f = conditions.to_promql(failure, query) if failure else None
     passed = s if f is None else (f"vector(1) unless on() ({f})" if s is None else f"({s}) unless on() ({f})")
     failed = f if f is not None else f"vector(1) unless on() ({s})"
-    return {"groups": [{"name": "analysis", "rules": [
-        {"alert": "Successful", "expr": f"count({passed}) > 0"},
-        {"alert": "Failed", "expr": f"count({failed}) > 0"},
-        {"alert": "NotOneValue", "expr": f"count({query}) > 1"},
-    ]}]}
+    return {
+        "groups": [
+            {
+                "name": "analysis",
+                "rules": [
+                    {"alert": "Successful", "expr": f"count({passed}) > 0"},
+                    {"alert": "Failed", "expr": f"count({failed}) > 0"},
+                    {"alert": "NotOneValue", "expr": f"count({query}) > 1"},
+                ],
+            }
+        ]
+    }
 
 
 def unit_test(scenario: Scenario) -> dict[str, Any]:
     expected, _ = EXPECT[scenario.kind]
-    checks = [{"eval_time": f"{scenarios.EVAL_AT}s", "alertname": name, "exp_alerts": [{}] if fires else []}
-              for name, fires in {**expected, "NotOneValue": False}.items()]
-    return {"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-            "tests": [{"interval": "1s", "input_series": [s.promtool() for s in scenario.series()],
-                       "alert_rule_test": checks}]}
+    checks = [
+        {"eval_time": f"{scenarios.EVAL_AT}s", "alertname": name, "exp_alerts": [{}] if fires else []}
+        for name, fires in {**expected, "NotOneValue": False}.items()
+    ]
+    return {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1s", "input_series": [s.promtool() for s in scenario.series()], "alert_rule_test": checks}
+        ],
+    }
 
 
 def run(metric: dict[str, Any], scenario: Scenario, binary: str) -> str:
@@ -95,14 +117,21 @@ def run(metric: dict[str, Any], scenario: Scenario, binary: str) -> str:
         folder = Path(tmp)
         (folder / "rules.yaml").write_text(yaml.safe_dump(rules(metric, scenario.args), width=100_000))
         (folder / "test.yaml").write_text(yaml.safe_dump(unit_test(scenario), width=100_000))
-        proc = subprocess.run([binary, "test", "rules", "test.yaml"], cwd=folder, capture_output=True, text=True,
-                              timeout=60, check=False)
+        proc = subprocess.run(
+            [binary, "test", "rules", "test.yaml"], cwd=folder, capture_output=True, text=True, timeout=60, check=False
+        )
     if proc.returncode == 0:
         return ""
     out = proc.stdout + proc.stderr
     if "could not parse expression" in out or "parse error" in out:
-        detail = next((line.split("could not parse expression:")[-1].strip() for line in out.splitlines()
-                       if "parse error" in line), "")
+        detail = next(
+            (
+                line.split("could not parse expression:")[-1].strip()
+                for line in out.splitlines()
+                if "parse error" in line
+            ),
+            "",
+        )
         return f"the query (with its condition) is not valid PromQL ({detail}); try it in Prometheus' query page"
     failed = set(re.findall(r"alertname: (\w+),", out))
     if "NotOneValue" in failed:

@@ -95,16 +95,27 @@ def histogram_p99(cumulative: list[tuple[float, float]]) -> float:
 def _role_series(role: Role) -> list[Series]:
     out: list[Series] = []
     for n in range(role.pods):
-        base = {"namespace": NAMESPACE, promql.HASH_LABEL: role.hash, "version": role.version,
-                "pod": f"iris-{role.hash}-{n}"}
+        base = {
+            "namespace": NAMESPACE,
+            promql.HASH_LABEL: role.hash,
+            "version": role.version,
+            "pod": f"iris-{role.hash}-{n}",
+        }
         share = role.rate / role.pods
-        statuses = {"200": 1 - role.server_errors - role.client_errors, "400": role.client_errors * 0.6,
-                    "422": role.client_errors * 0.4, "500": role.server_errors * 0.7, "503": role.server_errors * 0.3}
+        statuses = {
+            "200": 1 - role.server_errors - role.client_errors,
+            "400": role.client_errors * 0.6,
+            "422": role.client_errors * 0.4,
+            "500": role.server_errors * 0.7,
+            "503": role.server_errors * 0.3,
+        }
         out += [Series(promql.REQUESTS, {**base, "status": s}, share * f) for s, f in statuses.items() if f > 0]
         for le, count in role.cumulative():
-            out.append(Series(promql.BUCKETS, {**base, "le": "+Inf" if math.isinf(le) else repr(le)}, count / role.pods))
+            out.append(
+                Series(promql.BUCKETS, {**base, "le": "+Inf" if math.isinf(le) else repr(le)}, count / role.pods)
+            )
         out.append(Series(promql.COUNT, base, share))
-        mean = role.median * math.exp(role.sigma ** 2 / 2)
+        mean = role.median * math.exp(role.sigma**2 / 2)
         out.append(Series("workbench_model_request_duration_seconds_sum", base, share * mean))
     return out
 
@@ -130,16 +141,26 @@ def draw(kind: str, metric: Metric, min_sample: int, rng: random.Random) -> Scen
     minimum = metric.min_sample_size or min_sample
     limit = metric.condition.max if metric.kind == "errorRate" and metric.condition.max is not None else 0.02
     for _ in range(200):
-        canary_rate = minimum * rng.uniform(0.05, 0.3) / window if kind == "sparse" else \
-            minimum * rng.uniform(3, 8) / window
+        canary_rate = (
+            minimum * rng.uniform(0.05, 0.3) / window if kind == "sparse" else minimum * rng.uniform(3, 8) / window
+        )
         stable_rate = max(canary_rate, minimum * rng.uniform(3, 8) / window) * rng.uniform(1.5, 4)
         client = min(0.2, limit * rng.uniform(1.5, 3))
         median = math.exp(rng.uniform(math.log(0.003), math.log(0.12)))
         sigma = rng.uniform(0.25, 0.5)
-        stable = Role(_hash(rng), "1", rng.randint(2, 3), stable_rate, limit * rng.uniform(0, 0.4), client,
-                      median, sigma)
-        canary = Role(_hash(rng), "2", rng.randint(1, 2), canary_rate, limit * rng.uniform(0, 0.4), client,
-                      median * rng.uniform(0.9, 1.1), sigma)
+        stable = Role(
+            _hash(rng), "1", rng.randint(2, 3), stable_rate, limit * rng.uniform(0, 0.4), client, median, sigma
+        )
+        canary = Role(
+            _hash(rng),
+            "2",
+            rng.randint(1, 2),
+            canary_rate,
+            limit * rng.uniform(0, 0.4),
+            client,
+            median * rng.uniform(0.9, 1.1),
+            sigma,
+        )
         if kind == "sparse":
             canary.server_errors = 0.0
         if kind == "errors":
@@ -151,8 +172,10 @@ def draw(kind: str, metric: Metric, min_sample: int, rng: random.Random) -> Scen
         if metric.kind != "latencyP99" or _clear(kind, canary.p99(), bound):
             args = {"canary-hash": canary.hash, "stable-hash": stable.hash, "namespace": NAMESPACE}
             return Scenario(kind, canary, stable, args)
-    raise RuntimeError(f"no clear-cut {kind} scenario for {metric.name} in 200 draws: the policy's bounds "
-                       "leave no room between a healthy and a slow canary.")
+    raise RuntimeError(
+        f"no clear-cut {kind} scenario for {metric.name} in 200 draws: the policy's bounds "
+        "leave no room between a healthy and a slow canary."
+    )
 
 
 def _clear(kind: str, canary_p99: float, bound: float) -> bool:

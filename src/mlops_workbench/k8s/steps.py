@@ -33,8 +33,12 @@ HASH_OF = {"canary-hash": "Latest", "stable-hash": "Stable"}
 UNREPLAYABLE = {"experiment", "setCanaryScale", "setHeaderRoute", "setMirrorRoute", "plugin"}
 # Argo's defaults for a metric's limits when the template leaves them out
 DEFAULTS = {"failureLimit": 0, "consecutiveErrorLimit": 4, "inconclusiveLimit": 0}
-LIMIT_FIELDS = {"failureLimit": "failure_limit", "consecutiveErrorLimit": "consecutive_error_limit",
-                "inconclusiveLimit": "inconclusive_limit", "count": "count"}
+LIMIT_FIELDS = {
+    "failureLimit": "failure_limit",
+    "consecutiveErrorLimit": "consecutive_error_limit",
+    "inconclusiveLimit": "inconclusive_limit",
+    "count": "count",
+}
 
 
 class StepError(K8sError, InputError):
@@ -82,20 +86,27 @@ def _check_args(passed: list[Any], template: dict[str, Any], where: str) -> None
     for arg in (template.get("spec") or {}).get("args") or []:
         name = arg.get("name")
         if "value" not in arg and name not in given:
-            raise StepError(f"{where} does not pass the argument {name!r} that the template declares: Argo fails "
-                            f"the analysis before it measures; add it to the args (with its valueFrom).")
+            raise StepError(
+                f"{where} does not pass the argument {name!r} that the template declares: Argo fails "
+                f"the analysis before it measures; add it to the args (with its valueFrom)."
+            )
         picks = ((given.get(name) or {}).get("valueFrom") or {}).get("podTemplateHashValue")
         if name in HASH_OF and picks is not None and picks != HASH_OF[name]:
-            raise StepError(f"{where} passes {name} from the {picks} pods: the analysis would compare the wrong pods; "
-                            f"use podTemplateHashValue: {HASH_OF[name]}.")
+            raise StepError(
+                f"{where} passes {name} from the {picks} pods: the analysis would compare the wrong pods; "
+                f"use podTemplateHashValue: {HASH_OF[name]}."
+            )
 
 
-def _metric(name: str | None, templates: dict[str, dict[str, Any]], metrics: dict[str, pol.Metric], where: str,
-            delay: float) -> pol.Metric:
+def _metric(
+    name: str | None, templates: dict[str, dict[str, Any]], metrics: dict[str, pol.Metric], where: str, delay: float
+) -> pol.Metric:
     """The template ``name`` as a policy metric starting ``delay`` seconds after the first step."""
     if name not in metrics:
-        raise StepError(f"{where} runs the template {name!r}, which measures no metric of the policy (it has "
-                        f"{', '.join(sorted(metrics))}): name each template after the metric it measures.")
+        raise StepError(
+            f"{where} runs the template {name!r}, which measures no metric of the policy (it has "
+            f"{', '.join(sorted(metrics))}): name each template after the metric it measures."
+        )
     if name not in templates:
         raise StepError(f"{where} runs the template {name!r}, and no AnalysisTemplate has that name.")
     specs = (templates[name].get("spec") or {}).get("metrics") or []
@@ -103,8 +114,10 @@ def _metric(name: str | None, templates: dict[str, dict[str, Any]], metrics: dic
         raise StepError(f"the AnalysisTemplate {name!r} has {len(specs)} metrics: write one metric per template.")
     spec, here = specs[0], f"AnalysisTemplate {name!r}"
     interval = duration(spec["interval"], f"{here}: interval") if "interval" in spec else None
-    update: dict[str, Any] = {"name": name, "initial_delay": delay + duration(spec.get("initialDelay", 0),
-                                                                             f"{here}: initialDelay")}
+    update: dict[str, Any] = {
+        "name": name,
+        "initial_delay": delay + duration(spec.get("initialDelay", 0), f"{here}: initialDelay"),
+    }
     for field, attr in LIMIT_FIELDS.items():
         default = DEFAULTS.get(field, 0 if interval else 1)  # no interval: Argo measures once
         update[attr] = _int(spec.get(field, default), f"{here}: {field}")
@@ -122,30 +135,43 @@ def _metric(name: str | None, templates: dict[str, dict[str, Any]], metrics: dic
 def _step(i: int, step: object, last: bool) -> pol.Step | None:
     where = f"steps[{i}]"
     if not isinstance(step, dict) or len(step) != 1:
-        raise StepError(f"{where} is {step!r}: each canary step is a mapping with one key (setWeight, pause, analysis).")
-    (key, value), = step.items()
+        raise StepError(
+            f"{where} is {step!r}: each canary step is a mapping with one key (setWeight, pause, analysis)."
+        )
+    ((key, value),) = step.items()
     if key == "setWeight":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
             raise StepError(f"{where}: setWeight is {value!r}: write a whole percent from 0 to 100.")
         return pol.Step(set_weight=value)
     if key == "pause":
         if not isinstance(value, dict) or value.get("duration") is None:
-            raise StepError(f"{where}: a pause without a duration is indefinite: Argo waits there until someone runs "
-                            "`kubectl argo rollouts promote`, which no replay can stand for; give it a duration (8s).")
+            raise StepError(
+                f"{where}: a pause without a duration is indefinite: Argo waits there until someone runs "
+                "`kubectl argo rollouts promote`, which no replay can stand for; give it a duration (8s)."
+            )
         return pol.Step(pause=pol.Pause(duration=duration(value["duration"], f"{where}: pause.duration")))
     if key == "analysis":
         if not last:
-            raise StepError(f"{where}: an analysis step before the last step holds the steps until it ends, which the "
-                            "replay does not model: run the background analysis, and the gates as the last step.")
+            raise StepError(
+                f"{where}: an analysis step before the last step holds the steps until it ends, which the "
+                "replay does not model: run the background analysis, and the gates as the last step."
+            )
         return None
     if key in UNREPLAYABLE:
-        raise StepError(f"{where}: {key} cannot be replayed here (no experiments, header or mirror routes, canary "
-                        "scale): the lab's strategy has setWeight, pause and a closing analysis step only.")
+        raise StepError(
+            f"{where}: {key} cannot be replayed here (no experiments, header or mirror routes, canary "
+            "scale): the lab's strategy has setWeight, pause and a closing analysis step only."
+        )
     raise StepError(f"{where}: {key!r} is not a canary step: write setWeight, pause or analysis.")
 
 
-def to_policy(canary: dict[str, Any], templates: dict[str, dict[str, Any]], metrics: dict[str, pol.Metric],
-              min_sample_size: int, name: str = "rollout") -> Replayable:
+def to_policy(
+    canary: dict[str, Any],
+    templates: dict[str, dict[str, Any]],
+    metrics: dict[str, pol.Metric],
+    min_sample_size: int,
+    name: str = "rollout",
+) -> Replayable:
     """``spec.strategy.canary`` as a replayable policy.
 
     ``templates``: AnalysisTemplates by name; ``metrics``: template name -> the policy metric whose kind and
@@ -153,8 +179,10 @@ def to_policy(canary: dict[str, Any], templates: dict[str, dict[str, Any]], metr
     """
     raw = canary.get("steps")
     if not isinstance(raw, list) or not raw:
-        raise StepError("the canary has no steps: Argo would send all traffic to the new version at once; "
-                        "write setWeight and pause steps.")
+        raise StepError(
+            "the canary has no steps: Argo would send all traffic to the new version at once; "
+            "write setWeight and pause steps."
+        )
     steps = [_step(i, s, i == len(raw) - 1) for i, s in enumerate(raw)]
     kept = [s for s in steps if s is not None]
     starts, t, last_weight, last_at, started = [], 0.0, 0.0, 0.0, False  # time 0: the first weight above 0
@@ -181,12 +209,20 @@ def to_policy(canary: dict[str, Any], templates: dict[str, dict[str, Any]], metr
         out.append(_metric(name, templates, metrics, f"{where}.templates[{k}]", t))
         gates.append(out[-1].name)
     if not out:
-        raise StepError("the canary has no analysis: nothing measures it, so Argo promotes any canary, faulty or "
-                        "not, once the steps end; add spec.strategy.canary.analysis with one template per metric "
-                        "and end the steps with an analysis step running the -gate templates.")
+        raise StepError(
+            "the canary has no analysis: nothing measures it, so Argo promotes any canary, faulty or "
+            "not, once the steps end; add spec.strategy.canary.analysis with one template per metric "
+            "and end the steps with an analysis step running the -gate templates."
+        )
     try:
         policy = pol.Policy(name=name, steps=kept, analysis=pol.Analysis(min_sample_size=min_sample_size, metrics=out))
     except ValidationError as err:
         raise StepError(f"the strategy is not a policy: {err.errors()[0]['msg']}") from None
-    return Replayable(policy=policy, gates=gates, background=[m.name for m in out if m.name not in gates],
-                      steps_end=t, last_weight=last_weight, last_weight_at=last_at)
+    return Replayable(
+        policy=policy,
+        gates=gates,
+        background=[m.name for m in out if m.name not in gates],
+        steps_end=t,
+        last_weight=last_weight,
+        last_weight_at=last_at,
+    )

@@ -32,9 +32,11 @@ UNVALIDATED = {"gateway.envoyproxy.io/v1alpha1/EnvoyProxy"}
 def load_text(text: str | Path, source: str = "") -> list[dict[str, Any]]:
     """The Kubernetes objects in ``text`` (YAML, or a file to read), read with :mod:`mlops_workbench.safeyaml`."""
     what = source or "manifest"
-    docs = [d for d in safeyaml.load_all(text, what=what, max_bytes=MAX_MANIFEST_BYTES, error=ManifestError,
-                                         aliases=True)
-            if d is not None]
+    docs = [
+        d
+        for d in safeyaml.load_all(text, what=what, max_bytes=MAX_MANIFEST_BYTES, error=ManifestError, aliases=True)
+        if d is not None
+    ]
     bad = [i for i, d in enumerate(docs) if not isinstance(d, dict)]
     if bad:
         raise ManifestError(f"{what}: document {bad[0] + 1} is not a mapping (a Kubernetes object).")
@@ -59,14 +61,23 @@ def _core(obj: dict[str, Any]) -> list[Finding]:
     try:
         kv.validate(obj, K8S_VERSION, strict=True)
     except kv.SchemaNotFoundError:
-        return [Finding(resource=res, path="apiVersion", message=f"no schema for {obj.get('apiVersion')} {obj.get('kind')}",
-                        fix="use a kind and apiVersion Kubernetes knows (check the spelling of both)")]
+        return [
+            Finding(
+                resource=res,
+                path="apiVersion",
+                message=f"no schema for {obj.get('apiVersion')} {obj.get('kind')}",
+                fix="use a kind and apiVersion Kubernetes knows (check the spelling of both)",
+            )
+        ]
     except kv.ValidationError as err:
         path = ".".join(str(p) for p in err.path)
         msg = err.message.splitlines()[0]
         extra = "Additional properties" in msg
-        fix = ("remove or correct the misspelt field (field names are case-sensitive)" if extra
-               else "give the field a value of the type the schema names")
+        fix = (
+            "remove or correct the misspelt field (field names are case-sensitive)"
+            if extra
+            else "give the field a value of the type the schema names"
+        )
         return [Finding(resource=res, path=path, message=msg, fix=fix)]
     return []
 
@@ -74,11 +85,23 @@ def _core(obj: dict[str, Any]) -> list[Finding]:
 def _crd_findings(obj: dict[str, Any], result: dict[str, Any]) -> list[Finding]:
     res = name_of(obj)
     if not result["known"]:
-        return [Finding(resource=res, path="kind", message=f"no schema for {obj.get('apiVersion')} {obj.get('kind')}",
-                        fix="check the kind and apiVersion spelling (e.g. argoproj.io/v1alpha1 Rollout)")]
-    out = [Finding(resource=res, path=p, message=f"unknown field '{p.rsplit('.', 1)[-1]}'",
-                   fix="remove it or fix its spelling: the schema does not define this field")
-           for p in result["unknown"]]
+        return [
+            Finding(
+                resource=res,
+                path="kind",
+                message=f"no schema for {obj.get('apiVersion')} {obj.get('kind')}",
+                fix="check the kind and apiVersion spelling (e.g. argoproj.io/v1alpha1 Rollout)",
+            )
+        ]
+    out = [
+        Finding(
+            resource=res,
+            path=p,
+            message=f"unknown field '{p.rsplit('.', 1)[-1]}'",
+            fix="remove it or fix its spelling: the schema does not define this field",
+        )
+        for p in result["unknown"]
+    ]
     for e in result["errors"]:
         fix = "give the field a value the schema accepts"
         if e["message"].startswith("must be >="):
@@ -99,9 +122,15 @@ def schemas(objs: list[dict[str, Any]]) -> list[Finding]:
         if crds.covers(obj):
             continue
         if key in UNVALIDATED:
-            findings.append(Finding(resource=name_of(obj), path="", severity="warning",
-                                    message=f"{key} has no offline schema: not validated here",
-                                    fix="it is checked by the cluster when `workbench cluster up` applies it"))
+            findings.append(
+                Finding(
+                    resource=name_of(obj),
+                    path="",
+                    severity="warning",
+                    message=f"{key} has no offline schema: not validated here",
+                    fix="it is checked by the cluster when `workbench cluster up` applies it",
+                )
+            )
             continue
         findings += _core(obj)
     return findings
@@ -126,7 +155,12 @@ def stack_files() -> list[Path]:
 def validate_overlay(path: Path) -> list[Finding]:
     """Render one overlay and validate it together with the cluster stack it runs on."""
     objs = load_text(kustomize(path), str(path)) + load_files(stack_files())
-    return validate(objs, source=str(path.relative_to(deploy_dir().parent.parent)) if path.is_relative_to(deploy_dir().parent.parent) else str(path))
+    return validate(
+        objs,
+        source=str(path.relative_to(deploy_dir().parent.parent))
+        if path.is_relative_to(deploy_dir().parent.parent)
+        else str(path),
+    )
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

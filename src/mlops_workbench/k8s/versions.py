@@ -42,8 +42,10 @@ class Versions(BaseModel):
         return f"{self.MODEL_IMAGE}:{self.FAULTY_TAG}"
 
     def plugin_url(self, arch: str = "amd64") -> str:
-        return ("https://github.com/argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi/releases/download/"
-                f"{self.GATEWAYAPI_PLUGIN_VERSION}/gatewayapi-plugin-linux-{arch}")
+        return (
+            "https://github.com/argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi/releases/download/"
+            f"{self.GATEWAYAPI_PLUGIN_VERSION}/gatewayapi-plugin-linux-{arch}"
+        )
 
 
 def parse_env(text: str) -> dict[str, str]:

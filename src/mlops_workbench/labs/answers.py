@@ -47,8 +47,10 @@ class Violation:
 
     @property
     def message(self) -> str:
-        return (f"`{self.short}` (cell '{self.cell}', line {self.line}) does the exercise for you: "
-                f"{self.instead.rstrip('.')}.")
+        return (
+            f"`{self.short}` (cell '{self.cell}', line {self.line}) does the exercise for you: "
+            f"{self.instead.rstrip('.')}."
+        )
 
 
 def resolve(call: str) -> Any:
@@ -212,8 +214,9 @@ def _references(tree: ast.AST, bindings: _Bindings, offset: int = 0) -> Iterable
                 yield from _references(inner, bindings, line - 1)
 
 
-def scan(cells: Mapping[str, str], functions: Iterable[Banned], editable: Iterable[str] | None = None,
-         expand: bool = False) -> list[Violation]:
+def scan(
+    cells: Mapping[str, str], functions: Iterable[Banned], editable: Iterable[str] | None = None, expand: bool = False
+) -> list[Violation]:
     """The references to ``functions`` in the ``editable`` cells (default: all) of ``cells`` (id -> source).
 
     Imports anywhere in ``cells`` count for every cell. ``expand`` also matches every other path that holds the

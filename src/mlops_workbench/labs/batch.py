@@ -55,8 +55,16 @@ def grade_many(
             try:
                 report = future.result()
             except Exception as exc:  # noqa: BLE001 - recorded as that submission's error
-                report = Report(lab=lab.id if lab else "unknown", submission=str(path), score=0.0, max_score=0.0,
-                                pass_mark=1.0, passed=False, error=f"{type(exc).__name__}: {exc}", checks=[])
+                report = Report(
+                    lab=lab.id if lab else "unknown",
+                    submission=str(path),
+                    score=0.0,
+                    max_score=0.0,
+                    pass_mark=1.0,
+                    passed=False,
+                    error=f"{type(exc).__name__}: {exc}",
+                    checks=[],
+                )
             results[path] = report
             if on_done:
                 on_done(path, report)
@@ -74,8 +82,10 @@ class Validation:
         out = []
         if self.solution.score < self.solution.max_score:
             bad = [f"{c.id} ({c.status}: {c.message})" for c in self.solution.checks if c.status != "passed"]
-            out.append(f"solution scores {self.solution.score:g}/{self.solution.max_score:g}; not passing: {'; '.join(bad)}"
-                       + (f"; {self.solution.error}" if self.solution.error else ""))
+            out.append(
+                f"solution scores {self.solution.score:g}/{self.solution.max_score:g}; not passing: {'; '.join(bad)}"
+                + (f"; {self.solution.error}" if self.solution.error else "")
+            )
         failing = [f"{c.id} ({c.error})" for c in self.solution.cells if c.status == "error"]
         if failing:  # a cell no check grades can still break in front of every learner
             out.append(f"solution cells raise: {'; '.join(failing)}")

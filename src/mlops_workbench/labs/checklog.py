@@ -66,6 +66,8 @@ def read(home: Path, lab: str) -> tuple[list[CheckEvent], list[str]]:
         try:
             events.append(CheckEvent.model_validate_json(line))
         except ValidationError as exc:
-            problems.append(f"{path}, line {number} is not a check record ({exc.errors()[0]['msg']}): it was skipped; "
-                            "delete that line to silence this.")
+            problems.append(
+                f"{path}, line {number} is not a check record ({exc.errors()[0]['msg']}): it was skipped; "
+                "delete that line to silence this."
+            )
     return events, problems

@@ -34,9 +34,11 @@ class Copy:
         if self.status == "updated":
             return f"{self.lab}: a newer release replaced your copy {self.path} (you had not changed it)"
         if self.status == "newer":
-            return (f"{self.lab}: a newer release is in {self.update}; your work in {self.path} is kept as it is. "
-                    f"To switch, copy your answers into the new notebook and rename it to {self.path.name}; "
-                    f"to stay on yours, delete {self.update.name}.")
+            return (
+                f"{self.lab}: a newer release is in {self.update}; your work in {self.path} is kept as it is. "
+                f"To switch, copy your answers into the new notebook and rename it to {self.path.name}; "
+                f"to stay on yours, delete {self.update.name}."
+            )
         return None
 
 

@@ -34,8 +34,10 @@ class AnswerFunction(BaseModel):
     """A package function that does an exercise for the learner: calling or importing it scores 0 there."""
 
     model_config = ConfigDict(extra="forbid")
-    call: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
-                      description="dotted path of the function (or module attribute), e.g. mlops_workbench.registry.promote")
+    call: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+        description="dotted path of the function (or module attribute), e.g. mlops_workbench.registry.promote",
+    )
     cells: list[str] = Field(min_length=1, description="answer cell ids of the exercise it gives away")
     instead: str = Field(min_length=1, description="what to write instead, naming the library API")
 
@@ -49,11 +51,14 @@ class LabSpec(BaseModel):
     objectives: list[str] = Field(min_length=1)
     minutes: int = Field(gt=0, description="estimated time for a learner")
     pass_mark: float = Field(0.7, ge=0, le=1, description="fraction of the points needed to pass")
-    depends_on: list[str] = Field(default_factory=list, description="lab ids whose state this lab reads; they must pass first")
+    depends_on: list[str] = Field(
+        default_factory=list, description="lab ids whose state this lab reads; they must pass first"
+    )
     exports: list[str] = Field(default_factory=list, description="notebook variables the grader exports for checks")
     timeouts: Timeouts = Field(default_factory=Timeouts)
     answer_functions: list[AnswerFunction] = Field(
-        default_factory=list, description="package functions that do an exercise for the learner (see labs/answers.py)")
+        default_factory=list, description="package functions that do an exercise for the learner (see labs/answers.py)"
+    )
 
 
 class LabFormatError(InputError):
@@ -106,12 +111,16 @@ class Lab:
             try:
                 resolve(entry.call)
             except (ImportError, AttributeError) as exc:
-                raise LabFormatError(f"{where}.call {entry.call!r} does not resolve ({type(exc).__name__}: {exc}); "
-                                     "name a function that exists, as module.path.function.") from None
+                raise LabFormatError(
+                    f"{where}.call {entry.call!r} does not resolve ({type(exc).__name__}: {exc}); "
+                    "name a function that exists, as module.path.function."
+                ) from None
             unknown = [cell for cell in entry.cells if cell not in ids]
             if unknown:
-                raise LabFormatError(f"{where}.cells names {unknown}, not cell ids of {self.source}; "
-                                     f"use the ids of the exercise's answer cells.")
+                raise LabFormatError(
+                    f"{where}.cells names {unknown}, not cell ids of {self.source}; "
+                    f"use the ids of the exercise's answer cells."
+                )
         return entries
 
     @cached_property
@@ -148,13 +157,17 @@ def _notebook_text(path: Path) -> str:
         raise LabFormatError(f"{path} is a folder: pass the notebook file (.ipynb) inside it.") from None
     if size > MAX_NOTEBOOK_BYTES or len(raw) > MAX_NOTEBOOK_BYTES:
         measured = _megabytes(max(size, len(raw)))
-        raise LabFormatError(f"{path} is {measured}, over the {_megabytes(MAX_NOTEBOOK_BYTES)} limit for a "
-                             f"notebook: nearly all of that is cell outputs. To fix it, {CLEAR_OUTPUTS}.")
+        raise LabFormatError(
+            f"{path} is {measured}, over the {_megabytes(MAX_NOTEBOOK_BYTES)} limit for a "
+            f"notebook: nearly all of that is cell outputs. To fix it, {CLEAR_OUTPUTS}."
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise LabFormatError(f"{path} is not UTF-8 text (byte {exc.start}), so it is no notebook. "
-                             "Restore it from notebooks/ or undo the last manual edit.") from None
+        raise LabFormatError(
+            f"{path} is not UTF-8 text (byte {exc.start}), so it is no notebook. "
+            "Restore it from notebooks/ or undo the last manual edit."
+        ) from None
 
 
 def notebook_json(path: Path) -> tuple[str, dict[str, Any]]:
@@ -168,11 +181,15 @@ def notebook_json(path: Path) -> tuple[str, dict[str, Any]]:
             "Restore it from notebooks/ or undo the last manual edit."
         ) from None
     except RecursionError:
-        raise LabFormatError(f"{path} nests its JSON deeper than any notebook does, so it cannot be read. "
-                             "Restore it from notebooks/ or undo the last manual edit.") from None
+        raise LabFormatError(
+            f"{path} nests its JSON deeper than any notebook does, so it cannot be read. "
+            "Restore it from notebooks/ or undo the last manual edit."
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
-        raise LabFormatError(f"{path} is JSON but not a Jupyter notebook (no list of cells). "
-                             "Restore it from notebooks/ or undo the last manual edit.")
+        raise LabFormatError(
+            f"{path} is JSON but not a Jupyter notebook (no list of cells). "
+            "Restore it from notebooks/ or undo the last manual edit."
+        )
     return text, data
 
 
@@ -186,7 +203,8 @@ def check_outputs(data: dict[str, Any], path: Path) -> None:
                 raise LabFormatError(
                     f"{path}: cell {number} (id '{cell.get('id', '?')}') has an output of {_megabytes(size)}, over "
                     f"the {_megabytes(MAX_OUTPUT_BYTES)} limit for one output (a printed data set, or a print in "
-                    f"a long loop). Outputs are never graded: {CLEAR_OUTPUTS}.")
+                    f"a long loop). Outputs are never graded: {CLEAR_OUTPUTS}."
+                )
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
@@ -198,10 +216,18 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     check_outputs(data, path)
     try:
         nb = nbformat.reads(text, as_version=4)
-    except (nbformat.reader.NotJSONError, nbformat.ValidationError, nbformat.NBFormatError,
-            AttributeError, KeyError, TypeError) as exc:  # the last three: a cell or metadata of the wrong type
-        raise LabFormatError(f"{path} is not a notebook nbformat can read ({type(exc).__name__}: {exc}). "
-                             "Restore it from notebooks/ or undo the last manual edit.") from None
+    except (
+        nbformat.reader.NotJSONError,
+        nbformat.ValidationError,
+        nbformat.NBFormatError,
+        AttributeError,
+        KeyError,
+        TypeError,
+    ) as exc:  # the last three: a cell or metadata of the wrong type
+        raise LabFormatError(
+            f"{path} is not a notebook nbformat can read ({type(exc).__name__}: {exc}). "
+            "Restore it from notebooks/ or undo the last manual edit."
+        ) from None
     spec = nb.metadata.get("kernelspec")
     kernel = spec.get("name") if isinstance(spec, dict) else None
     if kernel != KERNEL:

@@ -82,21 +82,36 @@ def check_integrity(
     ids = Counter(raw_ids if raw_ids is not None else [c.get("id") for c in nb.cells])
     for cell_id, n in ids.items():
         if n > 1:
-            issues.append(IntegrityIssue(cell=cell_id, problem="duplicated",
-                                         message=f"Cell '{cell_id}' appears {n} times; delete the copies and keep one."))
+            issues.append(
+                IntegrityIssue(
+                    cell=cell_id,
+                    problem="duplicated",
+                    message=f"Cell '{cell_id}' appears {n} times; delete the copies and keep one.",
+                )
+            )
     present = set(ids)
     for cell in released.cells:
         cid = cell.get("id")
         if cid not in present and not cell.metadata.get("workbench", {}).get("generated"):  # e.g. the time header
-            issues.append(IntegrityIssue(cell=cid, problem="deleted",
-                                         message=f"Cell '{cid}' is missing; copy it back from the released notebook."))
+            issues.append(
+                IntegrityIssue(
+                    cell=cid,
+                    problem="deleted",
+                    message=f"Cell '{cid}' is missing; copy it back from the released notebook.",
+                )
+            )
     readonly = {c.get("id"): c for c in released.cells if not c.metadata.get("workbench", {}).get("editable", True)}
     restored = nbformat.from_dict(nb)
     for cell in restored.cells:
         original = readonly.get(cell.get("id"))
         if original is not None and cell.source.strip() != original.source.strip():
-            issues.append(IntegrityIssue(cell=cell.get("id"), problem="edited-read-only",
-                                         message=f"Cell '{cell.get('id')}' is read-only and was edited; it was graded as released."))
+            issues.append(
+                IntegrityIssue(
+                    cell=cell.get("id"),
+                    problem="edited-read-only",
+                    message=f"Cell '{cell.get('id')}' is read-only and was edited; it was graded as released.",
+                )
+            )
             cell.source = original.source
     return issues, restored
 
@@ -112,9 +127,16 @@ def normalize_ids(raw: bytes) -> tuple[list[str], list[IntegrityIssue]]:
         cid = cell.get("id") if isinstance(cell, dict) else None
         if not isinstance(cid, str) or not cid:
             cid = f"added-{index}"
-            issues.append(IntegrityIssue(cell=cid, problem="id-added", message=(
-                f"Cell {index + 1} had no id (an older editor saved it); it was graded as cell '{cid}'. "
-                "Save the notebook with JupyterLab 4 to keep ids.")))
+            issues.append(
+                IntegrityIssue(
+                    cell=cid,
+                    problem="id-added",
+                    message=(
+                        f"Cell {index + 1} had no id (an older editor saved it); it was graded as cell '{cid}'. "
+                        "Save the notebook with JupyterLab 4 to keep ids."
+                    ),
+                )
+            )
         ids.append(cid)
     return ids, issues
 
@@ -129,7 +151,10 @@ def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[str
                 return "timeout", f"Cell '{cell_id}' never ran: {execution.message}"
             return "blocked", f"Cell '{cell_id}' never ran ({execution.message or 'an earlier cell stopped the run'})."
         if run.status == "timeout":
-            return "timeout", f"Cell '{cell_id}' ran past its time limit; make it finish faster (look for endless loops)."
+            return (
+                "timeout",
+                f"Cell '{cell_id}' ran past its time limit; make it finish faster (look for endless loops).",
+            )
         if run.status == "kernel-died":
             return "blocked", f"The kernel died while running cell '{cell_id}'; remove calls that exit Python."
         if run.status == "error":
@@ -141,8 +166,15 @@ def _blocked(check: Check, execution: Execution, missing: set[str]) -> CheckResu
     blocker = _blocker(check, execution, missing)
     if blocker is None:
         return None
-    return CheckResult(id=check.id, description=check.description, status=blocker[0], score=0.0,
-                       max_score=check.points, visibility=check.visibility, message=blocker[1])
+    return CheckResult(
+        id=check.id,
+        description=check.description,
+        status=blocker[0],
+        score=0.0,
+        max_score=check.points,
+        visibility=check.visibility,
+        message=blocker[1],
+    )
 
 
 def run_check(check: Check, ctx: Context) -> CheckResult:
@@ -162,8 +194,9 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
         status, message, score = "error", f"The check could not run: {type(exc).__name__}: {exc}", 0.0
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return CheckResult(**base, status=status, score=score, message=truncate(message),
-                       seconds=round(time.monotonic() - started, 3))
+    return CheckResult(
+        **base, status=status, score=score, message=truncate(message), seconds=round(time.monotonic() - started, 3)
+    )
 
 
 CHECK_JOBS = 2
@@ -171,8 +204,9 @@ CHECK_JOBS = 2
 second core grades them in about half the time."""
 
 
-def run_checks(checks: list[Check], ctx: Context,
-               blocked: Callable[[Check], CheckResult | None] = lambda _check: None) -> list[CheckResult]:
+def run_checks(
+    checks: list[Check], ctx: Context, blocked: Callable[[Check], CheckResult | None] = lambda _check: None
+) -> list[CheckResult]:
     """Every check's result, in the order given: the isolated checks first, :data:`CHECK_JOBS` side by side, then
     the others one at a time. A check for which ``blocked`` returns a result does not run."""
     results = {check.id: result for check in checks if (result := blocked(check)) is not None}
@@ -194,16 +228,22 @@ def answer_violations(lab: Lab, nb: nbformat.NotebookNode, released: nbformat.No
     return answers.scan(code, functions, editable=[cid for cid in code if cid not in readonly], expand=True)
 
 
-def give_away(results: list[CheckResult], checks: list[Check],
-              violations: list[answers.Violation]) -> list[CheckResult]:
+def give_away(
+    results: list[CheckResult], checks: list[Check], violations: list[answers.Violation]
+) -> list[CheckResult]:
     """``results`` with 0 points, failed, for every check whose cells belong to an exercise an answer function did."""
     cells = {check.id: set(check.cells) for check in checks}
     out = []
     for result in results:
         hits = [v for v in violations if cells.get(result.id, set()) & set(v.cells)]
         if hits:
-            result = result.model_copy(update={"status": "failed", "score": 0.0,
-                                               "message": truncate(" ".join(dict.fromkeys(v.message for v in hits)))})
+            result = result.model_copy(
+                update={
+                    "status": "failed",
+                    "score": 0.0,
+                    "message": truncate(" ".join(dict.fromkeys(v.message for v in hits))),
+                }
+            )
         out.append(result)
     return out
 
@@ -218,8 +258,18 @@ def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
 
 
 def _all_checks(lab: Lab, status: str, message: str) -> list[CheckResult]:
-    return [CheckResult(id=c.id, description=c.description, status=status, score=0.0, max_score=c.points,
-                        visibility=c.visibility, message=message) for c in lab.checks]
+    return [
+        CheckResult(
+            id=c.id,
+            description=c.description,
+            status=status,
+            score=0.0,
+            max_score=c.points,
+            visibility=c.visibility,
+            message=message,
+        )
+        for c in lab.checks
+    ]
 
 
 def grade(
@@ -252,19 +302,34 @@ def grade(
     home = Path(home).resolve()
     released_text = render(learner_notebook(lab))
     sha = _file_sha(submission)
-    common = dict(lab=lab.id, title=lab.spec.title, submission=str(submission), submission_sha256=sha,
-                  released_sha256=_sha(released_text.encode()), max_score=lab.max_score,
-                  pass_mark=lab.spec.pass_mark, seed=seed)
+    common = dict(
+        lab=lab.id,
+        title=lab.spec.title,
+        submission=str(submission),
+        submission_sha256=sha,
+        released_sha256=_sha(released_text.encode()),
+        max_score=lab.max_score,
+        pass_mark=lab.spec.pass_mark,
+        seed=seed,
+    )
     try:
         nb = read_notebook(submission)
     except LabFormatError as exc:
-        return _finish(Report(**common, score=0.0, passed=False, error=str(exc),
-                              checks=_all_checks(lab, "error", str(exc))), out_dir, home, started)
+        return _finish(
+            Report(**common, score=0.0, passed=False, error=str(exc), checks=_all_checks(lab, "error", str(exc))),
+            out_dir,
+            home,
+            started,
+        )
     blocked_by = _failed_dependencies(lab, home)
     if blocked_by:
         message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
-        return _finish(Report(**common, score=0.0, passed=False, error=message,
-                              checks=_all_checks(lab, "blocked", message)), out_dir, home, started)
+        return _finish(
+            Report(**common, score=0.0, passed=False, error=message, checks=_all_checks(lab, "blocked", message)),
+            out_dir,
+            home,
+            started,
+        )
     raw_ids, added = normalize_ids(submission.read_bytes())  # read_notebook checked its size
     nb.nbformat_minor = max(nb.nbformat_minor, 5)  # cell ids exist from nbformat 4.5
     for cell, cid in zip(nb.cells, raw_ids, strict=True):
@@ -279,33 +344,58 @@ def grade(
     checks = lab.checks  # loaded before the notebook runs: it cannot rewrite what grades it
     kept = guard.snapshot(lab.folder, guard.PACKAGE_DIR)
     try:
-        execution = execute(runnable, out_dir / "executed.ipynb", home=home, workdir=workdir,
-                            parameters=parameters, exports=lab.spec.exports, cell_timeout=lab.spec.timeouts.cell,
-                            lab_timeout=lab.spec.timeouts.lab, progress=progress)
+        execution = execute(
+            runnable,
+            out_dir / "executed.ipynb",
+            home=home,
+            workdir=workdir,
+            parameters=parameters,
+            exports=lab.spec.exports,
+            cell_timeout=lab.spec.timeouts.cell,
+            lab_timeout=lab.spec.timeouts.lab,
+            progress=progress,
+        )
         executed_at = time.monotonic()
         # before any check imports a module the notebook may have rewritten
         tampered = guard.changes(kept)
         missing = {i.cell for i in issues if i.problem == "deleted"}
-        ctx = Context(lab=lab.id, home=home, variables=execution.variables,
-                      params=settings.load_params(), live=False, seed=seed)
+        ctx = Context(
+            lab=lab.id, home=home, variables=execution.variables, params=settings.load_params(), live=False, seed=seed
+        )
         if tampered:
-            issues.append(IntegrityIssue(cell="", problem="tampered", message=(
-                f"The grader's own files changed while the notebook ran ({', '.join(tampered[:5])}), so no check "
-                "ran and the submission scores 0. Remove the code that writes to the lab folder or the "
-                "mlops_workbench package, put those files back (`git checkout -- FILES`, or reinstall the package) "
-                "and grade again. If you edited them yourself during the grading, just grade again.")))
+            issues.append(
+                IntegrityIssue(
+                    cell="",
+                    problem="tampered",
+                    message=(
+                        f"The grader's own files changed while the notebook ran ({', '.join(tampered[:5])}), so no check "
+                        "ran and the submission scores 0. Remove the code that writes to the lab folder or the "
+                        "mlops_workbench package, put those files back (`git checkout -- FILES`, or reinstall the package) "
+                        "and grade again. If you edited them yourself during the grading, just grade again."
+                    ),
+                )
+            )
             results = _all_checks(lab, "failed", issues[-1].message)
         else:
-            results = give_away(run_checks(checks, ctx, lambda check: _blocked(check, execution, missing)),
-                                checks, violations)
+            results = give_away(
+                run_checks(checks, ctx, lambda check: _blocked(check, execution, missing)), checks, violations
+            )
     finally:
         procs.stop_all(home, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)
-    report = Report(**common, score=score, passed=score >= lab.spec.pass_mark * lab.max_score - 1e-9,
-                    execution_status=execution.status, execution_message=execution.message,
-                    checks=results, cells=execution.cells, integrity=issues,
-                    timings=Timings(execution_seconds=round(execution.seconds, 3),
-                                    checks_seconds=round(time.monotonic() - executed_at, 3)))
+    report = Report(
+        **common,
+        score=score,
+        passed=score >= lab.spec.pass_mark * lab.max_score - 1e-9,
+        execution_status=execution.status,
+        execution_message=execution.message,
+        checks=results,
+        cells=execution.cells,
+        integrity=issues,
+        timings=Timings(
+            execution_seconds=round(execution.seconds, 3), checks_seconds=round(time.monotonic() - executed_at, 3)
+        ),
+    )
     return _finish(report, out_dir, home, started)
 
 

@@ -68,8 +68,12 @@ def state_folder(lab: Lab) -> Path:
     return settings.layout().pipeline_lab(group)
 
 
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "workbench", "GIT_AUTHOR_EMAIL": "workbench@example.invalid",
-                "GIT_COMMITTER_NAME": "workbench", "GIT_COMMITTER_EMAIL": "workbench@example.invalid"}
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "workbench",
+    "GIT_AUTHOR_EMAIL": "workbench@example.invalid",
+    "GIT_COMMITTER_NAME": "workbench",
+    "GIT_COMMITTER_EMAIL": "workbench@example.invalid",
+}
 
 
 INSTALLED = ("deploy/k8s/schemas/node_modules",)
@@ -79,8 +83,9 @@ INSTALLED = ("deploy/k8s/schemas/node_modules",)
 def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
     """Copy the working tree of ``source`` (tracked and unignored files) into a new git repository at ``dest``,
     as a fresh clone would be; returns the environment that points the workbench at the copy."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=source, capture_output=True,
-                           text=True, check=True).stdout.splitlines()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=source, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for name in files:
         if (source / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +128,9 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
         with printing:
             console.print(f"[bold]>[/] lab-{lab.id} started", soft_wrap=True)
         began = time.monotonic()
-        done = subprocess.run([*base, f"lab-{lab.id}"], cwd=root, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+        done = subprocess.run(
+            [*base, f"lab-{lab.id}"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         with printing:  # one stage's output in one piece, never interleaved with another's
             console.rule(f"lab-{lab.id}: dvc exit {done.returncode} after {time.monotonic() - began:.0f}s")
             console.out(done.stdout, highlight=False, end="")
@@ -150,6 +156,10 @@ def summary(root: Path, console: Console, outcomes: dict[str, Outcome]) -> None:
             t.add_row(lab.id, "-", "[bright_black]not run[/]", "")
             continue
         r = Report.model_validate_json(path.read_text())
-        t.add_row(lab.id, f"{r.score:g}/{r.max_score:g}", "[green]passed[/]" if r.passed else "[red]failed[/]",
-                  str(path.with_name("report.html").relative_to(root)))
+        t.add_row(
+            lab.id,
+            f"{r.score:g}/{r.max_score:g}",
+            "[green]passed[/]" if r.passed else "[red]failed[/]",
+            str(path.with_name("report.html").relative_to(root)),
+        )
     console.print(t)

@@ -132,14 +132,24 @@ def _failing(grade: Found | None, events: list[CheckEvent]) -> list[FailingCheck
         for result in event.results:
             if result.id not in newest or event.at >= newest[result.id][0]:
                 newest[result.id] = (event.at, result, "check()")
-    return [FailingCheck(id=r.id, status=r.status, message=r.message, seen=seen)
-            for _, r, seen in newest.values() if r.status != "passed"]
+    return [
+        FailingCheck(id=r.id, status=r.status, message=r.message, seen=seen)
+        for _, r, seen in newest.values()
+        if r.status != "passed"
+    ]
 
 
 def _grade(found: Found) -> Grade:
     r = found.report
-    return Grade(score=r.score, max_score=r.max_score, passed=r.passed, pass_mark=r.pass_mark,
-                 graded_at=r.graded_at, report=str(found.path), reference=found.reference)
+    return Grade(
+        score=r.score,
+        max_score=r.max_score,
+        passed=r.passed,
+        pass_mark=r.pass_mark,
+        graded_at=r.graded_at,
+        report=str(found.path),
+        reference=found.reference,
+    )
 
 
 def learner_lab(info: LabInfo, gradings: list[Found], events: list[CheckEvent]) -> LabProgress:
@@ -148,12 +158,20 @@ def learner_lab(info: LabInfo, gradings: list[Found], events: list[CheckEvent]) 
     failing = _failing(latest, events)
     times = [e.at for e in events] + [when(f.report.graded_at) for f in gradings]
     if len(times) > 1:
-        time = TimeSpent(minutes=active_minutes(times), estimate_minutes=info.minutes, method="activity",
-                         detail=f"from your {len(times)} start()s, check()s and gradings; pauses over "
-                                f"{BREAK.seconds // 60} min left out")
+        time = TimeSpent(
+            minutes=active_minutes(times),
+            estimate_minutes=info.minutes,
+            method="activity",
+            detail=f"from your {len(times)} start()s, check()s and gradings; pauses over "
+            f"{BREAK.seconds // 60} min left out",
+        )
     else:
-        time = TimeSpent(minutes=None, estimate_minutes=info.minutes, method="none",
-                         detail="shown from your second check() or grading on" if times else "not started")
+        time = TimeSpent(
+            minutes=None,
+            estimate_minutes=info.minutes,
+            method="none",
+            detail="shown from your second check() or grading on" if times else "not started",
+        )
     if latest is not None and latest.report.passed:
         status, step = "passed", "done"
     elif latest is None and not events:
@@ -161,11 +179,26 @@ def learner_lab(info: LabInfo, gradings: list[Found], events: list[CheckEvent]) 
     else:
         status = "in progress"
         error = latest.report.error if latest is not None else None
-        step = (failing[0].message or f"make check '{failing[0].id}' pass") if failing else (
-            error or f"every check you ran passes: grade it with `workbench grade {info.notebook or f'notebooks/{info.id}.ipynb'}`")
-    return LabProgress(lab=info.id, title=info.title, level=info.level, points=info.points,
-                       pass_mark=info.pass_mark, status=status, grade=_grade(latest) if latest else None,
-                       failing=failing, time=time, next_step=step)
+        step = (
+            (failing[0].message or f"make check '{failing[0].id}' pass")
+            if failing
+            else (
+                error
+                or f"every check you ran passes: grade it with `workbench grade {info.notebook or f'notebooks/{info.id}.ipynb'}`"
+            )
+        )
+    return LabProgress(
+        lab=info.id,
+        title=info.title,
+        level=info.level,
+        points=info.points,
+        pass_mark=info.pass_mark,
+        status=status,
+        grade=_grade(latest) if latest else None,
+        failing=failing,
+        time=time,
+        next_step=step,
+    )
 
 
 def reference_lab(info: LabInfo, runs: list[Found]) -> LabProgress:
@@ -174,11 +207,24 @@ def reference_lab(info: LabInfo, runs: list[Found]) -> LabProgress:
     if latest is None:
         time = TimeSpent(minutes=None, estimate_minutes=info.minutes, method="none", detail="no run of this lab")
     else:
-        time = TimeSpent(minutes=round(latest.report.timings.total_seconds / 60, 1), estimate_minutes=info.minutes,
-                         method="reference-run", detail="machine time of the headless reference run, not a learner's")
-    return LabProgress(lab=info.id, title=info.title, level=info.level, points=info.points,
-                       pass_mark=info.pass_mark, status="not started", grade=_grade(latest) if latest else None,
-                       failing=_failing(latest, []), time=time, next_step=info.start_step())
+        time = TimeSpent(
+            minutes=round(latest.report.timings.total_seconds / 60, 1),
+            estimate_minutes=info.minutes,
+            method="reference-run",
+            detail="machine time of the headless reference run, not a learner's",
+        )
+    return LabProgress(
+        lab=info.id,
+        title=info.title,
+        level=info.level,
+        points=info.points,
+        pass_mark=info.pass_mark,
+        status="not started",
+        grade=_grade(latest) if latest else None,
+        failing=_failing(latest, []),
+        time=time,
+        next_step=info.start_step(),
+    )
 
 
 def drill_progress(reports: list[DrillReport]) -> list[DrillProgress]:
@@ -192,10 +238,18 @@ def drill_progress(reports: list[DrillReport]) -> list[DrillProgress]:
     out = []
     for drill, attempts in by_drill.items():
         best = max(attempts, key=lambda r: (r.passed, sum(c.passed for c in r.checks), -r.seconds, -r.hints_used))
-        out.append(DrillProgress(drill=drill, attempts=len(attempts), passed=any(r.passed for r in attempts),
-                                 checks_passed=sum(c.passed for c in best.checks), checks_total=len(best.checks),
-                                 seconds=best.seconds, hints_used=best.hints_used,
-                                 last_checked_at=max(r.checked_at for r in attempts)))
+        out.append(
+            DrillProgress(
+                drill=drill,
+                attempts=len(attempts),
+                passed=any(r.passed for r in attempts),
+                checks_passed=sum(c.passed for c in best.checks),
+                checks_total=len(best.checks),
+                seconds=best.seconds,
+                hints_used=best.hints_used,
+                last_checked_at=max(r.checked_at for r in attempts),
+            )
+        )
     from mlops_workbench.drills.catalog import names  # loaded with the reports already
 
     order = {name: i for i, name in enumerate(names())}
@@ -204,15 +258,22 @@ def drill_progress(reports: list[DrillReport]) -> list[DrillProgress]:
 
 NOTES = {
     "learner": "Your own work: check() results from your notebooks and your gradings. The reference runs of "
-               "`make demo` are left out.",
+    "`make demo` are left out.",
     "reference": "Nothing of yours yet, so the grades are the reference solutions' runs that `make demo` left in "
-                 "the state folder. Your own check() results and gradings replace them as soon as there are any.",
+    "the state folder. Your own check() results and gradings replace them as soon as there are any.",
     "none": "Nothing checked or graded yet.",
 }
 
 
-def assemble(infos: list[LabInfo], found: list[Found], events: dict[str, list[CheckEvent]], drills: list[DrillReport],
-             home: Path, problems: list[str], now: datetime | None = None) -> Progress:
+def assemble(
+    infos: list[LabInfo],
+    found: list[Found],
+    events: dict[str, list[CheckEvent]],
+    drills: list[DrillReport],
+    home: Path,
+    problems: list[str],
+    now: datetime | None = None,
+) -> Progress:
     """The whole record from what was read (pure: no file is touched)."""
     own = [f for f in found if not f.reference]
     source = "learner" if own or any(events.values()) else "reference" if found else "none"
@@ -222,9 +283,17 @@ def assemble(infos: list[LabInfo], found: list[Found], events: dict[str, list[Ch
         labs = [learner_lab(i, [f for f in own if f.report.lab == i.id], events.get(i.id, [])) for i in infos]
     pending = next((lab for lab in labs if lab.status != "passed"), None)
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
-    return Progress(generated_at=stamp, home=str(home), source=source, note=NOTES[source], labs=labs,
-                    drills=drill_progress(drills), next_lab=pending.lab if pending else None,
-                    next_step=pending.next_step if pending else "done: every lab passed", problems=problems)
+    return Progress(
+        generated_at=stamp,
+        home=str(home),
+        source=source,
+        note=NOTES[source],
+        labs=labs,
+        drills=drill_progress(drills),
+        next_lab=pending.lab if pending else None,
+        next_step=pending.next_step if pending else "done: every lab passed",
+        problems=problems,
+    )
 
 
 def _read_report(path: Path, reference: bool, problems: list[str]) -> Found | None:
@@ -232,8 +301,10 @@ def _read_report(path: Path, reference: bool, problems: list[str]) -> Found | No
         report = Report.model_validate_json(path.read_text(encoding="utf-8", errors="replace"))
         when(report.graded_at)
     except (OSError, ValueError) as exc:  # pydantic's ValidationError and a bad graded_at are ValueErrors
-        problems.append(f"{path} is not a grade report ({str(exc).splitlines()[0]}): it was skipped; delete it or "
-                        "grade the notebook again.")
+        problems.append(
+            f"{path} is not a grade report ({str(exc).splitlines()[0]}): it was skipped; delete it or "
+            "grade the notebook again."
+        )
         return None
     return Found(report, path, reference or is_reference(report))
 
@@ -258,8 +329,10 @@ def read_drills(home: Path, problems: list[str]) -> list[DrillReport]:
         try:
             reports.append(DrillReport.model_validate_json(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ValidationError) as exc:
-            problems.append(f"{path} is not a drill report ({str(exc).splitlines()[0]}): it was skipped; delete it "
-                            "or run `workbench drill check` again.")
+            problems.append(
+                f"{path} is not a drill report ({str(exc).splitlines()[0]}): it was skipped; delete it "
+                "or run `workbench drill check` again."
+            )
     return reports
 
 

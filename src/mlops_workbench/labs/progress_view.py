@@ -70,19 +70,32 @@ def table(progress: Progress) -> Table:
         elif lab.failing:
             first, rest = lab.failing[0], lab.failing[1:]
             step = escape(f"{first.id}: {first.message}") + (
-                f" [dim](also failing: {', '.join(f.id for f in rest)})[/]" if rest else "")
+                f" [dim](also failing: {', '.join(f.id for f in rest)})[/]" if rest else ""
+            )
         style = "yellow" if over_time(lab) else ""
-        t.add_row(lab.lab, f"[{STATUS_STYLE[lab.status]}]{lab.status}[/]", short_grade(lab),
-                  f"[{style}]{time_text(lab)}[/]" if style else time_text(lab), step)
+        t.add_row(
+            lab.lab,
+            f"[{STATUS_STYLE[lab.status]}]{lab.status}[/]",
+            short_grade(lab),
+            f"[{style}]{time_text(lab)}[/]" if style else time_text(lab),
+            step,
+        )
     return t
 
 
 def drill_table(progress: Progress) -> Table:
-    t = Table("drill", "attempts", "result", "checks", "time", "hints", title="drills (best attempt)",
-              title_justify="left")
+    t = Table(
+        "drill", "attempts", "result", "checks", "time", "hints", title="drills (best attempt)", title_justify="left"
+    )
     for d in progress.drills:
-        t.add_row(d.drill, str(d.attempts), "[green]passed[/]" if d.passed else "[red]not yet[/]",
-                  f"{d.checks_passed}/{d.checks_total}", _minutes(d.seconds), str(d.hints_used))
+        t.add_row(
+            d.drill,
+            str(d.attempts),
+            "[green]passed[/]" if d.passed else "[red]not yet[/]",
+            f"{d.checks_passed}/{d.checks_total}",
+            _minutes(d.seconds),
+            str(d.hints_used),
+        )
     return t
 
 
@@ -124,9 +137,11 @@ def _step_cell(lab: LabProgress) -> str:
     if not lab.failing:
         return text(lab.next_step)
     heading = "done; points left in:" if lab.status == "passed" else "failing checks, first one first:"
-    items = "".join(f"<li><code>{e(f.id)}</code> {ICON.get(f.status, '')} {e(f.status)}"
-                    f"{' <small>(from check())</small>' if f.seen == 'check()' else ''}: {text(f.message)}</li>"
-                    for f in lab.failing)
+    items = "".join(
+        f"<li><code>{e(f.id)}</code> {ICON.get(f.status, '')} {e(f.status)}"
+        f"{' <small>(from check())</small>' if f.seen == 'check()' else ''}: {text(f.message)}</li>"
+        for f in lab.failing
+    )
     return f"{heading}<ul>{items}</ul>"
 
 
@@ -140,21 +155,28 @@ def _lab_row(lab: LabProgress) -> str:
     spent = f'<span class="{"over" if over_time(lab) else ""}">{e(time_text(lab))}</span>'
     if lab.status != "not started" or lab.time.method != "none":
         spent += f"<br><small>{e(lab.time.detail)}</small>"
-    return (f'<tr data-lab="{e(lab.lab)}"><td><b>{e(lab.lab)}</b><br><small>{e(lab.title)} · {e(lab.level)} · '
-            f"{lab.points:g} points, pass at {lab.pass_mark:.0%}</small></td>"
-            f'<td class="status {status}">{e(lab.status)}</td><td>{grade}</td><td>{spent}</td>'
-            f"<td>{_step_cell(lab)}</td></tr>")
+    return (
+        f'<tr data-lab="{e(lab.lab)}"><td><b>{e(lab.lab)}</b><br><small>{e(lab.title)} · {e(lab.level)} · '
+        f"{lab.points:g} points, pass at {lab.pass_mark:.0%}</small></td>"
+        f'<td class="status {status}">{e(lab.status)}</td><td>{grade}</td><td>{spent}</td>'
+        f"<td>{_step_cell(lab)}</td></tr>"
+    )
 
 
 def _drills(progress: Progress) -> str:
     if not progress.drills:
         return ""
-    rows = "".join(f"<tr><td><b>{html.escape(d.drill)}</b></td><td>{d.attempts}</td>"
-                   f'<td class="{"passed" if d.passed else "in-progress"}">{"passed" if d.passed else "not yet"}</td>'
-                   f"<td>{d.checks_passed}/{d.checks_total}</td><td>{_minutes(d.seconds)}</td><td>{d.hints_used}</td>"
-                   f"<td>{html.escape(moment(d.last_checked_at))}</td></tr>" for d in progress.drills)
-    return ("<h3>Drills (best attempt)</h3><table><tr><th>drill</th><th>attempts</th><th>result</th><th>checks</th>"
-            f"<th>time</th><th>hints</th><th>last checked</th></tr>{rows}</table>")
+    rows = "".join(
+        f"<tr><td><b>{html.escape(d.drill)}</b></td><td>{d.attempts}</td>"
+        f'<td class="{"passed" if d.passed else "in-progress"}">{"passed" if d.passed else "not yet"}</td>'
+        f"<td>{d.checks_passed}/{d.checks_total}</td><td>{_minutes(d.seconds)}</td><td>{d.hints_used}</td>"
+        f"<td>{html.escape(moment(d.last_checked_at))}</td></tr>"
+        for d in progress.drills
+    )
+    return (
+        "<h3>Drills (best attempt)</h3><table><tr><th>drill</th><th>attempts</th><th>result</th><th>checks</th>"
+        f"<th>time</th><th>hints</th><th>last checked</th></tr>{rows}</table>"
+    )
 
 
 def fragment(progress: Progress) -> str:
@@ -163,22 +185,26 @@ def fragment(progress: Progress) -> str:
     where = f"lab <b>{e(progress.next_lab)}</b>: " if progress.next_lab else ""
     rows = "".join(_lab_row(lab) for lab in progress.labs)
     problems = "".join(f'<p class="problem">skipped: {e(p)}</p>' for p in progress.problems)
-    return (f'<div class="wb-progress"><style>{CSS}</style>'
-            f'<div class="next">Next: {where}{text(progress.next_step)}</div>'
-            f'<p class="note">{text(progress.note)}</p>'
-            "<table><tr><th>lab</th><th>status</th><th>grade</th><th>time / estimate</th>"
-            f"<th>next step</th></tr>{rows}</table>{_drills(progress)}{problems}</div>")
+    return (
+        f'<div class="wb-progress"><style>{CSS}</style>'
+        f'<div class="next">Next: {where}{text(progress.next_step)}</div>'
+        f'<p class="note">{text(progress.note)}</p>'
+        "<table><tr><th>lab</th><th>status</th><th>grade</th><th>time / estimate</th>"
+        f"<th>next step</th></tr>{rows}</table>{_drills(progress)}{problems}</div>"
+    )
 
 
 def page(progress: Progress) -> str:
     """A whole page: what the launcher's Progress tile shows (read afresh on every request)."""
     e = html.escape
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Progress · mlops-workbench</title>'
-            '<style>body{margin:2rem auto;max-width:80rem;padding:0 1rem}</style></head><body>'
-            f'<h1 style="font-family:system-ui,sans-serif">Your progress</h1>{fragment(progress)}'
-            f'<p style="font-family:system-ui,sans-serif;color:#666"><small>Read from {e(progress.home)} at '
-            f"{e(moment(progress.generated_at))}. Reload the page after a check() or a grading to update it.</small></p>"
-            "</body></html>")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Progress · mlops-workbench</title>'
+        "<style>body{margin:2rem auto;max-width:80rem;padding:0 1rem}</style></head><body>"
+        f'<h1 style="font-family:system-ui,sans-serif">Your progress</h1>{fragment(progress)}'
+        f'<p style="font-family:system-ui,sans-serif;color:#666"><small>Read from {e(progress.home)} at '
+        f"{e(moment(progress.generated_at))}. Reload the page after a check() or a grading to update it.</small></p>"
+        "</body></html>"
+    )
 
 
 def show(home: Path | None = None) -> None:

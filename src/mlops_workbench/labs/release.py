@@ -11,8 +11,10 @@ import nbformat
 from mlops_workbench.labs.format import BEGIN, END, Lab, LabFormatError, has_solution, read_notebook
 
 STUB = 'raise NotImplementedError("Exercise: write your code here, then run check() below.")'
-HIDDEN_STUB = ('raise NotImplementedError("Exercise: write your code here; a hidden check grades it when the whole '
-               'notebook is graded (workbench grade), so there is no check() to run for it.")')
+HIDDEN_STUB = (
+    'raise NotImplementedError("Exercise: write your code here; a hidden check grades it when the whole '
+    'notebook is graded (workbench grade), so there is no check() to run for it.")'
+)
 EDITABLE_TAGS = {"editable", "parameters"}
 
 
@@ -24,7 +26,9 @@ def strip_solutions(source: str, where: str = "cell", stub: str = STUB) -> str:
         marker = line.strip()
         if marker.startswith(BEGIN):
             if inside:
-                raise LabFormatError(f"{where}, line {number}: a second '{BEGIN}' before '{END}'; close the first region.")
+                raise LabFormatError(
+                    f"{where}, line {number}: a second '{BEGIN}' before '{END}'; close the first region."
+                )
             inside = True
             out.append(line[: len(line) - len(line.lstrip())] + stub)
         elif marker.startswith(END):
@@ -47,8 +51,10 @@ def learner_notebook(lab: Lab) -> nbformat.NotebookNode:
     source = read_notebook(lab.source)
     if is_released(source):
         if any(has_solution(cell) for cell in source.cells):
-            raise LabFormatError(f"{lab.source} is a released learner notebook that still holds a '{BEGIN}' region; "
-                                 "release it again from the instructor source with `workbench labs release`.")
+            raise LabFormatError(
+                f"{lab.source} is a released learner notebook that still holds a '{BEGIN}' region; "
+                "release it again from the instructor source with `workbench labs release`."
+            )
         return copy.deepcopy(source)
     nb = copy.deepcopy(source)
     public = {cell_id for check in lab.checks if check.visibility == "public" for cell_id in check.cells}
@@ -139,8 +145,10 @@ def record_outputs(lab: Lab, executed: Path) -> list[str]:
     tagged = [c.id for c in source.cells if NBVAL_TAG in c.metadata.get("tags", [])]
     missing = [cell_id for cell_id in tagged if not ran.get(cell_id, {}).get("outputs")]
     if missing:
-        raise LabFormatError(f"{executed} has no outputs for the tagged cells {missing}: run the lab's solution "
-                             f"to the end first (workbench labs run {lab.id}), then record again.")
+        raise LabFormatError(
+            f"{executed} has no outputs for the tagged cells {missing}: run the lab's solution "
+            f"to the end first (workbench labs run {lab.id}), then record again."
+        )
     for cell in source.cells:
         if cell.cell_type == "code":
             recorded = cell.id in tagged

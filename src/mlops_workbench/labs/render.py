@@ -74,10 +74,15 @@ td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align
 def to_junit(report: Report) -> str:
     """JUnit XML: one test case per check (blocked checks are reported as skipped)."""
     counts = report.counts
-    suite = ET.Element("testsuite", name=report.lab, tests=str(len(report.checks)),
-                       failures=str(counts.get("failed", 0)),
-                       errors=str(counts.get("error", 0) + counts.get("timeout", 0)),
-                       skipped=str(counts.get("blocked", 0)), time=f"{report.timings.total_seconds:.3f}")
+    suite = ET.Element(
+        "testsuite",
+        name=report.lab,
+        tests=str(len(report.checks)),
+        failures=str(counts.get("failed", 0)),
+        errors=str(counts.get("error", 0) + counts.get("timeout", 0)),
+        skipped=str(counts.get("blocked", 0)),
+        time=f"{report.timings.total_seconds:.3f}",
+    )
     for c in report.checks:
         case = ET.SubElement(suite, "testcase", classname=report.lab, name=c.id, time=f"{c.seconds:.3f}")
         if c.status == "failed":
@@ -96,9 +101,14 @@ def to_gradescope(report: Report) -> dict:
         "score": report.score,
         "output": report.error or f"{report.lab}: {report.score:g}/{report.max_score:g}",
         "tests": [
-            {"name": c.id, "score": c.score, "max_score": c.max_score, "status": "passed" if c.status == "passed" else "failed",
-             "output": f"{c.status}: {c.message}".strip(": "),
-             "visibility": "visible" if c.visibility == "public" else "after_published"}
+            {
+                "name": c.id,
+                "score": c.score,
+                "max_score": c.max_score,
+                "status": "passed" if c.status == "passed" else "failed",
+                "output": f"{c.status}: {c.message}".strip(": "),
+                "visibility": "visible" if c.visibility == "public" else "after_published",
+            }
             for c in report.checks
         ],
     }

@@ -55,7 +55,9 @@ class Report(BaseModel):
     pass_mark: float = Field(description="fraction of max_score needed to pass")
     passed: bool
     error: str | None = Field(None, description="why the submission could not be graded at all")
-    seed: int | None = Field(None, description="the seed of the hidden scenarios; `workbench grade --seed N` replays them")
+    seed: int | None = Field(
+        None, description="the seed of the hidden scenarios; `workbench grade --seed N` replays them"
+    )
     execution_status: str = "not-run"
     execution_message: str = ""
     checks: list[CheckResult]

@@ -112,17 +112,37 @@ def execute(
     nbformat.write(prepared, source)
     spec = scratch / "spec.json"
     read_end, write_end = os.pipe()
-    spec.write_text(json.dumps({
-        "input": str(source), "output": str(output), "parameters": parameters or {},
-        "cwd": str(workdir), "progress": progress, "cell_timeout": cell_timeout, "status_fd": write_end,
-    }))
+    spec.write_text(
+        json.dumps(
+            {
+                "input": str(source),
+                "output": str(output),
+                "parameters": parameters or {},
+                "cwd": str(workdir),
+                "progress": progress,
+                "cell_timeout": cell_timeout,
+                "status_fd": write_end,
+            }
+        )
+    )
     token = uuid.uuid4().hex
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_PROJECT": str(settings.project_root()),
-           TOKEN_ENV: token, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "WORKBENCH_HOME": str(home),
+        "WORKBENCH_PROJECT": str(settings.project_root()),
+        TOKEN_ENV: token,
+        "PYTHONUNBUFFERED": "1",
+    }
     started = time.monotonic()
     try:
-        proc = procs.spawn([sys.executable, "-m", "mlops_workbench.labs.worker", str(spec)], cwd=workdir, env=env,
-                           log="inherit" if progress else "discard", keep_errors=True, pass_fds=(write_end,))
+        proc = procs.spawn(
+            [sys.executable, "-m", "mlops_workbench.labs.worker", str(spec)],
+            cwd=workdir,
+            env=env,
+            log="inherit" if progress else "discard",
+            keep_errors=True,
+            pass_fds=(write_end,),
+        )
     finally:
         os.close(write_end)  # the worker holds the only writing end: the reader ends when the worker does
     replies: dict[str, dict] = {}
@@ -136,8 +156,9 @@ def execute(
     seconds = time.monotonic() - started
     reader.join(timeout=10)
     try:
-        return _collect(prepared, output, export_file, proc.returncode, timed_out, proc.errors, seconds, lab_timeout,
-                        replies)
+        return _collect(
+            prepared, output, export_file, proc.returncode, timed_out, proc.errors, seconds, lab_timeout, replies
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -159,15 +180,26 @@ def _read_executed(output: Path) -> tuple[nbformat.NotebookNode | None, str]:
         return None, ""
     size = output.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
-        return None, (f"The executed notebook is {size / (1 << 20):.0f} MB, over the {MAX_NOTEBOOK_BYTES >> 20} MB "
-                      "limit: a cell printed or displayed far too much (a whole data set, or a print in a long "
-                      "loop). Print a summary instead (df.head(), len(rows)); then clear the outputs (Edit > Clear "
-                      "Outputs of All Cells), save, and submit again.")
+        return None, (
+            f"The executed notebook is {size / (1 << 20):.0f} MB, over the {MAX_NOTEBOOK_BYTES >> 20} MB "
+            "limit: a cell printed or displayed far too much (a whole data set, or a print in a long "
+            "loop). Print a summary instead (df.head(), len(rows)); then clear the outputs (Edit > Clear "
+            "Outputs of All Cells), save, and submit again."
+        )
     return nbformat.read(output, as_version=4), ""
 
 
-def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr, seconds, lab_timeout,
-             replies: dict[str, dict] | None = None) -> Execution:
+def _collect(
+    prepared,
+    output: Path,
+    export_file: Path,
+    code,
+    timed_out,
+    stderr,
+    seconds,
+    lab_timeout,
+    replies: dict[str, dict] | None = None,
+) -> Execution:
     executed, unreadable = _read_executed(output)
     by_id = {c.get("id"): c for c in (executed.cells if executed else [])}
     cells = []
@@ -178,9 +210,15 @@ def _collect(prepared, output: Path, export_file: Path, code, timed_out, stderr,
         cells.append(_as_replied(run, (replies or {}).get(cell.get("id"))))
     variables = json.loads(export_file.read_text()) if export_file.exists() else {}
     if timed_out:
-        status, message = "timeout", f"The notebook ran longer than the lab's limit of {lab_timeout:.0f}s and was stopped."
+        status, message = (
+            "timeout",
+            f"The notebook ran longer than the lab's limit of {lab_timeout:.0f}s and was stopped.",
+        )
     elif code == 3:
-        status, message = "kernel-died", "The kernel died (a cell exited the Python process, e.g. os._exit, or ran out of memory)."
+        status, message = (
+            "kernel-died",
+            "The kernel died (a cell exited the Python process, e.g. os._exit, or ran out of memory).",
+        )
     elif unreadable:
         status, message = "crashed", unreadable
     elif code != 0 or executed is None:
@@ -209,7 +247,9 @@ def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
     for out in cell.get("outputs", []):
         if out.output_type == "error":
             if out.ename == "KeyboardInterrupt":
-                return CellRun(id=cell_id, status="timeout", error="the cell exceeded the per-cell time limit", seconds=seconds)
+                return CellRun(
+                    id=cell_id, status="timeout", error="the cell exceeded the per-cell time limit", seconds=seconds
+                )
             return CellRun(id=cell_id, status="error", error=truncate(f"{out.ename}: {out.evalue}"), seconds=seconds)
     return CellRun(id=cell_id, status="ok", seconds=seconds)
 
@@ -220,5 +260,7 @@ def _as_replied(run: CellRun, reply: dict | None) -> CellRun:
         return run
     if reply.get("ename") == "KeyboardInterrupt":
         return run.model_copy(update={"status": "timeout", "error": "the cell exceeded the per-cell time limit"})
-    error = f"{reply.get('ename')}: {reply.get('evalue')} (its traceback was hidden: the notebook changed how errors show)"
+    error = (
+        f"{reply.get('ename')}: {reply.get('evalue')} (its traceback was hidden: the notebook changed how errors show)"
+    )
     return run.model_copy(update={"status": "error", "error": truncate(error)})

@@ -82,8 +82,9 @@ class LabSession:
         return [c for c in self.lab.checks if c.visibility == "public"]
 
     def _context(self) -> Context:
-        return Context(lab=self.lab.id, home=self.home, variables=dict(_user_namespace()),
-                       params=settings.load_params(), live=True)
+        return Context(
+            lab=self.lab.id, home=self.home, variables=dict(_user_namespace()), params=settings.load_params(), live=True
+        )
 
     def check(self, check_id: str) -> Feedback:
         """Run one public check now and show the result (as a line; the returned result displays nothing more)."""
@@ -107,9 +108,11 @@ class LabSession:
 
 
 # Wide tables (audit log, registry panel, dashboards) wrap their cells instead of scrolling sideways.
-TABLE_CSS = ("<style>.jp-OutputArea-output table {table-layout: auto; max-width: 100%;} "
-             ".jp-OutputArea-output td, .jp-OutputArea-output th {white-space: normal; overflow-wrap: anywhere; "
-             "max-width: 32em;}</style>")
+TABLE_CSS = (
+    "<style>.jp-OutputArea-output table {table-layout: auto; max-width: 100%;} "
+    ".jp-OutputArea-output td, .jp-OutputArea-output th {white-space: normal; overflow-wrap: anywhere; "
+    "max-width: 32em;}</style>"
+)
 
 
 def _style_tables() -> None:
@@ -129,7 +132,9 @@ def start(lab_id: str, chdir: bool = True) -> LabSession:
     checklog.append(session.home, session.lab.id, "start")  # where the progress page's time for this lab begins
     if chdir:
         os.chdir(session.workspace)
-    print(f"{session.lab.id}: {session.lab.spec.title}\nstate folder: {session.home}\nworkspace:    {session.workspace}")
+    print(
+        f"{session.lab.id}: {session.lab.spec.title}\nstate folder: {session.home}\nworkspace:    {session.workspace}"
+    )
     shown = workspace_path(session.workspace)
     if shown:  # `make lab` roots JupyterLab at the project and serves hidden folders
         print(f"your files in JupyterLab: File > Open from Path... > {shown}/")

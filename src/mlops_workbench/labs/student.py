@@ -39,7 +39,9 @@ class StudentRelease:
 
 def _is_check_decorator(node: ast.expr) -> bool:
     func = node.func if isinstance(node, ast.Call) else None
-    return (isinstance(func, ast.Name) and func.id == "check") or (isinstance(func, ast.Attribute) and func.attr == "check")
+    return (isinstance(func, ast.Name) and func.id == "check") or (
+        isinstance(func, ast.Attribute) and func.attr == "check"
+    )
 
 
 def _declared(node: ast.stmt, path: Path) -> tuple[str, bool] | None:
@@ -50,10 +52,16 @@ def _declared(node: ast.stmt, path: Path) -> tuple[str, bool] | None:
         if isinstance(deco, ast.Call) and _is_check_decorator(deco):
             hidden = next((k.value for k in deco.keywords if k.arg == "hidden"), ast.Constant(False))
             first = deco.args[0] if deco.args else None
-            if not (isinstance(hidden, ast.Constant) and isinstance(hidden.value, bool)
-                    and isinstance(first, ast.Constant) and isinstance(first.value, str)):
-                raise LabFormatError(f"{path}:{deco.lineno}: write the check's id and hidden= as literals "
-                                     "(@check(\"id\", hidden=True)) so a student release can tell hidden checks apart.")
+            if not (
+                isinstance(hidden, ast.Constant)
+                and isinstance(hidden.value, bool)
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+            ):
+                raise LabFormatError(
+                    f"{path}:{deco.lineno}: write the check's id and hidden= as literals "
+                    '(@check("id", hidden=True)) so a student release can tell hidden checks apart.'
+                )
             return first.value, hidden.value
     return None
 
@@ -84,10 +92,14 @@ def public_checks_source(path: Path) -> tuple[str, list[str]]:
     text = Path(path).read_text()
     tree = ast.parse(text, filename=str(path))
     decorators = {id(d) for n in tree.body for d in getattr(n, "decorator_list", [])}
-    stray = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_check_decorator(n) and id(n) not in decorators]
+    stray = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_check_decorator(n) and id(n) not in decorators
+    ]
     if stray:
-        raise LabFormatError(f"{path}:{stray[0].lineno}: check(...) is called outside a decorator; declare every "
-                             "check with @check on a top-level function so a student release can drop the hidden ones.")
+        raise LabFormatError(
+            f"{path}:{stray[0].lineno}: check(...) is called outside a decorator; declare every "
+            "check with @check on a top-level function so a student release can drop the hidden ones."
+        )
     declared = {id(n): _declared(n, path) for n in tree.body}
     removed = {id(n) for n in tree.body if (declared[id(n)] or ("", False))[1]}
     hidden_ids = [declared[id(n)][0] for n in tree.body if id(n) in removed]
@@ -107,8 +119,10 @@ def public_checks_source(path: Path) -> tuple[str, list[str]]:
     kept = [n for n in tree.body if id(n) not in removed]
     gone = set().union(*(_bound(n) for n in tree.body if id(n) in removed)) & set().union(*(_used(n) for n in kept))
     if gone:
-        raise LabFormatError(f"{path}: public code uses {sorted(gone)}, defined by a hidden check; move what they "
-                             "share into a helper function of its own.")
+        raise LabFormatError(
+            f"{path}: public code uses {sorted(gone)}, defined by a hidden check; move what they "
+            "share into a helper function of its own."
+        )
     used = set().union(*(_used(n) for n in kept if not isinstance(n, (ast.Import, ast.ImportFrom))))
     replaced: dict[int, str] = {}
     for node in kept:
@@ -143,11 +157,18 @@ def student_makefile(text: str) -> str:
     """The project's Makefile without the targets a student tree cannot run (demo: reference solutions; test,
     bench: the test suite and benchmarks, not shipped)."""
     paragraphs = text.rstrip("\n").split("\n\n")
-    kept = [p for p in paragraphs
-            if not any((m := RULE.match(line)) and m.group(1) in DROPPED_TARGETS for line in p.splitlines())]
+    kept = [
+        p
+        for p in paragraphs
+        if not any((m := RULE.match(line)) and m.group(1) in DROPPED_TARGETS for line in p.splitlines())
+    ]
     out = "\n\n".join(kept) + "\n"
-    out = re.sub(r"^(\.PHONY:.*)$", lambda m: " ".join(w for w in m.group(1).split() if w not in DROPPED_TARGETS),
-                 out, flags=re.MULTILINE)
+    out = re.sub(
+        r"^(\.PHONY:.*)$",
+        lambda m: " ".join(w for w in m.group(1).split() if w not in DROPPED_TARGETS),
+        out,
+        flags=re.MULTILINE,
+    )
     first, _, rest = out.partition("\n")
     if first.startswith("#"):
         first = "# A student release of mlops-workbench: `make setup`, then `make lab` (see README.md)."
@@ -206,11 +227,19 @@ def release_student(project: Path, dest: Path, labs: list[Lab]) -> StudentReleas
     if (project / MARKER).is_file():
         raise LabFormatError(f"{project} is itself a student release: release from the instructor checkout.")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise LabFormatError(f"{dest} exists and is not an empty folder: pass a new folder (a student release is "
-                             "written whole, never merged into an older one).")
-    if dest == project or project in dest.parents and dest.relative_to(project).parts[0] in ("labs", "notebooks", "src"):
-        raise LabFormatError(f"{dest} is inside the project's own labs/, notebooks/ or src/: pick a folder "
-                             "outside them, e.g. build/student.")
+        raise LabFormatError(
+            f"{dest} exists and is not an empty folder: pass a new folder (a student release is "
+            "written whole, never merged into an older one)."
+        )
+    if (
+        dest == project
+        or project in dest.parents
+        and dest.relative_to(project).parts[0] in ("labs", "notebooks", "src")
+    ):
+        raise LabFormatError(
+            f"{dest} is inside the project's own labs/, notebooks/ or src/: pick a folder "
+            "outside them, e.g. build/student."
+        )
     dest.mkdir(parents=True, exist_ok=True)
     _copy_tree(project, dest)
     hidden: dict[str, list[str]] = {}
@@ -226,15 +255,19 @@ def release_student(project: Path, dest: Path, labs: list[Lab]) -> StudentReleas
         (folder / "checks.py").write_text(source)
         public = [cid for cid, is_hidden in declared_checks(lab.folder / "checks.py") if not is_hidden]
         if [cid for cid, _ in declared_checks(folder / "checks.py")] != public:
-            raise LabFormatError(f"{lab.folder / 'checks.py'}: the student copy lost a public check; keep the "
-                                 "public checks free of names defined only for hidden ones.")
+            raise LabFormatError(
+                f"{lab.folder / 'checks.py'}: the student copy lost a public check; keep the "
+                "public checks free of names defined only for hidden ones."
+            )
     counts = {lab_id: len(ids) for lab_id, ids in hidden.items()}  # counts only: even the ids stay with the teacher
-    (dest / MARKER).write_text(json.dumps({"labs": [lab.id for lab in labs], "hidden_checks_removed": counts},
-                                          indent=2) + "\n")
+    (dest / MARKER).write_text(
+        json.dumps({"labs": [lab.id for lab in labs], "hidden_checks_removed": counts}, indent=2) + "\n"
+    )
     problems = audit(dest)
     if problems:
-        raise LabFormatError(f"The student release in {dest} is not clean, so do not hand it out: "
-                             + "; ".join(problems[:10]))
+        raise LabFormatError(
+            f"The student release in {dest} is not clean, so do not hand it out: " + "; ".join(problems[:10])
+        )
     return StudentRelease(dest, [lab.id for lab in labs], hidden)
 
 
@@ -246,8 +279,11 @@ def _solution_lines(path: Path) -> list[int]:
             cells = json.loads(text).get("cells", [])
         except (json.JSONDecodeError, AttributeError):
             return [1] if BEGIN in text else []
-        sources = ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
-                   for c in cells if isinstance(c, dict)]
+        sources = [
+            "".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
+            for c in cells
+            if isinstance(c, dict)
+        ]
         text = "\n".join(sources)
     return [n for n, line in enumerate(text.splitlines(), 1) if line.strip().startswith((BEGIN, END))]
 
@@ -278,9 +314,12 @@ def checks_tree(root: Path) -> Path:
     """``root`` as the project to grade with (``workbench grade --checks-from``): an instructor checkout."""
     root = Path(root).expanduser().resolve()
     if not (root / "labs").is_dir() or not (root / "params.yaml").is_file():
-        raise LabFormatError(f"{root} holds no labs/ and params.yaml: pass the root of your instructor checkout "
-                             "(the folder with labs/NN-slug/checks.py).")
+        raise LabFormatError(
+            f"{root} holds no labs/ and params.yaml: pass the root of your instructor checkout "
+            "(the folder with labs/NN-slug/checks.py)."
+        )
     if (root / MARKER).is_file():
-        raise LabFormatError(f"{root} is a student release ({MARKER}): it has no hidden checks. Pass your "
-                             "instructor checkout instead.")
+        raise LabFormatError(
+            f"{root} is a student release ({MARKER}): it has no hidden checks. Pass your instructor checkout instead."
+        )
     return root

@@ -35,9 +35,17 @@ def _reporter(fd: int | None):
 
     def record(cell, cell_index, execute_reply) -> None:
         content = (execute_reply or {}).get("content", {})
-        stream.write(json.dumps({"id": cell.get("id"), "status": content.get("status"),
-                                 "ename": str(content.get("ename", ""))[:200],
-                                 "evalue": str(content.get("evalue", ""))[:MAX_EVALUE]}) + "\n")
+        stream.write(
+            json.dumps(
+                {
+                    "id": cell.get("id"),
+                    "status": content.get("status"),
+                    "ename": str(content.get("ename", ""))[:200],
+                    "evalue": str(content.get("evalue", ""))[:MAX_EVALUE],
+                }
+            )
+            + "\n"
+        )
 
     return {"on_cell_executed": record}
 

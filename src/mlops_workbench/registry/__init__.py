@@ -26,6 +26,19 @@ from mlops_workbench.registry.aliases import (
 from mlops_workbench.registry.integrity import IntegrityError, record_digest, verify
 
 __all__ = [
-    "ALIASES", "GateResult", "RegistryError", "RegistryParams", "client", "get_alias", "list_versions",
-    "promote", "quality_gate", "register", "release", "rollback", "IntegrityError", "record_digest", "verify",
+    "ALIASES",
+    "GateResult",
+    "RegistryError",
+    "RegistryParams",
+    "client",
+    "get_alias",
+    "list_versions",
+    "promote",
+    "quality_gate",
+    "register",
+    "release",
+    "rollback",
+    "IntegrityError",
+    "record_digest",
+    "verify",
 ]

@@ -29,8 +29,18 @@ from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
 
 __all__ = [
-    "ALIASES", "GateResult", "RegistryError", "RegistryParams", "client", "get_alias", "list_versions",
-    "promote", "quality_gate", "register", "release", "rollback",
+    "ALIASES",
+    "GateResult",
+    "RegistryError",
+    "RegistryParams",
+    "client",
+    "get_alias",
+    "list_versions",
+    "promote",
+    "quality_gate",
+    "register",
+    "release",
+    "rollback",
 ]
 ALIASES = PROMOTABLE
 PREVIOUS = Alias.PREVIOUS
@@ -200,8 +210,15 @@ def promote(
     mv = _version(c, name, version)
     version = str(mv.version)
     registrant = mv.tags.get(REGISTERED_BY)
-    entry: dict[str, Any] = dict(action=AuditAction.PROMOTE, model=name, version=version, alias=alias,
-                                 approver=approver, registered_by=registrant, reason=reason)
+    entry: dict[str, Any] = dict(
+        action=AuditAction.PROMOTE,
+        model=name,
+        version=version,
+        alias=alias,
+        approver=approver,
+        registered_by=registrant,
+        reason=reason,
+    )
     from mlops_workbench.registry import integrity
 
     try:
@@ -211,11 +228,19 @@ def promote(
     if alias == Alias.PRODUCTION:
         staged = "approval.staging.at" in mv.tags or _model(c, name).aliases.get(Alias.STAGING) == version
         if params.require_staging and not staged:
-            _refuse(entry, f"version {version} was never approved into staging: promote it to 'staging' first "
-                    "(or point the 'staging' alias at it)", home)
+            _refuse(
+                entry,
+                f"version {version} was never approved into staging: promote it to 'staging' first "
+                "(or point the 'staging' alias at it)",
+                home,
+            )
         if registrant and registrant == approver:
-            _refuse(entry, f"separation of duties: {approver} registered version {version}, so {approver} may not "
-                    "approve its promotion to production; ask someone else to approve (approver=...)", home)
+            _refuse(
+                entry,
+                f"separation of duties: {approver} registered version {version}, so {approver} may not "
+                "approve its promotion to production; ask someone else to approve (approver=...)",
+                home,
+            )
         if gate_result is None:
             gate_result = quality_gate(name, version, params=params, home=home)
         if str(gate_result.candidate_version) != version:
@@ -226,17 +251,24 @@ def promote(
         aliases = _model(c, name).aliases
         replaced = aliases.get(alias)
         if alias == Alias.PRODUCTION and gate_result is not None and gate_result.production_version != replaced:
-            _refuse(entry, f"production moved to v{replaced} after the gate compared against "
-                    f"v{gate_result.production_version}: run the gate again", home, gate_result)
-        stamp = approvals.record(c, name, version, approver=approver, reason=reason, gate=gate_result,
-                                 alias=alias)["at"]
+            _refuse(
+                entry,
+                f"production moved to v{replaced} after the gate compared against "
+                f"v{gate_result.production_version}: run the gate again",
+                home,
+                gate_result,
+            )
+        stamp = approvals.record(c, name, version, approver=approver, reason=reason, gate=gate_result, alias=alias)[
+            "at"
+        ]
         if alias == Alias.PRODUCTION and replaced is not None and str(replaced) != version:
             c.set_registered_model_alias(name, PREVIOUS, str(replaced))
         c.set_registered_model_alias(name, alias, version)
         if alias == Alias.PRODUCTION and aliases.get(Alias.STAGING) == version:
             c.delete_registered_model_alias(name, Alias.STAGING)
-        audit.append(AuditEntry(**entry, outcome=AuditOutcome.PROMOTED, replaced=replaced, at=stamp,
-                                gate=gate_result), home=home)
+        audit.append(
+            AuditEntry(**entry, outcome=AuditOutcome.PROMOTED, replaced=replaced, at=stamp, gate=gate_result), home=home
+        )
     return c.get_model_version(name, version)
 
 
@@ -259,8 +291,14 @@ def release(
     ``staging_approver``/``staging_reason`` say otherwise; ``production`` keywords (``gate_result``, ``params``)
     go to the production step only.
     """
-    promote(name, version, Alias.STAGING, approver=staging_approver or approver,
-            reason=reason if staging_reason is None else staging_reason, home=home)
+    promote(
+        name,
+        version,
+        Alias.STAGING,
+        approver=staging_approver or approver,
+        reason=reason if staging_reason is None else staging_reason,
+        home=home,
+    )
     return promote(name, version, Alias.PRODUCTION, approver=approver, reason=reason, home=home, **production)
 
 
@@ -269,8 +307,9 @@ def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None
     raise RegistryError(f"Promotion refused, nothing changed: {why}.")
 
 
-def rollback(name: str | None = None, home: Path | None = None, approver: str | None = None,
-             reason: str = "rollback") -> Any:
+def rollback(
+    name: str | None = None, home: Path | None = None, approver: str | None = None, reason: str = "rollback"
+) -> Any:
     """Point ``production`` back at ``previous`` (then unset ``previous``); RegistryError if there is none."""
     name = name or settings.model_name()
     home = home or settings.home()
@@ -279,8 +318,15 @@ def rollback(name: str | None = None, home: Path | None = None, approver: str | 
     with audit.lock(f"registry-{name}", home):
         aliases = _model(c, name).aliases
         previous, current = aliases.get(PREVIOUS), aliases.get(Alias.PRODUCTION)
-        entry = dict(action=AuditAction.ROLLBACK, model=name, version=previous, alias=Alias.PRODUCTION,
-                     approver=approver, reason=reason, replaced=current)
+        entry = dict(
+            action=AuditAction.ROLLBACK,
+            model=name,
+            version=previous,
+            alias=Alias.PRODUCTION,
+            approver=approver,
+            reason=reason,
+            replaced=current,
+        )
         if previous is None:
             audit.append(AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error="no previous version"), home=home)
             raise RegistryError(
@@ -293,8 +339,12 @@ def rollback(name: str | None = None, home: Path | None = None, approver: str | 
             c.set_model_version_tag(name, current, "rolled_back.reason", reason)
         c.set_registered_model_alias(name, Alias.PRODUCTION, previous)
         c.delete_registered_model_alias(name, PREVIOUS)
-        c.set_model_version_tag(name, previous, "approval.production.rollback", json.dumps(
-            {"approver": approver, "at": stamp, "reason": reason, "from_version": current}))
+        c.set_model_version_tag(
+            name,
+            previous,
+            "approval.production.rollback",
+            json.dumps({"approver": approver, "at": stamp, "reason": reason, "from_version": current}),
+        )
         audit.append(AuditEntry(**entry, outcome=AuditOutcome.ROLLED_BACK, at=stamp), home=home)
     return c.get_model_version(name, previous)
 

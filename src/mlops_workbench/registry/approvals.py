@@ -23,14 +23,26 @@ def tag(alias: str, field: str) -> str:
     return f"approval.{alias}.{field}"
 
 
-def record(client: Any, name: str, version: str | int, *, approver: str, reason: str, gate: Any = None,
-           alias: str = Alias.PRODUCTION) -> dict[str, str]:
+def record(
+    client: Any,
+    name: str,
+    version: str | int,
+    *,
+    approver: str,
+    reason: str,
+    gate: Any = None,
+    alias: str = Alias.PRODUCTION,
+) -> dict[str, str]:
     """Tag version ``version`` of ``name`` with its approval into ``alias``; returns the record written.
 
     ``client`` is an ``MlflowClient``; ``gate`` the ``GateResult`` the approval relied on (None: no gate).
     """
-    values = {"approver": str(approver), "at": audit.now(), "reason": str(reason),
-              "gate": gate.model_dump_json() if gate is not None else ""}
+    values = {
+        "approver": str(approver),
+        "at": audit.now(),
+        "reason": str(reason),
+        "gate": gate.model_dump_json() if gate is not None else "",
+    }
     for field, value in values.items():
         client.set_model_version_tag(name, str(version), tag(alias, field), value[:MAX_TAG])
     return values

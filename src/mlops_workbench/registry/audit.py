@@ -121,8 +121,10 @@ def entry(fields: Mapping[str, Any] | AuditEntry) -> AuditEntry:
     try:
         return AuditEntry.model_validate(dict(fields))
     except ValidationError as err:
-        raise InputError(f"This audit entry does not fit the audit log: {problems(err, AuditEntry)}. "
-                         "Correct those fields where the entry is built.") from None
+        raise InputError(
+            f"This audit entry does not fit the audit log: {problems(err, AuditEntry)}. "
+            "Correct those fields where the entry is built."
+        ) from None
 
 
 def append(fields: Mapping[str, Any] | AuditEntry, log: str = "registry", home: Path | None = None) -> AuditEntry:
@@ -167,8 +169,10 @@ def _parse(line: str, path: Path, number: int) -> AuditEntry:
     try:
         return AuditEntry.model_validate(data)
     except ValidationError as err:
-        raise InputError(f"{path} line {number} is not an audit entry ({problems(err, AuditEntry)}): the audit log "
-                         f"was edited by hand. {fix}") from None
+        raise InputError(
+            f"{path} line {number} is not an audit entry ({problems(err, AuditEntry)}): the audit log "
+            f"was edited by hand. {fix}"
+        ) from None
 
 
 def production_moves(entries: list[AuditEntry], model: str) -> list[AuditEntry]:

@@ -62,8 +62,14 @@ def candidate_workspace(path: Path | str, home: Path | None = None) -> Any:
     return ws
 
 
-def log_versioned_candidate(ws: Any, overrides: dict[str, Any], experiment: str = "registry",
-                            run_name: str | None = None, commit: bool = True, home: Path | None = None) -> str:
+def log_versioned_candidate(
+    ws: Any,
+    overrides: dict[str, Any],
+    experiment: str = "registry",
+    run_name: str | None = None,
+    commit: bool = True,
+    home: Path | None = None,
+) -> str:
     """Set params.yaml ``train`` overrides, ``dvc repro`` and log the run with its lineage; returns the run id.
 
     ``commit=False`` is the teammate who never commits: the run is logged from a dirty tree (``git.dirty`` true).

@@ -62,6 +62,7 @@ class Mismatch:
 
 # ---------------------------------------------------------------- pure logic
 
+
 def manifest(digests: dict[str, str]) -> str:
     """The tag value for ``digests``: compact JSON with sorted paths."""
     return json.dumps(dict(sorted(digests.items())), separators=(",", ":"))
@@ -83,29 +84,34 @@ def parse(value: str | None) -> dict[str, str] | None:
 def compare(recorded: dict[str, str], actual: dict[str, str]) -> list[Mismatch]:
     """Every file whose digest differs, is missing from the artifact, or was added to it (sorted by path)."""
     paths = sorted(set(recorded) | set(actual))
-    return [Mismatch(p, recorded.get(p, MISSING), actual.get(p, MISSING))
-            for p in paths if recorded.get(p) != actual.get(p)]
+    return [
+        Mismatch(p, recorded.get(p, MISSING), actual.get(p, MISSING)) for p in paths if recorded.get(p) != actual.get(p)
+    ]
 
 
 def mismatch_message(name: str, version: str, problems: list[Mismatch]) -> str:
     lines = "\n  ".join(map(str, problems))
-    return (f"Refusing model '{name}' version {version}: its artifact does not match the sha256 digest recorded "
-            f"at registration (tag '{TAG}'). Changed file(s):\n  {lines}\n"
-            "The stored artifact was modified or replaced after registration: restore the original files from a "
-            "backup, or train, log and register a new version from trusted code and data. Do not re-record the "
-            "digest of these files, and do not re-register the same run (it shares these files).")
+    return (
+        f"Refusing model '{name}' version {version}: its artifact does not match the sha256 digest recorded "
+        f"at registration (tag '{TAG}'). Changed file(s):\n  {lines}\n"
+        "The stored artifact was modified or replaced after registration: restore the original files from a "
+        "backup, or train, log and register a new version from trusted code and data. Do not re-record the "
+        "digest of these files, and do not re-register the same run (it shares these files)."
+    )
 
 
 def missing_message(name: str, version: str, actual: dict[str, str]) -> str:
-    files = "\n  ".join(f"{p}: recorded sha256 <none>, artifact has {d}"
-                        for p, d in sorted(actual.items()))
-    return (f"Refusing model '{name}' version {version}: no sha256 digest was recorded for it (tag '{TAG}' "
-            f"is missing), so its artifact cannot be verified. Files:\n  {files}\n"
-            "Register with registry.register(run_id, name), which records the digest; a version registered "
-            f"with MLflow's own API needs registry.record_digest('{name}', {version}) right after registering.")
+    files = "\n  ".join(f"{p}: recorded sha256 <none>, artifact has {d}" for p, d in sorted(actual.items()))
+    return (
+        f"Refusing model '{name}' version {version}: no sha256 digest was recorded for it (tag '{TAG}' "
+        f"is missing), so its artifact cannot be verified. Files:\n  {files}\n"
+        "Register with registry.register(run_id, name), which records the digest; a version registered "
+        f"with MLflow's own API needs registry.record_digest('{name}', {version}) right after registering."
+    )
 
 
 # ---------------------------------------------------------------- I/O
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -119,8 +125,11 @@ def digest_folder(folder: Path) -> dict[str, str]:
     """``{relative path: sha256}`` for every file under ``folder``."""
     folder = Path(folder)
     files = (p for p in sorted(folder.rglob("*")) if p.is_file())
-    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files
-            if p.relative_to(folder).as_posix() not in CLIENT_SIDE}
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in files
+        if p.relative_to(folder).as_posix() not in CLIENT_SIDE
+    }
 
 
 def download(name: str, version: str | int, dst: Path) -> Path:
@@ -148,7 +157,8 @@ def record_digest(name: str, version: str | int, client: Any = None, overwrite: 
     if not overwrite and parse((mv.tags or {}).get(TAG)) is not None:
         raise RegistryError(
             f"Model '{name}' version {version} already has a recorded digest (tag '{TAG}'); nothing changed. "
-            "Recording again would vouch for whatever the files hold now: pass overwrite=True only if you are sure.")
+            "Recording again would vouch for whatever the files hold now: pass overwrite=True only if you are sure."
+        )
     with tempfile.TemporaryDirectory(prefix="mlops-digest-") as tmp:
         digests = digest_folder(download(name, version, Path(tmp)))
     if not digests:
@@ -200,8 +210,10 @@ def stored_folder(name: str, version: str | int, client: Any = None, home: Path 
     root = tracking.store_paths(home)[1]
     found = next((p.parent for p in root.rglob("MLmodel") if model_id in p.parts), None)
     if found is None:
-        raise RegistryError(f"No stored artifact of '{name}' version {version} under {root}: is this the state "
-                            "folder of the tracking server that registered it?")
+        raise RegistryError(
+            f"No stored artifact of '{name}' version {version} under {root}: is this the state "
+            "folder of the tracking server that registered it?"
+        )
     return found
 
 

@@ -59,18 +59,20 @@ def version_rows(name: str | None = None, home: Path | None = None) -> list[Vers
         lineage = {k: tags[k] for k in LINEAGE_KEYS if tags.get(k)}
         if "git.commit" not in lineage and tags.get("mlflow.source.git.commit"):
             lineage["git.commit"] = tags["mlflow.source.git.commit"]
-        rows.append(VersionRow(
-            version=str(mv.version),
-            aliases=sorted(by_version.get(str(mv.version), [])),
-            run_id=mv.run_id,
-            created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            metrics=metrics,
-            lineage=lineage,
-            approved_by=approval.get("approver", ""),
-            approved_for=approval.get("alias", ""),
-            reason=approval.get("reason", ""),
-            rolled_back="rolled_back.at" in mv.tags,
-        ))
+        rows.append(
+            VersionRow(
+                version=str(mv.version),
+                aliases=sorted(by_version.get(str(mv.version), [])),
+                run_id=mv.run_id,
+                created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                metrics=metrics,
+                lineage=lineage,
+                approved_by=approval.get("approver", ""),
+                approved_for=approval.get("alias", ""),
+                reason=approval.get("reason", ""),
+                rolled_back="rolled_back.at" in mv.tags,
+            )
+        )
     return rows
 
 
@@ -80,7 +82,11 @@ def _last_approval(tags: dict[str, str]) -> dict[str, str]:
     for alias in registry.ALIASES:
         at = tags.get(f"approval.{alias}.at")
         if at and at > best.get("at", ""):
-            best = {"alias": alias, "at": at, **{k: tags.get(f"approval.{alias}.{k}", "") for k in ("approver", "reason", "gate")}}
+            best = {
+                "alias": alias,
+                "at": at,
+                **{k: tags.get(f"approval.{alias}.{k}", "") for k in ("approver", "reason", "gate")},
+            }
     return best
 
 
@@ -106,8 +112,16 @@ def rows_html(rows: list[VersionRow]) -> str:
 NO_APPROVER = "Type your name in 'approver' first: every approval records who made it. Nothing changed."
 
 
-def promote_action(name: str, version: str | int, alias: str, approver: str, reason: str,
-                   home: Path | None = None, rules: Any = None, rule: Any = None) -> tuple[bool, str]:
+def promote_action(
+    name: str,
+    version: str | int,
+    alias: str,
+    approver: str,
+    reason: str,
+    home: Path | None = None,
+    rules: Any = None,
+    rule: Any = None,
+) -> tuple[bool, str]:
     """Promote and describe the outcome for the panel: (True, message) or (False, why it was refused).
 
     ``rules`` are the gate thresholds (None: params.yaml's); ``rule`` is the gate rule that judges with
@@ -116,10 +130,14 @@ def promote_action(name: str, version: str | int, alias: str, approver: str, rea
     if not str(approver or "").strip():
         return False, NO_APPROVER
     try:
-        gate = (registry.quality_gate(name, version, params=rules, home=home, rule=rule)
-                if alias == Alias.PRODUCTION else None)
-        mv = registry.promote(name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home,
-                              params=rules)
+        gate = (
+            registry.quality_gate(name, version, params=rules, home=home, rule=rule)
+            if alias == Alias.PRODUCTION
+            else None
+        )
+        mv = registry.promote(
+            name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home, params=rules
+        )
     except WorkbenchError as exc:
         return False, str(exc)
     extra = f" ({gate.summary()})" if gate else ""
@@ -137,8 +155,9 @@ def rollback_action(name: str, approver: str, reason: str, home: Path | None = N
     return True, f"{name} production rolled back to v{mv.version}."
 
 
-def panel(name: str | None = None, home: Path | None = None, rules: Any = None, approver: str = "",
-          rule: Any = None) -> Any:
+def panel(
+    name: str | None = None, home: Path | None = None, rules: Any = None, approver: str = "", rule: Any = None
+) -> Any:
     """The ipywidgets panel: table, version picker, approver/reason fields, promote and rollback buttons.
 
     Promote gates with your ``rule`` (the ``gate_rule`` function you wrote; else the built-in one) and
@@ -153,8 +172,10 @@ def panel(name: str | None = None, home: Path | None = None, rules: Any = None, 
     alias = w.Dropdown(options=list(registry.ALIASES), value=Alias.STAGING, description="alias")
     signer = w.Text(description="approver", value=approver, placeholder="your name")
     reason = w.Text(description="reason", placeholder="why this change")
-    buttons = [w.Button(description=d, button_style=s) for d, s in
-               (("Promote", "success"), ("Rollback", "danger"), ("Refresh", ""))]
+    buttons = [
+        w.Button(description=d, button_style=s)
+        for d, s in (("Promote", "success"), ("Rollback", "danger"), ("Refresh", ""))
+    ]
 
     def refresh(*_: Any) -> None:
         rows = version_rows(name, home)
@@ -166,8 +187,11 @@ def panel(name: str | None = None, home: Path | None = None, rules: Any = None, 
         status.value = f"<span style='color:{'green' if ok else 'crimson'}'>{html.escape(message)}</span>"
         refresh()
 
-    buttons[0].on_click(lambda _: report(promote_action(name, version.value, alias.value, signer.value,
-                                                        reason.value, home, rules, rule)))
+    buttons[0].on_click(
+        lambda _: report(
+            promote_action(name, version.value, alias.value, signer.value, reason.value, home, rules, rule)
+        )
+    )
     buttons[1].on_click(lambda _: report(rollback_action(name, signer.value, reason.value or "rollback", home)))
     buttons[2].on_click(refresh)
     refresh()

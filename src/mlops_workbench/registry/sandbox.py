@@ -33,10 +33,19 @@ class Sandbox:
         client.create_registered_model(name)
         model_id = getattr(source, "model_id", None) or str(source.source).removeprefix("models:/")
         # the tracking server registers a version READY at once; awaiting it would only log a line per version
-        self.versions = [str(client.create_model_version(name, source.source, run_id=source.run_id,
-                                                         tags={REGISTERED_BY: registrant}, model_id=model_id,
-                                                         await_creation_for=0).version)
-                         for _ in range(versions)]
+        self.versions = [
+            str(
+                client.create_model_version(
+                    name,
+                    source.source,
+                    run_id=source.run_id,
+                    tags={REGISTERED_BY: registrant},
+                    model_id=model_id,
+                    await_creation_for=0,
+                ).version
+            )
+            for _ in range(versions)
+        ]
         self.folder = Path(tempfile.mkdtemp(prefix="registry-sandbox-"))
         self.record = partial(audit.append, home=self.folder)
 

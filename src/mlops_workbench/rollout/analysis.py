@@ -86,16 +86,19 @@ def promql(metric: Metric) -> str:
     """The PromQL expression equivalent to what the measurement computes (for the event log)."""
     w = f"{metric.lookback:g}s"
     if metric.kind == "errorRate":
-        return (f'sum(increase(workbench_router_requests_total{{version="canary",status=~"5.."}}[{w}])) / '
-                f'sum(increase(workbench_router_requests_total{{version="canary"}}[{w}]))')
+        return (
+            f'sum(increase(workbench_router_requests_total{{version="canary",status=~"5.."}}[{w}])) / '
+            f'sum(increase(workbench_router_requests_total{{version="canary"}}[{w}]))'
+        )
     if metric.kind == "latencyP99":
-        return (f'histogram_quantile(0.99, sum by (version, le) '
-                f'(increase(workbench_router_request_duration_seconds_bucket[{w}])))')
+        return (
+            f"histogram_quantile(0.99, sum by (version, le) "
+            f"(increase(workbench_router_request_duration_seconds_bucket[{w}])))"
+        )
     return f"sum by (role, label) (increase(workbench_model_predictions_total[{w}]))"
 
 
-def measure(metric: Metric, win: Snapshot, min_sample: int,
-            decide: ErrorRateDecision | None = None) -> Measurement:
+def measure(metric: Metric, win: Snapshot, min_sample: int, decide: ErrorRateDecision | None = None) -> Measurement:
     """Judge one window for ``metric`` (pure: no I/O).
 
     ``decide`` overrides the error-rate decision for this call; without it the one installed with
@@ -116,8 +119,14 @@ def _error_rate(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     n_c, e_c = traffic(win, "canary")
     n_s, e_s = traffic(win, "stable")
     limit = float(metric.condition.max or 0.0)
-    m = Measurement(metric.name, metric.kind, MeasurementPhase.INCONCLUSIVE, "", threshold=limit,
-                    samples={"canary": n_c, "stable": n_s})
+    m = Measurement(
+        metric.name,
+        metric.kind,
+        MeasurementPhase.INCONCLUSIVE,
+        "",
+        threshold=limit,
+        samples={"canary": n_c, "stable": n_s},
+    )
     if n_c < minimum:
         m.message = f"only {n_c:.0f} canary requests in the window (minimum {minimum}): not enough to judge"
         return m
@@ -169,9 +178,16 @@ def _custom_error_rate(metric: Metric, win: Snapshot, minimum: int, decide: Erro
     n_s, e_s = traffic(win, "stable")
     limit = float(metric.condition.max or 0.0)
     name = f"{getattr(decide, '__module__', '?')}.{getattr(decide, '__name__', 'decide')}"
-    m = Measurement(metric.name, metric.kind, MeasurementPhase.ERROR, "", threshold=limit,
-                    samples={"canary": n_c, "stable": n_s},
-                    value=e_c / n_c if n_c else None, baseline=e_s / n_s if n_s else None)
+    m = Measurement(
+        metric.name,
+        metric.kind,
+        MeasurementPhase.ERROR,
+        "",
+        threshold=limit,
+        samples={"canary": n_c, "stable": n_s},
+        value=e_c / n_c if n_c else None,
+        baseline=e_s / n_s if n_s else None,
+    )
     try:
         phase = decide(round(e_c), round(n_c), round(e_s), round(n_s), limit, metric.condition.alpha, minimum)
     except Exception as err:  # the decision is user code: its failure is this measurement's error, not a crash
@@ -182,7 +198,9 @@ def _custom_error_rate(metric: Metric, win: Snapshot, minimum: int, decide: Erro
         return m
     m.phase = MeasurementPhase(phase)
     rate = "n/a" if m.value is None else f"{m.value:.2%}"
-    m.message = f"canary error rate {rate} ({e_c:.0f}/{n_c:.0f}), stable {e_s:.0f}/{n_s:.0f}: {phase} (custom decision {name})"
+    m.message = (
+        f"canary error rate {rate} ({e_c:.0f}/{n_c:.0f}), stable {e_s:.0f}/{n_s:.0f}: {phase} (custom decision {name})"
+    )
     return m
 
 
@@ -249,7 +267,10 @@ def _shift(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     limit = float(metric.condition.max or 0.0)
     m = Measurement(metric.name, metric.kind, MeasurementPhase.INCONCLUSIVE, "", threshold=limit)
     if canary is None or stable is None:
-        m.phase, m.message = MeasurementPhase.ERROR, "no prediction counts for " + ("canary" if canary is None else "stable")
+        m.phase, m.message = (
+            MeasurementPhase.ERROR,
+            "no prediction counts for " + ("canary" if canary is None else "stable"),
+        )
         return m
     n_c, n_s = sum(canary.values()), sum(stable.values())
     m.samples = {"canary": n_c, "stable": n_s}
@@ -266,7 +287,10 @@ def _shift(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     if m.value <= limit:
         m.phase, m.message = MeasurementPhase.SUCCESSFUL, f"class-mix PSI {m.value:.3f} <= {limit}"
     elif m.p_value < metric.condition.alpha:
-        m.phase, m.message = MeasurementPhase.FAILED, f"class-mix PSI {m.value:.3f} > {limit} (chi-square p={m.p_value:.3g})"
+        m.phase, m.message = (
+            MeasurementPhase.FAILED,
+            f"class-mix PSI {m.value:.3f} > {limit} (chi-square p={m.p_value:.3g})",
+        )
     else:
         m.message = f"class-mix PSI {m.value:.3f} > {limit} but not significant (chi-square p={m.p_value:.3g})"
     return m
@@ -276,19 +300,25 @@ def assess(metric: Metric, phases: list[str]) -> tuple[str, str]:
     """Status of one metric from its measurement phases so far: (phase, reason)."""
     failed = phases.count(MeasurementPhase.FAILED)
     if failed > metric.failure_limit:
-        return MeasurementPhase.FAILED, f"{metric.name}: {failed} failed measurements > failureLimit {metric.failure_limit}"
+        return (
+            MeasurementPhase.FAILED,
+            f"{metric.name}: {failed} failed measurements > failureLimit {metric.failure_limit}",
+        )
     tail_errors = 0
     for phase in reversed(phases):
         if phase != MeasurementPhase.ERROR:
             break
         tail_errors += 1
     if tail_errors > metric.consecutive_error_limit:
-        return MeasurementPhase.INCONCLUSIVE, (f"{metric.name}: no data for {tail_errors} consecutive measurements "
-                              f"> consecutiveErrorLimit {metric.consecutive_error_limit}")
+        return MeasurementPhase.INCONCLUSIVE, (
+            f"{metric.name}: no data for {tail_errors} consecutive measurements "
+            f"> consecutiveErrorLimit {metric.consecutive_error_limit}"
+        )
     inconclusive = phases.count(MeasurementPhase.INCONCLUSIVE)
     if inconclusive > metric.inconclusive_limit:
-        return MeasurementPhase.INCONCLUSIVE, (f"{metric.name}: {inconclusive} inconclusive measurements "
-                              f"> inconclusiveLimit {metric.inconclusive_limit}")
+        return MeasurementPhase.INCONCLUSIVE, (
+            f"{metric.name}: {inconclusive} inconclusive measurements > inconclusiveLimit {metric.inconclusive_limit}"
+        )
     if metric.count and len(phases) >= metric.count:
         if MeasurementPhase.SUCCESSFUL in phases:
             return MeasurementPhase.SUCCESSFUL, f"{metric.name}: {len(phases)} measurements taken"
@@ -307,10 +337,22 @@ def verdict(policy: Policy, phases: dict[str, list[str]], finished: bool) -> tup
         return MeasurementPhase.RUNNING, "analysis running"
     missing = [name for name in results if MeasurementPhase.SUCCESSFUL not in phases.get(name, [])]
     if missing:
-        return MeasurementPhase.INCONCLUSIVE, (f"no successful measurement for {', '.join(missing)}: "
-                              "missing data never promotes (send more traffic or lengthen the pauses)")
+        return MeasurementPhase.INCONCLUSIVE, (
+            f"no successful measurement for {', '.join(missing)}: "
+            "missing data never promotes (send more traffic or lengthen the pauses)"
+        )
     return MeasurementPhase.SUCCESSFUL, "every metric passed"
 
 
-__all__ = ["Measurement", "MeasurementPhase", "measure", "use_error_rate_decision", "assess", "verdict", "psi", "traffic",
-           "slower_than", "QUERIES"]
+__all__ = [
+    "Measurement",
+    "MeasurementPhase",
+    "measure",
+    "use_error_rate_decision",
+    "assess",
+    "verdict",
+    "psi",
+    "traffic",
+    "slower_than",
+    "QUERIES",
+]

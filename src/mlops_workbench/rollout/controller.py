@@ -44,10 +44,18 @@ class Controller:
     or the end of a pause is due.
     """
 
-    def __init__(self, backend: Backend, source: MetricsSource, home: Path, promoter: Promoter | None = None,
-                 tick: float = 0.25, say: Callable[[str], None] | None = None,
-                 demoter: Demoter | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        source: MetricsSource,
+        home: Path,
+        promoter: Promoter | None = None,
+        tick: float = 0.25,
+        say: Callable[[str], None] | None = None,
+        demoter: Demoter | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.backend, self.source, self.home = backend, source, home
         self.promoter, self.demoter = promoter, demoter
         self.tick, self.clock, self.sleep = tick, clock, sleep
@@ -60,8 +68,10 @@ class Controller:
         """Deploy ``candidate`` as canary and run the rollout to its end (blocking)."""
         previous = st.load(self.home)
         if previous and not previous.done and st.controller_alive(previous):
-            raise RolloutBusy(f"rollout {previous.id} is still in progress: watch it with `workbench rollout status` "
-                              "or stop it with `workbench rollout abort`.")
+            raise RolloutBusy(
+                f"rollout {previous.id} is still in progress: watch it with `workbench rollout status` "
+                "or stop it with `workbench rollout abort`."
+            )
         if previous and not previous.done:
             self.state = previous
             self._end("superseded by a new rollout while nobody was driving it")
@@ -69,8 +79,14 @@ class Controller:
         state = st.RolloutState.new(candidate, policy.model_dump(by_alias=True), stable_version)
         state.model_name = self.backend.model_name
         self._own(state)
-        self.log.emit("start", candidate=str(candidate), stable=stable_version, policy=policy.name,
-                      steps=state.policy["steps"], bound_s=policy.detection_bound())
+        self.log.emit(
+            "start",
+            candidate=str(candidate),
+            stable=stable_version,
+            policy=policy.name,
+            steps=state.policy["steps"],
+            bound_s=policy.detection_bound(),
+        )
         self.say(f"rollout {state.id}: deploying candidate version {candidate} as canary")
         try:
             self.backend.deploy_canary(str(candidate))
@@ -112,8 +128,9 @@ class Controller:
         if state is None or state.done:
             return state
         self._own(state)
-        self._apply(rc.Observations(request=rc.Request("promote", reason)), Policy.model_validate(state.policy),
-                    self.clock())
+        self._apply(
+            rc.Observations(request=rc.Request("promote", reason)), Policy.model_validate(state.policy), self.clock()
+        )
         return self.state
 
     # --- the loop ----------------------------------------------------------------------------------

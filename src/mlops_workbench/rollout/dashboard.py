@@ -18,22 +18,37 @@ from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.serving.faults import Faults
 
-FAULT_KINDS = {"error rate (fraction)": "error_rate", "added latency (ms)": "latency_ms",
-               "crash after N requests": "crash_after"}
+FAULT_KINDS = {
+    "error rate (fraction)": "error_rate",
+    "added latency (ms)": "latency_ms",
+    "crash after N requests": "crash_after",
+}
 
 
 def summarize(events: list[ev.RolloutEvent], state: st.RolloutState | None = None) -> dict[str, Any]:
     """What the dashboard shows, from the event log (and the saved state): weight, phase, latest values."""
     rid = state.id if state else ev.last_rollout(events)
-    out: dict[str, Any] = {"rollout": rid, "phase": state.phase if state else "none", "weight": 0.0,
-                           "candidate": state.candidate if state else None, "decision": None, "metrics": {},
-                           "faults": None}
+    out: dict[str, Any] = {
+        "rollout": rid,
+        "phase": state.phase if state else "none",
+        "weight": 0.0,
+        "candidate": state.candidate if state else None,
+        "decision": None,
+        "metrics": {},
+        "faults": None,
+    }
     for e in ev.of_rollout(events, rid):
         if e.type is ev.EventType.WEIGHT:
             out["weight"] = float(e.canary)
         elif e.type is ev.EventType.MEASUREMENT:
-            out["metrics"][e.metric] = {"phase": e.phase, "canary": e.value, "stable": e.baseline,
-                                        "threshold": e.threshold, "kind": e.kind, "message": e.message}
+            out["metrics"][e.metric] = {
+                "phase": e.phase,
+                "canary": e.value,
+                "stable": e.baseline,
+                "threshold": e.threshold,
+                "kind": e.kind,
+                "message": e.message,
+            }
         elif e.type is ev.EventType.DECISION:
             out["decision"] = f"{e.decision}: {e.reason}"
         elif e.type is ev.EventType.FAULT:
@@ -53,18 +68,27 @@ def _fmt(kind: str | None, value: float | None) -> str:
 
 def table_html(summary: dict[str, Any]) -> str:
     """An HTML table of the latest measurement per metric (canary, stable, threshold, verdict)."""
-    colours = {MeasurementPhase.SUCCESSFUL: "#2e7d32", MeasurementPhase.FAILED: "#c62828",
-               MeasurementPhase.INCONCLUSIVE: "#f9a825", MeasurementPhase.ERROR: "#6a1b9a"}
+    colours = {
+        MeasurementPhase.SUCCESSFUL: "#2e7d32",
+        MeasurementPhase.FAILED: "#c62828",
+        MeasurementPhase.INCONCLUSIVE: "#f9a825",
+        MeasurementPhase.ERROR: "#6a1b9a",
+    }
     rows = []
     for name, m in summary["metrics"].items():
         colour = colours.get(m["phase"], "#444")
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{_fmt(m['kind'], m['canary'])}</td>"
-                    f"<td>{_fmt(m['kind'], m['stable'])}</td><td>{_fmt(m['kind'], m['threshold'])}</td>"
-                    f"<td style='color:{colour}'><b>{m['phase']}</b></td></tr>")
-    head = ("<tr><th>metric</th><th>canary</th><th>stable</th><th>threshold</th><th>verdict</th></tr>")
-    status = (f"<p><b>{html.escape(str(summary['phase']))}</b> - candidate {summary['candidate']}, "
-              f"canary weight {summary['weight']:g}%"
-              + (f"<br>decision: {html.escape(summary['decision'])}" if summary["decision"] else "") + "</p>")
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{_fmt(m['kind'], m['canary'])}</td>"
+            f"<td>{_fmt(m['kind'], m['stable'])}</td><td>{_fmt(m['kind'], m['threshold'])}</td>"
+            f"<td style='color:{colour}'><b>{m['phase']}</b></td></tr>"
+        )
+    head = "<tr><th>metric</th><th>canary</th><th>stable</th><th>threshold</th><th>verdict</th></tr>"
+    status = (
+        f"<p><b>{html.escape(str(summary['phase']))}</b> - candidate {summary['candidate']}, "
+        f"canary weight {summary['weight']:g}%"
+        + (f"<br>decision: {html.escape(summary['decision'])}" if summary["decision"] else "")
+        + "</p>"
+    )
     return status + f"<table>{head}{''.join(rows) or '<tr><td colspan=5>no measurement yet</td></tr>'}</table>"
 
 
@@ -85,8 +109,10 @@ def no_canary_sentence(state: st.RolloutState | None) -> str:
     if state is None:
         return "No rollout has started yet: start one (ops.start(..., background=True)), then inject a fault."
     if state.done:
-        return (f"Rollout {state.id} already ended ({state.phase}: {state.reason}); its canary is gone. "
-                "Start another rollout, then inject a fault while it runs.")
+        return (
+            f"Rollout {state.id} already ended ({state.phase}: {state.reason}); its canary is gone. "
+            "Start another rollout, then inject a fault while it runs."
+        )
     return "The canary takes no traffic yet; wait until the canary weight is above 0, then inject."
 
 
@@ -96,8 +122,10 @@ def failure_sentence(err: BaseException) -> str:
 
     why = no_answer(err)
     if why == "refused":
-        return ("The canary or router did not answer (it was stopped, or the rollout ended): check "
-                "`workbench rollout status`, start a rollout, then try again.")
+        return (
+            "The canary or router did not answer (it was stopped, or the rollout ended): check "
+            "`workbench rollout status`, start a rollout, then try again."
+        )
     if why == "timeout":
         return "The rollout services did not answer in time (the machine may be busy): try again in a moment."
     return f"That did not work: {err}"
@@ -119,8 +147,9 @@ class Dashboard:
         self.note = w.HTML()
         self.inject.on_click(lambda _: self._do(self._inject))
         self.abort.on_click(lambda _: self._do(self._abort))
-        self.widget = w.VBox([self.weight, self.table, w.HBox([self.kind, self.value, self.inject]), self.abort,
-                              self.note])
+        self.widget = w.VBox(
+            [self.weight, self.table, w.HBox([self.kind, self.value, self.inject]), self.abort, self.note]
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -153,12 +182,14 @@ class Dashboard:
 
     def start(self) -> Dashboard:
         """Refresh in the background until :meth:`stop` (across successive rollouts)."""
+
         def loop() -> None:
             while not self._stop.wait(self.refresh_s):
                 try:
                     self.refresh()
                 except Exception:  # noqa: BLE001 - a torn read is retried on the next tick
                     pass
+
         self.refresh()
         self._thread = threading.Thread(target=loop, daemon=True, name="workbench-dashboard")
         self._thread.start()

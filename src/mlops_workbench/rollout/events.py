@@ -149,9 +149,14 @@ class RegistryEvent(RolloutEvent):
 
 
 MODELS: dict[EventType, type[RolloutEvent]] = {
-    EventType.START: StartEvent, EventType.WEIGHT: WeightEvent, EventType.MEASUREMENT: MeasurementEvent,
-    EventType.TRAFFIC: TrafficEvent, EventType.FAULT: FaultEvent, EventType.DECISION: DecisionEvent,
-    EventType.PHASE: PhaseEvent, EventType.REGISTRY: RegistryEvent,
+    EventType.START: StartEvent,
+    EventType.WEIGHT: WeightEvent,
+    EventType.MEASUREMENT: MeasurementEvent,
+    EventType.TRAFFIC: TrafficEvent,
+    EventType.FAULT: FaultEvent,
+    EventType.DECISION: DecisionEvent,
+    EventType.PHASE: PhaseEvent,
+    EventType.REGISTRY: RegistryEvent,
 }
 """The model of each event type."""
 
@@ -162,8 +167,10 @@ def parse(data: Mapping[str, Any], where: str = "This event") -> RolloutEvent:
     try:
         model = MODELS[EventType(kind)]
     except ValueError:
-        raise InputError(f"{where} has type {kind!r}, not one of {', '.join(EventType)}: "
-                         "write one of those types (the event log accepts no other).") from None
+        raise InputError(
+            f"{where} has type {kind!r}, not one of {', '.join(EventType)}: "
+            "write one of those types (the event log accepts no other)."
+        ) from None
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -215,8 +222,10 @@ def iter_events(path: Path, rollout: str | None = None) -> Iterator[RolloutEvent
         except json.JSONDecodeError:
             if number == len(lines):
                 continue  # torn: the writer has not finished this line yet
-            raise InputError(f"{path} line {number} is not JSON: the event log was edited by hand. "
-                             "Remove that line (or restore the file); the log is append-only.") from None
+            raise InputError(
+                f"{path} line {number} is not JSON: the event log was edited by hand. "
+                "Remove that line (or restore the file); the log is append-only."
+            ) from None
         if not isinstance(data, dict):
             raise InputError(f"{path} line {number} is not a JSON object: remove it; the event log is append-only.")
         event = parse(data, f"{path} line {number}")

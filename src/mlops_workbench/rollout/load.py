@@ -72,9 +72,13 @@ class LoadResult:
         for name, items in groups.items():
             lat = np.array([o.latency for o in items]) * 1000 if items else np.array([0.0])
             errors = sum(1 for o in items if o.status == 0 or o.status >= 500)
-            out[name] = {"requests": len(items), "errors": errors,
-                         "error_rate": errors / len(items) if items else 0.0,
-                         "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+            out[name] = {
+                "requests": len(items),
+                "errors": errors,
+                "error_rate": errors / len(items) if items else 0.0,
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+            }
         return out
 
     def to_records(self) -> list[dict[str, Any]]:
@@ -88,16 +92,25 @@ async def _one(traffic: AsyncTraffic, features: list[float], result: LoadResult)
     result.outcomes.append(Outcome(sent, time.perf_counter() - t0, reply.status, reply.upstream, prediction))
 
 
-async def run_async(url: str, rps: float, duration: float, seed: int = 0, path: str = paths.PREDICT,
-                    stop: threading.Event | None = None, timeout: float = 10.0,
-                    max_in_flight: int = MAX_IN_FLIGHT) -> LoadResult:
+async def run_async(
+    url: str,
+    rps: float,
+    duration: float,
+    seed: int = 0,
+    path: str = paths.PREDICT,
+    stop: threading.Event | None = None,
+    timeout: float = 10.0,
+    max_in_flight: int = MAX_IN_FLIGHT,
+) -> LoadResult:
     """Send Poisson(``rps``) requests for ``duration`` seconds (or until ``stop`` is set).
 
     At the end, pending requests get ``timeout`` seconds to finish and are then cancelled.
     """
     if rps <= 0 or duration <= 0 or max_in_flight < 1:
-        raise InputError(f"rps, duration and max_in_flight must be positive (got rps={rps}, duration={duration}, "
-                         f"max_in_flight={max_in_flight})")
+        raise InputError(
+            f"rps, duration and max_in_flight must be positive (got rps={rps}, duration={duration}, "
+            f"max_in_flight={max_in_flight})"
+        )
     rng = np.random.default_rng(seed)
     result = LoadResult(url, rps, duration, seed)
     # the router and a model server answer prediction paths alike: either can be the target

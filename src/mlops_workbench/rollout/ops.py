@@ -30,8 +30,9 @@ def registry_promoter(home: Path, model_name: str | None = None) -> Callable[[st
     def promote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
 
-        return registry.release(model_name, version, approver="rollout-controller",
-                                reason=f"canary rollout: {reason}", home=home)
+        return registry.release(
+            model_name, version, approver="rollout-controller", reason=f"canary rollout: {reason}", home=home
+        )
 
     return promote
 
@@ -48,9 +49,15 @@ def registry_demoter(home: Path, model_name: str | None = None) -> Callable[[str
     return demote
 
 
-def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_name: str | None = None,
-               say: Callable[[str], None] | None = None, tick: float = 0.25, seed: int = 0,
-               canary_faults: Faults | None = None) -> Controller:
+def controller(
+    home: Path | None = None,
+    metrics: MetricsMode = "auto",
+    model_name: str | None = None,
+    say: Callable[[str], None] | None = None,
+    tick: float = 0.25,
+    seed: int = 0,
+    canary_faults: Faults | None = None,
+) -> Controller:
     """A controller for the local runtime (starts stable, router and Prometheus if needed).
 
     ``canary_faults`` are faults the canary starts with (a scenario option).
@@ -59,34 +66,65 @@ def controller(home: Path | None = None, metrics: MetricsMode = "auto", model_na
     home = home or settings.home()
     backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed, canary_faults=canary_faults)
     backend.up()
-    return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name), tick=tick,
-                      say=say, demoter=registry_demoter(home, model_name))
+    return Controller(
+        backend,
+        backend.metrics_source(),
+        home,
+        registry_promoter(home, model_name),
+        tick=tick,
+        say=say,
+        demoter=registry_demoter(home, model_name),
+    )
 
 
 @overload
-def start(policy: Policy, candidate: str, home: Path | None = ..., metrics: MetricsMode = ...,
-          model_name: str | None = ..., background: Literal[False] = ..., say: Callable[[str], None] | None = ...,
-          stable_version: str | None = ..., canary_faults: Faults | None = ...) -> st.RolloutState: ...
+def start(
+    policy: Policy,
+    candidate: str,
+    home: Path | None = ...,
+    metrics: MetricsMode = ...,
+    model_name: str | None = ...,
+    background: Literal[False] = ...,
+    say: Callable[[str], None] | None = ...,
+    stable_version: str | None = ...,
+    canary_faults: Faults | None = ...,
+) -> st.RolloutState: ...
 
 
 @overload
-def start(policy: Policy, candidate: str, home: Path | None = ..., metrics: MetricsMode = ...,
-          model_name: str | None = ..., *, background: Literal[True], say: Callable[[str], None] | None = ...,
-          stable_version: str | None = ..., canary_faults: Faults | None = ...) -> threading.Thread: ...
+def start(
+    policy: Policy,
+    candidate: str,
+    home: Path | None = ...,
+    metrics: MetricsMode = ...,
+    model_name: str | None = ...,
+    *,
+    background: Literal[True],
+    say: Callable[[str], None] | None = ...,
+    stable_version: str | None = ...,
+    canary_faults: Faults | None = ...,
+) -> threading.Thread: ...
 
 
-def start(policy: Policy, candidate: str, home: Path | None = None, metrics: MetricsMode = "auto",
-          model_name: str | None = None,
-          background: bool = False, say: Callable[[str], None] | None = None,
-          stable_version: str | None = None,
-          canary_faults: Faults | None = None) -> st.RolloutState | threading.Thread:
+def start(
+    policy: Policy,
+    candidate: str,
+    home: Path | None = None,
+    metrics: MetricsMode = "auto",
+    model_name: str | None = None,
+    background: bool = False,
+    say: Callable[[str], None] | None = None,
+    stable_version: str | None = None,
+    canary_faults: Faults | None = None,
+) -> st.RolloutState | threading.Thread:
     """Run a rollout of ``candidate``; with ``background=True`` returns the controller thread."""
     model_name = model_name or settings.model_name()
     ctl = controller(home, metrics, model_name=model_name, say=say, canary_faults=canary_faults)
     if not background:
         return ctl.start(policy, candidate, stable_version)
-    thread = threading.Thread(target=ctl.start, args=(policy, candidate, stable_version), daemon=True,
-                              name="workbench-rollout")
+    thread = threading.Thread(
+        target=ctl.start, args=(policy, candidate, stable_version), daemon=True, name="workbench-rollout"
+    )
     thread.start()
     deadline = time.time() + 30
     while time.time() < deadline and (st.load(ctl.home) is None or st.load(ctl.home).candidate != str(candidate)):
@@ -105,8 +143,9 @@ def wait(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) ->
     return st.load(home)
 
 
-def resume(home: Path | None = None, metrics: MetricsMode = "auto",
-           say: Callable[[str], None] | None = None) -> st.RolloutState | None:
+def resume(
+    home: Path | None = None, metrics: MetricsMode = "auto", say: Callable[[str], None] | None = None
+) -> st.RolloutState | None:
     """Restart the controller of an interrupted rollout (continues it, or aborts if the canary is gone)."""
     state = st.load(home)
     model_name = state.model_name if state else settings.model_name()
@@ -118,8 +157,13 @@ def _offline(home: Path | None) -> Controller:
     state = st.load(home)
     model_name = state.model_name if state else settings.model_name()
     backend = LocalBackend(home, model_name=model_name)
-    return Controller(backend, backend.metrics_source(), home, registry_promoter(home, model_name),
-                      demoter=registry_demoter(home, model_name))
+    return Controller(
+        backend,
+        backend.metrics_source(),
+        home,
+        registry_promoter(home, model_name),
+        demoter=registry_demoter(home, model_name),
+    )
 
 
 def _operator(action: str, home: Path | None, reason: str, wait_s: float) -> st.RolloutState | None:
@@ -133,12 +177,16 @@ def _operator(action: str, home: Path | None, reason: str, wait_s: float) -> st.
     return getattr(_offline(home), action)(reason)
 
 
-def abort(home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0) -> st.RolloutState | None:
+def abort(
+    home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0
+) -> st.RolloutState | None:
     """Abort the current rollout: canary weight 0 at once, canary stopped, aliases untouched."""
     return _operator("abort", home, reason, wait_s)
 
 
-def promote(home: Path | None = None, reason: str = "promoted by operator", wait_s: float = 60.0) -> st.RolloutState | None:
+def promote(
+    home: Path | None = None, reason: str = "promoted by operator", wait_s: float = 60.0
+) -> st.RolloutState | None:
     """Promote the current rollout's candidate now (operator override)."""
     return _operator("promote", home, reason, wait_s)
 
@@ -148,10 +196,18 @@ def status(home: Path | None = None) -> dict[str, Any]:
     state = st.load(home)
     if state is None:
         return {"phase": "none", "message": "no rollout yet: start one with `workbench rollout start`"}
-    out = {"id": state.id, "candidate": state.candidate, "phase": state.phase, "step": state.step,
-           "steps": len(state.policy.get("steps", [])), "weight": state.weight, "reason": state.reason,
-           "controller_alive": st.controller_alive(state), "measurements": {k: len(v) for k, v in state.phases.items()},
-           "failed": {k: v.count(MeasurementPhase.FAILED) for k, v in state.phases.items()}}
+    out = {
+        "id": state.id,
+        "candidate": state.candidate,
+        "phase": state.phase,
+        "step": state.step,
+        "steps": len(state.policy.get("steps", [])),
+        "weight": state.weight,
+        "reason": state.reason,
+        "controller_alive": st.controller_alive(state),
+        "measurements": {k: len(v) for k, v in state.phases.items()},
+        "failed": {k: v.count(MeasurementPhase.FAILED) for k, v in state.phases.items()},
+    }
     try:
         out["router_weight"] = LocalBackend(home).weight()
     except Exception:  # noqa: BLE001

@@ -143,9 +143,7 @@ class Policy(_Spec):
 
     def detection_bound(self) -> float:
         """Worst-case seconds from a fault to abort: max over metrics of delay + interval x (failureLimit+1) + window."""
-        return max(
-            m.initial_delay + m.interval * (m.failure_limit + 1) + m.lookback for m in self.analysis.metrics
-        )
+        return max(m.initial_delay + m.interval * (m.failure_limit + 1) + m.lookback for m in self.analysis.metrics)
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
@@ -192,8 +190,11 @@ def load(path: str | Path) -> Policy:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files(__package__).joinpath("policies").iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files(__package__).joinpath("policies").iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 def builtin(name: str = "default") -> Policy:

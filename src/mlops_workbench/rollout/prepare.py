@@ -57,8 +57,9 @@ def _register(role: str, model_name: str, home: Path) -> str:
     return version
 
 
-def ensure_versions(home: Path | None = None, model_name: str | None = None,
-                    roles: tuple[str, ...] = ROLES) -> Versions:
+def ensure_versions(
+    home: Path | None = None, model_name: str | None = None, roles: tuple[str, ...] = ROLES
+) -> Versions:
     """Start the tracking server, make sure the versions of ``roles`` exist and ``production`` is set."""
     from mlflow.exceptions import MlflowException
 
@@ -85,8 +86,13 @@ def ensure_versions(home: Path | None = None, model_name: str | None = None,
     except MlflowException:
         current = None
     if current is None:
-        registry.release(model_name, versions.stable, approver="workbench-setup",
-                         reason="initial production version for the canary lab", home=home)
+        registry.release(
+            model_name,
+            versions.stable,
+            approver="workbench-setup",
+            reason="initial production version for the canary lab",
+            home=home,
+        )
     return versions
 
 

@@ -65,16 +65,17 @@ def config(router: str, models: dict[str, str], scrape_interval: str = "1s") -> 
     return {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "scrape_configs": [
-            {"job_name": "router", "scrape_timeout": scrape_interval,
-             "static_configs": [{"targets": [router]}]},
-            {"job_name": "model", "scrape_timeout": scrape_interval,
-             "static_configs": [{"targets": [addr], "labels": {"role": role}} for role, addr in models.items()]},
+            {"job_name": "router", "scrape_timeout": scrape_interval, "static_configs": [{"targets": [router]}]},
+            {
+                "job_name": "model",
+                "scrape_timeout": scrape_interval,
+                "static_configs": [{"targets": [addr], "labels": {"role": role}} for role, addr in models.items()],
+            },
         ],
     }
 
 
-def write_config(router: str, models: dict[str, str], home: Path | None = None,
-                 scrape_interval: str = "1s") -> Path:
+def write_config(router: str, models: dict[str, str], home: Path | None = None, scrape_interval: str = "1s") -> Path:
     folder = settings.layout(home).prometheus
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "prometheus.yml"
@@ -82,8 +83,14 @@ def write_config(router: str, models: dict[str, str], home: Path | None = None,
     return path
 
 
-def up(router: str, models: dict[str, str], home: Path | None = None, port: int | None = None,
-       scrape_interval: str = "1s", timeout: float = 60.0) -> str:
+def up(
+    router: str,
+    models: dict[str, str],
+    home: Path | None = None,
+    port: int | None = None,
+    scrape_interval: str = "1s",
+    timeout: float = 60.0,
+) -> str:
     """Start Prometheus (or reuse the running one) scraping ``router`` and ``models``; returns its URL. Without
     ``port`` it listens on its default port (9090 + ``WORKBENCH_PORT_OFFSET``) or the next free one."""
     running = procs.get(SERVICE, home)
@@ -99,8 +106,14 @@ def up(router: str, models: dict[str, str], home: Path | None = None, port: int 
     data = cfg.parent / "data"
 
     def start(listen: int) -> procs.Service:
-        cmd = [exe, f"--config.file={cfg}", f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{listen}",
-               "--storage.tsdb.retention.time=1d", "--log.level=warn"]
+        cmd = [
+            exe,
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{listen}",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=warn",
+        ]
         return procs.start(SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout, home=home)
 
     return (start(port) if port else procs.on_default_port("prometheus", start)).url

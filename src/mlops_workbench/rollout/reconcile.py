@@ -169,23 +169,34 @@ def due(state: RolloutState, policy: Policy, now: float) -> list[Metric]:
 
 def no_data(metric: Metric, reason: str, now: float) -> Measurement:
     """The ``error`` measurement recorded when the window of ``metric`` could not be read."""
-    return Measurement(metric.name, metric.kind, MeasurementPhase.ERROR, reason, query=analysis.promql(metric),
-                       window=(now - metric.lookback, now), t=now)
+    return Measurement(
+        metric.name,
+        metric.kind,
+        MeasurementPhase.ERROR,
+        reason,
+        query=analysis.promql(metric),
+        window=(now - metric.lookback, now),
+        t=now,
+    )
 
 
 def abort(state: RolloutState, reason: str, phase: RolloutPhase, now: float) -> tuple[RolloutState, list[Action]]:
     """End the rollout without promoting: weight 0 first, then stop the canary; aliases are left alone."""
     new = copy.deepcopy(state)
     word = "abort" if phase == RolloutPhase.ABORTED else "inconclusive"
-    actions: list[Action] = [Emit("decision", {"decision": word, "reason": reason}), Say(f"ABORT ({phase}): {reason}"),
-                             SetWeight(0, "rollback", rollback=True), RecordTraffic(), StopCanary()]
+    actions: list[Action] = [
+        Emit("decision", {"decision": word, "reason": reason}),
+        Say(f"ABORT ({phase}): {reason}"),
+        SetWeight(0, "rollback", rollback=True),
+        RecordTraffic(),
+        StopCanary(),
+    ]
     new.weight = 0
     return _finish(new, phase, reason, now, actions)
 
 
 # --- the reconcile step ------------------------------------------------------------------------------
-def reconcile(state: RolloutState, obs: Observations, policy: Policy,
-              now: float) -> tuple[RolloutState, list[Action]]:
+def reconcile(state: RolloutState, obs: Observations, policy: Policy, now: float) -> tuple[RolloutState, list[Action]]:
     """One decision step. The input ``state`` is never changed; a finished rollout yields no actions.
 
     Priority: the outcome of a promotion in flight, then an operator request, then a dead
@@ -212,8 +223,9 @@ def reconcile(state: RolloutState, obs: Observations, policy: Policy,
     return _advance(new, policy, now, actions)
 
 
-def _record(s: RolloutState, obs: Observations, policy: Policy, now: float,
-            actions: list[Action]) -> tuple[str, RolloutPhase] | None:
+def _record(
+    s: RolloutState, obs: Observations, policy: Policy, now: float, actions: list[Action]
+) -> tuple[str, RolloutPhase] | None:
     """Record the due measurements in ``s``; the reason and phase to end with if the analysis says so."""
     given = {m.metric: m for m in obs.measurements}
     taken = False
@@ -226,8 +238,10 @@ def _record(s: RolloutState, obs: Observations, policy: Policy, now: float,
         s.phases.setdefault(metric.name, []).append(m.phase)
         previous = s.next_due.get(metric.name, now)
         s.next_due[metric.name] = max(previous + metric.interval, now + 0.5 * metric.interval)
-        actions += [Emit("measurement", {"source": obs.source, "weight": s.weight, **m.to_event()}),
-                    Say(f"  {m.metric}: {m.phase} - {m.message}")]
+        actions += [
+            Emit("measurement", {"source": obs.source, "weight": s.weight, **m.to_event()}),
+            Say(f"  {m.metric}: {m.phase} - {m.message}"),
+        ]
         taken = True
     if not taken:
         return None
@@ -273,8 +287,11 @@ def _next_wake(s: RolloutState, policy: Policy, pause_ends: float) -> float:
 
 def _promote(s: RolloutState, reason: str, actions: list[Action]) -> tuple[RolloutState, list[Action]]:
     """Ask the loop to promote; the rollout stays progressing until the outcome comes back."""
-    actions += [Emit("decision", {"decision": "promote", "reason": reason}),
-                Say(f"PROMOTE version {s.candidate}: {reason}"), Promote(s.candidate, reason)]
+    actions += [
+        Emit("decision", {"decision": "promote", "reason": reason}),
+        Say(f"PROMOTE version {s.candidate}: {reason}"),
+        Promote(s.candidate, reason),
+    ]
     return s, actions
 
 
@@ -290,8 +307,9 @@ def _after_promotion(state: RolloutState, outcome: PromotionOutcome, now: float)
     return _finish(new, RolloutPhase.PROMOTED, outcome.reason, now, [RecordTraffic()])
 
 
-def _finish(s: RolloutState, phase: RolloutPhase, reason: str, now: float,
-            actions: list[Action]) -> tuple[RolloutState, list[Action]]:
+def _finish(
+    s: RolloutState, phase: RolloutPhase, reason: str, now: float, actions: list[Action]
+) -> tuple[RolloutState, list[Action]]:
     s.phase, s.reason, s.finished = phase, reason, now
     actions += [Emit("phase", {"phase": phase, "reason": reason}), Save(copy.deepcopy(s))]
     return s, actions
@@ -302,5 +320,23 @@ def _prefixed(first: list[Action], result: tuple[RolloutState, list[Action]]) ->
     return state, first + actions
 
 
-__all__ = ["reconcile", "begin_analysis", "due", "no_data", "abort", "Observations", "Request", "PromotionOutcome",
-           "Action", "SetWeight", "StopCanary", "RecordTraffic", "Promote", "Demote", "Emit", "Say", "Save", "Wait"]
+__all__ = [
+    "reconcile",
+    "begin_analysis",
+    "due",
+    "no_data",
+    "abort",
+    "Observations",
+    "Request",
+    "PromotionOutcome",
+    "Action",
+    "SetWeight",
+    "StopCanary",
+    "RecordTraffic",
+    "Promote",
+    "Demote",
+    "Emit",
+    "Say",
+    "Save",
+    "Wait",
+]

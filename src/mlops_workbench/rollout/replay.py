@@ -85,8 +85,14 @@ def _bins(policy: Policy, traffic: Traffic, seed: int, end: float) -> list[dict[
         n_c = int(rng.binomial(total, _weight_at(segments, t) / 100.0))
         faulty = traffic.fault_at is not None and t >= traffic.fault_at
         p_c = traffic.fault_error_rate if faulty else traffic.error_rate
-        out.append({"n_c": n_c, "e_c": int(rng.binomial(n_c, p_c)),
-                    "n_s": total - n_c, "e_s": int(rng.binomial(total - n_c, traffic.error_rate))})
+        out.append(
+            {
+                "n_c": n_c,
+                "e_c": int(rng.binomial(n_c, p_c)),
+                "n_s": total - n_c,
+                "e_s": int(rng.binomial(total - n_c, traffic.error_rate)),
+            }
+        )
     return out
 
 
@@ -103,14 +109,18 @@ def window(bins: list[dict[str, float]], start: float, end: float) -> Snapshot:
     return snap
 
 
-def replay(policy: Policy, traffic: Traffic, seed: int,
-           decide: analysis.ErrorRateDecision | None = None) -> ReplayResult:
+def replay(
+    policy: Policy, traffic: Traffic, seed: int, decide: analysis.ErrorRateDecision | None = None
+) -> ReplayResult:
     """Run the policy's analysis over one seeded synthetic rollout (pure: no I/O, no clock)."""
     _, end = schedule(policy)
     bins = _bins(policy, traffic, seed, end)
-    due = sorted((m.initial_delay + k * m.interval, i) for i, m in enumerate(policy.analysis.metrics)
-                 for k in range(int((end - m.initial_delay) / m.interval) + 1)
-                 if m.initial_delay + k * m.interval <= end and (not m.count or k < m.count))
+    due = sorted(
+        (m.initial_delay + k * m.interval, i)
+        for i, m in enumerate(policy.analysis.metrics)
+        for k in range(int((end - m.initial_delay) / m.interval) + 1)
+        if m.initial_delay + k * m.interval <= end and (not m.count or k < m.count)
+    )
     phases: dict[str, list[str]] = {}
     taken: list[dict[str, Any]] = []
     for t, i in due:
@@ -122,19 +132,43 @@ def replay(policy: Policy, traffic: Traffic, seed: int,
         if outcome in (analysis.MeasurementPhase.FAILED, analysis.MeasurementPhase.INCONCLUSIVE):
             return _result(policy, traffic, seed, "abort", reason, t, taken)
     outcome, reason = analysis.verdict(policy, phases, finished=True)
-    return _result(policy, traffic, seed, "promote" if outcome == analysis.MeasurementPhase.SUCCESSFUL else "abort", reason, end, taken)
+    return _result(
+        policy,
+        traffic,
+        seed,
+        "promote" if outcome == analysis.MeasurementPhase.SUCCESSFUL else "abort",
+        reason,
+        end,
+        taken,
+    )
 
 
-def _result(policy: Policy, traffic: Traffic, seed: int, outcome: Literal["promote", "abort"], reason: str,
-            t: float, taken: list[dict[str, Any]]) -> ReplayResult:
+def _result(
+    policy: Policy,
+    traffic: Traffic,
+    seed: int,
+    outcome: Literal["promote", "abort"],
+    reason: str,
+    t: float,
+    taken: list[dict[str, Any]],
+) -> ReplayResult:
     fault = traffic.fault_at
     restore = t - fault if outcome == "abort" and fault is not None and t >= fault else None
-    return ReplayResult(seed=seed, outcome=outcome, reason=reason, ended_at=t, fault_at=fault, time_to_abort=restore,
-                        bound=policy.detection_bound(), measurements=taken)
+    return ReplayResult(
+        seed=seed,
+        outcome=outcome,
+        reason=reason,
+        ended_at=t,
+        fault_at=fault,
+        time_to_abort=restore,
+        bound=policy.detection_bound(),
+        measurements=taken,
+    )
 
 
-def replay_many(policy: Policy, traffic: Traffic, seeds: list[int] | range,
-                decide: analysis.ErrorRateDecision | None = None) -> list[ReplayResult]:
+def replay_many(
+    policy: Policy, traffic: Traffic, seeds: list[int] | range, decide: analysis.ErrorRateDecision | None = None
+) -> list[ReplayResult]:
     return [replay(policy, traffic, seed, decide) for seed in seeds]
 
 

@@ -25,13 +25,35 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from mlops_workbench.fielderrors import shown
 from mlops_workbench.serving import auth, openapi, paths, payloads
 
-BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
-           1.0, 2.5, 5.0, 10.0)
+BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 UPSTREAM_HEADER = paths.UPSTREAM_HEADER
 # every path the router answers, with the methods it serves there (anything else: 404, or 405 with Allow)
-_METHODS = {paths.HEALTH: ("GET",), paths.METRICS: ("GET",), paths.OPENAPI: ("GET",),
-            paths.WEIGHTS: ("GET", "PUT"),
-            **{path: (method.upper(),) for path, method in openapi.FORWARDED.items()}}
+_METHODS = {
+    paths.HEALTH: ("GET",),
+    paths.METRICS: ("GET",),
+    paths.OPENAPI: ("GET",),
+    paths.WEIGHTS: ("GET", "PUT"),
+    **{path: (method.upper(),) for path, method in openapi.FORWARDED.items()},
+}
 _HOP = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
 # the canary is unreachable or died mid-request: fail over (prediction requests are idempotent)
 _CONNECT_ERRORS = (aiohttp.ClientConnectionError, ConnectionError)
@@ -40,8 +62,15 @@ _CONNECT_ERRORS = (aiohttp.ClientConnectionError, ConnectionError)
 class Router:
     """ASGI app splitting traffic between ``stable`` and ``canary`` upstream URLs."""
 
-    def __init__(self, stable: str, canary: str | None = None, weight: float = 0.0, seed: int = 0,
-                 timeout: float = 10.0, admin_token: str = "") -> None:
+    def __init__(
+        self,
+        stable: str,
+        canary: str | None = None,
+        weight: float = 0.0,
+        seed: int = 0,
+        timeout: float = 10.0,
+        admin_token: str = "",
+    ) -> None:
         self.admin_token = admin_token
         self.upstreams = {"stable": stable.rstrip("/"), "canary": (canary or "").rstrip("/") or None}
         self.weight = self._check_weight(weight)
@@ -49,12 +78,25 @@ class Router:
         self.timeout = timeout
         self.client: aiohttp.ClientSession | None = None
         self.registry = CollectorRegistry()
-        self.requests = Counter("workbench_router_requests", "Requests answered, by upstream version and status",
-                                ["version", "status"], registry=self.registry)
-        self.duration = Histogram("workbench_router_request_duration_seconds", "Time to answer through the router",
-                                  ["version"], buckets=BUCKETS, registry=self.registry)
-        self.failures = Counter("workbench_router_upstream_failures", "Upstream connection failures (failed over)",
-                                ["version"], registry=self.registry)
+        self.requests = Counter(
+            "workbench_router_requests",
+            "Requests answered, by upstream version and status",
+            ["version", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "workbench_router_request_duration_seconds",
+            "Time to answer through the router",
+            ["version"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "workbench_router_upstream_failures",
+            "Upstream connection failures (failed over)",
+            ["version"],
+            registry=self.registry,
+        )
 
     @staticmethod
     def _check_weight(weight: Any) -> float:
@@ -85,14 +127,27 @@ class Router:
         path, method = scope["path"], scope["method"]
         allowed = _METHODS.get(path)
         if allowed is None:
-            where = f"the router's admin API is {paths.WEIGHTS} only" if path.startswith(paths.ADMIN_PREFIX) else \
-                f"the router answers {paths.HEALTH}, {paths.METRICS}, {paths.OPENAPI}, {paths.WEIGHTS}"
-            await _send(send, 404, _error(f"No endpoint {path[:80]}: {where}, and forwards "
-                                          f"{', '.join(openapi.FORWARDED)} to the model servers."))
+            where = (
+                f"the router's admin API is {paths.WEIGHTS} only"
+                if path.startswith(paths.ADMIN_PREFIX)
+                else f"the router answers {paths.HEALTH}, {paths.METRICS}, {paths.OPENAPI}, {paths.WEIGHTS}"
+            )
+            await _send(
+                send,
+                404,
+                _error(
+                    f"No endpoint {path[:80]}: {where}, and forwards "
+                    f"{', '.join(openapi.FORWARDED)} to the model servers."
+                ),
+            )
             return
         if method not in allowed:
-            await _send(send, 405, _error(f"{method} is not served on {path}: use {' or '.join(allowed)}."),
-                        extra=[(b"allow", ", ".join(allowed).encode())])
+            await _send(
+                send,
+                405,
+                _error(f"{method} is not served on {path}: use {' or '.join(allowed)}."),
+                extra=[(b"allow", ", ".join(allowed).encode())],
+            )
             return
         try:
             body = await _read_body(receive)
@@ -115,8 +170,9 @@ class Router:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=30)
-                self.client = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                                    timeout=aiohttp.ClientTimeout(total=self.timeout))
+                self.client = aiohttp.ClientSession(
+                    connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=self.timeout)
+                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.client:
@@ -167,8 +223,12 @@ class Router:
             answer = await self._forward(version, scope["method"], target, headers, body)
         except TimeoutError:
             self._record(version, 504, start)
-            await _send(send, 504, _error(f"the {version} upstream did not answer within {self.timeout:g}s"),
-                        extra=[(UPSTREAM_HEADER.encode(), version.encode())])
+            await _send(
+                send,
+                504,
+                _error(f"the {version} upstream did not answer within {self.timeout:g}s"),
+                extra=[(UPSTREAM_HEADER.encode(), version.encode())],
+            )
             return
         except _CONNECT_ERRORS:
             self.failures.labels(version).inc()
@@ -180,8 +240,12 @@ class Router:
                     self.failures.labels(version).inc()
         if answer is None:
             self._record(version, 502, start)
-            await _send(send, 502, _error(f"no upstream reachable (tried {version})"),
-                        extra=[(UPSTREAM_HEADER.encode(), version.encode())])
+            await _send(
+                send,
+                502,
+                _error(f"no upstream reachable (tried {version})"),
+                extra=[(UPSTREAM_HEADER.encode(), version.encode())],
+            )
             return
         status, out, content = answer
         self._record(version, status, start)
@@ -189,8 +253,9 @@ class Router:
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": content})
 
-    async def _forward(self, version: str, method: str, target: str, headers: list,
-                       body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _forward(
+        self, version: str, method: str, target: str, headers: list, body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         base = self.upstreams[version]
         if base is None:
             raise ConnectionRefusedError(f"no {version} upstream configured")
@@ -228,15 +293,23 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-async def _send(send: Any, status: int, body: bytes, content_type: str = "application/json",
-                extra: list | None = None) -> None:
+async def _send(
+    send: Any, status: int, body: bytes, content_type: str = "application/json", extra: list | None = None
+) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(stable: str, canary: str | None, weight: float, port: int, seed: int = 0, host: str = "127.0.0.1",
-          admin_token: str | None = None) -> None:
+def serve(
+    stable: str,
+    canary: str | None,
+    weight: float,
+    port: int,
+    seed: int = 0,
+    host: str = "127.0.0.1",
+    admin_token: str | None = None,
+) -> None:
     """Run the router in this process until stopped (what ``workbench router`` does); its admin API takes
     ``admin_token``, by default the state folder's."""
     import uvicorn

@@ -75,8 +75,10 @@ class Simulation:
             raise InputError(f"sleep({seconds!r}): sleep takes a number of seconds >= 0")
         target = self.now + max(float(seconds), 1e-3)
         if target > self.max_seconds:
-            raise TimeoutError(f"the simulated rollout ran past {self.max_seconds:g}s of virtual time: the loop "
-                               "never ends; return once the last step is done or the analysis failed")
+            raise TimeoutError(
+                f"the simulated rollout ran past {self.max_seconds:g}s of virtual time: the loop "
+                "never ends; return once the last step is done or the analysis failed"
+            )
         while self._history[-1][0] + BIN_S <= target:
             self._bin()
         self.now = target
@@ -142,8 +144,10 @@ class Simulation:
         if self.scenario.metrics_down:
             raise MetricsUnavailable("the simulated metrics backend is down (no data)")
         if end > self.now + 1e-9 or start > end:
-            raise InputError(f"window({start:g}, {end:g}) at t={self.now:g}: ask for a window that ends now or "
-                             "earlier and starts before it ends")
+            raise InputError(
+                f"window({start:g}, {end:g}) at t={self.now:g}: ask for a window that ends now or "
+                "earlier and starts before it ends"
+            )
         old, new = self._at(start), self._at(end)
         snap = Snapshot(t=end, start=start, source=self.name)
         for version in ("canary", "stable"):

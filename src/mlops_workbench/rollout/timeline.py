@@ -35,12 +35,15 @@ def incident(events: list[RolloutEvent], rollout: str | None = None) -> dict[str
     evs = _of(events, rollout)
     start = _first(evs, lambda e: e.type is T.START)
     decision = _first(evs, lambda e: e.type is T.DECISION)
-    out: dict[str, Any] = {"rollout": evs[0].rollout if evs else None,
-                           "decision": decision.decision.value if decision else None,
-                           "reason": decision.reason if decision else None,
-                           "bound_s": start.bound_s if start else None,
-                           "time_to_detect_s": None, "time_to_restore_s": None,
-                           "blast_radius": None}
+    out: dict[str, Any] = {
+        "rollout": evs[0].rollout if evs else None,
+        "decision": decision.decision.value if decision else None,
+        "reason": decision.reason if decision else None,
+        "bound_s": start.bound_s if start else None,
+        "time_to_detect_s": None,
+        "time_to_restore_s": None,
+        "blast_radius": None,
+    }
     fault = _first(evs, lambda e: e.type is T.FAULT)
     exposed = _first(evs, lambda e: e.type is T.WEIGHT and e.canary > 0)
     onset = fault or exposed
@@ -64,26 +67,37 @@ def blast_radius(evs: list[RolloutEvent], onset: RolloutEvent, restore: RolloutE
         prior = [e for e in evs if e.type is T.TRAFFIC and e.t <= onset.t]
         before = prior[-1].totals if prior else {"canary": {"requests": 0, "errors": 0}}
     end_t = restore.t if restore else float("inf")
-    after = _first(evs, lambda e: e.type is T.TRAFFIC, end_t) or \
-        ([e for e in evs if e.type is T.TRAFFIC] or [None])[-1]
+    after = _first(evs, lambda e: e.type is T.TRAFFIC, end_t) or ([e for e in evs if e.type is T.TRAFFIC] or [None])[-1]
     if after is None or not before or after.totals is None:
         return None
+
     def part(totals: Totals, version: str, key: str) -> float:
         return float(totals.get(version, {}).get(key, 0.0))
+
     canary_req = part(after.totals, "canary", "requests") - part(before, "canary", "requests")
     canary_err = part(after.totals, "canary", "errors") - part(before, "canary", "errors")
     total = canary_req + part(after.totals, "stable", "requests") - part(before, "stable", "requests")
-    return {"canary_requests": canary_req, "canary_errors": canary_err, "total_requests": total,
-            "canary_error_share": canary_err / total if total else 0.0}
+    return {
+        "canary_requests": canary_req,
+        "canary_errors": canary_err,
+        "total_requests": total,
+        "canary_error_share": canary_err / total if total else 0.0,
+    }
 
 
 def series(events: list[RolloutEvent], rollout: str | None = None) -> dict[str, Any]:
     """Plot-ready series (seconds since start): weight steps, error rate and p99 per version, markers."""
     evs = _of(events, rollout)
     t0 = evs[0].t if evs else 0.0
-    out: dict[str, Any] = {"weight": [(0.0, 0.0)], "error": {"canary": [], "stable": []},
-                           "p99": {"canary": [], "stable": []}, "shift": [], "failed": [], "decisions": [],
-                           "faults": []}
+    out: dict[str, Any] = {
+        "weight": [(0.0, 0.0)],
+        "error": {"canary": [], "stable": []},
+        "p99": {"canary": [], "stable": []},
+        "shift": [],
+        "failed": [],
+        "decisions": [],
+        "faults": [],
+    }
     for e in evs:
         t = e.t - t0
         if e.type is T.WEIGHT:

@@ -97,8 +97,9 @@ def live(run: Loop, policy: Policy, backend: Any, faults: Any = None, late: bool
 
     def target() -> None:
         try:
-            trial.outcome = run(policy, WatchedRouter(backend.router(), on_set), backend.metrics_source(), promote,
-                                log=_quiet)
+            trial.outcome = run(
+                policy, WatchedRouter(backend.router(), on_set), backend.metrics_source(), promote, log=_quiet
+            )
         except Exception as err:  # noqa: BLE001 - the loop is a learner's code: graded by the state it leaves
             trial.raised = f"{type(err).__name__}: {err}"
 
@@ -120,23 +121,31 @@ def problem(trial: Trial, what: str, policy: Policy, rps: float, healthy: bool) 
     """What is wrong with the end state of ``trial`` on ``what`` (a scenario's description), or None."""
     raised = f" (it raised {trial.raised})" if trial.raised else ""
     if healthy and (trial.raised or trial.promotions != 1 or trial.outcome != "promoted"):
-        return (f"on {what} run_canary returned {trial.outcome!r} and called promote() {trial.promotions} time(s)"
-                f"{raised}: walk every step, measure each metric every interval, and promote once when every metric "
-                "had a successful measurement and none failed more than failureLimit.")
+        return (
+            f"on {what} run_canary returned {trial.outcome!r} and called promote() {trial.promotions} time(s)"
+            f"{raised}: walk every step, measure each metric every interval, and promote once when every metric "
+            "had a successful measurement and none failed more than failureLimit."
+        )
     if not healthy and trial.promotions:
-        return (f"on {what} run_canary called promote(): a canary whose analysis fails or has too little data must "
-                "never be promoted (missing data never promotes).")
+        return (
+            f"on {what} run_canary called promote(): a canary whose analysis fails or has too little data must "
+            "never be promoted (missing data never promotes)."
+        )
     if trial.weight != 0:
-        return (f"on {what} the canary weight was left at {trial.weight}% after run_canary returned{raised}: set it "
-                "back to 0 on every way out of the loop, errors included (try/finally).")
+        return (
+            f"on {what} the canary weight was left at {trial.weight}% after run_canary returned{raised}: set it "
+            "back to 0 on every way out of the loop, errors included (try/finally)."
+        )
     if not healthy and trial.outcome != "aborted" and not trial.raised:
         return f"on {what} run_canary returned {trial.outcome!r}: return 'aborted' when the canary is rolled back."
     if trial.onset is not None and trial.served_since_onset is not None:
         bound = blast_bound(policy, rps)
         late = f" and restored {trial.restored - trial.onset:.1f}s after the fault" if trial.restored else ""
         if trial.served_since_onset > bound:
-            return (f"on {what} the faulty canary answered {trial.served_since_onset:.0f} requests after the fault"
-                    f"{late}; a loop that measures every interval aborts within the policy's bound of "
-                    f"{policy.detection_bound():g}s (at most ~{bound:.0f} requests): measure during the pauses, not "
-                    "only at their end, and abort as soon as failed measurements exceed failureLimit.")
+            return (
+                f"on {what} the faulty canary answered {trial.served_since_onset:.0f} requests after the fault"
+                f"{late}; a loop that measures every interval aborts within the policy's bound of "
+                f"{policy.detection_bound():g}s (at most ~{bound:.0f} requests): measure during the pauses, not "
+                "only at their end, and abort as soon as failed measurements exceed failureLimit."
+            )
     return None

@@ -43,9 +43,10 @@ def read_token(home: Path) -> str:
     try:
         token = path.read_text().strip()
     except FileNotFoundError:
-        raise InputError(f"No admin token at {path}: the servers of this state folder were not started by the "
-                         f"workbench. Start them with `workbench serve` / `workbench router`, or set {TOKEN_ENV}.") \
-            from None
+        raise InputError(
+            f"No admin token at {path}: the servers of this state folder were not started by the "
+            f"workbench. Start them with `workbench serve` / `workbench router`, or set {TOKEN_ENV}."
+        ) from None
     if not token:
         raise InputError(f"The admin token file {path} is empty: delete it and restart the servers.")
     return token
@@ -64,6 +65,8 @@ def authorized(header: str | bytes | None, token: str) -> bool:
     return scheme.lower() == SCHEME.lower() and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-UNAUTHORIZED = ("This admin endpoint needs the state folder's bearer token (Authorization: Bearer <token>): "
-                "use the workbench's ModelServerClient/RouterClient, or send the token stored in "
-                "<state folder>/admin-token.")
+UNAUTHORIZED = (
+    "This admin endpoint needs the state folder's bearer token (Authorization: Bearer <token>): "
+    "use the workbench's ModelServerClient/RouterClient, or send the token stored in "
+    "<state folder>/admin-token."
+)

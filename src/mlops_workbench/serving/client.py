@@ -164,28 +164,44 @@ class _Client:
             self._token = auth.read_token(self._home or settings.home())
         return auth.headers(self._token)
 
-    def _call(self, method: str, path: str, *, admin: bool = False, timeout: float = ADMIN_TIMEOUT,
-              json: Any = None, text: bool = False) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        admin: bool = False,
+        timeout: float = ADMIN_TIMEOUT,
+        json: Any = None,
+        text: bool = False,
+    ) -> Any:
         """The answer's JSON (its text when it is not JSON, or when ``text`` asks for the text whatever the
         content type), or the error a failed call means."""
         import httpx
 
         try:
-            resp = procs.http().request(method, self.url + path, json=json, timeout=timeout,
-                                        headers=self._headers() if admin else None)
+            resp = procs.http().request(
+                method, self.url + path, json=json, timeout=timeout, headers=self._headers() if admin else None
+            )
         except httpx.HTTPError as exc:
-            raise Unreachable(f"The {self.what} at {self.url} did not answer {method} {path} ({exc!r}): is it "
-                              "running? `workbench ps` lists the services.", exc) from None
+            raise Unreachable(
+                f"The {self.what} at {self.url} did not answer {method} {path} ({exc!r}): is it "
+                "running? `workbench ps` lists the services.",
+                exc,
+            ) from None
         if resp.status_code == 401:
-            raise ServiceError(f"The {self.what} at {self.url} refused the admin token: it belongs to another "
-                               "state folder, or the server was started with another token. Restart the server "
-                               "from this state folder.")
+            raise ServiceError(
+                f"The {self.what} at {self.url} refused the admin token: it belongs to another "
+                "state folder, or the server was started with another token. Restart the server "
+                "from this state folder."
+            )
         if 400 <= resp.status_code < 500:
-            raise InputError(f"The {self.what} at {self.url} refused {method} {path} ({resp.status_code}): "
-                             f"{_error_text(resp)}")
+            raise InputError(
+                f"The {self.what} at {self.url} refused {method} {path} ({resp.status_code}): {_error_text(resp)}"
+            )
         if resp.status_code >= 500:
-            raise ServiceError(f"The {self.what} at {self.url} failed {method} {path} ({resp.status_code}): "
-                               f"{_error_text(resp)}")
+            raise ServiceError(
+                f"The {self.what} at {self.url} failed {method} {path} ({resp.status_code}): {_error_text(resp)}"
+            )
         return resp.json() if not text and "json" in resp.headers.get("content-type", "") else resp.text
 
     def health(self, timeout: float = 3.0) -> dict[str, Any]:
@@ -206,8 +222,9 @@ class _Client:
         except httpx.HTTPError as exc:
             return Reply(0, problem=type(exc).__name__)
 
-    def async_traffic(self, path: str = paths.PREDICT, timeout: float = 10.0,
-                      max_connections: int = 100) -> AsyncTraffic:
+    def async_traffic(
+        self, path: str = paths.PREDICT, timeout: float = 10.0, max_connections: int = 100
+    ) -> AsyncTraffic:
         """The asyncio sender (``async with``) for load generation: up to ``max_connections`` at once."""
         return AsyncTraffic(self.url + path, timeout, max_connections)
 

@@ -37,16 +37,23 @@ class Metrics:
         disable_created_metrics()  # no *_created series: they double the scrape size and nobody queries them
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "workbench_model_requests", "Prediction requests by model version and HTTP status.",
-            ["version", "status"], registry=self.registry,
+            "workbench_model_requests",
+            "Prediction requests by model version and HTTP status.",
+            ["version", "status"],
+            registry=self.registry,
         )
         self.duration = Histogram(
-            "workbench_model_request_duration_seconds", "Prediction request latency in seconds.",
-            ["version"], buckets=BUCKETS, registry=self.registry,
+            "workbench_model_request_duration_seconds",
+            "Prediction request latency in seconds.",
+            ["version"],
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.predictions = Counter(
-            "workbench_model_predictions", "Predicted classes by model version.",
-            ["version", "label"], registry=self.registry,
+            "workbench_model_predictions",
+            "Predicted classes by model version.",
+            ["version", "label"],
+            registry=self.registry,
         )
 
     def observe(self, version: str, status: int, seconds: float) -> None:
@@ -102,8 +109,12 @@ class PredictionEndpoints:
             payload = payloads.decode_json(await _body(scope, receive))
             if scope["path"] == paths.PREDICT:
                 labels, proba = model.predict(payloads.parse_predict(payload, model.features), probabilities=True)
-                answer = {"predictions": labels, "probabilities": proba, "classes": model.classes,
-                          "version": model.version}
+                answer = {
+                    "predictions": labels,
+                    "probabilities": proba,
+                    "classes": model.classes,
+                    "version": model.version,
+                }
             else:
                 labels, _ = model.predict(payloads.parse_invocations(payload, model.features))
                 answer = {"predictions": labels}

@@ -17,8 +17,13 @@ JSON = "application/json"
 METRICS_MEDIA = "text/plain"
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _NUMBER = {"type": "number", "minimum": -payloads.MAX_ABS_VALUE, "maximum": payloads.MAX_ABS_VALUE}
-BEARER = {"AdminToken": {"type": "http", "scheme": "bearer",
-                         "description": "the state folder's admin token (<state folder>/admin-token)"}}
+BEARER = {
+    "AdminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "the state folder's admin token (<state folder>/admin-token)",
+    }
+}
 
 
 def error(description: str) -> dict[str, Any]:
@@ -36,29 +41,47 @@ BAD_BODY = {
     "415": error("The content type is not application/json."),
 }
 FAULT = {"500": error("Only an injected fault (see /admin/faults) answers 500.")}
-METRICS = {"200": {"description": "Prometheus text exposition.",
-                   "content": {METRICS_MEDIA: {"schema": {"type": "string"}}}}}
+METRICS = {
+    "200": {"description": "Prometheus text exposition.", "content": {METRICS_MEDIA: {"schema": {"type": "string"}}}}
+}
 UNAUTHORIZED = {"401": error("The bearer token is missing or wrong.")}
 
 
 def _rows(features: Sequence[str]) -> dict[str, Any]:
     n = len(features)
-    row = {"type": "array", "items": _NUMBER, "minItems": n, "maxItems": n,
-           "description": f"one value per feature, in the order {list(features)}"}
+    row = {
+        "type": "array",
+        "items": _NUMBER,
+        "minItems": n,
+        "maxItems": n,
+        "description": f"one value per feature, in the order {list(features)}",
+    }
     return {"type": "array", "items": row, "minItems": 1}
 
 
 def _records(features: Sequence[str]) -> dict[str, Any]:
-    record = {"type": "object", "properties": {f: _NUMBER for f in features}, "required": list(features),
-              "additionalProperties": False}
+    record = {
+        "type": "object",
+        "properties": {f: _NUMBER for f in features},
+        "required": list(features),
+        "additionalProperties": False,
+    }
     return {"type": "array", "items": record, "minItems": 1}
 
 
 def _exactly_one(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """An object with exactly one of the fields of ``options`` (others are ignored, as the server does)."""
-    return {"oneOf": [{"type": "object", "properties": {key: schema}, "required": [key],
-                       "not": {"anyOf": [{"required": [other]} for other in options if other != key]}}
-                      for key, schema in options.items()]}
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {key: schema},
+                "required": [key],
+                "not": {"anyOf": [{"required": [other]} for other in options if other != key]},
+            }
+            for key, schema in options.items()
+        ]
+    }
 
 
 def predict_body(features: Sequence[str]) -> dict[str, Any]:
@@ -67,57 +90,105 @@ def predict_body(features: Sequence[str]) -> dict[str, Any]:
 
 def invocations_body(features: Sequence[str]) -> dict[str, Any]:
     n = len(features)
-    split = {"type": "object", "required": ["data"], "properties": {
-        "columns": {"type": "array", "items": {"type": "string", "enum": list(features)}, "minItems": n,
-                    "maxItems": n, "uniqueItems": True},
-        "data": _rows(features)}}
+    split = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "columns": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(features)},
+                "minItems": n,
+                "maxItems": n,
+                "uniqueItems": True,
+            },
+            "data": _rows(features),
+        },
+    }
     rows_or_records = {"oneOf": [_rows(features), _records(features)]}
-    return _exactly_one({"dataframe_split": split, "dataframe_records": _records(features),
-                         "instances": rows_or_records, "inputs": rows_or_records})
+    return _exactly_one(
+        {
+            "dataframe_split": split,
+            "dataframe_records": _records(features),
+            "instances": rows_or_records,
+            "inputs": rows_or_records,
+        }
+    )
 
 
 def prediction_paths(features: Sequence[str]) -> dict[str, Any]:
     """``/predict`` and ``/invocations`` for a model with these input ``features``."""
     labels = {"type": "array", "items": {}}
-    predict_answer = {"type": "object", "required": ["predictions", "probabilities", "classes", "version"],
-                      "properties": {"predictions": labels, "probabilities": {"type": "array"},
-                                     "classes": {"type": "array"}, "version": {"type": "string"}}}
+    predict_answer = {
+        "type": "object",
+        "required": ["predictions", "probabilities", "classes", "version"],
+        "properties": {
+            "predictions": labels,
+            "probabilities": {"type": "array"},
+            "classes": {"type": "array"},
+            "version": {"type": "string"},
+        },
+    }
     invocations_answer = {"type": "object", "required": ["predictions"], "properties": {"predictions": labels}}
 
     def operation(summary: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
-        return {"post": {"summary": summary, "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
-                         "responses": {"200": json_answer("The predictions.", answer), **BAD_BODY, **FAULT}}}
+        return {
+            "post": {
+                "summary": summary,
+                "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
+                "responses": {"200": json_answer("The predictions.", answer), **BAD_BODY, **FAULT},
+            }
+        }
 
     return {
-        paths.PREDICT: operation("Predict classes and probabilities for rows or records.", predict_body(features),
-                              predict_answer),
-        paths.INVOCATIONS: operation("Score a payload of MLflow's scoring protocol.", invocations_body(features),
-                                  invocations_answer),
+        paths.PREDICT: operation(
+            "Predict classes and probabilities for rows or records.", predict_body(features), predict_answer
+        ),
+        paths.INVOCATIONS: operation(
+            "Score a payload of MLflow's scoring protocol.", invocations_body(features), invocations_answer
+        ),
     }
 
 
 def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
     """The router's own API, plus the paths it forwards as the stable server's document describes them
     (``upstream``; when the stable server cannot be asked, those paths are described loosely)."""
-    weights = {"type": "object", "required": ["canary", "stable"],
-               "properties": {"canary": {"type": "number"}, "stable": {"type": "number"},
-                              "upstreams": {"type": "object"}}}
-    weight_body = {"type": "object", "required": ["canary"],
-                   "properties": {"canary": {"type": "number", "minimum": 0, "maximum": 100}}}
+    weights = {
+        "type": "object",
+        "required": ["canary", "stable"],
+        "properties": {"canary": {"type": "number"}, "stable": {"type": "number"}, "upstreams": {"type": "object"}},
+    }
+    weight_body = {
+        "type": "object",
+        "required": ["canary"],
+        "properties": {"canary": {"type": "number", "minimum": 0, "maximum": 100}},
+    }
     admin = [{"AdminToken": []}]
     endpoints: dict[str, Any] = {
-        paths.HEALTH: {"get": {"summary": "Liveness and the current weights.",
-                            "responses": {"200": json_answer("The router is up.", weights)}}},
+        paths.HEALTH: {
+            "get": {
+                "summary": "Liveness and the current weights.",
+                "responses": {"200": json_answer("The router is up.", weights)},
+            }
+        },
         paths.METRICS: {"get": {"summary": "Prometheus metrics of the router.", "responses": METRICS}},
         paths.WEIGHTS: {
-            "get": {"summary": "The current canary weight.", "security": admin,
-                    "responses": {"200": json_answer("The weights.", weights), **UNAUTHORIZED}},
-            "put": {"summary": "Set the canary's share of traffic (percent).", "security": admin,
-                    "requestBody": {"required": True, "content": {JSON: {"schema": weight_body}}},
-                    "responses": {"200": json_answer("The new weights.", weights),
-                                  "400": error('The body is not {"canary": <0..100>}.'),
-                                  "413": error("The body is too large."), "415": error("Not JSON."),
-                                  **UNAUTHORIZED}},
+            "get": {
+                "summary": "The current canary weight.",
+                "security": admin,
+                "responses": {"200": json_answer("The weights.", weights), **UNAUTHORIZED},
+            },
+            "put": {
+                "summary": "Set the canary's share of traffic (percent).",
+                "security": admin,
+                "requestBody": {"required": True, "content": {JSON: {"schema": weight_body}}},
+                "responses": {
+                    "200": json_answer("The new weights.", weights),
+                    "400": error('The body is not {"canary": <0..100>}.'),
+                    "413": error("The body is too large."),
+                    "415": error("Not JSON."),
+                    **UNAUTHORIZED,
+                },
+            },
         },
     }
     forwarded = {path: (upstream or {}).get("paths", {}).get(path) for path in FORWARDED}
@@ -128,9 +199,15 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
             item[method]["requestBody"] = {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}
         item[method]["responses"].update(UPSTREAM_DOWN)
         endpoints[path] = item
-    return {"openapi": "3.1.0", "info": {"title": "mlops-workbench router", "version": "1"}, "paths": endpoints,
-            "components": {"securitySchemes": BEARER, **({"schemas": upstream["components"].get("schemas", {})}
-                                                        if upstream and "components" in upstream else {})}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mlops-workbench router", "version": "1"},
+        "paths": endpoints,
+        "components": {
+            "securitySchemes": BEARER,
+            **({"schemas": upstream["components"].get("schemas", {})} if upstream and "components" in upstream else {}),
+        },
+    }
 
 
 FORWARDED = {paths.PREDICT: "post", paths.INVOCATIONS: "post", paths.VERSION: "get"}

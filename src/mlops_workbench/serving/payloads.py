@@ -46,7 +46,9 @@ def decode_json(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise PayloadError(too_large_message(len(body)), status=413)
     if not body.strip():
-        raise PayloadError('The request body is empty: send a JSON object such as {"instances": [[5.1, 3.5, 1.4, 0.2]]}.')
+        raise PayloadError(
+            'The request body is empty: send a JSON object such as {"instances": [[5.1, 3.5, 1.4, 0.2]]}.'
+        )
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise PayloadError(
@@ -72,8 +74,10 @@ def parse_json(body: bytes) -> Any:
 
 
 def _too_deep() -> str:
-    return ("The request body is JSON nested hundreds of levels deep; a scoring request needs at most four "
-            '(e.g. {"dataframe_split": {"columns": [...], "data": [[...]]}}).')
+    return (
+        "The request body is JSON nested hundreds of levels deep; a scoring request needs at most four "
+        '(e.g. {"dataframe_split": {"columns": [...], "data": [[...]]}}).'
+    )
 
 
 def check_content_type(header: bytes | None) -> None:
@@ -82,7 +86,8 @@ def check_content_type(header: bytes | None) -> None:
     if ctype not in (b"application/json", b""):
         raise PayloadError(
             f"Content type '{ctype.decode(errors='replace')[:60]}' is not supported: send JSON with "
-            "Content-Type: application/json.", 415,
+            "Content-Type: application/json.",
+            415,
         )
 
 
@@ -99,7 +104,7 @@ def parse_predict(payload: dict[str, Any], features: Sequence[str]) -> np.ndarra
     if len(keys) != 1:
         raise PayloadError(
             f"/predict needs exactly one of the fields 'instances' (list of rows) or 'records' (list of objects); "
-            f"got fields {sorted(payload)}. Example: {{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}}."
+            f'got fields {sorted(payload)}. Example: {{"instances": [[5.1, 3.5, 1.4, 0.2]]}}.'
         )
     if keys[0] == "records":
         return records_matrix(payload["records"], features, "records")
@@ -162,12 +167,18 @@ def records_matrix(records: Any, features: Sequence[str], where: str) -> np.ndar
     rows = []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise PayloadError(f"'{where}' item {i} is a {type(record).__name__}, not an object with fields {list(features)}.")
+            raise PayloadError(
+                f"'{where}' item {i} is a {type(record).__name__}, not an object with fields {list(features)}."
+            )
         if record.keys() != wanted:
             missing = [f for f in features if f not in record]
             unknown = sorted(set(record) - wanted)
-            problems = ([f"misses {missing}"] if missing else []) + ([f"has unknown fields {unknown}"] if unknown else [])
-            raise PayloadError(f"'{where}' item {i} {' and '.join(problems)}; the model expects exactly {list(features)}.")
+            problems = ([f"misses {missing}"] if missing else []) + (
+                [f"has unknown fields {unknown}"] if unknown else []
+            )
+            raise PayloadError(
+                f"'{where}' item {i} {' and '.join(problems)}; the model expects exactly {list(features)}."
+            )
         rows.append([record[f] for f in features])
     return rows_matrix(rows, features, where)
 
@@ -181,8 +192,12 @@ def split_matrix(split: Any, features: Sequence[str]) -> np.ndarray:
     if "columns" not in split:
         return rows_matrix(split["data"], features, "dataframe_split.data")
     columns = split["columns"]
-    if (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
-            or set(columns) != set(features) or len(columns) != len(features)):
+    if (
+        not isinstance(columns, list)
+        or not all(isinstance(c, str) for c in columns)
+        or set(columns) != set(features)
+        or len(columns) != len(features)
+    ):
         raise PayloadError(
             f"'dataframe_split.columns' is {shown(columns)}; the model expects exactly the columns {list(features)}."
         )

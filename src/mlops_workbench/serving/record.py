@@ -29,9 +29,14 @@ def last_served(name: str, home: Path | None = None) -> dict[str, Any] | None:
         started = _STARTED.search(line)
         if started:
             alias = _ALIAS.match(started["uri"])
-            info = {"model_uri": started["uri"], "version": started["version"], "url": started["url"],
-                    "name": alias["name"] if alias else None, "alias": alias["alias"] if alias else None,
-                    "recorded": True}
+            info = {
+                "model_uri": started["uri"],
+                "version": started["version"],
+                "url": started["url"],
+                "name": alias["name"] if alias else None,
+                "alias": alias["alias"] if alias else None,
+                "recorded": True,
+            }
             continue
         reloaded = _RELOADED.search(line)
         if reloaded and info is not None and reloaded["uri"] == info["model_uri"]:

@@ -76,9 +76,18 @@ class ModelServer:
             if self._refused != (ref.version, str(exc)):  # the watch loop retries: one audit line per refusal
                 self._refused = (ref.version, str(exc))
                 serving = getattr(getattr(self, "model", None), "version", None)
-                audit.append(audit.AuditEntry(action=action, model=ref.name, version=ref.version, uri=self.uri,
-                                              outcome=audit.AuditOutcome.REFUSED, error=str(exc), serving=serving,
-                                              files=[vars(p) for p in exc.problems]))
+                audit.append(
+                    audit.AuditEntry(
+                        action=action,
+                        model=ref.name,
+                        version=ref.version,
+                        uri=self.uri,
+                        outcome=audit.AuditOutcome.REFUSED,
+                        error=str(exc),
+                        serving=serving,
+                        files=[vars(p) for p in exc.problems],
+                    )
+                )
             raise
 
     def watch(self, interval: float) -> threading.Thread:
@@ -100,7 +109,13 @@ class ModelServer:
 
     def describe(self) -> dict[str, Any]:
         ref = self.model.ref
-        return {"name": ref.name, "version": ref.version, "alias": ref.alias, "run_id": ref.run_id, "model_uri": self.uri}
+        return {
+            "name": ref.name,
+            "version": ref.version,
+            "alias": ref.alias,
+            "run_id": ref.run_id,
+            "model_uri": self.uri,
+        }
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -154,9 +169,15 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post(paths.RELOAD, dependencies=admin, responses={
-        **admin_errors, 200: _doc_json({"reloaded": True, "version": "2", "previous_version": "1"}),
-        409: openapi.error("The new version cannot be loaded; the server keeps serving the old one.")})
+    @app.post(
+        paths.RELOAD,
+        dependencies=admin,
+        responses={
+            **admin_errors,
+            200: _doc_json({"reloaded": True, "version": "2", "previous_version": "1"}),
+            409: openapi.error("The new version cannot be loaded; the server keeps serving the old one."),
+        },
+    )
     async def reload() -> Response:
         try:
             return _json(await run_in_threadpool(server.reload))
@@ -167,15 +188,29 @@ def create_app(
     async def get_faults() -> Response:
         return _json(server.faults.faults.model_dump())
 
-    @app.post(paths.FAULTS, dependencies=admin, openapi_extra=_faults_body(), responses={
-        **admin_errors, 200: _doc_json(Faults().model_dump()),
-        400: openapi.error("The body is not JSON."), 403: openapi.error("Fault injection is off on this server."),
-        413: openapi.error("The body is too large."), 415: openapi.error("The content type is not application/json."),
-        422: openapi.error("A fault value is out of range.")})
+    @app.post(
+        paths.FAULTS,
+        dependencies=admin,
+        openapi_extra=_faults_body(),
+        responses={
+            **admin_errors,
+            200: _doc_json(Faults().model_dump()),
+            400: openapi.error("The body is not JSON."),
+            403: openapi.error("Fault injection is off on this server."),
+            413: openapi.error("The body is too large."),
+            415: openapi.error("The content type is not application/json."),
+            422: openapi.error("A fault value is out of range."),
+        },
+    )
     async def set_faults(request: Request) -> Response:
         if not allow_faults:
-            return _json({"error": "Fault injection is off on this server: start it with --allow-faults (the labs "
-                          "and drills do) to practise on faults."}, 403)
+            return _json(
+                {
+                    "error": "Fault injection is off on this server: start it with --allow-faults (the labs "
+                    "and drills do) to practise on faults."
+                },
+                403,
+            )
         try:
             payloads.check_content_type(request.headers.get("content-type", "").encode("latin-1"))
             new = Faults.model_validate(payloads.parse_json(await _limited_body(request)))
@@ -183,7 +218,7 @@ def create_app(
             return _json({"error": str(exc)}, exc.status)
         except ValidationError as exc:
             problems = " ".join(line.strip() for line in fielderrors.describe(exc, Faults))
-            return _json({"error": f"Bad faults: {problems} Example: {{\"error_rate\": 0.2, \"seed\": 1}}."}, 422)
+            return _json({"error": f'Bad faults: {problems} Example: {{"error_rate": 0.2, "seed": 1}}.'}, 422)
         return _json(server.faults.set(new).model_dump())
 
     add_protocol_handlers(app)
@@ -216,8 +251,14 @@ def add_protocol_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         message = str(exc.detail)
         if exc.status_code == 405:
-            allowed = sorted({m for r in app.routes if getattr(r, "path", None) == request.url.path
-                              for m in getattr(r, "methods", None) or ()})
+            allowed = sorted(
+                {
+                    m
+                    for r in app.routes
+                    if getattr(r, "path", None) == request.url.path
+                    for m in getattr(r, "methods", None) or ()
+                }
+            )
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not served on {request.url.path}: use {' or '.join(allowed)}."
         elif exc.status_code == 404:
@@ -230,8 +271,7 @@ def _doc_json(example: Any) -> dict[str, Any]:
 
 
 def _faults_body() -> dict[str, Any]:
-    return {"requestBody": {"required": True,
-                            "content": {"application/json": {"schema": Faults.model_json_schema()}}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": Faults.model_json_schema()}}}}
 
 
 def _openapi(app: FastAPI, server: ModelServer) -> Any:

@@ -50,8 +50,16 @@ def reproduction_chart(reports: Mapping[str, ReproductionReport | Comparison], m
         ax.bar(x[i] + width / 2, reproduced or 0.0, width, color=MATCHED if matched else MISMATCHED)
     ax.set_xticks(x, list(reports))
     ax.set_ylabel(f"{metric} (held-out)")
-    ax.legend(handles=[Patch(color=LOGGED, label="logged"), Patch(color=MATCHED, label="reproduced: matched"),
-                       Patch(color=MISMATCHED, label="reproduced: differs")],
-              loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    ax.legend(
+        handles=[
+            Patch(color=LOGGED, label="logged"),
+            Patch(color=MATCHED, label="reproduced: matched"),
+            Patch(color=MISMATCHED, label="reproduced: differs"),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig

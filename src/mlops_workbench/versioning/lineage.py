@@ -23,8 +23,19 @@ from mlops_workbench.errors import InputError, NotFoundError
 from mlops_workbench.versioning.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5, stale_inputs
 
 LINEAGE_TAGS = (
-    "git.commit", "git.dirty", "git.dirty_files", "data.path", "data.md5", "data.modified",
-    "data.remote", "dvc.stale", "params.hash", "env.fingerprint", "env.python", "env.package_code", "workspace.path",
+    "git.commit",
+    "git.dirty",
+    "git.dirty_files",
+    "data.path",
+    "data.md5",
+    "data.modified",
+    "data.remote",
+    "dvc.stale",
+    "params.hash",
+    "env.fingerprint",
+    "env.python",
+    "env.package_code",
+    "workspace.path",
 )
 """Tags every run logged by :func:`log_model_run` carries."""
 STAGE_MODULES = {
@@ -134,8 +145,11 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def log_model_run(
-    ws: Workspace, experiment: str = "versioning", run_name: str | None = None,
-    data: str = DATA, home: Path | None = None,
+    ws: Workspace,
+    experiment: str = "versioning",
+    run_name: str | None = None,
+    data: str = DATA,
+    home: Path | None = None,
 ) -> str:
     """Log the workspace's trained model (after ``dvc repro``) as an MLflow run with full lineage; returns its id.
 

@@ -55,7 +55,9 @@ class ReproductionReport(BaseModel):
         for m in self.metrics:
             got = "missing" if m.reproduced is None else f"{m.reproduced:.6g}"
             diff = "" if m.diff is None else f" (diff {m.diff:+.3g})"
-            lines.append(f"  {'ok ' if m.matched else 'BAD'} {m.name}: original {m.original:.6g}, reproduced {got}{diff}")
+            lines.append(
+                f"  {'ok ' if m.matched else 'BAD'} {m.name}: original {m.original:.6g}, reproduced {got}{diff}"
+            )
         lines += [f"  - {reason}" for reason in self.reasons]
         return "\n".join(lines)
 
@@ -115,7 +117,8 @@ def _diagnose(tags: dict[str, str], ws: Workspace, data_path: str) -> tuple[list
     if tags.get("git.dirty") == "true":
         files = tags.get("git.dirty_files") or (
             "which files, the run does not say: it has no `git.dirty_files` tag; log `git status --porcelain` "
-            "output in it next time")
+            "output in it next time"
+        )
         causes.append("dirty-tree")
         reasons.append(
             f"The run was logged from a working tree with uncommitted or untracked changes ({files}); "
@@ -199,8 +202,14 @@ def reproduce(
             "Fix: seed every random component (params.yaml train.seed)."
         )
     report = ReproductionReport(
-        run_id=run_id, commit=tags["git.commit"], matched=matched, metrics=comparisons,
-        causes=causes, reasons=reasons, workdir=str(workdir), tolerance=tolerance,
+        run_id=run_id,
+        commit=tags["git.commit"],
+        matched=matched,
+        metrics=comparisons,
+        causes=causes,
+        reasons=reasons,
+        workdir=str(workdir),
+        tolerance=tolerance,
     )
     (workdir / "reproduction.json").write_text(report.model_dump_json(indent=2))
     return report

@@ -49,11 +49,36 @@ from mlops_workbench.versioning.workspace import (
 )
 
 __all__ = [
-    "DATA", "LINEAGE_TAGS", "METRICS", "MetricComparison", "PIPELINE", "PREPARED", "PrepareParams",
-    "ReproductionError", "ReproductionReport", "Stage", "TEST_SPLIT", "TRAIN_SPLIT", "Workspace", "WorkspaceError",
-    "add_pipeline", "default_remote", "empty_folder", "evaluate_stage", "init_workspace", "lineage_tags", "log_model_run",
-    "open_workspace", "prepare_stage", "preprocess", "remote_has", "reproduce", "run_lineage", "train_stage",
-    "write_params", "write_stage_scripts",
+    "DATA",
+    "LINEAGE_TAGS",
+    "METRICS",
+    "MetricComparison",
+    "PIPELINE",
+    "PREPARED",
+    "PrepareParams",
+    "ReproductionError",
+    "ReproductionReport",
+    "Stage",
+    "TEST_SPLIT",
+    "TRAIN_SPLIT",
+    "Workspace",
+    "WorkspaceError",
+    "add_pipeline",
+    "default_remote",
+    "empty_folder",
+    "evaluate_stage",
+    "init_workspace",
+    "lineage_tags",
+    "log_model_run",
+    "open_workspace",
+    "prepare_stage",
+    "preprocess",
+    "remote_has",
+    "reproduce",
+    "run_lineage",
+    "train_stage",
+    "write_params",
+    "write_stage_scripts",
 ]
 
 PREPARED = "data/prepared"
@@ -106,10 +131,20 @@ def _flags(flag: str, paths: tuple[str, ...]) -> list[str]:
 
 
 PIPELINE = (
-    Stage("prepare", "preprocess data/iris.csv (params `prepare`) and split it (train.seed, train.test_size)",
-          deps=(DATA,), params=("prepare", "train.seed", "train.test_size"), outs=(PREPARED,)),
-    Stage("train", "fit the model (params `train`) on the prepared train split",
-          deps=(TRAIN_SPLIT,), params=("train",), outs=(MODEL_DIR,)),
+    Stage(
+        "prepare",
+        "preprocess data/iris.csv (params `prepare`) and split it (train.seed, train.test_size)",
+        deps=(DATA,),
+        params=("prepare", "train.seed", "train.test_size"),
+        outs=(PREPARED,),
+    ),
+    Stage(
+        "train",
+        "fit the model (params `train`) on the prepared train split",
+        deps=(TRAIN_SPLIT,),
+        params=("train",),
+        outs=(MODEL_DIR,),
+    ),
     Stage("evaluate", "score the model on the prepared test split", deps=(MODEL_FILE, TEST_SPLIT), metrics=(METRICS,)),
 )
 """The workspace pipeline in run order: prepare -> train -> evaluate (the one owner of the declarations)."""
@@ -169,8 +204,9 @@ def add_pipeline(ws: Workspace) -> None:
     write those calls themselves in lab 02; drills and lab 03 build many workspaces and need only the result.
     """
     write_stage_scripts(ws)
-    (ws.path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s.name: s.declaration for s in PIPELINE}},
-                                                     sort_keys=False))
+    (ws.path / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": {s.name: s.declaration for s in PIPELINE}}, sort_keys=False)
+    )
     for out in (path for stage in PIPELINE for path in stage.outs):
         ignore, entry = ws.path / Path(out).parent / ".gitignore", f"/{Path(out).name}"
         lines = ignore.read_text().splitlines() if ignore.exists() else []

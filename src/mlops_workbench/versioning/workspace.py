@@ -171,8 +171,10 @@ class Workspace:
             return {}
         data = safeyaml.load(path, what=f"params file {path}") or {}
         if not isinstance(data, dict):
-            raise InputError(f"{path} must be a mapping of sections (prepare:, train:, ...), not "
-                             f"{type(data).__name__}: rewrite it with versioning.write_params(ws).")
+            raise InputError(
+                f"{path} must be a mapping of sections (prepare:, train:, ...), not "
+                f"{type(data).__name__}: rewrite it with versioning.write_params(ws)."
+            )
         return data
 
     def set_params(self, **sections: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +290,10 @@ def empty_folder(path: Path | str) -> Workspace:
 
 
 def init_workspace(
-    path: Path | str, remote: Path | str | None = None, home: Path | None = None, reset: bool = False,
+    path: Path | str,
+    remote: Path | str | None = None,
+    home: Path | None = None,
+    reset: bool = False,
     with_remote: bool = True,
 ) -> Workspace:
     """Make ``path`` a git + DVC repository of its own, by default with a local-folder default remote.
@@ -315,8 +320,10 @@ def init_workspace(
     if with_remote:
         remote_dir = Path(remote).resolve() if remote else default_remote(home)
         remote_dir.mkdir(parents=True, exist_ok=True)
-        config = {"core": {"analytics": "false", "remote": REMOTE_NAME},
-                  f"'remote \"{REMOTE_NAME}\"'": {"url": str(remote_dir)}}
+        config = {
+            "core": {"analytics": "false", "remote": REMOTE_NAME},
+            f"'remote \"{REMOTE_NAME}\"'": {"url": str(remote_dir)},
+        }
     _configure(path, config)
     gitignore = path / ".gitignore"
     if not gitignore.exists():

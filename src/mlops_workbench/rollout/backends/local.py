@@ -30,12 +30,20 @@ METRICS_MODES: tuple[MetricsMode, ...] = get_args(MetricsMode)
 class LocalBackend:
     """Stable + canary ``workbench serve`` processes behind ``workbench router`` (and Prometheus)."""
 
-    def __init__(self, home: Path | None = None, model_name: str | None = None, seed: int = 0,
-                 metrics: MetricsMode = "auto", scrape_interval: str = "1s",
-                 canary_faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        home: Path | None = None,
+        model_name: str | None = None,
+        seed: int = 0,
+        metrics: MetricsMode = "auto",
+        scrape_interval: str = "1s",
+        canary_faults: Faults | None = None,
+    ) -> None:
         if metrics not in METRICS_MODES:  # a typo ('prom') would silently mean 'auto'
-            raise InputError(f"metrics mode {metrics!r} is not one of {', '.join(METRICS_MODES)}: "
-                             "pass auto (Prometheus if installed), prometheus or direct.")
+            raise InputError(
+                f"metrics mode {metrics!r} is not one of {', '.join(METRICS_MODES)}: "
+                "pass auto (Prometheus if installed), prometheus or direct."
+            )
         model_name = model_name or settings.model_name()
         self.home = home or settings.home()
         self.model_name = model_name
@@ -75,17 +83,31 @@ class LocalBackend:
 
         ports = self.ports()
         if procs.get(STABLE, self.home) is None:
-            start_server(f"models:/{self.model_name}@{Alias.PRODUCTION}", port=ports["stable"], name=STABLE,
-                         home=self.home, model_name=self.model_name)
+            start_server(
+                f"models:/{self.model_name}@{Alias.PRODUCTION}",
+                port=ports["stable"],
+                name=STABLE,
+                home=self.home,
+                model_name=self.model_name,
+            )
         if procs.get(ROUTER, self.home) is None:
-            cmd = procs.workbench_cmd("router", "--stable", self.url("stable"),
-                                   "--canary", self.url("canary"), "--weight", "0",
-                                   "--port", str(ports["router"]), "--seed", str(self.seed))
+            cmd = procs.workbench_cmd(
+                "router",
+                "--stable",
+                self.url("stable"),
+                "--canary",
+                self.url("canary"),
+                "--weight",
+                "0",
+                "--port",
+                str(ports["router"]),
+                "--seed",
+                str(self.seed),
+            )
             procs.start(ROUTER, cmd, ports["router"], health_path=paths.HEALTH, timeout=60, home=self.home)
         if self.metrics_mode != "direct" and (self.metrics_mode == "prometheus" or prometheus.available()):
             targets = {role: f"127.0.0.1:{ports[role]}" for role in ("stable", "canary")}
-            prometheus.up(f"127.0.0.1:{ports['router']}", targets, home=self.home,
-                          scrape_interval=self.scrape_interval)
+            prometheus.up(f"127.0.0.1:{ports['router']}", targets, home=self.home, scrape_interval=self.scrape_interval)
         return self.router_url
 
     def down(self) -> list[str]:
@@ -104,9 +126,15 @@ class LocalBackend:
         from mlops_workbench.serving.server import start_server
 
         self.stop_canary()
-        start_server(f"models:/{self.model_name}/{version}", port=self.ports()["canary"], name=CANARY,
-                     home=self.home, faults=faults or self.canary_faults, model_name=self.model_name,
-                     allow_faults=True)  # the labs and drills inject faults into the canary
+        start_server(
+            f"models:/{self.model_name}/{version}",
+            port=self.ports()["canary"],
+            name=CANARY,
+            home=self.home,
+            faults=faults or self.canary_faults,
+            model_name=self.model_name,
+            allow_faults=True,
+        )  # the labs and drills inject faults into the canary
         self.warm_up("canary")
 
     def warm_up(self, role: str, n: int = 20) -> None:
@@ -148,8 +176,10 @@ class LocalBackend:
         except ServiceError as exc:
             served, problem = "", f"{exc}; "
         if served != str(version):
-            raise ServiceError(f"stable did not switch to version {version} (serves {served or 'unknown'}): "
-                               f"{problem}check {settings.layout(self.home).log(STABLE)}")
+            raise ServiceError(
+                f"stable did not switch to version {version} (serves {served or 'unknown'}): "
+                f"{problem}check {settings.layout(self.home).log(STABLE)}"
+            )
         self.stop_canary()
 
     def traffic_totals(self) -> dict[str, dict[str, float]]:
