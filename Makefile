@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # (kernels, servers, CLI calls, DVC stages), even where a container turned that off (PYTHONDONTWRITEBYTECODE=1).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test lab bench lock clean
+.PHONY: setup demo test lint lab bench lock clean
 
 setup: $(STAMP) $(SCHEMAS)/node_modules/.installed
 
@@ -46,9 +46,14 @@ demo: setup
 
 # Two xdist workers for most of the suite, then the timing-sensitive files (rollouts judged on latency
 # and errors) alone, so a busy neighbour never decides a canary's fate.
-test: setup
+test: setup lint
 	$(VENV)/bin/pytest -m "not serial"
 	$(VENV)/bin/pytest -m serial -n0
+
+# ruff's rule set and format live in pyproject.toml: a new finding fails `make test`, and so CI.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # JupyterLab on your own copies of notebooks/ in .workbench/notebooks/ (made once, never overwritten; a newer
 # release comes as NN-slug.new.ipynb), so the checkout stays clean; your lab files are in .workbench/workspaces/.
