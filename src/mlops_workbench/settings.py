@@ -237,6 +237,31 @@ class StateLayout:
         """Prometheus's configuration and data."""
         return self.rollout / "prometheus"
 
+    @property
+    def monitoring(self) -> Path:
+        """Production monitoring: the prediction log, label feed, drift reports, Alertmanager and its webhook."""
+        return self.root / "monitoring"
+
+    @property
+    def predictions(self) -> Path:
+        """The prediction log of every model server of this state folder (sqlite)."""
+        return self.monitoring / "predictions.db"
+
+    @property
+    def drift_reports(self) -> Path:
+        """Drift reports (HTML) written for the learner to open in JupyterLab."""
+        return self.monitoring / "reports"
+
+    @property
+    def alertmanager(self) -> Path:
+        """Alertmanager's configuration and data."""
+        return self.monitoring / "alertmanager"
+
+    @property
+    def alerts_received(self) -> Path:
+        """Alert notifications the workbench's webhook accepted, one JSON record a line."""
+        return self.monitoring / "alerts.jsonl"
+
     def workspace(self, lab: str) -> Path:
         """The learner's own project folder of lab ``lab`` (e.g. ``02-versioning``)."""
         return self.root / "workspaces" / lab
