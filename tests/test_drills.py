@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from mlops_workbench import drills, settings
 from mlops_workbench.cli.main import app
-from mlops_workbench.drills import catalog, session, variants
+from mlops_workbench.drills import catalog, grading, session, variants
 from mlops_workbench.drills.base import DrillError
 from mlops_workbench.drills.spec import CheckOutcome, DrillReport
 
@@ -138,11 +138,11 @@ def test_schema_break_guards_catch_every_destructive_fix(home):
         drill.reset(ctx)
         drill.prepare(ctx, 3)
         destroy(ctx)
-        outcomes = {o.id: o for o in drill.grade(ctx)}
+        outcomes = {o.id: o for o in grading.outcomes(drill, ctx)}
         assert not all(o.passed for o in outcomes.values()), name
         assert any(not o.passed and o.guard for o in outcomes.values()), f"{name}: no guard caught it"
     every = [c.id for c in drill.all_checks()]
-    picked = drill.grade(ctx, only=every[-1:])
+    picked = grading.outcomes(drill, ctx, only=every[-1:])
     assert len(every) > 1 and [o.id for o in picked] == every[-1:], "only= runs just the checks asked for"
 
 
@@ -231,17 +231,17 @@ def test_two_seeds_of_a_drill_break_different_things_each_graded_correctly(home)
         assert drill.prepare(ctx, seeds[key]).key == key
         data = ctx.folder / "repo" / schema_break.DATA
         delivered[key] = data.read_text()
-        assert {o.id for o in drill.grade(ctx) if not o.passed} == {"ci-green", "data-complete"}
+        assert {o.id for o in grading.outcomes(drill, ctx) if not o.passed} == {"ci-green", "data-complete"}
         other = next(v for v in drill.variants if v.key == wrong)
         try:
             schema_break.undo(other, pd.read_csv(data)).to_csv(data, index=False)
         except KeyError:
             pass  # that repair does not even apply to this delivery
-        assert not all(o.passed for o in drill.grade(ctx)), f"the {wrong} repair passed the {key} variant"
+        assert not all(o.passed for o in grading.outcomes(drill, ctx)), f"the {wrong} repair passed the {key} variant"
         drill.reset(ctx)
         drill.prepare(ctx, seeds[key])
         drill.reference_fix(ctx)
-        assert all(o.passed for o in drill.grade(ctx)), key
+        assert all(o.passed for o in grading.outcomes(drill, ctx)), key
     assert delivered["millimetres"].splitlines()[0] != delivered["inches"].splitlines()[0]
     drill.reset(ctx)
 

@@ -47,7 +47,7 @@ def test_an_interview_runs_drills_in_a_row_and_leaves_a_scorecard_and_no_process
     assert state.seed == running.slots[0].seed
     drill = catalog.get(first)
     drill.reference_fix(drill.context(home))
-    assert session.check(home).passed
+    assert interview.check(home).passed
     assert session.current(home).drill == second and interview.current(home).current == 1  # set up by the check
     session.hint(home)
     folder = interview.give_up(home)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlops_workbench import drills
-from mlops_workbench.drills import postmortem
+from mlops_workbench.drills import grading, postmortem
 from mlops_workbench.drills.base import DrillError
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import PostMortem, PostMortemTruth
@@ -175,7 +175,7 @@ def test_a_bad_postmortem_fails_only_its_check_naming_each_field(tmp_path, text,
     ctx.save_facts(ready=True)
     (ctx.folder / "fixed").write_text("yes")
     ctx.postmortem_path.write_text(text)
-    outcomes = {o.id: o for o in drill.grade(ctx)}
+    outcomes = {o.id: o for o in grading.outcomes(drill, ctx)}
     assert outcomes["fixed"].passed and not outcomes["postmortem"].passed
     for words in expected:
         assert words in outcomes["postmortem"].message, words

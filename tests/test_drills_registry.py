@@ -12,7 +12,7 @@ import pytest
 from drill_fakes import VALIDATE_TIMEOUT
 
 from mlops_workbench import drills, procs, registry, settings, tracking
-from mlops_workbench.drills import reproducibility, validate, variants
+from mlops_workbench.drills import grading, reproducibility, validate, variants
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def home(tmp_path_factory) -> Path:
 
 
 def failed(drill, ctx) -> set[str]:
-    return {o.id for o in drill.grade(ctx) if not o.passed}
+    return {o.id for o in grading.outcomes(drill, ctx) if not o.passed}
 
 
 def cycle(name: str, home: Path, broken: set[str], variant: str | None = None) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops_workbench import drills, procs, tracking
-from mlops_workbench.drills import variants
+from mlops_workbench.drills import grading, variants
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
 
@@ -24,7 +24,7 @@ def home(tmp_path_factory) -> Path:
 
 
 def failed(drill, ctx) -> set[str]:
-    return {o.id for o in drill.grade(ctx) if not o.passed}
+    return {o.id for o in grading.outcomes(drill, ctx) if not o.passed}
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def _drill_record(path: Path) -> object:
 READERS: dict[str, tuple[str, Callable[[Path], object], type[Exception]]] = {
     "policy": ("policy.yaml", policy.load, policy.PolicyError),
     "lab-spec": ("lab.yaml", lambda path: fmt.Lab(path.parent).spec, fmt.LabFormatError),
-    "params": ("params.yaml", lambda path: settings.load_params(path=path), InputError),
+    "params": ("params.yaml", lambda path: paramspec.load_params(path=path), InputError),
     "workspace-params": ("params.yaml", lambda path: Workspace(path.parent).params(), InputError),
     "manifest": ("rollout-strategy.yaml", lambda path: k8s.load_files([path]), InputError),
     "drill-record": ("postmortem.yaml", _drill_record, CheckFailed),
@@ -170,7 +170,7 @@ def test_normal_files_pass_their_readers():
     assert len(NORMAL) >= 10
     assert all(lab.spec.title for lab in fmt.Lab.all())
     assert all(policy.builtin(name).steps for name in policy.builtin_names())
-    assert settings.load_params() == yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert paramspec.load_params() == yaml.safe_load((ROOT / "params.yaml").read_text())
     stack = k8s.stack_files()
     assert k8s.load_files(stack) == [d for p in stack for d in yaml.safe_load_all(p.read_text()) if d is not None]
 
@@ -262,7 +262,7 @@ def test_params_with_wrong_types_list_every_bad_key_and_change_nothing(tmp_path)
     path.write_text(BAD_PARAMS)
     before = _snapshot(tmp_path)
     with pytest.raises(InputError) as caught:
-        settings.load_params("train", path=path)
+        paramspec.load_params("train", path=path)
     message = str(caught.value)
     assert "7 bad value(s)" in message and str(path) in message and "fix each key" in message
     for expected in (
@@ -304,12 +304,12 @@ def test_workspace_params_are_checked_and_a_bad_update_writes_nothing(tmp_path):
 
 
 def test_a_misspelt_params_key_is_named_with_the_key_that_was_meant(tmp_path):
-    from mlops_workbench import settings
+    from mlops_workbench import paramspec
 
     path = tmp_path / "params.yaml"
     path.write_text("train:\n  seeed: 3\n  C: 1.0\n")
     with pytest.raises(InputError, match=r"train\.seeed: no such field .*Did you mean 'seed'\?"):
-        settings.load_params(path=path)
+        paramspec.load_params(path=path)
     assert path.read_text() == "train:\n  seeed: 3\n  C: 1.0\n"
 
 

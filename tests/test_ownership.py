@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import mlops_workbench
-from mlops_workbench import errors, settings, tracking
+from mlops_workbench import errors, paramspec, settings, tracking
 from mlops_workbench.errors import InputError, NotFoundError, TrackingServerDown, WorkbenchError
 from mlops_workbench.labs.checks import load_checks
 from mlops_workbench.rollout import state as st
@@ -160,17 +160,17 @@ def test_tracking_uri_is_the_state_folders_server_and_never_a_local_store(home, 
 
 def test_params_one_reader_one_rule(tmp_path, monkeypatch):
     with pytest.raises(NotFoundError, match="git checkout -- params.yaml"):
-        settings.load_params(path=tmp_path / "params.yaml")
+        paramspec.load_params(path=tmp_path / "params.yaml")
     (tmp_path / "params.yaml").write_text("train: {C: 2.0}\n")
-    assert settings.load_params("registry", path=tmp_path / "params.yaml") == {}
+    assert paramspec.load_params("registry", path=tmp_path / "params.yaml") == {}
     (tmp_path / "params.yaml").write_text("registry: [1, 2]\n")
     with pytest.raises(InputError, match="registry"):
-        settings.load_params("registry", path=tmp_path / "params.yaml")
+        paramspec.load_params("registry", path=tmp_path / "params.yaml")
     project = tmp_path / "project"
     (project / "labs").mkdir(parents=True)
     (project / "params.yaml").write_text("registry: {model_name: flowers}\n")
     monkeypatch.setenv(settings.PROJECT_ENV, str(project))
-    assert settings.model_name() == "flowers"
+    assert paramspec.model_name() == "flowers"
     from mlops_workbench.registry.gate import RegistryParams
 
     assert RegistryParams.load().model_name == "flowers"

@@ -301,7 +301,11 @@ def test_public_checks_source_drops_hidden_checks_and_what_only_they_use(tmp_pat
 def test_student_makefile_keeps_setup_and_lab_only() -> None:
     text = student_makefile((ROOT / "Makefile").read_text())
     assert "\nsetup:" in text and "\nlab: setup" in text and "\ndemo:" not in text and "\ntest:" not in text
-    assert ".PHONY: setup lab lock clean" in text and "bench" not in text.split(".PHONY")[1].splitlines()[0]
+    assert (
+        ".PHONY: setup lab lock clean" in text
+        and "\nlint:" not in text
+        and "bench" not in text.split(".PHONY")[1].splitlines()[0]
+    )
 
 
 def test_audit_refuses_an_instructor_file_in_a_lab_folder(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ against two versions) and the post-mortem records (compared with the logs); neve
 from __future__ import annotations
 
 from mlops_workbench import drills
+from mlops_workbench.drills import grading
 from mlops_workbench.labs.checks import Context, check, fail
 
 # Drill checks run real things (pytest against two model versions, the model servers): minutes on a busy machine.
@@ -19,7 +20,7 @@ def drill_checks(ctx: Context, name: str, ids: list[str] | None = None, skip: tu
     if not (dctx.folder / ".facts.json").exists():
         fail(f"The drill '{name}' was never started: run its setup cell (drills.start('{name}')).")
     wanted = [c.id for c in drill.all_checks() if (ids is None or c.id in ids) and c.id not in skip]
-    outcomes = drill.grade(dctx, only=wanted)
+    outcomes = grading.outcomes(drill, dctx, only=wanted)
     failed = [f"{o.id}: {o.message}" for o in outcomes if not o.passed]
     if failed:
         fail(f"{name}: " + " | ".join(failed))

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlops_workbench import settings
-from mlops_workbench.errors import InputError
+from mlops_workbench import safeyaml, settings
+from mlops_workbench.errors import InputError, NotFoundError
 from mlops_workbench.fielderrors import describe
 
 ModelKind = Literal["logistic_regression", "random_forest"]
@@ -49,9 +49,9 @@ class TrainParams(BaseModel):
     @classmethod
     def load(cls, path: Path | None = None) -> TrainParams:
         """Read section ``train`` of ``params.yaml``; a top-level ``seed`` is used if ``train`` has none."""
-        raw = dict(settings.load_params("train", path=path) or {})
+        raw = dict(load_params("train", path=path) or {})
         if "seed" not in raw:
-            top = settings.load_params(path=path)
+            top = load_params(path=path)
             if "seed" in top:
                 raw["seed"] = top["seed"]
         return cls.from_dict(raw)
@@ -75,7 +75,7 @@ class RegistryParams(BaseModel):
     def load(cls, overrides: dict[str, Any] | None = None) -> RegistryParams:
         """The ``registry`` section of params.yaml (defaults when absent), with ``overrides`` applied."""
         try:
-            return cls.model_validate({**settings.load_params("registry"), **(overrides or {})})
+            return cls.model_validate({**load_params("registry"), **(overrides or {})})
         except ValidationError as err:
             raise InputError(
                 "The gate rules (params.yaml section 'registry' and the overrides given) are not "
@@ -116,3 +116,32 @@ def check(data: dict[str, Any], source: str | Path) -> None:
             f"{source} has {len(lines)} bad value(s); fix each key, then run again (the project's "
             "params.yaml shows a valid value for every key):\n" + "\n".join(lines)
         ) from None
+
+
+def load_params(section: str | None = None, path: Path | None = None) -> dict[str, Any]:
+    """Read ``params.yaml`` (the project's unless ``path`` is given); one section if named.
+
+    The one way to read params: a missing file is an error naming the fix; a
+    missing section is empty, so the section's model applies its defaults. The
+    file is read with :mod:`mlops_workbench.safeyaml` and every section the code
+    uses is type-checked (:func:`check`) before any is returned.
+    """
+    path = path or settings.project_root() / "params.yaml"
+    try:
+        data = safeyaml.load(path, what=f"params file {path}") or {}
+    except FileNotFoundError:
+        raise NotFoundError(f"{path} does not exist: restore it from git (git checkout -- params.yaml).") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must be a mapping of sections (train:, registry:, ...): restore it from git.")
+    check(data, path)
+    if section is None:
+        return data
+    value = data.get(section) or {}
+    if not isinstance(value, dict):
+        raise InputError(f"Section '{section}' of {path} must be a mapping of keys, not {type(value).__name__}.")
+    return value
+
+
+def model_name() -> str:
+    """The registered model's name: ``registry.model_name`` in params.yaml (default ``iris``)."""
+    return str(load_params("registry").get("model_name") or settings.DEFAULT_MODEL_NAME)

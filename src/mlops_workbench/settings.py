@@ -2,8 +2,7 @@
 
 This module is the one owner of every path under the state folder
 (:class:`StateLayout`, from :func:`layout`, with the drills' own part in
-:class:`DrillLayout`) and the one way to read params
-(:func:`load_params`).
+:class:`DrillLayout`). Reading ``params.yaml`` belongs to :mod:`mlops_workbench.paramspec`.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mlops_workbench import safeyaml
 from mlops_workbench.errors import InputError, NotFoundError
 
 HOME_ENV = "WORKBENCH_HOME"
@@ -314,34 +311,3 @@ class StateLayout:
 def layout(home_dir: Path | None = None) -> StateLayout:
     """The layout of the state folder ``home_dir`` (default: :func:`home`)."""
     return StateLayout(Path(home_dir) if home_dir is not None else home())
-
-
-def load_params(section: str | None = None, path: Path | None = None) -> dict[str, Any]:
-    """Read ``params.yaml`` (the project's unless ``path`` is given); one section if named.
-
-    The one way to read params: a missing file is an error naming the fix; a
-    missing section is empty, so the section's model applies its defaults. The
-    file is read with :mod:`mlops_workbench.safeyaml` and every section the code
-    uses is type-checked (:func:`mlops_workbench.paramspec.check`) before any is returned.
-    """
-    from mlops_workbench import paramspec  # it imports this module
-
-    path = path or project_root() / "params.yaml"
-    try:
-        data = safeyaml.load(path, what=f"params file {path}") or {}
-    except FileNotFoundError:
-        raise NotFoundError(f"{path} does not exist: restore it from git (git checkout -- params.yaml).") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path} must be a mapping of sections (train:, registry:, ...): restore it from git.")
-    paramspec.check(data, path)
-    if section is None:
-        return data
-    value = data.get(section) or {}
-    if not isinstance(value, dict):
-        raise InputError(f"Section '{section}' of {path} must be a mapping of keys, not {type(value).__name__}.")
-    return value
-
-
-def model_name() -> str:
-    """The registered model's name: ``registry.model_name`` in params.yaml (default ``iris``)."""
-    return str(load_params("registry").get("model_name") or DEFAULT_MODEL_NAME)

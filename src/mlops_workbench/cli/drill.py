@@ -156,7 +156,7 @@ def check(as_json: bool = typer.Option(False, "--json", help="print the JSON rep
     from mlops_workbench.drills import interview, session
 
     running = session.current()
-    report = session.check()
+    report = interview.check()
     if as_json:
         typer.echo(report.model_dump_json(indent=1))
     else:

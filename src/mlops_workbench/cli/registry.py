@@ -19,9 +19,9 @@ NameOption = typer.Option(None, "--name", help="registered model name (default: 
 
 
 def _name(name: str | None) -> str:
-    from mlops_workbench import settings
+    from mlops_workbench import paramspec
 
-    return name or settings.model_name()
+    return name or paramspec.model_name()
 
 
 @app.command("list")

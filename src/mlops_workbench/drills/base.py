@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from mlops_workbench.drills import variants
 from mlops_workbench.drills.causes import Change
 from mlops_workbench.drills.postmortem_spec import PostMortemTruth
 from mlops_workbench.drills.records import parse_record
-from mlops_workbench.drills.spec import CheckOutcome, DrillSpec
+from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import V, Variant
 from mlops_workbench.errors import InputError, WorkbenchError
 from mlops_workbench.labs.checks import fail
@@ -213,12 +213,6 @@ class Drill:
             "required": self.spec.fixes,
             "changes": changes,
         }
-
-    def grade(self, ctx: DrillContext, only: Collection[str] | None = None) -> list[CheckOutcome]:
-        """Run every check (or those whose id is in ``only``); one broken check never stops the others."""
-        from mlops_workbench.drills.grading import evaluate
-
-        return evaluate(self, ctx, only)[0]
 
 
 POSTMORTEM = "postmortem"

@@ -39,6 +39,11 @@ def assess(drill: Drill, ctx: DrillContext) -> PostMortemGrade:
     return postmortem.grade(record, truth)  # type: ignore[arg-type]
 
 
+def outcomes(drill: Drill, ctx: DrillContext, only: Collection[str] | None = None) -> list[CheckOutcome]:
+    """Run every check of ``drill`` (or those whose id is in ``only``); one broken check never stops the others."""
+    return evaluate(drill, ctx, only)[0]
+
+
 def evaluate(
     drill: Drill, ctx: DrillContext, only: Collection[str] | None = None
 ) -> tuple[list[CheckOutcome], PostMortemGrade | None]:

@@ -110,13 +110,20 @@ def _advance(interview: Interview, home: Path) -> Path | None:
     return finish(interview, home)
 
 
-def on_check(report: DrillReport, home: Path) -> Path | None:
-    """Called by every drill check of the interview: a passed drill is recorded and the next one set up."""
+def check(home: Path | None = None) -> DrillReport:
+    """Check the running drill (:func:`session.check`); when it belongs to an interview and passed, record it and
+    set up the interview's next drill (or write the scorecard after the last). What `workbench drill check` runs.
+
+    The interview wraps the session rather than the session calling back into the interview, so that the
+    session knows nothing of interviews."""
+    home = home or settings.home()
+    state = session.current(home)
+    report = session.check(home)
     interview = current(home)
-    if interview is None or not report.passed:
-        return None
-    _record(interview, Outcome.PASSED, report, home)
-    return _advance(interview, home)
+    if report.passed and state is not None and state.finished is None and interview is not None:
+        _record(interview, Outcome.PASSED, report, home)
+        _advance(interview, home)
+    return report
 
 
 def give_up(home: Path | None = None) -> Path | None:

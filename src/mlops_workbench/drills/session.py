@@ -185,10 +185,6 @@ def check(home: Path | None = None) -> DrillReport:
         session.finished = time.time()
         _save(session, home)
         cleanup.stop_started(home, session.services_before)
-        if session.interview is not None:  # record it and set up the interview's next drill
-            from mlops_workbench.drills import interview
-
-            interview.on_check(report, home)
     return report
 
 

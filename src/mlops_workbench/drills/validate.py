@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from mlops_workbench import settings
-from mlops_workbench.drills import catalog, cleanup, variants
+from mlops_workbench.drills import catalog, cleanup, grading, variants
 from mlops_workbench.drills.base import Drill, DrillContext
 
 Say = Callable[[str], None]
@@ -41,7 +41,7 @@ def _case(
     began = time.time()
     if act is not None:
         act(ctx)
-    failed = [o.id for o in drill.grade(ctx) if not o.passed]
+    failed = [o.id for o in grading.outcomes(drill, ctx) if not o.passed]
     return Case(
         case=name,
         variant=ctx.fact("variant")["key"],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from mlops_workbench import procs, settings
+from mlops_workbench import paramspec, procs, settings
 from mlops_workbench.labs import answers, guard
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
 from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, Lab, LabFormatError, notebook_json, read_notebook
@@ -360,7 +360,7 @@ def grade(
         tampered = guard.changes(kept)
         missing = {i.cell for i in issues if i.problem == "deleted"}
         ctx = Context(
-            lab=lab.id, home=home, variables=execution.variables, params=settings.load_params(), live=False, seed=seed
+            lab=lab.id, home=home, variables=execution.variables, params=paramspec.load_params(), live=False, seed=seed
         )
         if tampered:
             issues.append(

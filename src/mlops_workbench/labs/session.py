@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_workbench import output, settings
+from mlops_workbench import output, paramspec, settings
 from mlops_workbench.errors import InputError
 from mlops_workbench.jupyter.lab import workspace_path
 from mlops_workbench.labs import checklog
@@ -83,7 +83,11 @@ class LabSession:
 
     def _context(self) -> Context:
         return Context(
-            lab=self.lab.id, home=self.home, variables=dict(_user_namespace()), params=settings.load_params(), live=True
+            lab=self.lab.id,
+            home=self.home,
+            variables=dict(_user_namespace()),
+            params=paramspec.load_params(),
+            live=True,
         )
 
     def check(self, check_id: str) -> Feedback:

@@ -26,7 +26,12 @@ COPIED_FILES = ("pyproject.toml", "requirements.lock", "params.yaml", "environme
 COPIED_DIRS = ("src/mlops_workbench", "deploy")
 LAB_FILES = ("lab.ipynb", "lab.yaml", "checks.py")  # all a student lab folder holds: hidden helpers stay behind
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "node_modules", ".ipynb_checkpoints")
-DROPPED_TARGETS = {"demo", "test", "bench"}  # they need the reference solutions, tests/ or benchmarks/
+DROPPED_TARGETS = {
+    "demo",
+    "test",
+    "lint",
+    "bench",
+}  # they need the reference solutions, tests/, benchmarks/ or dev tools
 RULE = re.compile(r"^([A-Za-z][\w.-]*)\s*:(?!=)")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench import settings, tracking
+from mlops_workbench import paramspec, settings, tracking
 from mlops_workbench.alias import PROMOTABLE, Alias
 from mlops_workbench.errors import RegistryError
 from mlops_workbench.registry import approvals, audit
@@ -88,7 +88,7 @@ def register(run_id: str, name: str | None = None, artifact_path: str = "model",
 
     Records the sha256 digest of every artifact file on the version (tag ``integrity.sha256``).
     """
-    name = name or settings.model_name()
+    name = name or paramspec.model_name()
     from mlflow.exceptions import MlflowException
 
     c = client(home)
@@ -139,7 +139,7 @@ def get_alias(name: str, alias: str, home: Path | None = None) -> Any | None:
 
 def list_versions(name: str | None = None, home: Path | None = None) -> list[Any]:
     """All versions of ``name``, newest first (unknown model: RegistryError)."""
-    name = name or settings.model_name()
+    name = name or paramspec.model_name()
     c = client(home)
     _model(c, name)
     return sorted(c.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version))
@@ -311,7 +311,7 @@ def rollback(
     name: str | None = None, home: Path | None = None, approver: str | None = None, reason: str = "rollback"
 ) -> Any:
     """Point ``production`` back at ``previous`` (then unset ``previous``); RegistryError if there is none."""
-    name = name or settings.model_name()
+    name = name or paramspec.model_name()
     home = home or settings.home()
     approver = approver or _who()
     c = client(home)

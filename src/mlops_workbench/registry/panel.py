@@ -14,7 +14,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench import settings
+from mlops_workbench import paramspec
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.registry import aliases as registry
@@ -40,7 +40,7 @@ class VersionRow:
 
 def version_rows(name: str | None = None, home: Path | None = None) -> list[VersionRow]:
     """Every version of ``name``, newest first, with aliases, run metrics, lineage tags and last approval."""
-    name = name or settings.model_name()
+    name = name or paramspec.model_name()
     from datetime import datetime
 
     c = registry.client(home)
@@ -164,7 +164,7 @@ def panel(
     ``rules`` (thresholds; else params.yaml's), and signs with the ``approver`` field, which starts as
     ``approver`` (empty: the learner types a name).
     """
-    name = name or settings.model_name()
+    name = name or paramspec.model_name()
     import ipywidgets as w
 
     table, status = w.HTML(), w.HTML()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from mlops_workbench import settings
+from mlops_workbench import paramspec, settings
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
@@ -25,7 +25,7 @@ from mlops_workbench.serving.faults import Faults
 
 def registry_promoter(home: Path, model_name: str | None = None) -> Callable[[str, str], Any]:
     """Promote through the registry code (alias move + approval tags + audit log)."""
-    model_name = model_name or settings.model_name()
+    model_name = model_name or paramspec.model_name()
 
     def promote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
@@ -39,7 +39,7 @@ def registry_promoter(home: Path, model_name: str | None = None) -> Callable[[st
 
 def registry_demoter(home: Path, model_name: str | None = None) -> Callable[[str, str], Any]:
     """Undo a promotion (production back to ``previous``) when stable could not load the new version."""
-    model_name = model_name or settings.model_name()
+    model_name = model_name or paramspec.model_name()
 
     def demote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
@@ -62,7 +62,7 @@ def controller(
 
     ``canary_faults`` are faults the canary starts with (a scenario option).
     """
-    model_name = model_name or settings.model_name()
+    model_name = model_name or paramspec.model_name()
     home = home or settings.home()
     backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed, canary_faults=canary_faults)
     backend.up()
@@ -118,7 +118,7 @@ def start(
     canary_faults: Faults | None = None,
 ) -> st.RolloutState | threading.Thread:
     """Run a rollout of ``candidate``; with ``background=True`` returns the controller thread."""
-    model_name = model_name or settings.model_name()
+    model_name = model_name or paramspec.model_name()
     ctl = controller(home, metrics, model_name=model_name, say=say, canary_faults=canary_faults)
     if not background:
         return ctl.start(policy, candidate, stable_version)
@@ -148,14 +148,14 @@ def resume(
 ) -> st.RolloutState | None:
     """Restart the controller of an interrupted rollout (continues it, or aborts if the canary is gone)."""
     state = st.load(home)
-    model_name = state.model_name if state else settings.model_name()
+    model_name = state.model_name if state else paramspec.model_name()
     return controller(home, metrics, model_name=model_name, say=say).resume()
 
 
 def _offline(home: Path | None) -> Controller:
     home = home or settings.home()
     state = st.load(home)
-    model_name = state.model_name if state else settings.model_name()
+    model_name = state.model_name if state else paramspec.model_name()
     backend = LocalBackend(home, model_name=model_name)
     return Controller(
         backend,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_workbench import settings, tracking
+from mlops_workbench import paramspec, settings, tracking
 from mlops_workbench.alias import Alias
 from mlops_workbench.data import FEATURES, load_iris_frame
 from mlops_workbench.registry import integrity
@@ -65,7 +65,7 @@ def ensure_versions(
 
     from mlops_workbench import registry
 
-    model_name = model_name or settings.model_name()
+    model_name = model_name or paramspec.model_name()
     home = home or settings.home()
     tracking.up(home=home, timeout=300)  # generous: a busy machine can take minutes to start mlflow
     client = tracking.client(home)
@@ -100,7 +100,7 @@ def reset_production(version: str, home: Path | None = None, model_name: str | N
     """Point ``production`` back at ``version`` (used to rerun the lab from its start)."""
     from mlflow.exceptions import MlflowException
 
-    model_name = model_name or settings.model_name()
+    model_name = model_name or paramspec.model_name()
     home = home or settings.home()
     tracking.up(home=home)
     client = tracking.client(home)

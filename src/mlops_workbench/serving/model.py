@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_workbench import settings, tracking
+from mlops_workbench import paramspec, tracking
 from mlops_workbench.data import FEATURES
 from mlops_workbench.errors import ModelLoadError
 from mlops_workbench.serving.payloads import PayloadError
@@ -76,7 +76,7 @@ class LoadedModel:
 
 def resolve(uri: str, name: str | None = None, client: Any = None) -> ModelRef:
     """Resolve ``uri`` to a :class:`ModelRef` (alias and version URIs ask the registry)."""
-    name = name or settings.model_name()
+    name = name or paramspec.model_name()
     if match := _ALIAS_URI.match(uri):
         from mlflow.exceptions import MlflowException
 

@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mlops_workbench import fielderrors, procs, settings
+from mlops_workbench import fielderrors, paramspec, procs, settings
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.serving import auth, openapi, paths, payloads
@@ -46,7 +46,7 @@ class ModelServer:
     """State shared by the endpoints: the current model, the faults, the metrics."""
 
     def __init__(self, model_uri: str, name: str | None = None, faults: Faults | None = None) -> None:
-        name = name or settings.model_name()
+        name = name or paramspec.model_name()
         self.uri, self.name = model_uri, name
         self._refused: tuple[str, str] | None = None  # (version, error) last written to the audit log
         self.model = self._load(served_model.resolve(model_uri, name), "serve")
@@ -136,7 +136,7 @@ def create_app(
     ``admin_token`` guards ``/admin/*`` (default: the state folder's, see :mod:`~mlops_workbench.serving.auth`);
     ``POST /admin/faults`` is refused unless ``allow_faults`` (or the server starts with faults already set).
     """
-    name = name or os.environ.get(NAME_ENV) or settings.model_name()
+    name = name or os.environ.get(NAME_ENV) or paramspec.model_name()
     model_uri = model_uri or os.environ.get(URI_ENV) or f"models:/{name}@{Alias.PRODUCTION}"
     if watch_interval is None and os.environ.get(WATCH_ENV):
         watch_interval = float(os.environ[WATCH_ENV])
@@ -310,7 +310,7 @@ def start_server(
     be injected at run time only with ``allow_faults`` (or ``faults`` set at start). Stop it with
     ``procs.stop(name, home)``.
     """
-    model_name = model_name or settings.model_name()
+    model_name = model_name or paramspec.model_name()
     home = home or settings.home()
     port = port or procs.free_port()
     args = ["--model-uri", model_uri, "--port", str(port), "--name", model_name]

@@ -176,11 +176,11 @@ def preprocess(df: pd.DataFrame, params: PrepareParams | dict[str, Any] | None =
 
 def write_params(ws: Workspace, train: dict[str, Any] | None = None, prepare: dict[str, Any] | None = None) -> dict:
     """Write the workspace's ``params.yaml``: the project's ``train`` section with ``train`` overrides, and ``prepare``."""
-    from mlops_workbench import settings
+    from mlops_workbench import paramspec
     from mlops_workbench.train import TrainParams
 
     try:
-        base = dict(settings.load_params("train") or {})
+        base = dict(paramspec.load_params("train") or {})
     except (FileNotFoundError, KeyError):
         base = {}
     train_values = TrainParams.from_dict({**base, **(train or {})}).model_dump()

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Literal, get_args
 
-from mlops_workbench import procs, settings
+from mlops_workbench import paramspec, procs, settings
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.rollout import prometheus
@@ -44,7 +44,7 @@ class LocalBackend:
                 f"metrics mode {metrics!r} is not one of {', '.join(METRICS_MODES)}: "
                 "pass auto (Prometheus if installed), prometheus or direct."
             )
-        model_name = model_name or settings.model_name()
+        model_name = model_name or paramspec.model_name()
         self.home = home or settings.home()
         self.model_name = model_name
         self.seed = seed
