@@ -10,12 +10,18 @@ back. ``catalog`` lists the drills, ``session`` runs one against a clock (hints 
     from mlops_workbench import drills
     drills.start("bad-model", seed=3); ...; drills.record("bad-model", version=..., root_cause=..., ...)
     drills.check()
+
+Drill modules look alike by design: each declares a :class:`DrillSpec` (the same fields, other data) and the same
+five parts. What they share as logic is written once: the blunt wrong repairs in :class:`Drill`, the rollout
+set-up in ``rollouts``, the rollout checks and guards in ``rollout_checks``, the workspace drills' steps in
+``reproducibility``. The similar-looking blocks ``duplicates`` lists between drill modules are that declared data.
 """
 
 from mlops_workbench.drills.base import Drill, DrillContext, DrillError
 from mlops_workbench.drills.catalog import get, names
 from mlops_workbench.drills.causes import Change, RootCause
-from mlops_workbench.drills.session import check, current, debrief, hint, record, reset, start, status
+from mlops_workbench.drills.interview import check  # the session's check, which also moves an interview on
+from mlops_workbench.drills.session import current, debrief, hint, record, reset, start, status
 from mlops_workbench.drills.spec import DrillReport, DrillSpec, PostMortem
 
 __all__ = [

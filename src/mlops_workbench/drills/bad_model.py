@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from mlops_workbench import procs, registry
+from mlops_workbench import registry
 from mlops_workbench.alias import Alias
 from mlops_workbench.drills import common, incidents, models
-from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
+from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import PostMortemTruth
 from mlops_workbench.drills.spec import DrillSpec
@@ -98,10 +98,8 @@ class BadModel(Drill):
         )
         incidents.record_truth(self, ctx)
 
-    def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
+    def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
-            "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
-            "delete-the-registered-model": delete_model,
             "rewrite-the-audit-log": _rewrite_history,
         }
 

@@ -180,7 +180,18 @@ class Drill:
         raise NotImplementedError
 
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
-        raise NotImplementedError
+        """The wrong repairs the guard checks must catch: the two blunt ones every live-service drill must refuse
+        to reward (stop every service; delete the registered model) around the drill's own
+        (:meth:`wrong_repairs`). A drill whose blunt repairs differ (a workspace to break first) overrides this."""
+        return {
+            "stop-every-service": stop_every_service,
+            **self.wrong_repairs(),
+            "delete-the-registered-model": delete_model,
+        }
+
+    def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:
+        """This drill's own tempting wrong repairs (see :meth:`destructive_fixes`)."""
+        return {}
 
     def truth(self, ctx: DrillContext) -> PostMortemTruth:
         """What the run says about the incident (incident drills only): see :mod:`mlops_workbench.drills.postmortem`."""
@@ -220,6 +231,11 @@ POSTMORTEM = "postmortem"
 
 def _graded_apart(_ctx: DrillContext) -> None:
     raise AssertionError("the post-mortem is graded by drills.grading.assess, answer by answer")
+
+
+def stop_every_service(ctx: DrillContext) -> None:
+    """The blunt repair: every service of the state folder stopped (users lose the service)."""
+    procs.stop_all(ctx.home)
 
 
 def delete_model(ctx: DrillContext) -> None:

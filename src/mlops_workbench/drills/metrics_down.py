@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from mlops_workbench import procs
 from mlops_workbench.drills import rollout_checks, rollouts
-from mlops_workbench.drills.base import DrillContext, DrillError, GradedCheck, delete_model
+from mlops_workbench.drills.base import DrillContext, DrillError, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.incidents import record_truth
 from mlops_workbench.drills.spec import DrillSpec
@@ -122,11 +122,9 @@ class MetricsDown(rollout_checks.RolloutDrill):
         rollouts.roll_out_again(ctx, ctx.folder / POLICY_FILE, "prometheus", RPS)
         record_truth(self, ctx)
 
-    def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
+    def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
-            "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
             "promote-blind": rollout_checks.promote_blind,
-            "delete-the-registered-model": delete_model,
         }
 
 

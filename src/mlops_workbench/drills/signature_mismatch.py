@@ -9,9 +9,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from mlops_workbench import procs
 from mlops_workbench.drills import common, incidents, localtests, models
-from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
+from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import PostMortemTruth
 from mlops_workbench.drills.spec import DrillSpec
@@ -125,10 +124,8 @@ class SignatureMismatch(Drill):
         (ctx.folder / TEST_FILE).write_text(REFERENCE_TEST)
         incidents.record_truth(self, ctx)
 
-    def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
+    def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
-            "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
-            "delete-the-registered-model": delete_model,
             "test-that-always-fails": _always_failing_test,
         }
 

@@ -10,9 +10,8 @@ from typing import Any
 
 from pydantic import Field
 
-from mlops_workbench import procs
 from mlops_workbench.drills import rollout_checks, rollouts
-from mlops_workbench.drills.base import DrillContext, GradedCheck, delete_model
+from mlops_workbench.drills.base import DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.evidence import decided_on_data, later_rollouts
 from mlops_workbench.drills.incidents import record_truth
@@ -126,12 +125,10 @@ class StalledCanary(rollout_checks.RolloutDrill):
         rollouts.roll_out_again(ctx, ctx.folder / POLICY_FILE, "direct", RPS)
         record_truth(self, ctx)
 
-    def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
+    def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
-            "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
             "abort-only": _abort,
             "promote-blind": rollout_checks.promote_blind,
-            "delete-the-registered-model": delete_model,
         }
 
     def truth(self, ctx: DrillContext) -> PostMortemTruth:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from mlops_workbench import procs
 from mlops_workbench.drills import common, rollout_checks, rollouts
-from mlops_workbench.drills.base import DrillContext, GradedCheck, delete_model
+from mlops_workbench.drills.base import DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.incidents import record_truth
 from mlops_workbench.drills.spec import DrillSpec
@@ -69,11 +69,9 @@ class StuckCanary(rollout_checks.RolloutDrill):
         ops.abort(ctx.home, reason="controller died at 25%: nobody analyses the canary; abort and roll out again")
         record_truth(self, ctx)
 
-    def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
+    def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
-            "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
             "pin-canary-weight-0": rollout_checks.pin_weight_zero,
-            "delete-the-registered-model": delete_model,
         }
 
 

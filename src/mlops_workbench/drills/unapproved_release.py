@@ -11,7 +11,7 @@ from pydantic import Field
 from mlops_workbench import procs, registry
 from mlops_workbench.alias import Alias
 from mlops_workbench.drills import common
-from mlops_workbench.drills.base import SETUP_APPROVER, Drill, DrillContext, GradedCheck, delete_model
+from mlops_workbench.drills.base import SETUP_APPROVER, Drill, DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
@@ -95,10 +95,8 @@ class UnapprovedRelease(Drill):
     def reference_fix(self, ctx: DrillContext) -> None:
         _repair(ctx)
 
-    def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
+    def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
-            "stop-every-service": lambda ctx: procs.stop_all(ctx.home) and None,
-            "delete-the-registered-model": delete_model,
             "set-the-alias-directly-again": _alias_back_and_forth,
             "rewrite-the-audit-log": _repair_then_forget,
         }

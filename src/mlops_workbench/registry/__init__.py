@@ -9,36 +9,9 @@ promotion and rollback with MLflow's client on the building blocks (``audit``,
 ``approvals``, ``quality_gate``), never with ``registry.promote``/``rollback``.
 """
 
-from mlops_workbench.registry.aliases import (
-    ALIASES,
-    GateResult,
-    RegistryError,
-    RegistryParams,
-    client,
-    get_alias,
-    list_versions,
-    promote,
-    quality_gate,
-    register,
-    release,
-    rollback,
-)
+from mlops_workbench.registry import aliases
+from mlops_workbench.registry.aliases import *  # noqa: F403  (the finished procedures: aliases.__all__)
 from mlops_workbench.registry.integrity import IntegrityError, record_digest, verify
 
-__all__ = [
-    "ALIASES",
-    "GateResult",
-    "RegistryError",
-    "RegistryParams",
-    "client",
-    "get_alias",
-    "list_versions",
-    "promote",
-    "quality_gate",
-    "register",
-    "release",
-    "rollback",
-    "IntegrityError",
-    "record_digest",
-    "verify",
-]
+__all__ = ["IntegrityError", "record_digest", "verify"]
+__all__ += aliases.__all__

@@ -11,14 +11,8 @@ workspace only calls its function here (:func:`prepare_stage`,
 :func:`train_stage`, :func:`evaluate_stage`).
 
 Runs are logged with their lineage (:mod:`mlops_workbench.versioning.lineage`) and can be
-reproduced from it (:mod:`mlops_workbench.versioning.reproduction`). This module is the one
-import a notebook needs::
-
-    from mlops_workbench import versioning
-    ws = versioning.init_workspace(lab.workspace)
-    ...
-    run_id = versioning.log_model_run(ws)
-    report = versioning.reproduce(run_id)
+reproduced from it (:mod:`mlops_workbench.versioning.reproduction`). The package
+(:mod:`mlops_workbench.versioning`) is the one facade over these modules.
 """
 
 from __future__ import annotations
@@ -32,54 +26,7 @@ import pandas as pd
 import yaml
 
 from mlops_workbench.paramspec import PrepareParams
-from mlops_workbench.versioning.lineage import LINEAGE_TAGS, lineage_tags, log_model_run, run_lineage
-from mlops_workbench.versioning.reproduction import MetricComparison, ReproductionError, ReproductionReport, reproduce
-from mlops_workbench.versioning.workspace import (
-    DATA,
-    METRICS,
-    MODEL_DIR,
-    MODEL_FILE,
-    Workspace,
-    WorkspaceError,
-    default_remote,
-    empty_folder,
-    init_workspace,
-    open_workspace,
-    remote_has,
-)
-
-__all__ = [
-    "DATA",
-    "LINEAGE_TAGS",
-    "METRICS",
-    "MetricComparison",
-    "PIPELINE",
-    "PREPARED",
-    "PrepareParams",
-    "ReproductionError",
-    "ReproductionReport",
-    "Stage",
-    "TEST_SPLIT",
-    "TRAIN_SPLIT",
-    "Workspace",
-    "WorkspaceError",
-    "add_pipeline",
-    "default_remote",
-    "empty_folder",
-    "evaluate_stage",
-    "init_workspace",
-    "lineage_tags",
-    "log_model_run",
-    "open_workspace",
-    "prepare_stage",
-    "preprocess",
-    "remote_has",
-    "reproduce",
-    "run_lineage",
-    "train_stage",
-    "write_params",
-    "write_stage_scripts",
-]
+from mlops_workbench.versioning.workspace import DATA, METRICS, MODEL_DIR, MODEL_FILE, Workspace
 
 PREPARED = "data/prepared"
 TRAIN_SPLIT = f"{PREPARED}/train.csv"
