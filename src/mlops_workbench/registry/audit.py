@@ -1,6 +1,6 @@
 """The registry audit log (typed records in append-only JSONL) and the file locks that serialise changes to shared state.
 
-Every registry action (promotion, refusal, rollback, a model server refusing an artifact)
+Every registry action (promotion, refusal, rollback, approval, a model server refusing an artifact, a blue-green switch)
 is one :class:`AuditEntry`, written as one JSON line of ``<home>/audit/registry.jsonl``.
 This module is the only one that knows the log's keys: writers hand it an entry (or a
 plain dict, as lab 03's learner code does through ``record=audit.append``), readers get
@@ -30,12 +30,15 @@ LOCK_TIMEOUT = 60.0
 
 
 class AuditAction(StrEnum):
-    """What was attempted: a promotion, a rollback, or a model server loading (``serve``) or reloading a version."""
+    """What was attempted: a promotion, a rollback, a model server loading (``serve``) or reloading a version, a
+    reviewer's approval ahead of a promotion (``approve``), or a blue-green traffic ``switch``."""
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     SERVE = "serve"
     RELOAD = "reload"
+    APPROVE = "approve"
+    SWITCH = "switch"
 
 
 class AuditOutcome(StrEnum):
@@ -44,13 +47,16 @@ class AuditOutcome(StrEnum):
     PROMOTED = "promoted"
     REFUSED = "refused"
     ROLLED_BACK = "rolled_back"
+    APPROVED = "approved"
+    SWITCHED = "switched"
 
 
 class AuditEntry(Record):
     """One line of the audit log.
 
-    ``version`` is the version acted on (for a rollback, the one restored) and ``replaced`` the one
-    production held before; ``at`` is the approval's timestamp, ``ts`` when the line was written.
+    ``version`` is the version acted on (for a rollback, the one restored; for a blue-green switch, the one the
+    environment named in ``serving`` serves) and ``replaced`` the one production held before (the one live before
+    the switch); ``requester`` asked for a promotion that ``approver`` approved (second-person approvals); ``at`` is the approval's timestamp, ``ts`` when the line was written.
     Version numbers given as integers are stored as text, the way MLflow names versions.
 
     For notebooks that treat audit lines as JSON objects (``pd.DataFrame(audit.read())``,
@@ -68,6 +74,7 @@ class AuditEntry(Record):
     alias: str | None = None
     outcome: AuditOutcome
     approver: str | None = None
+    requester: str | None = None
     registered_by: str | None = None
     reason: str | None = None
     replaced: str | None = None
