@@ -53,6 +53,18 @@ def test_full_workflow_validates_with_every_requirement(full):
     assert validate(full / scaffold.WORKFLOW, require=REQUIREMENTS).findings == []
 
 
+def test_the_deploy_workflow_waits_for_the_production_environment(full):
+    from mlops_workbench.ci.yamldoc import YamlDoc
+
+    path = full / scaffold.DEPLOY_WORKFLOW
+    assert validate(path).findings == []
+    text = path.read_text()
+    deploy = YamlDoc.parse(text).data["jobs"]["deploy-production"]
+    assert deploy["environment"] == {"name": "production"} and deploy["needs"] == "test"
+    assert "Required reviewers" in text and "prevent_self_review" in text, "the settings YAML cannot hold are named"
+    assert "is NOT in this file" in text
+
+
 def test_dockerfile_lints_clean(full):
     report = docker.lint(full / "Dockerfile")
     assert report.findings == [], [str(f) for f in report.findings]

@@ -70,7 +70,7 @@ def test_smoke_reports_each_case_and_bad_cases_are_named(stack):
     )
     wrong = bg.smoke(urls["green"], [{"rows": [SETOSA], "expect": "versicolor"}], home=home)
     assert not wrong.passed and "case 0: status 200, got 'setosa', expected 'versicolor'" in wrong.summary()
-    with pytest.raises(InputError, match=r"Smoke case 0: 1 bad value"):
+    with pytest.raises(InputError, match=r"smoke case 0 has 1 bad field"):
         bg.smoke(urls["green"], [{"rows": []}], home=home)
     with pytest.raises(InputError, match="at least one smoke case"):
         bg.smoke(urls["green"], [], home=home)

@@ -3,7 +3,8 @@
 The project (template files in ``mlops_workbench/ci/templates/ci_project/``) has
 model code that trains, saves and predicts, unit tests, ``requirements.txt``
 pinned to the versions installed here, a Dockerfile serving the model and a
-GitHub Actions workflow. ``learner=True`` leaves out what lab 01 asks the
+GitHub Actions workflow, and a deploy workflow whose production job waits for the reviewers of the GitHub
+environment ``production`` (:data:`DEPLOY_WORKFLOW`). ``learner=True`` leaves out what lab 01 asks the
 learner to write: the data and prediction tests and the workflow's trigger and
 steps. :func:`break_model` plants a known bug so a learner can watch the tests
 (and the workflow run) turn red.
@@ -27,6 +28,8 @@ from mlops_workbench.errors import InputError
 TEMPLATE = "ci_project"
 LEARNER_FILES = ("tests/test_data.py", "tests/test_predict.py")
 WORKFLOW = ".github/workflows/ci.yml"
+DEPLOY_WORKFLOW = ".github/workflows/deploy.yml"
+"""The production deploy: a job behind the GitHub environment ``production`` (reviewers are repository settings)."""
 RENAMES = {"_github": ".github", "_dockerignore": ".dockerignore", "_gitignore": ".gitignore"}
 PINNED = ("numpy", "scikit-learn", "joblib", "fastapi", "pydantic", "uvicorn", "httpx", "pytest")
 MODEL_FILE = "iris_model/model.py"

@@ -30,9 +30,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlops_workbench.errors import InputError
-from mlops_workbench.strategies.records import checked
+from mlops_workbench.fielderrors import validated
 
 _NORMAL = NormalDist()
+FIX = "fix each one and call again"
 Method = Literal["fixed", "msprt"]
 
 
@@ -68,7 +69,7 @@ class Arm(BaseModel):
 
 def arm(successes: int, trials: int) -> Arm:
     """An :class:`Arm`, or :class:`~mlops_workbench.errors.InputError` naming the bad count."""
-    return checked(Arm, "An A/B arm's counts", successes=successes, trials=trials)
+    return validated(Arm, dict(successes=successes, trials=trials), "arm(successes, trials)", FIX)
 
 
 class SampleSize(BaseModel):
@@ -102,7 +103,9 @@ def required_sample_size(baseline: float, mde: float, alpha: float = 0.05, power
     ``n = (z(1-alpha/2) sqrt(2 p q) + z(power) sqrt(p1 q1 + p2 q2))^2 / mde^2`` with ``p`` the mean of the two rates,
     rounded up. Decide the plan before the test starts; :func:`decide_fixed` holds you to it.
     """
-    plan = checked(SampleSize, "The sample-size plan", baseline=baseline, mde=mde, alpha=alpha, power=power)
+    plan = validated(
+        SampleSize, dict(baseline=baseline, mde=mde, alpha=alpha, power=power), "required_sample_size(...)", FIX
+    )
     p1, p2 = plan.baseline, plan.baseline + plan.mde
     mean = (p1 + p2) / 2
     z_a, z_b = _NORMAL.inv_cdf(1 - plan.alpha / 2), _NORMAL.inv_cdf(plan.power)
@@ -166,6 +169,18 @@ class Decision(BaseModel):
         return {Verdict.A_BETTER: "a", Verdict.B_BETTER: "b"}.get(self.verdict)  # type: ignore[return-value]
 
 
+def _decision(method: Method, a: Arm, b: Arm, verdict: Verdict, p_value: float | None, reason: str) -> Decision:
+    return Decision(
+        verdict=verdict,
+        method=method,
+        n_a=a.trials,
+        n_b=b.trials,
+        difference=b.rate - a.rate,
+        p_value=p_value,
+        reason=reason,
+    )
+
+
 def _better(diff: float) -> Verdict:
     return Verdict.B_BETTER if diff > 0 else Verdict.A_BETTER
 
@@ -176,26 +191,12 @@ def decide_fixed(a: Arm, b: Arm, plan: SampleSize) -> Decision:
         raise _unusable("the plan has no sample size: make it with required_sample_size(...)", a, b)
     n_a, n_b, diff = a.trials, b.trials, b.rate - a.rate
     if min(n_a, n_b) < plan.per_arm:
-        return Decision(
-            verdict=Verdict.CONTINUE,
-            method="fixed",
-            n_a=n_a,
-            n_b=n_b,
-            difference=diff,
-            p_value=None,
-            reason=f"{min(n_a, n_b)} of the {plan.per_arm} trials per arm planned: no verdict before the plan is met",
-        )
+        why = f"{min(n_a, n_b)} of the {plan.per_arm} trials per arm planned: no verdict before the plan is met"
+        return _decision("fixed", a, b, Verdict.CONTINUE, None, why)
     test = z_test(a, b, plan.alpha)
     significant = test.p_value < plan.alpha
-    return Decision(
-        verdict=_better(diff) if significant else Verdict.NO_DIFFERENCE,
-        method="fixed",
-        n_a=n_a,
-        n_b=n_b,
-        difference=diff,
-        p_value=test.p_value,
-        reason=f"z = {test.z:.3f}, p = {test.p_value:.4f} {'<' if significant else '>='} alpha {plan.alpha:g}",
-    )
+    why = f"z = {test.z:.3f}, p = {test.p_value:.4f} {'<' if significant else '>='} alpha {plan.alpha:g}"
+    return _decision("fixed", a, b, _better(diff) if significant else Verdict.NO_DIFFERENCE, test.p_value, why)
 
 
 class MixtureSPRT(BaseModel):
@@ -219,7 +220,7 @@ class SequentialParams(BaseModel):
 
 def msprt(a: Arm, b: Arm, tau: float) -> MixtureSPRT:
     """The normal-mixture SPRT statistic for ``rate(b) - rate(a) = 0`` (see the module docstring)."""
-    params = checked(SequentialParams, "The sequential test", tau=tau)
+    params = validated(SequentialParams, dict(tau=tau), "msprt(a, b, tau)", FIX)
     diff = b.rate - a.rate
     if a.trials == 0 or b.trials == 0:
         return MixtureSPRT(difference=diff, variance=0.0, tau=params.tau, log_lr=0.0, p_value=1.0)
@@ -239,20 +240,16 @@ def decide_sequential(
 ) -> Decision:
     """The sequential decision, valid at every look: a winner once ``Lambda >= 1/alpha``; CONTINUE before that
     (NO_DIFFERENCE once ``max_per_arm`` trials per arm are reached without one)."""
-    params = checked(
-        SequentialParams, "The sequential test", alpha=alpha, tau=tau, min_per_arm=min_per_arm, max_per_arm=max_per_arm
+    params = validated(
+        SequentialParams,
+        dict(alpha=alpha, tau=tau, min_per_arm=min_per_arm, max_per_arm=max_per_arm),
+        "decide_sequential(...)",
+        FIX,
     )
     n_a, n_b = a.trials, b.trials
     if min(n_a, n_b) < params.min_per_arm:
-        return Decision(
-            verdict=Verdict.CONTINUE,
-            method="msprt",
-            n_a=n_a,
-            n_b=n_b,
-            difference=b.rate - a.rate,
-            p_value=None,
-            reason=f"{min(n_a, n_b)} of the {params.min_per_arm} trials per arm needed before the first verdict",
-        )
+        why = f"{min(n_a, n_b)} of the {params.min_per_arm} trials per arm needed before the first verdict"
+        return _decision("msprt", a, b, Verdict.CONTINUE, None, why)
     stat = msprt(a, b, params.tau)
     threshold = math.log(1 / params.alpha)
     if stat.log_lr >= threshold:
@@ -261,12 +258,6 @@ def decide_sequential(
         verdict = Verdict.NO_DIFFERENCE
     else:
         verdict = Verdict.CONTINUE
-    return Decision(
-        verdict=verdict,
-        method="msprt",
-        n_a=n_a,
-        n_b=n_b,
-        difference=stat.difference,
-        p_value=stat.p_value,
-        reason=f"always-valid p = {stat.p_value:.4f} ({'<=' if stat.log_lr >= threshold else '>'} alpha {params.alpha:g})",
-    )
+    sign = "<=" if stat.log_lr >= threshold else ">"
+    why = f"always-valid p = {stat.p_value:.4f} ({sign} alpha {params.alpha:g})"
+    return _decision("msprt", a, b, verdict, stat.p_value, why)

@@ -22,10 +22,11 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench.errors import InputError, ServiceError
+from mlops_workbench.fielderrors import validated
 from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
-from mlops_workbench.strategies.records import checked
+from mlops_workbench.strategies.abtest import FIX
 
 Environment = Literal["blue", "green"]
 ENVIRONMENTS: tuple[Environment, ...] = get_args(Environment)
@@ -84,7 +85,7 @@ def smoke(url: str, cases: Sequence[SmokeCase | Mapping[str, Any]], home: Path |
     if not cases:
         raise InputError("Give at least one smoke case: smoke(url, [{'rows': [[5.1, 3.5, 1.4, 0.2]], 'expect': ...}]).")
     parsed = [
-        c if isinstance(c, SmokeCase) else checked(SmokeCase, f"Smoke case {i}", **c) for i, c in enumerate(cases)
+        c if isinstance(c, SmokeCase) else validated(SmokeCase, c, f"smoke case {i}", FIX) for i, c in enumerate(cases)
     ]
     server = ModelServerClient(url, home=home)
     try:

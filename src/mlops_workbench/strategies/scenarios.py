@@ -20,8 +20,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench.errors import InputError
-from mlops_workbench.strategies.abtest import Arm, Decision, Verdict, z_test
-from mlops_workbench.strategies.records import checked
+from mlops_workbench.fielderrors import validated
+from mlops_workbench.strategies.abtest import FIX, Arm, Decision, Verdict, z_test
 
 Decide = Callable[[Arm, Arm], "Decision | Verdict | str"]
 """A decision procedure: the cumulative counts of arm a and arm b in, a verdict (or a Decision holding one) out."""
@@ -59,9 +59,8 @@ def scenarios(
         raise InputError(f"count must be a whole number of scenarios, at least 1, got {count!r}.")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InputError(f"seed must be a whole number, at least 0, got {seed!r}.")
-    first = checked(
-        ABScenario, "An A/B scenario", seed=0, rate_a=rate_a, rate_b=rate_b, batch_size=batch_size, batches=batches
-    )
+    fields = dict(seed=0, rate_a=rate_a, rate_b=rate_b, batch_size=batch_size, batches=batches)
+    first = validated(ABScenario, fields, "scenarios(...)", FIX)
     seeds = np.random.SeedSequence(seed).generate_state(count).tolist()
     return [first.model_copy(update={"seed": int(s)}) for s in seeds]
 
