@@ -94,6 +94,7 @@ def test_learner_variant_omits_tests_and_workflow_steps(tmp_path):
     report = validate(project / scaffold.WORKFLOW, require=REQUIREMENTS)
     assert {"push-trigger", "install-step", "test-step", "build-step"} <= report.rules() and not report.ok
     assert "TODO" in (project / scaffold.WORKFLOW).read_text()
+    assert not (project / scaffold.DEPLOY_WORKFLOW).exists(), "the deploy workflow shows the steps lab 01 asks for"
     lint = docker.lint(project / "Dockerfile")  # the learner variant ships a Dockerfile to fix
     assert not lint.ok and {"DL3007", "DL3042", "DL3025"} <= lint.rules()
 

@@ -9,7 +9,10 @@ model version and as a line of the append-only audit log
 racing promotions end with consistent aliases and both attempts logged.
 
 Separation of duties: whoever registered a version (its ``registered_by`` tag)
-may not approve its promotion to ``production``; the audit line names both.
+may not approve its promotion to ``production``; the audit line names both. With
+``registry.second_approval`` the person asking for a production promotion needs an
+approval recorded beforehand by someone else (:func:`approve`; who is who:
+:func:`mlops_workbench.registry.approvals.identity`).
 """
 
 from __future__ import annotations
