@@ -69,6 +69,21 @@ def test_only_procs_starts_or_signals_processes():
     assert offenders == [], "start processes with procs.spawn and end them with Handle.stop or procs.end"
 
 
+def test_only_tools_and_procs_run_commands():
+    """External commands run through tools.call/run/probe (wait for the end) or procs (background services): one
+    place that knows timeouts, stdin, missing programs and the error each raises."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path in (SRC / "tools.py", SRC / "procs.py") or "templates" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if "subprocess" in names:
+                    offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert offenders == [], "run commands with mlops_workbench.tools.call (or run/probe)"
+
+
 def _is_os(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and node.id == "os"
 

@@ -15,13 +15,13 @@ import importlib.metadata
 import importlib.resources
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlops_workbench import tools
 from mlops_workbench.errors import InputError
 
 TEMPLATE = "ci_project"
@@ -162,9 +162,7 @@ def restore_model(project: Path | str) -> Path:
 PROJECT_PYTEST_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-def run_tests(
-    project: Path | str, *paths: str, timeout: float = 300, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+def run_tests(project: Path | str, *paths: str, timeout: float = 300, env: dict[str, str] | None = None) -> tools.Ran:
     """``python -m pytest [paths]`` in ``project`` with this Python, output captured.
 
     ``addopts`` is emptied: a project inside this checkout would otherwise inherit the workbench's own
@@ -172,13 +170,8 @@ def run_tests(
     (:data:`PROJECT_PYTEST_ENV`).
     """
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "--color=no", *paths]
-    return subprocess.run(
-        cmd,
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**(os.environ if env is None else env), **PROJECT_PYTEST_ENV},
+    return tools.call(
+        cmd, cwd=project, timeout=timeout, env={**(os.environ if env is None else env), **PROJECT_PYTEST_ENV}
     )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +125,7 @@ def audit(path: Path | str, honor_ignores: bool = True) -> list[Finding]:
     cmd = [zizmor_binary(), "--offline", "--format", "json", "--no-progress", "--color", "never"]
     if not honor_ignores:
         cmd += ["--no-ignores", "--no-config"]
-    proc = subprocess.run([*cmd, str(path)], capture_output=True, text=True, timeout=120)
+    proc = tools.call([*cmd, str(path)], timeout=120)
     if not proc.stdout.strip() and "no inputs collected" in proc.stderr:
         raw = []  # not a valid workflow: the schema check names the problem
     else:
