@@ -1,0 +1,321 @@
+"""A small PromQL evaluator over scraped ``/metrics`` readings: the alert fallback's answer where no Prometheus runs.
+
+It covers what alert rules on the workbench's metrics use: selectors with ``=``, ``!=``, ``=~``, ``!~`` matchers;
+``rate``/``increase`` over a range (from the readings kept in a :class:`History`); ``sum``, ``avg``, ``min``,
+``max``, ``count`` with ``by``/``without``; ``histogram_quantile``; ``abs``; arithmetic and comparisons between
+vectors (one-to-one on identical labels) and numbers. Anything else is an :class:`UnsupportedQuery` naming the
+construct, so a rule the fallback cannot judge is said, never silently skipped. Prometheus itself answers the
+full language when it runs.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import NoReturn, TypeVar
+
+from mlops_workbench.errors import InputError
+from mlops_workbench.monitoring.rules import seconds
+from mlops_workbench.rollout.metrics import histogram_quantile
+
+Labels = tuple[tuple[str, str], ...]
+Vector = dict[Labels, float]
+Value = Vector | float
+NAME = "__name__"
+T = TypeVar("T")
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.?\d*(?:e[+-]?\d+)?|\.\d+)|(?P<str>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
+    r"|(?P<op>=~|!~|!=|==|>=|<=|[-+*/(){}\[\],=<>])|(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*))"
+)
+_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": lambda a, b: a / b if b else (math.nan if a == 0 else math.copysign(math.inf, a)),
+}
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+}
+_AGGREGATE: dict[str, Callable[[list[float]], float]] = {
+    "sum": math.fsum,
+    "avg": lambda v: math.fsum(v) / len(v),
+    "min": min,
+    "max": max,
+    "count": lambda v: float(len(v)),
+}
+
+
+class UnsupportedQuery(InputError):
+    """A PromQL expression outside what the fallback evaluator understands; the message names the part."""
+
+
+@dataclass
+class History:
+    """Scraped readings, oldest first: (unix time, series -> value); series are sorted label pairs."""
+
+    readings: list[tuple[float, Vector]] = field(default_factory=list)
+    keep: float = 900.0
+
+    def add(self, t: float, series: Vector) -> None:
+        self.readings = [r for r in self.readings if r[0] > t - self.keep] + [(t, series)]
+
+
+def labels(mapping: Mapping[str, str]) -> Labels:
+    return tuple(sorted(mapping.items()))
+
+
+def evaluate(expr: str, history: History) -> Value:
+    """The value of ``expr`` at the newest reading of ``history`` (a vector, or a number)."""
+    tokens = [(m.lastgroup or "", m.group(m.lastgroup or 0)) for m in _TOKEN.finditer(expr) if m.lastgroup]
+    if "".join(t for _, t in tokens) != "".join(expr.split()):
+        raise UnsupportedQuery(f"cannot read {expr!r}: the fallback evaluator knows a subset of PromQL")
+    parser = _Parser(tokens, history, expr)
+    value = parser.expression()
+    if parser.pos != len(tokens):
+        parser.fail(f"unexpected {tokens[parser.pos][1]!r}")
+    return value
+
+
+class _Parser:
+    """Recursive descent over the tokens, evaluating as it goes (the expressions are short)."""
+
+    def __init__(self, tokens: list[tuple[str, str]], history: History, expr: str) -> None:
+        self.tokens, self.history, self.expr, self.pos = tokens, history, expr, 0
+
+    def fail(self, what: str) -> NoReturn:
+        raise UnsupportedQuery(f"{what} in {self.expr!r}: the fallback evaluator knows a subset of PromQL")
+
+    def peek(self) -> str:
+        return self.tokens[self.pos][1] if self.pos < len(self.tokens) else ""
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if expected is not None and token != expected:
+            self.fail(f"expected {expected!r} but found {token or 'the end'!r}")
+        if not token:
+            self.fail("unexpected end")
+        self.pos += 1
+        return token
+
+    def call(self, inner: Callable[[], T]) -> T:
+        """``( inner )``: the arguments of a function or aggregation."""
+        self.take("(")
+        value = inner()
+        self.take(")")
+        return value
+
+    def expression(self) -> Value:
+        left = self.additive()
+        if self.peek() in _COMPARE:
+            op = self.take()
+            if self.peek() == "bool":
+                self.fail("'bool' comparisons")
+            left = _binary(op, left, self.additive(), compare=True)
+        if self.peek() in ("and", "or", "unless"):
+            self.fail(f"the '{self.peek()}' operator")
+        return left
+
+    def additive(self) -> Value:
+        left = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            left = _binary(op, left, self.term(), compare=False)
+        return left
+
+    def term(self) -> Value:
+        left = self.unary()
+        while self.peek() in ("*", "/"):
+            op = self.take()
+            left = _binary(op, left, self.unary(), compare=False)
+        return left
+
+    def unary(self) -> Value:
+        if self.peek() == "-":
+            self.take()
+            return _binary("*", -1.0, self.unary(), compare=False)
+        return self.primary()
+
+    def primary(self) -> Value:
+        kind, token = self.tokens[self.pos] if self.pos < len(self.tokens) else ("", "")
+        if kind == "num":
+            return float(self.take())
+        if token == "(":
+            return self.call(self.expression)
+        if token in _AGGREGATE:
+            return self.aggregate()
+        if token in ("rate", "increase"):
+            self.take()
+            name, matchers, window = self.call(self.range_selector)
+            return _range(self.history, name, matchers, window, per_second=token == "rate")
+        if token == "histogram_quantile":
+            self.take()
+            q, buckets = self.call(self.pair)
+            return _quantile(q, buckets) if isinstance(q, float) else self.fail("a quantile that is not a number")
+        if token == "abs":
+            self.take()
+            inner = self.call(self.expression)
+            return abs(inner) if isinstance(inner, float) else {k: abs(v) for k, v in inner.items()}
+        if kind == "name" and self.pos + 1 < len(self.tokens) and self.tokens[self.pos + 1][1] == "(":
+            self.fail(f"the function {token!r}")
+        if kind == "name" or token == "{":
+            name, matchers = self.selector()
+            if self.peek() == "[":
+                self.fail("a range vector outside rate() or increase()")
+            latest = self.history.readings[-1][1] if self.history.readings else {}
+            return {k: v for k, v in latest.items() if _matches(k, name, matchers)}
+        self.fail(f"{token or 'the end'!r}")
+
+    def aggregate(self) -> Vector:
+        op = self.take()
+        grouping = self.grouping()
+        inner = self.call(self.expression)
+        grouping = grouping or self.grouping()
+        if isinstance(inner, float):
+            inner = {(): inner}
+        by, names = grouping or ("by", [])
+        groups: dict[Labels, list[float]] = {}
+        for key, value in inner.items():
+            kept = tuple((k, v) for k, v in key if (k in names) == (by == "by") and k != NAME)
+            groups.setdefault(kept, []).append(value)
+        return {key: _AGGREGATE[op](values) for key, values in groups.items()}
+
+    def grouping(self) -> tuple[str, list[str]] | None:
+        if self.peek() not in ("by", "without"):
+            return None
+        by = self.take()
+        return by, self.call(self.names)
+
+    def names(self) -> list[str]:
+        names: list[str] = []
+        while self.peek() != ")":
+            names.append(self.take())
+            if self.peek() == ",":
+                self.take()
+        return names
+
+    def selector(self) -> tuple[str | None, list[tuple[str, str, str]]]:
+        name = self.take() if self.tokens[self.pos][0] == "name" else None
+        matchers: list[tuple[str, str, str]] = []
+        if self.peek() == "{":
+            self.take()
+            while self.peek() != "}":
+                label, op = self.take(), self.take()
+                if op not in ("=", "!=", "=~", "!~"):
+                    self.fail(f"the matcher operator {op!r}")
+                value = self.take()
+                matchers.append((label, op, value[1:-1].encode().decode("unicode_escape")))
+                if self.peek() == ",":
+                    self.take()
+            self.take("}")
+        return name, matchers
+
+    def pair(self) -> tuple[Value, Value]:
+        first = self.expression()
+        self.take(",")
+        return first, self.expression()
+
+    def range_selector(self) -> tuple[str | None, list[tuple[str, str, str]], float]:
+        name, matchers = self.selector()
+        self.take("[")
+        window = self.duration()
+        self.take("]")
+        return name, matchers, window
+
+    def duration(self) -> float:
+        text = ""
+        while self.peek() and self.peek() != "]":
+            text += self.take()
+        try:
+            return seconds(text)
+        except ValueError as err:
+            raise UnsupportedQuery(str(err)) from None
+
+
+def _matches(key: Labels, name: str | None, matchers: list[tuple[str, str, str]]) -> bool:
+    found = dict(key)
+    if name is not None and found.get(NAME) != name:
+        return False
+    for label, op, value in matchers:
+        have = found.get(label, "")
+        hit = have == value if op in ("=", "!=") else re.fullmatch(value, have) is not None
+        if hit != (op in ("=", "=~")):
+            return False
+    return True
+
+
+def _range(
+    history: History, name: str | None, matchers: list[tuple[str, str, str]], window: float, per_second: bool
+) -> Vector:
+    """``increase`` (or ``rate``) of each counter over the readings within ``window`` (resets counted as PromQL)."""
+    if not history.readings:
+        return {}
+    end = history.readings[-1][0]
+    points: dict[Labels, list[tuple[float, float]]] = {}
+    for t, series in history.readings:
+        if t >= end - window:
+            for key, value in series.items():
+                if _matches(key, name, matchers):
+                    points.setdefault(tuple(kv for kv in key if kv[0] != NAME), []).append((t, value))
+    out: Vector = {}
+    for key, pts in points.items():
+        if len(pts) < 2:
+            continue
+        grown = sum(b if b < a else b - a for (_, a), (_, b) in zip(pts, pts[1:], strict=False))
+        out[key] = grown / (pts[-1][0] - pts[0][0]) if per_second else grown
+    return out
+
+
+def _quantile(q: float, buckets: Value) -> Vector:
+    if isinstance(buckets, float):
+        return {}
+    grouped: dict[Labels, dict[float, float]] = {}
+    for key, value in buckets.items():
+        le = dict(key).get("le")
+        if le is not None:
+            rest = tuple(kv for kv in key if kv[0] not in ("le", NAME))
+            grouped.setdefault(rest, {})[float(le)] = value
+    out: Vector = {}
+    for key, les in grouped.items():
+        found = histogram_quantile(q, les)
+        if found is not None:
+            out[key] = found
+    return out
+
+
+def _binary(op: str, left: Value, right: Value, compare: bool) -> Value:
+    """``left op right``: arithmetic drops the metric name; a comparison keeps the left samples where it holds."""
+    if isinstance(left, float) and isinstance(right, float):
+        return float(_COMPARE[op](left, right)) if compare else _ARITH[op](left, right)
+    if isinstance(left, float) or isinstance(right, float):
+        vector, number, flipped = (right, left, True) if isinstance(left, float) else (left, right, False)
+        assert isinstance(vector, dict) and isinstance(number, float)
+        out: Vector = {}
+        for key, value in vector.items():
+            a, b = (number, value) if flipped else (value, number)
+            if compare:
+                if _COMPARE[op](a, b):
+                    out[key] = value
+            else:
+                out[tuple(kv for kv in key if kv[0] != NAME)] = _ARITH[op](a, b)
+        return out
+    plain = {tuple(kv for kv in k if kv[0] != NAME): (k, v) for k, v in right.items()}
+    result: Vector = {}
+    for key, value in left.items():
+        match = plain.get(tuple(kv for kv in key if kv[0] != NAME))
+        if match is None:
+            continue
+        if compare:
+            if _COMPARE[op](value, match[1]):
+                result[key] = value
+        else:
+            result[tuple(kv for kv in key if kv[0] != NAME)] = _ARITH[op](value, match[1])
+    return result
