@@ -361,6 +361,7 @@ HTTP_OWNERS = {
     "procs.py": "the shared connection pool and the health probe of a starting service",
     "serving/client.py": "the model servers and the router",
     "rollout/prometheus.py": "Prometheus' query API",
+    "monitoring/alertmanager.py": "Alertmanager's API",
     "tracking.py": "the MLflow tracking server's REST API",
 }
 

@@ -47,6 +47,8 @@ class ActiveAlert:
     last_seen: float
     fired_at: float | None = None
     resolved_at: float | None = None
+    missing_since: float | None = None
+    """First evaluation its expression no longer returned it (``keep_firing_for`` counts from there)."""
 
     @property
     def firing(self) -> bool:
@@ -132,7 +134,7 @@ def evaluate(
             prev = out.get(fp)
             if prev is None or prev.resolved_at is not None:
                 prev = ActiveAlert(rule.alert, labels, notes, sample.value, active_at=now, last_seen=now)
-            alert = replace(prev, annotations=notes, value=sample.value, last_seen=now)
+            alert = replace(prev, annotations=notes, value=sample.value, last_seen=now, missing_since=None)
             if alert.fired_at is None and now - alert.active_at >= rule.for_seconds:
                 alert = replace(alert, fired_at=now)
             out[fp] = alert
@@ -142,8 +144,9 @@ def evaluate(
                 continue
             if alert.fired_at is None:
                 del out[fp]  # pending and no longer true: forgotten, never notified
-            elif now - alert.last_seen >= keep:
-                out[fp] = replace(alert, resolved_at=now)
+            else:
+                since = now if alert.missing_since is None else alert.missing_since
+                out[fp] = replace(alert, missing_since=since, resolved_at=now if now - since >= keep else None)
     return out
 
 

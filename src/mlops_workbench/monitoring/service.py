@@ -23,11 +23,12 @@ from mlops_workbench import procs, settings
 from mlops_workbench.monitoring import evaluator, exporter, rules, webhook
 from mlops_workbench.monitoring.alertmanager import LAB_TIMING, Timing
 from mlops_workbench.rollout import prometheus
-from mlops_workbench.serving import auth
+from mlops_workbench.serving import auth, paths
 from mlops_workbench.serving.client import ModelServerClient
 
 SERVICE = "monitor"
-HEALTH, STATUS, METRICS = "/health", "/status", "/metrics"
+STATUS = "/status"
+HEALTH, METRICS = paths.HEALTH, paths.METRICS
 
 
 @dataclass(frozen=True)
