@@ -98,7 +98,10 @@ def test_a_failing_unit_test_says_which_alert_at_what_time_and_what_came_instead
     assert set(by_alert) == {"FeatureDriftHigh", "ErrorRateHigh"}
     drift = by_alert["FeatureDriftHigh"]
     assert drift.time == "2m" and drift.got == "[]" and 'feature="petal_length"' in drift.expected
-    assert "Error rate 0.100" in by_alert["ErrorRateHigh"].expected and 'description="rate 0.0999' in by_alert["ErrorRateHigh"].got
+    assert (
+        "Error rate 0.100" in by_alert["ErrorRateHigh"].expected
+        and 'description="rate 0.0999' in by_alert["ErrorRateHigh"].got
+    )
 
 
 @needs_promtool

@@ -125,17 +125,17 @@ class _Parser:
         return left
 
     def additive(self) -> Value:
-        left = self.term()
-        while self.peek() in ("+", "-"):
-            op = self.take()
-            left = _binary(op, left, self.term(), compare=False)
-        return left
+        return self.chain(("+", "-"), self.term)
 
     def term(self) -> Value:
-        left = self.unary()
-        while self.peek() in ("*", "/"):
+        return self.chain(("*", "/"), self.unary)
+
+    def chain(self, ops: tuple[str, ...], operand: Callable[[], Value]) -> Value:
+        """``operand (op operand)*`` for one precedence level, left to right."""
+        left = operand()
+        while self.peek() in ops:
             op = self.take()
-            left = _binary(op, left, self.unary(), compare=False)
+            left = _binary(op, left, operand(), compare=False)
         return left
 
     def unary(self) -> Value:
