@@ -7,6 +7,7 @@ Alertmanager binary hidden (the monitor evaluates the rules itself, against Prom
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def lab(home, tmp_path, monkeypatch):
     mods = tmp_path / "mods"
     mods.mkdir()
     (mods / "e2e_drift.py").write_text(SCORER)
-    monkeypatch.setenv("PYTHONPATH", f"{mods}:{__import__('os').environ.get('PYTHONPATH', '')}".rstrip(":"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(mods), os.environ.get("PYTHONPATH")])))
     data = yaml.safe_load(rules.REFERENCE.read_text())
     for rule in data["groups"][0]["rules"]:
         rule["for"] = "2s"
