@@ -1,11 +1,9 @@
 """A small PromQL evaluator over scraped ``/metrics`` readings: the alert fallback's answer where no Prometheus runs.
 
-It covers what alert rules on the workbench's metrics use: selectors with ``=``, ``!=``, ``=~``, ``!~`` matchers;
-``rate``/``increase`` over a range (from the readings kept in a :class:`History`); ``sum``, ``avg``, ``min``,
-``max``, ``count`` with ``by``/``without``; ``histogram_quantile``; ``abs``; arithmetic and comparisons between
-vectors (one-to-one on identical labels) and numbers. Anything else is an :class:`UnsupportedQuery` naming the
-construct, so a rule the fallback cannot judge is said, never silently skipped. Prometheus itself answers the
-full language when it runs.
+What alert rules on the workbench's metrics use: selectors with ``=``, ``!=``, ``=~``, ``!~``; ``rate``/``increase``
+over the readings kept in a :class:`History`; ``sum``/``avg``/``min``/``max``/``count`` ``by``/``without``;
+``histogram_quantile``; arithmetic and comparisons of vectors (one-to-one on their labels) and numbers.
+Anything else is an :class:`UnsupportedQuery` naming it: a rule the fallback cannot judge is said, never skipped.
 """
 
 from __future__ import annotations
@@ -31,12 +29,8 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.?\d*(?:e[+-]?\d+)?|\.\d+)|(?P<str>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
     r"|(?P<op>=~|!~|!=|==|>=|<=|[-+*/(){}\[\],=<>])|(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*))"
 )
-_ARITH: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": lambda a, b: a / b if b else (math.nan if a == 0 else math.copysign(math.inf, a)),
-}
+_ARITH: dict[str, Callable[[float, float], float]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_ARITH["/"] = lambda a, b: a / b if b else (math.nan if a == 0 else math.copysign(math.inf, a))
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -160,10 +154,6 @@ class _Parser:
             self.take()
             q, buckets = self.call(self.pair)
             return _quantile(q, buckets) if isinstance(q, float) else self.fail("a quantile that is not a number")
-        if token == "abs":
-            self.take()
-            inner = self.call(self.expression)
-            return abs(inner) if isinstance(inner, float) else {k: abs(v) for k, v in inner.items()}
         if kind == "name" and self.pos + 1 < len(self.tokens) and self.tokens[self.pos + 1][1] == "(":
             self.fail(f"the function {token!r}")
         if kind == "name" or token == "{":
@@ -192,29 +182,29 @@ class _Parser:
         if self.peek() not in ("by", "without"):
             return None
         by = self.take()
-        return by, self.call(self.names)
+        return by, self.call(lambda: self.listing(")", self.take))
 
-    def names(self) -> list[str]:
-        names: list[str] = []
-        while self.peek() != ")":
-            names.append(self.take())
+    def listing(self, close: str, item: Callable[[], T]) -> list[T]:
+        """Comma-separated ``item``s up to ``close`` (not taken)."""
+        found: list[T] = []
+        while self.peek() not in (close, ""):
+            found.append(item())
             if self.peek() == ",":
                 self.take()
-        return names
+        return found
+
+    def matcher(self) -> tuple[str, str, str]:
+        label, op, value = self.take(), self.take(), self.take()
+        if op not in ("=", "!=", "=~", "!~"):
+            self.fail(f"the matcher operator {op!r}")
+        return label, op, value[1:-1].encode().decode("unicode_escape")
 
     def selector(self) -> tuple[str | None, list[tuple[str, str, str]]]:
         name = self.take() if self.tokens[self.pos][0] == "name" else None
         matchers: list[tuple[str, str, str]] = []
         if self.peek() == "{":
             self.take()
-            while self.peek() != "}":
-                label, op = self.take(), self.take()
-                if op not in ("=", "!=", "=~", "!~"):
-                    self.fail(f"the matcher operator {op!r}")
-                value = self.take()
-                matchers.append((label, op, value[1:-1].encode().decode("unicode_escape")))
-                if self.peek() == ",":
-                    self.take()
+            matchers = self.listing("}", self.matcher)
             self.take("}")
         return name, matchers
 
@@ -226,16 +216,10 @@ class _Parser:
     def range_selector(self) -> tuple[str | None, list[tuple[str, str, str]], float]:
         name, matchers = self.selector()
         self.take("[")
-        window = self.duration()
+        text = "".join(self.listing("]", self.take))
         self.take("]")
-        return name, matchers, window
-
-    def duration(self) -> float:
-        text = ""
-        while self.peek() and self.peek() != "]":
-            text += self.take()
         try:
-            return seconds(text)
+            return name, matchers, seconds(text)
         except ValueError as err:
             raise UnsupportedQuery(str(err)) from None
 
@@ -264,7 +248,7 @@ def _range(
         if t >= end - window:
             for key, value in series.items():
                 if _matches(key, name, matchers):
-                    points.setdefault(tuple(kv for kv in key if kv[0] != NAME), []).append((t, value))
+                    points.setdefault(_strip(key), []).append((t, value))
     out: Vector = {}
     for key, pts in points.items():
         if len(pts) < 2:
@@ -291,31 +275,24 @@ def _quantile(q: float, buckets: Value) -> Vector:
     return out
 
 
+def _strip(key: Labels) -> Labels:
+    return tuple(kv for kv in key if kv[0] != NAME)
+
+
 def _binary(op: str, left: Value, right: Value, compare: bool) -> Value:
-    """``left op right``: arithmetic drops the metric name; a comparison keeps the left samples where it holds."""
+    """``left op right``: arithmetic drops the metric name; a comparison keeps the vector's samples where it holds
+    (two vectors match one-to-one on their labels but the name)."""
     if isinstance(left, float) and isinstance(right, float):
         return float(_COMPARE[op](left, right)) if compare else _ARITH[op](left, right)
-    if isinstance(left, float) or isinstance(right, float):
-        vector, number, flipped = (right, left, True) if isinstance(left, float) else (left, right, False)
-        assert isinstance(vector, dict) and isinstance(number, float)
-        out: Vector = {}
-        for key, value in vector.items():
-            a, b = (number, value) if flipped else (value, number)
-            if compare:
-                if _COMPARE[op](a, b):
-                    out[key] = value
-            else:
-                out[tuple(kv for kv in key if kv[0] != NAME)] = _ARITH[op](a, b)
-        return out
-    plain = {tuple(kv for kv in k if kv[0] != NAME): (k, v) for k, v in right.items()}
-    result: Vector = {}
-    for key, value in left.items():
-        match = plain.get(tuple(kv for kv in key if kv[0] != NAME))
-        if match is None:
-            continue
-        if compare:
-            if _COMPARE[op](value, match[1]):
-                result[key] = value
-        else:
-            result[tuple(kv for kv in key if kv[0] != NAME)] = _ARITH[op](value, match[1])
-    return result
+    pairs: list[tuple[Labels, float, float, float]]  # labels, left operand, right operand, the vector's value
+    if isinstance(left, float):
+        assert isinstance(right, dict)
+        pairs = [(k, left, v, v) for k, v in right.items()]
+    elif isinstance(right, float):
+        pairs = [(k, v, right, v) for k, v in left.items()]
+    else:
+        plain = {_strip(k): v for k, v in right.items()}
+        pairs = [(k, v, plain[_strip(k)], v) for k, v in left.items() if _strip(k) in plain]
+    if compare:
+        return {k: kept for k, a, b, kept in pairs if _COMPARE[op](a, b)}
+    return {_strip(k): _ARITH[op](a, b) for k, a, b, _ in pairs}
