@@ -127,8 +127,10 @@ def test_the_fingerprint_is_alertmanagers():
     assert fallback.fingerprint(labels) == "9d1479ff8d6d83ba"  # what Alertmanager 0.25 sent for these labels
 
 
-@pytest.mark.parametrize(
-    ("value", "shown"), [(0.35, "0.35"), (1.0, "1"), (1e6, "1000000"), (1e21, "1e+21"), (2e-5, "2e-05")]
+@pytest.mark.parametrize(  # each as promtool showed {{ $value }} in an annotation
+    ("value", "shown"),
+    [(0.35, "0.35"), (1.0, "1"), (123456.5, "123456.5"), (1e6, "1e+06"), (1234567, "1.234567e+06"), (2e-5, "2e-05")]
+    + [(1e-4, "0.0001"), (0.0, "0")],
 )
 def test_value_is_shown_as_go_prints_it(value, shown):
     assert fallback.go_float(value) == shown

@@ -95,9 +95,11 @@ def fingerprint(labels: Mapping[str, str]) -> str:
 
 
 def go_float(value: float) -> str:
-    """``value`` as Go's ``%v`` prints a float64 (what ``{{ $value }}`` shows): ``0.35``, ``1``, ``1e+06``."""
-    if value != 0 and (abs(value) < 1e-4 or abs(value) >= 1e21):
-        return np.format_float_scientific(value, unique=True, trim="-", exp_digits=2)
+    """``value`` as Go's ``%v`` prints a float64 (what ``{{ $value }}`` shows): shortest digits, in exponent form
+    when the exponent is below -4 or 6 and above (``0.35``, ``123456.5``, ``1e+06``, ``2e-05``)."""
+    scientific = np.format_float_scientific(value, unique=True, trim="-", exp_digits=2)
+    if value != 0 and not -4 <= int(scientific.rsplit("e", 1)[1]) < 6:
+        return scientific
     return np.format_float_positional(value, unique=True, trim="-")
 
 
