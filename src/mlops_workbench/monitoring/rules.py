@@ -191,7 +191,8 @@ class TestResult(BaseModel):
 def check(path: Path) -> CheckResult:
     """``promtool check rules PATH`` (the model check of :func:`load` runs first; its errors are raised)."""
     load(path)
-    code, out = tools.probe([tools.require("promtool"), "check", "rules", str(path)], timeout=PROMTOOL_TIMEOUT)
+    ran = _promtool("check", "rules", str(path))
+    code, out = ran.returncode, ran.stdout
     found = re.search(r"SUCCESS: (\d+) rules found", out)
     problems = [line.strip() for line in out.splitlines() if line.strip() and not line.startswith(("Checking", " "))]
     return CheckResult(ok=code == 0, rules=int(found.group(1)) if found else 0, problems=problems)
@@ -211,10 +212,16 @@ def test(rules_path: Path, test_path: Path) -> TestResult:
     with tempfile.TemporaryDirectory(prefix="rules-test-") as tmp:
         copy = Path(tmp) / Path(test_path).name
         copy.write_text(yaml.safe_dump(spec, sort_keys=False, width=100_000))
-        code, out = tools.probe([tools.require("promtool"), "test", "rules", str(copy)], timeout=PROMTOOL_TIMEOUT)
+        ran = _promtool("test", "rules", str(copy))
+    code, out = ran.returncode, ran.stdout
     failures = _failures(out)
     errors = [] if failures or code == 0 else [line.strip() for line in out.splitlines() if line.strip()][1:]
     return TestResult(ok=code == 0, failures=failures, errors=errors, output=out)
+
+
+def _promtool(*args: str) -> tools.Ran:
+    """``promtool ARGS`` run to its end, stdout and stderr as printed (a failure is an answer here)."""
+    return tools.call([tools.require("promtool"), *args], timeout=PROMTOOL_TIMEOUT, merge_output=True)
 
 
 _CASE = re.compile(r"^\s*(alertname|expr): (.*?), time: ([^,]+),\s*$")
