@@ -283,7 +283,10 @@ def test_port_offset_moves_every_default_port_and_a_bad_one_names_the_fix():
     show = "from mlops_workbench import settings; print(settings.default_ports(), settings.default_port('mlflow'))"
     env = {**os.environ, "WORKBENCH_PORT_OFFSET": "300"}
     out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390, 'jupyter': 9188} 5300"
+    assert (
+        out.strip()
+        == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390, 'jupyter': 9188, 'alertmanager': 9393, 'monitor': 9395} 5300"
+    )
     env["WORKBENCH_PORT_OFFSET"] = "ten"
     bad = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "WORKBENCH_PORT_OFFSET='ten' is not a whole number" in bad.stderr
@@ -361,6 +364,7 @@ HTTP_OWNERS = {
     "procs.py": "the shared connection pool and the health probe of a starting service",
     "serving/client.py": "the model servers and the router",
     "rollout/prometheus.py": "Prometheus' query API",
+    "monitoring/alertmanager.py": "Alertmanager's API",
     "tracking.py": "the MLflow tracking server's REST API",
 }
 

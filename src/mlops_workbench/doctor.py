@@ -234,6 +234,12 @@ def _optional() -> list[CheckResult]:
             fix="install it (`sudo apt-get install prometheus`, or a release from prometheus.io)",
         ),
         check_tool(
+            "prometheus-alertmanager",
+            required=False,
+            purpose=" (optional: lab 07's alerts are then evaluated by the monitor service itself)",
+            fix="install it (`sudo apt-get install prometheus-alertmanager`)",
+        ),
+        check_tool(
             "docker",
             ["info", "--format", "{{.ServerVersion}}"],
             required=False,

@@ -18,7 +18,15 @@ PROJECT_ENV = "WORKBENCH_PROJECT"
 CACHE_ENV = "WORKBENCH_CACHE"
 DEFAULT_MODEL_NAME = "iris"
 PORT_OFFSET_ENV = "WORKBENCH_PORT_OFFSET"
-BASE_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090, "jupyter": 8888}
+BASE_PORTS = {
+    "mlflow": 5000,
+    "serve": 8000,
+    "router": 8080,
+    "prometheus": 9090,
+    "jupyter": 8888,
+    "alertmanager": 9093,
+    "monitor": 9095,
+}
 
 
 def port_offset() -> int:
@@ -66,6 +74,8 @@ SERVICE_LABELS = {
     "router": "traffic router",
     "prometheus": "Prometheus",
     "jupyter": "JupyterLab",
+    "alertmanager": "Alertmanager",
+    "monitor": "monitor (drift metrics and alert webhook)",
 }
 
 

@@ -46,6 +46,8 @@ INSTALL = {
     "which ships promtool",
     "prometheus": "install Debian's `prometheus` package (`apt-get install prometheus`) or set WORKBENCH_PROMETHEUS "
     "to its binary",
+    "prometheus-alertmanager": "install Debian's `prometheus-alertmanager` package (`sudo apt-get install "
+    "prometheus-alertmanager`; `.ci/run` installs it) or set WORKBENCH_ALERTMANAGER to its binary",
     "node": "install Node.js 20+ and npm, then `make setup` (runs `npm ci` in deploy/k8s/schemas)",
 }
 """How to get each tool, said whenever one is missing."""

@@ -24,6 +24,7 @@ from mlops_workbench.cli import (
     k8s,
     labs,
     mlflow,
+    monitor,
     progress,
     registry,
     reproduce,
@@ -110,6 +111,8 @@ app.command("load")(rollout.load)
 # lab 05: the same canary on kind (Argo Rollouts + Gateway API)
 app.add_typer(k8s.app, name="k8s")
 app.add_typer(k8s.cluster_app, name="cluster")
+# lab 07: production monitoring, alerts and retraining
+app.add_typer(monitor.app, name="monitor")
 # interview practice: timed incident drills
 app.add_typer(drill.app, name="drill")
 
