@@ -10,6 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from mlops_workbench import settings
 from mlops_workbench.cli.main import app
 from mlops_workbench.k8s import argocd, crds
 from mlops_workbench.k8s import validate as v
@@ -124,3 +125,46 @@ def test_cli_prints_and_validates_applications(tmp_path):
     path.write_text(yaml.safe_dump(bad))
     result = runner.invoke(app, ["k8s", "validate", str(path)])
     assert result.exit_code == 1 and "unknown field 'selfHael'" in result.output and "Application/iris" in result.output
+
+
+ROOT = settings.project_root()
+WORKFLOW = ROOT / ".github" / "workflows" / "gitops-kind.yml"
+
+
+def test_gitops_workflow_runs_real_argo_cd_through_both_traps():
+    from mlops_workbench.ci.yamldoc import YamlDoc
+
+    doc = YamlDoc.read(WORKFLOW).data
+    assert doc["permissions"] == {"contents": "read"}
+    steps = [s for job in doc["jobs"].values() for s in job["steps"]]
+    runs = "\n".join(str(s.get("run", "")) for s in steps)
+    uses = [str(s["uses"]) for s in steps if "uses" in s]
+    assert all(len(u.split("@")[1].split()[0]) == 40 for u in uses), uses  # every action pinned by commit SHA
+    assert next(s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@"))["with"] == {
+        "persist-credentials": False
+    }
+    assert "deploy/k8s/versions.env" in runs and "${ARGOCD_VERSION}" in runs and "sha256sum --check" in runs
+    assert "workbench cluster up --no-apply" in runs and "workbench cluster argocd" in runs
+    assert runs.count("--sync auto") == 2 and runs.count("--sync manual") == 1
+    assert "rollback cannot be initiated when auto-sync is enabled" in runs
+    assert runs.count("revert --no-edit HEAD") == 3 and "OutOfSync" in runs
+    assert (ROOT / "deploy" / "k8s" / "argocd" / "expect.sh").stat().st_mode & 0o111
+
+
+def test_cluster_up_without_the_overlay_and_argo_cd_install(monkeypatch):
+    from mlops_workbench.k8s import cluster, versions
+
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(cluster, "load", versions.load)
+    monkeypatch.setattr(cluster.tools, "docker_engine", lambda: "docker")
+    monkeypatch.setattr(cluster.tools, "require", lambda tool: tool)
+    monkeypatch.setattr(cluster.tools, "run", lambda cmd, **kw: "workbench\n")
+    monkeypatch.setattr(cluster, "install_stack", lambda v, say: calls.append(("stack",)))
+    monkeypatch.setattr(cluster, "apply", lambda **kw: calls.append(("apply",)))
+    monkeypatch.setattr(cluster, "_kubectl", lambda *args, **kw: calls.append(args) or "")
+    cluster.up(say=lambda _: None, build=False, apply_overlay=False)
+    assert calls == [("stack",)]
+    cluster.install_argocd(versions.load(), say=lambda _: None)
+    applied = next(c for c in calls if c[:1] == ("apply",) and "--server-side" in c)
+    assert applied[-1].endswith(f"/argo-cd/{versions.load().ARGOCD_VERSION}/manifests/install.yaml")
+    assert any("statefulset/argocd-application-controller" in c for c in calls)
