@@ -66,7 +66,11 @@ def test_plan_from_nothing_starts_stable_then_router_then_canary():
             desired("1"),
             [("serve_stable", "1", None)],
         ),
-        (LiveState(router=True, stable=served(1), canary=served(2), weight=5), desired("1"), [("stop_canary", None, None)]),
+        (
+            LiveState(router=True, stable=served(1), canary=served(2), weight=5),
+            desired("1"),
+            [("stop_canary", None, None)],
+        ),
         (LiveState(router=True, stable=served(1), weight=5), desired("1"), [("set_weight", None, 0.0)]),
         (
             LiveState(router=True, stable=served(1), canary=served(2), weight=5),
@@ -95,7 +99,10 @@ def test_plan_changes_only_what_differs(live, want, expected):
 
 
 def test_actions_health_and_watch_steps_in_words():
-    assert str(Action(kind="serve_stable", version="2", uri="models:/iris/2")) == "serve version 2 as stable (models:/iris/2)"
+    assert (
+        str(Action(kind="serve_stable", version="2", uri="models:/iris/2"))
+        == "serve version 2 as stable (models:/iris/2)"
+    )
     assert str(Action(kind="set_weight", weight=12.5)) == "send 12.5% of traffic to the canary"
     assert str(Action(kind="stop_canary")) == "stop the canary"
     assert health(LiveState()) == "Missing"
@@ -222,7 +229,9 @@ def test_an_unregistered_version_is_refused_and_nothing_changes_live(home, fake)
     reconcile(repo, home, fake)
     before, applied = fake.state, len(fake.applied)
     bad = commit(repo, "deploy version 9", stable=9, canary={"version": 2, "weight": 10})
-    with pytest.raises(DesiredStateError, match=r"names version 9 of 'iris', which is not registered \(versions: 1, 2, 3\)"):
+    with pytest.raises(
+        DesiredStateError, match=r"names version 9 of 'iris', which is not registered \(versions: 1, 2, 3\)"
+    ):
         reconcile(repo, home, fake)
     assert fake.state == before and len(fake.applied) == applied
     refused = gitops_lines(home)[-1]

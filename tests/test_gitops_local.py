@@ -71,7 +71,9 @@ def test_revert_and_sync_brings_v1_back_and_everything_agrees(env):
     # bad input: an unregistered version is refused before anything live changes
     stable_pid = procs.get(STABLE, home).pid
     repo.commit("Deploy version 99", {DESIRED: desired_text(DesiredState(model="iris", stable="99"))})
-    with pytest.raises(DesiredStateError, match=rf"version 99 of 'iris', which is not registered \(versions: .*{v.candidate}"):
+    with pytest.raises(
+        DesiredStateError, match=rf"version 99 of 'iris', which is not registered \(versions: .*{v.candidate}"
+    ):
         reconcile(repo, home)
     assert procs.get(STABLE, home).pid == stable_pid and versions_answering(home) == {v.stable}
     assert production(home) == v.stable, "the reconciler never moves registry aliases"

@@ -87,7 +87,14 @@ def test_an_unknown_audit_key_is_refused_by_name_and_nothing_is_written(tmp_path
 
 
 def test_the_closed_sets_of_the_audit_log():
-    assert {a.value for a in AuditAction} == {"promote", "rollback", "serve", "reload", "gitops_sync", "gitops_rollback"}
+    assert {a.value for a in AuditAction} == {
+        "promote",
+        "rollback",
+        "serve",
+        "reload",
+        "gitops_sync",
+        "gitops_rollback",
+    }
     assert {o.value for o in AuditOutcome} == {"promoted", "refused", "rolled_back", "synced", "failed"}
 
 
