@@ -323,6 +323,8 @@ def test_missing_repository_and_unknown_revision_name_the_fix(home, fake):
     repo = init_repo(1, "iris", home)
     with pytest.raises(InputError, match="not a commit of .*Deploy iris version 1"):
         rollback("no-such-commit", repo, home, fake)
+    refused = gitops_lines(home)[-1]
+    assert (refused.outcome, refused.revision) == (AuditOutcome.REFUSED, "no-such-commit")
     with pytest.raises(InputError, match="not a git revision"):
         repo.resolve("--all")
     (repo.path / APP).unlink()
@@ -345,4 +347,14 @@ def test_cli_sync_rollback_status_exit_codes(home, fake, monkeypatch):
     result = runner.invoke(app, ["gitops", "rollback", "HEAD"])
     assert result.exit_code == 2 and "auto-sync is enabled" in result.output
     result = runner.invoke(app, ["gitops", "init", "--stable", "v1"])
-    assert result.exit_code == 0  # the existing repository is kept, whatever was asked
+    assert result.exit_code == 0 and "kept the existing" in result.output  # whatever was asked
+
+
+def test_a_sync_waits_for_another_and_gives_up_with_the_fix(home, fake, monkeypatch):
+    repo = init_repo(1, "iris", home)
+    monkeypatch.setattr(rec, "LOCK_TIMEOUT", 0.2)
+    with audit.lock("gitops", home):  # another sync holds it
+        with pytest.raises(SyncRefused, match="Another sync or rollback"):
+            reconcile(repo, home, fake)
+    assert fake.applied == []
+    assert reconcile(repo, home, fake).status == "Synced"

@@ -23,12 +23,14 @@ def init(
     auto_sync: bool = typer.Option(False, "--auto-sync/--manual-sync", help="app.yaml's autoSync"),
 ) -> None:
     """Create the deployment repository (desired.yaml, app.yaml) with a first commit; an existing one is kept."""
-    from mlops_workbench import paramspec
+    from mlops_workbench import paramspec, settings
     from mlops_workbench.gitops import init_repo
 
+    existed = (settings.layout().deployments / ".git").is_dir()
     given = {"version": canary, "weight": weight} if canary else None
     repo = init_repo(stable, model or paramspec.model_name(), auto_sync=auto_sync, canary=given)
-    output.final(f"deployment repository {repo.path} at {repo.head()[:7]}")
+    kept = "kept the existing " if existed else ""
+    output.final(f"{kept}deployment repository {repo.path} at {repo.head()[:7]}: change it with commits")
 
 
 @app.command("sync")

@@ -15,14 +15,16 @@ Bad input (a field, an unregistered version) is refused before anything live cha
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from filelock import Timeout
 from pydantic import BaseModel, ConfigDict
 
 from mlops_workbench import settings
-from mlops_workbench.errors import NotFoundError, RegistryError, WorkbenchError
+from mlops_workbench.errors import InputError, NotFoundError, RegistryError, WorkbenchError
 from mlops_workbench.gitops.plan import Health, SyncStatus, WatchStep, health, plan, watch_step
 from mlops_workbench.gitops.repo import DeploymentRepo
 from mlops_workbench.gitops.runtime import LocalRuntime, Runtime
@@ -31,8 +33,10 @@ from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 
 Say = Callable[[str], None]
-REFUSALS = (DesiredStateError, RegistryError, NotFoundError, SyncRefused)
+REFUSALS = (DesiredStateError, RegistryError, NotFoundError, SyncRefused, InputError)
 """What refuses a sync before anything changes (audited as ``refused``)."""
+LOCK_TIMEOUT = 300.0
+"""How long a sync waits for another one to finish (starting model servers can take minutes on a busy machine)."""
 
 
 class SyncResult(BaseModel):
@@ -94,10 +98,22 @@ def _checked(repo: DeploymentRepo, revision: str, runtime: Runtime) -> DesiredSt
     return desired
 
 
+@contextmanager
+def _one_at_a_time(home: Path) -> Iterator[None]:
+    try:
+        with audit.lock("gitops", home, timeout=LOCK_TIMEOUT):
+            yield
+    except Timeout:
+        raise SyncRefused(
+            f"Another sync or rollback of {home} has run for over {LOCK_TIMEOUT:.0f}s: let it finish (or stop the "
+            "`workbench gitops watch` that runs it) and retry."
+        ) from None
+
+
 def _apply(
     repo: DeploymentRepo, revision: str, home: Path, runtime: Runtime, action: AuditAction
 ) -> tuple[DesiredState, list[str]]:
-    with audit.lock("gitops", home):
+    with _one_at_a_time(home):
         try:
             desired = _checked(repo, revision, runtime)
         except REFUSALS as exc:
@@ -140,11 +156,12 @@ def rollback(
     """Apply the desired state of an older commit without changing git; refused while auto-sync is on."""
     repo, home = _home_repo(repo, home)
     runtime = runtime or LocalRuntime(home)
-    target, head = repo.resolve(revision), repo.head()
+    head = repo.head()
     try:
+        target = repo.resolve(revision)
         auto = repo.app(head).auto_sync
     except REFUSALS as exc:
-        _record(home, AuditAction.GITOPS_ROLLBACK, AuditOutcome.REFUSED, target, error=str(exc))
+        _record(home, AuditAction.GITOPS_ROLLBACK, AuditOutcome.REFUSED, revision, error=str(exc))
         raise
     if auto:
         why = (
