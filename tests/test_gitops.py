@@ -235,7 +235,8 @@ def test_an_unregistered_version_is_refused_and_nothing_changes_live(home, fake)
         reconcile(repo, home, fake)
     assert fake.state == before and len(fake.applied) == applied
     refused = gitops_lines(home)[-1]
-    assert (refused.outcome, refused.revision) == (AuditOutcome.REFUSED, bad) and "not registered" in refused.error
+    assert (refused.outcome, refused.revision, refused.model) == (AuditOutcome.REFUSED, bad, "iris")
+    assert "not registered" in refused.error
     assert status(repo, home, fake).sync == "OutOfSync"
     repo.git("revert", "--no-edit", "HEAD")
     assert status(repo, home, fake).sync == "Synced"

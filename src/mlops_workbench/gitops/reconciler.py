@@ -81,11 +81,8 @@ def _record(home: Path, action: AuditAction, outcome: AuditOutcome, revision: st
     )
 
 
-def _checked(repo: DeploymentRepo, revision: str, runtime: Runtime) -> DesiredState:
-    """The desired state at ``revision``, every version it names registered; nothing live is touched."""
-    if (why := runtime.busy()) is not None:
-        raise SyncRefused(f"Not synced: {why}.")
-    desired = repo.desired(revision)
+def _check_registered(desired: DesiredState, revision: str, runtime: Runtime) -> None:
+    """Every version ``desired`` names is registered; else DesiredStateError listing the registered ones."""
     known = runtime.registered(desired.model)
     unknown = [v for v in desired.versions() if v not in known]
     if unknown:
@@ -95,7 +92,6 @@ def _checked(repo: DeploymentRepo, revision: str, runtime: Runtime) -> DesiredSt
             f"registered (versions: {listed}). Nothing was changed live: name a registered version and commit, "
             "or `git revert` the commit."
         )
-    return desired
 
 
 @contextmanager
@@ -114,10 +110,15 @@ def _apply(
     repo: DeploymentRepo, revision: str, home: Path, runtime: Runtime, action: AuditAction
 ) -> tuple[DesiredState, list[str]]:
     with _one_at_a_time(home):
-        try:
-            desired = _checked(repo, revision, runtime)
+        model = "-"
+        try:  # every check before anything live changes
+            if (why := runtime.busy()) is not None:
+                raise SyncRefused(f"Not synced: {why}.")
+            desired = repo.desired(revision)
+            model = desired.model
+            _check_registered(desired, revision, runtime)
         except REFUSALS as exc:
-            _record(home, action, AuditOutcome.REFUSED, revision, error=str(exc))
+            _record(home, action, AuditOutcome.REFUSED, revision, model=model, error=str(exc))
             raise
         before = runtime.live()
         done: list[str] = []
