@@ -206,6 +206,7 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
         paths.rollout_ports,
         paths.prometheus,
         paths.workspace("02-versioning"),
+        paths.deployments,
         paths.dvc_remote,
         paths.reproduction("r1"),
         paths.results,

@@ -21,6 +21,7 @@ from mlops_workbench.cli import (
     ci,
     doctor,
     drill,
+    gitops,
     k8s,
     labs,
     mlflow,
@@ -113,6 +114,8 @@ app.add_typer(k8s.app, name="k8s")
 app.add_typer(k8s.cluster_app, name="cluster")
 # lab 07: production monitoring, alerts and retraining
 app.add_typer(monitor.app, name="monitor")
+# lab 08: GitOps rollback (the deployment repository applied to the local runtime; Argo CD on kind)
+app.add_typer(gitops.app, name="gitops")
 # interview practice: timed incident drills
 app.add_typer(drill.app, name="drill")
 
