@@ -193,7 +193,7 @@ def reconfigure(
         for group in job["static_configs"]
     }
     interval = current["global"]["scrape_interval"]
-    extra = {"monitor": monitor, "rule_files": rule_files, "alertmanager": alertmanager}
+    extra: dict[str, Any] = {"monitor": monitor, "rule_files": rule_files, "alertmanager": alertmanager}
     write_config(router, models, home, interval, **extra)
     try:
         answer = procs.http().post(running.url + "/-/reload", timeout=timeout)
