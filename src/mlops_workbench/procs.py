@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
 import psutil
 
@@ -62,7 +62,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -152,7 +153,7 @@ class Handle:
 
     cmd: list[str]
     new_group: bool
-    _popen: subprocess.Popen = field(repr=False)
+    _popen: subprocess.Popen[str] = field(repr=False)  # the one pipe it may have, stderr, is text
     errors: str = ""
     """What the child wrote to stderr, when :func:`spawn` was asked to keep it (filled by :meth:`wait`)."""
 
@@ -192,7 +193,7 @@ class Handle:
         return code
 
 
-def _stream(output: Output):
+def _stream(output: Output) -> int | IO[bytes] | None:
     if output == "discard":
         return subprocess.DEVNULL
     if output == "inherit":
@@ -234,7 +235,7 @@ def spawn(
             pass_fds=tuple(pass_fds),
         )
     finally:
-        if hasattr(stream, "close"):
+        if stream is not None and not isinstance(stream, int):  # a log file this process opened
             stream.close()
     return Handle(cmd=list(cmd), new_group=new_group, _popen=popen)
 

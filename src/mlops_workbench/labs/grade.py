@@ -8,6 +8,7 @@ the run left on disk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -26,7 +28,7 @@ from mlops_workbench.labs import answers, guard
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
 from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, Lab, LabFormatError, notebook_json, read_notebook
 from mlops_workbench.labs.release import learner_notebook, render
-from mlops_workbench.labs.report import CheckResult, IntegrityIssue, Report, Timings
+from mlops_workbench.labs.report import CheckResult, IntegrityIssue, Report, Status, Timings
 from mlops_workbench.labs.run import Execution, execute, truncate
 
 
@@ -141,7 +143,7 @@ def normalize_ids(raw: bytes) -> tuple[list[str], list[IntegrityIssue]]:
     return ids, issues
 
 
-def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[str, str] | None:
+def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[Status, str] | None:
     for cell_id in check.cells:
         if cell_id in missing:
             return "blocked", f"Cell '{cell_id}' that this check needs is missing from the notebook; restore it."
@@ -179,7 +181,7 @@ def _blocked(check: Check, execution: Execution, missing: set[str]) -> CheckResu
 
 def run_check(check: Check, ctx: Context) -> CheckResult:
     """Run one check with its own time limit; any failure becomes a status, never an exception."""
-    base = dict(id=check.id, description=check.description, max_score=check.points, visibility=check.visibility)
+    status: Status
     started = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"check-{check.id}")
     future = pool.submit(check.func, ctx)
@@ -195,7 +197,14 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return CheckResult(
-        **base, status=status, score=score, message=truncate(message), seconds=round(time.monotonic() - started, 3)
+        id=check.id,
+        description=check.description,
+        max_score=check.points,
+        visibility=check.visibility,
+        status=status,
+        score=score,
+        message=truncate(message),
+        seconds=round(time.monotonic() - started, 3),
     )
 
 
@@ -257,7 +266,7 @@ def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
     return failed
 
 
-def _all_checks(lab: Lab, status: str, message: str) -> list[CheckResult]:
+def _all_checks(lab: Lab, status: Status, message: str) -> list[CheckResult]:
     return [
         CheckResult(
             id=c.id,
@@ -278,7 +287,7 @@ def grade(
     lab: Lab | None = None,
     *,
     home: Path | None = None,
-    parameters: dict | None = None,
+    parameters: dict[str, Any] | None = None,
     progress: bool = False,
     seed: int | None = None,
 ) -> Report:
@@ -302,7 +311,8 @@ def grade(
     home = Path(home).resolve()
     released_text = render(learner_notebook(lab))
     sha = _file_sha(submission)
-    common = dict(
+    common = functools.partial(
+        Report,
         lab=lab.id,
         title=lab.spec.title,
         submission=str(submission),
@@ -316,7 +326,7 @@ def grade(
         nb = read_notebook(submission)
     except LabFormatError as exc:
         return _finish(
-            Report(**common, score=0.0, passed=False, error=str(exc), checks=_all_checks(lab, "error", str(exc))),
+            common(score=0.0, passed=False, error=str(exc), checks=_all_checks(lab, "error", str(exc))),
             out_dir,
             home,
             started,
@@ -325,7 +335,7 @@ def grade(
     if blocked_by:
         message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
         return _finish(
-            Report(**common, score=0.0, passed=False, error=message, checks=_all_checks(lab, "blocked", message)),
+            common(score=0.0, passed=False, error=message, checks=_all_checks(lab, "blocked", message)),
             out_dir,
             home,
             started,
@@ -383,8 +393,7 @@ def grade(
     finally:
         procs.stop_all(home, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)
-    report = Report(
-        **common,
+    report = common(
         score=score,
         passed=score >= lab.spec.pass_mark * lab.max_score - 1e-9,
         execution_status=execution.status,
