@@ -60,13 +60,28 @@ def test_only_procs_starts_or_signals_processes():
     }
     offenders = []
     for path in SRC.rglob("*.py"):
-        if path == SRC / "procs.py" or "templates" in path.parts:
+        if path.parent == SRC / "procs" or "templates" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
             if name in owned and (name != "kill" or isinstance(node, ast.Attribute) and _is_os(node.value)):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno} {name}")
     assert offenders == [], "start processes with procs.spawn and end them with Handle.stop or procs.end"
+
+
+def test_only_tools_and_procs_run_commands():
+    """External commands run through tools.call/run/probe (wait for the end) or procs (background services): one
+    place that knows timeouts, stdin, missing programs and the error each raises."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "tools.py" or path.parent == SRC / "procs" or "templates" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if "subprocess" in names:
+                    offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert offenders == [], "run commands with mlops_workbench.tools.call (or run/probe)"
 
 
 def _is_os(node: ast.AST) -> bool:
@@ -191,6 +206,7 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
         paths.rollout_ports,
         paths.prometheus,
         paths.workspace("02-versioning"),
+        paths.deployments,
         paths.dvc_remote,
         paths.reproduction("r1"),
         paths.results,
@@ -268,7 +284,10 @@ def test_port_offset_moves_every_default_port_and_a_bad_one_names_the_fix():
     show = "from mlops_workbench import settings; print(settings.default_ports(), settings.default_port('mlflow'))"
     env = {**os.environ, "WORKBENCH_PORT_OFFSET": "300"}
     out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390, 'jupyter': 9188} 5300"
+    assert (
+        out.strip()
+        == "{'mlflow': 5300, 'serve': 8300, 'router': 8380, 'prometheus': 9390, 'jupyter': 9188, 'alertmanager': 9393, 'monitor': 9395} 5300"
+    )
     env["WORKBENCH_PORT_OFFSET"] = "ten"
     bad = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "WORKBENCH_PORT_OFFSET='ten' is not a whole number" in bad.stderr
@@ -343,9 +362,10 @@ def test_a_service_that_lost_its_port_to_another_program_is_refused_not_taken(tm
 
 
 HTTP_OWNERS = {
-    "procs.py": "the shared connection pool and the health probe of a starting service",
+    "procs/__init__.py": "the shared connection pool and the health probe of a starting service",
     "serving/client.py": "the model servers and the router",
     "rollout/prometheus.py": "Prometheus' query API",
+    "monitoring/alertmanager.py": "Alertmanager's API",
     "tracking.py": "the MLflow tracking server's REST API",
 }
 
@@ -398,7 +418,7 @@ def test_the_server_paths_are_spelled_in_one_module():
         paths.ADMIN_PREFIX,
         paths.UPSTREAM_HEADER,
     }
-    other_health = {"procs.py", "tracking.py", "k8s/analysis_app.py"}
+    other_health = {"procs/__init__.py", "tracking.py", "k8s/analysis_app.py"}
     strays = []
     for path in _checked_sources():
         name = path.relative_to(SRC).as_posix() if path.is_relative_to(SRC) else path.relative_to(ROOT).as_posix()

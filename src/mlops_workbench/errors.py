@@ -76,6 +76,10 @@ class ToolFailed(ToolError):
     """A command-line tool ran and failed, or ran too long; the message holds the command and its last output."""
 
 
+class ToolTimeout(ToolFailed):
+    """A command-line tool did not finish within its time limit (and was killed)."""
+
+
 class TrackingServerDown(ServiceError):
     """No MLflow tracking server runs for the state folder (or it does not answer)."""
 

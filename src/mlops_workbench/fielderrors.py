@@ -13,6 +13,7 @@ import typing
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from mlops_workbench.errors import InputError
 
@@ -97,7 +98,7 @@ def suggestion(name: Any, model: type[BaseModel] | None) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def _expected(error: dict[str, Any]) -> str | None:
+def _expected(error: ErrorDetails) -> str | None:
     """What the field should hold, in words, when pydantic's error says so; None for other errors."""
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "literal_error":

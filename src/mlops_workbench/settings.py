@@ -18,7 +18,15 @@ PROJECT_ENV = "WORKBENCH_PROJECT"
 CACHE_ENV = "WORKBENCH_CACHE"
 DEFAULT_MODEL_NAME = "iris"
 PORT_OFFSET_ENV = "WORKBENCH_PORT_OFFSET"
-BASE_PORTS = {"mlflow": 5000, "serve": 8000, "router": 8080, "prometheus": 9090, "jupyter": 8888}
+BASE_PORTS = {
+    "mlflow": 5000,
+    "serve": 8000,
+    "router": 8080,
+    "prometheus": 9090,
+    "jupyter": 8888,
+    "alertmanager": 9093,
+    "monitor": 9095,
+}
 
 
 def port_offset() -> int:
@@ -66,6 +74,8 @@ SERVICE_LABELS = {
     "router": "traffic router",
     "prometheus": "Prometheus",
     "jupyter": "JupyterLab",
+    "alertmanager": "Alertmanager",
+    "monitor": "monitor (drift metrics and alert webhook)",
 }
 
 
@@ -258,6 +268,12 @@ class StateLayout:
     def alerts_received(self) -> Path:
         """Alert notifications the workbench's webhook accepted, one JSON record a line."""
         return self.monitoring / "alerts.jsonl"
+
+    @property
+    def deployments(self) -> Path:
+        """The learner's deployment repository (git): the desired state the GitOps reconciler applies to the local
+        runtime (``desired.yaml``) and its sync policy (``app.yaml``)."""
+        return self.root / "deployments"
 
     def workspace(self, lab: str) -> Path:
         """The learner's own project folder of lab ``lab`` (e.g. ``02-versioning``)."""

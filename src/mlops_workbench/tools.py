@@ -13,11 +13,26 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_workbench.errors import ToolFailed, ToolMissing
+from mlops_workbench.errors import ToolError, ToolFailed, ToolMissing, ToolTimeout
 
-__all__ = ["INSTALL", "ToolFailed", "ToolMissing", "docker_engine", "find", "install_hint", "probe", "require", "run"]
+__all__ = [
+    "INSTALL",
+    "Ran",
+    "ToolFailed",
+    "ToolMissing",
+    "ToolTimeout",
+    "call",
+    "docker_engine",
+    "docker_server_version",
+    "find",
+    "install_hint",
+    "probe",
+    "require",
+    "run",
+]
 
 INSTALL = {
     "git": "install git (e.g. `sudo apt-get install git`)",
@@ -31,6 +46,8 @@ INSTALL = {
     "which ships promtool",
     "prometheus": "install Debian's `prometheus` package (`apt-get install prometheus`) or set WORKBENCH_PROMETHEUS "
     "to its binary",
+    "prometheus-alertmanager": "install Debian's `prometheus-alertmanager` package (`sudo apt-get install "
+    "prometheus-alertmanager`; `.ci/run` installs it) or set WORKBENCH_ALERTMANAGER to its binary",
     "node": "install Node.js 20+ and npm, then `make setup` (runs `npm ci` in deploy/k8s/schemas)",
 }
 """How to get each tool, said whenever one is missing."""
@@ -58,19 +75,58 @@ def require(tool: str) -> str:
     return path
 
 
-def _exec(
-    cmd: Sequence[str], *, input: str | None, timeout: float, cwd: Path | str | None, env: Mapping[str, str] | None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        list(cmd),
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=None if input is not None else subprocess.DEVNULL,
-    )
+@dataclass(frozen=True)
+class Ran:
+    """A finished command: its exit code and what it printed (``returncode``/``stdout``/``stderr``, as
+    :class:`subprocess.CompletedProcess` names them)."""
+
+    cmd: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def call(
+    cmd: Sequence[str],
+    *,
+    input: str | None = None,
+    timeout: float | None = 900,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    merge_output: bool = False,
+) -> Ran:
+    """Run ``cmd`` to its end and return what happened, whatever its exit code: the one place this package runs an
+    external command and waits for it (background services are :mod:`mlops_workbench.procs`'s). stdin is empty
+    unless ``input`` is given; ``merge_output`` puts stderr into stdout in the order printed. A program that cannot
+    start raises :class:`ToolMissing`; one still running after ``timeout`` seconds is killed and raises
+    :class:`ToolTimeout`."""
+    shown = " ".join(cmd)
+    try:
+        proc = subprocess.run(
+            list(cmd),
+            input=input,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolTimeout(f"`{shown}` did not finish within {timeout:g}s.") from None
+    except OSError as exc:
+        tool = Path(cmd[0]).name
+        raise ToolMissing(f"{tool} cannot run ({exc.strerror or exc}): {install_hint(tool)}.") from None
+    return Ran(list(cmd), proc.returncode, proc.stdout or "", proc.stderr or "")
 
 
 def run(
@@ -84,35 +140,38 @@ def run(
 ) -> str:
     """Run ``cmd`` and return its stdout. With ``check`` (the default), a non-zero exit raises
     :class:`ToolFailed` with the command and its last lines of output; so does a run longer than ``timeout``
-    seconds. A program that cannot be started raises :class:`ToolMissing`."""
-    shown = " ".join(cmd)
-    try:
-        proc = _exec(cmd, input=input, timeout=timeout, cwd=cwd, env=env)
-    except subprocess.TimeoutExpired:
-        raise ToolFailed(f"`{shown}` did not finish within {timeout:.0f}s.") from None
-    except OSError as exc:
-        tool = Path(cmd[0]).name
-        raise ToolMissing(f"{tool} cannot run ({exc.strerror or exc}): {install_hint(tool)}.") from None
-    if check and proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-        raise ToolFailed(f"`{shown}` failed (exit {proc.returncode}):\n{tail}")
-    return proc.stdout
+    seconds (:class:`ToolTimeout`). A program that cannot be started raises :class:`ToolMissing`."""
+    ran = call(cmd, input=input, timeout=timeout, cwd=cwd, env=env)
+    if check and not ran.ok:
+        tail = "\n".join((ran.stderr or ran.stdout).strip().splitlines()[-5:])
+        raise ToolFailed(f"`{' '.join(cmd)}` failed (exit {ran.returncode}):\n{tail}")
+    return ran.stdout
 
 
 def probe(cmd: Sequence[str], timeout: float = 30.0) -> tuple[int, str]:
     """Run ``cmd`` for its answer: (exit code, stdout and stderr stripped). Never raises: a program that cannot
     start or does not finish within ``timeout`` seconds gives code 127 and the reason."""
     try:
-        proc = _exec(cmd, input=None, timeout=timeout, cwd=None, env=None)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        ran = call(cmd, timeout=timeout)
+    except ToolError as exc:
         return 127, str(exc)
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
+    return ran.returncode, ran.output.strip()
+
+
+def docker_server_version(timeout: float = 20.0) -> str:
+    """The version of the Docker engine that answers ``docker info``, or :class:`ToolMissing` saying why none does
+    (no CLI; a CLI and no engine, as on this project's development machines)."""
+    docker = find("docker")
+    if docker is None:
+        raise ToolMissing(f"no Docker engine: the `docker` command is not installed; {INSTALL['docker']}.")
+    code, out = probe([docker, "info", "--format", "{{.ServerVersion}}"], timeout=timeout)
+    if code != 0 or not out.strip():
+        last = out.strip().splitlines()[-1] if out.strip() else "no output"
+        raise ToolMissing(f"no Docker engine answers (`docker info`: {last}); {INSTALL['docker']}.")
+    return out.strip()
 
 
 def docker_engine() -> str:
     """The docker CLI, only if an engine answers (a client alone cannot build images or run kind)."""
-    docker = require("docker")
-    code, out = probe([docker, "info", "--format", "{{.ServerVersion}}"], timeout=60)
-    if code != 0 or not out.strip():
-        raise ToolMissing(f"the docker command exists but no Docker engine answers: {INSTALL['docker']}.")
-    return docker
+    docker_server_version(timeout=60)
+    return require("docker")

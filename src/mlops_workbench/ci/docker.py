@@ -11,15 +11,13 @@ python). :func:`engine` runs ``docker info``; when no engine is reachable,
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from mlops_workbench import tools
 from mlops_workbench.ci.findings import Finding, Report
-from mlops_workbench.errors import NotFoundError, ServiceError
+from mlops_workbench.errors import NotFoundError, ServiceError, ToolMissing
 
 _LEVELS = {"error": "error", "warning": "warning", "info": "info", "style": "info"}
 
@@ -51,7 +49,7 @@ def lint(dockerfile: Path | str, ignore: tuple[str, ...] = ()) -> Report:
         *[a for r in ignore for a in ("--ignore", r)],
         str(path),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = tools.call(cmd, timeout=60)
     try:
         raw = json.loads(proc.stdout or "[]")
     except json.JSONDecodeError:
@@ -138,22 +136,11 @@ class Engine:
 
 @lru_cache(maxsize=1)
 def engine() -> Engine:
-    """Probe the Docker engine once per process with ``docker info``."""
-    docker = shutil.which("docker")
-    if not docker:
-        return Engine(False, "no Docker engine: the `docker` command is not installed")
+    """Probe the Docker engine once per process (through :func:`mlops_workbench.tools.docker_server_version`)."""
     try:
-        proc = subprocess.run(
-            [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
-        )
-    except subprocess.TimeoutExpired:
-        return Engine(False, "no Docker engine reachable: `docker info` did not answer within 20 s")
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        return Engine(
-            False, "no Docker engine reachable (`docker info` failed: " + (detail[-1] if detail else "no output") + ")"
-        )
-    return Engine(True, f"Docker engine {proc.stdout.strip()}")
+        return Engine(True, f"Docker engine {tools.docker_server_version()}")
+    except ToolMissing as exc:
+        return Engine(False, str(exc))
 
 
 @dataclass
@@ -168,6 +155,6 @@ def build(context: Path | str, tag: str = "iris-model:local", timeout: float = 9
     probe = engine()
     if not probe.available:
         return BuildResult("skipped", probe.reason + "; the image is built by the GitHub Actions run instead.")
-    proc = subprocess.run(["docker", "build", "-t", tag, str(context)], capture_output=True, text=True, timeout=timeout)
+    proc = tools.call([tools.require("docker"), "build", "-t", tag, str(context)], timeout=timeout)
     status = "passed" if proc.returncode == 0 else "failed"
     return BuildResult(status, f"docker build exited with {proc.returncode}", proc.stdout + proc.stderr)

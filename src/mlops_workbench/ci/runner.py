@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,12 +24,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from mlops_workbench import output
+from mlops_workbench import output, tools
 from mlops_workbench.ci.actions import Expressions, run_action
 from mlops_workbench.ci.docker import engine
 from mlops_workbench.ci.scaffold import PROJECT_PYTEST_ENV
 from mlops_workbench.ci.yamldoc import YamlDoc
-from mlops_workbench.errors import InputError, NotFoundError
+from mlops_workbench.errors import InputError, NotFoundError, ToolMissing, ToolTimeout
 
 DOCKER_RX = re.compile(r"(^|[\s;&|(])docker\s+\w", re.M)
 SHELLS = {
@@ -281,10 +280,10 @@ class Runner:
         cmd = [p.replace("{0}", str(script_file)) for p in (SHELLS.get(shell) or str(shell).split())]
         limit = float(step.get("timeout-minutes") or 0) * 60 or self.timeout
         try:
-            proc = subprocess.run(cmd, cwd=workdir, env=step_env, capture_output=True, text=True, timeout=limit)
-        except subprocess.TimeoutExpired:
+            proc = tools.call(cmd, cwd=workdir, env=step_env, timeout=limit)
+        except ToolTimeout:
             return StepResult(job_id, i, name, "failed", f"timed out after {limit:.0f} s", time.monotonic() - start)
-        except FileNotFoundError as exc:
+        except ToolMissing as exc:
             return StepResult(job_id, i, name, "failed", f"cannot start the step: {exc}", time.monotonic() - start)
         output = ANSI_RX.sub("", proc.stdout + proc.stderr)[-6000:]  # tools that colour anyway
         status = "passed" if proc.returncode == 0 else "failed"

@@ -17,13 +17,14 @@ import importlib.metadata
 import importlib.resources
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from mlops_workbench import tools
 from mlops_workbench.errors import InputError
 
 TEMPLATE = "ci_project"
@@ -77,7 +78,7 @@ class ScaffoldError(InputError):
     """The scaffold cannot be written or changed as asked."""
 
 
-def _files(node=None, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+def _files(node: Traversable | None = None, prefix: str = "") -> Iterator[tuple[str, bytes]]:
     """(relative path in the project, content) for every template file."""
     node = node or importlib.resources.files("mlops_workbench") / "ci" / "templates" / TEMPLATE
     for child in sorted(node.iterdir(), key=lambda c: c.name):
@@ -173,9 +174,7 @@ def restore_model(project: Path | str) -> Path:
 PROJECT_PYTEST_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-def run_tests(
-    project: Path | str, *paths: str, timeout: float = 300, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+def run_tests(project: Path | str, *paths: str, timeout: float = 300, env: dict[str, str] | None = None) -> tools.Ran:
     """``python -m pytest [paths]`` in ``project`` with this Python, output captured.
 
     ``addopts`` is emptied: a project inside this checkout would otherwise inherit the workbench's own
@@ -183,13 +182,8 @@ def run_tests(
     (:data:`PROJECT_PYTEST_ENV`).
     """
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "--color=no", *paths]
-    return subprocess.run(
-        cmd,
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**(os.environ if env is None else env), **PROJECT_PYTEST_ENV},
+    return tools.call(
+        cmd, cwd=project, timeout=timeout, env={**(os.environ if env is None else env), **PROJECT_PYTEST_ENV}
     )
 
 
@@ -198,7 +192,7 @@ def tests_catch(project: Path | str, bug: str, *paths: str, timeout: float = 300
     return bugs_caught(project, (bug,), *paths, timeout=timeout)[bug]
 
 
-def bugs_caught(project: Path | str, bugs: Iterable[str], *paths: str, timeout: float = 300) -> dict[str, bool]:
+def bugs_caught(project: Path | str, bugs: Collection[str], *paths: str, timeout: float = 300) -> dict[str, bool]:
     """:func:`tests_catch` for each of ``bugs``, the pytest runs side by side: ``{bug: caught}``."""
     with tempfile.TemporaryDirectory(prefix="workbench-mutant-") as tmp:
         copies = {}

@@ -10,9 +10,14 @@ leaves the folder as it found it. :func:`run` is how the checks run those tests:
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
+
+from mlops_workbench import tools
 
 PLUGIN = "mlops_workbench.drills.localtests"
 DRILLS_FOLDER = "drills"
@@ -42,7 +47,7 @@ def state_folder(path: Path) -> Path | None:
     return None
 
 
-def pytest_configure(config) -> None:  # noqa: ANN001 - pytest's hook signature
+def pytest_configure(config: pytest.Config) -> None:
     """Write no bytecode next to the tests, and point MLflow at the state folder's tracking server."""
     from mlops_workbench import procs, tracking
 
@@ -53,23 +58,16 @@ def pytest_configure(config) -> None:  # noqa: ANN001 - pytest's hook signature
         os.environ[tracking.URI_ENV] = service.url
 
 
-def pytest_report_header(config) -> str:  # noqa: ANN001 - pytest's hook signature
+def pytest_report_header(config: pytest.Config) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     return f"MLflow tracking server: {uri or 'none running for this state folder (`workbench mlflow up`)'}"
 
 
-def run(
-    folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
+def run(folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tools.Ran:
     """``python -m pytest ARGS`` in ``folder`` as the learner types it: the folder's ``pytest.ini`` applies and
     ``MLFLOW_TRACKING_URI`` is dropped from the environment (the plugin finds the server by itself)."""
     base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     cmd = [sys.executable, "-m", "pytest", "-q", "--color=no", *args]
-    return subprocess.run(
-        cmd,
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**base, **(env or {}), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    return tools.call(
+        cmd, cwd=folder, timeout=timeout, env={**base, **(env or {}), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pydantic import Field
 
+from mlops_workbench import tools
 from mlops_workbench.drills import common, incidents, localtests, models
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
@@ -134,7 +134,7 @@ class SignatureMismatch(Drill):
         return incidents.incident_truth(self, ctx, *written)
 
 
-def run_test(ctx: DrillContext, version: str) -> subprocess.CompletedProcess:
+def run_test(ctx: DrillContext, version: str) -> tools.Ran:
     """Run the learner's CI test against ``models:/<model>/<version>``."""
     return localtests.run(ctx.folder, TEST_FILE, env={URI_ENV: f"models:/{ctx.model_name}/{version}"})
 

@@ -12,7 +12,6 @@ that always passes or always fails cannot meet all three.
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,12 +116,10 @@ def run(metric: dict[str, Any], scenario: Scenario, binary: str) -> str:
         folder = Path(tmp)
         (folder / "rules.yaml").write_text(yaml.safe_dump(rules(metric, scenario.args), width=100_000))
         (folder / "test.yaml").write_text(yaml.safe_dump(unit_test(scenario), width=100_000))
-        proc = subprocess.run(
-            [binary, "test", "rules", "test.yaml"], cwd=folder, capture_output=True, text=True, timeout=60, check=False
-        )
-    if proc.returncode == 0:
+        ran = tools.call([binary, "test", "rules", "test.yaml"], cwd=folder, timeout=60)
+    if ran.ok:
         return ""
-    out = proc.stdout + proc.stderr
+    out = ran.output
     if "could not parse expression" in out or "parse error" in out:
         detail = next(
             (

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from mlops_workbench import output, settings
+from mlops_workbench import output, settings, tools
 from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report
@@ -29,9 +29,9 @@ from mlops_workbench.labs.report import Report
 OUT = "build/pipeline"
 
 
-def stages(labs: list[Lab]) -> dict:
+def stages(labs: list[Lab]) -> dict[str, Any]:
     """The ``dvc.yaml`` document for ``labs``."""
-    out = {}
+    out: dict[str, Any] = {}
     for lab in labs:
         deps = ["src/mlops_workbench", f"labs/{lab.id}"]
         deps += [f"{OUT}/{dep}/report.json" for dep in lab.spec.depends_on]
@@ -83,9 +83,7 @@ INSTALLED = ("deploy/k8s/schemas/node_modules",)
 def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
     """Copy the working tree of ``source`` (tracked and unignored files) into a new git repository at ``dest``,
     as a fresh clone would be; returns the environment that points the workbench at the copy."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=source, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
+    files = tools.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=source).splitlines()
     for name in files:
         if (source / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +93,7 @@ def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
             (dest / rel).symlink_to((source / rel).resolve(), target_is_directory=True)
     env = {**os.environ, **GIT_IDENTITY, "WORKBENCH_PROJECT": str(dest), "WORKBENCH_HOME": str(dest / ".workbench")}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "snapshot"]):
-        subprocess.run(cmd, cwd=dest, env=env, check=True)
+        tools.run(cmd, cwd=dest, env=env)
     return env
 
 
@@ -118,7 +116,7 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     dvc = shutil.which("dvc", path=env["PATH"]) or "dvc"
     if not (root / ".dvc").is_dir():
-        subprocess.run([dvc, "init", "-q"], cwd=root, check=True, env=env)
+        tools.run([dvc, "init", "-q"], cwd=root, env=env)
     jobs = jobs or default_jobs()
     base = [dvc, "--wait-for-lock", "repro", "--single-item", *(["--force"] if force else [])]
     console.print(f"[bold]running the lab pipeline:[/] {' '.join(base)} lab-NN, {jobs} at a time", soft_wrap=True)
@@ -128,9 +126,7 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
         with printing:
             console.print(f"[bold]>[/] lab-{lab.id} started", soft_wrap=True)
         began = time.monotonic()
-        done = subprocess.run(
-            [*base, f"lab-{lab.id}"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        done = tools.call([*base, f"lab-{lab.id}"], cwd=root, env=env, timeout=None, merge_output=True)
         with printing:  # one stage's output in one piece, never interleaved with another's
             console.rule(f"lab-{lab.id}: dvc exit {done.returncode} after {time.monotonic() - began:.0f}s")
             console.out(done.stdout, highlight=False, end="")

@@ -17,7 +17,7 @@ approval workflow, so this is the workbench's own. Who acts is :func:`identity`:
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,6 +26,14 @@ from mlops_workbench.alias import Alias
 from mlops_workbench.errors import RegistryError
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from mlops_workbench.registry.gate import GateResult
 
 FIELDS = ("approver", "at", "reason", "gate")
 REGISTERED_BY = "registered_by"
@@ -40,13 +48,13 @@ def tag(alias: str, field: str) -> str:
 
 
 def record(
-    client: Any,
+    client: MlflowClient,
     name: str,
     version: str | int,
     *,
     approver: str,
     reason: str,
-    gate: Any = None,
+    gate: GateResult | None = None,
     alias: str = Alias.PRODUCTION,
 ) -> dict[str, str]:
     """Tag version ``version`` of ``name`` with its approval into ``alias``; returns the record written.
@@ -64,7 +72,7 @@ def record(
     return values
 
 
-def read(client: Any, name: str, version: str | int, alias: str = Alias.PRODUCTION) -> dict[str, str] | None:
+def read(client: MlflowClient, name: str, version: str | int, alias: str = Alias.PRODUCTION) -> dict[str, str] | None:
     """The approval record of ``version`` into ``alias`` (None when it was never approved there)."""
     tags = client.get_model_version(name, str(version)).tags
     found = {field: tags[tag(alias, field)] for field in FIELDS if tag(alias, field) in tags}
@@ -102,7 +110,7 @@ def review_tag(alias: str, field: str) -> str:
     return f"review.{alias}.{field}"
 
 
-def read_review(client: Any, name: str, version: str | int, alias: str = Alias.PRODUCTION) -> Review | None:
+def read_review(client: MlflowClient, name: str, version: str | int, alias: str = Alias.PRODUCTION) -> Review | None:
     """The recorded review of ``version`` for ``alias`` (None when nobody approved it yet)."""
     tags = client.get_model_version(name, str(version)).tags
     if not all(review_tag(alias, field) in tags for field in REVIEW_FIELDS):
@@ -111,7 +119,13 @@ def read_review(client: Any, name: str, version: str | int, alias: str = Alias.P
 
 
 def approve(
-    client: Any, mv: Any, *, approver: str, reason: str, alias: str = Alias.PRODUCTION, home: Any = None
+    client: MlflowClient,
+    mv: ModelVersion,
+    *,
+    approver: str,
+    reason: str,
+    alias: str = Alias.PRODUCTION,
+    home: Path | None = None,
 ) -> Review:
     """Record ``approver``'s approval of model version ``mv`` for ``alias``, audited; the person who registered the
     version may not approve it (refused with :class:`RegistryError`, audited too, nothing recorded)."""
@@ -135,12 +149,12 @@ def approve(
     return review
 
 
-def second_person(requester: str, review: Review | None, version: str) -> tuple[str | None, str | None]:
-    """(the approver to record, why the promotion must be refused or None) when ``requester`` asks to promote
-    ``version`` and ``review`` is its recorded approval."""
+def second_person(requester: str, review: Review | None, version: str) -> tuple[str, str | None]:
+    """(the approver to record, empty when there is none; why the promotion must be refused, None when it may go
+    on) when ``requester`` asks to promote ``version`` and ``review`` is its recorded approval."""
     ask = f"ask a reviewer to run `workbench registry approve {version} --as NAME --reason ...`"
     if review is None:
-        return None, (
+        return "", (
             f"version {version} has no recorded approval: promotion to production needs one by someone other "
             f"than {requester}, who asks for it; {ask}"
         )

@@ -31,12 +31,15 @@ LOCK_TIMEOUT = 60.0
 
 class AuditAction(StrEnum):
     """What was attempted: a promotion, a rollback, a model server loading (``serve``) or reloading a version, a
-    reviewer's approval ahead of a promotion (``approve``), or a blue-green traffic ``switch``."""
+    reviewer's approval ahead of a promotion (``approve``), a blue-green traffic ``switch``, or a GitOps sync of
+    the deployment repository (``gitops_sync``: its HEAD; ``gitops_rollback``: an older commit)."""
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     SERVE = "serve"
     RELOAD = "reload"
+    GITOPS_SYNC = "gitops_sync"
+    GITOPS_ROLLBACK = "gitops_rollback"
     APPROVE = "approve"
     SWITCH = "switch"
 
@@ -47,6 +50,8 @@ class AuditOutcome(StrEnum):
     PROMOTED = "promoted"
     REFUSED = "refused"
     ROLLED_BACK = "rolled_back"
+    SYNCED = "synced"
+    FAILED = "failed"
     APPROVED = "approved"
     SWITCHED = "switched"
 
@@ -56,7 +61,10 @@ class AuditEntry(Record):
 
     ``version`` is the version acted on (for a rollback, the one restored; for a blue-green switch, the one the
     environment named in ``serving`` serves) and ``replaced`` the one production held before (the one live before
-    the switch); ``requester`` asked for a promotion that ``approver`` approved (second-person approvals); ``at`` is the approval's timestamp, ``ts`` when the line was written.
+    the switch); ``requester`` asked for a promotion that ``approver`` approved (second-person approvals); ``at``
+    is the approval's timestamp, ``ts`` when the line was written. A GitOps sync names the deployment
+    repository's commit it applied (``revision``) and the changes it made live (``changes``); ``version`` is then
+    the stable version that commit asks for.
     Version numbers given as integers are stored as text, the way MLflow names versions.
 
     For notebooks that treat audit lines as JSON objects (``pd.DataFrame(audit.read())``,
@@ -84,6 +92,8 @@ class AuditEntry(Record):
     uri: str | None = None
     serving: str | None = None
     files: list[dict[str, Any]] | None = None
+    revision: str | None = None
+    changes: list[str] | None = None
 
     @property
     def changed_production(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ def query(url: str, promql: str, at: float | None = None, timeout: float = 3.0) 
         raise PrometheusError(f"Prometheus at {base} did not answer ({err}); is it running?") from err
     if body.get("status") != "success":
         raise PrometheusError(f"Prometheus rejected {promql!r}: {body.get('error', body)}")
-    return body["data"]["result"]
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
 
 
 def binary() -> str | None:
@@ -60,39 +62,71 @@ def available() -> bool:
     return binary() is not None
 
 
-def config(router: str, models: dict[str, str], scrape_interval: str = "1s") -> dict:
-    """The scrape config: ``router`` job plus one ``model`` target per role (``host:port`` strings)."""
-    return {
-        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-        "scrape_configs": [
-            {"job_name": "router", "scrape_timeout": scrape_interval, "static_configs": [{"targets": [router]}]},
-            {
-                "job_name": "model",
-                "scrape_timeout": scrape_interval,
-                "static_configs": [{"targets": [addr], "labels": {"role": role}} for role, addr in models.items()],
-            },
-        ],
-    }
+def config(
+    router: str | None,
+    models: dict[str, str],
+    scrape_interval: str = "1s",
+    *,
+    monitor: str | None = None,
+    rule_files: Sequence[Path] = (),
+    alertmanager: str | None = None,
+) -> dict[str, Any]:
+    """The scrape config: ``router`` job plus one ``model`` target per role (``host:port`` strings).
+
+    Lab 07 adds, when given: a ``monitor`` job (the drift metrics), the alert ``rule_files`` Prometheus
+    evaluates every ``scrape_interval``, and the ``alertmanager`` (``host:port``) it sends firing alerts to."""
+    jobs: list[dict[str, Any]] = []
+    if router:
+        jobs.append(
+            {"job_name": "router", "scrape_timeout": scrape_interval, "static_configs": [{"targets": [router]}]}
+        )
+    jobs.append(
+        {
+            "job_name": "model",
+            "scrape_timeout": scrape_interval,
+            "static_configs": [{"targets": [addr], "labels": {"role": role}} for role, addr in models.items()],
+        }
+    )
+    if monitor:
+        jobs.append(
+            {"job_name": "monitor", "scrape_timeout": scrape_interval, "static_configs": [{"targets": [monitor]}]}
+        )
+    out: dict[str, Any] = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval}}
+    if rule_files:
+        out["rule_files"] = [str(Path(f).resolve()) for f in rule_files]
+    if alertmanager:
+        out["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return {**out, "scrape_configs": jobs}
 
 
-def write_config(router: str, models: dict[str, str], home: Path | None = None, scrape_interval: str = "1s") -> Path:
+def write_config(
+    router: str | None,
+    models: dict[str, str],
+    home: Path | None = None,
+    scrape_interval: str = "1s",
+    **extra: Any,
+) -> Path:
+    """Write :func:`config` (``extra``: its keyword-only lab 07 parts) to ``<home>/rollout/prometheus/``."""
     folder = settings.layout(home).prometheus
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config(router, models, scrape_interval), sort_keys=False))
+    path.write_text(yaml.safe_dump(config(router, models, scrape_interval, **extra), sort_keys=False))
     return path
 
 
 def up(
-    router: str,
+    router: str | None,
     models: dict[str, str],
     home: Path | None = None,
     port: int | None = None,
     scrape_interval: str = "1s",
     timeout: float = 60.0,
+    **extra: Any,
 ) -> str:
     """Start Prometheus (or reuse the running one) scraping ``router`` and ``models``; returns its URL. Without
-    ``port`` it listens on its default port (9090 + ``WORKBENCH_PORT_OFFSET``) or the next free one."""
+    ``port`` it listens on its default port (9090 + ``WORKBENCH_PORT_OFFSET``) or the next free one. ``extra``
+    (``monitor``, ``rule_files``, ``alertmanager``: see :func:`config`) is for lab 07's monitoring; to add
+    them to a Prometheus that already runs, use :func:`reconfigure`."""
     running = procs.get(SERVICE, home)
     if running:
         return running.url
@@ -102,7 +136,7 @@ def up(
             "No prometheus binary found: install it (`apt-get install prometheus`) or set "
             f"{BINARY_ENV}; without it the analysis scrapes /metrics directly (metrics source 'direct')."
         )
-    cfg = write_config(router, models, home, scrape_interval)
+    cfg = write_config(router, models, home, scrape_interval, **extra)
     data = cfg.parent / "data"
 
     def start(listen: int) -> procs.Service:
@@ -113,6 +147,7 @@ def up(
             f"--web.listen-address=127.0.0.1:{listen}",
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
+            "--web.enable-lifecycle",  # POST /-/reload: lab 07 adds its monitor and rules to a running one
         ]
         return procs.start(SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout, home=home)
 
@@ -127,3 +162,46 @@ def down(home: Path | None = None) -> bool:
 def url(home: Path | None = None) -> str | None:
     running = procs.get(SERVICE, home)
     return running.url if running else None
+
+
+def reconfigure(
+    home: Path | None = None,
+    *,
+    monitor: str | None = None,
+    rule_files: Sequence[Path] = (),
+    alertmanager: str | None = None,
+    timeout: float = 10.0,
+) -> str:
+    """Add lab 07's parts (see :func:`config`) to the running Prometheus's config and reload it; returns its URL.
+
+    The router and model targets it already scrapes are kept (one started without reloads enabled is started
+    again, on its port and data). Raises :class:`ServiceError` when no Prometheus
+    runs for ``home``, and :class:`PrometheusError` when it refuses the new config (its answer says why)."""
+    import httpx
+
+    running = procs.get(SERVICE, home)
+    if running is None:
+        raise ServiceError("Prometheus is not running for this state folder: start it first (`prometheus.up`).")
+    path = settings.layout(home).prometheus / "prometheus.yml"
+    current = yaml.safe_load(path.read_text())
+    jobs = [job for job in current["scrape_configs"] if job["job_name"] != "monitor"]
+    router = next((job["static_configs"][0]["targets"][0] for job in jobs if job["job_name"] == "router"), None)
+    models = {
+        group["labels"]["role"]: group["targets"][0]
+        for job in jobs
+        if job["job_name"] == "model"
+        for group in job["static_configs"]
+    }
+    interval = current["global"]["scrape_interval"]
+    extra: dict[str, Any] = {"monitor": monitor, "rule_files": rule_files, "alertmanager": alertmanager}
+    write_config(router, models, home, interval, **extra)
+    try:
+        answer = procs.http().post(running.url + "/-/reload", timeout=timeout)
+    except httpx.HTTPError as err:
+        raise PrometheusError(f"Prometheus at {running.url} did not answer the reload ({err}).") from err
+    if answer.status_code == 403:  # started before reloads were enabled: start it again on its port and data
+        down(home)
+        return up(router, models, home, port=running.port, scrape_interval=interval, **extra)
+    if answer.status_code != 200:
+        raise PrometheusError(f"Prometheus at {running.url} refused the new config: {answer.text.strip()}")
+    return running.url

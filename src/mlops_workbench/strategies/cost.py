@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +33,9 @@ CPU, RSS, STARTED, REQUESTS = (
     "process_start_time_seconds",
     "workbench_model_requests_total",
 )
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 REPORT_TAG = "cost.report"
 """Version tag: the whole :class:`VersionCost` as JSON (prices, window, CPU, memory, predictions)."""
 
@@ -153,7 +156,7 @@ def measure(
     return {label: cost_of([before[label], after[label]], prices, versions[label]) for label in servers}
 
 
-def record(client: Any, name: str, cost: VersionCost) -> None:
+def record(client: MlflowClient, name: str, cost: VersionCost) -> None:
     """Write ``cost`` on version ``cost.version`` of ``name`` (``client`` is an ``MlflowClient``): the gate's
     ``cost_budget`` and the registry panel read it there."""
     if cost.per_1k is None:

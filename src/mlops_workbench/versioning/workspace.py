@@ -14,7 +14,6 @@ import configparser
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from mlops_workbench import paramspec, safeyaml, settings
+from mlops_workbench import paramspec, safeyaml, settings, tools
 from mlops_workbench.errors import InputError, WorkbenchError
 
 GIT_IDENTITY = {
@@ -64,7 +63,7 @@ def run(cmd: list[str], cwd: Path, *, check: bool = True, ceiling: Path | None =
     env = _env()
     if ceiling is not None:
         env["GIT_CEILING_DIRECTORIES"] = str(ceiling)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = tools.call(cmd, cwd=cwd, env=env, timeout=None)
     if check and proc.returncode != 0:
         shown = " ".join(["dvc", *cmd[3:]] if cmd[:3] == [sys.executable, "-m", "dvc"] else cmd)
         raise WorkspaceError(
