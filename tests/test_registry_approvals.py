@@ -105,7 +105,7 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, run_id, governed):
+def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, run_id, governed, monkeypatch):
     version = register(home, run_id, "governed", registrant="dana")
     name = ("--name", "governed")
     code, out = cli("promote", version, "--reason", "ship", "--as", "bob", *name)
@@ -132,8 +132,11 @@ def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, r
         ("approve", "approved", "alice", None),
         ("promote", "promoted", "alice", "bob"),
     ]
+    from mlops_workbench.cli import registry as registry_cli
+
+    monkeypatch.setattr(registry_cli.console, "width", 400)  # the console took its width when first imported
     shown = cli("audit", "--last", "6")[1]
-    assert "requester" in shown and "alice" in shown
+    assert "requester" in shown and "│ alice " in shown and "│ bob " in shown
 
 
 def test_an_approval_of_a_missing_version_or_without_a_reason_is_refused(home, run_id, governed):
