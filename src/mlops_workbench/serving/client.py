@@ -57,6 +57,13 @@ class Weights(TypedDict):
     upstreams: dict[str, str | None]
 
 
+class ShadowUpstream(TypedDict):
+    """The router's shadow upstream: the model server that gets a mirrored copy of each prediction request."""
+
+    url: str
+    version: str
+
+
 class Unreachable(ServiceError):
     """No answer came from the server: the connection was refused or broke, or the time ran out."""
 
@@ -261,8 +268,8 @@ class ModelServerClient(_Client):
 
 
 class RouterClient(_Client):
-    """A ``workbench router`` process: its weights (admin API), its own metrics, and prediction traffic, which
-    it forwards to stable or canary."""
+    """A ``workbench router`` process: its weights and shadow upstream (admin API), its own metrics, and
+    prediction traffic, which it forwards to stable or canary (and mirrors to the shadow)."""
 
     what = "router"
 
@@ -276,6 +283,24 @@ class RouterClient(_Client):
     def set_weight(self, canary: float) -> float:
         """Send ``canary`` percent of traffic to the canary; a bad value raises InputError with the reason."""
         return float(self._call("PUT", paths.WEIGHTS, admin=True, json={"canary": canary}, timeout=3.0)["canary"])
+
+    def shadow(self) -> ShadowUpstream | None:
+        """The shadow upstream now (None when requests are not mirrored)."""
+        answer: ShadowUpstream | None = self._call("GET", paths.SHADOW, admin=True, timeout=3.0)["shadow"]
+        return answer
+
+    def set_shadow(self, url: str, version: str) -> ShadowUpstream:
+        """Mirror a copy of every prediction request to the model server at ``url`` (``http://127.0.0.1:PORT``),
+        which serves model version ``version``; its answers are discarded and compared. A bad value raises
+        InputError naming the field."""
+        answer: ShadowUpstream = self._call(
+            "PUT", paths.SHADOW, admin=True, json={"url": url, "version": str(version)}, timeout=3.0
+        )["shadow"]
+        return answer
+
+    def clear_shadow(self) -> None:
+        """Stop mirroring requests (a no-op when no shadow is set)."""
+        self._call("DELETE", paths.SHADOW, admin=True, timeout=3.0)
 
 
 def _error_text(resp: Any) -> str:
