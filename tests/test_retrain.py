@@ -1,0 +1,114 @@
+"""Retrain on a data commit with real git, DVC and MLflow: new data is detected, bad data and a losing candidate are
+refused with production untouched, and a retrained version carries its lineage. (The release through shadow and
+canary is tests/test_retrain_e2e.py.)"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from retrain_state import build, commit_data, first_month, fresh_window, mislabelled, production
+
+from mlops_workbench import procs, registry, tracking, versioning
+from mlops_workbench.errors import Failed, InputError
+from mlops_workbench.monitoring.retrain import DataRejected, LostGate, alert_cause, pending_data, retrain
+from mlops_workbench.registry import audit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("retrain-home")
+    saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["WORKBENCH_HOME"] = str(home)
+    try:
+        tracking.up(port=procs.free_port(), home=home, timeout=300)
+        ws, version = build(home / "workspaces" / "07-monitor-retrain", home)
+        yield home, ws, version
+    finally:
+        procs.stop_all(home)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def versions(home) -> list[str]:
+    return [str(v.version) for v in registry.list_versions("iris", home=home)]
+
+
+def retrain_lines(home, since: int) -> list[tuple[str, str]]:
+    return [(str(e.action), str(e.outcome)) for e in audit.read(home=home)[since:]]
+
+
+def test_a_data_commit_that_breaks_the_schema_is_rejected_and_registers_nothing(env):
+    home, ws, v1 = env
+    bad = first_month()
+    bad.loc[3, "petal_width"] = -1.0
+    bad.loc[7, "species"] = "rose"
+    sha = commit_data(ws, bad, "A month with a broken sensor")
+    assert pending_data(ws, home=home) is not None
+    before, lines = versions(home), len(audit.read(home=home))
+    with pytest.raises(DataRejected, match=sha[:12]) as caught:
+        retrain(ws, fresh_window(1), home=home)
+    message = str(caught.value)
+    assert "nothing was trained or registered" in message and "production is untouched" in message
+    assert "petal_width" in message and "rose" in message and len(caught.value.problems) == 2
+    assert versions(home) == before and production(home=home) == v1
+    assert retrain_lines(home, lines) == [("retrain", "started"), ("retrain", "rejected")]
+    assert pending_data(ws, home=home) is None, "a rejected commit is finished with: a poller does not retry it"
+
+
+def test_a_candidate_that_loses_the_gate_moves_no_alias(env):
+    home, ws, v1 = env
+    sha = commit_data(ws, mislabelled(), "A month where versicolor was recorded as virginica")
+    state = pending_data(ws, home=home)
+    assert state is not None and state.commit == sha
+    lines = len(audit.read(home=home))
+    cause = alert_cause('{}:{alertname="InputDrift"}', ["3f1c"], "InputDrift")
+    with pytest.raises(LostGate, match="no alias moved") as caught:
+        retrain(ws, fresh_window(2), cause, home=home)
+    assert isinstance(caught.value, Failed) and caught.value.exit_code == 1
+    result = caught.value.result
+    assert not result.gate.passed and result.gate.production_version == v1 and result.gate.holdout_rows == 60
+    assert any("regresses" in r or "gain" in r for r in result.gate.reasons), result.gate.reasons
+    assert production(home=home) == v1, "production is untouched"
+    aliases = registry.client(home).get_registered_model("iris").aliases
+    assert result.version not in aliases.values(), "the losing candidate holds no alias"
+    assert retrain_lines(home, lines) == [
+        ("retrain", "started"),
+        ("retrain", "validated"),
+        ("retrain", "reproduced"),
+        ("retrain", "registered"),
+        ("gate", "failed"),
+    ]
+    gate_line = audit.read(home=home)[-1]
+    assert gate_line.gate == result.gate and gate_line.lineage.cause.group_key == '{}:{alertname="InputDrift"}'
+    # the candidate is registered with its lineage: the data commit, the alert that caused it
+    tags = registry.client(home).get_model_version("iris", result.version).tags
+    assert tags["retrain.data_commit"] == sha and tags["retrain.cause"] == "alert"
+    assert tags["retrain.fingerprints"] == "3f1c" and tags["retrain.data_md5"] == state.data_md5
+    run = versioning.run_lineage(result.run_id, home=home)["tags"]
+    assert run["git.commit"] == sha and run["data.md5"] == state.data_md5 and run["git.dirty"] == "false"
+    assert ws.head() == result.results_commit and ws.git("rev-parse", "HEAD~1") == sha
+    assert versioning.workspace.locked_md5((ws.path / "dvc.lock").read_text(), versioning.DATA) == state.data_md5
+    assert pending_data(ws, home=home) is None
+
+
+def test_no_new_data_after_a_code_commit_and_dirty_work_is_refused(env):
+    home, ws, v1 = env
+    assert pending_data(ws, home=home) is None
+    (ws.path / "NOTES.md").write_text("a code commit changes no data\n")
+    ws.commit("Notes")
+    assert pending_data(ws, home=home) is None
+    (ws.path / "params.yaml").write_text((ws.path / "params.yaml").read_text() + "# edited\n")
+    lines = len(audit.read(home=home))
+    with pytest.raises(InputError, match="params.yaml"):
+        retrain(ws, fresh_window(3), home=home)
+    ws.git("checkout", "--", "params.yaml")
+    with pytest.raises(InputError, match="evaluation window"):
+        retrain(ws, fresh_window(3).drop(columns=["species"]), home=home)
+    assert len(audit.read(home=home)) == lines, "nothing started"
+    assert production(home=home) == v1
