@@ -129,6 +129,7 @@ def chain_entries() -> list[AuditEntry]:
             approver="rollout-controller",
             replaced="4",
             reason="canary rollout: all steps passed",
+            gate=GATE,  # the promotion relies on the retrain's verdict
         ),
         line(AuditAction.CANARY, AuditOutcome.PASSED, done.model_copy(update={"rollout": "ro1"}), version="5"),
         line(AuditAction.ROLLBACK, AuditOutcome.ROLLED_BACK, version="4", alias="production", replaced="5"),
@@ -158,6 +159,7 @@ def test_the_chain_runs_from_the_alert_to_the_rollout():
     assert "fresh window of 60 rows: gate PASSED for iris v5 against production v4" in text
     assert "shadow PASSED for version 5 (150 mirrored requests" in text
     assert "production by rollout-controller, replacing version 4: canary rollout: all steps passed" in text
+    assert "production back to version 4 from 5" in text
     assert text.splitlines()[0] == "iris version 5: lineage"
 
 

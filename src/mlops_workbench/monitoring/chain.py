@@ -53,16 +53,18 @@ def _belongs(e: AuditEntry, model: str, version: str, attempt: str | None) -> bo
 
 def _text(e: AuditEntry) -> str:
     """What one audit line says, in a few words."""
+    who = f" by {e.approver}" if e.approver else ""
+    why = f": {e.error or e.reason}" if e.error or e.reason else ""
+    if e.action == AuditAction.PROMOTE:
+        replaced = f", replacing version {e.replaced}" if e.replaced else ""
+        return f"{e.alias}{who}{replaced}{why}"
+    if e.action == AuditAction.ROLLBACK:
+        return f"{e.alias} back to version {e.version} from {e.replaced}{who}{why}"
     if e.shadow is not None:
         return e.shadow.summary()
     if e.gate is not None:
         head = f"{e.reason}: " if e.reason else ""
         return head + e.gate.summary()
-    if e.action in (AuditAction.PROMOTE, AuditAction.ROLLBACK):
-        who = f" by {e.approver}" if e.approver else ""
-        replaced = f", replacing version {e.replaced}" if e.replaced else ""
-        why = f": {e.error or e.reason}" if e.error or e.reason else ""
-        return f"{e.alias}{who}{replaced}{why}"
     if e.outcome == AuditOutcome.REGISTERED:
         return f"registered as version {e.version} ({e.reason})" if e.reason else f"registered as version {e.version}"
     return e.error or e.reason or ""
