@@ -1,6 +1,6 @@
-"""Retrain on a data commit with real git, DVC and MLflow: new data is detected, bad data and a losing candidate are
-refused with production untouched, and a retrained version carries its lineage. (The release through shadow and
-canary is tests/test_retrain_e2e.py.)"""
+"""Retrain on a data commit with real git, DVC and MLflow: new data is detected, bad data, a losing candidate and a
+disagreeing shadow are refused with production untouched, and a retrained version carries its lineage. (The release
+all the way through canary is tests/test_retrain_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from retrain_state import build, commit_data, first_month, fresh_window, mislabe
 
 from mlops_workbench import procs, registry, tracking, versioning
 from mlops_workbench.errors import Failed, InputError
+from mlops_workbench.monitoring.release import ReleaseFailed, release_after_shadow
 from mlops_workbench.monitoring.retrain import DataRejected, LostGate, alert_cause, pending_data, retrain
+from mlops_workbench.monitoring.shadow import ShadowPolicy
 from mlops_workbench.registry import audit
+from mlops_workbench.rollout import ops
+from mlops_workbench.rollout import state as rollout_state
+from mlops_workbench.rollout.backends.local import SHADOW, LocalBackend
+from mlops_workbench.rollout.load import BackgroundLoad
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +67,11 @@ def test_a_data_commit_that_breaks_the_schema_is_rejected_and_registers_nothing(
     assert pending_data(ws, home=home) is None, "a rejected commit is finished with: a poller does not retry it"
 
 
-def test_a_candidate_that_loses_the_gate_moves_no_alias(env):
-    home, ws, v1 = env
+@pytest.fixture(scope="module")
+def lost(env):
+    """A valid data commit with wrong labels, retrained on an alert: (its sha, the data state, audit lines before,
+    the LostGate raised)."""
+    home, ws, _ = env
     sha = commit_data(ws, mislabelled(), "A month where versicolor was recorded as virginica")
     state = pending_data(ws, home=home)
     assert state is not None and state.commit == sha
@@ -70,21 +79,27 @@ def test_a_candidate_that_loses_the_gate_moves_no_alias(env):
     cause = alert_cause('{}:{alertname="InputDrift"}', ["3f1c"], "InputDrift")
     with pytest.raises(LostGate, match="no alias moved") as caught:
         retrain(ws, fresh_window(2), cause, home=home)
-    assert isinstance(caught.value, Failed) and caught.value.exit_code == 1
-    result = caught.value.result
+    return sha, state, lines, caught.value
+
+
+def test_a_candidate_that_loses_the_gate_moves_no_alias(env, lost):
+    home, ws, v1 = env
+    sha, state, lines, error = lost
+    assert isinstance(error, Failed) and error.exit_code == 1
+    result = error.result
     assert not result.gate.passed and result.gate.production_version == v1 and result.gate.holdout_rows == 60
     assert any("regresses" in r or "gain" in r for r in result.gate.reasons), result.gate.reasons
     assert production(home=home) == v1, "production is untouched"
     aliases = registry.client(home).get_registered_model("iris").aliases
     assert result.version not in aliases.values(), "the losing candidate holds no alias"
-    assert retrain_lines(home, lines) == [
+    assert retrain_lines(home, lines)[:5] == [
         ("retrain", "started"),
         ("retrain", "validated"),
         ("retrain", "reproduced"),
         ("retrain", "registered"),
         ("gate", "failed"),
     ]
-    gate_line = audit.read(home=home)[-1]
+    gate_line = audit.read(home=home)[lines + 4]
     assert gate_line.gate == result.gate and gate_line.lineage.cause.group_key == '{}:{alertname="InputDrift"}'
     # the candidate is registered with its lineage: the data commit, the alert that caused it
     tags = registry.client(home).get_model_version("iris", result.version).tags
@@ -92,12 +107,33 @@ def test_a_candidate_that_loses_the_gate_moves_no_alias(env):
     assert tags["retrain.fingerprints"] == "3f1c" and tags["retrain.data_md5"] == state.data_md5
     run = versioning.run_lineage(result.run_id, home=home)["tags"]
     assert run["git.commit"] == sha and run["data.md5"] == state.data_md5 and run["git.dirty"] == "false"
-    assert ws.head() == result.results_commit and ws.git("rev-parse", "HEAD~1") == sha
-    assert versioning.workspace.locked_md5((ws.path / "dvc.lock").read_text(), versioning.DATA) == state.data_md5
-    assert pending_data(ws, home=home) is None
+    assert ws.git("rev-parse", f"{result.results_commit}~1") == sha, "the results are committed on the data commit"
+    lock = ws.git("show", f"{result.results_commit}:dvc.lock")
+    assert versioning.workspace.locked_md5(lock, versioning.DATA) == state.data_md5
 
 
-def test_no_new_data_after_a_code_commit_and_dirty_work_is_refused(env):
+def test_a_shadow_that_disagrees_stops_the_release_before_any_canary(env, lost):
+    """The losing candidate, released anyway by version: its shadow disagrees with production on live traffic."""
+    home, _, v1 = env
+    version = lost[3].result.version
+    backend = LocalBackend(home)
+    lines = len(audit.read(home=home))
+    try:
+        with BackgroundLoad(backend.up(), rps=40, seed=5):
+            with pytest.raises(ReleaseFailed, match="no canary started") as caught:
+                release_after_shadow(version, home=home, policy=ShadowPolicy(min_requests=80), window_s=90)
+    finally:
+        ops.down(home)
+    verdict = caught.value.result.shadow
+    assert not verdict.passed and verdict.requests >= 80 and verdict.agreement < 0.9, verdict.summary()
+    assert production(home=home) == v1 and rollout_state.load(home) is None, "no canary, no alias moved"
+    assert procs.get(SHADOW, home) is None
+    (line,) = audit.read(home=home)[lines:]
+    assert (line.action, line.outcome, line.version) == ("shadow", "failed", version) and line.shadow == verdict
+    assert line.lineage is not None and line.lineage.cause.kind == "alert", "the lineage of the retrain that made it"
+
+
+def test_no_new_data_after_a_code_commit_and_dirty_work_is_refused(env, lost):
     home, ws, v1 = env
     assert pending_data(ws, home=home) is None
     (ws.path / "NOTES.md").write_text("a code commit changes no data\n")
