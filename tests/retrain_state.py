@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_workbench import data, registry, versioning
+from mlops_workbench.registry.candidates import candidate_workspace
 from mlops_workbench.versioning import Workspace
 
 PER_CLASS = 10
@@ -47,14 +48,7 @@ def commit_data(ws: Workspace, frame: pd.DataFrame, message: str) -> str:
 
 def build(path: Path, home: Path, model: str = "iris") -> tuple[Workspace, str]:
     """The workspace with its first month trained, logged, registered and released; (workspace, version)."""
-    ws = versioning.init_workspace(path, home=home, reset=True)
-    data.save_csv(first_month(), ws.path / versioning.DATA)
-    ws.dvc("add", versioning.DATA)
-    ws.commit("Track the first month of data")
-    ws.dvc("push", "--quiet")
-    versioning.write_params(ws)
-    versioning.add_pipeline(ws)
-    ws.commit("Add the pipeline: prepare, train, evaluate")
+    ws = candidate_workspace(path, home, frame=first_month())
     ws.dvc("repro", "--quiet")
     ws.commit("Train on the first month")
     run_id = versioning.log_model_run(ws, experiment="retrain", home=home)

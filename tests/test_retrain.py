@@ -4,8 +4,6 @@ all the way through canary is tests/test_retrain_e2e.py.)"""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from retrain_state import build, commit_data, first_month, fresh_window, mislabelled, production
 
@@ -26,19 +24,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     home = tmp_path_factory.mktemp("retrain-home")
-    saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["WORKBENCH_HOME"] = str(home)
-    try:
-        tracking.up(port=procs.free_port(), home=home, timeout=300)
-        ws, version = build(home / "workspaces" / "07-monitor-retrain", home)
-        yield home, ws, version
-    finally:
-        procs.stop_all(home)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_HOME", str(home))
+        patch.setenv("MLFLOW_TRACKING_URI", "")  # put back as it was afterwards (tracking.use sets it)
+        try:
+            tracking.up(port=procs.free_port(), home=home, timeout=300)
+            ws, version = build(home / "workspaces" / "07-monitor-retrain", home)
+            yield home, ws, version
+        finally:
+            procs.stop_all(home)
 
 
 def versions(home) -> list[str]:

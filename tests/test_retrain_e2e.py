@@ -5,8 +5,6 @@ printing the chain from the alert to the rollout."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from retrain_state import build, commit_data, fresh_window, production
 from typer.testing import CliRunner
@@ -26,25 +24,11 @@ GROUP = '{}:{alertname="InputDrift"}'
 
 
 @pytest.fixture
-def env(tmp_path):
-    home = tmp_path / "home"
-    saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["WORKBENCH_HOME"] = str(home)
-    try:
-        tracking.up(port=procs.free_port(), home=home, timeout=300)
-        yield home
-    finally:
-        for cleanup in (ops.down, tracking.down, procs.stop_all):
-            try:
-                cleanup(home)
-            except Exception:  # noqa: BLE001 - the next step still has to run
-                pass
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert not procs.running(home)
+def env(home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # put back as it was afterwards (tracking.use sets it)
+    tracking.up(port=procs.free_port(), home=home, timeout=300)
+    yield home
+    ops.down(home)
 
 
 def test_a_data_commit_is_retrained_shadowed_and_canaried_to_production_with_its_lineage(env):

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlops_workbench.fielderrors import shown
-from mlops_workbench.rollout.shadow import Shadow
+from mlops_workbench.rollout.shadow import Answer, Copy, Shadow
 from mlops_workbench.serving import auth, openapi, paths, payloads
 
 BUCKETS = (
@@ -267,7 +267,7 @@ class Router:
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": content})
         if scope["path"] in paths.PREDICTION_PATHS:  # after the answer left: the shadow never delays it
-            self.shadow.mirror(scope["method"], target, headers, body, (version, status, content, seconds))
+            self.shadow.mirror(Copy(scope["method"], target, headers, body), Answer(version, status, content, seconds))
 
     async def _forward(
         self, version: str, method: str, target: str, headers: list, body: bytes

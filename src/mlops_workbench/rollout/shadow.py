@@ -26,7 +26,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -44,6 +44,24 @@ URL_PATTERN = rf"^http://(127\.0\.0\.1|localhost|\[::1\]):{_PORT}$"
 """A shadow is a model server on this machine (``http://127.0.0.1:PORT``): the router never mirrors live requests,
 headers included, to another host."""
 VERSION_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class Copy(NamedTuple):
+    """The request the router forwarded, to send again to the shadow."""
+
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class Answer(NamedTuple):
+    """The answer the client got: from which role (``stable``/``canary``), its status and body, how long it took."""
+
+    role: str
+    status: int
+    body: bytes
+    seconds: float
 
 
 class ShadowTarget(BaseModel):
@@ -145,49 +163,35 @@ class Shadow:
         self.target = None
         return self.describe()
 
-    def mirror(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        primary: tuple[str, int, bytes, float],
-    ) -> None:
-        """Send a copy of an answered request to the shadow in the background; ``primary`` is (role, status, body,
-        seconds) of the answer the client got. Returns at once."""
+    def mirror(self, copy: Copy, primary: Answer) -> None:
+        """Send ``copy`` of a request the client got ``primary`` for to the shadow, in the background; returns at
+        once."""
         shadow = self.target
         if shadow is None or self.session is None:
             return
         if len(self.pending) >= MAX_IN_FLIGHT:
             self.dropped.labels(SHADOW, shadow.version).inc()
             return
-        task = asyncio.get_running_loop().create_task(self._send(shadow, method, target, headers, body, primary))
+        task = asyncio.get_running_loop().create_task(self._send(shadow, copy, primary))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
-    async def _send(
-        self,
-        shadow: ShadowTarget,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        primary: tuple[str, int, bytes, float],
-    ) -> None:
+    async def _send(self, shadow: ShadowTarget, copy: Copy, primary: Answer) -> None:
         assert self.session is not None
-        role, status, content, seconds = primary
         start, answer, got, kind = time.perf_counter(), b"", 0, ""
+        headers = [*copy.headers, (paths.SHADOW_HEADER, shadow.version)]
         try:
-            copy = [*headers, (paths.SHADOW_HEADER, shadow.version)]
-            async with self.session.request(method, shadow.url + target, headers=copy, data=body) as resp:
+            async with self.session.request(
+                copy.method, shadow.url + copy.target, headers=headers, data=copy.body
+            ) as resp:
                 answer, got = await resp.read(), resp.status
         except TimeoutError:
             kind = "timeout"
         except (aiohttp.ClientError, OSError, ValueError):
             kind = "no-answer"
-        outcome, found = compare(status, content, got, answer)
+        outcome, found = compare(primary.status, primary.body, got, answer)
         self.duration.labels(SHADOW, shadow.version).observe(time.perf_counter() - start)
-        self.duration.labels(role, shadow.version).observe(seconds)
+        self.duration.labels(primary.role, shadow.version).observe(primary.seconds)
         self.requests.labels(SHADOW, shadow.version, outcome).inc()
         if kind or found:
             self.errors.labels(SHADOW, shadow.version, kind or found).inc()
