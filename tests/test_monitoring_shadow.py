@@ -8,7 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from mlops_workbench.monitoring.shadow import ShadowPolicy, ShadowStats, read_stats, shadow_verdict, since
-from mlops_workbench.rollout.shadow import Shadow, compare, parse_target
+from mlops_workbench.rollout.shadow import Shadow, compare
+from mlops_workbench.serving.admin import parse_target
 
 
 def body(*labels: str) -> bytes:

@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict
 from mlops_workbench import paramspec, settings
 from mlops_workbench.errors import Failed
 from mlops_workbench.monitoring.retrain import RetrainResult
-from mlops_workbench.monitoring.shadow import ShadowPolicy, ShadowVerdict, read_stats, shadow_verdict, watch
+from mlops_workbench.monitoring.shadow import read_stats, shadow_verdict, watch
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome, Lineage
+from mlops_workbench.registry.verdicts import ShadowPolicy, ShadowVerdict
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
 from mlops_workbench.rollout.policy import Policy

@@ -8,19 +8,23 @@ few shadow errors, and a p99 latency not much worse than the primary's for the s
 is a failed verdict, never a pass: missing data never promotes. :func:`watch` waits until a window holds enough
 mirrored requests, or its time is up.
 
-This module imports only pydantic: the audit log's records hold a :class:`ShadowVerdict`.
+The verdict and its policy are records of the registry layer
+(:mod:`mlops_workbench.registry.verdicts`): the audit log holds them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SHADOW = "shadow"  # the version label of the router's shadow series (rollout.shadow.SHADOW)
-OUTCOMES = ("agree", "disagree", "error", "unmatched")
+from mlops_workbench.registry.verdicts import ShadowPolicy, ShadowVerdict
+from mlops_workbench.rollout.shadow import SHADOW, Outcome
+
+__all__ = ["ShadowPolicy", "ShadowStats", "ShadowVerdict", "read_stats", "shadow_verdict", "since", "watch"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 POLL = 0.25
 
 
@@ -28,19 +32,6 @@ class MetricsReader(Protocol):
     """What :func:`watch` reads: a router's ``/metrics`` text (a ``RouterClient``)."""
 
     def metrics(self) -> str: ...
-
-
-class ShadowPolicy(BaseModel):
-    """What a shadow must show before its version may go on to a canary."""
-
-    model_config = ConfigDict(extra="forbid")
-    min_requests: int = Field(100, ge=1, description="mirrored requests needed before judging")
-    min_agreement: float = Field(0.95, ge=0, le=1, description="share of compared answers equal to the primary's")
-    max_error_rate: float = Field(0.01, ge=0, le=1, description="share of mirrored requests the shadow failed")
-    max_latency_ratio: float = Field(2.0, gt=0, description="shadow p99 over the primary's p99, at most")
-    latency_floor_ms: float = Field(
-        10.0, ge=0, description="latencies below this count as this much, so millisecond noise fails nothing"
-    )
 
 
 class ShadowStats(BaseModel):
@@ -56,38 +47,6 @@ class ShadowStats(BaseModel):
     @property
     def mirrored(self) -> int:
         return int(sum(self.outcomes.values()))
-
-
-class ShadowVerdict(BaseModel):
-    """The judgement of a shadow (stored in the audit log with the ``shadow`` step)."""
-
-    model_config = ConfigDict(extra="forbid")
-    passed: bool
-    model_version: str
-    requests: int
-    compared: int
-    agreement: float | None
-    error_rate: float | None
-    shadow_p99_ms: float | None
-    primary_p99_ms: float | None
-    latency_ratio: float | None
-    reasons: list[str] = Field(description="why it failed (empty when it passed)")
-    policy: ShadowPolicy
-
-    def summary(self) -> str:
-        verdict = "PASSED" if self.passed else "FAILED"
-        parts = [f"{self.requests} mirrored requests"]
-        if self.agreement is not None:
-            parts.append(f"agreement {self.agreement:.1%} (min {self.policy.min_agreement:.0%})")
-        if self.error_rate is not None:
-            parts.append(f"errors {self.error_rate:.1%} (max {self.policy.max_error_rate:.0%})")
-        if self.latency_ratio is not None:
-            parts.append(
-                f"p99 {self.shadow_p99_ms:.1f} ms vs {self.primary_p99_ms:.1f} ms "
-                f"(ratio {self.latency_ratio:.2f}, max {self.policy.max_latency_ratio:g})"
-            )
-        tail = f": {'; '.join(self.reasons)}" if self.reasons else ""
-        return f"shadow {verdict} for version {self.model_version} ({', '.join(parts)}){tail}"
 
 
 def read_stats(text: str, model_version: str) -> ShadowStats:

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mlops_workbench import settings
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
-from mlops_workbench.monitoring.shadow import ShadowVerdict
 from mlops_workbench.records import Record, append_line, problems
 from mlops_workbench.registry.gate import GateResult
+from mlops_workbench.registry.verdicts import ShadowVerdict
 
 LOCK_TIMEOUT = 60.0
 

@@ -30,20 +30,14 @@ from typing import Any, Literal, NamedTuple
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlops_workbench.records import problems
 from mlops_workbench.serving import paths
+from mlops_workbench.serving.admin import ShadowTarget, parse_target
 
 SHADOW = "shadow"
 """The ``version`` label of every shadow series."""
 MAX_IN_FLIGHT = 64
 Outcome = Literal["agree", "disagree", "error", "unmatched"]
-_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
-URL_PATTERN = rf"^http://(127\.0\.0\.1|localhost|\[::1\]):{_PORT}$"
-"""A shadow is a model server on this machine (``http://127.0.0.1:PORT``): the router never mirrors live requests,
-headers included, to another host."""
-VERSION_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
 
 class Copy(NamedTuple):
@@ -62,24 +56,6 @@ class Answer(NamedTuple):
     status: int
     body: bytes
     seconds: float
-
-
-class ShadowTarget(BaseModel):
-    """The body of ``PUT /admin/shadow``: where the shadow listens and which model version it serves."""
-
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(pattern=URL_PATTERN, description="the shadow model server, http://127.0.0.1:PORT")
-    version: str = Field(pattern=VERSION_PATTERN, description="the model version it serves (the metrics' label)")
-
-
-def parse_target(data: Any) -> ShadowTarget:
-    """``data`` (a parsed JSON body) as a :class:`ShadowTarget`; ValueError naming every bad field."""
-    if not isinstance(data, dict):
-        raise ValueError('send a JSON object like {"url": "http://127.0.0.1:8123", "version": "7"}')
-    try:
-        return ShadowTarget.model_validate(data)
-    except ValidationError as err:
-        raise ValueError(f"not a shadow upstream: {problems(err, ShadowTarget)}") from None
 
 
 def _predictions(body: bytes) -> list[str] | None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_workbench.serving import paths, payloads
+from mlops_workbench.serving.admin import URL_PATTERN, VERSION_PATTERN
 
 JSON = "application/json"
 METRICS_MEDIA = "text/plain"
@@ -212,10 +213,8 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _shadow_endpoint(admin: list[dict[str, Any]]) -> dict[str, Any]:
-    """``/admin/shadow``: read, set or clear the shadow upstream (patterns as :mod:`mlops_workbench.rollout.shadow`
-    checks them)."""
-    from mlops_workbench.rollout.shadow import URL_PATTERN, VERSION_PATTERN
-
+    """``/admin/shadow``: read, set or clear the shadow upstream (the patterns :mod:`mlops_workbench.serving.admin`
+    checks)."""
     target = {
         "type": "object",
         "required": ["url", "version"],
