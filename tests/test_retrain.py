@@ -4,18 +4,19 @@ all the way through canary is tests/test_retrain_e2e.py.)"""
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 from retrain_state import build, commit_data, first_month, fresh_window, mislabelled, production
 
-from mlops_workbench import procs, registry, tracking, versioning
-from mlops_workbench.errors import Failed, InputError
+from mlops_workbench import data, procs, registry, tracking, train, versioning
+from mlops_workbench.errors import Failed, InputError, RegistryError
 from mlops_workbench.monitoring.release import ReleaseFailed, release_after_shadow
 from mlops_workbench.monitoring.retrain import DataRejected, LostGate, alert_cause, pending_data, retrain
 from mlops_workbench.monitoring.shadow import ShadowPolicy
-from mlops_workbench.registry import audit
+from mlops_workbench.registry import audit, integrity
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout import state as rollout_state
-from mlops_workbench.rollout.backends.local import SHADOW, LocalBackend
+from mlops_workbench.rollout.backends.local import ROUTER, SHADOW, LocalBackend
 from mlops_workbench.rollout.load import BackgroundLoad
 
 pytestmark = pytest.mark.slow
@@ -106,10 +107,24 @@ def test_a_candidate_that_loses_the_gate_moves_no_alias(env, lost):
     assert versioning.workspace.locked_md5(lock, versioning.DATA) == state.data_md5
 
 
-def test_a_shadow_that_disagrees_stops_the_release_before_any_canary(env, lost):
-    """The losing candidate, released anyway by version: its shadow disagrees with production on live traffic."""
+def test_a_version_that_lost_its_gate_is_not_released(env, lost):
     home, _, v1 = env
-    version = lost[3].result.version
+    lines = len(audit.read(home=home))
+    with pytest.raises(RegistryError, match="lost the gate on its fresh window"):
+        release_after_shadow(lost[3].result.version, home=home)
+    assert len(audit.read(home=home)) == lines and procs.get(ROUTER, home) is None, "nothing started"
+    assert production(home=home) == v1
+
+
+def test_a_shadow_that_disagrees_stops_the_release_before_any_canary(env):
+    """A version registered without a retrain (so without its gate), trained on wrong labels: its shadow disagrees
+    with production on live traffic."""
+    home, _, v1 = env
+    tracking.use(home)
+    mlflow.set_experiment("retrain")
+    with mlflow.start_run(run_name="mislabelled"):
+        frame = mislabelled()
+        version = integrity.log_registered(train.train(frame, {}), frame[data.FEATURES].head(5), "iris")
     backend = LocalBackend(home)
     lines = len(audit.read(home=home))
     try:
@@ -124,7 +139,6 @@ def test_a_shadow_that_disagrees_stops_the_release_before_any_canary(env, lost):
     assert procs.get(SHADOW, home) is None
     (line,) = audit.read(home=home)[lines:]
     assert (line.action, line.outcome, line.version) == ("shadow", "failed", version) and line.shadow == verdict
-    assert line.lineage is not None and line.lineage.cause.kind == "alert", "the lineage of the retrain that made it"
 
 
 def test_no_new_data_after_a_code_commit_and_dirty_work_is_refused(env, lost):

@@ -7,11 +7,12 @@ import pytest
 
 from mlops_workbench.errors import InputError
 from mlops_workbench.monitoring.chain import build_chain, format_chain
-from mlops_workbench.monitoring.release import registered_lineage
+from mlops_workbench.monitoring.release import retrain_record
 from mlops_workbench.monitoring.retrain import (
     DATA_COMMIT,
     DataState,
     alert_cause,
+    cause_of,
     is_new_data,
     last_retrain,
     retrain_tags,
@@ -177,7 +178,35 @@ def test_a_version_no_retrain_made_says_so_and_shows_the_run_lineage():
     ]
 
 
-def test_the_registered_lineage_of_a_version_is_found_in_the_audit_log():
-    found = registered_lineage(chain_entries(), "iris", "5")
+def test_the_retrain_record_of_a_version_is_found_in_the_audit_log():
+    found, gate = retrain_record(chain_entries(), "iris", "5")
     assert found is not None and found.run_id == "r" * 32 and found.cause == ALERT
-    assert registered_lineage(chain_entries(), "iris", "3") is None
+    assert gate == GATE, "the gate line's verdict on the fresh window"
+    assert retrain_record(chain_entries(), "iris", "3") == (None, None)
+
+
+def test_an_alertmanager_notification_is_the_cause_of_its_retrain():
+    from mlops_workbench.monitoring.webhook import Notification
+
+    alert = {
+        "labels": {"alertname": "InputDrift"},
+        "startsAt": "2026-01-01T00:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+    }
+    notification = Notification.model_validate(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="InputDrift"}',
+            "status": "firing",
+            "receiver": "workbench",
+            "groupLabels": {"alertname": "InputDrift"},
+            "commonLabels": {"alertname": "InputDrift", "severity": "page"},
+            "externalURL": "http://127.0.0.1:9093",
+            "alerts": [
+                {**alert, "status": "firing", "fingerprint": "9ab2"},
+                {**alert, "status": "firing", "fingerprint": "3f1c"},
+                {**alert, "status": "resolved", "fingerprint": "0000"},
+            ],
+        }
+    )
+    assert cause_of(notification) == ALERT, "the firing fingerprints, sorted, and the alert's name"

@@ -21,11 +21,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mlops_workbench import paramspec, settings
-from mlops_workbench.errors import Failed
+from mlops_workbench.errors import Failed, RegistryError
 from mlops_workbench.monitoring.retrain import RetrainResult
 from mlops_workbench.monitoring.shadow import read_stats, shadow_verdict, watch
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome, Lineage
+from mlops_workbench.registry.gate import GateResult
 from mlops_workbench.registry.verdicts import ShadowPolicy, ShadowVerdict
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
@@ -67,13 +68,36 @@ class ReleaseFailed(Failed):
         self.result = result
 
 
-def registered_lineage(entries: list[AuditEntry], model: str, version: str) -> Lineage | None:
-    """The lineage of the retrain that registered ``version`` of ``model`` (pure; None when no retrain did)."""
-    for e in reversed(entries):
-        if e.action == AuditAction.RETRAIN and e.outcome == AuditOutcome.REGISTERED:
-            if e.model == model and e.version == str(version):
-                return e.lineage
-    return None
+def retrain_record(entries: list[AuditEntry], model: str, version: str) -> tuple[Lineage | None, GateResult | None]:
+    """The lineage of the retrain that registered ``version`` of ``model`` and its gate's verdict on the fresh
+    window (pure; None for what no retrain recorded)."""
+    lineage, gate = None, None
+    for e in entries:
+        if e.model == model and e.version == str(version):
+            if e.action == AuditAction.RETRAIN and e.outcome == AuditOutcome.REGISTERED:
+                lineage = e.lineage
+            elif e.action == AuditAction.GATE and e.gate is not None:
+                gate = e.gate
+    return lineage, gate
+
+
+def _candidate(
+    candidate: RetrainResult | str, model_name: str | None, home: Path
+) -> tuple[str, str, GateResult | None, Lineage | None]:
+    """(model, version, the retrain's gate verdict, its lineage); RegistryError for a version that lost its gate."""
+    gate: GateResult | None
+    lineage: Lineage | None
+    if isinstance(candidate, RetrainResult):
+        model, version, gate, lineage = candidate.model, candidate.version, candidate.gate, candidate.lineage
+    else:
+        model, version = model_name or paramspec.model_name(), str(candidate)
+        lineage, gate = retrain_record(audit.read(home=home), model, version)
+    if gate is not None and not gate.passed:
+        raise RegistryError(
+            f"Version {version} of '{model}' lost the gate on its fresh window ({gate.summary()}): it is not "
+            "released, nothing changed. Retrain on better data, or release a version that passed."
+        )
+    return model, version, gate, lineage
 
 
 def release_after_shadow(
@@ -91,17 +115,14 @@ def release_after_shadow(
     """Shadow ``candidate`` (a retrain's result, or a registered version), judge it, then canary it to production.
 
     Waits for ``requests`` mirrored requests (default: the policy's ``min_requests``) or ``window_s`` seconds of
-    live traffic. Raises :class:`ReleaseFailed` when the shadow fails or the canary does not promote.
+    live traffic. A version a retrain registered is promoted on that retrain's gate verdict (a fresh window), and
+    refused (RegistryError) when it lost it. Raises :class:`ReleaseFailed` when the shadow fails or the canary does
+    not promote.
     """
     home = home or settings.home()
     say = say or (lambda _text: None)
     policy = policy or ShadowPolicy()
-    lineage: Lineage | None
-    if isinstance(candidate, RetrainResult):
-        model, version, gate, lineage = candidate.model, candidate.version, candidate.gate, candidate.lineage
-    else:
-        model, version, gate = model_name or paramspec.model_name(), str(candidate), None
-        lineage = registered_lineage(audit.read(home=home), model, version)
+    model, version, gate, lineage = _candidate(candidate, model_name, home)
     plan = rollout_policy if isinstance(rollout_policy, Policy) else load_policy(rollout_policy)
 
     def log(action: AuditAction, outcome: AuditOutcome, **fields: Any) -> None:

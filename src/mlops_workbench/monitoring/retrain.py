@@ -14,10 +14,10 @@ DVC-tracked file. :func:`retrain`, under a lock per model so an alert and a comm
 5. judges it against production with the registry's gate on the window it was given; a candidate that loses raises
    :class:`LostGate`.
 
-No alias moves here in any case: releasing a version that passed is :mod:`mlops_workbench.monitoring.release`'s
-job. Every step is one line of the registry audit log carrying the attempt's
-:class:`~mlops_workbench.registry.audit.Lineage`. :func:`pending_data` tells a commit hook or a poller whether the
-workspace holds data no retrain has finished with yet.
+No alias moves here: releasing a version that passed is :mod:`mlops_workbench.monitoring.release`'s job. Every step
+is one audit line carrying the attempt's :class:`~mlops_workbench.registry.audit.Lineage`. :func:`pending_data` tells
+a commit hook or a poller whether the workspace holds data no retrain has finished with; :func:`on_alert` makes the
+webhook receiver's ``on_firing`` action.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -48,6 +48,9 @@ from mlops_workbench.versioning.workspace import (
     open_workspace,
 )
 
+if TYPE_CHECKING:  # the receiver's web stack loads where it runs, not with every retrain
+    from mlops_workbench.monitoring.webhook import Notification
+
 LOCK_TIMEOUT = 900.0  # a retrain (dvc repro, logging, gate) can take minutes on a busy machine
 FINISHED = (AuditOutcome.REGISTERED, AuditOutcome.REJECTED)
 """Retrain outcomes after which the attempt's data counts as seen (a crash half-way leaves it pending)."""
@@ -69,14 +72,10 @@ class LostGate(Failed):
     def __init__(self, result: RetrainResult) -> None:
         super().__init__(
             f"{result.gate.summary()}. Version {result.version} stays registered with its lineage, but no alias "
-            f"moved: production is still {_production(result.gate)}. Fix the data (or the pipeline), commit and "
-            "retrain."
+            f"moved: production is still {result.gate.production_version or 'unset'}. Fix the data (or the "
+            "pipeline), commit and retrain."
         )
         self.result = result
-
-
-def _production(gate: GateResult) -> str:
-    return f"version {gate.production_version}" if gate.production_version else "unset"
 
 
 class DataState(BaseModel):
@@ -113,6 +112,20 @@ class RetrainResult(BaseModel):
 def alert_cause(group_key: str, fingerprints: list[str] | tuple[str, ...] = (), alertname: str | None = None) -> Cause:
     """The cause of a retrain an alert group started (Alertmanager's ``groupKey`` and its alerts' fingerprints)."""
     return Cause(kind="alert", group_key=group_key, fingerprints=list(fingerprints), alertname=alertname)
+
+
+def cause_of(notification: Notification) -> Cause:
+    """The cause of a retrain a webhook notification starts: its group, firing fingerprints and ``alertname``."""
+    return alert_cause(notification.group_key, notification.firing, notification.common_labels.get("alertname"))
+
+
+def on_alert(
+    workspace: Workspace | Path | str, evaluation: Window, **options: Any
+) -> Callable[[Notification], RetrainResult]:
+    """An ``on_firing`` action for the webhook receiver (:class:`~mlops_workbench.monitoring.webhook.Receiver`):
+    each newly firing alert group retrains ``workspace`` with the group as its cause (``options``: those of
+    :func:`retrain`). Pass a function as ``evaluation`` to fetch a fresh labelled window for each retrain."""
+    return lambda notification: retrain(workspace, evaluation, cause_of(notification), **options)
 
 
 def data_state(ws: Workspace, data: str = DATA, rev: str = "HEAD") -> DataState:
