@@ -6,7 +6,7 @@ patterns, and :class:`~mlops_workbench.serving.client.RouterClient` sends it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,6 +17,13 @@ URL_PATTERN = rf"^http://(127\.0\.0\.1|localhost|\[::1\]):{_PORT}$"
 """A shadow is a model server on this machine (``http://127.0.0.1:PORT``): the router never mirrors live requests,
 headers included, to another host."""
 VERSION_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class ShadowUpstream(TypedDict):
+    """The shadow upstream as the admin API answers it (``{"shadow": ...}``)."""
+
+    url: str
+    version: str
 
 
 class ShadowTarget(BaseModel):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.serving import auth, paths
+from mlops_workbench.serving.admin import ShadowUpstream
 from mlops_workbench.serving.faults import Faults
 
 if TYPE_CHECKING:  # httpx is imported with the first request: importing this module stays cheap
@@ -55,13 +56,6 @@ class Weights(TypedDict):
     canary: float
     stable: float
     upstreams: dict[str, str | None]
-
-
-class ShadowUpstream(TypedDict):
-    """The router's shadow upstream: the model server that gets a mirrored copy of each prediction request."""
-
-    url: str
-    version: str
 
 
 class Unreachable(ServiceError):
@@ -286,17 +280,15 @@ class RouterClient(_Client):
 
     def shadow(self) -> ShadowUpstream | None:
         """The shadow upstream now (None when requests are not mirrored)."""
-        answer: ShadowUpstream | None = self._call("GET", paths.SHADOW, admin=True, timeout=3.0)["shadow"]
-        return answer
+        shadow: ShadowUpstream | None = self._call("GET", paths.SHADOW, admin=True, timeout=3.0)["shadow"]
+        return shadow
 
     def set_shadow(self, url: str, version: str) -> ShadowUpstream:
-        """Mirror a copy of every prediction request to the model server at ``url`` (``http://127.0.0.1:PORT``),
-        which serves model version ``version``; its answers are discarded and compared. A bad value raises
-        InputError naming the field."""
-        answer: ShadowUpstream = self._call(
-            "PUT", paths.SHADOW, admin=True, json={"url": url, "version": str(version)}, timeout=3.0
-        )["shadow"]
-        return answer
+        """Mirror a copy of each prediction request to the model server at ``url`` (``http://127.0.0.1:PORT``)
+        serving ``version``; its answers are compared and discarded. A bad value raises InputError naming it."""
+        body = {"url": url, "version": str(version)}
+        shadow: ShadowUpstream = self._call("PUT", paths.SHADOW, admin=True, json=body, timeout=3.0)["shadow"]
+        return shadow
 
     def clear_shadow(self) -> None:
         """Stop mirroring requests (a no-op when no shadow is set)."""
