@@ -50,10 +50,12 @@ test: setup lint
 	$(VENV)/bin/pytest -m "not serial"
 	$(VENV)/bin/pytest -m serial -n0
 
-# ruff's rule set and format live in pyproject.toml: a new finding fails `make test`, and so CI.
+# ruff's rule set and format, and mypy's strict settings (files = src/), live in pyproject.toml:
+# a new finding fails `make test`, and so CI.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # JupyterLab on your own copies of notebooks/ in .workbench/notebooks/ (made once, never overwritten; a newer
 # release comes as NN-slug.new.ipynb), so the checkout stays clean; your lab files are in .workbench/workspaces/.

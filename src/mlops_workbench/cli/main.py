@@ -12,6 +12,8 @@ through this CLI too (``python -m mlops_workbench.cli.main serve ...``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -36,6 +38,9 @@ from mlops_workbench.cli import (
 )
 from mlops_workbench.errors import Failed, WorkbenchError
 
+if TYPE_CHECKING:  # typer ships its own copy of click; TyperGroup.invoke is typed with that copy's Context
+    from typer._click import Context
+
 
 def report(exc: WorkbenchError) -> int:
     """Print what went wrong on stderr and return the exit code of ``exc``: an error is one red ``error:`` line; a
@@ -52,7 +57,7 @@ def report(exc: WorkbenchError) -> int:
 class WorkbenchGroup(TyperGroup):
     """The root command group: turns a :class:`WorkbenchError` into its message and exit code."""
 
-    def invoke(self, ctx):  # noqa: ANN001 (click's signature)
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except WorkbenchError as exc:

@@ -52,7 +52,7 @@ def check(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "(or `npm ci` there) with Node.js 20+."
         )
     out = tools.run([node, str(schema_dir() / "validate.mjs")], input=json.dumps(objs), timeout=120)
-    results = json.loads(out)
+    results: list[dict[str, Any]] = json.loads(out)
     for r in results:
         r["unknown"] = [p for p in r["unknown"] if not p.startswith(FREE_FORM)]
         seen, unique = set(), []

@@ -40,7 +40,8 @@ def log_candidate(
         mlflow.log_params(params.model_dump())
         mlflow.log_metrics({"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
         tracking.log_sklearn_model(model, train_df[data.FEATURES].head(5), name=artifact_path)
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 def candidate_workspace(path: Path | str, home: Path | None = None, frame: Any = None) -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ class ModelServer:
                 serving = getattr(getattr(self, "model", None), "version", None)
                 audit.append(
                     audit.AuditEntry(
-                        action=action,
+                        action=audit.AuditAction(action),
                         model=ref.name,
                         version=ref.version,
                         uri=self.uri,
@@ -145,7 +146,7 @@ def create_app(
     server = ModelServer(model_uri, name, faults)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if watch_interval:
             server.watch(watch_interval)
         yield
@@ -155,7 +156,7 @@ def create_app(
     app.state.server = server
     app.add_middleware(PredictionEndpoints, server=server)  # /predict, /invocations
     admin = [Depends(_admin_guard(token))]
-    admin_errors = {401: openapi.error("The bearer token is missing or wrong.")}
+    admin_errors: dict[int | str, dict[str, Any]] = {401: openapi.error("The bearer token is missing or wrong.")}
 
     @app.get(paths.HEALTH, responses={200: _doc_json({"status": "ok", "version": "1"})})
     async def health() -> Response:
