@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from mlops_workbench import paramspec, settings
 from mlops_workbench.rollout import state as st
@@ -22,18 +22,23 @@ from mlops_workbench.rollout.events import EventLog
 from mlops_workbench.rollout.policy import Policy
 from mlops_workbench.serving.faults import Faults
 
+if TYPE_CHECKING:
+    from mlops_workbench.registry.gate import GateResult
 
-def registry_promoter(home: Path, model_name: str | None = None, gate: Any = None) -> Callable[[str, str], Any]:
+
+def registry_promoter(
+    home: Path, model_name: str | None = None, gate: GateResult | None = None
+) -> Callable[[str, str], Any]:
     """Promote through the registry code (alias move + approval tags + audit log).
 
-    ``gate`` is a passed ``GateResult`` the production step relies on instead of running the gate on the fixed
+    ``gate`` is a passed gate result the production step relies on instead of running the gate on the fixed
     held-out set again (a retrained candidate's verdict on a fresh window)."""
     model_name = model_name or paramspec.model_name()
 
     def promote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
 
-        extra = {} if gate is None else {"gate_result": gate}
+        extra: dict[str, Any] = {} if gate is None else {"gate_result": gate}
         return registry.release(
             model_name, version, approver="rollout-controller", reason=f"canary rollout: {reason}", home=home, **extra
         )
