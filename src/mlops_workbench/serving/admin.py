@@ -1,7 +1,6 @@
-"""The bodies of the router's admin API that are more than a number: the shadow upstream.
-
-The router checks a ``PUT /admin/shadow`` body with :func:`parse_target`, its OpenAPI document publishes the same
-patterns, and :class:`~mlops_workbench.serving.client.RouterClient` sends it.
+"""The router's admin API: what it answers (:class:`Weights`, :class:`ShadowUpstream`) and the shadow upstream's
+body, which the router checks with :func:`parse_target`, its OpenAPI document publishes with the same patterns, and
+:class:`~mlops_workbench.serving.client.RouterClient` sends.
 """
 
 from __future__ import annotations
@@ -17,6 +16,14 @@ URL_PATTERN = rf"^http://(127\.0\.0\.1|localhost|\[::1\]):{_PORT}$"
 """A shadow is a model server on this machine (``http://127.0.0.1:PORT``): the router never mirrors live requests,
 headers included, to another host."""
 VERSION_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class Weights(TypedDict):
+    """The router's split in percent, and the upstream URL of each role."""
+
+    canary: float
+    stable: float
+    upstreams: dict[str, str | None]
 
 
 class ShadowUpstream(TypedDict):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.serving import auth, paths
-from mlops_workbench.serving.admin import ShadowUpstream
+from mlops_workbench.serving.admin import ShadowUpstream, Weights
 from mlops_workbench.serving.faults import Faults
 
 if TYPE_CHECKING:  # httpx is imported with the first request: importing this module stays cheap
@@ -48,14 +48,6 @@ class Reloaded(TypedDict):
     reloaded: bool
     version: str
     previous_version: str
-
-
-class Weights(TypedDict):
-    """The router's split in percent, and the upstream URL of each role."""
-
-    canary: float
-    stable: float
-    upstreams: dict[str, str | None]
 
 
 class Unreachable(ServiceError):
