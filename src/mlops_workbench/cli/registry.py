@@ -1,4 +1,5 @@
-"""``workbench registry``: list versions, run the gate, promote, roll back, read the audit log."""
+"""``workbench registry``: list versions, run the gate, promote, roll back, read the audit log and a version's
+lineage chain."""
 
 from __future__ import annotations
 
@@ -103,3 +104,13 @@ def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> Non
             )
         )
     console.print(table)
+
+
+@app.command()
+def lineage(version: str, name: str | None = NameOption) -> None:
+    """The lineage chain of VERSION: cause (alert or data commit), data commit, run, and every audit step
+    (retrain, gate, shadow, canary, promotions)."""
+    from mlops_workbench.monitoring.chain import format_chain, lineage_chain
+
+    for line in format_chain(lineage_chain(version, _name(name))):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

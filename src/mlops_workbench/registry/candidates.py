@@ -44,16 +44,16 @@ def log_candidate(
     return run_id
 
 
-def candidate_workspace(path: Path | str, home: Path | None = None) -> Any:
+def candidate_workspace(path: Path | str, home: Path | None = None, frame: Any = None) -> Any:
     """A git + DVC workspace (as in lab 02) for candidates whose runs carry full lineage.
 
-    Iris tracked by DVC and pushed, params.yaml and the prepare -> train -> evaluate pipeline committed; rebuilt
-    from empty each call.
+    ``frame`` (default: all of Iris) tracked by DVC and pushed, params.yaml and the prepare -> train -> evaluate
+    pipeline committed; rebuilt from empty each call.
     """
     from mlops_workbench import versioning
 
     ws = versioning.init_workspace(path, home=home, reset=True)
-    data.save_csv(data.load_iris_frame(), ws.path / versioning.DATA)
+    data.save_csv(data.load_iris_frame() if frame is None else frame, ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     ws.commit("Track the Iris data with DVC")
     ws.dvc("push", "--quiet")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.serving import auth, paths
+from mlops_workbench.serving.admin import ShadowUpstream, Weights
 from mlops_workbench.serving.faults import Faults
 
 if TYPE_CHECKING:  # httpx is imported with the first request: importing this module stays cheap
@@ -47,14 +48,6 @@ class Reloaded(TypedDict):
     reloaded: bool
     version: str
     previous_version: str
-
-
-class Weights(TypedDict):
-    """The router's split in percent, and the upstream URL of each role."""
-
-    canary: float
-    stable: float
-    upstreams: dict[str, str | None]
 
 
 class Unreachable(ServiceError):
@@ -266,8 +259,8 @@ class ModelServerClient(_Client):
 
 
 class RouterClient(_Client):
-    """A ``workbench router`` process: its weights (admin API), its own metrics, and prediction traffic, which
-    it forwards to stable or canary."""
+    """A ``workbench router`` process: its weights and shadow upstream (admin API), its own metrics, and
+    prediction traffic, which it forwards to stable or canary (and mirrors to the shadow)."""
 
     what = "router"
 
@@ -282,6 +275,22 @@ class RouterClient(_Client):
     def set_weight(self, canary: float) -> float:
         """Send ``canary`` percent of traffic to the canary; a bad value raises InputError with the reason."""
         return float(self._call("PUT", paths.WEIGHTS, admin=True, json={"canary": canary}, timeout=3.0)["canary"])
+
+    def shadow(self) -> ShadowUpstream | None:
+        """The shadow upstream now (None when requests are not mirrored)."""
+        shadow: ShadowUpstream | None = self._call("GET", paths.SHADOW, admin=True, timeout=3.0)["shadow"]
+        return shadow
+
+    def set_shadow(self, url: str, version: str) -> ShadowUpstream:
+        """Mirror a copy of each prediction request to the model server at ``url`` (``http://127.0.0.1:PORT``)
+        serving ``version``; its answers are compared and discarded. A bad value raises InputError naming it."""
+        body = {"url": url, "version": str(version)}
+        shadow: ShadowUpstream = self._call("PUT", paths.SHADOW, admin=True, json=body, timeout=3.0)["shadow"]
+        return shadow
+
+    def clear_shadow(self) -> None:
+        """Stop mirroring requests (a no-op when no shadow is set)."""
+        self._call("DELETE", paths.SHADOW, admin=True, timeout=3.0)
 
 
 def _error_text(resp: httpx.Response) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_workbench.serving import paths, payloads
+from mlops_workbench.serving.admin import URL_PATTERN, VERSION_PATTERN
 
 JSON = "application/json"
 METRICS_MEDIA = "text/plain"
@@ -191,6 +192,7 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
             },
         },
     }
+    endpoints[paths.SHADOW] = _shadow_endpoint(admin)
     forwarded = {path: (upstream or {}).get("paths", {}).get(path) for path in FORWARDED}
     loose = {"description": "Forwarded to the stable or canary model server.", "content": {JSON: {"schema": {}}}}
     for path, method in FORWARDED.items():
@@ -207,6 +209,41 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
             "securitySchemes": BEARER,
             **({"schemas": upstream["components"].get("schemas", {})} if upstream and "components" in upstream else {}),
         },
+    }
+
+
+def _shadow_endpoint(admin: list[dict[str, Any]]) -> dict[str, Any]:
+    """``/admin/shadow``: read, set or clear the shadow upstream (the patterns :mod:`mlops_workbench.serving.admin`
+    checks)."""
+    target = {
+        "type": "object",
+        "required": ["url", "version"],
+        "properties": {
+            "url": {"type": "string", "pattern": URL_PATTERN},
+            "version": {"type": "string", "pattern": VERSION_PATTERN},
+        },
+        "additionalProperties": False,
+    }
+    state = {
+        "type": "object",
+        "required": ["shadow"],
+        "properties": {"shadow": {"anyOf": [target, {"type": "null"}]}},
+    }
+    answer = {"200": json_answer("The shadow upstream now (null: none).", state), **UNAUTHORIZED}
+    return {
+        "get": {"summary": "The shadow upstream.", "security": admin, "responses": answer},
+        "put": {
+            "summary": "Mirror a copy of every prediction request to this model server (answers discarded).",
+            "security": admin,
+            "requestBody": {"required": True, "content": {JSON: {"schema": target}}},
+            "responses": {
+                **answer,
+                "400": error("The body is not a shadow upstream; the message names each bad field."),
+                "413": error("The body is too large."),
+                "415": error("Not JSON."),
+            },
+        },
+        "delete": {"summary": "Stop mirroring.", "security": admin, "responses": answer},
     }
 
 
