@@ -303,20 +303,40 @@ def model_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy")]
 
 
-def log_sklearn_model(model, example, name: str = "model"):
+def log_sklearn_model(
+    model: Any,
+    example: Any,
+    name: str = "model",
+    *,
+    training: Any = None,
+    holdout: Any = None,
+    data_hash: str | None = None,
+) -> Any:
     """Log a fitted scikit-learn model to the active run, the one way every stage does it.
 
     Records the signature and an input example from ``example`` (a few feature
     rows), pins the requirements explicitly (no slow inference), and trusts the
-    tree types MLflow's skops serialisation needs for forests. Registering a
-    version is the registry's part (``registry.integrity.log_registered``, which
-    also records the digest).
+    tree types MLflow's skops serialisation needs for forests. Given ``training``
+    (the rows the model was fitted on, features and label), it also saves their
+    reference statistics beside the model (``reference/<name>.json``, see
+    :mod:`mlops_workbench.monitoring.reference`): what drift is measured against,
+    tied to ``data_hash`` (the DVC md5 of the data, when there is one) and, with
+    ``holdout`` rows, the confidence calibration. Registering a version is the
+    registry's part (``registry.integrity.log_registered``, which also records
+    the digest).
     """
     import warnings
 
     import mlflow
     from mlflow.models import infer_signature
 
+    stats = None
+    if training is not None:  # computed first: bad training rows fail before anything is logged
+        from mlops_workbench.data import FEATURES
+        from mlops_workbench.monitoring import reference
+
+        features = [str(c) for c in getattr(example, "columns", FEATURES)]
+        stats = reference.compute(training, model, data_hash=data_hash, features=features, holdout=holdout)
     with warnings.catch_warnings():
         # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
         warnings.filterwarnings("ignore", message="Operation with range is deprecated")
@@ -328,6 +348,8 @@ def log_sklearn_model(model, example, name: str = "model"):
             pip_requirements=model_requirements(),
             skops_trusted_types=["sklearn.tree._tree.Tree"],
         )
+    if stats is not None:
+        reference.log(stats, name)
     return info
 
 

@@ -34,6 +34,7 @@ class Versions:
 
 
 def _train(role: str):
+    """The model of ``role`` and the rows it was fitted on."""
     from mlops_workbench.data import LABEL, load_iris_frame
     from mlops_workbench.train import TrainParams, train
 
@@ -42,7 +43,7 @@ def _train(role: str):
         df = df.copy()
         df.loc[df[LABEL] == "versicolor", LABEL] = "virginica"
     strength = {"stable": 0.5, "next": 2.0}.get(role, 1.0)  # the candidate beats stable on the quality gate
-    return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42}))
+    return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42})), df
 
 
 def _register(role: str, model_name: str, home: Path) -> str:
@@ -52,7 +53,8 @@ def _register(role: str, model_name: str, home: Path) -> str:
     mlflow.set_experiment("rollout-models")
     with mlflow.start_run(run_name=f"rollout-{role}"):
         mlflow.set_tag(ROLE_TAG, role)
-        version = integrity.log_registered(_train(role), load_iris_frame()[FEATURES].head(5), model_name)
+        model, rows = _train(role)
+        version = integrity.log_registered(model, load_iris_frame()[FEATURES].head(5), model_name, training=rows)
     tracking.client(home).set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
 

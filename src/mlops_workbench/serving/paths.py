@@ -31,3 +31,6 @@ WEIGHTS = "/admin/weights"
 
 UPSTREAM_HEADER = "x-workbench-upstream"
 """The response header in which the router names the upstream (``stable`` or ``canary``) that answered."""
+REQUEST_ID_HEADER = "x-request-id"
+"""The request header a client may name its prediction request with, and the response header in which a model
+server answers with the id under which it logged the request's predictions (``/predict`` also has it in the body)."""

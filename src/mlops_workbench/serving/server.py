@@ -9,7 +9,8 @@ named in :mod:`mlops_workbench.serving.paths`.
 
 The model is loaded once; reloads load the new version on a worker thread and
 swap it in with one assignment, so requests in flight finish on the old model
-and none is dropped. Bad input gets a 4xx with a message, never a 5xx.
+and none is dropped. Bad input gets a 4xx with a message, never a 5xx. Every
+prediction goes to the state folder's prediction log (:mod:`mlops_workbench.monitoring.predictions`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlops_workbench import fielderrors, paramspec, procs, settings
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
+from mlops_workbench.monitoring.predictions import PredictionLog
+from mlops_workbench.monitoring.recorder import PredictionRecorder
 from mlops_workbench.serving import auth, openapi, paths, payloads
 from mlops_workbench.serving import model as served_model
 from mlops_workbench.serving.faults import FaultInjector, Faults
@@ -43,7 +46,7 @@ URI_ENV, NAME_ENV, WATCH_ENV = "WORKBENCH_MODEL_URI", "WORKBENCH_MODEL_NAME", "W
 
 
 class ModelServer:
-    """State shared by the endpoints: the current model, the faults, the metrics."""
+    """State shared by the endpoints: the current model, the faults, the metrics, the prediction log's writer."""
 
     def __init__(self, model_uri: str, name: str | None = None, faults: Faults | None = None) -> None:
         name = name or paramspec.model_name()
@@ -52,6 +55,7 @@ class ModelServer:
         self.model = self._load(served_model.resolve(model_uri, name), "serve")
         self.faults = FaultInjector(faults)
         self.metrics = Metrics()
+        self.recorder = PredictionRecorder(PredictionLog(settings.layout().predictions))
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -150,6 +154,7 @@ def create_app(
             server.watch(watch_interval)
         yield
         server.stop()
+        server.recorder.close()  # what is still queued goes to the log before the process ends
 
     app = FastAPI(title="mlops-workbench model server", version="1", lifespan=lifespan)
     app.state.server = server
