@@ -1,12 +1,14 @@
 """How a model server logs every prediction without slowing a request down or failing one.
 
 The request path only puts what it scored (request id, model, input matrix, labels, probabilities if it has them,
-latency) on a bounded in-memory queue: about a microsecond. A writer thread takes everything queued, turns it into
-:class:`~mlops_workbench.monitoring.predictions.PredictionRecord` rows (computing class probabilities for
-``/invocations``, whose answer has none, in one batch) and appends them to the prediction log in one transaction.
+latency) on a bounded in-memory queue: about a microsecond. A writer thread collects what is queued for up to
+:data:`LINGER` seconds, turns it into :class:`~mlops_workbench.monitoring.predictions.PredictionRecord` rows
+(computing the class probabilities of ``/invocations``, whose answer has none, in one call per model for the whole
+batch: one call per request would cost more than answering it) and appends them in one transaction.
 A log that cannot be written (disk full, file locked too long, folder not writable) or a queue that is full costs
 the rows, never the request: the server logs a warning at most once a minute, with the count of rows lost.
-Stopping the server (:meth:`PredictionRecorder.close`) writes what is still queued.
+Stopping the server (:meth:`PredictionRecorder.close`) writes what is still queued; a crash loses the rows of its
+last :data:`LINGER` seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ CAPACITY = 10_000
 """Requests that may wait for the writer; beyond that new ones are not logged (and counted as lost)."""
 BATCH = 500
 """Requests written in one transaction at most."""
+LINGER = 0.05
+"""Seconds the writer waits for more requests after the first of a batch: fewer, larger transactions and
+probability calls under load, at most this much later in the log."""
 WARN_EVERY = 60.0
 
 
@@ -100,27 +105,26 @@ class PredictionRecorder:
         self.store.close()
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            batch = [first] if first is not None else []
-            while first is not None and len(batch) < BATCH:
+        running = True
+        while running:
+            batch = [self._queue.get()]
+            time.sleep(LINGER)  # let requests gather rather than wake up for each
+            while len(batch) <= BATCH and batch[-1] is not None:
                 try:
-                    item = self._queue.get_nowait()
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-                if item is None:
-                    first = None
-                    break
-                batch.append(item)
-            if batch:
-                self._write(batch)
-            if first is None:
-                return
+            running = batch[-1] is not None
+            scored = [item for item in batch if item is not None]
+            if scored:
+                self._write(scored)
 
     def _write(self, batch: list[Scored]) -> None:
         rows = sum(len(item.labels) for item in batch)
         try:
-            self.written += self.store.write([r for item in batch for r in _records(item)])
+            probabilities = _probabilities(batch)
+            records = [r for item, proba in zip(batch, probabilities, strict=True) for r in _records(item, proba)]
+            self.written += self.store.write(records)
         except Exception as exc:  # the log is broken for now: keep serving, say so
             self._lose(rows, f"cannot log to {self.store.path}: {type(exc).__name__}: {exc}")
         finally:
@@ -141,15 +145,33 @@ class PredictionRecorder:
             )
 
 
-def _records(item: Scored) -> list[PredictionRecord]:
+def _probabilities(batch: list[Scored]) -> list[list[list[float]] | None]:
+    """The class probabilities of every request of ``batch``: as answered, else one call per model for all the
+    requests that have none (None when the model gives no probabilities)."""
+    found = [item.probabilities for item in batch]
+    missing: dict[int, list[int]] = {}
+    for i, item in enumerate(batch):
+        if found[i] is None and item.model.sklearn and item.model.classes:
+            missing.setdefault(id(item.model), []).append(i)
+    for indexes in missing.values():
+        model = batch[indexes[0]].model
+        stacked = np.vstack([batch[i].matrix for i in indexes])
+        proba = np.round(model.model.predict_proba(model.frame(stacked)), 6).tolist()
+        start = 0
+        for i in indexes:
+            found[i] = proba[start : start + len(batch[i].labels)]
+            start += len(batch[i].labels)
+    return found
+
+
+def _records(item: Scored, probabilities: list[list[float]] | None) -> list[PredictionRecord]:
     model = item.model
-    probabilities = item.probabilities
-    if probabilities is None and model.sklearn and model.classes:
-        probabilities = np.round(model.model.predict_proba(model.frame(item.matrix)), 6).tolist()
     classes = [str(c) for c in model.classes]
     when = moment(item.ts)
+    # built unvalidated: every field comes from the server's own checked input, model and clock (validation would
+    # cost more than the rest of logging a row)
     return [
-        PredictionRecord(
+        PredictionRecord.model_construct(
             request_id=item.request_id,
             row=i,
             ts=when,
