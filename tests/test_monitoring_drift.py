@@ -92,7 +92,12 @@ def test_reference_statistics_describe_the_training_rows(split, model, ref):
         assert sum(f.proportions) == pytest.approx(1.0) and len(f.proportions) == len(f.edges) + 1
         assert f.values == sorted(train_df[f.name]) and f.mean == pytest.approx(train_df[f.name].mean())
     assert sum(ref.prediction_counts.values()) == len(train_df) == sum(ref.label_counts.values())
-    assert ref.calibration is not None and ref.calibration.rows == len(split[1])
+    assert ref.holdout is not None and len(ref.holdout.confidence) == len(ref.holdout.correct) == len(split[1])
+    expected = split[1][data.LABEL] == model.predict(split[1][F])
+    assert ref.holdout.correct == expected.tolist() and min(ref.holdout.confidence) > 1 / 3
+    assert estimate.reference_calibration(ref).rows == len(split[1])
+    with pytest.raises(InputError, match="no held-out split"):
+        estimate.reference_calibration(reference.compute(train_df, model))
     assert reference.compute(train_df, model).data_hash == ref.data_hash  # the same rows hash the same
     moved = train_df.assign(sepal_length=train_df.sepal_length + 0.1)
     assert reference.compute(moved, model).data_hash != ref.data_hash
@@ -144,6 +149,11 @@ def test_the_default_later_month_is_caught_and_its_report_holds_every_measure(mo
     table = found.frame()
     assert list(table.feature) == [*F, drift.PREDICTION] and list(table.test) == ["ks"] * 4 + ["chi2"]
     assert (table.alpha == 0.01).all() and (table.psi_threshold == 0.1).all()
+    gauges = found.scores()  # what the monitor service exports
+    assert (
+        gauges.features == {f.feature: f.psi for f in found.features[:4]} and gauges.prediction == found.features[4].psi
+    )
+    assert (gauges.model, gauges.version) == ("iris", "1")
     only = drift.detect(ref, window(model, scenarios.later_month(0)), features=["sepal_width"], predictions=False)
     assert [f.feature for f in only.features] == ["sepal_width"] and not only.drifted
 
@@ -212,14 +222,14 @@ def test_estimated_accuracy_is_within_a_few_points_of_the_real_one_without_shift
     rows, raw_gap = [], []
     for seed in range(20):
         w = window(model, scenarios.traffic(200 + seed))
-        rows.append(estimate.compare(w, ref.calibration, name=f"seed {seed}"))
+        rows.append(estimate.compare(w, estimate.reference_calibration(ref), name=f"seed {seed}"))
         raw_gap.append(abs(estimate.estimate(estimate.window_probabilities(w), None) - rows[-1].realized))
     gaps = [abs(r.difference) for r in rows if r.difference is not None]
     assert len(gaps) == 20 and max(gaps) <= 0.05 and np.mean(gaps) <= 0.025, gaps
     assert np.mean(raw_gap) > np.mean(gaps)  # the regularised model is under-confident: calibration matters
     table = estimate.AccuracyTable(rows=rows).frame()
     assert list(table.columns) == ["window", "rows", "estimated", "labelled", "realized", "difference"]
-    before = estimate.compare(window(model, scenarios.traffic(1), labelled=False), ref.calibration)
+    before = estimate.compare(window(model, scenarios.traffic(1), labelled=False), estimate.reference_calibration(ref))
     assert before.realized is None and before.labelled == 0 and 0.85 < before.estimated < 1.0
     assert "(no labels yet)" in estimate.AccuracyTable(rows=[before])._repr_html_()
 
@@ -249,7 +259,8 @@ def test_skew_compares_training_preprocessing_with_the_logged_features(model):
 def test_the_report_names_every_feature_and_verdict_and_loads_nothing(tmp_path, model, ref):
     w = window(model, scenarios.later_month(7), start=1_700_000_000)
     found = drift.detect(ref, w)
-    accuracy = estimate.AccuracyTable(rows=[estimate.compare(w, ref.calibration, name="later month")])
+    calibration = estimate.reference_calibration(ref)
+    accuracy = estimate.AccuracyTable(rows=[estimate.compare(w, calibration, name="later month")])
     path = report.write(found, ref, w, accuracy, home=tmp_path)
     assert path.parent == tmp_path / "monitoring" / "reports" and path.name == "drift-iris-v1-20231114T221640.html"
     page = path.read_text()

@@ -16,8 +16,10 @@ from mlops_workbench import data, procs, registry, tracking
 from mlops_workbench.errors import InputError
 from mlops_workbench.monitoring import drift, reference, scenarios
 from mlops_workbench.monitoring.labels import LabelFeed
-from mlops_workbench.monitoring.predictions import LabelRecord, PredictionLog, PredictionRecord, moment, request_id
+from mlops_workbench.monitoring.predictions import LabelRecord, PredictionLog, PredictionRecord, moment
+from mlops_workbench.monitoring.recorder import PredictionRecorder
 from mlops_workbench.serving import paths
+from mlops_workbench.serving.payloads import request_id
 
 F = data.FEATURES
 ROW = dict(zip(F, [5.1, 3.5, 1.4, 0.2], strict=True))
@@ -143,15 +145,18 @@ def model_path(tmp_path_factory, save_iris_model) -> Path:
     return save_iris_model(tmp_path_factory.mktemp("monitored-model"))[0]
 
 
-def app(model_path: Path):
+def app(model_path: Path, home: Path):
+    """The app ``workbench serve`` runs, with the state folder's prediction log."""
+    from mlops_workbench import settings
     from mlops_workbench.serving.server import create_app
 
-    return create_app(str(model_path), name="iris", admin_token="token")
+    recorder = PredictionRecorder(PredictionLog(settings.layout(home).predictions))
+    return create_app(str(model_path), name="iris", admin_token="token", recorder=recorder)
 
 
 def test_every_answer_names_its_request_id_and_mlflow_formats_stay_as_they_were(home, model_path):
     rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
-    with TestClient(app(model_path)) as client:
+    with TestClient(app(model_path, home)) as client:
         invocation = client.post(paths.INVOCATIONS, json={"dataframe_split": {"columns": F, "data": rows}})
         assert invocation.json() == {"predictions": ["setosa", "versicolor", "virginica"]}  # MLflow's format
         generated = invocation.headers[paths.REQUEST_ID_HEADER]
@@ -179,7 +184,7 @@ def test_a_broken_log_never_fails_a_request(home, model_path, caplog):
 
     settings.layout(home).predictions.mkdir(parents=True)  # a folder where the database should be
     caplog.set_level(logging.WARNING, logger="mlops_workbench.monitoring.recorder")
-    with TestClient(app(model_path)) as client:
+    with TestClient(app(model_path, home)) as client:
         answers = [client.post(paths.PREDICT, json={"instances": [[5.1, 3.5, 1.4, 0.2]]}) for _ in range(5)]
         server = client.app.state.server
         assert server.recorder.flush(30)

@@ -34,7 +34,7 @@ def test_a_candidate_version_has_the_statistics_of_its_training_split(home):
         stats.data_hash == reference.frame_hash(train_df[[*F, data.LABEL]]) and stats.data_hash_kind == "frame-sha256"
     )
     assert stats.rows == len(train_df) and stats.feature_names == F
-    assert stats.calibration is not None and stats.calibration.rows == len(test_df)  # calibrated on the test split
+    assert stats.holdout is not None and len(stats.holdout.confidence) == len(test_df)  # the test split
     expected = reference.compute(train_df, train.train(train_df, params), holdout=test_df)
     assert stats == expected
     tags = tracking.client(home).get_run(run_id).data.tags
@@ -48,7 +48,7 @@ def test_every_version_registered_through_the_workbench_has_one_and_others_get_t
     with mlflow.start_run():
         version = integrity.log_registered(model, df[F].head(5), "registered", training=df, data_hash="0" * 32)
     stats = reference.load("registered", version, home=home)
-    assert stats.data_hash == "0" * 32 and stats.data_hash_kind == "dvc-md5" and stats.calibration is None
+    assert stats.data_hash == "0" * 32 and stats.data_hash_kind == "dvc-md5" and stats.holdout is None
     with mlflow.start_run():
         bare = integrity.log_registered(model, df[F].head(5), "registered")  # no training rows given
     with pytest.raises(NotFoundError, match=r"has no reference statistics \(reference/model.json in run") as info:
@@ -87,5 +87,5 @@ def test_a_versioned_run_ties_its_reference_to_the_dvc_hash_of_its_data(home, tm
     stats = reference.load("versioned", version, home=home)
     tags = tracking.client(home).get_run(run_id).data.tags
     assert stats.data_hash == tags["data.md5"] == ws.dvc_md5(versioning.DATA)
-    assert stats.data_hash_kind == "dvc-md5" and stats.calibration is not None
+    assert stats.data_hash_kind == "dvc-md5" and stats.holdout is not None
     assert stats.rows == len(data.load_csv(ws.path / versioning.TRAIN_SPLIT))

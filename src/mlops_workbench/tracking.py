@@ -319,9 +319,9 @@ def log_sklearn_model(
     tree types MLflow's skops serialisation needs for forests. Given ``training``
     (the rows the model was fitted on, features and label), it also saves their
     reference statistics beside the model (``reference/<name>.json``, see
-    :mod:`mlops_workbench.monitoring.reference`): what drift is measured against,
+    :mod:`mlops_workbench.datastats`): what drift is measured against,
     tied to ``data_hash`` (the DVC md5 of the data, when there is one) and, with
-    ``holdout`` rows, the confidence calibration. Registering a version is the
+    ``holdout`` rows, the model's confidence where it did not train. Registering a version is the
     registry's part (``registry.integrity.log_registered``, which also records
     the digest).
     """
@@ -332,11 +332,11 @@ def log_sklearn_model(
 
     stats = None
     if training is not None:  # computed first: bad training rows fail before anything is logged
+        from mlops_workbench import datastats
         from mlops_workbench.data import FEATURES
-        from mlops_workbench.monitoring import reference
 
         features = [str(c) for c in getattr(example, "columns", FEATURES)]
-        stats = reference.compute(training, model, data_hash=data_hash, features=features, holdout=holdout)
+        stats = datastats.compute(training, model, data_hash=data_hash, features=features, holdout=holdout)
     with warnings.catch_warnings():
         # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
         warnings.filterwarnings("ignore", message="Operation with range is deprecated")
@@ -349,7 +349,7 @@ def log_sklearn_model(
             skops_trusted_types=["sklearn.tree._tree.Tree"],
         )
     if stats is not None:
-        reference.log(stats, name)
+        datastats.log(stats, name)
     return info
 
 

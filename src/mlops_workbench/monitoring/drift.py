@@ -25,8 +25,9 @@ from mlops_workbench.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
 
+    from mlops_workbench.datastats import FeatureReference, ReferenceStats
+    from mlops_workbench.monitoring.exporter import DriftScores
     from mlops_workbench.monitoring.predictions import Window
-    from mlops_workbench.monitoring.reference import FeatureReference, ReferenceStats
 
 PREDICTION = "prediction"
 """The name under which the predicted class is tested beside the input features."""
@@ -90,6 +91,14 @@ class DriftReport(BaseModel):
         import pandas as pd
 
         return pd.DataFrame([f.model_dump() for f in self.features], columns=list(FeatureDrift.model_fields))
+
+    def scores(self) -> DriftScores:
+        """The PSI of each feature and of the prediction, as the monitor service exports them (its drift gauges)."""
+        from mlops_workbench.monitoring.exporter import DriftScores
+
+        psi = {f.feature: f.psi for f in self.features}
+        prediction = psi.pop(PREDICTION, None)
+        return DriftScores(model=self.model, version=self.version or "any", features=psi, prediction=prediction)
 
 
 class Accuracy(BaseModel):
@@ -157,7 +166,7 @@ def chi2(reference: Mapping[str, int], live: Mapping[str, int]) -> tuple[float, 
 
 
 def numeric_drift(reference: FeatureReference, live: Sequence[float], thresholds: Thresholds) -> FeatureDrift:
-    from mlops_workbench.monitoring.reference import proportions
+    from mlops_workbench.datastats import proportions
 
     statistic, p_value = ks(reference.values, live)
     score = psi(reference.proportions, proportions(live, reference.edges))

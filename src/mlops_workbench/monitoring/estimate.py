@@ -25,6 +25,7 @@ from mlops_workbench.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
 
+    from mlops_workbench.datastats import ReferenceStats
     from mlops_workbench.monitoring.predictions import Window
 
 MIN_ROWS = 10
@@ -95,8 +96,6 @@ def calibrate(
 ) -> Calibration:
     """Fit the calibration on a labelled reference split the model did not train on: its probabilities
     (``model.predict_proba(X)``), its predicted classes and the true ones."""
-    from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
-
     confidence = confidences(probabilities)
     if not len(confidence) == len(predicted) == len(labels):
         raise InputError(
@@ -107,7 +106,24 @@ def calibrate(
         raise InputError(
             f"Only {len(confidence)} labelled rows to calibrate on; use at least {MIN_ROWS} (a held-out split)."
         )
-    correct = np.array([str(p) == str(t) for p, t in zip(predicted, labels, strict=True)], dtype=float)
+    return _fit(confidence, np.array([str(p) == str(t) for p, t in zip(predicted, labels, strict=True)], dtype=float))
+
+
+def reference_calibration(reference: ReferenceStats) -> Calibration:
+    """The calibration of the held-out split saved with the model's reference statistics (its test split, when the
+    workbench's training logged it)."""
+    if reference.holdout is None or len(reference.holdout.confidence) < MIN_ROWS:
+        raise InputError(
+            "The reference statistics hold no held-out split to calibrate on (the model was logged without one): "
+            "calibrate on labelled rows it did not train on with estimate.calibrate(model.predict_proba(X), "
+            "model.predict(X), y)."
+        )
+    return _fit(np.array(reference.holdout.confidence), np.array(reference.holdout.correct, dtype=float))
+
+
+def _fit(confidence: np.ndarray, correct: np.ndarray) -> Calibration:
+    from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
+
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(confidence, correct)
     return Calibration(
         x=[float(v) for v in iso.X_thresholds_],

@@ -7,13 +7,13 @@ waits (``timeout``) instead of failing. A row is one scored input row: the reque
 name, the predicted class, the class probabilities and the request's latency. Labels arrive later, keyed by
 request id and row (:mod:`mlops_workbench.monitoring.labels`), and are joined on every query.
 
-The model server never writes here itself: :mod:`mlops_workbench.monitoring.recorder` does, off the request path.
+The model server never writes here itself: :mod:`mlops_workbench.monitoring.recorder` does, off the request path
+(``workbench serve`` hands the server one; request ids are made by :func:`mlops_workbench.serving.payloads.request_id`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -29,8 +29,6 @@ from mlops_workbench.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-"""What a client-chosen request id may look like; anything else is replaced by one the server makes."""
 Moment = datetime | float
 """A point in time: an aware datetime (a naive one is read as UTC) or seconds since the epoch."""
 
@@ -123,19 +121,6 @@ class Window(BaseModel):
     def feature_names(self) -> list[str]:
         """The input features of the window's rows, in the order the first row has them."""
         return list(self.rows[0].features) if self.rows else []
-
-
-def new_request_id() -> str:
-    import uuid
-
-    return uuid.uuid4().hex
-
-
-def request_id(supplied: bytes | str | None) -> str:
-    """The client's own request id when it fits :data:`REQUEST_ID`, else a new one (never an error)."""
-    if isinstance(supplied, bytes):
-        supplied = supplied.decode("latin-1")
-    return supplied if supplied and REQUEST_ID.match(supplied) else new_request_id()
 
 
 def epoch(moment: Moment) -> float:

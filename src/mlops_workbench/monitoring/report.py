@@ -27,10 +27,10 @@ from mlops_workbench import settings
 from mlops_workbench.errors import InputError
 
 if TYPE_CHECKING:
+    from mlops_workbench.datastats import ReferenceStats
     from mlops_workbench.monitoring.drift import DriftReport, FeatureDrift
     from mlops_workbench.monitoring.estimate import AccuracyTable
     from mlops_workbench.monitoring.predictions import Window
-    from mlops_workbench.monitoring.reference import ReferenceStats
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -62,7 +62,7 @@ def render(
             now = [int(live.get(c, 0)) / len(frame) for c in classes]
             figures.append(_figure(f, classes, ref, now))
         else:
-            from mlops_workbench.monitoring.reference import proportions
+            from mlops_workbench.datastats import proportions
 
             stats = reference.feature(f.feature)
             bins = _bin_names(stats.edges)

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench.data import FEATURE_RANGE, FEATURES, LABEL
 from mlops_workbench.errors import InputError, ServiceError
-from mlops_workbench.monitoring.predictions import REQUEST_ID, PredictionRecord, Window, moment
+from mlops_workbench.monitoring.predictions import PredictionRecord, Window, moment
+from mlops_workbench.serving.payloads import REQUEST_ID
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]

@@ -4,7 +4,8 @@ Prediction requests skip the web framework's routing and request objects (the
 model takes ~0.25 ms; the framework would add half as much again). This layer
 injects faults, reads and validates the body, predicts, records the
 Prometheus metrics and hands every answered request to the prediction log
-(:mod:`mlops_workbench.monitoring.recorder`, off the request path). Each answer names its request id in the
+(a :class:`PredictionSink`: ``workbench serve`` gives it :mod:`mlops_workbench.monitoring.recorder`, which
+writes off the request path). Each answer names its request id in the
 ``x-request-id`` header (the client's own when it sent a valid one); ``/predict`` also has it in the body.
 Every other path goes to the FastAPI app behind it.
 """
@@ -21,8 +22,6 @@ from typing import Any, Protocol
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
-from mlops_workbench.monitoring import predictions
-from mlops_workbench.monitoring.recorder import PredictionRecorder
 from mlops_workbench.serving import paths, payloads
 from mlops_workbench.serving.faults import CRASH_EXIT_CODE, FaultInjector
 from mlops_workbench.serving.model import LoadedModel
@@ -73,13 +72,30 @@ class Metrics:
             self.predictions.labels(version, label).inc(sum(1 for x in labels if str(x) == label))
 
 
+class PredictionSink(Protocol):
+    """Where the hot path hands every answered request (it must return at once and never raise)."""
+
+    def record(
+        self,
+        request_id: str,
+        endpoint: str,
+        model: LoadedModel,
+        matrix: Any,
+        labels: list[Any],
+        probabilities: list[list[float]] | None,
+        latency_ms: float,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Holder(Protocol):
     """What the hot path needs from the server: the current model, the faults, the metrics, the prediction log."""
 
     model: LoadedModel
     faults: FaultInjector
     metrics: Metrics
-    recorder: PredictionRecorder
+    recorder: PredictionSink | None
 
 
 class PredictionEndpoints:
@@ -94,7 +110,7 @@ class PredictionEndpoints:
             return
         server = self.server
         start, model = time.perf_counter(), server.model
-        request_id = predictions.request_id(_header(scope, _REQUEST_ID))
+        request_id = payloads.request_id(_header(scope, _REQUEST_ID))
         named = [(_REQUEST_ID, request_id.encode())]
         delay, fail, crash = server.faults.decide()
         status = 500
@@ -108,7 +124,7 @@ class PredictionEndpoints:
                 status, body, scored = await self._answer(scope, receive, model, request_id)
                 latency_ms = (time.perf_counter() - start) * 1000
                 await _respond(send, status, body, named + ([(b"allow", b"POST")] if status == 405 else []))
-                if scored is not None:
+                if scored is not None and server.recorder is not None:
                     server.recorder.record(request_id, scope["path"], model, *scored, latency_ms)
         finally:
             server.metrics.observe(model.version, status, time.perf_counter() - start)
