@@ -32,13 +32,13 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (workbench)" >/dev/null
 	@touch $@
 
-# Offline schemas of Argo Rollouts and Gateway API (npm packages pinned by package-lock.json),
+# Offline schemas of Argo Rollouts, Argo CD and Gateway API (npm packages pinned by package-lock.json),
 # installed once here, never at test time. Without npm the schema tests skip and say so.
 $(SCHEMAS)/node_modules/.installed: $(SCHEMAS)/package.json $(SCHEMAS)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix $(SCHEMAS) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@ ; \
 	else \
-		echo "npm not found: skipping the Argo Rollouts / Gateway API schemas (install Node.js 20+ for them)"; \
+		echo "npm not found: skipping the Argo Rollouts / Argo CD / Gateway API schemas (install Node.js 20+ for them)"; \
 	fi
 
 demo: setup
@@ -50,10 +50,12 @@ test: setup lint
 	$(VENV)/bin/pytest -m "not serial"
 	$(VENV)/bin/pytest -m serial -n0
 
-# ruff's rule set and format live in pyproject.toml: a new finding fails `make test`, and so CI.
+# ruff's rule set and format, and mypy's strict settings (files = src/), live in pyproject.toml:
+# a new finding fails `make test`, and so CI.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # JupyterLab on your own copies of notebooks/ in .workbench/notebooks/ (made once, never overwritten; a newer
 # release comes as NN-slug.new.ipynb), so the checkout stays clean; your lab files are in .workbench/workspaces/.

@@ -25,8 +25,9 @@ from mlops_workbench.errors import EXIT_ERROR, InputError
 from mlops_workbench.k8s import validate as k8s
 from mlops_workbench.labs import format as fmt
 from mlops_workbench.labs.checks import CheckFailed
-from mlops_workbench.labs.grade import detect_lab, grade
+from mlops_workbench.labs.grade import grade
 from mlops_workbench.labs.run import _collect
+from mlops_workbench.labs.submission import detect_lab
 from mlops_workbench.rollout import policy
 from mlops_workbench.versioning.workspace import Workspace
 

@@ -144,7 +144,7 @@ def test_the_forwarder_finds_the_server_on_any_port_at_every_request(home: Path)
 
 def test_a_recorded_server_that_does_not_answer_is_a_one_line_502(home: Path) -> None:
     port = procs.free_port()  # nothing listens there, but the record says the tracking server does
-    me = procs.Service(tracking.SERVICE, os.getpid(), port, ["mlflow"], "log", procs._start_time(os.getpid()))
+    me = procs.Service(tracking.SERVICE, os.getpid(), port, ["mlflow"], "log", procs.start_time(os.getpid()))
     record = settings.layout(home).run / f"{tracking.SERVICE}.json"
     record.parent.mkdir(parents=True, exist_ok=True)
     try:  # removed before the fixture stops the state folder's services: this process is not one to stop

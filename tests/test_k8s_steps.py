@@ -66,6 +66,14 @@ def test_the_rendered_strategy_is_the_policy_again_with_its_gates_at_the_end():
     assert run.bound() == DEMO.detection_bound()
 
 
+def test_the_policy_keeps_the_name_it_is_given():
+    """The loops over the analysis templates once reused the name of the policy for each template's: the replayed
+    policy came back named after the last gate template."""
+    run = to_policy(canary(), templates(), k8slab.metric_of(DEMO), DEMO.analysis.min_sample_size, "my-rollout")
+    assert run.policy.name == "my-rollout"
+    assert convert(canary()).policy.name == "rollout"
+
+
 def test_template_limits_and_argo_defaults_and_starting_step_map():
     tmpl = templates()
     spec = tmpl["error-rate"]["spec"]["metrics"][0]

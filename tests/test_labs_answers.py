@@ -98,8 +98,8 @@ def test_cells_that_do_not_parse_never_crash_the_scan():
 def test_package_aliases_of_the_same_function_are_matched():
     names = aliases("mlops_workbench.versioning.log_model_run")
     assert {
+        "mlops_workbench.versioning.log_model_run",
         "mlops_workbench.versioning.lineage.log_model_run",
-        "mlops_workbench.versioning.stages.log_model_run",
     } <= names
     banned = AnswerFunction(call="mlops_workbench.versioning.log_model_run", cells=["log"], instead="log with mlflow")
     cell = {"log": "from mlops_workbench.versioning.lineage import log_model_run as log\nlog(ws)"}

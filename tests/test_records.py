@@ -81,14 +81,21 @@ def test_an_audit_line_written_before_records_were_versioned_still_reads(tmp_pat
 def test_an_unknown_audit_key_is_refused_by_name_and_nothing_is_written(tmp_path):
     with pytest.raises(InputError, match=r"aprover: no such field.*Did you mean 'approver'"):
         audit.append({**OLD_AUDIT_LINE, "aprover": "bob"}, home=tmp_path)
-    with pytest.raises(InputError, match=r"outcome: .*'promoted', 'refused' or 'rolled_back'"):
+    with pytest.raises(InputError, match=r"outcome: .*'promoted', 'refused', 'rolled_back', 'synced' or 'failed'"):
         audit.append({**OLD_AUDIT_LINE, "outcome": "shipped"}, home=tmp_path)
     assert not audit.log_path(home=tmp_path).exists()
 
 
 def test_the_closed_sets_of_the_audit_log():
-    assert {a.value for a in AuditAction} == {"promote", "rollback", "serve", "reload"}
-    assert {o.value for o in AuditOutcome} == {"promoted", "refused", "rolled_back"}
+    assert {a.value for a in AuditAction} == {
+        "promote",
+        "rollback",
+        "serve",
+        "reload",
+        "gitops_sync",
+        "gitops_rollback",
+    }
+    assert {o.value for o in AuditOutcome} == {"promoted", "refused", "rolled_back", "synced", "failed"}
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ LAYERS = [
     "versioning ci",
     "registry",
     "serving",
-    "rollout k8s",
+    "rollout k8s gitops",
     "monitoring",
     "drills labs jupyter",
     "doctor cli",

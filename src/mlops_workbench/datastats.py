@@ -26,7 +26,7 @@ from mlops_workbench.data import FEATURES, LABEL
 from mlops_workbench.errors import InputError
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
 ARTIFACT_DIR = "reference"
 HASH_TAG = "reference.{name}.data_hash"

@@ -49,7 +49,8 @@ def _requires_python() -> str:
     except metadata.PackageNotFoundError:
         pass
     pyproject = tomllib.loads((settings.project_root() / "pyproject.toml").read_text())
-    return pyproject["project"]["requires-python"]
+    spec = pyproject["project"]["requires-python"]
+    return str(spec)
 
 
 def check_python(version: str | None = None, requires: str | None = None) -> CheckResult:
@@ -114,7 +115,7 @@ def read_lock(path: Path) -> dict[str, str]:
 
 def direct_dependencies() -> set[str]:
     """Canonical names of this package's runtime dependencies (extras excluded)."""
-    names = set()
+    names: set[str] = set()
     for line in metadata.requires(DIST) or []:
         req = Requirement(line)
         if req.marker is None or "extra" not in str(req.marker):

@@ -13,6 +13,7 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 SHOWN = 60
 """Characters of a bad value quoted in a message."""
@@ -93,7 +94,7 @@ def suggestion(name: Any, model: type[BaseModel] | None) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def _expected(error: dict[str, Any]) -> str | None:
+def _expected(error: ErrorDetails) -> str | None:
     """What the field should hold, in words, when pydantic's error says so; None for other errors."""
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "literal_error":

@@ -14,7 +14,7 @@ names the file, the problem and where to look, so the CLI prints one line and ex
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -37,11 +37,18 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader when PyYAML was built with it (about six times faster), else the pure-Python one."""
 
 
-def _where(mark: yaml.Mark | None) -> str:
+class _Mark(Protocol):
+    """Where an event starts: PyYAML's pure-Python ``yaml.Mark`` or libyaml's, which share these fields."""
+
+    line: int
+    column: int
+
+
+def _where(mark: _Mark | None) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "an unknown place"
 
 
-def _too_deep(what: str, max_depth: int, mark: yaml.Mark | None, error: type[WorkbenchError]) -> WorkbenchError:
+def _too_deep(what: str, max_depth: int, mark: _Mark | None, error: type[WorkbenchError]) -> WorkbenchError:
     return error(
         f"{what} nests deeper than {max_depth} levels (at {_where(mark)}): no valid file comes close. "
         "Look for brackets or braces that never close, or restore the file."

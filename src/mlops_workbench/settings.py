@@ -269,6 +269,12 @@ class StateLayout:
         """Alert notifications the workbench's webhook accepted, one JSON record a line."""
         return self.monitoring / "alerts.jsonl"
 
+    @property
+    def deployments(self) -> Path:
+        """The learner's deployment repository (git): the desired state the GitOps reconciler applies to the local
+        runtime (``desired.yaml``) and its sync policy (``app.yaml``)."""
+        return self.root / "deployments"
+
     def workspace(self, lab: str) -> Path:
         """The learner's own project folder of lab ``lab`` (e.g. ``02-versioning``)."""
         return self.root / "workspaces" / lab

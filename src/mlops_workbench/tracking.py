@@ -13,12 +13,18 @@ import sys
 import webbrowser
 from contextlib import closing, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, TrackingServerDown
+
+if TYPE_CHECKING:  # mlflow, pandas and scikit-learn are imported where used: importing this module stays cheap
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.models.model import ModelInfo
+    from sklearn.base import BaseEstimator
 
 SERVICE = "mlflow"
 URI_ENV = "MLFLOW_TRACKING_URI"
@@ -124,12 +130,17 @@ def url(home: Path | None = None) -> str:
     """URL of the tracking server running for the state folder ``home``; raises with the fix when none runs."""
     running = procs.get(SERVICE, home)
     if running is None:
-        where = home or settings.home()
-        raise TrackingServerDown(
-            f"No MLflow tracking server is running for the state folder {where}: start it with `workbench mlflow up`"
-            + (f" (with WORKBENCH_HOME={where})." if home is not None else ".")
-        )
+        raise _server_down(home)
     return running.url
+
+
+def _server_down(home: Path | None) -> TrackingServerDown:
+    """The error for a state folder with no tracking server running, naming the fix."""
+    where = home or settings.home()
+    return TrackingServerDown(
+        f"No MLflow tracking server is running for the state folder {where}: start it with `workbench mlflow up`"
+        + (f" (with WORKBENCH_HOME={where})." if home is not None else ".")
+    )
 
 
 def uri(home: Path | None = None) -> str:
@@ -147,7 +158,7 @@ def uri(home: Path | None = None) -> str:
     return url(home)
 
 
-def client(home: Path | None = None, check: bool = True) -> Any:
+def client(home: Path | None = None, check: bool = True) -> MlflowClient:
     """An ``MlflowClient`` for :func:`uri` (tracking and registry), checked reachable unless ``check`` is False."""
     import httpx
     from mlflow import MlflowClient
@@ -283,7 +294,7 @@ def ui(home: Path | None = None, open_browser: bool = True) -> UiLinks:
     """Links to the MLflow UI of the running server; opens a browser only when a display is available."""
     service = procs.get(SERVICE, home)
     if service is None:
-        url(home)  # raises with the fix
+        raise _server_down(home)
     links = UiLinks(url=service.url, proxy_path=proxy_path(service.port))
     if open_browser and links.proxy_path is None and _browser_available():
         try:
@@ -304,14 +315,14 @@ def model_requirements() -> list[str]:
 
 
 def log_sklearn_model(
-    model: Any,
-    example: Any,
+    model: BaseEstimator,
+    example: pd.DataFrame,
     name: str = "model",
     *,
-    training: Any = None,
-    holdout: Any = None,
+    training: pd.DataFrame | None = None,
+    holdout: pd.DataFrame | None = None,
     data_hash: str | None = None,
-) -> Any:
+) -> ModelInfo:
     """Log a fitted scikit-learn model to the active run, the one way every stage does it.
 
     Records the signature and an input example from ``example`` (a few feature
@@ -330,17 +341,17 @@ def log_sklearn_model(
     import mlflow
     from mlflow.models import infer_signature
 
+    from mlops_workbench import datastats
+    from mlops_workbench.data import FEATURES
+
     stats = None
     if training is not None:  # computed first: bad training rows fail before anything is logged
-        from mlops_workbench import datastats
-        from mlops_workbench.data import FEATURES
-
         features = [str(c) for c in getattr(example, "columns", FEATURES)]
         stats = datastats.compute(training, model, data_hash=data_hash, features=features, holdout=holdout)
     with warnings.catch_warnings():
         # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
         warnings.filterwarnings("ignore", message="Operation with range is deprecated")
-        info = mlflow.sklearn.log_model(
+        info: ModelInfo = mlflow.sklearn.log_model(
             model,
             name=name,
             signature=infer_signature(example, model.predict(example)),
@@ -369,4 +380,5 @@ def logged_model_uri(run_id: str, name: str = "model", home: Path | None = None)
             f"Run {run_id} logged no model named '{name}': log one in the run with "
             f"mlflow.sklearn.log_model(model, name='{name}') (or pass the name it used)."
         )
-    return found[0].model_uri
+    model_uri: str = found[0].model_uri
+    return model_uri

@@ -1,5 +1,7 @@
-// Validate Argo Rollouts and Gateway API resources offline against the schemas shipped in the npm
-// packages @kubernetes-models/argo-rollouts and @kubernetes-models/gateway-api (see package.json).
+// Validate Argo Rollouts, Argo CD and Gateway API resources offline against the schemas shipped in the
+// npm packages @kubernetes-models/argo-rollouts, @kubernetes-models/argo-cd and
+// @kubernetes-models/gateway-api (see package.json). Argo Rollouts and Argo CD share the apiVersion
+// argoproj.io/v1alpha1: each package is asked in turn for the kind (their kinds do not overlap).
 // Input (stdin): a JSON array of Kubernetes objects. Output (stdout): a JSON array, one entry per
 // object: {"known": bool, "errors": [{"path", "message"}], "unknown": ["spec.foo", ...]}.
 // "unknown" lists fields the schema does not define: the generated validators ignore extra
@@ -7,10 +9,13 @@
 // keys it never reads (outside free-form maps, which the validator enumerates) are not in the schema.
 
 const MODULES = {
-  "argoproj.io/v1alpha1": "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1",
-  "gateway.networking.k8s.io/v1": "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1",
-  "gateway.networking.k8s.io/v1beta1": "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1",
-  "gateway.networking.k8s.io/v1alpha2": "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2",
+  "argoproj.io/v1alpha1": [
+    "@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1",
+    "@kubernetes-models/argo-cd/argoproj.io/v1alpha1",
+  ],
+  "gateway.networking.k8s.io/v1": ["@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1"],
+  "gateway.networking.k8s.io/v1beta1": ["@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1beta1"],
+  "gateway.networking.k8s.io/v1alpha2": ["@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2"],
 };
 
 function tracked(value, path, seen, enumerated) {
@@ -47,15 +52,18 @@ function unknownFields(value, path, seen, enumerated, out) {
 }
 
 async function validatorFor(obj) {
-  const base = MODULES[obj.apiVersion];
-  if (!base || typeof obj.kind !== "string") return null;
-  try {
-    const mod = await import(`${base}/${obj.kind}`);
-    const Model = mod[obj.kind];
-    return Model && typeof Model.prototype.validate === "function" ? Model : null;
-  } catch {
-    return null;
+  const bases = MODULES[obj.apiVersion];
+  if (!bases || typeof obj.kind !== "string" || !/^[A-Za-z]+$/.test(obj.kind)) return null;
+  for (const base of bases) {
+    try {
+      const mod = await import(`${base}/${obj.kind}`);
+      const Model = mod[obj.kind];
+      if (Model && typeof Model.prototype.validate === "function") return Model;
+    } catch {
+      // not in this package: try the next one
+    }
   }
+  return null;
 }
 
 const input = JSON.parse(await new Promise((resolve) => {

@@ -17,8 +17,9 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from mlops_workbench import tools
@@ -66,7 +67,7 @@ class ScaffoldError(InputError):
     """The scaffold cannot be written or changed as asked."""
 
 
-def _files(node=None, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+def _files(node: Traversable | None = None, prefix: str = "") -> Iterator[tuple[str, bytes]]:
     """(relative path in the project, content) for every template file."""
     node = node or importlib.resources.files("mlops_workbench") / "ci" / "templates" / TEMPLATE
     for child in sorted(node.iterdir(), key=lambda c: c.name):
@@ -180,7 +181,7 @@ def tests_catch(project: Path | str, bug: str, *paths: str, timeout: float = 300
     return bugs_caught(project, (bug,), *paths, timeout=timeout)[bug]
 
 
-def bugs_caught(project: Path | str, bugs: Iterable[str], *paths: str, timeout: float = 300) -> dict[str, bool]:
+def bugs_caught(project: Path | str, bugs: Collection[str], *paths: str, timeout: float = 300) -> dict[str, bool]:
     """:func:`tests_catch` for each of ``bugs``, the pytest runs side by side: ``{bug: caught}``."""
     with tempfile.TemporaryDirectory(prefix="workbench-mutant-") as tmp:
         copies = {}

@@ -16,7 +16,7 @@ import difflib
 import importlib.resources
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from mlops_workbench.ci import zizmor
-from mlops_workbench.ci.findings import Finding, Report
+from mlops_workbench.ci.findings import Finding, Report, Severity
 from mlops_workbench.ci.yamldoc import YamlDoc, YamlError, dotted
 from mlops_workbench.errors import InputError
 
@@ -47,7 +47,8 @@ BUILD_ACTIONS = ("docker/build-push-action",)
 def workflow_schema() -> dict[str, Any]:
     """The github-workflow JSON schema vendored by check-jsonschema (no network)."""
     vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
-    return json.loads((vendor / "github-workflows.json").read_text())
+    schema: dict[str, Any] = json.loads((vendor / "github-workflows.json").read_text())
+    return schema
 
 
 def _leaves(error: ValidationError) -> list[ValidationError]:
@@ -58,7 +59,7 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
     """
     if not error.context or error.validator not in ("oneOf", "anyOf"):
         return [error]
-    branches: dict[int, list[ValidationError]] = {}
+    branches: dict[str | int, list[ValidationError]] = {}  # by the branch's index in the schema
     for sub in error.context:
         branches.setdefault(sub.schema_path[0], []).append(sub)
 
@@ -68,7 +69,8 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
         )
         return misses, len(errs)
 
-    if error.validator == "oneOf" and len(branches) < len(error.validator_value or []):
+    options = error.validator_value if isinstance(error.validator_value, list) else []
+    if error.validator == "oneOf" and len(branches) < len(options):
         return [error]  # valid under several branches at once: report the ambiguity itself
     best = min(branches.values(), key=score)
     return [leaf for sub in best for leaf in _leaves(sub)]
@@ -92,7 +94,8 @@ def _explain(err: ValidationError) -> tuple[str, str, list[Any]]:
         )
     if err.validator == "additionalProperties":
         unexpected = re.findall(r"'([^']+)'", err.message.split("(")[-1])
-        known = list((err.schema.get("properties") or {}).keys())
+        schema = err.schema if isinstance(err.schema, Mapping) else {}  # a schema may be a bare true/false
+        known = list((schema.get("properties") or {}).keys())
         hints = [f"'{u}' -> '{m[0]}'" for u in unexpected if (m := difflib.get_close_matches(u, known, n=1))]
         fix = f"rename {', '.join(hints)}." if hints else f"remove it; allowed keys here: {', '.join(known)}."
         return (
@@ -106,15 +109,16 @@ def _explain(err: ValidationError) -> tuple[str, str, list[Any]]:
             "split it into two steps: one with `uses:`, one with `run:`.",
             path,
         )
+    value: Any = err.validator_value  # the failing keyword's value in the schema: any JSON
     if err.validator == "type":
-        want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
+        want = value if isinstance(value, str) else " or ".join(value)
         return (
             f"'{dotted(path)}' should be of type {want}, got {json.dumps(err.instance)[:60]}.",
             f"write it as a {want}.",
             path,
         )
     if err.validator == "enum":
-        options = ", ".join(map(str, err.validator_value[:12]))
+        options = ", ".join(map(str, value[:12]))
         return (
             f"'{dotted(path)}' has the unknown value {json.dumps(err.instance)[:60]}.",
             f"use one of: {options}.",
@@ -235,7 +239,7 @@ def meaning_findings(doc: YamlDoc, require: Iterable[str] = ()) -> list[Finding]
     }
     for name, (ok, rule, message, fix, line) in checks.items():
         if not ok:
-            severity = "error" if name in required else "warning"
+            severity: Severity = "error" if name in required else "warning"
             out.append(Finding(rule=rule, severity=severity, message=message, fix=fix, line=line))
     return out
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_workbench import tools
-from mlops_workbench.ci.findings import Finding
+from mlops_workbench.ci.findings import Finding, Severity
 from mlops_workbench.errors import NotFoundError, ServiceError
 
 DOCS = "https://docs.zizmor.sh/audits/"
@@ -44,7 +44,13 @@ FIXES = {
     "dangerous-triggers": "use `pull_request` instead of `pull_request_target`/`workflow_run` unless you must.",
     "cache-poisoning": "do not restore a cache in a workflow that publishes releases or artifacts.",
 }
-LEVELS = {"high": "error", "medium": "error", "low": "warning", "informational": "info", "unknown": "warning"}
+LEVELS: dict[str, Severity] = {
+    "high": "error",
+    "medium": "error",
+    "low": "warning",
+    "informational": "info",
+    "unknown": "warning",
+}
 
 
 def zizmor_binary() -> str:
@@ -127,7 +133,7 @@ def audit(path: Path | str, honor_ignores: bool = True) -> list[Finding]:
         cmd += ["--no-ignores", "--no-config"]
     proc = tools.call([*cmd, str(path)], timeout=120)
     if not proc.stdout.strip() and "no inputs collected" in proc.stderr:
-        raw = []  # not a valid workflow: the schema check names the problem
+        raw: list[dict[str, Any]] | None = []  # not a valid workflow: the schema check names the problem
     else:
         raw = _parse(proc.stdout)
     if raw is None:

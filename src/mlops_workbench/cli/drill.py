@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -10,6 +11,9 @@ from rich.table import Table
 from mlops_workbench import output
 from mlops_workbench.cli import drill_interview
 from mlops_workbench.errors import InputError, verdict
+
+if TYPE_CHECKING:  # the drills are imported by the commands that use them
+    from mlops_workbench.drills.spec import DrillReport
 
 app = typer.Typer(
     help="Timed broken-system drills for interview practice, graded by the state you leave behind.",
@@ -42,7 +46,7 @@ def list_drills(
         if not as_json:
             _say_left_out(left_out)
     specs = [catalog.get(n).spec for n in names]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": None if shuffle else s.name,
             "handle": s.handle,
@@ -138,14 +142,15 @@ def hint() -> None:
     console.print(f"hint {number}/{total} ({'-' if cost else ''}{cost:g} points): {text}")
 
 
-def score_table(report) -> Table:  # noqa: ANN001 - a DrillReport, imported with the drills
+def score_table(report: DrillReport) -> Table:
     from mlops_workbench.drills.debrief import score_rows
 
     table = Table(title=f"{report.title or report.drill}: {'PASSED' if report.passed else 'NOT YET'}")
     for col in ("part", "points", "how"):
         table.add_column(col)
-    for part, points, how in score_rows(report.score):
-        table.add_row(part, points, how)
+    if report.score is not None:  # session.check() always scores; only reports older than scores have none
+        for part, points, how in score_rows(report.score):
+            table.add_row(part, points, how)
     return table
 
 

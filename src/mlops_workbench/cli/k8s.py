@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -14,6 +15,7 @@ from mlops_workbench.errors import verdict
 app = typer.Typer(
     help="The rollout policy as Argo Rollouts + Gateway API manifests, validated offline.", no_args_is_help=True
 )
+SyncChoice = Literal["manual", "auto"]
 cluster_app = typer.Typer(
     help="A local kind cluster with Envoy Gateway, Argo Rollouts and the model server.", no_args_is_help=True
 )
@@ -38,7 +40,9 @@ def render_cmd(
 
 @app.command("validate")
 def validate_cmd(
-    files: list[Path] = typer.Argument(None, help="manifest files validated together (default: every overlay)"),
+    files: list[Path] = typer.Argument(
+        None, help="manifest files validated together (default: every overlay and the Argo CD Applications)"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Schemas (strict field names) and cross-references, offline. Exit 1 when any error is found."""
@@ -47,7 +51,7 @@ def validate_cmd(
     if files:
         findings = v.validate(v.load_files(files), source=", ".join(map(str, files)))
     else:
-        findings = [f for overlay in v.overlays() for f in v.validate_overlay(overlay)]
+        findings = [f for overlay in v.overlays() for f in v.validate_overlay(overlay)] + v.validate_applications()
     if as_json:
         typer.echo(json.dumps([f.model_dump() for f in findings], indent=2))
     else:
@@ -55,6 +59,24 @@ def validate_cmd(
             output.say(f"{f.severity.upper()}: {f}")
         output.final(f"{len(v.errors(findings))} error(s), {len(findings) - len(v.errors(findings))} warning(s)")
     verdict(not v.errors(findings))
+
+
+@app.command("application")
+def application_cmd(
+    sync: SyncChoice = typer.Option("manual", "--sync", help="manual (rollback allowed) or auto (automated sync)"),
+    repo_url: str | None = typer.Option(None, "--repo-url", help="deploy from this git repository instead"),
+    path: str = typer.Option("deploy/k8s/overlays/kind", "--path", help="the overlay folder inside --repo-url"),
+    revision: str = typer.Option("HEAD", "--revision", help="branch, tag or commit of --repo-url"),
+) -> None:
+    """Print the Argo CD Application of deploy/k8s/argocd (for `kubectl apply -f -`), optionally retargeted."""
+    import yaml
+
+    from mlops_workbench.k8s import argocd
+
+    app_ = argocd.application(sync)
+    if repo_url is not None:
+        app_ = argocd.retarget(app_, repo_url, path, revision)
+    typer.echo(yaml.safe_dump(app_, sort_keys=False), nl=False)
 
 
 @app.command("apply")
@@ -114,11 +136,23 @@ def up(
         "--manifests",
         help="lab 05's output folder: apply your Rollout strategy and AnalysisTemplates instead of the repository's",
     ),
+    apply: bool = typer.Option(
+        True, "--apply/--no-apply", help="apply the overlay (--no-apply: Argo CD will, see `workbench cluster argocd`)"
+    ),
 ) -> None:
     """kind create cluster, build and load the images, install Envoy Gateway + Argo Rollouts, apply the overlay."""
     from mlops_workbench.k8s import cluster
 
-    cluster.up(say=typer.echo, build=build, manifests=manifests)
+    cluster.up(say=typer.echo, build=build, manifests=manifests, apply_overlay=apply)
+
+
+@cluster_app.command("argocd")
+def argocd_cmd() -> None:
+    """Install Argo CD (version from deploy/k8s/versions.env) in the kind cluster and wait until it runs."""
+    from mlops_workbench.k8s import cluster
+    from mlops_workbench.k8s.versions import load
+
+    cluster.install_argocd(load(), say=typer.echo)
 
 
 @cluster_app.command("down")

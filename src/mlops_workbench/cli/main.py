@@ -12,6 +12,8 @@ through this CLI too (``python -m mlops_workbench.cli.main serve ...``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
@@ -21,6 +23,7 @@ from mlops_workbench.cli import (
     ci,
     doctor,
     drill,
+    gitops,
     k8s,
     labs,
     mlflow,
@@ -34,6 +37,9 @@ from mlops_workbench.cli import (
     services,
 )
 from mlops_workbench.errors import Failed, WorkbenchError
+
+if TYPE_CHECKING:  # typer ships its own copy of click; TyperGroup.invoke is typed with that copy's Context
+    from typer._click import Context
 
 
 def report(exc: WorkbenchError) -> int:
@@ -51,7 +57,7 @@ def report(exc: WorkbenchError) -> int:
 class WorkbenchGroup(TyperGroup):
     """The root command group: turns a :class:`WorkbenchError` into its message and exit code."""
 
-    def invoke(self, ctx):  # noqa: ANN001 (click's signature)
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except WorkbenchError as exc:
@@ -113,6 +119,8 @@ app.add_typer(k8s.app, name="k8s")
 app.add_typer(k8s.cluster_app, name="cluster")
 # lab 07: production monitoring, alerts and retraining
 app.add_typer(monitor.app, name="monitor")
+# lab 08: GitOps rollback (the deployment repository applied to the local runtime; Argo CD on kind)
+app.add_typer(gitops.app, name="gitops")
 # interview practice: timed incident drills
 app.add_typer(drill.app, name="drill")
 

@@ -116,7 +116,8 @@ class DrillContext:
         raise AssertionError("unreachable")
 
 
-Check = Callable[[DrillContext], None]
+Check = Callable[[DrillContext], object]
+"""A graded check: it passes by returning (whatever it returns is ignored) and fails by raising."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def get(name: str) -> Drill:
     """The drill called ``name``; :class:`DrillError` listing the known ones otherwise."""
     if name not in MODULES:
         raise DrillError(f"There is no drill '{name}'. Known drills: {', '.join(MODULES)} (`workbench drill list`).")
-    drill = importlib.import_module(f"mlops_workbench.drills.{MODULES[name]}").DRILL
+    drill: Drill = importlib.import_module(f"mlops_workbench.drills.{MODULES[name]}").DRILL
     assert drill.name == name, f"{MODULES[name]}.DRILL is named {drill.name!r}, registered as {name!r}"
     return drill
 

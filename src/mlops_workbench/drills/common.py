@@ -7,6 +7,7 @@ Everything goes through the package's real APIs (``train``, ``tracking``, ``regi
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from mlops_workbench import procs, registry, tracking
@@ -65,7 +66,7 @@ def send_traffic(url: str, n: int, seed: int = 0) -> list[int]:
     from mlops_workbench.rollout.load import iris_like
 
     server = ModelServerClient(url)  # a router answers predictions the same way
-    statuses = []
+    statuses: list[int] = []
     for row in iris_like(np.random.default_rng(seed), n).tolist():
         reply = server.send([row])
         if reply.status == 0:
@@ -89,7 +90,7 @@ def served_requests(url: str, version: str) -> int:
     return int(total)
 
 
-def audit_fingerprint(home) -> dict[str, Any]:
+def audit_fingerprint(home: Path) -> dict[str, Any]:
     """Number of lines and sha256 of the registry audit log now (saved at setup, compared by the guard)."""
     path = audit.log_path(home=home)
     text = path.read_bytes() if path.exists() else b""

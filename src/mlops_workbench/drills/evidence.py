@@ -47,7 +47,9 @@ def later_rollouts(ctx: DrillContext, first: str) -> dict[str, list[events.Rollo
 def decided_on_data(evs: list[events.RolloutEvent], source: str | None = None) -> bool:
     """The rollout took conclusive measurements (from ``source`` if given) and reached a decision."""
     measured = [
-        e for e in evs if e.type is T.MEASUREMENT and e.phase in CONCLUSIVE and (source is None or e.source == source)
+        e
+        for e in evs
+        if isinstance(e, events.MeasurementEvent) and e.phase in CONCLUSIVE and (source is None or e.source == source)
     ]
     return bool(measured) and any(e.type is T.DECISION for e in evs)
 
@@ -58,9 +60,9 @@ def rollout_changes(ctx: DrillContext, rollout: str) -> list[Change]:
     onset = next((e.t for e in evs if e.type is T.FAULT), float("inf"))
     after = [e for e in evs if e.t > onset]
     found: list[Change] = []
-    if any(e.type is T.DECISION and e.decision is events.Decision.ABORT for e in after):
+    if any(isinstance(e, events.DecisionEvent) and e.decision is events.Decision.ABORT for e in after):
         found.append(Change.ROLLOUT_ABORTED)
-    if any(e.type is T.PHASE and e.phase == RESUMED for e in after):
+    if any(isinstance(e, events.PhaseEvent) and e.phase == RESUMED for e in after):
         found.append(Change.ROLLOUT_RESUMED)
     later = later_rollouts(ctx, rollout)
     if later:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -191,7 +192,7 @@ def finish(interview: Interview, home: Path) -> Path:
     return out
 
 
-def status(home: Path | None = None) -> dict:
+def status(home: Path | None = None) -> dict[str, Any]:
     """Where the interview stands: the drill under way, the one clock, the results so far."""
     home = home or settings.home()
     interview = _running(home)

@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 from mlops_workbench import tools
 
@@ -43,7 +47,7 @@ def state_folder(path: Path) -> Path | None:
     return None
 
 
-def pytest_configure(config) -> None:  # noqa: ANN001 - pytest's hook signature
+def pytest_configure(config: pytest.Config) -> None:
     """Write no bytecode next to the tests, and point MLflow at the state folder's tracking server."""
     from mlops_workbench import procs, tracking
 
@@ -54,7 +58,7 @@ def pytest_configure(config) -> None:  # noqa: ANN001 - pytest's hook signature
         os.environ[tracking.URI_ENV] = service.url
 
 
-def pytest_report_header(config) -> str:  # noqa: ANN001 - pytest's hook signature
+def pytest_report_header(config: pytest.Config) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     return f"MLflow tracking server: {uri or 'none running for this state folder (`workbench mlflow up`)'}"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mlops_workbench import procs
 from mlops_workbench.drills import rollout_checks, rollouts
 from mlops_workbench.drills.base import DrillContext, DrillError, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
@@ -16,7 +15,7 @@ from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend
-from mlops_workbench.rollout.events import EventType
+from mlops_workbench.rollout.events import MeasurementEvent
 
 ANALYSIS = {
     "interval": "1s",
@@ -84,15 +83,16 @@ class MetricsDown(rollout_checks.RolloutDrill):
 
     def setup(self, ctx: DrillContext, variant: rollouts.CanaryVariant) -> None:
         stable, candidate = rollouts.versions(ctx)
-        LocalBackend(ctx.home, model_name=ctx.model_name, metrics="prometheus").up()
+        router = LocalBackend(ctx.home, model_name=ctx.model_name, metrics="prometheus").up()
         policy = rollouts.policy_yaml("1h", ANALYSIS, weight=variant.weight)
-        with rollouts.load(ctx, procs.get("rollout-router", ctx.home).url, RPS, seed=ctx.fact("seed")):
+        with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             proc, state = rollouts.start_controller(ctx, candidate, policy, "prometheus")
             # Prometheus has data (a measurement that is not an error) before it goes down
             rollouts.wait_for(
-                ctx, state.id, lambda e: e.type is EventType.MEASUREMENT and e.phase != MeasurementPhase.ERROR
+                ctx, state.id, lambda e: isinstance(e, MeasurementEvent) and e.phase != MeasurementPhase.ERROR
             )
-            if st.load(ctx.home).done:
+            current = st.load(ctx.home)
+            if current is None or current.done:
                 raise DrillError(
                     f"setup went wrong: rollout {state.id} ended before the fault; see "
                     f"{ctx.folder / 'controller.log'} and start the drill again"

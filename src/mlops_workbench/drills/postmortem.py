@@ -197,7 +197,7 @@ def registry_truth(
 
 def rollout_truth(events: list[RolloutEvent], rollout: str, candidate: str, **known: Any) -> PostMortemTruth:
     """Truth for a rollout incident, from the event log: the onset is the drill's ``fault`` event of ``rollout``."""
-    from mlops_workbench.rollout.events import Decision, EventType, of_rollout
+    from mlops_workbench.rollout.events import Decision, DecisionEvent, EventType, WeightEvent, of_rollout
     from mlops_workbench.rollout.timeline import blast_radius
 
     evs = of_rollout(events, rollout)
@@ -209,8 +209,8 @@ def rollout_truth(events: list[RolloutEvent], rollout: str, candidate: str, **kn
         (
             e
             for e in after
-            if (e.type is EventType.WEIGHT and e.canary == 0)
-            or (e.type is EventType.DECISION and e.decision is Decision.PROMOTE)
+            if (isinstance(e, WeightEvent) and e.canary == 0)
+            or (isinstance(e, DecisionEvent) and e.decision is Decision.PROMOTE)
         ),
         None,
     )

@@ -66,7 +66,8 @@ def ws(ctx: DrillContext) -> versioning.Workspace:
 
 def lineage(ctx: DrillContext) -> dict[str, Any]:
     """The lineage tags of the production run the setup logged."""
-    return versioning.run_lineage(ctx.fact("bad_run"), home=ctx.home)["tags"]
+    tags: dict[str, Any] = versioning.run_lineage(ctx.fact("bad_run"), home=ctx.home)["tags"]
+    return tags
 
 
 def cause_named(ctx: DrillContext) -> None:

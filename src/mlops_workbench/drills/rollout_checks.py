@@ -47,8 +47,8 @@ def guard_never_blind(ctx: DrillContext) -> None:
     if current != str(ctx.fact("candidate")):
         return
     for evs in evidence.later_rollouts(ctx, ctx.fact("rollout")).values():
-        measured = any(e.type is T.MEASUREMENT and e.phase == MeasurementPhase.SUCCESSFUL for e in evs)
-        if measured and any(e.type is T.DECISION and e.decision is events.Decision.PROMOTE for e in evs):
+        measured = any(isinstance(e, events.MeasurementEvent) and e.phase == MeasurementPhase.SUCCESSFUL for e in evs)
+        if measured and any(isinstance(e, events.DecisionEvent) and e.decision is events.Decision.PROMOTE for e in evs):
             return
     fail(
         f"Production is v{current}, the candidate, but no rollout measured it successfully: a promotion without "

@@ -21,7 +21,7 @@ from mlops_workbench.drills.variants import Variant
 from mlops_workbench.rollout import events, ops
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout import state as st
-from mlops_workbench.rollout.backends.local import SERVICES, LocalBackend
+from mlops_workbench.rollout.backends.local import SERVICES, LocalBackend, MetricsMode
 from mlops_workbench.rollout.events import EventLog
 
 
@@ -63,7 +63,7 @@ def start_controller(
     ctx: DrillContext,
     candidate: str,
     policy: str,
-    metrics: str,
+    metrics: MetricsMode,
     timeout: float = 600.0,
     policy_file: str = ".setup-policy.yaml",
 ) -> tuple[procs.Handle, st.RolloutState]:
@@ -88,8 +88,7 @@ def start_controller(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = st.load(ctx.home)
-        fresh = state is not None and (before is None or state.id != before.id)
-        if fresh and state.weight > 0:
+        if state is not None and (before is None or state.id != before.id) and state.weight > 0:
             ctx.save_facts(controller_pid=proc.pid)
             return proc, state
         if proc.poll() is not None:
@@ -124,7 +123,7 @@ def wait_for(
     )
 
 
-def roll_out_again(ctx: DrillContext, policy: Path, metrics: str, rps: float = 20, seed: int = 6) -> None:
+def roll_out_again(ctx: DrillContext, policy: Path, metrics: MetricsMode, rps: float = 20, seed: int = 6) -> None:
     """A new rollout of the candidate with ``policy`` under load, to its decision (what the repairs do)."""
     router = LocalBackend(ctx.home, model_name=ctx.model_name, metrics=metrics).up()
     with load(ctx, router, rps, seed=seed):

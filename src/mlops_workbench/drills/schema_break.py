@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 from pydantic import Field
@@ -145,11 +146,11 @@ def undo(variant: DeliveryVariant, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _sha(path) -> str:
+def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _repo(ctx: DrillContext):
+def _repo(ctx: DrillContext) -> Path:
     repo = ctx.folder / "repo"
     if not (repo / ".git").is_dir():
         fail(f"{repo} is gone: the repository is the system under repair; `workbench drill reset` and start again.")

@@ -21,7 +21,7 @@ from mlops_workbench.drills.variants import Variant
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend
-from mlops_workbench.rollout.events import EventType
+from mlops_workbench.rollout.events import MeasurementEvent
 
 POLICY_FILE = "policy.yaml"
 RPS = 20
@@ -105,7 +105,7 @@ class StalledCanary(rollout_checks.RolloutDrill):
             rollouts.wait_for(
                 ctx,
                 state.id,
-                lambda e: e.type is EventType.MEASUREMENT and e.phase == MeasurementPhase.INCONCLUSIVE,
+                lambda e: isinstance(e, MeasurementEvent) and e.phase == MeasurementPhase.INCONCLUSIVE,
                 timeout=90,
             )
         rollout_checks.remember(ctx, state.id, stable, candidate)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mlops_workbench import procs
 from mlops_workbench.drills import common, rollout_checks, rollouts
 from mlops_workbench.drills.base import DrillContext, GradedCheck
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.incidents import record_truth
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.rollout import ops
+from mlops_workbench.rollout.backends.local import LocalBackend
 
 ANALYSIS = {"interval": "2s", "initialDelay": "1s", "inconclusiveLimit": 100000, "consecutiveErrorLimit": 100000}
 TRAFFIC = 60
@@ -55,7 +55,8 @@ class StuckCanary(rollout_checks.RolloutDrill):
         proc, state = rollouts.start_controller(ctx, candidate, policy, "direct")
         proc.stop(grace=0)  # the controller dies without a word, as a crash would leave it
         rollouts.fault(ctx, state.id)
-        common.send_traffic(procs.get("rollout-router", ctx.home).url, TRAFFIC, seed=ctx.fact("seed"))
+        router = LocalBackend(ctx.home, model_name=ctx.model_name).router_url
+        common.send_traffic(router, TRAFFIC, seed=ctx.fact("seed"))
         rollout_checks.remember(ctx, state.id, stable, candidate)
 
     def checks(self) -> list[GradedCheck]:

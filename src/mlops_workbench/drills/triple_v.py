@@ -8,10 +8,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_workbench import procs, registry
+from mlops_workbench import registry
 from mlops_workbench.data import load_iris_frame
 from mlops_workbench.drills import common, workspaces
-from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model
+from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck, delete_model, stop_every_service
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
 from mlops_workbench.labs.checks import fail
@@ -115,13 +115,15 @@ class TripleV(Drill):
     def destructive_fixes(self) -> dict[str, Callable[[DrillContext], None]]:
         return {
             "answer-current-production": lambda ctx: _write_answer(ctx, common.production(ctx)),
-            "stop-every-service": lambda ctx: (
-                (_write_answer(ctx, _served_version(ctx)), procs.stop_all(ctx.home)) and None
-            ),
-            "delete-the-registered-model": lambda ctx: (
-                (_write_answer(ctx, _served_version(ctx)), delete_model(ctx)) and None
-            ),
+            "stop-every-service": lambda ctx: _answer_then(ctx, stop_every_service),
+            "delete-the-registered-model": lambda ctx: _answer_then(ctx, delete_model),
         }
+
+
+def _answer_then(ctx: DrillContext, destroy: Callable[[DrillContext], None]) -> None:
+    """The right answer, then ``destroy``: the guard must catch what the answer alone would pass."""
+    _write_answer(ctx, _served_version(ctx))
+    destroy(ctx)
 
 
 def _record_request(ctx: DrillContext, url: str) -> None:
@@ -158,6 +160,8 @@ def _served_version(ctx: DrillContext) -> str:
 def _lineage(ctx: DrillContext, version: str) -> dict[str, str]:
     client = registry.client(ctx.home)
     run_id = client.get_model_version(ctx.model_name, version).run_id
+    if run_id is None:  # every version the setup registers comes from a run
+        fail(f"Version {version} of '{ctx.model_name}' names no run, so it has no lineage: reset the drill.")
     tags = client.get_run(run_id).data.tags
     return {"run_id": run_id, "git_commit": tags["git.commit"], "data_md5": tags["data.md5"]}
 

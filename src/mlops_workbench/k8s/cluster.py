@@ -19,6 +19,7 @@ from mlops_workbench.k8s.errors import K8sError
 from mlops_workbench.k8s.versions import Versions, deploy_dir, load
 
 CLUSTER = "workbench"
+ARGOCD_NAMESPACE = "argocd"
 Say = Callable[[str], None]
 
 
@@ -107,11 +108,31 @@ def install_stack(v: Versions, say: Say = print) -> None:
     _kubectl("-n", "argo-rollouts", "rollout", "status", "deployment/argo-rollouts", "--timeout=300s")
 
 
-def up(say: Say = print, build: bool = True, manifests: Path | None = None) -> None:
+def install_argocd(v: Versions, say: Say = print) -> None:
+    """Argo CD's own install manifest at the pinned version in namespace ``argocd`` (server-side: its CRDs are too
+    big for a client-side apply), then wait for its controller, repo server and API server."""
+    say(f"Argo CD {v.ARGOCD_VERSION}")
+    _kubectl("create", "namespace", ARGOCD_NAMESPACE, check=False)
+    _kubectl(
+        "apply",
+        "-n",
+        ARGOCD_NAMESPACE,
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        f"https://raw.githubusercontent.com/argoproj/argo-cd/{v.ARGOCD_VERSION}/manifests/install.yaml",
+    )
+    for workload in ("statefulset/argocd-application-controller", "deployment/argocd-repo-server"):
+        _kubectl("-n", ARGOCD_NAMESPACE, "rollout", "status", workload, "--timeout=300s")
+    _kubectl("-n", ARGOCD_NAMESPACE, "rollout", "status", "deployment/argocd-server", "--timeout=300s")
+
+
+def up(say: Say = print, build: bool = True, manifests: Path | None = None, apply_overlay: bool = True) -> None:
     """kind create (config file, pinned node image), build + load images, install the stack, apply the overlay.
 
     With ``manifests`` (lab 05's output folder: rollout-strategy.yaml and analysis-templates.yaml) the
-    learner's strategy and AnalysisTemplates are applied in place of the repository's.
+    learner's strategy and AnalysisTemplates are applied in place of the repository's. Without
+    ``apply_overlay`` nothing of the workbench is applied: Argo CD deploys it from git.
     """
     if manifests is not None:
         from mlops_workbench.k8s import lab
@@ -143,6 +164,8 @@ def up(say: Say = print, build: bool = True, manifests: Path | None = None) -> N
     for image in images:
         tools.run([kind, "load", "docker-image", image, "--name", CLUSTER])
     install_stack(v, say)
+    if not apply_overlay:
+        return
     if manifests is None:
         apply(say=say)
     else:

@@ -1,7 +1,7 @@
-"""Schemas of Argo Rollouts and Gateway API resources, offline, from npm packages.
+"""Schemas of Argo Rollouts, Argo CD and Gateway API resources, offline, from npm packages.
 
-``deploy/k8s/schemas`` pins ``@kubernetes-models/argo-rollouts`` and
-``@kubernetes-models/gateway-api`` (installed by ``make setup`` with ``npm ci``, never at
+``deploy/k8s/schemas`` pins ``@kubernetes-models/argo-rollouts``, ``@kubernetes-models/argo-cd``
+and ``@kubernetes-models/gateway-api`` (installed by ``make setup`` with ``npm ci``, never at
 test time). They ship generated validators, not JSON files, so a small node script
 (``validate.mjs``) runs them and also reports fields the schema does not define.
 """
@@ -9,6 +9,7 @@ test time). They ship generated validators, not JSON files, so a small node scri
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from mlops_workbench import tools
@@ -16,6 +17,8 @@ from mlops_workbench.k8s.errors import ToolMissing
 from mlops_workbench.k8s.versions import deploy_dir
 
 GROUPS = ("argoproj.io/", "gateway.networking.k8s.io/")
+PACKAGES = ("argo-rollouts", "argo-cd", "gateway-api")
+"""The ``@kubernetes-models/*`` packages ``deploy/k8s/schemas/package.json`` pins."""
 # Free-form maps the generated validators do not enumerate: their keys are checked elsewhere.
 FREE_FORM = ("spec.strategy.canary.trafficRouting.plugins.",)
 
@@ -24,14 +27,18 @@ def covers(obj: dict[str, Any]) -> bool:
     return str(obj.get("apiVersion", "")).startswith(GROUPS)
 
 
-def schema_dir():
+def schema_dir() -> Path:
     return deploy_dir() / "schemas"
 
 
+def missing() -> list[str]:
+    """The pinned schema packages not installed in ``deploy/k8s/schemas/node_modules``."""
+    folder = schema_dir() / "node_modules" / "@kubernetes-models"
+    return [f"@kubernetes-models/{p}" for p in PACKAGES if not (folder / p).is_dir()]
+
+
 def ready() -> bool:
-    return (schema_dir() / "node_modules" / "@kubernetes-models" / "argo-rollouts").is_dir() and tools.find(
-        "node"
-    ) is not None
+    return not missing() and tools.find("node") is not None
 
 
 def check(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,13 +46,13 @@ def check(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not objs:
         return []
     node = tools.require("node")
-    if not (schema_dir() / "node_modules").is_dir():
+    if missing():
         raise ToolMissing(
-            f"the schema packages are not installed in {schema_dir()}: run `make setup` "
+            f"the schema packages {', '.join(missing())} are not installed in {schema_dir()}: run `make setup` "
             "(or `npm ci` there) with Node.js 20+."
         )
     out = tools.run([node, str(schema_dir() / "validate.mjs")], input=json.dumps(objs), timeout=120)
-    results = json.loads(out)
+    results: list[dict[str, Any]] = json.loads(out)
     for r in results:
         r["unknown"] = [p for p in r["unknown"] if not p.startswith(FREE_FORM)]
         seen, unique = set(), []

@@ -92,8 +92,8 @@ def strategy_problems(policy: pol.Policy, folder: Path) -> list[str]:
     return problems
 
 
-def templates(folder: Path) -> dict[str, dict[str, Any]]:
-    """The learner's AnalysisTemplates by name (reads only the templates file)."""
+def templates(folder: Path) -> dict[str | None, dict[str, Any]]:
+    """The learner's AnalysisTemplates by name (None for one without a name; reads only the templates file)."""
     return {
         (t.get("metadata") or {}).get("name"): t
         for t in _load(folder, TEMPLATES, "Exercise 2 (cell 'write-templates')")

@@ -98,6 +98,11 @@ def _check_args(passed: list[Any], template: dict[str, Any], where: str) -> None
             )
 
 
+def _template(templates: dict[str, dict[str, Any]], name: str | None) -> dict[str, Any]:
+    """The AnalysisTemplate a ref names ({} when it names none that exists: :func:`_metric` says so)."""
+    return (templates.get(name) if name is not None else None) or {}
+
+
 def _metric(
     name: str | None, templates: dict[str, dict[str, Any]], metrics: dict[str, pol.Metric], where: str, delay: float
 ) -> pol.Metric:
@@ -198,15 +203,16 @@ def to_policy(
     if not isinstance(starting, int) or isinstance(starting, bool) or not 0 <= starting < len(raw):
         raise StepError(f"analysis.startingStep is {starting!r}: name a step index from 0 to {len(raw) - 1}.")
     for k, ref in enumerate(background.get("templates") or []):
-        name = ref.get("templateName") if isinstance(ref, dict) else None
-        _check_args(background.get("args") or [], templates.get(name) or {}, "the background analysis")
-        out.append(_metric(name, templates, metrics, f"analysis.templates[{k}]", starts[starting]))
-    closing = raw[-1].get("analysis") if isinstance(raw[-1], dict) else None
+        template = ref.get("templateName") if isinstance(ref, dict) else None
+        _check_args(background.get("args") or [], _template(templates, template), "the background analysis")
+        out.append(_metric(template, templates, metrics, f"analysis.templates[{k}]", starts[starting]))
+    closing = (raw[-1].get("analysis") if isinstance(raw[-1], dict) else None) or {}
     gates = []
-    for k, ref in enumerate((closing or {}).get("templates") or []):
-        name, where = ref.get("templateName") if isinstance(ref, dict) else None, f"steps[{len(raw) - 1}].analysis"
-        _check_args(closing.get("args") or [], templates.get(name) or {}, where)
-        out.append(_metric(name, templates, metrics, f"{where}.templates[{k}]", t))
+    for k, ref in enumerate(closing.get("templates") or []):
+        template = ref.get("templateName") if isinstance(ref, dict) else None
+        where = f"steps[{len(raw) - 1}].analysis"
+        _check_args(closing.get("args") or [], _template(templates, template), where)
+        out.append(_metric(template, templates, metrics, f"{where}.templates[{k}]", t))
         gates.append(out[-1].name)
     if not out:
         raise StepError(

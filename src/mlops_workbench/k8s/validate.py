@@ -2,8 +2,9 @@
 
 * Core kinds: ``kubernetes-validate`` in strict mode (unknown fields refused); a kind it has
   no schema for is a failure, never a silent pass.
-* Argo Rollouts and Gateway API kinds: the npm schema packages (:mod:`mlops_workbench.k8s.crds`).
-* Cross-references schemas cannot see (:mod:`mlops_workbench.k8s.xref`).
+* Argo Rollouts, Argo CD and Gateway API kinds: the npm schema packages (:mod:`mlops_workbench.k8s.crds`).
+* Cross-references schemas cannot see (:mod:`mlops_workbench.k8s.xref`; for Argo CD Applications,
+  :mod:`mlops_workbench.k8s.argocd`).
 
 Every :class:`Finding` names the resource, the field path and the fix.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import kubernetes_validate as kv
 
 from mlops_workbench import safeyaml, tools
-from mlops_workbench.k8s import crds, xref
+from mlops_workbench.k8s import argocd, crds, xref
 from mlops_workbench.k8s.errors import ManifestError
 from mlops_workbench.k8s.findings import Finding, name_of
 from mlops_workbench.k8s.versions import deploy_dir
@@ -138,7 +139,7 @@ def schemas(objs: list[dict[str, Any]]) -> list[Finding]:
 
 def validate(objs: list[dict[str, Any]], source: str = "") -> list[Finding]:
     """Schema and cross-reference findings for a set of objects that belong together."""
-    findings = schemas(objs) + xref.check(objs)
+    findings = schemas(objs) + xref.check(objs) + argocd.check(objs)
     for f in findings:
         f.source = f.source or source
     return findings
@@ -155,12 +156,17 @@ def stack_files() -> list[Path]:
 def validate_overlay(path: Path) -> list[Finding]:
     """Render one overlay and validate it together with the cluster stack it runs on."""
     objs = load_text(kustomize(path), str(path)) + load_files(stack_files())
-    return validate(
-        objs,
-        source=str(path.relative_to(deploy_dir().parent.parent))
-        if path.is_relative_to(deploy_dir().parent.parent)
-        else str(path),
-    )
+    return validate(objs, source=_relative(path))
+
+
+def _relative(path: Path) -> str:
+    root = deploy_dir().parent.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def validate_applications() -> list[Finding]:
+    """Each Argo CD Application of ``deploy/k8s/argocd`` on its own (they are one app with two sync policies)."""
+    return [f for path in argocd.files() for f in validate(load_files([path]), source=_relative(path))]
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

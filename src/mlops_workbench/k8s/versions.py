@@ -23,6 +23,7 @@ class Versions(BaseModel):
     KIND_VERSION: str
     KIND_NODE_IMAGE: str
     ARGO_ROLLOUTS_VERSION: str
+    ARGOCD_VERSION: str
     GATEWAYAPI_PLUGIN_VERSION: str
     ENVOY_GATEWAY_VERSION: str
     GATEWAY_API_VERSION: str

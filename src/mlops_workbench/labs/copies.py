@@ -33,7 +33,7 @@ class Copy:
             return f"{self.lab}: your copy is {self.path}"
         if self.status == "updated":
             return f"{self.lab}: a newer release replaced your copy {self.path} (you had not changed it)"
-        if self.status == "newer":
+        if self.status == "newer" and self.update is not None:  # a newer release always names its file
             return (
                 f"{self.lab}: a newer release is in {self.update}; your work in {self.path} is kept as it is. "
                 f"To switch, copy your answers into the new notebook and rename it to {self.path.name}; "

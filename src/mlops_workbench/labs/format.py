@@ -214,6 +214,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     """
     text, data = notebook_json(path)
     check_outputs(data, path)
+    nb: nbformat.NotebookNode
     try:
         nb = nbformat.reads(text, as_version=4)
     except (

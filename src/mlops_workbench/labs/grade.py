@@ -8,140 +8,29 @@ the run left on disk.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import secrets
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
 from mlops_workbench import paramspec, procs, settings
 from mlops_workbench.labs import answers, guard
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
-from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, Lab, LabFormatError, notebook_json, read_notebook
+from mlops_workbench.labs.format import Lab, LabFormatError, read_notebook
 from mlops_workbench.labs.release import learner_notebook, render
-from mlops_workbench.labs.report import CheckResult, IntegrityIssue, Report, Timings
+from mlops_workbench.labs.report import CheckResult, IntegrityIssue, Report, Status, Timings
 from mlops_workbench.labs.run import Execution, execute, truncate
+from mlops_workbench.labs.submission import check_integrity, detect_lab, digest, file_digest, normalize_ids
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha(path: Path) -> str | None:
-    """The sha256 of a file read in chunks (of nothing when it is missing); None when it is too big to grade."""
-    if not path.is_file():
-        return _sha(b"")
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _declared_lab(path: Path) -> str | None:
-    """The lab named in a notebook's metadata (``workbench.lab``); None when the file cannot tell."""
-    try:
-        _, data = notebook_json(path)
-        lab = data["metadata"]["workbench"]["lab"]
-    except (LabFormatError, KeyError, TypeError):  # unreadable files are reported by grade()
-        return None
-    return lab if isinstance(lab, str) else None
-
-
-def detect_lab(path: Path) -> Lab:
-    """The lab a submission belongs to: from its metadata, else from its file name."""
-    name = _declared_lab(path)
-    for candidate in (name, path.stem, path.parent.name):
-        if candidate:
-            try:
-                return Lab.find(candidate)
-            except LabFormatError:
-                continue
-    raise LabFormatError(f"Cannot tell which lab {path} is for: pass --lab NN, or keep the file name NN-slug.ipynb.")
-
-
-def check_integrity(
-    nb: nbformat.NotebookNode, released: nbformat.NotebookNode, raw_ids: list[str] | None = None
-) -> tuple[list[IntegrityIssue], nbformat.NotebookNode]:
-    """Compare a submission with the released notebook by cell id.
-
-    ``raw_ids`` are the ids as written in the file (nbformat renames duplicates
-    on reading). Returns the issues and the notebook to execute, in which edited
-    read-only cells are put back as released (an edit there cannot change the grade).
-    """
-    issues: list[IntegrityIssue] = []
-    ids = Counter(raw_ids if raw_ids is not None else [c.get("id") for c in nb.cells])
-    for cell_id, n in ids.items():
-        if n > 1:
-            issues.append(
-                IntegrityIssue(
-                    cell=cell_id,
-                    problem="duplicated",
-                    message=f"Cell '{cell_id}' appears {n} times; delete the copies and keep one.",
-                )
-            )
-    present = set(ids)
-    for cell in released.cells:
-        cid = cell.get("id")
-        if cid not in present and not cell.metadata.get("workbench", {}).get("generated"):  # e.g. the time header
-            issues.append(
-                IntegrityIssue(
-                    cell=cid,
-                    problem="deleted",
-                    message=f"Cell '{cid}' is missing; copy it back from the released notebook.",
-                )
-            )
-    readonly = {c.get("id"): c for c in released.cells if not c.metadata.get("workbench", {}).get("editable", True)}
-    restored = nbformat.from_dict(nb)
-    for cell in restored.cells:
-        original = readonly.get(cell.get("id"))
-        if original is not None and cell.source.strip() != original.source.strip():
-            issues.append(
-                IntegrityIssue(
-                    cell=cell.get("id"),
-                    problem="edited-read-only",
-                    message=f"Cell '{cell.get('id')}' is read-only and was edited; it was graded as released.",
-                )
-            )
-            cell.source = original.source
-    return issues, restored
-
-
-def normalize_ids(raw: bytes) -> tuple[list[str], list[IntegrityIssue]]:
-    """The cell ids as written, with an id made up for every cell saved without one (older editors, scripts).
-
-    Made-up ids (``added-<n>``) cannot match a released cell, so such a cell counts as
-    the learner's own addition; each one is reported so the learner sees the edit.
-    """
-    ids, issues = [], []
-    for index, cell in enumerate(json.loads(raw).get("cells", [])):
-        cid = cell.get("id") if isinstance(cell, dict) else None
-        if not isinstance(cid, str) or not cid:
-            cid = f"added-{index}"
-            issues.append(
-                IntegrityIssue(
-                    cell=cid,
-                    problem="id-added",
-                    message=(
-                        f"Cell {index + 1} had no id (an older editor saved it); it was graded as cell '{cid}'. "
-                        "Save the notebook with JupyterLab 4 to keep ids."
-                    ),
-                )
-            )
-        ids.append(cid)
-    return ids, issues
-
-
-def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[str, str] | None:
+def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[Status, str] | None:
     for cell_id in check.cells:
         if cell_id in missing:
             return "blocked", f"Cell '{cell_id}' that this check needs is missing from the notebook; restore it."
@@ -179,7 +68,7 @@ def _blocked(check: Check, execution: Execution, missing: set[str]) -> CheckResu
 
 def run_check(check: Check, ctx: Context) -> CheckResult:
     """Run one check with its own time limit; any failure becomes a status, never an exception."""
-    base = dict(id=check.id, description=check.description, max_score=check.points, visibility=check.visibility)
+    status: Status
     started = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"check-{check.id}")
     future = pool.submit(check.func, ctx)
@@ -195,7 +84,14 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return CheckResult(
-        **base, status=status, score=score, message=truncate(message), seconds=round(time.monotonic() - started, 3)
+        id=check.id,
+        description=check.description,
+        max_score=check.points,
+        visibility=check.visibility,
+        status=status,
+        score=score,
+        message=truncate(message),
+        seconds=round(time.monotonic() - started, 3),
     )
 
 
@@ -257,7 +153,7 @@ def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
     return failed
 
 
-def _all_checks(lab: Lab, status: str, message: str) -> list[CheckResult]:
+def _all_checks(lab: Lab, status: Status, message: str) -> list[CheckResult]:
     return [
         CheckResult(
             id=c.id,
@@ -278,7 +174,7 @@ def grade(
     lab: Lab | None = None,
     *,
     home: Path | None = None,
-    parameters: dict | None = None,
+    parameters: dict[str, Any] | None = None,
     progress: bool = False,
     seed: int | None = None,
 ) -> Report:
@@ -301,13 +197,14 @@ def grade(
         shutil.rmtree(home, ignore_errors=True)
     home = Path(home).resolve()
     released_text = render(learner_notebook(lab))
-    sha = _file_sha(submission)
-    common = dict(
+    sha = file_digest(submission)
+    common = functools.partial(
+        Report,
         lab=lab.id,
         title=lab.spec.title,
         submission=str(submission),
         submission_sha256=sha,
-        released_sha256=_sha(released_text.encode()),
+        released_sha256=digest(released_text.encode()),
         max_score=lab.max_score,
         pass_mark=lab.spec.pass_mark,
         seed=seed,
@@ -316,7 +213,7 @@ def grade(
         nb = read_notebook(submission)
     except LabFormatError as exc:
         return _finish(
-            Report(**common, score=0.0, passed=False, error=str(exc), checks=_all_checks(lab, "error", str(exc))),
+            common(score=0.0, passed=False, error=str(exc), checks=_all_checks(lab, "error", str(exc))),
             out_dir,
             home,
             started,
@@ -325,7 +222,7 @@ def grade(
     if blocked_by:
         message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
         return _finish(
-            Report(**common, score=0.0, passed=False, error=message, checks=_all_checks(lab, "blocked", message)),
+            common(score=0.0, passed=False, error=message, checks=_all_checks(lab, "blocked", message)),
             out_dir,
             home,
             started,
@@ -383,8 +280,7 @@ def grade(
     finally:
         procs.stop_all(home, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)
-    report = Report(
-        **common,
+    report = common(
         score=score,
         passed=score >= lab.spec.pass_mark * lab.max_score - 1e-9,
         execution_status=execution.status,

@@ -34,7 +34,7 @@ def load_module(path: Path | str, name: str | None = None) -> ModuleType:
 def load_function(path: Path | str, name: str) -> Callable[..., Any]:
     """Function ``name`` of the Python file ``path``, freshly imported (the module is named after the file)."""
     path = Path(path)
-    func = getattr(load_module(path), name, None)
+    func: object = getattr(load_module(path), name, None)
     if not callable(func):
         raise AttributeError(f"{path} defines no function {name}(): keep the `def {name}(...)` line of the exercise.")
     return func

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -28,9 +29,9 @@ from mlops_workbench.labs.report import Report
 OUT = "build/pipeline"
 
 
-def stages(labs: list[Lab]) -> dict:
+def stages(labs: list[Lab]) -> dict[str, Any]:
     """The ``dvc.yaml`` document for ``labs``."""
-    out = {}
+    out: dict[str, Any] = {}
     for lab in labs:
         deps = ["src/mlops_workbench", f"labs/{lab.id}"]
         deps += [f"{OUT}/{dep}/report.json" for dep in lab.spec.depends_on]

@@ -41,7 +41,10 @@ from mlops_workbench.labs.progress_record import (
     FailingCheck,
     Grade,
     LabProgress,
+    LabStatus,
     Progress,
+    Seen,
+    Source,
     TimeSpent,
 )
 from mlops_workbench.labs.report import CheckResult, Report
@@ -124,7 +127,7 @@ def active_minutes(times: Sequence[datetime]) -> float:
 
 def _failing(grade: Found | None, events: list[CheckEvent]) -> list[FailingCheck]:
     """The newest result of every check (a grading's, or a later ``check()``'s) that has not passed."""
-    newest: dict[str, tuple[datetime, CheckResult, str]] = {}
+    newest: dict[str, tuple[datetime, CheckResult, Seen]] = {}
     if grade is not None:
         at = when(grade.report.graded_at)
         newest = {c.id: (at, c, "grade") for c in grade.report.checks}
@@ -172,6 +175,7 @@ def learner_lab(info: LabInfo, gradings: list[Found], events: list[CheckEvent]) 
             method="none",
             detail="shown from your second check() or grading on" if times else "not started",
         )
+    status: LabStatus
     if latest is not None and latest.report.passed:
         status, step = "passed", "done"
     elif latest is None and not events:
@@ -276,7 +280,7 @@ def assemble(
 ) -> Progress:
     """The whole record from what was read (pure: no file is touched)."""
     own = [f for f in found if not f.reference]
-    source = "learner" if own or any(events.values()) else "reference" if found else "none"
+    source: Source = "learner" if own or any(events.values()) else "reference" if found else "none"
     if source == "reference":
         labs = [reference_lab(i, [f for f in found if f.report.lab == i.id]) for i in infos]
     else:

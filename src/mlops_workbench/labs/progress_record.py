@@ -11,6 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1"
 
+Seen = Literal["grade", "check()"]
+"""Where the newest result of a check comes from."""
+LabStatus = Literal["not started", "in progress", "passed"]
+Source = Literal["learner", "reference", "none"]
+"""Whose work the lab rows show."""
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -32,7 +38,7 @@ class FailingCheck(Strict):
     id: str
     status: str
     message: str
-    seen: Literal["grade", "check()"] = Field(description="where the newest result of this check comes from")
+    seen: Seen = Field(description="where the newest result of this check comes from")
 
 
 class TimeSpent(Strict):
@@ -48,7 +54,7 @@ class LabProgress(Strict):
     level: str
     points: float
     pass_mark: float
-    status: Literal["not started", "in progress", "passed"]
+    status: LabStatus
     grade: Grade | None
     failing: list[FailingCheck]
     time: TimeSpent
@@ -72,7 +78,7 @@ class Progress(Strict):
     schema_version: str = SCHEMA_VERSION
     generated_at: str
     home: str
-    source: Literal["learner", "reference", "none"] = Field(description="whose work the lab rows show")
+    source: Source = Field(description="whose work the lab rows show")
     note: str
     labs: list[LabProgress]
     drills: list[DrillProgress]

@@ -102,13 +102,14 @@ def header_line(lab: Lab) -> str:
 
 def header_cell(lab: Lab) -> nbformat.NotebookNode:
     """The generated first cell of a learner notebook: the lab's time estimate, level and points."""
-    cell = nbformat.v4.new_markdown_cell(f"*{header_line(lab)}*", id=HEADER_ID)
+    cell: nbformat.NotebookNode = nbformat.v4.new_markdown_cell(f"*{header_line(lab)}*", id=HEADER_ID)
     cell.metadata["workbench"] = {"editable": False, "generated": True}
     return cell
 
 
 def render(nb: nbformat.NotebookNode) -> str:
-    return nbformat.writes(nb) + "\n"
+    text: str = nbformat.writes(nb)
+    return text + "\n"
 
 
 def digest(text: str) -> str:

@@ -6,6 +6,7 @@ import html
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -95,7 +96,7 @@ def to_junit(report: Report) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def to_gradescope(report: Report) -> dict:
+def to_gradescope(report: Report) -> dict[str, Any]:
     """Gradescope's autograder ``results.json`` format."""
     return {
         "score": report.score,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -75,7 +75,7 @@ class Report(BaseModel):
         return out
 
 
-def schema() -> dict:
+def schema() -> dict[str, Any]:
     """The JSON Schema of :class:`Report`."""
     return Report.model_json_schema()
 
@@ -84,7 +84,7 @@ def write_schema(path: Path = SCHEMA_PATH) -> None:
     path.write_text(json.dumps(schema(), indent=2, sort_keys=True) + "\n")
 
 
-def validate_report(document: dict) -> None:
+def validate_report(document: dict[str, Any]) -> None:
     """Validate a report document against the shipped schema (raises jsonschema.ValidationError)."""
     import jsonschema
 

@@ -38,8 +38,11 @@ class CellRun(BaseModel):
     seconds: float | None = None
 
 
+ExecutionStatus = Literal["completed", "timeout", "kernel-died", "crashed"]
+
+
 class Execution(BaseModel):
-    status: Literal["completed", "timeout", "kernel-died", "crashed"]
+    status: ExecutionStatus
     message: str = ""
     seconds: float
     cells: list[CellRun]
@@ -76,7 +79,7 @@ get_ipython().events.register(
     "post_run_cell", lambda _result: _workbench_export({names!r}, {str(path)!r})
 )
 """
-    cell = nbformat.v4.new_code_cell(source)
+    cell: nbformat.NotebookNode = nbformat.v4.new_code_cell(source)
     cell.id = EXPORT_CELL_ID
     return cell
 
@@ -145,7 +148,7 @@ def execute(
         )
     finally:
         os.close(write_end)  # the worker holds the only writing end: the reader ends when the worker does
-    replies: dict[str, dict] = {}
+    replies: dict[str, dict[str, Any]] = {}
     reader = threading.Thread(target=_read_replies, args=(read_end, replies), daemon=True)
     reader.start()
     try:
@@ -163,7 +166,7 @@ def execute(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _read_replies(fd: int, replies: dict[str, dict]) -> None:
+def _read_replies(fd: int, replies: dict[str, dict[str, Any]]) -> None:
     """Collect the worker's execute replies, by cell id, until it closes the pipe."""
     with os.fdopen(fd, "r", errors="replace") as stream:
         for line in stream:
@@ -190,15 +193,15 @@ def _read_executed(output: Path) -> tuple[nbformat.NotebookNode | None, str]:
 
 
 def _collect(
-    prepared,
+    prepared: nbformat.NotebookNode,
     output: Path,
     export_file: Path,
-    code,
-    timed_out,
-    stderr,
-    seconds,
-    lab_timeout,
-    replies: dict[str, dict] | None = None,
+    code: int | None,
+    timed_out: bool,
+    stderr: str,
+    seconds: float,
+    lab_timeout: float,
+    replies: dict[str, dict[str, Any]] | None = None,
 ) -> Execution:
     executed, unreadable = _read_executed(output)
     by_id = {c.get("id"): c for c in (executed.cells if executed else [])}
@@ -209,6 +212,7 @@ def _collect(
         run = _cell_run(by_id.get(cell.get("id")), cell.get("id"), timed_out)
         cells.append(_as_replied(run, (replies or {}).get(cell.get("id"))))
     variables = json.loads(export_file.read_text()) if export_file.exists() else {}
+    status: ExecutionStatus
     if timed_out:
         status, message = (
             "timeout",
@@ -234,7 +238,7 @@ def _collect(
     return Execution(status=status, message=message, seconds=seconds, cells=cells, variables=variables)
 
 
-def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
+def _cell_run(cell: nbformat.NotebookNode | None, cell_id: str, timed_out: bool) -> CellRun:
     if cell is None:
         return CellRun(id=cell_id, status="not-run")
     meta = cell.metadata.get("papermill", {})
@@ -254,7 +258,7 @@ def _cell_run(cell, cell_id: str, timed_out: bool) -> CellRun:
     return CellRun(id=cell_id, status="ok", seconds=seconds)
 
 
-def _as_replied(run: CellRun, reply: dict | None) -> CellRun:
+def _as_replied(run: CellRun, reply: dict[str, Any] | None) -> CellRun:
     """The cell's status corrected by its execute reply: an error whose traceback the notebook hid is an error."""
     if reply is None or reply.get("status") != "error" or run.status != "ok":
         return run

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlops_workbench import output, paramspec, settings
 from mlops_workbench.errors import InputError
@@ -22,13 +24,14 @@ from mlops_workbench.labs.render import ICON
 from mlops_workbench.labs.report import CheckResult
 
 
-def _user_namespace() -> dict:
+def _user_namespace() -> dict[str, Any]:
     try:
         from IPython import get_ipython
 
         shell = get_ipython()
         if shell is not None:
-            return shell.user_ns
+            namespace: dict[str, Any] = shell.user_ns
+            return namespace
     except ImportError:
         pass
     import __main__
@@ -36,7 +39,7 @@ def _user_namespace() -> dict:
     return vars(__main__)
 
 
-def _show(results: list[CheckResult]) -> None:
+def _show(results: Sequence[CheckResult]) -> None:
     try:
         from IPython.display import HTML, display
 
@@ -59,7 +62,7 @@ class Feedback(CheckResult):
         pass
 
 
-class FeedbackList(list):
+class FeedbackList(list[Feedback]):
     """``check_all()``'s results, shown once as coloured lines (no list repr under them)."""
 
     def _ipython_display_(self) -> None:

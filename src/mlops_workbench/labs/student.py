@@ -106,8 +106,9 @@ def public_checks_source(path: Path) -> tuple[str, list[str]]:
             "check with @check on a top-level function so a student release can drop the hidden ones."
         )
     declared = {id(n): _declared(n, path) for n in tree.body}
-    removed = {id(n) for n in tree.body if (declared[id(n)] or ("", False))[1]}
-    hidden_ids = [declared[id(n)][0] for n in tree.body if id(n) in removed]
+    hidden = [(id(n), d[0]) for n in tree.body if (d := declared[id(n)]) is not None and d[1]]
+    removed = {node_id for node_id, _ in hidden}
+    hidden_ids = [check_id for _, check_id in hidden]
     while True:  # drop definitions nothing kept refers to, until none is left
         kept = [n for n in tree.body if id(n) not in removed]
         dead = []
@@ -132,22 +133,23 @@ def public_checks_source(path: Path) -> tuple[str, list[str]]:
     replaced: dict[int, str] = {}
     for node in kept:
         if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "module", None) != "__future__":
-            names = [a for a in node.names if a.name == "*" or _alias_name(a) in used]
-            if not names:
+            aliases = [a for a in node.names if a.name == "*" or _alias_name(a) in used]
+            if not aliases:
                 removed.add(id(node))
-            elif len(names) < len(node.names):
-                replaced[id(node)] = ast.unparse(type(node)(**{**node.__dict__, "names": names}))
+            elif len(aliases) < len(node.names):
+                replaced[id(node)] = ast.unparse(type(node)(**{**node.__dict__, "names": aliases}))
     lines = text.splitlines()
     drop: set[int] = set()
     for node in tree.body:
         start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+        end = node.end_lineno or node.lineno  # ast.parse sets end_lineno on every statement
         if id(node) in removed:
             while start > 0 and lines[start - 1].lstrip().startswith("#"):
                 start -= 1  # the comment above a removed definition describes it
-            drop.update(range(start, node.end_lineno))
+            drop.update(range(start, end))
         elif id(node) in replaced:
             lines[start] = replaced[id(node)]
-            drop.update(range(start + 1, node.end_lineno))
+            drop.update(range(start + 1, end))
     out = "\n".join(line for number, line in enumerate(lines) if number not in drop)
     return re.sub(r"\n{4,}", "\n\n\n", out).rstrip() + "\n", hidden_ids
 

@@ -14,11 +14,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import papermill
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 EXIT_OK, EXIT_KERNEL_DIED, EXIT_CRASHED = 0, 3, 4
 
@@ -26,14 +31,14 @@ EXIT_OK, EXIT_KERNEL_DIED, EXIT_CRASHED = 0, 3, 4
 MAX_EVALUE = 500
 
 
-def _reporter(fd: int | None):
+def _reporter(fd: int | None) -> dict[str, Callable[..., None]]:
     """A hook for nbclient's ``on_cell_executed`` writing each reply's status to ``fd`` (none without one)."""
     if fd is None:
         return {}
     os.set_inheritable(fd, False)  # the kernel, started by papermill, never gets this pipe
     stream = os.fdopen(fd, "w", buffering=1)
 
-    def record(cell, cell_index, execute_reply) -> None:
+    def record(cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any] | None) -> None:
         content = (execute_reply or {}).get("content", {})
         stream.write(
             json.dumps(

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops_workbench.errors import InputError
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
     from mlops_workbench.datastats import FeatureReference, ReferenceStats
     from mlops_workbench.monitoring.exporter import DriftScores
@@ -141,9 +141,9 @@ def psi(expected: Sequence[float], actual: Sequence[float], epsilon: float = EPS
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def ks(reference: Sequence[float], live: Sequence[float]) -> tuple[float, float]:
+def ks(reference: Sequence[float] | np.ndarray, live: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov test: (largest gap between the two empirical CDFs, p-value)."""
-    from scipy import stats  # type: ignore[import-untyped]
+    from scipy import stats
 
     if len(reference) == 0 or len(live) == 0:
         raise InputError("The KS test needs at least one value on each side.")
@@ -165,7 +165,9 @@ def chi2(reference: Mapping[str, int], live: Mapping[str, int]) -> tuple[float, 
     return float(result.statistic), float(result.pvalue)
 
 
-def numeric_drift(reference: FeatureReference, live: Sequence[float], thresholds: Thresholds) -> FeatureDrift:
+def numeric_drift(
+    reference: FeatureReference, live: Sequence[float] | np.ndarray, thresholds: Thresholds
+) -> FeatureDrift:
     from mlops_workbench.datastats import proportions
 
     statistic, p_value = ks(reference.values, live)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from mlops_workbench.errors import InputError
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
     from mlops_workbench.datastats import ReferenceStats
     from mlops_workbench.monitoring.predictions import Window
@@ -122,7 +122,7 @@ def reference_calibration(reference: ReferenceStats) -> Calibration:
 
 
 def _fit(confidence: np.ndarray, correct: np.ndarray) -> Calibration:
-    from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
+    from sklearn.isotonic import IsotonicRegression
 
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(confidence, correct)
     return Calibration(

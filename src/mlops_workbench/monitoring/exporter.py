@@ -25,14 +25,13 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench.errors import InputError
+from mlops_workbench.k8s.promql import BUCKETS, REQUESTS  # the model servers' metric names, spelled once
 
 log = logging.getLogger("mlops_workbench.monitoring.exporter")
 
 DRIFT = "workbench_drift_score"
 PREDICTION_DRIFT = "workbench_prediction_drift_score"
 SCORER_UP = "workbench_drift_scorer_up"
-REQUESTS = "workbench_model_requests_total"
-DURATION_BUCKETS = "workbench_model_request_duration_seconds_bucket"
 
 
 class DriftScores(BaseModel):
@@ -65,7 +64,7 @@ def error_rate_promql(window: str = "1m") -> str:
 
 def p99_latency_promql(window: str = "1m") -> str:
     """p99 prediction latency in seconds over ``window``, by model version (the model servers' histogram)."""
-    return f"histogram_quantile(0.99, sum by (version, le) (rate({DURATION_BUCKETS}[{window}])))"
+    return f"histogram_quantile(0.99, sum by (version, le) (rate({BUCKETS}[{window}])))"
 
 
 class DriftCollector(Collector):

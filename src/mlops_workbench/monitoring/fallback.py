@@ -201,9 +201,9 @@ def _notification(key: str, alerts: Mapping[str, ActiveAlert], external_url: str
             status="firing" if a.firing else "resolved",
             labels=dict(a.labels),
             annotations=dict(a.annotations),
-            startsAt=datetime.fromtimestamp(a.fired_at or a.active_at, UTC),
-            endsAt=ZERO_TIME if a.firing else datetime.fromtimestamp(a.resolved_at or 0.0, UTC),
-            generatorURL="",
+            starts_at=datetime.fromtimestamp(a.fired_at or a.active_at, UTC),
+            ends_at=ZERO_TIME if a.firing else datetime.fromtimestamp(a.resolved_at or 0.0, UTC),
+            generator_url="",
             fingerprint=fp,
         )
         for fp, a in ordered
@@ -211,14 +211,16 @@ def _notification(key: str, alerts: Mapping[str, ActiveAlert], external_url: str
     first = items[0]
     return Notification(
         version="4",
-        groupKey=key,
-        truncatedAlerts=0,
+        group_key=key,
+        truncated_alerts=0,
         status="firing" if any(a.status == "firing" for a in items) else "resolved",
         receiver=RECEIVER,
-        groupLabels={name: first.labels.get(name, "") for name in GROUP_BY},
-        commonLabels={k: v for k, v in first.labels.items() if all(a.labels.get(k) == v for a in items)},
-        commonAnnotations={k: v for k, v in first.annotations.items() if all(a.annotations.get(k) == v for a in items)},
-        externalURL=external_url,
+        group_labels={name: first.labels.get(name, "") for name in GROUP_BY},
+        common_labels={k: v for k, v in first.labels.items() if all(a.labels.get(k) == v for a in items)},
+        common_annotations={
+            k: v for k, v in first.annotations.items() if all(a.annotations.get(k) == v for a in items)
+        },
+        external_url=external_url,
         alerts=items,
     )
 

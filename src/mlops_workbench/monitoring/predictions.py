@@ -27,7 +27,7 @@ from mlops_workbench import settings
 from mlops_workbench.errors import InputError
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
 Moment = datetime | float
 """A point in time: an aware datetime (a naive one is read as UTC) or seconds since the epoch."""

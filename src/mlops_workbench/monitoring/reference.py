@@ -57,28 +57,32 @@ def load(model_name: str, version: str | int, home: Path | None = None) -> Refer
             f"There is no version {version} of the registered model '{model_name}': list them with "
             f"`workbench registry list --name {model_name}`."
         ) from None
-    logged = client.get_logged_model(mv.model_id).name if getattr(mv, "model_id", None) else "model"
+    run_id = mv.run_id
+    if not run_id:
+        raise NotFoundError(
+            f"Version {version} of '{model_name}' names no run, so no reference statistics: register models logged "
+            "in a run (tracking.log_sklearn_model(model, example, training=train_df) inside mlflow.start_run())."
+        )
+    logged = client.get_logged_model(mv.model_id).name if mv.model_id else "model"
     path = f"{ARTIFACT_DIR}/{logged}.json"
     try:
         with tempfile.TemporaryDirectory(prefix="mlops-reference-") as tmp:
-            stats = ReferenceStats.model_validate_json(
-                Path(client.download_artifacts(mv.run_id, path, tmp)).read_text()
-            )
+            stats = ReferenceStats.model_validate_json(Path(client.download_artifacts(run_id, path, tmp)).read_text())
     except (MlflowException, OSError):
         raise NotFoundError(
-            f"Version {version} of '{model_name}' has no reference statistics ({path} in run {mv.run_id}): its model "
+            f"Version {version} of '{model_name}' has no reference statistics ({path} in run {run_id}): its model "
             "was logged without its training rows. Log models with tracking.log_sklearn_model(model, example, "
             "training=train_df) (the workbench's training does), or save them in the run with "
             "monitoring.reference.log(monitoring.reference.compute(train_df, model))."
         ) from None
-    tags = client.get_run(mv.run_id).data.tags
+    tags = client.get_run(run_id).data.tags
     expected = {tags.get(HASH_TAG.format(name=logged))} | (
         {tags.get("data.md5")} if stats.data_hash_kind == "dvc-md5" else set()
     )
     if {h for h in expected if h is not None} - {stats.data_hash}:
         raise InputError(
             f"The reference statistics of '{model_name}' version {version} describe data {stats.data_hash}, but its run "
-            f"{mv.run_id} was trained on {sorted(h for h in expected if h)}: the artifact {path} was replaced. Log the "
+            f"{run_id} was trained on {sorted(h for h in expected if h)}: the artifact {path} was replaced. Log the "
             "model again from its training data."
         )
     return stats

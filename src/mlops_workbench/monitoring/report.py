@@ -66,7 +66,9 @@ def render(
 
             stats = reference.feature(f.feature)
             bins = _bin_names(stats.edges)
-            figures.append(_figure(f, bins, stats.proportions, proportions(frame[f.feature], stats.edges)))
+            figures.append(
+                _figure(f, bins, stats.proportions, proportions(frame[f.feature].to_numpy(dtype=float), stats.edges))
+            )
     table = accuracy._repr_html_() if accuracy is not None else ""
     title = f"Drift of {report.model} version {report.version or '(any)'}"
     return f"""<!DOCTYPE html>

@@ -27,7 +27,7 @@ from mlops_workbench.monitoring.predictions import PredictionRecord, Window, mom
 from mlops_workbench.serving.payloads import REQUEST_ID
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
     from mlops_workbench.serving.client import Reply
 

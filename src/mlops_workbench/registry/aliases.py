@@ -19,14 +19,19 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_workbench import paramspec, settings, tracking
 from mlops_workbench.alias import PROMOTABLE, Alias
 from mlops_workbench.errors import RegistryError
+from mlops_workbench.paramspec import RegistryParams
 from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
-from mlops_workbench.registry.gate import GateResult, RegistryParams, holdout, judge, score
+from mlops_workbench.registry.gate import GateResult, holdout, judge, score
+
+if TYPE_CHECKING:  # mlflow is imported where used: importing the registry stays cheap
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 __all__ = [
     "ALIASES",
@@ -51,12 +56,12 @@ GateRule = Callable[[dict[str, float], "dict[str, float] | None", dict[str, str]
 """``rule(candidate_scores, production_scores_or_None, candidate_run_tags, params) -> reasons`` (empty: passed)."""
 
 
-def client(home: Path | None = None) -> Any:
+def client(home: Path | None = None) -> MlflowClient:
     """An ``MlflowClient`` for the state folder's tracking server (:func:`mlops_workbench.tracking.client`)."""
     return tracking.client(home)
 
 
-def _model(c: Any, name: str) -> Any:
+def _model(c: MlflowClient, name: str) -> RegisteredModel:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -69,7 +74,7 @@ def _model(c: Any, name: str) -> Any:
         ) from None
 
 
-def _version(c: Any, name: str, version: str | int) -> Any:
+def _version(c: MlflowClient, name: str, version: str | int) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 
     _model(c, name)
@@ -83,7 +88,9 @@ def _version(c: Any, name: str, version: str | int) -> Any:
         ) from None
 
 
-def register(run_id: str, name: str | None = None, artifact_path: str = "model", home: Path | None = None) -> Any:
+def register(
+    run_id: str, name: str | None = None, artifact_path: str = "model", home: Path | None = None
+) -> ModelVersion:
     """Register the model logged by run ``run_id`` (under ``artifact_path``) as a new version of ``name``.
 
     Records the sha256 digest of every artifact file on the version (tag ``integrity.sha256``).
@@ -123,7 +130,7 @@ def register(run_id: str, name: str | None = None, artifact_path: str = "model",
     raise RegistryError(f"Version {mv.version} of '{name}' is still {mv.status}: check the tracking server log.")
 
 
-def get_alias(name: str, alias: str, home: Path | None = None) -> Any | None:
+def get_alias(name: str, alias: str, home: Path | None = None) -> ModelVersion | None:
     """The version ``alias`` points to, or None when the alias is not set (unknown model: RegistryError)."""
     from mlflow.exceptions import MlflowException
 
@@ -137,7 +144,7 @@ def get_alias(name: str, alias: str, home: Path | None = None) -> Any | None:
         return None
 
 
-def list_versions(name: str | None = None, home: Path | None = None) -> list[Any]:
+def list_versions(name: str | None = None, home: Path | None = None) -> list[ModelVersion]:
     """All versions of ``name``, newest first (unknown model: RegistryError)."""
     name = name or paramspec.model_name()
     c = client(home)
@@ -189,7 +196,7 @@ def promote(
     gate_result: GateResult | None = None,
     home: Path | None = None,
     params: RegistryParams | dict[str, Any] | None = None,
-) -> Any:
+) -> ModelVersion:
     """Point ``alias`` at ``version`` with an approval record; the replaced production version becomes ``previous``.
 
     Promotion to ``production`` needs a passing gate (run now when ``gate_result``
@@ -282,7 +289,7 @@ def release(
     staging_approver: str | None = None,
     staging_reason: str | None = None,
     **production: Any,
-) -> Any:
+) -> ModelVersion:
     """The whole walk a release takes: approve ``version`` into ``staging``, then into ``production`` (where the
     gate runs and the replaced version becomes ``previous``); returns the production version.
 
@@ -309,7 +316,7 @@ def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None
 
 def rollback(
     name: str | None = None, home: Path | None = None, approver: str | None = None, reason: str = "rollback"
-) -> Any:
+) -> ModelVersion:
     """Point ``production`` back at ``previous`` (then unset ``previous``); RegistryError if there is none."""
     name = name or paramspec.model_name()
     home = home or settings.home()

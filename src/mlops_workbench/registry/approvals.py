@@ -9,10 +9,15 @@ decides nothing: whoever calls it has already checked the gate and the approver.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlops_workbench.alias import Alias
 from mlops_workbench.registry import audit
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from mlops_workbench.registry.gate import GateResult
 
 FIELDS = ("approver", "at", "reason", "gate")
 MAX_TAG = 5000  # MLflow's limit on a tag value
@@ -24,13 +29,13 @@ def tag(alias: str, field: str) -> str:
 
 
 def record(
-    client: Any,
+    client: MlflowClient,
     name: str,
     version: str | int,
     *,
     approver: str,
     reason: str,
-    gate: Any = None,
+    gate: GateResult | None = None,
     alias: str = Alias.PRODUCTION,
 ) -> dict[str, str]:
     """Tag version ``version`` of ``name`` with its approval into ``alias``; returns the record written.
@@ -48,7 +53,7 @@ def record(
     return values
 
 
-def read(client: Any, name: str, version: str | int, alias: str = Alias.PRODUCTION) -> dict[str, str] | None:
+def read(client: MlflowClient, name: str, version: str | int, alias: str = Alias.PRODUCTION) -> dict[str, str] | None:
     """The approval record of ``version`` into ``alias`` (None when it was never approved there)."""
     tags = client.get_model_version(name, str(version)).tags
     found = {field: tags[tag(alias, field)] for field in FIELDS if tag(alias, field) in tags}

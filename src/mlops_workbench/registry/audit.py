@@ -30,12 +30,15 @@ LOCK_TIMEOUT = 60.0
 
 
 class AuditAction(StrEnum):
-    """What was attempted: a promotion, a rollback, or a model server loading (``serve``) or reloading a version."""
+    """What was attempted: a promotion, a rollback, a model server loading (``serve``) or reloading a version, or a
+    GitOps sync of the deployment repository (``gitops_sync``: its HEAD; ``gitops_rollback``: an older commit)."""
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     SERVE = "serve"
     RELOAD = "reload"
+    GITOPS_SYNC = "gitops_sync"
+    GITOPS_ROLLBACK = "gitops_rollback"
 
 
 class AuditOutcome(StrEnum):
@@ -44,13 +47,17 @@ class AuditOutcome(StrEnum):
     PROMOTED = "promoted"
     REFUSED = "refused"
     ROLLED_BACK = "rolled_back"
+    SYNCED = "synced"
+    FAILED = "failed"
 
 
 class AuditEntry(Record):
     """One line of the audit log.
 
     ``version`` is the version acted on (for a rollback, the one restored) and ``replaced`` the one
-    production held before; ``at`` is the approval's timestamp, ``ts`` when the line was written.
+    production held before; ``at`` is the approval's timestamp, ``ts`` when the line was written. A GitOps
+    sync names the deployment repository's commit it applied (``revision``) and the changes it made live
+    (``changes``); ``version`` is then the stable version that commit asks for.
     Version numbers given as integers are stored as text, the way MLflow names versions.
 
     For notebooks that treat audit lines as JSON objects (``pd.DataFrame(audit.read())``,
@@ -77,6 +84,8 @@ class AuditEntry(Record):
     uri: str | None = None
     serving: str | None = None
     files: list[dict[str, Any]] | None = None
+    revision: str | None = None
+    changes: list[str] | None = None
 
     @property
     def changed_production(self) -> bool:

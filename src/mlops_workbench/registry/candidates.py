@@ -43,7 +43,8 @@ def log_candidate(
         tracking.log_sklearn_model(
             model, train_df[data.FEATURES].head(5), name=artifact_path, training=train_df, holdout=test_df
         )
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 def candidate_workspace(path: Path | str, home: Path | None = None) -> Any:

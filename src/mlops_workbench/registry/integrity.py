@@ -25,9 +25,12 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_workbench.errors import ModelLoadError, RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 TAG = "integrity.sha256"
 # written by MLflow's client into every download of models:/name/version (name and version), not stored
@@ -145,7 +148,9 @@ def download(name: str, version: str | int, dst: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
 
 
-def record_digest(name: str, version: str | int, client: Any = None, overwrite: bool = False) -> dict[str, str]:
+def record_digest(
+    name: str, version: str | int, client: MlflowClient | None = None, overwrite: bool = False
+) -> dict[str, str]:
     """Hash every file of the version's artifact and store the manifest as the tag ``integrity.sha256``.
 
     Call it right after registering a version with MLflow's own API. It refuses
@@ -179,13 +184,13 @@ def check_folder(name: str, version: str | int, folder: Path, tag_value: str | N
     return actual
 
 
-def verify(name: str, version: str | int, client: Any = None) -> dict[str, str]:
+def verify(name: str, version: str | int, client: MlflowClient | None = None) -> dict[str, str]:
     """Download the version's artifact into a temporary folder, verify it, return its digests (else IntegrityError)."""
     with tempfile.TemporaryDirectory(prefix="mlops-verify-") as tmp:
         return digest_folder(fetch_verified(name, version, Path(tmp), client))
 
 
-def fetch_verified(name: str, version: str | int, dst: Path, client: Any = None) -> Path:
+def fetch_verified(name: str, version: str | int, dst: Path | str, client: MlflowClient | None = None) -> Path:
     """Download the version's artifact into ``dst`` and verify it; returns the model folder to load from.
 
     The caller loads exactly the files that were checked, so nothing can change in between.
@@ -197,7 +202,7 @@ def fetch_verified(name: str, version: str | int, dst: Path, client: Any = None)
     return folder
 
 
-def stored_folder(name: str, version: str | int, client: Any = None, home: Path | None = None) -> Path:
+def stored_folder(name: str, version: str | int, client: MlflowClient | None = None, home: Path | None = None) -> Path:
     """Where the tracking server under ``home`` keeps the files of ``name`` version ``version`` on disk.
 
     For inspecting (or, in a lab or test, deliberately tampering with) the stored
@@ -217,7 +222,7 @@ def stored_folder(name: str, version: str | int, client: Any = None, home: Path 
     return found
 
 
-def _client() -> Any:
+def _client() -> MlflowClient:
     from mlops_workbench import tracking
 
     return tracking.client(check=False)

@@ -12,10 +12,13 @@ import shutil
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.aliases import REGISTERED_BY, RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 
 class Sandbox:
@@ -25,7 +28,7 @@ class Sandbox:
     ``registered_by: registrant``. ``record(entry)`` appends to the sandbox's own audit log, read by :meth:`lines`.
     """
 
-    def __init__(self, client: Any, name: str, source: Any, versions: int, registrant: str) -> None:
+    def __init__(self, client: MlflowClient, name: str, source: Any, versions: int, registrant: str) -> None:
         if versions < 1:
             raise RegistryError(f"A sandbox needs at least one version, not {versions}.")
         self.client, self.name = client, name

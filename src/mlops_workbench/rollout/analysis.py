@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 from scipy import stats
 
 from mlops_workbench.rollout.metrics import QUERIES, Snapshot, histogram_quantile
@@ -137,7 +138,7 @@ def _error_rate(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
         return m
     if n_s >= minimum:
         table = [[round(e_c), round(n_c - e_c)], [round(e_s), round(n_s - e_s)]]
-        m.p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
+        m.p_value = float(stats.fisher_exact(np.array(table), alternative="greater").pvalue)
         test = "Fisher exact test against stable"
     else:
         m.p_value = float(stats.binomtest(round(e_c), round(n_c), p=max(limit, 1e-9), alternative="greater").pvalue)
@@ -238,7 +239,7 @@ def _latency(metric: Metric, win: Snapshot, minimum: int) -> Measurement:
     slow_c, slow_s = slower_than(m.threshold, buckets_c), slower_than(m.threshold, buckets_s)
     if n_s >= minimum:
         table = [[round(slow_c), round(n_c - slow_c)], [round(slow_s), round(n_s - slow_s)]]
-        m.p_value = float(stats.fisher_exact(table, alternative="greater").pvalue)
+        m.p_value = float(stats.fisher_exact(np.array(table), alternative="greater").pvalue)
         test = f"{slow_c:.0f}/{n_c:.0f} canary vs {slow_s:.0f}/{n_s:.0f} stable requests slower, Fisher exact"
     else:
         m.p_value = float(stats.binomtest(round(slow_c), round(n_c), p=P99_TAIL, alternative="greater").pvalue)

@@ -173,7 +173,8 @@ class Controller:
         """What reconcile needs this tick; nothing more is read once a request or a dead canary decides it."""
         req = st.take_request(self.home)
         if req:
-            return rc.Observations(request=rc.Request(req["action"], req.get("reason") or ""))
+            action: st.RequestAction = "promote" if req["action"] == "promote" else "abort"  # as reconcile reads it
+            return rc.Observations(request=rc.Request(action, req.get("reason") or ""))
         if not self.backend.canary_alive():
             return rc.Observations(canary_alive=False)
         assert self.state is not None

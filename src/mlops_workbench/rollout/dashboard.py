@@ -38,9 +38,9 @@ def summarize(events: list[ev.RolloutEvent], state: st.RolloutState | None = Non
         "faults": None,
     }
     for e in ev.of_rollout(events, rid):
-        if e.type is ev.EventType.WEIGHT:
+        if isinstance(e, ev.WeightEvent):
             out["weight"] = float(e.canary)
-        elif e.type is ev.EventType.MEASUREMENT:
+        elif isinstance(e, ev.MeasurementEvent):
             out["metrics"][e.metric] = {
                 "phase": e.phase,
                 "canary": e.value,
@@ -49,9 +49,9 @@ def summarize(events: list[ev.RolloutEvent], state: st.RolloutState | None = Non
                 "kind": e.kind,
                 "message": e.message,
             }
-        elif e.type is ev.EventType.DECISION:
+        elif isinstance(e, ev.DecisionEvent):
             out["decision"] = f"{e.decision}: {e.reason}"
-        elif e.type is ev.EventType.FAULT:
+        elif isinstance(e, ev.FaultEvent):
             out["faults"] = {"error_rate": e.error_rate, "latency_ms": e.latency_ms, "crash_after": e.crash_after}
     return out
 

@@ -165,7 +165,7 @@ def parse(data: Mapping[str, Any], where: str = "This event") -> RolloutEvent:
     """``data`` as the event model of its ``type``; InputError (starting with ``where``) naming the bad fields."""
     kind = data.get("type")
     try:
-        model = MODELS[EventType(kind)]
+        model = MODELS[EventType(str(kind))]
     except ValueError:
         raise InputError(
             f"{where} has type {kind!r}, not one of {', '.join(EventType)}: "

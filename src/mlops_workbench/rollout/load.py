@@ -115,7 +115,7 @@ async def run_async(
     result = LoadResult(url, rps, duration, seed)
     # the router and a model server answer prediction paths alike: either can be the target
     async with RouterClient(url).async_traffic(path, timeout=timeout, max_connections=max_in_flight) as traffic:
-        tasks: set[asyncio.Task] = set()
+        tasks: set[asyncio.Task[None]] = set()
         start = time.perf_counter()
         due = 0.0
         batch = iris_like(rng, 1024)

@@ -13,7 +13,7 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -59,8 +59,8 @@ def diff(new: Snapshot, old: Snapshot) -> Snapshot:
         prev = old.buckets.get(version, {})
         out.buckets[version] = {le: _delta(v, prev.get(le, 0.0)) for le, v in les.items()}
     for role, labels in new.predictions.items():
-        prev = old.predictions.get(role, {})
-        out.predictions[role] = {lab: _delta(v, prev.get(lab, 0.0)) for lab, v in labels.items()}
+        before = old.predictions.get(role, {})
+        out.predictions[role] = {lab: _delta(v, before.get(lab, 0.0)) for lab, v in labels.items()}
     return out
 
 
@@ -85,7 +85,7 @@ class PrometheusSource:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def query(self, promql: str, at: float | None = None) -> list[dict]:
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """Run one instant query; returns Prometheus' ``result`` vector."""
         try:
             return prometheus.query(self.url, promql, at, timeout=self.timeout)

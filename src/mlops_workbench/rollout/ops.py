@@ -127,7 +127,10 @@ def start(
     )
     thread.start()
     deadline = time.time() + 30
-    while time.time() < deadline and (st.load(ctl.home) is None or st.load(ctl.home).candidate != str(candidate)):
+    while time.time() < deadline:
+        state = st.load(ctl.home)
+        if state is not None and state.candidate == str(candidate):
+            break
         time.sleep(0.1)
     return thread
 
@@ -166,7 +169,7 @@ def _offline(home: Path | None) -> Controller:
     )
 
 
-def _operator(action: str, home: Path | None, reason: str, wait_s: float) -> st.RolloutState | None:
+def _operator(action: st.RequestAction, home: Path | None, reason: str, wait_s: float) -> st.RolloutState | None:
     """Carry out an operator's ``abort`` or ``promote``: through the live controller if any, else directly."""
     state = st.load(home)
     if state is None or state.done:
@@ -174,7 +177,8 @@ def _operator(action: str, home: Path | None, reason: str, wait_s: float) -> st.
     if st.controller_alive(state):
         st.request(action, reason, home)
         return wait(home, timeout=wait_s)
-    return getattr(_offline(home), action)(reason)
+    offline = _offline(home)
+    return offline.promote(reason) if action == "promote" else offline.abort(reason)
 
 
 def abort(

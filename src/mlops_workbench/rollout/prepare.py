@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops_workbench import paramspec, settings, tracking
 from mlops_workbench.alias import Alias
 from mlops_workbench.data import FEATURES, load_iris_frame
 from mlops_workbench.registry import integrity
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 ROLE_TAG = "workbench.rollout.role"
 ROLES = ("stable", "candidate", "next", "bad")
@@ -33,7 +38,7 @@ class Versions:
     bad: str | None = None
 
 
-def _train(role: str):
+def _train(role: str) -> tuple[Pipeline, pd.DataFrame]:
     """The model of ``role`` and the rows it was fitted on."""
     from mlops_workbench.data import LABEL, load_iris_frame
     from mlops_workbench.train import TrainParams, train

@@ -47,7 +47,8 @@ def query(url: str, promql: str, at: float | None = None, timeout: float = 3.0) 
         raise PrometheusError(f"Prometheus at {base} did not answer ({err}); is it running?") from err
     if body.get("status") != "success":
         raise PrometheusError(f"Prometheus rejected {promql!r}: {body.get('error', body)}")
-    return body["data"]["result"]
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
 
 
 def binary() -> str | None:
@@ -69,7 +70,7 @@ def config(
     monitor: str | None = None,
     rule_files: Sequence[Path] = (),
     alertmanager: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The scrape config: ``router`` job plus one ``model`` target per role (``host:port`` strings).
 
     Lab 07 adds, when given: a ``monitor`` job (the drift metrics), the alert ``rule_files`` Prometheus
@@ -192,7 +193,7 @@ def reconfigure(
         for group in job["static_configs"]
     }
     interval = current["global"]["scrape_interval"]
-    extra = {"monitor": monitor, "rule_files": rule_files, "alertmanager": alertmanager}
+    extra: dict[str, Any] = {"monitor": monitor, "rule_files": rule_files, "alertmanager": alertmanager}
     write_config(router, models, home, interval, **extra)
     try:
         answer = procs.http().post(running.url + "/-/reload", timeout=timeout)

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from mlops_workbench.rollout import analysis
 from mlops_workbench.rollout.analysis import Measurement, MeasurementPhase
 from mlops_workbench.rollout.policy import Metric, Policy
-from mlops_workbench.rollout.state import RolloutPhase, RolloutState
+from mlops_workbench.rollout.state import RequestAction, RolloutPhase, RolloutState
 
 CANARY_DOWN = "canary process is down: its traffic failed over to stable"
 
@@ -37,7 +37,7 @@ CANARY_DOWN = "canary process is down: its traffic failed over to stable"
 class Request:
     """An operator's request (``workbench rollout abort|promote``) picked up this tick."""
 
-    action: Literal["abort", "promote"]
+    action: RequestAction
     reason: str = ""
 
 

@@ -78,7 +78,7 @@ def _bins(policy: Policy, traffic: Traffic, seed: int, end: float) -> list[dict[
     """Per-bin counts: canary/stable requests and errors."""
     rng = np.random.default_rng(seed)
     segments, _ = schedule(policy)
-    out = []
+    out: list[dict[str, float]] = []
     for i in range(math.ceil(end / BIN_S) + 1):
         t = i * BIN_S
         total = int(rng.poisson(traffic.rps * BIN_S))

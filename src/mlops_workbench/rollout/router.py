@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -24,6 +24,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlops_workbench.fielderrors import shown
 from mlops_workbench.serving import auth, openapi, paths, payloads
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
 
 BUCKETS = (
     0.001,
@@ -72,7 +75,10 @@ class Router:
         admin_token: str = "",
     ) -> None:
         self.admin_token = admin_token
-        self.upstreams = {"stable": stable.rstrip("/"), "canary": (canary or "").rstrip("/") or None}
+        self.upstreams: dict[str, str | None] = {
+            "stable": stable.rstrip("/"),
+            "canary": (canary or "").rstrip("/") or None,
+        }
         self.weight = self._check_weight(weight)
         self.rng = random.Random(seed)
         self.timeout = timeout
@@ -118,7 +124,7 @@ class Router:
             return "canary"
         return "stable"
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -165,7 +171,7 @@ class Router:
         else:
             await self._proxy(scope, body, send)
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -180,7 +186,7 @@ class Router:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _admin(self, scope: dict, method: str, body: bytes, send: Any) -> None:
+    async def _admin(self, scope: Scope, method: str, body: bytes, send: Send) -> None:
         headers = dict(scope["headers"])
         if not auth.authorized(headers.get(b"authorization"), self.admin_token):
             await _send(send, 401, _error(auth.UNAUTHORIZED), extra=[(b"www-authenticate", auth.SCHEME.encode())])
@@ -205,14 +211,15 @@ class Router:
 
     async def _upstream_document(self) -> dict[str, Any] | None:
         """The stable server's OpenAPI document (None when it cannot be had)."""
-        assert self.client is not None
+        stable = self.upstreams["stable"]
+        assert self.client is not None and stable is not None
         try:
-            async with self.client.get(self.upstreams["stable"] + paths.OPENAPI) as resp:
+            async with self.client.get(stable + paths.OPENAPI) as resp:
                 return await resp.json() if resp.status == 200 else None
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
 
-    async def _proxy(self, scope: dict, body: bytes, send: Any) -> None:
+    async def _proxy(self, scope: Scope, body: bytes, send: Send) -> None:
         assert self.client is not None, "router used without lifespan startup"
         version = self.pick()
         start = time.perf_counter()
@@ -254,7 +261,7 @@ class Router:
         await send({"type": "http.response.body", "body": content})
 
     async def _forward(
-        self, version: str, method: str, target: str, headers: list, body: bytes
+        self, version: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         base = self.upstreams[version]
         if base is None:
@@ -276,7 +283,7 @@ class Router:
         self.duration.labels(version).observe(time.perf_counter() - start)
 
 
-async def _read_body(receive: Any) -> bytes:
+async def _read_body(receive: Receive) -> bytes:
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -294,7 +301,11 @@ def _error(message: str) -> bytes:
 
 
 async def _send(
-    send: Any, status: int, body: bytes, content_type: str = "application/json", extra: list | None = None
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+    extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})

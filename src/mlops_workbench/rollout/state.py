@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlops_workbench import settings
 from mlops_workbench.errors import InputError
@@ -90,6 +90,10 @@ def load(home: Path | None = None) -> RolloutState | None:
     return RolloutState(**json.loads(path.read_text()))
 
 
+RequestAction = Literal["abort", "promote"]
+"""What an operator can ask the running controller to do."""
+
+
 def request(action: str, reason: str = "", home: Path | None = None) -> None:
     """Ask the running controller to ``abort`` or ``promote``."""
     if action not in ("abort", "promote"):
@@ -107,12 +111,16 @@ def take_request(home: Path | None = None) -> dict[str, str] | None:
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     path.unlink(missing_ok=True)
-    return data
+    pending: dict[str, str] = data  # written by request() above
+    return pending
 
 
 def controller_alive(state: RolloutState, stale_after: float = 5.0) -> bool:
     """A controller is driving this rollout: its process lives and it saved the state recently."""
     from mlops_workbench.procs import alive
 
+    pid = state.controller_pid
+    if not pid:
+        return False
     fresh = time.time() - state.heartbeat < stale_after
-    return bool(state.controller_pid) and fresh and alive(state.controller_pid) and not state.done
+    return fresh and alive(pid) and not state.done

@@ -9,32 +9,54 @@ router's cumulative counters logged in ``fault`` and ``traffic`` events.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlops_workbench.rollout.analysis import MeasurementPhase
-from mlops_workbench.rollout.events import Decision, EventType, RolloutEvent, Totals, last_rollout, of_rollout
+from mlops_workbench.rollout.events import (
+    Decision,
+    DecisionEvent,
+    FaultEvent,
+    MeasurementEvent,
+    RolloutEvent,
+    StartEvent,
+    Totals,
+    TrafficEvent,
+    WeightEvent,
+    last_rollout,
+    of_rollout,
+)
 
-T = EventType
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+E = TypeVar("E", bound=RolloutEvent)
 
 
 def _of(events: list[RolloutEvent], rollout: str | None) -> list[RolloutEvent]:
-    rollout = rollout or last_rollout([e for e in events if e.type is T.START]) or last_rollout(events)
+    rollout = rollout or last_rollout([e for e in events if isinstance(e, StartEvent)]) or last_rollout(events)
     return of_rollout(events, rollout)
 
 
-def _first(events: list[RolloutEvent], pred: Any, after: float = float("-inf")) -> Any:
-    return next((e for e in events if e.t >= after and pred(e)), None)
+def _first(
+    events: list[RolloutEvent],
+    kind: type[E],
+    pred: Callable[[E], bool] = lambda e: True,
+    after: float = float("-inf"),
+) -> E | None:
+    """The first event of ``kind`` at or after ``after`` for which ``pred`` holds."""
+    return next((e for e in events if e.t >= after and isinstance(e, kind) and pred(e)), None)
 
 
-def _failed(e: RolloutEvent) -> bool:
-    return e.type is T.MEASUREMENT and e.phase == MeasurementPhase.FAILED
+def _failed(e: MeasurementEvent) -> bool:
+    return e.phase == MeasurementPhase.FAILED
 
 
 def incident(events: list[RolloutEvent], rollout: str | None = None) -> dict[str, Any]:
     """Time to detect and restore (s), blast radius and the policy's bound, for one rollout (default: last)."""
     evs = _of(events, rollout)
-    start = _first(evs, lambda e: e.type is T.START)
-    decision = _first(evs, lambda e: e.type is T.DECISION)
+    start = _first(evs, StartEvent)
+    decision = _first(evs, DecisionEvent)
     out: dict[str, Any] = {
         "rollout": evs[0].rollout if evs else None,
         "decision": decision.decision.value if decision else None,
@@ -44,14 +66,14 @@ def incident(events: list[RolloutEvent], rollout: str | None = None) -> dict[str
         "time_to_restore_s": None,
         "blast_radius": None,
     }
-    fault = _first(evs, lambda e: e.type is T.FAULT)
-    exposed = _first(evs, lambda e: e.type is T.WEIGHT and e.canary > 0)
-    onset = fault or exposed
+    fault = _first(evs, FaultEvent)
+    exposed = _first(evs, WeightEvent, lambda e: e.canary > 0)
+    onset: FaultEvent | WeightEvent | None = fault or exposed
     if onset is None or decision is None or decision.decision is Decision.PROMOTE:
         return out
-    failed = _first(evs, _failed, onset.t)
+    failed = _first(evs, MeasurementEvent, _failed, onset.t)
     detect_t = min(failed.t, decision.t) if failed else decision.t
-    restore = _first(evs, lambda e: e.type is T.WEIGHT and e.canary == 0, decision.t)
+    restore = _first(evs, WeightEvent, lambda e: e.canary == 0, decision.t)
     out["onset_t"] = onset.t
     out["time_to_detect_s"] = round(detect_t - onset.t, 3)
     if restore:
@@ -62,12 +84,13 @@ def incident(events: list[RolloutEvent], rollout: str | None = None) -> dict[str
 
 def blast_radius(evs: list[RolloutEvent], onset: RolloutEvent, restore: RolloutEvent | None) -> dict[str, float] | None:
     """Requests and errors the canary served between onset and restore (router counters)."""
-    before: Totals | None = onset.totals if onset.type is T.FAULT else None
+    before: Totals | None = onset.totals if isinstance(onset, FaultEvent) else None
+    traffic = [e for e in evs if isinstance(e, TrafficEvent)]
     if before is None:
-        prior = [e for e in evs if e.type is T.TRAFFIC and e.t <= onset.t]
+        prior = [e for e in traffic if e.t <= onset.t]
         before = prior[-1].totals if prior else {"canary": {"requests": 0, "errors": 0}}
     end_t = restore.t if restore else float("inf")
-    after = _first(evs, lambda e: e.type is T.TRAFFIC, end_t) or ([e for e in evs if e.type is T.TRAFFIC] or [None])[-1]
+    after = _first(evs, TrafficEvent, after=end_t) or (traffic[-1] if traffic else None)
     if after is None or not before or after.totals is None:
         return None
 
@@ -100,9 +123,9 @@ def series(events: list[RolloutEvent], rollout: str | None = None) -> dict[str, 
     }
     for e in evs:
         t = e.t - t0
-        if e.type is T.WEIGHT:
+        if isinstance(e, WeightEvent):
             out["weight"].append((t, e.canary))
-        elif e.type is T.MEASUREMENT and e.value is not None:
+        elif isinstance(e, MeasurementEvent) and e.value is not None:
             key = {"errorRate": "error", "latencyP99": "p99"}.get(e.kind or "")
             scale = 1000.0 if key == "p99" else 100.0
             if key:
@@ -111,16 +134,16 @@ def series(events: list[RolloutEvent], rollout: str | None = None) -> dict[str, 
                     out[key]["stable"].append((t, e.baseline * scale))
             else:
                 out["shift"].append((t, e.value))
-        if _failed(e):
+        if isinstance(e, MeasurementEvent) and _failed(e):
             out["failed"].append((t, e.metric))
-        elif e.type is T.DECISION:
+        elif isinstance(e, DecisionEvent):
             out["decisions"].append((t, e.decision.value))
-        elif e.type is T.FAULT:
+        elif isinstance(e, FaultEvent):
             out["faults"].append(t)
     return out
 
 
-def plot(events: list[RolloutEvent], rollout: str | None = None):
+def plot(events: list[RolloutEvent], rollout: str | None = None) -> Figure:
     """The incident timeline: canary weight, error rate and p99 per version, faults and decisions marked."""
     import matplotlib.pyplot as plt
 

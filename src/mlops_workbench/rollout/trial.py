@@ -15,10 +15,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_workbench.rollout import sim
 from mlops_workbench.rollout.policy import Policy
+
+if TYPE_CHECKING:
+    from mlops_workbench.rollout.backends.local import LocalBackend
+    from mlops_workbench.serving.client import RouterClient
+    from mlops_workbench.serving.faults import Faults
 
 SLACK_S = 5.0  # scrape and process lag allowed on top of a policy's detection bound
 Loop = Callable[..., Any]
@@ -63,7 +68,7 @@ def simulate(run: Loop, policy: Policy, scenario: sim.Scenario) -> Trial:
 class WatchedRouter:
     """A router client that calls ``on_set(weight)`` after each weight the loop sets."""
 
-    def __init__(self, router: Any, on_set: Callable[[float], None]) -> None:
+    def __init__(self, router: RouterClient, on_set: Callable[[float], None]) -> None:
         self._router, self._on_set = router, on_set
 
     def set_weight(self, canary: float) -> float:
@@ -75,7 +80,7 @@ class WatchedRouter:
         return self._router.weight()
 
 
-def live(run: Loop, policy: Policy, backend: Any, faults: Any = None, late: bool = False) -> Trial:
+def live(run: Loop, policy: Policy, backend: LocalBackend, faults: Faults | None = None, late: bool = False) -> Trial:
     """Run the loop on ``backend``'s servers (canary deployed, load running); ``faults`` set on the canary from its
     first traffic, or (``late``) from the step that sets the policy's largest weight."""
     from mlops_workbench.serving.faults import Faults

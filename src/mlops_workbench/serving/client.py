@@ -218,11 +218,13 @@ class _Client:
         return resp.json() if not text and "json" in resp.headers.get("content-type", "") else resp.text
 
     def health(self, timeout: float = 3.0) -> dict[str, Any]:
-        return self._call("GET", paths.HEALTH, timeout=timeout)
+        answer: dict[str, Any] = self._call("GET", paths.HEALTH, timeout=timeout)
+        return answer
 
     def metrics(self, timeout: float = 3.0) -> str:
         """The Prometheus exposition text of ``/metrics``."""
-        return self._call("GET", paths.METRICS, timeout=timeout, text=True)
+        text: str = self._call("GET", paths.METRICS, timeout=timeout, text=True)
+        return text
 
     def send(
         self,
@@ -260,10 +262,12 @@ class ModelServerClient(_Client):
 
     def version(self, timeout: float = 5.0) -> ServedModel:
         """What the server serves now: name, version, alias, run id, model URI."""
-        return self._call("GET", paths.VERSION, timeout=timeout)
+        served: ServedModel = self._call("GET", paths.VERSION, timeout=timeout)
+        return served
 
     def predict(self, rows: list[list[float]], timeout: float = 10.0) -> dict[str, Any]:
-        return self._call("POST", paths.PREDICT, json=_instances(rows), timeout=timeout)
+        answer: dict[str, Any] = self._call("POST", paths.PREDICT, json=_instances(rows), timeout=timeout)
+        return answer
 
     def reload(self, timeout: float = RELOAD_TIMEOUT) -> Reloaded:
         """Make the server resolve its model URI anew and load the version it points to now.
@@ -272,7 +276,8 @@ class ModelServerClient(_Client):
         cannot load (integrity refused, tracking server down) raises ServiceError and it keeps serving.
         """
         try:
-            return self._call("POST", paths.RELOAD, admin=True, timeout=timeout)
+            reloaded: Reloaded = self._call("POST", paths.RELOAD, admin=True, timeout=timeout)
+            return reloaded
         except InputError as exc:  # 409: the server refused to swap in the new version
             raise ServiceError(f"{exc} The server keeps serving the model it had.") from None
 
@@ -291,7 +296,8 @@ class RouterClient(_Client):
     what = "router"
 
     def weights(self) -> Weights:
-        return self._call("GET", paths.WEIGHTS, admin=True, timeout=3.0)
+        weights: Weights = self._call("GET", paths.WEIGHTS, admin=True, timeout=3.0)
+        return weights
 
     def weight(self) -> float:
         """The canary's share of traffic now, in percent."""
@@ -302,7 +308,7 @@ class RouterClient(_Client):
         return float(self._call("PUT", paths.WEIGHTS, admin=True, json={"canary": canary}, timeout=3.0)["canary"])
 
 
-def _error_text(resp: Any) -> str:
+def _error_text(resp: httpx.Response) -> str:
     try:
         body = resp.json()
     except ValueError:

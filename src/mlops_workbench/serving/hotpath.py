@@ -16,8 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -27,11 +26,13 @@ from mlops_workbench.serving.faults import CRASH_EXIT_CODE, FaultInjector
 from mlops_workbench.serving.model import LoadedModel
 from mlops_workbench.serving.payloads import PayloadError
 
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
 log = logging.getLogger("mlops_workbench.serving.server")
 PREDICTION_PATHS = paths.PREDICTION_PATHS
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _INJECTED = b'{"error": "injected fault: this request failed on purpose (see GET /admin/faults)"}'
-Send = Callable[[dict], Awaitable[None]]
 _REQUEST_ID = paths.REQUEST_ID_HEADER.encode()
 Scored = tuple[Any, list[Any], list[list[float]] | None]
 """What a request scored: the input matrix, the predicted labels, the probabilities (None when not computed)."""
@@ -104,7 +105,7 @@ class PredictionEndpoints:
     def __init__(self, app: Any, server: Holder) -> None:
         self.app, self.server = app, server
 
-    async def __call__(self, scope: dict, receive: Any, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in PREDICTION_PATHS:
             await self.app(scope, receive, send)
             return
@@ -133,7 +134,7 @@ class PredictionEndpoints:
                 asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
 
     async def _answer(
-        self, scope: dict, receive: Any, model: LoadedModel, request_id: str
+        self, scope: Scope, receive: Receive, model: LoadedModel, request_id: str
     ) -> tuple[int, bytes, Scored | None]:
         proba = None
         try:
@@ -160,14 +161,14 @@ class PredictionEndpoints:
         return 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), (matrix, labels, proba)
 
 
-def _header(scope: dict, name: bytes) -> bytes | None:
+def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
-            return value
+            return bytes(value)
     return None
 
 
-async def _body(scope: dict, receive: Any) -> bytes:
+async def _body(scope: Scope, receive: Receive) -> bytes:
     """The request body, refusing bodies above the limit (declared or streamed) and non-JSON content types."""
     headers = dict(scope["headers"])
     payloads.check_content_type(headers.get(b"content-type"))

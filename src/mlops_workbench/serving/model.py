@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from mlops_workbench import paramspec, tracking
 from mlops_workbench.data import FEATURES
 from mlops_workbench.errors import ModelLoadError
 from mlops_workbench.serving.payloads import PayloadError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
@@ -74,7 +77,7 @@ class LoadedModel:
         return labels, (np.round(proba, 6).tolist() if proba is not None else None)
 
 
-def resolve(uri: str, name: str | None = None, client: Any = None) -> ModelRef:
+def resolve(uri: str, name: str | None = None, client: MlflowClient | None = None) -> ModelRef:
     """Resolve ``uri`` to a :class:`ModelRef` (alias and version URIs ask the registry)."""
     name = name or paramspec.model_name()
     if match := _ALIAS_URI.match(uri):
@@ -196,7 +199,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _client() -> Any:
+def _client() -> MlflowClient:
     # no health probe: MLflow's own bounded retries make a reload fail fast when the server is down
     return tracking.client(check=False)
 

@@ -175,7 +175,7 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
         "required": ["canary"],
         "properties": {"canary": {"type": "number", "minimum": 0, "maximum": 100}},
     }
-    admin = [{"AdminToken": []}]
+    admin: list[dict[str, list[str]]] = [{"AdminToken": []}]
     endpoints: dict[str, Any] = {
         paths.HEALTH: {
             "get": {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ class ModelServer:
                 serving = getattr(getattr(self, "model", None), "version", None)
                 audit.append(
                     audit.AuditEntry(
-                        action=action,
+                        action=audit.AuditAction(action),
                         model=ref.name,
                         version=ref.version,
                         uri=self.uri,
@@ -157,7 +158,7 @@ def create_app(
     server = ModelServer(model_uri, name, faults, recorder)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if watch_interval:
             server.watch(watch_interval)
         yield
@@ -169,7 +170,7 @@ def create_app(
     app.state.server = server
     app.add_middleware(PredictionEndpoints, server=server)  # /predict, /invocations
     admin = [Depends(_admin_guard(token))]
-    admin_errors = {401: openapi.error("The bearer token is missing or wrong.")}
+    admin_errors: dict[int | str, dict[str, Any]] = {401: openapi.error("The bearer token is missing or wrong.")}
 
     @app.get(paths.HEALTH, responses={200: _doc_json({"status": "ok", "version": "1"})})
     async def health() -> Response:

@@ -185,7 +185,8 @@ def log_model_run(
         for name in ("params.yaml", "dvc.lock", METRICS):
             if (ws.path / name).exists():
                 mlflow.log_artifact(str(ws.path / name), artifact_path="lineage")
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 def run_lineage(run_id: str, home: Path | None = None) -> dict[str, Any]:

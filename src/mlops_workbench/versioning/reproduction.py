@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -20,6 +21,9 @@ from mlops_workbench import settings, tracking
 from mlops_workbench.errors import InputError
 from mlops_workbench.versioning.lineage import env_fingerprint, package_code_hash, params_hash
 from mlops_workbench.versioning.workspace import METRICS, Workspace, WorkspaceError, file_md5, run
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
 class ReproductionError(InputError):
@@ -65,7 +69,7 @@ class ReproductionReport(BaseModel):
         return self.summary()
 
 
-def _get_run(run_id: str, home: Path | None):
+def _get_run(run_id: str, home: Path | None) -> Run:
     from mlflow.exceptions import MlflowException
 
     uri = tracking.uri(home)
@@ -191,7 +195,7 @@ def reproduce(
     for name, original in sorted(run_info.data.metrics.items()):
         value = reproduced.get(name)
         diff = None if value is None else float(value) - original
-        ok = diff is not None and math.isclose(float(value), original, rel_tol=0, abs_tol=tolerance)
+        ok = value is not None and math.isclose(float(value), original, rel_tol=0, abs_tol=tolerance)
         comparisons.append(MetricComparison(name=name, original=original, reproduced=value, diff=diff, matched=ok))
     matched = bool(comparisons) and all(c.matched for c in comparisons)
     causes, reasons = _diagnose(tags, ws, tags.get("data.path", ""))

@@ -121,7 +121,9 @@ def preprocess(df: pd.DataFrame, params: PrepareParams | dict[str, Any] | None =
     return out
 
 
-def write_params(ws: Workspace, train: dict[str, Any] | None = None, prepare: dict[str, Any] | None = None) -> dict:
+def write_params(
+    ws: Workspace, train: dict[str, Any] | None = None, prepare: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write the workspace's ``params.yaml``: the project's ``train`` section with ``train`` overrides, and ``prepare``."""
     from mlops_workbench import paramspec
     from mlops_workbench.train import TrainParams

@@ -79,17 +79,9 @@ class LocalBackend:
 
     def up(self) -> str:
         """Start stable, router (and Prometheus unless metrics='direct'); returns the router URL."""
-        from mlops_workbench.serving.server import start_server
-
         ports = self.ports()
         if procs.get(STABLE, self.home) is None:
-            start_server(
-                f"models:/{self.model_name}@{Alias.PRODUCTION}",
-                port=ports["stable"],
-                name=STABLE,
-                home=self.home,
-                model_name=self.model_name,
-            )
+            self.serve_stable()
         if procs.get(ROUTER, self.home) is None:
             cmd = procs.workbench_cmd(
                 "router",
@@ -109,6 +101,22 @@ class LocalBackend:
             targets = {role: f"127.0.0.1:{ports[role]}" for role in ("stable", "canary")}
             prometheus.up(f"127.0.0.1:{ports['router']}", targets, home=self.home, scrape_interval=self.scrape_interval)
         return self.router_url
+
+    def serve_stable(self, model_uri: str | None = None) -> None:
+        """(Re)start stable on its reserved port serving ``model_uri`` (default: the production alias).
+
+        A running stable is stopped first, so while the new one loads the router's stable share gets no answer;
+        a GitOps sync pins a version this way (``models:/iris/3``)."""
+        from mlops_workbench.serving.server import start_server
+
+        procs.stop(STABLE, self.home)
+        start_server(
+            model_uri or f"models:/{self.model_name}@{Alias.PRODUCTION}",
+            port=self.ports()["stable"],
+            name=STABLE,
+            home=self.home,
+            model_name=self.model_name,
+        )
 
     def down(self) -> list[str]:
         """Stop every rollout process (canary first, stable last)."""
