@@ -419,6 +419,7 @@ def test_the_server_paths_are_spelled_in_one_module():
         paths.ADMIN_PREFIX,
         paths.UPSTREAM_HEADER,
         paths.SHADOW_HEADER,
+        paths.REQUEST_ID_HEADER,
     }
     other_health = {"procs/__init__.py", "tracking.py", "k8s/analysis_app.py"}
     strays = []

@@ -25,7 +25,8 @@ def log_candidate(
     run_name: str | None = None,
     artifact_path: str = "model",
 ) -> str:
-    """Train on the train split, evaluate on the test split, log params, metrics and model; return the run id.
+    """Train on the train split, evaluate on the test split, log params, metrics and model (with the reference
+    statistics of its training rows, calibrated on the test split); return the run id.
 
     Needs a tracking server (``tracking.up()``); register the run with ``registry.register(run_id)``.
     """
@@ -39,7 +40,9 @@ def log_candidate(
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params(params.model_dump())
         mlflow.log_metrics({"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
-        tracking.log_sklearn_model(model, train_df[data.FEATURES].head(5), name=artifact_path)
+        tracking.log_sklearn_model(
+            model, train_df[data.FEATURES].head(5), name=artifact_path, training=train_df, holdout=test_df
+        )
     run_id: str = run.info.run_id
     return run_id
 

@@ -127,16 +127,29 @@ def prediction_paths(features: Sequence[str]) -> dict[str, Any]:
             "probabilities": {"type": "array"},
             "classes": {"type": "array"},
             "version": {"type": "string"},
+            "request_id": {"type": "string", "description": "the id the predictions were logged under"},
         },
     }
     invocations_answer = {"type": "object", "required": ["predictions"], "properties": {"predictions": labels}}
 
+    request_id = {"description": "The id the predictions were logged under.", "schema": {"type": "string"}}
+    named = {
+        "name": paths.REQUEST_ID_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Your own id for this request (up to 64 letters, digits, '.', '_', ':' or '-'); "
+        "the server makes one otherwise.",
+        "schema": {"type": "string"},
+    }
+
     def operation(summary: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        ok = json_answer("The predictions.", answer) | {"headers": {paths.REQUEST_ID_HEADER: request_id}}
         return {
             "post": {
                 "summary": summary,
+                "parameters": [named],
                 "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
-                "responses": {"200": json_answer("The predictions.", answer), **BAD_BODY, **FAULT},
+                "responses": {"200": ok, **BAD_BODY, **FAULT},
             }
         }
 

@@ -36,3 +36,6 @@ UPSTREAM_HEADER = "x-workbench-upstream"
 SHADOW_HEADER = "x-workbench-shadow"
 """The request header the router adds to a mirrored copy (value: the shadow's model version), so the shadow
 server and its prediction log can tell mirrored traffic from live traffic."""
+REQUEST_ID_HEADER = "x-request-id"
+"""The request header a client may name its prediction request with, and the response header in which a model
+server answers with the id under which it logged the request's predictions (``/predict`` also has it in the body)."""
