@@ -415,8 +415,11 @@ def test_the_server_paths_are_spelled_in_one_module():
         paths.RELOAD,
         paths.FAULTS,
         paths.WEIGHTS,
+        paths.SHADOW,
         paths.ADMIN_PREFIX,
         paths.UPSTREAM_HEADER,
+        paths.SHADOW_HEADER,
+        paths.REQUEST_ID_HEADER,
     }
     other_health = {"procs/__init__.py", "tracking.py", "k8s/analysis_app.py"}
     strays = []

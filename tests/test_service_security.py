@@ -62,6 +62,9 @@ ADMIN = [
     ("stable", "POST", "/admin/faults"),
     ("router", "GET", "/admin/weights"),
     ("router", "PUT", "/admin/weights"),
+    ("router", "GET", "/admin/shadow"),
+    ("router", "PUT", "/admin/shadow"),
+    ("router", "DELETE", "/admin/shadow"),
 ]
 
 
@@ -74,6 +77,7 @@ def test_admin_calls_without_the_token_get_401_and_change_nothing(services, serv
         assert response.headers["www-authenticate"] == "Bearer"
         assert "admin-token" in response.json()["error"]
     assert RouterClient(services["router"], home=services["home"]).weight() == 50
+    assert RouterClient(services["router"], home=services["home"]).shadow() is None
     assert ModelServerClient(services["stable"], home=services["home"]).faults() == Faults()
 
 
@@ -154,7 +158,8 @@ def test_openapi_documents_what_the_servers_really_do(services):
     router = httpx.get(services["router"] + "/openapi.json", timeout=30).json()
     assert router["paths"]["/predict"]["post"]["requestBody"] == predict["requestBody"]  # the stable's own schema
     assert {"502", "504"} <= set(router["paths"]["/predict"]["post"]["responses"])
-    assert not any(p.startswith("/admin/") and p != "/admin/weights" for p in router["paths"])
+    assert {p for p in router["paths"] if p.startswith("/admin/")} == {"/admin/weights", "/admin/shadow"}
+    assert router["paths"]["/admin/shadow"]["put"]["security"] == [{"AdminToken": []}]
 
 
 def test_every_service_listens_on_loopback_only(services):

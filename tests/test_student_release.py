@@ -36,6 +36,8 @@ LABS = Lab.all(ROOT / "labs")
 SHARED_LINES = {
     "src/mlops_workbench/ci/templates/ci_project/_github/workflows/ci.learner.yml": "lab 01: the learner's "
     "workflow skeleton, which gives the pinned actions the solution uses",
+    "src/mlops_workbench/ci/templates/dvc_retrain/_github/workflows/retrain.yml": "lab 01: lab 07's retrain "
+    "workflow pins the same actions, which lab 01's learner skeleton shows anyway",
     "src/mlops_workbench/ci/workflow.py": "lab 01: the validator's hints naming a step to add, which the public "
     "check shows the learner anyway",
     "src/mlops_workbench/registry/candidates.py": "lab 02: a one-line commit message of the package's own workspace",

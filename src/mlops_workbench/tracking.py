@@ -314,20 +314,40 @@ def model_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy")]
 
 
-def log_sklearn_model(model: BaseEstimator, example: pd.DataFrame, name: str = "model") -> ModelInfo:
+def log_sklearn_model(
+    model: BaseEstimator,
+    example: pd.DataFrame,
+    name: str = "model",
+    *,
+    training: pd.DataFrame | None = None,
+    holdout: pd.DataFrame | None = None,
+    data_hash: str | None = None,
+) -> ModelInfo:
     """Log a fitted scikit-learn model to the active run, the one way every stage does it.
 
     Records the signature and an input example from ``example`` (a few feature
     rows), pins the requirements explicitly (no slow inference), and trusts the
-    tree types MLflow's skops serialisation needs for forests. Registering a
-    version is the registry's part (``registry.integrity.log_registered``, which
-    also records the digest).
+    tree types MLflow's skops serialisation needs for forests. Given ``training``
+    (the rows the model was fitted on, features and label), it also saves their
+    reference statistics beside the model (``reference/<name>.json``, see
+    :mod:`mlops_workbench.datastats`): what drift is measured against,
+    tied to ``data_hash`` (the DVC md5 of the data, when there is one) and, with
+    ``holdout`` rows, the model's confidence where it did not train. Registering a version is the
+    registry's part (``registry.integrity.log_registered``, which also records
+    the digest).
     """
     import warnings
 
     import mlflow
     from mlflow.models import infer_signature
 
+    from mlops_workbench import datastats
+    from mlops_workbench.data import FEATURES
+
+    stats = None
+    if training is not None:  # computed first: bad training rows fail before anything is logged
+        features = [str(c) for c in getattr(example, "columns", FEATURES)]
+        stats = datastats.compute(training, model, data_hash=data_hash, features=features, holdout=holdout)
     with warnings.catch_warnings():
         # MLflow's input-example code trips a pandas 3 deprecation that is noise for learners
         warnings.filterwarnings("ignore", message="Operation with range is deprecated")
@@ -339,6 +359,8 @@ def log_sklearn_model(model: BaseEstimator, example: pd.DataFrame, name: str = "
             pip_requirements=model_requirements(),
             skops_trusted_types=["sklearn.tree._tree.Tree"],
         )
+    if stats is not None:
+        datastats.log(stats, name)
     return info
 
 

@@ -9,6 +9,10 @@ reviewers of the GitHub environment ``production`` (:data:`DEPLOY_WORKFLOW`).
 prediction tests and the workflow's trigger and steps (and the deploy workflow,
 which repeats those steps). :func:`break_model` plants a known bug so a learner
 can watch the tests (and the workflow run) turn red.
+
+:func:`scaffold_retrain_workflow` writes lab 07's workflow into a lab workspace (git + DVC, as lab 02 makes it):
+on a push that changes a ``.dvc`` file or ``dvc.lock`` it installs the pinned dependencies, runs ``dvc pull`` and
+``dvc repro`` and uploads the metrics (template ``templates/dvc_retrain/``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from mlops_workbench import tools
 from mlops_workbench.errors import InputError
 
 TEMPLATE = "ci_project"
+RETRAIN_TEMPLATE = "dvc_retrain"
+RETRAIN_WORKFLOW = ".github/workflows/retrain.yml"
 LEARNER_FILES = ("tests/test_data.py", "tests/test_predict.py")
 WORKFLOW = ".github/workflows/ci.yml"
 DEPLOY_WORKFLOW = ".github/workflows/deploy.yml"
@@ -78,15 +84,15 @@ class ScaffoldError(InputError):
     """The scaffold cannot be written or changed as asked."""
 
 
-def _files(node: Traversable | None = None, prefix: str = "") -> Iterator[tuple[str, bytes]]:
-    """(relative path in the project, content) for every template file."""
-    node = node or importlib.resources.files("mlops_workbench") / "ci" / "templates" / TEMPLATE
+def _files(node: Traversable | None = None, prefix: str = "", template: str = TEMPLATE) -> Iterator[tuple[str, bytes]]:
+    """(relative path in the project, content) for every file of ``template``."""
+    node = node or importlib.resources.files("mlops_workbench") / "ci" / "templates" / template
     for child in sorted(node.iterdir(), key=lambda c: c.name):
         if child.name == "__pycache__" or child.name.endswith(".pyc"):
             continue
         name = RENAMES.get(child.name, child.name)
         if child.is_dir():
-            yield from _files(child, f"{prefix}{name}/")
+            yield from _files(child, f"{prefix}{name}/", template)
         else:
             yield f"{prefix}{name}", child.read_bytes()
 
@@ -135,6 +141,57 @@ def scaffold_ci_project(dest: Path | str, learner: bool = False, force: bool = F
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         written.append(target)
+    return written
+
+
+def pinned_closure(root: str = "mlops-workbench") -> list[str]:
+    """``name==version`` of ``root`` and of every installed distribution it needs, transitively, with the markers
+    and extras of each requirement evaluated here; a requirement that is not installed (an extra nobody asked for,
+    another platform's package) is left out. Installed with ``pip install --no-deps``, the list rebuilds exactly
+    the environment that runs here."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    todo: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        key = (canonicalize_name(name), extras)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        pins[key[0]] = f"{dist.metadata['Name']}=={dist.version}"
+        for spec in dist.requires or []:
+            req = Requirement(spec)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras)):
+                todo.append((req.name, frozenset(req.extras)))
+    return sorted(pins.values(), key=str.lower)
+
+
+def scaffold_retrain_workflow(dest: Path | str, force: bool = False) -> list[Path]:
+    """Write lab 07's retrain workflow (``.github/workflows/retrain.yml``) and a ``requirements.txt`` pinned to this
+    environment (:func:`pinned_closure`) into the workspace ``dest``; returns the files written (not committed).
+    ``force`` overwrites files of an earlier call."""
+    dest = Path(dest)
+    files = dict(_files(template=RETRAIN_TEMPLATE))
+    header = (
+        "# Every package the workspace pipeline imports, pinned to the environment it was written from "
+        "(pip install --no-deps -r requirements.txt).\n"
+    )
+    files["requirements.txt"] = (header + "\n".join(pinned_closure()) + "\n").encode()
+    present = [rel for rel in files if (dest / rel).exists()]
+    if present and not force:
+        raise ScaffoldError(f"{dest} already has {', '.join(present)}: pass force=True to overwrite.")
+    written = []
+    for rel, content in files.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(content)
+        written.append(dest / rel)
     return written
 
 

@@ -1,4 +1,5 @@
-"""``workbench registry``: list versions, run the gate, approve, promote, roll back, read the audit log."""
+"""``workbench registry``: list versions, run the gate, approve, promote, roll back, read the audit log and a
+version's lineage chain."""
 
 from __future__ import annotations
 
@@ -125,3 +126,13 @@ def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> Non
         values = (e.ts, e.action, e.model, e.version, e.alias, e.outcome, e.approver, e.requester, e.reason)
         table.add_row(*(str(value or "") for value in values))
     console.print(table)
+
+
+@app.command()
+def lineage(version: str, name: str | None = NameOption) -> None:
+    """The lineage chain of VERSION: cause (alert or data commit), data commit, run, and every audit step
+    (retrain, gate, shadow, canary, promotions)."""
+    from mlops_workbench.monitoring.chain import format_chain, lineage_chain
+
+    for line in format_chain(lineage_chain(version, _name(name))):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

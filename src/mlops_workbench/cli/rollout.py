@@ -134,7 +134,8 @@ def router(
     port: int = typer.Option(DefaultPort("router"), "--port"),
     seed: int = typer.Option(0, "--seed", help="seed of the weighted choice"),
 ) -> None:
-    """Weighted reverse proxy (stable/canary) with /admin/weights and Prometheus /metrics."""
+    """Weighted reverse proxy (stable/canary) with /admin/weights, a shadow upstream (/admin/shadow) and Prometheus
+    /metrics."""
     from mlops_workbench import procs
     from mlops_workbench.rollout.router import serve
 

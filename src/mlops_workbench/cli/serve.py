@@ -36,10 +36,13 @@ def serve(
     allow_faults: bool = typer.Option(False, "--allow-faults", help="accept POST /admin/faults (labs and drills)"),
 ) -> None:
     """Serve a model: /predict, /invocations (MLflow protocol), /health, /version, /metrics, /admin/* (bearer
-    token of the state folder: <state folder>/admin-token)."""
+    token of the state folder: <state folder>/admin-token). Every prediction goes to the state folder's prediction
+    log (<state folder>/monitoring/predictions.db)."""
     import uvicorn
 
-    from mlops_workbench import procs
+    from mlops_workbench import procs, settings
+    from mlops_workbench.monitoring.predictions import PredictionLog
+    from mlops_workbench.monitoring.recorder import PredictionRecorder
     from mlops_workbench.serving.server import create_app
 
     procs.ensure_free("serve", port, host)  # before the model loads: a taken port fails at once, saying why
@@ -48,7 +51,12 @@ def serve(
         error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after, seed=fault_seed
     )
     app = create_app(
-        model_uri, name=name, faults=faults, watch_interval=watch_interval or None, allow_faults=allow_faults
+        model_uri,
+        name=name,
+        faults=faults,
+        watch_interval=watch_interval or None,
+        allow_faults=allow_faults,
+        recorder=PredictionRecorder(PredictionLog(settings.layout().predictions)),
     )
     server = app.state.server
     typer.echo(f"serving {server.uri} (version {server.model.version}) on http://{host}:{port}")

@@ -1,7 +1,10 @@
 """The registry audit log (typed records in append-only JSONL) and the file locks that serialise changes to shared state.
 
-Every registry action (promotion, refusal, rollback, approval, a model server refusing an artifact, a blue-green switch)
-is one :class:`AuditEntry`, written as one JSON line of ``<home>/audit/registry.jsonl``.
+Every registry action (promotion, refusal, rollback, approval, a model server refusing an artifact, a blue-green
+switch) is one :class:`AuditEntry`, written as one JSON line of ``<home>/audit/registry.jsonl``. So is each step of a
+retrain and re-release (lab 07): the retrain's start, data validation, pipeline run, registration, the gate on a
+fresh window, the shadow and the canary, each line carrying the :class:`Lineage` that ties the chain together
+(the cause, the data commit, the run, the rollout).
 This module is the only one that knows the log's keys: writers hand it an entry (or a
 plain dict, as lab 03's learner code does through ``record=audit.append``), readers get
 ``AuditEntry`` objects back. Appends take a file lock, so lines written by concurrent
@@ -15,24 +18,26 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from filelock import FileLock, Timeout
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops_workbench import settings
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.records import Record, append_line, problems
 from mlops_workbench.registry.gate import GateResult
+from mlops_workbench.registry.verdicts import ShadowVerdict
 
 LOCK_TIMEOUT = 60.0
 
 
 class AuditAction(StrEnum):
     """What was attempted: a promotion, a rollback, a model server loading (``serve``) or reloading a version, a
-    reviewer's approval ahead of a promotion (``approve``), a blue-green traffic ``switch``, or a GitOps sync of
-    the deployment repository (``gitops_sync``: its HEAD; ``gitops_rollback``: an older commit)."""
+    GitOps sync of the deployment repository (``gitops_sync``: its HEAD; ``gitops_rollback``: an older commit),
+    a step of a retrain and re-release (``retrain`` itself, the ``gate`` on a fresh window, the ``shadow``, the
+    ``canary``), a reviewer's approval ahead of a promotion (``approve``), or a blue-green traffic ``switch``."""
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
@@ -40,20 +45,62 @@ class AuditAction(StrEnum):
     RELOAD = "reload"
     GITOPS_SYNC = "gitops_sync"
     GITOPS_ROLLBACK = "gitops_rollback"
+    RETRAIN = "retrain"
+    GATE = "gate"
+    SHADOW = "shadow"
+    CANARY = "canary"
     APPROVE = "approve"
     SWITCH = "switch"
 
 
 class AuditOutcome(StrEnum):
-    """How the attempt ended."""
+    """How the attempt (or the step) ended."""
 
     PROMOTED = "promoted"
     REFUSED = "refused"
     ROLLED_BACK = "rolled_back"
     SYNCED = "synced"
     FAILED = "failed"
+    STARTED = "started"
+    VALIDATED = "validated"
+    REPRODUCED = "reproduced"
+    REGISTERED = "registered"
+    REJECTED = "rejected"
+    PASSED = "passed"
     APPROVED = "approved"
     SWITCHED = "switched"
+
+
+class Cause(BaseModel):
+    """Why a retrain ran: a new data commit, an alert group (Alertmanager's ``groupKey`` and the fingerprints of
+    its alerts), or a person."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["data-commit", "alert", "manual"]
+    group_key: str | None = None
+    fingerprints: list[str] = Field(default_factory=list)
+    alertname: str | None = None
+
+    def describe(self) -> str:
+        if self.kind != "alert":
+            return self.kind
+        name = f" {self.alertname}" if self.alertname else ""
+        prints = f" (fingerprints {', '.join(self.fingerprints)})" if self.fingerprints else ""
+        return f"alert{name} group {self.group_key}{prints}"
+
+
+class Lineage(BaseModel):
+    """What ties the lines of one retrain and re-release together: the attempt, its cause, the data commit it
+    trained on (git sha, the data's DVC md5), the MLflow run, and the canary rollout once there is one."""
+
+    model_config = ConfigDict(extra="forbid")
+    attempt: str
+    cause: Cause
+    workspace: str
+    git_commit: str
+    data_md5: str | None = None
+    run_id: str | None = None
+    rollout: str | None = None
 
 
 class AuditEntry(Record):
@@ -94,6 +141,8 @@ class AuditEntry(Record):
     files: list[dict[str, Any]] | None = None
     revision: str | None = None
     changes: list[str] | None = None
+    lineage: Lineage | None = None
+    shadow: ShadowVerdict | None = None
 
     @property
     def changed_production(self) -> bool:

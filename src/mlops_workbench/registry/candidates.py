@@ -25,7 +25,8 @@ def log_candidate(
     run_name: str | None = None,
     artifact_path: str = "model",
 ) -> str:
-    """Train on the train split, evaluate on the test split, log params, metrics and model; return the run id.
+    """Train on the train split, evaluate on the test split, log params, metrics and model (with the reference
+    statistics of its training rows, calibrated on the test split); return the run id.
 
     Needs a tracking server (``tracking.up()``); register the run with ``registry.register(run_id)``.
     """
@@ -39,21 +40,23 @@ def log_candidate(
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params(params.model_dump())
         mlflow.log_metrics({"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
-        tracking.log_sklearn_model(model, train_df[data.FEATURES].head(5), name=artifact_path)
+        tracking.log_sklearn_model(
+            model, train_df[data.FEATURES].head(5), name=artifact_path, training=train_df, holdout=test_df
+        )
     run_id: str = run.info.run_id
     return run_id
 
 
-def candidate_workspace(path: Path | str, home: Path | None = None) -> Any:
+def candidate_workspace(path: Path | str, home: Path | None = None, frame: Any = None) -> Any:
     """A git + DVC workspace (as in lab 02) for candidates whose runs carry full lineage.
 
-    Iris tracked by DVC and pushed, params.yaml and the prepare -> train -> evaluate pipeline committed; rebuilt
-    from empty each call.
+    ``frame`` (default: all of Iris) tracked by DVC and pushed, params.yaml and the prepare -> train -> evaluate
+    pipeline committed; rebuilt from empty each call.
     """
     from mlops_workbench import versioning
 
     ws = versioning.init_workspace(path, home=home, reset=True)
-    data.save_csv(data.load_iris_frame(), ws.path / versioning.DATA)
+    data.save_csv(data.load_iris_frame() if frame is None else frame, ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     ws.commit("Track the Iris data with DVC")
     ws.dvc("push", "--quiet")

@@ -228,15 +228,26 @@ def _client() -> MlflowClient:
     return tracking.client(check=False)
 
 
-def log_registered(model: Any, example: Any, model_name: str, name: str = "model") -> str:
-    """Log a fitted scikit-learn model to the active run (:func:`tracking.log_sklearn_model`), register it as a
-    new version of ``model_name`` and record its digest, so servers and promotions can verify it; returns the
-    version."""
+def log_registered(
+    model: Any,
+    example: Any,
+    model_name: str,
+    name: str = "model",
+    *,
+    training: Any = None,
+    holdout: Any = None,
+    data_hash: str | None = None,
+) -> str:
+    """Log a fitted scikit-learn model to the active run (:func:`tracking.log_sklearn_model`, with the reference
+    statistics of ``training`` when given), register it as a new version of ``model_name`` and record its digest,
+    so servers and promotions can verify it; returns the version."""
     import mlflow
 
     from mlops_workbench import tracking
 
-    info = tracking.log_sklearn_model(model, example, name=name)
+    info = tracking.log_sklearn_model(
+        model, example, name=name, training=training, holdout=holdout, data_hash=data_hash
+    )
     version = str(mlflow.register_model(info.model_uri, model_name).version)
     record_digest(model_name, version)
     return version

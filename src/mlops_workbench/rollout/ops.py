@@ -11,27 +11,36 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from mlops_workbench import paramspec, settings
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
-from mlops_workbench.rollout.controller import Controller
+from mlops_workbench.rollout.controller import Controller, Promoter
 from mlops_workbench.rollout.events import EventLog
 from mlops_workbench.rollout.policy import Policy
 from mlops_workbench.serving.faults import Faults
 
+if TYPE_CHECKING:
+    from mlops_workbench.registry.gate import GateResult
 
-def registry_promoter(home: Path, model_name: str | None = None) -> Callable[[str, str], Any]:
-    """Promote through the registry code (alias move + approval tags + audit log)."""
+
+def registry_promoter(
+    home: Path, model_name: str | None = None, gate: GateResult | None = None
+) -> Callable[[str, str], Any]:
+    """Promote through the registry code (alias move + approval tags + audit log).
+
+    ``gate`` is a passed gate result the production step relies on instead of running the gate on the fixed
+    held-out set again (a retrained candidate's verdict on a fresh window)."""
     model_name = model_name or paramspec.model_name()
 
     def promote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
 
+        extra: dict[str, Any] = {} if gate is None else {"gate_result": gate}
         return registry.release(
-            model_name, version, approver="rollout-controller", reason=f"canary rollout: {reason}", home=home
+            model_name, version, approver="rollout-controller", reason=f"canary rollout: {reason}", home=home, **extra
         )
 
     return promote
@@ -57,10 +66,12 @@ def controller(
     tick: float = 0.25,
     seed: int = 0,
     canary_faults: Faults | None = None,
+    promoter: Promoter | None = None,
 ) -> Controller:
     """A controller for the local runtime (starts stable, router and Prometheus if needed).
 
-    ``canary_faults`` are faults the canary starts with (a scenario option).
+    ``canary_faults`` are faults the canary starts with (a scenario option); ``promoter`` replaces
+    :func:`registry_promoter` (e.g. one that carries a gate result).
     """
     model_name = model_name or paramspec.model_name()
     home = home or settings.home()
@@ -70,7 +81,7 @@ def controller(
         backend,
         backend.metrics_source(),
         home,
-        registry_promoter(home, model_name),
+        promoter or registry_promoter(home, model_name),
         tick=tick,
         say=say,
         demoter=registry_demoter(home, model_name),

@@ -20,6 +20,7 @@ from mlops_workbench.data import FEATURES, load_iris_frame
 from mlops_workbench.registry import integrity
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
 ROLE_TAG = "workbench.rollout.role"
@@ -37,7 +38,8 @@ class Versions:
     bad: str | None = None
 
 
-def _train(role: str) -> Pipeline:
+def _train(role: str) -> tuple[Pipeline, pd.DataFrame]:
+    """The model of ``role`` and the rows it was fitted on."""
     from mlops_workbench.data import LABEL, load_iris_frame
     from mlops_workbench.train import TrainParams, train
 
@@ -46,7 +48,7 @@ def _train(role: str) -> Pipeline:
         df = df.copy()
         df.loc[df[LABEL] == "versicolor", LABEL] = "virginica"
     strength = {"stable": 0.5, "next": 2.0}.get(role, 1.0)  # the candidate beats stable on the quality gate
-    return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42}))
+    return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42})), df
 
 
 def _register(role: str, model_name: str, home: Path) -> str:
@@ -56,7 +58,8 @@ def _register(role: str, model_name: str, home: Path) -> str:
     mlflow.set_experiment("rollout-models")
     with mlflow.start_run(run_name=f"rollout-{role}"):
         mlflow.set_tag(ROLE_TAG, role)
-        version = integrity.log_registered(_train(role), load_iris_frame()[FEATURES].head(5), model_name)
+        model, rows = _train(role)
+        version = integrity.log_registered(model, load_iris_frame()[FEATURES].head(5), model_name, training=rows)
     tracking.client(home).set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
 

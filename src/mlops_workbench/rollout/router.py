@@ -6,9 +6,12 @@ Each request goes to the canary with probability ``weight``/100 (seeded RNG),
 otherwise to stable. If the canary cannot be reached, the request is served by
 stable and ``workbench_router_upstream_failures_total{version="canary"}`` counts it.
 Own endpoints: ``GET /health``, ``GET /metrics``, ``GET /openapi.json``, and the admin API
-``GET|PUT /admin/weights`` (body ``{"canary": 20}``, bearer token of the state folder). Only the
-prediction paths are forwarded (``POST /predict``, ``POST /invocations``, ``GET /version``): nothing
-under ``/admin/`` ever reaches a model server through the router.
+(bearer token of the state folder): ``GET|PUT /admin/weights`` (body ``{"canary": 20}``) and
+``GET|PUT|DELETE /admin/shadow`` (body ``{"url": "http://127.0.0.1:PORT", "version": "7"}``: a model
+server that gets a mirrored copy of every prediction request, its answers discarded and compared;
+see :mod:`mlops_workbench.rollout.shadow`). Only the prediction paths are forwarded (``POST /predict``,
+``POST /invocations``, ``GET /version``): nothing under ``/admin/`` ever reaches a model server
+through the router.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlops_workbench.fielderrors import shown
+from mlops_workbench.rollout.shadow import Answer, Copy, Shadow
 from mlops_workbench.serving import auth, openapi, paths, payloads
 
 if TYPE_CHECKING:
@@ -55,6 +59,7 @@ _METHODS = {
     paths.METRICS: ("GET",),
     paths.OPENAPI: ("GET",),
     paths.WEIGHTS: ("GET", "PUT"),
+    paths.SHADOW: ("GET", "PUT", "DELETE"),
     **{path: (method.upper(),) for path, method in openapi.FORWARDED.items()},
 }
 _HOP = {b"host", b"content-length", b"connection", b"transfer-encoding", b"keep-alive"}
@@ -103,6 +108,7 @@ class Router:
             ["version"],
             registry=self.registry,
         )
+        self.shadow = Shadow(self.registry, BUCKETS, timeout)
 
     @staticmethod
     def _check_weight(weight: Any) -> float:
@@ -134,9 +140,10 @@ class Router:
         allowed = _METHODS.get(path)
         if allowed is None:
             where = (
-                f"the router's admin API is {paths.WEIGHTS} only"
+                f"the router's admin API is {paths.WEIGHTS} and {paths.SHADOW} only"
                 if path.startswith(paths.ADMIN_PREFIX)
-                else f"the router answers {paths.HEALTH}, {paths.METRICS}, {paths.OPENAPI}, {paths.WEIGHTS}"
+                else f"the router answers {paths.HEALTH}, {paths.METRICS}, {paths.OPENAPI}, {paths.WEIGHTS}, "
+                f"{paths.SHADOW}"
             )
             await _send(
                 send,
@@ -166,8 +173,8 @@ class Router:
             await _send(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         elif path == paths.OPENAPI:
             await _send(send, 200, json.dumps(openapi.router_document(await self._upstream_document())).encode())
-        elif path == paths.WEIGHTS:
-            await self._admin(scope, method, body, send)
+        elif path in (paths.WEIGHTS, paths.SHADOW):
+            await self._admin(scope, path, method, body, send)
         else:
             await self._proxy(scope, body, send)
 
@@ -179,20 +186,24 @@ class Router:
                 self.client = aiohttp.ClientSession(
                     connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=self.timeout)
                 )
+                await self.shadow.open()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.shadow.close()
                 if self.client:
                     await self.client.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _admin(self, scope: Scope, method: str, body: bytes, send: Send) -> None:
+    async def _admin(self, scope: Scope, path: str, method: str, body: bytes, send: Send) -> None:
         headers = dict(scope["headers"])
         if not auth.authorized(headers.get(b"authorization"), self.admin_token):
             await _send(send, 401, _error(auth.UNAUTHORIZED), extra=[(b"www-authenticate", auth.SCHEME.encode())])
             return
-        if method == "GET":
-            await _send(send, 200, json.dumps(self.weights()).encode())
+        shadow = path == paths.SHADOW
+        if method != "PUT":  # GET reads, DELETE (shadow only) clears
+            answer = (self.shadow.clear() if method == "DELETE" else self.shadow.describe()) if shadow else None
+            await _send(send, 200, json.dumps(answer or self.weights()).encode())
             return
         try:
             payloads.check_content_type(headers.get(b"content-type"))
@@ -201,13 +212,16 @@ class Router:
             return
         try:
             data = payloads.parse_json(body or b"{}")
-            if not isinstance(data, dict) or "canary" not in data:
+            if shadow:
+                answer = self.shadow.set(data)
+            elif not isinstance(data, dict) or "canary" not in data:
                 raise ValueError('send a JSON body like {"canary": 20}')
-            self.weight = self._check_weight(data["canary"])
+            else:
+                self.weight = self._check_weight(data["canary"])
         except ValueError as err:  # PayloadError is a ValueError too
             await _send(send, 400, _error(str(err)))
             return
-        await _send(send, 200, json.dumps(self.weights()).encode())
+        await _send(send, 200, json.dumps(answer if shadow else self.weights()).encode())
 
     async def _upstream_document(self) -> dict[str, Any] | None:
         """The stable server's OpenAPI document (None when it cannot be had)."""
@@ -255,10 +269,12 @@ class Router:
             )
             return
         status, out, content = answer
-        self._record(version, status, start)
+        seconds = self._record(version, status, start)
         out.append((UPSTREAM_HEADER.encode(), version.encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": content})
+        if scope["path"] in paths.PREDICTION_PATHS:  # after the answer left: the shadow never delays it
+            self.shadow.mirror(Copy(scope["method"], target, headers, body), Answer(version, status, content, seconds))
 
     async def _forward(
         self, version: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes
@@ -278,9 +294,11 @@ class Router:
                     raise
         raise AssertionError("unreachable")
 
-    def _record(self, version: str, status: int, start: float) -> None:
+    def _record(self, version: str, status: int, start: float) -> float:
+        seconds = time.perf_counter() - start
         self.requests.labels(version, str(status)).inc()
-        self.duration.labels(version).observe(time.perf_counter() - start)
+        self.duration.labels(version).observe(seconds)
+        return seconds
 
 
 async def _read_body(receive: Receive) -> bytes:

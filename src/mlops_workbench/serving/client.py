@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.serving import auth, paths
+from mlops_workbench.serving.admin import ShadowUpstream, Weights
 from mlops_workbench.serving.faults import Faults
 
 if TYPE_CHECKING:  # httpx is imported with the first request: importing this module stays cheap
@@ -47,14 +48,6 @@ class Reloaded(TypedDict):
     reloaded: bool
     version: str
     previous_version: str
-
-
-class Weights(TypedDict):
-    """The router's split in percent, and the upstream URL of each role."""
-
-    canary: float
-    stable: float
-    upstreams: dict[str, str | None]
 
 
 class Unreachable(ServiceError):
@@ -98,6 +91,8 @@ class Reply:
     """Which upstream answered (``stable`` or ``canary``), when the request went through the router."""
     problem: str = ""
     """Why no answer came (the transport error's class name) when ``status`` is 0."""
+    request_id: str | None = None
+    """The id the model server logged the request's predictions under (``x-request-id``), when it answered."""
 
     def json(self) -> Any:
         return jsonlib.loads(self.text)
@@ -113,7 +108,17 @@ class Reply:
 
 
 def _reply(resp: httpx.Response) -> Reply:
-    return Reply(resp.status_code, resp.text, resp.headers.get(paths.UPSTREAM_HEADER))
+    headers = resp.headers
+    return Reply(
+        resp.status_code,
+        resp.text,
+        headers.get(paths.UPSTREAM_HEADER),
+        request_id=headers.get(paths.REQUEST_ID_HEADER),
+    )
+
+
+def _named(request_id: str | None) -> dict[str, str] | None:
+    return {paths.REQUEST_ID_HEADER: request_id} if request_id else None
 
 
 def _instances(rows: list[list[float]]) -> dict[str, Any]:
@@ -131,12 +136,13 @@ class AsyncTraffic:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(100, max_connections))
         self._http = httpx.AsyncClient(timeout=timeout, limits=limits)
 
-    async def send(self, rows: list[list[float]]) -> Reply:
-        """Ask for predictions of ``rows`` (one request); a refused or timed-out request answers status 0."""
+    async def send(self, rows: list[list[float]], request_id: str | None = None) -> Reply:
+        """Ask for predictions of ``rows`` (one request, named ``request_id`` when given); a refused or timed-out
+        request answers status 0."""
         import httpx
 
         try:
-            return _reply(await self._http.post(self.target, json=_instances(rows)))
+            return _reply(await self._http.post(self.target, json=_instances(rows), headers=_named(request_id)))
         except httpx.HTTPError as exc:
             return Reply(0, problem=type(exc).__name__)
 
@@ -213,14 +219,25 @@ class _Client:
         text: str = self._call("GET", paths.METRICS, timeout=timeout, text=True)
         return text
 
-    def send(self, rows: list[list[float]], *, path: str = paths.PREDICT, timeout: float = TRAFFIC_TIMEOUT) -> Reply:
+    def send(
+        self,
+        rows: list[list[float]],
+        *,
+        path: str = paths.PREDICT,
+        timeout: float = TRAFFIC_TIMEOUT,
+        request_id: str | None = None,
+    ) -> Reply:
         """One prediction request for ``rows`` to ``path`` (``/predict`` or ``/invocations``), answered as a
-        :class:`Reply` whatever happens (status 0 when no answer came). Connections are kept alive and shared,
-        so sending many requests in a loop is cheap."""
+        :class:`Reply` whatever happens (status 0 when no answer came). ``request_id`` names the request (the
+        model server logs its predictions under it; without one the server makes one: ``Reply.request_id``).
+        Connections are kept alive and shared, so sending many requests in a loop is cheap."""
         import httpx
 
         try:
-            return _reply(procs.http().post(self.url + path, json=_instances(rows), timeout=timeout))
+            answer = procs.http().post(
+                self.url + path, json=_instances(rows), timeout=timeout, headers=_named(request_id)
+            )
+            return _reply(answer)
         except httpx.HTTPError as exc:
             return Reply(0, problem=type(exc).__name__)
 
@@ -266,8 +283,8 @@ class ModelServerClient(_Client):
 
 
 class RouterClient(_Client):
-    """A ``workbench router`` process: its weights (admin API), its own metrics, and prediction traffic, which
-    it forwards to stable or canary."""
+    """A ``workbench router`` process: its weights and shadow upstream (admin API), its own metrics, and
+    prediction traffic, which it forwards to stable or canary (and mirrors to the shadow)."""
 
     what = "router"
 
@@ -282,6 +299,22 @@ class RouterClient(_Client):
     def set_weight(self, canary: float) -> float:
         """Send ``canary`` percent of traffic to the canary; a bad value raises InputError with the reason."""
         return float(self._call("PUT", paths.WEIGHTS, admin=True, json={"canary": canary}, timeout=3.0)["canary"])
+
+    def shadow(self) -> ShadowUpstream | None:
+        """The shadow upstream now (None when requests are not mirrored)."""
+        shadow: ShadowUpstream | None = self._call("GET", paths.SHADOW, admin=True, timeout=3.0)["shadow"]
+        return shadow
+
+    def set_shadow(self, url: str, version: str) -> ShadowUpstream:
+        """Mirror a copy of each prediction request to the model server at ``url`` (``http://127.0.0.1:PORT``)
+        serving ``version``; its answers are compared and discarded. A bad value raises InputError naming it."""
+        body = {"url": url, "version": str(version)}
+        shadow: ShadowUpstream = self._call("PUT", paths.SHADOW, admin=True, json=body, timeout=3.0)["shadow"]
+        return shadow
+
+    def clear_shadow(self) -> None:
+        """Stop mirroring requests (a no-op when no shadow is set)."""
+        self._call("DELETE", paths.SHADOW, admin=True, timeout=3.0)
 
 
 def _error_text(resp: httpx.Response) -> str:

@@ -2,8 +2,12 @@
 
 Prediction requests skip the web framework's routing and request objects (the
 model takes ~0.25 ms; the framework would add half as much again). This layer
-injects faults, reads and validates the body, predicts, and records the
-Prometheus metrics. Every other path goes to the FastAPI app behind it.
+injects faults, reads and validates the body, predicts, records the
+Prometheus metrics and hands every answered request to the prediction log
+(a :class:`PredictionSink`: ``workbench serve`` gives it :mod:`mlops_workbench.monitoring.recorder`, which
+writes off the request path). Each answer names its request id in the
+``x-request-id`` header (the client's own when it sent a valid one); ``/predict`` also has it in the body.
+Every other path goes to the FastAPI app behind it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ log = logging.getLogger("mlops_workbench.serving.server")
 PREDICTION_PATHS = paths.PREDICTION_PATHS
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _INJECTED = b'{"error": "injected fault: this request failed on purpose (see GET /admin/faults)"}'
+_REQUEST_ID = paths.REQUEST_ID_HEADER.encode()
+Scored = tuple[Any, list[Any], list[list[float]] | None]
+"""What a request scored: the input matrix, the predicted labels, the probabilities (None when not computed)."""
 
 
 class Metrics:
@@ -67,12 +74,30 @@ class Metrics:
             self.predictions.labels(version, label).inc(sum(1 for x in labels if str(x) == label))
 
 
+class PredictionSink(Protocol):
+    """Where the hot path hands every answered request (it must return at once and never raise)."""
+
+    def record(
+        self,
+        request_id: str,
+        endpoint: str,
+        model: LoadedModel,
+        matrix: Any,
+        labels: list[Any],
+        probabilities: list[list[float]] | None,
+        latency_ms: float,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Holder(Protocol):
-    """What the hot path needs from the server: the current model, the faults, the metrics."""
+    """What the hot path needs from the server: the current model, the faults, the metrics, the prediction log."""
 
     model: LoadedModel
     faults: FaultInjector
     metrics: Metrics
+    recorder: PredictionSink | None
 
 
 class PredictionEndpoints:
@@ -87,6 +112,8 @@ class PredictionEndpoints:
             return
         server = self.server
         start, model = time.perf_counter(), server.model
+        request_id = payloads.request_id(_header(scope, _REQUEST_ID))
+        named = [(_REQUEST_ID, request_id.encode())]
         delay, fail, crash = server.faults.decide()
         status = 500
         try:
@@ -94,36 +121,52 @@ class PredictionEndpoints:
                 await asyncio.sleep(delay)
             model = server.model  # a reload during the delay is picked up
             if fail:
-                await _respond(send, 500, _INJECTED)
+                await _respond(send, 500, _INJECTED, named)
             else:
-                status, body = await self._answer(scope, receive, model)
-                await _respond(send, status, body, [(b"allow", b"POST")] if status == 405 else [])
+                status, body, scored = await self._answer(scope, receive, model, request_id)
+                latency_ms = (time.perf_counter() - start) * 1000
+                await _respond(send, status, body, named + ([(b"allow", b"POST")] if status == 405 else []))
+                if scored is not None and server.recorder is not None:
+                    server.recorder.record(request_id, scope["path"], model, *scored, latency_ms)
         finally:
             server.metrics.observe(model.version, status, time.perf_counter() - start)
             if crash:
                 print(f"injected crash after {server.faults.served} prediction requests", flush=True)
                 asyncio.get_running_loop().call_later(0.05, os._exit, CRASH_EXIT_CODE)
 
-    async def _answer(self, scope: Scope, receive: Receive, model: LoadedModel) -> tuple[int, bytes]:
+    async def _answer(
+        self, scope: Scope, receive: Receive, model: LoadedModel, request_id: str
+    ) -> tuple[int, bytes, Scored | None]:
+        proba = None
         try:
             if scope["method"] != "POST":
                 raise PayloadError(f"{scope['path']} only accepts POST with a JSON body.", 405)
             payload = payloads.decode_json(await _body(scope, receive))
             if scope["path"] == paths.PREDICT:
-                labels, proba = model.predict(payloads.parse_predict(payload, model.features), probabilities=True)
+                matrix = payloads.parse_predict(payload, model.features)
+                labels, proba = model.predict(matrix, probabilities=True)
                 answer = {
                     "predictions": labels,
                     "probabilities": proba,
                     "classes": model.classes,
                     "version": model.version,
+                    "request_id": request_id,
                 }
             else:
-                labels, _ = model.predict(payloads.parse_invocations(payload, model.features))
+                matrix = payloads.parse_invocations(payload, model.features)
+                labels, _ = model.predict(matrix)
                 answer = {"predictions": labels}
         except PayloadError as exc:
-            return exc.status, orjson.dumps({"error": str(exc)})
+            return exc.status, orjson.dumps({"error": str(exc)}), None
         self.server.metrics.count(model.version, labels)
-        return 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+        return 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), (matrix, labels, proba)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
 
 async def _body(scope: Scope, receive: Receive) -> bytes:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlops_workbench.serving import paths, payloads
+from mlops_workbench.serving.admin import URL_PATTERN, VERSION_PATTERN
 
 JSON = "application/json"
 METRICS_MEDIA = "text/plain"
@@ -126,16 +127,29 @@ def prediction_paths(features: Sequence[str]) -> dict[str, Any]:
             "probabilities": {"type": "array"},
             "classes": {"type": "array"},
             "version": {"type": "string"},
+            "request_id": {"type": "string", "description": "the id the predictions were logged under"},
         },
     }
     invocations_answer = {"type": "object", "required": ["predictions"], "properties": {"predictions": labels}}
 
+    request_id = {"description": "The id the predictions were logged under.", "schema": {"type": "string"}}
+    named = {
+        "name": paths.REQUEST_ID_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Your own id for this request (up to 64 letters, digits, '.', '_', ':' or '-'); "
+        "the server makes one otherwise.",
+        "schema": {"type": "string"},
+    }
+
     def operation(summary: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        ok = json_answer("The predictions.", answer) | {"headers": {paths.REQUEST_ID_HEADER: request_id}}
         return {
             "post": {
                 "summary": summary,
+                "parameters": [named],
                 "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
-                "responses": {"200": json_answer("The predictions.", answer), **BAD_BODY, **FAULT},
+                "responses": {"200": ok, **BAD_BODY, **FAULT},
             }
         }
 
@@ -191,6 +205,7 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
             },
         },
     }
+    endpoints[paths.SHADOW] = _shadow_endpoint(admin)
     forwarded = {path: (upstream or {}).get("paths", {}).get(path) for path in FORWARDED}
     loose = {"description": "Forwarded to the stable or canary model server.", "content": {JSON: {"schema": {}}}}
     for path, method in FORWARDED.items():
@@ -207,6 +222,41 @@ def router_document(upstream: dict[str, Any] | None) -> dict[str, Any]:
             "securitySchemes": BEARER,
             **({"schemas": upstream["components"].get("schemas", {})} if upstream and "components" in upstream else {}),
         },
+    }
+
+
+def _shadow_endpoint(admin: list[dict[str, Any]]) -> dict[str, Any]:
+    """``/admin/shadow``: read, set or clear the shadow upstream (the patterns :mod:`mlops_workbench.serving.admin`
+    checks)."""
+    target = {
+        "type": "object",
+        "required": ["url", "version"],
+        "properties": {
+            "url": {"type": "string", "pattern": URL_PATTERN},
+            "version": {"type": "string", "pattern": VERSION_PATTERN},
+        },
+        "additionalProperties": False,
+    }
+    state = {
+        "type": "object",
+        "required": ["shadow"],
+        "properties": {"shadow": {"anyOf": [target, {"type": "null"}]}},
+    }
+    answer = {"200": json_answer("The shadow upstream now (null: none).", state), **UNAUTHORIZED}
+    return {
+        "get": {"summary": "The shadow upstream.", "security": admin, "responses": answer},
+        "put": {
+            "summary": "Mirror a copy of every prediction request to this model server (answers discarded).",
+            "security": admin,
+            "requestBody": {"required": True, "content": {JSON: {"schema": target}}},
+            "responses": {
+                **answer,
+                "400": error("The body is not a shadow upstream; the message names each bad field."),
+                "413": error("The body is too large."),
+                "415": error("Not JSON."),
+            },
+        },
+        "delete": {"summary": "Stop mirroring.", "security": admin, "responses": answer},
     }
 
 

@@ -28,6 +28,14 @@ FAULTS = "/admin/faults"
 """Model server: read or set the injected faults."""
 WEIGHTS = "/admin/weights"
 """Router: read or set the canary's share of traffic."""
+SHADOW = "/admin/shadow"
+"""Router: read, set or clear the shadow upstream that gets a mirrored copy of every prediction request."""
 
 UPSTREAM_HEADER = "x-workbench-upstream"
 """The response header in which the router names the upstream (``stable`` or ``canary``) that answered."""
+SHADOW_HEADER = "x-workbench-shadow"
+"""The request header the router adds to a mirrored copy (value: the shadow's model version), so the shadow
+server and its prediction log can tell mirrored traffic from live traffic."""
+REQUEST_ID_HEADER = "x-request-id"
+"""The request header a client may name its prediction request with, and the response header in which a model
+server answers with the id under which it logged the request's predictions (``/predict`` also has it in the body)."""

@@ -16,6 +16,8 @@ message naming what is wrong and what a correct request looks like.
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +32,8 @@ MAX_ABS_VALUE = 1e12
 """The largest magnitude a feature value may have: anything larger is a unit or encoding mistake, refused
 before the model sees it (a float overflow inside the model would otherwise answer nonsense or fail)."""
 INVOCATION_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+"""What a client-chosen request id (``x-request-id``) may look like; anything else is replaced by a new one."""
 _NUMBER_TYPES = (int, float)
 
 
@@ -39,6 +43,13 @@ class PayloadError(InputError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def request_id(supplied: bytes | str | None) -> str:
+    """The client's own request id when it fits :data:`REQUEST_ID`, else a new one (never an error)."""
+    if isinstance(supplied, bytes):
+        supplied = supplied.decode("latin-1")
+    return supplied if supplied and REQUEST_ID.match(supplied) else uuid.uuid4().hex
 
 
 def decode_json(body: bytes) -> dict[str, Any]:

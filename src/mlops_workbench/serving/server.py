@@ -9,7 +9,9 @@ named in :mod:`mlops_workbench.serving.paths`.
 
 The model is loaded once; reloads load the new version on a worker thread and
 swap it in with one assignment, so requests in flight finish on the old model
-and none is dropped. Bad input gets a 4xx with a message, never a 5xx.
+and none is dropped. Bad input gets a 4xx with a message, never a 5xx. Every
+answered request goes to the ``recorder`` the server is given (``workbench serve`` gives it the state folder's
+prediction log, :mod:`mlops_workbench.monitoring.recorder`).
 """
 
 from __future__ import annotations
@@ -37,22 +39,29 @@ from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.serving import auth, openapi, paths, payloads
 from mlops_workbench.serving import model as served_model
 from mlops_workbench.serving.faults import FaultInjector, Faults
-from mlops_workbench.serving.hotpath import Metrics, PredictionEndpoints
+from mlops_workbench.serving.hotpath import Metrics, PredictionEndpoints, PredictionSink
 
 log = logging.getLogger("mlops_workbench.serving.server")
 URI_ENV, NAME_ENV, WATCH_ENV = "WORKBENCH_MODEL_URI", "WORKBENCH_MODEL_NAME", "WORKBENCH_WATCH_INTERVAL"
 
 
 class ModelServer:
-    """State shared by the endpoints: the current model, the faults, the metrics."""
+    """State shared by the endpoints: the current model, the faults, the metrics, the prediction log's writer."""
 
-    def __init__(self, model_uri: str, name: str | None = None, faults: Faults | None = None) -> None:
+    def __init__(
+        self,
+        model_uri: str,
+        name: str | None = None,
+        faults: Faults | None = None,
+        recorder: PredictionSink | None = None,
+    ) -> None:
         name = name or paramspec.model_name()
         self.uri, self.name = model_uri, name
         self._refused: tuple[str, str] | None = None  # (version, error) last written to the audit log
         self.model = self._load(served_model.resolve(model_uri, name), "serve")
         self.faults = FaultInjector(faults)
         self.metrics = Metrics()
+        self.recorder = recorder
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -131,11 +140,14 @@ def create_app(
     watch_interval: float | None = None,
     admin_token: str | None = None,
     allow_faults: bool = False,
+    recorder: PredictionSink | None = None,
 ) -> FastAPI:
     """The model server app; arguments default to ``WORKBENCH_MODEL_URI`` etc. (for ``uvicorn --factory``).
 
     ``admin_token`` guards ``/admin/*`` (default: the state folder's, see :mod:`~mlops_workbench.serving.auth`);
     ``POST /admin/faults`` is refused unless ``allow_faults`` (or the server starts with faults already set).
+    ``recorder`` receives every answered prediction request (``workbench serve``: the prediction log); it is
+    closed when the app shuts down.
     """
     name = name or os.environ.get(NAME_ENV) or paramspec.model_name()
     model_uri = model_uri or os.environ.get(URI_ENV) or f"models:/{name}@{Alias.PRODUCTION}"
@@ -143,7 +155,7 @@ def create_app(
         watch_interval = float(os.environ[WATCH_ENV])
     token = admin_token or auth.ensure_token(settings.home())
     allow_faults = allow_faults or bool(faults and faults.active)
-    server = ModelServer(model_uri, name, faults)
+    server = ModelServer(model_uri, name, faults, recorder)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -151,6 +163,8 @@ def create_app(
             server.watch(watch_interval)
         yield
         server.stop()
+        if server.recorder is not None:
+            server.recorder.close()  # what is still queued goes to the log before the process ends
 
     app = FastAPI(title="mlops-workbench model server", version="1", lifespan=lifespan)
     app.state.server = server

@@ -154,13 +154,16 @@ def log_model_run(
     """Log the workspace's trained model (after ``dvc repro``) as an MLflow run with full lineage; returns its id.
 
     Logs the lineage tags, ``params.yaml`` flattened as params, ``metrics.json``
-    as metrics, the model (``name="model"``) with signature and input example,
-    and params.yaml / dvc.lock / metrics.json as artifacts under ``lineage/``.
+    as metrics, the model (``name="model"``) with signature and input example and
+    the reference statistics of its training split (tied to the data's DVC md5,
+    calibrated on the test split), and params.yaml / dvc.lock / metrics.json as
+    artifacts under ``lineage/``.
     """
     import joblib
     import mlflow
 
     from mlops_workbench.data import FEATURES, load_csv
+    from mlops_workbench.versioning.stages import TEST_SPLIT, TRAIN_SPLIT  # it imports this module
 
     for needed, fix in ((MODEL_FILE, "run ws.dvc('repro') first"), (METRICS, "run ws.dvc('repro') first")):
         if not (ws.path / needed).exists():
@@ -169,13 +172,16 @@ def log_model_run(
     metrics = json.loads((ws.path / METRICS).read_text())
     model = joblib.load(ws.path / MODEL_FILE)
     example = load_csv(ws.path / data)[FEATURES].head(5)
+    train_split, test_split = (ws.path / TRAIN_SPLIT, ws.path / TEST_SPLIT)
+    training = load_csv(train_split) if train_split.exists() else load_csv(ws.path / data)
+    holdout = load_csv(test_split) if test_split.exists() else None
     tracking.use(home)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(flatten(ws.params()))
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
-        tracking.log_sklearn_model(model, example)
+        tracking.log_sklearn_model(model, example, training=training, holdout=holdout, data_hash=tags["data.md5"])
         for name in ("params.yaml", "dvc.lock", METRICS):
             if (ws.path / name).exists():
                 mlflow.log_artifact(str(ws.path / name), artifact_path="lineage")

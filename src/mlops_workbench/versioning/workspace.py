@@ -189,12 +189,15 @@ class Workspace:
         (self.path / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         return data
 
-    def dvc_md5(self, target: str) -> str | None:
-        """The md5 DVC recorded for ``target`` in ``target.dvc`` (None when not tracked)."""
+    def dvc_md5(self, target: str, rev: str | None = None) -> str | None:
+        """The md5 DVC recorded for ``target`` in ``target.dvc`` (None when not tracked); with ``rev`` (e.g.
+        "HEAD"), as that commit records it rather than the working tree."""
         meta = self.path / f"{target}.dvc"
-        if not meta.exists():
-            return None
-        outs = (yaml.safe_load(meta.read_text()) or {}).get("outs", [])
+        if rev is not None:
+            text = self.git("show", f"{rev}:{target}.dvc") if self.has(f"{target}.dvc", rev) else ""
+        else:
+            text = meta.read_text() if meta.exists() else ""
+        outs = (yaml.safe_load(text) or {}).get("outs", []) if text else []
         return outs[0].get("md5") if outs else None
 
 

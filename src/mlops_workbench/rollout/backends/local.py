@@ -2,15 +2,17 @@
 
 ``rollout-stable`` serves ``models:/<name>@production``; ``rollout-canary`` serves
 the candidate version on a reserved port; ``rollout-router`` splits traffic;
-``rollout-prometheus`` (when the binary exists) scrapes all three. Ports are
-kept in ``<home>/rollout/local.json`` so every command finds the same setup.
+``rollout-prometheus`` (when the binary exists) scrapes all three. ``rollout-shadow``
+serves a version the router mirrors requests to (its answers discarded) before it
+becomes a canary. Ports are kept in ``<home>/rollout/local.json`` so every command
+finds the same setup.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from mlops_workbench import paramspec, procs, settings
 from mlops_workbench.alias import Alias
@@ -21,8 +23,8 @@ from mlops_workbench.serving import paths
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 from mlops_workbench.serving.faults import Faults
 
-STABLE, CANARY, ROUTER = "rollout-stable", "rollout-canary", "rollout-router"
-SERVICES = (CANARY, ROUTER, prometheus.SERVICE, STABLE)
+STABLE, CANARY, ROUTER, SHADOW = "rollout-stable", "rollout-canary", "rollout-router", "rollout-shadow"
+SERVICES = (SHADOW, CANARY, ROUTER, prometheus.SERVICE, STABLE)
 MetricsMode = Literal["auto", "prometheus", "direct"]
 METRICS_MODES: tuple[MetricsMode, ...] = get_args(MetricsMode)
 
@@ -55,12 +57,12 @@ class LocalBackend:
 
     # --- setup -----------------------------------------------------------------------------------
     def ports(self) -> dict[str, int]:
-        """Reserved ports (router, stable, canary), kept per state folder. While the router is down (it
+        """Reserved ports (router, stable, canary, shadow), kept per state folder. While the router is down (it
         points at the other two), a port another program took meanwhile is replaced by a free one."""
         ports = json.loads(self._ports_file.read_text()) if self._ports_file.exists() else {}
         changed = False
         router_down = procs.get(ROUTER, self.home) is None
-        for role, service in (("router", ROUTER), ("stable", STABLE), ("canary", CANARY)):
+        for role, service in (("router", ROUTER), ("stable", STABLE), ("canary", CANARY), ("shadow", SHADOW)):
             port = ports.get(role)
             taken = router_down and procs.get(service, self.home) is None and port and procs.port_in_use(port)
             if port is None or taken:
@@ -131,19 +133,37 @@ class LocalBackend:
 
     # --- the Backend protocol ---------------------------------------------------------------------
     def deploy_canary(self, version: str, faults: Faults | None = None) -> None:
+        self.stop_canary()
+        # the labs and drills inject faults into the canary
+        self._serve("canary", CANARY, version, faults=faults or self.canary_faults, allow_faults=True)
+
+    def _serve(self, role: str, service: str, version: str, **options: Any) -> None:
+        """Start ``workbench serve`` of ``version`` as ``service`` on the port of ``role``, then warm it up."""
         from mlops_workbench.serving.server import start_server
 
-        self.stop_canary()
         start_server(
             f"models:/{self.model_name}/{version}",
-            port=self.ports()["canary"],
-            name=CANARY,
+            port=self.ports()[role],
+            name=service,
             home=self.home,
-            faults=faults or self.canary_faults,
             model_name=self.model_name,
-            allow_faults=True,
-        )  # the labs and drills inject faults into the canary
-        self.warm_up("canary")
+            **options,
+        )
+        self.warm_up(role)
+
+    def deploy_shadow(self, version: str) -> None:
+        """Serve ``version`` as the shadow and make the router mirror every prediction request to it."""
+        self.stop_shadow()
+        self._serve("shadow", SHADOW, version)
+        self.router().set_shadow(self.url("shadow"), str(version))
+
+    def stop_shadow(self) -> None:
+        """Stop mirroring (when the router runs) and stop the shadow server."""
+        try:
+            if procs.get(ROUTER, self.home):
+                self.router().clear_shadow()
+        finally:
+            procs.stop(SHADOW, self.home)
 
     def warm_up(self, role: str, n: int = 20) -> None:
         """Send ``n`` realistic requests straight to a fresh server so first-request costs stay out of the analysis."""
