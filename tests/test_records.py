@@ -81,7 +81,7 @@ def test_an_audit_line_written_before_records_were_versioned_still_reads(tmp_pat
 def test_an_unknown_audit_key_is_refused_by_name_and_nothing_is_written(tmp_path):
     with pytest.raises(InputError, match=r"aprover: no such field.*Did you mean 'approver'"):
         audit.append({**OLD_AUDIT_LINE, "aprover": "bob"}, home=tmp_path)
-    with pytest.raises(InputError, match=r"outcome: .*'promoted', 'refused', 'rolled_back', .* or 'passed'"):
+    with pytest.raises(InputError, match=r"outcome: .*'promoted', 'refused', 'rolled_back', .* or 'switched'"):
         audit.append({**OLD_AUDIT_LINE, "outcome": "shipped"}, home=tmp_path)
     assert not audit.log_path(home=tmp_path).exists()
 
@@ -98,6 +98,8 @@ def test_the_closed_sets_of_the_audit_log():
         "gate",
         "shadow",
         "canary",
+        "approve",  # lab 08: second-person approvals, blue-green switches
+        "switch",
     }
     assert {o.value for o in AuditOutcome} == {
         "promoted",
@@ -111,6 +113,8 @@ def test_the_closed_sets_of_the_audit_log():
         "registered",
         "rejected",
         "passed",
+        "approved",
+        "switched",
     }
 
 

@@ -53,6 +53,18 @@ def test_full_workflow_validates_with_every_requirement(full):
     assert validate(full / scaffold.WORKFLOW, require=REQUIREMENTS).findings == []
 
 
+def test_the_deploy_workflow_waits_for_the_production_environment(full):
+    from mlops_workbench.ci.yamldoc import YamlDoc
+
+    path = full / scaffold.DEPLOY_WORKFLOW
+    assert validate(path).findings == []
+    text = path.read_text()
+    deploy = YamlDoc.parse(text).data["jobs"]["deploy-production"]
+    assert deploy["environment"] == {"name": "production"} and deploy["needs"] == "test"
+    assert "Required reviewers" in text and "prevent_self_review" in text, "the settings YAML cannot hold are named"
+    assert "is NOT in this file" in text
+
+
 def test_dockerfile_lints_clean(full):
     report = docker.lint(full / "Dockerfile")
     assert report.findings == [], [str(f) for f in report.findings]
@@ -82,6 +94,7 @@ def test_learner_variant_omits_tests_and_workflow_steps(tmp_path):
     report = validate(project / scaffold.WORKFLOW, require=REQUIREMENTS)
     assert {"push-trigger", "install-step", "test-step", "build-step"} <= report.rules() and not report.ok
     assert "TODO" in (project / scaffold.WORKFLOW).read_text()
+    assert not (project / scaffold.DEPLOY_WORKFLOW).exists(), "the deploy workflow shows the steps lab 01 asks for"
     lint = docker.lint(project / "Dockerfile")  # the learner variant ships a Dockerfile to fix
     assert not lint.ok and {"DL3007", "DL3042", "DL3025"} <= lint.rules()
 

@@ -19,7 +19,7 @@ LAYERS = [
     "versioning ci",
     "registry",
     "serving",
-    "rollout k8s gitops",
+    "rollout k8s gitops strategies",
     "monitoring",
     "drills labs jupyter",
     "doctor cli",

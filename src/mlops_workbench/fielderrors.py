@@ -10,10 +10,14 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+
+from mlops_workbench.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 SHOWN = 60
 """Characters of a bad value quoted in a message."""
@@ -136,3 +140,13 @@ def describe(err: ValidationError, model: type[BaseModel] | None = None, prefix:
         else:
             lines.append(f"  - {where}: {error['msg'].removeprefix('Value error, ')} (it holds {value}).{about}")
     return lines
+
+
+def validated(model: type[M], data: Any, source: str, fix: str = "fix each one, then check again") -> M:
+    """``data`` as ``model``, else :class:`InputError`: ``<source> has N bad field(s); <fix>:`` and one line per
+    bad field (:func:`describe`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        lines = describe(err, model)
+        raise InputError(f"{source} has {len(lines)} bad field(s); {fix}:\n" + "\n".join(lines)) from None

@@ -1,7 +1,7 @@
 """What ``params.yaml`` may hold: one model per section the code reads, and the check of a whole file.
 
-Sections ``train`` (:class:`TrainParams`), ``registry`` (:class:`RegistryParams`) and ``prepare``
-(:class:`PrepareParams`, lab workspaces) refuse unknown keys, as the code that uses them always has; other top-level
+Sections ``train`` (:class:`TrainParams`), ``registry`` (:class:`RegistryParams`), ``cost`` (:class:`CostParams`)
+and ``prepare`` (:class:`PrepareParams`, lab workspaces) refuse unknown keys, as the code that uses them always has; other top-level
 keys are left to labs and DVC. :func:`check` runs when the file is read, so a wrong type is reported once, with
 every bad key, before anything trains, promotes or writes. The models live here rather than beside the code that
 uses them so that reading params never imports scikit-learn, pandas or MLflow.
@@ -10,7 +10,7 @@ uses them so that reading params never imports scikit-learn, pandas or MLflow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -70,17 +70,49 @@ class RegistryParams(BaseModel):
     holdout_size: float = Field(0.2, gt=0, lt=1)
     holdout_seed: int = 42
     require_staging: bool = True
+    second_approval: bool = Field(
+        False,
+        description="promotion to production needs an approval recorded (`workbench registry approve`) by "
+        "someone other than the person who asks for it",
+    )
+    cost_budget: float | None = Field(
+        None,
+        gt=0,
+        description="the most a candidate may cost per 1,000 predictions (priced by the `cost` section); "
+        "null: no budget",
+    )
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None) -> RegistryParams:
         """The ``registry`` section of params.yaml (defaults when absent), with ``overrides`` applied."""
-        try:
-            return cls.model_validate({**load_params("registry"), **(overrides or {})})
-        except ValidationError as err:
-            raise InputError(
-                "The gate rules (params.yaml section 'registry' and the overrides given) are not "
-                "valid; fix each key:\n" + "\n".join(describe(err, cls, "registry."))
-            ) from None
+        return _section(cls, "registry", "The gate rules", overrides)
+
+
+class CostParams(BaseModel):
+    """Prices of what a model server uses (``params.yaml`` section ``cost``), for its cost per 1,000 predictions."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpu_hour: float = Field(0.04, ge=0, description="the price of one CPU-hour (one core busy for an hour)")
+    gb_hour: float = Field(0.005, ge=0, description="the price of one GiB of resident memory held for an hour")
+    currency: str = Field("USD", min_length=1, description="the currency of both prices, shown with every cost")
+
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | None = None) -> CostParams:
+        """The ``cost`` section of params.yaml (defaults when absent), with ``overrides`` applied."""
+        return _section(cls, "cost", "The prices", overrides)
+
+
+Section = TypeVar("Section", bound=BaseModel)
+
+
+def _section(cls: type[Section], name: str, what: str, overrides: dict[str, Any] | None) -> Section:
+    try:
+        return cls.model_validate({**load_params(name), **(overrides or {})})
+    except ValidationError as err:
+        raise InputError(
+            f"{what} (params.yaml section '{name}' and the overrides given) are not "
+            "valid; fix each key:\n" + "\n".join(describe(err, cls, f"{name}."))
+        ) from None
 
 
 class PrepareParams(BaseModel):
@@ -101,6 +133,7 @@ class ParamsFile(BaseModel):
     prepare: PrepareParams | None = None
     train: TrainParams | None = None
     registry: RegistryParams | None = None
+    cost: CostParams | None = None
 
 
 def check(data: dict[str, Any], source: str | Path) -> None:

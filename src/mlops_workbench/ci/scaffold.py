@@ -2,11 +2,13 @@
 
 The project (template files in ``mlops_workbench/ci/templates/ci_project/``) has
 model code that trains, saves and predicts, unit tests, ``requirements.txt``
-pinned to the versions installed here, a Dockerfile serving the model and a
-GitHub Actions workflow. ``learner=True`` leaves out what lab 01 asks the
-learner to write: the data and prediction tests and the workflow's trigger and
-steps. :func:`break_model` plants a known bug so a learner can watch the tests
-(and the workflow run) turn red.
+pinned to the versions installed here, a Dockerfile serving the model, a
+GitHub Actions workflow, and a deploy workflow whose production job waits for the
+reviewers of the GitHub environment ``production`` (:data:`DEPLOY_WORKFLOW`).
+``learner=True`` leaves out what lab 01 asks the learner to write: the data and
+prediction tests and the workflow's trigger and steps (and the deploy workflow,
+which repeats those steps). :func:`break_model` plants a known bug so a learner
+can watch the tests (and the workflow run) turn red.
 
 :func:`scaffold_retrain_workflow` writes lab 07's workflow into a lab workspace (git + DVC, as lab 02 makes it):
 on a push that changes a ``.dvc`` file or ``dvc.lock`` it installs the pinned dependencies, runs ``dvc pull`` and
@@ -34,15 +36,24 @@ RETRAIN_TEMPLATE = "dvc_retrain"
 RETRAIN_WORKFLOW = ".github/workflows/retrain.yml"
 LEARNER_FILES = ("tests/test_data.py", "tests/test_predict.py")
 WORKFLOW = ".github/workflows/ci.yml"
+DEPLOY_WORKFLOW = ".github/workflows/deploy.yml"
+"""The production deploy: a job behind the GitHub environment ``production`` (reviewers are repository settings)."""
 RENAMES = {"_github": ".github", "_dockerignore": ".dockerignore", "_gitignore": ".gitignore"}
 PINNED = ("numpy", "scikit-learn", "joblib", "fastapi", "pydantic", "uvicorn", "httpx", "pytest")
 MODEL_FILE = "iris_model/model.py"
 #: Template files that replace a project file in the learner variant: a workflow skeleton, a Dockerfile to fix.
 LEARNER_VARIANTS = {".github/workflows/ci.learner.yml": WORKFLOW, "Dockerfile.learner": "Dockerfile"}
 
-#: The template files that answer lab 01 (its tests, workflow and fixed Dockerfile), as named in the template
-#: folder. A student release (``workbench labs release --student``) leaves them out; only the full scaffold uses them.
-SOLUTION_TEMPLATES = ("tests/test_data.py", "tests/test_predict.py", "_github/workflows/ci.yml", "Dockerfile")
+#: The template files that answer lab 01 (its tests, workflow and fixed Dockerfile, and the deploy workflow, which
+#: repeats the workflow's steps before its production job), as named in the template folder. A student release
+#: (``workbench labs release --student``) leaves them out; only the full scaffold uses them.
+SOLUTION_TEMPLATES = (
+    "tests/test_data.py",
+    "tests/test_predict.py",
+    "_github/workflows/ci.yml",
+    "_github/workflows/deploy.yml",
+    "Dockerfile",
+)
 
 #: Known bugs for :func:`break_model`: (what it breaks, original line, broken line) in iris_model/model.py.
 BUGS: dict[str, tuple[str, str, str]] = {
@@ -124,7 +135,7 @@ def scaffold_ci_project(dest: Path | str, learner: bool = False, force: bool = F
             if not learner:
                 continue
             rel = LEARNER_VARIANTS[rel]
-        elif learner and (rel in LEARNER_FILES or rel in LEARNER_VARIANTS.values()):
+        elif learner and (rel in LEARNER_FILES or rel in LEARNER_VARIANTS.values() or rel == DEPLOY_WORKFLOW):
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)

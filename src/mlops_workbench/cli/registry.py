@@ -1,5 +1,5 @@
-"""``workbench registry``: list versions, run the gate, promote, roll back, read the audit log and a version's
-lineage chain."""
+"""``workbench registry``: list versions, run the gate, approve, promote, roll back, read the audit log and a
+version's lineage chain."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def list_versions(name: str | None = NameOption) -> None:
     from mlops_workbench.registry.panel import version_rows
 
     table = Table(title=f"registered model '{name}'", show_lines=True)
-    for col in ("version", "aliases", "run", "metrics", "lineage", "last approval", "created"):
+    for col in ("version", "aliases", "run", "metrics", "cost / 1k", "lineage", "last approval", "created"):
         table.add_column(col, overflow="fold")  # long values wrap in their cell: nothing is cut off
     for r in version_rows(name):
         table.add_row(
@@ -40,6 +40,7 @@ def list_versions(name: str | None = NameOption) -> None:
             ", ".join(r.aliases),
             r.run_id or "",
             "\n".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
+            r.cost(),
             "\n".join(f"{k}={v}" for k, v in r.lineage.items()),
             f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else "",
             r.created,
@@ -58,33 +59,58 @@ def gate(version: str, name: str | None = NameOption) -> None:
     verdict(result.passed)
 
 
+IDENTITY = "default: git config user.email, else your login name"
+
+
+@app.command()
+def approve(
+    version: str,
+    reason: str = typer.Option(..., "--reason", help="what you checked before approving"),
+    who: str | None = typer.Option(None, "--as", help=f"who approves ({IDENTITY})"),
+    alias: str = typer.Option(Alias.PRODUCTION.value, "--alias", help="the alias the approval is for"),
+    name: str | None = NameOption,
+) -> None:
+    """Approve VERSION ahead of its promotion (second-person approvals: the promotion is asked for by someone else,
+    params.yaml registry.second_approval); recorded as tags and in the audit log."""
+    name = _name(name)
+    from mlops_workbench import registry
+
+    review = registry.approve(name, version, approver=who, reason=reason, alias=alias)
+    console.print(f"[green]{review.approver} approved {name} v{version} for '{alias}'.[/]")
+
+
 @app.command()
 def promote(
     version: str,
     alias: str = typer.Option(Alias.PRODUCTION.value, "--alias", help="staging, canary or production"),
     reason: str = typer.Option(..., "--reason", help="why this version should serve"),
-    approver: str | None = typer.Option(None, "--approver", help="default: your login name"),
+    who: str | None = typer.Option(
+        None,
+        "--as",
+        "--approver",
+        help=f"who promotes ({IDENTITY}); with registry.second_approval the approval must be someone else's",
+    ),
     name: str | None = NameOption,
 ) -> None:
     """Point ALIAS at VERSION (production runs the gate first); recorded as tags and in the audit log."""
     name = _name(name)
     from mlops_workbench import registry
 
-    mv = registry.promote(name, version, alias, approver=approver, reason=reason)
+    mv = registry.promote(name, version, alias, approver=who, reason=reason, requester=who)
     console.print(f"[green]{name} v{mv.version} is now '{alias}'.[/]")
 
 
 @app.command()
 def rollback(
     reason: str = typer.Option("rollback", "--reason"),
-    approver: str | None = typer.Option(None, "--approver"),
+    who: str | None = typer.Option(None, "--as", "--approver", help=f"who rolls back ({IDENTITY})"),
     name: str | None = NameOption,
 ) -> None:
     """Point production back at the `previous` version."""
     name = _name(name)
     from mlops_workbench import registry
 
-    mv = registry.rollback(name, approver=approver, reason=reason)
+    mv = registry.rollback(name, approver=who, reason=reason)
     console.print(f"[green]{name} production rolled back to v{mv.version}.[/]")
 
 
@@ -94,15 +120,11 @@ def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> Non
     from mlops_workbench.registry import audit as audit_log
 
     table = Table(title=str(audit_log.log_path()))
-    for col in ("time", "action", "model", "version", "alias", "outcome", "approver", "reason"):
+    for col in ("time", "action", "model", "version", "alias", "outcome", "approver", "requester", "reason"):
         table.add_column(col)
     for e in audit_log.read()[-last:]:
-        table.add_row(
-            *(
-                str(value or "")
-                for value in (e.ts, e.action, e.model, e.version, e.alias, e.outcome, e.approver, e.reason)
-            )
-        )
+        values = (e.ts, e.action, e.model, e.version, e.alias, e.outcome, e.approver, e.requester, e.reason)
+        table.add_row(*(str(value or "") for value in values))
     console.print(table)
 
 

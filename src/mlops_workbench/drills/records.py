@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from mlops_workbench.errors import InputError
-from mlops_workbench.fielderrors import describe
+from mlops_workbench.fielderrors import validated
 
 
 def parse_record(data: Any, model: type[BaseModel], source: str, drill: str) -> BaseModel:
@@ -19,10 +19,4 @@ def parse_record(data: Any, model: type[BaseModel], source: str, drill: str) -> 
             f"not {'an empty file' if data is None else type(data).__name__}. Rewrite it, or call "
             f"mlops_workbench.drills.record('{drill}', ...)."
         )
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        lines = describe(err, model)
-        raise InputError(
-            f"{source} has {len(lines)} bad field(s); fix each one, then check again:\n" + "\n".join(lines)
-        ) from None
+    return validated(model, data, source)

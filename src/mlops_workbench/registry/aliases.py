@@ -9,12 +9,14 @@ model version and as a line of the append-only audit log
 racing promotions end with consistent aliases and both attempts logged.
 
 Separation of duties: whoever registered a version (its ``registered_by`` tag)
-may not approve its promotion to ``production``; the audit line names both.
+may not approve its promotion to ``production``; the audit line names both. With
+``registry.second_approval`` the person asking for a production promotion needs an
+approval recorded beforehand by someone else (:func:`approve`; who is who:
+:func:`mlops_workbench.registry.approvals.identity`).
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from mlops_workbench.alias import PROMOTABLE, Alias
 from mlops_workbench.errors import RegistryError
 from mlops_workbench.paramspec import RegistryParams
 from mlops_workbench.registry import approvals, audit
+from mlops_workbench.registry import gate as gates
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 from mlops_workbench.registry.gate import GateResult, holdout, judge, score
 
@@ -38,6 +41,7 @@ __all__ = [
     "GateResult",
     "RegistryError",
     "RegistryParams",
+    "approve",
     "client",
     "get_alias",
     "list_versions",
@@ -49,9 +53,7 @@ __all__ = [
 ]
 ALIASES = PROMOTABLE
 PREVIOUS = Alias.PREVIOUS
-REGISTERED_BY = "registered_by"
-"""Version tag naming who registered it (set by :func:`register`; set it yourself with ``mlflow.register_model(...,
-tags={"registered_by": ...})``)."""
+REGISTERED_BY = approvals.REGISTERED_BY
 GateRule = Callable[[dict[str, float], "dict[str, float] | None", dict[str, str], RegistryParams], list[str]]
 """``rule(candidate_scores, production_scores_or_None, candidate_run_tags, params) -> reasons`` (empty: passed)."""
 
@@ -117,7 +119,11 @@ def register(
     except MlflowException:
         c.create_registered_model(name)
     mv = c.create_model_version(
-        name, logged[0].model_uri, run_id=run_id, tags={"registered_by": _who()}, model_id=logged[0].model_id
+        name,
+        logged[0].model_uri,
+        run_id=run_id,
+        tags={REGISTERED_BY: approvals.identity()},
+        model_id=logged[0].model_id,
     )
     for _ in range(300):
         if mv.status == "READY":
@@ -163,7 +169,8 @@ def quality_gate(
     """Score the candidate and the current production version on the fixed held-out set and judge.
 
     ``rule`` replaces the built-in rules: it gets both score dicts, the candidate run's tags (its lineage)
-    and the params, and returns the reasons to refuse (the lab 03 exercise).
+    and the params, and returns the reasons to refuse (the lab 03 exercise). A ``cost_budget`` in the params
+    holds either way, against the cost recorded on the version.
     """
     import mlflow
 
@@ -177,13 +184,15 @@ def quality_gate(
     prod_scores = None
     if prod is not None:
         prod_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{prod}"), df)
-    result = judge(name, str(candidate.version), cand_scores, prod, prod_scores, params, len(df))
+    cost = gates.measured_cost(candidate.tags)
+    result = judge(name, str(candidate.version), cand_scores, prod, prod_scores, params, len(df), cost)
     if rule is None:
         return result
     tags = dict(c.get_run(candidate.run_id).data.tags) if candidate.run_id else {}
     reasons = rule(cand_scores, prod_scores, tags, params)
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         raise RegistryError(f"The gate rule returned {reasons!r}: return a list of reasons (strings), empty to pass.")
+    reasons = reasons + gates.cost_reasons(str(candidate.version), cost, params)  # a budget holds whatever the rule
     return result.model_copy(update={"passed": not reasons, "reasons": reasons})
 
 
@@ -196,6 +205,7 @@ def promote(
     gate_result: GateResult | None = None,
     home: Path | None = None,
     params: RegistryParams | dict[str, Any] | None = None,
+    requester: str | None = None,
 ) -> ModelVersion:
     """Point ``alias`` at ``version`` with an approval record; the replaced production version becomes ``previous``.
 
@@ -203,12 +213,14 @@ def promote(
     is None), an approver other than the person who registered the version, and,
     with ``require_staging``, an earlier approval into ``staging`` (or the ``staging``
     alias on the version, set with MLflow's ``set_registered_model_alias``).
+    With ``second_approval``, the person asking (``requester``, else ``approver``) is not the approver: the
+    approval is the one recorded beforehand by :func:`approve`, and it must be someone else's.
     A version whose artifact fails its sha256 verification is refused for every alias.
     Every attempt, refused ones included, goes to the audit log.
     """
     home = home or settings.home()
     params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
-    approver = approver or _who()
+    approver = approvals.identity(approver)
     if alias not in ALIASES:
         raise RegistryError(f"Unknown alias '{alias}': promote to one of {', '.join(ALIASES)}.")
     if not reason.strip():
@@ -217,14 +229,19 @@ def promote(
     mv = _version(c, name, version)
     version = str(mv.version)
     registrant = mv.tags.get(REGISTERED_BY)
+    second = None
+    if alias == Alias.PRODUCTION and params.second_approval:
+        requester = approvals.identity(requester or approver)
+        approver, second = approvals.second_person(requester, approvals.read_review(c, name, version), version)
     entry: dict[str, Any] = dict(
         action=AuditAction.PROMOTE,
         model=name,
         version=version,
         alias=alias,
-        approver=approver,
+        approver=approver or None,
         registered_by=registrant,
         reason=reason,
+        **({"requester": requester} if requester else {}),
     )
     from mlops_workbench.registry import integrity
 
@@ -241,6 +258,8 @@ def promote(
                 "(or point the 'staging' alias at it)",
                 home,
             )
+        if second:
+            _refuse(entry, second, home)
         if registrant and registrant == approver:
             _refuse(
                 entry,
@@ -309,6 +328,26 @@ def release(
     return promote(name, version, Alias.PRODUCTION, approver=approver, reason=reason, home=home, **production)
 
 
+def approve(
+    name: str,
+    version: str | int,
+    approver: str | None = None,
+    reason: str = "",
+    alias: str = Alias.PRODUCTION,
+    home: Path | None = None,
+) -> approvals.Review:
+    """Record ``approver``'s approval of ``version`` for ``alias`` ahead of its promotion (second-person approvals:
+    params.yaml ``registry.second_approval``); ``approver`` defaults to :func:`approvals.identity`. The registrant
+    may not approve; approvals and refusals both go to the audit log.
+    """
+    home = home or settings.home()
+    if alias not in ALIASES:
+        raise RegistryError(f"Unknown alias '{alias}': approve for one of {', '.join(ALIASES)}.")
+    c = client(home)
+    mv = _version(c, name, version)
+    return approvals.approve(c, mv, approver=approvals.identity(approver), reason=reason, alias=alias, home=home)
+
+
 def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None = None) -> None:
     audit.append(AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error=why, gate=gate), home=home)
     raise RegistryError(f"Promotion refused, nothing changed: {why}.")
@@ -320,7 +359,7 @@ def rollback(
     """Point ``production`` back at ``previous`` (then unset ``previous``); RegistryError if there is none."""
     name = name or paramspec.model_name()
     home = home or settings.home()
-    approver = approver or _who()
+    approver = approvals.identity(approver)
     c = client(home)
     with audit.lock(f"registry-{name}", home):
         aliases = _model(c, name).aliases
@@ -354,10 +393,3 @@ def rollback(
         )
         audit.append(AuditEntry(**entry, outcome=AuditOutcome.ROLLED_BACK, at=stamp), home=home)
     return c.get_model_version(name, previous)
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "unknown"

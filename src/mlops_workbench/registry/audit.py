@@ -1,7 +1,7 @@
 """The registry audit log (typed records in append-only JSONL) and the file locks that serialise changes to shared state.
 
-Every registry action (promotion, refusal, rollback, a model server refusing an artifact)
-is one :class:`AuditEntry`, written as one JSON line of ``<home>/audit/registry.jsonl``. So is each step of a
+Every registry action (promotion, refusal, rollback, approval, a model server refusing an artifact, a blue-green
+switch) is one :class:`AuditEntry`, written as one JSON line of ``<home>/audit/registry.jsonl``. So is each step of a
 retrain and re-release (lab 07): the retrain's start, data validation, pipeline run, registration, the gate on a
 fresh window, the shadow and the canary, each line carrying the :class:`Lineage` that ties the chain together
 (the cause, the data commit, the run, the rollout).
@@ -35,9 +35,9 @@ LOCK_TIMEOUT = 60.0
 
 class AuditAction(StrEnum):
     """What was attempted: a promotion, a rollback, a model server loading (``serve``) or reloading a version, a
-    GitOps sync of the deployment repository (``gitops_sync``: its HEAD; ``gitops_rollback``: an older commit), or
+    GitOps sync of the deployment repository (``gitops_sync``: its HEAD; ``gitops_rollback``: an older commit),
     a step of a retrain and re-release (``retrain`` itself, the ``gate`` on a fresh window, the ``shadow``, the
-    ``canary``)."""
+    ``canary``), a reviewer's approval ahead of a promotion (``approve``), or a blue-green traffic ``switch``."""
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
@@ -49,6 +49,8 @@ class AuditAction(StrEnum):
     GATE = "gate"
     SHADOW = "shadow"
     CANARY = "canary"
+    APPROVE = "approve"
+    SWITCH = "switch"
 
 
 class AuditOutcome(StrEnum):
@@ -65,6 +67,8 @@ class AuditOutcome(StrEnum):
     REGISTERED = "registered"
     REJECTED = "rejected"
     PASSED = "passed"
+    APPROVED = "approved"
+    SWITCHED = "switched"
 
 
 class Cause(BaseModel):
@@ -102,10 +106,12 @@ class Lineage(BaseModel):
 class AuditEntry(Record):
     """One line of the audit log.
 
-    ``version`` is the version acted on (for a rollback, the one restored) and ``replaced`` the one
-    production held before; ``at`` is the approval's timestamp, ``ts`` when the line was written. A GitOps
-    sync names the deployment repository's commit it applied (``revision``) and the changes it made live
-    (``changes``); ``version`` is then the stable version that commit asks for.
+    ``version`` is the version acted on (for a rollback, the one restored; for a blue-green switch, the one the
+    environment named in ``serving`` serves) and ``replaced`` the one production held before (the one live before
+    the switch); ``requester`` asked for a promotion that ``approver`` approved (second-person approvals); ``at``
+    is the approval's timestamp, ``ts`` when the line was written. A GitOps sync names the deployment
+    repository's commit it applied (``revision``) and the changes it made live (``changes``); ``version`` is then
+    the stable version that commit asks for.
     Version numbers given as integers are stored as text, the way MLflow names versions.
 
     For notebooks that treat audit lines as JSON objects (``pd.DataFrame(audit.read())``,
@@ -123,6 +129,7 @@ class AuditEntry(Record):
     alias: str | None = None
     outcome: AuditOutcome
     approver: str | None = None
+    requester: str | None = None
     registered_by: str | None = None
     reason: str | None = None
     replaced: str | None = None

@@ -6,7 +6,10 @@ The challenger passes when it
 
 * gains at least ``min_gain`` on ``metric`` over production,
 * loses no more than ``tolerance`` on every metric in ``non_regression``,
-* and, with no production version yet, reaches ``min_accuracy``.
+* and, with no production version yet, reaches ``min_accuracy``;
+* with a ``cost_budget``, costs at most that much per 1,000 predictions, as measured on a running server and
+  recorded on the version (tag :data:`COST_TAG`, written by :mod:`mlops_workbench.strategies.cost`). A candidate
+  whose cost was never measured does not pass a budget: missing data never promotes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from mlops_workbench.paramspec import RegistryParams
+
+COST_TAG = "cost.per_1k_predictions"
+"""Version tag: the measured cost per 1,000 predictions (a number, in the currency of :data:`COST_CURRENCY_TAG`)."""
+COST_CURRENCY_TAG = "cost.currency"
 
 
 class GateResult(BaseModel):
@@ -32,6 +39,8 @@ class GateResult(BaseModel):
     production: dict[str, float] | None
     reasons: list[str] = Field(description="why it failed (empty when it passed)")
     holdout_rows: int
+    cost_per_1k: float | None = Field(None, description="the candidate's measured cost per 1,000 predictions")
+    cost_budget: float | None = Field(None, description="the budget it was held to (None: no budget)")
 
     def summary(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
@@ -39,6 +48,8 @@ class GateResult(BaseModel):
         score = f"{self.metric} {self.candidate.get(self.metric, float('nan')):.4f}"
         if self.production:
             score += f" vs {self.production.get(self.metric, float('nan')):.4f}"
+        if self.cost_per_1k is not None:
+            score += f", cost {self.cost_per_1k:.4g} per 1,000 predictions"
         tail = f": {'; '.join(self.reasons)}" if self.reasons else ""
         return f"gate {verdict} for {self.model} v{self.candidate_version} against {vs} ({score}){tail}"
 
@@ -66,8 +77,10 @@ def judge(
     production: dict[str, float] | None,
     params: RegistryParams,
     rows: int,
+    cost_per_1k: float | None = None,
 ) -> GateResult:
-    """Apply the gate's rules to two score dicts (pure logic, unit-tested without MLflow)."""
+    """Apply the gate's rules to two score dicts and the candidate's measured cost (pure logic, unit-tested without
+    MLflow)."""
     reasons: list[str] = []
     if production is None:
         if candidate.get("accuracy", 0.0) < params.min_accuracy:
@@ -89,6 +102,7 @@ def judge(
                     f"{name} regresses from {production[name]:.4f} to {candidate[name]:.4f} "
                     f"(tolerance {params.tolerance})"
                 )
+    reasons += cost_reasons(candidate_version, cost_per_1k, params)
     return GateResult(
         passed=not reasons,
         model=model,
@@ -100,4 +114,32 @@ def judge(
         production=production,
         reasons=reasons,
         holdout_rows=rows,
+        cost_per_1k=cost_per_1k,
+        cost_budget=params.cost_budget,
     )
+
+
+def measured_cost(tags: dict[str, str]) -> float | None:
+    """The cost per 1,000 predictions recorded in a version's ``tags`` (None when none, or not a number)."""
+    try:
+        return float(tags[COST_TAG])
+    except (KeyError, ValueError):
+        return None
+
+
+def cost_reasons(version: str, cost_per_1k: float | None, params: RegistryParams) -> list[str]:
+    """Why the candidate breaks the cost budget (empty without a budget, or within it)."""
+    budget = params.cost_budget
+    if budget is None:
+        return []
+    if cost_per_1k is None:
+        return [
+            f"no cost was measured for v{version}, and the gate has a cost_budget of {budget:g} per 1,000 "
+            "predictions: serve it, measure it with strategies.cost.measure(...) and record(...), then gate again"
+        ]
+    if cost_per_1k > budget:
+        return [
+            f"cost {cost_per_1k:.4g} per 1,000 predictions is above the cost_budget {budget:g}: make the model "
+            "cheaper to serve, or raise registry.cost_budget in params.yaml if the budget is wrong"
+        ]
+    return []

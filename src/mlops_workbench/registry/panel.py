@@ -1,4 +1,4 @@
-"""A registry panel for notebooks: versions with metrics, aliases and lineage, promote/rollback buttons.
+"""A registry panel for notebooks: versions with metrics, cost, aliases and lineage, promote/rollback buttons.
 
 The logic lives in plain functions (:func:`version_rows`, :func:`rows_html`,
 :func:`promote_action`, :func:`rollback_action`), tested without a browser;
@@ -18,6 +18,7 @@ from mlops_workbench import paramspec
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.registry import aliases as registry
+from mlops_workbench.registry import gate
 
 LINEAGE_KEYS = ("git.commit", "data.md5", "params.hash")
 
@@ -36,6 +37,13 @@ class VersionRow:
     approved_for: str = ""
     reason: str = ""
     rolled_back: bool = False
+    cost_per_1k: float | None = None
+    """Measured cost per 1,000 predictions (tag :data:`~mlops_workbench.registry.gate.COST_TAG`), None if never."""
+    currency: str = ""
+
+    def cost(self) -> str:
+        """``0.0012 USD`` per 1,000 predictions, or an empty string when it was never measured."""
+        return f"{self.cost_per_1k:.4g} {self.currency}".strip() if self.cost_per_1k is not None else ""
 
 
 def version_rows(name: str | None = None, home: Path | None = None) -> list[VersionRow]:
@@ -71,6 +79,8 @@ def version_rows(name: str | None = None, home: Path | None = None) -> list[Vers
                 approved_for=approval.get("alias", ""),
                 reason=approval.get("reason", ""),
                 rolled_back="rolled_back.at" in mv.tags,
+                cost_per_1k=gate.measured_cost(mv.tags),
+                currency=mv.tags.get(gate.COST_CURRENCY_TAG, ""),
             )
         )
     return rows
@@ -92,7 +102,7 @@ def _last_approval(tags: dict[str, str]) -> dict[str, str]:
 
 def rows_html(rows: list[VersionRow]) -> str:
     """The rows as an HTML table (aliases in bold, rolled-back versions struck through)."""
-    head = ["version", "aliases", "metrics", "lineage", "last approval", "created", "run"]
+    head = ["version", "aliases", "metrics", "cost / 1k predictions", "lineage", "last approval", "created", "run"]
     lines = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for r in rows:
         version = f"<s>{r.version}</s>" if r.rolled_back else r.version
@@ -100,6 +110,7 @@ def rows_html(rows: list[VersionRow]) -> str:
             version,
             "<b>" + html.escape(", ".join(r.aliases)) + "</b>",
             html.escape(", ".join(f"{k}={v}" for k, v in sorted(r.metrics.items()))),
+            html.escape(r.cost()),
             html.escape(", ".join(f"{k}={v[:8]}" for k, v in r.lineage.items())),
             html.escape(f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else ""),
             r.created,

@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics
 
 from mlops_workbench.serving import paths, payloads
 from mlops_workbench.serving.faults import CRASH_EXIT_CODE, FaultInjector
@@ -44,6 +44,7 @@ class Metrics:
     def __init__(self) -> None:
         disable_created_metrics()  # no *_created series: they double the scrape size and nobody queries them
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes: the cost
         self.requests = Counter(
             "workbench_model_requests",
             "Prediction requests by model version and HTTP status.",
