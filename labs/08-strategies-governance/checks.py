@@ -2,7 +2,7 @@
 per 1,000 predictions, and the choice of a strategy.
 
 They grade state: the learner's files in the workspace run here on cases made per grading run from ``ctx.seed``
-(a router and green environments held in memory for the switch, seeded A/A and A/B label streams looked at after
+(a router and green environments held in memory for the switch, ``strategies.simulated``, seeded A/A and A/B label streams looked at after
 every batch for the decision, real deployment repositories in scratch state folders for the revert, seeded release
 situations played second by second for the choice), the registry (MLflow's client on the sqlite store directly,
 since the lab stops the server), the audit log, and the lab's own deployment repository.
@@ -25,6 +25,7 @@ from mlops_workbench.labs.learner_code import load_module
 from mlops_workbench.registry import audit, gate
 from mlops_workbench.registry.audit import AuditAction, AuditOutcome
 from mlops_workbench.strategies import scenarios as ab
+from mlops_workbench.strategies import simulated as sim
 from mlops_workbench.strategies import tradeoff
 from mlops_workbench.strategies.abtest import Arm
 
@@ -53,10 +54,9 @@ def _bluegreen(ctx: Context) -> tuple[Any, Any]:
     )
 
 
-def _green_case(ctx: Context, switch: Any, rng: Any, broken: str, what: str) -> None:
-    sc = _scenarios()
-    cases = sc.smoke_cases(rng)
-    router, server = sc.SimRouter(0.0), sc.green(rng, broken, cases)
+def _green_case(switch: Any, rng: Any, broken: str, what: str) -> None:
+    cases = sim.smoke_cases(rng)
+    router, server = sim.SimRouter(0.0), sim.green(rng, broken, cases)
     err = _attempt(functools.partial(switch, router, server, cases))
     if broken:
         if any(w > 0 for w in router.set_weights):
@@ -89,8 +89,8 @@ def _green_case(ctx: Context, switch: Any, rng: Any, broken: str, what: str) -> 
         fail(f"{what}: switch sent {len(server.sent)} of the {len(cases)} smoke cases: send every one.")
 
 
-def _back_case(switch_back: Any, sc: Any, start: float, what: str) -> None:
-    router = sc.SimRouter(start)
+def _back_case(switch_back: Any, start: float, what: str) -> None:
+    router = sim.SimRouter(start)
     err = _attempt(functools.partial(switch_back, router))
     if err is not None:
         fail(f"{what}: switch_back raised {type(err).__name__}: {err}.")
@@ -106,26 +106,26 @@ def bluegreen_written(ctx: Context) -> None:
     """switch puts all traffic on a healthy green at once and refuses a green that answers 500; switch_back works."""
     switch, switch_back = _bluegreen(ctx)
     rng = ctx.rng("bluegreen-basic")
-    _green_case(ctx, switch, rng, "errors", "a green answering 500 to everything")
-    _green_case(ctx, switch, rng, "", "a healthy green")
-    _back_case(switch_back, _scenarios(), 100.0, "after a switch")
+    _green_case(switch, rng, "errors", "a green answering 500 to everything")
+    _green_case(switch, rng, "", "a healthy green")
+    _back_case(switch_back, 100.0, "after a switch")
 
 
 @check("bluegreen-hidden", points=3, hidden=True, cells=["bluegreen-code"])
 def bluegreen_hidden(ctx: Context) -> None:
     """Hidden greens: healthy ones switched atomically, each kind of broken one refused with no traffic."""
     switch, switch_back = _bluegreen(ctx)
-    sc, rng = _scenarios(), ctx.rng("bluegreen-hidden")
+    rng = ctx.rng("bluegreen-hidden")
     what = {
         "errors": "a hidden green answering 500",
         "wrong-class": "a hidden green that gets one smoke flower wrong (not the first case)",
         "down": "a hidden green that does not answer at all",
         "error-on-unchecked": "a hidden green failing the smoke case that expects no particular class",
     }
-    for broken in rng.sample(list(sc.BROKEN), len(sc.BROKEN)):
-        _green_case(ctx, switch, rng, broken, what[broken])
-    _green_case(ctx, switch, rng, "", "a hidden healthy green")
-    _back_case(switch_back, sc, rng.choice([100.0, 50.0]), "a hidden switch back")
+    for broken in rng.sample(list(sim.BROKEN), len(sim.BROKEN)):
+        _green_case(switch, rng, broken, what[broken])
+    _green_case(switch, rng, "", "a hidden healthy green")
+    _back_case(switch_back, rng.choice([100.0, 50.0]), "a hidden switch back")
 
 
 @check("bluegreen-live", points=2, cells=["bluegreen-code", "bluegreen-live"])
@@ -253,10 +253,10 @@ def gitops_hidden(ctx: Context) -> None:
     from mlops_workbench.versioning.workspace import WorkspaceError
 
     restore = learner_function(ctx, "gitops_restore.py", "restore", "gitops-code")
-    sc, rng = _scenarios(), ctx.rng("gitops")
+    scenarios, rng = _scenarios(), ctx.rng("gitops")
     for n in range(3):
         with tempfile.TemporaryDirectory(prefix="lab08-gitops-") as scratch:
-            case = sc.gitops_case(Path(scratch), rng)
+            case = scenarios.gitops_case(Path(scratch), rng)
             sync = functools.partial(gitops.reconcile, case.repo, case.home, case.runtime)
 
             def rollback(revision: str, case: Any = case) -> Any:

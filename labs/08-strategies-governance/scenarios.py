@@ -1,21 +1,16 @@
-"""Hidden scenarios of lab 08, made per grading run from the check's seeded generator. Never shipped to learners.
+"""Hidden GitOps scenarios of lab 08, made per grading run from the check's seeded generator. Never shipped.
 
-* Blue-green: a router and green environments held in memory, with the same calls as ``RouterClient`` and
-  ``ModelServerClient`` (``set_weight``, ``weight``, ``weights``; ``send``, ``version``). Every weight the
-  learner's code sets is recorded, so the check sees whether a failing green ever got traffic and whether a
-  switch was one atomic change. Greens are healthy or broken in seeded ways (errors on every request, a wrong
-  class on one smoke case only, no answer at all, an error on a case that expects no class).
-* A/B: seeded A/A and A/B label streams looked at after every batch (:mod:`mlops_workbench.strategies.scenarios`).
-* GitOps: a real deployment repository (git) in a scratch state folder with a seeded history: a good release, a bad
-  release, sometimes a harmless commit after it, auto-sync on or off; the runtime is held in memory (what the
-  reconciler applies), so the check reads what serves without starting servers.
+A real deployment repository (git) in a scratch state folder with a seeded history: a good release (sometimes with
+a small canary), a bad release, sometimes a harmless commit after it, auto-sync on or off. The runtime is held in
+memory (what the reconciler applies), so the check reads what serves without starting servers. (The blue-green
+greens and the A/B label streams the other checks use come from the package: ``strategies.simulated`` and
+``strategies.scenarios``.)
 """
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,92 +18,6 @@ from mlops_workbench.errors import RegistryError
 from mlops_workbench.gitops import DeploymentRepo, LiveState, Served, init_repo
 from mlops_workbench.gitops.plan import Action
 from mlops_workbench.gitops.spec import DESIRED, DesiredState, desired_text
-from mlops_workbench.serving.client import Reply, Unreachable
-
-# --- blue-green ----------------------------------------------------------------------------------------------------
-FLOWERS = {
-    "setosa": [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [5.0, 3.6, 1.4, 0.2]],
-    "versicolor": [[6.4, 3.2, 4.5, 1.5], [5.5, 2.3, 4.0, 1.3], [5.7, 2.8, 4.5, 1.3]],
-    "virginica": [[6.3, 3.3, 6.0, 2.5], [7.1, 3.0, 5.9, 2.1], [6.5, 3.0, 5.8, 2.2]],
-}
-TRUE = {tuple(row): name for name, rows in FLOWERS.items() for row in rows}
-GREEN_URL, BLUE_URL, ROUTER_URL = "http://127.0.0.1:18502", "http://127.0.0.1:18501", "http://127.0.0.1:18500"
-
-
-class SimRouter:
-    """The router's admin calls in memory; ``set_weights`` lists every weight set, in order."""
-
-    def __init__(self, weight: float = 0.0) -> None:
-        self.url = ROUTER_URL
-        self.current = weight
-        self.set_weights: list[float] = []
-
-    def set_weight(self, canary: float) -> float:
-        value = float(canary)
-        if not 0 <= value <= 100:
-            raise ValueError(f"weight {canary!r} is not a percentage between 0 and 100")
-        self.set_weights.append(value)
-        self.current = value
-        return value
-
-    def weight(self) -> float:
-        return self.current
-
-    def weights(self) -> dict[str, Any]:
-        return {
-            "stable": 100 - self.current,
-            "canary": self.current,
-            "upstreams": {"stable": BLUE_URL, "canary": GREEN_URL},
-        }
-
-
-@dataclass
-class SimServer:
-    """A green environment: ``broken`` is '' (healthy), 'errors', 'wrong-class', 'down' or 'error-on-unchecked'."""
-
-    version: str
-    broken: str = ""
-    wrong_row: tuple[float, ...] | None = None
-    sent: list[list[list[float]]] = field(default_factory=list)
-    url: str = GREEN_URL
-
-    def send(self, rows: list[list[float]], timeout: float | None = None) -> Reply:
-        self.sent.append(rows)
-        if self.broken == "down":
-            return Reply(0, problem="ConnectError")
-        if self.broken == "errors" or (self.broken == "error-on-unchecked" and tuple(rows[0]) == self.wrong_row):
-            return Reply(500, json.dumps({"detail": "model failed to load its artifact"}))
-        predictions = [TRUE.get(tuple(r), "setosa") for r in rows]
-        if self.broken == "wrong-class" and tuple(rows[0]) == self.wrong_row:
-            predictions[0] = "virginica" if predictions[0] != "virginica" else "versicolor"
-        return Reply(200, json.dumps({"predictions": predictions, "version": self.version}))
-
-    def version(self, timeout: float | None = None) -> dict[str, Any]:
-        if self.broken == "down":
-            raise Unreachable(f"{self.url} does not answer (ConnectError)", ConnectionError("refused"))
-        return {"name": "iris", "version": self.version, "alias": None, "model_uri": f"models:/iris/{self.version}"}
-
-
-def smoke_cases(rng: random.Random) -> list[dict[str, Any]]:
-    """One flower of each class with its expected class, in a seeded order, and one case with no expectation."""
-    cases: list[dict[str, Any]] = [{"rows": [rng.choice(rows)], "expect": name} for name, rows in FLOWERS.items()]
-    rng.shuffle(cases)
-    return [*cases, {"rows": [rng.choice(FLOWERS["setosa"])]}]
-
-
-BROKEN = ("errors", "wrong-class", "down", "error-on-unchecked")
-
-
-def green(rng: random.Random, broken: str, cases: list[dict[str, Any]]) -> SimServer:
-    """A green of seeded version; a broken one fails only the smoke case its breakage picks (the last expecting
-    case for 'wrong-class', the case with no expectation for 'error-on-unchecked')."""
-    version = str(rng.randint(2, 40))
-    if broken == "wrong-class":
-        return SimServer(version, broken, tuple([c for c in cases if c.get("expect")][-1]["rows"][0]))
-    if broken == "error-on-unchecked":
-        return SimServer(version, broken, tuple(next(c for c in cases if not c.get("expect"))["rows"][0]))
-    return SimServer(version, broken)
-
 
 # --- GitOps ---------------------------------------------------------------------------------------------------------
 MODEL = "iris"
