@@ -246,3 +246,54 @@ def test_a_choice_that_ignores_the_schema_change_fails_with_what_happened(tmp_pa
 def test_an_unknown_strategy_is_a_clear_failure(tmp_path):
     message = failure("choose-written", graded(tmp_path, 0, choose_code="def choose(situation):\n    return 'yolo'\n"))
     assert "Unknown strategy 'yolo': choose one of 'blue-green', 'canary', 'ab'" in message
+
+
+# --- the lab's own deployment repository (check 'gitops-live'), on an in-memory runtime --------------------------------
+def lab_repository(tmp_path: Path, finish: str) -> Context:
+    """The lab's deployment repository after the bad release, finished the way ``finish`` says; the variables
+    the notebook exports with it."""
+    from mlops_workbench import gitops
+    from mlops_workbench.gitops.spec import DESIRED, DesiredState, desired_text
+    from mlops_workbench.labs.learner_code import load_module
+
+    scenarios = load_module(LAB / "scenarios.py", "_lab08_scenarios_test")
+    runtime = scenarios.MemoryRuntime({"1", "2", "3"})
+    repo = gitops.init_repo(stable="2", model="iris", home=tmp_path, auto_sync=finish != "rollback")
+    gitops.reconcile(repo, tmp_path, runtime)
+    bad = repo.commit("Release version 3", {DESIRED: desired_text(DesiredState(model="iris", stable="3"))})
+    gitops.reconcile(repo, tmp_path, runtime)
+    if finish == "revert":
+        repo.git("revert", "--no-edit", bad)
+        gitops.reconcile(repo, tmp_path, runtime)
+    elif finish == "rollback":
+        gitops.rollback(f"{bad}~1", repo, tmp_path, runtime)
+    elif finish == "revert-no-sync":
+        repo.git("revert", "--no-edit", bad)
+    status = gitops.status(repo, tmp_path, runtime)
+    live = runtime.live()
+    exported = {
+        "sync": status.sync,
+        "stable": live.stable.version if live.stable else None,
+        "auto_sync": status.auto_sync,
+    }
+    return Context(
+        lab="08-strategies-governance",
+        home=tmp_path,
+        variables={"bad_version": "3", "gitops_status": exported},
+    )
+
+
+def test_the_lab_repository_passes_after_a_revert_and_a_sync(tmp_path):
+    CHECKS["gitops-live"].func(lab_repository(tmp_path, "revert"))
+
+
+@pytest.mark.parametrize(
+    "finish, words",
+    [
+        ("rollback", "git at HEAD still deploys the bad version 3"),
+        ("revert-no-sync", "the last sync did not apply HEAD"),
+        ("nothing", "git at HEAD still deploys the bad version 3"),
+    ],
+)
+def test_the_lab_repository_fails_when_git_and_the_runtime_disagree(tmp_path, finish, words):
+    assert words in failure("gitops-live", lab_repository(tmp_path, finish))
