@@ -338,9 +338,10 @@ def second_approval(ctx: Context) -> None:
 # --- Exercise 5: cost per 1,000 predictions -------------------------------------------------------------------------
 @check("cost-shown", points=1, cells=["cost"])
 def cost_shown(ctx: Context) -> None:
-    """Every version of the lab's model has a measured cost per 1,000 predictions."""
+    """Every version of the lab's model has a measured cost per 1,000 predictions and latency."""
     versions = _client(ctx).search_model_versions(f"name='{MODEL}'")
-    missing = [v.version for v in versions if gate.measured_cost(dict(v.tags)) is None]
+    tags = {v.version: dict(v.tags) for v in versions}
+    missing = [v for v, t in tags.items() if None in (gate.measured_cost(t), gate.measured_cost(t, gate.LATENCY_TAG))]
     if not versions or missing:
         fail(
             f"version(s) {missing or 'all'} of {MODEL} have no measured cost: measure each one with cost.measure "
