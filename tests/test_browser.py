@@ -142,6 +142,9 @@ REGISTRY = [
     "for v in vs:\n"
     "    registry.promote('browser-iris', v.version, 'staging', approver='setup', reason='candidate')\n"
     "registry.promote('browser-iris', vs[0].version, 'production', approver='setup', reason='first')\n"
+    "from mlops_workbench.registry import gate\n"
+    "for tag, value in ((gate.COST_TAG, '0.0125'), (gate.COST_CURRENCY_TAG, 'EUR'), (gate.LATENCY_TAG, '1.75')):\n"
+    "    tracking.client().set_model_version_tag('browser-iris', vs[0].version, tag, value)  # as cost.record does\n"
     "print('MLflow UI:', tracking.ui(open_browser=False))",
     "rules = {'metric': 'f1_macro', 'min_gain': -1.0, 'non_regression': [], 'min_accuracy': 0.0}\n"
     "panel.panel('browser-iris', rules=rules, approver='browser-test')",
@@ -165,6 +168,12 @@ def test_registry_panel_promote_and_rollback_change_the_registry(page, state, la
     page.get_by_role("button", name="Promote").wait_for(timeout=900_000)  # cells up to the panel have run
     assert production(state, "browser-iris") == "1"
     panel = page.locator(".widget-vbox").filter(has=page.get_by_role("button", name="Promote")).first
+    # lab 08's measurements beside the metrics: v1's mean latency and cost per 1,000 predictions, v2 never measured
+    for header in ("metrics", "mean latency", "cost / 1k predictions"):
+        panel.locator("th", has_text=header).first.wait_for()
+    row = panel.locator("tr", has=page.locator("td", has_text="1.8 ms"))
+    assert row.locator("td").nth(4).inner_text() == "0.0125 EUR" and row.locator("td").first.inner_text() == "1"
+    shot(page, "registry-panel-cost")
     panel.locator("select").first.select_option("2")  # version
     panel.locator("select").nth(1).select_option("production")  # alias
     assert panel.get_by_role("textbox").first.input_value() == "browser-test"

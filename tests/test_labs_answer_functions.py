@@ -1,4 +1,4 @@
-"""Every answer function of labs 02-05, called in its exercise's cell of the learner notebook, scores that
+"""Every answer function of labs 02-05 and 08, called in its exercise's cell of the learner notebook, scores that
 exercise's checks 0 with a message naming the call and what to write instead, and leaves the other checks alone.
 
 This drives the grader's own steps (the scan of the submitted cells, then the scores) on the real lab files; the
@@ -24,10 +24,14 @@ CASES = [
 ]
 
 
-def test_labs_02_to_05_each_name_answer_functions():
-    assert {"02-versioning", "03-registry-promotion", "04-canary-rollback", "05-kind-canary"} <= {
-        lab.id for lab in LABS
-    }
+def test_labs_02_to_05_and_08_each_name_answer_functions():
+    assert {
+        "02-versioning",
+        "03-registry-promotion",
+        "04-canary-rollback",
+        "05-kind-canary",
+        "08-strategies-governance",
+    } <= {lab.id for lab in LABS}
 
 
 def _all_passed(lab: Lab) -> list[CheckResult]:

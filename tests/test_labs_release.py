@@ -196,8 +196,8 @@ def test_record_refuses_a_run_that_did_not_reach_a_tagged_cell(tmp_path):
 
 
 def test_every_lab_with_seeded_results_commits_outputs_for_nbval():
-    """Labs 00-04 print seeded results; their tagged cells carry the outputs nbval compares."""
-    for lab in [lab for lab in LABS if lab.id[:2] in {"00", "01", "02", "03", "04"}]:
+    """Labs 00-04 and 08 print seeded results; their tagged cells carry the outputs nbval compares."""
+    for lab in [lab for lab in LABS if lab.id[:2] in {"00", "01", "02", "03", "04", "08"}]:
         cells = read_notebook(lab.source).cells
         tagged = [c for c in cells if "nbval-check-output" in c.metadata.get("tags", [])]
         assert tagged, f"{lab.id}: tag its deterministic cells nbval-check-output and run workbench labs record"

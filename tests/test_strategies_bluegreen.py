@@ -147,3 +147,4 @@ def test_each_version_has_a_cost_per_1000_predictions(stack):
     assert green_cost.predictions == 200 and green_cost.version == "unregistered"
     assert green_cost.cpu_seconds >= 0 and green_cost.gib_hours > 0 and green_cost.per_1k > 0
     assert green_cost.per_1k == pytest.approx(green_cost.cost / 200 * 1000)
+    assert green_cost.mean_latency_ms is not None and 0 < green_cost.mean_latency_ms < 1000, "from its histogram"

@@ -12,7 +12,7 @@ import pytest
 from mlops_workbench import paramspec
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.paramspec import CostParams
-from mlops_workbench.registry.gate import COST_CURRENCY_TAG, COST_TAG, measured_cost
+from mlops_workbench.registry.gate import COST_CURRENCY_TAG, COST_TAG, LATENCY_TAG, measured_cost
 from mlops_workbench.strategies import cost
 
 PRICES = CostParams(cpu_hour=0.04, gb_hour=0.005, currency="EUR")
@@ -108,3 +108,30 @@ def test_prices_come_from_params_and_bad_ones_name_the_key(tmp_path):
     with pytest.raises(InputError) as err:
         paramspec.load_params(path=bad)
     assert "cost.cpu_hour" in str(err.value) and "cost.gb_hours" in str(err.value) and "gb_hour" in str(err.value)
+
+
+def test_the_mean_latency_of_a_window_comes_from_the_servers_histogram_and_is_recorded():
+    def timed(seconds: float, count: float) -> str:
+        return (
+            "# TYPE workbench_model_request_duration_seconds histogram\n"
+            f'workbench_model_request_duration_seconds_sum{{version="3"}} {seconds}\n'
+            f'workbench_model_request_duration_seconds_count{{version="3"}} {count}\n'
+        )
+
+    before = cost.parse_sample(metrics(cpu=10, rss=2**30, ok=100) + timed(0.2, 100), t=0.0)
+    after = cost.parse_sample(metrics(cpu=11, rss=2**30, ok=300) + timed(0.6, 300), t=10.0)
+    result = cost.cost_of([before, after], PRICES, version="3")
+    assert result.mean_latency_ms == pytest.approx(2.0)  # 0.4 s over 200 requests
+    untimed = cost.cost_of(
+        [cost.parse_sample(metrics(cpu=1, rss=1, ok=1), t=0.0), cost.parse_sample(metrics(cpu=2, rss=1, ok=2), t=1.0)],
+        PRICES,
+        version="3",
+    )
+    assert untimed.mean_latency_ms is None
+
+    client = FakeClient()
+    cost.record(client, "iris", result)
+    tags = client.tags[("iris", "3")]
+    assert measured_cost(tags, LATENCY_TAG) == pytest.approx(2.0) and measured_cost(tags) == pytest.approx(
+        result.per_1k
+    )

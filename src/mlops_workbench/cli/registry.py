@@ -32,7 +32,7 @@ def list_versions(name: str | None = NameOption) -> None:
     from mlops_workbench.registry.panel import version_rows
 
     table = Table(title=f"registered model '{name}'", show_lines=True)
-    for col in ("version", "aliases", "run", "metrics", "cost / 1k", "lineage", "last approval", "created"):
+    for col in ("version", "aliases", "run", "metrics", "latency", "cost / 1k", "lineage", "last approval", "created"):
         table.add_column(col, overflow="fold")  # long values wrap in their cell: nothing is cut off
     for r in version_rows(name):
         table.add_row(
@@ -40,6 +40,7 @@ def list_versions(name: str | None = NameOption) -> None:
             ", ".join(r.aliases),
             r.run_id or "",
             "\n".join(f"{k}={v}" for k, v in sorted(r.metrics.items())),
+            r.latency(),
             r.cost(),
             "\n".join(f"{k}={v}" for k, v in r.lineage.items()),
             f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else "",

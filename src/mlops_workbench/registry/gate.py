@@ -24,6 +24,8 @@ from mlops_workbench.paramspec import RegistryParams
 COST_TAG = "cost.per_1k_predictions"
 """Version tag: the measured cost per 1,000 predictions (a number, in the currency of :data:`COST_CURRENCY_TAG`)."""
 COST_CURRENCY_TAG = "cost.currency"
+LATENCY_TAG = "latency.mean_ms"
+"""Version tag: the mean prediction latency (milliseconds) its server measured while its cost was measured."""
 
 
 class GateResult(BaseModel):
@@ -119,10 +121,11 @@ def judge(
     )
 
 
-def measured_cost(tags: dict[str, str]) -> float | None:
-    """The cost per 1,000 predictions recorded in a version's ``tags`` (None when none, or not a number)."""
+def measured_cost(tags: dict[str, str], tag: str = COST_TAG) -> float | None:
+    """The cost per 1,000 predictions recorded in a version's ``tags`` (None when none, or not a number); with
+    ``tag`` another measured number, such as :data:`LATENCY_TAG`."""
     try:
-        return float(tags[COST_TAG])
+        return float(tags[tag])
     except (KeyError, ValueError):
         return None
 

@@ -40,6 +40,12 @@ class VersionRow:
     cost_per_1k: float | None = None
     """Measured cost per 1,000 predictions (tag :data:`~mlops_workbench.registry.gate.COST_TAG`), None if never."""
     currency: str = ""
+    latency_ms: float | None = None
+    """Mean latency measured with the cost (tag :data:`~mlops_workbench.registry.gate.LATENCY_TAG`), None if never."""
+
+    def latency(self) -> str:
+        """``1.8 ms``, or an empty string when it was never measured."""
+        return f"{self.latency_ms:.1f} ms" if self.latency_ms is not None else ""
 
     def cost(self) -> str:
         """``0.0012 USD`` per 1,000 predictions, or an empty string when it was never measured."""
@@ -81,6 +87,7 @@ def version_rows(name: str | None = None, home: Path | None = None) -> list[Vers
                 rolled_back="rolled_back.at" in mv.tags,
                 cost_per_1k=gate.measured_cost(mv.tags),
                 currency=mv.tags.get(gate.COST_CURRENCY_TAG, ""),
+                latency_ms=gate.measured_cost(mv.tags, gate.LATENCY_TAG),
             )
         )
     return rows
@@ -102,7 +109,8 @@ def _last_approval(tags: dict[str, str]) -> dict[str, str]:
 
 def rows_html(rows: list[VersionRow]) -> str:
     """The rows as an HTML table (aliases in bold, rolled-back versions struck through)."""
-    head = ["version", "aliases", "metrics", "cost / 1k predictions", "lineage", "last approval", "created", "run"]
+    head = ["version", "aliases", "metrics", "mean latency", "cost / 1k predictions", "lineage", "last approval"]
+    head += ["created", "run"]
     lines = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for r in rows:
         version = f"<s>{r.version}</s>" if r.rolled_back else r.version
@@ -110,6 +118,7 @@ def rows_html(rows: list[VersionRow]) -> str:
             version,
             "<b>" + html.escape(", ".join(r.aliases)) + "</b>",
             html.escape(", ".join(f"{k}={v}" for k, v in sorted(r.metrics.items()))),
+            html.escape(r.latency()),
             html.escape(r.cost()),
             html.escape(", ".join(f"{k}={v[:8]}" for k, v in r.lineage.items())),
             html.escape(f"{r.approved_for} by {r.approved_by}: {r.reason}" if r.approved_by else ""),

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.paramspec import CostParams
-from mlops_workbench.registry.gate import COST_CURRENCY_TAG, COST_TAG
+from mlops_workbench.registry.gate import COST_CURRENCY_TAG, COST_TAG, LATENCY_TAG
 from mlops_workbench.serving.client import ModelServerClient
 
 GIB = 2**30
@@ -33,6 +33,8 @@ CPU, RSS, STARTED, REQUESTS = (
     "process_start_time_seconds",
     "workbench_model_requests_total",
 )
+DURATION = "workbench_model_request_duration_seconds"
+"""The server's latency histogram: its ``_sum`` and ``_count`` give the mean latency of a window."""
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -49,18 +51,24 @@ class ServerSample(BaseModel):
     cpu_seconds: float = Field(ge=0)
     rss_bytes: float = Field(ge=0)
     predictions: float = Field(ge=0, description="requests answered with a 2xx status so far")
+    latency_seconds: float = Field(0.0, ge=0, description="time spent answering requests so far (histogram sum)")
+    latency_count: float = Field(0.0, ge=0, description="requests timed so far (histogram count)")
 
 
 def parse_sample(text: str, t: float, where: str = "the server") -> ServerSample:
     """A :class:`ServerSample` from a model server's ``/metrics`` text read at ``t``."""
     values: dict[str, float] = {}
-    predictions = 0.0
+    predictions = latency = timed = 0.0
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name in (CPU, RSS, STARTED):
                 values[s.name] = s.value
             elif s.name == REQUESTS and s.labels.get("status", "").startswith("2"):
                 predictions += s.value
+            elif s.name == f"{DURATION}_sum":
+                latency += s.value
+            elif s.name == f"{DURATION}_count":
+                timed += s.value
     missing = [name for name in (CPU, RSS, STARTED) if name not in values]
     if missing:
         raise ServiceError(
@@ -68,7 +76,13 @@ def parse_sample(text: str, t: float, where: str = "the server") -> ServerSample
             "or an old one; restart it with `workbench serve` (or point the cost at a model server's URL)."
         )
     return ServerSample(
-        t=t, started=values[STARTED], cpu_seconds=values[CPU], rss_bytes=values[RSS], predictions=predictions
+        t=t,
+        started=values[STARTED],
+        cpu_seconds=values[CPU],
+        rss_bytes=values[RSS],
+        predictions=predictions,
+        latency_seconds=latency,
+        latency_count=timed,
     )
 
 
@@ -93,6 +107,7 @@ class VersionCost(BaseModel):
     per_1k: float | None = Field(description="cost per 1,000 predictions (None when nothing was predicted)")
     currency: str
     prices: CostParams
+    mean_latency_ms: float | None = Field(None, description="mean request latency in the window (None: none timed)")
 
     def summary(self) -> str:
         each = (
@@ -123,6 +138,7 @@ def cost_of(samples: Sequence[ServerSample], prices: CostParams, version: str) -
     gib_hours = byte_seconds / GIB / 3600
     cpu_cost, memory_cost = cpu / 3600 * prices.cpu_hour, gib_hours * prices.gb_hour
     total = cpu_cost + memory_cost
+    timed = last.latency_count - first.latency_count
     return VersionCost(
         version=version,
         window_seconds=last.t - first.t,
@@ -135,6 +151,7 @@ def cost_of(samples: Sequence[ServerSample], prices: CostParams, version: str) -
         per_1k=total / predictions * 1000 if predictions > 0 else None,
         currency=prices.currency,
         prices=prices,
+        mean_latency_ms=(last.latency_seconds - first.latency_seconds) / timed * 1000 if timed > 0 else None,
     )
 
 
@@ -164,3 +181,5 @@ def record(client: MlflowClient, name: str, cost: VersionCost) -> None:
     client.set_model_version_tag(name, cost.version, COST_TAG, repr(cost.per_1k))
     client.set_model_version_tag(name, cost.version, COST_CURRENCY_TAG, cost.currency)
     client.set_model_version_tag(name, cost.version, REPORT_TAG, cost.model_dump_json())
+    if cost.mean_latency_ms is not None:
+        client.set_model_version_tag(name, cost.version, LATENCY_TAG, repr(cost.mean_latency_ms))
