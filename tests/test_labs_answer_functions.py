@@ -25,7 +25,7 @@ CASES = [
 
 
 def test_labs_02_to_05_each_name_answer_functions():
-    assert {"02-versioning", "03-registry-promotion", "04-canary-rollback", "05-kind-canary"} <= {
+    assert {"02-versioning", "03-registry-promotion", "04-canary-rollback", "05-kind-canary", "07-monitor-retrain"} <= {
         lab.id for lab in LABS
     }
 
