@@ -134,7 +134,7 @@ def test_the_reference_rules_decide_every_hidden_scenario(tmp_path, seed):
     [
         (("expr: workbench_drift_score > 0.25", "expr: vector(1)"), "on healthy traffic"),
         (("expr: workbench_drift_score > 0.25", "expr: workbench_drift_score > 5"), "drift score stays"),
-        (("for: 30s\n        labels: {severity: warning", "for: 0s\n        labels: {severity: warning"), "`for:`"),
+        (("for: 20s\n        labels: {severity: warning", "for: 0s\n        labels: {severity: warning"), "`for:`"),
         (("workbench_drift_score > 0.25", "max(workbench_drift_score) > 0.25"), "did not name the moved feature"),
         (("> 0.02", "> 0.9"), "5xx"),
     ],
