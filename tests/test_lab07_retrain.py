@@ -12,10 +12,12 @@ from mlops_workbench.labs.checks import CheckFailed
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 PROMOTES = solution("write-retrain").replace(
-    "    client = tracking.client(home)\n",
-    '    client = tracking.client(home)\n    client.set_registered_model_alias(model_name, "production", version)\n',
+    "    mlflow_client = tracking.client(home)\n",
+    '    mlflow_client = tracking.client(home)\n    mlflow_client.set_registered_model_alias(model_name, "production", version)\n',
 )
-NO_TAGS = solution("write-retrain").replace("client.set_model_version_tag(model_name, version, key, value)", "pass")
+NO_TAGS = solution("write-retrain").replace(
+    "mlflow_client.set_model_version_tag(model_name, version, name, value)", "pass"
+)
 
 
 def test_the_reference_retrain_passes_every_hidden_commit(home, monkeypatch):
