@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops_workbench import data, registry, settings, tracking, versioning
+from mlops_workbench.alias import Alias
 from mlops_workbench.errors import Failed, InputError
 from mlops_workbench.monitoring import scenarios, webhook
 from mlops_workbench.monitoring.exporter import DriftScores
@@ -63,7 +64,7 @@ def build_project(
     if gated:
         registry.release(model_name, version, approver="lead", reason="the first month in production", home=home)
     else:
-        tracking.client(home).set_registered_model_alias(model_name, "production", version)
+        tracking.client(home).set_registered_model_alias(model_name, Alias.PRODUCTION, version)
     return ws, version
 
 
