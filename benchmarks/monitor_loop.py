@@ -78,7 +78,7 @@ def main() -> dict:
                     result.version,
                     model_name=MODEL,
                     home=home,
-                    policy=ShadowPolicy(min_requests=100),
+                    policy=ShadowPolicy(min_requests=150, min_agreement=0.9),
                     window_s=90,
                     rollout_policy="demo",
                     metrics="direct",
