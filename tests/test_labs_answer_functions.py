@@ -24,12 +24,13 @@ CASES = [
 ]
 
 
-def test_labs_02_to_05_and_08_each_name_answer_functions():
+def test_labs_02_to_05_07_and_08_each_name_answer_functions():
     assert {
         "02-versioning",
         "03-registry-promotion",
         "04-canary-rollback",
         "05-kind-canary",
+        "07-monitor-retrain",
         "08-strategies-governance",
     } <= {lab.id for lab in LABS}
 
