@@ -511,3 +511,56 @@ def test_only_their_owner_modules_read_the_audit_and_event_logs_by_key():
 def test_the_ownership_scan_sees_a_log_key_read_by_key():
     code = 'entries = [e for e in audit.read() if e.get("outcome") == "promoted" and e["ts"]]\nevent.pop("rollout")\n'
     assert sorted(key for _, key in _keys_read(ast.parse(code))) == ["outcome", "rollout", "ts"]
+
+
+def _defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
+    a = fn.args
+    positional = a.posonlyargs + a.args
+    found = dict(zip([x.arg for x in positional[len(positional) - len(a.defaults) :]], a.defaults, strict=True))
+    found.update({x.arg: d for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None})
+    return found
+
+
+def test_the_state_folder_comes_from_the_workbench_its_entry_point_made():
+    """No function falls back to the environment's state folder: no ``home`` parameter defaulting to None, no
+    optional ``Workbench``, and only ``Workbench.from_env`` calls ``settings.home()``."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if "templates" in path.parts:
+            continue
+        where = path.relative_to(SRC)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                defaults = _defaults(node)
+                a = node.args
+                for arg in a.posonlyargs + a.args + a.kwonlyargs:
+                    default = defaults.get(arg.arg)
+                    none = isinstance(default, ast.Constant) and default.value is None
+                    if arg.arg == "home" and none and path.name != "workbench.py":  # from_env(home=None) reads it
+                        offenders.append(f"{where}:{node.lineno} {node.name}(home=None)")
+                    annotation = ast.unparse(arg.annotation) if arg.annotation else ""
+                    if "Workbench" in annotation and ("None" in annotation or "Optional" in annotation):
+                        offenders.append(f"{where}:{node.lineno} {node.name}({arg.arg}: {annotation})")
+            elif isinstance(node, ast.Attribute) and ast.unparse(node) == "settings.home":
+                if path.name != "workbench.py":
+                    offenders.append(f"{where}:{node.lineno} settings.home")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").endswith("settings"):
+                offenders += [f"{where}:{node.lineno} imports home" for a in node.names if a.name == "home"]
+            elif isinstance(node, ast.Call) and path.name == "settings.py" and ast.unparse(node.func) == "home":
+                offenders.append(f"{where}:{node.lineno} home()")
+    assert offenders == []
+
+
+def test_a_workbench_is_read_from_the_environment_once_and_creates_nothing(tmp_path, monkeypatch):
+    from mlops_workbench.workbench import Workbench
+
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path / "state"))
+    monkeypatch.setenv(settings.PORT_OFFSET_ENV, "300")
+    wb = Workbench.from_env()
+    assert wb.home == (tmp_path / "state").resolve() and not wb.home.exists(), "making one creates no folder"
+    assert wb.port("mlflow") == 5300 and wb.layout.mlflow_db == wb.home / "mlflow" / "mlflow.db"
+    assert wb.env()[settings.HOME_ENV] == str(wb.home) and wb.env()[settings.PORT_OFFSET_ENV] == "300"
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path / "elsewhere"))
+    assert wb.home == (tmp_path / "state").resolve(), "a made workbench never follows the environment"
+    assert Workbench.from_env(tmp_path / "given").home == (tmp_path / "given").resolve()
+    assert wb.at(tmp_path / "drill").port_offset == 300

@@ -91,8 +91,8 @@ class UnlockedData(rp.ReproducibilityDrill):
         ws.dvc("add", "--quiet", DATA)
         ws.commit(variant.message)
         ws.dvc("push", "--quiet")
-        bad = versioning.log_model_run(ws, experiment=ctx.experiment, home=ctx.home)
-        if tracking.client(ctx.home).get_run(bad).data.tags.get("dvc.stale", "false") == "false":
+        bad = versioning.log_model_run(ctx.wb, ws, experiment=ctx.experiment)
+        if tracking.client(ctx.wb).get_run(bad).data.tags.get("dvc.stale", "false") == "false":
             raise DrillError(
                 f"The setup of '{ctx.name}' left dvc.lock in step with the data: the drill would not "
                 "be broken. Report this bug."
