@@ -170,7 +170,7 @@ def client(wb: Workbench, check: bool = True) -> MlflowClient:
         except httpx.HTTPError as exc:
             raise TrackingServerDown(
                 f"The MLflow tracking server at {target} is not reachable ({type(exc).__name__}); nothing was "
-                "changed. Start it with `workbench mlflow up` (or `tracking.up()` in a notebook) and retry."
+                "changed. Start it with `workbench mlflow up` (or `tracking.up(lab.wb)` in a notebook) and retry."
             ) from None
     return MlflowClient(tracking_uri=target, registry_uri=target)
 

@@ -53,7 +53,7 @@ class BadModel(Drill):
             "registry's audit log (`workbench registry audit`): who changed production, when, with which gate?",
             "The registry can point production back at the version the last promotion replaced, with your reason; a "
             "running model server keeps what it loaded until it is told to load the alias again.",
-            "registry.rollback(MODEL, approver=..., reason=...), then ModelServerClient(url).reload(). Post-mortem: "
+            "registry.rollback(lab.wb, MODEL, approver=..., reason=...), then ModelServerClient.of(lab.wb, url).reload(). Post-mortem: "
             "the onset is the bad promotion's `ts` in the audit log, the restore your rollback entry; the server's "
             "workbench_model_requests_total{version=<bad>} counts the requests it answered.",
         ],

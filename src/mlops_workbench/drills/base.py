@@ -113,7 +113,7 @@ class DrillContext:
         if not path.exists():
             fail(
                 f"{path} is missing: write it (YAML, fields {', '.join(model.model_fields)}) "
-                f"or call mlops_workbench.drills.record('{self.name}', ...)."
+                f"or call mlops_workbench.drills.record(lab.wb, '{self.name}', ...)."
             )
         try:
             return parse_record(safeyaml.load(path, what=str(path)), model, str(path), self.name)

@@ -148,7 +148,7 @@ def guard_server_answers(
     if service is None:
         fail(
             f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
-            "and repair what it serves instead (move the alias, then ModelServerClient(url).reload())."
+            "and repair what it serves instead (move the alias, then ModelServerClient.of(lab.wb, url).reload())."
         )
     server = ModelServerClient.of(ctx.wb, service.url)
     try:
@@ -163,6 +163,6 @@ def guard_server_answers(
     if expect_version is not None and str(info.get("version")) != str(expect_version):
         fail(
             f"The model server still serves v{info.get('version')} while production is v{expect_version}: "
-            f"ModelServerClient('{service.url}').reload() so it follows the alias."
+            f"ModelServerClient.of(lab.wb, '{service.url}').reload() so it follows the alias."
         )
     return {"url": service.url, "version": str(info.get("version")), "prediction": answer.json()["predictions"][0]}

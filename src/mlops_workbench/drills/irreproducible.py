@@ -55,7 +55,7 @@ class Irreproducible(rp.ReproducibilityDrill):
             "clean run that reproduces exactly."
         ),
         hints=[
-            "registry.get_alias(MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: read its causes and "
+            "registry.get_alias(lab.wb, MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: read its causes and "
             "the run's lineage tags (data.path, data.md5, data.modified).",
             "`dvc status` in ws/ compares each tracked file with the hash its .dvc file records. Bring back the "
             "recorded bytes rather than recording the current ones: `dvc add`, and a plain `dvc repro` too, would "

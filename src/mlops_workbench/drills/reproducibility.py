@@ -138,7 +138,7 @@ def runs_intact(ctx: DrillContext) -> None:
     client = tracking.client(ctx.wb)
     gone = [r for r in ctx.fact("runs") if client.get_run(r).info.lifecycle_stage != "active"]
     if gone:
-        fail(f"Run(s) {gone} were deleted: they are the evidence; `tracking.client().restore_run(run_id)` each.")
+        fail(f"Run(s) {gone} were deleted: they are the evidence; `tracking.client(lab.wb).restore_run(run_id)` each.")
 
 
 def answer(ctx: DrillContext) -> None:

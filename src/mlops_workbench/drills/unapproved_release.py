@@ -55,8 +55,8 @@ class UnapprovedRelease(Drill):
             "the audit log (`workbench registry audit`): which production change has no entry, or an incomplete one?",
             "A release goes to staging first, passes the gate against production, and is approved by someone other "
             "than its author. `registry.rollback` goes to the `previous` alias, which may not be the version you want.",
-            "registry.promote(MODEL, GOOD, 'production', approver=..., reason=...), then promote the newer version to "
-            "'staging' and to 'production' (gate run, approver not its author), then ModelServerClient(url).reload().",
+            "registry.promote(lab.wb, MODEL, GOOD, 'production', approver=..., reason=...), then promote the newer version to "
+            "'staging' and to 'production' (gate run, approver not its author), then ModelServerClient.of(lab.wb, url).reload().",
         ],
         answer=(
             "The newest version reached production outside the process: the audit log has no promotion for it, or "

@@ -67,7 +67,7 @@ class UnlockedData(rp.ReproducibilityDrill):
             "without rewriting history."
         ),
         hints=[
-            "registry.get_alias(MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: which cause, and "
+            "registry.get_alias(lab.wb, MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: which cause, and "
             "which lineage tag of the run names the file?",
             "Compare what `dvc.lock` records for data/iris.csv with what data/iris.csv.dvc records (`dvc status` "
             "shows it too): the last commit changed one without the other.",

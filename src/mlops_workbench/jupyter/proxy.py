@@ -74,7 +74,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         return notice(
             503,
             f"No MLflow tracking server is running for the state folder {wb.home}: start one with "
-            "`workbench mlflow up` in a terminal (or `tracking.up()` in a notebook); this page reloads "
+            "`workbench mlflow up` in a terminal (or `tracking.up(lab.wb)` in a notebook); this page reloads "
             "by itself.",
         )
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)

@@ -29,7 +29,7 @@ def log_candidate(
     """Train on the train split, evaluate on the test split, log params, metrics and model (with the reference
     statistics of its training rows, calibrated on the test split); return the run id.
 
-    Needs a tracking server (``tracking.up()``); register the run with ``registry.register(run_id)``.
+    Needs a tracking server (``tracking.up(wb)``); register the run with ``registry.register(wb, run_id)``.
     """
     import mlflow
 

@@ -110,7 +110,7 @@ def missing_message(name: str, version: str, actual: dict[str, str]) -> str:
         f"Refusing model '{name}' version {version}: no sha256 digest was recorded for it (tag '{TAG}' "
         f"is missing), so its artifact cannot be verified. Files:\n  {files}\n"
         "Register with registry.register(run_id, name), which records the digest; a version registered "
-        f"with MLflow's own API needs registry.record_digest('{name}', {version}) right after registering."
+        f"with MLflow's own API needs registry.record_digest(wb, '{name}', {version}) right after registering."
     )
 
 
