@@ -157,7 +157,7 @@ def test_cli_exits_non_zero_on_fail(monkeypatch):
     from mlops_workbench.cli.main import app
 
     bad = [doctor.CheckResult(name="git", status="FAIL", detail="git not found", fix="install git")]
-    monkeypatch.setattr(doctor, "run_all", lambda: bad)
+    monkeypatch.setattr(doctor, "run_all", lambda wb: bad)
     result = CliRunner().invoke(app, ["doctor", "--json"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert json.loads(result.stdout)[0]["status"] == "FAIL"

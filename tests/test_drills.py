@@ -154,7 +154,7 @@ def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_
     checkout.mkdir()
     (checkout / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "--no-such-option"\n')
     drill = drills.get("schema-break")
-    ctx = drill.context(checkout / ".workbench")
+    ctx = drill.context(Workbench.from_env(checkout / ".workbench"))
     drill.prepare(ctx, 0)
     try:
         by_hand = subprocess.run(
@@ -183,7 +183,7 @@ def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, 
         port = procs.free_port()
         return procs.start(wb, name, [*http_server, str(port)], port, health_path="/")
 
-    def fake_validation(drill, where, say, thorough):
+    def fake_validation(wb, drill, say, thorough):
         started.append(serve("started-by-setup"))
         raise DrillError("setup went wrong")  # the services go even when a drill fails
 

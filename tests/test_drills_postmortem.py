@@ -15,6 +15,7 @@ from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import PostMortem, PostMortemTruth
 from mlops_workbench.registry.audit import AuditEntry
 from mlops_workbench.rollout import events
+from mlops_workbench.workbench import Workbench
 
 ONSET = datetime(2026, 11, 4, 10, 2, 13, tzinfo=UTC)
 TRUTH = PostMortemTruth(
@@ -171,7 +172,7 @@ def test_a_bad_postmortem_fails_only_its_check_naming_each_field(tmp_path, text,
 
     drill = FakeDrill("hostile", serve=False)
     drill.spec = drill.spec.model_copy(update={"incident": True})
-    ctx = drill.context(tmp_path / "home")
+    ctx = drill.context(Workbench.from_env(tmp_path / "home"))
     ctx.save_facts(ready=True)
     (ctx.folder / "fixed").write_text("yes")
     ctx.postmortem_path.write_text(text)

@@ -306,7 +306,7 @@ def test_a_sync_during_a_canary_rollout_is_refused(home, fake, wb):
 def test_the_watcher_syncs_new_commits_only_under_auto_sync(home, fake, wb):
     said: list[str] = []
     repo = init_repo(wb, 1, "iris", auto_sync=True)
-    watcher = Watcher(home, fake, said.append)
+    watcher = Watcher(wb, fake, said.append)
     assert watcher.poll() == "sync" and fake.state.stable == served(1)
     assert watcher.poll() == "idle"
     commit(repo, "deploy version 2", stable=2)
@@ -337,11 +337,11 @@ def test_missing_repository_and_unknown_revision_name_the_fix(home, fake, wb):
     repo.ws.commit("drop the sync policy")
     with pytest.raises(NotFoundError, match="has no app.yaml"):
         rollback(wb, "HEAD~1", repo, fake)
-    assert DeploymentRepo.of(home) == repo and init_repo(wb, 2, "iris") == repo  # an existing repo is kept
+    assert DeploymentRepo.of(wb) == repo and init_repo(wb, 2, "iris") == repo  # an existing repo is kept
 
 
 def test_cli_sync_rollback_status_exit_codes(home, fake, monkeypatch):
-    monkeypatch.setattr(rec, "LocalRuntime", lambda home: fake)
+    monkeypatch.setattr(rec, "LocalRuntime", lambda wb: fake)
     runner = CliRunner()
     result = runner.invoke(app, ["gitops", "init", "--stable", "1", "--model", "iris", "--auto-sync"])
     assert result.exit_code == 0, result.output

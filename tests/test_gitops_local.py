@@ -51,9 +51,10 @@ def production(home) -> str:
 
 def test_revert_and_sync_brings_v1_back_and_everything_agrees(env):
     home, v = env
+    wb = Workbench.from_env(home)
     said: list[str] = []
-    repo = init_repo(Workbench.from_env(home), v.stable, "iris", auto_sync=True)
-    watcher = Watcher(home, say=said.append)
+    repo = init_repo(wb, v.stable, "iris", auto_sync=True)
+    watcher = Watcher(wb, say=said.append)
 
     assert watcher.poll() == "sync", said
     assert versions_answering(home) == {v.stable}

@@ -32,7 +32,7 @@ def mistake(cell: str, old: str, new: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory, wb) -> Path:
+def home(tmp_path_factory) -> Path:
     """A state folder with a tracking server and the lab's model 'iris' holding one version (the hidden
     registries copy its files)."""
     import mlflow
@@ -46,7 +46,9 @@ def home(tmp_path_factory, wb) -> Path:
     mlflow.set_experiment("lab03-scenarios")
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(train.train(train_df, {"C": 1.0}), name="model")
-    mlflow.register_model(tracking.logged_model_uri(wb, run.info.run_id), "iris", tags={"registered_by": "ds"})
+    mlflow.register_model(
+        tracking.logged_model_uri(Workbench.from_env(home), run.info.run_id), "iris", tags={"registered_by": "ds"}
+    )
     yield home
     procs.stop_all(Workbench.from_env(home))
 

@@ -54,10 +54,11 @@ def answer(path: Path, cell_id: str, source: str) -> None:
     path.write_text(json.dumps(nb, indent=1))
 
 
-def test_working_through_a_lab_leaves_the_checkout_clean(project: Path, wb) -> None:
+def test_working_through_a_lab_leaves_the_checkout_clean(project: Path) -> None:
+    wb = Workbench.from_env()  # the default state folder: .workbench/ in the checkout
     assert git(project, "status", "--porcelain") == ""
     copies = prepare(wb)
-    layout = Workbench.from_env().layout
+    layout = wb.layout
     assert layout.root == project / ".workbench"
     assert {c.lab for c in copies} == {p.stem for p in (project / "notebooks").glob("*.ipynb")}
     assert all(c.status == "copied" and c.path == layout.notebook(c.lab) for c in copies)
@@ -74,9 +75,10 @@ def test_working_through_a_lab_leaves_the_checkout_clean(project: Path, wb) -> N
     ).read_text()
 
 
-def test_a_newer_release_is_offered_beside_changed_work_and_replaces_untouched_copies(project: Path, wb) -> None:
+def test_a_newer_release_is_offered_beside_changed_work_and_replaces_untouched_copies(project: Path) -> None:
+    wb = Workbench.from_env()  # the default state folder: .workbench/ in the checkout
     prepare(wb)
-    layout = Workbench.from_env().layout
+    layout = wb.layout
     mine, untouched = layout.notebook("00-welcome"), layout.notebook("01-ci-basics")
     answer(mine, "iris-rows", "n_samples = 150")
     work = mine.read_text()
@@ -96,9 +98,10 @@ def test_a_newer_release_is_offered_beside_changed_work_and_replaces_untouched_c
     assert not offered.update.exists() and git(project, "status", "--porcelain") == ""
 
 
-def test_a_deleted_copy_starts_over_from_the_release(project: Path, wb) -> None:
+def test_a_deleted_copy_starts_over_from_the_release(project: Path) -> None:
+    wb = Workbench.from_env()  # the default state folder: .workbench/ in the checkout
     prepare(wb)
-    layout = Workbench.from_env().layout
+    layout = wb.layout
     answer(layout.notebook("00-welcome"), "iris-rows", "n_samples = 150")
     answer(project / "notebooks" / "00-welcome.ipynb", "lab-header", "*newer*")
     assert prepare(wb)[0].status == "newer"

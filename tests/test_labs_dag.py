@@ -44,12 +44,13 @@ def test_labs_linked_by_depends_on_share_a_state_group_and_the_others_have_their
     }
 
 
-def test_each_shipped_lab_runs_in_its_own_state_folder_apart_from_the_learners(monkeypatch, tmp_path, wb):
+def test_each_shipped_lab_runs_in_its_own_state_folder_apart_from_the_learners(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    wb = Workbench.from_env()
     shipped = Lab.all()
     folders = {state_folder(wb, lab) for lab in shipped}
     assert len(folders) == len(shipped), "every lab builds its own state, so no two share a folder"
-    assert all(f.parent == Workbench.from_env().layout.pipeline for f in folders)
+    assert all(f.parent == wb.layout.pipeline for f in folders)
     deps = {name: spec["deps"] for name, spec in stages(shipped)["stages"].items()}
     assert not any(d.endswith("report.json") for ds in deps.values() for d in ds), "no stage waits for another"
 

@@ -102,5 +102,5 @@ def test_a_failed_drill_setup_shows_what_it_printed_and_verbose_shows_it_always(
         drill.prepare(drill.context(Workbench.from_env(tmp_path)), seed=1)
     assert "Created version '2'" in capsys.readouterr().err, "the context of the failure is kept"
     monkeypatch.setenv(output.VERBOSE_ENV, "1")
-    _Chatty().prepare(_Chatty().context(tmp_path / "verbose"), seed=1)
+    _Chatty().prepare(_Chatty().context(Workbench.from_env(tmp_path / "verbose")), seed=1)
     assert "Created version '2'" in capsys.readouterr().out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -302,12 +301,12 @@ def test_session_check_writes_the_log_the_page_reads(home, monkeypatch, tmp_path
     assert row.status == "in progress" and row.failing[0].id == "hello-file"
 
 
-def test_the_progress_server_renders_on_every_request(home):
-    from mlops_workbench.jupyter.progress import ProgressHandler, progress_server
+def test_the_progress_server_renders_on_every_request(home, wb):
+    from mlops_workbench.jupyter.progress import ProgressServer, progress_server
 
     spec = progress_server()
     assert "{port}" in spec["command"] and spec["launcher_entry"]["title"] == "Progress" and spec["new_browser_tab"]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ProgressHandler)
+    server = ProgressServer(wb, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:

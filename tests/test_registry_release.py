@@ -14,8 +14,8 @@ from mlops_workbench.workbench import Workbench
 def calls(monkeypatch):
     seen: list[tuple] = []
 
-    def promote(name, version, alias, approver=None, reason="", **kwargs):
-        seen.append((name, str(version), alias, approver, reason, kwargs))
+    def promote(wb, name, version, alias, approver=None, reason="", **kwargs):
+        seen.append((name, str(version), alias, approver, reason, {"home": wb.home, **kwargs}))  # the workbench it got
         if alias == Alias.STAGING and reason == "refuse me":
             raise registry.RegistryError("Promotion refused, nothing changed: test.")
         return f"v{version}@{alias}"

@@ -121,9 +121,10 @@ def test_a_version_that_lost_its_gate_is_not_released(env, lost):
     assert production(home=home) == v1
 
 
-def test_a_shadow_that_disagrees_stops_the_release_before_any_canary(env, wb):
+def test_a_shadow_that_disagrees_stops_the_release_before_any_canary(env):
     """A version registered without a retrain (so without its gate), trained on wrong labels: its shadow disagrees
     with production on live traffic."""
+    wb = Workbench.from_env(env[0])  # the module's state folder
     home, _, v1 = env
     tracking.use(Workbench.from_env(home))
     mlflow.set_experiment("retrain")

@@ -87,8 +87,8 @@ def model_path(home, save_iris_model) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(home, model_path, wb) -> procs.Service:
-    return start_server(wb, str(model_path), name="serve-test", allow_faults=True)
+def server(home, model_path) -> procs.Service:
+    return start_server(Workbench.from_env(home), str(model_path), name="serve-test", allow_faults=True)
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,8 @@ def test_data_is_tracked_and_pushed(env) -> None:
     assert "iris.csv" not in ws.git("ls-files", "data").split()  # the CSV itself is in DVC, not git
 
 
-def test_run_carries_complete_lineage(env, wb) -> None:
+def test_run_carries_complete_lineage(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     import mlflow
 
     _, ws, run_id = env
@@ -164,7 +165,8 @@ def test_lab_checks_pass_on_the_workspace_and_name_a_missing_push(env, tmp_path:
         checks["pipeline-ran"].func(Context(lab="02-versioning", wb=Workbench.from_env(other)))
 
 
-def test_unversioned_preprocessing_is_caught_then_fixed(env, wb) -> None:
+def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     home, ws, clean_run = env
     # the classic mistake: a preprocessing tweak that is run and logged but never committed
     ws.set_params(prepare={"decimals": 0})
@@ -196,7 +198,8 @@ def test_unversioned_preprocessing_is_caught_then_fixed(env, wb) -> None:
     assert versioning.reproduce(Workbench.from_env(home), clean_run).matched
 
 
-def test_logging_before_dvc_repro_is_named_as_stale_outputs(env, wb) -> None:
+def test_logging_before_dvc_repro_is_named_as_stale_outputs(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     home, ws, _ = env
     assert versioning.lineage_tags(ws)["dvc.stale"] == "false"
     ws.set_params(train={"C": 0.05})
@@ -297,7 +300,8 @@ def test_lab02_hidden_checks_catch_a_constant_dirty_flag_and_a_retrain_without_n
         checks["triple-v"].func(same_data)
 
 
-def test_lab03_candidates_carry_the_pipeline_lineage(env, wb) -> None:
+def test_lab03_candidates_carry_the_pipeline_lineage(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     from mlops_workbench.registry import candidates
 
     home, _, _ = env

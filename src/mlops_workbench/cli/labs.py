@@ -184,7 +184,6 @@ def grade(
     ] = None,
 ) -> None:
     """Grade submissions out of process; exit 0 only if every one reaches its pass mark."""
-    wb = Workbench.from_env()
     from mlops_workbench.labs import batch
     from mlops_workbench.labs.render import print_report
 
@@ -193,6 +192,7 @@ def grade(
 
         # the whole grading (lab lookup, the kernel's start(), params) reads that tree, as if run inside it
         os.environ[settings.PROJECT_ENV] = str(checks_tree(checks_from))
+    wb = Workbench.from_env()  # after --checks-from: the kernels get that tree as their checkout
     the_lab = _labs([lab])[0] if lab else None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:

@@ -20,7 +20,7 @@ _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>.+)$")
 
 def last_served(wb: Workbench, name: str) -> dict[str, Any] | None:
     """The ``/version`` answer the server ``name`` last gave (from its log), or None if it never served."""
-    log = wb.home / "logs" / f"{name}.log"
+    log = wb.layout.log(name)
     if not log.is_file():
         return None
     info: dict[str, Any] | None = None
