@@ -219,7 +219,7 @@ def promoted_through_staging(ctx: Context) -> None:
             )
         fail(
             "Fewer than two versions were promoted to production: promote v1 then v2 (each via staging) with your "
-            "promote and record=audit.append, so each promotion writes its audit line."
+            "promote and record=audit.recorder(lab.wb), so each promotion writes its audit line."
         )
     c, name = client(ctx), model_name(ctx)
     for entry in shipped[-2:]:
@@ -325,7 +325,7 @@ def rolled_back(ctx: Context) -> None:
     if not log(ctx, action=ROLLBACK, outcome=ROLLED_BACK, version=production):
         fail(
             "The audit log has no line for this rollback: rollback writes record({**entry, 'outcome': "
-            "'rolled_back'}) after moving the aliases (call it with record=audit.append)."
+            "'rolled_back'}) after moving the aliases (call it with record=audit.recorder(lab.wb))."
         )
     info = server_version(ctx)
     if info.get("version") != production:

@@ -187,7 +187,7 @@ def default_ports() -> dict[int, str]:
 
 
 def check_ports(wb: Workbench, ports: dict[int, str] | None = None) -> CheckResult:
-    """Default ports are free, or held by a workbench service recorded under ``home``."""
+    """Default ports are free, or held by a workbench service recorded under ``wb.home``."""
     ports = default_ports() if ports is None else ports
     ours = {s.port: s.name for s in procs.running(wb)}
     taken, held = [], []

@@ -44,7 +44,7 @@ def up(wb: Workbench, port: int | None = None, timeout: float = 180.0) -> str:
 
 
 def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
-    """Start ``mlflow server`` for ``home`` on ``port`` (sqlite store, artifacts under the state folder).
+    """Start ``mlflow server`` for ``wb`` on ``port`` (sqlite store, artifacts under the state folder).
 
     A new store starts as a copy of the empty store the first one left in :func:`settings.cache_dir`: MLflow
     otherwise builds its schema through some fifty migrations, seconds of each new state folder's first start.
@@ -127,7 +127,7 @@ def _keep_empty_store(db: Path) -> None:
 
 
 def url(wb: Workbench) -> str:
-    """URL of the tracking server running for the state folder ``home``; raises with the fix when none runs."""
+    """URL of the tracking server running for the state folder of ``wb``; raises with the fix when none runs."""
     running = procs.get(wb, SERVICE)
     if running is None:
         raise _server_down(wb)
@@ -144,7 +144,7 @@ def _server_down(wb: Workbench) -> TrackingServerDown:
 
 
 def uri(wb: Workbench) -> str:
-    """The tracking server every part of the workbench talks to: the one running for ``home``'s state folder.
+    """The tracking server every part of the workbench talks to: the one running for ``wb``'s state folder.
 
     The one place that decides the URI. ``MLFLOW_TRACKING_URI`` is used only
     when no server of the state folder runs and it names an http(s) server
@@ -212,7 +212,7 @@ class TrackingStatus(BaseModel):
 
 
 def store_paths(wb: Workbench) -> tuple[Path, Path]:
-    """The sqlite backend store and the artifact folder of the tracking server under ``home``."""
+    """The sqlite backend store and the artifact folder of the tracking server under ``wb.home``."""
     paths = wb.layout
     return paths.mlflow_db, paths.artifacts
 
@@ -234,7 +234,7 @@ def _count(base: str, endpoint: str, key: str) -> int:
 
 
 def status(wb: Workbench) -> TrackingStatus:
-    """Whether the tracking server of ``home`` runs, where it keeps its state and how much it holds.
+    """Whether the tracking server of ``wb`` runs, where it keeps its state and how much it holds.
 
     Experiment and registered-model counts are read over the REST API (None
     when the server does not answer).

@@ -11,12 +11,12 @@ from mlops_workbench.workbench import Workbench
 
 
 def running(wb: Workbench) -> list[str]:
-    """Names of the background services of the state folder ``home`` that run now."""
+    """Names of the background services of the state folder of ``wb`` that run now."""
     return [service.name for service in procs.running(wb)]
 
 
 def stop_started(wb: Workbench, before: Iterable[str]) -> list[str]:
-    """Stop every service of ``home`` that is not in ``before``; returns their names."""
+    """Stop every service of ``wb`` that is not in ``before``; returns their names."""
     return procs.stop_all(wb, keep=list(before))
 
 

@@ -130,7 +130,7 @@ def hint(wb: Workbench) -> tuple[str, int, int, float]:
 
 
 def grade(wb: Workbench, drill: Drill, seconds: float, hints_used: int) -> DrillReport:
-    """Grade ``drill``'s state in ``home`` and score it (no file written)."""
+    """Grade ``drill``'s state in ``wb`` and score it (no file written)."""
     ctx = drill.context(wb)
     facts = ctx.facts()
     outcomes, postmortem = grading.evaluate(drill, ctx)

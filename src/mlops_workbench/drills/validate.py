@@ -93,7 +93,7 @@ def validate_drill(wb: Workbench, drill: Drill, say: Say = lambda _m: None, thor
 def validate(
     wb: Workbench, names: list[str] | None = None, say: Say = lambda _m: None, thorough: bool = False
 ) -> list[DrillValidation]:
-    """Validate the named drills (default: all) in the state folder ``home``.
+    """Validate the named drills (default: all) in the state folder of ``wb``.
 
     Stops every service the validation started (the tracking server the setups need, for one) and keeps those
     that ran before it.

@@ -35,7 +35,7 @@ class Runtime(Protocol):
 
 
 class LocalRuntime:
-    """The local runtime of state folder ``home``: ``rollout-stable``, ``rollout-canary``, ``rollout-router``."""
+    """The local runtime of state folder of ``wb``: ``rollout-stable``, ``rollout-canary``, ``rollout-router``."""
 
     def __init__(self, wb: Workbench) -> None:
         self.wb = wb

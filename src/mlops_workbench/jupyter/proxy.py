@@ -108,7 +108,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
 
 
 def app(wb: Workbench) -> web.Application:
-    """The forwarder for the tracking server of the state folder ``home``."""
+    """The forwarder for the tracking server of the state folder of ``wb``."""
 
     async def client(application: web.Application) -> AsyncIterator[None]:
         # bytes pass through as the server sent them (compressed or not); a big answer may take as long as it

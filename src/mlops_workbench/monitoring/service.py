@@ -52,7 +52,7 @@ def create_app(
     self_url: str = "",
     token: str | None = None,
 ) -> FastAPI:
-    """The monitor app of state folder ``home``; ``self_url`` is where it listens (the fallback posts there)."""
+    """The monitor app of state folder of ``wb``; ``self_url`` is where it listens (the fallback posts there)."""
     token = token or auth.ensure_token(wb)
     registry = exporter.registry(scorer)
     receiver = webhook.Receiver(wb, on_firing)

@@ -168,7 +168,7 @@ def _running(service: Service) -> bool:
 
 
 def _run_dir(wb: Workbench) -> Path:
-    """Where the run files of ``home``'s services are; made by :func:`start`, the one writer."""
+    """Where the run files of ``wb``'s services are; made by :func:`start`, the one writer."""
     return wb.layout.run
 
 
@@ -297,13 +297,13 @@ def stop(wb: Workbench, name: str, grace: float = 10.0) -> bool:
 
 
 def running(wb: Workbench) -> list[Service]:
-    """Every live service recorded under ``home``."""
+    """Every live service recorded under ``wb.home``."""
     names = [p.stem for p in sorted(_run_dir(wb).glob("*.json"))]
     return [s for s in (get(wb, n) for n in names) if s]
 
 
 def stop_all(wb: Workbench, keep: Iterable[str] = ()) -> list[str]:
-    """Stop every service recorded under ``home`` but those named in ``keep``; returns the names that were running."""
+    """Stop every service recorded under ``wb.home`` but those named in ``keep``; returns the names that were running."""
     kept = set(keep)
     names = [p.stem for p in sorted(_run_dir(wb).glob("*.json")) if p.stem not in kept]
     return [n for n in names if stop(wb, n)]

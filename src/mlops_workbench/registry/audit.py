@@ -6,7 +6,7 @@ retrain and re-release (lab 07): the retrain's start, data validation, pipeline 
 fresh window, the shadow and the canary, each line carrying the :class:`Lineage` that ties the chain together
 (the cause, the data commit, the run, the rollout).
 This module is the only one that knows the log's keys: writers hand it an entry (or a
-plain dict, as lab 03's learner code does through ``record=audit.append``), readers get
+plain dict, as lab 03's learner code does through ``record=audit.recorder(lab.wb)``), readers get
 ``AuditEntry`` objects back. Appends take a file lock, so lines written by concurrent
 processes never interleave; nothing ever rewrites the file.
 """
@@ -14,9 +14,10 @@ processes never interleave; nothing ever rewrites the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -191,6 +192,12 @@ def entry(fields: Mapping[str, Any] | AuditEntry) -> AuditEntry:
             f"This audit entry does not fit the audit log: {problems(err, AuditEntry)}. "
             "Correct those fields where the entry is built."
         ) from None
+
+
+def recorder(wb: Workbench, log: str = "registry") -> Callable[[Mapping[str, Any] | AuditEntry], AuditEntry]:
+    """``record(fields)``: :func:`append` to the audit log ``log`` of ``wb``'s state folder, as one function (what
+    lab 03's procedures take as ``record``)."""
+    return partial(append, wb, log=log)
 
 
 def append(wb: Workbench, fields: Mapping[str, Any] | AuditEntry, log: str = "registry") -> AuditEntry:

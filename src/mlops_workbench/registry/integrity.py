@@ -206,7 +206,7 @@ def fetch_verified(
 
 
 def stored_folder(wb: Workbench, name: str, version: str | int, client: MlflowClient | None = None) -> Path:
-    """Where the tracking server under ``home`` keeps the files of ``name`` version ``version`` on disk.
+    """Where the tracking server under ``wb.home`` keeps the files of ``name`` version ``version`` on disk.
 
     For inspecting (or, in a lab or test, deliberately tampering with) the stored
     artifact; serving and verification never read it directly, they download.

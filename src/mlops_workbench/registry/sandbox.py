@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -52,7 +51,7 @@ class Sandbox:
         ]
         self.folder = Path(tempfile.mkdtemp(prefix="registry-sandbox-"))
         self.audit_wb = Workbench(home=self.folder)  # the sandbox's own audit log, apart from any state folder
-        self.record = partial(audit.append, self.audit_wb)
+        self.record = audit.recorder(self.audit_wb)
 
     def __enter__(self) -> Self:
         return self

@@ -132,7 +132,7 @@ def failure_sentence(err: BaseException) -> str:
 
 
 class Dashboard:
-    """Live view of the rollout in ``home`` with fault-injection and abort buttons."""
+    """Live view of the rollout in ``wb`` with fault-injection and abort buttons."""
 
     def __init__(self, wb: Workbench, refresh_s: float = 1.0) -> None:
         import ipywidgets as w

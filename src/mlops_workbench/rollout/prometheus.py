@@ -173,7 +173,7 @@ def reconfigure(
 
     The router and model targets it already scrapes are kept (one started without reloads enabled is started
     again, on its port and data). Raises :class:`ServiceError` when no Prometheus
-    runs for ``home``, and :class:`PrometheusError` when it refuses the new config (its answer says why)."""
+    runs for ``wb``, and :class:`PrometheusError` when it refuses the new config (its answer says why)."""
     import httpx
 
     running = procs.get(wb, SERVICE)

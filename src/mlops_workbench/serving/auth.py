@@ -35,7 +35,7 @@ def ensure_token(wb: Workbench) -> str:
 
 
 def read_token(wb: Workbench) -> str:
-    """The admin token of ``home``, from ``WORKBENCH_ADMIN_TOKEN`` or the state folder's token file."""
+    """The admin token of ``wb``, from ``WORKBENCH_ADMIN_TOKEN`` or the state folder's token file."""
     if os.environ.get(TOKEN_ENV):
         return os.environ[TOKEN_ENV]
     path = wb.layout.admin_token

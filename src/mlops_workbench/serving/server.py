@@ -325,7 +325,7 @@ def start_server(
 ) -> procs.Service:
     """Start ``workbench serve`` as the background service ``name`` and wait until /health answers.
 
-    The server talks to the tracking server of the state folder ``home`` (see
+    The server talks to the tracking server of the state folder of ``wb`` (see
     :func:`mlops_workbench.tracking.uri`) and guards its admin API with that folder's token. Faults can
     be injected at run time only with ``allow_faults`` (or ``faults`` set at start). Stop it with
     ``procs.stop(name, home)``.
