@@ -29,7 +29,7 @@ def env(tmp_path_factory):
     finally:
         for cleanup in (procs.stop_all, tracking.down):
             try:
-                cleanup(home)
+                cleanup(Workbench.from_env(home))
             except Exception:  # noqa: BLE001 - the next step still has to run
                 pass
     assert not procs.running(Workbench.from_env(home))

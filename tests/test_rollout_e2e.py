@@ -44,7 +44,7 @@ def env(tmp_path_factory):
     finally:
         for cleanup in (ops.down, tracking.down, procs.stop_all):
             try:
-                cleanup(home)
+                cleanup(Workbench.from_env(home))
             except Exception:  # noqa: BLE001 - the next step still has to run
                 pass
     assert not procs.running(Workbench.from_env(home))
