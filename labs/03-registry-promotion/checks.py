@@ -325,7 +325,7 @@ def rolled_back(ctx: Context) -> None:
     if not log(ctx, action=ROLLBACK, outcome=ROLLED_BACK, version=production):
         fail(
             "The audit log has no line for this rollback: rollback writes record({**entry, 'outcome': "
-            "'rolled_back'}) after moving the aliases (call it with record=audit.recorder(lab.wb))."
+            "'rolled_back'}) after moving the aliases (pass it record=audit.recorder(lab.wb) as its audit writer)."
         )
     info = server_version(ctx)
     if info.get("version") != production:
