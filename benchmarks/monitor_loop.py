@@ -25,6 +25,7 @@ from mlops_workbench.monitoring.retrain import alert_cause, retrain
 from mlops_workbench.registry.verdicts import ShadowPolicy
 from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.load import BackgroundLoad
+from mlops_workbench.workbench import Workbench
 
 TARGET_S = 90.0
 MODEL = "iris-bench"
@@ -46,6 +47,7 @@ def main() -> dict:
         home = Path(tmp) / "home"
         home.mkdir()
         os.environ["WORKBENCH_HOME"] = str(home)
+        wb = Workbench.from_env(home)
         mark = time.monotonic()
 
         def lap(name: str) -> None:
@@ -55,29 +57,29 @@ def main() -> dict:
             mark = now
 
         try:
-            prepared = labkit.prepare(home, Path(tmp), MODEL)
+            prepared = labkit.prepare(wb, Path(tmp), MODEL)
             lap("setup")
             truth = labkit.send_month(prepared.router, 1, 300, "month-1")
             truth |= labkit.send_month(prepared.router, 2, 300, "month-2", labkit.LATER_MONTH)
-            window = labkit.logged(home, MODEL, "month-2")
+            window = labkit.logged(wb, MODEL, "month-2")
             report = drift.detect(prepared.reference, window)
             lap("traffic and drift")
             os.environ[labkit.SCORES_ENV] = str(labkit.write_scores(Path(tmp) / "scores.json", [report.scores()]))
-            stack.up(home, rules_path=_rules(Path(tmp)), scorer="mlops_workbench.monitoring.labkit:file_scorer")
-            alert = labkit.wait_for_alert(home, "FeatureDriftHigh", timeout=120)
-            stack.down(home)
+            stack.up(wb, rules_path=_rules(Path(tmp)), scorer="mlops_workbench.monitoring.labkit:file_scorer")
+            alert = labkit.wait_for_alert(wb, "FeatureDriftHigh", timeout=120)
+            stack.down(wb)
             lap("alert delivered")
             labelled = window.frame().assign(species=lambda f: f["request_id"].map(truth))
             labkit.commit_month(prepared.workspace, labelled, "month 2")
             fresh = scenarios.traffic(3, 150, labkit.LATER_MONTH)
             cause = alert_cause(alert.group_key, alert.firing, "FeatureDriftHigh")
-            result = retrain(prepared.workspace, fresh, cause, model_name=MODEL, home=home)
+            result = retrain(wb, prepared.workspace, fresh, cause, model_name=MODEL)
             lap("retrain")
             with BackgroundLoad(prepared.router, rps=40, seed=1):
                 released = release_after_shadow(
+                    wb,
                     result.version,
                     model_name=MODEL,
-                    home=home,
                     policy=ShadowPolicy(min_requests=150, min_agreement=0.9),
                     window_s=90,
                     rollout_policy="demo",
@@ -86,9 +88,9 @@ def main() -> dict:
             lap("shadow and canary")
         finally:
             os.environ.pop(labkit.SCORES_ENV, None)
-            stack.down(home)
-            LocalBackend(home, model_name=MODEL).down()
-            tracking.down(home)
+            stack.down(wb)
+            LocalBackend(wb, model_name=MODEL).down()
+            tracking.down(wb)
     loop = round(sum(v for k, v in times.items() if k != "setup"), 1)
     out = {"phases_s": times, "loop_s": loop, "target_s": TARGET_S, "within_target": loop <= TARGET_S}
     out["promoted"] = released.promoted

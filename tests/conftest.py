@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WORKBENCH_PROJECT", str(ROOT))
@@ -21,12 +25,22 @@ if _WORKER.startswith("gw") and _WORKER[2:].isdigit():
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh WORKBENCH_HOME; every service started under it is stopped afterwards."""
     from mlops_workbench import procs
+    from mlops_workbench.workbench import Workbench
 
     path = tmp_path / "home"
     path.mkdir()
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
     yield path
-    procs.stop_all(path)
+    procs.stop_all(Workbench.from_env(path))
+
+
+@pytest.fixture
+def wb(home) -> Workbench:
+    """The test's workbench: its state folder is :func:`home` (also in WORKBENCH_HOME, for the processes a test
+    starts), with the worker's port offset."""
+    from mlops_workbench.workbench import Workbench
+
+    return Workbench.from_env(home)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
 from mlops_workbench.labs.checks import fail
+from mlops_workbench.workbench import Workbench
 
 VALIDATE_TIMEOUT = 2400
 """Seconds for validating every variant of a drill: three real setups and repairs, on a busy 2-core machine."""
@@ -22,7 +23,11 @@ VALIDATE_TIMEOUT = 2400
 def _serve(name: str, home) -> procs.Service:
     port = procs.free_port()
     return procs.start(
-        name, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], port, health_path="/", home=home
+        Workbench.from_env(home),
+        name,
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        port,
+        health_path="/",
     )
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from mlops_workbench import data, registry, versioning
 from mlops_workbench.registry.candidates import candidate_workspace
 from mlops_workbench.versioning import Workspace
+from mlops_workbench.workbench import Workbench
 
 PER_CLASS = 10
 
@@ -48,15 +49,15 @@ def commit_data(ws: Workspace, frame: pd.DataFrame, message: str) -> str:
 
 def build(path: Path, home: Path, model: str = "iris") -> tuple[Workspace, str]:
     """The workspace with its first month trained, logged, registered and released; (workspace, version)."""
-    ws = candidate_workspace(path, home, frame=first_month())
+    ws = candidate_workspace(Workbench.from_env(home), path, frame=first_month())
     ws.dvc("repro", "--quiet")
     ws.commit("Train on the first month")
-    run_id = versioning.log_model_run(ws, experiment="retrain", home=home)
-    version = str(registry.register(run_id, model, home=home).version)
-    registry.release(model, version, approver="lead", reason="first month in production", home=home)
+    run_id = versioning.log_model_run(Workbench.from_env(home), ws, experiment="retrain")
+    version = str(registry.register(Workbench.from_env(home), run_id, model).version)
+    registry.release(Workbench.from_env(home), model, version, approver="lead", reason="first month in production")
     return ws, version
 
 
 def production(model: str = "iris", home: Path | None = None) -> str | None:
-    found = registry.get_alias(model, "production", home=home)
+    found = registry.get_alias(Workbench.from_env(home), model, "production")
     return str(found.version) if found is not None else None

@@ -22,6 +22,7 @@ from mlops_workbench import data, procs
 from mlops_workbench.serving import auth
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.serving.server import start_server
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 
@@ -157,23 +158,23 @@ def expected(tmp_path_factory, save_iris_model) -> tuple[Path, Path, list]:
     home = tmp_path_factory.mktemp("fuzz-home")
     path, model = save_iris_model(home)
     yield home, path, model.predict(pd.DataFrame(ROWS, columns=F)).tolist()
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expected):
     fuzz_home, model_path, labels = expected
-    server = start_server(str(model_path), name="fuzz-model", home=fuzz_home, allow_faults=True)
+    server = start_server(Workbench.from_env(fuzz_home), str(model_path), name="fuzz-model", allow_faults=True)
     port = procs.free_port()
     router = procs.start(
+        Workbench.from_env(fuzz_home),
         "fuzz-router",
         procs.workbench_cmd(
             "router", "--stable", server.url, "--canary", server.url, "--weight", "50", "--port", str(port)
         ),
         port,
         health_path="/health",
-        home=fuzz_home,
     )
-    sender = Sender(auth.headers(auth.read_token(fuzz_home)))
+    sender = Sender(auth.headers(auth.read_token(Workbench.from_env(fuzz_home))))
 
     @FUZZ
     @given(path=st.sampled_from(["/predict", "/invocations"]), body=BODIES, content_type=CONTENT_TYPES)
@@ -221,4 +222,6 @@ def test_a_thousand_hostile_requests_get_4xx_and_the_servers_keep_serving(expect
         answer = httpx.post(base + "/predict", json={"instances": ROWS}, timeout=10)
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == labels
-    assert procs.get("fuzz-model", fuzz_home) and procs.get("fuzz-router", fuzz_home)
+    assert procs.get(Workbench.from_env(fuzz_home), "fuzz-model") and procs.get(
+        Workbench.from_env(fuzz_home), "fuzz-router"
+    )

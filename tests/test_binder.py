@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from mlops_workbench import procs
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [
     pytest.mark.slow,
@@ -94,7 +95,7 @@ def test_postbuild_and_start_in_a_fresh_environment_serve_mlflow_through_the_pro
             timeout=600,
         )
         assert up.returncode == 0, up.stdout + up.stderr
-        mlflow = procs.get("mlflow", state)
+        mlflow = procs.get(Workbench.from_env(state), "mlflow")
         assert mlflow is not None, "binder/start puts the state folder in $HOME/.workbench"
         url = f"http://127.0.0.1:{port}{PREFIX}proxy/{mlflow.port}/"
         deadline, answer = time.monotonic() + 180, None
@@ -111,6 +112,6 @@ def test_postbuild_and_start_in_a_fresh_environment_serve_mlflow_through_the_pro
         api = httpx.get(url + "api/2.0/mlflow/experiments/search?max_results=5", timeout=30)
         assert api.status_code == 200 and "Default" in api.text, api.text[:500]  # not refused as a foreign host
     finally:
-        procs.stop_all(state)
+        procs.stop_all(Workbench.from_env(state))
         procs.signal_group(server.pid, 15)
         server.wait(30)

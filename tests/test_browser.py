@@ -27,6 +27,8 @@ from browser import (
     write_notebook,
 )
 
+from mlops_workbench.workbench import Workbench
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
@@ -48,7 +50,7 @@ def state(tmp_path_factory) -> Path:
 
     home = tmp_path_factory.mktemp("browser-home")
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +139,18 @@ REGISTRY = [
     "import pandas as pd\n"
     "from mlops_workbench import registry, tracking\n"
     "from mlops_workbench.registry import audit, candidates, panel\n"
-    "tracking.up()\n"
-    "vs = [registry.register(candidates.log_candidate({'C': c}, experiment='browser'), 'browser-iris') for c in (1.0, 10.0)]\n"
+    "tracking.up(lab.wb)\n"
+    "vs = [registry.register(lab.wb, candidates.log_candidate({'C': c}, experiment='browser'), 'browser-iris') for c in (1.0, 10.0)]\n"
     "for v in vs:\n"
-    "    registry.promote('browser-iris', v.version, 'staging', approver='setup', reason='candidate')\n"
-    "registry.promote('browser-iris', vs[0].version, 'production', approver='setup', reason='first')\n"
+    "    registry.promote(lab.wb, 'browser-iris', v.version, 'staging', approver='setup', reason='candidate')\n"
+    "registry.promote(lab.wb, 'browser-iris', vs[0].version, 'production', approver='setup', reason='first')\n"
     "from mlops_workbench.registry import gate\n"
     "for tag, value in ((gate.COST_TAG, '0.0125'), (gate.COST_CURRENCY_TAG, 'EUR'), (gate.LATENCY_TAG, '1.75')):\n"
-    "    tracking.client().set_model_version_tag('browser-iris', vs[0].version, tag, value)  # as cost.record does\n"
-    "print('MLflow UI:', tracking.ui(open_browser=False))",
+    "    tracking.client(lab.wb).set_model_version_tag('browser-iris', vs[0].version, tag, value)  # as cost.record does\n"
+    "print('MLflow UI:', tracking.ui(lab.wb, open_browser=False))",
     "rules = {'metric': 'f1_macro', 'min_gain': -1.0, 'non_regression': [], 'min_accuracy': 0.0}\n"
-    "panel.panel('browser-iris', rules=rules, approver='browser-test')",
-    "pd.DataFrame(audit.read())",
+    "panel.panel(lab.wb, 'browser-iris', rules=rules, approver='browser-test')",
+    "pd.DataFrame(audit.read(lab.wb))",
 ]
 
 
@@ -157,7 +159,7 @@ def production(state: Path, name: str) -> str:
 
     from mlops_workbench import procs
 
-    url = procs.get("mlflow", state).url
+    url = procs.get(Workbench.from_env(state), "mlflow").url
     return str(MlflowClient(tracking_uri=url, registry_uri=url).get_model_version_by_alias(name, "production").version)
 
 
@@ -193,7 +195,7 @@ def test_registry_panel_promote_and_rollback_change_the_registry(page, state, la
     # the MLflow UI through jupyter-server-proxy (/proxy/<port>/), as the lab prints it
     from mlops_workbench import procs
 
-    port = procs.get("mlflow", state).port
+    port = procs.get(Workbench.from_env(state), "mlflow").port
     mlflow = page.context.new_page()
     response = mlflow.goto(f"{lab_url}/proxy/{port}/")
     assert response.status == 200
@@ -206,10 +208,10 @@ def test_registry_panel_promote_and_rollback_change_the_registry(page, state, la
 def test_mlflow_launcher_tile_opens_the_state_folders_mlflow_ui(page, state):
     from mlops_workbench import procs, tracking
 
-    tracking.up(home=state)  # the tile forwards to the state folder's server, on whatever port it got
-    assert procs.get("mlflow", state) is not None
-    if tracking.client(state).get_experiment_by_name("launcher-tile") is None:
-        tracking.client(state).create_experiment("launcher-tile")  # what the UI must list
+    tracking.up(Workbench.from_env(state))  # the tile forwards to the state folder's server, on whatever port it got
+    assert procs.get(Workbench.from_env(state), "mlflow") is not None
+    if tracking.client(Workbench.from_env(state)).get_experiment_by_name("launcher-tile") is None:
+        tracking.client(Workbench.from_env(state)).create_experiment("launcher-tile")  # what the UI must list
     tile = launcher_tile(page, "MLflow")
     with page.context.expect_page(timeout=120_000) as opened:
         tile.click()
@@ -227,15 +229,15 @@ DASHBOARD = [
     "from mlops_workbench.rollout.backends.local import LocalBackend\n"
     "from mlops_workbench.rollout.load import BackgroundLoad\n"
     "from mlops_workbench.rollout.policy import builtin\n"
-    "versions = prepare.ensure_versions(model_name='browser-canary', roles=('stable', 'candidate'))\n"
-    "prepare.reset_production(versions.stable, model_name='browser-canary')\n"
-    "traffic = BackgroundLoad(LocalBackend(model_name='browser-canary').up(), 40, seed=3).start()\n"
-    "board = dashboard.Dashboard().start()\n"
+    "versions = prepare.ensure_versions(lab.wb, model_name='browser-canary', roles=('stable', 'candidate'))\n"
+    "prepare.reset_production(lab.wb, versions.stable, model_name='browser-canary')\n"
+    "traffic = BackgroundLoad(LocalBackend(lab.wb, model_name='browser-canary').up(), 40, seed=3).start()\n"
+    "board = dashboard.Dashboard(lab.wb).start()\n"
     "display(board.widget)",
-    "ops.start(builtin('demo'), versions.candidate, model_name='browser-canary', background=True)\n"
+    "ops.start(lab.wb, builtin('demo'), versions.candidate, model_name='browser-canary', background=True)\n"
     "print('rollout started in the background: the cell returns, the buttons act')",
-    "final = ops.wait(timeout=300)\nprint('FINAL', final.phase, '-', final.reason)",
-    "traffic.stop(); board.stop(); print('stopped:', ops.down())",
+    "final = ops.wait(lab.wb, timeout=300)\nprint('FINAL', final.phase, '-', final.reason)",
+    "traffic.stop(); board.stop(); print('stopped:', ops.down(lab.wb))",
 ]
 
 
@@ -252,7 +254,7 @@ def test_dashboard_updates_during_a_rollout_and_its_abort_button_acts(page, stat
     page.get_by_text(re.compile(r"canary weight [1-9][0-9]?%")).first.wait_for(timeout=240_000)
     page.get_by_text(re.compile(r"successful|inconclusive|failed")).first.wait_for(timeout=120_000)
     shot(page, "dashboard-during-rollout")
-    running = st.load(state)
+    running = st.load(Workbench.from_env(state))
     assert running is not None and not running.done, "the rollout ended before the button could act"
     page.get_by_role("button", name="Abort rollout").click()
     run_cell(page, "c2")

@@ -24,6 +24,7 @@ from browser import (
 )
 
 from mlops_workbench import procs
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,7 +54,7 @@ CELLS = [
 def state(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("drift-home")
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 def test_the_drift_report_renders_inline_in_jupyterlab(state, tmp_path_factory):

@@ -2,7 +2,7 @@
 
 JupyterLab starts like `make lab` (tests/browser.py) on a fresh state folder while another program holds the
 tracking server's default port. First the tile's page says at once that no tracking server runs and how to start
-one; then ``tracking.up()`` starts one on the next free port, and the same page turns into the MLflow UI by
+one; then ``tracking.up(wb)`` starts one on the next free port, and the same page turns into the MLflow UI by
 itself, as does the launcher tile. Screenshots go to build/screenshots/.
 """
 
@@ -18,6 +18,7 @@ import pytest
 from browser import CHROMIUM, chromium, jupyterlab, launcher_tile, shot
 
 from mlops_workbench import procs, settings, tracking
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,7 +32,7 @@ pytestmark = [
 def state(tmp_path_factory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("browser-mlflow-home")
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def browser(tmp_path_factory):
 
 
 def test_without_a_tracking_server_the_tile_says_at_once_how_to_start_one(browser, lab_url, state) -> None:
-    assert procs.get(tracking.SERVICE, state) is None
+    assert procs.get(Workbench.from_env(state), tracking.SERVICE) is None
     page = browser.new_page()
     started = time.monotonic()
     response = page.goto(f"{lab_url}/mlflow/", timeout=60_000)  # the first request also starts the forwarder
@@ -64,7 +65,7 @@ def test_without_a_tracking_server_the_tile_says_at_once_how_to_start_one(browse
     assert response.status == 503
     text = page.locator("p").inner_text()
     assert text.startswith(f"No MLflow tracking server is running for the state folder {state}")
-    assert "workbench mlflow up" in text and "tracking.up()" in text
+    assert "workbench mlflow up" in text and "tracking.up(lab.wb)" in text
     started = time.monotonic()
     page.reload()  # now that the forwarder runs, the answer is immediate
     assert time.monotonic() - started < 5 and "No MLflow tracking server" in page.locator("p").inner_text()
@@ -80,10 +81,10 @@ def test_the_tile_finds_a_tracking_server_that_had_to_move(
     waiting.goto(f"{lab_url}/mlflow/")
     assert "No MLflow tracking server" in waiting.locator("p").inner_text()
 
-    tracking.up(home=state, timeout=300)  # generous: a busy machine can take minutes to start mlflow
-    moved = procs.get(tracking.SERVICE, state).port
+    tracking.up(Workbench.from_env(state), timeout=300)  # generous: a busy machine can take minutes to start mlflow
+    moved = procs.get(Workbench.from_env(state), tracking.SERVICE).port
     assert moved != default_port_taken
-    tracking.client(state).create_experiment("moved-port")  # what the UI must list
+    tracking.client(Workbench.from_env(state)).create_experiment("moved-port")  # what the UI must list
 
     # the waiting page reloads itself into the MLflow UI of the moved server (maybe before the experiment existed)
     waiting.wait_for_function("() => document.title.includes('MLflow')", timeout=120_000)

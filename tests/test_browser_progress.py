@@ -14,6 +14,7 @@ from browser import CHROMIUM, chromium, jupyterlab, launcher_tile, shot
 from mlops_workbench import procs, settings
 from mlops_workbench.labs import checklog
 from mlops_workbench.labs.report import CheckResult, Report
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [
     pytest.mark.browser,
@@ -64,7 +65,7 @@ def state(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("progress-home")
     graded(home)
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 def test_progress_tile_opens_the_learners_progress_page(state, tmp_path_factory):
@@ -93,7 +94,7 @@ def test_progress_tile_opens_the_learners_progress_page(state, tmp_path_factory)
         passed = CheckResult(
             id="hello-file", description="hello-file", status="passed", score=1, max_score=1, visibility="public"
         )
-        checklog.append(state, "00-welcome", "check", [passed])
+        checklog.append(Workbench.from_env(state), "00-welcome", "check", [passed])
         progress.reload()
         progress.get_by_text("Your progress").wait_for()
         assert "sample does not match a draw" in progress.locator(".next").inner_text()

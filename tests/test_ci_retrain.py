@@ -12,6 +12,7 @@ from mlops_workbench.ci.runner import run_workflow
 from mlops_workbench.ci.workflow import triggers, validate
 from mlops_workbench.ci.yamldoc import YamlDoc
 from mlops_workbench.versioning.workspace import locked_md5
+from mlops_workbench.workbench import Workbench
 
 
 def test_the_retrain_workflow_is_valid_clean_and_triggered_by_data_commits(tmp_path):
@@ -41,7 +42,7 @@ def test_the_retrain_workflow_is_valid_clean_and_triggered_by_data_commits(tmp_p
 @pytest.mark.slow
 def test_the_retrain_workflow_reproduces_a_data_commit_with_the_local_runner(tmp_path):
     home = tmp_path / "home"
-    ws = versioning.init_workspace(tmp_path / "workspace", home=home)
+    ws = versioning.init_workspace(Workbench.from_env(home), tmp_path / "workspace")
     data.save_csv(first_month(), ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     versioning.write_params(ws)

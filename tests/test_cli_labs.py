@@ -93,7 +93,7 @@ def test_grade_records_its_seed_and_seed_replays_the_hidden_scenarios(project, t
     assert (seed == 7) == (message == seven[0][1]), "a fresh seed draws its own case"
 
 
-def test_down_stops_one_named_service_and_names_the_running_ones(home):
+def test_down_stops_one_named_service_and_names_the_running_ones(home, wb):
     import sys
 
     from mlops_workbench import procs
@@ -101,11 +101,7 @@ def test_down_stops_one_named_service_and_names_the_running_ones(home):
     for name in ("svc-a", "a-much-longer-service-name-b"):
         port = procs.free_port()
         procs.start(
-            name,
-            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-            port,
-            health_path="/",
-            home=home,
+            wb, name, [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], port, health_path="/"
         )
     listing = runner.invoke(app, ["ps"]).output.splitlines()
     assert listing[0].split() == ["NAME", "PID", "URL", "LOG"] and len(listing) == 3
@@ -116,8 +112,8 @@ def test_down_stops_one_named_service_and_names_the_running_ones(home):
     assert len(starts) == 1, listing  # the pid column starts at the same place on every line, whatever the names
     result = runner.invoke(app, ["down", "svc-a"])
     assert result.exit_code == 0 and "stopped svc-a" in result.output
-    assert procs.get("svc-a", home) is None and procs.get("a-much-longer-service-name-b", home) is not None
+    assert procs.get(wb, "svc-a") is None and procs.get(wb, "a-much-longer-service-name-b") is not None
     result = runner.invoke(app, ["down", "lab03-serve"])
     assert result.exit_code == 1 and "No service 'lab03-serve'" in result.output and "service-name-b" in result.output
     result = runner.invoke(app, ["down"])
-    assert result.exit_code == 0 and "service-name-b" in result.output and procs.running(home) == []
+    assert result.exit_code == 0 and "service-name-b" in result.output and procs.running(wb) == []

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlops_workbench import doctor, procs
+from mlops_workbench.workbench import Workbench
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def home(tmp_path: Path):
     path = tmp_path / "home"
     path.mkdir()
     yield path
-    procs.stop_all(path)
+    procs.stop_all(Workbench.from_env(path))
 
 
 def test_python_version_outside_requires_python_fails():
@@ -110,36 +111,36 @@ def test_git_and_dvc_are_found_here():
         assert result.status == "OK" and result.detail[0].isalnum(), result
 
 
-def test_port_taken_by_another_program_warns(home):
+def test_port_taken_by_another_program_warns(home, wb):
     port = procs.free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
         sock.listen()
-        result = doctor.check_ports({port: "test"}, home=home)
+        result = doctor.check_ports(wb, {port: "test"})
     assert result.status == "WARN" and str(port) in result.detail and f":{port}" in result.fix
-    assert doctor.check_ports({port: "test"}, home=home).status == "OK"
+    assert doctor.check_ports(wb, {port: "test"}).status == "OK"
 
 
-def test_port_held_by_a_workbench_service_is_ok(home):
+def test_port_held_by_a_workbench_service_is_ok(home, wb):
     port = procs.free_port()
     procs.start(
+        wb,
         "web",
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         port,
         health_path="/",
         timeout=30,
-        home=home,
     )
-    result = doctor.check_ports({port: "test"}, home=home)
+    result = doctor.check_ports(wb, {port: "test"})
     assert result.status == "OK" and f"{port} (web)" in result.detail
 
 
 def test_unwritable_state_folder_fails(tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    result = doctor.check_home(not_a_folder)
+    result = doctor.check_home(Workbench.from_env(not_a_folder))
     assert result.status == "FAIL" and "WORKBENCH_HOME" in result.fix
-    assert doctor.check_home(tmp_path).status == "OK"
+    assert doctor.check_home(Workbench.from_env(tmp_path)).status == "OK"
     assert list(tmp_path.iterdir()) == [not_a_folder]  # the probe file is cleaned up
 
 
@@ -156,7 +157,7 @@ def test_cli_exits_non_zero_on_fail(monkeypatch):
     from mlops_workbench.cli.main import app
 
     bad = [doctor.CheckResult(name="git", status="FAIL", detail="git not found", fix="install git")]
-    monkeypatch.setattr(doctor, "run_all", lambda: bad)
+    monkeypatch.setattr(doctor, "run_all", lambda wb: bad)
     result = CliRunner().invoke(app, ["doctor", "--json"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert json.loads(result.stdout)[0]["status"] == "FAIL"

@@ -18,6 +18,7 @@ from mlops_workbench.cli.main import app
 from mlops_workbench.drills import catalog, grading, session, variants
 from mlops_workbench.drills.base import DrillError
 from mlops_workbench.drills.spec import CheckOutcome, DrillReport
+from mlops_workbench.workbench import Workbench
 
 runner = CliRunner()
 
@@ -97,19 +98,19 @@ def test_shuffled_list_says_what_it_left_out(home, monkeypatch):
     assert result.exit_code == 0 and "left out metrics-down" in result.output and "prometheus" in result.output
 
 
-def test_reset_all_resets_every_drill_that_left_a_folder(home):
-    session.start("schema-break", home=home)
+def test_reset_all_resets_every_drill_that_left_a_folder(home, wb):
+    session.start(wb, "schema-break")
     stray = settings.layout(home).drills.folder(catalog.get("triple-v").spec.handle)
     stray.mkdir(parents=True)
     result = runner.invoke(app, ["drill", "reset", "--all"])
     assert result.exit_code == 0 and "schema-break" in result.output and "triple-v" in result.output
     assert not stray.exists()
     assert not settings.layout(home).drills.folder(catalog.get("schema-break").spec.handle).exists()
-    assert session.current(home) is None
+    assert session.current(wb) is None
     assert "nothing to reset" in runner.invoke(app, ["drill", "reset", "--all"]).output
 
 
-def test_schema_break_through_the_cli(home):
+def test_schema_break_through_the_cli(home, wb):
     """start (setup) -> check fails (exit 1, report) -> hint -> reference fix -> check passes -> reset."""
     assert runner.invoke(app, ["drill", "start", "schema-break"]).exit_code == 0
     status = json.loads(runner.invoke(app, ["drill", "status", "--json"]).output)
@@ -121,19 +122,19 @@ def test_schema_break_through_the_cli(home):
     assert all(f["message"] for f in report["failed"])
     assert "hint 1/" in runner.invoke(app, ["drill", "hint"]).output
     drill = drills.get("schema-break")
-    drill.reference_fix(drill.context(home))
+    drill.reference_fix(drill.context(wb))
     fixed = runner.invoke(app, ["drill", "check", "--json"])
     assert fixed.exit_code == 0, fixed.output
     report = json.loads(fixed.output)
     assert report["passed"] and report["hints_used"] == 1 and report["failed"] == [] and report["seconds"] > 0
     assert len(list((home / "drills" / "reports").glob("schema-break-*.json"))) == 2
     assert runner.invoke(app, ["drill", "reset"]).exit_code == 0
-    assert not (home / "drills" / drill.spec.handle).exists() and session.current(home) is None
+    assert not (home / "drills" / drill.spec.handle).exists() and session.current(wb) is None
 
 
 def test_schema_break_guards_catch_every_destructive_fix(home):
     drill = drills.get("schema-break")
-    ctx = drill.context(home)
+    ctx = drill.context(Workbench.from_env(home))
     for name, destroy in drill.destructive_fixes().items():
         drill.reset(ctx)
         drill.prepare(ctx, 3)
@@ -153,7 +154,7 @@ def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_
     checkout.mkdir()
     (checkout / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "--no-such-option"\n')
     drill = drills.get("schema-break")
-    ctx = drill.context(checkout / ".workbench")
+    ctx = drill.context(Workbench.from_env(checkout / ".workbench"))
     drill.prepare(ctx, 0)
     try:
         by_hand = subprocess.run(
@@ -169,7 +170,7 @@ def test_drill_tests_run_by_hand_ignore_the_project_around_the_state_folder(tmp_
         drill.reset(ctx)
 
 
-def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, monkeypatch):
+def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, monkeypatch, wb):
     """A drill's setup starts the tracking server; `workbench drill validate` must not leave it running, nor stop
     a service that was running before it."""
     from mlops_workbench import procs
@@ -180,9 +181,9 @@ def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, 
 
     def serve(name):
         port = procs.free_port()
-        return procs.start(name, [*http_server, str(port)], port, health_path="/", home=home)
+        return procs.start(wb, name, [*http_server, str(port)], port, health_path="/")
 
-    def fake_validation(drill, where, say, thorough):
+    def fake_validation(wb, drill, say, thorough):
         started.append(serve("started-by-setup"))
         raise DrillError("setup went wrong")  # the services go even when a drill fails
 
@@ -190,31 +191,31 @@ def test_validate_stops_what_the_drills_started_and_keeps_what_ran_before(home, 
     monkeypatch.setattr(v, "validate_drill", fake_validation)
     try:
         with pytest.raises(DrillError):
-            v.validate(["schema-break"], home)
-        assert not alive(started[0].pid) and [s.name for s in procs.running(home)] == ["before"]
+            v.validate(wb, ["schema-break"])
+        assert not alive(started[0].pid) and [s.name for s in procs.running(wb)] == ["before"]
         assert alive(before.pid)
     finally:
-        procs.stop_all(home)
+        procs.stop_all(wb)
 
 
-def test_a_passing_check_stops_what_the_drill_started_and_keeps_what_ran_before(home, monkeypatch):
+def test_a_passing_check_stops_what_the_drill_started_and_keeps_what_ran_before(home, monkeypatch, wb):
     from drill_fakes import FakeDrill, _serve, install
 
     from mlops_workbench import procs
 
     install(monkeypatch, FakeDrill("fake-one"))
     before = _serve("learners-own", home)
-    session.start("fake-one", home=home)
+    session.start(wb, "fake-one")
     drill = catalog.get("fake-one")
-    started = procs.get(drill.context(home).server, home)
+    started = procs.get(wb, drill.context(wb).server)
     assert started is not None
-    assert not session.check(home).passed and procs.get(started.name, home) is not None  # still working on it
-    drill.reference_fix(drill.context(home))
-    report = session.check(home)
-    assert report.passed and procs.get(started.name, home) is None and procs.alive(before.pid)
-    assert session.check(home) == report  # a finished drill is not graded again
-    session.reset(home)
-    assert procs.alive(before.pid) and session.current(home) is None
+    assert not session.check(wb).passed and procs.get(wb, started.name) is not None  # still working on it
+    drill.reference_fix(drill.context(wb))
+    report = session.check(wb)
+    assert report.passed and procs.get(wb, started.name) is None and procs.alive(before.pid)
+    assert session.check(wb) == report  # a finished drill is not graded again
+    session.reset(wb)
+    assert procs.alive(before.pid) and session.current(wb) is None
 
 
 def test_two_seeds_of_a_drill_break_different_things_each_graded_correctly(home):
@@ -223,7 +224,7 @@ def test_two_seeds_of_a_drill_break_different_things_each_graded_correctly(home)
     from mlops_workbench.drills import schema_break
 
     drill = drills.get("schema-break")
-    ctx = drill.context(home)
+    ctx = drill.context(Workbench.from_env(home))
     seeds = variants.seeds(drill.variants, drill.name)
     delivered = {}
     for key, wrong in (("millimetres", "inches"), ("inches", "millimetres")):
@@ -246,28 +247,28 @@ def test_two_seeds_of_a_drill_break_different_things_each_graded_correctly(home)
     drill.reset(ctx)
 
 
-def test_start_with_a_seed_breaks_the_same_thing_again_and_the_report_shows_the_seed(home):
-    first = session.start("schema-break", home=home, seed=41)
-    data = drills.get("schema-break").context(home).folder / "repo" / "data" / "iris.csv"
+def test_start_with_a_seed_breaks_the_same_thing_again_and_the_report_shows_the_seed(home, wb):
+    first = session.start(wb, "schema-break", seed=41)
+    data = drills.get("schema-break").context(wb).folder / "repo" / "data" / "iris.csv"
     delivered = data.read_bytes()
-    again = session.start("schema-break", home=home, seed=41)
+    again = session.start(wb, "schema-break", seed=41)
     assert (first.seed, first.variant) == (again.seed, again.variant) == (41, drills.get("schema-break").pick(41).key)
     assert data.read_bytes() == delivered
-    report = session.check(home)
+    report = session.check(wb)
     assert report.seed == 41 and report.variant is None  # the variant is named once the drill is passed
     assert "--seed" in runner.invoke(app, ["drill", "start", "--help"]).output
-    session.reset(home)
+    session.reset(wb)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(VALIDATE_TIMEOUT)
-def test_validate_covers_every_variant_of_schema_break(home):
+def test_validate_covers_every_variant_of_schema_break(home, wb):
     """Per variant: broken fails, the reference fix passes, deleting the repository after it fails; every other
     destructive fix fails on the first variant."""
     from mlops_workbench.drills import validate as v
 
     drill = drills.get("schema-break")
-    result = v.validate_drill(drill, home)
+    result = v.validate_drill(wb, drill)
     assert result.ok, result.model_dump()
     by_variant = {}
     for case in result.cases:

@@ -38,20 +38,20 @@ def fakes(home, monkeypatch):
     )
 
 
-def test_an_interview_runs_drills_in_a_row_and_leaves_a_scorecard_and_no_process(home, fakes):
-    running, left_out = interview.start(2, seed=4, home=home, probe=lambda tool: False)
+def test_an_interview_runs_drills_in_a_row_and_leaves_a_scorecard_and_no_process(home, fakes, wb):
+    running, left_out = interview.start(wb, 2, seed=4, probe=lambda tool: False)
     assert "fake-c" in left_out and all(slot.drill != "fake-c" for slot in running.slots)
     first, second = (slot.drill for slot in running.slots)
-    state = session.current(home)
+    state = session.current(wb)
     assert state.drill == first and state.blind and state.interview == running.id
     assert state.seed == running.slots[0].seed
     drill = catalog.get(first)
-    drill.reference_fix(drill.context(home))
-    assert interview.check(home).passed
-    assert session.current(home).drill == second and interview.current(home).current == 1  # set up by the check
-    session.hint(home)
-    folder = interview.give_up(home)
-    assert interview.current(home) is None and session.current(home) is None
+    drill.reference_fix(drill.context(wb))
+    assert interview.check(wb).passed
+    assert session.current(wb).drill == second and interview.current(wb).current == 1  # set up by the check
+    session.hint(wb)
+    folder = interview.give_up(wb)
+    assert interview.current(wb) is None and session.current(wb) is None
     card = Scorecard.model_validate_json((folder / "scorecard.json").read_text())
     assert [row.outcome for row in card.rows] == [Outcome.PASSED, Outcome.GIVEN_UP]
     assert [row.drill for row in card.rows] == [first, second] and card.passed == 1
@@ -59,23 +59,23 @@ def test_an_interview_runs_drills_in_a_row_and_leaves_a_scorecard_and_no_process
     assert card.par_seconds == sum(catalog.get(n).spec.minutes * 60 for n in (first, second))
     page = (folder / "scorecard.html").read_text()
     assert "Interview scorecard" in page and catalog.get(second).spec.title() in page and "given-up" in page
-    assert procs.running(home) == []
+    assert procs.running(wb) == []
 
 
-def test_interview_through_the_cli_a_passing_check_moves_on_and_stop_ends_it(home, fakes):
+def test_interview_through_the_cli_a_passing_check_moves_on_and_stop_ends_it(home, fakes, wb):
     started = runner.invoke(app, ["drill", "interview", "--count", "2", "--seed", "9"])
     assert started.exit_code == 0, started.output
     assert "drill 1/2: incident 9" in started.output and "seed 9" in started.output
     assert "An interview is already running" in runner.invoke(app, ["drill", "interview", "--count", "1"]).output
     status = json.loads(runner.invoke(app, ["drill", "interview", "status", "--json"]).output)
     assert status["drill"] == 1 and status["drills"] == 2 and status["done"] == []
-    drill = catalog.get(session.current(home).drill)
-    drill.reference_fix(drill.context(home))
+    drill = catalog.get(session.current(wb).drill)
+    drill.reference_fix(drill.context(wb))
     passed = runner.invoke(app, ["drill", "check"])
     assert passed.exit_code == 0 and "drill 2/2: incident 9" in passed.output, passed.output
     stopped = runner.invoke(app, ["drill", "interview", "stop"])
     assert stopped.exit_code == 0 and "interview over" in stopped.output and "scorecard.html" in stopped.output
-    (folder,) = interview.folder("x", home).parent.iterdir()
+    (folder,) = interview.folder(wb, "x").parent.iterdir()
     card = Scorecard.model_validate_json((folder / "scorecard.json").read_text())
     assert [row.outcome for row in card.rows] == [Outcome.PASSED, Outcome.GIVEN_UP] and card.score < 100
     assert "No interview is running" in runner.invoke(app, ["drill", "interview", "stop"]).output

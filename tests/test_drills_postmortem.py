@@ -15,6 +15,7 @@ from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.postmortem_spec import PostMortem, PostMortemTruth
 from mlops_workbench.registry.audit import AuditEntry
 from mlops_workbench.rollout import events
+from mlops_workbench.workbench import Workbench
 
 ONSET = datetime(2026, 11, 4, 10, 2, 13, tzinfo=UTC)
 TRUTH = PostMortemTruth(
@@ -139,14 +140,14 @@ def test_truth_from_the_audit_log_and_the_event_log():
     assert truth.share_affected == pytest.approx(15 / 60) and truth.version == "4"
 
 
-def test_record_writes_a_validated_postmortem(home):
+def test_record_writes_a_validated_postmortem(home, wb):
     fields = answer().model_dump(mode="json")
-    path = drills.record("bad-model", home=home, **fields)
+    path = drills.record(wb, "bad-model", **fields)
     assert yaml.safe_load(path.read_text())["requests_affected"] == 41
     with pytest.raises(ValueError):
-        drills.record("bad-model", home=home, **{**fields, "root_cause": "gremlins"})
+        drills.record(wb, "bad-model", **{**fields, "root_cause": "gremlins"})
     with pytest.raises(DrillError, match="takes no record"):
-        drills.record("schema-break", home=home, cause="x")
+        drills.record(wb, "schema-break", cause="x")
 
 
 @pytest.mark.parametrize(
@@ -171,7 +172,7 @@ def test_a_bad_postmortem_fails_only_its_check_naming_each_field(tmp_path, text,
 
     drill = FakeDrill("hostile", serve=False)
     drill.spec = drill.spec.model_copy(update={"incident": True})
-    ctx = drill.context(tmp_path / "home")
+    ctx = drill.context(Workbench.from_env(tmp_path / "home"))
     ctx.save_facts(ready=True)
     (ctx.folder / "fixed").write_text("yes")
     ctx.postmortem_path.write_text(text)
@@ -183,14 +184,14 @@ def test_a_bad_postmortem_fails_only_its_check_naming_each_field(tmp_path, text,
     assert ctx.postmortem_path.read_text() == text
 
 
-def test_recording_a_bad_postmortem_names_each_field_and_writes_nothing(home):
+def test_recording_a_bad_postmortem_names_each_field_and_writes_nothing(home, wb):
     from mlops_workbench.errors import InputError
 
     with pytest.raises(InputError) as caught:
         drills.record(
+            wb,
             "bad-model",
-            home=home,
             **{**answer().model_dump(mode="json"), "began_at": "yesterday", "requests_affected": [1, 2]},
         )
     assert "'yesterday'" in str(caught.value) and "requests_affected: " in str(caught.value)
-    assert not drills.get("bad-model").context(home).postmortem_path.exists()
+    assert not drills.get("bad-model").context(wb).postmortem_path.exists()

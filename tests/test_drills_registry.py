@@ -13,14 +13,15 @@ from drill_fakes import VALIDATE_TIMEOUT
 
 from mlops_workbench import drills, procs, registry, settings, tracking
 from mlops_workbench.drills import grading, reproducibility, validate, variants
+from mlops_workbench.workbench import Workbench
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("drills-home")
-    tracking.up(port=procs.free_port(), home=home, timeout=300)
+    tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=300)
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 def failed(drill, ctx) -> set[str]:
@@ -31,7 +32,7 @@ def cycle(name: str, home: Path, broken: set[str], variant: str | None = None) -
     """setup (of ``variant``, default the first) -> exactly ``broken`` fail (guards pass) -> reference fix -> all
     pass -> reset cleans up. Returns the facts the setup saved."""
     drill = drills.get(name)
-    ctx = drill.context(home)
+    ctx = drill.context(Workbench.from_env(home))
     drill.reset(ctx)
     seeds = variants.seeds(drill.variants, name)
     drill.prepare(ctx, seeds[variant or drill.variants[0].key])
@@ -41,8 +42,8 @@ def cycle(name: str, home: Path, broken: set[str], variant: str | None = None) -
     assert failed(drill, ctx) == set()
     drill.reset(ctx)
     assert not settings.layout(home).drills.folder(name).exists()
-    assert all(procs.get(s, home) is None for s in drill.services(ctx))
-    assert ctx.model_name not in {m.name for m in registry.client(home).search_registered_models()}
+    assert all(procs.get(Workbench.from_env(home), s) is None for s in drill.services(ctx))
+    assert ctx.model_name not in {m.name for m in registry.client(Workbench.from_env(home)).search_registered_models()}
     return facts
 
 
@@ -77,12 +78,12 @@ def test_irreproducible(home):
 
 @pytest.mark.slow
 @pytest.mark.timeout(VALIDATE_TIMEOUT)
-def test_validate_proves_the_irreproducible_drill(home):
+def test_validate_proves_the_irreproducible_drill(home, wb):
     """The broken state fails the data check; versioning the drift, deleting the data, resetting the history and
     deleting the run or the model (even after the real repair) each fail a guard."""
     drill = drills.get("irreproducible")
     guards = {c.id for c in drill.all_checks() if c.guard}
-    result = validate.validate_drill(drill, home)
+    result = validate.validate_drill(wb, drill)
     assert result.ok, result.model_dump()
     assert {c.variant for c in result.cases} == {v.key for v in drill.variants}
     cases = {c.case: c for c in result.cases}  # the first variant's destructive cases; the last one's others
@@ -98,10 +99,10 @@ def test_validate_proves_the_irreproducible_drill(home):
 
 @pytest.mark.slow
 @pytest.mark.timeout(VALIDATE_TIMEOUT)
-def test_validate_proves_the_bad_model_drill(home):
+def test_validate_proves_the_bad_model_drill(home, wb):
     """Broken fails, the reference fix passes, and stopping everything, deleting the model or rewriting the audit
     log never pass. (Last in the module: one destructive fix stops the tracking server.)"""
-    result = validate.validate_drill(drills.get("bad-model"), home)
+    result = validate.validate_drill(wb, drills.get("bad-model"))
     assert result.ok, result.model_dump()
     assert len({c.variant for c in result.cases}) == 3 and len([c for c in result.cases if c.case == "broken"]) == 3
     cases = {c.case: c for c in result.cases}
@@ -119,7 +120,7 @@ def test_signature_ci_test_runs_by_hand_without_environment_and_leaves_no_files(
     """The hint's command, typed in the drill folder with no MLFLOW_TRACKING_URI, finds the state folder's tracking
     server through the folder's pytest.ini and leaves nothing behind (no mlflow.db, cache or bytecode)."""
     drill = drills.get("signature-mismatch")
-    ctx = drill.context(home)
+    ctx = drill.context(Workbench.from_env(home))
     drill.reset(ctx)
     drill.prepare(ctx, 0)
     try:
@@ -142,10 +143,10 @@ def test_signature_ci_test_runs_by_hand_without_environment_and_leaves_no_files(
 
 
 @pytest.mark.slow
-def test_unlocked_data(home):
+def test_unlocked_data(home, wb):
     """A data commit without its dvc.lock: the answer, the rerun pipeline and an exact reproduction repair it."""
     facts = cycle("unlocked-data", home, {"cause-named", "lock-committed", "reproduced-exactly"})
-    tags = tracking.client(home).get_run(facts["bad_run"]).data.tags
+    tags = tracking.client(wb).get_run(facts["bad_run"]).data.tags
     assert reproducibility.expected(tags) == ("stale-outputs", "data/iris.csv") and tags["data.modified"] == "false"
 
 

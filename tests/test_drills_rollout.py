@@ -11,6 +11,7 @@ from mlops_workbench import drills, procs, tracking
 from mlops_workbench.drills import grading, variants
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.serial
 
@@ -18,9 +19,9 @@ pytestmark = pytest.mark.serial
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("drills-rollout-home")
-    tracking.up(port=procs.free_port(), home=home, timeout=300)
+    tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=300)
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 def failed(drill, ctx) -> set[str]:
@@ -28,13 +29,13 @@ def failed(drill, ctx) -> set[str]:
 
 
 @pytest.mark.slow
-def test_stuck_canary(home):
+def test_stuck_canary(home, wb):
     drill = drills.get("stuck-canary")
-    ctx = drill.context(home)
+    ctx = drill.context(wb)
     drill.reset(ctx)
     seed = variants.seeds(drill.variants, drill.name)["canary-at-25"]
     drill.prepare(ctx, seed)
-    state = st.load(home)
+    state = st.load(wb)
     assert state.phase == st.RolloutPhase.PROGRESSING and state.weight == 25 and not st.controller_alive(state)
     assert failed(drill, ctx) == {"rollout-decided", "no-unwatched-canary", "postmortem"}
     pin = drill.destructive_fixes()["pin-canary-weight-0"]
@@ -42,22 +43,22 @@ def test_stuck_canary(home):
     assert {"rollout-decided", "no-unwatched-canary"} <= failed(drill, ctx)
     drill.reference_fix(ctx)
     assert failed(drill, ctx) == set()
-    assert st.load(home).phase == st.RolloutPhase.ABORTED
+    assert st.load(wb).phase == st.RolloutPhase.ABORTED
     drill.destructive_fixes()["stop-every-service"](ctx)
     assert "users-served" in failed(drill, ctx)
     drill.reset(ctx)
-    assert all(procs.get(s, home) is None for s in drill.services(ctx))
+    assert all(procs.get(wb, s) is None for s in drill.services(ctx))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not prometheus.available(), reason="needs the prometheus binary (.ci/run installs it)")
-def test_metrics_down(home):
+def test_metrics_down(home, wb):
     drill = drills.get("metrics-down")
-    ctx = drill.context(home)
+    ctx = drill.context(wb)
     drill.reset(ctx)
-    tracking.up(home=home)
+    tracking.up(wb)
     drill.prepare(ctx, 0)
-    assert prometheus.url(home) is None and st.load(home).phase != st.RolloutPhase.PROMOTED
+    assert prometheus.url(wb) is None and st.load(wb).phase != st.RolloutPhase.PROMOTED
     assert failed(drill, ctx) == {"metrics-restored", "decided-on-data", "postmortem"}
     drill.destructive_fixes()["promote-blind"](ctx)
     assert "never-promoted-blind" in failed(drill, ctx)
@@ -66,21 +67,21 @@ def test_metrics_down(home):
     drill.reference_fix(ctx)
     assert failed(drill, ctx) == set()
     drill.reset(ctx)
-    assert prometheus.url(home) is None
+    assert prometheus.url(wb) is None
 
 
 @pytest.mark.slow
-def test_stalled_canary_aborting_only_stops_the_symptom(home):
+def test_stalled_canary_aborting_only_stops_the_symptom(home, wb):
     """The analysis can never conclude: aborting ends the exposure but leaves the cause, so the state check on a
     decision taken on data fails and a post-mortem that stops there earns part; the full repair passes."""
     from mlops_workbench.drills import grading, postmortem
     from mlops_workbench.drills.causes import Change, RootCause
 
     drill = drills.get("stalled-canary")
-    ctx = drill.context(home)
+    ctx = drill.context(wb)
     drill.reset(ctx)
     drill.prepare(ctx, variants.seeds(drill.variants, drill.name)["analysis-sample-size"])
-    state = st.load(home)
+    state = st.load(wb)
     assert state.phase == st.RolloutPhase.PROGRESSING and st.controller_alive(state)
     assert failed(drill, ctx) == {"rollout-decided", "decided-on-data", "postmortem"}
     drill.destructive_fixes()["abort-only"](ctx)
@@ -97,4 +98,4 @@ def test_stalled_canary_aborting_only_stops_the_symptom(home):
     outcomes, grade = grading.evaluate(drill, ctx)
     assert [o.id for o in outcomes if not o.passed] == [] and grade.share == 1
     drill.reset(ctx)
-    assert all(procs.get(s, home) is None for s in drill.services(ctx))
+    assert all(procs.get(wb, s) is None for s in drill.services(ctx))

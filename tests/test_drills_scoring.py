@@ -14,12 +14,13 @@ from mlops_workbench import settings
 from mlops_workbench.cli.main import app
 from mlops_workbench.drills import catalog, causes, scoring, session
 from mlops_workbench.drills.spec import CheckOutcome, DrillSession, ScorePart
+from mlops_workbench.workbench import Workbench
 
 runner = CliRunner()
 
 
 def _briefs(drill, home) -> list[str]:
-    return [drill.brief(drill.context(home))]
+    return [drill.brief(drill.context(Workbench.from_env(home)))]
 
 
 def test_no_title_or_brief_names_its_cause_or_fix(tmp_path):
@@ -113,21 +114,21 @@ def _started_ago(home, seconds: float) -> None:
     path.write_text(state.model_dump_json())
 
 
-def test_hints_lower_the_score_of_a_session(home, fake):
-    session.start("fake-drill", home=home)
-    fake.reference_fix(fake.context(home))
-    clean = session.grade(fake, home, 30, 0).score
-    assert [session.hint(home)[3] for _ in range(4)] == [5, 10, 15, 0]  # the last hint again costs nothing more
-    report = session.check(home)
+def test_hints_lower_the_score_of_a_session(home, fake, wb):
+    session.start(wb, "fake-drill")
+    fake.reference_fix(fake.context(wb))
+    clean = session.grade(wb, fake, 30, 0).score
+    assert [session.hint(wb)[3] for _ in range(4)] == [5, 10, 15, 0]  # the last hint again costs nothing more
+    report = session.check(wb)
     assert report.passed and report.hints_used == 3
     assert report.score.line(ScorePart.HINTS).points == -30 and report.score.total == clean.total - 30
 
 
-def test_time_beyond_par_lowers_the_score_of_a_session(home, fake):
-    session.start("fake-drill", home=home)
-    fake.reference_fix(fake.context(home))
+def test_time_beyond_par_lowers_the_score_of_a_session(home, fake, wb):
+    session.start(wb, "fake-drill")
+    fake.reference_fix(fake.context(wb))
     _started_ago(home, 15 * 60)  # par is 10 minutes
-    report = session.check(home)
+    report = session.check(wb)
     time_line = report.score.line(ScorePart.TIME)
     assert report.passed and time_line.points == pytest.approx(scoring.TIME_POINTS / 2, abs=0.2)
     assert "against a par of 10m00s" in time_line.detail and report.score.total < 100
@@ -140,7 +141,7 @@ def test_check_prints_state_time_and_hints_apart_and_the_cause_once_passed(home,
     assert "(-5 points)" in runner.invoke(app, ["drill", "hint"]).output
     failing = runner.invoke(app, ["drill", "check"])
     assert failing.exit_code == 1 and "It was drill" not in failing.output
-    fake.reference_fix(fake.context(home))
+    fake.reference_fix(fake.context(Workbench.from_env(home)))
     passing = runner.invoke(app, ["drill", "check"])
     assert passing.exit_code == 0, passing.output
     for part in ("state", "time", "hints", "total", "It was drill 'fake-drill'", "analysis-config"):

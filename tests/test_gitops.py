@@ -29,6 +29,7 @@ from mlops_workbench.gitops.plan import health, watch_step
 from mlops_workbench.gitops.spec import APP, DESIRED, AppConfig, desired_text, parse
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditOutcome
+from mlops_workbench.workbench import Workbench
 
 
 def desired(stable="1", canary=None):
@@ -186,16 +187,20 @@ def commit(repo, message, stable=None, canary=None, auto=None, raw=None):
 
 
 def gitops_lines(home):
-    return [e for e in audit.read(home=home) if e.action in (AuditAction.GITOPS_SYNC, AuditAction.GITOPS_ROLLBACK)]
+    return [
+        e
+        for e in audit.read(Workbench.from_env(home))
+        if e.action in (AuditAction.GITOPS_SYNC, AuditAction.GITOPS_ROLLBACK)
+    ]
 
 
-def test_sync_applies_head_audits_it_and_a_second_sync_changes_nothing(home, fake):
-    repo = init_repo(1, "iris", home)
-    result = reconcile(repo, home, fake)
+def test_sync_applies_head_audits_it_and_a_second_sync_changes_nothing(home, fake, wb):
+    repo = init_repo(wb, 1, "iris")
+    result = reconcile(wb, repo, fake)
     assert result.status == "Synced" and result.revision == repo.head()
     assert result.changes == ["serve version 1 as stable (models:/iris/1)", "start the router"]
     assert fake.state.stable == served(1) and fake.state.router
-    again = reconcile(repo, home, fake)
+    again = reconcile(wb, repo, fake)
     assert again.changes == [] and len(fake.applied) == 2
     [first, second] = gitops_lines(home)
     assert (first.action, first.outcome, first.revision, first.version) == (
@@ -206,7 +211,7 @@ def test_sync_applies_head_audits_it_and_a_second_sync_changes_nothing(home, fak
     )
     assert first.changes == result.changes and first.reason == "Deploy iris version 1 as stable"
     assert second.changes == [] and second.serving == "1"
-    found = status(repo, home, fake)
+    found = status(wb, repo, fake)
     assert (found.sync, found.health, found.revision, found.synced_revision, found.auto_sync) == (
         "Synced",
         "Healthy",
@@ -216,47 +221,47 @@ def test_sync_applies_head_audits_it_and_a_second_sync_changes_nothing(home, fak
     )
 
 
-def test_uncommitted_edits_change_nothing(home, fake):
-    repo = init_repo(1, "iris", home)
-    reconcile(repo, home, fake)
+def test_uncommitted_edits_change_nothing(home, fake, wb):
+    repo = init_repo(wb, 1, "iris")
+    reconcile(wb, repo, fake)
     (repo.path / DESIRED).write_text(desired_text(desired(2)))
-    assert reconcile(repo, home, fake).changes == [] and fake.state.stable == served(1)
-    assert status(repo, home, fake).sync == "Synced"
+    assert reconcile(wb, repo, fake).changes == [] and fake.state.stable == served(1)
+    assert status(wb, repo, fake).sync == "Synced"
 
 
-def test_an_unregistered_version_is_refused_and_nothing_changes_live(home, fake):
-    repo = init_repo(1, "iris", home)
-    reconcile(repo, home, fake)
+def test_an_unregistered_version_is_refused_and_nothing_changes_live(home, fake, wb):
+    repo = init_repo(wb, 1, "iris")
+    reconcile(wb, repo, fake)
     before, applied = fake.state, len(fake.applied)
     bad = commit(repo, "deploy version 9", stable=9, canary={"version": 2, "weight": 10})
     with pytest.raises(
         DesiredStateError, match=r"names version 9 of 'iris', which is not registered \(versions: 1, 2, 3\)"
     ):
-        reconcile(repo, home, fake)
+        reconcile(wb, repo, fake)
     assert fake.state == before and len(fake.applied) == applied
     refused = gitops_lines(home)[-1]
     assert (refused.outcome, refused.revision, refused.model) == (AuditOutcome.REFUSED, bad, "iris")
     assert "not registered" in refused.error
-    assert status(repo, home, fake).sync == "OutOfSync"
+    assert status(wb, repo, fake).sync == "OutOfSync"
     repo.git("revert", "--no-edit", "HEAD")
-    assert status(repo, home, fake).sync == "Synced"
+    assert status(wb, repo, fake).sync == "Synced"
     with pytest.raises(DesiredStateError, match="stable: missing"):
         commit(repo, "broken", raw="model: iris\n")
-        reconcile(repo, home, fake)
-    assert status(repo, home, fake).sync == "Unknown" and "stable: missing" in status(repo, home, fake).error
+        reconcile(wb, repo, fake)
+    assert status(wb, repo, fake).sync == "Unknown" and "stable: missing" in status(wb, repo, fake).error
     commit(repo, "other model", raw="model: roses\nstable: 1\n")
     with pytest.raises(RegistryError, match="roses"):
-        reconcile(repo, home, fake)
+        reconcile(wb, repo, fake)
     assert fake.state == before
 
 
-def test_trap_one_rollback_is_refused_while_auto_sync_is_on(home, fake):
-    repo = init_repo(1, "iris", home, auto_sync=True)
-    good = reconcile(repo, home, fake).revision
+def test_trap_one_rollback_is_refused_while_auto_sync_is_on(home, fake, wb):
+    repo = init_repo(wb, 1, "iris", auto_sync=True)
+    good = reconcile(wb, repo, fake).revision
     commit(repo, "deploy version 2", stable=2)
-    reconcile(repo, home, fake)
+    reconcile(wb, repo, fake)
     with pytest.raises(SyncRefused, match="rollback cannot be initiated when auto-sync is enabled") as err:
-        rollback(good[:7], repo, home, fake)
+        rollback(wb, good[:7], repo, fake)
     assert "git revert" in str(err.value)
     assert fake.state.stable == served(2), "a refused rollback changes nothing live"
     refused = gitops_lines(home)[-1]
@@ -267,41 +272,41 @@ def test_trap_one_rollback_is_refused_while_auto_sync_is_on(home, fake):
     )
     # the GitOps way: revert the bad commit and sync
     repo.git("revert", "--no-edit", "HEAD")
-    assert status(repo, home, fake).sync == "OutOfSync"
-    result = reconcile(repo, home, fake)
+    assert status(wb, repo, fake).sync == "OutOfSync"
+    result = reconcile(wb, repo, fake)
     assert result.changes == ["serve version 1 as stable (models:/iris/1)"] and result.status == "Synced"
 
 
-def test_trap_two_rollback_without_auto_sync_stays_out_of_sync_until_git_is_reverted(home, fake):
-    repo = init_repo(1, "iris", home, auto_sync=False)
-    good = reconcile(repo, home, fake).revision
+def test_trap_two_rollback_without_auto_sync_stays_out_of_sync_until_git_is_reverted(home, fake, wb):
+    repo = init_repo(wb, 1, "iris", auto_sync=False)
+    good = reconcile(wb, repo, fake).revision
     bad = commit(repo, "deploy version 2 as canary", stable=1, canary={"version": 2, "weight": 50})
-    reconcile(repo, home, fake)
+    reconcile(wb, repo, fake)
     assert fake.state.canary == served(2) and fake.state.weight == 50
-    result = rollback("HEAD~1", repo, home, fake)
+    result = rollback(wb, "HEAD~1", repo, fake)
     assert result.revision == good and result.changes == ["stop the canary"]
     assert result.status == "OutOfSync" and fake.state.canary is None
-    found = status(repo, home, fake)
+    found = status(wb, repo, fake)
     assert (found.sync, found.revision, found.synced_revision) == ("OutOfSync", bad, good)
     assert found.differences == ["deploy version 2 as canary (models:/iris/2)", "send 50% of traffic to the canary"]
     assert "OutOfSync at " + bad[:7] in found.line() and "last synced " + good[:7] in found.line()
     repo.git("revert", "--no-edit", "HEAD")  # git catches up with the cluster: Synced without a sync
-    assert status(repo, home, fake).sync == "Synced"
-    assert reconcile(repo, home, fake).changes == []
+    assert status(wb, repo, fake).sync == "Synced"
+    assert reconcile(wb, repo, fake).changes == []
 
 
-def test_a_sync_during_a_canary_rollout_is_refused(home, fake):
-    repo = init_repo(1, "iris", home)
+def test_a_sync_during_a_canary_rollout_is_refused(home, fake, wb):
+    repo = init_repo(wb, 1, "iris")
     fake.busy_reason = "canary rollout r1 is under way"
     with pytest.raises(SyncRefused, match="under way"):
-        reconcile(repo, home, fake)
+        reconcile(wb, repo, fake)
     assert fake.applied == [] and gitops_lines(home)[-1].outcome is AuditOutcome.REFUSED
 
 
-def test_the_watcher_syncs_new_commits_only_under_auto_sync(home, fake):
+def test_the_watcher_syncs_new_commits_only_under_auto_sync(home, fake, wb):
     said: list[str] = []
-    repo = init_repo(1, "iris", home, auto_sync=True)
-    watcher = Watcher(home, fake, said.append)
+    repo = init_repo(wb, 1, "iris", auto_sync=True)
+    watcher = Watcher(wb, fake, said.append)
     assert watcher.poll() == "sync" and fake.state.stable == served(1)
     assert watcher.poll() == "idle"
     commit(repo, "deploy version 2", stable=2)
@@ -318,12 +323,12 @@ def test_the_watcher_syncs_new_commits_only_under_auto_sync(home, fake):
     assert "OutOfSync" in said[-1] and "serve version 3" in said[-1]
 
 
-def test_missing_repository_and_unknown_revision_name_the_fix(home, fake):
+def test_missing_repository_and_unknown_revision_name_the_fix(home, fake, wb):
     with pytest.raises(NotFoundError, match="workbench gitops init"):
-        reconcile(None, home, fake)
-    repo = init_repo(1, "iris", home)
+        reconcile(wb, None, fake)
+    repo = init_repo(wb, 1, "iris")
     with pytest.raises(InputError, match="not a commit of .*Deploy iris version 1"):
-        rollback("no-such-commit", repo, home, fake)
+        rollback(wb, "no-such-commit", repo, fake)
     refused = gitops_lines(home)[-1]
     assert (refused.outcome, refused.revision) == (AuditOutcome.REFUSED, "no-such-commit")
     with pytest.raises(InputError, match="not a git revision"):
@@ -331,12 +336,12 @@ def test_missing_repository_and_unknown_revision_name_the_fix(home, fake):
     (repo.path / APP).unlink()
     repo.ws.commit("drop the sync policy")
     with pytest.raises(NotFoundError, match="has no app.yaml"):
-        rollback("HEAD~1", repo, home, fake)
-    assert DeploymentRepo.of(home) == repo and init_repo(2, "iris", home) == repo  # an existing repo is kept
+        rollback(wb, "HEAD~1", repo, fake)
+    assert DeploymentRepo.of(wb) == repo and init_repo(wb, 2, "iris") == repo  # an existing repo is kept
 
 
 def test_cli_sync_rollback_status_exit_codes(home, fake, monkeypatch):
-    monkeypatch.setattr(rec, "LocalRuntime", lambda home: fake)
+    monkeypatch.setattr(rec, "LocalRuntime", lambda wb: fake)
     runner = CliRunner()
     result = runner.invoke(app, ["gitops", "init", "--stable", "1", "--model", "iris", "--auto-sync"])
     assert result.exit_code == 0, result.output
@@ -351,11 +356,11 @@ def test_cli_sync_rollback_status_exit_codes(home, fake, monkeypatch):
     assert result.exit_code == 0 and "kept the existing" in result.output  # whatever was asked
 
 
-def test_a_sync_waits_for_another_and_gives_up_with_the_fix(home, fake, monkeypatch):
-    repo = init_repo(1, "iris", home)
+def test_a_sync_waits_for_another_and_gives_up_with_the_fix(home, fake, monkeypatch, wb):
+    repo = init_repo(wb, 1, "iris")
     monkeypatch.setattr(rec, "LOCK_TIMEOUT", 0.2)
-    with audit.lock("gitops", home):  # another sync holds it
+    with audit.lock(wb, "gitops"):  # another sync holds it
         with pytest.raises(SyncRefused, match="Another sync or rollback"):
-            reconcile(repo, home, fake)
+            reconcile(wb, repo, fake)
     assert fake.applied == []
-    assert reconcile(repo, home, fake).status == "Synced"
+    assert reconcile(wb, repo, fake).status == "Synced"

@@ -30,6 +30,7 @@ from mlops_workbench.labs.run import _collect
 from mlops_workbench.labs.submission import detect_lab
 from mlops_workbench.rollout import policy
 from mlops_workbench.versioning.workspace import Workspace
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = 5.0
@@ -55,7 +56,7 @@ HOSTILE: dict[str, tuple[Callable[[], str], str]] = {
 
 
 def _drill_record(path: Path) -> object:
-    return DrillContext("hostile", path.parent / "home").read_record(path, PostMortem)
+    return DrillContext("hostile", Workbench.from_env(path.parent / "home")).read_record(path, PostMortem)
 
 
 READERS: dict[str, tuple[str, Callable[[Path], object], type[Exception]]] = {
@@ -221,7 +222,7 @@ def test_grading_a_giant_notebook_reports_the_problem_and_runs_nothing(tmp_path,
         _with_giant_output(submission)
     before = _snapshot(tmp_path)
     out = tmp_path / "graded"
-    report = grade(submission, out, fmt.Lab.find("00"), home=tmp_path / "home")
+    report = grade(Workbench.from_env(tmp_path / "home"), submission, out, fmt.Lab.find("00"))
     assert not report.passed and report.score == 0 and "Clear Outputs of All Cells" in (report.error or "")
     assert {c.status for c in report.checks} == {"error"} and report.execution_status == "not-run"
     assert (out / "report.json").is_file() and not (out / "executed.ipynb").exists()

@@ -16,6 +16,7 @@ from mlops_workbench import procs, registry, tracking
 from mlops_workbench.registry import audit, candidates, integrity
 from mlops_workbench.serving import auth
 from mlops_workbench.serving.server import create_app, start_server
+from mlops_workbench.workbench import Workbench
 
 HEX = "0123456789abcdef"
 
@@ -66,9 +67,9 @@ def test_integrity_error_is_a_load_error_and_a_registry_error():
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("integrity-home")
-    tracking.up(port=procs.free_port(), home=home, timeout=400)  # slow on a loaded 2-core machine
+    tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=400)  # slow on a loaded 2-core machine
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +89,10 @@ def served_home(home, monkeypatch) -> Path:
 
 def artifact_folder(home: Path, name: str, version: str) -> Path:
     """Where the tracking server keeps the files of ``name`` version ``version`` on disk."""
-    folder = integrity.stored_folder(name, version, client=registry.client(home), home=home)
-    assert folder.is_relative_to(tracking.store_paths(home)[1])
+    folder = integrity.stored_folder(
+        Workbench.from_env(home), name, version, client=registry.client(Workbench.from_env(home))
+    )
+    assert folder.is_relative_to(tracking.store_paths(Workbench.from_env(home))[1])
     return folder
 
 
@@ -105,62 +108,64 @@ def swap(home: Path, name: str, victim: str, donor: str) -> Path:
 
 
 def register_pair(home, runs, name):
-    v1 = registry.register(runs["a"], name, home=home)
-    v2 = registry.register(runs["b"], name, home=home)
+    v1 = registry.register(Workbench.from_env(home), runs["a"], name)
+    v2 = registry.register(Workbench.from_env(home), runs["b"], name)
     return v1.version, v2.version
 
 
 def aliases(home, name):
-    return dict(registry.client(home).get_registered_model(name).aliases)
+    return dict(registry.client(Workbench.from_env(home)).get_registered_model(name).aliases)
 
 
 @pytest.mark.slow
-def test_register_records_a_digest_of_every_artifact_file(home, runs):
-    mv = registry.register(runs["a"], "recorded", home=home)
+def test_register_records_a_digest_of_every_artifact_file(home, runs, wb):
+    mv = registry.register(wb, runs["a"], "recorded")
     digests = integrity.parse(mv.tags[integrity.TAG])
     folder = artifact_folder(home, "recorded", mv.version)
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     assert set(digests) == on_disk and "MLmodel" in digests
     assert digests[model_file(folder).name] == integrity.sha256_file(model_file(folder))
-    assert integrity.verify("recorded", mv.version, client=registry.client(home)) == digests
+    assert integrity.verify(wb, "recorded", mv.version, client=registry.client(wb)) == digests
 
 
 @pytest.mark.slow
-def test_swapped_artifact_is_refused_by_serve_and_promotion(served_home, runs):
+def test_swapped_artifact_is_refused_by_serve_and_promotion(served_home, runs, wb):
     home = served_home
     v1, v2 = register_pair(home, runs, "swapped")
-    registry.client(home).set_registered_model_alias("swapped", "production", v2)
-    original = integrity.parse(registry.client(home).get_model_version("swapped", v1).tags[integrity.TAG])
+    registry.client(Workbench.from_env(home)).set_registered_model_alias("swapped", "production", v2)
+    original = integrity.parse(
+        registry.client(Workbench.from_env(home)).get_model_version("swapped", v1).tags[integrity.TAG]
+    )
     target = swap(home, "swapped", victim=v1, donor=v2)
     now = integrity.sha256_file(target)
 
     with pytest.raises(integrity.IntegrityError) as served:
-        create_app(f"models:/swapped/{v1}", name="swapped")
+        create_app(wb, f"models:/swapped/{v1}", name="swapped")
     text = str(served.value)
     assert target.name in text and original[target.name] in text and now in text
     assert "restore the original files" in text
 
     with pytest.raises(registry.RegistryError, match="Promotion refused, nothing changed") as promoted:
-        registry.promote("swapped", v1, "staging", approver="eve", reason="sneak it in", home=home)
+        registry.promote(Workbench.from_env(home), "swapped", v1, "staging", approver="eve", reason="sneak it in")
     assert target.name in str(promoted.value) and now in str(promoted.value)
     assert aliases(home, "swapped") == {"production": v2}
-    log = [e for e in audit.read(home=home) if e.model == "swapped"]
+    log = [e for e in audit.read(Workbench.from_env(home)) if e.model == "swapped"]
     assert [(e.action, e.version, e.outcome) for e in log] == [("serve", v1, "refused"), ("promote", v1, "refused")]
     assert log[0].files == [{"path": target.name, "recorded": original[target.name], "actual": now}]
 
 
 @pytest.mark.slow
-def test_edited_artifact_is_refused_on_reload_and_the_server_keeps_its_version(home, runs):
+def test_edited_artifact_is_refused_on_reload_and_the_server_keeps_its_version(home, runs, wb):
     v1, v2 = register_pair(home, runs, "edited")
-    c = registry.client(home)
+    c = registry.client(wb)
     c.set_registered_model_alias("edited", "production", v1)
-    service = start_server("models:/edited@production", name="edited-serve", home=home, model_name="edited")
+    service = start_server(wb, "models:/edited@production", name="edited-serve", model_name="edited")
     try:
         assert httpx.get(service.url + "/version").json()["version"] == v1
         mlmodel = artifact_folder(home, "edited", v2) / "MLmodel"
         mlmodel.write_text(mlmodel.read_text() + "# edited after registration\n")
         c.set_registered_model_alias("edited", "production", v2)
-        r = httpx.post(service.url + "/admin/reload", timeout=120, headers=auth.headers(auth.read_token(home)))
+        r = httpx.post(service.url + "/admin/reload", timeout=120, headers=auth.headers(auth.read_token(wb)))
         assert r.status_code == 409
         assert "MLmodel" in r.json()["error"] and integrity.sha256_file(mlmodel) in r.json()["error"]
         assert r.json()["version"] == v1
@@ -168,33 +173,37 @@ def test_edited_artifact_is_refused_on_reload_and_the_server_keeps_its_version(h
         predicted = httpx.post(service.url + "/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}).json()
         assert predicted["version"] == v1 and predicted["predictions"] == ["setosa"]
     finally:
-        procs.stop("edited-serve", home)
-    log = [e for e in audit.read(home=home) if e.model == "edited"]
+        procs.stop(wb, "edited-serve")
+    log = [e for e in audit.read(wb) if e.model == "edited"]
     assert [(e.action, e.version, e.outcome, e.serving) for e in log] == [("reload", v2, "refused", v1)]
     assert log[0].files[0]["path"] == "MLmodel"
 
 
 @pytest.mark.slow
-def test_a_version_without_a_digest_is_refused_until_record_digest(served_home, runs):
+def test_a_version_without_a_digest_is_refused_until_record_digest(served_home, runs, wb):
     import mlflow
 
     home = served_home
-    registry.client(home)  # points MLflow's own API at the module's server
+    registry.client(Workbench.from_env(home))  # points MLflow's own API at the module's server
     mv = mlflow.register_model(f"runs:/{runs['a']}/model", "undigested")
-    assert integrity.TAG not in registry.client(home).get_model_version("undigested", mv.version).tags
+    assert (
+        integrity.TAG not in registry.client(Workbench.from_env(home)).get_model_version("undigested", mv.version).tags
+    )
     with pytest.raises(integrity.IntegrityError) as served:
-        create_app(f"models:/undigested/{mv.version}", name="undigested")
+        create_app(wb, f"models:/undigested/{mv.version}", name="undigested")
     assert "no sha256 digest was recorded" in str(served.value)
-    assert f"registry.record_digest('undigested', {mv.version})" in str(served.value)
+    assert f"registry.record_digest(wb, 'undigested', {mv.version})" in str(served.value)
     with pytest.raises(registry.RegistryError, match="record_digest"):
-        registry.promote("undigested", mv.version, "staging", approver="al", reason="try", home=home)
+        registry.promote(Workbench.from_env(home), "undigested", mv.version, "staging", approver="al", reason="try")
     assert aliases(home, "undigested") == {}
 
-    digests = registry.record_digest("undigested", mv.version)
+    digests = registry.record_digest(wb, "undigested", mv.version)
     assert "MLmodel" in digests
     with pytest.raises(registry.RegistryError, match="already has a recorded digest"):
-        registry.record_digest("undigested", mv.version)
-    app = create_app(f"models:/undigested/{mv.version}", name="undigested")
+        registry.record_digest(wb, "undigested", mv.version)
+    app = create_app(wb, f"models:/undigested/{mv.version}", name="undigested")
     assert app.state.server.model.version == mv.version
-    registry.promote("undigested", mv.version, "staging", approver="al", reason="verified now", home=home)
+    registry.promote(
+        Workbench.from_env(home), "undigested", mv.version, "staging", approver="al", reason="verified now"
+    )
     assert aliases(home, "undigested") == {"staging": mv.version}

@@ -27,6 +27,7 @@ from mlops_workbench.cli import services
 from mlops_workbench.cli.main import app
 from mlops_workbench.errors import ServiceError
 from mlops_workbench.jupyter import proxy
+from mlops_workbench.workbench import Workbench
 
 # stands in for `mlflow server`: answers /health and echoes every other request (method, path, body, Host)
 ECHO = """
@@ -95,7 +96,7 @@ def forwarder(home: Path) -> Iterator[str]:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv(settings.HOME_ENV, str(tmp_path))
     yield tmp_path
-    procs.stop_all(tmp_path)
+    procs.stop_all(Workbench.from_env(tmp_path))
 
 
 def test_the_tile_runs_the_forwarder_on_the_port_jupyter_server_proxy_picks() -> None:
@@ -114,17 +115,17 @@ def test_without_a_tracking_server_the_tile_says_at_once_how_to_start_one(home: 
     text = reply.text.split("<p>", 1)[1].removesuffix("</p>\n")
     assert "\n" not in text and "<" not in text
     assert text.startswith(f"No MLflow tracking server is running for the state folder {home}")
-    assert "`workbench mlflow up`" in text and "`tracking.up()` in a notebook" in text
+    assert "`workbench mlflow up`" in text and "`tracking.up(lab.wb)` in a notebook" in text
     assert reply.headers["cache-control"] == "no-store"
 
 
-def test_the_forwarder_finds_the_server_on_any_port_at_every_request(home: Path) -> None:
+def test_the_forwarder_finds_the_server_on_any_port_at_every_request(home: Path, wb) -> None:
     with forwarder(home) as url:
         assert httpx.get(url + "/", timeout=10).status_code == 503  # nothing runs yet
         port = procs.free_port()
         assert port != settings.default_port("mlflow")
-        procs.start(tracking.SERVICE, [sys.executable, "-c", ECHO, str(port)], port, health_path="/health", home=home)
-        assert tracking.url(home) == f"http://127.0.0.1:{port}"
+        procs.start(wb, tracking.SERVICE, [sys.executable, "-c", ECHO, str(port)], port, health_path="/health")
+        assert tracking.url(wb) == f"http://127.0.0.1:{port}"
 
         got = httpx.get(url + "/static-files/a%2Fb?x=1&y=%20", timeout=10)
         assert got.status_code == 200 and got.headers["x-upstream"] == "echo"
@@ -138,7 +139,7 @@ def test_the_forwarder_finds_the_server_on_any_port_at_every_request(home: Path)
         assert posted.status_code == 201
         assert json.loads(posted.json()["body"]) == {"max_results": 5}
 
-        procs.stop(tracking.SERVICE, home)  # stopped again: the next request says so
+        procs.stop(wb, tracking.SERVICE)  # stopped again: the next request says so
         assert httpx.get(url + "/", timeout=10).status_code == 503
 
 

@@ -31,8 +31,8 @@ def test_the_image_serves_without_a_checkout_and_keeps_its_state_in_the_users_ho
     env.update({k: v.replace("/home/workbench", str(user_home)) for k, v in image_env().items()})
     env["PYTHONPATH"] = str(package / "src")
     probe = (
-        "from mlops_workbench.serving.server import create_app; import sys; "
-        f"app = create_app({str(model)!r}); print(app.state.server.describe()['name'])"
+        "from mlops_workbench.serving.server import create_app; from mlops_workbench.workbench import Workbench; "
+        f"app = create_app(Workbench.from_env(), {str(model)!r}); print(app.state.server.describe()['name'])"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=package, env=env, capture_output=True, text=True, timeout=300

@@ -21,6 +21,7 @@ from mlops_workbench.k8s.steps import StepError, duration, to_policy
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.rollout import policy as pol
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = Lab(ROOT / "labs" / "05-kind-canary")
@@ -136,7 +137,7 @@ def reference_strategy(manifests: Path, policy: pol.Policy) -> None:
 
 
 def graded(tmp_path: Path, policy: pol.Policy, edit=None, seed: int = 4) -> str:
-    ctx = Context(lab=LAB.id, home=tmp_path, seed=seed)
+    ctx = Context(lab=LAB.id, wb=Workbench.from_env(tmp_path), seed=seed)
     manifests = ctx.workspace / "manifests"
     manifests.mkdir(parents=True)
     (manifests / "policy.yaml").write_text(pol.to_yaml(policy))
@@ -192,7 +193,7 @@ def test_no_analysis_fails_saying_what_to_add(tmp_path):
 
 
 def test_the_check_reads_only_the_strategy_file_and_names_exercise_1(tmp_path):
-    ctx = Context(lab=LAB.id, home=tmp_path)
+    ctx = Context(lab=LAB.id, wb=Workbench.from_env(tmp_path))
     (ctx.workspace / "manifests").mkdir(parents=True)
     (ctx.workspace / "manifests" / "policy.yaml").write_text(pol.to_yaml(DEMO))
     with pytest.raises(CheckFailed, match=r"rollout-strategy.yaml does not exist: write it in Exercise 1"):

@@ -11,6 +11,7 @@ from mlops_workbench.ci import docker, scaffold
 from mlops_workbench.ci.runner import run_workflow
 from mlops_workbench.ci.workflow import REQUIREMENTS, validate
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKOUT = "actions/checkout@11d5960a326750d5838078e36cf38b85af677262 # v4.4.0"
@@ -107,7 +108,7 @@ def test_step_output_has_no_colour_codes_inside_a_kernel_env(tmp_path, monkeypat
 @pytest.fixture
 def lab01(tmp_path):
     checks = {c.id: c for c in load_checks(ROOT / "labs" / "01-ci-basics" / "checks.py")}
-    ctx = Context(lab="01-ci-basics", home=tmp_path)
+    ctx = Context(lab="01-ci-basics", wb=Workbench.from_env(tmp_path))
     project = ctx.workspace / "iris-ci"
     scaffold.scaffold_ci_project(project)
     return checks, ctx, project / scaffold.WORKFLOW

@@ -18,6 +18,7 @@ from lab02_state import build_solution_state
 from mlops_workbench import versioning
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.versioning import DATA, Workspace
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ def planted(built: Path, tmp_path: Path) -> tuple[Context, Workspace]:
     """A copy of the built state folder (same remote) to plant one mistake in."""
     home = tmp_path / "home"
     shutil.copytree(built, home, symlinks=True)
-    ctx = Context(lab=LAB, home=home)
+    ctx = Context(lab=LAB, wb=Workbench.from_env(home))
     return ctx, Workspace(ctx.workspace)
 
 
@@ -60,7 +61,7 @@ def edit_stage(ws: Workspace, name: str, change) -> None:
 
 
 def test_the_solution_state_passes_every_remote_and_pipeline_check(built):
-    ctx = Context(lab=LAB, home=built)
+    ctx = Context(lab=LAB, wb=Workbench.from_env(built))
     for check_id in ("workspace-ready", "data-tracked", "pipeline-declared", "pipeline-ran"):
         CHECKS[check_id].func(ctx)
     lock = yaml.safe_load((ctx.workspace / "dvc.lock").read_text())["stages"]
@@ -96,14 +97,14 @@ def test_a_remote_without_the_data_says_push_not_add(built, tmp_path):
 def test_an_uncommitted_remote_is_named(built, tmp_path):
     ctx, ws = planted(built, tmp_path)
     set_remote(ws, None)
-    set_remote(ws, str(versioning.default_remote(built)), commit=False)
+    set_remote(ws, str(versioning.default_remote(Workbench.from_env(built))), commit=False)
     with pytest.raises(CheckFailed, match=r"not in the committed .dvc/config.*commit .dvc/config"):
         CHECKS["data-tracked"].func(ctx)
 
 
 def test_a_relative_remote_folder_is_resolved_like_dvc_does(built, tmp_path):
     ctx, ws = planted(built, tmp_path)
-    remote = versioning.default_remote(built)
+    remote = versioning.default_remote(Workbench.from_env(built))
     set_remote(ws, os.path.relpath(remote, ws.path / ".dvc"))  # how DVC stores a relative folder
     assert ws.remote_url() == str(remote)
     CHECKS["data-tracked"].func(ctx)

@@ -18,6 +18,7 @@ from lab02_state import build_solution_state
 
 from mlops_workbench import procs, tracking
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 LAB_DIR = Path(__file__).resolve().parents[1] / "labs" / "02-versioning"
@@ -57,11 +58,11 @@ HEAD_CLONE = [
 def ctx(tmp_path_factory) -> Context:
     """The state folder after the solution's Exercises 1-3, with its MLflow server running."""
     home = tmp_path_factory.mktemp("lab02-scenarios")
-    context = Context(lab=LAB_DIR.name, home=home, seed=SEED)
+    context = Context(lab=LAB_DIR.name, wb=Workbench.from_env(home), seed=SEED)
     build_solution_state(home)
-    tracking.up(port=procs.free_port(), home=home, timeout=300)
+    tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=300)
     yield context
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 def learner_writes(ctx: Context, file: tuple[str, str], edits: list[tuple[str, str]] = ()) -> None:

@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
+from mlops_workbench.workbench import Workbench
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "03-registry-promotion"
 CHECKS = {c.id: c for c in load_checks(LAB / "checks.py")}
@@ -20,7 +21,7 @@ def reference_rule() -> str:
 
 
 def workspace(tmp_path: Path, rule: str) -> Context:
-    ctx = Context(lab="03-registry-promotion", home=tmp_path)
+    ctx = Context(lab="03-registry-promotion", wb=Workbench.from_env(tmp_path))
     ctx.workspace.mkdir(parents=True)
     (ctx.workspace / "gate_rule.py").write_text(rule)
     return ctx

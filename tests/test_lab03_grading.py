@@ -11,8 +11,9 @@ import nbformat
 import pytest
 
 from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.grade import fresh_workbench, grade
 from mlops_workbench.labs.report import Report
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 LAB = Lab.find("03-registry-promotion")
@@ -21,8 +22,8 @@ PACKAGE_PROMOTE = """
 promote = load_function("promotion.py", "promote")
 for version, why in ((v1.version, "first production model"), (v2.version, "beats production on the held-out set")):
     client.set_registered_model_alias(model_name, "staging", version)
-    gate = registry.quality_gate(model_name, version, rule=gate_rule)
-    registry.promote(model_name, version, "production", approver=approver, reason=why, gate_result=gate)
+    gate = registry.quality_gate(lab.wb, model_name, version, rule=gate_rule)
+    registry.promote(lab.wb, model_name, version, "production", approver=approver, reason=why, gate_result=gate)
 gate_v2 = gate
 print(gate_v2.summary())
 """
@@ -30,7 +31,7 @@ HAND_ROLLBACK = """
 rollback = load_function("rollback.py", "rollback")
 previous = client.get_model_version_by_alias(model_name, "previous")
 client.set_registered_model_alias(model_name, "production", previous.version)  # `previous` stays, no audit line
-ModelServerClient(service.url).reload()
+ModelServerClient.of(lab.wb, service.url).reload()
 served = httpx.get(service.url + "/version").json()
 """
 LAZY_ROLLBACK_FILE = """%%writefile rollback.py
@@ -54,7 +55,7 @@ def report(tmp_path_factory) -> Report:
         cell.source = answers.get(cell.get("id"), cell.source)
     path = folder / "03-registry-promotion.ipynb"
     nbformat.write(nb, path)
-    return grade(path, folder / "out", LAB, seed=424242)
+    return grade(fresh_workbench(Workbench.from_env(), folder / "out"), path, folder / "out", LAB, seed=424242)
 
 
 def test_the_seed_is_recorded(report):

@@ -11,6 +11,7 @@ import pytest
 from mlops_workbench import procs, registry, tracking
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.registry import audit
+from mlops_workbench.workbench import Workbench
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "03-registry-promotion"
 CHECKS = {c.id: c for c in load_checks(LAB / "checks.py")}
@@ -39,19 +40,21 @@ def home(tmp_path_factory) -> Path:
     from mlops_workbench import data, train
 
     home = tmp_path_factory.mktemp("lab03-scenarios")
-    tracking.up(port=procs.free_port(), home=home, timeout=300)
-    tracking.use(home)
+    tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=300)
+    tracking.use(Workbench.from_env(home))
     train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
     mlflow.set_experiment("lab03-scenarios")
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(train.train(train_df, {"C": 1.0}), name="model")
-    mlflow.register_model(tracking.logged_model_uri(run.info.run_id), "iris", tags={"registered_by": "ds"})
+    mlflow.register_model(
+        tracking.logged_model_uri(Workbench.from_env(home), run.info.run_id), "iris", tags={"registered_by": "ds"}
+    )
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 def graded(home: Path, seed: int, promotion: str | None = None, rollback: str | None = None) -> Context:
-    ctx = Context(lab="03-registry-promotion", home=home, seed=seed)
+    ctx = Context(lab="03-registry-promotion", wb=Workbench.from_env(home), seed=seed)
     ctx.workspace.mkdir(parents=True, exist_ok=True)
     (ctx.workspace / "promotion.py").write_text(promotion or reference("promote-code"))
     (ctx.workspace / "rollback.py").write_text(rollback or reference("rollback-code"))
@@ -59,13 +62,13 @@ def graded(home: Path, seed: int, promotion: str | None = None, rollback: str | 
 
 
 @pytest.mark.parametrize("seed", [0, 1, 20240917])
-def test_reference_promote_and_rollback_pass_every_hidden_scenario(home, seed):
+def test_reference_promote_and_rollback_pass_every_hidden_scenario(home, seed, wb):
     ctx = graded(home, seed)
     for check in HIDDEN:
         CHECKS[check].func(ctx)
-    c = registry.client(home)
+    c = registry.client(wb)
     assert [m.name for m in c.search_registered_models()] == ["iris"], "hidden registries are removed afterwards"
-    assert not [e for e in audit.read(home=home) if "hidden" in str(e.get("model"))], "scratch audit logs only"
+    assert not [e for e in audit.read(wb) if "hidden" in str(e.get("model"))], "scratch audit logs only"
 
 
 def test_hidden_registries_follow_the_seed(home):
@@ -149,14 +152,14 @@ ROLLBACK_MISTAKES = {
 
 
 @pytest.mark.parametrize("name", list(PROMOTE_MISTAKES) + list(ROLLBACK_MISTAKES))
-def test_each_plausible_mistake_fails_its_hidden_check_with_the_fix(home, name):
+def test_each_plausible_mistake_fails_its_hidden_check_with_the_fix(home, name, wb):
     source, check, match = {**PROMOTE_MISTAKES, **ROLLBACK_MISTAKES}[name]
     kind = "promotion" if name in PROMOTE_MISTAKES else "rollback"
     ctx = graded(home, 3, **{kind: source})
     with pytest.raises(CheckFailed, match=match) as failed:
         CHECKS[check].func(ctx)
     assert "lab03-hidden" not in str(failed.value), "the message must not reveal the hidden registry"
-    assert [m.name for m in registry.client(home).search_registered_models()] == ["iris"]
+    assert [m.name for m in registry.client(wb).search_registered_models()] == ["iris"]
 
 
 def test_the_stub_is_named_before_any_hidden_registry_is_made(home):

@@ -17,6 +17,7 @@ from test_rollout_replay import (
 
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.rollout import policy as pol
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "labs" / "04-canary-rollback"
@@ -32,7 +33,7 @@ def solution_source(cell_id: str) -> str:
 def workspace(tmp_path: Path, doc: dict | None = None, decision: str | None = None) -> Context:
     ctx = Context(
         lab="04-canary-rollback",
-        home=tmp_path,
+        wb=Workbench.from_env(tmp_path),
         variables={"rps": 80, "fault_error_rate": 0.3, "canary_per_window": 80 * 0.05 * 8},
     )
     ctx.workspace.mkdir(parents=True)

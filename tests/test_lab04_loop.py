@@ -18,6 +18,7 @@ from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.release import learner_notebook
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout import sim, trial
+from mlops_workbench.workbench import Workbench
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "04-canary-rollback"
 CHECKS = {c.id: c for c in load_checks(LAB / "checks.py")}
@@ -40,7 +41,7 @@ def mistake(old: str, new: str) -> str:
 
 
 def workspace(tmp_path: Path, loop: str, seed: int = 0) -> Context:
-    ctx = Context(lab="04-canary-rollback", home=tmp_path, seed=seed)
+    ctx = Context(lab="04-canary-rollback", wb=Workbench.from_env(tmp_path), seed=seed)
     ctx.workspace.mkdir(parents=True)
     (ctx.workspace / "canary.py").write_text(loop)
     return ctx

@@ -15,8 +15,9 @@ import yaml
 from mlops_workbench.k8s import render
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.grade import fresh_workbench, grade
 from mlops_workbench.rollout import policy as pol
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,7 +42,14 @@ def submit(folder: Path, answers: dict[str, str]) -> Path:
 
 def graded(tmp_path_factory, name: str, answers: dict[str, str], seed: int = 11) -> dict:
     folder = tmp_path_factory.mktemp(name)
-    report = grade(submit(folder, answers), folder / "out", LAB, parameters={"run_cluster": "never"}, seed=seed)
+    report = grade(
+        fresh_workbench(Workbench.from_env(), folder / "out"),
+        submit(folder, answers),
+        folder / "out",
+        LAB,
+        parameters={"run_cluster": "never"},
+        seed=seed,
+    )
     return {c.id: c for c in report.checks}
 
 
@@ -120,7 +128,7 @@ def test_a_revert_that_changes_nothing_fails_naming_the_image(wrong):
 @pytest.fixture
 def only_strategy(tmp_path) -> Context:
     """Exercise 1 done (the package's strategy for the demo policy), Exercise 2's file absent."""
-    ctx = Context(lab=LAB.id, home=tmp_path)
+    ctx = Context(lab=LAB.id, wb=Workbench.from_env(tmp_path))
     manifests = ctx.workspace / "manifests"
     manifests.mkdir(parents=True)
     policy = pol.builtin("demo")

@@ -11,6 +11,7 @@ import pytest
 
 from mlops_workbench import tools
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "labs" / "07-monitor-retrain"
@@ -36,7 +37,7 @@ def reference_rules() -> str:
 
 
 def context(tmp_path: Path, seed: int = 0, files: dict[str, str] | None = None, **variables) -> Context:
-    ctx = Context(lab="07-monitor-retrain", home=tmp_path, variables=variables, seed=seed)
+    ctx = Context(lab="07-monitor-retrain", wb=Workbench.from_env(tmp_path), variables=variables, seed=seed)
     ctx.workspace.mkdir(parents=True)
     for name, text in (files or {}).items():
         (ctx.workspace / name).write_text(text)

@@ -16,7 +16,7 @@ TIMING = Timing(group_wait=0.5, group_interval=1.0, repeat_interval=2.0)
 
 
 @pytest.fixture
-def lab(home, tmp_path, monkeypatch):
+def lab(wb, tmp_path, monkeypatch):
     rules = tmp_path / "alert_rules.yaml"
     rules.write_text(reference_rules().replace("for: 20s", "for: 2s"))
     scores = labkit.write_scores(
@@ -24,13 +24,13 @@ def lab(home, tmp_path, monkeypatch):
         [DriftScores(model="iris", version="1", features={"sepal_width": 0.9, "petal_length": 0.02})],
     )
     monkeypatch.setenv(labkit.SCORES_ENV, str(scores))
-    yield home, rules
-    stack.down(home)
+    yield wb, rules
+    stack.down(wb)
 
 
-def deliver(home, rules) -> str:
-    status = stack.up(home, rules_path=rules, scorer="mlops_workbench.monitoring.labkit:file_scorer", timing=TIMING)
-    alert = labkit.wait_for_alert(home, "InputDrift", timeout=90)
+def deliver(wb, rules) -> str:
+    status = stack.up(wb, rules_path=rules, scorer="mlops_workbench.monitoring.labkit:file_scorer", timing=TIMING)
+    alert = labkit.wait_for_alert(wb, "InputDrift", timeout=90)
     assert {a.labels["feature"] for a in alert.notification.alerts} == {"sepal_width"}
     assert alert.firing and alert.group_key
     return status.alerting

@@ -12,8 +12,8 @@ from mlops_workbench.labs.checks import CheckFailed
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 PROMOTES = solution("write-retrain").replace(
-    "    mlflow_client = tracking.client(home)\n",
-    '    mlflow_client = tracking.client(home)\n    mlflow_client.set_registered_model_alias(model_name, "production", version)\n',
+    "    mlflow_client = tracking.client(wb)\n",
+    '    mlflow_client = tracking.client(wb)\n    mlflow_client.set_registered_model_alias(model_name, "production", version)\n',
 )
 NO_TAGS = solution("write-retrain").replace(
     "mlflow_client.set_model_version_tag(model_name, version, name, value)", "pass"

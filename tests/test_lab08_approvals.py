@@ -12,6 +12,7 @@ from mlops_workbench.errors import RegistryError
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.registry import approvals
 from mlops_workbench.rollout import prepare
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 LAB = Path(__file__).resolve().parents[1] / "labs" / "08-strategies-governance"
@@ -22,30 +23,31 @@ RULES = {"second_approval": True}
 
 @pytest.fixture
 def lab(tmp_path: Path):
+    wb = Workbench.from_env(tmp_path)
     """A state folder with the lab's registered versions (production: stable), each registered by ME."""
-    tracking.up(port=procs.free_port(), home=tmp_path, timeout=300)
+    tracking.up(wb, port=procs.free_port(), timeout=300)
     try:
-        versions = prepare.ensure_versions(home=tmp_path, model_name=MODEL, roles=("stable", "candidate"))
-        client = tracking.client(tmp_path)
+        versions = prepare.ensure_versions(wb, model_name=MODEL, roles=("stable", "candidate"))
+        client = tracking.client(wb)
         for version in (versions.stable, versions.candidate):
             client.set_model_version_tag(MODEL, version, approvals.REGISTERED_BY, ME)
-        registry.promote(MODEL, versions.candidate, "staging", approver=ME, reason="smoke passed", home=tmp_path)
+        registry.promote(wb, MODEL, versions.candidate, "staging", approver=ME, reason="smoke passed")
         ctx = Context(
             lab="08-strategies-governance",
-            home=tmp_path,
+            wb=wb,
             variables={"candidate_version": versions.candidate, "registrant": ME},
         )
         yield ctx, versions.candidate
     finally:
-        procs.stop_all(tmp_path)
+        procs.stop_all(wb)
 
 
 def approve(ctx: Context, version: str, who: str) -> None:
-    registry.approve(MODEL, version, approver=who, reason="checked", home=ctx.home)
+    registry.approve(ctx.wb, MODEL, version, approver=who, reason="checked")
 
 
 def ship(ctx: Context, version: str) -> None:
-    registry.promote(MODEL, version, "production", requester=ME, reason="ship", params=RULES, home=ctx.home)
+    registry.promote(ctx.wb, MODEL, version, "production", requester=ME, reason="ship", params=RULES)
 
 
 def failure(ctx: Context) -> str:

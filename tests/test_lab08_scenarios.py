@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
+from mlops_workbench.workbench import Workbench
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "08-strategies-governance"
 CHECKS = {c.id: c for c in load_checks(LAB / "checks.py")}
@@ -51,7 +52,7 @@ def mistake(cell: str, old: str, new: str) -> str:
 
 def graded(tmp_path: Path, seed: int, **replaced: str) -> Context:
     """A workspace holding the reference files, with ``replaced`` (cell id with '_' for '-') swapped in."""
-    ctx = Context(lab="08-strategies-governance", home=tmp_path, seed=seed)
+    ctx = Context(lab="08-strategies-governance", wb=Workbench.from_env(tmp_path), seed=seed)
     ctx.workspace.mkdir(parents=True, exist_ok=True)
     for cell, file in FILES.items():
         (ctx.workspace / file).write_text(replaced.get(cell.replace("-", "_"), reference(cell)))
@@ -258,18 +259,19 @@ def lab_repository(tmp_path: Path, finish: str) -> Context:
 
     scenarios = load_module(LAB / "scenarios.py", "_lab08_scenarios_test")
     runtime = scenarios.MemoryRuntime({"1", "2", "3"})
-    repo = gitops.init_repo(stable="2", model="iris", home=tmp_path, auto_sync=finish != "rollback")
-    gitops.reconcile(repo, tmp_path, runtime)
+    wb = Workbench.from_env(tmp_path)
+    repo = gitops.init_repo(wb, stable="2", model="iris", auto_sync=finish != "rollback")
+    gitops.reconcile(wb, repo, runtime)
     bad = repo.commit("Release version 3", {DESIRED: desired_text(DesiredState(model="iris", stable="3"))})
-    gitops.reconcile(repo, tmp_path, runtime)
+    gitops.reconcile(wb, repo, runtime)
     if finish == "revert":
         repo.git("revert", "--no-edit", bad)
-        gitops.reconcile(repo, tmp_path, runtime)
+        gitops.reconcile(wb, repo, runtime)
     elif finish == "rollback":
-        gitops.rollback(f"{bad}~1", repo, tmp_path, runtime)
+        gitops.rollback(wb, f"{bad}~1", repo, runtime)
     elif finish == "revert-no-sync":
         repo.git("revert", "--no-edit", bad)
-    status = gitops.status(repo, tmp_path, runtime)
+    status = gitops.status(wb, repo, runtime)
     live = runtime.live()
     exported = {
         "sync": status.sync,
@@ -278,7 +280,7 @@ def lab_repository(tmp_path: Path, finish: str) -> Context:
     }
     return Context(
         lab="08-strategies-governance",
-        home=tmp_path,
+        wb=wb,
         variables={"bad_version": "3", "gitops_status": exported},
     )
 

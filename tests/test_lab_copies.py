@@ -15,6 +15,7 @@ from mlops_workbench import settings
 from mlops_workbench.cli import services
 from mlops_workbench.jupyter.lab import command
 from mlops_workbench.labs.copies import prepare
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,9 +55,10 @@ def answer(path: Path, cell_id: str, source: str) -> None:
 
 
 def test_working_through_a_lab_leaves_the_checkout_clean(project: Path) -> None:
+    wb = Workbench.from_env()  # the default state folder: .workbench/ in the checkout
     assert git(project, "status", "--porcelain") == ""
-    copies = prepare()
-    layout = settings.layout()
+    copies = prepare(wb)
+    layout = wb.layout
     assert layout.root == project / ".workbench"
     assert {c.lab for c in copies} == {p.stem for p in (project / "notebooks").glob("*.ipynb")}
     assert all(c.status == "copied" and c.path == layout.notebook(c.lab) for c in copies)
@@ -64,7 +66,7 @@ def test_working_through_a_lab_leaves_the_checkout_clean(project: Path) -> None:
     answer(mine, "iris-rows", "n_samples = 150")
     (layout.workspace("00-welcome")).mkdir(parents=True)
     (layout.workspace("00-welcome") / "hello.txt").write_text("hello")
-    again = {c.lab: c for c in prepare()}
+    again = {c.lab: c for c in prepare(wb)}
     assert again["00-welcome"].status == "current" and again["00-welcome"].message is None
     assert "n_samples = 150" in mine.read_text()
     assert git(project, "status", "--porcelain") == ""
@@ -74,35 +76,37 @@ def test_working_through_a_lab_leaves_the_checkout_clean(project: Path) -> None:
 
 
 def test_a_newer_release_is_offered_beside_changed_work_and_replaces_untouched_copies(project: Path) -> None:
-    prepare()
-    layout = settings.layout()
+    wb = Workbench.from_env()  # the default state folder: .workbench/ in the checkout
+    prepare(wb)
+    layout = wb.layout
     mine, untouched = layout.notebook("00-welcome"), layout.notebook("01-ci-basics")
     answer(mine, "iris-rows", "n_samples = 150")
     work = mine.read_text()
     for name in ("00-welcome", "01-ci-basics"):  # the teacher's next release
         answer(project / "notebooks" / f"{name}.ipynb", "lab-header", "*a newer release*")
     git(project, "commit", "-qam", "newer release")
-    results = {c.lab: c for c in prepare()}
+    results = {c.lab: c for c in prepare(wb)}
     offered = results["00-welcome"]
     assert offered.status == "newer" and mine.read_text() == work
     assert offered.update == layout.notebook_update("00-welcome")
     assert offered.update.read_text() == (project / "notebooks" / "00-welcome.ipynb").read_text()
     assert str(offered.update) in offered.message and "kept" in offered.message
     assert results["01-ci-basics"].status == "updated" and "a newer release" in untouched.read_text()
-    assert prepare()[0].status == "newer" and mine.read_text() == work  # asked again until the learner decides
+    assert prepare(wb)[0].status == "newer" and mine.read_text() == work  # asked again until the learner decides
     offered.update.unlink()  # "to stay on yours, delete the .new notebook"
-    assert prepare()[0].status == "current" and mine.read_text() == work
+    assert prepare(wb)[0].status == "current" and mine.read_text() == work
     assert not offered.update.exists() and git(project, "status", "--porcelain") == ""
 
 
 def test_a_deleted_copy_starts_over_from_the_release(project: Path) -> None:
-    prepare()
-    layout = settings.layout()
+    wb = Workbench.from_env()  # the default state folder: .workbench/ in the checkout
+    prepare(wb)
+    layout = wb.layout
     answer(layout.notebook("00-welcome"), "iris-rows", "n_samples = 150")
     answer(project / "notebooks" / "00-welcome.ipynb", "lab-header", "*newer*")
-    assert prepare()[0].status == "newer"
+    assert prepare(wb)[0].status == "newer"
     layout.notebook("00-welcome").unlink()
-    again = prepare()[0]
+    again = prepare(wb)[0]
     assert again.status == "copied" and not layout.notebook_update("00-welcome").exists()
     assert again.path.read_text() == (project / "notebooks" / "00-welcome.ipynb").read_text()
 
@@ -114,7 +118,7 @@ def test_workbench_lab_opens_the_copies(project: Path, monkeypatch: pytest.Monke
     assert f"--ServerApp.root_dir={project}" in ran[-1]
     assert "--ServerApp.default_url=/lab/tree/.workbench/notebooks" in ran[-1]
     assert "00-welcome: your copy is" in capsys.readouterr().out
-    assert settings.layout().notebook("00-welcome").is_file() and git(project, "status", "--porcelain") == ""
+    assert Workbench.from_env().layout.notebook("00-welcome").is_file() and git(project, "status", "--porcelain") == ""
 
 
 def test_a_state_folder_outside_the_project_roots_jupyterlab_there(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlops_workbench.labs.checks import Context
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import run_check
+from mlops_workbench.workbench import Workbench
 
 
 def lab_check(lab: str, check_id: str):
@@ -15,7 +16,7 @@ def test_a_healthy_rollout_the_loop_did_not_promote_is_named_with_where_to_look(
     checks = {c.id: c for c in Lab.find("04-canary-rollback").checks}
     ctx = Context(
         lab="04-canary-rollback",
-        home=tmp_path,
+        wb=Workbench.from_env(tmp_path),
         live=False,
         variables={"healthy_version": "2", "model_name": "iris-canary", "healthy_outcome": "aborted"},
     )
@@ -30,10 +31,12 @@ def test_lab03_grades_a_stopped_server_from_its_log(tmp_path):
 
     checks = {c.id: c for c in Lab.find("03-registry-promotion").checks}
     server_version = checks["serving-production"].func.__globals__["server_version"]
-    ctx = Context(lab="03-registry-promotion", home=tmp_path, live=False)
+    ctx = Context(lab="03-registry-promotion", wb=Workbench.from_env(tmp_path), live=False)
     never = run_check(
         checks["serving-production"],
-        Context(lab="03-registry-promotion", home=tmp_path, variables={"answer": {"predictions": [1, 2]}}),
+        Context(
+            lab="03-registry-promotion", wb=Workbench.from_env(tmp_path), variables={"answer": {"predictions": [1, 2]}}
+        ),
     )
     assert never.status == "failed" and "ever ran" in never.message
     (tmp_path / "logs").mkdir()
@@ -42,5 +45,5 @@ def test_lab03_grades_a_stopped_server_from_its_log(tmp_path):
         "2026-01-01 10:00:00 WARNING mlops_workbench.serving.server: reloaded models:/iris@production: version 2 -> 1\n"
     )
     info = server_version(ctx)  # the learner stopped lab03-serve at the end: grade what it served
-    assert info == last_served("lab03-serve", tmp_path)
+    assert info == last_served(Workbench.from_env(tmp_path), "lab03-serve")
     assert (info["name"], info["alias"], info["version"], info["recorded"]) == ("iris", "production", "1", True)

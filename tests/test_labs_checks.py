@@ -7,6 +7,7 @@ import threading
 from mlops_workbench.labs.checks import Check, Context, fail, load_checks
 from mlops_workbench.labs.grade import CHECK_JOBS, run_checks
 from mlops_workbench.labs.report import CheckResult
+from mlops_workbench.workbench import Workbench
 
 
 def make(id: str, func, isolated: bool = False) -> Check:
@@ -33,7 +34,7 @@ def test_isolated_checks_run_side_by_side_before_the_others(tmp_path):
         make("b", side("b"), isolated=True),
         make("failing", lambda _ctx: fail("fix it")),
     ]
-    results = run_checks(checks, Context(lab="x", home=tmp_path))
+    results = run_checks(checks, Context(lab="x", wb=Workbench.from_env(tmp_path)))
     assert [r.id for r in results] == ["first", "a", "b", "failing"]
     assert [r.status for r in results] == ["passed", "passed", "passed", "failed"]
     assert results[3].message == "fix it"
@@ -65,7 +66,9 @@ def test_other_checks_run_one_at_a_time_and_blocked_ones_never_run(tmp_path):
         visibility="public",
         message="cell 'x' failed",
     )
-    results = run_checks(checks, Context(lab="x", home=tmp_path), lambda c: stop if c.id == "b" else None)
+    results = run_checks(
+        checks, Context(lab="x", wb=Workbench.from_env(tmp_path)), lambda c: stop if c.id == "b" else None
+    )
     assert [r.status for r in results] == ["passed", "blocked", "passed"]
     assert ran == ["a", "c"] and most[0] == 1
 
@@ -83,14 +86,14 @@ def test_checks_declare_whether_they_are_isolated(tmp_path):
 
 def test_rng_is_the_same_for_the_same_lab_label_and_seed(tmp_path):
     def draws(lab: str, label: str, seed: int) -> list[int]:
-        rng = Context(lab=lab, home=tmp_path, seed=seed).rng(label)
+        rng = Context(lab=lab, wb=Workbench.from_env(tmp_path), seed=seed).rng(label)
         return [rng.randrange(10**9) for _ in range(3)]
 
     assert draws("02-versioning", "edit", 7) == draws("02-versioning", "edit", 7)
     assert draws("02-versioning", "edit", 7) != draws("02-versioning", "edit", 8)
     assert draws("02-versioning", "edit", 7) != draws("02-versioning", "other", 7), "each scenario draws on its own"
     assert draws("02-versioning", "edit", 7) != draws("03-registry-promotion", "edit", 7)
-    assert Context(lab="x", home=tmp_path).seed == 0, "live check() calls use seed 0"
+    assert Context(lab="x", wb=Workbench.from_env(tmp_path)).seed == 0, "live check() calls use seed 0"
 
 
 def test_a_check_built_elsewhere_belongs_to_the_checks_file_that_declares_it(tmp_path):

@@ -16,6 +16,7 @@ from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import grade
 from mlops_workbench.labs.pipeline import stages, state_folder
 from mlops_workbench.labs.report import Report
+from mlops_workbench.workbench import Workbench
 
 
 def labs(root: Path, deps: dict[str, list[str]]) -> list[Lab]:
@@ -45,10 +46,11 @@ def test_labs_linked_by_depends_on_share_a_state_group_and_the_others_have_their
 
 def test_each_shipped_lab_runs_in_its_own_state_folder_apart_from_the_learners(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    wb = Workbench.from_env()
     shipped = Lab.all()
-    folders = {state_folder(lab) for lab in shipped}
+    folders = {state_folder(wb, lab) for lab in shipped}
     assert len(folders) == len(shipped), "every lab builds its own state, so no two share a folder"
-    assert all(f.parent == settings.layout().pipeline for f in folders)
+    assert all(f.parent == wb.layout.pipeline for f in folders)
     deps = {name: spec["deps"] for name, spec in stages(shipped)["stages"].items()}
     assert not any(d.endswith("report.json") for ds in deps.values() for d in ds), "no stage waits for another"
 
@@ -125,7 +127,7 @@ def test_grading_blocks_a_lab_whose_dependency_failed_without_running_it(tmp_pat
         lab="00-welcome", submission="x.ipynb", score=1, max_score=5, pass_mark=0.8, passed=False, checks=[]
     )
     result.write_text(failed.model_dump_json())
-    report = grade(lab.source, tmp_path / "out", lab, home=home)
+    report = grade(Workbench.from_env(home), lab.source, tmp_path / "out", lab)
     assert not report.passed and report.execution_status == "not-run" and report.cells == []
     assert {c.status for c in report.checks} == {"blocked"} and "00-welcome must pass first" in report.error
     assert not settings.layout(home).workspace(lab.id).exists(), "a blocked lab never runs"

@@ -13,10 +13,11 @@ import yaml
 
 from mlops_workbench.labs.batch import grade_many, validate
 from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.grade import fresh_workbench, grade
 from mlops_workbench.labs.release import learner_notebook
 from mlops_workbench.labs.report import validate_report
 from mlops_workbench.procs import RUN_TOKEN_ENV, alive
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +51,8 @@ def statuses(report) -> dict[str, str]:
     return {c.id: c.status for c in report.checks}
 
 
-def test_solution_full_marks_and_learner_version_zero(lab, tmp_path):
-    result = validate(lab, tmp_path / "v")
+def test_solution_full_marks_and_learner_version_zero(lab, tmp_path, wb):
+    result = validate(wb, lab, tmp_path / "v")
     assert result.problems == []
     assert not result.solution.integrity, "the solution lacks only the generated header cell, which is no problem"
     assert result.solution.score == result.solution.max_score == 5
@@ -71,7 +72,7 @@ def test_endless_loop_deleted_duplicated_edited_cells_and_huge_output(lab, tmp_p
     nb.cells.insert(5, nbformat.from_dict(json.loads(json.dumps(cell(nb, "hello-file")))))
     sub = tmp_path / "sub.ipynb"
     sub.write_text(json.dumps(nb))  # nbformat.write would rename the duplicated id
-    report = grade(sub, tmp_path / "out", lab)
+    report = grade(fresh_workbench(Workbench.from_env(), tmp_path / "out"), sub, tmp_path / "out", lab)
     got = statuses(report)
     assert got["hello-file"] == "passed"  # one broken cell never stops the other checks
     assert got["iris-rows"] == "timeout"
@@ -89,7 +90,9 @@ def test_endless_loop_deleted_duplicated_edited_cells_and_huge_output(lab, tmp_p
 def test_kernel_that_dies_blocks_only_what_follows(lab, tmp_path):
     nb = solution(lab)
     cell(nb, "seeded-sample").source = "import os\nos._exit(1)"
-    report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab)
+    report = grade(
+        fresh_workbench(Workbench.from_env(), tmp_path / "out"), save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab
+    )
     got = statuses(report)
     assert report.execution_status == "kernel-died"
     assert got["hello-file"] == got["iris-rows"] == "passed"
@@ -100,7 +103,9 @@ def test_kernel_that_dies_blocks_only_what_follows(lab, tmp_path):
 def test_system_exit_is_an_error_in_that_cell(lab, tmp_path):
     nb = solution(lab)
     cell(nb, "iris-rows").source = "raise SystemExit(3)"
-    report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab)
+    report = grade(
+        fresh_workbench(Workbench.from_env(), tmp_path / "out"), save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab
+    )
     got = statuses(report)
     assert got["iris-rows"] == "blocked" and "SystemExit" in report.checks[1].message
     assert got["hello-file"] == got["seeded-sample"] == got["state-folder"] == "passed"
@@ -120,7 +125,7 @@ def test_redefined_check_and_fake_results_do_not_change_the_grade(lab, tmp_path)
     cheat.id = "cheat"
     nb.cells.insert(3, cheat)
     out = tmp_path / "out"
-    report = grade(save(nb, tmp_path / "sub.ipynb"), out, lab)
+    report = grade(fresh_workbench(Workbench.from_env(), out), save(nb, tmp_path / "sub.ipynb"), out, lab)
     assert report.score == 0 and not report.passed
     assert json.loads((out / "report.json").read_text())["score"] == 0
     assert json.loads((out / "home" / "results" / "00-welcome.json").read_text())["passed"] is False
@@ -137,7 +142,9 @@ def test_lab_timeout_stops_the_kernel_and_reports_the_rest(lab, tmp_path):
         f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
         "while True:\n    try:\n        time.sleep(1)\n    except KeyboardInterrupt:\n        pass"
     )
-    report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab)
+    report = grade(
+        fresh_workbench(Workbench.from_env(), tmp_path / "out"), save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab
+    )
     got = statuses(report)
     assert report.execution_status == "timeout"
     assert got["hello-file"] == "passed"
@@ -157,14 +164,14 @@ def describe(pid: int) -> str:
     return f"{[line for line in status if line.startswith(('Name', 'State', 'PPid'))]}, token {token}"
 
 
-def test_batch_keeps_every_result_when_one_submission_is_broken(lab, tmp_path):
+def test_batch_keeps_every_result_when_one_submission_is_broken(lab, tmp_path, wb):
     good = save(solution(lab), tmp_path / "good.ipynb")
     bad = tmp_path / "bad.ipynb"
     bad.write_text("{ this is not json")
     no_kernel = solution(lab)
     no_kernel.metadata.pop("kernelspec")
     nokernel = save(no_kernel, tmp_path / "nokernel.ipynb")
-    reports = grade_many([good, bad, nokernel], tmp_path / "out", lab=lab, jobs=2)
+    reports = grade_many(wb, [good, bad, nokernel], tmp_path / "out", lab=lab, jobs=2)
     assert reports[good].passed and reports[good].score == 5
     assert "bad.ipynb is not valid notebook JSON" in reports[bad].error
     assert "kernel" in reports[nokernel].error and "nokernel.ipynb" in reports[nokernel].error
@@ -173,7 +180,7 @@ def test_batch_keeps_every_result_when_one_submission_is_broken(lab, tmp_path):
         assert {"report.json", "report.html", "junit.xml", "gradescope.json"} <= {p.name for p in folder.iterdir()}
 
 
-def test_cells_saved_without_ids_are_normalized_graded_and_reported(lab, tmp_path):
+def test_cells_saved_without_ids_are_normalized_graded_and_reported(lab, tmp_path, wb):
     # what older editors and scripts save: the learner's added cells carry no "id" (here in nbformat 4.5)
     nb = json.loads(nbformat.writes(solution(lab)))
     note = {"cell_type": "markdown", "metadata": {}, "source": "my notes"}
@@ -182,7 +189,7 @@ def test_cells_saved_without_ids_are_normalized_graded_and_reported(lab, tmp_pat
     sub = tmp_path / "00-welcome.ipynb"
     sub.write_text(json.dumps(nb))
     out = tmp_path / "out"
-    report = grade_many([sub], out, lab=lab, jobs=1)[sub]
+    report = grade_many(wb, [sub], out, lab=lab, jobs=1)[sub]
     assert report.error is None and report.lab == "00-welcome"
     assert report.score == report.max_score  # the solution still scores full marks
     added = [i for i in report.integrity if i.problem == "id-added"]
@@ -200,20 +207,20 @@ def test_grading_stops_what_the_notebook_started_and_keeps_what_ran_before(lab, 
     home, pid_file = tmp_path / "home", tmp_path / "notebook-service.pid"
     http_server = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
     port = procs.free_port()
-    shared = procs.start("shared", [*http_server, str(port)], port, health_path="/", home=home)
+    shared = procs.start(Workbench.from_env(home), "shared", [*http_server, str(port)], port, health_path="/")
     nb = solution(lab)
     nb.cells.append(
         nbformat.v4.new_code_cell(
-            "from pathlib import Path\nfrom mlops_workbench import procs\n"
-            f"svc = procs.start('from-notebook', {http_server!r} + [str(p := procs.free_port())], p, health_path='/')\n"
+            "from pathlib import Path\nfrom mlops_workbench import procs\nfrom mlops_workbench.workbench import Workbench\n"
+            f"svc = procs.start(Workbench.from_env(), 'from-notebook', {http_server!r} + [str(p := procs.free_port())], p, health_path='/')\n"
             f"Path({str(pid_file)!r}).write_text(str(svc.pid))"
         )
     )
     try:
-        report = grade(save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab, home=home)
+        report = grade(Workbench.from_env(home), save(nb, tmp_path / "sub.ipynb"), tmp_path / "out", lab)
         assert report.score == report.max_score, report.checks
         notebook_pid = int(pid_file.read_text())
-        assert not alive(notebook_pid) and procs.get("from-notebook", home) is None
-        assert [s.name for s in procs.running(home)] == ["shared"] and alive(shared.pid)
+        assert not alive(notebook_pid) and procs.get(Workbench.from_env(home), "from-notebook") is None
+        assert [s.name for s in procs.running(Workbench.from_env(home))] == ["shared"] and alive(shared.pid)
     finally:
-        procs.stop_all(home)
+        procs.stop_all(Workbench.from_env(home))

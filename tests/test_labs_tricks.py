@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.grade import fresh_workbench, grade
 from mlops_workbench.labs.release import learner_notebook
 from mlops_workbench.labs.report import Report
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,12 @@ def by_id(report: Report) -> dict:
 def answer_function_report(lab, tmp_path_factory) -> Report:
     folder = tmp_path_factory.mktemp("answer-function")
     answer = "from mlops_workbench import data as d\nn_samples = len(d.load_iris_frame())\nprint(n_samples)"
-    return grade(submit(lab, folder, {"iris-rows": answer}), folder / "out", lab)
+    return grade(
+        fresh_workbench(Workbench.from_env(), folder / "out"),
+        submit(lab, folder, {"iris-rows": answer}),
+        folder / "out",
+        lab,
+    )
 
 
 def test_an_answer_function_scores_zero_for_its_exercise_with_the_api_to_write(answer_function_report):
@@ -91,7 +97,9 @@ def always_equal_report(lab, tmp_path_factory) -> Report:
         "seeded-sample": "class AlwaysList(list):\n    def __eq__(self, other):\n        return True\n"
         "    def __ne__(self, other):\n        return False\nsample = AlwaysList([1])",
     }
-    return grade(submit(lab, folder, answers), folder / "out", lab)
+    return grade(
+        fresh_workbench(Workbench.from_env(), folder / "out"), submit(lab, folder, answers), folder / "out", lab
+    )
 
 
 def test_an_object_equal_to_everything_passes_no_check(always_equal_report):
@@ -113,7 +121,12 @@ def hidden_traceback_report(lab, tmp_path_factory) -> Report:
         "get_ipython().showtraceback = lambda *args, **kwargs: None\n"
     )
     answers = {"hello-file": "raise RuntimeError('the file was never written')"}
-    return grade(submit(lab, folder, answers, extra=hide), folder / "out", lab)
+    return grade(
+        fresh_workbench(Workbench.from_env(), folder / "out"),
+        submit(lab, folder, answers, extra=hide),
+        folder / "out",
+        lab,
+    )
 
 
 def test_an_error_whose_traceback_is_hidden_still_blocks_its_check(hidden_traceback_report):
@@ -141,7 +154,12 @@ print("wrote fake reports to", out)
 @pytest.fixture(scope="module")
 def fake_report(lab, tmp_path_factory) -> tuple[Report, Path]:
     folder = tmp_path_factory.mktemp("fake-report")
-    return grade(submit(lab, folder, {}, extra=FAKE_REPORTS, learner=True), folder / "out", lab), folder / "out"
+    return grade(
+        fresh_workbench(Workbench.from_env(), folder / "out"),
+        submit(lab, folder, {}, extra=FAKE_REPORTS, learner=True),
+        folder / "out",
+        lab,
+    ), folder / "out"
 
 
 def test_reports_written_by_the_notebook_are_replaced_by_the_grader(fake_report):
@@ -169,7 +187,12 @@ def tamper(tmp_path_factory) -> tuple[Report, Lab]:
         "planted = checks.parent / 'conftest.py'\n"
         "planted.write_text('GRADE = 100\\n')\n"
     )
-    report = grade(submit(lab, folder, {}, extra=trick, learner=True), folder / "out", lab)
+    report = grade(
+        fresh_workbench(Workbench.from_env(), folder / "out"),
+        submit(lab, folder, {}, extra=trick, learner=True),
+        folder / "out",
+        lab,
+    )
     return report, lab
 
 

@@ -15,6 +15,7 @@ from mlops_workbench.monitoring import drift, estimate, reference, report, scena
 from mlops_workbench.monitoring.drift import EmptyWindowError, NoLabelsError, Thresholds
 from mlops_workbench.monitoring.predictions import Window, moment
 from mlops_workbench.monitoring.scenarios import Shift
+from mlops_workbench.workbench import Workbench
 
 F = data.FEATURES
 
@@ -261,7 +262,7 @@ def test_the_report_names_every_feature_and_verdict_and_loads_nothing(tmp_path, 
     found = drift.detect(ref, w)
     calibration = estimate.reference_calibration(ref)
     accuracy = estimate.AccuracyTable(rows=[estimate.compare(w, calibration, name="later month")])
-    path = report.write(found, ref, w, accuracy, home=tmp_path)
+    path = report.write(Workbench.from_env(tmp_path), found, ref, w, accuracy)
     assert path.parent == tmp_path / "monitoring" / "reports" and path.name == "drift-iris-v1-20231114T221640.html"
     page = path.read_text()
     for f in found.features:
@@ -272,4 +273,4 @@ def test_the_report_names_every_feature_and_verdict_and_loads_nothing(tmp_path, 
     quiet = drift.detect(ref, window(model, scenarios.traffic(7)))
     assert "no drift</h1>" in report.render(quiet, ref, window(model, scenarios.traffic(7)))
     with pytest.raises(InputError, match="no file name"):
-        report.write(found, ref, w, home=tmp_path, name="///")
+        report.write(Workbench.from_env(tmp_path), found, ref, w, name="///")

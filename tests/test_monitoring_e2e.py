@@ -18,6 +18,7 @@ from mlops_workbench import procs, settings
 from mlops_workbench.monitoring import alertmanager, fallback, rules, service, stack, webhook
 from mlops_workbench.monitoring.alertmanager import Timing
 from mlops_workbench.rollout import prometheus
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 TIMING = Timing(group_wait=0.5, group_interval=1.0, repeat_interval=2.0)
@@ -36,7 +37,7 @@ def act(notification):
 
 
 @pytest.fixture
-def lab(home, tmp_path, monkeypatch):
+def lab(home, tmp_path, monkeypatch, wb):
     """A scorer module the monitor process imports, and the reference rules with a 2 s ``for:``."""
     mods = tmp_path / "mods"
     mods.mkdir()
@@ -48,7 +49,7 @@ def lab(home, tmp_path, monkeypatch):
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     yield home, path, mods / "actions.log"
-    stack.down(home)
+    stack.down(wb)
 
 
 def received(home: Path, deadline: float = 45.0, repeats: int = 2) -> list[webhook.AlertRecord]:
@@ -76,14 +77,20 @@ def check_once(records: list[webhook.AlertRecord], actions: Path) -> webhook.Ale
 @pytest.mark.skipif(not prometheus.available(), reason="no prometheus binary: Alertmanager gets its alerts from it")
 def test_alertmanager_delivers_the_drift_alert_and_the_action_runs_once(lab):
     home, rule_file, actions = lab
-    report = stack.up(home, rules_path=rule_file, scorer="e2e_drift:high", on_firing="e2e_drift:act", timing=TIMING)
+    report = stack.up(
+        Workbench.from_env(home),
+        rules_path=rule_file,
+        scorer="e2e_drift:high",
+        on_firing="e2e_drift:act",
+        timing=TIMING,
+    )
     assert report.alerting == "alertmanager" and report.alertmanager and report.prometheus
     alert = check_once(received(home), actions)
     held = alertmanager.alerts(report.alertmanager)
     assert [a.fingerprint for a in held if a.labels["alertname"] == "FeatureDriftHigh"] == [alert.fingerprint]
     assert linked_to(home) == {report.alertmanager}
-    assert set(stack.down(home)) == {alertmanager.SERVICE, service.SERVICE, prometheus.SERVICE}
-    assert procs.running(home) == []
+    assert set(stack.down(Workbench.from_env(home))) == {alertmanager.SERVICE, service.SERVICE, prometheus.SERVICE}
+    assert procs.running(Workbench.from_env(home)) == []
 
 
 def linked_to(home: Path) -> set[str]:
@@ -95,18 +102,30 @@ def linked_to(home: Path) -> set[str]:
 def test_without_alertmanager_the_monitor_evaluates_the_rules_against_prometheus(lab, monkeypatch):
     home, rule_file, actions = lab
     monkeypatch.setenv(alertmanager.BINARY_ENV, "")
-    report = stack.up(home, rules_path=rule_file, scorer="e2e_drift:high", on_firing="e2e_drift:act", timing=TIMING)
+    report = stack.up(
+        Workbench.from_env(home),
+        rules_path=rule_file,
+        scorer="e2e_drift:high",
+        on_firing="e2e_drift:act",
+        timing=TIMING,
+    )
     assert report.alerting == "fallback" and "no Alertmanager binary" in report.reason and report.prometheus
     alert = check_once(received(home), actions)
     assert alert.labels["job"] == "monitor", "the sample came from Prometheus's scrape of the monitor"
-    assert alertmanager.url(home) is None and linked_to(home) == {report.monitor}
+    assert alertmanager.url(Workbench.from_env(home)) is None and linked_to(home) == {report.monitor}
 
 
 def test_without_alertmanager_and_prometheus_the_rules_read_the_scraped_metrics(lab, monkeypatch):
     home, rule_file, actions = lab
     monkeypatch.setenv(alertmanager.BINARY_ENV, "")
     monkeypatch.setenv(prometheus.BINARY_ENV, str(home / "no-prometheus"))
-    report = stack.up(home, rules_path=rule_file, scorer="e2e_drift:high", on_firing="e2e_drift:act", timing=TIMING)
+    report = stack.up(
+        Workbench.from_env(home),
+        rules_path=rule_file,
+        scorer="e2e_drift:high",
+        on_firing="e2e_drift:act",
+        timing=TIMING,
+    )
     assert report.alerting == "fallback" and report.prometheus is None
     alert = check_once(received(home), actions)
     assert "job" not in alert.labels, "read from /metrics directly, without Prometheus's target labels"
@@ -115,17 +134,17 @@ def test_without_alertmanager_and_prometheus_the_rules_read_the_scraped_metrics(
 
 
 @pytest.mark.skipif(not prometheus.available(), reason="no prometheus binary")
-def test_a_running_prometheus_is_reconfigured_keeping_its_targets(home, tmp_path):
-    url = prometheus.up("127.0.0.1:1", {"stable": "127.0.0.1:2"}, home=home)
-    prometheus.reconfigure(home, monitor="127.0.0.1:3", rule_files=[rules.REFERENCE], alertmanager="127.0.0.1:4")
+def test_a_running_prometheus_is_reconfigured_keeping_its_targets(home, tmp_path, wb):
+    url = prometheus.up(wb, "127.0.0.1:1", {"stable": "127.0.0.1:2"})
+    prometheus.reconfigure(wb, monitor="127.0.0.1:3", rule_files=[rules.REFERENCE], alertmanager="127.0.0.1:4")
     loaded = yaml.safe_load(procs.http().get(url + "/api/v1/status/config", timeout=5).json()["data"]["yaml"])
     assert [job["job_name"] for job in loaded["scrape_configs"]] == ["router", "model", "monitor"]
     assert loaded["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:4"]
     groups = procs.http().get(url + "/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert [g["name"] for g in groups] == ["workbench-monitoring"]
-    prometheus.reconfigure(home)
+    prometheus.reconfigure(wb)
     assert procs.http().get(url + "/api/v1/rules", timeout=5).json()["data"]["groups"] == []
     bad = tmp_path / "bad.yaml"
     bad.write_text("groups: [{name: g, rules: [{alert: A, expr: 'foo >'}]}]")
     with pytest.raises(prometheus.PrometheusError, match="refused the new config"):
-        prometheus.reconfigure(home, rule_files=[bad])
+        prometheus.reconfigure(wb, rule_files=[bad])

@@ -20,6 +20,7 @@ from mlops_workbench.monitoring.predictions import LabelRecord, PredictionLog, P
 from mlops_workbench.monitoring.recorder import PredictionRecorder
 from mlops_workbench.serving import paths
 from mlops_workbench.serving.payloads import request_id
+from mlops_workbench.workbench import Workbench
 
 F = data.FEATURES
 ROW = dict(zip(F, [5.1, 3.5, 1.4, 0.2], strict=True))
@@ -41,8 +42,8 @@ def record(request: str, ts: float, version: str = "1", row: int = 0, model: str
 
 
 @pytest.fixture
-def store(tmp_path) -> PredictionLog:
-    log = PredictionLog(tmp_path / "monitoring" / "predictions.db")
+def store(tmp_path, wb) -> PredictionLog:
+    log = PredictionLog(wb, tmp_path / "monitoring" / "predictions.db")
     yield log
     log.close()
 
@@ -50,7 +51,7 @@ def store(tmp_path) -> PredictionLog:
 # ---------------------------------------------------------------- the store
 
 
-def test_records_come_back_as_written_by_version_window_and_last_n(store):
+def test_records_come_back_as_written_by_version_window_and_last_n(store, wb):
     store.write([record(f"r{i}", 1000 + i, version="1" if i < 6 else "2") for i in range(10)])
     assert store.count() == 10 and store.count(model="iris", version=2) == 4 and store.count(model="other") == 0
     first = store.query(last=1)[0]
@@ -61,7 +62,7 @@ def test_records_come_back_as_written_by_version_window_and_last_n(store):
     assert window.version == "2" and [r.request_id for r in window.rows] == ["r6", "r7", "r8", "r9"]
     assert len(store.window("iris", None, 1000, 2000).rows) == 10 and store.window("iris", "3", 0, 1).rows == []
     assert window.frame()[F].iloc[0].to_dict() == ROW
-    assert PredictionLog(store.path).query(last=1)[0].request_id == "r9"  # another connection sees the rows
+    assert PredictionLog(wb, store.path).query(last=1)[0].request_id == "r9"  # another connection sees the rows
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -85,7 +86,7 @@ def test_labels_join_by_request_id_and_row_and_the_first_label_stays(store):
 
 
 def _append(path: str, worker: int, rows: int) -> int:
-    log = PredictionLog(Path(path), timeout=30)
+    log = PredictionLog(Workbench.from_env(Path(path).parent), Path(path), timeout=30)
     for i in range(rows):  # one transaction per row: the most contention
         log.write([record(f"w{worker}-{i}", time.time())])
     log.close()
@@ -147,14 +148,14 @@ def model_path(tmp_path_factory, save_iris_model) -> Path:
 
 def app(model_path: Path, home: Path):
     """The app ``workbench serve`` runs, with the state folder's prediction log."""
-    from mlops_workbench import settings
     from mlops_workbench.serving.server import create_app
 
-    recorder = PredictionRecorder(PredictionLog(settings.layout(home).predictions))
-    return create_app(str(model_path), name="iris", admin_token="token", recorder=recorder)
+    wb = Workbench.from_env(home)
+    recorder = PredictionRecorder(PredictionLog(wb))
+    return create_app(wb, str(model_path), name="iris", admin_token="token", recorder=recorder)
 
 
-def test_every_answer_names_its_request_id_and_mlflow_formats_stay_as_they_were(home, model_path):
+def test_every_answer_names_its_request_id_and_mlflow_formats_stay_as_they_were(home, model_path, wb):
     rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
     with TestClient(app(model_path, home)) as client:
         invocation = client.post(paths.INVOCATIONS, json={"dataframe_split": {"columns": F, "data": rows}})
@@ -167,7 +168,7 @@ def test_every_answer_names_its_request_id_and_mlflow_formats_stay_as_they_were(
         assert odd.json()["request_id"] != "a b" and len(odd.json()["request_id"]) == 32
         refused = client.post(paths.PREDICT, json={"instances": [[1, 2]]}, headers={paths.REQUEST_ID_HEADER: "bad-1"})
         assert refused.status_code == 400 and refused.headers[paths.REQUEST_ID_HEADER] == "bad-1"
-    logged = PredictionLog(home=home).query()  # closing the app wrote everything queued
+    logged = PredictionLog(wb).query()  # closing the app wrote everything queued
     expected = [(generated, 0), (generated, 1), (generated, 2), ("mine-1", 0), (odd.json()["request_id"], 0)]
     assert [(r.request_id, r.row) for r in logged] == expected  # the refused request logged nothing
     batch = logged[:3]
@@ -204,19 +205,19 @@ def test_a_real_model_server_logs_every_prediction_with_its_version_and_features
 
     home = tmp_path_factory.mktemp("monitored-home")
     try:
-        tracking.up(port=procs.free_port(), home=home, timeout=300)  # slow on a loaded 2-core machine
+        tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=300)  # slow on a loaded 2-core machine
         run_id = candidates.log_candidate({"C": 1.0}, experiment="monitoring")
-        version = registry.register(run_id, "monitored", home=home).version
+        version = registry.register(Workbench.from_env(home), run_id, "monitored").version
         service = start_server(
-            f"models:/monitored/{version}", name="serve-monitored", home=home, model_name="monitored"
+            Workbench.from_env(home), f"models:/monitored/{version}", name="serve-monitored", model_name="monitored"
         )
-        client = ModelServerClient(service.url, home=home)
+        client = ModelServerClient.of(Workbench.from_env(home), service.url)
         frame = scenarios.traffic(11, 25)
         truth = scenarios.replay(client, frame, prefix="live")
         batch = client.send(frame[F].head(3).to_numpy().tolist(), path=paths.INVOCATIONS)
         assert len(truth) == 25 and batch.status == 200 and batch.request_id
 
-        store = PredictionLog(home=home)
+        store = PredictionLog(Workbench.from_env(home))
         deadline = time.monotonic() + 30
         while store.count(model="monitored") < 28 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -231,7 +232,7 @@ def test_a_real_model_server_logs_every_prediction_with_its_version_and_features
         window = store.window("monitored", version, start=logged[0].ts, end=time.time() + 1)
         score = drift.accuracy(window)
         assert score.labelled == 25 and score.rows == 28 and score.accuracy > 0.8
-        found = drift.detect(reference.load("monitored", version, home=home), window)
+        found = drift.detect(reference.load(Workbench.from_env(home), "monitored", version), window)
         assert found.rows == 28 and found.version == str(version)
     finally:
-        procs.stop_all(home)
+        procs.stop_all(Workbench.from_env(home))

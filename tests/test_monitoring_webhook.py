@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from mlops_workbench import settings
 from mlops_workbench.monitoring import service, webhook
 from mlops_workbench.serving import auth
+from mlops_workbench.workbench import Workbench
 
 TOKEN = "s3cret-token"
 # a notification as Alertmanager 0.25 sent it to the workbench (every field it sends, firing alerts' endsAt zero)
@@ -65,7 +66,7 @@ def resolved(payload: dict) -> dict:
 @pytest.fixture
 def client(tmp_path):
     calls = Calls()
-    app = service.create_app(tmp_path, on_firing=calls, token=TOKEN)
+    app = service.create_app(Workbench.from_env(tmp_path), on_firing=calls, token=TOKEN)
     with TestClient(app) as http:
         yield http, calls, settings.layout(tmp_path).alerts_received
 
@@ -141,11 +142,11 @@ def test_a_group_that_resolved_and_fires_again_starts_the_action_again(client):
 
 def test_a_restarted_receiver_remembers_the_groups_that_fire(tmp_path):
     first = Calls()
-    with TestClient(service.create_app(tmp_path, on_firing=first, token=TOKEN)) as http:
+    with TestClient(service.create_app(Workbench.from_env(tmp_path), on_firing=first, token=TOKEN)) as http:
         post(http, SENT)
         first.wait()
     again = Calls()
-    with TestClient(service.create_app(tmp_path, on_firing=again, token=TOKEN)) as http:
+    with TestClient(service.create_app(Workbench.from_env(tmp_path), on_firing=again, token=TOKEN)) as http:
         assert post(http, SENT).json()["action"] == "repeat"
         assert post(http, resolved(SENT)).json()["action"] == "resolved"
         assert post(http, SENT).json()["action"] == "started"
@@ -154,7 +155,7 @@ def test_a_restarted_receiver_remembers_the_groups_that_fire(tmp_path):
 
 
 def test_without_an_action_wired_in_notifications_are_only_recorded(tmp_path):
-    with TestClient(service.create_app(tmp_path, token=TOKEN)) as http:
+    with TestClient(service.create_app(Workbench.from_env(tmp_path), token=TOKEN)) as http:
         assert post(http, SENT).json()["action"] == "none"
     assert webhook.firing_groups(webhook.read(settings.layout(tmp_path).alerts_received)) == {
         SENT["groupKey"]: frozenset({"9d1479ff8d6d83ba"})
@@ -165,7 +166,7 @@ def test_a_failing_action_is_logged_and_the_receiver_keeps_serving(tmp_path, cap
     def boom(_: webhook.Notification) -> None:
         raise RuntimeError("retrain could not start")
 
-    receiver = webhook.Receiver(tmp_path, boom)
+    receiver = webhook.Receiver(Workbench.from_env(tmp_path), boom)
     with caplog.at_level("ERROR"):
         receiver._run(webhook.Notification.model_validate(SENT))
     assert "on_firing failed" in caplog.text and "retrain could not start" in caplog.text

@@ -11,6 +11,7 @@ import pytest
 from drill_fakes import FakeDrill
 
 from mlops_workbench import output
+from mlops_workbench.workbench import Workbench
 
 
 def test_quiet_keeps_chatty_loggers_to_errors_and_restores_them(monkeypatch, caplog):
@@ -89,7 +90,7 @@ class _Chatty(FakeDrill):
 def test_a_drill_setup_prints_nothing_that_gives_the_puzzle_away(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(output.VERBOSE_ENV, raising=False)
     drill = _Chatty()
-    drill.prepare(drill.context(tmp_path), seed=1)
+    drill.prepare(drill.context(Workbench.from_env(tmp_path)), seed=1)
     shown = capsys.readouterr()
     assert "version" not in shown.out + shown.err and "registered" not in shown.out + shown.err
 
@@ -98,8 +99,8 @@ def test_a_failed_drill_setup_shows_what_it_printed_and_verbose_shows_it_always(
     monkeypatch.delenv(output.VERBOSE_ENV, raising=False)
     drill = _Chatty(fails=True)
     with pytest.raises(RuntimeError, match="the setup broke"):
-        drill.prepare(drill.context(tmp_path), seed=1)
+        drill.prepare(drill.context(Workbench.from_env(tmp_path)), seed=1)
     assert "Created version '2'" in capsys.readouterr().err, "the context of the failure is kept"
     monkeypatch.setenv(output.VERBOSE_ENV, "1")
-    _Chatty().prepare(_Chatty().context(tmp_path / "verbose"), seed=1)
+    _Chatty().prepare(_Chatty().context(Workbench.from_env(tmp_path / "verbose")), seed=1)
     assert "Created version '2'" in capsys.readouterr().out

@@ -21,6 +21,7 @@ from mlops_workbench import errors, paramspec, settings, tracking
 from mlops_workbench.errors import InputError, NotFoundError, TrackingServerDown, WorkbenchError
 from mlops_workbench.labs.checks import load_checks
 from mlops_workbench.rollout import state as st
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "mlops_workbench"
@@ -162,15 +163,15 @@ def test_alias_names_are_spelled_once():
     assert offenders == []
 
 
-def test_tracking_uri_is_the_state_folders_server_and_never_a_local_store(home, monkeypatch):
+def test_tracking_uri_is_the_state_folders_server_and_never_a_local_store(home, monkeypatch, wb):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(TrackingServerDown, match="workbench mlflow up"):
-        tracking.uri(home)
+        tracking.uri(wb)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")  # never a store of MLflow's own
     with pytest.raises(TrackingServerDown):
-        tracking.uri(home)
+        tracking.uri(wb)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000/")  # an external server, named
-    assert tracking.uri(home) == "http://mlflow.example:5000"
+    assert tracking.uri(wb) == "http://mlflow.example:5000"
 
 
 def test_params_one_reader_one_rule(tmp_path, monkeypatch):
@@ -224,7 +225,7 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
     ]
     assert len(set(found)) == len(found) and all(p.is_relative_to(tmp_path) for p in found)
     assert not any(p.exists() for p in found), "a layout only names paths, it creates none"
-    assert tracking.store_paths(tmp_path) == (paths.mlflow_db, paths.artifacts)
+    assert tracking.store_paths(Workbench.from_env(tmp_path)) == (paths.mlflow_db, paths.artifacts)
     literal = re.compile(
         r"""home\)?\s*/\s*["'](mlflow|logs|run|audit|rollout|workspaces|results|locks|drills|pipeline)["']"""
     )
@@ -239,8 +240,8 @@ def test_the_layout_owns_every_path_under_the_state_folder(tmp_path):
 def test_rollout_phase_is_an_enum_even_when_read_back_from_json(tmp_path):
     state = st.RolloutState.new("2", {"steps": []})
     state.phase = st.RolloutPhase.ABORTED
-    st.save(state, tmp_path)
-    loaded = st.load(tmp_path)
+    st.save(Workbench.from_env(tmp_path), state)
+    loaded = st.load(Workbench.from_env(tmp_path))
     assert loaded.phase is st.RolloutPhase.ABORTED and loaded.done
 
 
@@ -325,9 +326,9 @@ def test_a_recycled_pid_is_never_taken_for_a_service(tmp_path):
         record = procs.Service(name="ghost", pid=bystander.pid, port=1, cmd=["ghost"], log="x", started="1")
         (settings.layout(tmp_path).run).mkdir(parents=True)
         (settings.layout(tmp_path).run / "ghost.json").write_text(json.dumps(record.__dict__))
-        assert procs.get("ghost", tmp_path) is None
+        assert procs.get(Workbench.from_env(tmp_path), "ghost") is None
         (settings.layout(tmp_path).run / "ghost.json").write_text(json.dumps(record.__dict__))
-        assert procs.stop("ghost", tmp_path) is False
+        assert procs.stop(Workbench.from_env(tmp_path), "ghost") is False
         assert bystander.poll() is None, "stop() signalled a process that only reused the recorded pid"
     finally:
         bystander.send_signal(signal.SIGKILL)
@@ -355,8 +356,13 @@ def test_a_service_that_lost_its_port_to_another_program_is_refused_not_taken(tm
     monkeypatch.setattr(procs, "port_in_use", lambda p: False)  # the moment both saw the port free
     try:
         with pytest.raises(procs.PortClash, match=f"Port {port} answered, but another program listens on it"):
-            procs.start("late", [sys.executable, "-c", "import time; time.sleep(60)"], port, home=tmp_path)
-        assert procs.get("late", tmp_path) is None and procs.running(tmp_path) == []
+            procs.start(
+                Workbench.from_env(tmp_path), "late", [sys.executable, "-c", "import time; time.sleep(60)"], port
+            )
+        assert (
+            procs.get(Workbench.from_env(tmp_path), "late") is None
+            and procs.running(Workbench.from_env(tmp_path)) == []
+        )
     finally:
         winner.shutdown()
 
@@ -511,3 +517,54 @@ def test_only_their_owner_modules_read_the_audit_and_event_logs_by_key():
 def test_the_ownership_scan_sees_a_log_key_read_by_key():
     code = 'entries = [e for e in audit.read() if e.get("outcome") == "promoted" and e["ts"]]\nevent.pop("rollout")\n'
     assert sorted(key for _, key in _keys_read(ast.parse(code))) == ["outcome", "rollout", "ts"]
+
+
+def _defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
+    a = fn.args
+    positional = a.posonlyargs + a.args
+    found = dict(zip([x.arg for x in positional[len(positional) - len(a.defaults) :]], a.defaults, strict=True))
+    found.update({x.arg: d for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None})
+    return found
+
+
+def test_the_state_folder_comes_from_the_workbench_its_entry_point_made():
+    """No function falls back to the environment's state folder: no ``home`` parameter defaulting to None, no
+    optional ``Workbench``, and only ``Workbench.from_env`` calls ``settings.home()``."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if "templates" in path.parts:
+            continue
+        where = path.relative_to(SRC)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                defaults = _defaults(node)
+                a = node.args
+                for arg in a.posonlyargs + a.args + a.kwonlyargs:
+                    default = defaults.get(arg.arg)
+                    none = isinstance(default, ast.Constant) and default.value is None
+                    if arg.arg == "home" and none and path.name != "workbench.py":  # from_env(home=None) reads it
+                        offenders.append(f"{where}:{node.lineno} {node.name}(home=None)")
+                    annotation = ast.unparse(arg.annotation) if arg.annotation else ""
+                    if "Workbench" in annotation and ("None" in annotation or "Optional" in annotation):
+                        offenders.append(f"{where}:{node.lineno} {node.name}({arg.arg}: {annotation})")
+            elif isinstance(node, ast.Attribute) and ast.unparse(node) == "settings.home":
+                if path.name != "workbench.py":
+                    offenders.append(f"{where}:{node.lineno} settings.home")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").endswith("settings"):
+                offenders += [f"{where}:{node.lineno} imports home" for a in node.names if a.name == "home"]
+            elif isinstance(node, ast.Call) and path.name == "settings.py" and ast.unparse(node.func) == "home":
+                offenders.append(f"{where}:{node.lineno} home()")
+    assert offenders == []
+
+
+def test_a_workbench_is_read_from_the_environment_once_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path / "state"))
+    monkeypatch.setenv(settings.PORT_OFFSET_ENV, "300")
+    wb = Workbench.from_env()
+    assert wb.home == (tmp_path / "state").resolve() and not wb.home.exists(), "making one creates no folder"
+    assert wb.port("mlflow") == 5300 and wb.layout.mlflow_db == wb.home / "mlflow" / "mlflow.db"
+    assert wb.env()[settings.HOME_ENV] == str(wb.home) and wb.env()[settings.PORT_OFFSET_ENV] == "300"
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path / "elsewhere"))
+    assert wb.home == (tmp_path / "state").resolve(), "a made workbench never follows the environment"
+    assert Workbench.from_env(tmp_path / "given").home == (tmp_path / "given").resolve()
+    assert wb.at(tmp_path / "drill").port_offset == 300

@@ -14,6 +14,7 @@ from mlops_workbench import procs
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.pipeline import snapshot_project
 from mlops_workbench.labs.report import validate_report
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
     state = dest / ".workbench"
     for lab in LABS:  # each lab in its own state folder: they run side by side and never meet
         assert (state / "pipeline" / lab.id / "workspaces" / lab.id).is_dir(), lab.id
-        assert procs.running(state / "pipeline" / lab.id) == [], f"{lab.id} left services running"
+        assert procs.running(Workbench.from_env(state / "pipeline" / lab.id)) == [], f"{lab.id} left services running"
     assert not (state / "workspaces").exists(), "solutions must not leave state where the learner's check() looks"
     assert "dvc --wait-for-lock repro --single-item" in result.stdout
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -106,7 +105,7 @@ def lab(progress: Progress, lab_id: str):
     return next(row for row in progress.labs if row.lab == lab_id)
 
 
-def test_a_passed_a_failing_and_an_untouched_lab_and_a_drill(home, tmp_path):
+def test_a_passed_a_failing_and_an_untouched_lab_and_a_drill(home, tmp_path, wb):
     grades = tmp_path / "grades"
     own(home, report("00-welcome", {}, stamp(0)))
     checks01 = {"bad-data-rejected": 4, "data-tests": 4, "predict-tests": 12}
@@ -124,7 +123,7 @@ def test_a_passed_a_failing_and_an_untouched_lab_and_a_drill(home, tmp_path):
     )
     drill_report(home, "bad-model", [True, False, True], 900, 2, stamp(40))
     drill_report(home, "bad-model", [True, True, True], 1200, 3, stamp(60))
-    progress = build(home, grades=[grades])
+    progress = build(wb, grades=[grades])
 
     assert progress.source == "learner"
     passed = lab(progress, "00-welcome")
@@ -151,14 +150,14 @@ def test_a_passed_a_failing_and_an_untouched_lab_and_a_drill(home, tmp_path):
     assert (drill.seconds, drill.hints_used, drill.last_checked_at) == (1200, 3, stamp(60))
 
 
-def test_check_log_gives_progress_before_any_grading_and_measures_time(home):
-    checklog.append(home, "00-welcome", "start")
-    checklog.append(home, "00-welcome", "check", [result("iris-rows", 1, "n_samples is None: use load_iris().")])
-    events, _ = checklog.read(home, "00-welcome")
+def test_check_log_gives_progress_before_any_grading_and_measures_time(home, wb):
+    checklog.append(wb, "00-welcome", "start")
+    checklog.append(wb, "00-welcome", "check", [result("iris-rows", 1, "n_samples is None: use load_iris().")])
+    events, _ = checklog.read(wb, "00-welcome")
     times = [T0 + timedelta(minutes=m) for m in (0, 4, 60, 66)]  # a long break between the second and the third
     lines = [e.model_copy(update={"at": t}).model_dump_json() for e, t in zip(events * 2, times, strict=True)]
-    checklog.log_path(home, "00-welcome").write_text("\n".join(lines) + "\nnot json\n")
-    progress = build(home, grades=[])
+    checklog.log_path(wb, "00-welcome").write_text("\n".join(lines) + "\nnot json\n")
+    progress = build(wb, grades=[])
 
     row = lab(progress, "00-welcome")
     assert row.status == "in progress" and row.grade is None
@@ -170,23 +169,23 @@ def test_check_log_gives_progress_before_any_grading_and_measures_time(home):
     )
 
 
-def test_a_later_check_overrides_the_graded_result_of_that_check_only(home):
+def test_a_later_check_overrides_the_graded_result_of_that_check_only(home, wb):
     own(home, report("00-welcome", {"hello-file": "write hello.txt", "seeded-sample": "use the seed"}, stamp(0)))
-    checklog.append(home, "00-welcome", "check", [result("hello-file", 1)])  # now: after the grading
-    row = lab(build(home, grades=[]), "00-welcome")
+    checklog.append(wb, "00-welcome", "check", [result("hello-file", 1)])  # now: after the grading
+    row = lab(build(wb, grades=[]), "00-welcome")
     assert [(f.id, f.seen) for f in row.failing] == [("seeded-sample", "grade")]
     assert row.next_step == "use the seed" and row.status == "in progress"
     assert row.time.method == "activity"
 
 
-def test_every_public_check_passing_without_a_grade_says_to_grade(home):
-    checklog.append(home, "00-welcome", "check", [result(c, 1) for c in ("hello-file", "iris-rows", "state-folder")])
-    row = lab(build(home, grades=[]), "00-welcome")
+def test_every_public_check_passing_without_a_grade_says_to_grade(home, wb):
+    checklog.append(wb, "00-welcome", "check", [result(c, 1) for c in ("hello-file", "iris-rows", "state-folder")])
+    row = lab(build(wb, grades=[]), "00-welcome")
     # the learner's copy (what `make lab` opens), never the tracked release in notebooks/
     assert row.failing == [] and f"workbench grade {home / 'notebooks' / '00-welcome.ipynb'}`" in row.next_step
 
 
-def test_after_make_demo_the_reference_runs_show_until_the_learner_has_work_of_their_own(home, tmp_path):
+def test_after_make_demo_the_reference_runs_show_until_the_learner_has_work_of_their_own(home, tmp_path, wb):
     demo(home, report("00-welcome", {}, stamp(0), submission="/x/labs/00-welcome/lab.ipynb", seconds=42))
     demo(
         home,
@@ -197,7 +196,7 @@ def test_after_make_demo_the_reference_runs_show_until_the_learner_has_work_of_t
             checks={"data-tests": 4, "predict-tests": 16},
         ),
     )
-    progress = build(home, grades=[])
+    progress = build(wb, grades=[])
     assert progress.source == "reference" and "make demo" in progress.note
     row = lab(progress, "00-welcome")
     assert row.status == "not started" and row.grade.reference and row.grade.score == 5
@@ -205,29 +204,29 @@ def test_after_make_demo_the_reference_runs_show_until_the_learner_has_work_of_t
     assert row.next_step.startswith("start lab 00") and progress.next_lab == "00-welcome"
     assert lab(progress, "01-ci-basics").failing[0].message == "the demo's data tests failed"
 
-    checklog.append(home, "02-versioning", "start")  # the learner's first own step
-    progress = build(home, grades=[])
+    checklog.append(wb, "02-versioning", "start")  # the learner's first own step
+    progress = build(wb, grades=[])
     assert progress.source == "learner" and lab(progress, "00-welcome").grade is None
     assert lab(progress, "02-versioning").status == "in progress"
 
 
-def test_a_graded_instructor_source_counts_as_a_reference_run(home, tmp_path):
+def test_a_graded_instructor_source_counts_as_a_reference_run(home, tmp_path, wb):
     grades = tmp_path / "grades"
     write(
         grades / "000-lab" / "report.json",
         report("00-welcome", {}, stamp(0), submission="/co/labs/00-welcome/lab.ipynb"),
     )
-    progress = build(home, grades=[grades])
+    progress = build(wb, grades=[grades])
     assert progress.source == "reference" and lab(progress, "00-welcome").grade.reference
 
 
-def test_an_unreadable_report_is_skipped_and_named_with_the_fix(home, tmp_path):
+def test_an_unreadable_report_is_skipped_and_named_with_the_fix(home, tmp_path, wb):
     grades = tmp_path / "grades"
     (grades / "000-broken").mkdir(parents=True)
     (grades / "000-broken" / "report.json").write_text("{not json")
     write(grades / "001-bad-time" / "report.json", report("01-ci-basics", {}, "yesterday"))
     own(home, report("00-welcome", {}, stamp(0)))
-    progress = build(home, grades=[grades])
+    progress = build(wb, grades=[grades])
     assert lab(progress, "00-welcome").status == "passed" and lab(progress, "01-ci-basics").grade is None
     assert [("000-broken" in p, "001-bad-time" in p) for p in progress.problems] == [(True, False), (False, True)]
     assert all("grade the notebook again" in p for p in progress.problems)
@@ -243,18 +242,18 @@ def test_points_read_statically_match_the_loaded_checks():
         assert declared_points(each) == each.max_score, each.id
 
 
-def test_the_record_forbids_unknown_fields(home):
-    document = json.loads(build(home, grades=[]).model_dump_json())
+def test_the_record_forbids_unknown_fields(home, wb):
+    document = json.loads(build(wb, grades=[]).model_dump_json())
     document["labs"][0]["surprise"] = 1
     with pytest.raises(ValueError, match="surprise"):
         Progress.model_validate(document)
 
 
-def test_html_escapes_messages(home):
+def test_html_escapes_messages(home, wb):
     own(home, report("00-welcome", {"hello-file": "<script>alert(1)</script> & more"}, stamp(0)))
-    text = page(build(home, grades=[]))
+    text = page(build(wb, grades=[]))
     assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in text
-    assert text.startswith("<!doctype html>") and 'data-lab="00-welcome"' in fragment(build(home, grades=[]))
+    assert text.startswith("<!doctype html>") and 'data-lab="00-welcome"' in fragment(build(wb, grades=[]))
 
 
 def test_the_cli_prints_the_table_and_json(home, tmp_path):
@@ -287,7 +286,7 @@ def test_the_cli_after_make_demo_shows_the_demos_state(home, tmp_path):
     assert "start lab 00" in out.output
 
 
-def test_session_check_writes_the_log_the_page_reads(home, monkeypatch, tmp_path):
+def test_session_check_writes_the_log_the_page_reads(home, monkeypatch, tmp_path, wb):
     from mlops_workbench.labs import session
 
     monkeypatch.setattr(session, "_user_namespace", lambda: {"n_samples": 150})
@@ -295,19 +294,19 @@ def test_session_check_writes_the_log_the_page_reads(home, monkeypatch, tmp_path
     live = session.start("00-welcome")
     live.check("iris-rows")
     live.check_all()
-    events, problems = checklog.read(home, "00-welcome")
+    events, problems = checklog.read(wb, "00-welcome")
     assert [e.kind for e in events] == ["start", "check", "check"] and problems == []
     assert [r.id for r in events[2].results] == ["hello-file", "iris-rows", "state-folder"]
-    row = lab(build(home, grades=[]), "00-welcome")
+    row = lab(build(wb, grades=[]), "00-welcome")
     assert row.status == "in progress" and row.failing[0].id == "hello-file"
 
 
-def test_the_progress_server_renders_on_every_request(home):
-    from mlops_workbench.jupyter.progress import ProgressHandler, progress_server
+def test_the_progress_server_renders_on_every_request(home, wb):
+    from mlops_workbench.jupyter.progress import ProgressServer, progress_server
 
     spec = progress_server()
     assert "{port}" in spec["command"] and spec["launcher_entry"]["title"] == "Progress" and spec["new_browser_tab"]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ProgressHandler)
+    server = ProgressServer(wb, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:

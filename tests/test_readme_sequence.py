@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from mlops_workbench import data, procs, registry, tracking, train
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +56,12 @@ def test_readme_serve_sequence_in_new_shells(tmp_path, monkeypatch):
         assert up.returncode == 0, up.stderr
         import mlflow
 
-        tracking.use(home)  # this test's own process logs the model the commands then find
+        tracking.use(Workbench.from_env(home))  # this test's own process logs the model the commands then find
         mlflow.set_experiment("readme")
         train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
         with mlflow.start_run() as run:
             tracking.log_sklearn_model(train.train(train_df, {"C": 1.0}), train_df[data.FEATURES].head(3))
-        version = registry.register(run.info.run_id, MODEL, home=home).version
+        version = registry.register(Workbench.from_env(home), run.info.run_id, MODEL).version
 
         listed = _workbench("registry", "list", "--name", MODEL, env=env, cwd=shell)
         assert listed.returncode == 0, listed.stderr
@@ -99,9 +100,9 @@ def test_readme_serve_sequence_in_new_shells(tmp_path, monkeypatch):
             server.terminate()
             server.wait(timeout=30)
         assert _strays(shell) == [] and set(_strays(ROOT)) == before
-        assert tracking.store_paths(home)[0].exists()
+        assert tracking.store_paths(Workbench.from_env(home))[0].exists()
     finally:
-        procs.stop_all(home)
+        procs.stop_all(Workbench.from_env(home))
 
     down = _workbench(
         "serve", "--model-uri", f"models:/{MODEL}/1", "--port", str(procs.free_port()), env=env, cwd=shell

@@ -19,6 +19,7 @@ from mlops_workbench.rollout.controller import Controller
 from mlops_workbench.rollout.metrics import MetricsUnavailable, Snapshot
 from mlops_workbench.rollout.policy import parse
 from mlops_workbench.rollout.state import RolloutState
+from mlops_workbench.workbench import Workbench
 
 LIMITS = {
     "interval": 2,
@@ -384,12 +385,17 @@ def test_the_controller_loop_runs_a_whole_rollout_on_a_fake_clock(tmp_path) -> N
     runtime = Runtime(clock, sim.Scenario(rps=60, seed=3))
     promoted: list[str] = []
     ctl = Controller(
-        runtime, runtime, tmp_path, promoter=lambda v, r: promoted.append(v), clock=clock, sleep=clock.sleep
+        Workbench.from_env(tmp_path),
+        runtime,
+        runtime,
+        promoter=lambda v, r: promoted.append(v),
+        clock=clock,
+        sleep=clock.sleep,
     )
     state = ctl.start(TWO, "7")
     assert state.phase == "Promoted" and promoted == ["7"] and runtime.promoted == "7"
     assert clock.now == pytest.approx(1020.0) and max(clock.naps) <= ctl.tick
-    types = [e.type for e in events.read(tmp_path, rollout=state.id)]
+    types = [e.type for e in events.read(Workbench.from_env(tmp_path), rollout=state.id)]
     assert types[0] == "start" and types.count("weight") == 2 and types[-3:] == ["registry", "traffic", "phase"]
 
 
@@ -397,13 +403,15 @@ def test_operator_overrides_work_without_a_running_controller(tmp_path) -> None:
     clock = Clock()
     runtime = Runtime(clock, sim.Scenario(rps=60))
     calls: list[tuple[str, str]] = []
-    st.save(at_pause(), tmp_path)
-    ctl = Controller(runtime, runtime, tmp_path, promoter=lambda v, r: calls.append((v, r)), clock=clock)
+    st.save(Workbench.from_env(tmp_path), at_pause())
+    ctl = Controller(
+        Workbench.from_env(tmp_path), runtime, runtime, promoter=lambda v, r: calls.append((v, r)), clock=clock
+    )
     state = ctl.promote("looks fine")
     assert state.phase == "Promoted" and calls == [("7", "looks fine")] and runtime.promoted == "7"
-    assert st.load(tmp_path).phase == "Promoted"
-    st.save(at_pause(), tmp_path)
+    assert st.load(Workbench.from_env(tmp_path)).phase == "Promoted"
+    st.save(Workbench.from_env(tmp_path), at_pause())
     runtime.set_weight(20)
-    state = Controller(runtime, runtime, tmp_path, clock=clock).abort("stop it")
+    state = Controller(Workbench.from_env(tmp_path), runtime, runtime, clock=clock).abort("stop it")
     assert state.phase == "Aborted" and state.reason == "stop it" and runtime.weight() == 0 and runtime.stopped
-    assert st.load(tmp_path).finished == clock.now
+    assert st.load(Workbench.from_env(tmp_path)).finished == clock.now

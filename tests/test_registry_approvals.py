@@ -12,6 +12,7 @@ from mlops_workbench import procs, registry, tracking
 from mlops_workbench.cli.main import app
 from mlops_workbench.registry import RegistryError, approvals, audit
 from mlops_workbench.registry.gate import COST_TAG, RegistryParams, judge
+from mlops_workbench.workbench import Workbench
 
 SCORES = {"accuracy": 0.95, "f1_macro": 0.95}
 
@@ -60,9 +61,9 @@ def test_identity_is_the_explicit_name_else_git_email_else_login(tmp_path, monke
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("approvals-home")
-    tracking.up(port=procs.free_port(), home=home, timeout=300)
+    tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=300)
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +94,11 @@ def governed(home, tmp_path, monkeypatch) -> Path:
 def register(home: Path, run_id: str, name: str, registrant: str) -> str:
     import mlflow
 
-    mlflow.set_tracking_uri(tracking.url(home))
+    wb = Workbench.from_env(home)
+    mlflow.set_tracking_uri(tracking.url(wb))
     mv = mlflow.register_model(f"runs:/{run_id}/model", name, tags={"registered_by": registrant})
-    registry.record_digest(name, mv.version)
-    registry.client(home).set_registered_model_alias(name, "staging", mv.version)
+    registry.record_digest(wb, name, mv.version)
+    registry.client(wb).set_registered_model_alias(name, "staging", mv.version)
     return str(mv.version)
 
 
@@ -105,7 +107,7 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, run_id, governed, monkeypatch):
+def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, run_id, governed, monkeypatch, wb):
     version = register(home, run_id, "governed", registrant="dana")
     name = ("--name", "governed")
     code, out = cli("promote", version, "--reason", "ship", "--as", "bob", *name)
@@ -116,14 +118,14 @@ def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, r
     assert code == 0 and "bob approved governed v1 for 'production'" in out, out
     code, out = cli("promote", version, "--reason", "ship", "--as", "bob", *name)
     assert code == 2 and "self-approval: bob asks for the promotion" in out, out
-    assert dict(registry.client(home).get_registered_model("governed").aliases) == {"staging": version}
+    assert dict(registry.client(wb).get_registered_model("governed").aliases) == {"staging": version}
     code, out = cli("approve", version, "--reason", "reviewed the gate and the lineage", "--as", "alice", *name)
     assert code == 0, out
     code, out = cli("promote", version, "--reason", "ship", "--as", "bob", *name)
     assert code == 0 and "v1 is now 'production'" in out, out
-    mv = registry.client(home).get_model_version("governed", version)
+    mv = registry.client(wb).get_model_version("governed", version)
     assert mv.tags["approval.production.approver"] == "alice"
-    trail = [(e.action, e.outcome, e.approver, e.requester) for e in audit.read(home=home) if e.model == "governed"]
+    trail = [(e.action, e.outcome, e.approver, e.requester) for e in audit.read(wb) if e.model == "governed"]
     assert trail == [
         ("promote", "refused", None, "bob"),
         ("approve", "refused", "dana", None),
@@ -139,35 +141,35 @@ def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, r
     assert "requester" in shown and "│ alice " in shown and "│ bob " in shown
 
 
-def test_an_approval_of_a_missing_version_or_without_a_reason_is_refused(home, run_id, governed):
+def test_an_approval_of_a_missing_version_or_without_a_reason_is_refused(home, run_id, governed, wb):
     register(home, run_id, "missing", registrant="dana")
     with pytest.raises(RegistryError, match=r"has no version 9 \(versions: 1\)"):
-        registry.approve("missing", 9, approver="alice", reason="r", home=home)
+        registry.approve(wb, "missing", 9, approver="alice", reason="r")
     with pytest.raises(RegistryError, match="needs a reason"):
-        registry.approve("missing", 1, approver="alice", reason=" ", home=home)
+        registry.approve(wb, "missing", 1, approver="alice", reason=" ")
     with pytest.raises(RegistryError, match="Unknown alias 'prod'"):
-        registry.approve("missing", 1, approver="alice", reason="r", alias="prod", home=home)
-    assert approvals.read_review(registry.client(home), "missing", 1) is None
+        registry.approve(wb, "missing", 1, approver="alice", reason="r", alias="prod")
+    assert approvals.read_review(registry.client(wb), "missing", 1) is None
 
 
-def test_without_second_approval_the_approver_alone_still_promotes(home, run_id):
+def test_without_second_approval_the_approver_alone_still_promotes(home, run_id, wb):
     version = register(home, run_id, "solo", registrant="dana")
-    registry.promote("solo", version, "production", approver="erin", reason="one person", home=home)
-    last = audit.read(home=home)[-1]
+    registry.promote(wb, "solo", version, "production", approver="erin", reason="one person")
+    last = audit.read(wb)[-1]
     assert (last.outcome, last.approver, last.requester) == ("promoted", "erin", None)
 
 
-def test_a_cost_budget_refuses_a_costly_candidate_and_leaves_the_aliases(home, run_id):
+def test_a_cost_budget_refuses_a_costly_candidate_and_leaves_the_aliases(home, run_id, wb):
     version = register(home, run_id, "costly", registrant="dana")
     budget = {"cost_budget": 0.05}
     with pytest.raises(RegistryError, match="no cost was measured for v1"):
-        registry.promote("costly", version, "production", approver="erin", reason="r", home=home, params=budget)
-    registry.client(home).set_model_version_tag("costly", version, COST_TAG, "0.09")
-    gate = registry.quality_gate("costly", version, params=budget, home=home, rule=lambda *_: [])
+        registry.promote(wb, "costly", version, "production", approver="erin", reason="r", params=budget)
+    registry.client(wb).set_model_version_tag("costly", version, COST_TAG, "0.09")
+    gate = registry.quality_gate(wb, "costly", version, params=budget, rule=lambda *_: [])
     assert not gate.passed and gate.cost_per_1k == 0.09, "a learner's rule does not lift the budget"
     with pytest.raises(RegistryError, match="above the cost_budget 0.05"):
-        registry.promote("costly", version, "production", approver="erin", reason="r", home=home, params=budget)
-    assert dict(registry.client(home).get_registered_model("costly").aliases) == {"staging": version}
-    registry.client(home).set_model_version_tag("costly", version, COST_TAG, "0.03")
-    registry.promote("costly", version, "production", approver="erin", reason="r", home=home, params=budget)
-    assert audit.read(home=home)[-1].gate.cost_per_1k == 0.03
+        registry.promote(wb, "costly", version, "production", approver="erin", reason="r", params=budget)
+    assert dict(registry.client(wb).get_registered_model("costly").aliases) == {"staging": version}
+    registry.client(wb).set_model_version_tag("costly", version, COST_TAG, "0.03")
+    registry.promote(wb, "costly", version, "production", approver="erin", reason="r", params=budget)
+    assert audit.read(wb)[-1].gate.cost_per_1k == 0.03

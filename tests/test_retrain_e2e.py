@@ -22,6 +22,7 @@ from mlops_workbench.registry import audit
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout.backends.local import SHADOW, LocalBackend
 from mlops_workbench.rollout.load import BackgroundLoad
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 GROUP = '{}:{alertname="InputDrift"}'
@@ -44,7 +45,7 @@ def retrain_ended(home, deadline_s: float = 900.0) -> list[audit.AuditEntry]:
     """The retrain lines once the retrain the receiver started has ended (a gate verdict, or a rejection)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        lines = [e for e in audit.read(home=home) if e.action in ("retrain", "gate")]
+        lines = [e for e in audit.read(Workbench.from_env(home)) if e.action in ("retrain", "gate")]
         if any(e.action == "gate" or e.outcome == "rejected" for e in lines):
             return lines
         time.sleep(0.5)
@@ -52,21 +53,21 @@ def retrain_ended(home, deadline_s: float = 900.0) -> list[audit.AuditEntry]:
 
 
 @pytest.fixture
-def env(home, monkeypatch):
+def env(home, monkeypatch, wb):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # put back as it was afterwards (tracking.use sets it)
-    tracking.up(port=procs.free_port(), home=home, timeout=300)
+    tracking.up(wb, port=procs.free_port(), timeout=300)
     yield home
-    ops.down(home)
+    ops.down(wb)
 
 
 def test_a_data_commit_is_retrained_shadowed_and_canaried_to_production_with_its_lineage(env):
     home = env
     ws, first = build(home / "workspaces" / "07-monitor-retrain", home)
     sha = commit_data(ws, data.load_iris_frame(), "The second month: every flower measured so far")
-    state = pending_data(ws, home=home)
+    state = pending_data(Workbench.from_env(home), ws)
     assert state is not None and state.commit == sha
 
-    receiver = webhook.Receiver(home, on_alert(ws, fresh_window(7), home=home))
+    receiver = webhook.Receiver(Workbench.from_env(home), on_alert(Workbench.from_env(home), ws, fresh_window(7)))
     assert receiver.accept(NOTIFICATION).action == webhook.Action.STARTED
     assert receiver.accept(NOTIFICATION).action == webhook.Action.REPEAT, "a repeated notification starts nothing"
     lines = retrain_ended(home)
@@ -75,21 +76,27 @@ def test_a_data_commit_is_retrained_shadowed_and_canaried_to_production_with_its
     assert gate.action == "gate" and gate.gate.passed and gate.gate.production_version == first, gate
     version = gate.version
     assert gate.lineage.git_commit == sha and gate.lineage.cause.fingerprints == ["3f1c2b", "9ab2e0"]
-    assert pending_data(ws, home=home) is None
+    assert pending_data(Workbench.from_env(home), ws) is None
     assert production(home=home) == first, "a retrain alone moves no alias"
 
-    backend = LocalBackend(home)
+    backend = LocalBackend(Workbench.from_env(home))
     with BackgroundLoad(backend.up(), rps=40, seed=11):
         released = release_after_shadow(
-            version, home=home, policy=ShadowPolicy(min_requests=120), window_s=120, rollout_policy="demo"
+            Workbench.from_env(home),
+            version,
+            policy=ShadowPolicy(min_requests=120),
+            window_s=120,
+            rollout_policy="demo",
         )
     assert released.promoted and released.shadow.passed, released.summary()
     assert released.shadow.requests >= 120 and released.shadow.agreement >= 0.95
     assert production(home=home) == version
-    assert str(registry.get_alias("iris", "previous", home=home).version) == first
-    assert procs.get(SHADOW, home) is None and backend.router().shadow() is None, "the shadow is gone"
+    assert str(registry.get_alias(Workbench.from_env(home), "iris", "previous").version) == first
+    assert procs.get(Workbench.from_env(home), SHADOW) is None and backend.router().shadow() is None, (
+        "the shadow is gone"
+    )
 
-    steps = [(str(e.action), str(e.outcome)) for e in audit.read(home=home) if e.version == version]
+    steps = [(str(e.action), str(e.outcome)) for e in audit.read(Workbench.from_env(home)) if e.version == version]
     assert steps == [
         ("retrain", "registered"),
         ("gate", "passed"),
@@ -98,7 +105,7 @@ def test_a_data_commit_is_retrained_shadowed_and_canaried_to_production_with_its
         ("promote", "promoted"),  # production, by the canary's controller
         ("canary", "passed"),
     ]
-    promoted = [e for e in audit.read(home=home) if e.version == version and e.alias == "production"]
+    promoted = [e for e in audit.read(Workbench.from_env(home)) if e.version == version and e.alias == "production"]
     assert promoted[0].gate == gate.gate, "production was approved on the retrain's fresh-window verdict"
 
     shown = CliRunner().invoke(app, ["registry", "lineage", version])

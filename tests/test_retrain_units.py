@@ -21,6 +21,7 @@ from mlops_workbench.monitoring.shadow import ShadowPolicy, ShadowStats, shadow_
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome, Lineage
 from mlops_workbench.registry.gate import GateResult
+from mlops_workbench.workbench import Workbench
 
 WS = "/state/workspaces/07-monitor-retrain"
 ALERT = alert_cause('{}:{alertname="InputDrift"}', ["3f1c", "9ab2"], "InputDrift")
@@ -79,9 +80,10 @@ def test_retrain_tags_name_the_cause_and_the_data_commit():
 def test_audit_lines_keep_lineage_and_shadow_verdict_typed(tmp_path):
     verdict = shadow_verdict(ShadowStats(model_version="5", outcomes={"agree": 120.0}), ShadowPolicy())
     audit.append(
-        line(AuditAction.SHADOW, AuditOutcome.PASSED, lineage(cause=ALERT), version="5", shadow=verdict), home=tmp_path
+        Workbench.from_env(tmp_path),
+        line(AuditAction.SHADOW, AuditOutcome.PASSED, lineage(cause=ALERT), version="5", shadow=verdict),
     )
-    (back,) = audit.read(home=tmp_path)
+    (back,) = audit.read(Workbench.from_env(tmp_path))
     assert back.shadow == verdict and back.lineage.cause == ALERT and back.action is AuditAction.SHADOW
     with pytest.raises(InputError, match="lineage"):
         audit.entry({"action": "retrain", "model": "iris", "outcome": "started", "lineage": {"cause": "alert"}})

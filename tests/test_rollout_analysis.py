@@ -11,6 +11,7 @@ from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.controller import Controller
 from mlops_workbench.rollout.metrics import MetricsUnavailable, Snapshot, diff, histogram_quantile
 from mlops_workbench.rollout.policy import parse
+from mlops_workbench.workbench import Workbench
 
 LAT = {0.005: 0.0, 0.01: 0.0, 0.05: 0.0, 0.1: 0.0, 0.5: 0.0, float("inf"): 0.0}
 
@@ -193,21 +194,21 @@ class FakeSource:
 def run(tmp_path, source, backend=None, promoted=None):
     backend = backend or FakeBackend()
     calls = promoted if promoted is not None else []
-    ctl = Controller(backend, source, tmp_path, promoter=lambda v, r: calls.append(v), tick=0.01)
+    ctl = Controller(Workbench.from_env(tmp_path), backend, source, promoter=lambda v, r: calls.append(v), tick=0.01)
     return ctl.start(P, "7"), backend, calls
 
 
 def test_healthy_candidate_is_promoted_through_the_registry(tmp_path) -> None:
     state, backend, calls = run(tmp_path, FakeSource())
     assert state.phase == "Promoted" and calls == ["7"] and backend.promoted == "7"
-    kinds = [e.type for e in events.read(tmp_path)]
+    kinds = [e.type for e in events.read(Workbench.from_env(tmp_path))]
     assert kinds[0] == "start" and "measurement" in kinds and kinds[-1] == "phase"
 
 
 def test_failing_canary_is_rolled_back_and_never_promoted(tmp_path) -> None:
     state, backend, calls = run(tmp_path, FakeSource(e_c=30))
     assert state.phase == "Aborted" and calls == [] and backend.weights[-1] == 0 and not backend.alive
-    evs = events.read(tmp_path)
+    evs = events.read(Workbench.from_env(tmp_path))
     decision = next(e for e in evs if e.type == "decision")
     assert decision.decision == "abort" and "error-rate" in decision.reason
     measured = [e for e in evs if e.type == "measurement" and e.metric == "error-rate"]
@@ -245,31 +246,33 @@ def test_restarted_controller_resumes_or_aborts_safely(tmp_path) -> None:
     # a controller that died after setting 20%: its saved state has a stale heartbeat
     dead = st.RolloutState.new("7", p.model_dump(by_alias=True))
     dead.step, dead.weight, dead.controller_pid, dead.heartbeat = 1, 20.0, 999999, time.time() - 60
-    st.save(dead, tmp_path)
+    st.save(Workbench.from_env(tmp_path), dead)
     backend = FakeBackend()  # canary gone (not alive)
-    ctl = Controller(backend, FakeSource(), tmp_path, promoter=lambda v, r: None, tick=0.01)
+    ctl = Controller(Workbench.from_env(tmp_path), backend, FakeSource(), promoter=lambda v, r: None, tick=0.01)
     assert ctl.resume().phase == "Aborted" and backend.weights == [0]
-    st.save(dead, tmp_path)
+    st.save(Workbench.from_env(tmp_path), dead)
     backend = FakeBackend()
     backend.alive = True  # canary still serving: the rollout continues from its step and finishes
     calls: list[str] = []
-    ctl = Controller(backend, FakeSource(), tmp_path, promoter=lambda v, r: calls.append(v), tick=0.01)
+    ctl = Controller(
+        Workbench.from_env(tmp_path), backend, FakeSource(), promoter=lambda v, r: calls.append(v), tick=0.01
+    )
     assert ctl.resume().phase == "Promoted" and backend.weights[0] == 20 and calls == ["7"]
 
 
 def test_operator_abort_request_is_honoured(tmp_path) -> None:
-    st.request("abort", "learner pressed abort", tmp_path)
+    st.request(Workbench.from_env(tmp_path), "abort", "learner pressed abort")
     backend = FakeBackend()
-    ctl = Controller(backend, FakeSource(), tmp_path, tick=0.01)
-    st.take_request(tmp_path)  # start() clears stale requests; send a fresh one mid-run instead
+    ctl = Controller(Workbench.from_env(tmp_path), backend, FakeSource(), tick=0.01)
+    st.take_request(Workbench.from_env(tmp_path))  # start() clears stale requests; send a fresh one mid-run instead
     orig = backend.set_weight
-    backend.set_weight = lambda w: (orig(w), st.request("abort", "learner pressed abort", tmp_path))  # type: ignore
+    backend.set_weight = lambda w: (orig(w), st.request(Workbench.from_env(tmp_path), "abort", "learner pressed abort"))  # type: ignore
     state = ctl.start(P, "7")
     assert state.phase == "Aborted" and state.reason == "learner pressed abort"
 
 
 def test_incident_metrics_from_the_event_log(tmp_path) -> None:
-    log = events.EventLog(tmp_path, rollout="r1")
+    log = events.EventLog(Workbench.from_env(tmp_path), rollout="r1")
     t0 = time.time()
     fake = [
         {"t": t0, "type": "start", "bound_s": 12.0},
@@ -298,19 +301,19 @@ def test_incident_metrics_from_the_event_log(tmp_path) -> None:
     ]
     for e in fake:
         log.path.open("a").write(__import__("json").dumps({**e, "rollout": "r1"}) + "\n")
-    inc = timeline.incident(events.read(tmp_path))
+    inc = timeline.incident(events.read(Workbench.from_env(tmp_path)))
     assert inc["time_to_detect_s"] == pytest.approx(3.0, abs=0.01)
     assert inc["time_to_restore_s"] == pytest.approx(5.2, abs=0.01)
     assert inc["blast_radius"]["canary_requests"] == 30 and inc["blast_radius"]["canary_errors"] == 9
     assert inc["blast_radius"]["total_requests"] == 150
-    fig = timeline.plot(events.read(tmp_path))
+    fig = timeline.plot(events.read(Workbench.from_env(tmp_path)))
     assert len(fig.axes) == 3 and "abort" in fig.axes[0].get_title()
 
 
 def test_dashboard_logic_without_widgets(tmp_path) -> None:
     from mlops_workbench.rollout import dashboard
 
-    log = events.EventLog(tmp_path, rollout="r9")
+    log = events.EventLog(Workbench.from_env(tmp_path), rollout="r9")
     log.emit("weight", canary=20)
     log.emit(
         "measurement",
@@ -323,7 +326,7 @@ def test_dashboard_logic_without_widgets(tmp_path) -> None:
         message="too many errors",
     )
     log.emit("decision", decision="abort", reason="error-rate failed")
-    summary = dashboard.summarize(events.read(tmp_path))
+    summary = dashboard.summarize(events.read(Workbench.from_env(tmp_path)))
     assert summary["weight"] == 20 and summary["metrics"]["error-rate"]["phase"] == "failed"
     page = dashboard.table_html(summary)
     assert "30.00%" in page and "failed" in page and "abort: error-rate failed" in page
@@ -331,7 +334,7 @@ def test_dashboard_logic_without_widgets(tmp_path) -> None:
     assert dashboard.fault_spec("crash_after", 5).crash_after == 5
     with pytest.raises(ValueError, match="unknown fault"):
         dashboard.fault_spec("meteor", 1)
-    board = dashboard.Dashboard(tmp_path)
+    board = dashboard.Dashboard(Workbench.from_env(tmp_path))
     assert board.refresh()["weight"] == 20 and board.weight.value == 20
 
 
@@ -342,7 +345,12 @@ def test_failed_deployment_of_a_promotion_moves_the_alias_back(tmp_path) -> None
 
     backend, undone = BrokenPromote(), []
     ctl = Controller(
-        backend, FakeSource(), tmp_path, promoter=lambda v, r: "ok", tick=0.01, demoter=lambda v, r: undone.append(v)
+        Workbench.from_env(tmp_path),
+        backend,
+        FakeSource(),
+        promoter=lambda v, r: "ok",
+        tick=0.01,
+        demoter=lambda v, r: undone.append(v),
     )
     state = ctl.start(P, "7")
     assert state.phase == "Aborted" and "promotion failed" in state.reason
@@ -420,12 +428,12 @@ def test_dashboard_buttons_answer_in_sentences_when_nothing_runs(tmp_path) -> No
 
     from mlops_workbench.rollout import dashboard
 
-    board = dashboard.Dashboard(tmp_path)
+    board = dashboard.Dashboard(Workbench.from_env(tmp_path))
     board.inject.click()  # no rollout at all: no request is sent, the note says what to do
     assert "No rollout has started yet" in board.note.value
     ended = st.RolloutState.new("2", {})
     ended.phase, ended.reason = "Promoted", "every metric passed"
-    st.save(ended, tmp_path)
+    st.save(Workbench.from_env(tmp_path), ended)
     board.inject.click()  # the rollout ended: its canary is gone (this used to show [Errno 111])
     assert "already ended (Promoted: every metric passed)" in board.note.value
     refused = dashboard.failure_sentence(httpx.ConnectError("[Errno 111] Connection refused"))

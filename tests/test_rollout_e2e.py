@@ -27,6 +27,7 @@ from mlops_workbench.rollout.load import BackgroundLoad
 from mlops_workbench.rollout.metrics import PrometheusSource
 from mlops_workbench.rollout.policy import builtin
 from mlops_workbench.serving.faults import Faults
+from mlops_workbench.workbench import Workbench
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 DEMO = builtin("demo")
@@ -37,16 +38,16 @@ SLACK = 6.0  # seconds on top of the policy's bound for process and scrape lag o
 def env(tmp_path_factory):
     home = tmp_path_factory.mktemp("rollout-home")
     try:
-        versions = prepare.ensure_versions(home, roles=("stable", "candidate", "bad"))
-        LocalBackend(home).up()
+        versions = prepare.ensure_versions(Workbench.from_env(home), roles=("stable", "candidate", "bad"))
+        LocalBackend(Workbench.from_env(home)).up()
         yield home, versions
     finally:
         for cleanup in (ops.down, tracking.down, procs.stop_all):
             try:
-                cleanup(home)
+                cleanup(Workbench.from_env(home))
             except Exception:  # noqa: BLE001 - the next step still has to run
                 pass
-    assert not procs.running(home)
+    assert not procs.running(Workbench.from_env(home))
 
 
 def production(home) -> str:
@@ -56,8 +57,14 @@ def production(home) -> str:
 
 
 def rollout(home, candidate, faults=None, rps=40.0, source=None, metrics="auto", seed=0):
-    backend = LocalBackend(home, canary_faults=faults, metrics=metrics)
-    ctl = Controller(backend, source or backend.metrics_source(), home, ops.registry_promoter(home), tick=0.2)
+    backend = LocalBackend(Workbench.from_env(home), canary_faults=faults, metrics=metrics)
+    ctl = Controller(
+        Workbench.from_env(home),
+        backend,
+        source or backend.metrics_source(),
+        ops.registry_promoter(Workbench.from_env(home)),
+        tick=0.2,
+    )
     with BackgroundLoad(backend.router_url, rps, seed=seed) as bg:
         state = ctl.start(DEMO, candidate)
     return state, backend, bg.result
@@ -67,7 +74,7 @@ def assert_rolled_back(home, state, backend, stable) -> dict:
     assert state.phase in ("Aborted", "Inconclusive"), state.reason
     assert backend.weight() == 0 and not backend.canary_alive()
     assert production(home) == stable, "a rollback must leave the production alias untouched"
-    evs = events.read(home, rollout=state.id)
+    evs = events.read(Workbench.from_env(home), rollout=state.id)
     assert not any(e.type == "decision" and e.decision == "promote" for e in evs)
     return timeline.incident(evs)
 
@@ -91,7 +98,7 @@ def test_latency_fault_rolls_back_on_relative_p99_direct_scrape(env) -> None:
     assert state.phase == "Aborted" and "latency-p99" in state.reason
     failed = [
         e
-        for e in events.read(home, rollout=state.id)
+        for e in events.read(Workbench.from_env(home), rollout=state.id)
         if e.type == "measurement" and e.phase == "failed" and e.metric == "latency-p99"
     ]
     assert failed and failed[0].source == "direct" and failed[0].value > failed[0].baseline * 1.5
@@ -132,15 +139,15 @@ def test_prometheus_unreachable_is_inconclusive_never_promote(env) -> None:
     state, backend, _ = rollout(home, v.candidate, source=dead)
     assert_rolled_back(home, state, backend, stable)
     assert state.phase == "Inconclusive" and "consecutiveErrorLimit" in state.reason
-    measured = [e for e in events.read(home, rollout=state.id) if e.type == "measurement"]
+    measured = [e for e in events.read(Workbench.from_env(home), rollout=state.id) if e.type == "measurement"]
     assert measured and all(e.phase == "error" for e in measured)
 
 
 def test_controller_killed_mid_rollout_ends_safe(env) -> None:
     home, v = env
     stable = production(home)
-    backend = LocalBackend(home)
-    environ = {**os.environ, "WORKBENCH_HOME": str(home), "MLFLOW_TRACKING_URI": tracking.url(home)}
+    backend = LocalBackend(Workbench.from_env(home))
+    environ = {**os.environ, "WORKBENCH_HOME": str(home), "MLFLOW_TRACKING_URI": tracking.url(Workbench.from_env(home))}
     cmd = [
         sys.executable,
         "-m",
@@ -157,7 +164,7 @@ def test_controller_killed_mid_rollout_ends_safe(env) -> None:
         try:
             deadline = time.time() + 120
             while time.time() < deadline:
-                s = st.load(home)
+                s = st.load(Workbench.from_env(home))
                 if s and s.candidate == v.candidate and not s.done and s.weight > 0:
                     break
                 time.sleep(0.2)
@@ -169,8 +176,8 @@ def test_controller_killed_mid_rollout_ends_safe(env) -> None:
             if proc.poll() is None:
                 proc.kill()
         assert backend.weight() > 0  # traffic still on the canary, and nobody is driving
-        procs.stop(CANARY, home)  # ... and the canary dies too: a half-dead canary
-        state = ops.resume(home)
+        procs.stop(Workbench.from_env(home), CANARY)  # ... and the canary dies too: a half-dead canary
+        state = ops.resume(Workbench.from_env(home))
     assert state is not None and state.phase == "Aborted" and "controller restarted" in state.reason
     assert backend.weight() == 0 and not backend.canary_alive() and production(home) == stable
 
@@ -178,23 +185,31 @@ def test_controller_killed_mid_rollout_ends_safe(env) -> None:
 def test_operator_abort_ends_a_running_rollout_safely(env) -> None:
     home, v = env
     stable = production(home)
-    backend = LocalBackend(home)
-    ctl = Controller(backend, backend.metrics_source(), home, ops.registry_promoter(home), tick=0.2)
+    backend = LocalBackend(Workbench.from_env(home))
+    ctl = Controller(
+        Workbench.from_env(home),
+        backend,
+        backend.metrics_source(),
+        ops.registry_promoter(Workbench.from_env(home)),
+        tick=0.2,
+    )
     outcome: dict = {}
     with BackgroundLoad(backend.router_url, 20.0, seed=5):
         runner = threading.Thread(target=lambda: outcome.update(state=ctl.start(DEMO, v.candidate)))
         runner.start()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (st.load(home) and backend.canary_alive() and backend.weight() > 0):
+        while time.monotonic() < deadline and not (
+            st.load(Workbench.from_env(home)) and backend.canary_alive() and backend.weight() > 0
+        ):
             time.sleep(0.2)
         assert backend.weight() > 0, "the canary never got traffic"
-        state = ops.abort(home, reason="operator saw a bad dashboard")
+        state = ops.abort(Workbench.from_env(home), reason="operator saw a bad dashboard")
         runner.join(timeout=60)
     assert state is not None and state.phase == "Aborted" and "operator" in state.reason
     assert outcome["state"].phase == "Aborted"
     assert backend.weight() == 0 and not backend.canary_alive()
     assert production(home) == stable
-    assert ops.abort(home).phase == "Aborted", "aborting a finished rollout changes nothing"
+    assert ops.abort(Workbench.from_env(home)).phase == "Aborted", "aborting a finished rollout changes nothing"
 
 
 MALFORMED = [
@@ -238,7 +253,7 @@ def test_healthy_candidate_is_promoted_with_an_audit_record(env) -> None:
     """... even while other clients send a steady burst of malformed requests: a 4xx is the client's fault,
     never the canary's, so it must not count as an error in the analysis."""
     home, v = env
-    with MalformedBurst(LocalBackend(home).router_url) as burst:
+    with MalformedBurst(LocalBackend(Workbench.from_env(home)).router_url) as burst:
         state, backend, result = rollout(home, v.candidate, seed=3)
     assert state.phase == "Promoted", state.reason
     assert len(burst.statuses) >= 100 and set(burst.statuses) == {400}, sorted(set(burst.statuses))
@@ -246,7 +261,7 @@ def test_healthy_candidate_is_promoted_with_an_audit_record(env) -> None:
     assert 'workbench_router_requests_total{status="400",version="canary"}' in router_metrics  # it got its share
     rates = [
         e.value
-        for e in events.read(home, rollout=state.id)
+        for e in events.read(Workbench.from_env(home), rollout=state.id)
         if e.type == "measurement" and e.metric == "error-rate" and e.value is not None
     ]
     assert rates and max(rates) == 0, rates

@@ -18,6 +18,7 @@ from mlops_workbench.rollout import load, prometheus
 from mlops_workbench.rollout.metrics import DirectSource, PrometheusSource
 from mlops_workbench.serving import auth
 from mlops_workbench.serving.client import RouterClient
+from mlops_workbench.workbench import Workbench
 
 UPSTREAM = """
 import json, sys
@@ -50,7 +51,9 @@ def stack(tmp_path: Path):
     ports = {role: procs.free_port() for role in ("stable", "canary", "router")}
     try:
         for role in ("stable", "canary"):
-            procs.start(role, [sys.executable, str(script), role, str(ports[role])], ports[role], home=home)
+            procs.start(
+                Workbench.from_env(home), role, [sys.executable, str(script), role, str(ports[role])], ports[role]
+            )
         cmd = procs.workbench_cmd(
             "router",
             "--stable",
@@ -64,11 +67,11 @@ def stack(tmp_path: Path):
             "--seed",
             "3",
         )
-        procs.start("router", cmd, ports["router"], home=home)
+        procs.start(Workbench.from_env(home), "router", cmd, ports["router"])
         yield home, {k: f"http://127.0.0.1:{v}" for k, v in ports.items()}
     finally:
-        procs.stop_all(home)
-    assert not procs.running(home)
+        procs.stop_all(Workbench.from_env(home))
+    assert not procs.running(Workbench.from_env(home))
 
 
 @pytest.mark.slow
@@ -80,12 +83,12 @@ def test_weighted_split_admin_and_metrics(stack) -> None:
     assert 0.12 < share < 0.40, summary
     assert summary["all"]["errors"] == 0
     assert {o.prediction for o in result.outcomes if o.upstream == "canary"} == {"canary"}
-    admin = RouterClient(urls["router"], home=home)
+    admin = RouterClient.of(Workbench.from_env(home), urls["router"])
     assert admin.weight() == 25
     assert admin.set_weight(0) == 0
     with pytest.raises(ValueError, match="from 0 to 100"):
         admin.set_weight(150)
-    token = auth.headers(auth.read_token(home))
+    token = auth.headers(auth.read_token(Workbench.from_env(home)))
     bad = httpx.put(urls["router"] + "/admin/weights", content=b"{}", timeout=5, headers=token)
     assert bad.status_code == 400 and "canary" in bad.json()["error"]
     after = load.run(urls["router"], rps=40, duration=1, seed=2).summary()
@@ -98,8 +101,8 @@ def test_weighted_split_admin_and_metrics(stack) -> None:
 @pytest.mark.slow
 def test_canary_down_fails_over_to_stable_and_counts_it(stack) -> None:
     home, urls = stack
-    procs.stop("canary", home)
-    RouterClient(urls["router"], home=home).set_weight(50)
+    procs.stop(Workbench.from_env(home), "canary")
+    RouterClient.of(Workbench.from_env(home), urls["router"]).set_weight(50)
     summary = load.run(urls["router"], rps=40, duration=2, seed=4).summary()
     assert summary["all"]["errors"] == 0 and set(summary) == {"all", "stable"}
     snap = DirectSource(urls["router"]).snapshot()
@@ -113,7 +116,10 @@ def test_promql_and_direct_scrape_read_the_same_counts(stack) -> None:
     home, urls = stack
     addr = {k: v.removeprefix("http://") for k, v in urls.items()}
     prom_url = prometheus.up(
-        addr["router"], {"stable": addr["stable"], "canary": addr["canary"]}, home=home, scrape_interval="500ms"
+        Workbench.from_env(home),
+        addr["router"],
+        {"stable": addr["stable"], "canary": addr["canary"]},
+        scrape_interval="500ms",
     )
     direct = DirectSource(urls["router"], {"stable": urls["stable"], "canary": urls["canary"]})
     prom = PrometheusSource(prom_url)
@@ -130,6 +136,6 @@ def test_promql_and_direct_scrape_read_the_same_counts(stack) -> None:
         assert win.predictions["canary"]["canary"] == pytest.approx(result.summary()["canary"]["requests"])
     assert a.requests == b.requests
     assert a.buckets["stable"][float("inf")] == b.buckets["stable"][float("inf")]
-    prometheus.down(home)
+    prometheus.down(Workbench.from_env(home))
     with pytest.raises(Exception, match="did not answer"):
         prom.window(start, end)

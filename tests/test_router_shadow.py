@@ -19,6 +19,7 @@ from mlops_workbench.errors import InputError
 from mlops_workbench.monitoring.shadow import ShadowPolicy, ShadowStats, read_stats, shadow_verdict, watch
 from mlops_workbench.serving import auth, paths
 from mlops_workbench.serving.client import RouterClient
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -67,15 +68,15 @@ def stack(tmp_path_factory):
     try:
         for name, (label, mode) in UPSTREAMS.items():
             cmd = [sys.executable, str(script), label, str(ports[name]), mode]
-            procs.start(f"up-{name}", cmd, ports[name], health_path="/seen", home=home)
+            procs.start(Workbench.from_env(home), f"up-{name}", cmd, ports[name], health_path="/seen")
         cmd = procs.workbench_cmd(
             "router", "--stable", f"http://127.0.0.1:{ports['stable']}", "--port", str(ports["router"])
         )
-        procs.start("router", cmd, ports["router"], home=home)
+        procs.start(Workbench.from_env(home), "router", cmd, ports["router"])
         yield home, {k: f"http://127.0.0.1:{v}" for k, v in ports.items()}
     finally:
-        procs.stop_all(home)
-    assert not procs.running(home)
+        procs.stop_all(Workbench.from_env(home))
+    assert not procs.running(Workbench.from_env(home))
 
 
 def seen(url: str) -> dict[str, int]:
@@ -85,7 +86,7 @@ def seen(url: str) -> dict[str, int]:
 def mirror(home: Path, urls: dict[str, str], upstream: str, version: str, n: int) -> tuple[list, ShadowStats, float]:
     """Shadow ``upstream`` as ``version``, send ``n`` requests one by one; (replies, the shadow's counters once all
     ``n`` copies were answered, the slowest client answer in seconds)."""
-    router = RouterClient(urls["router"], home=home)
+    router = RouterClient.of(Workbench.from_env(home), urls["router"])
     baseline = read_stats(router.metrics(), version)
     router.set_shadow(urls[upstream], version)
     replies, slowest = [], 0.0
@@ -158,7 +159,7 @@ def test_a_slow_shadow_never_delays_an_answer(stack):
 
 def test_the_shadow_admin_api_needs_the_token_and_names_bad_fields(stack):
     home, urls = stack
-    router = RouterClient(urls["router"], home=home)
+    router = RouterClient.of(Workbench.from_env(home), urls["router"])
     assert router.shadow() is None
     for method in ("GET", "PUT", "DELETE"):
         answer = httpx.request(
@@ -170,7 +171,7 @@ def test_the_shadow_admin_api_needs_the_token_and_names_bad_fields(stack):
         router.set_shadow("http://example.com:80", "1")
     with pytest.raises(InputError, match="version"):
         router.set_shadow(urls["twin"], "no spaces")
-    token = auth.headers(auth.read_token(home))
+    token = auth.headers(auth.read_token(Workbench.from_env(home)))
     extra = httpx.put(
         urls["router"] + paths.SHADOW, json={"url": urls["twin"], "version": "1", "x": 1}, headers=token, timeout=10
     )

@@ -18,6 +18,7 @@ from mlops_workbench.serving.client import ModelServerClient
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.payloads import PayloadError
 from mlops_workbench.serving.server import start_server
+from mlops_workbench.workbench import Workbench
 
 F = data.FEATURES
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
@@ -77,7 +78,7 @@ def test_fault_injector_is_seeded_and_counts_crashes():
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("serve-home")
     yield home
-    procs.stop_all(home)
+    procs.stop_all(Workbench.from_env(home))
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +88,12 @@ def model_path(home, save_iris_model) -> Path:
 
 @pytest.fixture(scope="module")
 def server(home, model_path) -> procs.Service:
-    return start_server(str(model_path), name="serve-test", home=home, allow_faults=True)
+    return start_server(Workbench.from_env(home), str(model_path), name="serve-test", allow_faults=True)
 
 
 @pytest.fixture(scope="module")
 def admin(home, server) -> ModelServerClient:
-    return ModelServerClient(server.url, home=home)
+    return ModelServerClient.of(Workbench.from_env(home), server.url)
 
 
 @pytest.mark.parametrize("fmt", sorted(PAYLOADS))
@@ -186,7 +187,7 @@ def test_no_5xx_after_bad_requests_and_metric_names(server):
     assert 'status="5' not in metrics
 
 
-def test_injected_faults_at_runtime_and_crash(home, server, admin, model_path):
+def test_injected_faults_at_runtime_and_crash(home, server, admin, model_path, wb):
     admin.set_faults(Faults(error_rate=1.0))
     failed = httpx.post(server.url + "/predict", json={"instances": ROWS[:1]})
     assert failed.status_code == 500 and "injected fault" in failed.json()["error"]
@@ -196,34 +197,34 @@ def test_injected_faults_at_runtime_and_crash(home, server, admin, model_path):
     assert httpx.post(server.url + "/predict", json={"instances": ROWS[:1]}).status_code == 200
     assert time.perf_counter() - start >= 0.3
     for bad in ({"error_rate": 2}, {"seed": False}, {"seed": 2**64}, {"crash_after": 2**70}, {"latency_ms": "1"}):
-        response = httpx.post(server.url + "/admin/faults", json=bad, headers=auth.headers(auth.read_token(home)))
+        response = httpx.post(server.url + "/admin/faults", json=bad, headers=auth.headers(auth.read_token(wb)))
         assert response.status_code == 422, (bad, response.text)
         assert "Bad faults" in response.json()["error"]
     deep = b'{"seed": ' + b'{"a": ' * 990 + b"1" + b"}" * 990 + b"}"  # parses, but no repr of it fits the stack
-    response = httpx.post(server.url + "/admin/faults", content=deep, headers=auth.headers(auth.read_token(home)))
+    response = httpx.post(server.url + "/admin/faults", content=deep, headers=auth.headers(auth.read_token(wb)))
     assert response.status_code == 422 and "an object with 1 field(s)" in response.json()["error"], response.text
     assert admin.faults().latency_ms == 300  # refused values changed nothing, and GET still answers
     admin.set_faults(Faults())
-    crashing = start_server(str(model_path), name="crash-test", home=home, faults=Faults(crash_after=2))
+    crashing = start_server(wb, str(model_path), name="crash-test", faults=Faults(crash_after=2))
     for _ in range(2):
         assert httpx.post(crashing.url + "/predict", json={"instances": ROWS[:1]}).status_code == 200
     deadline = time.monotonic() + 10
-    while procs.get("crash-test", home) and time.monotonic() < deadline:
+    while procs.get(wb, "crash-test") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert procs.get("crash-test", home) is None
+    assert procs.get(wb, "crash-test") is None
 
 
 # ---------------------------------------------------------------- reload when the alias moves
 
 
 @pytest.mark.slow
-def test_reload_follows_the_alias_without_failed_requests(home):
+def test_reload_follows_the_alias_without_failed_requests(home, wb):
     import mlflow
     from mlflow import MlflowClient
 
     from mlops_workbench import tracking
 
-    tracking.up(port=procs.free_port(), home=home, timeout=300)  # slow on a loaded 2-core machine
+    tracking.up(wb, port=procs.free_port(), timeout=300)  # slow on a loaded 2-core machine
     train_df, _ = data.split(data.load_iris_frame(), test_size=0.2, seed=42)
     mlflow.set_experiment("serve-tests")
     client = MlflowClient()
@@ -231,9 +232,9 @@ def test_reload_follows_the_alias_without_failed_requests(home):
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(train.train(train_df, {"C": C}), name="model")
         mv = mlflow.register_model(info.model_uri, "served")
-        registry.record_digest("served", mv.version)  # MLflow's own API records no digest: servers would refuse it
+        registry.record_digest(wb, "served", mv.version)  # MLflow's own API records no digest: servers would refuse it
     client.set_registered_model_alias("served", "production", "1")
-    service = start_server("models:/served@production", name="reload-test", home=home, watch_interval=0.5)
+    service = start_server(wb, "models:/served@production", name="reload-test", watch_interval=0.5)
     version = httpx.get(service.url + "/version").json()
     assert version["name"] == "served" and version["version"] == "1" and version["alias"] == "production"
 
@@ -250,7 +251,7 @@ def test_reload_follows_the_alias_without_failed_requests(home):
     thread.start()
     try:
         client.set_registered_model_alias("served", "production", "2")
-        reload = ModelServerClient(service.url, home=home).reload()
+        reload = ModelServerClient.of(wb, service.url).reload()
         assert reload["version"] == "2"
         client.set_registered_model_alias("served", "production", "1")  # the watch picks this up alone
         deadline = time.monotonic() + 30
@@ -280,7 +281,7 @@ def test_cli_serve_is_registered_and_rejects_a_missing_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_invocations_match_mlflow_models_serve_for_every_format(home):
+def test_invocations_match_mlflow_models_serve_for_every_format(home, wb):
     """Same answers as MLflow's own scoring server, for a model logged with a signature (as candidates are)."""
     import os
     import sys
@@ -295,7 +296,7 @@ def test_invocations_match_mlflow_models_serve_for_every_format(home):
     mlflow.sklearn.save_model(
         model, path, signature=infer_signature(X, model.predict(X)), pip_requirements=tracking.model_requirements()
     )
-    ours = start_server(str(path), name="serve-signature", home=home)
+    ours = start_server(wb, str(path), name="serve-signature")
     port = procs.free_port()
     cmd = [
         str(Path(sys.executable).with_name("mlflow")),
@@ -311,9 +312,7 @@ def test_invocations_match_mlflow_models_serve_for_every_format(home):
         str(port),
     ]
     bin_path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # it execs `uvicorn`
-    theirs = procs.start(
-        "mlflow-scoring", cmd, port, health_path="/health", timeout=300, env={"PATH": bin_path}, home=home
-    )
+    theirs = procs.start(wb, "mlflow-scoring", cmd, port, health_path="/health", timeout=300, env={"PATH": bin_path})
     compared = []
     for fmt, payload in PAYLOADS.items():
         expected = httpx.post(theirs.url + "/invocations", json=payload, timeout=30)
@@ -327,19 +326,19 @@ def test_invocations_match_mlflow_models_serve_for_every_format(home):
     assert len(compared) == len(PAYLOADS) - 2
 
 
-def test_a_failed_reload_answers_409_and_keeps_serving(home, model_path):
+def test_a_failed_reload_answers_409_and_keeps_serving(home, model_path, wb):
     """If the model cannot be loaded again, /admin/reload says why and the loaded model keeps answering."""
     import shutil
 
     copy = home / "model-copy"
     shutil.copytree(model_path, copy)
-    service = start_server(str(copy), name="serve-reload-fail", home=home)
-    admin = ModelServerClient(service.url, home=home)
+    service = start_server(wb, str(copy), name="serve-reload-fail")
+    admin = ModelServerClient.of(wb, service.url)
     assert admin.reload()["reloaded"] is True
     shutil.rmtree(copy)
-    failed = httpx.post(service.url + "/admin/reload", timeout=60, headers=auth.headers(auth.read_token(home)))
+    failed = httpx.post(service.url + "/admin/reload", timeout=60, headers=auth.headers(auth.read_token(wb)))
     assert failed.status_code == 409 and "Cannot load the model" in failed.json()["error"]
     with pytest.raises(ServiceError, match="keeps serving the model it had"):
         admin.reload()
     assert httpx.post(service.url + "/predict", json={"instances": ROWS[:1]}).json()["predictions"] == ["setosa"]
-    procs.stop("serve-reload-fail", home)
+    procs.stop(wb, "serve-reload-fail")

@@ -23,6 +23,7 @@ from mlops_workbench.serving import auth
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.serving.server import start_server
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -34,26 +35,26 @@ def services(tmp_path_factory, save_iris_model) -> dict:
     home = tmp_path_factory.mktemp("security-home")
     model_path, _ = save_iris_model(home)
     try:
-        stable = start_server(str(model_path), name="sec-stable", home=home)
-        canary = start_server(str(model_path), name="sec-canary", home=home, allow_faults=True)
+        stable = start_server(Workbench.from_env(home), str(model_path), name="sec-stable")
+        canary = start_server(Workbench.from_env(home), str(model_path), name="sec-canary", allow_faults=True)
         port = procs.free_port()
         router = procs.start(
+            Workbench.from_env(home),
             "sec-router",
             procs.workbench_cmd(
                 "router", "--stable", stable.url, "--canary", canary.url, "--weight", "50", "--port", str(port)
             ),
             port,
-            home=home,
         )
         yield {
             "home": home,
             "stable": stable.url,
             "canary": canary.url,
             "router": router.url,
-            "token": auth.headers(auth.read_token(home)),
+            "token": auth.headers(auth.read_token(Workbench.from_env(home))),
         }
     finally:
-        procs.stop_all(home)
+        procs.stop_all(Workbench.from_env(home))
 
 
 ADMIN = [
@@ -76,9 +77,9 @@ def test_admin_calls_without_the_token_get_401_and_change_nothing(services, serv
         assert response.status_code == 401, response.text
         assert response.headers["www-authenticate"] == "Bearer"
         assert "admin-token" in response.json()["error"]
-    assert RouterClient(services["router"], home=services["home"]).weight() == 50
-    assert RouterClient(services["router"], home=services["home"]).shadow() is None
-    assert ModelServerClient(services["stable"], home=services["home"]).faults() == Faults()
+    assert RouterClient.of(Workbench.from_env(services["home"]), services["router"]).weight() == 50
+    assert RouterClient.of(Workbench.from_env(services["home"]), services["router"]).shadow() is None
+    assert ModelServerClient.of(Workbench.from_env(services["home"]), services["stable"]).faults() == Faults()
 
 
 def test_the_token_file_is_private_and_a_client_of_another_state_folder_is_refused(services, tmp_path):
@@ -86,15 +87,15 @@ def test_the_token_file_is_private_and_a_client_of_another_state_folder_is_refus
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert len(token_file.read_text()) >= 32
     other = tmp_path / "other-home"
-    auth.ensure_token(other)
+    auth.ensure_token(Workbench.from_env(other))
     with pytest.raises(Exception, match="refused the admin token"):
-        RouterClient(services["router"], home=other).set_weight(100)
+        RouterClient.of(Workbench.from_env(other), services["router"]).set_weight(100)
     with pytest.raises(InputError, match="No admin token"):
-        RouterClient(services["router"], home=tmp_path / "never-started").weight()
+        RouterClient.of(Workbench.from_env(tmp_path / "never-started"), services["router"]).weight()
 
 
 def test_the_router_never_forwards_admin_paths(services):
-    canary = ModelServerClient(services["canary"], home=services["home"])
+    canary = ModelServerClient.of(Workbench.from_env(services["home"]), services["canary"])
     for path in ("/admin/faults", "/admin/reload", "/admin/anything", "/docs", "/openapi.json/../admin/faults"):
         for _ in range(6):  # at weight 50, a forwarded request would reach the canary within a few tries
             response = httpx.post(
@@ -109,11 +110,11 @@ def test_the_router_never_forwards_admin_paths(services):
 
 
 def test_fault_injection_is_refused_unless_the_server_allows_it(services):
-    stable = ModelServerClient(services["stable"], home=services["home"])
+    stable = ModelServerClient.of(Workbench.from_env(services["home"]), services["stable"])
     with pytest.raises(InputError, match="--allow-faults"):
         stable.set_faults(Faults(error_rate=1.0))
     assert stable.faults() == Faults()
-    canary = ModelServerClient(services["canary"], home=services["home"])
+    canary = ModelServerClient.of(Workbench.from_env(services["home"]), services["canary"])
     try:
         assert canary.set_faults(Faults(latency_ms=5)).latency_ms == 5
     finally:
@@ -253,7 +254,7 @@ def test_schemathesis_finds_nothing_with_all_checks(services, service, tmp_path)
 
 
 def test_schemathesis_on_the_fault_api_of_a_server_that_allows_faults(services, tmp_path):
-    canary = ModelServerClient(services["canary"], home=services["home"])
+    canary = ModelServerClient.of(Workbench.from_env(services["home"]), services["canary"])
     try:
         report = schemathesis(
             services["canary"], tmp_path, services["token"], "--include-path", "/admin/faults", max_examples=150

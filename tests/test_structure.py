@@ -14,7 +14,7 @@ PACKAGE = SRC / "mlops_workbench"
 
 # Lower layers first. A module's layer is that of its top-level module or package under mlops_workbench.
 LAYERS = [
-    "errors fielderrors safeyaml settings paramspec records alias output procs tools",
+    "errors fielderrors safeyaml settings workbench paramspec records alias output procs tools",
     "data train evaluate figures tracking datastats",
     "versioning ci",
     "registry",

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from mlops_workbench import procs, tracking
 from mlops_workbench.cli.main import app
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +25,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     yield tmp_path
-    procs.stop_all(tmp_path)
+    procs.stop_all(Workbench.from_env(tmp_path))
 
 
-def test_up_status_idempotent_up_and_down(home: Path) -> None:
+def test_up_status_idempotent_up_and_down(home: Path, wb) -> None:
     port = procs.free_port()
-    url = tracking.up(port=port, home=home)
+    url = tracking.up(wb, port=port)
     assert url == f"http://127.0.0.1:{port}"
     assert httpx.get(url + "/health", timeout=5).status_code == 200
 
-    report = tracking.status(home)
+    report = tracking.status(wb)
     assert report.running and report.url == url and report.port == port
     assert report.pid and procs.alive(report.pid)
     assert report.backend_store == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
@@ -46,33 +47,33 @@ def test_up_status_idempotent_up_and_down(home: Path) -> None:
     assert httpx.get(search, headers={"Host": "hub.example.org"}, timeout=10).status_code >= 400
 
     # a second `up`, even asking for another port, reuses the running server
-    assert tracking.up(port=procs.free_port(), home=home) == url
-    assert tracking.status(home).pid == report.pid
-    assert [s.name for s in procs.running(home)] == [tracking.SERVICE]
+    assert tracking.up(wb, port=procs.free_port()) == url
+    assert tracking.status(wb).pid == report.pid
+    assert [s.name for s in procs.running(wb)] == [tracking.SERVICE]
 
-    assert tracking.down(home) is True
+    assert tracking.down(wb) is True
     assert not procs.alive(report.pid)
     assert not procs.port_in_use(port)
-    assert procs.running(home) == []
-    after = tracking.status(home)
+    assert procs.running(wb) == []
+    after = tracking.status(wb)
     assert not after.running and after.url is None and after.experiments is None
-    assert tracking.down(home) is False
+    assert tracking.down(wb) is False
 
 
-def test_up_refuses_a_port_taken_by_another_program(home: Path) -> None:
+def test_up_refuses_a_port_taken_by_another_program(home: Path, wb) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
         with pytest.raises(RuntimeError, match=f"Port {port} is already taken"):
-            tracking.up(port=port, home=home)
+            tracking.up(wb, port=port)
         result = CliRunner().invoke(app, ["mlflow", "up", "--port", str(port), "--home", str(home)])
     assert result.exit_code == 2
     assert "already taken" in result.output
-    assert procs.running(home) == []
+    assert procs.running(wb) == []
 
 
-def test_cli_up_status_ui_down(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_up_status_ui_down(home: Path, monkeypatch: pytest.MonkeyPatch, wb) -> None:
     runner = CliRunner()
     port = procs.free_port()
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
@@ -92,18 +93,18 @@ def test_cli_up_status_ui_down(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
     result = runner.invoke(app, ["mlflow", "down", "--home", str(home)])
     assert result.exit_code == 0 and "stopped" in result.output
-    assert procs.running(home) == []
+    assert procs.running(wb) == []
     result = runner.invoke(app, ["mlflow", "ui", "--home", str(home)])
     assert result.exit_code == 2 and "workbench mlflow up" in result.output
 
 
-def test_ui_links_without_server_or_proxy(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ui_links_without_server_or_proxy(home: Path, monkeypatch: pytest.MonkeyPatch, wb) -> None:
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
     assert tracking.proxy_path(5000) is None
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/x")
     assert tracking.proxy_path(5000) == "/user/x/proxy/5000/"
     with pytest.raises(RuntimeError, match="workbench mlflow up"):
-        tracking.ui(home)
+        tracking.ui(wb)
 
 
 def _outside_ci_env(**extra: str) -> dict[str, str]:
@@ -169,25 +170,25 @@ def test_a_new_store_starts_from_the_empty_store_the_first_one_left(tmp_path: Pa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     first, second = tmp_path / "first", tmp_path / "second"
     try:
-        tracking.up(port=procs.free_port(), home=first)
-        tracking.down(first)
+        tracking.up(Workbench.from_env(first), port=procs.free_port())
+        tracking.down(Workbench.from_env(first))
         template = tracking.empty_store()
         assert template.is_file() and template.parent == tmp_path / "cache"
         born = _default_experiment_created(template)
         assert born == _default_experiment_created(first / "mlflow" / "mlflow.db")
 
-        url = tracking.up(port=procs.free_port(), home=second)
+        url = tracking.up(Workbench.from_env(second), port=procs.free_port())
         assert _default_experiment_created(second / "mlflow" / "mlflow.db") == born  # a copy, not a new build
-        client = tracking.client(second)
+        client = tracking.client(Workbench.from_env(second))
         experiment = client.create_experiment("seeded")
         client.create_run(experiment)
-        assert tracking.status(second).experiments == 2 and url.startswith("http://127.0.0.1:")
+        assert tracking.status(Workbench.from_env(second)).experiments == 2 and url.startswith("http://127.0.0.1:")
         assert _default_experiment_created(template) == born and tracking.empty_store() == template
         with sqlite3.connect(template) as conn:  # the second store's writes never reach the template
             assert conn.execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
     finally:
-        procs.stop_all(first)
-        procs.stop_all(second)
+        procs.stop_all(Workbench.from_env(first))
+        procs.stop_all(Workbench.from_env(second))
 
 
 def test_a_store_that_holds_anything_is_never_kept_as_the_empty_store(tmp_path: Path, monkeypatch) -> None:
@@ -214,11 +215,11 @@ def test_an_unwritable_cache_only_costs_the_speed_up(tmp_path: Path, monkeypatch
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     home = tmp_path / "home"
     try:
-        url = tracking.up(port=procs.free_port(), home=home)
+        url = tracking.up(Workbench.from_env(home), port=procs.free_port())
         assert httpx.get(url + "/health", timeout=5).status_code == 200
         assert not tracking.empty_store().exists()
     finally:
-        procs.stop_all(home)
+        procs.stop_all(Workbench.from_env(home))
 
 
 def test_a_failed_copy_of_the_empty_store_falls_back_to_mlflow_building_it(tmp_path: Path, monkeypatch) -> None:

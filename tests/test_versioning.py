@@ -17,13 +17,14 @@ from mlops_workbench.data import load_iris_frame, save_csv
 from mlops_workbench.errors import InputError
 from mlops_workbench.versioning.lineage import env_fingerprint, params_hash
 from mlops_workbench.versioning.workspace import GIT_IDENTITY, Workspace, WorkspaceError, file_md5
+from mlops_workbench.workbench import Workbench
 
 pytestmark = pytest.mark.slow
 
 
 def build_workspace(path: Path, home: Path) -> Workspace:
     """The lab's happy path: data tracked and pushed, the three-stage pipeline, reproduced outputs committed."""
-    ws = versioning.init_workspace(path, home=home)
+    ws = versioning.init_workspace(Workbench.from_env(home), path)
     save_csv(load_iris_frame(), ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     ws.commit("Track Iris with DVC")
@@ -42,12 +43,12 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     saved = {k: os.environ.get(k) for k in ("WORKBENCH_HOME", "MLFLOW_TRACKING_URI")}
     os.environ["WORKBENCH_HOME"] = str(home)
     try:
-        tracking.up(port=procs.free_port(), home=home, timeout=300)  # slow on a loaded 2-core machine
+        tracking.up(Workbench.from_env(home), port=procs.free_port(), timeout=300)  # slow on a loaded 2-core machine
         ws = build_workspace(home / "workspaces" / "02-versioning", home)
-        run_id = versioning.log_model_run(ws, experiment="test-versioning", home=home)
+        run_id = versioning.log_model_run(Workbench.from_env(home), ws, experiment="test-versioning")
         yield home, ws, run_id
     finally:
-        procs.stop_all(home)
+        procs.stop_all(Workbench.from_env(home))
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -55,11 +56,11 @@ def env(tmp_path_factory: pytest.TempPathFactory):
                 os.environ[key] = value
 
 
-def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path) -> None:
+def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path, wb) -> None:
     parent = tmp_path / "project"
     parent.mkdir()
     subprocess.run(["git", "init", "-q", str(parent)], check=True)
-    ws = versioning.init_workspace(parent / "nested" / "ws", remote=tmp_path / "remote", home=tmp_path)
+    ws = versioning.init_workspace(Workbench.from_env(tmp_path), parent / "nested" / "ws", remote=tmp_path / "remote")
     assert (ws.path / ".git").is_dir() and (ws.path / ".dvc").is_dir()
     assert ws.remote_url() == str(tmp_path / "remote")
     assert "Initialise workspace" in ws.git("log", "--format=%s")
@@ -68,7 +69,7 @@ def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path) ->
     assert status.stdout.strip() == "?? nested/"  # the parent only sees an untracked folder
     assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=parent, capture_output=True).returncode != 0
     # idempotent: a second init keeps the history
-    again = versioning.init_workspace(ws.path, remote=tmp_path / "remote", home=tmp_path)
+    again = versioning.init_workspace(Workbench.from_env(tmp_path), ws.path, remote=tmp_path / "remote")
     assert again.head() == ws.head()
     # a folder without .git / .dvc is refused instead of falling through to the parent repo
     plain = parent / "plain"
@@ -78,14 +79,14 @@ def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path) ->
     with pytest.raises(WorkspaceError, match="init_workspace"):
         versioning.open_workspace(plain)
     # lab 02's learner adds the remote: the workspace comes without one
-    bare = versioning.init_workspace(tmp_path / "bare", home=tmp_path, with_remote=False)
+    bare = versioning.init_workspace(Workbench.from_env(tmp_path), tmp_path / "bare", with_remote=False)
     assert bare.remote_url() == "" and "remote" not in (bare.path / ".dvc" / "config").read_text()
     with pytest.raises(InputError, match="with_remote=False"):
-        versioning.init_workspace(tmp_path / "bare", remote=tmp_path / "remote", with_remote=False)
+        versioning.init_workspace(wb, tmp_path / "bare", remote=tmp_path / "remote", with_remote=False)
 
 
 def test_untracked_data_has_no_lineage(tmp_path: Path) -> None:
-    ws = versioning.init_workspace(tmp_path / "ws", remote=tmp_path / "remote", home=tmp_path)
+    ws = versioning.init_workspace(Workbench.from_env(tmp_path), tmp_path / "ws", remote=tmp_path / "remote")
     with pytest.raises(ValueError, match="dvc\\('add'"):
         versioning.lineage_tags(ws)
 
@@ -100,10 +101,11 @@ def test_data_is_tracked_and_pushed(env) -> None:
 
 
 def test_run_carries_complete_lineage(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     import mlflow
 
     _, ws, run_id = env
-    lineage = versioning.run_lineage(run_id)
+    lineage = versioning.run_lineage(wb, run_id)
     tags = lineage["tags"]
     assert set(versioning.LINEAGE_TAGS) <= set(tags)
     assert tags["git.commit"] == ws.head() and len(tags["git.commit"]) == 40
@@ -128,7 +130,7 @@ def test_run_carries_complete_lineage(env) -> None:
 
 def test_exact_reproduction(env) -> None:
     home, _, run_id = env
-    report = versioning.reproduce(run_id, home=home)
+    report = versioning.reproduce(Workbench.from_env(home), run_id)
     assert report.matched, report.summary()
     assert {m.name for m in report.metrics} == {"accuracy", "f1_macro", "log_loss"}
     assert all(m.diff == 0 for m in report.metrics)
@@ -146,33 +148,34 @@ def test_lab_checks_pass_on_the_workspace_and_name_a_missing_push(env, tmp_path:
     home, _, run_id = env
     project = Path(__file__).resolve().parents[1]
     checks = {c.id: c for c in load_checks(project / "labs" / "02-versioning" / "checks.py")}
-    ctx = Context(lab="02-versioning", home=home, variables={"run_id": run_id})
+    ctx = Context(lab="02-versioning", wb=Workbench.from_env(home), variables={"run_id": run_id})
     for check_id in ("workspace-ready", "data-tracked", "pipeline-declared", "pipeline-ran", "lineage-complete"):
         checks[check_id].func(ctx)  # passes: no exception
     # data added and committed but never pushed: the check says to push
     other = tmp_path / "home"
-    ws = versioning.init_workspace(other / "workspaces" / "02-versioning", home=other)
+    ws = versioning.init_workspace(Workbench.from_env(other), other / "workspaces" / "02-versioning")
     save_csv(load_iris_frame(), ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     ws.commit("Track Iris")
     with pytest.raises(CheckFailed, match=r"set but does not hold .*ws.dvc\('push'\)"):
-        checks["data-tracked"].func(Context(lab="02-versioning", home=other))
+        checks["data-tracked"].func(Context(lab="02-versioning", wb=Workbench.from_env(other)))
     with pytest.raises(CheckFailed, match="no committed dvc.yaml"):
-        checks["pipeline-declared"].func(Context(lab="02-versioning", home=other))
+        checks["pipeline-declared"].func(Context(lab="02-versioning", wb=Workbench.from_env(other)))
     with pytest.raises(CheckFailed, match="dvc.lock is not committed"):
-        checks["pipeline-ran"].func(Context(lab="02-versioning", home=other))
+        checks["pipeline-ran"].func(Context(lab="02-versioning", wb=Workbench.from_env(other)))
 
 
 def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     home, ws, clean_run = env
     # the classic mistake: a preprocessing tweak that is run and logged but never committed
     ws.set_params(prepare={"decimals": 0})
     ws.dvc("repro")
-    dirty_run = versioning.log_model_run(ws, experiment="test-versioning", home=home)
-    tags = versioning.run_lineage(dirty_run)["tags"]
+    dirty_run = versioning.log_model_run(Workbench.from_env(home), ws, experiment="test-versioning")
+    tags = versioning.run_lineage(wb, dirty_run)["tags"]
     assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "params.yaml"
 
-    report = versioning.reproduce(dirty_run, home=home)
+    report = versioning.reproduce(Workbench.from_env(home), dirty_run)
     assert not report.matched
     assert {"dirty-tree", "params-changed"} <= set(report.causes)
     assert "params.yaml" in report.reasons[0] and "commit" in report.reasons[0]
@@ -187,23 +190,24 @@ def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
 
     # the fix: the preprocessing change goes under version control, then a new run
     ws.commit("Round measurements to whole centimetres")
-    fixed_run = versioning.log_model_run(ws, experiment="test-versioning", home=home)
-    assert versioning.run_lineage(fixed_run)["tags"]["git.dirty"] == "false"
-    fixed = versioning.reproduce(fixed_run, home=home)
+    fixed_run = versioning.log_model_run(Workbench.from_env(home), ws, experiment="test-versioning")
+    assert versioning.run_lineage(wb, fixed_run)["tags"]["git.dirty"] == "false"
+    fixed = versioning.reproduce(Workbench.from_env(home), fixed_run)
     assert fixed.matched, fixed.summary()
     # the old clean run is still reproducible from its own commit
-    assert versioning.reproduce(clean_run, home=home).matched
+    assert versioning.reproduce(Workbench.from_env(home), clean_run).matched
 
 
 def test_logging_before_dvc_repro_is_named_as_stale_outputs(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     home, ws, _ = env
     assert versioning.lineage_tags(ws)["dvc.stale"] == "false"
     ws.set_params(train={"C": 0.05})
     ws.commit("Stronger regularisation")  # committed, but the stage was not rerun
-    stale_run = versioning.log_model_run(ws, experiment="test-versioning", home=home)
-    tags = versioning.run_lineage(stale_run)["tags"]
+    stale_run = versioning.log_model_run(Workbench.from_env(home), ws, experiment="test-versioning")
+    tags = versioning.run_lineage(wb, stale_run)["tags"]
     assert tags["git.dirty"] == "false" and tags["dvc.stale"] == "params.yaml:train"
-    report = versioning.reproduce(stale_run, home=home)
+    report = versioning.reproduce(Workbench.from_env(home), stale_run)
     assert not report.matched
     assert "stale-outputs" in report.causes and "dirty-tree" not in report.causes
     assert any("dvc('repro')" in r for r in report.reasons)
@@ -219,14 +223,14 @@ def test_unknown_or_unlineaged_run_is_a_clear_error(env) -> None:
 
     home, _, _ = env
     with pytest.raises(versioning.ReproductionError, match="No run with id 'deadbeef"):
-        versioning.reproduce("deadbeef" * 4, home=home)
+        versioning.reproduce(Workbench.from_env(home), "deadbeef" * 4)
     result = CliRunner().invoke(cli, ["reproduce", "deadbeef" * 4, "--home", str(home)])
     assert result.exit_code == 2 and "No run with id" in result.output
     mlflow.set_experiment("test-versioning")
     with mlflow.start_run() as plain:
         mlflow.log_metric("accuracy", 0.5)
     with pytest.raises(versioning.ReproductionError, match="no lineage"):
-        versioning.reproduce(plain.info.run_id, home=home)
+        versioning.reproduce(Workbench.from_env(home), plain.info.run_id)
 
 
 def _lab02_checks():
@@ -240,8 +244,8 @@ def _planted_run(home: Path, ws, **tags: str | None) -> str:
     """A correctly logged run, then its tags changed (None deletes one): a learner's plausible mistake."""
     from mlflow import MlflowClient
 
-    run_id = versioning.log_model_run(ws, experiment="test-versioning", home=home)
-    client = MlflowClient(tracking.url(home))
+    run_id = versioning.log_model_run(Workbench.from_env(home), ws, experiment="test-versioning")
+    client = MlflowClient(tracking.url(Workbench.from_env(home)))
     for key, value in tags.items():
         client.delete_tag(run_id, key) if value is None else client.set_tag(run_id, key, value)
     return run_id
@@ -264,7 +268,9 @@ def test_lab02_lineage_check_names_each_planted_mistake(env, tags, match) -> Non
     from mlops_workbench.labs.checks import CheckFailed, Context
 
     home, ws, _ = env
-    ctx = Context(lab="02-versioning", home=home, variables={"run_id": _planted_run(home, ws, **tags)})
+    ctx = Context(
+        lab="02-versioning", wb=Workbench.from_env(home), variables={"run_id": _planted_run(home, ws, **tags)}
+    )
     with pytest.raises(CheckFailed, match=match):
         _lab02_checks()["lineage-complete"].func(ctx)
 
@@ -275,27 +281,34 @@ def test_lab02_hidden_checks_catch_a_constant_dirty_flag_and_a_retrain_without_n
     home, ws, run_id = env
     checks = _lab02_checks()
     honest = Context(
-        lab="02-versioning", home=home, variables={"dirty_run_id": _planted_run(home, ws, **{"git.dirty": "true"})}
+        lab="02-versioning",
+        wb=Workbench.from_env(home),
+        variables={"dirty_run_id": _planted_run(home, ws, **{"git.dirty": "true"})},
     )
     checks["dirty-flag-honest"].func(honest)
-    constant = Context(lab="02-versioning", home=home, variables={"dirty_run_id": run_id})  # logged clean, says false
+    constant = Context(
+        lab="02-versioning", wb=Workbench.from_env(home), variables={"dirty_run_id": run_id}
+    )  # logged clean, says false
     with pytest.raises(CheckFailed, match="never write a constant"):
         checks["dirty-flag-honest"].func(constant)
     same_data = Context(
-        lab="02-versioning", home=home, variables={"fixed_run_id": run_id, "triple_run_id": _planted_run(home, ws)}
+        lab="02-versioning",
+        wb=Workbench.from_env(home),
+        variables={"fixed_run_id": run_id, "triple_run_id": _planted_run(home, ws)},
     )
     with pytest.raises(CheckFailed, match="same data.md5 as the fixed run"):
         checks["triple-v"].func(same_data)
 
 
 def test_lab03_candidates_carry_the_pipeline_lineage(env) -> None:
+    wb = Workbench.from_env(env[0])  # the module's state folder
     from mlops_workbench.registry import candidates
 
     home, _, _ = env
-    ws = candidates.candidate_workspace(home / "workspaces" / "candidates", home=home)
+    ws = candidates.candidate_workspace(Workbench.from_env(home), home / "workspaces" / "candidates")
     assert ws.remote_url() == str(home / "dvc-remote")  # one call still gives a configured remote
-    run_id = candidates.log_versioned_candidate(ws, {"C": 10.0}, experiment="test-versioning", home=home)
-    tags = versioning.run_lineage(run_id)["tags"]
+    run_id = candidates.log_versioned_candidate(Workbench.from_env(home), ws, {"C": 10.0}, experiment="test-versioning")
+    tags = versioning.run_lineage(wb, run_id)["tags"]
     lock = yaml.safe_load((ws.path / "dvc.lock").read_text())["stages"]
     assert list(lock) == ["prepare", "train", "evaluate"]
     assert tags["data.md5"] == next(d["md5"] for d in lock["prepare"]["deps"] if d["path"] == versioning.DATA)
@@ -307,7 +320,7 @@ def test_add_pipeline_declares_what_the_dvc_stage_add_calls_declare(tmp_path: Pa
     """add_pipeline writes dvc.yaml in one step; it must equal the three `dvc stage add` calls lab 02 teaches."""
     built = {}
     for how in ("dvc-stage-add", "add_pipeline"):
-        ws = versioning.init_workspace(tmp_path / how, home=tmp_path / "home")
+        ws = versioning.init_workspace(Workbench.from_env(tmp_path / "home"), tmp_path / how)
         save_csv(load_iris_frame(), ws.path / versioning.DATA)
         ws.dvc("add", versioning.DATA)
         versioning.write_params(ws)

@@ -48,8 +48,8 @@ def workspace(ctx: Context) -> Workspace:
 
 def client(ctx: Context) -> Any:
     try:
-        tracking.up(home=ctx.home)
-        return tracking.client(ctx.home)
+        tracking.up(ctx.wb)
+        return tracking.client(ctx.wb)
     except RuntimeError as exc:
         fail(f"The MLflow tracking server under the state folder does not start ({exc}): run the cell 'tracking'.")
 
@@ -286,7 +286,7 @@ def lineage_complete(ctx: Context) -> None:
     from mlflow.models import get_model_info
 
     try:
-        info = get_model_info(tracking.logged_model_uri(run.info.run_id, home=ctx.home))
+        info = get_model_info(tracking.logged_model_uri(ctx.wb, run.info.run_id))
     except Exception:
         fail(f"Run {run.info.run_id} has no model named `model`: mlflow.sklearn.log_model(model, name='model', ...).")
     if info.signature is None or info.saved_input_example_info is None:
@@ -314,7 +314,7 @@ def regrade(run_id: str, ctx: Context) -> ReproductionReport:
     from mlops_workbench.versioning.reproduction import reproduce
 
     with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
-        return reproduce(run_id, home=ctx.home, workdir=Path(scratch) / "checkout")
+        return reproduce(ctx.wb, run_id, workdir=Path(scratch) / "checkout")
 
 
 @check(
@@ -386,7 +386,7 @@ def scenario(ctx: Context, file: str, name: str, cell: str, label: str) -> Itera
     ws = workspace(ctx)
     func = learner_function(ctx, file, name, cell)
     client(ctx)
-    tracking.use(ctx.home)
+    tracking.use(ctx.wb)
     with tempfile.TemporaryDirectory(prefix="workbench-grade-") as scratch:
         yield sc, func, ctx.rng(label), sc.copy_workspace(ws, Path(scratch)), Path(scratch)
 
@@ -434,10 +434,10 @@ def reproduce_scenarios(ctx: Context) -> None:
         copy.commit("Grader: a new train.C")
         copy.dvc("repro")
         copy.commit("Grader: retrain")
-        clean = log_model_run(copy, GRADER_EXPERIMENT, home=ctx.home)
+        clean = log_model_run(ctx.wb, copy, GRADER_EXPERIMENT)
         copy.set_params(train={"C": sc.new_c(rng, copy)})
         copy.dvc("repro")
-        dirty = log_model_run(copy, GRADER_EXPERIMENT, home=ctx.home)
+        dirty = log_model_run(ctx.wb, copy, GRADER_EXPERIMENT)
         copy.commit("Grader: the next experiment, committed after its run")
         for run_id, should_match, case in (
             (clean, True, "a run two commits back"),

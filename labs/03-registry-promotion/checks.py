@@ -36,8 +36,8 @@ def model_name(ctx: Context) -> str:
 
 def client(ctx: Context) -> Any:
     try:
-        tracking.up(home=ctx.home)
-        return registry.client(ctx.home)
+        tracking.up(ctx.wb)
+        return registry.client(ctx.wb)
     except (RuntimeError, registry.RegistryError) as exc:
         fail(f"The MLflow tracking server under the state folder does not answer ({exc}). Run the cell 'tracking'.")
 
@@ -56,7 +56,7 @@ PROMOTED, REFUSED, ROLLED_BACK = AuditOutcome.PROMOTED, AuditOutcome.REFUSED, Au
 
 def log(ctx: Context, **match: Any) -> list[AuditEntry]:
     """Audit log entries of this lab's model whose fields hold the values given (``outcome=PROMOTED``)."""
-    entries = [e for e in audit.read(home=ctx.home) if e.model == model_name(ctx)]
+    entries = [e for e in audit.read(ctx.wb) if e.model == model_name(ctx)]
     return [e for e in entries if all(getattr(e, field) == value for field, value in match.items())]
 
 
@@ -198,7 +198,7 @@ def gate_written(ctx: Context) -> None:
     if not compared:
         fail(
             "No production promotion was gated against an earlier production version: promote v1, then v2 to "
-            "production with gate_result=registry.quality_gate(model_name, v2.version, rule=gate_rule)."
+            "production with gate_result=registry.quality_gate(lab.wb, model_name, v2.version, rule=gate_rule)."
         )
     gate = compared[-1]
     gain = gate.candidate[gate.metric] - (gate.production or {}).get(gate.metric, float("nan"))
@@ -219,7 +219,7 @@ def promoted_through_staging(ctx: Context) -> None:
             )
         fail(
             "Fewer than two versions were promoted to production: promote v1 then v2 (each via staging) with your "
-            "promote and record=audit.append, so each promotion writes its audit line."
+            "promote and record=audit.recorder(lab.wb), so each promotion writes its audit line."
         )
     c, name = client(ctx), model_name(ctx)
     for entry in shipped[-2:]:
@@ -242,13 +242,13 @@ def promoted_through_staging(ctx: Context) -> None:
 
 def server_version(ctx: Context) -> dict[str, Any]:
     """The server's /version answer; from its log when the learner already stopped it (tidying up is fine)."""
-    service = procs.get(SERVER, ctx.home)
+    service = procs.get(ctx.wb, SERVER)
     if service is None:
-        recorded = last_served(SERVER, ctx.home)
+        recorded = last_served(ctx.wb, SERVER)
         if recorded is None:
             fail(f"No model server '{SERVER}' ever ran: start it with serve.start_server(..., name='{SERVER}').")
         return recorded
-    server = ModelServerClient(service.url, home=ctx.home)
+    server = ModelServerClient.of(ctx.wb, service.url)
     try:
         info = server.version(timeout=10)
     except Unreachable as exc:
@@ -325,13 +325,13 @@ def rolled_back(ctx: Context) -> None:
     if not log(ctx, action=ROLLBACK, outcome=ROLLED_BACK, version=production):
         fail(
             "The audit log has no line for this rollback: rollback writes record({**entry, 'outcome': "
-            "'rolled_back'}) after moving the aliases (call it with record=audit.append)."
+            "'rolled_back'}) after moving the aliases (pass it record=audit.recorder(lab.wb) as its audit writer)."
         )
     info = server_version(ctx)
     if info.get("version") != production:
         fail(
             f"The server still serves v{info.get('version')} while production is v{production}: "
-            f"ModelServerClient(service.url).reload() (POST {paths.RELOAD} with the state folder's admin token)."
+            f"ModelServerClient.of(lab.wb, service.url).reload() (POST {paths.RELOAD} with the state folder's admin token)."
         )
 
 

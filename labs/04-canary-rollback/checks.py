@@ -331,7 +331,7 @@ SERVICES = ("rollout-stable", "rollout-canary", "rollout-router", "rollout-prome
 
 
 def _running(ctx: Context) -> set[str]:
-    return {name for name in SERVICES if procs.get(name, ctx.home) is not None}
+    return {name for name in SERVICES if procs.get(ctx.wb, name) is not None}
 
 
 @check("loop-live", points=4, hidden=True, cells=["write-loop"], timeout=600)
@@ -348,9 +348,9 @@ def loop_live(ctx: Context) -> None:
     model = str(ctx.var("model_name"))
     before = _running(ctx)
     try:
-        versions = prepare.ensure_versions(home=ctx.home, model_name=model)
+        versions = prepare.ensure_versions(ctx.wb, model_name=model)
         production = _production(ctx, model)
-        backend = LocalBackend(ctx.home, model_name=model, metrics="direct", seed=ctx.seed)
+        backend = LocalBackend(ctx.wb, model_name=model, metrics="direct", seed=ctx.seed)
         backend.up()
         backend.deploy_canary(str(versions.next))
         with BackgroundLoad(backend.router_url, LIVE_RPS, seed=ctx.seed):
@@ -384,17 +384,16 @@ def loop_live(ctx: Context) -> None:
 
         for name in ("rollout-canary", "rollout-router", "rollout-prometheus", "rollout-stable"):
             if name not in before:
-                procs.stop(name, ctx.home)
+                procs.stop(ctx.wb, name)
         if "mlflow" not in before:
-            tracking.down(ctx.home)
+            tracking.down(ctx.wb)
 
 
 # --- the live rollouts of the notebook, the incident, the cleanup ----------------------------------------------------
 def _promoted(ctx: Context, model: str, version: str) -> bool:
     """The audit log has a promotion of ``version`` of ``model`` (into any alias)."""
     return any(
-        e.model == model and e.version == version and e.outcome is AuditOutcome.PROMOTED
-        for e in audit.read(home=ctx.home)
+        e.model == model and e.version == version and e.outcome is AuditOutcome.PROMOTED for e in audit.read(ctx.wb)
     )
 
 
@@ -485,4 +484,4 @@ def nothing_running(ctx: Context) -> None:
     """No process of the lab is left running."""
     left = sorted(_running(ctx))
     if left:
-        fail(f"still running: {', '.join(left)}: call backend.down() and tracking.down() in the cell 'cleanup'.")
+        fail(f"still running: {', '.join(left)}: call backend.down() and tracking.down(lab.wb) in the cell 'cleanup'.")

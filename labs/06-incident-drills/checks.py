@@ -16,7 +16,7 @@ from mlops_workbench.labs.checks import Context, check, fail
 def drill_checks(ctx: Context, name: str, ids: list[str] | None = None, skip: tuple[str, ...] = ()) -> None:
     """Fail with the drill's own messages unless its checks ``ids`` (default: all but ``skip``) pass."""
     drill = drills.get(name)
-    dctx = drill.context(ctx.home)
+    dctx = drill.context(ctx.wb)
     if not (dctx.folder / ".facts.json").exists():
         fail(f"The drill '{name}' was never started: run its setup cell (drills.start('{name}')).")
     wanted = [c.id for c in drill.all_checks() if (ids is None or c.id in ids) and c.id not in skip]

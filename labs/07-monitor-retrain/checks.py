@@ -19,7 +19,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs
 from mlops_workbench.labs.checks import Context, check, fail, learner_function
 from mlops_workbench.labs.learner_code import load_module
 from mlops_workbench.monitoring import labkit, rulegrade, rules, webhook
@@ -37,7 +37,7 @@ def _scenarios() -> Any:
 
 
 def _client(ctx: Context) -> MlflowClient:
-    db = settings.layout(ctx.home).mlflow_db
+    db = ctx.wb.layout.mlflow_db
     if not db.exists():
         fail(f"No registry at {db}: run the cell 'prerequisites' first.")
     return MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
@@ -150,7 +150,7 @@ def accuracy_joined(ctx: Context) -> None:
     from mlops_workbench.monitoring.drift import accuracy
 
     model = str(ctx.var("model_name"))
-    want = accuracy(labkit.logged(ctx.home, model, "month-2")).accuracy
+    want = accuracy(labkit.logged(ctx.wb, model, "month-2")).accuracy
     got = ctx.var("live_accuracy")
     if not isinstance(got, (int, float)) or not math.isclose(float(got), want, abs_tol=1e-9):
         fail(
@@ -213,7 +213,7 @@ def rules_decide(ctx: Context) -> None:
 @check("alert-delivered", points=2, cells=["deliver"])
 def alert_delivered(ctx: Context) -> None:
     """The webhook recorded a firing InputDrift notification naming the sepal width."""
-    records = webhook.read(settings.layout(ctx.home).alerts_received)
+    records = webhook.read(ctx.wb.layout.alerts_received)
     firing = [
         r for r in records if r.status == "firing" and r.notification.common_labels.get("alertname") == "InputDrift"
     ]
@@ -230,7 +230,7 @@ def _retrain(ctx: Context) -> Any:
 
 
 def _lines(ctx: Context, model: str, version: str) -> list[audit.AuditEntry]:
-    return [e for e in audit.read(home=ctx.home) if e.model == model and e.version == version]
+    return [e for e in audit.read(ctx.wb) if e.model == model and e.version == version]
 
 
 @check("retrain-registered", points=2, cells=["write-retrain", "use-retrain"])
@@ -262,13 +262,13 @@ def _tracking(ctx: Context) -> Iterator[None]:
     """The tracking server of the lab's state folder, started for the check when it is not running."""
     from mlops_workbench import tracking
 
-    running = procs.get(tracking.SERVICE, ctx.home) is not None
-    tracking.up(home=ctx.home)
+    running = procs.get(ctx.wb, tracking.SERVICE) is not None
+    tracking.up(ctx.wb)
     try:
         yield
     finally:
         if not running:
-            tracking.down(ctx.home)
+            tracking.down(ctx.wb)
 
 
 @check("retrain-hidden", points=4, hidden=True, cells=["write-retrain"], timeout=600)
@@ -282,7 +282,7 @@ def retrain_hidden(ctx: Context) -> None:
     model = f"{ctx.var('model_name')}-grader"
     cause = alert_cause(f'{{}}:{{alertname="InputDrift",grader="{rng.randrange(10**6)}"}}', ["f00d"], "InputDrift")
     with _tracking(ctx), tempfile.TemporaryDirectory(prefix="lab07-retrain-") as scratch:
-        ws, production = labkit.build_project(Path(scratch) / "project", ctx.home, model, sc.weak_month(), gated=False)
+        ws, production = labkit.build_project(ctx.wb, Path(scratch) / "project", model, sc.weak_month(), gated=False)
         broken, what = sc.broken_frame(rng)
         cases = [
             ("good", sc.good_data(rng.randrange(10**6)), "a good data commit (labels corrected, new flowers)"),
@@ -291,13 +291,13 @@ def retrain_hidden(ctx: Context) -> None:
         ]
         for kind, frame, what in cases:
             sha = labkit.commit_frame(ws, frame, what)
-            known = {str(v.version) for v in registry.list_versions(model, home=ctx.home)}
+            known = {str(v.version) for v in registry.list_versions(ctx.wb, model)}
             window = sc.fresh_window(rng.randrange(10**6))
             try:
-                answer, error = retrain(ws, window, cause, model, ctx.home), None
+                answer, error = retrain(ws, window, cause, model, ctx.wb), None
             except Exception as err:  # noqa: BLE001 - the learner's code: judged by what it left behind
                 answer, error = None, err
-            new = sorted({str(v.version) for v in registry.list_versions(model, home=ctx.home)} - known)
+            new = sorted({str(v.version) for v in registry.list_versions(ctx.wb, model)} - known)
             if _alias(ctx, model) != production:
                 fail(f"on {what} (hidden) production moved: the retrain must not move any alias.")
             wrong = _retrain_problem(ctx, kind, what, model, sha, cause, answer, error, new)
@@ -351,7 +351,7 @@ def released_with_lineage(ctx: Context) -> None:
         fail("the canary's audit line carries no lineage with its rollout: release a version your retrain registered.")
     if _alias(ctx, model) != version:
         fail(f"production of {model} is not version {version}: the canary should have promoted it.")
-    chain = build_chain(model, version, audit.read(home=ctx.home), canary.lineage.run_id, {}, {})
+    chain = build_chain(model, version, audit.read(ctx.wb), canary.lineage.run_id, {}, {})
     if not chain.cause.startswith("alert") or str(ctx.var("data_commit")) not in chain.data:
         fail(
             f"the chain of version {version} reads cause '{chain.cause}', data '{chain.data}': it must start at "
@@ -362,6 +362,6 @@ def released_with_lineage(ctx: Context) -> None:
 @check("nothing-running", points=1, cells=["cleanup"])
 def nothing_running(ctx: Context) -> None:
     """No process of the lab is left running."""
-    left = [s.name for s in procs.running(ctx.home)]
+    left = [s.name for s in procs.running(ctx.wb)]
     if left:
         fail(f"still running: {', '.join(left)}: stop the stack, the backend and the tracking server in 'cleanup'.")

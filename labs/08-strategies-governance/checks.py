@@ -18,7 +18,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs
 from mlops_workbench.errors import InputError
 from mlops_workbench.labs.checks import Context, check, fail, learner_function
 from mlops_workbench.labs.learner_code import load_module
@@ -239,7 +239,7 @@ def _gitops_problem(case: Any, err: BaseException | None) -> str | None:
             f"the runtime serves {case.runtime.live().stable} while git at HEAD says stable {desired.stable}: the app is "
             "OutOfSync; call sync() after the revert"
         )
-    last = gitops.reconciler.last_synced(case.home)
+    last = gitops.reconciler.last_synced(case.wb)
     if last != head:
         return "the last sync applied another commit than HEAD: call sync() after your last commit"
     return None
@@ -256,11 +256,11 @@ def gitops_hidden(ctx: Context) -> None:
     scenarios, rng = _scenarios(), ctx.rng("gitops")
     for n in range(3):
         with tempfile.TemporaryDirectory(prefix="lab08-gitops-") as scratch:
-            case = scenarios.gitops_case(Path(scratch), rng)
-            sync = functools.partial(gitops.reconcile, case.repo, case.home, case.runtime)
+            case = scenarios.gitops_case(ctx.wb.at(Path(scratch)), rng)
+            sync = functools.partial(gitops.reconcile, case.wb, case.repo, case.runtime)
 
             def rollback(revision: str, case: Any = case) -> Any:
-                return gitops.rollback(revision, case.repo, case.home, case.runtime)
+                return gitops.rollback(case.wb, revision, case.repo, case.runtime)
 
             err = _attempt(functools.partial(restore, case.repo, case.bad_commit, sync, rollback))
             try:
@@ -280,7 +280,7 @@ def gitops_live(ctx: Context) -> None:
     from mlops_workbench.gitops.reconciler import last_synced
 
     try:
-        repo = DeploymentRepo.of(ctx.home)
+        repo = DeploymentRepo.of(ctx.wb)
     except Exception:  # noqa: BLE001 - any failure: the repository was never made
         fail("there is no deployment repository: run the cells of Part 5 from 'gitops-setup' on.")
     bad = str(ctx.var("bad_version"))
@@ -291,7 +291,7 @@ def gitops_live(ctx: Context) -> None:
     subjects = repo.git("log", "--format=%s", head).splitlines()
     if not any(s.startswith("Revert") for s in subjects):
         fail("the history has no revert commit: undo the bad release with `git revert`, which keeps the history.")
-    if last_synced(ctx.home) != head:
+    if last_synced(ctx.wb) != head:
         fail("the last sync did not apply HEAD: sync after the revert, so the runtime and git agree.")
     seen = ctx.var("gitops_status", kind=dict)
     if seen.get("sync") != "Synced" or seen.get("stable") != desired.stable:
@@ -300,7 +300,7 @@ def gitops_live(ctx: Context) -> None:
 
 # --- Exercise 4: approvals by a second person -----------------------------------------------------------------------
 def _client(ctx: Context) -> MlflowClient:
-    db = settings.layout(ctx.home).mlflow_db
+    db = ctx.wb.layout.mlflow_db
     if not db.exists():
         fail(f"No registry at {db}: run the cell 'prerequisites' first.")
     return MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
@@ -310,7 +310,7 @@ def _client(ctx: Context) -> MlflowClient:
 def second_approval(ctx: Context) -> None:
     """Self-approval was refused and audited; a second person approved; the requester promoted; production moved."""
     version, me = str(ctx.var("candidate_version")), str(ctx.var("registrant"))
-    mine = [e for e in audit.read(home=ctx.home) if e.model == MODEL and e.version == version]
+    mine = [e for e in audit.read(ctx.wb) if e.model == MODEL and e.version == version]
     approve = [e for e in mine if e.action is AuditAction.APPROVE]
     if not any(e.outcome is AuditOutcome.REFUSED and e.approver == me for e in approve):
         fail(
@@ -390,6 +390,6 @@ def choose_hidden(ctx: Context) -> None:
 @check("nothing-running", points=1, cells=["cleanup"])
 def nothing_running(ctx: Context) -> None:
     """No process of the lab is left running."""
-    left = sorted(name for name in SERVICES if procs.get(name, ctx.home) is not None)
+    left = sorted(name for name in SERVICES if procs.get(ctx.wb, name) is not None)
     if left:
         fail(f"still running: {', '.join(left)}: call backend.down() and tracking.down() in the cell 'cleanup'.")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mlops_workbench.errors import RegistryError
 from mlops_workbench.gitops import DeploymentRepo, LiveState, Served, init_repo
 from mlops_workbench.gitops.plan import Action
 from mlops_workbench.gitops.spec import DESIRED, DesiredState, desired_text
+from mlops_workbench.workbench import Workbench
 
 # --- GitOps ---------------------------------------------------------------------------------------------------------
 MODEL = "iris"
@@ -57,7 +57,7 @@ class GitOpsCase:
     """A deployment repository whose HEAD (or HEAD~1) is a bad release that the runtime serves."""
 
     repo: DeploymentRepo
-    home: Path
+    wb: Workbench
     runtime: MemoryRuntime
     good: DesiredState
     bad: DesiredState
@@ -67,16 +67,16 @@ class GitOpsCase:
     """The file a harmless commit after the bad one added (None: the bad commit is HEAD)."""
 
 
-def gitops_case(home: Path, rng: random.Random) -> GitOpsCase:
-    """A seeded history in a fresh state folder ``home``, synced after every commit (as auto-sync or a person did)."""
+def gitops_case(wb: Workbench, rng: random.Random) -> GitOpsCase:
+    """A seeded history in a fresh state folder (``wb``'s), synced after every commit (as auto-sync or a person did)."""
     from mlops_workbench import gitops
 
     versions = rng.sample(range(2, 30), 3)
     good_v, bad_v, canary_v = (str(v) for v in versions)
     auto = rng.random() < 0.5
     runtime = MemoryRuntime({good_v, bad_v, canary_v})
-    repo = init_repo(stable=good_v, model=MODEL, home=home, auto_sync=auto)
-    gitops.reconcile(repo, home, runtime)
+    repo = init_repo(wb, stable=good_v, model=MODEL, auto_sync=auto)
+    gitops.reconcile(wb, repo, runtime)
     good = DesiredState(model=MODEL, stable=good_v)
     if rng.random() < 0.5:  # the good release also runs a small canary
         weight = float(rng.choice([5, 10, 20]))
@@ -84,13 +84,13 @@ def gitops_case(home: Path, rng: random.Random) -> GitOpsCase:
             {"model": MODEL, "stable": good_v, "canary": {"version": canary_v, "weight": weight}}
         )
         repo.commit(f"Canary version {canary_v}", {DESIRED: desired_text(good)})
-        gitops.reconcile(repo, home, runtime)
+        gitops.reconcile(wb, repo, runtime)
     bad = DesiredState(model=MODEL, stable=bad_v)
     bad_commit = repo.commit(f"Release version {bad_v}", {DESIRED: desired_text(bad)})
-    gitops.reconcile(repo, home, runtime)
+    gitops.reconcile(wb, repo, runtime)
     later = None
     if rng.random() < 0.5:
         later = f"oncall-{rng.randrange(100, 1000)}.md"
         repo.commit("Note who is on call this week", {later: "on call: the platform team\n"})
-        gitops.reconcile(repo, home, runtime)
-    return GitOpsCase(repo, home, runtime, good, bad, bad_commit, auto, later)
+        gitops.reconcile(wb, repo, runtime)
+    return GitOpsCase(repo, wb, runtime, good, bad, bad_commit, auto, later)

@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
 from mlops_workbench import procs, settings, tools
+from mlops_workbench.workbench import Workbench
 
 Status = Literal["OK", "WARN", "FAIL"]
 DIST = "mlops-workbench"
@@ -185,10 +186,10 @@ def default_ports() -> dict[int, str]:
     return {port: settings.SERVICE_LABELS[name] for name, port in settings.default_ports().items()}
 
 
-def check_ports(ports: dict[int, str] | None = None, home: Path | None = None) -> CheckResult:
-    """Default ports are free, or held by a workbench service recorded under ``home``."""
+def check_ports(wb: Workbench, ports: dict[int, str] | None = None) -> CheckResult:
+    """Default ports are free, or held by a workbench service recorded under ``wb.home``."""
     ports = default_ports() if ports is None else ports
-    ours = {s.port: s.name for s in procs.running(home)}
+    ours = {s.port: s.name for s in procs.running(wb)}
     taken, held = [], []
     for port, role in sorted(ports.items()):
         if port in ours:
@@ -208,20 +209,17 @@ def check_ports(ports: dict[int, str] | None = None, home: Path | None = None) -
     return CheckResult(name="ports", status="OK", detail=f"{', '.join(map(str, sorted(ports)))} free{note}")
 
 
-def check_home(home: Path | None = None) -> CheckResult:
+def check_home(wb: Workbench) -> CheckResult:
     """The state folder exists (or can be created) and is writable."""
     fix = f"set {settings.HOME_ENV} to a writable folder, or fix the permissions of this one"
     try:
-        home = home or settings.home()
-        home.mkdir(parents=True, exist_ok=True)
-        probe = home / f".doctor-{uuid.uuid4().hex}"
+        wb.home.mkdir(parents=True, exist_ok=True)
+        probe = wb.home / f".doctor-{uuid.uuid4().hex}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        return CheckResult(
-            name="state folder", status="FAIL", detail=f"{home or 'state folder'} is not writable: {exc}", fix=fix
-        )
-    return CheckResult(name="state folder", status="OK", detail=str(home))
+        return CheckResult(name="state folder", status="FAIL", detail=f"{wb.home} is not writable: {exc}", fix=fix)
+    return CheckResult(name="state folder", status="OK", detail=str(wb.home))
 
 
 def _optional() -> list[CheckResult]:
@@ -279,7 +277,7 @@ def _optional() -> list[CheckResult]:
     ]
 
 
-def run_all(home: Path | None = None) -> list[CheckResult]:
+def run_all(wb: Workbench) -> list[CheckResult]:
     """Every check, required ones first."""
     return [
         check_python(),
@@ -287,8 +285,8 @@ def run_all(home: Path | None = None) -> list[CheckResult]:
         check_packages(),
         check_tool("git", fix="install git (e.g. `sudo apt-get install git`)"),
         check_tool("dvc", fix=SETUP_FIX),
-        check_ports(home=home),
-        check_home(home),
+        check_ports(wb),
+        check_home(wb),
         *_optional(),
     ]
 

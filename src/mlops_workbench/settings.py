@@ -116,7 +116,8 @@ def cache_dir() -> Path:
 
 def home() -> Path:
     """The state folder (``WORKBENCH_HOME``, default ``.workbench/`` in the project), as an absolute path. Not
-    created here: whatever writes into it makes the folders it writes to."""
+    created here: whatever writes into it makes the folders it writes to. Only ``Workbench.from_env`` calls it:
+    everything else takes the ``Workbench`` its entry point made."""
     raw = os.environ.get(HOME_ENV)
     if raw:
         path = Path(raw).expanduser()
@@ -324,6 +325,6 @@ class StateLayout:
         return self.pipeline / group
 
 
-def layout(home_dir: Path | None = None) -> StateLayout:
-    """The layout of the state folder ``home_dir`` (default: :func:`home`)."""
-    return StateLayout(Path(home_dir) if home_dir is not None else home())
+def layout(home_dir: Path) -> StateLayout:
+    """The layout of the state folder ``home_dir`` (a workbench's own is ``wb.layout``)."""
+    return StateLayout(Path(home_dir))

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from mlops_workbench import procs, settings
 from mlops_workbench.errors import InputError, TrackingServerDown
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:  # mlflow, pandas and scikit-learn are imported where used: importing this module stays cheap
     import pandas as pd
@@ -30,26 +31,25 @@ SERVICE = "mlflow"
 URI_ENV = "MLFLOW_TRACKING_URI"
 
 
-def up(port: int | None = None, home: Path | None = None, timeout: float = 180.0) -> str:
+def up(wb: Workbench, port: int | None = None, timeout: float = 180.0) -> str:
     """Start the tracking server (or reuse the running one), point this process's MLflow at it (:func:`use`)
     and return its URL. Without ``port`` it takes the default port (:func:`settings.default_port`) or, if another
     program holds it, the next free one, and says so on stderr."""
-    home = home or settings.home()
-    running = procs.get(SERVICE, home)
+    running = procs.get(wb, SERVICE)
     if running is None and port is not None:
-        running = _start(port, home, timeout)
+        running = _start(wb, port, timeout)
     elif running is None:
-        running = procs.on_default_port("mlflow", lambda free: _start(free, home, timeout))
-    return use(home, running.url)
+        running = procs.on_default_port("mlflow", lambda free: _start(wb, free, timeout))
+    return use(wb, running.url)
 
 
-def _start(port: int, home: Path, timeout: float) -> procs.Service:
-    """Start ``mlflow server`` for ``home`` on ``port`` (sqlite store, artifacts under the state folder).
+def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
+    """Start ``mlflow server`` for ``wb`` on ``port`` (sqlite store, artifacts under the state folder).
 
     A new store starts as a copy of the empty store the first one left in :func:`settings.cache_dir`: MLflow
     otherwise builds its schema through some fifty migrations, seconds of each new state folder's first start.
     """
-    db, artifacts = store_paths(home)
+    db, artifacts = store_paths(wb)
     artifacts.mkdir(parents=True, exist_ok=True)
     seeded = _seed(db)
     cmd = [
@@ -70,7 +70,7 @@ def _start(port: int, home: Path, timeout: float) -> procs.Service:
         cmd += ["--allowed-hosts", "*"]
     # no GenAI job runner: one process less to start on a small (or busy) machine
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    service = procs.start(SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env, home=home)
+    service = procs.start(wb, SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env)
     if seeded is False:
         _keep_empty_store(db)
     return service
@@ -126,56 +126,56 @@ def _keep_empty_store(db: Path) -> None:
             partial.unlink(missing_ok=True)
 
 
-def url(home: Path | None = None) -> str:
-    """URL of the tracking server running for the state folder ``home``; raises with the fix when none runs."""
-    running = procs.get(SERVICE, home)
+def url(wb: Workbench) -> str:
+    """URL of the tracking server running for the state folder of ``wb``; raises with the fix when none runs."""
+    running = procs.get(wb, SERVICE)
     if running is None:
-        raise _server_down(home)
+        raise _server_down(wb)
     return running.url
 
 
-def _server_down(home: Path | None) -> TrackingServerDown:
+def _server_down(wb: Workbench) -> TrackingServerDown:
     """The error for a state folder with no tracking server running, naming the fix."""
-    where = home or settings.home()
+    where = wb.home
     return TrackingServerDown(
         f"No MLflow tracking server is running for the state folder {where}: start it with `workbench mlflow up`"
-        + (f" (with WORKBENCH_HOME={where})." if home is not None else ".")
+        + f" (with WORKBENCH_HOME={where})."
     )
 
 
-def uri(home: Path | None = None) -> str:
-    """The tracking server every part of the workbench talks to: the one running for ``home``'s state folder.
+def uri(wb: Workbench) -> str:
+    """The tracking server every part of the workbench talks to: the one running for ``wb``'s state folder.
 
     The one place that decides the URI. ``MLFLOW_TRACKING_URI`` is used only
     when no server of the state folder runs and it names an http(s) server
     (an external MLflow); a local path or sqlite URI there is never used, so
     MLflow can never create a store of its own (``mlflow.db``, ``mlruns/``).
     """
-    if procs.get(SERVICE, home) is None:
+    if procs.get(wb, SERVICE) is None:
         external = os.environ.get(URI_ENV, "")
         if external.startswith(("http://", "https://")):
             return external.rstrip("/")
-    return url(home)
+    return url(wb)
 
 
-def client(home: Path | None = None, check: bool = True) -> MlflowClient:
+def client(wb: Workbench, check: bool = True) -> MlflowClient:
     """An ``MlflowClient`` for :func:`uri` (tracking and registry), checked reachable unless ``check`` is False."""
     import httpx
     from mlflow import MlflowClient
 
-    target = uri(home)
+    target = uri(wb)
     if check:
         try:
             procs.http().get(target + "/health", timeout=3.0).raise_for_status()
         except httpx.HTTPError as exc:
             raise TrackingServerDown(
                 f"The MLflow tracking server at {target} is not reachable ({type(exc).__name__}); nothing was "
-                "changed. Start it with `workbench mlflow up` (or `tracking.up()` in a notebook) and retry."
+                "changed. Start it with `workbench mlflow up` (or `tracking.up(lab.wb)` in a notebook) and retry."
             ) from None
     return MlflowClient(tracking_uri=target, registry_uri=target)
 
 
-def use(home: Path | None = None, target: str | None = None) -> str:
+def use(wb: Workbench, target: str | None = None) -> str:
     """Point this process's MLflow fluent API (``mlflow.start_run``, ``load_model``) at :func:`uri` and return it.
 
     The only function that touches MLflow's global tracking and registry URIs
@@ -185,16 +185,16 @@ def use(home: Path | None = None, target: str | None = None) -> str:
     """
     import mlflow
 
-    target = target or uri(home)
+    target = target or uri(wb)
     os.environ[URI_ENV] = target
     mlflow.set_tracking_uri(target)
     mlflow.set_registry_uri(target)
     return target
 
 
-def down(home: Path | None = None) -> bool:
+def down(wb: Workbench) -> bool:
     """Stop the tracking server; True if it was running."""
-    return procs.stop(SERVICE, home)
+    return procs.stop(wb, SERVICE)
 
 
 class TrackingStatus(BaseModel):
@@ -211,9 +211,9 @@ class TrackingStatus(BaseModel):
     registered_models: int | None = None
 
 
-def store_paths(home: Path | None = None) -> tuple[Path, Path]:
-    """The sqlite backend store and the artifact folder of the tracking server under ``home``."""
-    paths = settings.layout(home)
+def store_paths(wb: Workbench) -> tuple[Path, Path]:
+    """The sqlite backend store and the artifact folder of the tracking server under ``wb.home``."""
+    paths = wb.layout
     return paths.mlflow_db, paths.artifacts
 
 
@@ -233,22 +233,21 @@ def _count(base: str, endpoint: str, key: str) -> int:
             return total
 
 
-def status(home: Path | None = None) -> TrackingStatus:
-    """Whether the tracking server of ``home`` runs, where it keeps its state and how much it holds.
+def status(wb: Workbench) -> TrackingStatus:
+    """Whether the tracking server of ``wb`` runs, where it keeps its state and how much it holds.
 
     Experiment and registered-model counts are read over the REST API (None
     when the server does not answer).
     """
     import httpx
 
-    home = home or settings.home()
-    db, artifacts = store_paths(home)
-    service = procs.get(SERVICE, home)
+    db, artifacts = store_paths(wb)
+    service = procs.get(wb, SERVICE)
     report = TrackingStatus(
         running=service is not None,
         backend_store=f"sqlite:///{db}",
         artifacts=str(artifacts),
-        log=str(settings.layout(home).log(SERVICE)),
+        log=str(wb.layout.log(SERVICE)),
     )
     if service is None:
         return report
@@ -290,11 +289,11 @@ def _browser_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def ui(home: Path | None = None, open_browser: bool = True) -> UiLinks:
+def ui(wb: Workbench, open_browser: bool = True) -> UiLinks:
     """Links to the MLflow UI of the running server; opens a browser only when a display is available."""
-    service = procs.get(SERVICE, home)
+    service = procs.get(wb, SERVICE)
     if service is None:
-        raise _server_down(home)
+        raise _server_down(wb)
     links = UiLinks(url=service.url, proxy_path=proxy_path(service.port))
     if open_browser and links.proxy_path is None and _browser_available():
         try:
@@ -364,13 +363,13 @@ def log_sklearn_model(
     return info
 
 
-def logged_model_uri(run_id: str, name: str = "model", home: Path | None = None) -> str:
+def logged_model_uri(wb: Workbench, run_id: str, name: str = "model") -> str:
     """The URI MLflow 3 gives the model that run ``run_id`` logged as ``name``: ``models:/<model id>``.
 
     MLflow 3 keeps a logged model apart from its run's artifacts, so ``runs:/<run id>/model`` only works
     through a fallback that warns; this is the URI to register, load or inspect instead.
     """
-    c = client(home)
+    c = client(wb)
     run = c.get_run(run_id)
     found = c.search_logged_models(
         experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = '{name}'"

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from mlops_workbench import output
 from mlops_workbench.errors import verdict
+from mlops_workbench.workbench import Workbench
 
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
@@ -17,9 +18,10 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list instead of a table."),
 ) -> None:
     """Check Python, the python3 kernel, pinned packages, git/dvc, ports, the state folder and optional tools."""
+    wb = Workbench.from_env()
     from mlops_workbench import doctor as checks  # on use: every `workbench` process imports this module
 
-    results = checks.run_all()
+    results = checks.run_all(wb)
     if as_json:
         typer.echo(json.dumps([r.model_dump() for r in results], indent=2))
     else:

@@ -11,6 +11,7 @@ from rich.table import Table
 from mlops_workbench import output
 from mlops_workbench.cli import drill_interview
 from mlops_workbench.errors import InputError, verdict
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:  # the drills are imported by the commands that use them
     from mlops_workbench.drills.spec import DrillReport
@@ -90,6 +91,7 @@ def start(
     ),
 ) -> None:
     """Break the system (hidden setup), then start the clock."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import catalog, session, variants
 
     if name is None and not shuffle:
@@ -103,8 +105,8 @@ def start(
         name, blind = catalog.resolve(name)
     drill = catalog.get(name)
     console.print(f"setting up {drill.spec.handle} (breaking things)...")
-    state = session.start(name, blind=blind, seed=seed)
-    info = session.status()
+    state = session.start(wb, name, blind=blind, seed=seed)
+    info = session.status(wb)
     console.print(
         f"[bold]{info['title']}[/bold] (par {drill.spec.minutes} min, seed {state.seed}, set up in "
         f"{state.setup_seconds:.0f}s)"
@@ -119,9 +121,10 @@ def start(
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """The running drill: title, brief, time against par, hints, services, where to write the post-mortem."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import session
 
-    info = session.status()
+    info = session.status(wb)
     if as_json:
         typer.echo(json.dumps(info, indent=1))
         return
@@ -136,9 +139,10 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("hint")
 def hint() -> None:
     """The next hint, from a nudge to the fix; each costs more points than the one before."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import session
 
-    text, number, total, cost = session.hint()
+    text, number, total, cost = session.hint(wb)
     console.print(f"hint {number}/{total} ({'-' if cost else ''}{cost:g} points): {text}")
 
 
@@ -158,20 +162,21 @@ def score_table(report: DrillReport) -> Table:
 def check(as_json: bool = typer.Option(False, "--json", help="print the JSON report instead of the debrief")) -> None:
     """Grade the state you left; writes the JSON report and prints the score and a debrief. Exit 1 when a check
     fails. A passing check stops the clock and every service the drill started."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import interview, session
 
-    running = session.current()
-    report = interview.check()
+    running = session.current(wb)
+    report = interview.check(wb)
     if as_json:
         typer.echo(report.model_dump_json(indent=1))
     else:
         console.print(score_table(report))
         output.say(session.debrief(report))
         if running is not None and running.interview is not None and report.passed:
-            if interview.current() is None:
-                drill_interview.say_scorecard(interview.folder(running.interview))
+            if interview.current(wb) is None:
+                drill_interview.say_scorecard(interview.folder(wb, running.interview))
             else:
-                drill_interview.announce()
+                drill_interview.announce(wb)
     verdict(report.passed)
 
 
@@ -181,11 +186,12 @@ def reset(
     every: bool = typer.Option(False, "--all", help="every drill that left a folder or services"),
 ) -> None:
     """Stop the drill's services and remove its model and folder."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import session
 
     if name and every:
         raise InputError("name one drill or pass --all, not both")
-    done = session.reset(name=name, every=every)
+    done = session.reset(wb, name=name, every=every)
     console.print(f"reset {', '.join(done)}" if done else "nothing to reset: no drill is running or left a folder")
 
 
@@ -199,9 +205,10 @@ def validate(
 ) -> None:
     """Instructors: prove that every variant of every drill fails broken, passes fixed and fails torn down after the
     fix, and that every destructive fix fails."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import validate as v
 
-    results = v.validate(names, say=console.print, thorough=thorough)
+    results = v.validate(wb, names, say=console.print, thorough=thorough)
     if as_json:
         typer.echo(json.dumps([r.model_dump() for r in results], indent=1))
     bad = [r.drill for r in results if not r.ok]

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from mlops_workbench import output
+from mlops_workbench.workbench import Workbench
 
 app = typer.Typer(
     help="N random drills in a row, one clock, a scorecard (HTML and JSON) at the end.", invoke_without_command=True
@@ -16,14 +17,14 @@ app = typer.Typer(
 console = output.console()
 
 
-def announce(home: Path | None = None) -> None:
+def announce(wb: Workbench) -> None:
     """Say what the interview is on now: the next drill's title and brief, or where its scorecard went."""
     from mlops_workbench.drills import interview, session
 
-    running = interview.current(home)
-    state = session.current(home)
+    running = interview.current(wb)
+    state = session.current(wb)
     if running is not None and state is not None and state.finished is None:
-        info = session.status(home)
+        info = session.status(wb)
         console.print(
             f"[bold]drill {running.current + 1}/{len(running.slots)}: {info['title']}[/bold] "
             f"(par {info['par_s'] // 60} min)"
@@ -53,23 +54,25 @@ def interview(
         return
     from mlops_workbench.drills import interview as iv
 
+    wb = Workbench.from_env()
     console.print(f"setting up an interview of {count} drill(s)...")
-    running, left_out = iv.start(count, seed)
+    running, left_out = iv.start(wb, count, seed)
     for name, why in left_out.items():
         console.print(f"[yellow]left out {name}[/yellow]: it {why}")
     console.print(
         f"interview {running.id} (seed {running.seed}); `workbench drill check` grades the drill in front "
         "of you, `workbench drill hint` helps (for points)."
     )
-    announce()
+    announce(wb)
 
 
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """The drill under way, the interview's clock, the results so far."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import interview as iv
 
-    info = iv.status()
+    info = iv.status(wb)
     if as_json:
         typer.echo(json.dumps(info, indent=1, default=str))
         return
@@ -84,18 +87,20 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("next")
 def next_drill() -> None:
     """Give up the drill under way (graded as it stands) and go on to the next one."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import interview as iv
 
-    folder = iv.give_up()
+    folder = iv.give_up(wb)
     if folder is not None:
         say_scorecard(folder)
     else:
-        announce()
+        announce(wb)
 
 
 @app.command("stop")
 def stop() -> None:
     """End the interview now (the drill under way is graded as it stands) and write the scorecard."""
+    wb = Workbench.from_env()
     from mlops_workbench.drills import interview as iv
 
-    say_scorecard(iv.stop())
+    say_scorecard(iv.stop(wb))

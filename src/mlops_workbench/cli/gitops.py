@@ -8,6 +8,7 @@ import typer
 
 from mlops_workbench import output
 from mlops_workbench.errors import verdict
+from mlops_workbench.workbench import Workbench
 
 app = typer.Typer(
     help="GitOps on the local runtime: a git repository of desired state, synced like Argo CD.", no_args_is_help=True
@@ -23,12 +24,13 @@ def init(
     auto_sync: bool = typer.Option(False, "--auto-sync/--manual-sync", help="app.yaml's autoSync"),
 ) -> None:
     """Create the deployment repository (desired.yaml, app.yaml) with a first commit; an existing one is kept."""
-    from mlops_workbench import paramspec, settings
+    wb = Workbench.from_env()
+    from mlops_workbench import paramspec
     from mlops_workbench.gitops import init_repo
 
-    existed = (settings.layout().deployments / ".git").is_dir()
+    existed = (wb.layout.deployments / ".git").is_dir()
     given = {"version": canary, "weight": weight} if canary else None
-    repo = init_repo(stable, model or paramspec.model_name(), auto_sync=auto_sync, canary=given)
+    repo = init_repo(wb, stable, model or paramspec.model_name(), auto_sync=auto_sync, canary=given)
     kept = "kept the existing " if existed else ""
     output.final(f"{kept}deployment repository {repo.path} at {repo.head()[:7]}: change it with commits")
 
@@ -36,9 +38,10 @@ def init(
 @app.command("sync")
 def sync() -> None:
     """Apply the desired state at HEAD to the local runtime (start or replace servers, set the router weight)."""
+    wb = Workbench.from_env()
     from mlops_workbench import gitops
 
-    result = gitops.reconcile()
+    result = gitops.reconcile(wb)
     for change in result.changes:
         output.say(f"  {change}")
     output.final(f"synced {result.revision[:7]}: {len(result.changes)} change(s), {result.status}")
@@ -47,9 +50,10 @@ def sync() -> None:
 @app.command("rollback")
 def rollback(revision: str = typer.Argument(..., help="an older commit of the deployment repository")) -> None:
     """Apply an older commit without changing git (refused while autoSync is on; leaves the app OutOfSync)."""
+    wb = Workbench.from_env()
     from mlops_workbench import gitops
 
-    result = gitops.rollback(revision)
+    result = gitops.rollback(wb, revision)
     for change in result.changes:
         output.say(f"  {change}")
     output.final(f"rolled back to {result.revision[:7]}: {result.status} (git still says HEAD: revert it to agree)")
@@ -58,9 +62,10 @@ def rollback(revision: str = typer.Argument(..., help="an older commit of the de
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Synced or OutOfSync against HEAD, with the commit, the health and the differences. Exit 1 unless Synced."""
+    wb = Workbench.from_env()
     from mlops_workbench import gitops
 
-    found = gitops.status()
+    found = gitops.status(wb)
     if as_json:
         typer.echo(json.dumps(found.model_dump(), indent=1))
     else:
@@ -74,6 +79,6 @@ def watch(interval: float = typer.Option(2.0, "--interval", min=0.2, help="secon
     from mlops_workbench.gitops import Watcher
 
     try:
-        Watcher(say=output.say).run(interval)
+        Watcher(Workbench.from_env(), say=output.say).run(interval)
     except KeyboardInterrupt:
         output.final("watch stopped")

@@ -13,6 +13,7 @@ from rich.table import Column, Table
 
 from mlops_workbench import output, settings
 from mlops_workbench.errors import EXIT_OK, Failed, verdict
+from mlops_workbench.workbench import Workbench
 
 # The lab machinery (nbformat, papermill, jsonschema) loads when a labs command runs: every `workbench` process,
 # services included, imports this module.
@@ -114,12 +115,13 @@ def record(
 @app.command()
 def validate(labs: Annotated[list[str] | None, typer.Argument(help="lab ids (default: all)")] = None) -> None:
     """Prove each solution scores full marks and each learner version scores zero."""
+    wb = Workbench.from_env()
     from mlops_workbench.labs import batch
 
     failed = False
     for lab in _labs(labs):
         with console.status(f"validating {lab.id} (solution, then learner version)"):
-            result = batch.validate(lab)
+            result = batch.validate(wb, lab)
         if result.problems:
             failed = True
             for problem in result.problems:
@@ -144,15 +146,16 @@ def run(
     the labs it shares state with, apart from the learner's own: reference
     solutions never make a learner's ``check()`` pass.
     """
+    wb = Workbench.from_env()
     from mlops_workbench.labs.grade import grade as grade_one
     from mlops_workbench.labs.pipeline import state_folder
     from mlops_workbench.labs.render import print_report, write_all
 
     (the_lab,) = _labs([lab])
     source = the_lab.learner_path if learner else the_lab.source
-    home = state_folder(the_lab)
-    home.mkdir(parents=True, exist_ok=True)
-    report = grade_one(source, out / the_lab.id, the_lab, home=home, progress=sys.stderr.isatty())
+    stage = wb.at(state_folder(wb, the_lab))
+    stage.home.mkdir(parents=True, exist_ok=True)
+    report = grade_one(stage, source, out / the_lab.id, the_lab, progress=sys.stderr.isatty())
     write_all(report, out / the_lab.id)
     print_report(report, console)
     verdict(report.passed)
@@ -189,12 +192,13 @@ def grade(
 
         # the whole grading (lab lookup, the kernel's start(), params) reads that tree, as if run inside it
         os.environ[settings.PROJECT_ENV] = str(checks_tree(checks_from))
+    wb = Workbench.from_env()  # after --checks-from: the kernels get that tree as their checkout
     the_lab = _labs([lab])[0] if lab else None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("grading", total=len(notebooks))
         reports = batch.grade_many(
-            notebooks, out, lab=the_lab, jobs=jobs, seed=seed, on_done=lambda path, _: progress.advance(task)
+            wb, notebooks, out, lab=the_lab, jobs=jobs, seed=seed, on_done=lambda path, _: progress.advance(task)
         )
     for path in notebooks:
         console.rule(str(path))

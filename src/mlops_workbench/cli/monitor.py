@@ -9,6 +9,7 @@ from rich.table import Table
 
 from mlops_workbench import output, settings
 from mlops_workbench.errors import InputError
+from mlops_workbench.workbench import Workbench
 
 app = typer.Typer(
     help="Production monitoring: drift metrics, alert rules through Alertmanager (or the fallback), the webhook.",
@@ -44,14 +45,15 @@ def up(
         [], "--model", help="model server ROLE=HOST:PORT to scrape, repeatable (default: the rollout's)"
     ),
     port: int | None = typer.Option(None, "--port", help="monitor port (default: 9095 + WORKBENCH_PORT_OFFSET)"),
-    home: Path | None = HomeOption,
+    home_dir: Path | None = HomeOption,
 ) -> None:
     """Start the monitor service and Alertmanager routing to its webhook (or the fallback, saying why)."""
+    wb = Workbench.from_env(home_dir)
     from mlops_workbench.monitoring import rules as rule_files
     from mlops_workbench.monitoring import stack
 
     report = stack.up(
-        home,
+        wb,
         rules_path=rules or rule_files.REFERENCE,
         scorer=scorer,
         on_firing=on_firing,
@@ -63,20 +65,22 @@ def up(
 
 
 @app.command()
-def down(home: Path | None = HomeOption) -> None:
+def down(home_dir: Path | None = HomeOption) -> None:
     """Stop the monitor and Alertmanager (and Prometheus, unless a rollout still uses it)."""
+    wb = Workbench.from_env(home_dir)
     from mlops_workbench.monitoring import stack
 
-    stopped = stack.down(home)
+    stopped = stack.down(wb)
     console.print("stopped: " + ", ".join(stopped) if stopped else "nothing of the monitoring was running")
 
 
 @app.command()
-def status(home: Path | None = HomeOption) -> None:
+def status(home_dir: Path | None = HomeOption) -> None:
     """Show how alerts are routed now and how many notifications the webhook has accepted."""
+    wb = Workbench.from_env(home_dir)
     from mlops_workbench.monitoring import stack
 
-    _show(stack.status(home))
+    _show(stack.status(wb))
 
 
 def _show(report: object) -> None:
@@ -100,6 +104,7 @@ def serve(
     repeat_interval: float = typer.Option(60.0, "--repeat-interval"),
 ) -> None:
     """The monitor service process (`workbench monitor up` starts it)."""
+    wb = Workbench.from_env()
     import uvicorn
 
     from mlops_workbench import procs
@@ -111,7 +116,7 @@ def serve(
     timing = Timing(group_wait, group_interval, repeat_interval)
     fallback = service.Fallback(fallback_rules, scrape, eval_interval, timing) if fallback_rules else None
     app_ = service.create_app(
-        settings.home(),
+        wb,
         exporter.resolve(scorer, "--scorer") if scorer else exporter.no_scores,  # type: ignore[arg-type]
         exporter.resolve(on_firing, "--on-firing") if on_firing else None,
         fallback=fallback,

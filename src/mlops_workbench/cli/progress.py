@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlops_workbench import output
+from mlops_workbench.workbench import Workbench
 
 
 def progress(
@@ -20,10 +21,11 @@ def progress(
     """Each lab's last grade, time spent against its estimate, failing checks and next step; then your drills.
 
     Counts your own work only; right after `make demo`, before any of yours, it shows the reference runs."""
+    wb = Workbench.from_env()
     from mlops_workbench.labs.progress import build  # on use: every `workbench` process imports this module
     from mlops_workbench.labs.progress_view import print_progress
 
-    record = build(grades=grades)
+    record = build(wb, grades=grades)
     if as_json:
         typer.echo(record.model_dump_json(indent=1))
     else:

@@ -9,6 +9,7 @@ from rich.table import Table
 from mlops_workbench import output
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import verdict
+from mlops_workbench.workbench import Workbench
 
 app = typer.Typer(
     help="Model registry: versions, quality gate, promotion by alias, rollback, audit log.", no_args_is_help=True
@@ -28,13 +29,14 @@ def _name(name: str | None) -> str:
 @app.command("list")
 def list_versions(name: str | None = NameOption) -> None:
     """Versions with aliases, metrics, lineage and their last approval."""
+    wb = Workbench.from_env()
     name = _name(name)
     from mlops_workbench.registry.panel import version_rows
 
     table = Table(title=f"registered model '{name}'", show_lines=True)
     for col in ("version", "aliases", "run", "metrics", "latency", "cost / 1k", "lineage", "last approval", "created"):
         table.add_column(col, overflow="fold")  # long values wrap in their cell: nothing is cut off
-    for r in version_rows(name):
+    for r in version_rows(wb, name):
         table.add_row(
             r.version + (" (rolled back)" if r.rolled_back else ""),
             ", ".join(r.aliases),
@@ -52,10 +54,11 @@ def list_versions(name: str | None = NameOption) -> None:
 @app.command()
 def gate(version: str, name: str | None = NameOption) -> None:
     """Run the quality gate for VERSION against production (rules: params.yaml `registry`)."""
+    wb = Workbench.from_env()
     name = _name(name)
     from mlops_workbench import registry
 
-    result = registry.quality_gate(name, version)
+    result = registry.quality_gate(wb, name, version)
     output.final(("[green]" if result.passed else "[red]") + result.summary() + "[/]")
     verdict(result.passed)
 
@@ -73,10 +76,11 @@ def approve(
 ) -> None:
     """Approve VERSION ahead of its promotion (second-person approvals: the promotion is asked for by someone else,
     params.yaml registry.second_approval); recorded as tags and in the audit log."""
+    wb = Workbench.from_env()
     name = _name(name)
     from mlops_workbench import registry
 
-    review = registry.approve(name, version, approver=who, reason=reason, alias=alias)
+    review = registry.approve(wb, name, version, approver=who, reason=reason, alias=alias)
     console.print(f"[green]{review.approver} approved {name} v{version} for '{alias}'.[/]")
 
 
@@ -94,10 +98,11 @@ def promote(
     name: str | None = NameOption,
 ) -> None:
     """Point ALIAS at VERSION (production runs the gate first); recorded as tags and in the audit log."""
+    wb = Workbench.from_env()
     name = _name(name)
     from mlops_workbench import registry
 
-    mv = registry.promote(name, version, alias, approver=who, reason=reason, requester=who)
+    mv = registry.promote(wb, name, version, alias, approver=who, reason=reason, requester=who)
     console.print(f"[green]{name} v{mv.version} is now '{alias}'.[/]")
 
 
@@ -108,22 +113,24 @@ def rollback(
     name: str | None = NameOption,
 ) -> None:
     """Point production back at the `previous` version."""
+    wb = Workbench.from_env()
     name = _name(name)
     from mlops_workbench import registry
 
-    mv = registry.rollback(name, approver=who, reason=reason)
+    mv = registry.rollback(wb, name, approver=who, reason=reason)
     console.print(f"[green]{name} production rolled back to v{mv.version}.[/]")
 
 
 @app.command()
 def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> None:
     """The last entries of the registry audit log (<home>/audit/registry.jsonl)."""
+    wb = Workbench.from_env()
     from mlops_workbench.registry import audit as audit_log
 
-    table = Table(title=str(audit_log.log_path()))
+    table = Table(title=str(audit_log.log_path(wb)))
     for col in ("time", "action", "model", "version", "alias", "outcome", "approver", "requester", "reason"):
         table.add_column(col)
-    for e in audit_log.read()[-last:]:
+    for e in audit_log.read(wb)[-last:]:
         values = (e.ts, e.action, e.model, e.version, e.alias, e.outcome, e.approver, e.requester, e.reason)
         table.add_row(*(str(value or "") for value in values))
     console.print(table)
@@ -133,7 +140,8 @@ def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> Non
 def lineage(version: str, name: str | None = NameOption) -> None:
     """The lineage chain of VERSION: cause (alert or data commit), data commit, run, and every audit step
     (retrain, gate, shadow, canary, promotions)."""
+    wb = Workbench.from_env()
     from mlops_workbench.monitoring.chain import format_chain, lineage_chain
 
-    for line in format_chain(lineage_chain(version, _name(name))):
+    for line in format_chain(lineage_chain(wb, version, _name(name))):
         console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -9,23 +9,25 @@ from rich.table import Table
 
 from mlops_workbench import output
 from mlops_workbench.errors import Failed
+from mlops_workbench.workbench import Workbench
 
 console = output.console()
 
 
 def reproduce(
     run_id: str = typer.Argument(..., help="MLflow run id logged with versioning.log_model_run."),
-    home: Path | None = typer.Option(None, "--home", help="State folder (default: WORKBENCH_HOME or .workbench/)."),
+    home_dir: Path | None = typer.Option(None, "--home", help="State folder (default: WORKBENCH_HOME or .workbench/)."),
     tolerance: float = typer.Option(1e-9, "--tolerance", help="Largest absolute metric difference that still matches."),
 ) -> None:
     """Restore the run's commit and DVC data in a scratch folder, retrain, and report whether metrics match.
 
     Exit code 0 when reproduced, 1 when not (the causes are listed), 2 when the run cannot be rebuilt.
     """
+    wb = Workbench.from_env(home_dir)
     from mlops_workbench.versioning.reproduction import reproduce as run_reproduction
 
     with console.status(f"Reproducing run {run_id} ..."):
-        report = run_reproduction(run_id, home=home, tolerance=tolerance)
+        report = run_reproduction(wb, run_id, tolerance=tolerance)
     table = Table(title=f"Run {run_id} @ {report.commit[:10]}")
     for column in ("metric", "original", "reproduced", "diff", ""):
         table.add_column(column)

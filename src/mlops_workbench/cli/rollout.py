@@ -14,6 +14,7 @@ from mlops_workbench.errors import InputError, verdict
 from mlops_workbench.rollout.state import RolloutPhase
 from mlops_workbench.serving import paths
 from mlops_workbench.settings import DefaultPort
+from mlops_workbench.workbench import Workbench
 
 app = typer.Typer(
     help="Canary rollouts on the local runtime: steps, analysis, automatic rollback.", no_args_is_help=True
@@ -38,11 +39,12 @@ def start(
     ),
 ) -> None:
     """Deploy CANDIDATE as canary, walk the policy steps with analysis, then promote or roll back."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
     from mlops_workbench.rollout import policy as pol
 
     spec = pol.load(policy)
-    state = ops.start(spec, candidate, metrics=metrics, model_name=model, say=console.print)
+    state = ops.start(wb, spec, candidate, metrics=metrics, model_name=model, say=console.print)
     promoted = state.phase == RolloutPhase.PROMOTED
     colour = "green" if promoted else "red"
     output.final(f"[{colour}]{state.phase}[/{colour}]: {state.reason}")
@@ -52,18 +54,20 @@ def start(
 @app.command("resume")
 def resume(metrics: MetricsChoice = typer.Option("auto", "--metrics")) -> None:
     """Continue a rollout whose controller was stopped (or abort it if its canary is gone)."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
-    state = ops.resume(metrics=metrics, say=console.print)
+    state = ops.resume(wb, metrics=metrics, say=console.print)
     console.print(f"{state.phase if state else 'no rollout'}: {state.reason if state else ''}")
 
 
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Phase, step, weight and measurement counts of the current rollout."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
-    info = ops.status()
+    info = ops.status(wb)
     if as_json:
         typer.echo(json.dumps(info, indent=1))
         return
@@ -78,18 +82,20 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("abort")
 def abort(reason: str = typer.Option("aborted by operator", "--reason")) -> None:
     """Roll back now: canary weight 0, canary stopped, aliases untouched."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
-    state = ops.abort(reason=reason)
+    state = ops.abort(wb, reason=reason)
     console.print(f"{state.phase if state else 'no rollout'}")
 
 
 @app.command("promote")
 def promote(reason: str = typer.Option("promoted by operator", "--reason")) -> None:
     """Promote the candidate now (operator override, still through the registry and its audit log)."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
-    state = ops.promote(reason=reason)
+    state = ops.promote(wb, reason=reason)
     console.print(f"{state.phase if state else 'no rollout'}: {state.reason if state else ''}")
 
 
@@ -100,19 +106,21 @@ def fault(
     crash_after: int | None = typer.Option(None, "--crash-after"),
 ) -> None:
     """Inject faults into the running canary (logged as the incident's onset)."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
-    applied = ops.inject_fault({"error_rate": error_rate, "latency_ms": latency_ms, "crash_after": crash_after})
+    applied = ops.inject_fault(wb, {"error_rate": error_rate, "latency_ms": latency_ms, "crash_after": crash_after})
     console.print(f"canary faults: {applied.model_dump()}")
 
 
 @app.command("timeline")
 def timeline(out: Path = typer.Option(Path("rollout-timeline.png"), "--out")) -> None:
     """Draw the last rollout's incident timeline and print time to detect/restore and blast radius."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import events
     from mlops_workbench.rollout import timeline as tl
 
-    evs = events.read()
+    evs = events.read(wb)
     fig = tl.plot(evs)
     fig.savefig(out, dpi=110, bbox_inches="tight")
     console.print(json.dumps(tl.incident(evs), indent=1))
@@ -122,9 +130,10 @@ def timeline(out: Path = typer.Option(Path("rollout-timeline.png"), "--out")) ->
 @app.command("down")
 def down() -> None:
     """Stop every rollout process (canary, router, Prometheus, stable)."""
+    wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
-    console.print(f"stopped: {', '.join(ops.down()) or 'nothing was running'}")
+    console.print(f"stopped: {', '.join(ops.down(wb)) or 'nothing was running'}")
 
 
 def router(

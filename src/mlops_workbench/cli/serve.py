@@ -8,6 +8,7 @@ from mlops_workbench import output
 from mlops_workbench.serving import paths
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.settings import DefaultPort
+from mlops_workbench.workbench import Workbench
 
 
 def serve(
@@ -38,9 +39,10 @@ def serve(
     """Serve a model: /predict, /invocations (MLflow protocol), /health, /version, /metrics, /admin/* (bearer
     token of the state folder: <state folder>/admin-token). Every prediction goes to the state folder's prediction
     log (<state folder>/monitoring/predictions.db)."""
+    wb = Workbench.from_env()
     import uvicorn
 
-    from mlops_workbench import procs, settings
+    from mlops_workbench import procs
     from mlops_workbench.monitoring.predictions import PredictionLog
     from mlops_workbench.monitoring.recorder import PredictionRecorder
     from mlops_workbench.serving.server import create_app
@@ -51,12 +53,13 @@ def serve(
         error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after, seed=fault_seed
     )
     app = create_app(
+        wb,
         model_uri,
         name=name,
         faults=faults,
         watch_interval=watch_interval or None,
         allow_faults=allow_faults,
-        recorder=PredictionRecorder(PredictionLog(settings.layout().predictions)),
+        recorder=PredictionRecorder(PredictionLog(wb)),
     )
     server = app.state.server
     typer.echo(f"serving {server.uri} (version {server.model.version}) on http://{host}:{port}")

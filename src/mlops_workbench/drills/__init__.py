@@ -8,7 +8,7 @@ back. ``catalog`` lists the drills, ``session`` runs one against a clock (hints 
 ``validate`` proves them all. The notebook API::
 
     from mlops_workbench import drills
-    drills.start("bad-model", seed=3); ...; drills.record("bad-model", version=..., root_cause=..., ...)
+    drills.start(lab.wb, "bad-model", seed=3); ...; drills.record(lab.wb, "bad-model", version=..., root_cause=..., ...)
     drills.check()
 
 Drill modules look alike by design: each declares a :class:`DrillSpec` (the same fields, other data) and the same

@@ -53,7 +53,7 @@ class BadModel(Drill):
             "registry's audit log (`workbench registry audit`): who changed production, when, with which gate?",
             "The registry can point production back at the version the last promotion replaced, with your reason; a "
             "running model server keeps what it loaded until it is told to load the alias again.",
-            "registry.rollback(MODEL, approver=..., reason=...), then ModelServerClient(url).reload(). Post-mortem: "
+            "registry.rollback(lab.wb, MODEL, approver=..., reason=...), then ModelServerClient.of(lab.wb, url).reload(). Post-mortem: "
             "the onset is the bad promotion's `ts` in the audit log, the restore your rollback entry; the server's "
             "workbench_model_requests_total{version=<bad>} counts the requests it answered.",
         ],
@@ -70,7 +70,7 @@ class BadModel(Drill):
         fault = models.Fault(relabel=(variant.species, variant.shown_as))
 
         def lenient(ctx: DrillContext, bad: str, _production: str) -> GateResult:
-            return registry.quality_gate(ctx.model_name, bad, params=common.LENIENT_GATE, home=ctx.home)
+            return registry.quality_gate(ctx.wb, ctx.model_name, bad, params=common.LENIENT_GATE)
 
         incidents.break_production(
             ctx,
@@ -132,10 +132,10 @@ def _server_right(ctx: DrillContext) -> None:
 
 def _rewrite_history(ctx: DrillContext) -> None:
     """Make it look as if the bad release never happened: rewrite the audit log and move the alias by hand."""
-    path = audit.log_path(home=ctx.home)
+    path = audit.log_path(ctx.wb)
     bad = f'"version": "{ctx.fact("bad")}"'
     path.write_text("".join(line for line in path.read_text().splitlines(keepends=True) if bad not in line))
-    registry.client(ctx.home).set_registered_model_alias(ctx.model_name, Alias.PRODUCTION, str(ctx.fact("good")))
+    registry.client(ctx.wb).set_registered_model_alias(ctx.model_name, Alias.PRODUCTION, str(ctx.fact("good")))
 
 
 DRILL = BadModel()

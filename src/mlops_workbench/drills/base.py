@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlops_workbench import output, procs, safeyaml, settings
+from mlops_workbench import output, procs, safeyaml
 from mlops_workbench.drills import variants
 from mlops_workbench.drills.causes import Change
 from mlops_workbench.drills.postmortem_spec import PostMortemTruth
@@ -27,6 +27,7 @@ from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import V, Variant
 from mlops_workbench.errors import InputError, WorkbenchError
 from mlops_workbench.labs.checks import fail
+from mlops_workbench.workbench import Workbench
 
 SETUP_APPROVER = "drill-setup"
 """Who the setup's own registry actions are recorded as (never the learner)."""
@@ -45,7 +46,7 @@ class DrillContext:
     """
 
     name: str
-    home: Path
+    wb: Workbench
     handle: str = ""
     """Defaults to the name (a drill outside the catalog)."""
 
@@ -53,9 +54,14 @@ class DrillContext:
         self.handle = self.handle or self.name
 
     @property
+    def home(self) -> Path:
+        """The state folder (``wb.home``)."""
+        return self.wb.home
+
+    @property
     def folder(self) -> Path:
         """The drill's own folder; made by :meth:`save_facts`, the first thing a setup writes."""
-        return settings.layout(self.home).drills.folder(self.handle)
+        return self.wb.layout.drills.folder(self.handle)
 
     @property
     def model_name(self) -> str:
@@ -107,7 +113,7 @@ class DrillContext:
         if not path.exists():
             fail(
                 f"{path} is missing: write it (YAML, fields {', '.join(model.model_fields)}) "
-                f"or call mlops_workbench.drills.record('{self.name}', ...)."
+                f"or call mlops_workbench.drills.record(lab.wb, '{self.name}', ...)."
             )
         try:
             return parse_record(safeyaml.load(path, what=str(path)), model, str(path), self.name)
@@ -142,8 +148,8 @@ class Drill:
     def name(self) -> str:
         return self.spec.name
 
-    def context(self, home: Path | None = None) -> DrillContext:
-        return DrillContext(self.name, home or settings.home(), self.spec.handle)
+    def context(self, wb: Workbench) -> DrillContext:
+        return DrillContext(self.name, wb, self.spec.handle)
 
     def brief(self, ctx: DrillContext) -> str:
         """The brief with the drill's model and folder filled in."""
@@ -205,7 +211,7 @@ class Drill:
     def reset(self, ctx: DrillContext) -> None:
         """Stop the drill's services, delete its registered model and its folder."""
         for service in self.services(ctx):
-            procs.stop(service, ctx.home)
+            procs.stop(ctx.wb, service)
         delete_model(ctx)
         shutil.rmtree(ctx.folder, ignore_errors=True)
 
@@ -236,7 +242,7 @@ def _graded_apart(_ctx: DrillContext) -> None:
 
 def stop_every_service(ctx: DrillContext) -> None:
     """The blunt repair: every service of the state folder stopped (users lose the service)."""
-    procs.stop_all(ctx.home)
+    procs.stop_all(ctx.wb)
 
 
 def delete_model(ctx: DrillContext) -> None:
@@ -245,12 +251,12 @@ def delete_model(ctx: DrillContext) -> None:
 
     from mlops_workbench import registry, tracking
 
-    if procs.get("mlflow", ctx.home) is None:
-        if not tracking.store_paths(ctx.home)[0].exists():
+    if procs.get(ctx.wb, "mlflow") is None:
+        if not tracking.store_paths(ctx.wb)[0].exists():
             return  # no registry was ever created here
-        tracking.up(home=ctx.home, timeout=300)
+        tracking.up(ctx.wb, timeout=300)
 
     try:
-        registry.client(ctx.home).delete_registered_model(ctx.model_name)
+        registry.client(ctx.wb).delete_registered_model(ctx.model_name)
     except (MlflowException, registry.RegistryError):
         pass

@@ -7,7 +7,6 @@ Everything goes through the package's real APIs (``train``, ``tracking``, ``regi
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 from mlops_workbench import procs, registry, tracking
@@ -18,6 +17,7 @@ from mlops_workbench.errors import ServiceError
 from mlops_workbench.labs.checks import fail
 from mlops_workbench.registry import audit, integrity
 from mlops_workbench.serving.client import ModelServerClient, Unreachable
+from mlops_workbench.workbench import Workbench
 
 LENIENT_GATE = {"tolerance": 1.0, "min_gain": -1.0}
 """A gate loosened so that any release goes out (the bad-model incident's upstream cause)."""
@@ -29,11 +29,11 @@ def log_version(ctx: DrillContext, fault: models.Fault = models.GOOD) -> str:
     """Log a model with ``fault`` in a run of the drill's experiment and register it; returns the version."""
     import mlflow
 
-    tracking.up(home=ctx.home, timeout=300)
+    tracking.up(ctx.wb, timeout=300)
     model, example = models.fitted(fault)
     mlflow.set_experiment(ctx.experiment)
     with mlflow.start_run():
-        return integrity.log_registered(model, example, ctx.model_name)
+        return integrity.log_registered(ctx.wb, model, example, ctx.model_name)
 
 
 def good_releases(ctx: DrillContext, count: int) -> list[str]:
@@ -47,7 +47,7 @@ def good_releases(ctx: DrillContext, count: int) -> list[str]:
 
 def ship(ctx: DrillContext, version: str, reason: str, **promote: Any) -> None:
     """Promote ``version`` through staging to production as the setup (never the learner)."""
-    registry.release(ctx.model_name, version, approver=SETUP_APPROVER, reason=reason, home=ctx.home, **promote)
+    registry.release(ctx.wb, ctx.model_name, version, approver=SETUP_APPROVER, reason=reason, **promote)
 
 
 def serve(ctx: DrillContext) -> procs.Service:
@@ -55,7 +55,7 @@ def serve(ctx: DrillContext) -> procs.Service:
     from mlops_workbench.serving.server import start_server
 
     return start_server(
-        f"models:/{ctx.model_name}@{Alias.PRODUCTION}", name=ctx.server, home=ctx.home, model_name=ctx.model_name
+        ctx.wb, f"models:/{ctx.model_name}@{Alias.PRODUCTION}", name=ctx.server, model_name=ctx.model_name
     )
 
 
@@ -90,9 +90,9 @@ def served_requests(url: str, version: str) -> int:
     return int(total)
 
 
-def audit_fingerprint(home: Path) -> dict[str, Any]:
+def audit_fingerprint(wb: Workbench) -> dict[str, Any]:
     """Number of lines and sha256 of the registry audit log now (saved at setup, compared by the guard)."""
-    path = audit.log_path(home=home)
+    path = audit.log_path(wb)
     text = path.read_bytes() if path.exists() else b""
     return {"audit_lines": text.count(b"\n"), "audit_sha": hashlib.sha256(text).hexdigest()}
 
@@ -100,7 +100,7 @@ def audit_fingerprint(home: Path) -> dict[str, Any]:
 def registry_entries_since(ctx: DrillContext) -> list[audit.AuditEntry]:
     """Audit entries of the drill's model written after the setup finished."""
     start = int(ctx.fact("audit_lines"))
-    return [e for e in audit.read(home=ctx.home)[start:] if e.model == ctx.model_name]
+    return [e for e in audit.read(ctx.wb)[start:] if e.model == ctx.model_name]
 
 
 # --- guards: the checks every destructive "fix" fails ------------------------------------------------
@@ -108,7 +108,7 @@ def registry_entries_since(ctx: DrillContext) -> list[audit.AuditEntry]:
 
 def guard_audit_intact(ctx: DrillContext) -> None:
     """The registry audit log still holds every line it had when the drill started (append-only)."""
-    path = audit.log_path(home=ctx.home)
+    path = audit.log_path(ctx.wb)
     if not path.exists():
         fail(f"The registry audit log {path} is gone: audit logs are append-only; restore it from a backup.")
     lines, sha = int(ctx.fact("audit_lines")), ctx.fact("audit_sha")
@@ -120,7 +120,7 @@ def guard_audit_intact(ctx: DrillContext) -> None:
 def guard_registry_intact(ctx: DrillContext) -> None:
     """The drill's registered model and every version it had still exist."""
     try:
-        client = registry.client(ctx.home)
+        client = registry.client(ctx.wb)
     except registry.RegistryError as exc:
         fail(f"The registry is not reachable: {exc}")
     known = {str(v.version) for v in client.search_model_versions(f"name='{ctx.model_name}'")}
@@ -134,7 +134,7 @@ def guard_registry_intact(ctx: DrillContext) -> None:
 
 def production(ctx: DrillContext) -> str:
     """The version ``production`` points to (fails when unset)."""
-    mv = registry.get_alias(ctx.model_name, Alias.PRODUCTION, home=ctx.home)
+    mv = registry.get_alias(ctx.wb, ctx.model_name, Alias.PRODUCTION)
     if mv is None:
         fail(f"'{ctx.model_name}' has no production alias: users get nothing. Point it at a good version.")
     return str(mv.version)
@@ -144,13 +144,13 @@ def guard_server_answers(
     ctx: DrillContext, expect_version: str | None = None, probe: list[float] = VERSICOLOR
 ) -> dict[str, Any]:
     """The drill's model server is up, answers ``probe`` with 200 and (if given) serves ``expect_version``."""
-    service = procs.get(ctx.server, ctx.home)
+    service = procs.get(ctx.wb, ctx.server)
     if service is None:
         fail(
             f"The model server '{ctx.server}' is not running: users get no answers at all. Keep it serving "
-            "and repair what it serves instead (move the alias, then ModelServerClient(url).reload())."
+            "and repair what it serves instead (move the alias, then ModelServerClient.of(lab.wb, url).reload())."
         )
-    server = ModelServerClient(service.url, home=ctx.home)
+    server = ModelServerClient.of(ctx.wb, service.url)
     try:
         info = server.version(timeout=10)
     except Unreachable as exc:
@@ -163,6 +163,6 @@ def guard_server_answers(
     if expect_version is not None and str(info.get("version")) != str(expect_version):
         fail(
             f"The model server still serves v{info.get('version')} while production is v{expect_version}: "
-            f"ModelServerClient('{service.url}').reload() so it follows the alias."
+            f"ModelServerClient.of(lab.wb, '{service.url}').reload() so it follows the alias."
         )
     return {"url": service.url, "version": str(info.get("version")), "prediction": answer.json()["predictions"][0]}

@@ -23,9 +23,9 @@ def registry_changes(ctx: DrillContext, bad: str) -> list[Change]:
     entries = common.registry_entries_since(ctx)
     if any(e.changed_production and e.version != bad for e in entries):
         found.append(Change.ROLLED_BACK)
-    service = procs.get(ctx.server, ctx.home)
+    service = procs.get(ctx.wb, ctx.server)
     try:
-        served = ModelServerClient(service.url, home=ctx.home).version(timeout=10).get("version") if service else None
+        served = ModelServerClient.of(ctx.wb, service.url).version(timeout=10).get("version") if service else None
     except Unreachable:
         served = None
     if served is not None and str(served) != bad:
@@ -37,7 +37,7 @@ def later_rollouts(ctx: DrillContext, first: str) -> dict[str, list[events.Rollo
     """The events of every rollout started after ``first``, by rollout id."""
     by_id: dict[str, list[events.RolloutEvent]] = {}
     seen_first = False
-    for e in events.read(ctx.home):
+    for e in events.read(ctx.wb):
         seen_first = seen_first or e.rollout == first
         if seen_first and e.rollout not in (None, first):
             by_id.setdefault(e.rollout, []).append(e)
@@ -56,7 +56,7 @@ def decided_on_data(evs: list[events.RolloutEvent], source: str | None = None) -
 
 def rollout_changes(ctx: DrillContext, rollout: str) -> list[Change]:
     """What the event log shows happened to ``rollout`` after its fault, and after it."""
-    evs = events.read(ctx.home, rollout=rollout)
+    evs = events.read(ctx.wb, rollout=rollout)
     onset = next((e.t for e in evs if e.type is T.FAULT), float("inf"))
     after = [e for e in evs if e.t > onset]
     found: list[Change] = []
@@ -67,6 +67,6 @@ def rollout_changes(ctx: DrillContext, rollout: str) -> list[Change]:
     later = later_rollouts(ctx, rollout)
     if later:
         found.append(Change.ROLLOUT_REPEATED)
-    if prometheus.url(ctx.home) is not None and any(decided_on_data(evs, "prometheus") for evs in later.values()):
+    if prometheus.url(ctx.wb) is not None and any(decided_on_data(evs, "prometheus") for evs in later.values()):
         found.append(Change.METRICS_RESTARTED)
     return found

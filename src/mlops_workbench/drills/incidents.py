@@ -28,20 +28,18 @@ def break_production(
     shipped = common.good_releases(ctx, good)
     bad = common.log_version(ctx, fault)
     common.ship(ctx, bad, reason, gate_result=gate(ctx, bad, shipped[-1]))
-    onset = audit.read(home=ctx.home)[-1].ts
+    onset = audit.read(ctx.wb)[-1].ts
     service = common.serve(ctx)
     common.send_traffic(service.url, traffic, seed=seed)
-    ctx.save_facts(
-        good=shipped[-1], bad=bad, versions=[*shipped, bad], onset=onset, **common.audit_fingerprint(ctx.home)
-    )
+    ctx.save_facts(good=shipped[-1], bad=bad, versions=[*shipped, bad], onset=onset, **common.audit_fingerprint(ctx.wb))
 
 
 def roll_back(ctx: DrillContext, reason: str) -> None:
     """The reference repair: production back by alias with a reason, the server told to follow."""
-    registry.rollback(ctx.model_name, home=ctx.home, approver="on-call", reason=reason)
-    service = procs.get(ctx.server, ctx.home)
+    registry.rollback(ctx.wb, ctx.model_name, approver="on-call", reason=reason)
+    service = procs.get(ctx.wb, ctx.server)
     assert service is not None
-    ModelServerClient(service.url, home=ctx.home).reload()
+    ModelServerClient.of(ctx.wb, service.url).reload()
 
 
 def production_restored(ctx: DrillContext) -> None:
@@ -57,7 +55,7 @@ def incident_truth(drill: Drill, ctx: DrillContext, *extra: Change) -> PostMorte
     """What the audit log and the server's counter say about the incident; ``extra`` are changes the state shows
     besides the registry's (a CI test written, for one)."""
     bad = str(ctx.fact("bad"))
-    service = procs.get(ctx.server, ctx.home)
+    service = procs.get(ctx.wb, ctx.server)
     requests = common.served_requests(service.url, bad) if service else None
     changes = [*evidence.registry_changes(ctx, bad), *extra]
     return registry_truth(

@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_workbench import settings
 from mlops_workbench.drills import catalog, session, tools
 from mlops_workbench.drills.base import DrillError
 from mlops_workbench.drills.scorecard import Outcome, Row, Scorecard, build, to_html
 from mlops_workbench.drills.spec import DrillReport
 from mlops_workbench.drills.variants import SEED_RANGE
+from mlops_workbench.workbench import Workbench
 
 
 class Slot(BaseModel):
@@ -55,33 +55,32 @@ def plan(seed: int, count: int, available: list[str]) -> list[tuple[str, int]]:
     return [(name, rng.randrange(SEED_RANGE)) for name in rng.sample(available, count)]
 
 
-def _path(home: Path) -> Path:
-    return settings.layout(home).drills.interview
+def _path(wb: Workbench) -> Path:
+    return wb.layout.drills.interview
 
 
-def current(home: Path | None = None) -> Interview | None:
-    path = _path(home or settings.home())
+def current(wb: Workbench) -> Interview | None:
+    path = _path(wb)
     return Interview.model_validate_json(path.read_text()) if path.exists() else None
 
 
-def _save(interview: Interview, home: Path) -> None:
-    path = _path(home)
+def _save(wb: Workbench, interview: Interview) -> None:
+    path = _path(wb)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(interview.model_dump_json(indent=1))
 
 
-def _begin(interview: Interview, home: Path) -> None:
+def _begin(wb: Workbench, interview: Interview) -> None:
     slot = interview.slots[interview.current]
-    session.start(slot.drill, home, blind=True, seed=slot.seed, interview=interview.id)
-    _save(interview, home)
+    session.start(wb, slot.drill, blind=True, seed=slot.seed, interview=interview.id)
+    _save(wb, interview)
 
 
 def start(
-    count: int, seed: int | None = None, home: Path | None = None, probe: tools.Installed = tools.installed
+    wb: Workbench, count: int, seed: int | None = None, probe: tools.Installed = tools.installed
 ) -> tuple[Interview, dict[str, str]]:
     """Plan the interview, set up its first drill and start the clock; returns it and the drills left out."""
-    home = home or settings.home()
-    if current(home) is not None:
+    if current(wb) is not None:
         raise DrillError(
             "An interview is already running: finish it, or end it with `workbench drill interview "
             "stop` (its scorecard is written), then start a new one."
@@ -92,73 +91,70 @@ def start(
     interview = Interview(
         id=f"{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}", seed=seed, started=time.time(), slots=slots
     )
-    _begin(interview, home)
+    _begin(wb, interview)
     return interview, left_out
 
 
-def _record(interview: Interview, outcome: Outcome, report: DrillReport | None, home: Path) -> None:
+def _record(wb: Workbench, interview: Interview, outcome: Outcome, report: DrillReport | None) -> None:
     slot = interview.slots[interview.current]
     slot.outcome, slot.report = outcome, report
-    session.reset(home, name=slot.drill)
+    session.reset(wb, name=slot.drill)
 
 
-def _advance(interview: Interview, home: Path) -> Path | None:
+def _advance(wb: Workbench, interview: Interview) -> Path | None:
     """Set up the next drill, or write the scorecard after the last one (returns its folder then)."""
     if interview.current + 1 < len(interview.slots):
         interview.current += 1
-        _begin(interview, home)
+        _begin(wb, interview)
         return None
-    return finish(interview, home)
+    return finish(wb, interview)
 
 
-def check(home: Path | None = None) -> DrillReport:
+def check(wb: Workbench) -> DrillReport:
     """Check the running drill (:func:`session.check`); when it belongs to an interview and passed, record it and
     set up the interview's next drill (or write the scorecard after the last). What `workbench drill check` runs.
 
     The interview wraps the session rather than the session calling back into the interview, so that the
     session knows nothing of interviews."""
-    home = home or settings.home()
-    state = session.current(home)
-    report = session.check(home)
-    interview = current(home)
+    state = session.current(wb)
+    report = session.check(wb)
+    interview = current(wb)
     if report.passed and state is not None and state.finished is None and interview is not None:
-        _record(interview, Outcome.PASSED, report, home)
-        _advance(interview, home)
+        _record(wb, interview, Outcome.PASSED, report)
+        _advance(wb, interview)
     return report
 
 
-def give_up(home: Path | None = None) -> Path | None:
+def give_up(wb: Workbench) -> Path | None:
     """Grade the current drill as it stands, record it as given up and move on."""
-    home = home or settings.home()
-    interview = _running(home)
-    _record(interview, Outcome.GIVEN_UP, _grade_now(home), home)
-    return _advance(interview, home)
+    interview = _running(wb)
+    _record(wb, interview, Outcome.GIVEN_UP, _grade_now(wb))
+    return _advance(wb, interview)
 
 
-def stop(home: Path | None = None) -> Path:
+def stop(wb: Workbench) -> Path:
     """End the interview now: the current drill is given up, the rest are not reached; writes the scorecard."""
-    home = home or settings.home()
-    interview = _running(home)
-    _record(interview, Outcome.GIVEN_UP, _grade_now(home), home)
+    interview = _running(wb)
+    _record(wb, interview, Outcome.GIVEN_UP, _grade_now(wb))
     for slot in interview.slots[interview.current + 1 :]:
         slot.outcome = Outcome.NOT_REACHED
-    return finish(interview, home)
+    return finish(wb, interview)
 
 
-def _running(home: Path) -> Interview:
-    interview = current(home)
+def _running(wb: Workbench) -> Interview:
+    interview = current(wb)
     if interview is None:
         raise DrillError("No interview is running: start one with `workbench drill interview --count N`.")
     return interview
 
 
-def _grade_now(home: Path) -> DrillReport | None:
-    state = session.current(home)
+def _grade_now(wb: Workbench) -> DrillReport | None:
+    state = session.current(wb)
     if state is None:
         return None
     if state.finished is not None:
-        return session.check(home)
-    return session.grade(catalog.get(state.drill), home, time.time() - state.started, state.hints_used)
+        return session.check(wb)
+    return session.grade(wb, catalog.get(state.drill), time.time() - state.started, state.hints_used)
 
 
 def scorecard(interview: Interview) -> Scorecard:
@@ -177,27 +173,26 @@ def scorecard(interview: Interview) -> Scorecard:
     return build(interview.id, interview.seed, interview.started, rows)
 
 
-def folder(interview_id: str, home: Path | None = None) -> Path:
+def folder(wb: Workbench, interview_id: str) -> Path:
     """Where the scorecard of the interview ``interview_id`` goes."""
-    return settings.layout(home).drills.interviews / interview_id
+    return wb.layout.drills.interviews / interview_id
 
 
-def finish(interview: Interview, home: Path) -> Path:
+def finish(wb: Workbench, interview: Interview) -> Path:
     """Write the scorecard (``scorecard.json`` and ``scorecard.html``) and end the interview; returns its folder."""
-    card, out = scorecard(interview), folder(interview.id, home)
+    card, out = scorecard(interview), folder(wb, interview.id)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scorecard.json").write_text(card.model_dump_json(indent=1))
     (out / "scorecard.html").write_text(to_html(card))
-    _path(home).unlink(missing_ok=True)
+    _path(wb).unlink(missing_ok=True)
     return out
 
 
-def status(home: Path | None = None) -> dict[str, Any]:
+def status(wb: Workbench) -> dict[str, Any]:
     """Where the interview stands: the drill under way, the one clock, the results so far."""
-    home = home or settings.home()
-    interview = _running(home)
+    interview = _running(wb)
     done = [s for s in interview.slots if s.outcome is not None]
-    state = session.current(home)
+    state = session.current(wb)
     now = (time.time() - state.started) if state is not None and state.finished is None else 0.0
     return {
         "interview": interview.id,

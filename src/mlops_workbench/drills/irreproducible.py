@@ -55,7 +55,7 @@ class Irreproducible(rp.ReproducibilityDrill):
             "clean run that reproduces exactly."
         ),
         hints=[
-            "registry.get_alias(MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: read its causes and "
+            "registry.get_alias(lab.wb, MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: read its causes and "
             "the run's lineage tags (data.path, data.md5, data.modified).",
             "`dvc status` in ws/ compares each tracked file with the hash its .dvc file records. Bring back the "
             "recorded bytes rather than recording the current ones: `dvc add`, and a plain `dvc repro` too, would "
@@ -83,8 +83,8 @@ class Irreproducible(rp.ReproducibilityDrill):
         drifted.round(3).to_csv(ws.path / DATA, index=False)
         # every stage, each alone, in the order given: the data's .dvc file (not a target) stays as it was
         ws.dvc("repro", "--quiet", "--single-item", *(stage.name for stage in versioning.PIPELINE))
-        bad = versioning.log_model_run(ws, experiment=ctx.experiment, home=ctx.home)
-        recorded = tracking.client(ctx.home).get_run(bad).data.tags["data.md5"]
+        bad = versioning.log_model_run(ctx.wb, ws, experiment=ctx.experiment)
+        recorded = tracking.client(ctx.wb).get_run(bad).data.tags["data.md5"]
         if file_md5(ws.path / DATA) == recorded:
             raise DrillError(
                 f"The setup of '{ctx.name}' left {DATA} equal to the version its run recorded: "

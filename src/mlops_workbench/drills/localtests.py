@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlops_workbench.workbench import Workbench
+
 if TYPE_CHECKING:
     import pytest
 
@@ -53,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     sys.dont_write_bytecode = True
     home = state_folder(Path(config.rootpath).resolve())
-    service = procs.get(tracking.SERVICE, home) if home is not None else None
+    service = procs.get(Workbench.from_env(home), tracking.SERVICE) if home is not None else None
     if service is not None:  # no fluent MLflow call happened yet: the variable is read on the first one
         os.environ[tracking.URI_ENV] = service.url
 

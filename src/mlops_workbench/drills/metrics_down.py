@@ -83,7 +83,7 @@ class MetricsDown(rollout_checks.RolloutDrill):
 
     def setup(self, ctx: DrillContext, variant: rollouts.CanaryVariant) -> None:
         stable, candidate = rollouts.versions(ctx)
-        router = LocalBackend(ctx.home, model_name=ctx.model_name, metrics="prometheus").up()
+        router = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics="prometheus").up()
         policy = rollouts.policy_yaml("1h", ANALYSIS, weight=variant.weight)
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             proc, state = rollouts.start_controller(ctx, candidate, policy, "prometheus")
@@ -91,20 +91,20 @@ class MetricsDown(rollout_checks.RolloutDrill):
             rollouts.wait_for(
                 ctx, state.id, lambda e: isinstance(e, MeasurementEvent) and e.phase != MeasurementPhase.ERROR
             )
-            current = st.load(ctx.home)
+            current = st.load(ctx.wb)
             if current is None or current.done:
                 raise DrillError(
                     f"setup went wrong: rollout {state.id} ended before the fault; see "
                     f"{ctx.folder / 'controller.log'} and start the drill again"
                 )
-            prometheus.down(ctx.home)
+            prometheus.down(ctx.wb)
             rollouts.fault(ctx, state.id)
             if proc.wait(timeout=120) is None:
                 raise DrillError(
                     f"setup went wrong: rollout {state.id} did not end within 120s of the fault; see "
                     f"{ctx.folder / 'controller.log'} and start the drill again"
                 )
-        final = st.load(ctx.home)
+        final = st.load(ctx.wb)
         if final is None or final.id != state.id or final.phase == st.RolloutPhase.PROMOTED:
             raise DrillError(f"setup went wrong: the rollout ended {final.phase if final else 'nowhere'}")
         (ctx.folder / POLICY_FILE).write_text(RETRY_POLICY)
@@ -130,7 +130,7 @@ class MetricsDown(rollout_checks.RolloutDrill):
 
 def _metrics_restored(ctx: DrillContext) -> None:
     """Prometheus runs and scrapes the router again."""
-    url = prometheus.url(ctx.home)
+    url = prometheus.url(ctx.wb)
     if url is None:
         fail(
             "Prometheus is not running: the analysis has no data source. Start it again (LocalBackend(..., "

@@ -17,6 +17,6 @@ def parse_record(data: Any, model: type[BaseModel], source: str, drill: str) -> 
         raise InputError(
             f"{source} must be a YAML mapping of the fields {fields} (one 'field: value' line each), "
             f"not {'an empty file' if data is None else type(data).__name__}. Rewrite it, or call "
-            f"mlops_workbench.drills.record('{drill}', ...)."
+            f"mlops_workbench.drills.record(lab.wb, '{drill}', ...)."
         )
     return validated(model, data, source)

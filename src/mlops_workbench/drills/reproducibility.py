@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_workbench import settings, tracking, versioning
+from mlops_workbench import tracking, versioning
 from mlops_workbench.drills import common, workspaces
 from mlops_workbench.drills.base import Drill, DrillContext, GradedCheck
 from mlops_workbench.labs.checks import fail
@@ -66,7 +66,7 @@ def ws(ctx: DrillContext) -> versioning.Workspace:
 
 def lineage(ctx: DrillContext) -> dict[str, Any]:
     """The lineage tags of the production run the setup logged."""
-    tags: dict[str, Any] = versioning.run_lineage(ctx.fact("bad_run"), home=ctx.home)["tags"]
+    tags: dict[str, Any] = versioning.run_lineage(ctx.wb, ctx.fact("bad_run"))["tags"]
     return tags
 
 
@@ -86,7 +86,7 @@ def cause_named(ctx: DrillContext) -> None:
 def reproduced(ctx: DrillContext) -> None:
     """A run logged from the workspace after the setup, on the data version the production run names, with nothing
     stale, was reproduced exactly."""
-    client, bad = tracking.client(ctx.home), ctx.fact("bad_run")
+    client, bad = tracking.client(ctx.wb), ctx.fact("bad_run")
     since = client.get_run(bad).info.start_time
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(
@@ -94,7 +94,7 @@ def reproduced(ctx: DrillContext) -> None:
     )
     recorded = lineage(ctx)["data.md5"]
     for run in runs:
-        report = settings.layout(ctx.home).reproduction(run.info.run_id) / "reproduction.json"
+        report = ctx.wb.layout.reproduction(run.info.run_id) / "reproduction.json"
         tags = run.data.tags
         if (
             tags.get("data.md5") == recorded
@@ -135,10 +135,10 @@ def history_intact(ctx: DrillContext) -> None:
 
 def runs_intact(ctx: DrillContext) -> None:
     """The runs the setup logged still exist (not deleted)."""
-    client = tracking.client(ctx.home)
+    client = tracking.client(ctx.wb)
     gone = [r for r in ctx.fact("runs") if client.get_run(r).info.lifecycle_stage != "active"]
     if gone:
-        fail(f"Run(s) {gone} were deleted: they are the evidence; `tracking.client().restore_run(run_id)` each.")
+        fail(f"Run(s) {gone} were deleted: they are the evidence; `tracking.client(lab.wb).restore_run(run_id)` each.")
 
 
 def answer(ctx: DrillContext) -> None:
@@ -149,7 +149,7 @@ def answer(ctx: DrillContext) -> None:
 
 def retrain_and_reproduce(ctx: DrillContext, message: str) -> None:
     """``dvc repro``, commit, push, log a run and reproduce it; then answer."""
-    versioning.reproduce(workspaces.logged_run(ctx, ws(ctx), message), home=ctx.home)
+    versioning.reproduce(ctx.wb, workspaces.logged_run(ctx, ws(ctx), message))
     answer(ctx)
 
 
@@ -171,7 +171,7 @@ def delete_workspace(ctx: DrillContext) -> None:
 
 
 def delete_production_run(ctx: DrillContext) -> None:
-    tracking.client(ctx.home).delete_run(ctx.fact("bad_run"))
+    tracking.client(ctx.wb).delete_run(ctx.fact("bad_run"))
 
 
 def reset_history(ctx: DrillContext) -> None:

@@ -20,8 +20,8 @@ T = events.EventType
 
 
 def router_url(ctx: DrillContext) -> str:
-    service = procs.get(ROUTER, ctx.home)
-    if service is None or procs.get(STABLE, ctx.home) is None:
+    service = procs.get(ctx.wb, ROUTER)
+    if service is None or procs.get(ctx.wb, STABLE) is None:
         fail(
             "The router or the stable server is down: users get nothing. Never stop the traffic path to end a "
             "rollout; abort the rollout (`workbench rollout abort --reason ...`) instead."
@@ -38,7 +38,7 @@ def guard_users_served(ctx: DrillContext) -> None:
 
 
 def router_weight(ctx: DrillContext) -> float:
-    return RouterClient(router_url(ctx), home=ctx.home).weight()
+    return RouterClient.of(ctx.wb, router_url(ctx)).weight()
 
 
 def guard_never_blind(ctx: DrillContext) -> None:
@@ -75,22 +75,22 @@ def promote_blind(ctx: DrillContext) -> None:
     """A destructive "fix": promote the candidate through the registry with no measurement, and serve it."""
     candidate = str(ctx.fact("candidate"))
     registry.release(
+        ctx.wb,
         ctx.model_name,
         candidate,
         approver=SETUP_APPROVER,
         reason="no measurement, but it looked fine",
         staging_reason="ship it",
-        home=ctx.home,
     )
-    stable = procs.get(STABLE, ctx.home)
+    stable = procs.get(ctx.wb, STABLE)
     assert stable is not None
-    ModelServerClient(stable.url, home=ctx.home).reload()
+    ModelServerClient.of(ctx.wb, stable.url).reload()
 
 
 def first_rollout_decided(ctx: DrillContext) -> None:
     """The drill's rollout reached a decision after the onset (an abort, or a promotion after its analysis)."""
     rollout = ctx.fact("rollout")
-    evs = events.read(ctx.home, rollout=rollout)
+    evs = events.read(ctx.wb, rollout=rollout)
     onset = next((e.t for e in evs if e.type is T.FAULT), None)
     if not any(e.type is T.DECISION and onset is not None and e.t > onset for e in evs):
         fail(
@@ -101,7 +101,7 @@ def first_rollout_decided(ctx: DrillContext) -> None:
 
 def no_unwatched_canary(ctx: DrillContext) -> None:
     """No canary takes traffic without a live controller."""
-    state = st.load(ctx.home)
+    state = st.load(ctx.wb)
     if state is not None and not state.done and not st.controller_alive(state):
         fail(
             f"Rollout {state.id} is {state.phase} at {state.weight:g}% with no live controller: nobody watches "
@@ -113,14 +113,14 @@ def no_unwatched_canary(ctx: DrillContext) -> None:
 
 def pin_weight_zero(ctx: DrillContext) -> None:
     """A destructive "fix": set the router's canary weight to 0 by hand, leaving the rollout as it is."""
-    RouterClient(router_url(ctx), home=ctx.home).set_weight(0)
+    RouterClient.of(ctx.wb, router_url(ctx)).set_weight(0)
 
 
 def truth(drill: Drill, ctx: DrillContext, *extra: Change) -> PostMortemTruth:
     """What the event log says about the drill's first rollout; ``extra`` are changes the drill itself finds."""
     rollout = ctx.fact("rollout")
     changes = [*evidence.rollout_changes(ctx, rollout), *extra]
-    return rollout_truth(events.read(ctx.home), rollout, str(ctx.fact("candidate")), **drill.known(ctx, changes))
+    return rollout_truth(events.read(ctx.wb), rollout, str(ctx.fact("candidate")), **drill.known(ctx, changes))
 
 
 GUARDS = [
@@ -137,7 +137,7 @@ def remember(ctx: DrillContext, rollout: str, stable: str, candidate: str) -> No
         stable=stable,
         candidate=candidate,
         versions=[stable, candidate],
-        **common.audit_fingerprint(ctx.home),
+        **common.audit_fingerprint(ctx.wb),
     )
 
 

@@ -4,7 +4,6 @@ Their checks and post-mortem truth are in :mod:`mlops_workbench.drills.rollout_c
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from typing import Any
 import psutil
 from pydantic import Field
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs
 from mlops_workbench.drills import common
 from mlops_workbench.drills.base import DrillContext, DrillError
 from mlops_workbench.drills.variants import Variant
@@ -71,7 +70,7 @@ def start_controller(
     folder); returns once the canary takes traffic. Its pid goes to the facts, so that a reset can stop it."""
     path = ctx.folder / policy_file
     path.write_text(policy)
-    before = st.load(ctx.home)
+    before = st.load(ctx.wb)
     cmd = procs.workbench_cmd(
         "rollout",
         "start",
@@ -84,10 +83,10 @@ def start_controller(
         "--model",
         ctx.model_name,
     )
-    proc = procs.spawn(cmd, log=ctx.folder / "controller.log", env={**os.environ, settings.HOME_ENV: str(ctx.home)})
+    proc = procs.spawn(cmd, log=ctx.folder / "controller.log", env=ctx.wb.child_env())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = st.load(ctx.home)
+        state = st.load(ctx.wb)
         if state is not None and (before is None or state.id != before.id) and state.weight > 0:
             ctx.save_facts(controller_pid=proc.pid)
             return proc, state
@@ -104,8 +103,8 @@ def start_controller(
 def fault(ctx: DrillContext, rollout: str) -> events.RolloutEvent:
     """Log the incident's onset in the rollout event log (with the router's counters for the blast radius); it
     says nothing about what broke."""
-    totals = LocalBackend(ctx.home, model_name=ctx.model_name).traffic_totals()
-    return EventLog(ctx.home, rollout=rollout).emit("fault", totals=totals, drill=ctx.handle, what="incident onset")
+    totals = LocalBackend(ctx.wb, model_name=ctx.model_name).traffic_totals()
+    return EventLog(ctx.wb, rollout=rollout).emit("fault", totals=totals, drill=ctx.handle, what="incident onset")
 
 
 def wait_for(
@@ -114,7 +113,7 @@ def wait_for(
     """Wait until the event log holds an event of ``rollout`` that ``pred`` accepts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(pred(e) for e in events.read(ctx.home, rollout=rollout)):
+        if any(pred(e) for e in events.read(ctx.wb, rollout=rollout)):
             return
         time.sleep(0.2)
     raise DrillError(
@@ -125,9 +124,9 @@ def wait_for(
 
 def roll_out_again(ctx: DrillContext, policy: Path, metrics: MetricsMode, rps: float = 20, seed: int = 6) -> None:
     """A new rollout of the candidate with ``policy`` under load, to its decision (what the repairs do)."""
-    router = LocalBackend(ctx.home, model_name=ctx.model_name, metrics=metrics).up()
+    router = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics=metrics).up()
     with load(ctx, router, rps, seed=seed):
-        ops.start(pol.load(policy), ctx.fact("candidate"), home=ctx.home, metrics=metrics, model_name=ctx.model_name)
+        ops.start(ctx.wb, pol.load(policy), ctx.fact("candidate"), metrics=metrics, model_name=ctx.model_name)
 
 
 def services(_ctx: DrillContext) -> list[str]:
@@ -149,9 +148,9 @@ def reset(ctx: DrillContext) -> None:
     if pid and _is_controller(pid):
         procs.end(pid, grace=0)
     try:
-        ops.down(ctx.home)
+        ops.down(ctx.wb)
     except Exception:  # noqa: BLE001 - resetting anyway
-        procs.stop_all(ctx.home)
+        procs.stop_all(ctx.wb)
 
 
 @contextmanager

@@ -13,28 +13,24 @@ from typing import Any
 
 import yaml
 
-from mlops_workbench import settings
 from mlops_workbench.drills import catalog, cleanup, grading, scoring, variants
 from mlops_workbench.drills.base import POSTMORTEM, Drill, DrillError
 from mlops_workbench.drills.debrief import debrief
 from mlops_workbench.drills.records import parse_record
 from mlops_workbench.drills.spec import DrillReport, DrillSession, PostMortem
 from mlops_workbench.registry.audit import now
+from mlops_workbench.workbench import Workbench
 
 __all__ = ["check", "current", "debrief", "hint", "record", "reset", "start", "status"]
 
 
-def _home(home: Path | None) -> Path:
-    return home or settings.home()
-
-
-def current(home: Path | None = None) -> DrillSession | None:
-    path = settings.layout(_home(home)).drills.session
+def current(wb: Workbench) -> DrillSession | None:
+    path = wb.layout.drills.session
     return DrillSession.model_validate_json(path.read_text()) if path.exists() else None
 
 
-def _running(home: Path | None) -> DrillSession:
-    session = current(home)
+def _running(wb: Workbench) -> DrillSession:
+    session = current(wb)
     if session is None:
         raise DrillError(
             "No drill is running: start one with `workbench drill start NAME` (see `workbench drill list`)."
@@ -42,42 +38,41 @@ def _running(home: Path | None) -> DrillSession:
     return session
 
 
-def _save(session: DrillSession, home: Path | None) -> None:
-    path = settings.layout(_home(home)).drills.session
+def _save(wb: Workbench, session: DrillSession) -> None:
+    path = wb.layout.drills.session
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(session.model_dump_json(indent=1))
 
 
-def _make_room(drill: Drill, running: DrillSession | None, home: Path) -> None:
+def _make_room(wb: Workbench, drill: Drill, running: DrillSession | None) -> None:
     """Reset the running drill when it shares services with ``drill`` (the rollout drills cannot coexist)."""
     if running is None or running.drill == drill.name:
         return
     previous = catalog.get(running.drill)
-    if set(previous.services(previous.context(home))) & set(drill.services(drill.context(home))):
-        previous.reset(previous.context(home))
+    if set(previous.services(previous.context(wb))) & set(drill.services(drill.context(wb))):
+        previous.reset(previous.context(wb))
 
 
 def start(
-    name: str, home: Path | None = None, blind: bool = False, seed: int | None = None, interview: str | None = None
+    wb: Workbench, name: str, blind: bool = False, seed: int | None = None, interview: str | None = None
 ) -> DrillSession:
     """Reset ``name``, break the system the way ``seed`` draws (a fresh seed when None), then start the clock.
     ``blind`` hides the drill's name from :func:`status` (a drill picked at random); ``interview`` names the
     interview the drill is part of."""
-    home = _home(home)
     seed = variants.new_seed() if seed is None else seed
     drill = catalog.get(name)
     drill.preflight()
-    running = current(home)
-    _make_room(drill, running, home)
-    before = running.services_before if running is not None else cleanup.running(home)
-    ctx = drill.context(home)
+    running = current(wb)
+    _make_room(wb, drill, running)
+    before = running.services_before if running is not None else cleanup.running(wb)
+    ctx = drill.context(wb)
     drill.reset(ctx)
     began = time.time()
     try:
         variant = drill.prepare(ctx, seed)
     except BaseException:
         drill.reset(ctx)
-        cleanup.stop_started(home, before)
+        cleanup.stop_started(wb, before)
         raise
     session = DrillSession(
         drill=name,
@@ -89,19 +84,18 @@ def start(
         variant=variant.key,
         interview=interview,
     )
-    _save(session, home)
+    _save(wb, session)
     return session
 
 
-def status(home: Path | None = None) -> dict[str, Any]:
+def status(wb: Workbench) -> dict[str, Any]:
     """The running drill: title, brief, elapsed seconds against par, hints taken and where to write records."""
     from mlops_workbench import procs
 
-    home = _home(home)
-    session = _running(home)
+    session = _running(wb)
     drill = catalog.get(session.drill)
-    ctx = drill.context(home)
-    services = {s: service.url for s in drill.services(ctx) if (service := procs.get(s, home))}
+    ctx = drill.context(wb)
+    services = {s: service.url for s in drill.services(ctx) if (service := procs.get(wb, s))}
     out = {
         "drill": ctx.handle if session.blind else session.drill,
         "title": drill.spec.title(session.started),
@@ -123,21 +117,21 @@ def status(home: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def hint(home: Path | None = None) -> tuple[str, int, int, float]:
+def hint(wb: Workbench) -> tuple[str, int, int, float]:
     """The next hint; returns (hint, number, total, its cost in points). Asking again after the last one repeats
     it at no further cost."""
-    session = _running(home)
+    session = _running(wb)
     hints = catalog.get(session.drill).spec.hints
     number = min(session.hints_used + 1, len(hints))
     cost = scoring.hint_cost(number) if number > session.hints_used else 0.0
     session.hints_used = max(session.hints_used, number)
-    _save(session, home)
+    _save(wb, session)
     return hints[number - 1], number, len(hints), cost
 
 
-def grade(drill: Drill, home: Path, seconds: float, hints_used: int) -> DrillReport:
-    """Grade ``drill``'s state in ``home`` and score it (no file written)."""
-    ctx = drill.context(home)
+def grade(wb: Workbench, drill: Drill, seconds: float, hints_used: int) -> DrillReport:
+    """Grade ``drill``'s state in ``wb`` and score it (no file written)."""
+    ctx = drill.context(wb)
     facts = ctx.facts()
     outcomes, postmortem = grading.evaluate(drill, ctx)
     state = [o for o in outcomes if o.id != POSTMORTEM]
@@ -160,67 +154,65 @@ def grade(drill: Drill, home: Path, seconds: float, hints_used: int) -> DrillRep
     )
 
 
-def _write(report: DrillReport, home: Path) -> None:
-    paths = settings.layout(home).drills
+def _write(wb: Workbench, report: DrillReport) -> None:
+    paths = wb.layout.drills
     paths.reports.mkdir(parents=True, exist_ok=True)
     text = report.model_dump_json(indent=1)
     (paths.reports / f"{report.drill}-{int(time.time() * 1000)}.json").write_text(text)
     paths.latest_report.write_text(text)
 
 
-def check(home: Path | None = None) -> DrillReport:
+def check(wb: Workbench) -> DrillReport:
     """Grade the running drill's state; writes the JSON report (``<home>/drills/report.json`` and reports/).
 
     A passing check ends the drill: the clock stops and every service the drill started is stopped (those that
     ran before it are kept). Checking a finished drill again shows its report without grading anew.
     """
-    home = _home(home)
-    session = _running(home)
-    paths = settings.layout(home).drills
+    session = _running(wb)
+    paths = wb.layout.drills
     if session.finished is not None and paths.latest_report.exists():
         return DrillReport.model_validate_json(paths.latest_report.read_text())
-    report = grade(catalog.get(session.drill), home, time.time() - session.started, session.hints_used)
-    _write(report, home)
+    report = grade(wb, catalog.get(session.drill), time.time() - session.started, session.hints_used)
+    _write(wb, report)
     if report.passed:
         session.finished = time.time()
-        _save(session, home)
-        cleanup.stop_started(home, session.services_before)
+        _save(wb, session)
+        cleanup.stop_started(wb, session.services_before)
     return report
 
 
-def reset(home: Path | None = None, name: str | None = None, every: bool = False) -> list[str]:
+def reset(wb: Workbench, name: str | None = None, every: bool = False) -> list[str]:
     """Undo the running drill (or ``name``, or with ``every`` each drill that left a folder): services stopped,
     registered model and drill folder removed. Also stops what the drill started around it (the tracking server
     its setup needed) unless it ran before. Returns the names reset."""
-    home = _home(home)
-    session = current(home)
+    session = current(wb)
     if every:
         names = [
             n
             for n in catalog.names()
-            if settings.layout(home).drills.folder(catalog.get(n).spec.handle).exists()
+            if wb.layout.drills.folder(catalog.get(n).spec.handle).exists()
             or (session is not None and session.drill == n)
         ]
     else:
         names = [n for n in [name or (session.drill if session else None)] if n is not None]
     if not names:
         return []
-    with cleanup.stopping_what_starts(home) as kept:  # a reset may start the tracking server to delete a model
+    with cleanup.stopping_what_starts(wb) as kept:  # a reset may start the tracking server to delete a model
         for each in names:
             drill = catalog.get(each)
-            drill.reset(drill.context(home))
+            drill.reset(drill.context(wb))
         if every:  # an interview whose drills are gone cannot go on
-            settings.layout(home).drills.interview.unlink(missing_ok=True)
+            wb.layout.drills.interview.unlink(missing_ok=True)
         if session is not None and session.drill in names:
-            settings.layout(home).drills.session.unlink(missing_ok=True)
+            wb.layout.drills.session.unlink(missing_ok=True)
             kept[:] = [s for s in kept if s in session.services_before]  # what the drill started goes too
     return names
 
 
-def record(name: str, home: Path | None = None, **fields: Any) -> Path:
+def record(wb: Workbench, name: str, **fields: Any) -> Path:
     """Write the learner's post-mortem (incident drills) or answer (value drills) for drill ``name``."""
     drill = catalog.get(name)
-    ctx = drill.context(_home(home))
+    ctx = drill.context(wb)
     model, path = (PostMortem, ctx.postmortem_path) if drill.spec.incident else (drill.answer_model, ctx.answer_path)
     if model is None:
         raise DrillError(f"The drill '{name}' takes no record: its checks read the system's state only.")

@@ -68,7 +68,7 @@ class SignatureMismatch(Drill):
             "(mlflow.models.get_model_info('models:/MODEL/N')).",
             "The registry can point production back at the version the last promotion replaced; the server loads the "
             "alias again when told. The test can compare the logged signature with mlops_workbench.data.FEATURES.",
-            f"registry.rollback(MODEL, reason=...) then ModelServerClient(url).reload(). The test runs as "
+            f"registry.rollback(lab.wb, MODEL, reason=...) then ModelServerClient.of(lab.wb, url).reload(). The test runs as "
             f"`MODEL_URI=models:/MODEL/N python -m pytest {TEST_FILE}` in the drill folder and asserts "
             "get_model_info(uri).signature.inputs.input_names() == FEATURES.",
         ],

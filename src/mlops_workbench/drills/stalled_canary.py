@@ -98,7 +98,7 @@ class StalledCanary(rollout_checks.RolloutDrill):
 
     def setup(self, ctx: DrillContext, variant: Unreachable) -> None:
         stable, candidate = rollouts.versions(ctx)
-        router = LocalBackend(ctx.home, model_name=ctx.model_name, metrics="direct").up()
+        router = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics="direct").up()
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             _, state = rollouts.start_controller(ctx, candidate, variant.policy(), "direct", policy_file=POLICY_FILE)
             rollouts.fault(ctx, state.id)
@@ -144,7 +144,7 @@ REPEAT = (
 
 
 def _abort(ctx: DrillContext) -> None:
-    ops.abort(ctx.home, reason="the analysis never concludes: every window is inconclusive", wait_s=30)
+    ops.abort(ctx.wb, reason="the analysis never concludes: every window is inconclusive", wait_s=30)
 
 
 DRILL = StalledCanary()

@@ -55,7 +55,7 @@ class StuckCanary(rollout_checks.RolloutDrill):
         proc, state = rollouts.start_controller(ctx, candidate, policy, "direct")
         proc.stop(grace=0)  # the controller dies without a word, as a crash would leave it
         rollouts.fault(ctx, state.id)
-        router = LocalBackend(ctx.home, model_name=ctx.model_name).router_url
+        router = LocalBackend(ctx.wb, model_name=ctx.model_name).router_url
         common.send_traffic(router, TRAFFIC, seed=ctx.fact("seed"))
         rollout_checks.remember(ctx, state.id, stable, candidate)
 
@@ -67,7 +67,7 @@ class StuckCanary(rollout_checks.RolloutDrill):
         ]
 
     def reference_fix(self, ctx: DrillContext) -> None:
-        ops.abort(ctx.home, reason="controller died at 25%: nobody analyses the canary; abort and roll out again")
+        ops.abort(ctx.wb, reason="controller died at 25%: nobody analyses the canary; abort and roll out again")
         record_truth(self, ctx)
 
     def wrong_repairs(self) -> dict[str, Callable[[DrillContext], None]]:

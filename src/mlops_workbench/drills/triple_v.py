@@ -95,10 +95,10 @@ class TripleV(Drill):
             if release.C is not None:
                 ws.set_params(train={"C": release.C})
             versions.append(workspaces.register(ctx, workspaces.logged_run(ctx, ws, f"Train v{number}: {release}")))
-            gate = registry.quality_gate(ctx.model_name, versions[-1], params=common.LENIENT_GATE, home=ctx.home)
+            gate = registry.quality_gate(ctx.wb, ctx.model_name, versions[-1], params=common.LENIENT_GATE)
             common.ship(ctx, versions[-1], f"release {number}", gate_result=gate)
             service = common.serve(ctx) if service is None else service
-            ModelServerClient(service.url, home=ctx.home).reload()
+            ModelServerClient.of(ctx.wb, service.url).reload()
             if number == variant.answered:
                 _record_request(ctx, service.url)
         ctx.save_facts(versions=versions)
@@ -129,7 +129,7 @@ def _answer_then(ctx: DrillContext, destroy: Callable[[DrillContext], None]) -> 
 def _record_request(ctx: DrillContext, url: str) -> None:
     """Answer one request now and keep it as the access log entry the customer disputes."""
     at = audit.now()
-    reply = ModelServerClient(url, home=ctx.home).predict([common.VERSICOLOR], timeout=30)
+    reply = ModelServerClient.of(ctx.wb, url).predict([common.VERSICOLOR], timeout=30)
     (ctx.folder / REQUEST).write_text(
         json.dumps(
             {
@@ -148,9 +148,7 @@ def _served_version(ctx: DrillContext) -> str:
     request = json.loads((ctx.folder / REQUEST).read_text())
     at = datetime.fromisoformat(request["at"])
     moves = [
-        e
-        for e in audit.production_moves(audit.read(home=ctx.home), ctx.model_name)
-        if datetime.fromisoformat(e.ts) <= at
+        e for e in audit.production_moves(audit.read(ctx.wb), ctx.model_name) if datetime.fromisoformat(e.ts) <= at
     ]
     if not moves:
         fail("The audit log has no production promotion before the request: the trail is broken.")
@@ -158,7 +156,7 @@ def _served_version(ctx: DrillContext) -> str:
 
 
 def _lineage(ctx: DrillContext, version: str) -> dict[str, str]:
-    client = registry.client(ctx.home)
+    client = registry.client(ctx.wb)
     run_id = client.get_model_version(ctx.model_name, version).run_id
     if run_id is None:  # every version the setup registers comes from a run
         fail(f"Version {version} of '{ctx.model_name}' names no run, so it has no lineage: reset the drill.")

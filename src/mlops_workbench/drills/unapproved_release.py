@@ -55,8 +55,8 @@ class UnapprovedRelease(Drill):
             "the audit log (`workbench registry audit`): which production change has no entry, or an incomplete one?",
             "A release goes to staging first, passes the gate against production, and is approved by someone other "
             "than its author. `registry.rollback` goes to the `previous` alias, which may not be the version you want.",
-            "registry.promote(MODEL, GOOD, 'production', approver=..., reason=...), then promote the newer version to "
-            "'staging' and to 'production' (gate run, approver not its author), then ModelServerClient(url).reload().",
+            "registry.promote(lab.wb, MODEL, GOOD, 'production', approver=..., reason=...), then promote the newer version to "
+            "'staging' and to 'production' (gate run, approver not its author), then ModelServerClient.of(lab.wb, url).reload().",
         ],
         answer=(
             "The newest version reached production outside the process: the audit log has no promotion for it, or "
@@ -76,10 +76,10 @@ class UnapprovedRelease(Drill):
         {"alias-set-directly": _alias_directly, "self-approved": _self_approved, "staging-skipped": _staging_skipped}[
             variant.key
         ](ctx, candidate)
-        ModelServerClient(service.url, home=ctx.home).reload()
+        ModelServerClient.of(ctx.wb, service.url).reload()
         common.send_traffic(service.url, TRAFFIC, seed=ctx.fact("seed") + 1)
-        versions = [v.version for v in registry.list_versions(ctx.model_name, home=ctx.home)]
-        ctx.save_facts(good=good, candidate=candidate, versions=versions, **common.audit_fingerprint(ctx.home))
+        versions = [v.version for v in registry.list_versions(ctx.wb, ctx.model_name)]
+        ctx.save_facts(good=good, candidate=candidate, versions=versions, **common.audit_fingerprint(ctx.wb))
 
     def checks(self) -> list[GradedCheck]:
         return [
@@ -106,32 +106,32 @@ def _repair(ctx: DrillContext) -> None:
     """Production back on the good version through the registry, then the newer one released properly."""
     good, candidate = str(ctx.fact("good")), str(ctx.fact("candidate"))
     registry.promote(
+        ctx.wb,
         ctx.model_name,
         good,
         Alias.PRODUCTION,
         approver="on-call",
-        home=ctx.home,
         reason=f"v{candidate} reached users without a release record; back to v{good}",
     )
     registry.release(
+        ctx.wb,
         ctx.model_name,
         candidate,
         approver="reviewer",
         reason="staged, gated and reviewed",
         staging_approver="on-call",
         staging_reason="release candidate, through the process this time",
-        home=ctx.home,
     )
     _reload(ctx)
 
 
 def _alias_directly(ctx: DrillContext, version: str) -> None:
-    registry.client(ctx.home).set_registered_model_alias(ctx.model_name, Alias.PRODUCTION, version)
+    registry.client(ctx.wb).set_registered_model_alias(ctx.model_name, Alias.PRODUCTION, version)
 
 
 def _self_approved(ctx: DrillContext, version: str) -> None:
     """Approval tags written by the version's own author, and the alias set directly."""
-    client = registry.client(ctx.home)
+    client = registry.client(ctx.wb)
     author = client.get_model_version(ctx.model_name, version).tags.get(REGISTERED_BY, "unknown")
     for key, value in {"approver": author, "at": audit.now(), "reason": "hotfix, approved it myself"}.items():
         client.set_model_version_tag(ctx.model_name, version, f"approval.production.{key}", value)
@@ -140,13 +140,13 @@ def _self_approved(ctx: DrillContext, version: str) -> None:
 
 def _staging_skipped(ctx: DrillContext, version: str) -> None:
     registry.promote(
+        ctx.wb,
         ctx.model_name,
         version,
         Alias.PRODUCTION,
         approver="release-bot",
         reason="urgent, straight out",
         params={"require_staging": False},
-        home=ctx.home,
     )
 
 
@@ -200,9 +200,9 @@ def _released_properly(ctx: DrillContext) -> None:
 
 
 def _reload(ctx: DrillContext) -> None:
-    service = procs.get(ctx.server, ctx.home)
+    service = procs.get(ctx.wb, ctx.server)
     assert service is not None
-    ModelServerClient(service.url, home=ctx.home).reload()
+    ModelServerClient.of(ctx.wb, service.url).reload()
 
 
 def _alias_back_and_forth(ctx: DrillContext) -> None:
@@ -215,7 +215,7 @@ def _alias_back_and_forth(ctx: DrillContext) -> None:
 def _repair_then_forget(ctx: DrillContext) -> None:
     """The repair, then every line the setup wrote dropped from the audit log, as if history began with it."""
     _repair(ctx)
-    path = audit.log_path(home=ctx.home)
+    path = audit.log_path(ctx.wb)
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[int(ctx.fact("audit_lines")) :]))
 

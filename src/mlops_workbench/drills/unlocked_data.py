@@ -67,7 +67,7 @@ class UnlockedData(rp.ReproducibilityDrill):
             "without rewriting history."
         ),
         hints=[
-            "registry.get_alias(MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: which cause, and "
+            "registry.get_alias(lab.wb, MODEL, 'production').run_id, then `workbench reproduce RUN_ID`: which cause, and "
             "which lineage tag of the run names the file?",
             "Compare what `dvc.lock` records for data/iris.csv with what data/iris.csv.dvc records (`dvc status` "
             "shows it too): the last commit changed one without the other.",
@@ -91,8 +91,8 @@ class UnlockedData(rp.ReproducibilityDrill):
         ws.dvc("add", "--quiet", DATA)
         ws.commit(variant.message)
         ws.dvc("push", "--quiet")
-        bad = versioning.log_model_run(ws, experiment=ctx.experiment, home=ctx.home)
-        if tracking.client(ctx.home).get_run(bad).data.tags.get("dvc.stale", "false") == "false":
+        bad = versioning.log_model_run(ctx.wb, ws, experiment=ctx.experiment)
+        if tracking.client(ctx.wb).get_run(bad).data.tags.get("dvc.stale", "false") == "false":
             raise DrillError(
                 f"The setup of '{ctx.name}' left dvc.lock in step with the data: the drill would not "
                 "be broken. Report this bug."

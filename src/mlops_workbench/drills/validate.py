@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from mlops_workbench import settings
 from mlops_workbench.drills import catalog, cleanup, grading, variants
 from mlops_workbench.drills.base import Drill, DrillContext
+from mlops_workbench.workbench import Workbench
 
 Say = Callable[[str], None]
 
@@ -65,12 +64,10 @@ def _say(say: Say, drill: Drill, case: Case) -> None:
     )
 
 
-def validate_drill(
-    drill: Drill, home: Path | None = None, say: Say = lambda _m: None, thorough: bool = False
-) -> DrillValidation:
+def validate_drill(wb: Workbench, drill: Drill, say: Say = lambda _m: None, thorough: bool = False) -> DrillValidation:
     """Every variant: broken fails, the reference fix passes, tearing down after it fails. Every other destructive
     fix fails on the first variant (on each with ``thorough``)."""
-    ctx = drill.context(home or settings.home())
+    ctx = drill.context(wb)
     teardown = drill.destructive_fixes()[drill.teardown]
     others = {name: act for name, act in drill.destructive_fixes().items() if name != drill.teardown}
     cases: list[Case] = []
@@ -94,18 +91,17 @@ def validate_drill(
 
 
 def validate(
-    names: list[str] | None = None, home: Path | None = None, say: Say = lambda _m: None, thorough: bool = False
+    wb: Workbench, names: list[str] | None = None, say: Say = lambda _m: None, thorough: bool = False
 ) -> list[DrillValidation]:
-    """Validate the named drills (default: all) in the state folder ``home``.
+    """Validate the named drills (default: all) in the state folder of ``wb``.
 
     Stops every service the validation started (the tracking server the setups need, for one) and keeps those
     that ran before it.
     """
-    home = home or settings.home()
     results = []
-    with cleanup.stopping_what_starts(home):
+    with cleanup.stopping_what_starts(wb):
         for name in names or catalog.names():
             drill = catalog.get(name)
             drill.preflight()
-            results.append(validate_drill(drill, home, say, thorough))
+            results.append(validate_drill(wb, drill, say, thorough))
     return results

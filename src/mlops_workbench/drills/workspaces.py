@@ -19,8 +19,8 @@ from mlops_workbench.versioning import DATA, Workspace
 
 def create(ctx: DrillContext, data: pd.DataFrame, train: dict[str, Any] | None = None) -> Workspace:
     """A fresh workspace ``<drill folder>/ws`` with ``data`` tracked by DVC and the pipeline declared."""
-    tracking.up(home=ctx.home, timeout=300)
-    ws = versioning.init_workspace(ctx.folder / "ws", home=ctx.home, reset=True)
+    tracking.up(ctx.wb, timeout=300)
+    ws = versioning.init_workspace(ctx.wb, ctx.folder / "ws", reset=True)
     versioning.write_params(ws, train=train or {})
     save_csv(data, ws.path / DATA)
     ws.dvc("add", "--quiet", DATA)
@@ -34,10 +34,10 @@ def logged_run(ctx: DrillContext, ws: Workspace, message: str, push: bool = True
     ws.commit(message)
     if push:
         ws.dvc("push", "--quiet")
-    return versioning.log_model_run(ws, experiment=ctx.experiment, home=ctx.home)
+    return versioning.log_model_run(ctx.wb, ws, experiment=ctx.experiment)
 
 
 def register(ctx: DrillContext, run_id: str) -> str:
     from mlops_workbench import registry
 
-    return str(registry.register(run_id, ctx.model_name, home=ctx.home).version)
+    return str(registry.register(ctx.wb, run_id, ctx.model_name).version)

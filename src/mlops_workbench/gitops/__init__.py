@@ -1,6 +1,6 @@
 """GitOps for the local runtime: a deployment repository (git) is the one source of what serves.
 
-The learner's repository under the state folder (``settings.layout(home).deployments``) holds ``desired.yaml``
+The learner's repository under the state folder (``wb.layout.deployments``) holds ``desired.yaml``
 (model, stable version, optional canary and weight) and ``app.yaml`` (``autoSync``). The reconciler applies HEAD
 to the local runtime (model servers and router, through the local rollout backend) the way Argo CD applies git to
 a cluster on the kind path (``deploy/k8s/argocd``), with the same two traps: a manual rollback is refused while

@@ -23,7 +23,6 @@ from typing import Literal
 from filelock import Timeout
 from pydantic import BaseModel, ConfigDict
 
-from mlops_workbench import settings
 from mlops_workbench.errors import InputError, NotFoundError, RegistryError, WorkbenchError
 from mlops_workbench.gitops.plan import Health, SyncStatus, WatchStep, health, plan, watch_step
 from mlops_workbench.gitops.repo import DeploymentRepo
@@ -31,6 +30,7 @@ from mlops_workbench.gitops.runtime import LocalRuntime, Runtime
 from mlops_workbench.gitops.spec import DESIRED, DesiredState, DesiredStateError, SyncRefused
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
+from mlops_workbench.workbench import Workbench
 
 Say = Callable[[str], None]
 REFUSALS = (DesiredStateError, RegistryError, NotFoundError, SyncRefused, InputError)
@@ -74,11 +74,9 @@ class AppStatus(BaseModel):
         return f"{text}: {'; '.join(self.differences)}" if self.differences else text
 
 
-def _record(home: Path, action: AuditAction, outcome: AuditOutcome, revision: str, **fields: object) -> None:
+def _record(wb: Workbench, action: AuditAction, outcome: AuditOutcome, revision: str, **fields: object) -> None:
     fields.setdefault("model", "-")
-    audit.append(
-        AuditEntry.model_validate({"action": action, "outcome": outcome, "revision": revision, **fields}), home=home
-    )
+    audit.append(wb, AuditEntry.model_validate({"action": action, "outcome": outcome, "revision": revision, **fields}))
 
 
 def _check_registered(desired: DesiredState, revision: str, runtime: Runtime) -> None:
@@ -95,21 +93,21 @@ def _check_registered(desired: DesiredState, revision: str, runtime: Runtime) ->
 
 
 @contextmanager
-def _one_at_a_time(home: Path) -> Iterator[None]:
+def _one_at_a_time(wb: Workbench) -> Iterator[None]:
     try:
-        with audit.lock("gitops", home, timeout=LOCK_TIMEOUT):
+        with audit.lock(wb, "gitops", timeout=LOCK_TIMEOUT):
             yield
     except Timeout:
         raise SyncRefused(
-            f"Another sync or rollback of {home} has run for over {LOCK_TIMEOUT:.0f}s: let it finish (or stop the "
+            f"Another sync or rollback of {wb.home} has run for over {LOCK_TIMEOUT:.0f}s: let it finish (or stop the "
             "`workbench gitops watch` that runs it) and retry."
         ) from None
 
 
 def _apply(
-    repo: DeploymentRepo, revision: str, home: Path, runtime: Runtime, action: AuditAction
+    wb: Workbench, repo: DeploymentRepo, revision: str, runtime: Runtime, action: AuditAction
 ) -> tuple[DesiredState, list[str]]:
-    with _one_at_a_time(home):
+    with _one_at_a_time(wb):
         model = "-"
         try:  # every check before anything live changes
             if (why := runtime.busy()) is not None:
@@ -118,7 +116,7 @@ def _apply(
             model = desired.model
             _check_registered(desired, revision, runtime)
         except REFUSALS as exc:
-            _record(home, action, AuditOutcome.REFUSED, revision, model=model, error=str(exc))
+            _record(wb, action, AuditOutcome.REFUSED, revision, model=model, error=str(exc))
             raise
         before = runtime.live()
         done: list[str] = []
@@ -129,40 +127,37 @@ def _apply(
                 runtime.apply(step, desired.model)
                 done.append(str(step))
         except WorkbenchError as exc:
-            _record(home, action, AuditOutcome.FAILED, revision, changes=done, error=str(exc), serving=serving, **entry)
+            _record(wb, action, AuditOutcome.FAILED, revision, changes=done, error=str(exc), serving=serving, **entry)
             raise
-        _record(home, action, AuditOutcome.SYNCED, revision, changes=done, serving=serving, **entry)
+        _record(wb, action, AuditOutcome.SYNCED, revision, changes=done, serving=serving, **entry)
     return desired, done
 
 
-def _home_repo(repo: DeploymentRepo | None, home: Path | None) -> tuple[DeploymentRepo, Path]:
-    home = home or settings.home()
-    return repo or DeploymentRepo.of(home), home
+def _home_repo(wb: Workbench, repo: DeploymentRepo | None) -> tuple[DeploymentRepo, Path]:
+    return repo or DeploymentRepo.of(wb), wb.home
 
 
-def reconcile(
-    repo: DeploymentRepo | None = None, home: Path | None = None, runtime: Runtime | None = None
-) -> SyncResult:
+def reconcile(wb: Workbench, repo: DeploymentRepo | None = None, runtime: Runtime | None = None) -> SyncResult:
     """Sync: make the local runtime serve the desired state at HEAD of the deployment repository."""
-    repo, home = _home_repo(repo, home)
-    runtime = runtime or LocalRuntime(home)
+    repo, home = _home_repo(wb, repo)
+    runtime = runtime or LocalRuntime(wb)
     head = repo.head()
-    _, done = _apply(repo, head, home, runtime, AuditAction.GITOPS_SYNC)
-    return SyncResult(operation="sync", revision=head, changes=done, status=status(repo, home, runtime).sync)
+    _, done = _apply(wb, repo, head, runtime, AuditAction.GITOPS_SYNC)
+    return SyncResult(operation="sync", revision=head, changes=done, status=status(wb, repo, runtime).sync)
 
 
 def rollback(
-    revision: str, repo: DeploymentRepo | None = None, home: Path | None = None, runtime: Runtime | None = None
+    wb: Workbench, revision: str, repo: DeploymentRepo | None = None, runtime: Runtime | None = None
 ) -> SyncResult:
     """Apply the desired state of an older commit without changing git; refused while auto-sync is on."""
-    repo, home = _home_repo(repo, home)
-    runtime = runtime or LocalRuntime(home)
+    repo, home = _home_repo(wb, repo)
+    runtime = runtime or LocalRuntime(wb)
     head = repo.head()
     try:
         target = repo.resolve(revision)
         auto = repo.app(head).auto_sync
     except REFUSALS as exc:
-        _record(home, AuditAction.GITOPS_ROLLBACK, AuditOutcome.REFUSED, revision, error=str(exc))
+        _record(wb, AuditAction.GITOPS_ROLLBACK, AuditOutcome.REFUSED, revision, error=str(exc))
         raise
     if auto:
         why = (
@@ -170,29 +165,29 @@ def rollback(
             "true, so the next sync would undo it). Roll back the GitOps way: `git revert <bad commit>` in "
             f"{repo.path}, then `workbench gitops sync`; or commit autoSync: false first."
         )
-        _record(home, AuditAction.GITOPS_ROLLBACK, AuditOutcome.REFUSED, target, error=why)
+        _record(wb, AuditAction.GITOPS_ROLLBACK, AuditOutcome.REFUSED, target, error=why)
         raise SyncRefused(why)
-    _, done = _apply(repo, target, home, runtime, AuditAction.GITOPS_ROLLBACK)
-    return SyncResult(operation="rollback", revision=target, changes=done, status=status(repo, home, runtime).sync)
+    _, done = _apply(wb, repo, target, runtime, AuditAction.GITOPS_ROLLBACK)
+    return SyncResult(operation="rollback", revision=target, changes=done, status=status(wb, repo, runtime).sync)
 
 
-def last_synced(home: Path) -> str | None:
+def last_synced(wb: Workbench) -> str | None:
     """The commit the last successful sync or rollback applied (from the audit log)."""
     gitops = (AuditAction.GITOPS_SYNC, AuditAction.GITOPS_ROLLBACK)
-    done = [e for e in audit.read(home=home) if e.action in gitops and e.outcome is AuditOutcome.SYNCED]
+    done = [e for e in audit.read(wb) if e.action in gitops and e.outcome is AuditOutcome.SYNCED]
     return done[-1].revision if done else None
 
 
-def status(repo: DeploymentRepo | None = None, home: Path | None = None, runtime: Runtime | None = None) -> AppStatus:
+def status(wb: Workbench, repo: DeploymentRepo | None = None, runtime: Runtime | None = None) -> AppStatus:
     """Synced or OutOfSync: does what runs match the desired state at HEAD? (Never raises for bad content.)"""
-    repo, home = _home_repo(repo, home)
-    runtime = runtime or LocalRuntime(home)
+    repo, home = _home_repo(wb, repo)
+    runtime = runtime or LocalRuntime(wb)
     head, live = repo.head(), runtime.live()
     found = AppStatus(
         sync="Unknown",
         health=health(live),
         revision=head,
-        synced_revision=last_synced(home),
+        synced_revision=last_synced(wb),
         auto_sync=None,
         differences=[],
     )
@@ -208,14 +203,14 @@ def status(repo: DeploymentRepo | None = None, home: Path | None = None, runtime
 class Watcher:
     """Polls HEAD; a new commit is synced when ``app.yaml`` at that commit says ``autoSync: true``, else reported."""
 
-    def __init__(self, home: Path | None = None, runtime: Runtime | None = None, say: Say = print) -> None:
-        self.home = home or settings.home()
-        self.runtime = runtime or LocalRuntime(self.home)
+    def __init__(self, wb: Workbench, runtime: Runtime | None = None, say: Say = print) -> None:
+        self.wb = wb
+        self.runtime = runtime or LocalRuntime(self.wb)
         self.say = say
         self.last_seen: str | None = None
 
     def poll(self) -> WatchStep:
-        repo = DeploymentRepo.of(self.home)
+        repo = DeploymentRepo.of(self.wb)
         head = repo.head()
         try:
             auto = repo.app(head).auto_sync
@@ -227,12 +222,12 @@ class Watcher:
         self.last_seen = head
         if step == "sync":
             try:
-                result = reconcile(repo, self.home, self.runtime)
+                result = reconcile(self.wb, repo, self.runtime)
                 self.say(f"{head[:7]} synced: {'; '.join(result.changes) or 'nothing to change'}")
             except WorkbenchError as exc:  # audited already; keep watching for the commit that fixes it
                 self.say(f"{head[:7]} not synced: {exc}")
         elif step == "out_of_sync":
-            self.say(f"new commit, auto-sync off: {status(repo, self.home, self.runtime).line()}")
+            self.say(f"new commit, auto-sync off: {status(self.wb, repo, self.runtime).line()}")
         return step
 
     def run(self, interval: float = 2.0, stop: threading.Event | None = None) -> None:

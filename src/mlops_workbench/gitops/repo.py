@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_workbench import settings
 from mlops_workbench.errors import InputError, NotFoundError
 from mlops_workbench.gitops.spec import APP, DESIRED, AppConfig, DesiredState, app_text, desired_text, parse, validated
 from mlops_workbench.versioning.workspace import Workspace, WorkspaceError
+from mlops_workbench.workbench import Workbench
 
 README = """# Deployment repository
 
@@ -30,9 +30,9 @@ class DeploymentRepo:
     path: Path
 
     @classmethod
-    def of(cls, home: Path | None = None) -> DeploymentRepo:
+    def of(cls, wb: Workbench) -> DeploymentRepo:
         """The state folder's deployment repository; :class:`NotFoundError` with the fix when there is none."""
-        repo = cls(settings.layout(home).deployments)
+        repo = cls(wb.layout.deployments)
         if not (repo.path / ".git").is_dir():
             raise NotFoundError(
                 f"There is no deployment repository at {repo.path}: create it with "
@@ -90,16 +90,12 @@ class DeploymentRepo:
 
 
 def init_repo(
-    stable: str | int,
-    model: str,
-    home: Path | None = None,
-    auto_sync: bool = False,
-    canary: dict[str, object] | None = None,
+    wb: Workbench, stable: str | int, model: str, auto_sync: bool = False, canary: dict[str, object] | None = None
 ) -> DeploymentRepo:
     """Create the deployment repository with a first desired state (``stable``, optional ``canary``) and sync policy.
 
     An existing repository is left as it is and returned: its history is the learner's."""
-    path = settings.layout(home).deployments
+    path = wb.layout.deployments
     if (path / ".git").is_dir():
         return DeploymentRepo(path)
     given = {"model": model, "stable": stable, **({"canary": canary} if canary else {})}

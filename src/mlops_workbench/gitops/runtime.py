@@ -9,13 +9,13 @@ uses), versions come from the registry. Unit tests pass a fake.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
-from mlops_workbench import procs, settings, tracking
+from mlops_workbench import procs, tracking
 from mlops_workbench.gitops.plan import Action, LiveState, Served
 from mlops_workbench.rollout.backends.local import CANARY, ROUTER, STABLE, LocalBackend
 from mlops_workbench.serving.client import ModelServerClient, Unreachable
+from mlops_workbench.workbench import Workbench
 
 
 class Runtime(Protocol):
@@ -35,26 +35,26 @@ class Runtime(Protocol):
 
 
 class LocalRuntime:
-    """The local runtime of state folder ``home``: ``rollout-stable``, ``rollout-canary``, ``rollout-router``."""
+    """The local runtime of state folder of ``wb``: ``rollout-stable``, ``rollout-canary``, ``rollout-router``."""
 
-    def __init__(self, home: Path | None = None) -> None:
-        self.home = home or settings.home()
+    def __init__(self, wb: Workbench) -> None:
+        self.wb = wb
 
     def backend(self, model: str | None = None) -> LocalBackend:
-        return LocalBackend(self.home, model_name=model, metrics="direct")
+        return LocalBackend(self.wb, model_name=model, metrics="direct")
 
     def _served(self, service: str, role: str, backend: LocalBackend) -> Served | None:
-        if procs.get(service, self.home) is None:
+        if procs.get(self.wb, service) is None:
             return None
         try:
-            answer = ModelServerClient(backend.url(role), home=self.home).version()
+            answer = ModelServerClient.of(self.wb, backend.url(role)).version()
         except Unreachable:
             return None
         return Served(version=str(answer["version"]), uri=str(answer["model_uri"]))
 
     def live(self) -> LiveState:
         backend = self.backend()
-        router, weight = procs.get(ROUTER, self.home) is not None, None
+        router, weight = procs.get(self.wb, ROUTER) is not None, None
         if router:
             try:
                 weight = backend.weight()
@@ -86,13 +86,13 @@ class LocalRuntime:
     def registered(self, model: str) -> set[str]:
         from mlops_workbench import registry
 
-        tracking.up(home=self.home)
-        return {str(v.version) for v in registry.list_versions(model, home=self.home)}
+        tracking.up(self.wb)
+        return {str(v.version) for v in registry.list_versions(self.wb, model)}
 
     def busy(self) -> str | None:
         from mlops_workbench.rollout import state as st
 
-        rollout = st.load(self.home)
+        rollout = st.load(self.wb)
         if rollout is not None and st.controller_alive(rollout):
             return (
                 f"canary rollout {rollout.id} of version {rollout.candidate} is under way and drives the same router: "

@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from mlops_workbench.errors import EXIT_ERROR, WorkbenchError
+from mlops_workbench.workbench import Workbench
 
 
 def progress_server() -> dict[str, Any]:
@@ -25,6 +26,14 @@ def progress_server() -> dict[str, Any]:
         "new_browser_tab": True,
         "launcher_entry": {"title": "Progress", "enabled": True},
     }
+
+
+class ProgressServer(ThreadingHTTPServer):
+    """The page's HTTP server, holding the workbench whose progress it shows."""
+
+    def __init__(self, wb: Workbench, port: int) -> None:
+        super().__init__(("127.0.0.1", port), ProgressHandler)
+        self.wb = wb
 
 
 class ProgressHandler(BaseHTTPRequestHandler):
@@ -42,7 +51,7 @@ class ProgressHandler(BaseHTTPRequestHandler):
                 f"No page {path}: the progress page is / and its record /progress.json.",
             )
         try:
-            record = build()
+            record = build(cast(ProgressServer, self.server).wb)
         except WorkbenchError as exc:  # e.g. no checkout found: the message names the fix
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", str(exc))
         if path == "/progress.json":
@@ -72,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(EXIT_ERROR)
-    with ThreadingHTTPServer(("127.0.0.1", int(args[0])), ProgressHandler) as server:
+    with ProgressServer(Workbench.from_env(), int(args[0])) as server:
         server.serve_forever()
 
 

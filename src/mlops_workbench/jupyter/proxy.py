@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,8 +22,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from mlops_workbench import settings, tracking
+from mlops_workbench import tracking
 from mlops_workbench.errors import TrackingServerDown
+from mlops_workbench.workbench import Workbench
 
 # headers of one connection, not of the request: never forwarded (aiohttp sets Host and the framing itself)
 HOP_BY_HOP = frozenset(
@@ -40,7 +40,7 @@ HOP_BY_HOP = frozenset(
         "host",
     }
 )
-HOME = web.AppKey("home", Path)
+WB = web.AppKey("workbench", Workbench)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
 
 
@@ -67,14 +67,14 @@ def notice(status: int, text: str) -> web.Response:
 
 async def forward(request: web.Request) -> web.StreamResponse:
     """Send ``request`` to the state folder's tracking server and stream its answer back, or say why not."""
-    home = request.app[HOME]
+    wb = request.app[WB]
     try:
-        target = tracking.url(home)
+        target = tracking.url(wb)
     except TrackingServerDown:
         return notice(
             503,
-            f"No MLflow tracking server is running for the state folder {home}: start one with "
-            "`workbench mlflow up` in a terminal (or `tracking.up()` in a notebook); this page reloads "
+            f"No MLflow tracking server is running for the state folder {wb.home}: start one with "
+            "`workbench mlflow up` in a terminal (or `tracking.up(lab.wb)` in a notebook); this page reloads "
             "by itself.",
         )
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
@@ -89,7 +89,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     except aiohttp.ClientError as exc:
         return notice(
             502,
-            f"The MLflow tracking server of the state folder {home} at {target} does not answer "
+            f"The MLflow tracking server of the state folder {wb.home} at {target} does not answer "
             f"({type(exc).__name__}): if it is still starting this page reloads by itself, else restart "
             "it with `workbench mlflow down` and `workbench mlflow up`.",
         )
@@ -107,8 +107,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
         upstream.release()
 
 
-def app(home: Path) -> web.Application:
-    """The forwarder for the tracking server of the state folder ``home``."""
+def app(wb: Workbench) -> web.Application:
+    """The forwarder for the tracking server of the state folder of ``wb``."""
 
     async def client(application: web.Application) -> AsyncIterator[None]:
         # bytes pass through as the server sent them (compressed or not); a big answer may take as long as it
@@ -119,7 +119,7 @@ def app(home: Path) -> web.Application:
             yield
 
     application = web.Application()
-    application[HOME] = home
+    application[WB] = wb
     application.cleanup_ctx.append(client)
     application.router.add_route("*", "/{path:.*}", forward)
     return application
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             "usage: python -m mlops_workbench.jupyter.proxy PORT (jupyter-server-proxy runs this for "
             "the MLflow tile; to run MLflow itself use `workbench mlflow up`)"
         )
-    web.run_app(app(settings.home()), host="127.0.0.1", port=int(args[0]), print=None, access_log=None)
+    web.run_app(app(Workbench.from_env()), host="127.0.0.1", port=int(args[0]), print=None, access_log=None)
 
 
 if __name__ == "__main__":

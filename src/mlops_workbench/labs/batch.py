@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.grade import fresh_workbench, grade
 from mlops_workbench.labs.release import learner_notebook, render
 from mlops_workbench.labs.render import write_all
 from mlops_workbench.labs.report import Report
+from mlops_workbench.workbench import Workbench
 
 
 def _slug(path: Path, index: int) -> str:
@@ -26,6 +27,7 @@ def report_dir(out_dir: Path, submissions: list[Path], path: Path) -> Path:
 
 
 def grade_many(
+    wb: Workbench,
     submissions: list[Path],
     out_dir: Path,
     *,
@@ -34,7 +36,8 @@ def grade_many(
     seed: int | None = None,
     on_done: Callable[[Path, Report], None] | None = None,
 ) -> dict[Path, Report]:
-    """Grade submissions in parallel, each in its own folder and fresh state folder under ``out_dir``.
+    """Grade submissions in parallel, each in its own folder and fresh state folder under ``out_dir`` (``wb``'s
+    checkout and ports, a state folder of its own).
 
     A submission that breaks the grader still gets a report (``error`` set),
     so one bad notebook never loses the others' results. ``seed`` (default: a
@@ -44,7 +47,7 @@ def grade_many(
 
     def one(index: int, path: Path) -> Report:
         folder = report_dir(out_dir, submissions, path)
-        report = grade(path, folder, lab, seed=seed)
+        report = grade(fresh_workbench(wb, folder), path, folder, lab, seed=seed)
         write_all(report, folder)
         return report
 
@@ -95,12 +98,12 @@ class Validation:
         return out
 
 
-def validate(lab: Lab, work: Path | None = None) -> Validation:
+def validate(wb: Workbench, lab: Lab, work: Path | None = None) -> Validation:
     """Grade the solution (must score full marks) and the released learner version (must score zero)."""
     work = Path(work or tempfile.mkdtemp(prefix=f"validate-{lab.id}-"))
     learner_path = work / "learner" / f"{lab.id}.ipynb"
     learner_path.parent.mkdir(parents=True, exist_ok=True)
     learner_path.write_text(render(learner_notebook(lab)))
-    solution = grade(lab.source, work / "solution", lab)
-    learner = grade(learner_path, work / "learner-graded", lab)
+    solution = grade(fresh_workbench(wb, work / "solution"), lab.source, work / "solution", lab)
+    learner = grade(fresh_workbench(wb, work / "learner-graded"), learner_path, work / "learner-graded", lab)
     return Validation(lab.id, solution, learner)

@@ -16,8 +16,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from mlops_workbench import settings
 from mlops_workbench.labs.report import CheckResult
+from mlops_workbench.workbench import Workbench
 
 
 class CheckEvent(BaseModel):
@@ -30,15 +30,15 @@ class CheckEvent(BaseModel):
     results: list[CheckResult] = []
 
 
-def log_path(home: Path, lab: str) -> Path:
+def log_path(wb: Workbench, lab: str) -> Path:
     """``<home>/checks/<lab>.jsonl`` (:meth:`settings.StateLayout.check_log`)."""
-    return settings.layout(home).check_log(lab)
+    return wb.layout.check_log(lab)
 
 
-def append(home: Path, lab: str, kind: Literal["start", "check"], results: Sequence[CheckResult] = ()) -> None:
+def append(wb: Workbench, lab: str, kind: Literal["start", "check"], results: Sequence[CheckResult] = ()) -> None:
     """Add one event. Feedback must never fail because of its log, so a folder that cannot be written is skipped."""
     event = CheckEvent(lab=lab, kind=kind, results=[CheckResult(**r.model_dump()) for r in results])
-    path = log_path(home, lab)
+    path = log_path(wb, lab)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -50,9 +50,9 @@ def append(home: Path, lab: str, kind: Literal["start", "check"], results: Seque
         pass
 
 
-def read(home: Path, lab: str) -> tuple[list[CheckEvent], list[str]]:
+def read(wb: Workbench, lab: str) -> tuple[list[CheckEvent], list[str]]:
     """The lab's events in the order written, and one problem per line that is not an event (it is skipped)."""
-    path = log_path(home, lab)
+    path = log_path(wb, lab)
     if not path.is_file():
         return [], []
     try:

@@ -24,6 +24,7 @@ from typing import Any, Literal, NoReturn
 
 from mlops_workbench.errors import InputError, NotFoundError, WorkbenchError
 from mlops_workbench.labs.learner_code import load_function
+from mlops_workbench.workbench import Workbench
 
 Visibility = Literal["public", "hidden"]
 _MISSING = object()
@@ -49,7 +50,7 @@ class Context:
     """
 
     lab: str
-    home: Path
+    wb: Workbench
     variables: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     live: bool = False
@@ -63,9 +64,14 @@ class Context:
         return random.Random(f"{self.lab}:{label}:{self.seed}")
 
     @property
+    def home(self) -> Path:
+        """The state folder (``wb.home``)."""
+        return self.wb.home
+
+    @property
     def workspace(self) -> Path:
         """The lab's own folder under the state folder (``<home>/workspaces/<lab>``)."""
-        return workspace_for(self.home, self.lab)
+        return workspace_for(self.wb, self.lab)
 
     def var(self, name: str, default: Any = _MISSING, kind: type | tuple[type, ...] | None = None) -> Any:
         """The notebook variable ``name``; fails the check with a hint when it is not defined.
@@ -91,10 +97,9 @@ class Context:
         return value
 
 
-def workspace_for(home: Path, lab: str) -> Path:
-    from mlops_workbench import settings
+def workspace_for(wb: Workbench, lab: str) -> Path:
 
-    return settings.layout(home).workspace(lab)
+    return wb.layout.workspace(lab)
 
 
 @dataclass(frozen=True)

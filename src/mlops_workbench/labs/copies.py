@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from mlops_workbench import settings
+from mlops_workbench.workbench import Workbench
 
 Status = Literal["copied", "current", "updated", "newer"]
 
@@ -98,9 +99,9 @@ def prepare_one(release: Path, layout: settings.StateLayout) -> Copy:
     return Copy(lab, copy, "newer", update)
 
 
-def prepare(project: Path | None = None, home: Path | None = None) -> list[Copy]:
+def prepare(wb: Workbench, project: Path | None = None) -> list[Copy]:
     """Working copies of every notebook in ``<project>/notebooks/`` under ``<home>/notebooks/``; the tracked
     notebooks are only read."""
     project = Path(project or settings.project_root())
-    layout = settings.layout(home)
+    layout = wb.layout
     return [prepare_one(path, layout) for path in sorted((project / "notebooks").glob("*.ipynb"))]

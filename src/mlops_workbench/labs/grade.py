@@ -20,7 +20,7 @@ from typing import Any
 
 import nbformat
 
-from mlops_workbench import paramspec, procs, settings
+from mlops_workbench import paramspec, procs
 from mlops_workbench.labs import answers, guard
 from mlops_workbench.labs.checks import Check, CheckFailed, Context, workspace_for
 from mlops_workbench.labs.format import Lab, LabFormatError, read_notebook
@@ -28,6 +28,7 @@ from mlops_workbench.labs.release import learner_notebook, render
 from mlops_workbench.labs.report import CheckResult, IntegrityIssue, Report, Status, Timings
 from mlops_workbench.labs.run import Execution, execute, truncate
 from mlops_workbench.labs.submission import check_integrity, detect_lab, digest, file_digest, normalize_ids
+from mlops_workbench.workbench import Workbench
 
 
 def _blocker(check: Check, execution: Execution, missing: set[str]) -> tuple[Status, str] | None:
@@ -144,10 +145,10 @@ def give_away(
     return out
 
 
-def _failed_dependencies(lab: Lab, home: Path) -> list[str]:
+def _failed_dependencies(wb: Workbench, lab: Lab) -> list[str]:
     failed = []
     for dep in lab.spec.depends_on:
-        result = settings.layout(home).results / f"{dep}.json"
+        result = wb.layout.results / f"{dep}.json"
         if result.exists() and not Report.model_validate_json(result.read_text()).passed:
             failed.append(dep)
     return failed
@@ -168,17 +169,24 @@ def _all_checks(lab: Lab, status: Status, message: str) -> list[CheckResult]:
     ]
 
 
+def fresh_workbench(wb: Workbench, out_dir: Path) -> Workbench:
+    """``wb`` with a new, empty state folder ``<out_dir>/home``: what a grading run gets unless it is given one."""
+    home = Path(out_dir).resolve() / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    return wb.at(home)
+
+
 def grade(
+    wb: Workbench,
     submission: Path,
     out_dir: Path,
     lab: Lab | None = None,
     *,
-    home: Path | None = None,
     parameters: dict[str, Any] | None = None,
     progress: bool = False,
     seed: int | None = None,
 ) -> Report:
-    """Grade one notebook. ``home`` defaults to a fresh state folder under ``out_dir``.
+    """Grade one notebook with the state folder of ``wb`` (:func:`fresh_workbench` gives a new, empty one).
 
     ``seed`` picks the hidden scenarios the checks generate (:meth:`Context.rng`); a fresh one is drawn when it
     is None. It is recorded in the report, so ``workbench grade --seed N`` replays the same scenarios.
@@ -192,10 +200,6 @@ def grade(
     out_dir.mkdir(parents=True, exist_ok=True)
     lab = lab or detect_lab(submission)
     seed = secrets.randbelow(1_000_000) if seed is None else seed
-    if home is None:
-        home = out_dir / "home"
-        shutil.rmtree(home, ignore_errors=True)
-    home = Path(home).resolve()
     released_text = render(learner_notebook(lab))
     sha = file_digest(submission)
     common = functools.partial(
@@ -213,18 +217,18 @@ def grade(
         nb = read_notebook(submission)
     except LabFormatError as exc:
         return _finish(
+            wb,
             common(score=0.0, passed=False, error=str(exc), checks=_all_checks(lab, "error", str(exc))),
             out_dir,
-            home,
             started,
         )
-    blocked_by = _failed_dependencies(lab, home)
+    blocked_by = _failed_dependencies(wb, lab)
     if blocked_by:
         message = f"Lab {', '.join(blocked_by)} must pass first; grade it again after fixing it."
         return _finish(
+            wb,
             common(score=0.0, passed=False, error=message, checks=_all_checks(lab, "blocked", message)),
             out_dir,
-            home,
             started,
         )
     raw_ids, added = normalize_ids(submission.read_bytes())  # read_notebook checked its size
@@ -235,16 +239,16 @@ def grade(
     issues, runnable = check_integrity(nb, released, raw_ids)
     issues = added + issues
     violations = answer_violations(lab, runnable, released)
-    workdir = workspace_for(home, lab.id)
+    workdir = workspace_for(wb, lab.id)
     shutil.rmtree(workdir, ignore_errors=True)
-    before = [s.name for s in procs.running(home)]  # e.g. the pipeline's MLflow server, shared by its stages
+    before = [s.name for s in procs.running(wb)]  # e.g. the pipeline's MLflow server, shared by its stages
     checks = lab.checks  # loaded before the notebook runs: it cannot rewrite what grades it
     kept = guard.snapshot(lab.folder, guard.PACKAGE_DIR)
     try:
         execution = execute(
+            wb,
             runnable,
             out_dir / "executed.ipynb",
-            home=home,
             workdir=workdir,
             parameters=parameters,
             exports=lab.spec.exports,
@@ -257,7 +261,12 @@ def grade(
         tampered = guard.changes(kept)
         missing = {i.cell for i in issues if i.problem == "deleted"}
         ctx = Context(
-            lab=lab.id, home=home, variables=execution.variables, params=paramspec.load_params(), live=False, seed=seed
+            lab=lab.id,
+            wb=wb,
+            variables=execution.variables,
+            params=paramspec.load_params(),
+            live=False,
+            seed=seed,
         )
         if tampered:
             issues.append(
@@ -278,7 +287,7 @@ def grade(
                 run_checks(checks, ctx, lambda check: _blocked(check, execution, missing)), checks, violations
             )
     finally:
-        procs.stop_all(home, keep=before)  # what the notebook and its checks started
+        procs.stop_all(wb, keep=before)  # what the notebook and its checks started
     score = sum(r.score for r in results)
     report = common(
         score=score,
@@ -292,14 +301,14 @@ def grade(
             execution_seconds=round(execution.seconds, 3), checks_seconds=round(time.monotonic() - executed_at, 3)
         ),
     )
-    return _finish(report, out_dir, home, started)
+    return _finish(wb, report, out_dir, started)
 
 
-def _finish(report: Report, out_dir: Path, home: Path, started: float) -> Report:
+def _finish(wb: Workbench, report: Report, out_dir: Path, started: float) -> Report:
     report.timings.total_seconds = round(time.monotonic() - started, 3)
     text = report.model_dump_json(indent=2)
     (out_dir / "report.json").write_text(text + "\n")
-    results = settings.layout(home).results
+    results = wb.layout.results
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{report.lab}.json").write_text(text + "\n")
     return report

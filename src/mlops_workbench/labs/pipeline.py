@@ -25,6 +25,7 @@ from mlops_workbench import output, settings, tools
 from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report
+from mlops_workbench.workbench import Workbench
 
 OUT = "build/pipeline"
 
@@ -60,12 +61,12 @@ def write_dvc_yaml(labs: list[Lab], check: bool = False) -> bool:
     return True
 
 
-def state_folder(lab: Lab) -> Path:
+def state_folder(wb: Workbench, lab: Lab) -> Path:
     """Where the pipeline runs ``lab``: one state folder per group of labs that share state, apart from the
     learner's, so that labs running side by side never meet and reference solutions never answer a learner's
     ``check()``."""
     group = state_groups(Lab.all(lab.folder.parent))[lab.id]
-    return settings.layout().pipeline_lab(group)
+    return wb.layout.pipeline_lab(group)
 
 
 GIT_IDENTITY = {

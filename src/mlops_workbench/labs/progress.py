@@ -48,6 +48,7 @@ from mlops_workbench.labs.progress_record import (
     TimeSpent,
 )
 from mlops_workbench.labs.report import CheckResult, Report
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from mlops_workbench.drills.spec import DrillReport
@@ -97,9 +98,9 @@ def declared_points(lab: Lab) -> float:
     return total
 
 
-def lab_info(lab: Lab, home: Path | None = None) -> LabInfo:
+def lab_info(wb: Workbench, lab: Lab) -> LabInfo:
     s = lab.spec
-    copy = settings.layout(home).notebook(lab.id)
+    copy = wb.layout.notebook(lab.id)
     try:
         shown = copy.resolve().relative_to(settings.project_root()).as_posix()
     except ValueError:
@@ -270,11 +271,11 @@ NOTES = {
 
 
 def assemble(
+    wb: Workbench,
     infos: list[LabInfo],
     found: list[Found],
     events: dict[str, list[CheckEvent]],
     drills: list[DrillReport],
-    home: Path,
     problems: list[str],
     now: datetime | None = None,
 ) -> Progress:
@@ -289,7 +290,7 @@ def assemble(
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     return Progress(
         generated_at=stamp,
-        home=str(home),
+        home=str(wb.home),
         source=source,
         note=NOTES[source],
         labs=labs,
@@ -313,23 +314,23 @@ def _read_report(path: Path, reference: bool, problems: list[str]) -> Found | No
     return Found(report, path, reference or is_reference(report))
 
 
-def read_reports(home: Path, grades: Sequence[Path], problems: list[str]) -> list[Found]:
+def read_reports(wb: Workbench, grades: Sequence[Path], problems: list[str]) -> list[Found]:
     """Every grade report that may count, each marked as the learner's own or a reference run."""
-    paths = settings.layout(home)
+    paths = wb.layout
     own = [*sorted(paths.results.glob("*.json")), *(p for d in grades for p in sorted(Path(d).glob("*/report.json")))]
     reference = sorted(paths.pipeline.glob("*/results/*.json"))
     found = [_read_report(p, False, problems) for p in own] + [_read_report(p, True, problems) for p in reference]
     return [f for f in found if f is not None]
 
 
-def read_drills(home: Path, problems: list[str]) -> list[DrillReport]:
+def read_drills(wb: Workbench, problems: list[str]) -> list[DrillReport]:
     """Every graded drill attempt (the drill machinery is imported only when there are drill reports)."""
-    if not settings.layout(home).drills.root.is_dir():
+    if not wb.layout.drills.root.is_dir():
         return []
     from mlops_workbench.drills.spec import DrillReport
 
     reports = []
-    for path in sorted(settings.layout(home).drills.reports.glob("*.json")):
+    for path in sorted(wb.layout.drills.reports.glob("*.json")):
         try:
             reports.append(DrillReport.model_validate_json(path.read_text(encoding="utf-8", errors="replace")))
         except (OSError, ValidationError) as exc:
@@ -345,14 +346,13 @@ def default_grades() -> list[Path]:
     return [settings.project_root() / "build" / "grades"]
 
 
-def build(home: Path | None = None, grades: Sequence[Path] | None = None, labs: list[Lab] | None = None) -> Progress:
+def build(wb: Workbench, grades: Sequence[Path] | None = None, labs: list[Lab] | None = None) -> Progress:
     """Read everything afresh and return the learner's progress (``grades``: folders ``workbench grade`` wrote to)."""
-    home = Path(home) if home is not None else settings.home()
     labs = labs if labs is not None else Lab.all()
     problems: list[str] = []
-    found = read_reports(home, default_grades() if grades is None else grades, problems)
+    found = read_reports(wb, default_grades() if grades is None else grades, problems)
     events: dict[str, list[CheckEvent]] = {}
     for lab in labs:
-        events[lab.id], bad = checklog.read(home, lab.id)
+        events[lab.id], bad = checklog.read(wb, lab.id)
         problems += bad
-    return assemble([lab_info(lab, home) for lab in labs], found, events, read_drills(home, problems), home, problems)
+    return assemble(wb, [lab_info(wb, lab) for lab in labs], found, events, read_drills(wb, problems), problems)

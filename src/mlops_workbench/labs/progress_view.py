@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,6 +13,7 @@ from rich.table import Table
 from mlops_workbench import output
 from mlops_workbench.labs.progress_record import LabProgress, Progress
 from mlops_workbench.labs.render import ICON
+from mlops_workbench.workbench import Workbench
 
 STATUS_STYLE = {"passed": "green", "in progress": "yellow", "not started": "bright_black"}
 
@@ -207,10 +207,10 @@ def page(progress: Progress) -> str:
     )
 
 
-def show(home: Path | None = None) -> None:
+def show(wb: Workbench) -> None:
     """Display the learner's progress in a notebook (the last cells of lab 00 call this)."""
     from IPython.display import HTML, display
 
     from mlops_workbench.labs.progress import build
 
-    display(HTML(fragment(build(home))))
+    display(HTML(fragment(build(wb))))

@@ -21,9 +21,10 @@ from typing import Any, Literal
 import nbformat
 from pydantic import BaseModel
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs
 from mlops_workbench.labs.format import MAX_NOTEBOOK_BYTES, parameters_cell
 from mlops_workbench.procs import RUN_TOKEN_ENV as TOKEN_ENV
+from mlops_workbench.workbench import Workbench
 
 EXPORT_CELL_ID = "workbench-export"
 MAX_TEXT = 2000
@@ -85,10 +86,10 @@ get_ipython().events.register(
 
 
 def execute(
+    wb: Workbench,
     nb: nbformat.NotebookNode,
     output: Path,
     *,
-    home: Path,
     workdir: Path,
     parameters: dict[str, Any] | None = None,
     exports: list[str] | tuple[str, ...] = (),
@@ -131,8 +132,7 @@ def execute(
     token = uuid.uuid4().hex
     env = {
         **os.environ,
-        "WORKBENCH_HOME": str(home),
-        "WORKBENCH_PROJECT": str(settings.project_root()),
+        **wb.env(),
         TOKEN_ENV: token,
         "PYTHONUNBUFFERED": "1",
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_workbench import output, paramspec, settings
+from mlops_workbench import output, paramspec
 from mlops_workbench.errors import InputError
 from mlops_workbench.jupyter.lab import workspace_path
 from mlops_workbench.labs import checklog
@@ -22,6 +22,7 @@ from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.grade import run_check, run_checks
 from mlops_workbench.labs.render import ICON
 from mlops_workbench.labs.report import CheckResult
+from mlops_workbench.workbench import Workbench
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -74,11 +75,16 @@ class LabSession:
     """A learner's lab in a live kernel."""
 
     lab: Lab
-    home: Path
+    wb: Workbench
+
+    @property
+    def home(self) -> Path:
+        """The state folder (``wb.home``)."""
+        return self.wb.home
 
     @property
     def workspace(self) -> Path:
-        return workspace_for(self.home, self.lab.id)
+        return workspace_for(self.wb, self.lab.id)
 
     @property
     def public_checks(self) -> list[Check]:
@@ -87,7 +93,7 @@ class LabSession:
     def _context(self) -> Context:
         return Context(
             lab=self.lab.id,
-            home=self.home,
+            wb=self.wb,
             variables=dict(_user_namespace()),
             params=paramspec.load_params(),
             live=True,
@@ -100,7 +106,7 @@ class LabSession:
             raise InputError(f"No public check '{check_id}' in {self.lab.id}; public checks: {', '.join(known)}.")
         with output.quiet():
             result = Feedback(**run_check(known[check_id], self._context()).model_dump())
-        checklog.append(self.home, self.lab.id, "check", [result])
+        checklog.append(self.wb, self.lab.id, "check", [result])
         _show([result])
         return result
 
@@ -109,7 +115,7 @@ class LabSession:
         ctx = self._context()
         with output.quiet():
             results = FeedbackList(Feedback(**r.model_dump()) for r in run_checks(self.public_checks, ctx))
-        checklog.append(self.home, self.lab.id, "check", results)
+        checklog.append(self.wb, self.lab.id, "check", results)
         _show(results)
         return results
 
@@ -134,9 +140,9 @@ def _style_tables() -> None:
 
 def start(lab_id: str, chdir: bool = True) -> LabSession:
     """Open lab ``lab_id``: create its workspace under the state folder and (by default) work from there."""
-    session = LabSession(lab=Lab.find(lab_id), home=settings.home())
+    session = LabSession(lab=Lab.find(lab_id), wb=Workbench.from_env())
     session.workspace.mkdir(parents=True, exist_ok=True)
-    checklog.append(session.home, session.lab.id, "start")  # where the progress page's time for this lab begins
+    checklog.append(session.wb, session.lab.id, "start")  # where the progress page's time for this lab begins
     if chdir:
         os.chdir(session.workspace)
     print(

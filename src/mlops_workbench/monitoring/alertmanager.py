@@ -19,9 +19,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_workbench import procs, settings, tools
+from mlops_workbench import procs, tools
 from mlops_workbench.errors import ServiceError, ToolMissing
 from mlops_workbench.serving import auth
+from mlops_workbench.workbench import Workbench
 
 SERVICE = "monitor-alertmanager"
 BINARY_ENV = "WORKBENCH_ALERTMANAGER"
@@ -78,33 +79,28 @@ def config(webhook_url: str, token_file: Path, timing: Timing = LAB_TIMING) -> d
     }
 
 
-def write_config(webhook_url: str, home: Path, timing: Timing = LAB_TIMING) -> Path:
+def write_config(wb: Workbench, webhook_url: str, timing: Timing = LAB_TIMING) -> Path:
     """Write :func:`config` to ``<home>/monitoring/alertmanager/alertmanager.yml`` (the token file is made)."""
-    auth.ensure_token(home)
-    folder = settings.layout(home).alertmanager
+    auth.ensure_token(wb)
+    folder = wb.layout.alertmanager
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config(webhook_url, settings.layout(home).admin_token, timing), sort_keys=False))
+    path.write_text(yaml.safe_dump(config(webhook_url, wb.layout.admin_token, timing), sort_keys=False))
     return path
 
 
 def up(
-    webhook_url: str,
-    home: Path | None = None,
-    port: int | None = None,
-    timing: Timing = LAB_TIMING,
-    timeout: float = 60.0,
+    wb: Workbench, webhook_url: str, port: int | None = None, timing: Timing = LAB_TIMING, timeout: float = 60.0
 ) -> str:
     """Start Alertmanager (or reuse the running one) notifying ``webhook_url``; returns its URL. Without ``port``
     it listens on its default port (9093 + ``WORKBENCH_PORT_OFFSET``) or the next free one."""
-    home = home or settings.home()
-    running = procs.get(SERVICE, home)
+    running = procs.get(wb, SERVICE)
     if running:
         return running.url
     exe = binary()
     if exe is None:
         raise ToolMissing(f"No Alertmanager binary found: {tools.install_hint('prometheus-alertmanager')}.")
-    cfg = write_config(webhook_url, home, timing)
+    cfg = write_config(wb, webhook_url, timing)
 
     def start(listen: int) -> procs.Service:
         cmd = [
@@ -117,18 +113,18 @@ def up(
             "--data.retention=24h",
             "--log.level=warn",
         ]
-        return procs.start(SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout, home=home)
+        return procs.start(wb, SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout)
 
     return (start(port) if port else procs.on_default_port("alertmanager", start)).url
 
 
-def down(home: Path | None = None) -> bool:
+def down(wb: Workbench) -> bool:
     """Stop Alertmanager; True if it was running."""
-    return procs.stop(SERVICE, home)
+    return procs.stop(wb, SERVICE)
 
 
-def url(home: Path | None = None) -> str | None:
-    running = procs.get(SERVICE, home)
+def url(wb: Workbench) -> str | None:
+    running = procs.get(wb, SERVICE)
     return running.url if running else None
 
 

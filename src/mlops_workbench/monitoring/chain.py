@@ -9,7 +9,6 @@ prints it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +16,7 @@ from mlops_workbench import paramspec
 from mlops_workbench.errors import RegistryError
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome, Lineage
+from mlops_workbench.workbench import Workbench
 
 UNKNOWN = "not recorded"
 
@@ -123,12 +123,12 @@ def format_chain(chain: LineageChain) -> list[str]:
     return lines
 
 
-def lineage_chain(version: str | int, model_name: str | None = None, home: Path | None = None) -> LineageChain:
+def lineage_chain(wb: Workbench, version: str | int, model_name: str | None = None) -> LineageChain:
     """The chain of ``version`` of ``model_name``: its MLflow run and the audit log (RegistryError when unknown)."""
     from mlops_workbench import registry
 
     model = model_name or paramspec.model_name()
-    versions = registry.list_versions(model, home=home)
+    versions = registry.list_versions(wb, model)
     found = next((v for v in versions if str(v.version) == str(version)), None)
     if found is None:
         known = ", ".join(str(v.version) for v in reversed(versions)) or "none"
@@ -139,6 +139,6 @@ def lineage_chain(version: str | int, model_name: str | None = None, home: Path 
     tags: dict[str, str] = {}
     metrics: dict[str, float] = {}
     if found.run_id:
-        run = registry.client(home).get_run(found.run_id)
+        run = registry.client(wb).get_run(found.run_id)
         tags, metrics = dict(run.data.tags), dict(run.data.metrics)
-    return build_chain(model, str(found.version), audit.read(home=home), found.run_id, tags, metrics)
+    return build_chain(model, str(found.version), audit.read(wb), found.run_id, tags, metrics)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_workbench import data, registry, settings, tracking, versioning
+from mlops_workbench import data, registry, tracking, versioning
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import Failed, InputError
 from mlops_workbench.monitoring import scenarios, webhook
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from mlops_workbench.datastats import ReferenceStats
     from mlops_workbench.versioning import Workspace
+    from mlops_workbench.workbench import Workbench
 
 PROJECT = "project"
 """The learner's git + DVC project, a folder of the lab workspace (the workspace itself holds the exercises)."""
@@ -51,35 +52,35 @@ class Prepared:
 
 
 def build_project(
-    path: Path, home: Path, model_name: str, frame: pd.DataFrame | None = None, *, gated: bool = True
+    wb: Workbench, path: Path, model_name: str, frame: pd.DataFrame | None = None, *, gated: bool = True
 ) -> tuple[Workspace, str]:
     """The project at ``path`` trained on ``frame`` (default: Iris), logged with lineage, registered and released
     to production; (workspace, version). The folder is rebuilt from empty. ``gated=False`` points the alias at the
     version without the registry's gate (a grader's deliberately weak production)."""
-    ws = candidate_workspace(path, home, frame=frame)
+    ws = candidate_workspace(wb, path, frame=frame)
     ws.dvc("repro", "--quiet")
     ws.commit("Train on the first month")
-    run_id = versioning.log_model_run(ws, experiment="monitor-retrain", run_name="first-month", home=home)
-    version = str(registry.register(run_id, model_name, home=home).version)
+    run_id = versioning.log_model_run(wb, ws, experiment="monitor-retrain", run_name="first-month")
+    version = str(registry.register(wb, run_id, model_name).version)
     if gated:
-        registry.release(model_name, version, approver="lead", reason="the first month in production", home=home)
+        registry.release(wb, model_name, version, approver="lead", reason="the first month in production")
     else:
-        tracking.client(home).set_registered_model_alias(model_name, Alias.PRODUCTION, version)
+        tracking.client(wb).set_registered_model_alias(model_name, Alias.PRODUCTION, version)
     return ws, version
 
 
-def prepare(home: Path, workspace: Path, model_name: str) -> Prepared:
+def prepare(wb: Workbench, workspace: Path, model_name: str) -> Prepared:
     """Tracking server up, the project built and released, production served behind the router (fresh each run)."""
     from mlops_workbench.monitoring.reference import load
     from mlops_workbench.rollout.backends.local import LocalBackend
 
-    backend = LocalBackend(home, model_name=model_name, metrics="direct")
+    backend = LocalBackend(wb, model_name=model_name, metrics="direct")
     backend.down()
-    tracking.up(home=home)
-    ws, version = build_project(workspace / PROJECT, home, model_name)
+    tracking.up(wb)
+    ws, version = build_project(wb, workspace / PROJECT, model_name)
     router = backend.up()
     backend.warm_up("stable")
-    return Prepared(workspace=ws, version=version, reference=load(model_name, version, home), router=router)
+    return Prepared(workspace=ws, version=version, reference=load(wb, model_name, version), router=router)
 
 
 def send_month(router: str, seed: int, rows: int, prefix: str, shift: scenarios.Shift | None = None) -> dict[str, str]:
@@ -90,10 +91,10 @@ def send_month(router: str, seed: int, rows: int, prefix: str, shift: scenarios.
     return scenarios.replay(RouterClient(router), scenarios.traffic(seed, rows, shift), prefix)
 
 
-def logged(home: Path, model_name: str, prefix: str) -> Window:
+def logged(wb: Workbench, model_name: str, prefix: str) -> Window:
     """The window of the prediction log holding the requests named ``<prefix>-*`` (labels joined, if any);
     ``.frame()`` gives one row per prediction."""
-    log = PredictionLog(home=home)
+    log = PredictionLog(wb)
     try:
         rows = [r for r in log.query(model=model_name) if r.request_id.startswith(f"{prefix}-")]
     finally:
@@ -148,9 +149,9 @@ def file_scorer() -> list[DriftScores]:
     return [DriftScores.model_validate(s) for s in json.loads(Path(name).read_text())]
 
 
-def wait_for_alert(home: Path, alertname: str, timeout: float = 120.0) -> webhook.AlertRecord:
+def wait_for_alert(wb: Workbench, alertname: str, timeout: float = 120.0) -> webhook.AlertRecord:
     """The first firing notification of ``alertname`` the webhook recorded, waiting up to ``timeout`` seconds."""
-    path = settings.layout(home).alerts_received
+    path = wb.layout.alerts_received
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for record in webhook.read(path):

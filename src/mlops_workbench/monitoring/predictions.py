@@ -1,6 +1,6 @@
 """The prediction log: every prediction the model servers of a state folder made, and the labels that came later.
 
-One sqlite file (``settings.layout(home).predictions``) in WAL mode, so several server processes append while a
+One sqlite file (``wb.layout.predictions``) in WAL mode, so several server processes append while a
 notebook reads: each write is one short ``BEGIN IMMEDIATE`` transaction and a writer that finds the file locked
 waits (``timeout``) instead of failing. A row is one scored input row: the request id the server answered with
 (``x-request-id``), the row's place in its request, the time, model name and version, the input features by
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_workbench import settings
 from mlops_workbench.errors import InputError
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,8 +139,8 @@ class PredictionLog:
     """The sqlite prediction log at ``path`` (default: the state folder's). Safe to share between threads; every
     process opens its own. The file and its folder are made by the first write or query."""
 
-    def __init__(self, path: Path | None = None, *, home: Path | None = None, timeout: float = 10.0) -> None:
-        self.path = Path(path) if path is not None else settings.layout(home).predictions
+    def __init__(self, wb: Workbench, path: Path | None = None, *, timeout: float = 10.0) -> None:
+        self.path = Path(path) if path is not None else wb.layout.predictions
         self.timeout = timeout
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None

@@ -26,6 +26,7 @@ from mlops_workbench.datastats import (
     proportions,
 )
 from mlops_workbench.errors import InputError, NotFoundError
+from mlops_workbench.workbench import Workbench
 
 __all__ = [
     "ARTIFACT_DIR",
@@ -43,13 +44,13 @@ __all__ = [
 ]
 
 
-def load(model_name: str, version: str | int, home: Path | None = None) -> ReferenceStats:
+def load(wb: Workbench, model_name: str, version: str | int) -> ReferenceStats:
     """The reference statistics saved with version ``version`` of the registered model ``model_name``."""
     from mlflow.exceptions import MlflowException
 
     from mlops_workbench import tracking
 
-    client = tracking.client(home)
+    client = tracking.client(wb)
     try:
         mv = client.get_model_version(model_name, str(version))
     except MlflowException:

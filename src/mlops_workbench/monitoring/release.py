@@ -15,12 +15,11 @@ audit log carrying the candidate's lineage, so the chain alert -> data commit ->
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from mlops_workbench import paramspec, settings
+from mlops_workbench import paramspec
 from mlops_workbench.errors import Failed, RegistryError
 from mlops_workbench.monitoring.retrain import RetrainResult
 from mlops_workbench.monitoring.shadow import read_stats, shadow_verdict, watch
@@ -33,6 +32,7 @@ from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
 from mlops_workbench.rollout.policy import Policy
 from mlops_workbench.rollout.policy import load as load_policy
 from mlops_workbench.rollout.state import RolloutPhase
+from mlops_workbench.workbench import Workbench
 
 
 class ReleaseResult(BaseModel):
@@ -82,7 +82,7 @@ def retrain_record(entries: list[AuditEntry], model: str, version: str) -> tuple
 
 
 def _candidate(
-    candidate: RetrainResult | str, model_name: str | None, home: Path
+    wb: Workbench, candidate: RetrainResult | str, model_name: str | None
 ) -> tuple[str, str, GateResult | None, Lineage | None]:
     """(model, version, the retrain's gate verdict, its lineage); RegistryError for a version that lost its gate."""
     gate: GateResult | None
@@ -91,7 +91,7 @@ def _candidate(
         model, version, gate, lineage = candidate.model, candidate.version, candidate.gate, candidate.lineage
     else:
         model, version = model_name or paramspec.model_name(), str(candidate)
-        lineage, gate = retrain_record(audit.read(home=home), model, version)
+        lineage, gate = retrain_record(audit.read(wb), model, version)
     if gate is not None and not gate.passed:
         raise RegistryError(
             f"Version {version} of '{model}' lost the gate on its fresh window ({gate.summary()}): it is not "
@@ -101,10 +101,10 @@ def _candidate(
 
 
 def release_after_shadow(
+    wb: Workbench,
     candidate: RetrainResult | str,
     *,
     model_name: str | None = None,
-    home: Path | None = None,
     requests: int | None = None,
     window_s: float = 120.0,
     policy: ShadowPolicy | None = None,
@@ -119,16 +119,15 @@ def release_after_shadow(
     refused (RegistryError) when it lost it. Raises :class:`ReleaseFailed` when the shadow fails or the canary does
     not promote.
     """
-    home = home or settings.home()
     say = say or (lambda _text: None)
     policy = policy or ShadowPolicy()
-    model, version, gate, lineage = _candidate(candidate, model_name, home)
+    model, version, gate, lineage = _candidate(wb, candidate, model_name)
     plan = rollout_policy if isinstance(rollout_policy, Policy) else load_policy(rollout_policy)
 
     def log(action: AuditAction, outcome: AuditOutcome, **fields: Any) -> None:
-        audit.append(AuditEntry(action=action, model=model, version=version, outcome=outcome, **fields), home=home)
+        audit.append(wb, AuditEntry(action=action, model=model, version=version, outcome=outcome, **fields))
 
-    backend = LocalBackend(home, model_name=model, metrics=metrics)
+    backend = LocalBackend(wb, model_name=model, metrics=metrics)
     backend.up()
     router = backend.router()
     baseline = read_stats(router.metrics(), version)
@@ -145,8 +144,8 @@ def release_after_shadow(
     result = ReleaseResult(model=model, version=version, shadow=verdict)
     if not verdict.passed:
         raise ReleaseFailed(result)
-    promoter = ops.registry_promoter(home, model, gate=gate)
-    state = ops.controller(home, metrics, model_name=model, say=say, promoter=promoter).start(plan, version)
+    promoter = ops.registry_promoter(wb, model, gate=gate)
+    state = ops.controller(wb, metrics, model_name=model, say=say, promoter=promoter).start(plan, version)
     result = result.model_copy(update={"rollout": state.id, "phase": str(state.phase), "reason": state.reason or ""})
     moved = lineage.model_copy(update={"rollout": state.id}) if lineage else None
     outcome = AuditOutcome.PASSED if result.promoted else AuditOutcome.FAILED

@@ -23,8 +23,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_workbench import settings
 from mlops_workbench.errors import InputError
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from mlops_workbench.datastats import ReferenceStats
@@ -88,11 +88,11 @@ below alpha <em>and</em> its PSI reaches the PSI threshold. Drifted: <strong>{_e
 
 
 def write(
+    wb: Workbench,
     report: DriftReport,
     reference: ReferenceStats,
     window: Window,
     accuracy: AccuracyTable | None = None,
-    home: Path | None = None,
     name: str | None = None,
 ) -> Path:
     """Write the report under the state folder's drift reports and return its path (``name``.html, by default
@@ -102,7 +102,7 @@ def write(
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     if not safe.strip("._"):
         raise InputError(f"name={name!r} leaves no file name: use letters, digits, '.', '_' or '-'.")
-    folder = settings.layout(home).drift_reports
+    folder = wb.layout.drift_reports
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe}.html"
     path.write_text(render(report, reference, window, accuracy), encoding="utf-8")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mlops_workbench import paramspec, registry, settings, tracking
+from mlops_workbench import paramspec, registry, tracking
 from mlops_workbench.data import DataValidationError, load_csv, validate
 from mlops_workbench.errors import Failed, InputError
 from mlops_workbench.paramspec import RegistryParams
@@ -47,6 +47,7 @@ from mlops_workbench.versioning.workspace import (
     locked_md5,
     open_workspace,
 )
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:  # the receiver's web stack loads where it runs, not with every retrain
     from mlops_workbench.monitoring.webhook import Notification
@@ -120,12 +121,12 @@ def cause_of(notification: Notification) -> Cause:
 
 
 def on_alert(
-    workspace: Workspace | Path | str, evaluation: Window, **options: Any
+    wb: Workbench, workspace: Workspace | Path | str, evaluation: Window, **options: Any
 ) -> Callable[[Notification], RetrainResult]:
     """An ``on_firing`` action for the webhook receiver (:class:`~mlops_workbench.monitoring.webhook.Receiver`):
     each newly firing alert group retrains ``workspace`` with the group as its cause (``options``: those of
     :func:`retrain`). Pass a function as ``evaluation`` to fetch a fresh labelled window for each retrain."""
-    return lambda notification: retrain(workspace, evaluation, cause_of(notification), **options)
+    return lambda notification: retrain(wb, workspace, evaluation, cause_of(notification), **options)
 
 
 def data_state(ws: Workspace, data: str = DATA, rev: str = "HEAD") -> DataState:
@@ -161,14 +162,12 @@ def is_new_data(state: DataState, last: Lineage | None) -> bool:
     return last is None or last.data_md5 != state.data_md5
 
 
-def pending_data(
-    workspace: Workspace | Path | str, model_name: str | None = None, home: Path | None = None
-) -> DataState | None:
+def pending_data(wb: Workbench, workspace: Workspace | Path | str, model_name: str | None = None) -> DataState | None:
     """The workspace's committed data when no retrain has finished with it yet, else None: what a commit hook or a
     poller asks before calling :func:`retrain`."""
     ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
     state = data_state(ws)
-    last = last_retrain(audit.read(home=home), model_name or paramspec.model_name(), str(ws.path))
+    last = last_retrain(audit.read(wb), model_name or paramspec.model_name(), str(ws.path))
     return state if is_new_data(state, last) else None
 
 
@@ -214,12 +213,12 @@ def _ready(ws: Workspace, data: str) -> None:
 
 
 def retrain(
+    wb: Workbench,
     workspace: Workspace | Path | str,
     evaluation: Window,
     cause: Cause | None = None,
     *,
     model_name: str | None = None,
-    home: Path | None = None,
     params: RegistryParams | dict[str, Any] | None = None,
     experiment: str = "retrain",
 ) -> RetrainResult:
@@ -229,12 +228,11 @@ def retrain(
     returns one, called first); ``cause`` defaults to a data commit (``alert_cause(...)`` for an alert).
     Raises :class:`DataRejected` for data that breaks the schema, :class:`LostGate` for a candidate that loses.
     """
-    home = home or settings.home()
     model_name = model_name or paramspec.model_name()
     ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
     params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
     window = _window(evaluation)
-    with audit.lock(f"retrain-{model_name}", home, timeout=LOCK_TIMEOUT):
+    with audit.lock(wb, f"retrain-{model_name}", timeout=LOCK_TIMEOUT):
         _ready(ws, DATA)
         state = data_state(ws)
         lineage = Lineage(
@@ -246,9 +244,7 @@ def retrain(
         )
 
         def log(action: AuditAction, outcome: AuditOutcome, **fields: Any) -> None:
-            audit.append(
-                AuditEntry(action=action, model=model_name, outcome=outcome, lineage=lineage, **fields), home=home
-            )
+            audit.append(wb, AuditEntry(action=action, model=model_name, outcome=outcome, lineage=lineage, **fields))
 
         log(AuditAction.RETRAIN, AuditOutcome.STARTED, reason=f"cause: {lineage.cause.describe()}")
         try:
@@ -267,17 +263,17 @@ def retrain(
             log(AuditAction.RETRAIN, AuditOutcome.REJECTED, error=f"dvc repro failed: {err}")
             raise
         log(AuditAction.RETRAIN, AuditOutcome.REPRODUCED, reason="dvc repro")
-        run_id = log_model_run(ws, experiment=experiment, run_name=f"retrain-{state.commit[:8]}", home=home)
+        run_id = log_model_run(wb, ws, experiment=experiment, run_name=f"retrain-{state.commit[:8]}")
         lineage = lineage.model_copy(update={"run_id": run_id})
-        tags, c = retrain_tags(lineage), tracking.client(home)
+        tags, c = retrain_tags(lineage), tracking.client(wb)
         for key, value in tags.items():
             c.set_tag(run_id, key, value)
-        version = str(registry.register(run_id, model_name, home=home).version)
+        version = str(registry.register(wb, run_id, model_name).version)
         for key, value in tags.items():
             c.set_model_version_tag(model_name, version, key, value)
         results = ws.commit(f"Retrain on data commit {state.commit[:8]}: dvc.lock and metrics", "dvc.lock", METRICS)
         log(AuditAction.RETRAIN, AuditOutcome.REGISTERED, version=version, reason=f"results committed as {results}")
-        gate = registry.quality_gate(model_name, version, holdout_df=window, params=params, home=home)
+        gate = registry.quality_gate(wb, model_name, version, holdout_df=window, params=params)
         outcome = AuditOutcome.PASSED if gate.passed else AuditOutcome.FAILED
         log(AuditAction.GATE, outcome, version=version, gate=gate, reason=f"fresh window of {len(window)} rows")
         result = RetrainResult(

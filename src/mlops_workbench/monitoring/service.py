@@ -19,12 +19,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs
 from mlops_workbench.monitoring import evaluator, exporter, rules, webhook
 from mlops_workbench.monitoring.alertmanager import LAB_TIMING, Timing
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.serving import auth, paths
 from mlops_workbench.serving.client import ModelServerClient
+from mlops_workbench.workbench import Workbench
 
 SERVICE = "monitor"
 STATUS = "/status"
@@ -43,7 +44,7 @@ class Fallback:
 
 
 def create_app(
-    home: Path,
+    wb: Workbench,
     scorer: exporter.Scorer = exporter.no_scores,
     on_firing: webhook.OnFiring | None = None,
     *,
@@ -51,14 +52,14 @@ def create_app(
     self_url: str = "",
     token: str | None = None,
 ) -> FastAPI:
-    """The monitor app of state folder ``home``; ``self_url`` is where it listens (the fallback posts there)."""
-    token = token or auth.ensure_token(home)
+    """The monitor app of state folder of ``wb``; ``self_url`` is where it listens (the fallback posts there)."""
+    token = token or auth.ensure_token(wb)
     registry = exporter.registry(scorer)
-    receiver = webhook.Receiver(home, on_firing)
+    receiver = webhook.Receiver(wb, on_firing)
     loop: evaluator.Evaluator | None = None
     stop = threading.Event()
     if fallback is not None:
-        loop = _evaluator(home, fallback, lambda: generate_latest(registry).decode(), self_url, token)
+        loop = _evaluator(wb, fallback, lambda: generate_latest(registry).decode(), self_url, token)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -93,13 +94,13 @@ def create_app(
 
 
 def _evaluator(
-    home: Path, fallback: Fallback, own_metrics: Callable[[], str], self_url: str, token: str
+    wb: Workbench, fallback: Fallback, own_metrics: Callable[[], str], self_url: str, token: str
 ) -> evaluator.Evaluator:
-    fetchers = [own_metrics, *[ModelServerClient(url, home=home).metrics for url in fallback.scrape]]
+    fetchers = [own_metrics, *[ModelServerClient.of(wb, url).metrics for url in fallback.scrape]]
     scraped = evaluator.ScrapeQueries(fetchers)
 
     def queries() -> evaluator.Queries:
-        url = prometheus.url(home)
+        url = prometheus.url(wb)
         return evaluator.PrometheusQueries(url) if url else scraped
 
     def deliver(notification: webhook.Notification) -> None:
@@ -111,7 +112,7 @@ def _evaluator(
 
 
 def start(
-    home: Path | None = None,
+    wb: Workbench,
     *,
     port: int | None = None,
     scorer: str | None = None,
@@ -123,8 +124,7 @@ def start(
 
     ``scorer`` and ``on_firing`` name functions (``package.module:function``) the service imports; without
     ``port`` it listens on its default port (9095 + ``WORKBENCH_PORT_OFFSET``) or the next free one."""
-    home = home or settings.home()
-    auth.ensure_token(home)
+    auth.ensure_token(wb)
     args: list[str] = []
     if scorer:
         args += ["--scorer", scorer]
@@ -139,6 +139,6 @@ def start(
 
     def run(listen: int) -> procs.Service:
         cmd = procs.workbench_cmd("monitor", "serve", "--port", str(listen), *args)
-        return procs.start(SERVICE, cmd, listen, health_path=HEALTH, timeout=timeout, home=home)
+        return procs.start(wb, SERVICE, cmd, listen, health_path=HEALTH, timeout=timeout)
 
     return run(port) if port else procs.on_default_port("monitor", run)

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_workbench import procs, settings, tools
+from mlops_workbench import procs, tools
 from mlops_workbench.monitoring import alertmanager, rules, service, webhook
 from mlops_workbench.monitoring.alertmanager import LAB_TIMING, Timing
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout.backends.local import CANARY, ROUTER, STABLE
+from mlops_workbench.workbench import Workbench
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,9 @@ class Status:
     """Notifications the webhook has accepted so far."""
 
 
-def serving_targets(home: Path) -> tuple[str | None, dict[str, str]]:
+def serving_targets(wb: Workbench) -> tuple[str | None, dict[str, str]]:
     """The local rollout's router and model servers that run now, as ``host:port`` (what Prometheus scrapes)."""
-    found = {role: procs.get(name, home) for role, name in (("router", ROUTER), ("stable", STABLE), ("canary", CANARY))}
+    found = {role: procs.get(wb, name) for role, name in (("router", ROUTER), ("stable", STABLE), ("canary", CANARY))}
     addr = {role: f"127.0.0.1:{s.port}" for role, s in found.items() if s is not None}
     return addr.pop("router", None), addr
 
@@ -48,7 +49,7 @@ def fallback_reason() -> str:
 
 
 def up(
-    home: Path | None = None,
+    wb: Workbench,
     *,
     rules_path: Path = rules.REFERENCE,
     scorer: str | None = None,
@@ -62,25 +63,24 @@ def up(
     """Start the monitor, Alertmanager or the fallback, and Prometheus's part; ``router``/``models`` default to
     the local rollout's services that run. Raises :class:`~.rules.RulesError` (before starting anything) for a
     rule file that the model or ``promtool check rules`` refuses."""
-    home = home or settings.home()
     _check(rules_path)
     if router is None and models is None:
-        router, found = serving_targets(home)
+        router, found = serving_targets(wb)
         models = found
     models = dict(models or {})
     has_am = alertmanager.binary() is not None
     scrape = [f"http://{addr}" for addr in ([router] if router else []) + list(models.values())]
     fallback = None if has_am else service.Fallback(rules_path, scrape, interval, timing)
-    monitor = service.start(home, port=port, scorer=scorer, on_firing=on_firing, fallback=fallback)
-    am_url = alertmanager.up(monitor.url + webhook.PATH, home, timing=timing) if has_am else None
+    monitor = service.start(wb, port=port, scorer=scorer, on_firing=on_firing, fallback=fallback)
+    am_url = alertmanager.up(wb, monitor.url + webhook.PATH, timing=timing) if has_am else None
     if prometheus.available():
         mon, rule_files = f"127.0.0.1:{monitor.port}", [Path(rules_path).resolve()]
         am = am_url.removeprefix("http://") if am_url else None
-        if prometheus.url(home):
-            prometheus.reconfigure(home, monitor=mon, rule_files=rule_files, alertmanager=am)
+        if prometheus.url(wb):
+            prometheus.reconfigure(wb, monitor=mon, rule_files=rule_files, alertmanager=am)
         else:
-            prometheus.up(router, models, home, monitor=mon, rule_files=rule_files, alertmanager=am)
-    return status(home)
+            prometheus.up(wb, router, models, monitor=mon, rule_files=rule_files, alertmanager=am)
+    return status(wb)
 
 
 def _check(path: Path) -> None:
@@ -91,29 +91,27 @@ def _check(path: Path) -> None:
             raise rules.RulesError(f"promtool check rules refused {path}:\n" + "\n".join(result.problems))
 
 
-def down(home: Path | None = None) -> list[str]:
+def down(wb: Workbench) -> list[str]:
     """Stop the monitor and Alertmanager; Prometheus stops too unless the rollout still uses it (then it only
     forgets the monitor, the rules and Alertmanager). Returns the services stopped."""
-    home = home or settings.home()
-    stopped = [name for name in (alertmanager.SERVICE, service.SERVICE) if procs.stop(name, home)]
-    if prometheus.url(home):
-        router, models = serving_targets(home)
+    stopped = [name for name in (alertmanager.SERVICE, service.SERVICE) if procs.stop(wb, name)]
+    if prometheus.url(wb):
+        router, models = serving_targets(wb)
         if router or models:
-            prometheus.reconfigure(home)
-        elif prometheus.down(home):
+            prometheus.reconfigure(wb)
+        elif prometheus.down(wb):
             stopped.append(prometheus.SERVICE)
     return stopped
 
 
-def status(home: Path | None = None) -> Status:
-    home = home or settings.home()
-    monitor = procs.get(service.SERVICE, home)
-    am_url = alertmanager.url(home)
-    received = len(webhook.read(settings.layout(home).alerts_received))
+def status(wb: Workbench) -> Status:
+    monitor = procs.get(wb, service.SERVICE)
+    am_url = alertmanager.url(wb)
+    received = len(webhook.read(wb.layout.alerts_received))
     if monitor is None:
         alerting, reason = "down", "the monitor service is not running: `workbench monitor up` starts it"
     elif am_url:
         alerting, reason = "alertmanager", f"Alertmanager at {am_url} notifies {monitor.url}{webhook.PATH}"
     else:
         alerting, reason = "fallback", fallback_reason()
-    return Status(monitor.url if monitor else None, alerting, reason, am_url, prometheus.url(home), received)
+    return Status(monitor.url if monitor else None, alerting, reason, am_url, prometheus.url(wb), received)

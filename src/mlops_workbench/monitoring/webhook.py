@@ -26,9 +26,10 @@ from fastapi.responses import JSONResponse
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
-from mlops_workbench import fielderrors, settings
+from mlops_workbench import fielderrors
 from mlops_workbench.records import Record, append_line
 from mlops_workbench.serving import auth, payloads
+from mlops_workbench.workbench import Workbench
 
 log = logging.getLogger("mlops_workbench.monitoring.webhook")
 PATH = "/alerts"
@@ -136,8 +137,8 @@ def read(path: Path) -> list[AlertRecord]:
 class Receiver:
     """Records notifications and starts ``on_firing`` once per alert group; safe across threads."""
 
-    def __init__(self, home: Path, on_firing: OnFiring | None = None) -> None:
-        self.path = settings.layout(home).alerts_received
+    def __init__(self, wb: Workbench, on_firing: OnFiring | None = None) -> None:
+        self.path = wb.layout.alerts_received
         self.on_firing = on_firing
         self._lock = threading.Lock()
         self._groups = firing_groups(read(self.path))

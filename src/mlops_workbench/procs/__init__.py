@@ -41,6 +41,7 @@ from mlops_workbench.procs.children import (
     start_time,
     wait_exit,
 )
+from mlops_workbench.workbench import Workbench
 
 __all__ = [
     "RUN_TOKEN_ENV",
@@ -166,14 +167,14 @@ def _running(service: Service) -> bool:
     return service.started is None or start_time(service.pid) in (None, service.started)
 
 
-def _run_dir(home: Path | None) -> Path:
-    """Where the run files of ``home``'s services are; made by :func:`start`, the one writer."""
-    return settings.layout(home).run
+def _run_dir(wb: Workbench) -> Path:
+    """Where the run files of ``wb``'s services are; made by :func:`start`, the one writer."""
+    return wb.layout.run
 
 
-def get(name: str, home: Path | None = None) -> Service | None:
+def get(wb: Workbench, name: str) -> Service | None:
     """The recorded service ``name`` if its process is still alive, else None (stale records are removed)."""
-    record = _run_dir(home) / f"{name}.json"
+    record = _run_dir(wb) / f"{name}.json"
     if not record.exists():
         return None
     service = Service(**json.loads(record.read_text()))
@@ -184,6 +185,7 @@ def get(name: str, home: Path | None = None) -> Service | None:
 
 
 def start(
+    wb: Workbench,
     name: str,
     cmd: Sequence[str],
     port: int,
@@ -192,15 +194,13 @@ def start(
     timeout: float = 60.0,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-    home: Path | None = None,
 ) -> Service:
     """Start ``cmd`` as service ``name`` listening on ``port`` and wait until it answers.
 
     Raises RuntimeError naming the log file when the process exits or does not
     answer ``health_path`` within ``timeout`` seconds; the process is then stopped.
     """
-    home = home or settings.home()
-    existing = get(name, home)
+    existing = get(wb, name)
     if existing:
         return existing
     if port_in_use(port):
@@ -208,7 +208,7 @@ def start(
             f"Port {port} is already taken by another program, so '{name}' cannot start. "
             f"Stop that program or choose another port."
         )
-    log_path = settings.layout(home).log(name)
+    log_path = wb.layout.log(name)
     # a service belongs to the state folder it is recorded in: it reads that folder's token and settings
     proc = spawn(
         cmd,
@@ -216,30 +216,30 @@ def start(
         cwd=cwd,
         env={
             **{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV},
-            settings.HOME_ENV: str(home),
+            **wb.env(),
             **(env or {}),
         },
     )
     service = Service(
         name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path), started=start_time(proc.pid)
     )
-    _run_dir(home).mkdir(parents=True, exist_ok=True)
-    (_run_dir(home) / f"{name}.json").write_text(json.dumps(asdict(service)))
+    _run_dir(wb).mkdir(parents=True, exist_ok=True)
+    (_run_dir(wb) / f"{name}.json").write_text(json.dumps(asdict(service)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            stop(name, home)
+            stop(wb, name)
             raise ServiceError(f"'{name}' exited with code {proc.returncode} while starting; see {log_path}.")
         if _answers(service, health_path):
             if _listens(port, group=proc.pid):
                 return service
-            stop(name, home)
+            stop(wb, name)
             raise PortClash(
                 f"Port {port} answered, but another program listens on it ('{name}' started at the same "
                 f"moment as it and lost the port): start '{name}' again on a free port."
             )
         time.sleep(0.1)
-    stop(name, home)
+    stop(wb, name)
     raise ServiceError(f"'{name}' did not answer on port {port} within {timeout:.0f}s; see {log_path}.")
 
 
@@ -282,9 +282,9 @@ def _answers(service: Service, health_path: str | None) -> bool:
         return False
 
 
-def stop(name: str, home: Path | None = None, grace: float = 10.0) -> bool:
+def stop(wb: Workbench, name: str, grace: float = 10.0) -> bool:
     """Stop service ``name`` (SIGTERM to its process group, SIGKILL after ``grace`` s). True if it was running."""
-    record = _run_dir(home) / f"{name}.json"
+    record = _run_dir(wb) / f"{name}.json"
     if not record.exists():
         return False
     service = Service(**json.loads(record.read_text()))
@@ -296,17 +296,17 @@ def stop(name: str, home: Path | None = None, grace: float = 10.0) -> bool:
     return was_alive
 
 
-def running(home: Path | None = None) -> list[Service]:
-    """Every live service recorded under ``home``."""
-    names = [p.stem for p in sorted(_run_dir(home).glob("*.json"))]
-    return [s for s in (get(n, home) for n in names) if s]
+def running(wb: Workbench) -> list[Service]:
+    """Every live service recorded under ``wb.home``."""
+    names = [p.stem for p in sorted(_run_dir(wb).glob("*.json"))]
+    return [s for s in (get(wb, n) for n in names) if s]
 
 
-def stop_all(home: Path | None = None, keep: Iterable[str] = ()) -> list[str]:
-    """Stop every service recorded under ``home`` but those named in ``keep``; returns the names that were running."""
+def stop_all(wb: Workbench, keep: Iterable[str] = ()) -> list[str]:
+    """Stop every service recorded under ``wb.home`` but those named in ``keep``; returns the names that were running."""
     kept = set(keep)
-    names = [p.stem for p in sorted(_run_dir(home).glob("*.json")) if p.stem not in kept]
-    return [n for n in names if stop(n, home)]
+    names = [p.stem for p in sorted(_run_dir(wb).glob("*.json")) if p.stem not in kept]
+    return [n for n in names if stop(wb, n)]
 
 
 def workbench_cmd(*args: str) -> list[str]:

@@ -20,10 +20,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_workbench import paramspec, settings, tracking
+from mlops_workbench import paramspec, tracking
 from mlops_workbench.alias import PROMOTABLE, Alias
 from mlops_workbench.errors import RegistryError
 from mlops_workbench.paramspec import RegistryParams
@@ -31,6 +30,7 @@ from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry import gate as gates
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 from mlops_workbench.registry.gate import GateResult, holdout, judge, score
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:  # mlflow is imported where used: importing the registry stays cheap
     from mlflow import MlflowClient
@@ -58,9 +58,9 @@ GateRule = Callable[[dict[str, float], "dict[str, float] | None", dict[str, str]
 """``rule(candidate_scores, production_scores_or_None, candidate_run_tags, params) -> reasons`` (empty: passed)."""
 
 
-def client(home: Path | None = None) -> MlflowClient:
+def client(wb: Workbench) -> MlflowClient:
     """An ``MlflowClient`` for the state folder's tracking server (:func:`mlops_workbench.tracking.client`)."""
-    return tracking.client(home)
+    return tracking.client(wb)
 
 
 def _model(c: MlflowClient, name: str) -> RegisteredModel:
@@ -90,9 +90,7 @@ def _version(c: MlflowClient, name: str, version: str | int) -> ModelVersion:
         ) from None
 
 
-def register(
-    run_id: str, name: str | None = None, artifact_path: str = "model", home: Path | None = None
-) -> ModelVersion:
+def register(wb: Workbench, run_id: str, name: str | None = None, artifact_path: str = "model") -> ModelVersion:
     """Register the model logged by run ``run_id`` (under ``artifact_path``) as a new version of ``name``.
 
     Records the sha256 digest of every artifact file on the version (tag ``integrity.sha256``).
@@ -100,7 +98,7 @@ def register(
     name = name or paramspec.model_name()
     from mlflow.exceptions import MlflowException
 
-    c = client(home)
+    c = client(wb)
     try:
         run = c.get_run(run_id)
     except MlflowException:
@@ -129,18 +127,18 @@ def register(
         if mv.status == "READY":
             from mlops_workbench.registry import integrity
 
-            integrity.record_digest(name, mv.version, c)  # the artifact as registered, verified before every use
+            integrity.record_digest(wb, name, mv.version, c)  # the artifact as registered, verified before every use
             return c.get_model_version(name, mv.version)
         time.sleep(0.1)
         mv = c.get_model_version(name, mv.version)
     raise RegistryError(f"Version {mv.version} of '{name}' is still {mv.status}: check the tracking server log.")
 
 
-def get_alias(name: str, alias: str, home: Path | None = None) -> ModelVersion | None:
+def get_alias(wb: Workbench, name: str, alias: str) -> ModelVersion | None:
     """The version ``alias`` points to, or None when the alias is not set (unknown model: RegistryError)."""
     from mlflow.exceptions import MlflowException
 
-    c = client(home)
+    c = client(wb)
     model = _model(c, name)
     if alias not in model.aliases:
         return None
@@ -150,20 +148,20 @@ def get_alias(name: str, alias: str, home: Path | None = None) -> ModelVersion |
         return None
 
 
-def list_versions(name: str | None = None, home: Path | None = None) -> list[ModelVersion]:
+def list_versions(wb: Workbench, name: str | None = None) -> list[ModelVersion]:
     """All versions of ``name``, newest first (unknown model: RegistryError)."""
     name = name or paramspec.model_name()
-    c = client(home)
+    c = client(wb)
     _model(c, name)
     return sorted(c.search_model_versions(f"name='{name}'"), key=lambda v: -int(v.version))
 
 
 def quality_gate(
+    wb: Workbench,
     name: str,
     candidate_version: str | int,
     holdout_df: Any = None,
     params: RegistryParams | dict[str, Any] | None = None,
-    home: Path | None = None,
     rule: GateRule | None = None,
 ) -> GateResult:
     """Score the candidate and the current production version on the fixed held-out set and judge.
@@ -175,8 +173,8 @@ def quality_gate(
     import mlflow
 
     params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
-    c = client(home)
-    tracking.use(home)  # the models load through MLflow's fluent API
+    c = client(wb)
+    tracking.use(wb)  # the models load through MLflow's fluent API
     candidate = _version(c, name, candidate_version)
     df = holdout(params) if holdout_df is None else holdout_df
     cand_scores = score(mlflow.sklearn.load_model(f"models:/{name}/{candidate.version}"), df)
@@ -197,13 +195,13 @@ def quality_gate(
 
 
 def promote(
+    wb: Workbench,
     name: str,
     version: str | int,
     alias: str = Alias.PRODUCTION,
     approver: str | None = None,
     reason: str = "",
     gate_result: GateResult | None = None,
-    home: Path | None = None,
     params: RegistryParams | dict[str, Any] | None = None,
     requester: str | None = None,
 ) -> ModelVersion:
@@ -218,14 +216,13 @@ def promote(
     A version whose artifact fails its sha256 verification is refused for every alias.
     Every attempt, refused ones included, goes to the audit log.
     """
-    home = home or settings.home()
     params = params if isinstance(params, RegistryParams) else RegistryParams.load(params)
     approver = approvals.identity(approver)
     if alias not in ALIASES:
         raise RegistryError(f"Unknown alias '{alias}': promote to one of {', '.join(ALIASES)}.")
     if not reason.strip():
         raise RegistryError("An approval needs a reason: pass reason='why this version should serve'.")
-    c = client(home)
+    c = client(wb)
     mv = _version(c, name, version)
     version = str(mv.version)
     registrant = mv.tags.get(REGISTERED_BY)
@@ -246,42 +243,42 @@ def promote(
     from mlops_workbench.registry import integrity
 
     try:
-        integrity.verify(name, version, client=c)
+        integrity.verify(wb, name, version, client=c)
     except integrity.IntegrityError as exc:
-        _refuse(entry, str(exc).rstrip("."), home)
+        _refuse(wb, entry, str(exc).rstrip("."))
     if alias == Alias.PRODUCTION:
         staged = "approval.staging.at" in mv.tags or _model(c, name).aliases.get(Alias.STAGING) == version
         if params.require_staging and not staged:
             _refuse(
+                wb,
                 entry,
                 f"version {version} was never approved into staging: promote it to 'staging' first "
                 "(or point the 'staging' alias at it)",
-                home,
             )
         if second:
-            _refuse(entry, second, home)
+            _refuse(wb, entry, second)
         if registrant and registrant == approver:
             _refuse(
+                wb,
                 entry,
                 f"separation of duties: {approver} registered version {version}, so {approver} may not "
                 "approve its promotion to production; ask someone else to approve (approver=...)",
-                home,
             )
         if gate_result is None:
-            gate_result = quality_gate(name, version, params=params, home=home)
+            gate_result = quality_gate(wb, name, version, params=params)
         if str(gate_result.candidate_version) != version:
-            _refuse(entry, f"the gate result is for version {gate_result.candidate_version}, not {version}", home)
+            _refuse(wb, entry, f"the gate result is for version {gate_result.candidate_version}, not {version}")
         if not gate_result.passed:
-            _refuse(entry, gate_result.summary(), home, gate_result)
-    with audit.lock(f"registry-{name}", home):
+            _refuse(wb, entry, gate_result.summary(), gate_result)
+    with audit.lock(wb, f"registry-{name}"):
         aliases = _model(c, name).aliases
         replaced = aliases.get(alias)
         if alias == Alias.PRODUCTION and gate_result is not None and gate_result.production_version != replaced:
             _refuse(
+                wb,
                 entry,
                 f"production moved to v{replaced} after the gate compared against "
                 f"v{gate_result.production_version}: run the gate again",
-                home,
                 gate_result,
             )
         stamp = approvals.record(c, name, version, approver=approver, reason=reason, gate=gate_result, alias=alias)[
@@ -293,18 +290,18 @@ def promote(
         if alias == Alias.PRODUCTION and aliases.get(Alias.STAGING) == version:
             c.delete_registered_model_alias(name, Alias.STAGING)
         audit.append(
-            AuditEntry(**entry, outcome=AuditOutcome.PROMOTED, replaced=replaced, at=stamp, gate=gate_result), home=home
+            wb, AuditEntry(**entry, outcome=AuditOutcome.PROMOTED, replaced=replaced, at=stamp, gate=gate_result)
         )
     return c.get_model_version(name, version)
 
 
 def release(
+    wb: Workbench,
     name: str,
     version: str | int,
     approver: str,
     reason: str,
     *,
-    home: Path | None = None,
     staging_approver: str | None = None,
     staging_reason: str | None = None,
     **production: Any,
@@ -318,50 +315,48 @@ def release(
     go to the production step only.
     """
     promote(
+        wb,
         name,
         version,
         Alias.STAGING,
         approver=staging_approver or approver,
         reason=reason if staging_reason is None else staging_reason,
-        home=home,
     )
-    return promote(name, version, Alias.PRODUCTION, approver=approver, reason=reason, home=home, **production)
+    return promote(wb, name, version, Alias.PRODUCTION, approver=approver, reason=reason, **production)
 
 
 def approve(
+    wb: Workbench,
     name: str,
     version: str | int,
     approver: str | None = None,
     reason: str = "",
     alias: str = Alias.PRODUCTION,
-    home: Path | None = None,
 ) -> approvals.Review:
     """Record ``approver``'s approval of ``version`` for ``alias`` ahead of its promotion (second-person approvals:
     params.yaml ``registry.second_approval``); ``approver`` defaults to :func:`approvals.identity`. The registrant
     may not approve; approvals and refusals both go to the audit log.
     """
-    home = home or settings.home()
     if alias not in ALIASES:
         raise RegistryError(f"Unknown alias '{alias}': approve for one of {', '.join(ALIASES)}.")
-    c = client(home)
+    c = client(wb)
     mv = _version(c, name, version)
-    return approvals.approve(c, mv, approver=approvals.identity(approver), reason=reason, alias=alias, home=home)
+    return approvals.approve(wb, c, mv, approver=approvals.identity(approver), reason=reason, alias=alias)
 
 
-def _refuse(entry: dict[str, Any], why: str, home: Path, gate: GateResult | None = None) -> None:
-    audit.append(AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error=why, gate=gate), home=home)
+def _refuse(wb: Workbench, entry: dict[str, Any], why: str, gate: GateResult | None = None) -> None:
+    audit.append(wb, AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error=why, gate=gate))
     raise RegistryError(f"Promotion refused, nothing changed: {why}.")
 
 
 def rollback(
-    name: str | None = None, home: Path | None = None, approver: str | None = None, reason: str = "rollback"
+    wb: Workbench, name: str | None = None, approver: str | None = None, reason: str = "rollback"
 ) -> ModelVersion:
     """Point ``production`` back at ``previous`` (then unset ``previous``); RegistryError if there is none."""
     name = name or paramspec.model_name()
-    home = home or settings.home()
     approver = approvals.identity(approver)
-    c = client(home)
-    with audit.lock(f"registry-{name}", home):
+    c = client(wb)
+    with audit.lock(wb, f"registry-{name}"):
         aliases = _model(c, name).aliases
         previous, current = aliases.get(PREVIOUS), aliases.get(Alias.PRODUCTION)
         entry = dict(
@@ -374,7 +369,7 @@ def rollback(
             replaced=current,
         )
         if previous is None:
-            audit.append(AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error="no previous version"), home=home)
+            audit.append(wb, AuditEntry(**entry, outcome=AuditOutcome.REFUSED, error="no previous version"))
             raise RegistryError(
                 f"Model '{name}' has no '{PREVIOUS}' version to roll back to; nothing changed. "
                 "Rollback needs an earlier production version: promote one explicitly instead."
@@ -391,5 +386,5 @@ def rollback(
             "approval.production.rollback",
             json.dumps({"approver": approver, "at": stamp, "reason": reason, "from_version": current}),
         )
-        audit.append(AuditEntry(**entry, outcome=AuditOutcome.ROLLED_BACK, at=stamp), home=home)
+        audit.append(wb, AuditEntry(**entry, outcome=AuditOutcome.ROLLED_BACK, at=stamp))
     return c.get_model_version(name, previous)

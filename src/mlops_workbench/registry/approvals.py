@@ -26,10 +26,9 @@ from mlops_workbench.alias import Alias
 from mlops_workbench.errors import RegistryError
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
@@ -119,13 +118,7 @@ def read_review(client: MlflowClient, name: str, version: str | int, alias: str 
 
 
 def approve(
-    client: MlflowClient,
-    mv: ModelVersion,
-    *,
-    approver: str,
-    reason: str,
-    alias: str = Alias.PRODUCTION,
-    home: Path | None = None,
+    wb: Workbench, client: MlflowClient, mv: ModelVersion, *, approver: str, reason: str, alias: str = Alias.PRODUCTION
 ) -> Review:
     """Record ``approver``'s approval of model version ``mv`` for ``alias``, audited; the person who registered the
     version may not approve it (refused with :class:`RegistryError`, audited too, nothing recorded)."""
@@ -140,12 +133,12 @@ def approve(
             f"self-approval: {approver} registered version {version} and may not approve it; the approval must come "
             f"from someone else (`workbench registry approve {version} --as NAME --reason ...`)"
         )
-        audit.append(AuditEntry(**fields, outcome=AuditOutcome.REFUSED, error=why), home=home)
+        audit.append(wb, AuditEntry(**fields, outcome=AuditOutcome.REFUSED, error=why))
         raise RegistryError(f"Approval refused, nothing recorded: {why}.")
     review = Review(approver=approver, at=audit.now(), reason=reason)
     for field in REVIEW_FIELDS:
         client.set_model_version_tag(name, version, review_tag(alias, field), getattr(review, field)[:MAX_TAG])
-    audit.append(AuditEntry(**fields, outcome=AuditOutcome.APPROVED, at=review.at), home=home)
+    audit.append(wb, AuditEntry(**fields, outcome=AuditOutcome.APPROVED, at=review.at))
     return review
 
 

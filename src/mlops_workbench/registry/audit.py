@@ -6,7 +6,7 @@ retrain and re-release (lab 07): the retrain's start, data validation, pipeline 
 fresh window, the shadow and the canary, each line carrying the :class:`Lineage` that ties the chain together
 (the cause, the data commit, the run, the rollout).
 This module is the only one that knows the log's keys: writers hand it an entry (or a
-plain dict, as lab 03's learner code does through ``record=audit.append``), readers get
+plain dict, as lab 03's learner code does through ``record=audit.recorder(lab.wb)``), readers get
 ``AuditEntry`` objects back. Appends take a file lock, so lines written by concurrent
 processes never interleave; nothing ever rewrites the file.
 """
@@ -14,21 +14,22 @@ processes never interleave; nothing ever rewrites the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlops_workbench import settings
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.records import Record, append_line, problems
 from mlops_workbench.registry.gate import GateResult
 from mlops_workbench.registry.verdicts import ShadowVerdict
+from mlops_workbench.workbench import Workbench
 
 LOCK_TIMEOUT = 60.0
 
@@ -168,14 +169,14 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def log_path(log: str = "registry", home: Path | None = None) -> Path:
+def log_path(wb: Workbench, log: str = "registry") -> Path:
     """``<home>/audit/<log>.jsonl``."""
-    return settings.layout(home).audit_log(log)
+    return wb.layout.audit_log(log)
 
 
-def lock(name: str, home: Path | None = None, timeout: float = LOCK_TIMEOUT) -> FileLock:
+def lock(wb: Workbench, name: str, timeout: float = LOCK_TIMEOUT) -> FileLock:
     """An inter-process (and inter-thread) lock file ``<home>/locks/<name>.lock``; use it as a context manager."""
-    folder = settings.layout(home).locks
+    folder = wb.layout.locks
     folder.mkdir(parents=True, exist_ok=True)
     return FileLock(str(folder / f"{name}.lock"), timeout=timeout, thread_local=False, is_singleton=False)
 
@@ -193,10 +194,16 @@ def entry(fields: Mapping[str, Any] | AuditEntry) -> AuditEntry:
         ) from None
 
 
-def append(fields: Mapping[str, Any] | AuditEntry, log: str = "registry", home: Path | None = None) -> AuditEntry:
+def recorder(wb: Workbench, log: str = "registry") -> Callable[[Mapping[str, Any] | AuditEntry], AuditEntry]:
+    """``record(fields)``: :func:`append` to the audit log ``log`` of ``wb``'s state folder, as one function (what
+    lab 03's procedures take as ``record``)."""
+    return partial(append, wb, log=log)
+
+
+def append(wb: Workbench, fields: Mapping[str, Any] | AuditEntry, log: str = "registry") -> AuditEntry:
     """Append one entry (a dict is checked against :class:`AuditEntry` first) as one line; returns what was written."""
     record = entry(fields)
-    path = log_path(log, home)
+    path = log_path(wb, log)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT):
@@ -209,9 +216,9 @@ def append(fields: Mapping[str, Any] | AuditEntry, log: str = "registry", home: 
     return record
 
 
-def read(log: str = "registry", home: Path | None = None) -> list[AuditEntry]:
+def read(wb: Workbench, log: str = "registry") -> list[AuditEntry]:
     """Every entry of the log, oldest first (an empty list when nothing was logged yet)."""
-    return list(iter_entries(log_path(log, home)))
+    return list(iter_entries(log_path(wb, log)))
 
 
 def iter_entries(path: Path) -> Iterator[AuditEntry]:

@@ -12,6 +12,7 @@ from typing import Any
 from mlops_workbench import data, tracking, train
 from mlops_workbench.evaluate import evaluate
 from mlops_workbench.train import TrainParams
+from mlops_workbench.workbench import Workbench
 
 
 def candidate_params(overrides: dict[str, Any] | None = None) -> TrainParams:
@@ -28,7 +29,7 @@ def log_candidate(
     """Train on the train split, evaluate on the test split, log params, metrics and model (with the reference
     statistics of its training rows, calibrated on the test split); return the run id.
 
-    Needs a tracking server (``tracking.up()``); register the run with ``registry.register(run_id)``.
+    Needs a tracking server (``tracking.up(wb)``); register the run with ``registry.register(wb, run_id)``.
     """
     import mlflow
 
@@ -47,7 +48,7 @@ def log_candidate(
     return run_id
 
 
-def candidate_workspace(path: Path | str, home: Path | None = None, frame: Any = None) -> Any:
+def candidate_workspace(wb: Workbench, path: Path | str, frame: Any = None) -> Any:
     """A git + DVC workspace (as in lab 02) for candidates whose runs carry full lineage.
 
     ``frame`` (default: all of Iris) tracked by DVC and pushed, params.yaml and the prepare -> train -> evaluate
@@ -55,7 +56,7 @@ def candidate_workspace(path: Path | str, home: Path | None = None, frame: Any =
     """
     from mlops_workbench import versioning
 
-    ws = versioning.init_workspace(path, home=home, reset=True)
+    ws = versioning.init_workspace(wb, path, reset=True)
     data.save_csv(data.load_iris_frame() if frame is None else frame, ws.path / versioning.DATA)
     ws.dvc("add", versioning.DATA)
     ws.commit("Track the Iris data with DVC")
@@ -67,12 +68,12 @@ def candidate_workspace(path: Path | str, home: Path | None = None, frame: Any =
 
 
 def log_versioned_candidate(
+    wb: Workbench,
     ws: Any,
     overrides: dict[str, Any],
     experiment: str = "registry",
     run_name: str | None = None,
     commit: bool = True,
-    home: Path | None = None,
 ) -> str:
     """Set params.yaml ``train`` overrides, ``dvc repro`` and log the run with its lineage; returns the run id.
 
@@ -86,4 +87,4 @@ def log_versioned_candidate(
     ws.dvc("repro", "--quiet")
     if commit:
         ws.commit(f"Train candidate {run_name or ''}: dvc.lock and metrics")
-    return versioning.log_model_run(ws, experiment=experiment, run_name=run_name, home=home)
+    return versioning.log_model_run(wb, ws, experiment=experiment, run_name=run_name)

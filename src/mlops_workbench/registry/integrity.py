@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_workbench.errors import ModelLoadError, RegistryError
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -109,7 +110,7 @@ def missing_message(name: str, version: str, actual: dict[str, str]) -> str:
         f"Refusing model '{name}' version {version}: no sha256 digest was recorded for it (tag '{TAG}' "
         f"is missing), so its artifact cannot be verified. Files:\n  {files}\n"
         "Register with registry.register(run_id, name), which records the digest; a version registered "
-        f"with MLflow's own API needs registry.record_digest('{name}', {version}) right after registering."
+        f"with MLflow's own API needs registry.record_digest(wb, '{name}', {version}) right after registering."
     )
 
 
@@ -135,7 +136,7 @@ def digest_folder(folder: Path) -> dict[str, str]:
     }
 
 
-def download(name: str, version: str | int, dst: Path) -> Path:
+def download(wb: Workbench, name: str, version: str | int, dst: Path) -> Path:
     """Download the artifact of ``models:/name/version`` (from the tracking server in use) into ``dst``."""
     import os
 
@@ -144,12 +145,12 @@ def download(name: str, version: str | int, dst: Path) -> Path:
     from mlops_workbench import tracking
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a few small files: no bars
-    tracking.use()  # models:/ URIs resolve through MLflow's global registry URI
+    tracking.use(wb)  # models:/ URIs resolve through MLflow's global registry URI
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
 
 
 def record_digest(
-    name: str, version: str | int, client: MlflowClient | None = None, overwrite: bool = False
+    wb: Workbench, name: str, version: str | int, client: MlflowClient | None = None, overwrite: bool = False
 ) -> dict[str, str]:
     """Hash every file of the version's artifact and store the manifest as the tag ``integrity.sha256``.
 
@@ -157,7 +158,7 @@ def record_digest(
     to replace a digest already recorded (``overwrite=True`` does, for a version
     you re-checked by hand): recording a digest vouches for the files as they are now.
     """
-    client = client or _client()
+    client = client or _client(wb)
     mv = client.get_model_version(name, str(version))
     if not overwrite and parse((mv.tags or {}).get(TAG)) is not None:
         raise RegistryError(
@@ -165,7 +166,7 @@ def record_digest(
             "Recording again would vouch for whatever the files hold now: pass overwrite=True only if you are sure."
         )
     with tempfile.TemporaryDirectory(prefix="mlops-digest-") as tmp:
-        digests = digest_folder(download(name, version, Path(tmp)))
+        digests = digest_folder(download(wb, name, version, Path(tmp)))
     if not digests:
         raise RegistryError(f"Model '{name}' version {version} has no artifact files to digest: log the model first.")
     client.set_model_version_tag(name, str(version), TAG, manifest(digests))
@@ -184,35 +185,37 @@ def check_folder(name: str, version: str | int, folder: Path, tag_value: str | N
     return actual
 
 
-def verify(name: str, version: str | int, client: MlflowClient | None = None) -> dict[str, str]:
+def verify(wb: Workbench, name: str, version: str | int, client: MlflowClient | None = None) -> dict[str, str]:
     """Download the version's artifact into a temporary folder, verify it, return its digests (else IntegrityError)."""
     with tempfile.TemporaryDirectory(prefix="mlops-verify-") as tmp:
-        return digest_folder(fetch_verified(name, version, Path(tmp), client))
+        return digest_folder(fetch_verified(wb, name, version, Path(tmp), client))
 
 
-def fetch_verified(name: str, version: str | int, dst: Path | str, client: MlflowClient | None = None) -> Path:
+def fetch_verified(
+    wb: Workbench, name: str, version: str | int, dst: Path | str, client: MlflowClient | None = None
+) -> Path:
     """Download the version's artifact into ``dst`` and verify it; returns the model folder to load from.
 
     The caller loads exactly the files that were checked, so nothing can change in between.
     """
-    client = client or _client()
+    client = client or _client(wb)
     tag = ((client.get_model_version(name, str(version)).tags) or {}).get(TAG)
-    folder = download(name, version, Path(dst))
+    folder = download(wb, name, version, Path(dst))
     check_folder(name, version, folder, tag)
     return folder
 
 
-def stored_folder(name: str, version: str | int, client: MlflowClient | None = None, home: Path | None = None) -> Path:
-    """Where the tracking server under ``home`` keeps the files of ``name`` version ``version`` on disk.
+def stored_folder(wb: Workbench, name: str, version: str | int, client: MlflowClient | None = None) -> Path:
+    """Where the tracking server under ``wb.home`` keeps the files of ``name`` version ``version`` on disk.
 
     For inspecting (or, in a lab or test, deliberately tampering with) the stored
     artifact; serving and verification never read it directly, they download.
     """
     from mlops_workbench import tracking
 
-    client = client or _client()
+    client = client or _client(wb)
     model_id = str(client.get_model_version(name, str(version)).source).rsplit("/", 1)[-1]
-    root = tracking.store_paths(home)[1]
+    root = tracking.store_paths(wb)[1]
     found = next((p.parent for p in root.rglob("MLmodel") if model_id in p.parts), None)
     if found is None:
         raise RegistryError(
@@ -222,13 +225,14 @@ def stored_folder(name: str, version: str | int, client: MlflowClient | None = N
     return found
 
 
-def _client() -> MlflowClient:
+def _client(wb: Workbench) -> MlflowClient:
     from mlops_workbench import tracking
 
-    return tracking.client(check=False)
+    return tracking.client(wb, check=False)
 
 
 def log_registered(
+    wb: Workbench,
     model: Any,
     example: Any,
     model_name: str,
@@ -249,5 +253,5 @@ def log_registered(
         model, example, name=name, training=training, holdout=holdout, data_hash=data_hash
     )
     version = str(mlflow.register_model(info.model_uri, model_name).version)
-    record_digest(model_name, version)
+    record_digest(wb, model_name, version)
     return version

@@ -11,7 +11,6 @@ import html
 import json
 from dataclasses import dataclass, field
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 from mlops_workbench import paramspec
@@ -19,6 +18,7 @@ from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.registry import aliases as registry
 from mlops_workbench.registry import gate
+from mlops_workbench.workbench import Workbench
 
 LINEAGE_KEYS = ("git.commit", "data.md5", "params.hash")
 
@@ -52,18 +52,18 @@ class VersionRow:
         return f"{self.cost_per_1k:.4g} {self.currency}".strip() if self.cost_per_1k is not None else ""
 
 
-def version_rows(name: str | None = None, home: Path | None = None) -> list[VersionRow]:
+def version_rows(wb: Workbench, name: str | None = None) -> list[VersionRow]:
     """Every version of ``name``, newest first, with aliases, run metrics, lineage tags and last approval."""
     name = name or paramspec.model_name()
     from datetime import datetime
 
-    c = registry.client(home)
-    aliases = dict(c.get_registered_model(name).aliases) if registry.list_versions(name, home) else {}
+    c = registry.client(wb)
+    aliases = dict(c.get_registered_model(name).aliases) if registry.list_versions(wb, name) else {}
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(str(version), []).append(alias)
     rows = []
-    for mv in registry.list_versions(name, home):
+    for mv in registry.list_versions(wb, name):
         run = c.get_run(mv.run_id) if mv.run_id else None
         tags = dict(run.data.tags) if run else {}
         metrics = {k: round(v, 4) for k, v in (run.data.metrics if run else {}).items()}
@@ -133,12 +133,12 @@ NO_APPROVER = "Type your name in 'approver' first: every approval records who ma
 
 
 def promote_action(
+    wb: Workbench,
     name: str,
     version: str | int,
     alias: str,
     approver: str,
     reason: str,
-    home: Path | None = None,
     rules: Any = None,
     rule: Any = None,
 ) -> tuple[bool, str]:
@@ -150,13 +150,9 @@ def promote_action(
     if not str(approver or "").strip():
         return False, NO_APPROVER
     try:
-        gate = (
-            registry.quality_gate(name, version, params=rules, home=home, rule=rule)
-            if alias == Alias.PRODUCTION
-            else None
-        )
+        gate = registry.quality_gate(wb, name, version, params=rules, rule=rule) if alias == Alias.PRODUCTION else None
         mv = registry.promote(
-            name, version, alias, approver=approver, reason=reason, gate_result=gate, home=home, params=rules
+            wb, name, version, alias, approver=approver, reason=reason, gate_result=gate, params=rules
         )
     except WorkbenchError as exc:
         return False, str(exc)
@@ -164,20 +160,18 @@ def promote_action(
     return True, f"{name} v{mv.version} is now '{alias}'{extra}."
 
 
-def rollback_action(name: str, approver: str, reason: str, home: Path | None = None) -> tuple[bool, str]:
+def rollback_action(wb: Workbench, name: str, approver: str, reason: str) -> tuple[bool, str]:
     """Roll back and describe the outcome for the panel."""
     if not str(approver or "").strip():
         return False, NO_APPROVER
     try:
-        mv = registry.rollback(name, home=home, approver=approver, reason=reason)
+        mv = registry.rollback(wb, name, approver=approver, reason=reason)
     except WorkbenchError as exc:
         return False, str(exc)
     return True, f"{name} production rolled back to v{mv.version}."
 
 
-def panel(
-    name: str | None = None, home: Path | None = None, rules: Any = None, approver: str = "", rule: Any = None
-) -> Any:
+def panel(wb: Workbench, name: str | None = None, rules: Any = None, approver: str = "", rule: Any = None) -> Any:
     """The ipywidgets panel: table, version picker, approver/reason fields, promote and rollback buttons.
 
     Promote gates with your ``rule`` (the ``gate_rule`` function you wrote; else the built-in one) and
@@ -198,7 +192,7 @@ def panel(
     ]
 
     def refresh(*_: Any) -> None:
-        rows = version_rows(name, home)
+        rows = version_rows(wb, name)
         table.value = rows_html(rows)
         version.options = [r.version for r in rows]
 
@@ -208,11 +202,9 @@ def panel(
         refresh()
 
     buttons[0].on_click(
-        lambda _: report(
-            promote_action(name, version.value, alias.value, signer.value, reason.value, home, rules, rule)
-        )
+        lambda _: report(promote_action(wb, name, version.value, alias.value, signer.value, reason.value, rules, rule))
     )
-    buttons[1].on_click(lambda _: report(rollback_action(name, signer.value, reason.value or "rollback", home)))
+    buttons[1].on_click(lambda _: report(rollback_action(wb, name, signer.value, reason.value or "rollback")))
     buttons[2].on_click(refresh)
     refresh()
     return w.VBox([table, w.HBox([version, alias]), w.HBox([signer, reason]), w.HBox(buttons), status])

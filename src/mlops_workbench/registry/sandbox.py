@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from mlops_workbench.registry import audit
 from mlops_workbench.registry.aliases import REGISTERED_BY, RegistryError
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -50,7 +50,8 @@ class Sandbox:
             for _ in range(versions)
         ]
         self.folder = Path(tempfile.mkdtemp(prefix="registry-sandbox-"))
-        self.record = partial(audit.append, home=self.folder)
+        self.audit_wb = Workbench(home=self.folder)  # the sandbox's own audit log, apart from any state folder
+        self.record = audit.recorder(self.audit_wb)
 
     def __enter__(self) -> Self:
         return self
@@ -77,4 +78,4 @@ class Sandbox:
 
     def lines(self) -> list[audit.AuditEntry]:
         """The audit lines written through :attr:`record` for this model, oldest first."""
-        return [e for e in audit.read(home=self.folder) if e.model == self.name]
+        return [e for e in audit.read(self.audit_wb) if e.model == self.name]

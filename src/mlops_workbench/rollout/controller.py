@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from mlops_workbench.errors import WorkbenchError
@@ -27,6 +26,7 @@ from mlops_workbench.rollout.events import EventLog
 from mlops_workbench.rollout.metrics import MetricsSource, MetricsUnavailable
 from mlops_workbench.rollout.policy import Policy
 from mlops_workbench.rollout.state import RolloutPhase
+from mlops_workbench.workbench import Workbench
 
 Promoter = Callable[[str, str], Any]  # (candidate version, reason) -> registry record
 Demoter = Callable[[str, str], Any]  # (candidate version, reason): undo a promotion whose deployment failed
@@ -46,9 +46,9 @@ class Controller:
 
     def __init__(
         self,
+        wb: Workbench,
         backend: Backend,
         source: MetricsSource,
-        home: Path,
         promoter: Promoter | None = None,
         tick: float = 0.25,
         say: Callable[[str], None] | None = None,
@@ -56,17 +56,17 @@ class Controller:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.backend, self.source, self.home = backend, source, home
+        self.backend, self.source, self.wb = backend, source, wb
         self.promoter, self.demoter = promoter, demoter
         self.tick, self.clock, self.sleep = tick, clock, sleep
         self.say = say or (lambda _msg: None)
         self.state: st.RolloutState | None = None
-        self.log = EventLog(home)
+        self.log = EventLog(wb)
 
     # --- entry points ------------------------------------------------------------------------------
     def start(self, policy: Policy, candidate: str, stable_version: str | None = None) -> st.RolloutState:
         """Deploy ``candidate`` as canary and run the rollout to its end (blocking)."""
-        previous = st.load(self.home)
+        previous = st.load(self.wb)
         if previous and not previous.done and st.controller_alive(previous):
             raise RolloutBusy(
                 f"rollout {previous.id} is still in progress: watch it with `workbench rollout status` "
@@ -75,7 +75,7 @@ class Controller:
         if previous and not previous.done:
             self.state = previous
             self._end("superseded by a new rollout while nobody was driving it")
-        st.take_request(self.home)  # a stale request must not hit the new rollout
+        st.take_request(self.wb)  # a stale request must not hit the new rollout
         state = st.RolloutState.new(candidate, policy.model_dump(by_alias=True), stable_version)
         state.model_name = self.backend.model_name
         self._own(state)
@@ -96,7 +96,7 @@ class Controller:
 
     def resume(self) -> st.RolloutState | None:
         """Continue the saved rollout after a controller restart, or abort it if the canary is gone."""
-        state = st.load(self.home)
+        state = st.load(self.wb)
         if state is None or state.done:
             return state
         if st.controller_alive(state):
@@ -116,7 +116,7 @@ class Controller:
 
     def abort(self, reason: str = "aborted by operator") -> st.RolloutState | None:
         """Abort the saved rollout now (used when no controller is running)."""
-        state = st.load(self.home)
+        state = st.load(self.wb)
         if state is None or state.done:
             return state
         self._own(state)
@@ -124,7 +124,7 @@ class Controller:
 
     def promote(self, reason: str = "promoted by operator") -> st.RolloutState | None:
         """Promote the saved rollout's candidate now (operator override)."""
-        state = st.load(self.home)
+        state = st.load(self.wb)
         if state is None or state.done:
             return state
         self._own(state)
@@ -143,7 +143,7 @@ class Controller:
 
     def _save(self, state: st.RolloutState) -> None:
         state.heartbeat = time.time()  # wall clock: other processes judge liveness by it
-        st.save(state, self.home)
+        st.save(self.wb, state)
 
     def _end(self, reason: str) -> st.RolloutState:
         """Roll back the current rollout outside the policy (operator, deploy failure, lost canary, superseded)."""
@@ -171,7 +171,7 @@ class Controller:
 
     def _observe(self, policy: Policy, now: float) -> rc.Observations:
         """What reconcile needs this tick; nothing more is read once a request or a dead canary decides it."""
-        req = st.take_request(self.home)
+        req = st.take_request(self.wb)
         if req:
             action: st.RequestAction = "promote" if req["action"] == "promote" else "abort"  # as reconcile reads it
             return rc.Observations(request=rc.Request(action, req.get("reason") or ""))

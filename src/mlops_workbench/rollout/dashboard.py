@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import threading
-from pathlib import Path
 from typing import Any
 
 from mlops_workbench.errors import InputError
@@ -17,6 +16,7 @@ from mlops_workbench.rollout import events as ev
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.serving.faults import Faults
+from mlops_workbench.workbench import Workbench
 
 FAULT_KINDS = {
     "error rate (fraction)": "error_rate",
@@ -132,12 +132,12 @@ def failure_sentence(err: BaseException) -> str:
 
 
 class Dashboard:
-    """Live view of the rollout in ``home`` with fault-injection and abort buttons."""
+    """Live view of the rollout in ``wb`` with fault-injection and abort buttons."""
 
-    def __init__(self, home: Path | None = None, refresh_s: float = 1.0) -> None:
+    def __init__(self, wb: Workbench, refresh_s: float = 1.0) -> None:
         import ipywidgets as w
 
-        self.home, self.refresh_s = home, refresh_s
+        self.wb, self.refresh_s = wb, refresh_s
         self.weight = w.FloatProgress(min=0, max=100, description="canary %")
         self.table = w.HTML()
         self.kind = w.Dropdown(options=list(FAULT_KINDS), description="fault")
@@ -162,20 +162,20 @@ class Dashboard:
     def _inject(self) -> str:
         from mlops_workbench.rollout import ops
 
-        state = st.load(self.home)
+        state = st.load(self.wb)
         if state is None or state.done or state.weight <= 0:
             return no_canary_sentence(state)
-        applied = ops.inject_fault(fault_spec(self.kind.value, self.value.value), self.home)
+        applied = ops.inject_fault(self.wb, fault_spec(self.kind.value, self.value.value))
         return f"injected {applied.model_dump(exclude_defaults=True)}"
 
     def _abort(self) -> str:
         from mlops_workbench.rollout import ops
 
-        state = ops.abort(self.home, reason="aborted from the dashboard")
+        state = ops.abort(self.wb, reason="aborted from the dashboard")
         return f"rollout {state.phase if state else 'none'}"
 
     def refresh(self) -> dict[str, Any]:
-        summary = summarize(ev.read(self.home), st.load(self.home))
+        summary = summarize(ev.read(self.wb), st.load(self.wb))
         self.weight.value = summary["weight"]
         self.table.value = table_html(summary)
         return summary

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from mlops_workbench import settings
 from mlops_workbench.errors import InputError
 from mlops_workbench.records import Record, append_line, problems
 from mlops_workbench.rollout.analysis import MeasurementPhase
+from mlops_workbench.workbench import Workbench
 
 _LOCK = threading.Lock()
 
@@ -177,15 +177,15 @@ def parse(data: Mapping[str, Any], where: str = "This event") -> RolloutEvent:
         raise InputError(f"{where} is not a valid '{kind}' event: {problems(err, model)}.") from None
 
 
-def log_path(home: Path | None = None) -> Path:
-    return settings.layout(home).rollout_events
+def log_path(wb: Workbench) -> Path:
+    return wb.layout.rollout_events
 
 
 class EventLog:
     """Appends events to ``<home>/rollout/events.jsonl`` (one fsync'd line per event)."""
 
-    def __init__(self, home: Path | None = None, rollout: str | None = None, path: Path | None = None) -> None:
-        self.path = path or log_path(home)
+    def __init__(self, wb: Workbench, rollout: str | None = None, path: Path | None = None) -> None:
+        self.path = path or log_path(wb)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rollout = rollout
 
@@ -202,9 +202,9 @@ class EventLog:
         return event
 
 
-def read(home: Path | None = None, rollout: str | None = None, path: Path | None = None) -> list[RolloutEvent]:
+def read(wb: Workbench, rollout: str | None = None, path: Path | None = None) -> list[RolloutEvent]:
     """All events (of one rollout if given), oldest first; a torn last line is skipped."""
-    return list(iter_events(path or log_path(home), rollout))
+    return list(iter_events(path or log_path(wb), rollout))
 
 
 def iter_events(path: Path, rollout: str | None = None) -> Iterator[RolloutEvent]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from mlops_workbench import paramspec, settings
+from mlops_workbench import paramspec
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.backends.local import LocalBackend, MetricsMode
@@ -21,13 +20,14 @@ from mlops_workbench.rollout.controller import Controller, Promoter
 from mlops_workbench.rollout.events import EventLog
 from mlops_workbench.rollout.policy import Policy
 from mlops_workbench.serving.faults import Faults
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from mlops_workbench.registry.gate import GateResult
 
 
 def registry_promoter(
-    home: Path, model_name: str | None = None, gate: GateResult | None = None
+    wb: Workbench, model_name: str | None = None, gate: GateResult | None = None
 ) -> Callable[[str, str], Any]:
     """Promote through the registry code (alias move + approval tags + audit log).
 
@@ -40,26 +40,26 @@ def registry_promoter(
 
         extra: dict[str, Any] = {} if gate is None else {"gate_result": gate}
         return registry.release(
-            model_name, version, approver="rollout-controller", reason=f"canary rollout: {reason}", home=home, **extra
+            wb, model_name, version, approver="rollout-controller", reason=f"canary rollout: {reason}", **extra
         )
 
     return promote
 
 
-def registry_demoter(home: Path, model_name: str | None = None) -> Callable[[str, str], Any]:
+def registry_demoter(wb: Workbench, model_name: str | None = None) -> Callable[[str, str], Any]:
     """Undo a promotion (production back to ``previous``) when stable could not load the new version."""
     model_name = model_name or paramspec.model_name()
 
     def demote(version: str, reason: str) -> Any:
         from mlops_workbench import registry
 
-        return registry.rollback(model_name, home=home, approver="rollout-controller", reason=reason)
+        return registry.rollback(wb, model_name, approver="rollout-controller", reason=reason)
 
     return demote
 
 
 def controller(
-    home: Path | None = None,
+    wb: Workbench,
     metrics: MetricsMode = "auto",
     model_name: str | None = None,
     say: Callable[[str], None] | None = None,
@@ -74,25 +74,24 @@ def controller(
     :func:`registry_promoter` (e.g. one that carries a gate result).
     """
     model_name = model_name or paramspec.model_name()
-    home = home or settings.home()
-    backend = LocalBackend(home, model_name=model_name, metrics=metrics, seed=seed, canary_faults=canary_faults)
+    backend = LocalBackend(wb, model_name=model_name, metrics=metrics, seed=seed, canary_faults=canary_faults)
     backend.up()
     return Controller(
+        wb,
         backend,
         backend.metrics_source(),
-        home,
-        promoter or registry_promoter(home, model_name),
+        promoter or registry_promoter(wb, model_name),
         tick=tick,
         say=say,
-        demoter=registry_demoter(home, model_name),
+        demoter=registry_demoter(wb, model_name),
     )
 
 
 @overload
 def start(
+    wb: Workbench,
     policy: Policy,
     candidate: str,
-    home: Path | None = ...,
     metrics: MetricsMode = ...,
     model_name: str | None = ...,
     background: Literal[False] = ...,
@@ -104,9 +103,9 @@ def start(
 
 @overload
 def start(
+    wb: Workbench,
     policy: Policy,
     candidate: str,
-    home: Path | None = ...,
     metrics: MetricsMode = ...,
     model_name: str | None = ...,
     *,
@@ -118,9 +117,9 @@ def start(
 
 
 def start(
+    wb: Workbench,
     policy: Policy,
     candidate: str,
-    home: Path | None = None,
     metrics: MetricsMode = "auto",
     model_name: str | None = None,
     background: bool = False,
@@ -130,7 +129,7 @@ def start(
 ) -> st.RolloutState | threading.Thread:
     """Run a rollout of ``candidate``; with ``background=True`` returns the controller thread."""
     model_name = model_name or paramspec.model_name()
-    ctl = controller(home, metrics, model_name=model_name, say=say, canary_faults=canary_faults)
+    ctl = controller(wb, metrics, model_name=model_name, say=say, canary_faults=canary_faults)
     if not background:
         return ctl.start(policy, candidate, stable_version)
     thread = threading.Thread(
@@ -139,76 +138,71 @@ def start(
     thread.start()
     deadline = time.time() + 30
     while time.time() < deadline:
-        state = st.load(ctl.home)
+        state = st.load(ctl.wb)
         if state is not None and state.candidate == str(candidate):
             break
         time.sleep(0.1)
     return thread
 
 
-def wait(home: Path | None = None, timeout: float = 300.0, poll: float = 0.5) -> st.RolloutState | None:
+def wait(wb: Workbench, timeout: float = 300.0, poll: float = 0.5) -> st.RolloutState | None:
     """Block until the current rollout reaches a final phase (or ``timeout`` s)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        state = st.load(home)
+        state = st.load(wb)
         if state is not None and state.done:
             return state
         time.sleep(poll)
-    return st.load(home)
+    return st.load(wb)
 
 
 def resume(
-    home: Path | None = None, metrics: MetricsMode = "auto", say: Callable[[str], None] | None = None
+    wb: Workbench, metrics: MetricsMode = "auto", say: Callable[[str], None] | None = None
 ) -> st.RolloutState | None:
     """Restart the controller of an interrupted rollout (continues it, or aborts if the canary is gone)."""
-    state = st.load(home)
+    state = st.load(wb)
     model_name = state.model_name if state else paramspec.model_name()
-    return controller(home, metrics, model_name=model_name, say=say).resume()
+    return controller(wb, metrics, model_name=model_name, say=say).resume()
 
 
-def _offline(home: Path | None) -> Controller:
-    home = home or settings.home()
-    state = st.load(home)
+def _offline(wb: Workbench) -> Controller:
+    state = st.load(wb)
     model_name = state.model_name if state else paramspec.model_name()
-    backend = LocalBackend(home, model_name=model_name)
+    backend = LocalBackend(wb, model_name=model_name)
     return Controller(
+        wb,
         backend,
         backend.metrics_source(),
-        home,
-        registry_promoter(home, model_name),
-        demoter=registry_demoter(home, model_name),
+        registry_promoter(wb, model_name),
+        demoter=registry_demoter(wb, model_name),
     )
 
 
-def _operator(action: st.RequestAction, home: Path | None, reason: str, wait_s: float) -> st.RolloutState | None:
+def _operator(wb: Workbench, action: st.RequestAction, reason: str, wait_s: float) -> st.RolloutState | None:
     """Carry out an operator's ``abort`` or ``promote``: through the live controller if any, else directly."""
-    state = st.load(home)
+    state = st.load(wb)
     if state is None or state.done:
         return state
     if st.controller_alive(state):
-        st.request(action, reason, home)
-        return wait(home, timeout=wait_s)
-    offline = _offline(home)
+        st.request(wb, action, reason)
+        return wait(wb, timeout=wait_s)
+    offline = _offline(wb)
     return offline.promote(reason) if action == "promote" else offline.abort(reason)
 
 
-def abort(
-    home: Path | None = None, reason: str = "aborted by operator", wait_s: float = 10.0
-) -> st.RolloutState | None:
+def abort(wb: Workbench, reason: str = "aborted by operator", wait_s: float = 10.0) -> st.RolloutState | None:
     """Abort the current rollout: canary weight 0 at once, canary stopped, aliases untouched."""
-    return _operator("abort", home, reason, wait_s)
+    return _operator(wb, "abort", reason, wait_s)
 
 
-def promote(
-    home: Path | None = None, reason: str = "promoted by operator", wait_s: float = 60.0
-) -> st.RolloutState | None:
+def promote(wb: Workbench, reason: str = "promoted by operator", wait_s: float = 60.0) -> st.RolloutState | None:
     """Promote the current rollout's candidate now (operator override)."""
-    return _operator("promote", home, reason, wait_s)
+    return _operator(wb, "promote", reason, wait_s)
 
 
-def status(home: Path | None = None) -> dict[str, Any]:
+def status(wb: Workbench) -> dict[str, Any]:
     """The current rollout in a few fields, plus the live weight if the router answers."""
-    state = st.load(home)
+    state = st.load(wb)
     if state is None:
         return {"phase": "none", "message": "no rollout yet: start one with `workbench rollout start`"}
     out = {
@@ -224,32 +218,32 @@ def status(home: Path | None = None) -> dict[str, Any]:
         "failed": {k: v.count(MeasurementPhase.FAILED) for k, v in state.phases.items()},
     }
     try:
-        out["router_weight"] = LocalBackend(home).weight()
+        out["router_weight"] = LocalBackend(wb).weight()
     except Exception:  # noqa: BLE001
         out["router_weight"] = None
     return out
 
 
-def inject_fault(faults: Faults | dict[str, Any], home: Path | None = None) -> Faults:
+def inject_fault(wb: Workbench, faults: Faults | dict[str, Any]) -> Faults:
     """Apply faults to the running canary and log a ``fault`` event (the incident's onset)."""
     faults = faults if isinstance(faults, Faults) else Faults(**faults)
-    state = st.load(home)
-    backend = LocalBackend(home)
+    state = st.load(wb)
+    backend = LocalBackend(wb)
     try:
         totals = backend.traffic_totals()
     except Exception:  # noqa: BLE001 - the counters are for the blast radius only
         totals = None
     applied = backend.inject_fault(faults)
-    EventLog(home, rollout=state.id if state else None).emit("fault", totals=totals, **applied.model_dump())
+    EventLog(wb, rollout=state.id if state else None).emit("fault", totals=totals, **applied.model_dump())
     return applied
 
 
-def down(home: Path | None = None) -> list[str]:
+def down(wb: Workbench) -> list[str]:
     """Stop every rollout process of this state folder (canary, router, Prometheus, stable)."""
-    state = st.load(home)
+    state = st.load(wb)
     if state is not None and not state.done and not st.controller_alive(state):
         try:
-            abort(home, "environment shut down")
+            abort(wb, "environment shut down")
         except Exception:  # noqa: BLE001 - shutting down anyway
             pass
-    return LocalBackend(home).down()
+    return LocalBackend(wb).down()

@@ -11,13 +11,13 @@ predictions are skewed: the "bad model" fault). Reruns reuse what exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_workbench import paramspec, settings, tracking
+from mlops_workbench import paramspec, tracking
 from mlops_workbench.alias import Alias
 from mlops_workbench.data import FEATURES, load_iris_frame
 from mlops_workbench.registry import integrity
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,31 +51,28 @@ def _train(role: str) -> tuple[Pipeline, pd.DataFrame]:
     return train(df, TrainParams.from_dict({"model": "logistic_regression", "C": strength, "seed": 42})), df
 
 
-def _register(role: str, model_name: str, home: Path) -> str:
+def _register(wb: Workbench, role: str, model_name: str) -> str:
     import mlflow
 
-    tracking.use(home)
+    tracking.use(wb)
     mlflow.set_experiment("rollout-models")
     with mlflow.start_run(run_name=f"rollout-{role}"):
         mlflow.set_tag(ROLE_TAG, role)
         model, rows = _train(role)
-        version = integrity.log_registered(model, load_iris_frame()[FEATURES].head(5), model_name, training=rows)
-    tracking.client(home).set_model_version_tag(model_name, version, ROLE_TAG, role)
+        version = integrity.log_registered(wb, model, load_iris_frame()[FEATURES].head(5), model_name, training=rows)
+    tracking.client(wb).set_model_version_tag(model_name, version, ROLE_TAG, role)
     return version
 
 
-def ensure_versions(
-    home: Path | None = None, model_name: str | None = None, roles: tuple[str, ...] = ROLES
-) -> Versions:
+def ensure_versions(wb: Workbench, model_name: str | None = None, roles: tuple[str, ...] = ROLES) -> Versions:
     """Start the tracking server, make sure the versions of ``roles`` exist and ``production`` is set."""
     from mlflow.exceptions import MlflowException
 
     from mlops_workbench import registry
 
     model_name = model_name or paramspec.model_name()
-    home = home or settings.home()
-    tracking.up(home=home, timeout=300)  # generous: a busy machine can take minutes to start mlflow
-    client = tracking.client(home)
+    tracking.up(wb, timeout=300)  # generous: a busy machine can take minutes to start mlflow
+    client = tracking.client(wb)
     found: dict[str, str] = {}
     try:
         for mv in client.search_model_versions(f"name='{model_name}'"):
@@ -86,7 +83,7 @@ def ensure_versions(
         pass
     for role in ("stable", "candidate", *roles):
         if role not in found:
-            found[role] = _register(role, model_name, home)
+            found[role] = _register(wb, role, model_name)
     versions = Versions(**found)
     try:
         current = client.get_model_version_by_alias(model_name, Alias.PRODUCTION)
@@ -94,23 +91,22 @@ def ensure_versions(
         current = None
     if current is None:
         registry.release(
+            wb,
             model_name,
             versions.stable,
             approver="workbench-setup",
             reason="initial production version for the canary lab",
-            home=home,
         )
     return versions
 
 
-def reset_production(version: str, home: Path | None = None, model_name: str | None = None) -> None:
+def reset_production(wb: Workbench, version: str, model_name: str | None = None) -> None:
     """Point ``production`` back at ``version`` (used to rerun the lab from its start)."""
     from mlflow.exceptions import MlflowException
 
     model_name = model_name or paramspec.model_name()
-    home = home or settings.home()
-    tracking.up(home=home)
-    client = tracking.client(home)
+    tracking.up(wb)
+    client = tracking.client(wb)
     try:
         current = client.get_model_version_by_alias(model_name, Alias.PRODUCTION)
     except MlflowException:

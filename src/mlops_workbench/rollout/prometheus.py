@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs
 from mlops_workbench.errors import ServiceError
+from mlops_workbench.workbench import Workbench
 
 SERVICE = "rollout-prometheus"
 BINARY_ENV = "WORKBENCH_PROMETHEUS"
@@ -100,14 +101,10 @@ def config(
 
 
 def write_config(
-    router: str | None,
-    models: dict[str, str],
-    home: Path | None = None,
-    scrape_interval: str = "1s",
-    **extra: Any,
+    wb: Workbench, router: str | None, models: dict[str, str], scrape_interval: str = "1s", **extra: Any
 ) -> Path:
     """Write :func:`config` (``extra``: its keyword-only lab 07 parts) to ``<home>/rollout/prometheus/``."""
-    folder = settings.layout(home).prometheus
+    folder = wb.layout.prometheus
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "prometheus.yml"
     path.write_text(yaml.safe_dump(config(router, models, scrape_interval, **extra), sort_keys=False))
@@ -115,9 +112,9 @@ def write_config(
 
 
 def up(
+    wb: Workbench,
     router: str | None,
     models: dict[str, str],
-    home: Path | None = None,
     port: int | None = None,
     scrape_interval: str = "1s",
     timeout: float = 60.0,
@@ -127,7 +124,7 @@ def up(
     ``port`` it listens on its default port (9090 + ``WORKBENCH_PORT_OFFSET``) or the next free one. ``extra``
     (``monitor``, ``rule_files``, ``alertmanager``: see :func:`config`) is for lab 07's monitoring; to add
     them to a Prometheus that already runs, use :func:`reconfigure`."""
-    running = procs.get(SERVICE, home)
+    running = procs.get(wb, SERVICE)
     if running:
         return running.url
     exe = binary()
@@ -136,7 +133,7 @@ def up(
             "No prometheus binary found: install it (`apt-get install prometheus`) or set "
             f"{BINARY_ENV}; without it the analysis scrapes /metrics directly (metrics source 'direct')."
         )
-    cfg = write_config(router, models, home, scrape_interval, **extra)
+    cfg = write_config(wb, router, models, scrape_interval, **extra)
     data = cfg.parent / "data"
 
     def start(listen: int) -> procs.Service:
@@ -149,23 +146,23 @@ def up(
             "--log.level=warn",
             "--web.enable-lifecycle",  # POST /-/reload: lab 07 adds its monitor and rules to a running one
         ]
-        return procs.start(SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout, home=home)
+        return procs.start(wb, SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout)
 
     return (start(port) if port else procs.on_default_port("prometheus", start)).url
 
 
-def down(home: Path | None = None) -> bool:
+def down(wb: Workbench) -> bool:
     """Stop Prometheus; True if it was running."""
-    return procs.stop(SERVICE, home)
+    return procs.stop(wb, SERVICE)
 
 
-def url(home: Path | None = None) -> str | None:
-    running = procs.get(SERVICE, home)
+def url(wb: Workbench) -> str | None:
+    running = procs.get(wb, SERVICE)
     return running.url if running else None
 
 
 def reconfigure(
-    home: Path | None = None,
+    wb: Workbench,
     *,
     monitor: str | None = None,
     rule_files: Sequence[Path] = (),
@@ -176,13 +173,13 @@ def reconfigure(
 
     The router and model targets it already scrapes are kept (one started without reloads enabled is started
     again, on its port and data). Raises :class:`ServiceError` when no Prometheus
-    runs for ``home``, and :class:`PrometheusError` when it refuses the new config (its answer says why)."""
+    runs for ``wb``, and :class:`PrometheusError` when it refuses the new config (its answer says why)."""
     import httpx
 
-    running = procs.get(SERVICE, home)
+    running = procs.get(wb, SERVICE)
     if running is None:
         raise ServiceError("Prometheus is not running for this state folder: start it first (`prometheus.up`).")
-    path = settings.layout(home).prometheus / "prometheus.yml"
+    path = wb.layout.prometheus / "prometheus.yml"
     current = yaml.safe_load(path.read_text())
     jobs = [job for job in current["scrape_configs"] if job["job_name"] != "monitor"]
     router = next((job["static_configs"][0]["targets"][0] for job in jobs if job["job_name"] == "router"), None)
@@ -194,14 +191,14 @@ def reconfigure(
     }
     interval = current["global"]["scrape_interval"]
     extra: dict[str, Any] = {"monitor": monitor, "rule_files": rule_files, "alertmanager": alertmanager}
-    write_config(router, models, home, interval, **extra)
+    write_config(wb, router, models, interval, **extra)
     try:
         answer = procs.http().post(running.url + "/-/reload", timeout=timeout)
     except httpx.HTTPError as err:
         raise PrometheusError(f"Prometheus at {running.url} did not answer the reload ({err}).") from err
     if answer.status_code == 403:  # started before reloads were enabled: start it again on its port and data
-        down(home)
-        return up(router, models, home, port=running.port, scrape_interval=interval, **extra)
+        down(wb)
+        return up(wb, router, models, port=running.port, scrape_interval=interval, **extra)
     if answer.status_code != 200:
         raise PrometheusError(f"Prometheus at {running.url} refused the new config: {answer.text.strip()}")
     return running.url

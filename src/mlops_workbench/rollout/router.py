@@ -28,6 +28,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from mlops_workbench.fielderrors import shown
 from mlops_workbench.rollout.shadow import Answer, Copy, Shadow
 from mlops_workbench.serving import auth, openapi, paths, payloads
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -343,7 +344,5 @@ def serve(
     ``admin_token``, by default the state folder's."""
     import uvicorn
 
-    from mlops_workbench import settings
-
-    app = Router(stable, canary, weight, seed, admin_token=admin_token or auth.ensure_token(settings.home()))
+    app = Router(stable, canary, weight, seed, admin_token=admin_token or auth.ensure_token(Workbench.from_env()))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")

@@ -17,9 +17,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from mlops_workbench import settings
 from mlops_workbench.errors import InputError
 from mlops_workbench.settings import DEFAULT_MODEL_NAME
+from mlops_workbench.workbench import Workbench
 
 
 class RolloutPhase(StrEnum):
@@ -71,20 +71,20 @@ class RolloutState:
         return self.phase in TERMINAL
 
 
-def state_path(home: Path | None = None) -> Path:
-    return settings.layout(home).rollout_state
+def state_path(wb: Workbench) -> Path:
+    return wb.layout.rollout_state
 
 
-def save(state: RolloutState, home: Path | None = None) -> None:
-    path = state_path(home)
+def save(wb: Workbench, state: RolloutState) -> None:
+    path = state_path(wb)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(state), indent=1))
     os.replace(tmp, path)
 
 
-def load(home: Path | None = None) -> RolloutState | None:
-    path = state_path(home)
+def load(wb: Workbench) -> RolloutState | None:
+    path = state_path(wb)
     if not path.exists():
         return None
     return RolloutState(**json.loads(path.read_text()))
@@ -94,18 +94,18 @@ RequestAction = Literal["abort", "promote"]
 """What an operator can ask the running controller to do."""
 
 
-def request(action: str, reason: str = "", home: Path | None = None) -> None:
+def request(wb: Workbench, action: str, reason: str = "") -> None:
     """Ask the running controller to ``abort`` or ``promote``."""
     if action not in ("abort", "promote"):
         raise InputError(f"unknown request {action!r}: use 'abort' or 'promote'")
-    path = settings.layout(home).rollout_request
+    path = wb.layout.rollout_request
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"action": action, "reason": reason}))
 
 
-def take_request(home: Path | None = None) -> dict[str, str] | None:
+def take_request(wb: Workbench) -> dict[str, str] | None:
     """The pending operator request, removed once read."""
-    path = settings.layout(home).rollout_request
+    path = wb.layout.rollout_request
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):

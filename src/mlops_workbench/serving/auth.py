@@ -1,6 +1,6 @@
 """The admin token: one bearer token per state folder guards every server's ``/admin/*`` endpoints.
 
-The token lives in the state folder (``settings.layout(home).admin_token``), readable by its owner only
+The token lives in the state folder (``wb.layout.admin_token``), readable by its owner only
 (mode 0600). Servers started by the workbench read it at start-up; the workbench's own clients
 (:mod:`mlops_workbench.serving.client`) send it as ``Authorization: Bearer <token>``. A server in a
 container takes it from ``WORKBENCH_ADMIN_TOKEN`` instead (a Kubernetes Secret, say).
@@ -11,18 +11,17 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from pathlib import Path
 
-from mlops_workbench import settings
 from mlops_workbench.errors import InputError
+from mlops_workbench.workbench import Workbench
 
 TOKEN_ENV = "WORKBENCH_ADMIN_TOKEN"
 SCHEME = "Bearer"
 
 
-def ensure_token(home: Path) -> str:
+def ensure_token(wb: Workbench) -> str:
     """The state folder's admin token, created (random, mode 0600) the first time it is needed."""
-    path = settings.layout(home).admin_token
+    path = wb.layout.admin_token
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -32,14 +31,14 @@ def ensure_token(home: Path) -> str:
         else:
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(32))
-    return read_token(home)
+    return read_token(wb)
 
 
-def read_token(home: Path) -> str:
-    """The admin token of ``home``, from ``WORKBENCH_ADMIN_TOKEN`` or the state folder's token file."""
+def read_token(wb: Workbench) -> str:
+    """The admin token of ``wb``, from ``WORKBENCH_ADMIN_TOKEN`` or the state folder's token file."""
     if os.environ.get(TOKEN_ENV):
         return os.environ[TOKEN_ENV]
-    path = settings.layout(home).admin_token
+    path = wb.layout.admin_token
     try:
         token = path.read_text().strip()
     except FileNotFoundError:

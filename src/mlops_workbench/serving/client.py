@@ -14,15 +14,17 @@ Prediction *traffic* is different: a 500 or a refused connection is an outcome t
 from __future__ import annotations
 
 import json as jsonlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from functools import partial
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.serving import auth, paths
 from mlops_workbench.serving.admin import ShadowUpstream, Weights
 from mlops_workbench.serving.faults import Faults
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:  # httpx is imported with the first request: importing this module stays cheap
     import httpx
@@ -161,13 +163,26 @@ class _Client:
 
     what = "server"
 
-    def __init__(self, url: str, *, home: Path | None = None, token: str | None = None) -> None:
+    def __init__(self, url: str, *, token: str | Callable[[], str] | None = None) -> None:
+        """A client of the server at ``url``. Predictions, health and metrics need no token; the admin calls
+        need ``token`` (or a function that reads it when first needed): :meth:`of` passes the state folder's."""
         self.url = url.rstrip("/")
-        self._home, self._token = home, token
+        self._token = token
+
+    @classmethod
+    def of(cls, wb: Workbench, url: str) -> Self:
+        """A client whose admin calls carry the admin token of ``wb``'s state folder (read when first needed)."""
+        return cls(url, token=partial(auth.read_token, wb))
 
     def _headers(self) -> dict[str, str]:
         if self._token is None:
-            self._token = auth.read_token(self._home or settings.home())
+            raise InputError(
+                f"The admin API of the {self.what} at {self.url} needs the state folder's admin token: make the "
+                f"client with {type(self).__name__}.of(wb, url) (in a notebook: "
+                f"{type(self).__name__}.of(lab.wb, url))."
+            )
+        if callable(self._token):
+            self._token = self._token()
         return auth.headers(self._token)
 
     def _call(

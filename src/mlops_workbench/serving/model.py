@@ -19,6 +19,7 @@ from mlops_workbench import paramspec, tracking
 from mlops_workbench.data import FEATURES
 from mlops_workbench.errors import ModelLoadError
 from mlops_workbench.serving.payloads import PayloadError
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -77,13 +78,13 @@ class LoadedModel:
         return labels, (np.round(proba, 6).tolist() if proba is not None else None)
 
 
-def resolve(uri: str, name: str | None = None, client: MlflowClient | None = None) -> ModelRef:
+def resolve(wb: Workbench, uri: str, name: str | None = None, client: MlflowClient | None = None) -> ModelRef:
     """Resolve ``uri`` to a :class:`ModelRef` (alias and version URIs ask the registry)."""
     name = name or paramspec.model_name()
     if match := _ALIAS_URI.match(uri):
         from mlflow.exceptions import MlflowException
 
-        client = client or _client()
+        client = client or _client(wb)
         try:
             mv = client.get_model_version_by_alias(match["name"], match["alias"])
         except MlflowException as exc:
@@ -95,7 +96,7 @@ def resolve(uri: str, name: str | None = None, client: MlflowClient | None = Non
     if match := _VERSION_URI.match(uri):
         from mlflow.exceptions import MlflowException
 
-        client = client or _client()
+        client = client or _client(wb)
         try:
             mv = client.get_model_version(match["name"], match["version"])
         except MlflowException as exc:
@@ -105,7 +106,7 @@ def resolve(uri: str, name: str | None = None, client: MlflowClient | None = Non
     return ModelRef(uri, name, UNREGISTERED, None, run_id)
 
 
-def load(ref: ModelRef) -> LoadedModel:
+def load(wb: Workbench, ref: ModelRef) -> LoadedModel:
     """Load the model ``ref`` points to (sklearn flavor when present, else pyfunc).
 
     A registry version is downloaded once, verified against the sha256 digests
@@ -119,7 +120,7 @@ def load(ref: ModelRef) -> LoadedModel:
     import mlflow
 
     if ref.load_uri.startswith(("models:/", "runs:/")):
-        tracking.use()  # the load goes through MLflow's fluent API, to the state folder's server
+        tracking.use(wb)  # the load goes through MLflow's fluent API, to the state folder's server
     from mlops_workbench.registry import integrity
 
     folder = None
@@ -127,7 +128,7 @@ def load(ref: ModelRef) -> LoadedModel:
         source = ref.load_uri
         if ref.version != UNREGISTERED:
             folder = tempfile.mkdtemp(prefix="mlops-serve-")
-            source = str(integrity.fetch_verified(ref.name, ref.version, folder))
+            source = str(integrity.fetch_verified(wb, ref.name, ref.version, folder))
         flavors = _flavors(source)
         if "sklearn" in flavors:
             model = mlflow.sklearn.load_model(source)
@@ -199,9 +200,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _client() -> MlflowClient:
+def _client(wb: Workbench) -> MlflowClient:
     # no health probe: MLflow's own bounded retries make a reload fail fast when the server is down
-    return tracking.client(check=False)
+    return tracking.client(wb, check=False)
 
 
 def _first_line(exc: BaseException) -> str:

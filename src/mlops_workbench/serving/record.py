@@ -9,19 +9,18 @@ therefore grade a learner who tidied up (stopped the server) from this record.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-from mlops_workbench import settings
+from mlops_workbench.workbench import Workbench
 
 _STARTED = re.compile(r"^serving (?P<uri>\S+) \(version (?P<version>[^)]*)\) on (?P<url>\S+)")
 _RELOADED = re.compile(r"reloaded (?P<uri>\S+): version (?P<before>\S+) -> (?P<version>\S+)")
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>.+)$")
 
 
-def last_served(name: str, home: Path | None = None) -> dict[str, Any] | None:
+def last_served(wb: Workbench, name: str) -> dict[str, Any] | None:
     """The ``/version`` answer the server ``name`` last gave (from its log), or None if it never served."""
-    log = (home or settings.home()) / "logs" / f"{name}.log"
+    log = wb.layout.log(name)
     if not log.is_file():
         return None
     info: dict[str, Any] | None = None

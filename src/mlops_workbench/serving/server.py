@@ -21,7 +21,6 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,13 +32,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mlops_workbench import fielderrors, paramspec, procs, settings
+from mlops_workbench import fielderrors, paramspec, procs
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import WorkbenchError
 from mlops_workbench.serving import auth, openapi, paths, payloads
 from mlops_workbench.serving import model as served_model
 from mlops_workbench.serving.faults import FaultInjector, Faults
 from mlops_workbench.serving.hotpath import Metrics, PredictionEndpoints, PredictionSink
+from mlops_workbench.workbench import Workbench
 
 log = logging.getLogger("mlops_workbench.serving.server")
 URI_ENV, NAME_ENV, WATCH_ENV = "WORKBENCH_MODEL_URI", "WORKBENCH_MODEL_NAME", "WORKBENCH_WATCH_INTERVAL"
@@ -50,15 +50,17 @@ class ModelServer:
 
     def __init__(
         self,
+        wb: Workbench,
         model_uri: str,
         name: str | None = None,
         faults: Faults | None = None,
         recorder: PredictionSink | None = None,
     ) -> None:
         name = name or paramspec.model_name()
+        self.wb = wb
         self.uri, self.name = model_uri, name
         self._refused: tuple[str, str] | None = None  # (version, error) last written to the audit log
-        self.model = self._load(served_model.resolve(model_uri, name), "serve")
+        self.model = self._load(served_model.resolve(self.wb, model_uri, name), "serve")
         self.faults = FaultInjector(faults)
         self.metrics = Metrics()
         self.recorder = recorder
@@ -69,7 +71,7 @@ class ModelServer:
         """Load the version the URI points to now if it changed; swap it in atomically."""
         with self._reload_lock:
             before = self.model
-            ref = served_model.resolve(self.uri, self.name)
+            ref = served_model.resolve(self.wb, self.uri, self.name)
             if ref.version == before.version and ref.version != served_model.UNREGISTERED:
                 return {"reloaded": False, "version": before.version, "previous_version": before.version}
             self.model = self._load(ref, "reload")  # one assignment: requests see the old or the new model
@@ -81,12 +83,13 @@ class ModelServer:
         from mlops_workbench.registry import audit, integrity
 
         try:
-            return served_model.load(ref)
+            return served_model.load(self.wb, ref)
         except integrity.IntegrityError as exc:
             if self._refused != (ref.version, str(exc)):  # the watch loop retries: one audit line per refusal
                 self._refused = (ref.version, str(exc))
                 serving = getattr(getattr(self, "model", None), "version", None)
                 audit.append(
+                    self.wb,
                     audit.AuditEntry(
                         action=audit.AuditAction(action),
                         model=ref.name,
@@ -96,7 +99,7 @@ class ModelServer:
                         error=str(exc),
                         serving=serving,
                         files=[vars(p) for p in exc.problems],
-                    )
+                    ),
                 )
             raise
 
@@ -134,6 +137,7 @@ def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None
 
 
 def create_app(
+    wb: Workbench,
     model_uri: str | None = None,
     name: str | None = None,
     faults: Faults | None = None,
@@ -144,7 +148,8 @@ def create_app(
 ) -> FastAPI:
     """The model server app; arguments default to ``WORKBENCH_MODEL_URI`` etc. (for ``uvicorn --factory``).
 
-    ``admin_token`` guards ``/admin/*`` (default: the state folder's, see :mod:`~mlops_workbench.serving.auth`);
+    ``wb`` is the workbench whose registry, audit log and admin token the server uses. ``admin_token`` guards
+    ``/admin/*`` (default: the state folder's, see :mod:`~mlops_workbench.serving.auth`);
     ``POST /admin/faults`` is refused unless ``allow_faults`` (or the server starts with faults already set).
     ``recorder`` receives every answered prediction request (``workbench serve``: the prediction log); it is
     closed when the app shuts down.
@@ -153,9 +158,9 @@ def create_app(
     model_uri = model_uri or os.environ.get(URI_ENV) or f"models:/{name}@{Alias.PRODUCTION}"
     if watch_interval is None and os.environ.get(WATCH_ENV):
         watch_interval = float(os.environ[WATCH_ENV])
-    token = admin_token or auth.ensure_token(settings.home())
+    token = admin_token or auth.ensure_token(wb)
     allow_faults = allow_faults or bool(faults and faults.active)
-    server = ModelServer(model_uri, name, faults, recorder)
+    server = ModelServer(wb, model_uri, name, faults, recorder)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -308,10 +313,10 @@ def _openapi(app: FastAPI, server: ModelServer) -> Any:
 
 
 def start_server(
+    wb: Workbench,
     model_uri: str,
     port: int | None = None,
     name: str = "serve",
-    home: Path | None = None,
     faults: Faults | None = None,
     watch_interval: float | None = None,
     model_name: str | None = None,
@@ -320,13 +325,12 @@ def start_server(
 ) -> procs.Service:
     """Start ``workbench serve`` as the background service ``name`` and wait until /health answers.
 
-    The server talks to the tracking server of the state folder ``home`` (see
+    The server talks to the tracking server of the state folder of ``wb`` (see
     :func:`mlops_workbench.tracking.uri`) and guards its admin API with that folder's token. Faults can
     be injected at run time only with ``allow_faults`` (or ``faults`` set at start). Stop it with
     ``procs.stop(name, home)``.
     """
     model_name = model_name or paramspec.model_name()
-    home = home or settings.home()
     port = port or procs.free_port()
     args = ["--model-uri", model_uri, "--port", str(port), "--name", model_name]
     faults = faults or Faults()
@@ -338,9 +342,9 @@ def start_server(
         args += ["--watch-interval", str(watch_interval)]
     if allow_faults:
         args.append("--allow-faults")
-    auth.ensure_token(home)
-    env = {settings.HOME_ENV: str(home)}
+    auth.ensure_token(wb)
+    env = wb.env()
     for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")):
         env[key] = os.environ.get(key, value)  # a reload fails fast when the tracking server is down
     cmd = procs.workbench_cmd("serve", *args)
-    return procs.start(name, cmd, port, health_path=paths.HEALTH, timeout=timeout, env=env, home=home)
+    return procs.start(wb, name, cmd, port, health_path=paths.HEALTH, timeout=timeout, env=env)

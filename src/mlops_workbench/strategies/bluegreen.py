@@ -16,7 +16,6 @@ traffic to blue at once. Every switch and every refusal is a line of the registr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +26,7 @@ from mlops_workbench.registry import approvals, audit
 from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 from mlops_workbench.strategies.abtest import FIX
+from mlops_workbench.workbench import Workbench
 
 Environment = Literal["blue", "green"]
 ENVIRONMENTS: tuple[Environment, ...] = get_args(Environment)
@@ -80,14 +80,14 @@ class SmokeResult(BaseModel):
         )
 
 
-def smoke(url: str, cases: Sequence[SmokeCase | Mapping[str, Any]], home: Path | None = None) -> SmokeResult:
+def smoke(wb: Workbench, url: str, cases: Sequence[SmokeCase | Mapping[str, Any]]) -> SmokeResult:
     """Send each case to the model server at ``url`` (an environment's own URL, not the router's)."""
     if not cases:
         raise InputError("Give at least one smoke case: smoke(url, [{'rows': [[5.1, 3.5, 1.4, 0.2]], 'expect': ...}]).")
     parsed = [
         c if isinstance(c, SmokeCase) else validated(SmokeCase, c, f"smoke case {i}", FIX) for i, c in enumerate(cases)
     ]
-    server = ModelServerClient(url, home=home)
+    server = ModelServerClient.of(wb, url)
     try:
         served = server.version()
     except (ServiceError, InputError) as exc:
@@ -146,12 +146,12 @@ def live(router: RouterClient) -> Environment | None:
 
 
 def switch(
+    wb: Workbench,
     router: RouterClient,
     smoke_result: SmokeResult,
     to: str = "green",
     by: str | None = None,
     reason: str = "blue-green switch",
-    home: Path | None = None,
 ) -> Switch:
     """Put all traffic on environment ``to`` in one router call, if ``smoke_result`` passed for what it serves now.
 
@@ -162,34 +162,30 @@ def switch(
     fields = _fields(smoke_result.model, target, by, reason)
 
     def refuse(why: str) -> SwitchRefused:
-        audit.append(
-            AuditEntry(**fields, version=smoke_result.version, outcome=AuditOutcome.REFUSED, error=why), home=home
-        )
+        audit.append(wb, AuditEntry(**fields, version=smoke_result.version, outcome=AuditOutcome.REFUSED, error=why))
         return SwitchRefused(f"Switch to {target} refused, traffic unchanged: {why}.")
 
     if smoke_result.url.rstrip("/") != urls[target]:
         raise refuse(f"the smoke test ran against {smoke_result.url}, but {target} is {urls[target]}: smoke {target}")
     if not smoke_result.passed:
         raise refuse(f"{smoke_result.summary()}; fix {target} and smoke it again")
-    now = _version(urls[target], home)
+    now = _version(wb, urls[target])
     if now is None or now != smoke_result.version:
         serves = f"now serves v{now}" if now else "does not answer now"
         raise refuse(f"{target} {serves}, the smoke test passed v{smoke_result.version}: smoke it again")
-    return _move(router, target, urls, fields, home)
+    return _move(wb, router, target, urls, fields)
 
 
-def switch_back(
-    router: RouterClient, by: str | None = None, reason: str = "switch back", home: Path | None = None
-) -> Switch:
+def switch_back(wb: Workbench, router: RouterClient, by: str | None = None, reason: str = "switch back") -> Switch:
     """Put all traffic back on blue in one router call (refused, traffic unchanged, when blue does not answer)."""
     urls = environments(router)
-    served = _served(urls["blue"], home)
+    served = _served(wb, urls["blue"])
     fields = _fields(served[0] if served else None, "blue", by, reason)
     if served is None:
         why = f"blue at {urls['blue']} does not answer: start it again (LocalBackend.up()) before switching back"
-        audit.append(AuditEntry(**fields, outcome=AuditOutcome.REFUSED, error=why), home=home)
+        audit.append(wb, AuditEntry(**fields, outcome=AuditOutcome.REFUSED, error=why))
         raise SwitchRefused(f"Switch back to blue refused, traffic unchanged: {why}.")
-    return _move(router, "blue", urls, fields, home)
+    return _move(wb, router, "blue", urls, fields)
 
 
 def _fields(model: str | None, target: Environment, by: str | None, reason: str) -> dict[str, Any]:
@@ -202,30 +198,26 @@ def _fields(model: str | None, target: Environment, by: str | None, reason: str)
     )
 
 
-def _served(url: str, home: Path | None) -> tuple[str, str] | None:
+def _served(wb: Workbench, url: str) -> tuple[str, str] | None:
     """(model name, version) the server at ``url`` serves, None when it does not answer."""
     try:
-        found = ModelServerClient(url, home=home).version()
+        found = ModelServerClient.of(wb, url).version()
     except (ServiceError, InputError):
         return None
     return found["name"], str(found["version"])
 
 
-def _version(url: str, home: Path | None) -> str | None:
-    served = _served(url, home)
+def _version(wb: Workbench, url: str) -> str | None:
+    served = _served(wb, url)
     return served[1] if served else None
 
 
 def _move(
-    router: RouterClient,
-    target: Environment,
-    urls: dict[Environment, str],
-    fields: dict[str, Any],
-    home: Path | None,
+    wb: Workbench, router: RouterClient, target: Environment, urls: dict[Environment, str], fields: dict[str, Any]
 ) -> Switch:
     before = live(router)
-    replaced = _version(urls[before], home) if before is not None else None
-    version = _version(urls[target], home) or "unknown"
+    replaced = _version(wb, urls[before]) if before is not None else None
+    version = _version(wb, urls[target]) or "unknown"
     weight = router.set_weight(WEIGHT[target])  # the switch: one call, every later request sees it
-    audit.append(AuditEntry(**fields, version=version, replaced=replaced, outcome=AuditOutcome.SWITCHED), home=home)
+    audit.append(wb, AuditEntry(**fields, version=version, replaced=replaced, outcome=AuditOutcome.SWITCHED))
     return Switch(live=target, url=urls[target], version=version, replaced=replaced, weight=weight)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,6 +24,7 @@ from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.paramspec import CostParams
 from mlops_workbench.registry.gate import COST_CURRENCY_TAG, COST_TAG, LATENCY_TAG
 from mlops_workbench.serving.client import ModelServerClient
+from mlops_workbench.workbench import Workbench
 
 GIB = 2**30
 CPU, RSS, STARTED, REQUESTS = (
@@ -86,9 +86,9 @@ def parse_sample(text: str, t: float, where: str = "the server") -> ServerSample
     )
 
 
-def sample(url: str, home: Path | None = None) -> ServerSample:
+def sample(wb: Workbench, url: str) -> ServerSample:
     """Read the counters of the model server at ``url`` now."""
-    text = ModelServerClient(url, home=home).metrics()
+    text = ModelServerClient.of(wb, url).metrics()
     return parse_sample(text, time.time(), f"the model server at {url}")
 
 
@@ -156,20 +156,17 @@ def cost_of(samples: Sequence[ServerSample], prices: CostParams, version: str) -
 
 
 def measure(
-    servers: Mapping[str, str],
-    during: Callable[[], object],
-    prices: CostParams | None = None,
-    home: Path | None = None,
+    wb: Workbench, servers: Mapping[str, str], during: Callable[[], object], prices: CostParams | None = None
 ) -> dict[str, VersionCost]:
     """Read every server (``{label: url}``, e.g. ``{"blue": ..., "green": ...}``), run ``during()`` (the traffic),
     read them again; the cost of each, keyed by label, for the version it serves."""
     if not servers:
         raise InputError("Name the servers to measure: measure({'blue': url, 'green': url}, during=...).")
     prices = prices or CostParams.load()
-    versions = {label: str(ModelServerClient(url, home=home).version()["version"]) for label, url in servers.items()}
-    before = {label: sample(url, home) for label, url in servers.items()}
+    versions = {label: str(ModelServerClient.of(wb, url).version()["version"]) for label, url in servers.items()}
+    before = {label: sample(wb, url) for label, url in servers.items()}
     during()
-    after = {label: sample(url, home) for label, url in servers.items()}
+    after = {label: sample(wb, url) for label, url in servers.items()}
     return {label: cost_of([before[label], after[label]], prices, versions[label]) for label in servers}
 
 

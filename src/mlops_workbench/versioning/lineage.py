@@ -21,6 +21,7 @@ from typing import Any
 from mlops_workbench import settings, tracking
 from mlops_workbench.errors import InputError, NotFoundError
 from mlops_workbench.versioning.workspace import DATA, METRICS, MODEL_FILE, Workspace, file_md5, stale_inputs
+from mlops_workbench.workbench import Workbench
 
 LINEAGE_TAGS = (
     "git.commit",
@@ -145,11 +146,7 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def log_model_run(
-    ws: Workspace,
-    experiment: str = "versioning",
-    run_name: str | None = None,
-    data: str = DATA,
-    home: Path | None = None,
+    wb: Workbench, ws: Workspace, experiment: str = "versioning", run_name: str | None = None, data: str = DATA
 ) -> str:
     """Log the workspace's trained model (after ``dvc repro``) as an MLflow run with full lineage; returns its id.
 
@@ -175,7 +172,7 @@ def log_model_run(
     train_split, test_split = (ws.path / TRAIN_SPLIT, ws.path / TEST_SPLIT)
     training = load_csv(train_split) if train_split.exists() else load_csv(ws.path / data)
     holdout = load_csv(test_split) if test_split.exists() else None
-    tracking.use(home)
+    tracking.use(wb)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
@@ -189,9 +186,9 @@ def log_model_run(
     return run_id
 
 
-def run_lineage(run_id: str, home: Path | None = None) -> dict[str, Any]:
+def run_lineage(wb: Workbench, run_id: str) -> dict[str, Any]:
     """The lineage tags, params and metrics of a logged run (for display and checks)."""
-    run = tracking.client(home).get_run(run_id)
+    run = tracking.client(wb).get_run(run_id)
     return {
         "run_id": run_id,
         "tags": {k: v for k, v in run.data.tags.items() if k in LINEAGE_TAGS},

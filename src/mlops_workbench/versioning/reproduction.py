@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from mlops_workbench import settings, tracking
+from mlops_workbench import tracking
 from mlops_workbench.errors import InputError
 from mlops_workbench.versioning.lineage import env_fingerprint, package_code_hash, params_hash
 from mlops_workbench.versioning.workspace import METRICS, Workspace, WorkspaceError, file_md5, run
+from mlops_workbench.workbench import Workbench
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -69,12 +70,12 @@ class ReproductionReport(BaseModel):
         return self.summary()
 
 
-def _get_run(run_id: str, home: Path | None) -> Run:
+def _get_run(wb: Workbench, run_id: str) -> Run:
     from mlflow.exceptions import MlflowException
 
-    uri = tracking.uri(home)
+    uri = tracking.uri(wb)
     try:
-        return tracking.client(home).get_run(run_id)
+        return tracking.client(wb).get_run(run_id)
     except MlflowException as exc:
         raise ReproductionError(
             f"No run with id {run_id!r} on the tracking server {uri} ({exc.error_code}): "
@@ -169,17 +170,14 @@ def _diagnose(tags: dict[str, str], ws: Workspace, data_path: str) -> tuple[list
     return causes, reasons
 
 
-def reproduce(
-    run_id: str, home: Path | None = None, tolerance: float = 1e-9, workdir: Path | None = None
-) -> ReproductionReport:
+def reproduce(wb: Workbench, run_id: str, tolerance: float = 1e-9, workdir: Path | None = None) -> ReproductionReport:
     """Restore the exact code and data of ``run_id``, retrain, and compare its metrics with the logged ones.
 
     The scratch checkout goes to ``workdir`` (default ``<home>/reproductions/<run_id>``)
     and the report is also written there as ``reproduction.json``. Raises
     :class:`ReproductionError` when the run is unknown or lacks lineage.
     """
-    home = home or settings.home()
-    run_info = _get_run(run_id, home)
+    run_info = _get_run(wb, run_id)
     tags = dict(run_info.data.tags)
     missing = [key for key in ("git.commit", "workspace.path", "params.hash") if key not in tags]
     if missing:
@@ -187,7 +185,7 @@ def reproduce(
             f"Run {run_id} has no lineage ({', '.join(missing)} missing): it was not logged with "
             "versioning.log_model_run, so there is nothing to restore. Log runs with log_model_run(ws)."
         )
-    workdir = Path(workdir) if workdir else settings.layout(home).reproduction(run_id)
+    workdir = Path(workdir) if workdir else wb.layout.reproduction(run_id)
     ws = _checkout(tags, workdir)
     ws.dvc("repro", "--force", "--quiet")
     reproduced = json.loads((ws.path / METRICS).read_text()) if (ws.path / METRICS).exists() else {}

@@ -23,6 +23,7 @@ import yaml
 
 from mlops_workbench import paramspec, safeyaml, settings, tools
 from mlops_workbench.errors import InputError, WorkbenchError
+from mlops_workbench.workbench import Workbench
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Workbench Learner",
@@ -258,9 +259,9 @@ def remote_has(remote: Path | str, md5: str) -> bool:
     return (Path(remote) / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 
 
-def default_remote(home: Path | None = None) -> Path:
+def default_remote(wb: Workbench) -> Path:
     """The shared local-folder DVC remote ``<home>/dvc-remote``."""
-    return settings.layout(home).dvc_remote
+    return wb.layout.dvc_remote
 
 
 def _refuse_project(path: Path) -> None:
@@ -292,11 +293,7 @@ def empty_folder(path: Path | str) -> Workspace:
 
 
 def init_workspace(
-    path: Path | str,
-    remote: Path | str | None = None,
-    home: Path | None = None,
-    reset: bool = False,
-    with_remote: bool = True,
+    wb: Workbench, path: Path | str, remote: Path | str | None = None, reset: bool = False, with_remote: bool = True
 ) -> Workspace:
     """Make ``path`` a git + DVC repository of its own, by default with a local-folder default remote.
 
@@ -320,7 +317,7 @@ def init_workspace(
         run([sys.executable, "-m", "dvc", "init", "--quiet"], path, ceiling=path.parent)
     config = {"core": {"analytics": "false"}}
     if with_remote:
-        remote_dir = Path(remote).resolve() if remote else default_remote(home)
+        remote_dir = Path(remote).resolve() if remote else default_remote(wb)
         remote_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "core": {"analytics": "false", "remote": REMOTE_NAME},

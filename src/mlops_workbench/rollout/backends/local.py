@@ -11,10 +11,9 @@ finds the same setup.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Literal, get_args
 
-from mlops_workbench import paramspec, procs, settings
+from mlops_workbench import paramspec, procs
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import InputError, ServiceError
 from mlops_workbench.rollout import prometheus
@@ -22,6 +21,7 @@ from mlops_workbench.rollout.metrics import DirectSource, MetricsSource, Prometh
 from mlops_workbench.serving import paths
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 from mlops_workbench.serving.faults import Faults
+from mlops_workbench.workbench import Workbench
 
 STABLE, CANARY, ROUTER, SHADOW = "rollout-stable", "rollout-canary", "rollout-router", "rollout-shadow"
 SERVICES = (SHADOW, CANARY, ROUTER, prometheus.SERVICE, STABLE)
@@ -34,7 +34,7 @@ class LocalBackend:
 
     def __init__(
         self,
-        home: Path | None = None,
+        wb: Workbench,
         model_name: str | None = None,
         seed: int = 0,
         metrics: MetricsMode = "auto",
@@ -47,13 +47,13 @@ class LocalBackend:
                 "pass auto (Prometheus if installed), prometheus or direct."
             )
         model_name = model_name or paramspec.model_name()
-        self.home = home or settings.home()
+        self.wb = wb
         self.model_name = model_name
         self.seed = seed
         self.metrics_mode = metrics
         self.scrape_interval = scrape_interval
         self.canary_faults = canary_faults  # scenario option: faults the canary starts with
-        self._ports_file = settings.layout(self.home).rollout_ports
+        self._ports_file = self.wb.layout.rollout_ports
 
     # --- setup -----------------------------------------------------------------------------------
     def ports(self) -> dict[str, int]:
@@ -61,10 +61,10 @@ class LocalBackend:
         points at the other two), a port another program took meanwhile is replaced by a free one."""
         ports = json.loads(self._ports_file.read_text()) if self._ports_file.exists() else {}
         changed = False
-        router_down = procs.get(ROUTER, self.home) is None
+        router_down = procs.get(self.wb, ROUTER) is None
         for role, service in (("router", ROUTER), ("stable", STABLE), ("canary", CANARY), ("shadow", SHADOW)):
             port = ports.get(role)
-            taken = router_down and procs.get(service, self.home) is None and port and procs.port_in_use(port)
+            taken = router_down and procs.get(self.wb, service) is None and port and procs.port_in_use(port)
             if port is None or taken:
                 ports[role], changed = procs.free_port(), True
         if changed:
@@ -82,9 +82,9 @@ class LocalBackend:
     def up(self) -> str:
         """Start stable, router (and Prometheus unless metrics='direct'); returns the router URL."""
         ports = self.ports()
-        if procs.get(STABLE, self.home) is None:
+        if procs.get(self.wb, STABLE) is None:
             self.serve_stable()
-        if procs.get(ROUTER, self.home) is None:
+        if procs.get(self.wb, ROUTER) is None:
             cmd = procs.workbench_cmd(
                 "router",
                 "--stable",
@@ -98,10 +98,10 @@ class LocalBackend:
                 "--seed",
                 str(self.seed),
             )
-            procs.start(ROUTER, cmd, ports["router"], health_path=paths.HEALTH, timeout=60, home=self.home)
+            procs.start(self.wb, ROUTER, cmd, ports["router"], health_path=paths.HEALTH, timeout=60)
         if self.metrics_mode != "direct" and (self.metrics_mode == "prometheus" or prometheus.available()):
             targets = {role: f"127.0.0.1:{ports[role]}" for role in ("stable", "canary")}
-            prometheus.up(f"127.0.0.1:{ports['router']}", targets, home=self.home, scrape_interval=self.scrape_interval)
+            prometheus.up(self.wb, f"127.0.0.1:{ports['router']}", targets, scrape_interval=self.scrape_interval)
         return self.router_url
 
     def serve_stable(self, model_uri: str | None = None) -> None:
@@ -111,22 +111,22 @@ class LocalBackend:
         a GitOps sync pins a version this way (``models:/iris/3``)."""
         from mlops_workbench.serving.server import start_server
 
-        procs.stop(STABLE, self.home)
+        procs.stop(self.wb, STABLE)
         start_server(
+            self.wb,
             model_uri or f"models:/{self.model_name}@{Alias.PRODUCTION}",
             port=self.ports()["stable"],
             name=STABLE,
-            home=self.home,
             model_name=self.model_name,
         )
 
     def down(self) -> list[str]:
         """Stop every rollout process (canary first, stable last)."""
-        return [name for name in SERVICES if procs.stop(name, self.home)]
+        return [name for name in SERVICES if procs.stop(self.wb, name)]
 
     def metrics_source(self) -> MetricsSource:
         """PromQL against the running Prometheus, else direct scraping of /metrics."""
-        prom = prometheus.url(self.home)
+        prom = prometheus.url(self.wb)
         if prom and self.metrics_mode != "direct":
             return PrometheusSource(prom)
         return DirectSource(self.router_url, {"stable": self.url("stable"), "canary": self.url("canary")})
@@ -142,10 +142,10 @@ class LocalBackend:
         from mlops_workbench.serving.server import start_server
 
         start_server(
+            self.wb,
             f"models:/{self.model_name}/{version}",
             port=self.ports()[role],
             name=service,
-            home=self.home,
             model_name=self.model_name,
             **options,
         )
@@ -160,10 +160,10 @@ class LocalBackend:
     def stop_shadow(self) -> None:
         """Stop mirroring (when the router runs) and stop the shadow server."""
         try:
-            if procs.get(ROUTER, self.home):
+            if procs.get(self.wb, ROUTER):
                 self.router().clear_shadow()
         finally:
-            procs.stop(SHADOW, self.home)
+            procs.stop(self.wb, SHADOW)
 
     def warm_up(self, role: str, n: int = 20) -> None:
         """Send ``n`` realistic requests straight to a fresh server so first-request costs stay out of the analysis."""
@@ -172,13 +172,13 @@ class LocalBackend:
         from mlops_workbench.rollout.load import iris_like
 
         rows = iris_like(np.random.default_rng(12345), n).tolist()
-        server = ModelServerClient(self.url(role), home=self.home)
+        server = ModelServerClient.of(self.wb, self.url(role))
         for row in rows:
             if server.send([row]).status == 0:
                 return  # no answer: the server is not up, there is nothing to warm
 
     def router(self) -> RouterClient:
-        return RouterClient(self.router_url, home=self.home)
+        return RouterClient.of(self.wb, self.router_url)
 
     def set_weight(self, percent: float) -> None:
         self.router().set_weight(percent)
@@ -187,26 +187,26 @@ class LocalBackend:
         return self.router().weight()
 
     def canary_alive(self) -> bool:
-        return procs.get(CANARY, self.home) is not None
+        return procs.get(self.wb, CANARY) is not None
 
     def stop_canary(self) -> None:
         try:
-            if procs.get(ROUTER, self.home):
+            if procs.get(self.wb, ROUTER):
                 self.set_weight(0)
         finally:
-            procs.stop(CANARY, self.home)
+            procs.stop(self.wb, CANARY)
 
     def promote(self, version: str) -> None:
         """Stable reloads the production alias (now ``version``); then the canary is retired."""
         try:
-            served = str(ModelServerClient(self.url("stable"), home=self.home).reload().get("version", ""))
+            served = str(ModelServerClient.of(self.wb, self.url("stable")).reload().get("version", ""))
             problem = ""
         except ServiceError as exc:
             served, problem = "", f"{exc}; "
         if served != str(version):
             raise ServiceError(
                 f"stable did not switch to version {version} (serves {served or 'unknown'}): "
-                f"{problem}check {settings.layout(self.home).log(STABLE)}"
+                f"{problem}check {self.wb.layout.log(STABLE)}"
             )
         self.stop_canary()
 
@@ -225,4 +225,4 @@ class LocalBackend:
     # --- faults -----------------------------------------------------------------------------------
     def inject_fault(self, faults: Faults) -> Faults:
         """Apply ``faults`` to the running canary (``POST /admin/faults``)."""
-        return ModelServerClient(self.url("canary"), home=self.home).set_faults(faults)
+        return ModelServerClient.of(self.wb, self.url("canary")).set_faults(faults)
