@@ -158,15 +158,17 @@ def test_a_recorded_server_that_does_not_answer_is_a_one_line_502(home: Path) ->
     assert f"at http://127.0.0.1:{port} does not answer" in reply.text and "`workbench mlflow up`" in reply.text
 
 
-def pin_default_port(monkeypatch: pytest.MonkeyPatch, service: str, port: int) -> None:
-    """Make ``port`` the default port of ``service`` for one test, as an offset of ``port - base`` would."""
-    real = settings.default_port
-    monkeypatch.setattr(settings, "default_port", lambda name: port if name == service else real(name))
+def pin_default_port(monkeypatch: pytest.MonkeyPatch, service: str, port: int) -> Workbench:
+    """A workbench whose default port of ``service`` is ``port``, as an offset of ``port - base`` would give (also
+    for the workbench a command makes in the test; an ephemeral port may be above the offsets the variable allows)."""
+    offset = port - settings.BASE_PORTS[service]
+    monkeypatch.setattr(settings, "port_offset", lambda: offset)
+    return Workbench.from_env()
 
 
 def test_a_free_default_port_is_taken_silently(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    pin_default_port(monkeypatch, "jupyter", port := procs.free_port())
-    choice = procs.choose_port("jupyter")
+    wb = pin_default_port(monkeypatch, "jupyter", port := procs.free_port())
+    choice = procs.choose_port(wb, "jupyter")
     assert choice.port == port and choice.note is None
     assert capsys.readouterr().err == ""
 
@@ -175,9 +177,9 @@ def test_a_taken_default_port_moves_to_the_next_free_one_and_says_which_and_why(
     monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     port = free_pair()
-    pin_default_port(monkeypatch, "jupyter", port)  # as if WORKBENCH_PORT_OFFSET were port - 8888
+    wb = pin_default_port(monkeypatch, "jupyter", port)  # as if WORKBENCH_PORT_OFFSET were port - 8888
     with closing(socket.create_server(("127.0.0.1", port))):
-        choice = procs.choose_port("jupyter")
+        choice = procs.choose_port(wb, "jupyter")
     assert choice.port == port + 1
     line = (
         f"port {port} (8888 + WORKBENCH_PORT_OFFSET={port - 8888}) is taken by another program; "
@@ -187,8 +189,8 @@ def test_a_taken_default_port_moves_to_the_next_free_one_and_says_which_and_why(
 
 
 def test_without_an_offset_the_message_says_it_was_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    pin_default_port(monkeypatch, "mlflow", 5000)
-    assert procs.PortChoice("mlflow", 5001).note == (
+    wb = pin_default_port(monkeypatch, "mlflow", 5000)
+    assert procs.PortChoice("mlflow", 5001, wb.port("mlflow"), wb.port_reason("mlflow")).note == (
         "port 5000 (the default) is taken by another program; MLflow tracking server uses 5001"
     )
 
@@ -209,7 +211,7 @@ def test_workbench_lab_listens_on_8888_plus_the_offset_or_the_next_free_port(
 
 
 def test_offset_gives_jupyter_its_own_default_port() -> None:
-    show = "from mlops_workbench import settings as s; print(s.default_port('jupyter'), s.port_reason('jupyter'))"
+    show = "from mlops_workbench.workbench import Workbench as W; w = W.from_env(); print(w.port('jupyter'), w.port_reason('jupyter'))"
     env = {**os.environ, settings.PORT_OFFSET_ENV: "100"}
     out = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "8988 8988 (8888 + WORKBENCH_PORT_OFFSET=100)"
@@ -217,7 +219,7 @@ def test_offset_gives_jupyter_its_own_default_port() -> None:
 
 def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_pair()
-    pin_default_port(monkeypatch, "mlflow", port)
+    wb = pin_default_port(monkeypatch, "mlflow", port)
     squatters: list[socket.socket] = []
 
     def start(listen: int) -> int:
@@ -227,7 +229,7 @@ def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(mon
         return listen
 
     try:
-        assert procs.on_default_port("mlflow", start) == port + 1
+        assert procs.on_default_port(wb, "mlflow", start) == port + 1
     finally:
         squatters[0].close()
 
@@ -235,19 +237,19 @@ def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(mon
         raise ServiceError("mlflow exited")
 
     with pytest.raises(ServiceError, match="mlflow exited"):  # a failure with the port still free is not retried
-        procs.on_default_port("mlflow", broken)
+        procs.on_default_port(wb, "mlflow", broken)
 
 
 def test_serve_and_router_name_the_taken_port_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
     with closing(listening()) as squatter:
         port = squatter.getsockname()[1]
-        pin_default_port(monkeypatch, "router", port)
+        wb = pin_default_port(monkeypatch, "router", port)
         with pytest.raises(
             ServiceError,
             match=rf"port {port} \(8080 \+ WORKBENCH_PORT_OFFSET=\d+\) is taken by "
             "another program, so the traffic router cannot start",
         ):
-            procs.ensure_free("router", port)
+            procs.ensure_free(wb, "router", port)
         result = CliRunner().invoke(app, ["serve", "--model-uri", "models:/iris/1", "--port", str(port)])
     assert result.exit_code == 2
     assert f"port {port} (--port) is taken by another program, so the model server cannot start" in result.output

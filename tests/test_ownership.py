@@ -298,13 +298,14 @@ def test_default_ports_follow_the_offset_of_the_moment_not_of_the_import(monkeyp
     from mlops_workbench.cli import serve
 
     monkeypatch.setenv(settings.PORT_OFFSET_ENV, "7")
-    assert (
-        settings.default_port("serve") == 8007
-        and settings.port_reason("serve") == "8007 (8000 + WORKBENCH_PORT_OFFSET=7)"
-    )
+    assert settings.default_port("serve") == 8007
+    wb = Workbench.from_env()
+    assert wb.port("serve") == 8007 and wb.port_reason("serve") == "8007 (8000 + WORKBENCH_PORT_OFFSET=7)"
     assert inspect.signature(serve.serve).parameters["port"].default.default() == 8007
     monkeypatch.delenv(settings.PORT_OFFSET_ENV)
-    assert settings.default_ports()["router"] == 8080 and settings.port_reason("router") == "8080 (the default)"
+    assert settings.default_ports()["router"] == 8080
+    assert Workbench.from_env().port_reason("router") == "8080 (the default)"
+    assert wb.port("serve") == 8007, "a workbench keeps the offset it was made with"
 
 
 def test_services_start_through_the_workbench_cli():

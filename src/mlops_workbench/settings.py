@@ -79,13 +79,6 @@ SERVICE_LABELS = {
 }
 
 
-def port_reason(service: str) -> str:
-    """The default port of ``service`` and where it comes from, for messages: ``8988 (8888 +
-    WORKBENCH_PORT_OFFSET=100)``, or ``8888 (the default)`` without an offset."""
-    port, base = default_port(service), BASE_PORTS[service]
-    return f"{port} ({base} + {PORT_OFFSET_ENV}={port - base})" if port != base else f"{port} (the default)"
-
-
 def project_root() -> Path:
     """The checkout holding ``labs/`` and ``params.yaml``.
 

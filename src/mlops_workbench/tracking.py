@@ -33,13 +33,13 @@ URI_ENV = "MLFLOW_TRACKING_URI"
 
 def up(wb: Workbench, port: int | None = None, timeout: float = 180.0) -> str:
     """Start the tracking server (or reuse the running one), point this process's MLflow at it (:func:`use`)
-    and return its URL. Without ``port`` it takes the default port (:func:`settings.default_port`) or, if another
+    and return its URL. Without ``port`` it takes the default port (:meth:`Workbench.port`) or, if another
     program holds it, the next free one, and says so on stderr."""
     running = procs.get(wb, SERVICE)
     if running is None and port is not None:
         running = _start(wb, port, timeout)
     elif running is None:
-        running = procs.on_default_port("mlflow", lambda free: _start(wb, free, timeout))
+        running = procs.on_default_port(wb, "mlflow", lambda free: _start(wb, free, timeout))
     return use(wb, running.url)
 
 

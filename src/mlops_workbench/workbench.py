@@ -49,6 +49,16 @@ class Workbench:
         """The default port of ``service`` (a key of ``settings.BASE_PORTS``) with this workbench's offset."""
         return settings.BASE_PORTS[service] + self.port_offset
 
+    def port_reason(self, service: str) -> str:
+        """The default port of ``service`` and where it comes from, for messages: ``8988 (8888 +
+        WORKBENCH_PORT_OFFSET=100)``, or ``8888 (the default)`` without an offset."""
+        port, base = self.port(service), settings.BASE_PORTS[service]
+        return (
+            f"{port} ({base} + {settings.PORT_OFFSET_ENV}={self.port_offset})"
+            if self.port_offset
+            else f"{port} (the default)"
+        )
+
     def env(self) -> dict[str, str]:
         """The environment variables a child process needs to see this same workbench."""
         found = {settings.HOME_ENV: str(self.home), settings.PORT_OFFSET_ENV: str(self.port_offset)}

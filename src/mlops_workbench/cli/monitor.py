@@ -111,7 +111,7 @@ def serve(
     from mlops_workbench.monitoring import exporter, service
     from mlops_workbench.monitoring.alertmanager import Timing
 
-    procs.ensure_free("monitor", port)
+    procs.ensure_free(wb, "monitor", port)
     output.log_to_stderr()
     timing = Timing(group_wait, group_interval, repeat_interval)
     fallback = service.Fallback(fallback_rules, scrape, eval_interval, timing) if fallback_rules else None

@@ -150,7 +150,7 @@ def router(
 
     if not 0 <= weight <= 100:
         raise InputError(f"--weight must be from 0 to 100, got {weight:g}")
-    procs.ensure_free("router", port)
+    procs.ensure_free(Workbench.from_env(), "router", port)
     serve(stable, canary, weight, port, seed)
 
 

@@ -47,7 +47,7 @@ def serve(
     from mlops_workbench.monitoring.recorder import PredictionRecorder
     from mlops_workbench.serving.server import create_app
 
-    procs.ensure_free("serve", port, host)  # before the model loads: a taken port fails at once, saying why
+    procs.ensure_free(wb, "serve", port, host)  # before the model loads: a taken port fails at once, saying why
     output.log_to_stderr()
     faults = Faults(
         error_rate=fault_error_rate, latency_ms=fault_latency_ms, crash_after=fault_crash_after, seed=fault_seed

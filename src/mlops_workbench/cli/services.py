@@ -29,7 +29,7 @@ def lab(
         if copy.message:
             typer.echo(copy.message)
     if port is None:  # a taken default port moves to the next free one, said in one line on stderr
-        port = procs.choose_port("jupyter").port
+        port = procs.choose_port(wb, "jupyter").port
     argv = command(start=wb.layout.notebooks, port=port, open_browser=browser)
     typer.echo(" ".join(argv))
     os.execv(argv[0], argv)

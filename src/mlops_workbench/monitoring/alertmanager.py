@@ -115,7 +115,7 @@ def up(
         ]
         return procs.start(wb, SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout)
 
-    return (start(port) if port else procs.on_default_port("alertmanager", start)).url
+    return (start(port) if port else procs.on_default_port(wb, "alertmanager", start)).url
 
 
 def down(wb: Workbench) -> bool:

@@ -141,4 +141,4 @@ def start(
         cmd = procs.workbench_cmd("monitor", "serve", "--port", str(listen), *args)
         return procs.start(wb, SERVICE, cmd, listen, health_path=HEALTH, timeout=timeout)
 
-    return run(port) if port else procs.on_default_port("monitor", run)
+    return run(port) if port else procs.on_default_port(wb, "monitor", run)

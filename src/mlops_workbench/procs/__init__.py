@@ -114,46 +114,49 @@ class PortChoice:
     service: str
     """A key of :data:`settings.BASE_PORTS` (``"mlflow"``, ``"jupyter"``, ...)."""
     port: int
+    wanted: int
+    """The workbench's default port of the service (``Workbench.port``)."""
+    reason: str
+    """Where :attr:`wanted` comes from (``Workbench.port_reason``)."""
 
     @property
     def note(self) -> str | None:
         """One line saying which port was taken, why it was wanted and which one the service uses instead (None
         when the service got its default port)."""
-        if self.port == settings.default_port(self.service):
+        if self.port == self.wanted:
             return None
         return (
-            f"port {settings.port_reason(self.service)} is taken by another program; "
-            f"{settings.SERVICE_LABELS[self.service]} uses {self.port}"
+            f"port {self.reason} is taken by another program; {settings.SERVICE_LABELS[self.service]} uses {self.port}"
         )
 
 
-def choose_port(service: str, tries: int = 50) -> PortChoice:
-    """The default port of ``service`` (base port + ``WORKBENCH_PORT_OFFSET``) if free, else the next free one above
+def choose_port(wb: Workbench, service: str, tries: int = 50) -> PortChoice:
+    """The default port of ``service`` in ``wb`` (base port + its port offset) if free, else the next free one above
     it (any free port after ``tries``). A move is said on stderr in one line (:attr:`PortChoice.note`)."""
-    wanted = settings.default_port(service)
+    wanted = wb.port(service)
     port = next((p for p in range(wanted, min(wanted + tries, 65536)) if not port_in_use(p)), None)
-    choice = PortChoice(service, port or free_port())
+    choice = PortChoice(service, port or free_port(), wanted, wb.port_reason(service))
     if choice.note:
         print(choice.note, file=sys.stderr, flush=True)
     return choice
 
 
-def on_default_port(service: str, start: Callable[[int], T]) -> T:
+def on_default_port(wb: Workbench, service: str, start: Callable[[int], T]) -> T:
     """``start(port)`` on the port :func:`choose_port` picks for ``service``; if another program took that port at
     the same moment (the start failed and the port is now in use), once more on the next free one."""
-    port = choose_port(service).port
+    port = choose_port(wb, service).port
     try:
         return start(port)
     except ServiceError:
         if not port_in_use(port):
             raise
-        return start(choose_port(service).port)
+        return start(choose_port(wb, service).port)
 
 
-def ensure_free(service: str, port: int, host: str = "127.0.0.1") -> None:
+def ensure_free(wb: Workbench, service: str, port: int, host: str = "127.0.0.1") -> None:
     """Refuse, naming the port, why it was wanted and the fix, when another program already listens on ``port``."""
     if port_in_use(port, "127.0.0.1" if host in ("0.0.0.0", "") else host):
-        why = settings.port_reason(service) if port == settings.default_port(service) else f"{port} (--port)"
+        why = wb.port_reason(service) if port == wb.port(service) else f"{port} (--port)"
         raise ServiceError(
             f"port {why} is taken by another program, so the {settings.SERVICE_LABELS[service]} "
             "cannot start: stop that program, or pass --port with a free port."

@@ -148,7 +148,7 @@ def up(
         ]
         return procs.start(wb, SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout)
 
-    return (start(port) if port else procs.on_default_port("prometheus", start)).url
+    return (start(port) if port else procs.on_default_port(wb, "prometheus", start)).url
 
 
 def down(wb: Workbench) -> bool:
