@@ -224,6 +224,8 @@ def test_mlflow_launcher_tile_opens_the_state_folders_mlflow_ui(page, state):
 
 
 DASHBOARD = [
+    "from mlops_workbench.labs.session import start\n"
+    "lab = start('04-canary-rollback', chdir=False)\n"
     "from IPython.display import display\n"
     "from mlops_workbench.rollout import dashboard, ops, prepare\n"
     "from mlops_workbench.rollout.backends.local import LocalBackend\n"
