@@ -11,9 +11,6 @@ monitor stopping shows up without running the cell again. In a notebook::
 
 from __future__ import annotations
 
-import html
-import threading
-
 from mlops_workbench.monitoring.overview import (
     DEFAULT_THRESHOLD,
     MONITOR_DOWN,
@@ -25,19 +22,10 @@ from mlops_workbench.monitoring.overview import (
     Traffic,
     observe,
 )
+from mlops_workbench.rollout.live import AMBER, GREEN, GREY, RED, Live
+from mlops_workbench.rollout.live import escape as _e
+from mlops_workbench.rollout.live import sentence_html as _code
 from mlops_workbench.workbench import Workbench
-
-RED, GREEN, AMBER, GREY = "#c62828", "#2e7d32", "#f9a825", "#555"
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value))
-
-
-def _code(sentence: str) -> str:
-    """``sentence`` escaped, its `backticked` parts as <code>."""
-    parts = _e(sentence).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def _table(head: list[str], rows: list[str], empty: str) -> str:
@@ -126,8 +114,10 @@ def view_html(view: MonitorView) -> str:
     )
 
 
-class Dashboard:
-    """The monitoring of ``model`` in ``wb``, redrawn every ``refresh_s`` seconds until :meth:`stop`."""
+class Dashboard(Live):
+    """The monitoring of ``model`` in ``wb``, redrawn every ``refresh_s`` seconds from :meth:`start` to :meth:`stop`."""
+
+    thread_name = "workbench-monitor-dashboard"
 
     def __init__(
         self,
@@ -139,41 +129,23 @@ class Dashboard:
     ) -> None:
         import ipywidgets as w
 
-        self.wb, self.model, self.refresh_s = wb, model, refresh_s
+        super().__init__(refresh_s)
+        self.wb, self.model = wb, model
         self.window_s, self.threshold = window_s, threshold
         self.board = w.HTML()
         self.note = w.HTML()
         self.button = w.Button(description="Refresh now")
-        self.button.on_click(lambda _: self._tick())
+        self.button.on_click(lambda _: self.tick())
         self.widget = w.VBox([self.board, self.button, self.note])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def refresh(self) -> MonitorView:
         view = observe(self.wb, self.model, window_s=self.window_s, threshold=self.threshold)
         self.board.value = view_html(view)
         return view
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         try:
             self.refresh()
             self.note.value = ""
         except Exception as err:  # noqa: BLE001 - say it in the dashboard; the next tick tries again
             self.note.value = f"<span style='color:{RED}'>refresh failed: {_e(err)}</span>"
-
-    def start(self) -> Dashboard:
-        """Draw now, then redraw in the background."""
-
-        def loop() -> None:
-            while not self._stop.wait(self.refresh_s):
-                self._tick()
-
-        self._tick()
-        self._thread = threading.Thread(target=loop, daemon=True, name="workbench-monitor-dashboard")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
