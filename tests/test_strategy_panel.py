@@ -65,7 +65,7 @@ def test_the_html_shows_the_split_the_costs_and_the_problems():
         weights(100.0), {"stable": {"name": "iris", "version": "1"}, "canary": {"name": "iris", "version": "2"}}
     )
     versions = [
-        VersionLine(version="2", aliases=["production"], serving=["green"], accuracy=0.9667, latency="1.8 ms",
+        VersionLine(version="2", aliases=["production"], serving=["green"], accuracy=0.9667, accuracy_source="registry", latency="1.8 ms",
                     cost="0.0125 EUR", approvals="approved for production by rev"),
         VersionLine(version="1", aliases=[], serving=["blue"], accuracy=None, latency="", cost="", approvals=""),
     ]  # fmt: skip
@@ -76,7 +76,7 @@ def test_the_html_shows_the_split_the_costs_and_the_problems():
     shown = panel.view_html(view)
     assert "<b>green</b> has all the traffic" in shown
     assert "<tr data-env='green'><td><b>green</b> (canary)</td><td>100%</td><td>v2</td>" in shown
-    assert "<td>0.967</td><td>1.8 ms</td><td>0.0125 EUR</td><td>approved for production by rev</td>" in shown
+    assert "<td>0.967 (registry)</td><td>1.8 ms</td><td>0.0125 EUR</td><td>approved for production by rev</td>" in shown
     assert "<td>-</td><td>-</td><td>not measured</td>" in shown
     assert "GitOps: <b>Synced at abc1234" in shown and "run <code>workbench x</code>" in shown
 
@@ -104,7 +104,7 @@ def test_both_buttons_refuse_when_the_environment_does_not_answer_and_traffic_st
         ("blue", 100.0, False),
         ("green", 0.0, False),
     ]
-    assert all("does not answer" in u.problem for u in view.upstreams) and view.live == "blue"
+    assert [u.problem for u in view.upstreams] == ["does not answer (refused)"] * 2 and view.live == "blue"
     ok, message = panel.switch_action(wb, router, by="tester")
     assert not ok and message.startswith("Switch to green refused, traffic unchanged: smoke FAILED at " + canary)
     ok, back = panel.switch_back_action(wb, router, by="tester")

@@ -27,7 +27,7 @@ from mlops_workbench.rollout.live import GREEN, RED, Live
 from mlops_workbench.rollout.live import escape as _e
 from mlops_workbench.rollout.live import sentence_html as _code
 from mlops_workbench.serving.admin import Weights
-from mlops_workbench.serving.client import ModelServerClient, RouterClient
+from mlops_workbench.serving.client import ModelServerClient, RouterClient, Unreachable
 from mlops_workbench.strategies import bluegreen
 from mlops_workbench.strategies.bluegreen import ENVIRONMENTS, ROLE, Environment, SmokeCase
 from mlops_workbench.strategies.simulated import FLOWERS
@@ -63,6 +63,9 @@ class VersionLine(_View):
     aliases: list[str]
     serving: list[Environment] = Field(description="the environments that serve it now")
     accuracy: float | None
+    accuracy_source: str | None = Field(
+        None, description="registry (its run's or gate's metric) or held-out rows, live"
+    )
     latency: str
     cost: str
     approvals: str
@@ -144,7 +147,8 @@ def view_html(view: StrategyView) -> str:
     versions = "".join(
         f"<tr data-version='{_e(v.version)}'><td>v{_e(v.version)}</td><td><b>{_e(', '.join(v.aliases))}</b></td>"
         f"<td>{_e(', '.join(v.serving))}</td>"
-        f"<td>{'-' if v.accuracy is None else f'{v.accuracy:.3f}'}</td><td>{_e(v.latency) or '-'}</td>"
+        f"<td>{'-' if v.accuracy is None else f'{v.accuracy:.3f} ({_e(v.accuracy_source)})'}</td>"
+        f"<td>{_e(v.latency) or '-'}</td>"
         f"<td>{_e(v.cost) or 'not measured'}</td><td>{_e(v.approvals)}</td></tr>"
         for v in view.versions
     )
@@ -169,8 +173,27 @@ def router_of(wb: Workbench) -> RouterClient | None:
     return RouterClient.of(wb, service.url) if service is not None else None
 
 
-def observe(wb: Workbench, model: str, repo: DeploymentRepo | None = None) -> StrategyView:
-    """Read everything the panel shows about ``model`` now; what is down or unreadable becomes a problem."""
+def served_accuracy(wb: Workbench, url: str) -> float:
+    """The share of the gate's held-out rows that the model server at ``url`` predicts right (one request)."""
+    from mlops_workbench.data import FEATURES, LABEL
+    from mlops_workbench.paramspec import RegistryParams
+    from mlops_workbench.registry.gate import holdout
+
+    held = holdout(RegistryParams.load())
+    predicted = ModelServerClient.of(wb, url).predict(held[FEATURES].values.tolist())["predictions"]
+    return sum(str(p) == str(t) for p, t in zip(predicted, held[LABEL], strict=True)) / len(held)
+
+
+def observe(
+    wb: Workbench,
+    model: str,
+    repo: DeploymentRepo | None = None,
+    measured: dict[tuple[str, str], float] | None = None,
+) -> StrategyView:
+    """Read everything the panel shows about ``model`` now; what is down or unreadable becomes a problem.
+
+    A version whose run logged no accuracy gets the accuracy of the environment serving it on the gate's held-out
+    rows, kept in ``measured`` by (URL, version) so a live panel asks each server once."""
     from mlops_workbench import gitops
     from mlops_workbench.registry import audit
     from mlops_workbench.registry.panel import version_rows
@@ -185,19 +208,28 @@ def observe(wb: Workbench, model: str, repo: DeploymentRepo | None = None) -> St
             ups = upstreams(weights, _served(wb, weights))
         except WorkbenchError as exc:
             problems.append(f"the router at {router.url} did not answer: {exc}")
-    serving = {u.version: u.environment for u in ups if u.version and u.model == model}
+    measured = {} if measured is None else measured
     lines: list[VersionLine] = []
     try:
         said = approvals(audit.read(wb), model)
         for row in version_rows(wb, model):
-            envs = [env for version, env in serving.items() if version == row.version]
-            accuracy = row.metrics.get("accuracy")
+            envs = [u for u in ups if u.model == model and u.version == row.version]
+            accuracy, source = row.metrics.get("accuracy"), "registry"
+            if accuracy is None and any(u.healthy for u in envs):
+                url = next(u.url for u in envs if u.healthy)
+                try:
+                    if (url, row.version) not in measured:
+                        measured[(url, row.version)] = served_accuracy(wb, url)
+                    accuracy, source = measured[(url, row.version)], "held-out rows, live"
+                except WorkbenchError as exc:
+                    problems.append(f"the accuracy of v{row.version} at {url} could not be measured: {exc}")
             lines.append(
                 VersionLine(
                     version=row.version,
                     aliases=row.aliases,
-                    serving=envs,
+                    serving=[u.environment for u in envs],
                     accuracy=accuracy,
+                    accuracy_source=source if accuracy is not None else None,
                     latency=row.latency(),
                     cost=row.cost(),
                     approvals=said.get(row.version, ""),
@@ -231,8 +263,10 @@ def _served(wb: Workbench, weights: Weights) -> dict[str, Mapping[str, Any] | st
             continue
         try:
             found[role] = dict(ModelServerClient.of(wb, url).version(timeout=3.0))
+        except Unreachable as exc:
+            found[role] = f"does not answer ({exc.kind})"
         except WorkbenchError as exc:
-            found[role] = f"does not answer ({exc})"
+            found[role] = f"answers with an error: {exc}"
     return found
 
 
@@ -284,6 +318,7 @@ class StrategyPanel(Live):
 
         super().__init__(refresh_s)
         self.wb, self.model, self.repo, self.cases = wb, model, repo, list(cases)
+        self.measured: dict[tuple[str, str], float] = {}
         self.board, self.note = w.HTML(), w.HTML()
         self.by = w.Text(value=by, description="by", placeholder="your name (empty: git config user.email)")
         self.switch = w.Button(description="Switch to green", button_style="warning")
@@ -301,7 +336,7 @@ class StrategyPanel(Live):
         self.tick()
 
     def refresh(self) -> StrategyView:
-        view = observe(self.wb, self.model, self.repo)
+        view = observe(self.wb, self.model, self.repo, self.measured)
         self.board.value = view_html(view)
         return view
 
