@@ -370,7 +370,7 @@ def test_a_service_that_lost_its_port_to_another_program_is_refused_not_taken(tm
 
 HTTP_OWNERS = {
     "procs/__init__.py": "the shared connection pool and the health probe of a starting service",
-    "serving/client.py": "the model servers and the router",
+    "serving/client.py": "the model servers, the router and the monitor service",
     "rollout/prometheus.py": "Prometheus' query API",
     "monitoring/alertmanager.py": "Alertmanager's API",
     "tracking.py": "the MLflow tracking server's REST API",
@@ -423,6 +423,7 @@ def test_the_server_paths_are_spelled_in_one_module():
         paths.FAULTS,
         paths.WEIGHTS,
         paths.SHADOW,
+        paths.MONITOR_STATUS,
         paths.ADMIN_PREFIX,
         paths.UPSTREAM_HEADER,
         paths.SHADOW_HEADER,

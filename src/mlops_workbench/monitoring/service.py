@@ -28,7 +28,7 @@ from mlops_workbench.serving.client import ModelServerClient
 from mlops_workbench.workbench import Workbench
 
 SERVICE = "monitor"
-STATUS = "/status"
+STATUS = paths.MONITOR_STATUS
 HEALTH, METRICS = paths.HEALTH, paths.METRICS
 
 

@@ -8,13 +8,13 @@ to widgets and refreshes them from a background thread.
 from __future__ import annotations
 
 import html
-import threading
 from typing import Any
 
 from mlops_workbench.errors import InputError
 from mlops_workbench.rollout import events as ev
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
+from mlops_workbench.rollout.live import Live
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.workbench import Workbench
 
@@ -131,13 +131,16 @@ def failure_sentence(err: BaseException) -> str:
     return f"That did not work: {err}"
 
 
-class Dashboard:
+class Dashboard(Live):
     """Live view of the rollout in ``wb`` with fault-injection and abort buttons."""
+
+    thread_name = "workbench-dashboard"
 
     def __init__(self, wb: Workbench, refresh_s: float = 1.0) -> None:
         import ipywidgets as w
 
-        self.wb, self.refresh_s = wb, refresh_s
+        super().__init__(refresh_s)
+        self.wb = wb
         self.weight = w.FloatProgress(min=0, max=100, description="canary %")
         self.table = w.HTML()
         self.kind = w.Dropdown(options=list(FAULT_KINDS), description="fault")
@@ -150,8 +153,6 @@ class Dashboard:
         self.widget = w.VBox(
             [self.weight, self.table, w.HBox([self.kind, self.value, self.inject]), self.abort, self.note]
         )
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _do(self, action: Any) -> None:
         try:
@@ -180,22 +181,8 @@ class Dashboard:
         self.table.value = table_html(summary)
         return summary
 
-    def start(self) -> Dashboard:
-        """Refresh in the background until :meth:`stop` (across successive rollouts)."""
-
-        def loop() -> None:
-            while not self._stop.wait(self.refresh_s):
-                try:
-                    self.refresh()
-                except Exception:  # noqa: BLE001 - a torn read is retried on the next tick
-                    pass
-
-        self.refresh()
-        self._thread = threading.Thread(target=loop, daemon=True, name="workbench-dashboard")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
+    def tick(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # noqa: BLE001 - a torn read is retried on the next tick
+            pass

@@ -1,8 +1,8 @@
-"""The one client of the model server and of the router: their paths, timeouts, token and errors.
+"""The one client of the model server, the router and the monitor service: their paths, timeouts, token and errors.
 
-Everything in the workbench that talks to a model server or a router over HTTP goes through
-:class:`ModelServerClient` or :class:`RouterClient`; the admin calls carry the state folder's bearer
-token (:mod:`mlops_workbench.serving.auth`). Failures raise :class:`~mlops_workbench.errors.ServiceError`
+Everything in the workbench that talks to a model server, a router or the monitor over HTTP goes through
+:class:`ModelServerClient`, :class:`RouterClient` or :class:`MonitorClient`; the admin calls carry the state
+folder's bearer token (:mod:`mlops_workbench.serving.auth`). Failures raise :class:`~mlops_workbench.errors.ServiceError`
 (the server could not do it; :class:`Unreachable` when no answer came at all) or
 :class:`~mlops_workbench.errors.InputError` (it refused the input), each with the server's own message.
 
@@ -330,6 +330,17 @@ class RouterClient(_Client):
     def clear_shadow(self) -> None:
         """Stop mirroring requests (a no-op when no shadow is set)."""
         self._call("DELETE", paths.SHADOW, admin=True, timeout=3.0)
+
+
+class MonitorClient(_Client):
+    """The monitor service of lab 07 (``workbench monitor up``): its drift gauges (``metrics``) and ``status``."""
+
+    what = "monitor service"
+
+    def status(self, timeout: float = 3.0) -> dict[str, Any]:
+        """How alerts are routed; with the fallback also the rules ``firing`` and ``pending`` and their ``errors``."""
+        answer: dict[str, Any] = self._call("GET", paths.MONITOR_STATUS, timeout=timeout)
+        return answer
 
 
 def _error_text(resp: httpx.Response) -> str:

@@ -1,4 +1,4 @@
-"""The URL paths of the model server and the router, written down once.
+"""The URL paths of the model server, the router and the monitor service, written down once.
 
 The servers declare their routes with these names and :mod:`mlops_workbench.serving.client` calls them,
 so renaming an endpoint is a change to this file alone. Nothing here imports a web framework: the server,
@@ -36,6 +36,9 @@ UPSTREAM_HEADER = "x-workbench-upstream"
 SHADOW_HEADER = "x-workbench-shadow"
 """The request header the router adds to a mirrored copy (value: the shadow's model version), so the shadow
 server and its prediction log can tell mirrored traffic from live traffic."""
+MONITOR_STATUS = "/status"
+"""The monitor service (lab 07): how its alerts are routed and, with the fallback, which rules fire or wait."""
+
 REQUEST_ID_HEADER = "x-request-id"
 """The request header a client may name its prediction request with, and the response header in which a model
 server answers with the id under which it logged the request's predictions (``/predict`` also has it in the body)."""
