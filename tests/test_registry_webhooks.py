@@ -125,12 +125,12 @@ def test_mlflow_delivers_alias_changes_and_only_those_made_outside_the_workbench
     from mlflow import MlflowClient
 
     from mlops_workbench import registry, tracking
-    from mlops_workbench.monitoring import registry_hooks
+    from mlops_workbench.monitoring import registry_watch
     from mlops_workbench.rollout import prepare
 
     versions = prepare.ensure_versions(wb, model_name=MODEL, roles=("stable", "candidate"))
-    url = registry_hooks.watch(wb)
-    assert registry_hooks.watch(wb) == url, "registering again updates the one webhook"
+    url = registry_watch.watch(wb)
+    assert registry_watch.watch(wb) == url, "registering again updates the one webhook"
     assert [h.name for h in tracking.client(wb).list_webhooks()] == [webhooks.NAME]
     assert out_of_band(wb) == [], "MLflow's test delivery is not a change"
 

@@ -142,9 +142,9 @@ def watch() -> None:
     the monitor service, whose receiver checks MLflow's HMAC signature, and registers the tracking server's
     webhook for alias events (idempotent)."""
     wb = Workbench.from_env()
-    from mlops_workbench.monitoring import registry_hooks
+    from mlops_workbench.monitoring import registry_watch
 
-    url = registry_hooks.watch(wb)
+    url = registry_watch.watch(wb)
     console.print(f"[green]MLflow delivers alias changes to {url}; out-of-band ones go to the audit log.[/]")
 
 

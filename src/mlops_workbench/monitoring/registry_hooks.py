@@ -7,8 +7,7 @@ verified alias event the receiver takes the model's registry lock (the one every
 holds while it moves aliases and writes its audit line), and appends an ``out_of_band`` audit line unless a
 workbench line explains the event or the same delivery was recorded already (MLflow retries).
 
-:func:`watch` starts the monitor service (or uses the running one) and registers the webhook on the tracking
-server (idempotent), so from then on the audit log also shows what a bare ``MlflowClient`` did.
+:func:`mlops_workbench.monitoring.registry_watch.watch` starts the monitor service and registers the webhook.
 """
 
 from __future__ import annotations
@@ -54,23 +53,3 @@ def add_routes(app: FastAPI, wb: Workbench) -> None:
         written = await run_in_threadpool(record, wb, found, delivery)
         why = "recorded as an out-of-band change" if written else "made by the workbench (or recorded before)"
         return JSONResponse({"recorded": written is not None, "why": why})
-
-
-def watch(wb: Workbench, timeout: float = 60.0) -> str:
-    """Start the monitor service (or use the running one) and point the tracking server's webhook at its receiver;
-    returns the receiver's URL. MLflow's test delivery proves the server reaches it with the right signature."""
-    from mlops_workbench import tracking
-    from mlops_workbench.errors import ServiceError
-    from mlops_workbench.monitoring import service
-
-    tracking.up(wb)
-    url = service.start(wb, timeout=timeout).url + paths.REGISTRY_HOOK
-    hook = webhooks.register(wb, url)
-    tested = tracking.client(wb).test_webhook(hook, "model_version_alias.created")
-    if not tested.success:
-        raise ServiceError(
-            f"The tracking server could not deliver to {url} ({tested.response_status or tested.error_message}): "
-            "restart it with `workbench mlflow down` and `workbench mlflow up`, so it runs with the settings that "
-            "allow a receiver on loopback."
-        )
-    return url
