@@ -4,7 +4,8 @@ learner procedure fails the hidden check that should catch it, with a message th
 The scenarios run the learner's files on a router and greens held in memory (blue-green), seeded label streams
 (the A/B decision), real deployment repositories (git) in scratch state folders with an in-memory runtime
 (GitOps), and seeded release situations played by ``strategies.tradeoff`` (the choice): no server, seconds.
-The live checks (real servers, the lab's registry and deployment repository) run in ``workbench labs validate``.
+The live A/B check runs here on a prediction log the test writes; the other live checks (real servers, the lab's
+registry and deployment repository) run in ``workbench labs validate``.
 """
 
 from __future__ import annotations
