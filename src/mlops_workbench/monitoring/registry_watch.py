@@ -4,7 +4,7 @@ the audit log also shows what a bare ``MlflowClient`` did (``workbench registry 
 
 from __future__ import annotations
 
-from mlops_workbench import tracking
+from mlops_workbench import procs, tracking
 from mlops_workbench.errors import ServiceError
 from mlops_workbench.monitoring import service
 from mlops_workbench.registry import webhooks
@@ -16,7 +16,8 @@ def watch(wb: Workbench, timeout: float = 60.0) -> str:
     """Start the monitor service (or use the running one) and point the tracking server's webhook at its receiver;
     returns the receiver's URL. MLflow's test delivery proves the server reaches it with the right signature."""
     tracking.up(wb)
-    url = service.start(wb, timeout=timeout).url + paths.REGISTRY_HOOK
+    running = procs.get(wb, service.SERVICE) or service.start(wb, timeout=timeout)
+    url = running.url + paths.REGISTRY_HOOK
     hook = webhooks.register(wb, url)
     tested = tracking.client(wb).test_webhook(hook, "model_version_alias.created")
     if not tested.success:
