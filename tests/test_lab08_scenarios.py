@@ -4,7 +4,8 @@ learner procedure fails the hidden check that should catch it, with a message th
 The scenarios run the learner's files on a router and greens held in memory (blue-green), seeded label streams
 (the A/B decision), real deployment repositories (git) in scratch state folders with an in-memory runtime
 (GitOps), and seeded release situations played by ``strategies.tradeoff`` (the choice): no server, seconds.
-The live checks (real servers, the lab's registry and deployment repository) run in ``workbench labs validate``.
+The live A/B check runs here on a prediction log the test writes; the other live checks (real servers, the lab's
+registry and deployment repository) run in ``workbench labs validate``.
 """
 
 from __future__ import annotations
@@ -299,3 +300,128 @@ def test_the_lab_repository_passes_after_a_revert_and_a_sync(tmp_path):
 )
 def test_the_lab_repository_fails_when_git_and_the_runtime_disagree(tmp_path, finish, words):
     assert words in failure("gitops-live", lab_repository(tmp_path, finish))
+
+
+# --- the live A/B test (check 'ab-live'), on a prediction log written here ---------------------------------------------
+PLAN = {"alpha": 0.05, "mde": 0.1, "baseline": 0.85}
+
+
+def live_test(tmp_path: Path, *, share_b=0.5, go_on=False, days=8, miscount=False, extra_version=False) -> Context:
+    """A prediction log holding a seeded live A/B test of versions 1 (a) and 2 (b), 80% of it labelled, looked at
+    after each day with the reference decide; the variables the notebook exports with it."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from mlops_workbench.labs.learner_code import load_function
+    from mlops_workbench.monitoring.predictions import LabelRecord, PredictionLog, PredictionRecord
+    from mlops_workbench.strategies import abcount
+
+    ctx = graded(tmp_path, 0)
+    decide = load_function(ctx.workspace / "ab_decision.py", "decide")
+    rng, log, prefix = random.Random(28), PredictionLog(ctx.wb), "ab-test0001"
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    looks: list[dict] = []
+    for day in range(1, days + 1):
+        records, labels = [], []
+        for i in range(60):
+            version = "2" if rng.random() < share_b else "1"
+            if extra_version and day == 1 and i == 0:
+                version = "3"
+            truth = rng.choice(["setosa", "versicolor", "virginica"])
+            said = truth if rng.random() < 0.95 else "virginica"
+            rid, ts = abcount.request_id(prefix, day, i), start + timedelta(seconds=day * 60 + i)
+            records.append(
+                PredictionRecord(
+                    request_id=rid,
+                    ts=ts,
+                    model="iris-strategies",
+                    version=version,
+                    endpoint="/predict",
+                    features={"sepal_length": 5.0},
+                    prediction=said,
+                    latency_ms=1.0,
+                )
+            )
+            if rng.random() < 0.8:
+                labels.append(LabelRecord(request_id=rid, label=truth, ts=ts))
+        log.write(records)
+        log.add_labels(labels)
+        if extra_version:
+            break
+        counts = abcount.looks(ablive_rows(ctx, prefix), prefix, ["1", "2"], day)[-1]
+        a, b = counts["1"].arm, counts["2"].arm
+        verdict = decide(a, b, **PLAN)
+        wrong = 1 if miscount else 0
+        looks.append(
+            {"day": day, "a": [a.successes, a.trials + wrong], "b": [b.successes, b.trials], "verdict": verdict}
+        )
+        if verdict != "continue" and not go_on:
+            break
+    log.close()
+    ctx.variables["ab_live"] = {
+        "prefix": prefix,
+        "a": "1",
+        "b": "2",
+        "plan": PLAN,
+        "days": 8,
+        "looks": looks or [{}],
+        "weight_after": 0.0,
+    }
+    return ctx
+
+
+def ablive_rows(ctx: Context, prefix: str) -> list:
+    from mlops_workbench.monitoring import ablive
+
+    return ablive.logged(ctx.wb, prefix)
+
+
+def test_a_live_test_counted_from_the_log_passes(tmp_path):
+    ctx = live_test(tmp_path)
+    looks = ctx.variables["ab_live"]["looks"]
+    assert looks[-1]["verdict"] != "continue" and len(looks) < 8, "the seeded test should conclude early"
+    CHECKS["ab-live"].func(ctx)
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ({"share_b": 0.2}, "version 2 answered"),
+        ({"miscount": True}, "the prediction log joined with its labels gives"),
+        ({"go_on": True}, "yet the test went on"),
+        ({"days": 2}, "stopped on day 2 without a verdict"),
+        ({"extra_version": True}, "not one of the arms 1, 2"),
+    ],
+    ids=["skewed split", "miscounted", "went on after the verdict", "stopped early", "a third version served"],
+)
+def test_a_live_test_fails_on_wrong_states(tmp_path, kind, words):
+    assert words in failure("ab-live", live_test(tmp_path, **kind))
+
+
+def test_a_live_test_fails_when_production_moved_or_traffic_stayed_split(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from mlops_workbench.registry import audit
+    from mlops_workbench.registry.audit import AuditAction, AuditEntry, AuditOutcome
+
+    ctx = live_test(tmp_path)
+    ctx.variables["ab_live"]["weight_after"] = 50.0
+    assert "put it back on a" in failure("ab-live", ctx)
+    ctx.variables["ab_live"]["weight_after"] = 0.0
+    during = (datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=150)).isoformat()
+    entry = AuditEntry(
+        ts=during,
+        action=AuditAction.PROMOTE,
+        model="iris-strategies",
+        version="2",
+        alias="production",
+        outcome=AuditOutcome.PROMOTED,
+    )
+    audit.append(ctx.wb, entry)
+    assert "production moved to v2 during the A/B test" in failure("ab-live", ctx)
+
+
+def test_a_live_test_with_no_traffic_names_the_cell(tmp_path):
+    ctx = graded(tmp_path, 0)
+    ctx.variables["ab_live"] = {"prefix": "ab-none", "a": "1", "b": "2", "plan": PLAN, "days": 8, "looks": []}
+    assert "run the cell 'ab-live'" in failure("ab-live", ctx)

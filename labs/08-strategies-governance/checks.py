@@ -3,7 +3,7 @@ per 1,000 predictions, and the choice of a strategy.
 
 They grade state: the learner's files in the workspace run here on cases made per grading run from ``ctx.seed``
 (a router and green environments held in memory for the switch, ``strategies.simulated``, seeded A/A and A/B label streams looked at after
-every batch for the decision, real deployment repositories in scratch state folders for the revert, seeded release
+every batch for the decision, the prediction log and its labels for the live A/B test, real deployment repositories in scratch state folders for the revert, seeded release
 situations played second by second for the choice), the registry (MLflow's client on the sqlite store directly,
 since the lab stops the server), the audit log, and the lab's own deployment repository.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,75 @@ def decision_power_hidden(ctx: Context) -> None:
             f"only {found:.0%}: once the planned sample is reached (or the sequential evidence is strong), return "
             "'b_better' or 'a_better' by the sign of the difference."
         )
+
+
+def _reported(look: Any, key: str) -> list[int]:
+    value = look.get(key) if isinstance(look, dict) else None
+    return [int(x) for x in value] if isinstance(value, list | tuple) and len(value) == 2 else []
+
+
+@check("ab-live", points=2, cells=["decision-code", "ab-live"])
+def ab_live(ctx: Context) -> None:
+    """The live A/B test: a 50/50 split in the prediction log, the counts looked at each day equal to the log joined
+    with its labels, your decide's verdict on them, a stop at the first verdict, and production left alone."""
+    from mlops_workbench.monitoring import ablive
+    from mlops_workbench.strategies import abcount
+
+    seen = ctx.var("ab_live", kind=dict)
+    prefix, a, b, plan = str(seen.get("prefix")), str(seen.get("a")), str(seen.get("b")), dict(seen.get("plan", {}))
+    reported, planned = list(seen.get("looks") or []), int(seen.get("days", 0))
+    rows = ablive.logged(ctx.wb, prefix)
+    if not rows or not reported:
+        fail(
+            f"the prediction log has no request of the A/B test {prefix!r} or the notebook looked at none: run the "
+            "cell 'ab-live' (send each day with ablive.send_day, deliver its labels, count, decide)."
+        )
+    days = abcount.days_logged(rows, prefix)
+    if days != list(range(1, len(reported) + 1)):
+        fail(
+            f"the log holds traffic of days {days}, but the notebook looked {len(reported)} time(s): look once after "
+            "every day, and send no more traffic once decide gave a verdict."
+        )
+    try:
+        whole = abcount.tally(rows, [a, b])
+    except InputError as err:
+        fail(str(err))
+    split = abcount.split_problem(whole, b)
+    if split:
+        fail(f"{split}: hold the router at 50 (router.set_weight(50)) for the whole test.")
+    decide = _decision(ctx)
+    verdict = ab.Verdict.CONTINUE
+    recomputed = abcount.looks(rows, prefix, [a, b], len(reported))
+    for day, (look, counts) in enumerate(zip(reported, recomputed, strict=True), 1):
+        arm_a, arm_b = counts[a].arm, counts[b].arm
+        truth = {"a": [arm_a.successes, arm_a.trials], "b": [arm_b.successes, arm_b.trials]}
+        if _reported(look, "a") != truth["a"] or _reported(look, "b") != truth["b"]:
+            fail(
+                f"on day {day} the notebook counted a {look.get('a')} and b {look.get('b')} ([right, labelled]), but "
+                f"the prediction log joined with its labels gives a {truth['a']} and b {truth['b']}: per version, "
+                "count the test's labelled rows and those whose prediction equals the label, every day from day 1."
+            )
+        try:
+            verdict = ab.verdict_of(decide(arm_a, arm_b, **plan))
+        except Exception as err:  # noqa: BLE001 - the learner's code
+            fail(f"decide raised {type(err).__name__}: {err} on day {day}'s counts a {truth['a']}, b {truth['b']}.")
+        if str(look.get("verdict")) != verdict.value:
+            fail(f"on day {day} the notebook noted {look.get('verdict')!r}, but decide says {verdict.value!r}.")
+        if verdict is not ab.Verdict.CONTINUE and day < len(reported):
+            fail(f"decide gave {verdict.value!r} on day {day}, yet the test went on: stop at the first verdict.")
+    if verdict is ab.Verdict.CONTINUE and len(reported) < planned:
+        fail(f"the test stopped on day {len(reported)} without a verdict, before the {planned} planned days.")
+    first, last = rows[0].ts, rows[-1].ts
+    moved = [
+        e for e in audit.production_moves(audit.read(ctx.wb), MODEL) if first <= datetime.fromisoformat(e.ts) <= last
+    ]
+    if moved:
+        fail(
+            f"production moved to v{moved[0].version} during the A/B test: a test measures, it does not release; "
+            "a winner ships afterwards, through the approvals of Part 3."
+        )
+    if seen.get("weight_after") != 0.0:
+        fail(f"after the test the router sent {seen.get('weight_after')}% to b: put it back on a (set_weight(0)).")
 
 
 # --- Exercise 3: GitOps revert and sync -----------------------------------------------------------------------------

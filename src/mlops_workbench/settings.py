@@ -8,6 +8,7 @@ This module is the one owner of every path under the state folder
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,6 +161,21 @@ class DrillLayout:
         return self.root / drill
 
 
+def secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in ``path`` (a file of the state folder), made with ``make()`` (mode 0600, never
+    overwritten: when two processes race, both use the first one written) the first time it is needed."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(make())
+    return path.read_text().strip()
+
+
 @dataclass(frozen=True)
 class StateLayout:
     """Every path under one state folder. Nothing is created here: writers make the folders they write to."""
@@ -200,6 +216,17 @@ class StateLayout:
     def admin_token(self) -> Path:
         """The bearer token of the admin endpoints of this state folder's servers (file mode 0600)."""
         return self.root / "admin-token"
+
+    @property
+    def registry_hook_secret(self) -> Path:
+        """The HMAC secret MLflow signs its registry webhooks with, and the receiver checks (file mode 0600)."""
+        return self.root / "registry-hook-secret"
+
+    @property
+    def mlflow_webhook_key(self) -> Path:
+        """The key the tracking server encrypts stored webhook secrets with (Fernet, file mode 0600): the same key
+        at every start, so a restarted server can still read the secrets it stored."""
+        return self.mlflow / "webhook-key"
 
     def check_log(self, lab: str) -> Path:
         """The learner's in-notebook start()/check() events of lab ``lab`` (JSONL, read by `workbench progress`)."""

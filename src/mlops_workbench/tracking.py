@@ -6,6 +6,7 @@ server into ``<home>/mlflow/artifacts``. The deprecated file store is never used
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import sqlite3
@@ -69,11 +70,31 @@ def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
     if proxy_path(port):  # behind jupyter-server-proxy (Binder) requests carry the hub's Host header
         cmd += ["--allowed-hosts", "*"]
     # no GenAI job runner: one process less to start on a small (or busy) machine
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **_webhook_env(wb)}
     service = procs.start(wb, SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env)
     if seeded is False:
         _keep_empty_store(db)
     return service
+
+
+def _webhook_env(wb: Workbench) -> dict[str, str]:
+    """What lets this server deliver its registry webhooks to the workbench's receiver on loopback
+    (:mod:`mlops_workbench.monitoring.registry_hooks`).
+
+    MLflow refuses, by default, webhook URLs that are not https and any address that is not public (its guard
+    against server-side request forgery), which rules out a receiver on 127.0.0.1; this server listens on
+    loopback only and its receiver is the workbench's own, so both are allowed here. Stored webhook secrets are
+    encrypted with a key that MLflow otherwise draws at random in every process: a restarted server could no
+    longer read them, so the key is kept in the state folder. The list of webhooks is cached for 1 s instead of
+    60, so a webhook registered on a running server receives the next change.
+    """
+    key = settings.secret(wb.layout.mlflow_webhook_key, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
+    return {
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": key,
+        "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+    }
 
 
 def empty_store() -> Path:

@@ -137,6 +137,18 @@ def audit(last: int = typer.Option(20, "--last", help="entries to show")) -> Non
 
 
 @app.command()
+def watch() -> None:
+    """Record alias changes made outside the workbench (a bare MlflowClient, the MLflow UI) in the audit log: starts
+    the monitor service, whose receiver checks MLflow's HMAC signature, and registers the tracking server's
+    webhook for alias events (idempotent)."""
+    wb = Workbench.from_env()
+    from mlops_workbench.monitoring import registry_watch
+
+    url = registry_watch.watch(wb)
+    console.print(f"[green]MLflow delivers alias changes to {url}; out-of-band ones go to the audit log.[/]")
+
+
+@app.command()
 def lineage(version: str, name: str | None = NameOption) -> None:
     """The lineage chain of VERSION: cause (alert or data commit), data commit, run, and every audit step
     (retrain, gate, shadow, canary, promotions)."""

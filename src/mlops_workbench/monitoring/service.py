@@ -1,8 +1,8 @@
 """The monitor service: one uvicorn process serving the drift gauges and the alert webhook (and the fallback).
 
 ``GET /metrics`` exports the scorer's drift gauges (:mod:`~.exporter`), ``POST /alerts`` is the webhook receiver
-(:mod:`~.webhook`), ``GET /health`` and ``GET /status`` say how it runs. Where Alertmanager is missing it is
-started with the rule file, and a thread evaluates the rules and posts Alertmanager's notifications to its own
+(:mod:`~.webhook`), ``POST /hooks/mlflow`` receives MLflow's registry webhooks (:mod:`~.registry_hooks`),
+``GET /health`` and ``GET /status`` say how it runs. Where Alertmanager is missing it is started with the rule file, and a thread evaluates the rules and posts Alertmanager's notifications to its own
 webhook (:mod:`~.evaluator`), so both paths go through the same receiver. :func:`start` runs it as the
 background service ``monitor`` through :mod:`mlops_workbench.procs` (``workbench monitor serve``).
 """
@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mlops_workbench import procs
-from mlops_workbench.monitoring import evaluator, exporter, rules, webhook
+from mlops_workbench.monitoring import evaluator, exporter, registry_hooks, rules, webhook
 from mlops_workbench.monitoring.alertmanager import LAB_TIMING, Timing
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.serving import auth, paths
@@ -90,6 +90,7 @@ def create_app(
         )
 
     webhook.add_routes(app, receiver, token)
+    registry_hooks.add_routes(app, wb)
     return app
 
 

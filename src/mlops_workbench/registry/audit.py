@@ -38,7 +38,8 @@ class AuditAction(StrEnum):
     """What was attempted: a promotion, a rollback, a model server loading (``serve``) or reloading a version, a
     GitOps sync of the deployment repository (``gitops_sync``: its HEAD; ``gitops_rollback``: an older commit),
     a step of a retrain and re-release (``retrain`` itself, the ``gate`` on a fresh window, the ``shadow``, the
-    ``canary``), a reviewer's approval ahead of a promotion (``approve``), or a blue-green traffic ``switch``."""
+    ``canary``), a reviewer's approval ahead of a promotion (``approve``), a blue-green traffic ``switch``, or an
+    alias set or deleted outside the workbench (``alias_created``, ``alias_deleted``: MLflow's registry webhooks)."""
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
@@ -52,6 +53,10 @@ class AuditAction(StrEnum):
     CANARY = "canary"
     APPROVE = "approve"
     SWITCH = "switch"
+    ALIAS_CREATED = "alias_created"
+    """MLflow said (registry webhook) that an alias was set, and no workbench action explains it."""
+    ALIAS_DELETED = "alias_deleted"
+    """MLflow said (registry webhook) that an alias was deleted, and no workbench action explains it."""
 
 
 class AuditOutcome(StrEnum):
@@ -70,6 +75,8 @@ class AuditOutcome(StrEnum):
     PASSED = "passed"
     APPROVED = "approved"
     SWITCHED = "switched"
+    OUT_OF_BAND = "out_of_band"
+    """A registry change made outside the workbench (a bare MlflowClient, the MLflow UI), seen through a webhook."""
 
 
 class Cause(BaseModel):
@@ -144,6 +151,8 @@ class AuditEntry(Record):
     changes: list[str] | None = None
     lineage: Lineage | None = None
     shadow: ShadowVerdict | None = None
+    delivery: str | None = None
+    """The id of the MLflow webhook delivery that reported an out-of-band change (so a redelivery adds nothing)."""
 
     @property
     def changed_production(self) -> bool:

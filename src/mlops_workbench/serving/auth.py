@@ -12,6 +12,7 @@ import hmac
 import os
 import secrets
 
+from mlops_workbench import settings
 from mlops_workbench.errors import InputError
 from mlops_workbench.workbench import Workbench
 
@@ -21,16 +22,7 @@ SCHEME = "Bearer"
 
 def ensure_token(wb: Workbench) -> str:
     """The state folder's admin token, created (random, mode 0600) the first time it is needed."""
-    path = wb.layout.admin_token
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first: use theirs
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(32))
+    settings.secret(wb.layout.admin_token, lambda: secrets.token_urlsafe(32))
     return read_token(wb)
 
 

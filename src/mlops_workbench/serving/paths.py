@@ -30,6 +30,8 @@ WEIGHTS = "/admin/weights"
 """Router: read or set the canary's share of traffic."""
 SHADOW = "/admin/shadow"
 """Router: read, set or clear the shadow upstream that gets a mirrored copy of every prediction request."""
+REGISTRY_HOOK = "/hooks/mlflow"
+"""Monitor service: MLflow's registry webhooks (alias set or deleted), signed with the state folder's secret."""
 
 UPSTREAM_HEADER = "x-workbench-upstream"
 """The response header in which the router names the upstream (``stable`` or ``canary``) that answered."""
