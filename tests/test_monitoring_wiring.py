@@ -6,19 +6,21 @@ in the prediction log.
   production version and ``/status`` says what was scored; lab 07's reference rules fire InputDrift naming the
   moved feature, through Alertmanager where installed and through the in-process fallback with the binary hidden.
 * ``--retrain-*``: an Alertmanager v4 notification POSTed with the token retrains the workspace once (audit lines),
-  a repeated notification of the same group runs nothing, production stays where it was.
+  a repeated notification of the same group runs nothing, production stays where it was; a candidate that loses
+  the gate is recorded as such and moves nothing.
 * bad wiring (not a workspace, unknown model, no evaluation window) is refused before anything starts.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from retrain_state import build, commit_data, fresh_window, production
+from retrain_state import build, commit_data, fresh_window, mislabelled, production
 from test_lab07_checks import reference_rules
 from test_retrain_e2e import NOTIFICATION, retrain_ended
 from typer.testing import CliRunner
@@ -196,3 +198,32 @@ def test_a_firing_group_retrains_the_workspace_once(fresh, monkeypatch):
     assert production(MODEL, fresh.home) == fresh.version, "the retrain alone moves no alias"
     recorded = [r.action for r in webhook.read(wb.layout.alerts_received)]
     assert recorded == [webhook.Action.STARTED, webhook.Action.REPEAT]
+
+
+def gate_of(wb: Workbench, sha: str, deadline_s: float = 900.0) -> audit.AuditEntry:
+    """The gate line of the retrain of data commit ``sha``, once the retrain the receiver started has judged it."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        found = [e for e in audit.read(wb) if e.action == "gate" and e.lineage and e.lineage.git_commit == sha]
+        if found:
+            return found[-1]
+        time.sleep(0.5)
+    pytest.fail(f"no gate verdict for the retrain of {sha[:12]} within {deadline_s:.0f} s")
+
+
+def test_a_candidate_that_loses_the_gate_leaves_production_where_it_was(fresh, monkeypatch):
+    monkeypatch.setenv(alertmanager.BINARY_ENV, "")
+    wb, before = fresh.wb, production(MODEL, fresh.home)
+    sha = commit_data(
+        open_workspace(fresh.workspace), mislabelled(), "A month whose versicolor were all recorded wrong"
+    )
+    wiring = RetrainWiring(workspace=fresh.workspace, model=MODEL, evaluation=fresh.evaluation)
+    status = stack.up(wb, rules_path=fresh.quiet_rules, retrain=wiring, timing=TIMING)
+    body = NOTIFICATION.model_dump(mode="json", by_alias=True) | {"groupKey": '{}:{alertname="ErrorRateHigh"}'}
+    answer = procs.http().post(
+        status.monitor + webhook.PATH, json=body, headers=auth.headers(auth.ensure_token(wb)), timeout=10
+    )
+    assert answer.json()["action"] == "started", answer.text
+    gate = gate_of(wb, sha)
+    assert gate.gate is not None and not gate.gate.passed and str(gate.outcome) == "failed", gate
+    assert production(MODEL, fresh.home) == before, "a lost gate moves no alias"
