@@ -19,9 +19,10 @@ from pathlib import Path
 import yaml
 
 from mlops_workbench import tracking
-from mlops_workbench.monitoring import drift, labkit, rules, scenarios, stack
+from mlops_workbench.monitoring import labkit, rules, scenarios, stack
 from mlops_workbench.monitoring.release import release_after_shadow
 from mlops_workbench.monitoring.retrain import alert_cause, retrain
+from mlops_workbench.monitoring.watch import Watch
 from mlops_workbench.registry.verdicts import ShadowPolicy
 from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.load import BackgroundLoad
@@ -59,13 +60,12 @@ def main() -> dict:
         try:
             prepared = labkit.prepare(wb, Path(tmp), MODEL)
             lap("setup")
-            truth = labkit.send_month(prepared.router, 1, 300, "month-1")
-            truth |= labkit.send_month(prepared.router, 2, 300, "month-2", labkit.LATER_MONTH)
-            window = labkit.logged(wb, MODEL, "month-2")
-            report = drift.detect(prepared.reference, window)
+            sent_1 = labkit.send_month(prepared.router, 1, 300, "month-1")
+            truth = sent_1 | labkit.send_month(prepared.router, 2, 300, "month-2", labkit.LATER_MONTH)
+            labkit.logged(wb, MODEL, "month-1", sent_1)
+            window = labkit.logged(wb, MODEL, "month-2", {k: v for k, v in truth.items() if k not in sent_1})
             lap("traffic and drift")
-            os.environ[labkit.SCORES_ENV] = str(labkit.write_scores(Path(tmp) / "scores.json", [report.scores()]))
-            stack.up(wb, rules_path=_rules(Path(tmp)), scorer="mlops_workbench.monitoring.labkit:file_scorer")
+            stack.up(wb, rules_path=_rules(Path(tmp)), watching=Watch(model=MODEL, last=300))
             alert = labkit.wait_for_alert(wb, "FeatureDriftHigh", timeout=120)
             stack.down(wb)
             lap("alert delivered")
@@ -87,7 +87,6 @@ def main() -> dict:
                 )
             lap("shadow and canary")
         finally:
-            os.environ.pop(labkit.SCORES_ENV, None)
             stack.down(wb)
             LocalBackend(wb, model_name=MODEL).down()
             tracking.down(wb)

@@ -150,7 +150,7 @@ def accuracy_joined(ctx: Context) -> None:
     from mlops_workbench.monitoring.drift import accuracy
 
     model = str(ctx.var("model_name"))
-    want = accuracy(labkit.logged(ctx.wb, model, "month-2")).accuracy
+    want = accuracy(labkit.logged(ctx.wb, model, "month-2", int(ctx.var("rows")))).accuracy
     got = ctx.var("live_accuracy")
     if not isinstance(got, (int, float)) or not math.isclose(float(got), want, abs_tol=1e-9):
         fail(

@@ -4,16 +4,15 @@ and the small wiring between the monitor service and the notebook.
 :func:`prepare` builds the project (lab 02's git + DVC pipeline trained on Iris, registered and released) and
 serves production behind the router; :func:`send_month` replays a seeded month of traffic through it and answers
 the truth the label feed needs; :func:`commit_month` commits the labelled rows of a month as new data, the way a
-data engineer would (``dvc add``, git commit, ``dvc push``). The monitor service reads drift gauges from a scores
-file named by :data:`SCORES_ENV` (:func:`file_scorer`), and :func:`wait_for_alert` waits for the webhook to record
-a firing notification. The learner's own procedures (drift test, accuracy, rules, retrain) are not here.
+data engineer would (``dvc add``, git commit, ``dvc push``). :func:`logged` waits until the prediction log holds a
+month's requests, and :func:`wait_for_alert` until the webhook records a firing notification (the monitor service
+scores the prediction log itself: :mod:`~mlops_workbench.monitoring.watch`). The learner's own procedures (drift test, accuracy, rules, retrain) are not here.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,8 +21,7 @@ from mlops_workbench import data, registry, tracking, versioning
 from mlops_workbench.alias import Alias
 from mlops_workbench.errors import Failed, InputError
 from mlops_workbench.monitoring import scenarios, webhook
-from mlops_workbench.monitoring.exporter import DriftScores
-from mlops_workbench.monitoring.predictions import PredictionLog, Window
+from mlops_workbench.monitoring.predictions import PredictionLog, PredictionRecord, Window
 from mlops_workbench.registry.candidates import candidate_workspace
 
 if TYPE_CHECKING:
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
 
 PROJECT = "project"
 """The learner's git + DVC project, a folder of the lab workspace (the workspace itself holds the exercises)."""
-SCORES_ENV = "WORKBENCH_DRIFT_SCORES"
-"""The environment variable naming the JSON file of drift scores :func:`file_scorer` exports."""
 LATER_MONTH = scenarios.Shift(feature="sepal_width", amount=0.6)
 """The notebook's later month: the sepal width device reads 0.6 cm more (about 1.4 standard deviations)."""
 
@@ -91,17 +87,55 @@ def send_month(router: str, seed: int, rows: int, prefix: str, shift: scenarios.
     return scenarios.replay(RouterClient(router), scenarios.traffic(seed, rows, shift), prefix)
 
 
-def logged(wb: Workbench, model_name: str, prefix: str) -> Window:
-    """The window of the prediction log holding the requests named ``<prefix>-*`` (labels joined, if any);
-    ``.frame()`` gives one row per prediction."""
+def logged(
+    wb: Workbench, model_name: str, prefix: str, expected: Collection[str] | int, *, timeout: float = 30.0
+) -> Window:
+    """The window of the prediction log holding the requests named ``<prefix>-*`` (labels joined, if any), once
+    it holds every one of ``expected`` (the request ids :func:`send_month` answered, or how many there are): the
+    recorder writes off the request path, a little after the answer. ``.frame()`` gives one row per prediction.
+    Raises :class:`Failed` naming what is missing when the log has not caught up within ``timeout`` seconds."""
+    want = expected if isinstance(expected, int) else len(expected)
+    ids = None if isinstance(expected, int) else frozenset(expected)
+    if want < 1 or (ids is not None and any(not i.startswith(f"{prefix}-") for i in ids)):
+        raise InputError(
+            f"expected={expected!r}: pass what send_month(..., {prefix!r}) returned (request ids starting "
+            f"{prefix}-), or how many requests it answered."
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = _logged_rows(wb, model_name, prefix)
+        missing = want - len(rows) if ids is None else len(ids - {r.request_id for r in rows})
+        if missing <= 0:
+            return Window(model=model_name, version=None, start=rows[0].ts, end=rows[-1].ts, rows=rows)
+        if time.monotonic() >= deadline:
+            raise Failed(_not_logged(model_name, prefix, want, missing, rows, ids, timeout))
+        time.sleep(0.05)
+
+
+def _logged_rows(wb: Workbench, model_name: str, prefix: str) -> list[PredictionRecord]:
     log = PredictionLog(wb)
     try:
-        rows = [r for r in log.query(model=model_name) if r.request_id.startswith(f"{prefix}-")]
+        return [r for r in log.query(model=model_name) if r.request_id.startswith(f"{prefix}-")]
     finally:
         log.close()
-    if not rows:
-        raise InputError(f"No logged prediction has a request id starting {prefix!r}: send that month first.")
-    return Window(model=model_name, version=None, start=rows[0].ts, end=rows[-1].ts, rows=rows)
+
+
+def _not_logged(
+    model_name: str,
+    prefix: str,
+    want: int,
+    missing: int,
+    rows: list[PredictionRecord],
+    ids: frozenset[str] | None,
+    timeout: float,
+) -> str:
+    absent = sorted(ids - {r.request_id for r in rows})[:3] if ids is not None else []
+    which = f" (first: {', '.join(absent)})" if absent else ""
+    return (
+        f"The prediction log holds {len(rows)} of the {want} predictions of model {model_name} named {prefix}-* "
+        f"after {timeout:.0f} s: {missing} never arrived{which}. The model servers record them: check that they "
+        f"still run (`workbench ps`) and serve {model_name}, then send the month again."
+    )
 
 
 def commit_frame(ws: Workspace, frame: pd.DataFrame, message: str) -> str:
@@ -133,20 +167,6 @@ def iris_reference() -> ReferenceStats:
     params = candidate_params()
     training, holdout = data.split(data.load_iris_frame(), test_size=params.test_size, seed=params.seed)
     return compute(training, train.train(training, params), holdout=holdout)
-
-
-def write_scores(path: Path, scores: list[DriftScores]) -> Path:
-    """Write the drift scores the monitor service exports (read back by :func:`file_scorer`)."""
-    path.write_text(json.dumps([s.model_dump() for s in scores]))
-    return path
-
-
-def file_scorer() -> list[DriftScores]:
-    """The monitor's scorer for the lab: the scores in the file :data:`SCORES_ENV` names (none when unset)."""
-    name = os.environ.get(SCORES_ENV)
-    if not name or not Path(name).is_file():
-        return []
-    return [DriftScores.model_validate(s) for s in json.loads(Path(name).read_text())]
 
 
 def wait_for_alert(wb: Workbench, alertname: str, timeout: float = 120.0) -> webhook.AlertRecord:

@@ -22,6 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from mlops_workbench import procs
 from mlops_workbench.monitoring import evaluator, exporter, registry_hooks, rules, webhook
 from mlops_workbench.monitoring.alertmanager import LAB_TIMING, Timing
+from mlops_workbench.monitoring.autoretrain import RetrainWiring
+from mlops_workbench.monitoring.watch import LogScorer, Watch
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.serving import auth, paths
 from mlops_workbench.serving.client import ModelServerClient
@@ -80,13 +82,15 @@ def create_app(
 
     @app.get(STATUS)
     async def status() -> JSONResponse:
+        scoring = {"scorer": scorer.status().model_dump(mode="json")} if isinstance(scorer, LogScorer) else {}
         if loop is None:
-            return JSONResponse({"alerting": "alertmanager"})
+            return JSONResponse({"alerting": "alertmanager"} | scoring)
         firing = sorted({a.rule for a in loop.state.alerts.values() if a.firing})
         pending = sorted({a.rule for a in loop.state.alerts.values() if a.fired_at is None})
         rules_path = str(fallback.rules) if fallback else None
         return JSONResponse(
             {"alerting": "fallback", "rules": rules_path, "firing": firing, "pending": pending, "errors": loop.errors}
+            | scoring
         )
 
     webhook.add_routes(app, receiver, token)
@@ -118,19 +122,27 @@ def start(
     port: int | None = None,
     scorer: str | None = None,
     on_firing: str | None = None,
+    watch: Watch | None = None,
+    retrain: RetrainWiring | None = None,
     fallback: Fallback | None = None,
     timeout: float = 60.0,
 ) -> procs.Service:
     """Start ``workbench monitor serve`` as the background service ``monitor`` (or return the running one).
 
-    ``scorer`` and ``on_firing`` name functions (``package.module:function``) the service imports; without
-    ``port`` it listens on its default port (9095 + ``WORKBENCH_PORT_OFFSET``) or the next free one."""
+    ``scorer`` and ``on_firing`` name functions (``package.module:function``) the service imports; ``watch`` has it
+    score the prediction log itself (:mod:`~.watch`) and ``retrain`` retrain on each newly firing alert group
+    (:mod:`~.autoretrain`). Without ``port`` it listens on its default port (9095 + ``WORKBENCH_PORT_OFFSET``) or
+    the next free one."""
     auth.ensure_token(wb)
     args: list[str] = []
     if scorer:
         args += ["--scorer", scorer]
     if on_firing:
         args += ["--on-firing", on_firing]
+    if watch is not None:
+        args += watch_args(watch)
+    if retrain is not None:
+        args += retrain.args()
     if fallback is not None:
         args += ["--fallback-rules", str(Path(fallback.rules).resolve()), "--eval-interval", str(fallback.interval)]
         args += [arg for url in fallback.scrape for arg in ("--scrape", url)]
@@ -143,3 +155,12 @@ def start(
         return procs.start(wb, SERVICE, cmd, listen, health_path=HEALTH, timeout=timeout)
 
     return run(port) if port else procs.on_default_port(wb, "monitor", run)
+
+
+def watch_args(watch: Watch) -> list[str]:
+    """The ``monitor serve`` options that rebuild ``watch``."""
+    args = ["--watch", watch.model]
+    args += ["--watch-version", watch.version] if watch.version else []
+    args += ["--window-last", str(watch.last)] if watch.last is not None else []
+    args += ["--window-seconds", str(watch.seconds)] if watch.seconds is not None else []
+    return args

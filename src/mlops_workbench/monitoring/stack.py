@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_workbench import procs, tools
-from mlops_workbench.monitoring import alertmanager, rules, service, webhook
+from mlops_workbench.errors import InputError
+from mlops_workbench.monitoring import alertmanager, autoretrain, rules, service, watch, webhook
 from mlops_workbench.monitoring.alertmanager import LAB_TIMING, Timing
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout.backends.local import CANARY, ROUTER, STABLE
@@ -54,6 +55,8 @@ def up(
     rules_path: Path = rules.REFERENCE,
     scorer: str | None = None,
     on_firing: str | None = None,
+    watching: watch.Watch | None = None,
+    retrain: autoretrain.RetrainWiring | None = None,
     router: str | None = None,
     models: Mapping[str, str] | None = None,
     timing: Timing = LAB_TIMING,
@@ -61,9 +64,12 @@ def up(
     port: int | None = None,
 ) -> Status:
     """Start the monitor, Alertmanager or the fallback, and Prometheus's part; ``router``/``models`` default to
-    the local rollout's services that run. Raises :class:`~.rules.RulesError` (before starting anything) for a
-    rule file that the model or ``promtool check rules`` refuses."""
+    the local rollout's services that run. ``watching`` has the monitor score the prediction log itself
+    (:mod:`~.watch`), ``retrain`` retrain a workspace on each newly firing alert group (:mod:`~.autoretrain`).
+    Raises before starting anything for a rule file that the model or ``promtool check rules`` refuses
+    (:class:`~.rules.RulesError`), or a watch or retrain wiring that cannot work (naming the fix)."""
     _check(rules_path)
+    _check_wiring(wb, scorer, on_firing, watching, retrain)
     if router is None and models is None:
         router, found = serving_targets(wb)
         models = found
@@ -71,7 +77,9 @@ def up(
     has_am = alertmanager.binary() is not None
     scrape = [f"http://{addr}" for addr in ([router] if router else []) + list(models.values())]
     fallback = None if has_am else service.Fallback(rules_path, scrape, interval, timing)
-    monitor = service.start(wb, port=port, scorer=scorer, on_firing=on_firing, fallback=fallback)
+    monitor = service.start(
+        wb, port=port, scorer=scorer, on_firing=on_firing, watch=watching, retrain=retrain, fallback=fallback
+    )
     am_url = alertmanager.up(wb, monitor.url + webhook.PATH, timing=timing) if has_am else None
     if prometheus.available():
         mon, rule_files = f"127.0.0.1:{monitor.port}", [Path(rules_path).resolve()]
@@ -89,6 +97,23 @@ def _check(path: Path) -> None:
         result = rules.check(path)
         if not result.ok:
             raise rules.RulesError(f"promtool check rules refused {path}:\n" + "\n".join(result.problems))
+
+
+def _check_wiring(
+    wb: Workbench,
+    scorer: str | None,
+    on_firing: str | None,
+    watching: watch.Watch | None,
+    retrain: autoretrain.RetrainWiring | None,
+) -> None:
+    if scorer and watching is not None:
+        raise InputError("Give the monitor one drift scorer: --scorer (a function) or --watch (the log), not both.")
+    if on_firing and retrain is not None:
+        raise InputError("Give the monitor one alert action: --on-firing (a function) or --retrain-*, not both.")
+    if watching is not None:
+        watch.check(wb, watching)
+    if retrain is not None:
+        autoretrain.check(wb, retrain)
 
 
 def down(wb: Workbench) -> list[str]:
