@@ -89,7 +89,11 @@ def test_alertmanager_delivers_the_drift_alert_and_the_action_runs_once(lab):
     held = alertmanager.alerts(report.alertmanager)
     assert [a.fingerprint for a in held if a.labels["alertname"] == "FeatureDriftHigh"] == [alert.fingerprint]
     assert linked_to(home) == {report.alertmanager}
-    assert set(stack.down(Workbench.from_env(home))) == {alertmanager.SERVICE, service.SERVICE, prometheus.SERVICE}
+    wb = Workbench.from_env(home)
+    assert procs.stop(wb, alertmanager.SERVICE)  # Alertmanager dies: alerts now go nowhere, and status says so
+    after = stack.status(wb)
+    assert after.alerting == "down" and "expects Alertmanager" in after.reason, after
+    assert set(stack.down(wb)) == {service.SERVICE, prometheus.SERVICE}
     assert procs.running(Workbench.from_env(home)) == []
 
 

@@ -171,6 +171,8 @@ def test_a_window_with_no_recent_prediction_exports_nothing_and_says_why(fresh, 
     assert exporter.DRIFT + "{" not in metrics and f"{exporter.SCORER_UP} 1.0" in metrics
     scorer = procs.http().get(status.monitor + service.STATUS, timeout=10).json()["scorer"]
     assert scorer["outcome"] == "empty" and "send traffic" in scorer["reason"], scorer
+    shown = stack.status(fresh.wb).scorer  # what `workbench monitor status` prints
+    assert shown is not None and shown.startswith("empty: no prediction of"), shown
 
 
 def test_a_firing_group_retrains_the_workspace_once(fresh, monkeypatch):

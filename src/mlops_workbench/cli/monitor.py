@@ -147,7 +147,7 @@ def status(home_dir: Path | None = HomeOption) -> None:
 
 def _show(report: object) -> None:
     table = Table(show_header=False, title="monitoring")
-    for key in ("alerting", "reason", "monitor", "alertmanager", "prometheus", "received"):
+    for key in ("alerting", "reason", "scorer", "monitor", "alertmanager", "prometheus", "received"):
         value = getattr(report, key)
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)

@@ -33,6 +33,8 @@ class Status:
     prometheus: str | None
     received: int
     """Notifications the webhook has accepted so far."""
+    scorer: str | None = None
+    """The log scorer's last outcome and why (``--watch``); None for another scorer or none."""
 
 
 def serving_targets(wb: Workbench) -> tuple[str | None, dict[str, str]]:
@@ -130,13 +132,36 @@ def down(wb: Workbench) -> list[str]:
 
 
 def status(wb: Workbench) -> Status:
+    """How alerts are routed now, as the monitor itself says (``/status``), and its scorer's last outcome."""
+    from mlops_workbench.errors import ServiceError
+    from mlops_workbench.serving.client import MonitorClient
+
     monitor = procs.get(wb, service.SERVICE)
     am_url = alertmanager.url(wb)
     received = len(webhook.read(wb.layout.alerts_received))
+    said: dict[str, object] = {}
+    if monitor is not None:
+        try:
+            said = MonitorClient(monitor.url).status()
+        except ServiceError as err:
+            said = {"alerting": "down", "error": str(err)}
+    scorer = said.get("scorer")
+    scoring = f"{scorer['outcome']}: {scorer['reason']}" if isinstance(scorer, dict) else None
     if monitor is None:
         alerting, reason = "down", "the monitor service is not running: `workbench monitor up` starts it"
+    elif said.get("alerting") == "fallback":
+        alerting, reason = "fallback", fallback_reason()
+    elif said.get("alerting") == "down":
+        alerting, reason = (
+            "down",
+            f"the monitor service does not answer ({said['error']}): `workbench monitor down`, then up",
+        )
     elif am_url:
         alerting, reason = "alertmanager", f"Alertmanager at {am_url} notifies {monitor.url}{webhook.PATH}"
     else:
-        alerting, reason = "fallback", fallback_reason()
-    return Status(monitor.url if monitor else None, alerting, reason, am_url, prometheus.url(wb), received)
+        alerting = "down"
+        reason = (
+            "the monitor expects Alertmanager, which is not running (it stopped after `workbench monitor up`): "
+            "`workbench monitor down`, then `workbench monitor up` starts both again"
+        )
+    return Status(monitor.url if monitor else None, alerting, reason, am_url, prometheus.url(wb), received, scoring)
