@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # (kernels, servers, CLI calls, DVC stages), even where a container turned that off (PYTHONDONTWRITEBYTECODE=1).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test lint lab bench lock clean
+.PHONY: setup demo test test-parallel test-serial test-fast lint lab bench lock clean
 
 setup: $(STAMP) $(SCHEMAS)/node_modules/.installed
 
@@ -45,10 +45,19 @@ demo: setup
 	$(VENV)/bin/workbench pipeline
 
 # Two xdist workers for most of the suite, then the timing-sensitive files (rollouts judged on latency
-# and errors) alone, so a busy neighbour never decides a canary's fate.
-test: setup lint
+# and errors) alone, so a busy neighbour never decides a canary's fate. The two passes are targets of their
+# own so that `python -m benchmarks fresh_clone test` can time each stage.
+test: setup lint test-parallel test-serial
+
+test-parallel: setup
 	$(VENV)/bin/pytest -m "not serial"
+
+test-serial: setup
 	$(VENV)/bin/pytest -m serial -n0
+
+# The inner loop: every test that starts no notebook, server or browser (`make test` stays the whole suite).
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow and not serial and not browser"
 
 # ruff's rule set and format, and mypy's strict settings (files = src/), live in pyproject.toml:
 # a new finding fails `make test`, and so CI.

@@ -2,11 +2,15 @@
 
 Clones the committed ``HEAD`` of this checkout into a temporary folder, hides
 ``uv`` from ``PATH`` (so the Makefile must fetch it from PyPI), then times
-``make demo`` (setup included) and ``make test`` (setup already done). Each
-time is printed against its target (demo 180 s, test 600 s) and against a
-baseline measured in the same run on the same machine: a bare
-``python -c "import mlflow"`` in the clone's venv, the cost every kernel,
-server and CLI call pays at least once.
+``make demo`` (setup included) and ``make test`` (setup already done), the
+latter stage by stage (``make lint``, ``make test-parallel``, ``make
+test-serial``: what ``make test`` runs after setup). Each time is printed
+against its targets (issue 30: demo 240 s and 450 CPU-s, test 900 s and
+1,600 CPU-s) and against a baseline measured in the same run on the same
+machine: a bare ``python -c "import mlflow"`` in the clone's venv, the cost
+every kernel, server and CLI call pays at least once. It also counts the tests
+that start real notebooks, servers or a browser (markers ``slow``, ``serial``,
+``browser``), so a speed-up that drops them shows.
 
 Beside each wall time it prints the CPU time the command's whole process tree
 used (user + system; this process adopts orphaned services as a subreaper on
@@ -31,7 +35,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {"demo": 180.0, "test": 600.0}
+TARGETS = {"demo": (240.0, 450.0), "test": (900.0, 1600.0)}
+"""Wall seconds and CPU seconds each README command may take on a 2-core machine."""
+TEST_STAGES = ("lint", "test-parallel", "test-serial")
+"""The Makefile targets ``make test`` runs after setup, in order."""
+REAL = "slow or serial or browser"
+"""The tests that run notebooks or start real servers or a browser."""
 HIDDEN = ("uv", "uvx")
 
 
@@ -116,17 +125,36 @@ def main(argv: list[str] | None = None) -> None:
         if demo is not None:
             verdict("demo", demo, baseline)
         if "test" in which:
-            verdict("test", _timed(["make", "test"], clone, env), baseline)
+            py = str(clone / ".venv" / "bin" / "python")
+            listed = subprocess.run(
+                [py, "-m", "pytest", "--collect-only", "-q", "-m", REAL, "-p", "no:xdist"],
+                cwd=clone,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            print(f"tests that start real notebooks, servers or a browser: {listed.stdout.strip().splitlines()[-1]}")
+            total = (0.0, 0.0)
+            for stage in TEST_STAGES:
+                took, cpu = _timed(["make", stage], clone, env)
+                print(f"  make {stage}: {took:.0f}s, CPU {cpu:.0f}s, floor {cpu / cores():.0f}s", flush=True)
+                total = (total[0] + took, total[1] + cpu)
+            verdict("test", total, baseline)
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def verdict(name: str, timed: tuple[float, float], baseline: float) -> None:
     took, cpu = timed
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    met = "met" if took <= TARGETS[name] else "MISSED"
+    wall_target, cpu_target = TARGETS[name]
+    met = "met" if took <= wall_target else "MISSED"
+    cpu_met = "met" if cpu <= cpu_target else "MISSED"
     print(
-        f"make {name}: {took:.0f}s, {took / TARGETS[name]:.2f}x the {TARGETS[name]:.0f}s target ({met}), "
-        f"{took / baseline:.0f}x the baseline; CPU {cpu:.0f}s, so at least {cpu / cores:.0f}s on {cores} cores "
-        f"({cpu / cores / TARGETS[name]:.2f}x the target)",
+        f"make {name}: {took:.0f}s, {took / wall_target:.2f}x the {wall_target:.0f}s target ({met}), "
+        f"{took / baseline:.0f}x the baseline; CPU {cpu:.0f}s against {cpu_target:.0f}s ({cpu_met}), so at least "
+        f"{cpu / cores():.0f}s on {cores()} cores ({cpu / cores() / wall_target:.2f}x the wall target)",
         flush=True,
     )
 

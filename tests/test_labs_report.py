@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from mlops_workbench.labs.render import to_gradescope, to_html, to_junit
+from mlops_workbench.labs.render import index_html, to_gradescope, to_html, to_junit
 from mlops_workbench.labs.report import SCHEMA_PATH, CheckResult, IntegrityIssue, Report, schema, validate_report
 
 
@@ -111,3 +111,15 @@ def test_validation_names_a_solution_cell_that_raises_even_at_full_marks():
         "03-x", report([CellRun(id="panel", status="error", error="NameError: gate_rules")]), report([])
     )
     assert broken.problems == ["solution cells raise: panel (NameError: gate_rules)"]
+
+
+def test_the_pipeline_index_links_every_graded_report_and_says_why_others_have_none():
+    good = make_report().model_copy(update={"lab": "01-ci-basics", "title": "CI <basics>", "score": 6, "passed": True})
+    page = index_html(
+        [("00-welcome", make_report(), ""), ("01-ci-basics", good, ""), ("02-versioning", None, "skipped")], 93.4
+    )
+    assert '<a href="00-welcome/report.html">00-welcome</a>' in page and 'href="01-ci-basics/report.html"' in page
+    assert "<strong>1 of 3</strong> labs passed in 93 s" in page
+    assert "CI &lt;basics&gt;" in page and "6/6" in page and "2/6" in page
+    assert '<tr class="skipped"><td>02-versioning</td><td></td><td>skipped</td>' in page
+    assert "02-versioning/report.html" not in page

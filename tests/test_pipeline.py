@@ -66,6 +66,11 @@ def test_pipeline_runs_every_lab_solution_to_full_marks(first_run):
         assert procs.running(Workbench.from_env(state / "pipeline" / lab.id)) == [], f"{lab.id} left services running"
     assert not (state / "workspaces").exists(), "solutions must not leave state where the learner's check() looks"
     assert "dvc --wait-for-lock repro --single-item" in result.stdout
+    index = (dest / "build" / "pipeline" / "index.html").read_text()  # the summary page the demo ends with
+    assert (
+        all(f'href="{lab.id}/report.html"' in index for lab in LABS) and f"<strong>{len(LABS)} of {len(LABS)}" in index
+    )
+    assert "every report is linked from build/pipeline/index.html" in result.stdout
 
 
 NOISE = {

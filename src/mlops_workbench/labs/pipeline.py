@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_workbench import output, settings, tools
+from mlops_workbench.labs import render
 from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report
@@ -135,28 +136,39 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
 
     started = time.monotonic()
     outcomes = schedule(Lab.all(root / "labs"), reproduce, jobs)
-    summary(root, console, outcomes)
+    took = time.monotonic() - started
+    index = summary(root, console, outcomes, took)
     failed = sorted(lab for lab, outcome in outcomes.items() if outcome != "passed")
     verdict = "[green]pipeline passed[/]" if not failed else f"[red]pipeline failed ({', '.join(failed)})[/]"
-    console.print(f"{verdict} in {time.monotonic() - started:.1f}s; reports under {OUT}/", soft_wrap=True)
+    console.print(f"{verdict} in {took:.1f}s; every report is linked from {index}", soft_wrap=True)
     return 0 if not failed else 1
 
 
-def summary(root: Path, console: Console, outcomes: dict[str, Outcome]) -> None:
-    t = Table("lab", "score", "result", "report")
+def summary(root: Path, console: Console, outcomes: dict[str, Outcome], took: float) -> Path:
+    """Print one line per lab and write the HTML page linking every graded report; that page's path."""
+    t = Table("lab", "score", "result", "took", "report")
+    rows: list[tuple[str, Report | None, str]] = []
     for lab in Lab.all(root / "labs"):
         path = root / OUT / lab.id / "report.json"
         if outcomes.get(lab.id) == "skipped":
-            t.add_row(lab.id, "-", "[yellow]skipped: a lab it depends on failed[/]", "")
+            rows.append((lab.id, None, "skipped: a lab it depends on failed"))
+            t.add_row(lab.id, "-", f"[yellow]{rows[-1][2]}[/]", "", "")
             continue
         if not path.exists():
-            t.add_row(lab.id, "-", "[bright_black]not run[/]", "")
+            rows.append((lab.id, None, "not run"))
+            t.add_row(lab.id, "-", "[bright_black]not run[/]", "", "")
             continue
         r = Report.model_validate_json(path.read_text())
+        rows.append((lab.id, r, ""))
         t.add_row(
             lab.id,
             f"{r.score:g}/{r.max_score:g}",
             "[green]passed[/]" if r.passed else "[red]failed[/]",
+            f"{r.timings.total_seconds:.0f}s",
             str(path.with_name("report.html").relative_to(root)),
         )
     console.print(t)
+    index = root / OUT / "index.html"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_text(render.index_html(rows, took))
+    return index.relative_to(root)

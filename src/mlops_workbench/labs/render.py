@@ -40,6 +40,15 @@ def print_report(report: Report, console: Console | None = None) -> None:
         console.print(f"hidden scenarios: seed {report.seed} (workbench grade --seed {report.seed} replays them)")
 
 
+CSS = """<style>
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem} table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
+.passed td:nth-child(3){color:#1a7f37} .failed td:nth-child(3){color:#cf222e}
+.error td:nth-child(3){color:#8250df} .timeout td:nth-child(3){color:#9a6700} .blocked td:nth-child(3){color:#666}
+.skipped td:nth-child(3){color:#9a6700} .error{color:#cf222e}
+</style>"""
+
+
 def to_html(report: Report) -> str:
     """A self-contained feedback page."""
     e = html.escape
@@ -55,19 +64,40 @@ def to_html(report: Report) -> str:
     seed = f", hidden scenarios from seed {report.seed}" if report.seed is not None else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(report.lab)} feedback</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}} table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}}
-.passed td:nth-child(3){{color:#1a7f37}} .failed td:nth-child(3){{color:#cf222e}}
-.error td:nth-child(3){{color:#8250df}} .timeout td:nth-child(3){{color:#9a6700}} .blocked td:nth-child(3){{color:#666}}
-.error{{color:#cf222e}}
-</style></head><body>
+{CSS}</head><body>
 <h1>{e(report.title or report.lab)}</h1>
 <p><strong>{report.score:g} / {report.max_score:g}</strong> points: {verdict}
 (pass mark {report.pass_mark:.0%}); graded {e(report.graded_at)}{seed}.</p>
 {error}{f"<h2>Notebook</h2><ul>{notes}</ul>" if notes else ""}
 <table><tr><th>check</th><th>what it looks for</th><th>status</th><th>points</th><th>what to do</th></tr>
 {rows}
+</table></body></html>
+"""
+
+
+def index_html(rows: list[tuple[str, Report | None, str]], took: float) -> str:
+    """The pipeline's summary page: one row per lab, ``(lab id, its report or None, why there is none)``, each
+    linking to the lab's own feedback page (``<lab>/report.html`` beside this page)."""
+    e = html.escape
+    lines = []
+    for lab, report, why in rows:
+        if report is None:
+            lines.append(f'<tr class="skipped"><td>{e(lab)}</td><td></td><td>{e(why)}</td><td></td><td></td></tr>')
+            continue
+        status = "passed" if report.passed else "failed"
+        lines.append(
+            f'<tr class="{status}"><td><a href="{e(lab)}/report.html">{e(lab)}</a></td><td>{e(report.title)}</td>'
+            f"<td>{ICON[status]} {status}</td><td>{report.score:g}/{report.max_score:g}</td>"
+            f"<td>{report.timings.total_seconds:.0f} s</td></tr>"
+        )
+    passed = sum(1 for _, r, _ in rows if r is not None and r.passed)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lab pipeline</title>
+{CSS}</head><body>
+<h1>Lab pipeline</h1>
+<p><strong>{passed} of {len(rows)}</strong> labs passed in {took:.0f} s. Each lab links to its graded report.</p>
+<table><tr><th>lab</th><th>title</th><th>result</th><th>points</th><th>took</th></tr>
+{chr(10).join(lines)}
 </table></body></html>
 """
 
