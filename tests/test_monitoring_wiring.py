@@ -173,6 +173,9 @@ def test_a_window_with_no_recent_prediction_exports_nothing_and_says_why(fresh, 
     assert scorer["outcome"] == "empty" and "send traffic" in scorer["reason"], scorer
     shown = stack.status(fresh.wb).scorer  # what `workbench monitor status` prints
     assert shown is not None and shown.startswith("empty: no prediction of"), shown
+    with pytest.raises(InputError, match="already runs"):  # new options never silently meet the old monitor
+        stack.up(fresh.wb, rules_path=fresh.quiet_rules, watching=Watch(model=MODEL, last=10), timing=TIMING)
+    assert stack.status(fresh.wb).monitor == status.monitor, "the running monitor is left as it was"
 
 
 def test_a_firing_group_retrains_the_workspace_once(fresh, monkeypatch):

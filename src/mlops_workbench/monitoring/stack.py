@@ -69,9 +69,17 @@ def up(
     the local rollout's services that run. ``watching`` has the monitor score the prediction log itself
     (:mod:`~.watch`), ``retrain`` retrain a workspace on each newly firing alert group (:mod:`~.autoretrain`).
     Raises before starting anything for a rule file that the model or ``promtool check rules`` refuses
-    (:class:`~.rules.RulesError`), or a watch or retrain wiring that cannot work (naming the fix)."""
+    (:class:`~.rules.RulesError`), a watch or retrain wiring that cannot work, or a monitor that runs already
+    (naming the fix)."""
     _check(rules_path)
     _check_wiring(wb, scorer, on_firing, watching, retrain)
+    running = procs.get(wb, service.SERVICE)
+    if running is not None:  # its scorer and alert action were fixed when it started: never reuse it silently
+        raise InputError(
+            f"A monitor already runs at {running.url}, with the scorer and alert action it was started with: "
+            "`workbench monitor down` first (it also receives the registry webhooks: `workbench registry watch` "
+            "again afterwards), then `workbench monitor up` with the new options."
+        )
     if router is None and models is None:
         router, found = serving_targets(wb)
         models = found
