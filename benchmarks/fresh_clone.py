@@ -86,13 +86,21 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+LOGS = ROOT / "build" / "benchmarks"
+"""Where each timed command's output is kept (``fresh-clone-<command>.log``), e.g. pytest's slowest tests."""
+
+
 def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Run ``cmd``; its wall time and the CPU time of its process tree, in seconds."""
+    """Run ``cmd``; its wall time and the CPU time of its process tree, in seconds. Its output goes to
+    :data:`LOGS`."""
     _reap()
     cpu, started = _cpu(), time.perf_counter()
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - started
     _reap()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    name = "-".join(Path(part).name for part in cmd[:2])
+    (LOGS / f"fresh-clone-{name}.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         raise SystemExit(f"`{' '.join(cmd)}` failed after {took:.0f}s:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return took, _cpu() - cpu
