@@ -135,13 +135,14 @@ def main(argv: list[str] | None = None) -> None:
         if "test" in which:
             py = str(clone / ".venv" / "bin" / "python")
             listed = subprocess.run(
-                [py, "-m", "pytest", "--collect-only", "-q", "-m", REAL, "-p", "no:xdist"],
+                [py, "-m", "pytest", "--collect-only", "-q", "-m", REAL, "-n0"],
                 cwd=clone,
                 env=env,
                 capture_output=True,
                 text=True,
             )
-            print(f"tests that start real notebooks, servers or a browser: {listed.stdout.strip().splitlines()[-1]}")
+            counted = (listed.stdout.strip().splitlines() or [f"none collected: {listed.stderr[-500:]}"])[-1]
+            print(f"tests that start real notebooks, servers or a browser: {counted}", flush=True)
             total = (0.0, 0.0)
             for stage in TEST_STAGES:
                 took, cpu = _timed(["make", stage], clone, env)

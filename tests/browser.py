@@ -96,6 +96,31 @@ def chromium(profile: Path) -> Iterator[Any]:
             context.close()
 
 
+def app_ready(page: Any, url: str) -> None:
+    """Open JupyterLab at ``url`` with a fresh layout (no notebook left open by an earlier test) and wait until its
+    application has started (``window.jupyterapp``, from galata)."""
+    page.goto(f"{url}/lab/tree/notebooks?reset")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
+    page.evaluate("() => window.jupyterapp.started")
+
+
+@contextmanager
+def lab_page(home: Path, tmp_path_factory: Any, *, ready: bool = True) -> Iterator[tuple[Any, Any]]:
+    """JupyterLab on the state folder ``home`` and Chromium; yields (browser, a page on JupyterLab's file browser,
+    its application started unless ``ready=False``). Both stop afterwards."""
+    with (
+        jupyterlab(home, tmp_path_factory.mktemp("jupyter")) as url,
+        chromium(tmp_path_factory.mktemp("chromium-profile")) as browser,
+    ):
+        page = browser.new_page()
+        page.set_default_timeout(120_000)
+        if ready:
+            app_ready(page, url)
+        else:
+            page.goto(f"{url}/lab/tree/notebooks?reset")
+        yield browser, page
+
+
 def launcher_tile(page: Any, title: str, timeout: float = 120_000) -> Any:
     """The tile ``title`` of a new launcher, once JupyterLab in ``page`` has started."""
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)

@@ -16,6 +16,7 @@ from browser import (
     CHROMIUM_ARGS,
     ROOT,
     SCRATCH,
+    app_ready,
     cell_output,
     jupyterlab,
     launcher_tile,
@@ -80,9 +81,7 @@ def browser(tmp_path_factory):
 def page(browser, lab_url):
     page = browser.new_page()
     page.set_default_timeout(120_000)
-    page.goto(f"{lab_url}/lab/tree/notebooks?reset")  # a fresh layout: no notebook left open by an earlier test
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
-    page.evaluate("() => window.jupyterapp.started")
+    app_ready(page, lab_url)
     yield page
     page.evaluate("() => window.jupyterapp.commands.execute('application:close-all')")
     page.evaluate("() => window.jupyterapp.serviceManager.sessions.shutdownAll()")

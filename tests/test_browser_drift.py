@@ -15,8 +15,7 @@ from browser import (
     ROOT,
     SCRATCH,
     cell_output,
-    chromium,
-    jupyterlab,
+    lab_page,
     open_notebook,
     run_all,
     shot,
@@ -59,15 +58,7 @@ def state(tmp_path_factory) -> Path:
 
 def test_the_drift_report_renders_inline_in_jupyterlab(state, tmp_path_factory):
     notebook = write_notebook(SCRATCH / "notebooks" / "drift-report.ipynb", CELLS)
-    with (
-        jupyterlab(state, tmp_path_factory.mktemp("jupyter")) as url,
-        chromium(tmp_path_factory.mktemp("chromium-profile")) as browser,
-    ):
-        page = browser.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(f"{url}/lab/tree/notebooks?reset")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
-        page.evaluate("() => window.jupyterapp.started")
+    with lab_page(state, tmp_path_factory) as (_, page):
         open_notebook(page, notebook.relative_to(ROOT).as_posix())
         run_all(page)
         assert "drifted: ['petal_length'" in cell_output(page, "c0")

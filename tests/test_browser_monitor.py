@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, ROOT, SCRATCH, cell_output, chromium, jupyterlab, open_notebook, run_cell, shot
+from browser import CHROMIUM, ROOT, SCRATCH, cell_output, lab_page, open_notebook, run_cell, shot
 from browser import write_notebook as notebook
 from test_monitoring_webhook import SENT
 
@@ -92,15 +92,7 @@ def notification(feature: str) -> dict:
 def test_the_dashboard_shows_drift_alerts_and_traffic_and_updates_itself(state, tmp_path_factory):
     wb = Workbench.from_env(state)
     path = notebook(SCRATCH / "notebooks" / "monitor-dashboard.ipynb", CELLS)
-    with (
-        jupyterlab(state, tmp_path_factory.mktemp("jupyter")) as url,
-        chromium(tmp_path_factory.mktemp("chromium-profile")) as browser,
-    ):
-        page = browser.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(f"{url}/lab/tree/notebooks?reset")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
-        page.evaluate("() => window.jupyterapp.started")
+    with lab_page(state, tmp_path_factory) as (_, page):
         open_notebook(page, path.relative_to(ROOT).as_posix())
         run_cell(page, "c0")
         page.locator("pre", has_text="SETUP-DONE").wait_for(timeout=900_000)

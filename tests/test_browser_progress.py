@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, chromium, jupyterlab, launcher_tile, shot
+from browser import CHROMIUM, lab_page, launcher_tile, shot
 
 from mlops_workbench import procs, settings
 from mlops_workbench.labs import checklog
@@ -69,13 +69,7 @@ def state(tmp_path_factory) -> Path:
 
 
 def test_progress_tile_opens_the_learners_progress_page(state, tmp_path_factory):
-    with (
-        jupyterlab(state, tmp_path_factory.mktemp("jupyter")) as url,
-        chromium(tmp_path_factory.mktemp("chromium-profile")) as browser,
-    ):
-        page = browser.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(f"{url}/lab/tree/notebooks?reset")
+    with lab_page(state, tmp_path_factory, ready=False) as (browser, page):
         tile = launcher_tile(page, "Progress")
         shot(page, "progress-launcher")
         with browser.expect_page(timeout=120_000) as opened:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, ROOT, SCRATCH, cell_output, chromium, jupyterlab, open_notebook, run_cell, shot
+from browser import CHROMIUM, ROOT, SCRATCH, cell_output, lab_page, open_notebook, run_cell, shot
 from browser import write_notebook as notebook
 
 from mlops_workbench import procs
@@ -91,15 +91,7 @@ def weight(wb: Workbench) -> float:
 def test_the_panel_shows_the_split_and_costs_and_its_switch_moves_the_router(state, tmp_path_factory):
     wb = Workbench.from_env(state)
     path = notebook(SCRATCH / "notebooks" / "strategy-panel.ipynb", CELLS)
-    with (
-        jupyterlab(state, tmp_path_factory.mktemp("jupyter")) as url,
-        chromium(tmp_path_factory.mktemp("chromium-profile")) as browser,
-    ):
-        page = browser.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(f"{url}/lab/tree/notebooks?reset")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=180_000)
-        page.evaluate("() => window.jupyterapp.started")
+    with lab_page(state, tmp_path_factory) as (_, page):
         open_notebook(page, path.relative_to(ROOT).as_posix())
         run_cell(page, "c0")
         page.locator("pre", has_text="SETUP-DONE").wait_for(timeout=900_000)
