@@ -39,3 +39,16 @@ def test_changed_added_and_deleted_files_are_named_and_left_as_they_are(tmp_path
     assert sorted(p.name for p in caches.iterdir()) == ["report.cpython-311.pyc"], (
         "new or changed compiled files go (Python rebuilds them from the checked sources); the rest stay"
     )
+
+
+def test_a_file_that_vanishes_between_listing_and_reading_is_left_out(tmp_path, monkeypatch):
+    """Two gradings side by side: one deletes a bytecode cache it wrote while the other lists the package."""
+    root = tmp_path.resolve()
+    (root / "a.py").write_text("x = 1\n")
+    gone = root / "__pycache__" / "b.cpython-311.pyc"
+    monkeypatch.setattr(guard, "_walk", lambda roots: [root / "a.py", gone])
+    snap = guard.snapshot(root)
+    assert list(snap.digests) == [root / "a.py"]
+    assert guard.changes(snap) == []
+    (root / "a.py").write_text("x = 2\n")
+    assert guard.changes(snap) == [f"{root.name}/a.py"], "a real change is still named"

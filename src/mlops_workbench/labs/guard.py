@@ -26,9 +26,13 @@ def _cache(path: Path) -> bool:
     return "__pycache__" in path.parts
 
 
-def _digest(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+def _digest(path: Path) -> str | None:
+    """The file's sha256; None when it vanished since it was listed (another grading deleting a cache it wrote)."""
+    try:
+        with path.open("rb") as stream:
+            return hashlib.file_digest(stream, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _walk(roots: tuple[Path, ...]) -> list[Path]:
@@ -44,7 +48,8 @@ class Snapshot:
 def snapshot(*roots: Path) -> Snapshot:
     """The digest of every file under ``roots`` (the lab folder, the package) as it is now."""
     resolved = tuple(Path(r).resolve() for r in roots)
-    return Snapshot(resolved, {path: _digest(path) for path in _walk(resolved)})
+    digests = {path: _digest(path) for path in _walk(resolved)}
+    return Snapshot(resolved, {path: digest for path, digest in digests.items() if digest is not None})
 
 
 def _name(snap: Snapshot, path: Path) -> str:
@@ -58,9 +63,9 @@ def changes(snap: Snapshot) -> list[str]:
     Compiled caches that are new or changed are deleted instead of named (see the module's docstring)."""
     changed: set[str] = set()
     for path in _walk(snap.roots):
-        before = snap.digests.get(path)
-        if before is not None and _digest(path) == before:
-            continue
+        before, now = snap.digests.get(path), _digest(path)
+        if now is None or (before is not None and now == before):
+            continue  # unchanged, or gone since the listing (a deletion is counted below)
         if _cache(path):
             path.unlink(missing_ok=True)
         else:

@@ -29,6 +29,9 @@ SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "node_mod
 DROPPED_TARGETS = {
     "demo",
     "test",
+    "test-parallel",
+    "test-serial",
+    "test-fast",
     "lint",
     "bench",
 }  # they need the reference solutions, tests/, benchmarks/ or dev tools

@@ -153,8 +153,8 @@ def status(wb: Workbench) -> Status:
             said = MonitorClient(monitor.url).status()
         except ServiceError as err:
             said = {"alerting": "down", "error": str(err)}
-    scorer = said.get("scorer")
-    scoring = f"{scorer['outcome']}: {scorer['reason']}" if isinstance(scorer, dict) else None
+    scorer = watch.ScorerStatus.model_validate(said["scorer"]) if said.get("scorer") else None
+    scoring = f"{scorer.outcome}: {scorer.reason}" if scorer else None
     if monitor is None:
         alerting, reason = "down", "the monitor service is not running: `workbench monitor up` starts it"
     elif said.get("alerting") == "fallback":
