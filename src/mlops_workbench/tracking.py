@@ -78,16 +78,10 @@ def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
 
 
 def _webhook_env(wb: Workbench) -> dict[str, str]:
-    """What lets this server deliver its registry webhooks to the workbench's receiver on loopback
-    (:mod:`mlops_workbench.monitoring.registry_hooks`).
-
-    MLflow refuses, by default, webhook URLs that are not https and any address that is not public (its guard
-    against server-side request forgery), which rules out a receiver on 127.0.0.1; this server listens on
-    loopback only and its receiver is the workbench's own, so both are allowed here. Stored webhook secrets are
-    encrypted with a key that MLflow otherwise draws at random in every process: a restarted server could no
-    longer read them, so the key is kept in the state folder. The list of webhooks is cached for 1 s instead of
-    60, so a webhook registered on a running server receives the next change.
-    """
+    """Settings for registry webhooks to the workbench's own receiver on loopback (monitoring.registry_hooks).
+    MLflow refuses non-https and non-public URLs by default (its SSRF guard); this server listens on loopback only.
+    Its secrets key is kept in the state folder (MLflow draws a new one per process, so a restarted server could
+    not read stored secrets), and webhooks are cached 1 s instead of 60, so a new one sees the next change."""
     key = settings.secret(wb.layout.mlflow_webhook_key, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
     return {
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
