@@ -246,8 +246,8 @@ def observe(wb: Workbench, model: str, *, window_s: float = 300.0, threshold: fl
         client = MonitorClient.of(wb, state.monitor)
         try:
             found, up = gauges(client.metrics(), model, threshold)
-            if state.alerting == "fallback":
-                lines, errors = fallback_alerts(client.status())
+            if state.alerting == "fallback":  # the monitor's /status, as stack.status read it just now
+                lines, errors = fallback_alerts(state.answer)
                 alerts, problems = alerts + lines, problems + errors
         except WorkbenchError as exc:
             problems.append(f"the monitor at {state.monitor} did not answer: {exc}")

@@ -9,8 +9,9 @@ Alertmanager (a Prometheus the rollout already runs is reconfigured, keeping its
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlops_workbench import procs, tools
 from mlops_workbench.errors import InputError
@@ -35,6 +36,8 @@ class Status:
     """Notifications the webhook has accepted so far."""
     scorer: str | None = None
     """The log scorer's last outcome and why (``--watch``); None for another scorer or none."""
+    answer: Mapping[str, Any] = field(default_factory=dict)
+    """The monitor's own ``/status`` answer (with the fallback: the rules firing and pending), empty when down."""
 
 
 def serving_targets(wb: Workbench) -> tuple[str | None, dict[str, str]]:
@@ -147,7 +150,7 @@ def status(wb: Workbench) -> Status:
     monitor = procs.get(wb, service.SERVICE)
     am_url = alertmanager.url(wb)
     received = len(webhook.read(wb.layout.alerts_received))
-    said: dict[str, object] = {}
+    said: dict[str, Any] = {}
     if monitor is not None:
         try:
             said = MonitorClient(monitor.url).status()
@@ -172,4 +175,7 @@ def status(wb: Workbench) -> Status:
             "the monitor expects Alertmanager, which is not running (it stopped after `workbench monitor up`): "
             "`workbench monitor down`, then `workbench monitor up` starts both again"
         )
-    return Status(monitor.url if monitor else None, alerting, reason, am_url, prometheus.url(wb), received, scoring)
+    answer = {} if "error" in said else said
+    return Status(
+        monitor.url if monitor else None, alerting, reason, am_url, prometheus.url(wb), received, scoring, answer
+    )
