@@ -13,7 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from mlops_workbench import procs, tracking
+from mlops_workbench import procs, tracking, tracking_server
 from mlops_workbench.cli.main import app
 from mlops_workbench.workbench import Workbench
 
@@ -37,6 +37,7 @@ def test_up_status_idempotent_up_and_down(home: Path, wb) -> None:
     report = tracking.status(wb)
     assert report.running and report.url == url and report.port == port
     assert report.pid and procs.alive(report.pid)
+    assert _children(report.pid) == [], "mlflow server runs its uvicorn in its own process (tracking_server)"
     assert report.backend_store == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     assert (home / "mlflow" / "mlflow.db").exists()
     assert report.experiments == 1  # the Default experiment
@@ -58,6 +59,24 @@ def test_up_status_idempotent_up_and_down(home: Path, wb) -> None:
     after = tracking.status(wb)
     assert not after.running and after.url is None and after.experiments is None
     assert tracking.down(wb) is False
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_one_process_launcher_refuses_anything_but_uvicorn() -> None:
+    with pytest.raises(RuntimeError, match="not uvicorn"):
+        tracking_server._in_process([sys.executable, "-m", "gunicorn", "app"])
 
 
 def test_up_refuses_a_port_taken_by_another_program(home: Path, wb) -> None:

@@ -54,7 +54,9 @@ def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
     artifacts.mkdir(parents=True, exist_ok=True)
     seeded = _seed(db)
     cmd = [
-        str(Path(sys.executable).with_name("mlflow")),
+        sys.executable,
+        "-m",
+        "mlops_workbench.tracking_server",  # `mlflow server`, as one process
         "server",
         "--backend-store-uri",
         f"sqlite:///{db}",
