@@ -85,6 +85,33 @@ def test_workspace_is_its_own_repo_and_never_touches_a_parent(tmp_path: Path, wb
         versioning.init_workspace(wb, tmp_path / "bare", remote=tmp_path / "remote", with_remote=False)
 
 
+def test_a_shared_cache_gives_a_rebuilt_workspace_its_outputs_from_the_run_cache(tmp_path: Path) -> None:
+    """With shared_cache the DVC cache lives in the state folder (untracked config.local), so a stage rebuilt from
+    the same inputs after a reset is restored, not run; a workspace without it keeps its own cache."""
+    wb = Workbench.from_env(tmp_path / "home")
+
+    def build(path: Path, shared: bool) -> str:
+        ws = versioning.init_workspace(wb, path, reset=True, shared_cache=shared)
+        (ws.path / "a.txt").write_text("same input\n")
+        ws.dvc("stage", "add", "-n", "copy", "-d", "a.txt", "-o", "b.txt", "cp a.txt b.txt")
+        return ws.dvc("repro")
+
+    assert "Running stage 'copy'" in build(tmp_path / "ws", shared=True)
+    assert (tmp_path / "ws" / ".dvc" / "config.local").read_text().split() == [
+        "[cache]",
+        "dir",
+        "=",
+        str(wb.layout.dvc_cache),
+    ]
+    again = build(tmp_path / "ws", shared=True)
+    assert (
+        "Stage 'copy' is cached - skipping run" in again and (tmp_path / "ws" / "b.txt").read_text() == "same input\n"
+    )
+    assert "config.local" not in versioning.open_workspace(tmp_path / "ws").git("ls-files", ".dvc")
+    assert "Running stage 'copy'" in build(tmp_path / "own", shared=False)
+    assert not (tmp_path / "own" / ".dvc" / "config.local").exists()
+
+
 def test_untracked_data_has_no_lineage(tmp_path: Path) -> None:
     ws = versioning.init_workspace(Workbench.from_env(tmp_path), tmp_path / "ws", remote=tmp_path / "remote")
     with pytest.raises(ValueError, match="dvc\\('add'"):

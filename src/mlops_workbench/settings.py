@@ -322,6 +322,11 @@ class StateLayout:
         """The default DVC remote of lab workspaces."""
         return self.root / "dvc-remote"
 
+    @property
+    def dvc_cache(self) -> Path:
+        """The DVC cache (with its run cache) shared by the workspaces the workbench rebuilds (drills)."""
+        return self.root / "dvc-cache"
+
     def reproduction(self, run_id: str) -> Path:
         return self.root / "reproductions" / run_id
 

@@ -18,9 +18,12 @@ from mlops_workbench.versioning import DATA, Workspace
 
 
 def create(ctx: DrillContext, data: pd.DataFrame, train: dict[str, Any] | None = None) -> Workspace:
-    """A fresh workspace ``<drill folder>/ws`` with ``data`` tracked by DVC and the pipeline declared."""
+    """A fresh workspace ``<drill folder>/ws`` with ``data`` tracked by DVC and the pipeline declared.
+
+    Its DVC cache is the state folder's shared one: a drill prepared again from the same seed (a retry, or
+    ``workbench drill validate`` rebuilding it for every case) gets its stage outputs from DVC's run cache."""
     tracking.up(ctx.wb, timeout=300)
-    ws = versioning.init_workspace(ctx.wb, ctx.folder / "ws", reset=True)
+    ws = versioning.init_workspace(ctx.wb, ctx.folder / "ws", reset=True, shared_cache=True)
     versioning.write_params(ws, train=train or {})
     save_csv(data, ws.path / DATA)
     ws.dvc("add", "--quiet", DATA)

@@ -293,7 +293,12 @@ def empty_folder(path: Path | str) -> Workspace:
 
 
 def init_workspace(
-    wb: Workbench, path: Path | str, remote: Path | str | None = None, reset: bool = False, with_remote: bool = True
+    wb: Workbench,
+    path: Path | str,
+    remote: Path | str | None = None,
+    reset: bool = False,
+    with_remote: bool = True,
+    shared_cache: bool = False,
 ) -> Workspace:
     """Make ``path`` a git + DVC repository of its own, by default with a local-folder default remote.
 
@@ -301,6 +306,12 @@ def init_workspace(
     first). The remote defaults to :func:`default_remote` and is created.
     ``with_remote=False`` leaves the remote to the caller (lab 02's learner runs
     ``dvc remote add --default`` themselves).
+
+    ``shared_cache=True`` keeps DVC's cache in the state folder (``Layout.dvc_cache``, set in the untracked
+    ``.dvc/config.local``) instead of inside the workspace, so it outlives a reset: a workspace rebuilt with the
+    same data, params and code gets each stage's outputs back from DVC's run cache instead of running the stage
+    again. For workspaces the workbench rebuilds itself (drills), never for a learner's: lab 02 grades which
+    stages DVC runs.
     """
     if remote is not None and not with_remote:
         raise InputError("init_workspace: pass either remote=FOLDER or with_remote=False, not both; drop one of them.")
@@ -323,7 +334,10 @@ def init_workspace(
             "core": {"analytics": "false", "remote": REMOTE_NAME},
             f"'remote \"{REMOTE_NAME}\"'": {"url": str(remote_dir)},
         }
-    _configure(path, config)
+    _configure(path / ".dvc" / "config", config)
+    if shared_cache:
+        wb.layout.dvc_cache.mkdir(parents=True, exist_ok=True)
+        _configure(path / ".dvc" / "config.local", {"cache": {"dir": str(wb.layout.dvc_cache)}})
     gitignore = path / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text(GITIGNORE)
@@ -331,17 +345,17 @@ def init_workspace(
     return ws
 
 
-def _configure(path: Path, sections: dict[str, dict[str, str]]) -> None:
-    """Write ``sections`` into ``.dvc/config`` as ``dvc config`` / ``dvc remote add --default`` would, without
-    paying a DVC start-up per setting."""
+def _configure(file: Path, sections: dict[str, dict[str, str]]) -> None:
+    """Write ``sections`` into a DVC config file (``.dvc/config``, or ``.dvc/config.local`` for ``--local``) as
+    ``dvc config`` / ``dvc remote add --default`` would, without paying a DVC start-up per setting."""
     config = configparser.ConfigParser()
-    config.read(path / ".dvc" / "config")
+    config.read(file)
     for section, values in sections.items():
         if not config.has_section(section):
             config.add_section(section)
         for key, value in values.items():
             config.set(section, key, value)
-    with open(path / ".dvc" / "config", "w") as fh:
+    with open(file, "w") as fh:
         config.write(fh)
 
 
