@@ -117,3 +117,25 @@ def test_a_check_built_elsewhere_belongs_to_the_checks_file_that_declares_it(tmp
     )
     assert [c.id for c in load_checks(lab / "checks.py")] == ["made", "partial", "own"]
     assert [c.id for c in load_checks(lab / "checks.py")] == ["made", "partial", "own"]  # a reload starts afresh
+
+
+def test_isolated_checks_start_longest_time_limit_first(tmp_path):
+    """The two longest isolated checks take the two workers; the short one waits for a free worker."""
+    started: list[str] = []
+    lock = threading.Condition()
+
+    def side(name):
+        def run(_ctx):
+            with lock:
+                started.append(name)
+                lock.notify_all()
+                assert lock.wait_for(lambda: len(started) >= CHECK_JOBS, timeout=20), "the workers never overlapped"
+
+        return run
+
+    checks = [
+        Check(id=n, func=side(n), isolated=True, timeout=t) for n, t in (("short", 10), ("long", 30), ("mid", 20))
+    ]
+    results = run_checks(checks, Context(lab="x", wb=Workbench.from_env(tmp_path)))
+    assert [r.status for r in results] == ["passed"] * 3, [r.message for r in results]
+    assert sorted(started[:CHECK_JOBS]) == ["long", "mid"] and started[CHECK_JOBS:] == ["short"], started

@@ -49,7 +49,9 @@ def test_file(ctx: Context, rel: str, must_call: str) -> Path:
 
 
 def passes(ctx: Context, rel: str) -> None:
-    result = scaffold.run_tests(project(ctx), rel)
+    """pytest ``rel`` passes on the project; run once per grading for the same code (two checks ask)."""
+    root = project(ctx)
+    result = ctx.memo.once(("pytest", scaffold.project_digest(root), rel), lambda: scaffold.run_tests(root, rel))
     if result.returncode != 0:
         fail(
             f"pytest {rel} fails on the correct model: fix the tests (or the assertion values).\n{tail(result.stdout)}"

@@ -17,6 +17,7 @@ on a push that changes a ``.dvc`` file or ``dvc.lock`` it installs the pinned de
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.resources
 import os
@@ -242,6 +243,25 @@ def run_tests(project: Path | str, *paths: str, timeout: float = 300, env: dict[
     return tools.call(
         cmd, cwd=project, timeout=timeout, env={**(os.environ if env is None else env), **PROJECT_PYTEST_ENV}
     )
+
+
+CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache", ".git"})
+"""Folders a project's own runs write or that hold no code of it: left out of :func:`project_digest`."""
+
+
+def project_digest(project: Path | str) -> str:
+    """A sha256 over every file of ``project`` (its relative path and its bytes), :data:`CACHE_DIRS` left out.
+
+    Equal digests mean the same code, tests and data, so a grading may run the project's tests once per digest.
+    """
+    root = Path(project)
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and not CACHE_DIRS.intersection(rel.parts):
+            digest.update(f"{rel.as_posix()}\0{path.stat().st_size}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def tests_catch(project: Path | str, bug: str, *paths: str, timeout: float = 300) -> bool:

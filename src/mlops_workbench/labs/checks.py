@@ -24,6 +24,7 @@ from typing import Any, Literal, NoReturn
 
 from mlops_workbench.errors import InputError, NotFoundError, WorkbenchError
 from mlops_workbench.labs.learner_code import load_function
+from mlops_workbench.labs.memo import Memo
 from mlops_workbench.workbench import Workbench
 
 Visibility = Literal["public", "hidden"]
@@ -47,6 +48,7 @@ class Context:
     the grader exported from the executed notebook. ``seed`` picks the hidden
     scenarios of this grading run (recorded in the report, replayed with
     ``workbench grade --seed N``); live ``check()`` calls in a notebook use 0.
+    ``memo`` keeps work several checks of this context need, done once (:class:`~mlops_workbench.labs.memo.Memo`).
     """
 
     lab: str
@@ -55,6 +57,7 @@ class Context:
     params: dict[str, Any] = field(default_factory=dict)
     live: bool = False
     seed: int = 0
+    memo: Memo = field(default_factory=Memo, repr=False, compare=False)
 
     def rng(self, label: str) -> random.Random:
         """A random generator for the scenario ``label``, the same for the same lab, label and seed.

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mlops_workbench.paramspec import PrepareParams
+from mlops_workbench.paramspec import PrepareParams, TrainParams
 from mlops_workbench.versioning.workspace import DATA, METRICS, MODEL_DIR, MODEL_FILE, Workspace
 
 PREPARED = "data/prepared"
@@ -126,7 +126,6 @@ def write_params(
 ) -> dict[str, Any]:
     """Write the workspace's ``params.yaml``: the project's ``train`` section with ``train`` overrides, and ``prepare``."""
     from mlops_workbench import paramspec
-    from mlops_workbench.train import TrainParams
 
     try:
         base = dict(paramspec.load_params("train") or {})
@@ -163,9 +162,7 @@ def add_pipeline(ws: Workspace) -> None:
             ignore.write_text("\n".join([*lines, entry]) + "\n")
 
 
-def _params(root: Path) -> tuple[PrepareParams, Any]:
-    from mlops_workbench.train import TrainParams
-
+def _params(root: Path) -> tuple[PrepareParams, TrainParams]:
     params = Workspace(root).params()
     return PrepareParams.model_validate(params.get("prepare") or {}), TrainParams.from_dict(params.get("train"))
 
