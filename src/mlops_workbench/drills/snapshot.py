@@ -4,7 +4,7 @@ Preparing a drill costs a lot (MLflow runs, a git + DVC project, ``dvc repro``).
 brought back to the state its setup left when everything the case may have changed can be undone exactly:
 
 - the drill's folder is replaced by a copy taken right after the setup;
-- runs the case logged are deleted and runs it deleted are restored;
+- runs the case logged in the drill's experiment are deleted and runs it deleted there are restored;
 - everything else the checks could read outside the folder (services, experiments, runs with their data and
   reproduction reports, registered models with their versions and aliases, the registry audit log) must then
   be exactly as it was after the setup.
@@ -64,7 +64,7 @@ def bring_back(ctx: DrillContext, snapshot: Snapshot) -> bool:
     from mlflow.exceptions import MlflowException
 
     try:
-        _undo_runs(tracking.client(ctx.wb), snapshot.outside["runs"])
+        _undo_runs(tracking.client(ctx.wb), ctx.experiment, snapshot.outside["runs"])
         if fingerprint(ctx) != snapshot.outside:
             return False
     except (MlflowException, WorkbenchError, OSError):
@@ -127,14 +127,18 @@ def _models(client: MlflowClient) -> list[Any]:
     return sorted(models)
 
 
-def _undo_runs(client: MlflowClient, kept: dict[str, str]) -> None:
-    """Delete the active runs the snapshot did not have; restore the snapshot's runs that were deleted."""
+def _undo_runs(client: MlflowClient, experiment: str, kept: dict[str, str]) -> None:
+    """In the drill's own experiment only, delete the active runs the snapshot did not have and restore the
+    snapshot's runs that were deleted. Runs elsewhere are never touched: a change there shows in the
+    fingerprint, and the drill is prepared again."""
     from mlflow.entities import ViewType
 
-    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return
     token = None
     while True:
-        page = client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=1000, page_token=token)
+        page = client.search_runs([found.experiment_id], run_view_type=ViewType.ALL, max_results=1000, page_token=token)
         for run in page:
             active = run.info.lifecycle_stage == "active"
             if active and run.info.run_id not in kept:
