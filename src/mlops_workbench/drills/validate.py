@@ -1,15 +1,22 @@
 """``workbench drill validate``: for every drill and every one of its variants, the broken state fails, the
 reference fix passes, and tearing everything down after the fix fails; every other destructive "fix" fails too
-(on the first variant, or on all of them with ``thorough``)."""
+(on the first variant, or on all of them with ``thorough``).
+
+Every destructive case starts from the state the variant's setup left: a drill without services is put back
+from a snapshot when everything a case changed can be undone exactly (:mod:`mlops_workbench.drills.snapshot`),
+and prepared again otherwise.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from mlops_workbench.drills import catalog, cleanup, grading, variants
+from mlops_workbench.drills import catalog, cleanup, grading, snapshot, variants
 from mlops_workbench.drills.base import Drill, DrillContext
 from mlops_workbench.workbench import Workbench
 
@@ -57,6 +64,17 @@ def _fresh(drill: Drill, ctx: DrillContext, seed: int) -> None:
     drill.prepare(ctx, seed)
 
 
+def _back_to_setup(
+    drill: Drill, ctx: DrillContext, seed: int, saved: snapshot.Snapshot | None, copy: Path
+) -> snapshot.Snapshot | None:
+    """The state the setup of ``seed`` left: from ``saved`` when it can be restored exactly, else prepared again
+    (and snapshotted into ``copy``)."""
+    if saved is not None and snapshot.bring_back(ctx, saved):
+        return saved
+    _fresh(drill, ctx, seed)
+    return snapshot.take(drill, ctx, copy)
+
+
 def _say(say: Say, drill: Drill, case: Case) -> None:
     say(
         f"  {'ok ' if case.ok else 'BAD'} {drill.name} ({case.variant}, seed {case.seed}) {case.case}: expected "
@@ -71,9 +89,13 @@ def validate_drill(wb: Workbench, drill: Drill, say: Say = lambda _m: None, thor
     teardown = drill.destructive_fixes()[drill.teardown]
     others = {name: act for name, act in drill.destructive_fixes().items() if name != drill.teardown}
     cases: list[Case] = []
+    scratch = tempfile.TemporaryDirectory(prefix=f"validate-{drill.name}-")
     try:
         for index, seed in enumerate(variants.seeds(drill.variants, drill.name).values()):
+            destroying = others if index == 0 or thorough else {}
             _fresh(drill, ctx, seed)
+            copy = Path(scratch.name) / str(seed)
+            saved = snapshot.take(drill, ctx, copy) if destroying else None
             for name, expected, act in (
                 ("broken", "fail", None),
                 ("reference-fix", "pass", drill.reference_fix),
@@ -81,12 +103,13 @@ def validate_drill(wb: Workbench, drill: Drill, say: Say = lambda _m: None, thor
             ):
                 cases.append(_case(drill, ctx, name, expected, act))
                 _say(say, drill, cases[-1])
-            for name, destroy in others.items() if index == 0 or thorough else ():
-                _fresh(drill, ctx, seed)
+            for name, destroy in destroying.items():
+                saved = _back_to_setup(drill, ctx, seed, saved, copy)
                 cases.append(_case(drill, ctx, f"destructive:{name}", "fail", destroy))
                 _say(say, drill, cases[-1])
     finally:
         drill.reset(ctx)
+        scratch.cleanup()
     return DrillValidation(drill=drill.name, ok=bool(cases) and all(c.ok for c in cases), cases=cases)
 
 
