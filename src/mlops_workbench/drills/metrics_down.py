@@ -25,7 +25,7 @@ ANALYSIS = {
     "inconclusiveLimit": 100000,
 }
 RETRY_POLICY = rollouts.policy_yaml(
-    "30s",
+    "15s",
     {
         "interval": "3s",
         "window": "10s",
@@ -37,6 +37,8 @@ RETRY_POLICY = rollouts.policy_yaml(
     min_sample=5,
     weight=50,
 )
+"""The policy of the repeated rollout. Its 15 s pause at 50% holds four measurements (every 3 s after 3 s); one
+success and no failure is what promotion needs, so a longer pause would only keep the learner waiting."""
 RPS = 20
 REPEAT = (
     "bring the metrics source back, send traffic, and roll the candidate out again with the policy in the drill folder."

@@ -33,12 +33,13 @@ ANALYSIS = {
     "consecutiveErrorLimit": 100000,
 }
 CORRECTED = rollouts.policy_yaml(
-    "20s",
+    "12s",
     {"interval": "2s", "window": "6s", "initialDelay": "2s", "failureLimit": 1, "inconclusiveLimit": 20},
     min_sample=5,
     weight=50,
 )
-"""A policy the canary can satisfy at :data:`RPS`: the reference repair's."""
+"""A policy the canary can satisfy at :data:`RPS`: the reference repair's. Its 12 s pause holds five
+measurements (every 2 s after 2 s), each window about 60 canary requests against the 5 it asks for."""
 
 
 class Unreachable(Variant):
