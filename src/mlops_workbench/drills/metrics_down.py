@@ -14,7 +14,6 @@ from mlops_workbench.labs.checks import fail
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
-from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.events import MeasurementEvent
 
 ANALYSIS = {
@@ -84,8 +83,7 @@ class MetricsDown(rollout_checks.RolloutDrill):
     )
 
     def setup(self, ctx: DrillContext, variant: rollouts.CanaryVariant) -> None:
-        stable, candidate = rollouts.versions(ctx)
-        router = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics="prometheus").up()
+        stable, candidate, router = rollouts.versions(ctx, "prometheus")
         policy = rollouts.policy_yaml("1h", ANALYSIS, weight=variant.weight)
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             proc, state = rollouts.start_controller(ctx, candidate, policy, "prometheus")

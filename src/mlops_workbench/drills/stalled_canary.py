@@ -20,7 +20,6 @@ from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout.analysis import MeasurementPhase
-from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.events import MeasurementEvent
 
 POLICY_FILE = "policy.yaml"
@@ -98,8 +97,7 @@ class StalledCanary(rollout_checks.RolloutDrill):
     )
 
     def setup(self, ctx: DrillContext, variant: Unreachable) -> None:
-        stable, candidate = rollouts.versions(ctx)
-        router = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics="direct").up()
+        stable, candidate, router = rollouts.versions(ctx, "direct")
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             _, state = rollouts.start_controller(ctx, candidate, variant.policy(), "direct", policy_file=POLICY_FILE)
             rollouts.fault(ctx, state.id)
