@@ -14,7 +14,6 @@ from mlops_workbench.labs.checks import fail
 from mlops_workbench.rollout import prometheus
 from mlops_workbench.rollout import state as st
 from mlops_workbench.rollout.analysis import MeasurementPhase
-from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.events import MeasurementEvent
 
 ANALYSIS = {
@@ -25,7 +24,7 @@ ANALYSIS = {
     "inconclusiveLimit": 100000,
 }
 RETRY_POLICY = rollouts.policy_yaml(
-    "30s",
+    "15s",
     {
         "interval": "3s",
         "window": "10s",
@@ -37,6 +36,8 @@ RETRY_POLICY = rollouts.policy_yaml(
     min_sample=5,
     weight=50,
 )
+"""The policy of the repeated rollout. Its 15 s pause at 50% holds four measurements (every 3 s after 3 s); one
+success and no failure is what promotion needs, so a longer pause would only keep the learner waiting."""
 RPS = 20
 REPEAT = (
     "bring the metrics source back, send traffic, and roll the candidate out again with the policy in the drill folder."
@@ -82,8 +83,7 @@ class MetricsDown(rollout_checks.RolloutDrill):
     )
 
     def setup(self, ctx: DrillContext, variant: rollouts.CanaryVariant) -> None:
-        stable, candidate = rollouts.versions(ctx)
-        router = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics="prometheus").up()
+        stable, candidate, router = rollouts.versions(ctx, "prometheus")
         policy = rollouts.policy_yaml("1h", ANALYSIS, weight=variant.weight)
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             proc, state = rollouts.start_controller(ctx, candidate, policy, "prometheus")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,17 @@ def policy_yaml(pause: str, metric: dict[str, Any], min_sample: int = 10, weight
     )
 
 
-def versions(ctx: DrillContext) -> tuple[str, str]:
-    """A stable version (made production) and a healthy candidate of the drill's model."""
+def versions(ctx: DrillContext, metrics: MetricsMode) -> tuple[str, str, str]:
+    """A stable version (made production) and a healthy candidate of the drill's model, and the router's URL.
+
+    Stable, the router (and Prometheus unless ``metrics`` is direct) start on the production version while the
+    candidate is trained and registered: they need nothing of it, and the two waits overlap."""
     (stable,) = common.good_releases(ctx, 1)
-    return stable, common.log_version(ctx)
+    backend = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics=metrics)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drill-up") as pool:
+        router = pool.submit(backend.up)
+        candidate = common.log_version(ctx)
+    return stable, candidate, router.result()
 
 
 def start_controller(

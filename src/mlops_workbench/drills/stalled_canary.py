@@ -20,7 +20,6 @@ from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
 from mlops_workbench.rollout import ops
 from mlops_workbench.rollout.analysis import MeasurementPhase
-from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.events import MeasurementEvent
 
 POLICY_FILE = "policy.yaml"
@@ -33,12 +32,13 @@ ANALYSIS = {
     "consecutiveErrorLimit": 100000,
 }
 CORRECTED = rollouts.policy_yaml(
-    "20s",
+    "12s",
     {"interval": "2s", "window": "6s", "initialDelay": "2s", "failureLimit": 1, "inconclusiveLimit": 20},
     min_sample=5,
     weight=50,
 )
-"""A policy the canary can satisfy at :data:`RPS`: the reference repair's."""
+"""A policy the canary can satisfy at :data:`RPS`: the reference repair's. Its 12 s pause holds five
+measurements (every 2 s after 2 s), each window about 60 canary requests against the 5 it asks for."""
 
 
 class Unreachable(Variant):
@@ -97,8 +97,7 @@ class StalledCanary(rollout_checks.RolloutDrill):
     )
 
     def setup(self, ctx: DrillContext, variant: Unreachable) -> None:
-        stable, candidate = rollouts.versions(ctx)
-        router = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics="direct").up()
+        stable, candidate, router = rollouts.versions(ctx, "direct")
         with rollouts.load(ctx, router, RPS, seed=ctx.fact("seed")):
             _, state = rollouts.start_controller(ctx, candidate, variant.policy(), "direct", policy_file=POLICY_FILE)
             rollouts.fault(ctx, state.id)

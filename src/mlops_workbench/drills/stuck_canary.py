@@ -10,7 +10,6 @@ from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.incidents import record_truth
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.rollout import ops
-from mlops_workbench.rollout.backends.local import LocalBackend
 
 ANALYSIS = {"interval": "2s", "initialDelay": "1s", "inconclusiveLimit": 100000, "consecutiveErrorLimit": 100000}
 TRAFFIC = 60
@@ -50,12 +49,11 @@ class StuckCanary(rollout_checks.RolloutDrill):
     )
 
     def setup(self, ctx: DrillContext, variant: rollouts.CanaryVariant) -> None:
-        stable, candidate = rollouts.versions(ctx)
+        stable, candidate, router = rollouts.versions(ctx, "direct")
         policy = rollouts.policy_yaml("1h", ANALYSIS, weight=variant.weight)
         proc, state = rollouts.start_controller(ctx, candidate, policy, "direct")
         proc.stop(grace=0)  # the controller dies without a word, as a crash would leave it
         rollouts.fault(ctx, state.id)
-        router = LocalBackend(ctx.wb, model_name=ctx.model_name).router_url
         common.send_traffic(router, TRAFFIC, seed=ctx.fact("seed"))
         rollout_checks.remember(ctx, state.id, stable, candidate)
 

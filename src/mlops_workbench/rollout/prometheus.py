@@ -145,6 +145,8 @@ def up(
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
             "--web.enable-lifecycle",  # POST /-/reload: lab 07 adds its monitor and rules to a running one
+            # a firing alert goes (again) to Alertmanager within seconds, not the minute it waits by default
+            "--rules.alert.resend-delay=2s",
         ]
         return procs.start(wb, SERVICE, cmd, listen, health_path="/-/ready", timeout=timeout)
 

@@ -11,6 +11,8 @@ finds the same setup.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, get_args
 
 from mlops_workbench import paramspec, procs
@@ -80,29 +82,40 @@ class LocalBackend:
         return self.url("router")
 
     def up(self) -> str:
-        """Start stable, router (and Prometheus unless metrics='direct'); returns the router URL."""
+        """Start stable, router (and Prometheus unless metrics='direct'); returns the router URL.
+
+        The missing ones start side by side: none needs another to answer first (the router forwards to ports
+        reserved beforehand, Prometheus scrapes whatever answers), and each spends most of its start importing
+        and loading, so on two cores the three together take about as long as stable alone."""
         ports = self.ports()
+        starts: list[Callable[[], object]] = []
         if procs.get(self.wb, STABLE) is None:
-            self.serve_stable()
+            starts.append(self.serve_stable)
         if procs.get(self.wb, ROUTER) is None:
-            cmd = procs.workbench_cmd(
-                "router",
-                "--stable",
-                self.url("stable"),
-                "--canary",
-                self.url("canary"),
-                "--weight",
-                "0",
-                "--port",
-                str(ports["router"]),
-                "--seed",
-                str(self.seed),
-            )
-            procs.start(self.wb, ROUTER, cmd, ports["router"], health_path=paths.HEALTH, timeout=60)
+            urls = {role: self.url(role) for role in ("stable", "canary")}  # read before anything starts
+            starts.append(lambda: self._start_router(ports["router"], urls["stable"], urls["canary"]))
         if self.metrics_mode != "direct" and (self.metrics_mode == "prometheus" or prometheus.available()):
             targets = {role: f"127.0.0.1:{ports[role]}" for role in ("stable", "canary")}
-            prometheus.up(self.wb, f"127.0.0.1:{ports['router']}", targets, scrape_interval=self.scrape_interval)
+            router = f"127.0.0.1:{ports['router']}"
+            starts.append(lambda: prometheus.up(self.wb, router, targets, scrape_interval=self.scrape_interval))
+        together(starts)
         return self.router_url
+
+    def _start_router(self, port: int, stable: str, canary: str) -> None:
+        cmd = procs.workbench_cmd(
+            "router",
+            "--stable",
+            stable,
+            "--canary",
+            canary,
+            "--weight",
+            "0",
+            "--port",
+            str(port),
+            "--seed",
+            str(self.seed),
+        )
+        procs.start(self.wb, ROUTER, cmd, port, health_path=paths.HEALTH, timeout=60)
 
     def serve_stable(self, model_uri: str | None = None) -> None:
         """(Re)start stable on its reserved port serving ``model_uri`` (default: the production alias).
@@ -226,3 +239,16 @@ class LocalBackend:
     def inject_fault(self, faults: Faults) -> Faults:
         """Apply ``faults`` to the running canary (``POST /admin/faults``)."""
         return ModelServerClient.of(self.wb, self.url("canary")).set_faults(faults)
+
+
+def together(starts: Sequence[Callable[[], object]]) -> None:
+    """Run ``starts`` at the same time, each in a thread of its own, and wait for all of them; the first error
+    (in the order given) is raised once every one has ended, so nothing is left starting behind the caller."""
+    if len(starts) < 2:
+        for start in starts:
+            start()
+        return
+    with ThreadPoolExecutor(max_workers=len(starts), thread_name_prefix="workbench-up") as pool:
+        futures = [pool.submit(start) for start in starts]
+    for future in futures:
+        future.result()
