@@ -304,7 +304,9 @@ def loop_simulated(ctx: Context) -> None:
     )
     seed = rng.randrange(10**6)
     cases = [
-        ("a healthy canary", sim.Scenario(rps=120, seed=seed), True),
+        # no errors at all: at the default 0.5% a correct loop saw two failed (overlapping) windows and aborted for
+        # about one hidden seed in ten, so a right answer could lose the points
+        ("a healthy canary", sim.Scenario(rps=120, error_rate=0.0, seed=seed), True),
         (
             "an erring canary",
             sim.Scenario(rps=120, fault_error_rate=round(rng.uniform(0.15, 0.4), 2), fault_at=0, seed=seed + 1),
