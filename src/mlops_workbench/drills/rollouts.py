@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from mlops_workbench.drills.variants import Variant
 from mlops_workbench.rollout import events, ops
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout import state as st
-from mlops_workbench.rollout.backends.local import SERVICES, LocalBackend, MetricsMode
+from mlops_workbench.rollout.backends.local import SERVICES, LocalBackend, MetricsMode, together
 from mlops_workbench.rollout.events import EventLog
 
 
@@ -60,10 +59,8 @@ def versions(ctx: DrillContext, metrics: MetricsMode) -> tuple[str, str, str]:
     candidate is trained and registered: they need nothing of it, and the two waits overlap."""
     (stable,) = common.good_releases(ctx, 1)
     backend = LocalBackend(ctx.wb, model_name=ctx.model_name, metrics=metrics)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="drill-up") as pool:
-        router = pool.submit(backend.up)
-        candidate = common.log_version(ctx)
-    return stable, candidate, router.result()
+    candidate, router = together([lambda: common.log_version(ctx), backend.up])
+    return stable, candidate, router
 
 
 def start_controller(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from mlops_workbench import paramspec, procs
 from mlops_workbench.alias import Alias
@@ -24,6 +24,8 @@ from mlops_workbench.serving import paths
 from mlops_workbench.serving.client import ModelServerClient, RouterClient
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.workbench import Workbench
+
+T = TypeVar("T")
 
 STABLE, CANARY, ROUTER, SHADOW = "rollout-stable", "rollout-canary", "rollout-router", "rollout-shadow"
 SERVICES = (SHADOW, CANARY, ROUTER, prometheus.SERVICE, STABLE)
@@ -241,14 +243,12 @@ class LocalBackend:
         return ModelServerClient.of(self.wb, self.url("canary")).set_faults(faults)
 
 
-def together(starts: Sequence[Callable[[], object]]) -> None:
-    """Run ``starts`` at the same time, each in a thread of its own, and wait for all of them; the first error
-    (in the order given) is raised once every one has ended, so nothing is left starting behind the caller."""
+def together(starts: Sequence[Callable[[], T]]) -> list[T]:
+    """Run ``starts`` at the same time, each in a thread of its own, wait for all of them and return their results
+    in the order given; the first error (in that order) is raised once every one has ended, so nothing is left
+    starting behind the caller."""
     if len(starts) < 2:
-        for start in starts:
-            start()
-        return
+        return [start() for start in starts]
     with ThreadPoolExecutor(max_workers=len(starts), thread_name_prefix="workbench-up") as pool:
         futures = [pool.submit(start) for start in starts]
-    for future in futures:
-        future.result()
+    return [future.result() for future in futures]
