@@ -101,7 +101,10 @@ def mirror(home: Path, urls: dict[str, str], upstream: str, version: str, n: int
     return replies, stats, slowest
 
 
-POLICY = ShadowPolicy(min_requests=30)
+# Twin upstreams differ in latency only by scheduling noise, which on a busy 2-core CI machine reached 42 ms against
+# 13 ms for one p99 of 40 requests; the floor keeps that noise out of these verdicts. The slow shadow below (1.5 s)
+# is judged with the default floor and fails on latency.
+POLICY = ShadowPolicy(min_requests=30, latency_floor_ms=250)
 
 
 def test_an_agreeing_shadow_gets_every_request_marked_and_never_answers(stack):

@@ -18,7 +18,10 @@ class ShadowPolicy(BaseModel):
     max_error_rate: float = Field(0.01, ge=0, le=1, description="share of mirrored requests the shadow failed")
     max_latency_ratio: float = Field(2.0, gt=0, description="shadow p99 over the primary's p99, at most")
     latency_floor_ms: float = Field(
-        10.0, ge=0, description="latencies below this count as this much, so millisecond noise fails nothing"
+        50.0,
+        ge=0,
+        description="latencies below this count as this much: on a busy laptop one scheduler hiccup moves a p99 of "
+        "a few hundred requests by tens of milliseconds, and that noise must fail nothing",
     )
 
 
