@@ -12,8 +12,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -238,6 +240,63 @@ def test_a_service_that_loses_its_port_at_the_same_moment_starts_on_the_next(mon
 
     with pytest.raises(ServiceError, match="mlflow exited"):  # a failure with the port still free is not retried
         procs.on_default_port(wb, "mlflow", broken)
+
+
+def free_run(length: int) -> int:
+    """A port that is free, with the ``length - 1`` ports above it free as well."""
+    while any(procs.port_in_use((port := procs.free_port()) + i) for i in range(1, length)):
+        pass
+    return port
+
+
+def test_starters_at_the_same_moment_never_pick_the_same_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four state folders start MLflow at once: each sees the default port free, and only the claim keeps them
+    apart (without it three lose the port twice and fail)."""
+    port = free_run(4)
+    wb = pin_default_port(monkeypatch, "mlflow", port)
+    gate = threading.Barrier(4)
+    listening: list[socket.socket] = []
+
+    def start(listen: int) -> int:
+        time.sleep(0.3)  # a server takes a while before it listens
+        try:
+            listening.append(socket.create_server(("127.0.0.1", listen)))
+        except OSError:
+            raise procs.PortClash(f"port {listen} lost") from None
+        return listen
+
+    def starter() -> int:
+        gate.wait()
+        return procs.on_default_port(wb, "mlflow", start)
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            ports = sorted(pool.map(lambda _: starter(), range(4)))
+    finally:
+        for sock in listening:
+            sock.close()
+    assert ports == [port, port + 1, port + 2, port + 3]
+
+
+def test_a_port_claimed_by_another_process_counts_as_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_pair()
+    holder = f"""
+import sys
+from mlops_workbench import procs, settings
+from mlops_workbench.workbench import Workbench
+settings.port_offset = lambda: {port - settings.BASE_PORTS["mlflow"]}
+with procs.claim_port(Workbench.from_env(), "mlflow") as choice:
+    print(choice.port, flush=True)
+    sys.stdin.read()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == str(port)
+        wb = pin_default_port(monkeypatch, "mlflow", port)
+        assert procs.choose_port(wb, "mlflow").port == port + 1, "a port claimed by another starter is skipped"
+    finally:
+        proc.communicate("", timeout=30)
+    assert procs.choose_port(wb, "mlflow").port == port, "the claim ends with the process that held it"
 
 
 def test_serve_and_router_name_the_taken_port_and_why(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -214,7 +214,9 @@ def grade(
 
 def pipeline(
     force: Annotated[bool, typer.Option(help="rerun every stage even if nothing changed")] = False,
-    jobs: Annotated[int | None, typer.Option(min=1, help="labs at once (default: one per core, at most 4)")] = None,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, help="labs at once (default: one more than the cores, at most 4)")
+    ] = None,
 ) -> None:
     """Run every lab headless with its reference solution, as DVC stages (`dvc repro`); labs that do not depend
     on each other run side by side."""

@@ -100,8 +100,11 @@ def snapshot_project(source: Path, dest: Path) -> dict[str, str]:
 
 
 def default_jobs() -> int:
-    """Labs run at once by default: one per core, at most four (a lab waits on the processes it starts, too)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Labs run at once by default: one more than the cores, at most four. A lab spends much of its time waiting
+    (on a rollout's pauses, on the servers and tools it started), and with one lab per core the cores sat idle a
+    quarter of the time. Labs starting together no longer race for default ports: each start claims its port
+    (:func:`mlops_workbench.procs.claim_port`)."""
+    return max(1, min(4, (os.cpu_count() or 1) + 1))
 
 
 def run_pipeline(force: bool = False, console: Console | None = None, jobs: int | None = None) -> int:

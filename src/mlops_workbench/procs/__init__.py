@@ -7,7 +7,8 @@ detached in their own process group, with pid, port and command recorded in
 ``<home>/run/<name>.json`` and output in ``<home>/logs/<name>.log``;
 ``stop_all`` ends every service of a state folder, which is how labs, the
 grader and tests leave nothing running. :func:`kill_token` ends every process
-of one headless lab run, however deep its children forked.
+of one headless lab run, however deep its children forked. Ports are chosen and
+claimed in :mod:`~mlops_workbench.procs.ports`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,15 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import psutil
 
-from mlops_workbench import settings
 from mlops_workbench.errors import ServiceError
 from mlops_workbench.procs.children import (
     RUN_TOKEN_ENV,
@@ -41,6 +39,15 @@ from mlops_workbench.procs.children import (
     start_time,
     wait_exit,
 )
+from mlops_workbench.procs.ports import (
+    PortChoice,
+    choose_port,
+    claim_port,
+    ensure_free,
+    free_port,
+    on_default_port,
+    port_in_use,
+)
 from mlops_workbench.workbench import Workbench
 
 __all__ = [
@@ -52,6 +59,7 @@ __all__ = [
     "Service",
     "alive",
     "choose_port",
+    "claim_port",
     "end",
     "ensure_free",
     "free_port",
@@ -73,8 +81,6 @@ __all__ = [
 if TYPE_CHECKING:  # httpx loads with the first request: DVC stage processes import this module and send none
     import httpx
 
-T = TypeVar("T")
-
 
 @dataclass
 class Service:
@@ -91,76 +97,6 @@ class Service:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
-
-
-@dataclass(frozen=True)
-class PortChoice:
-    """Where a service listens when no port was asked for: its default port or, if that is taken, the next free one."""
-
-    service: str
-    """A key of :data:`settings.BASE_PORTS` (``"mlflow"``, ``"jupyter"``, ...)."""
-    port: int
-    wanted: int
-    """The workbench's default port of the service (``Workbench.port``)."""
-    reason: str
-    """Where :attr:`wanted` comes from (``Workbench.port_reason``)."""
-
-    @property
-    def note(self) -> str | None:
-        """One line saying which port was taken, why it was wanted and which one the service uses instead (None
-        when the service got its default port)."""
-        if self.port == self.wanted:
-            return None
-        return (
-            f"port {self.reason} is taken by another program; {settings.SERVICE_LABELS[self.service]} uses {self.port}"
-        )
-
-
-def choose_port(wb: Workbench, service: str, tries: int = 50) -> PortChoice:
-    """The default port of ``service`` in ``wb`` (base port + its port offset) if free, else the next free one above
-    it (any free port after ``tries``). A move is said on stderr in one line (:attr:`PortChoice.note`)."""
-    wanted = wb.port(service)
-    port = next((p for p in range(wanted, min(wanted + tries, 65536)) if not port_in_use(p)), None)
-    choice = PortChoice(service, port or free_port(), wanted, wb.port_reason(service))
-    if choice.note:
-        print(choice.note, file=sys.stderr, flush=True)
-    return choice
-
-
-def on_default_port(wb: Workbench, service: str, start: Callable[[int], T]) -> T:
-    """``start(port)`` on the port :func:`choose_port` picks for ``service``; if another program took that port at
-    the same moment (the start failed and the port is now in use), once more on the next free one."""
-    port = choose_port(wb, service).port
-    try:
-        return start(port)
-    except ServiceError:
-        if not port_in_use(port):
-            raise
-        return start(choose_port(wb, service).port)
-
-
-def ensure_free(wb: Workbench, service: str, port: int, host: str = "127.0.0.1") -> None:
-    """Refuse, naming the port, why it was wanted and the fix, when another program already listens on ``port``."""
-    if port_in_use(port, "127.0.0.1" if host in ("0.0.0.0", "") else host):
-        why = wb.port_reason(service) if port == wb.port(service) else f"{port} (--port)"
-        raise ServiceError(
-            f"port {why} is taken by another program, so the {settings.SERVICE_LABELS[service]} "
-            "cannot start: stop that program, or pass --port with a free port."
-        )
 
 
 def _running(service: Service) -> bool:
