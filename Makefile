@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # (kernels, servers, CLI calls, DVC stages), even where a container turned that off (PYTHONDONTWRITEBYTECODE=1).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test test-parallel test-serial test-fast lint lab bench lock clean
+.PHONY: setup demo test test-suite test-serial test-fast lint lab bench lock clean
 
 setup: $(STAMP) $(SCHEMAS)/node_modules/.installed
 
@@ -44,14 +44,16 @@ $(SCHEMAS)/node_modules/.installed: $(SCHEMAS)/package.json $(SCHEMAS)/package-l
 demo: setup
 	$(VENV)/bin/workbench pipeline
 
-# Two xdist workers for most of the suite, then the timing-sensitive files (rollouts judged on latency
-# and errors) alone, so a busy neighbour never decides a canary's fate. The two passes are targets of their
-# own so that `python -m benchmarks fresh_clone test` can time each stage.
-test: setup lint test-parallel test-serial
+# The whole suite on two xdist workers, whole files per worker. The timing-sensitive files (rollouts judged on
+# latency and errors, browsers) and the demo's test share one lane that one worker runs one file after another
+# (tests/conftest.py), so no canary is judged beside another or beside the demo. Lint and the suite are targets of
+# their own so that `python -m benchmarks fresh_clone test` can time each stage.
+test: setup lint test-suite
 
-test-parallel: setup
-	$(VENV)/bin/pytest -m "not serial"
+test-suite: setup
+	$(VENV)/bin/pytest
 
+# The timing-sensitive files alone, in one process: to tell a busy neighbour from a real failure.
 test-serial: setup
 	$(VENV)/bin/pytest -m serial -n0
 

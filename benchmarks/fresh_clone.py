@@ -3,8 +3,8 @@
 Clones the committed ``HEAD`` of this checkout into a temporary folder, hides
 ``uv`` from ``PATH`` (so the Makefile must fetch it from PyPI), then times
 ``make demo`` (setup included) and ``make test`` (setup already done), the
-latter stage by stage (``make lint``, ``make test-parallel``, ``make
-test-serial``: what ``make test`` runs after setup). Each time is printed
+latter stage by stage (``make lint``, ``make test-suite``: what ``make
+test`` runs after setup). Each time is printed
 against its targets (issue 30: demo 240 s and 450 CPU-s, test 900 s and
 1,600 CPU-s) and against a baseline measured in the same run on the same
 machine: a bare ``python -c "import mlflow"`` in the clone's venv, the cost
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"demo": (240.0, 450.0), "test": (900.0, 1600.0)}
 """Wall seconds and CPU seconds each README command may take on a 2-core machine."""
-TEST_STAGES = ("lint", "test-parallel", "test-serial")
+TEST_STAGES = ("lint", "test-suite")
 """The Makefile targets ``make test`` runs after setup, in order."""
 REAL = "slow or serial or browser"
 """The tests that run notebooks or start real servers or a browser."""

@@ -62,10 +62,45 @@ def _save_iris_model(folder: Path):
     return path, model
 
 
-FIRST = ("test_pipeline.py", "test_labs_learner_zero.py", "test_drills_registry.py")
-"""The longest files, started first so the other worker's many short files fill the time beside them."""
+LANE = (
+    "test_pipeline.py",
+    "test_drills_rollout.py",
+    "test_retrain_e2e.py",
+    "test_rollout_e2e.py",
+    "test_browser.py",
+    "test_browser_drift.py",
+    "test_browser_mlflow.py",
+    "test_browser_monitor.py",
+    "test_browser_progress.py",
+    "test_browser_strategies.py",
+)
+"""The files one xdist worker runs one after another: the demo's test (two or three labs at once, the heaviest
+load of the suite) first, then every timing-sensitive file (marker ``serial``: canaries judged on latency and
+errors, browsers). No canary of a test is judged beside another one or beside the demo's labs, and the other worker
+runs every other file meanwhile. ``make test-serial`` runs the ``serial`` files alone."""
+FIRST = (LANE[0], "test_labs_learner_zero.py", "test_drills_registry.py")
+"""The longest work, started first so the other worker's many short files fill the time beside it."""
 
 
 def pytest_collection_modifyitems(items):
+    strays = sorted({i.path.name for i in items if i.get_closest_marker("serial") and i.path.name not in LANE})
+    if strays:
+        raise pytest.UsageError(f"{strays} hold tests marked serial: add them to LANE in tests/conftest.py")
     rank = {name: i for i, name in enumerate(FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: file order is kept otherwise
+    lane = {name: i for i, name in enumerate(LANE)}
+    # stable: file order is kept otherwise; the lane's files come first and together, in LANE's order
+    items.sort(key=lambda item: (lane.get(item.path.name, len(LANE)), rank.get(item.path.name, len(FIRST))))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist=loadfile`` (pyproject.toml), with the files of :data:`LANE` as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LaneScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "lane" if Path(path).name in LANE else path
+
+    return LaneScheduling(config, log)

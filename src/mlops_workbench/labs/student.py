@@ -29,7 +29,7 @@ SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "node_mod
 DROPPED_TARGETS = {
     "demo",
     "test",
-    "test-parallel",
+    "test-suite",
     "test-serial",
     "test-fast",
     "lint",
