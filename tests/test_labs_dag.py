@@ -19,13 +19,12 @@ from mlops_workbench.labs.report import Report
 from mlops_workbench.workbench import Workbench
 
 
-def labs(root: Path, deps: dict[str, list[str]]) -> list[Lab]:
+def labs(root: Path, deps: dict[str, list[str]], run_seconds: dict[str, int] | None = None) -> list[Lab]:
     for lab_id, depends_on in deps.items():
+        spec = {"title": lab_id, "level": "beginner", "objectives": ["learn"], "minutes": 5, "depends_on": depends_on}
         (root / lab_id).mkdir(parents=True)
         (root / lab_id / "lab.yaml").write_text(
-            yaml.safe_dump(
-                {"title": lab_id, "level": "beginner", "objectives": ["learn"], "minutes": 5, "depends_on": depends_on}
-            )
+            yaml.safe_dump({**spec, "run_seconds": (run_seconds or {}).get(lab_id, 60)})
         )
     return Lab.all(root)
 
@@ -103,15 +102,18 @@ def test_labs_after_a_failure_are_skipped_and_independent_ones_still_run(tmp_pat
     assert ran == ["00-a", "03-d"]
 
 
-def test_ready_labs_start_in_id_order_one_at_a_time_with_one_job(tmp_path):
-    found = labs(tmp_path, {"02-c": [], "00-a": [], "01-b": []})
+def test_ready_labs_start_longest_first_then_in_id_order_one_at_a_time_with_one_job(tmp_path):
+    found = labs(
+        tmp_path, {"02-c": [], "00-a": [], "01-b": [], "03-d": ["02-c"]}, run_seconds={"01-b": 90, "03-d": 300}
+    )
     ran: list[str] = []
     assert schedule(found, lambda lab: ran.append(lab.id) is None, jobs=1) == {
         "00-a": "passed",
         "01-b": "passed",
         "02-c": "passed",
+        "03-d": "passed",
     }
-    assert ran == ["00-a", "01-b", "02-c"]
+    assert ran == ["01-b", "00-a", "02-c", "03-d"], "the longest ready lab first; 03-d waits for 02-c however long"
 
 
 def test_grading_blocks_a_lab_whose_dependency_failed_without_running_it(tmp_path):

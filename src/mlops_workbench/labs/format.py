@@ -56,6 +56,12 @@ class LabSpec(BaseModel):
     )
     exports: list[str] = Field(default_factory=list, description="notebook variables the grader exports for checks")
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    run_seconds: int = Field(
+        60,
+        gt=0,
+        description="about how long the reference solution's headless run and grading take on 2 cores: "
+        "`workbench pipeline` starts the longest ready labs first, so the last lab to end is a short one",
+    )
     answer_functions: list[AnswerFunction] = Field(
         default_factory=list, description="package functions that do an exercise for the learner (see labs/answers.py)"
     )
