@@ -78,8 +78,20 @@ LANE = (
 load of the suite) first, then every timing-sensitive file (marker ``serial``: canaries judged on latency and
 errors, browsers). No canary of a test is judged beside another one or beside the demo's labs, and the other worker
 runs every other file meanwhile. ``make test-serial`` runs the ``serial`` files alone."""
-FIRST = (LANE[0], "test_labs_learner_zero.py", "test_drills_registry.py")
-"""The longest work, started first so the other worker's many short files fill the time beside it."""
+FIRST = (
+    LANE[0],
+    "test_labs_learner_zero.py",
+    "test_drills_registry.py",
+    "test_labs_grading.py",
+    "test_lab07_retrain.py",
+    "test_lab03_grading.py",
+    "test_versioning.py",
+    "test_lab02_scenarios.py",
+    "test_monitoring_e2e.py",
+    "test_binder.py",
+)
+"""The longest files, longest first (their times are in docs/slow-tests.md): each worker takes the next file when
+it is nearly done with its own, so the long ones start early and the many short files even out the end."""
 
 
 def pytest_collection_modifyitems(items):

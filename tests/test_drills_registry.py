@@ -165,10 +165,17 @@ def test_validate_proves_the_irreproducible_drill(home, wb, monkeypatch):
     guards = {c.id for c in drill.all_checks() if c.guard}
     seeds, real_prepare = [], drill.prepare
     monkeypatch.setattr(drill, "prepare", lambda ctx, seed: seeds.append(seed) or real_prepare(ctx, seed))
+    repairs, real_repair = [], reproducibility.retrain_and_reproduce
+    monkeypatch.setattr(
+        reproducibility, "retrain_and_reproduce", lambda ctx, why: repairs.append(why) or real_repair(ctx, why)
+    )
     result = validate.validate_drill(wb, drill)
     assert result.ok, result.model_dump()
     # one setup per variant: every destructive case was undone from the snapshot, none prepared again
     assert seeds == list(variants.seeds(drill.variants, drill.name).values())
+    # one retrain per variant's reference fix and one for versioning the drift: the cases that destroy after the
+    # whole repair start from the state it left instead of repairing again
+    assert len(repairs) == len(seeds) + 1, repairs
     assert {c.variant for c in result.cases} == {v.key for v in drill.variants}
     first = {c.case: c for c in result.cases if c.variant == drill.variants[0].key}
     assert set(first["broken"].failed_checks) == {"cause-named", "data-restored", "reproduced-exactly"}

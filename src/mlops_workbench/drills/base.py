@@ -133,6 +133,20 @@ class GradedCheck:
     guard: bool = False
 
 
+@dataclass(frozen=True)
+class AfterRepair:
+    """A destructive fix that first does the drill's whole reference repair, then destroys something the repair
+    needs to stay (its run, its model). Called, it does both; ``workbench drill validate`` starts it from the state
+    the reference fix left, when it can restore that state exactly, and runs only :attr:`destroy`."""
+
+    repair: Callable[[DrillContext], Any]
+    destroy: Callable[[DrillContext], Any]
+
+    def __call__(self, ctx: DrillContext) -> None:
+        self.repair(ctx)
+        self.destroy(ctx)
+
+
 class Drill:
     """Base of every drill module's drill; subclasses set ``spec`` and implement the five parts."""
 

@@ -14,7 +14,7 @@ from mlops_workbench import tracking, versioning
 from mlops_workbench.data import load_iris_frame
 from mlops_workbench.drills import common, workspaces
 from mlops_workbench.drills import reproducibility as rp
-from mlops_workbench.drills.base import DrillContext, DrillError, GradedCheck, delete_model
+from mlops_workbench.drills.base import AfterRepair, DrillContext, DrillError, GradedCheck, delete_model
 from mlops_workbench.drills.causes import Change, RootCause
 from mlops_workbench.drills.spec import DrillSpec
 from mlops_workbench.drills.variants import Variant
@@ -111,8 +111,8 @@ class Irreproducible(rp.ReproducibilityDrill):
             "delete-the-data": rp.then(rp.answer, lambda ctx: shutil.rmtree(ctx.folder / rp.WORKSPACE / "data")),
             "delete-the-workspace": rp.delete_workspace,
             "reset-the-history": rp.then(rp.answer, rp.reset_history),
-            "delete-the-production-run": rp.then(_restore_and_reproduce, rp.delete_production_run),
-            "delete-the-registered-model": rp.then(_restore_and_reproduce, delete_model),
+            "delete-the-production-run": AfterRepair(self.reference_fix, rp.delete_production_run),
+            "delete-the-registered-model": AfterRepair(self.reference_fix, delete_model),
         }
 
 

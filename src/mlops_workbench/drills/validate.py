@@ -4,7 +4,8 @@ reference fix passes, and tearing everything down after the fix fails; every oth
 
 Every destructive case starts from the state the variant's setup left: a drill without services is put back
 from a snapshot when everything a case changed can be undone exactly (:mod:`mlops_workbench.drills.snapshot`),
-and prepared again otherwise.
+and prepared again otherwise. A destructive fix that repairs first (:class:`~mlops_workbench.drills.base.AfterRepair`)
+starts from a second snapshot, taken right after the reference fix, and only destroys.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from mlops_workbench.drills import catalog, cleanup, grading, snapshot, variants
-from mlops_workbench.drills.base import Drill, DrillContext
+from mlops_workbench.drills.base import AfterRepair, Drill, DrillContext
 from mlops_workbench.workbench import Workbench
 
 Say = Callable[[str], None]
@@ -96,6 +97,7 @@ def validate_drill(wb: Workbench, drill: Drill, say: Say = lambda _m: None, thor
             _fresh(drill, ctx, seed)
             copy = Path(scratch.name) / str(seed)
             saved = snapshot.take(drill, ctx, copy) if destroying else None
+            repaired: snapshot.Snapshot | None = None
             for name, expected, act in (
                 ("broken", "fail", None),
                 ("reference-fix", "pass", drill.reference_fix),
@@ -103,9 +105,14 @@ def validate_drill(wb: Workbench, drill: Drill, say: Say = lambda _m: None, thor
             ):
                 cases.append(_case(drill, ctx, name, expected, act))
                 _say(say, drill, cases[-1])
+                if name == "reference-fix" and any(isinstance(d, AfterRepair) for d in destroying.values()):
+                    repaired = snapshot.take(drill, ctx, copy.with_name(f"{seed}-repaired"))
             for name, destroy in destroying.items():
-                saved = _back_to_setup(drill, ctx, seed, saved, copy)
-                cases.append(_case(drill, ctx, f"destructive:{name}", "fail", destroy))
+                if isinstance(destroy, AfterRepair) and repaired is not None and snapshot.bring_back(ctx, repaired):
+                    act = destroy.destroy  # the state the reference fix left, restored exactly: no second repair
+                else:
+                    saved, act = _back_to_setup(drill, ctx, seed, saved, copy), destroy
+                cases.append(_case(drill, ctx, f"destructive:{name}", "fail", act))
                 _say(say, drill, cases[-1])
     finally:
         drill.reset(ctx)
