@@ -57,7 +57,7 @@ def reference_policy() -> dict:
     return yaml.safe_load((ROOT / "benchmarks" / "lab04-policy.yaml").read_text())
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", [*range(8), 73])  # 73 once aborted a healthy replay (0.5% background errors)
 def test_reference_policy_and_decision_pass_every_pure_check_whatever_the_hidden_seed(tmp_path, seed):
     ctx = workspace(tmp_path, reference_policy(), reference_decision())
     ctx.seed, ctx.variables["canary_per_window"] = seed, 80 * 0.05 * 10
@@ -70,6 +70,15 @@ def test_reference_policy_and_decision_pass_every_pure_check_whatever_the_hidden
         "replay-detects-fault",
     ):
         CHECKS[check_id].func(ctx)
+
+
+@pytest.mark.parametrize("seed", [34, 73, 84])
+def test_healthy_replays_never_abort_the_reference_policy_at_the_labs_rps(tmp_path, seed):
+    """Grading seeds whose healthy replays aborted the reference policy at the lab's 60 rps, when healthy traffic
+    still had the replay's default 0.5% background errors."""
+    ctx = workspace(tmp_path, reference_policy())
+    ctx.seed, ctx.variables["rps"] = seed, 60
+    CHECKS["replay-no-false-abort"].func(ctx)
 
 
 @pytest.mark.parametrize(

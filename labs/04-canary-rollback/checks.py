@@ -189,7 +189,10 @@ def replay_no_false_abort(ctx: Context) -> None:
     """Seeded healthy traffic replayed through the policy is promoted every time."""
     policy = _policy(ctx)
     seeds = [ctx.rng("replay-healthy").randrange(10**6) for _ in range(6)]
-    for r in replay.replay_many(policy, replay.Traffic(rps=_rps(ctx)), seeds):
+    # healthy = latency and prediction noise but no errors: with the replay's default 0.5% background errors on both
+    # versions, the reference policy itself aborted 2.4% of healthy replays (72 of 3000), so 6 replays failed a
+    # correct policy for 3 grading seeds in 100 (34, 73 and 84 among them)
+    for r in replay.replay_many(policy, replay.Traffic(rps=_rps(ctx), error_rate=0.0), seeds):
         if r.outcome != "promote":
             hint = (
                 "the minimum sample does not fill within the window at 5%: lengthen the window or lower minSampleSize"
