@@ -44,10 +44,11 @@ $(SCHEMAS)/node_modules/.installed: $(SCHEMAS)/package.json $(SCHEMAS)/package-l
 demo: setup
 	$(VENV)/bin/workbench pipeline
 
-# The whole suite on two xdist workers, whole files per worker. The timing-sensitive files (rollouts judged on
-# latency and errors, browsers) and the demo's test share one lane that one worker runs one file after another
-# (tests/conftest.py), so no canary is judged beside another or beside the demo. Lint and the suite are targets of
-# their own so that `python -m benchmarks fresh_clone test` can time each stage.
+# The whole suite on three xdist workers (pyproject.toml; one more than two cores, as tests often wait), whole
+# files per worker. The timing-sensitive files (rollouts judged on latency and errors, browsers) and the demo's
+# test share one lane that one worker runs one file after another (tests/conftest.py), so no canary is judged
+# beside another or beside the demo. Lint and the suite are targets of their own so that
+# `python -m benchmarks fresh_clone test` can time each stage.
 test: setup lint test-suite
 
 test-suite: setup

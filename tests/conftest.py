@@ -76,8 +76,8 @@ LANE = (
 )
 """The files one xdist worker runs one after another: the demo's test (two or three labs at once, the heaviest
 load of the suite) first, then every timing-sensitive file (marker ``serial``: canaries judged on latency and
-errors, browsers). No canary of a test is judged beside another one or beside the demo's labs, and the other worker
-runs every other file meanwhile. ``make test-serial`` runs the ``serial`` files alone."""
+errors, browsers). No canary of a test is judged beside another one or beside the demo's labs, and the other
+workers run every other file meanwhile. ``make test-serial`` runs the ``serial`` files alone."""
 FIRST = (
     LANE[0],
     "test_labs_learner_zero.py",
