@@ -38,8 +38,9 @@ def state_groups(labs: list[Lab]) -> dict[str, str]:
 def schedule(labs: list[Lab], run: Callable[[Lab], bool], jobs: int) -> dict[str, Outcome]:
     """Call ``run(lab)`` for every lab, up to ``jobs`` at once, each once every lab it depends on passed.
 
-    Ready labs start longest first (``run_seconds`` in ``lab.yaml``), equal ones in id order. ``run`` returns whether the lab passed; a lab whose dependency failed is
-    skipped, and labs that do not depend on the failure still run. Returns each lab's outcome, by id.
+    Ready labs start longest first (``run_seconds`` in ``lab.yaml``), equal ones in id order. ``run`` returns
+    whether the lab passed; a lab whose dependency failed is skipped, and labs that do not depend on the failure
+    still run. Returns each lab's outcome, by id.
     """
     jobs = max(1, jobs)
     by_id = {lab.id: lab for lab in sorted(labs, key=lambda lab: (-lab.spec.run_seconds, lab.id))}
