@@ -86,21 +86,20 @@ def claim_port(wb: Workbench, service: str, tries: int = 50) -> Iterator[PortCho
     wanted = wb.port(service)
     port, claim = None, None
     for candidate in range(wanted, min(wanted + tries, 65536)):
-        if port_in_use(candidate):
+        if port_in_use(candidate) or (claim := _claim(candidate)) is None:
             continue
-        claim = _claim(candidate)
-        if claim is not None and not port_in_use(candidate):  # free, and still free now that it is ours
+        if not port_in_use(candidate):  # free, and still free now that it is ours
             port = candidate
             break
-        if claim is not None:
-            claim.release()
+        claim.release()
+        claim = None
     choice = PortChoice(service, port or free_port(), wanted, wb.port_reason(service))
     if choice.note:
         print(choice.note, file=sys.stderr, flush=True)
     try:
         yield choice
     finally:
-        if port is not None and claim is not None:
+        if claim is not None:
             claim.release()
 
 
