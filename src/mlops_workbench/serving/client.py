@@ -26,7 +26,8 @@ from mlops_workbench.serving.admin import ShadowUpstream, Weights
 from mlops_workbench.serving.faults import Faults
 from mlops_workbench.workbench import Workbench
 
-if TYPE_CHECKING:  # httpx is imported with the first request: importing this module stays cheap
+if TYPE_CHECKING:  # the HTTP libraries are imported with the first request: importing this module stays cheap
+    import aiohttp
     import httpx
 
 RELOAD_TIMEOUT = 120.0  # loading a model from the registry can take a while on a busy machine
@@ -129,33 +130,48 @@ def _instances(rows: list[list[float]]) -> dict[str, Any]:
 
 class AsyncTraffic:
     """Prediction requests for asyncio, many in flight at once over at most ``max_connections`` kept-alive
-    connections; open it with ``async with``."""
+    connections; open it with ``async with``.
+
+    It sends with aiohttp, as the router does: the load generator sends thousands of requests per rollout, and
+    aiohttp's client costs about a third of the CPU per request that httpx's asyncio client does."""
 
     def __init__(self, target: str, timeout: float, max_connections: int) -> None:
-        import httpx
-
         self.target = target
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(100, max_connections))
-        self._http = httpx.AsyncClient(timeout=timeout, limits=limits)
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._http: aiohttp.ClientSession | None = None
 
     async def send(self, rows: list[list[float]], request_id: str | None = None) -> Reply:
         """Ask for predictions of ``rows`` (one request, named ``request_id`` when given); a refused or timed-out
         request answers status 0."""
-        import httpx
+        import aiohttp
 
+        if self._http is None:
+            raise RuntimeError("open the sender first: `async with client.async_traffic() as traffic:`")
+        headers = {"content-type": "application/json", **(_named(request_id) or {})}
         try:
-            return _reply(await self._http.post(self.target, json=_instances(rows), headers=_named(request_id)))
-        except httpx.HTTPError as exc:
+            async with self._http.post(self.target, data=jsonlib.dumps(_instances(rows)), headers=headers) as resp:
+                text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             return Reply(0, problem=type(exc).__name__)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        return Reply(
+            resp.status,
+            text,
+            resp.headers.get(paths.UPSTREAM_HEADER),
+            request_id=resp.headers.get(paths.REQUEST_ID_HEADER),
+        )
 
     async def __aenter__(self) -> AsyncTraffic:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
+        self._http = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
 
 class _Client:
