@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from mlops_workbench import procs
+from mlops_workbench.errors import InputError
 from mlops_workbench.serving import paths
 from mlops_workbench.serving.client import ModelServerClient, Reply, RouterClient, Unreachable, no_answer
 
@@ -65,8 +66,18 @@ def test_async_traffic_answers_a_burst_and_counts_refusals(stand_in: str) -> Non
         async with RouterClient(url).async_traffic(max_connections=4) as traffic:
             return await asyncio.gather(*(traffic.send([[5.0, 3.0, 1.5, 0.2]]) for _ in range(12)))
 
-    assert {r.prediction() for r in asyncio.run(burst(stand_in))} == {"setosa"}
-    assert {r.status for r in asyncio.run(burst(f"http://127.0.0.1:{procs.free_port()}"))} == {0}
+    answered = asyncio.run(burst(stand_in))
+    assert {(r.status, r.prediction(), r.upstream) for r in answered} == {(200, "setosa", "canary")}
+    refused = asyncio.run(burst(f"http://127.0.0.1:{procs.free_port()}"))
+    assert {r.status for r in refused} == {0} and all(r.problem for r in refused)
+
+
+def test_async_traffic_sends_only_while_open(stand_in: str) -> None:
+    async def outside() -> Reply:
+        return await RouterClient(stand_in).async_traffic().send([[5.0, 3.0, 1.5, 0.2]])
+
+    with pytest.raises(InputError, match="async with client.async_traffic"):
+        asyncio.run(outside())
 
 
 def test_metrics_is_text_whatever_the_content_type(stand_in: str) -> None:

@@ -147,7 +147,7 @@ class AsyncTraffic:
         import aiohttp
 
         if self._http is None:
-            raise RuntimeError("open the sender first: `async with client.async_traffic() as traffic:`")
+            raise InputError("This sender is not open: send inside `async with client.async_traffic() as traffic:`.")
         headers = {"content-type": "application/json", **(_named(request_id) or {})}
         try:
             async with self._http.post(self.target, data=jsonlib.dumps(_instances(rows)), headers=headers) as resp:
