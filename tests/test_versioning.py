@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from mlops_workbench import procs, tracking, versioning
 from mlops_workbench.cli.main import app as cli
@@ -155,18 +155,23 @@ def test_run_carries_complete_lineage(env) -> None:
     assert info.saved_input_example_info is not None
 
 
+def reproduce_with_the_cli(home: Path, run_id: str) -> tuple[Result, versioning.ReproductionReport]:
+    """``workbench reproduce RUN_ID`` (one real reproduction) and the report it saved beside the checkout."""
+    result = CliRunner().invoke(cli, ["reproduce", run_id, "--home", str(home)])
+    saved = home / "reproductions" / run_id / "reproduction.json"
+    assert saved.is_file(), result.output
+    return result, versioning.ReproductionReport.model_validate_json(saved.read_text())
+
+
 def test_exact_reproduction(env) -> None:
     home, _, run_id = env
-    report = versioning.reproduce(Workbench.from_env(home), run_id)
+    result, report = reproduce_with_the_cli(home, run_id)
+    assert result.exit_code == 0, result.output
+    assert "Reproduced exactly" in result.output
     assert report.matched, report.summary()
     assert {m.name for m in report.metrics} == {"accuracy", "f1_macro", "log_loss"}
     assert all(m.diff == 0 for m in report.metrics)
     assert report.causes == [] and report.reasons == []
-    saved = json.loads((home / "reproductions" / run_id / "reproduction.json").read_text())
-    assert saved["matched"] is True
-    result = CliRunner().invoke(cli, ["reproduce", run_id, "--home", str(home)])
-    assert result.exit_code == 0, result.output
-    assert "Reproduced exactly" in result.output
 
 
 def test_lab_checks_pass_on_the_workspace_and_name_a_missing_push(env, tmp_path: Path) -> None:
@@ -202,7 +207,8 @@ def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
     tags = versioning.run_lineage(wb, dirty_run)["tags"]
     assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "params.yaml"
 
-    report = versioning.reproduce(Workbench.from_env(home), dirty_run)
+    result, report = reproduce_with_the_cli(home, dirty_run)
+    assert result.exit_code == 1 and "dirty-tree" in result.output
     assert not report.matched
     assert {"dirty-tree", "params-changed"} <= set(report.causes)
     assert "params.yaml" in report.reasons[0] and "commit" in report.reasons[0]
@@ -212,8 +218,6 @@ def test_unversioned_preprocessing_is_caught_then_fixed(env) -> None:
     assert "unknown files" not in reasons[0] and "no `git.dirty_files` tag" in reasons[0]
     assert any(not m.matched for m in report.metrics)
     assert "NOT reproduced" in report.summary()
-    result = CliRunner().invoke(cli, ["reproduce", dirty_run, "--home", str(home)])
-    assert result.exit_code == 1 and "dirty-tree" in result.output
 
     # the fix: the preprocessing change goes under version control, then a new run
     ws.commit("Round measurements to whole centimetres")
