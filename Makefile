@@ -62,7 +62,7 @@ test-serial: setup
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow and not serial and not browser"
 
-# ruff's rule set and format, and mypy's strict settings (files = src/), live in pyproject.toml:
+# ruff's rule set and format, and mypy's strict settings (files = src/ and benchmarks/), live in pyproject.toml:
 # a new finding fails `make test`, and so CI.
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -65,7 +65,7 @@ def adopt_orphans() -> bool:
     """Make this process the subreaper of its descendants (Linux): a process whose parent exits first becomes
     this one's child, so its CPU time is counted when it ends. False where the call is not available."""
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return False
 
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
             "times below leave out services whose parent exited before them: read them as lower bounds",
             flush=True,
         )
-    with tempfile.TemporaryDirectory(prefix="workbench-fresh-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="workbench-fresh-") as name:
+        tmp = Path(name)
         clone = tmp / "mlops-workbench"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "WORKBENCH_", "PYTEST_"))}

@@ -15,18 +15,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import papermill
 
 from mlops_workbench.labs.format import Lab
-from mlops_workbench.labs.grade import grade
+from mlops_workbench.labs.grade import fresh_workbench, grade
 from mlops_workbench.labs.pipeline import snapshot_project
+from mlops_workbench.workbench import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _timed(fn) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
@@ -36,24 +39,23 @@ def grading_overhead(lab: Lab, repeats: int = 2) -> tuple[float, float]:
     """Median seconds of (bare papermill run, full grade) for ``lab``'s solution."""
     bare, graded = [], []
     for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
+        with tempfile.TemporaryDirectory() as name:
+            tmp = Path(name)
             env_home = tmp / "bare-home"
             os.environ["WORKBENCH_HOME"] = str(env_home)
             work = env_home / "workspaces" / lab.id
             work.mkdir(parents=True)
-            bare.append(
-                _timed(
-                    lambda tmp=tmp, work=work: papermill.execute_notebook(
-                        str(lab.source),
-                        str(tmp / "bare.ipynb"),
-                        kernel_name="python3",
-                        cwd=str(work),
-                        progress_bar=False,
-                    )
-                )
+            run_bare = partial(
+                papermill.execute_notebook,
+                str(lab.source),
+                str(tmp / "bare.ipynb"),
+                kernel_name="python3",
+                cwd=str(work),
+                progress_bar=False,
             )
-            graded.append(_timed(lambda tmp=tmp: grade(lab.source, tmp / "graded", lab)))
+            bare.append(_timed(run_bare))
+            out = tmp / "graded"  # grade() in a new, empty state folder <out>/home, as `workbench grade` does
+            graded.append(_timed(partial(grade, fresh_workbench(Workbench.from_env(), out), lab.source, out, lab)))
     return sorted(bare)[len(bare) // 2], sorted(graded)[len(graded) // 2]
 
 

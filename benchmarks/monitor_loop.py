@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,7 +43,7 @@ def _rules(folder: Path) -> Path:
     return path
 
 
-def main() -> dict:
+def main() -> dict[str, Any]:
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-monitor-") as tmp:
         home = Path(tmp) / "home"

@@ -17,25 +17,28 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from mlops_workbench import tracking
 from mlops_workbench.rollout import events, ops, prepare, timeline
 from mlops_workbench.rollout import state as st
+from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.load import BackgroundLoad
 from mlops_workbench.rollout.policy import builtin
 from mlops_workbench.serving.faults import Faults
+from mlops_workbench.workbench import Workbench
 
 FAULTS = {"error": Faults(error_rate=0.3, seed=1), "latency": Faults(latency_ms=300)}
 
 
-def _inject_when_exposed(home: Path, faults: Faults, delay: float = 3.0) -> threading.Thread:
+def _inject_when_exposed(wb: Workbench, faults: Faults, delay: float = 3.0) -> threading.Thread:
     def go() -> None:
         deadline = time.time() + 300
         while time.time() < deadline:
-            s = st.load(home)
+            s = st.load(wb)
             if s and s.weight > 0 and not s.done:
                 time.sleep(delay)
-                ops.inject_fault(faults, home)
+                ops.inject_fault(wb, faults)
                 return
             time.sleep(0.2)
 
@@ -44,20 +47,20 @@ def _inject_when_exposed(home: Path, faults: Faults, delay: float = 3.0) -> thre
     return thread
 
 
-def main(kind: str = "error", rps: float = 40.0) -> dict:
+def main(kind: str = "error", rps: float = 40.0) -> dict[str, Any]:
     policy = builtin("demo")
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
+        wb = Workbench.from_env(Path(tmp))
         try:
-            versions = prepare.ensure_versions(home, roles=("stable", "candidate"))
-            ctl = ops.controller(home)
-            _inject_when_exposed(home, FAULTS[kind])
-            with BackgroundLoad(ctl.backend.router_url, rps, seed=11):
+            versions = prepare.ensure_versions(wb, roles=("stable", "candidate"))
+            ctl = ops.controller(wb)
+            _inject_when_exposed(wb, FAULTS[kind])
+            with BackgroundLoad(LocalBackend(wb).router_url, rps, seed=11):
                 state = ctl.start(policy, versions.candidate)
-            inc = timeline.incident(events.read(home, rollout=state.id))
+            inc = timeline.incident(events.read(wb, rollout=state.id))
         finally:
-            ops.down(home)
-            tracking.down(home)
+            ops.down(wb)
+            tracking.down(wb)
     radius = inc.get("blast_radius") or {}
     out = {
         "fault": kind,

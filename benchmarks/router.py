@@ -14,11 +14,13 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mlops_workbench import procs
 from mlops_workbench.rollout.load import run
+from mlops_workbench.workbench import Workbench
 
 TARGET = 1.3
 
@@ -34,16 +36,16 @@ def _model(folder: Path) -> Path:
     return path
 
 
-def main(rps: float = 50.0, seconds: float = 8.0, rounds: int = 3) -> dict:
+def main(rps: float = 50.0, seconds: float = 8.0, *, rounds: int = 3) -> dict[str, Any]:
     from mlops_workbench.serving.server import start_server
 
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
+        wb = Workbench.from_env(Path(tmp) / "home")
         try:
-            server = start_server(str(_model(Path(tmp))), name="bench-server", home=home)
+            server = start_server(wb, str(_model(Path(tmp))), name="bench-server")
             port = procs.free_port()
             cmd = procs.workbench_cmd("router", "--stable", server.url, "--port", str(port))
-            router = procs.start("bench-router", cmd, port, home=home)
+            router = procs.start(wb, "bench-router", cmd, port)
             run(server.url, rps, 2, seed=99)  # warm up both paths
             run(router.url, rps, 2, seed=98)
             lat: dict[str, list[float]] = {"direct": [], "router": []}
@@ -52,8 +54,8 @@ def main(rps: float = 50.0, seconds: float = 8.0, rounds: int = 3) -> dict:
                     result = run(url, rps, seconds, seed=i)
                     lat[name] += [o.latency * 1000 for o in result.outcomes if o.status == 200]
         finally:
-            procs.stop_all(home)
-    out = {"rps": rps, "seconds_per_round": seconds, "rounds": rounds, "target_ratio": TARGET}
+            procs.stop_all(wb)
+    out: dict[str, Any] = {"rps": rps, "seconds_per_round": seconds, "rounds": rounds, "target_ratio": TARGET}
     for q in (50, 99):
         direct, routed = (float(np.percentile(lat[k], q)) for k in ("direct", "router"))
         out[f"p{q}_direct_ms"], out[f"p{q}_router_ms"] = round(direct, 2), round(routed, 2)

@@ -18,18 +18,22 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 
 from mlops_workbench import procs, tracking
+from mlops_workbench.rollout import prepare
+from mlops_workbench.workbench import Workbench
 
 TARGET_THROUGHPUT_RATIO = 3.0
 ROWS = [[5.1, 3.5, 1.4, 0.2]]
+MODEL = "iris"
 
 
-def _load(url: str, requests: int, concurrency: int, payload: dict) -> tuple[float, list[float], int]:
+def _load(url: str, requests: int, concurrency: int, payload: dict[str, Any]) -> tuple[float, list[float], int]:
     """Send ``requests`` POSTs from ``concurrency`` threads (one keep-alive httpx.Client each).
 
     Returns (seconds, latencies in ms, failures). Sync clients in threads cost the
@@ -82,49 +86,38 @@ def _group_cpu(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _register(home: Path) -> str:
-    from mlflow import MlflowClient
-
-    from mlops_workbench import registry
-    from mlops_workbench.registry import candidates
-
-    tracking.up(port=procs.free_port(), home=home, timeout=300)
-    version = registry.register(candidates.log_candidate(experiment="benchmark"), "iris", home=home)
-    MlflowClient().set_registered_model_alias("iris", "production", version.version)
-    return "models:/iris@production"
-
-
-def _mlflow_serve(uri: str, home: Path) -> procs.Service:
+def _mlflow_serve(wb: Workbench, uri: str) -> procs.Service:
     port = procs.free_port()
     mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
     cmd = [mlflow_bin, "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # it execs `uvicorn` by name
     return procs.start(
+        wb,
         "bench-mlflow-serve",
         cmd,
         port,
         health_path="/health",
         timeout=300,
-        env={"MLFLOW_TRACKING_URI": tracking.url(home), "PATH": path},
-        home=home,
+        env={"MLFLOW_TRACKING_URI": tracking.url(wb), "PATH": path},
     )
 
 
-def main(requests: int = 2000, concurrency: int = 8, rounds: int = 2) -> dict:
+def main(requests: int = 2000, concurrency: int = 8, rounds: int = 2) -> dict[str, Any]:
     from mlops_workbench.data import FEATURES
     from mlops_workbench.serving.server import start_server
 
     payload = {"dataframe_split": {"columns": FEATURES, "data": ROWS}}
-    stats: dict[str, dict[str, list]] = {
+    stats: dict[str, dict[str, list[Any]]] = {
         k: {"seconds": [], "lat": [], "failures": [], "cpu": []} for k in ("ours", "mlflow")
     }
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
+        wb = Workbench.from_env(Path(tmp) / "home")
         try:
-            uri = _register(home)
+            prepare.ensure_versions(wb, MODEL, roles=("stable",))  # tracking server; `stable` is production
+            uri = f"models:/{MODEL}@production"
             servers = {
-                "ours": start_server(uri, name="bench-ours", home=home, timeout=300),
-                "mlflow": _mlflow_serve(uri, home),
+                "ours": start_server(wb, uri, name="bench-ours", timeout=300),
+                "mlflow": _mlflow_serve(wb, uri),
             }
             for url in (s.url for s in servers.values()):
                 answer = httpx.post(url + "/invocations", json=payload, timeout=30).json()
@@ -139,8 +132,8 @@ def main(requests: int = 2000, concurrency: int = 8, rounds: int = 2) -> dict:
                     stats[name]["lat"] += lat
                     stats[name]["failures"].append(failures)
         finally:
-            procs.stop_all(home)
-    out: dict = {"requests_per_round": requests, "concurrency": concurrency, "rounds": rounds}
+            procs.stop_all(wb)
+    out: dict[str, Any] = {"requests_per_round": requests, "concurrency": concurrency, "rounds": rounds}
     for name, s in stats.items():
         out[f"{name}_rps"] = round(requests * rounds / sum(s["seconds"]), 1)
         out[f"{name}_p50_ms"] = round(float(np.percentile(s["lat"], 50)), 2)
@@ -155,7 +148,7 @@ def main(requests: int = 2000, concurrency: int = 8, rounds: int = 2) -> dict:
     return out
 
 
-def _print(out: dict) -> None:
+def _print(out: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -24,19 +24,25 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.rollback import FAULTS, _inject_when_exposed
 from mlops_workbench import tracking
 from mlops_workbench.rollout import events, ops, prepare, timeline
+from mlops_workbench.rollout.backends.local import LocalBackend
 from mlops_workbench.rollout.load import BackgroundLoad
 from mlops_workbench.rollout.policy import Policy, load
 from mlops_workbench.rollout.state import RolloutPhase
+from mlops_workbench.workbench import Workbench
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
 
 RPS = 60.0  # lab 04's parameter
 SLACK_S = 5.0  # lab 04's check allows this much scrape lag on top of the bound
 
 
-def _burn(stop: mp.Event) -> None:
+def _burn(stop: Event) -> None:
     x = 0
     while not stop.is_set():
         for _ in range(100_000):
@@ -61,16 +67,16 @@ class CpuLoad:
             p.join(10)
 
 
-def _rollout(home: Path, versions: prepare.Versions, policy: Policy, seed: int, fault: str | None) -> dict:
-    prepare.reset_production(versions.stable, home)
-    ctl = ops.controller(home, seed=seed)
+def _rollout(wb: Workbench, versions: prepare.Versions, policy: Policy, seed: int, fault: str | None) -> dict[str, Any]:
+    prepare.reset_production(wb, versions.stable)
+    ctl = ops.controller(wb, seed=seed)
     if fault:
-        _inject_when_exposed(home, FAULTS[fault])
-    with BackgroundLoad(ctl.backend.router_url, RPS, seed=seed):
+        _inject_when_exposed(wb, FAULTS[fault])
+    with BackgroundLoad(LocalBackend(wb).router_url, RPS, seed=seed):
         state = ctl.start(policy, versions.candidate)
-    out = {"seed": seed, "fault": fault, "phase": state.phase, "reason": state.reason}
+    out: dict[str, Any] = {"seed": seed, "fault": fault, "phase": state.phase, "reason": state.reason}
     if fault:
-        inc = timeline.incident(events.read(home, rollout=state.id))
+        inc = timeline.incident(events.read(wb, rollout=state.id))
         restore = inc["time_to_restore_s"]
         out.update(
             time_to_restore_s=restore,
@@ -83,23 +89,25 @@ def _rollout(home: Path, versions: prepare.Versions, policy: Policy, seed: int, 
 LAB04_POLICY = Path(__file__).with_name("lab04-policy.yaml")
 
 
-def main(healthy: int = 20, faulty: int = 5, burners: int | None = None, policy_name: str = "lab04") -> dict:
+def main(
+    healthy: int = 20, faulty: int = 5, burners: int | None = None, *, policy_name: str = "lab04"
+) -> dict[str, Any]:
     burners = 1 if burners is None else burners
     policy = load(LAB04_POLICY if policy_name == "lab04" else policy_name)
-    runs: list[dict] = []
+    runs: list[dict[str, Any]] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed soak still stops its services
     with tempfile.TemporaryDirectory() as tmp, CpuLoad(burners):
-        home = Path(tmp)
+        wb = Workbench.from_env(Path(tmp))
         try:
-            versions = prepare.ensure_versions(home, roles=("stable", "candidate"))
+            versions = prepare.ensure_versions(wb, roles=("stable", "candidate"))
             for i in range(healthy + faulty):
                 fault = "error" if i >= healthy else None
-                run = _rollout(home, versions, policy, seed=100 + i, fault=fault)
+                run = _rollout(wb, versions, policy, seed=100 + i, fault=fault)
                 print(json.dumps(run), flush=True)
                 runs.append(run)
         finally:
-            ops.down(home)
-            tracking.down(home)
+            ops.down(wb)
+            tracking.down(wb)
     good = [r for r in runs if not r["fault"]]
     bad = [r for r in runs if r["fault"]]
     promoted = sum(r["phase"] == RolloutPhase.PROMOTED for r in good)
@@ -121,4 +129,8 @@ def main(healthy: int = 20, faulty: int = 5, burners: int | None = None, policy_
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(*[int(a) for a in args[:3]], *args[3:4])
+    counts = [int(a) for a in args[:3]]
+    if len(args) > 3:
+        main(*counts, policy_name=args[3])
+    else:
+        main(*counts)

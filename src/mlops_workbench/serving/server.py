@@ -328,7 +328,7 @@ def start_server(
     The server talks to the tracking server of the state folder of ``wb`` (see
     :func:`mlops_workbench.tracking.uri`) and guards its admin API with that folder's token. Faults can
     be injected at run time only with ``allow_faults`` (or ``faults`` set at start). Stop it with
-    ``procs.stop(name, home)``.
+    ``procs.stop(wb, name)``.
     """
     model_name = model_name or paramspec.model_name()
     port = port or procs.free_port()
