@@ -15,11 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-# Loaded before MLflow on purpose: skops (MLflow's safe sklearn format) names its trusted ufuncs at import by
-# searching sys.modules in import order. With scipy.special among the first modules, each search ends there
-# instead of after MLflow's thousands, and a model server starts with about 0.3 CPU-s less (the same names).
-import scipy.special  # noqa: F401
-
 from mlops_workbench import paramspec, tracking
 from mlops_workbench.data import FEATURES
 from mlops_workbench.errors import ModelLoadError
