@@ -157,8 +157,9 @@ def test_run_carries_complete_lineage(env) -> None:
 
 def reproduce_with_the_cli(home: Path, run_id: str) -> tuple[Result, versioning.ReproductionReport]:
     """``workbench reproduce RUN_ID`` (one real reproduction) and the report it saved beside the checkout."""
-    result = CliRunner().invoke(cli, ["reproduce", run_id, "--home", str(home)])
     saved = home / "reproductions" / run_id / "reproduction.json"
+    saved.unlink(missing_ok=True)  # an earlier reproduction's report must not stand in for this one
+    result = CliRunner().invoke(cli, ["reproduce", run_id, "--home", str(home)])
     assert saved.is_file(), result.output
     return result, versioning.ReproductionReport.model_validate_json(saved.read_text())
 
