@@ -91,6 +91,11 @@ NO_FINALLY = mistake(
                 phase, message = "error", str(err)""",
 )
 
+IGNORES_FAILURE_LIMIT = mistake(
+    """            if phases.count("failed") > m.failure_limit:""",
+    """            if phases.count("failed") > 0:""",
+)
+
 
 @pytest.mark.parametrize(
     "loop, check_id, match",
@@ -99,6 +104,7 @@ NO_FINALLY = mistake(
         (NO_MINIMUM_DATA, "loop-simulated", "called promote\\(\\).*missing data never promotes"),
         (JUDGES_AT_THE_END, "loop-simulated", "fails late.*(called promote|measure during the pauses)"),
         (NO_FINALLY, "loop-simulated", "metrics backend is down.*weight was left.*MetricsUnavailable"),
+        (IGNORES_FAILURE_LIMIT, "loop-simulated", "failed every request for 1 s.*returned 'aborted'.*failureLimit"),
     ],
 )
 def test_each_loop_mistake_fails_a_check_with_its_fix(tmp_path, loop, check_id, match):
@@ -129,6 +135,21 @@ def test_the_stub_fails_the_loop_checks(tmp_path):
     for check_id in ("loop-written", "loop-simulated"):
         with pytest.raises(CheckFailed, match="stub"):
             CHECKS[check_id].func(ctx)
+
+
+def test_a_burst_fault_ends_after_fault_for():
+    s = sim.Simulation(sim.Scenario(rps=100, error_rate=0.0, fault_error_rate=1.0, fault_at=2, fault_for=1, seed=5))
+    s.router.set_weight(50)
+
+    def canary(start: float, end: float) -> tuple[float, float]:  # (answered, failed) in the window
+        snap = s.metrics.window(start, end)
+        return snap.requests[("canary", "200")], snap.requests[("canary", "500")]
+
+    s.sleep(8)
+    before, burst, after = canary(0, 2), canary(2, 3), canary(3, 8)
+    assert before[0] > 0 and before[1] == 0
+    assert burst[0] == 0 and burst[1] > 0, "every canary request of the burst fails"
+    assert after[0] > 0 and after[1] == 0, "the canary recovers once fault_for has passed"
 
 
 def test_trial_blames_the_weight_left_on_after_an_exception():

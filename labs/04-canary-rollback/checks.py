@@ -7,6 +7,8 @@ directly, since the lab stops the server) and its audit log, and the service rec
 'loop-live' runs the learner's loop against real servers: hidden healthy, erring, slow and late-failing candidates.
 """
 
+import random
+
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -237,6 +239,7 @@ def _grader_policy(
     min_sample: int = 20,
     metrics: tuple[str, ...] = ("errorRate", "latencyP99"),
     latency: tuple[float, float] = (0.5, 20),
+    failure_limit: int = 1,
 ) -> pol.Policy:
     conditions = {
         "errorRate": {"max": 0.02, "alpha": 0.05},
@@ -260,7 +263,7 @@ def _grader_policy(
                         "interval": interval,
                         "window": window,
                         "initialDelay": window,
-                        "failureLimit": 1,
+                        "failureLimit": failure_limit,
                         "consecutiveErrorLimit": 2,
                         "inconclusiveLimit": 8,
                         "condition": conditions[kind],
@@ -295,7 +298,8 @@ def loop_written(ctx: Context) -> None:
 
 @check("loop-simulated", points=3, hidden=True, cells=["write-loop"])
 def loop_simulated(ctx: Context) -> None:
-    """Hidden simulated scenarios: healthy, erring, slow, late-failing, starved of traffic, metrics down."""
+    """Hidden simulated scenarios: healthy, erring, slow, late-failing, starved of traffic, metrics down, and a
+    short burst of errors that the policy's failureLimit tolerates."""
     run, rng = _loop(ctx), ctx.rng("loop-simulated")
     first = rng.choice([5, 10, 20])
     policy = _grader_policy(
@@ -326,6 +330,28 @@ def loop_simulated(ctx: Context) -> None:
     ]
     for what, scenario, healthy in cases:
         _simulated_case(run, f"{what} (hidden scenario)", policy, scenario, healthy)
+    _simulated_case(run, *_burst(rng), healthy=True)
+
+
+def _burst(rng: random.Random) -> tuple[str, pol.Policy, sim.Scenario]:
+    """A canary that fails every request for one second, then recovers, under a policy that tolerates it.
+
+    Windows of 6 s measured every 2 s (up to 2.25 s with the loop's 0.25 s sleeps): a window holds the burst
+    whole at 2 or 3 measurements and touches it at 4 at most, so a loop that honours failureLimit 4 promotes,
+    and one that aborts at the first or second failed measurement does not.
+    """
+    weight = rng.choice([20, 25])
+    policy = _grader_policy((weight, 50), (24, 10), window=6, interval=2, failure_limit=4)
+    scenario = sim.Scenario(
+        rps=120,
+        error_rate=0.0,
+        fault_error_rate=1.0,
+        fault_at=rng.choice([9, 10, 12]),
+        fault_for=1,
+        seed=rng.randrange(10**6),
+    )
+    what = "a canary that failed every request for 1 s and then recovered, under failureLimit 4 (hidden scenario)"
+    return what, policy, scenario
 
 
 # --- the same loop against real servers: one stable, one canary, the router, load; faults set on the canary ---------

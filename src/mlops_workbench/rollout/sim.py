@@ -7,7 +7,7 @@ the loop sleeps; traffic is drawn per 0.25 s bin (Poisson at ``rps``, split by t
 loop set at that moment, errors binomial), like :mod:`mlops_workbench.rollout.replay`, so a loop
 that never raises the weight sees no canary requests. Faults: an error rate, a latency that
 pushes every canary request into a slow bucket, each from ``fault_at`` seconds after the canary
-first took traffic; ``metrics_down`` makes every read raise
+first took traffic, for ``fault_for`` seconds (a burst) or to the end; ``metrics_down`` makes every read raise
 :class:`~mlops_workbench.rollout.metrics.MetricsUnavailable`.
 """
 
@@ -36,6 +36,7 @@ class Scenario(BaseModel):
     fault_error_rate: float = Field(0.0, ge=0, le=1, description="canary error rate once the fault starts")
     fault_slow: bool = Field(False, description="once the fault starts, every canary request is slow")
     fault_at: float | None = Field(None, ge=0, description="seconds after the canary first took traffic")
+    fault_for: float | None = Field(None, gt=0, description="seconds the fault lasts (None: to the end)")
     metrics_down: bool = Field(False, description="every metrics read fails")
     seed: int = 0
 
@@ -117,8 +118,8 @@ class Simulation:
         return self.weight_now
 
     def _faulty(self, t: float) -> bool:
-        onset = self.fault_onset
-        return onset is not None and t >= onset
+        onset, lasts = self.fault_onset, self.scenario.fault_for
+        return onset is not None and onset <= t and (lasts is None or t < onset + lasts)
 
     def _bin(self) -> None:
         t, last = self._history[-1]

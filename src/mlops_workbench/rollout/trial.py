@@ -143,7 +143,7 @@ def problem(trial: Trial, what: str, policy: Policy, rps: float, healthy: bool) 
         )
     if not healthy and trial.outcome != "aborted" and not trial.raised:
         return f"on {what} run_canary returned {trial.outcome!r}: return 'aborted' when the canary is rolled back."
-    if trial.onset is not None and trial.served_since_onset is not None:
+    if not healthy and trial.onset is not None and trial.served_since_onset is not None:
         bound = blast_bound(policy, rps)
         late = f" and restored {trial.restored - trial.onset:.1f}s after the fault" if trial.restored else ""
         if trial.served_since_onset > bound:
