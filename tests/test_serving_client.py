@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import aiohttp
 import httpx
 import pytest
 
@@ -58,7 +59,7 @@ def test_traffic_answers_replies_never_errors(stand_in: str) -> None:
     failed = client.send([[0.0]])
     assert failed.status == 500 and failed.prediction() is None and failed.json() == {"error": "injected"}
     closed = ModelServerClient(f"http://127.0.0.1:{procs.free_port()}").send([[1.0]], timeout=2)
-    assert closed == Reply(0, problem="ConnectError")
+    assert closed == Reply(0, problem="ConnectError", kind="refused")
 
 
 def test_async_traffic_answers_a_burst_and_counts_refusals(stand_in: str) -> None:
@@ -69,7 +70,7 @@ def test_async_traffic_answers_a_burst_and_counts_refusals(stand_in: str) -> Non
     answered = asyncio.run(burst(stand_in))
     assert {(r.status, r.prediction(), r.upstream) for r in answered} == {(200, "setosa", "canary")}
     refused = asyncio.run(burst(f"http://127.0.0.1:{procs.free_port()}"))
-    assert {r.status for r in refused} == {0} and all(r.problem for r in refused)
+    assert {(r.status, r.kind) for r in refused} == {(0, "refused")} and all(r.problem for r in refused)
 
 
 def test_async_traffic_sends_only_while_open(stand_in: str) -> None:
@@ -92,4 +93,6 @@ def test_no_answer_is_unreachable_and_says_why() -> None:
     assert no_answer(caught.value) == "refused"
     assert no_answer(httpx.ReadTimeout("slow")) == "timeout"
     assert no_answer(httpx.RemoteProtocolError("cut")) == "broken"
+    assert no_answer(TimeoutError()) == "timeout"  # what the load sender's time limit raises
+    assert no_answer(aiohttp.ServerDisconnectedError()) == "broken"
     assert no_answer(ValueError("not a transport problem")) is None

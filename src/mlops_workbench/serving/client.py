@@ -14,6 +14,7 @@ Prediction *traffic* is different: a 500 or a refused connection is an outcome t
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -68,18 +69,21 @@ class Unreachable(ServiceError):
 def no_answer(err: BaseException) -> str | None:
     """Why no answer came, when ``err`` says so: ``refused``, ``timeout`` or ``broken``; None for any other error.
 
-    Understands the transport errors of the HTTP library as well as :class:`Unreachable`, so callers
-    can explain a failure in words without importing the HTTP library themselves."""
+    Understands the transport errors of both HTTP libraries (httpx for single requests, aiohttp for load) as
+    well as :class:`Unreachable`, so callers can explain a failure in words without importing either."""
     import httpx
 
     if isinstance(err, Unreachable):
         return err.kind
     if isinstance(err, (httpx.ConnectError, ConnectionRefusedError)):
         return "refused"
-    if isinstance(err, httpx.TimeoutException):
+    if isinstance(err, (httpx.TimeoutException, TimeoutError)):
         return "timeout"
     if isinstance(err, httpx.TransportError):
         return "broken"
+    aiohttp = sys.modules.get("aiohttp")  # loaded by the load sender, the only one that raises its errors
+    if aiohttp is not None and isinstance(err, aiohttp.ClientError):
+        return "refused" if isinstance(err, aiohttp.ClientConnectorError) else "broken"
     return None
 
 
@@ -94,6 +98,9 @@ class Reply:
     """Which upstream answered (``stable`` or ``canary``), when the request went through the router."""
     problem: str = ""
     """Why no answer came (the transport error's class name) when ``status`` is 0."""
+    kind: str = ""
+    """Why no answer came in words, the same for both senders: ``refused``, ``timeout`` or ``broken`` (see
+    :func:`no_answer`); empty when an answer came."""
     request_id: str | None = None
     """The id the model server logged the request's predictions under (``x-request-id``), when it answered."""
 
@@ -118,6 +125,10 @@ def _reply(resp: httpx.Response) -> Reply:
         headers.get(paths.UPSTREAM_HEADER),
         request_id=headers.get(paths.REQUEST_ID_HEADER),
     )
+
+
+def _no_reply(exc: BaseException) -> Reply:
+    return Reply(0, problem=type(exc).__name__, kind=no_answer(exc) or "broken")
 
 
 def _named(request_id: str | None) -> dict[str, str] | None:
@@ -153,7 +164,7 @@ class AsyncTraffic:
             async with self._http.post(self.target, data=jsonlib.dumps(_instances(rows)), headers=headers) as resp:
                 text = await resp.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Reply(0, problem=type(exc).__name__)
+            return _no_reply(exc)
         return Reply(
             resp.status,
             text,
@@ -270,7 +281,7 @@ class _Client:
             )
             return _reply(answer)
         except httpx.HTTPError as exc:
-            return Reply(0, problem=type(exc).__name__)
+            return _no_reply(exc)
 
     def async_traffic(
         self, path: str = paths.PREDICT, timeout: float = 10.0, max_connections: int = 100

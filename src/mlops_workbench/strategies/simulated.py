@@ -68,7 +68,7 @@ class SimServer:
     def send(self, rows: list[list[float]], timeout: float | None = None) -> Reply:
         self.sent.append(rows)
         if self.broken == "down":
-            return Reply(0, problem="ConnectError")
+            return Reply(0, problem="ConnectError", kind="refused")
         if self.broken == "errors" or (self.broken == "error-on-unchecked" and tuple(rows[0]) == self.wrong_row):
             return Reply(500, json.dumps({"detail": "model failed to load its artifact"}))
         predictions = [TRUE.get(tuple(r), "setosa") for r in rows]
