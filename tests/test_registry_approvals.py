@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,19 @@ def test_second_person_needs_someone_elses_approval():
     assert approver == "alice" and why.startswith("self-approval: alice asks for the promotion of version 3")
     assert "workbench registry approve 3 --as NAME" in why
     assert "no recorded approval" in approvals.second_person("bob", None, "3")[1]
+
+
+def test_an_approval_older_than_the_maximum_age_no_longer_counts():
+    review = approvals.Review(approver="alice", at="2026-01-31T12:00:00.000+00:00", reason="checked")
+    ten_days_on = datetime(2026, 2, 10, 12, 0, 1, tzinfo=UTC)
+    assert approvals.second_person("bob", review, "3", 14, ten_days_on) == ("alice", None)
+    assert approvals.second_person("bob", review, "3", None, ten_days_on) == ("alice", None), "null: never expires"
+    approver, why = approvals.second_person("bob", review, "3", 7, ten_days_on)
+    assert approver == "alice" and why == (
+        "the approval of version 3 by alice was recorded 10.0 days ago (2026-01-31T12:00:00.000+00:00), more than "
+        "registry.approval_max_age_days (7) allows: ask a reviewer to run `workbench registry approve 3 --as NAME "
+        "--reason ...` again"
+    )
 
 
 def test_identity_is_the_explicit_name_else_git_email_else_login(tmp_path, monkeypatch):
@@ -139,6 +153,23 @@ def test_promotion_needs_an_approval_by_someone_other_than_the_requester(home, r
     monkeypatch.setattr(registry_cli.console, "width", 400)  # the console took its width when first imported
     shown = cli("audit", "--last", "6")[1]
     assert "requester" in shown and "│ alice " in shown and "│ bob " in shown
+
+
+def test_a_stale_approval_is_refused_and_a_fresh_one_promotes(home, run_id, wb):
+    version = register(home, run_id, "stale", registrant="dana")
+    rules = {"second_approval": True, "approval_max_age_days": 14}
+    registry.approve(wb, "stale", version, approver="alice", reason="checked the gate")
+    month_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="milliseconds")
+    registry.client(wb).set_model_version_tag("stale", version, approvals.review_tag("production", "at"), month_ago)
+    with pytest.raises(
+        RegistryError, match=r"recorded 30\.0 days ago .* more than registry.approval_max_age_days \(14\)"
+    ):
+        registry.promote(wb, "stale", version, "production", reason="ship", requester="bob", params=rules)
+    assert dict(registry.client(wb).get_registered_model("stale").aliases) == {"staging": version}
+    assert (audit.read(wb)[-1].action, audit.read(wb)[-1].outcome) == ("promote", "refused")
+    registry.approve(wb, "stale", version, approver="alice", reason="checked the gate again")
+    registry.promote(wb, "stale", version, "production", reason="ship", requester="bob", params=rules)
+    assert registry.client(wb).get_registered_model("stale").aliases["production"] == version
 
 
 def test_an_approval_of_a_missing_version_or_without_a_reason_is_refused(home, run_id, governed, wb):

@@ -75,6 +75,12 @@ class RegistryParams(BaseModel):
         description="promotion to production needs an approval recorded (`workbench registry approve`) by "
         "someone other than the person who asks for it",
     )
+    approval_max_age_days: float | None = Field(
+        14.0,
+        gt=0,
+        description="with second_approval, an approval recorded longer ago than this many days no longer counts; "
+        "null: approvals never expire",
+    )
     cost_budget: float | None = Field(
         None,
         gt=0,

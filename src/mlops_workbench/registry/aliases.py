@@ -229,7 +229,8 @@ def promote(
     second = None
     if alias == Alias.PRODUCTION and params.second_approval:
         requester = approvals.identity(requester or approver)
-        approver, second = approvals.second_person(requester, approvals.read_review(c, name, version), version)
+        review = approvals.read_review(c, name, version)
+        approver, second = approvals.second_person(requester, review, version, params.approval_max_age_days)
     entry: dict[str, Any] = dict(
         action=AuditAction.PROMOTE,
         model=name,

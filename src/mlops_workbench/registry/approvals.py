@@ -17,6 +17,7 @@ approval workflow, so this is the workbench's own. Who acts is :func:`identity`:
 from __future__ import annotations
 
 import getpass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -142,9 +143,18 @@ def approve(
     return review
 
 
-def second_person(requester: str, review: Review | None, version: str) -> tuple[str, str | None]:
+def second_person(
+    requester: str,
+    review: Review | None,
+    version: str,
+    max_age_days: float | None = None,
+    now: datetime | None = None,
+) -> tuple[str, str | None]:
     """(the approver to record, empty when there is none; why the promotion must be refused, None when it may go
-    on) when ``requester`` asks to promote ``version`` and ``review`` is its recorded approval."""
+    on) when ``requester`` asks to promote ``version`` at ``now`` and ``review`` is its recorded approval.
+
+    With ``max_age_days`` (params.yaml ``registry.approval_max_age_days``) an approval recorded longer ago than
+    that no longer counts: what was checked then may not hold now. ``now`` defaults to the current UTC time."""
     ask = f"ask a reviewer to run `workbench registry approve {version} --as NAME --reason ...`"
     if review is None:
         return "", (
@@ -156,4 +166,11 @@ def second_person(requester: str, review: Review | None, version: str) -> tuple[
             f"self-approval: {requester} asks for the promotion of version {version} and the only approval is "
             f"{requester}'s own; it must come from someone else: {ask}"
         )
+    if max_age_days is not None:
+        age = ((now or datetime.now(UTC)) - datetime.fromisoformat(review.at)).total_seconds() / 86400
+        if age > max_age_days:
+            return review.approver, (
+                f"the approval of version {version} by {review.approver} was recorded {age:.1f} days ago "
+                f"({review.at}), more than registry.approval_max_age_days ({max_age_days:g}) allows: {ask} again"
+            )
     return review.approver, None
