@@ -94,6 +94,7 @@ def main(
 ) -> dict[str, Any]:
     burners = 1 if burners is None else burners
     policy = load(LAB04_POLICY if policy_name == "lab04" else policy_name)
+    policy.pauses("soak-test it")  # a pause without a duration would hold every rollout for an operator
     runs: list[dict[str, Any]] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed soak still stops its services
     with tempfile.TemporaryDirectory() as tmp, CpuLoad(burners):

@@ -72,6 +72,11 @@ def test_fields_keep_argo_meaning():
     )
 
 
+def test_a_pause_without_a_duration_renders_as_argos_indefinite_pause():
+    held = pol.builtin("demo").model_copy(update={"steps": [pol.Step(set_weight=20), pol.Step(pause=pol.Pause())]})
+    assert render.steps(held) == [{"setWeight": 20}, {"pause": {}}]
+
+
 def test_fractional_weight_is_refused():
     data = pol.to_yaml(pol.builtin("demo")).replace("setWeight: 20.0", "setWeight: 20.5")
     assert "20.5" in data

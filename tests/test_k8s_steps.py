@@ -17,7 +17,7 @@ import yaml
 
 from mlops_workbench.k8s import lab as k8slab
 from mlops_workbench.k8s import promql, render
-from mlops_workbench.k8s.steps import StepError, duration, to_policy
+from mlops_workbench.k8s.steps import StepError, duration, step, to_policy
 from mlops_workbench.labs.checks import CheckFailed, Context, load_checks
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.rollout import policy as pol
@@ -67,6 +67,14 @@ def test_the_rendered_strategy_is_the_policy_again_with_its_gates_at_the_end():
     assert run.bound() == DEMO.detection_bound()
 
 
+def test_argos_indefinite_pause_reads_as_a_pause_without_a_duration():
+    assert step(1, {"pause": {}}) == pol.Step(pause=pol.Pause(duration=None))
+    assert step(1, {"pause": {"duration": None}}) == pol.Step(pause=pol.Pause(duration=None))
+    held = [pol.Step(set_weight=20), pol.Step(pause=pol.Pause()), pol.Step(pause=pol.Pause(duration=8))]
+    rendered = render.steps(DEMO.model_copy(update={"steps": held}))
+    assert [step(i, s) for i, s in enumerate(rendered)] == held
+
+
 def test_the_policy_keeps_the_name_it_is_given():
     """The loops over the analysis templates once reused the name of the policy for each template's: the replayed
     policy came back named after the last gate template."""
@@ -91,7 +99,11 @@ def test_template_limits_and_argo_defaults_and_starting_step_map():
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c["steps"].__setitem__(1, {"pause": {}}), r"steps\[1\]: a pause without a duration is indefinite"),
+        (
+            lambda c: c["steps"].__setitem__(1, {"pause": {}}),
+            r"steps\[1\]: a pause without a duration is indefinite.*give steps\[1\]'s pause a duration",
+        ),
+        (lambda c: c["steps"].__setitem__(1, {"pause": None}), r"steps\[1\]: pause is None: write pause: \{duration"),
         (lambda c: c["steps"].__setitem__(1, {"pause": {"duration": "soon"}}), r"steps\[1\]: pause.duration is 'soon'"),
         (lambda c: c["steps"].insert(2, {"experiment": {}}), r"steps\[2\]: experiment cannot be replayed"),
         (lambda c: c["steps"].insert(0, c["steps"][-1]), r"steps\[0\]: an analysis step before the last step"),

@@ -169,7 +169,7 @@ def test_each_event_type_has_its_own_model(tmp_path, wb):
     assert all(type(e) is events.MODELS[e.type] and e.rollout == "r1" for e in emitted)
     assert events.read(wb, path=log.path) == emitted
     assert emitted[5].decision is Decision.ABORT
-    assert {d.value for d in Decision} == {"promote", "abort", "inconclusive"}
+    assert {d.value for d in Decision} == {"promote", "abort", "inconclusive", "continue"}
 
 
 def test_an_event_line_written_before_records_were_versioned_still_reads(tmp_path, wb):

@@ -7,6 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mlops_workbench.cli.main import app
+from mlops_workbench.errors import InputError
 from mlops_workbench.rollout import policy as pol
 
 
@@ -34,6 +35,20 @@ def test_demo_profile_is_the_same_logic_in_seconds() -> None:
     assert [m.kind for m in demo.analysis.metrics] == [m.kind for m in default.analysis.metrics]
     assert all(m.interval <= 2 for m in demo.analysis.metrics)
     assert demo.detection_bound() < 20 < default.detection_bound()
+
+
+def test_a_pause_without_a_duration_holds_for_an_operator_and_round_trips(tmp_path) -> None:
+    doc = pol.to_yaml(pol.builtin("demo")).replace("pause:\n    duration: 8.0", "pause: {}", 1)
+    path = tmp_path / "hold.yaml"
+    path.write_text(doc)
+    held = pol.load(path)
+    pauses = [s.pause.duration for s in held.steps if s.pause is not None]
+    assert pauses == [None, 8.0] and "- pause: {}" in pol.to_yaml(held)
+    with pytest.raises(pol.PolicyError, match="steps.1.pause.foo: no such field"):
+        pol.parse({**held.model_dump(by_alias=True), "steps": [{"setWeight": 5}, {"pause": {"foo": 1}}]})
+    with pytest.raises(InputError, match="give step 1's pause a duration to replay it"):
+        held.pauses("replay it")
+    assert pol.builtin("demo").pauses("replay it") == [(1, 8.0), (3, 8.0)]
 
 
 def test_round_trip_yaml_uses_camel_case(tmp_path) -> None:

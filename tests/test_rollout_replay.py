@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlops_workbench.errors import InputError
 from mlops_workbench.rollout import analysis, replay
 from mlops_workbench.rollout import policy as pol
 from mlops_workbench.rollout.metrics import Snapshot
@@ -71,3 +72,12 @@ def test_replay_is_deterministic_and_catches_the_fault_within_the_bound():
     assert first.outcome == "abort" and first.detected_in_bound and "error-rate" in first.reason
     assert replay.replay(policy, replay.Traffic(rps=80), 3).outcome == "promote"
     assert replay.expected_canary_requests(80, 5, 8) == pytest.approx(32)
+
+
+def test_a_pause_without_a_duration_cannot_be_replayed():
+    doc = policy_doc()
+    doc["steps"][1] = {"pause": {}}
+    with pytest.raises(
+        InputError, match=r"step 1 of policy 't' is an indefinite pause.*give step 1's pause a duration"
+    ):
+        replay.replay(pol.parse(doc), replay.Traffic(rps=60), seed=0)

@@ -1,4 +1,5 @@
-"""``workbench rollout start|status|abort|promote|resume|fault|timeline|down``, ``workbench router``, ``workbench load``."""
+"""``workbench rollout start|status|abort|promote|continue|resume|fault|timeline|down``, ``workbench router``,
+``workbench load``."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def resume(metrics: MetricsChoice = typer.Option("auto", "--metrics")) -> None:
 
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Phase, step, weight and measurement counts of the current rollout."""
+    """Phase, step, weight and measurement counts of the current rollout, and what it waits for at a pause without a
+    duration."""
     wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
@@ -91,12 +93,26 @@ def abort(reason: str = typer.Option("aborted by operator", "--reason")) -> None
 
 @app.command("promote")
 def promote(reason: str = typer.Option("promoted by operator", "--reason")) -> None:
-    """Promote the candidate now (operator override, still through the registry and its audit log)."""
+    """Promote the candidate fully now, skipping the steps left (Argo's `promote --full`; operator override, still
+    through the registry and its audit log). To end only the current pause, use `continue`."""
     wb = Workbench.from_env()
     from mlops_workbench.rollout import ops
 
     state = ops.promote(wb, reason=reason)
     console.print(f"{state.phase if state else 'no rollout'}: {state.reason if state else ''}")
+
+
+@app.command("continue")
+def continue_(
+    reason: str = typer.Option("continued by operator", "--reason"),
+    wait: float = typer.Option(10.0, "--wait", min=0, help="seconds to wait for the controller to go on"),
+) -> None:
+    """End the current pause now and go on with the next steps (Argo's plain `promote`): the way past a pause
+    without a duration. The analysis keeps running; `promote` skips every step left instead."""
+    wb = Workbench.from_env()
+    from mlops_workbench.rollout import ops
+
+    console.print(ops.proceed(wb, reason=reason, wait_s=wait))
 
 
 @app.command("fault")

@@ -37,7 +37,7 @@ HEADER = (
 
 
 def steps(policy: pol.Policy) -> list[dict[str, Any]]:
-    """Policy steps as Argo canary steps (same names: setWeight, pause.duration)."""
+    """Policy steps as Argo canary steps (same names: setWeight, pause.duration; a pause without one is ``pause: {}``)."""
     out: list[dict[str, Any]] = []
     for step in policy.steps:
         if step.set_weight is not None:
@@ -47,7 +47,8 @@ def steps(policy: pol.Policy) -> list[dict[str, Any]]:
             out.append({"setWeight": int(weight)})
         else:
             assert step.pause is not None
-            out.append({"pause": {"duration": promql.duration(step.pause.duration)}})
+            seconds = step.pause.duration  # None: Argo holds until `kubectl argo rollouts promote`
+            out.append({"pause": {} if seconds is None else {"duration": promql.duration(seconds)}})
     return out
 
 

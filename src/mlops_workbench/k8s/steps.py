@@ -4,7 +4,7 @@
 steps a learner wrote can be replayed (:mod:`mlops_workbench.rollout.replay`) without a cluster. Field by field:
 
 * ``setWeight`` and ``pause.duration`` are the policy's own steps (durations as Argo reads them: ``30``,
-  ``"30s"``, ``"1m30s"``, ``"500ms"``);
+  ``"30s"``, ``"1m30s"``, ``"500ms"``); ``pause: {}`` is a pause without a duration (:func:`step`);
 * each template of the background ``analysis`` becomes a policy metric: the kind and condition of the metric the
   template measures (the caller says which), and the template's ``interval``, ``initialDelay``, ``count``,
   ``failureLimit``, ``consecutiveErrorLimit`` and ``inconclusiveLimit`` with Argo's defaults; ``startingStep``
@@ -12,7 +12,8 @@ steps a learner wrote can be replayed (:mod:`mlops_workbench.rollout.replay`) wi
 * the closing ``analysis`` step (the promotion gate) becomes a metric measured once when the steps end.
 
 What the replay cannot stand for raises :class:`StepError` naming the step or field: an indefinite pause (it
-waits for a human), an analysis step before the last step, experiments, header or mirror routes, canary scale.
+parses, but it waits for a human, so :func:`to_policy` cannot time the steps), an analysis step before the last
+step, experiments, header or mirror routes, canary scale.
 """
 
 from __future__ import annotations
@@ -137,23 +138,21 @@ def _metric(
         raise StepError(f"{here}: {err.errors()[0]['msg']}") from None
 
 
-def _step(i: int, step: object, last: bool) -> pol.Step | None:
+def step(i: int, raw: object, last: bool = False) -> pol.Step | None:
+    """Argo's canary step ``steps[i]`` as a policy step (None for the closing analysis step); StepError otherwise."""
     where = f"steps[{i}]"
-    if not isinstance(step, dict) or len(step) != 1:
-        raise StepError(
-            f"{where} is {step!r}: each canary step is a mapping with one key (setWeight, pause, analysis)."
-        )
-    ((key, value),) = step.items()
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise StepError(f"{where} is {raw!r}: each canary step is a mapping with one key (setWeight, pause, analysis).")
+    ((key, value),) = raw.items()
     if key == "setWeight":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
             raise StepError(f"{where}: setWeight is {value!r}: write a whole percent from 0 to 100.")
         return pol.Step(set_weight=value)
     if key == "pause":
-        if not isinstance(value, dict) or value.get("duration") is None:
-            raise StepError(
-                f"{where}: a pause without a duration is indefinite: Argo waits there until someone runs "
-                "`kubectl argo rollouts promote`, which no replay can stand for; give it a duration (8s)."
-            )
+        if not isinstance(value, dict):
+            raise StepError(f"{where}: pause is {value!r}: write pause: {{duration: 8s}}, or pause: {{}} to wait.")
+        if value.get("duration") is None:  # Argo holds here until `kubectl argo rollouts promote`
+            return pol.Step(pause=pol.Pause(duration=None))
         return pol.Step(pause=pol.Pause(duration=duration(value["duration"], f"{where}: pause.duration")))
     if key == "analysis":
         if not last:
@@ -188,14 +187,20 @@ def to_policy(
             "the canary has no steps: Argo would send all traffic to the new version at once; "
             "write setWeight and pause steps."
         )
-    steps = [_step(i, s, i == len(raw) - 1) for i, s in enumerate(raw)]
+    steps = [step(i, s, i == len(raw) - 1) for i, s in enumerate(raw)]
     kept = [s for s in steps if s is not None]
     starts, t, last_weight, last_at, started = [], 0.0, 0.0, 0.0, False  # time 0: the first weight above 0
-    for s in steps:
+    for i, s in enumerate(steps):
         starts.append(t)
+        if s is not None and s.pause is not None and s.pause.duration is None:
+            raise StepError(
+                f"steps[{i}]: a pause without a duration is indefinite: Argo waits there until someone runs "
+                f"`kubectl argo rollouts promote`, which no replay can stand for; give steps[{i}]'s pause a "
+                "duration (8s) to replay it."
+            )
         if s is not None and s.set_weight is not None:
             last_weight, last_at, started = s.set_weight, t, started or s.set_weight > 0
-        elif s is not None and s.pause is not None and started:
+        elif s is not None and s.pause is not None and s.pause.duration is not None and started:
             t += s.pause.duration
     out: list[pol.Metric] = []
     background = canary.get("analysis") or {}

@@ -41,7 +41,8 @@ class Controller:
 
     ``clock`` and ``sleep`` default to the wall clock; the loop wakes at least every ``tick``
     seconds (to notice an operator request or a dead canary) and sooner when a measurement
-    or the end of a pause is due.
+    or the end of a pause is due; at a pause without a duration it keeps measuring and waits for
+    an operator's ``continue``.
     """
 
     def __init__(
@@ -173,8 +174,7 @@ class Controller:
         """What reconcile needs this tick; nothing more is read once a request or a dead canary decides it."""
         req = st.take_request(self.wb)
         if req:
-            action: st.RequestAction = "promote" if req["action"] == "promote" else "abort"  # as reconcile reads it
-            return rc.Observations(request=rc.Request(action, req.get("reason") or ""))
+            return rc.Observations(request=rc.Request(st.request_action(req.get("action")), req.get("reason") or ""))
         if not self.backend.canary_alive():
             return rc.Observations(canary_alive=False)
         assert self.state is not None

@@ -36,6 +36,7 @@ def summarize(events: list[ev.RolloutEvent], state: st.RolloutState | None = Non
         "decision": None,
         "metrics": {},
         "faults": None,
+        "waiting": state.waiting if state else None,
     }
     for e in ev.of_rollout(events, rid):
         if isinstance(e, ev.WeightEvent):
@@ -87,6 +88,7 @@ def table_html(summary: dict[str, Any]) -> str:
         f"<p><b>{html.escape(str(summary['phase']))}</b> - candidate {summary['candidate']}, "
         f"canary weight {summary['weight']:g}%"
         + (f"<br>decision: {html.escape(summary['decision'])}" if summary["decision"] else "")
+        + (f"<br>waiting: {html.escape(summary['waiting'])}" if summary.get("waiting") else "")
         + "</p>"
     )
     return status + f"<table>{head}{''.join(rows) or '<tr><td colspan=5>no measurement yet</td></tr>'}</table>"

@@ -47,11 +47,17 @@ class EventType(StrEnum):
 
 
 class Decision(StrEnum):
-    """What the controller decided for the canary."""
+    """What the controller decided for the canary: its end (promote, abort, inconclusive), or to go on past a
+    pause at an operator's request (continue)."""
 
     PROMOTE = "promote"
     ABORT = "abort"
     INCONCLUSIVE = "inconclusive"
+    CONTINUE = "continue"
+
+
+FINAL_DECISIONS = (Decision.PROMOTE, Decision.ABORT, Decision.INCONCLUSIVE)
+"""The decisions that end a rollout."""
 
 
 class RolloutEvent(Record):
@@ -130,7 +136,8 @@ class DecisionEvent(RolloutEvent):
 
 
 class PhaseEvent(RolloutEvent):
-    """The rollout entered a phase (``Promoted``, ``Aborted``, ``Resumed`` after a restart, ...)."""
+    """The rollout entered a phase (``Promoted``, ``Aborted``, ``Resumed`` after a restart, ``Paused`` for an operator,
+    ...)."""
 
     type: Literal[EventType.PHASE] = EventType.PHASE
     phase: str

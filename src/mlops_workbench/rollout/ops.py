@@ -1,7 +1,7 @@
 """Rollout operations on the local runtime: what ``workbench rollout ...`` and the lab call.
 
 ``start`` (foreground or in a background thread), ``resume``, ``status``,
-``abort``, ``promote``, ``inject_fault`` and ``down``. Promotion goes through
+``abort``, ``promote``, ``proceed`` (end the current pause), ``inject_fault`` and ``down``. Promotion goes through
 :func:`mlops_workbench.registry.promote`, so it leaves the registry's audit record.
 """
 
@@ -196,8 +196,37 @@ def abort(wb: Workbench, reason: str = "aborted by operator", wait_s: float = 10
 
 
 def promote(wb: Workbench, reason: str = "promoted by operator", wait_s: float = 60.0) -> st.RolloutState | None:
-    """Promote the current rollout's candidate now (operator override)."""
+    """Promote the current rollout's candidate fully now, skipping the steps left (Argo's ``promote --full``)."""
     return _operator(wb, "promote", reason, wait_s)
+
+
+def proceed(wb: Workbench, reason: str = "continued by operator", wait_s: float = 10.0) -> str:
+    """End the current pause and go on with the next steps (Argo's plain ``promote``); what happened, in one line.
+
+    The request goes to the controller, which decides (a step that is not a pause is left alone). Without a
+    live controller the request waits for ``workbench rollout resume``: moving the weight with nobody watching
+    the analysis would be unsafe.
+    """
+    before = st.load(wb)
+    if before is None or before.done:
+        return f"no rollout in progress{f' (the last one ended {before.phase})' if before else ''}: nothing to continue"
+    steps = Policy.model_validate(before.policy).steps
+    st.request(wb, "continue", reason)
+    if not st.controller_alive(before):
+        return f"no controller drives rollout {before.id}: the continue request waits for `workbench rollout resume`"
+    if before.step >= len(steps) or steps[before.step].pause is None:
+        return f"step {before.step} of rollout {before.id} is not a pause: the controller leaves the rollout as it is"
+    deadline, after = time.time() + wait_s, before
+    while time.time() < deadline and after.id == before.id and after.step == before.step and not after.done:
+        time.sleep(0.1)
+        after = st.load(wb) or before
+    if after.done:
+        return f"rollout {after.id} ended {after.phase}: {after.reason}"
+    if after.step == before.step:
+        return f"asked rollout {before.id} to go on past step {before.step}: see `workbench rollout status`"
+    return (
+        f"rollout {after.id} went on past step {before.step}: now at step {after.step}, canary weight {after.weight:g}%"
+    )
 
 
 def status(wb: Workbench) -> dict[str, Any]:
@@ -216,6 +245,7 @@ def status(wb: Workbench) -> dict[str, Any]:
         "controller_alive": st.controller_alive(state),
         "measurements": {k: len(v) for k, v in state.phases.items()},
         "failed": {k: v.count(MeasurementPhase.FAILED) for k, v in state.phases.items()},
+        "waiting": state.waiting,
     }
     try:
         out["router_weight"] = LocalBackend(wb).weight()

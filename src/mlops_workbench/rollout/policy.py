@@ -2,7 +2,8 @@
 
 A policy is validated with pydantic; a bad file raises :class:`PolicyError` with
 one line per bad field (``steps.1.setWeight: ...``) so the learner can fix them
-all at once. Durations are strings (``30s``, ``5m``, ``1h``, ``500ms``) or seconds.
+all at once. Durations are strings (``30s``, ``5m``, ``1h``, ``500ms``) or seconds. A pause without a
+duration (``pause: {}``) holds the rollout until an operator continues it, as in Argo Rollouts.
 """
 
 from __future__ import annotations
@@ -51,11 +52,15 @@ class _Spec(BaseModel):
 
 
 class Pause(_Spec):
-    duration: Duration = Field(description="how long to hold the current weight while the analysis runs")
+    duration: Duration | None = Field(
+        None,
+        description="how long to hold the current weight while the analysis runs; without a duration "
+        "(`pause: {}`) the rollout holds until an operator runs `workbench rollout continue`",
+    )
 
 
 class Step(_Spec):
-    """One step: ``{setWeight: 20}`` or ``{pause: {duration: 30s}}``."""
+    """One step: ``{setWeight: 20}``, ``{pause: {duration: 30s}}`` or ``{pause: {}}`` (hold for an operator)."""
 
     set_weight: float | None = Field(None, ge=0, le=100, description="canary traffic share in percent")
     pause: Pause | None = None
@@ -144,6 +149,25 @@ class Policy(_Spec):
     def detection_bound(self) -> float:
         """Worst-case seconds from a fault to abort: max over metrics of delay + interval x (failureLimit+1) + window."""
         return max(m.initial_delay + m.interval * (m.failure_limit + 1) + m.lookback for m in self.analysis.metrics)
+
+    def pauses(self, purpose: str) -> list[tuple[int, float]]:
+        """``(step index, seconds)`` of every pause, for code that needs to know when the steps end.
+
+        An indefinite pause (``pause: {}``) waits for an operator's ``workbench rollout continue``, which nobody
+        gives when you ``purpose`` (``"replay it"``): it raises InputError naming the step and the fix.
+        """
+        out = []
+        for i, step in enumerate(self.steps):
+            if step.pause is None:
+                continue
+            if step.pause.duration is None:
+                raise InputError(
+                    f"step {i} of policy '{self.name}' is an indefinite pause (no duration): it waits for an "
+                    f"operator's `workbench rollout continue`, which nobody gives when you {purpose}; "
+                    f"give step {i}'s pause a duration to {purpose}."
+                )
+            out.append((i, step.pause.duration))
+        return out
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

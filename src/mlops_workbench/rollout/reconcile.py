@@ -16,6 +16,10 @@ Promotion takes two calls, because moving the alias can fail: the first returns 
 :class:`Promote` action and leaves the rollout progressing; the loop carries it out and
 calls again with a :class:`PromotionOutcome`, which either finishes the rollout as
 promoted or rolls it back (with :class:`Demote` first when the alias had already moved).
+
+A pause without a duration (Argo's ``pause: {}``) holds the rollout at its step while the
+measurements go on (a failing analysis still aborts) until an operator's ``continue``
+request ends it, as ``kubectl argo rollouts promote`` does; ``promote`` promotes at once.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 from mlops_workbench.rollout import analysis
 from mlops_workbench.rollout.analysis import Measurement, MeasurementPhase
 from mlops_workbench.rollout.policy import Metric, Policy
-from mlops_workbench.rollout.state import RequestAction, RolloutPhase, RolloutState
+from mlops_workbench.rollout.state import PAUSED, RequestAction, RolloutPhase, RolloutState, waiting_text
 
 CANARY_DOWN = "canary process is down: its traffic failed over to stable"
 
@@ -35,7 +39,7 @@ CANARY_DOWN = "canary process is down: its traffic failed over to stable"
 # --- what the loop observed ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Request:
-    """An operator's request (``workbench rollout abort|promote``) picked up this tick."""
+    """An operator's request (``workbench rollout abort|promote|continue``) picked up this tick."""
 
     action: RequestAction
     reason: str = ""
@@ -136,7 +140,7 @@ class Save:
 
 @dataclass(frozen=True)
 class Wait:
-    """Nothing more to do before ``until`` (a measurement or the end of a pause is due then)."""
+    """Nothing more to do before ``until`` (a measurement, the end of a pause or a re-check is due then)."""
 
     until: float
 
@@ -211,6 +215,8 @@ def reconcile(state: RolloutState, obs: Observations, policy: Policy, now: float
         reason = obs.request.reason or f"{obs.request.action} requested by operator"
         if obs.request.action == "promote":
             return _promote(copy.deepcopy(state), reason, [])
+        if obs.request.action == "continue":
+            return _continue(state, policy, reason, now)
         return abort(state, reason, RolloutPhase.ABORTED, now)
     if not obs.canary_alive:
         return abort(state, CANARY_DOWN, RolloutPhase.ABORTED, now)
@@ -259,9 +265,12 @@ def _advance(s: RolloutState, policy: Policy, now: float, actions: list[Action])
     while s.step < len(policy.steps):
         current = policy.steps[s.step]
         if current.pause is not None:
+            if current.pause.duration is None:
+                return _hold(s, policy, now, actions)
             pause_ends = s.step_started + current.pause.duration
             if now < pause_ends:
-                actions += [Save(copy.deepcopy(s)), Wait(_next_wake(s, policy, pause_ends))]
+                due_next = _next_measurement(s, policy)
+                actions += [Save(copy.deepcopy(s)), Wait(pause_ends if due_next is None else min(pause_ends, due_next))]
                 return s, actions
         else:
             weight = float(current.set_weight or 0)
@@ -276,13 +285,46 @@ def _advance(s: RolloutState, policy: Policy, now: float, actions: list[Action])
     return _prefixed(actions, abort(s, reason, phase, now))
 
 
-def _next_wake(s: RolloutState, policy: Policy, pause_ends: float) -> float:
-    """The earliest of the end of the pause and the next measurement still to take."""
-    times = [pause_ends]
-    for metric in policy.analysis.metrics:
-        if not metric.count or len(s.phases.get(metric.name, [])) < metric.count:
-            times.append(s.next_due.get(metric.name, pause_ends))
-    return min(times)
+def _next_measurement(s: RolloutState, policy: Policy) -> float | None:
+    """When the next measurement still to take is due (None: every metric used up its ``count``)."""
+    times = [
+        s.next_due[metric.name]
+        for metric in policy.analysis.metrics
+        if metric.name in s.next_due and (not metric.count or len(s.phases.get(metric.name, [])) < metric.count)
+    ]
+    return min(times, default=None)
+
+
+def _hold(s: RolloutState, policy: Policy, now: float, actions: list[Action]) -> tuple[RolloutState, list[Action]]:
+    """At an indefinite pause: stay at this step and wake for the next measurement (or a re-check).
+
+    The first time, log a ``Paused`` phase event and say what the rollout waits for; a ``continue``
+    request moves it on (:func:`_continue`).
+    """
+    if s.waiting_since is None:
+        s.waiting_since = now
+        text = waiting_text(s.step)
+        actions += [Emit("phase", {"phase": PAUSED, "step": s.step, "reason": text}), Say(text)]
+    due_next = _next_measurement(s, policy)  # none left (every count used up): re-check every shortest interval
+    recheck = now + min(metric.interval for metric in policy.analysis.metrics)
+    actions += [Save(copy.deepcopy(s)), Wait(recheck if due_next is None else due_next)]
+    return s, actions
+
+
+def _continue(state: RolloutState, policy: Policy, reason: str, now: float) -> tuple[RolloutState, list[Action]]:
+    """An operator's ``continue``: end the current pause (timed or not) and walk on; anywhere else, say so only."""
+    current = policy.steps[state.step] if state.step < len(policy.steps) else None
+    if current is None or current.pause is None:
+        where = f"step {state.step} is not a pause" if current else "the steps are over"
+        return state, [Say(f"continue ignored: {where}, so there is nothing to continue ({reason})")]
+    new = copy.deepcopy(begin_analysis(state, policy, now))
+    actions: list[Action] = [
+        Emit("decision", {"decision": "continue", "reason": reason}),
+        Say(f"CONTINUE past step {new.step} (pause): {reason}"),
+    ]
+    new.step, new.step_started, new.waiting_since = new.step + 1, now, None
+    actions.append(Save(copy.deepcopy(new)))
+    return _advance(new, policy, now, actions)
 
 
 def _promote(s: RolloutState, reason: str, actions: list[Action]) -> tuple[RolloutState, list[Action]]:

@@ -58,15 +58,19 @@ class ReplayResult(BaseModel):
 
 
 def schedule(policy: Policy) -> tuple[list[tuple[float, float, float]], float]:
-    """``[(start, end, weight), ...]`` of the steps from the first weight on, and the time the steps end."""
+    """``[(start, end, weight), ...]`` of the steps from the first weight on, and the time the steps end.
+
+    A pause without a duration waits for an operator, whom no replay has: InputError naming the step.
+    """
+    pauses = dict(policy.pauses("replay it"))
     segments: list[tuple[float, float, float]] = []
     t, weight, started = 0.0, 0.0, False
-    for step in policy.steps:
+    for i, step in enumerate(policy.steps):
         if step.set_weight is not None:
             weight, started = step.set_weight, started or step.set_weight > 0
-        elif step.pause is not None and started:
-            segments.append((t, t + step.pause.duration, weight))
-            t += step.pause.duration
+        elif i in pauses and started:
+            segments.append((t, t + pauses[i], weight))
+            t += pauses[i]
     return segments, t
 
 

@@ -2,7 +2,7 @@
 
 The controller rewrites the state atomically after every step and measurement,
 so a controller that is killed can be restarted and resume (or abort safely).
-``workbench rollout abort|promote`` from another shell drop a request file that
+``workbench rollout abort|promote|continue`` from another shell drop a request file that
 the running controller picks up on its next tick.
 """
 
@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mlops_workbench.errors import InputError
 from mlops_workbench.settings import DEFAULT_MODEL_NAME
@@ -34,6 +34,9 @@ class RolloutPhase(StrEnum):
 TERMINAL = (RolloutPhase.PROMOTED, RolloutPhase.ABORTED, RolloutPhase.INCONCLUSIVE)
 RESUMED = "Resumed"
 """The ``phase`` of the event a restarted controller logs; a marker in the event log, never a state's phase."""
+PAUSED = "Paused"
+"""The ``phase`` of the event logged when a rollout starts holding at an indefinite pause for an operator (Argo's
+``Paused``); a marker in the event log, never a state's phase."""
 
 
 @dataclass
@@ -57,6 +60,8 @@ class RolloutState:
     heartbeat: float = 0.0
     reason: str = ""
     finished: float | None = None
+    waiting_since: float | None = None
+    """When the rollout began holding at an indefinite pause for an operator's ``continue`` (None: not holding)."""
 
     def __post_init__(self) -> None:
         self.phase = RolloutPhase(self.phase)  # loaded from JSON as a plain string
@@ -69,6 +74,19 @@ class RolloutState:
     @property
     def done(self) -> bool:
         return self.phase in TERMINAL
+
+    @property
+    def waiting(self) -> str | None:
+        """What the rollout waits for while it holds at an indefinite pause (None: it is not holding)."""
+        return None if self.done or self.waiting_since is None else waiting_text(self.step)
+
+
+def waiting_text(step: int) -> str:
+    """What a rollout holding at ``step`` (a pause without a duration) waits for, and how to move it on."""
+    return (
+        f"step {step}: paused until an operator runs `workbench rollout continue --reason ...` "
+        "(the analysis keeps measuring and can still abort)"
+    )
 
 
 def state_path(wb: Workbench) -> Path:
@@ -90,14 +108,20 @@ def load(wb: Workbench) -> RolloutState | None:
     return RolloutState(**json.loads(path.read_text()))
 
 
-RequestAction = Literal["abort", "promote"]
-"""What an operator can ask the running controller to do."""
+RequestAction = Literal["abort", "promote", "continue"]
+"""What an operator can ask the running controller to do: abort, promote fully now, or end the current pause."""
+REQUEST_ACTIONS: tuple[RequestAction, ...] = get_args(RequestAction)
+
+
+def request_action(name: object) -> RequestAction:
+    """``name`` as a request action; anything unknown reads as ``abort`` (the safe way out)."""
+    return next((action for action in REQUEST_ACTIONS if action == name), "abort")
 
 
 def request(wb: Workbench, action: str, reason: str = "") -> None:
-    """Ask the running controller to ``abort`` or ``promote``."""
-    if action not in ("abort", "promote"):
-        raise InputError(f"unknown request {action!r}: use 'abort' or 'promote'")
+    """Ask the running controller to ``abort``, ``promote`` (fully, now) or ``continue`` (end the current pause)."""
+    if action not in REQUEST_ACTIONS:
+        raise InputError(f"unknown request {action!r}: use 'abort', 'promote' or 'continue'")
     path = wb.layout.rollout_request
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"action": action, "reason": reason}))

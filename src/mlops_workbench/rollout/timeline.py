@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlops_workbench.rollout.analysis import MeasurementPhase
 from mlops_workbench.rollout.events import (
+    FINAL_DECISIONS,
     Decision,
     DecisionEvent,
     FaultEvent,
@@ -56,7 +57,7 @@ def incident(events: list[RolloutEvent], rollout: str | None = None) -> dict[str
     """Time to detect and restore (s), blast radius and the policy's bound, for one rollout (default: last)."""
     evs = _of(events, rollout)
     start = _first(evs, StartEvent)
-    decision = _first(evs, DecisionEvent)
+    decision = _first(evs, DecisionEvent, lambda e: e.decision in FINAL_DECISIONS)  # not an operator's continue
     out: dict[str, Any] = {
         "rollout": evs[0].rollout if evs else None,
         "decision": decision.decision.value if decision else None,
@@ -163,7 +164,8 @@ def plot(events: list[RolloutEvent], rollout: str | None = None) -> Figure:
         for t in s["faults"]:
             ax.axvline(t, color="tab:red", linestyle=":", linewidth=1)
         for t, decision in s["decisions"]:
-            ax.axvline(t, color="tab:green" if decision == "promote" else "tab:red", linewidth=1.5)
+            colour = {"promote": "tab:green", "continue": "tab:gray"}.get(decision, "tab:red")
+            ax.axvline(t, color=colour, linewidth=1.5)
         for t, _ in s["failed"]:
             ax.axvline(t, color="tab:red", alpha=0.15, linewidth=4)
     title = "rollout timeline"

@@ -51,9 +51,14 @@ def _quiet(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
+def _paused(policy: Policy) -> float:
+    """Seconds of all the policy's pauses; a pause without a duration is refused (no operator would end it)."""
+    return sum(seconds for _, seconds in policy.pauses("run a trial rollout with it"))
+
+
 def simulate(run: Loop, policy: Policy, scenario: sim.Scenario) -> Trial:
     """Run the loop on the simulated runtime (virtual clock)."""
-    s = sim.Simulation(scenario, max_seconds=sum(p.pause.duration for p in policy.steps if p.pause) + 120)
+    s = sim.Simulation(scenario, max_seconds=_paused(policy) + 120)
     trial = Trial()
     try:
         trial.outcome = run(policy, s.router, s.metrics, s.promote, log=_quiet, clock=s.clock, sleep=s.sleep)
@@ -85,6 +90,7 @@ def live(run: Loop, policy: Policy, backend: LocalBackend, faults: Faults | None
     first traffic, or (``late``) from the step that sets the policy's largest weight."""
     from mlops_workbench.serving.faults import Faults
 
+    longest = _paused(policy) + 60  # refuses a pause without a duration before anything moves
     backend.set_weight(0)
     backend.inject_fault(faults if faults is not None and not late else Faults())
     trial = Trial()
@@ -110,7 +116,6 @@ def live(run: Loop, policy: Policy, backend: LocalBackend, faults: Faults | None
 
     worker = threading.Thread(target=target, daemon=True, name="rollout-trial")
     worker.start()
-    longest = sum(s.pause.duration for s in policy.steps if s.pause) + 60
     worker.join(longest)
     if worker.is_alive():
         backend.set_weight(0)
