@@ -81,12 +81,19 @@ def test_healthy_replays_never_abort_the_reference_policy_at_the_labs_rps(tmp_pa
     CHECKS["replay-no-false-abort"].func(ctx)
 
 
+def indefinite_pause() -> dict:
+    doc = policy_doc()
+    doc["steps"][1] = {"pause": {}}  # Argo's manual gate: valid policy, but nobody continues it in this lab
+    return doc
+
+
 @pytest.mark.parametrize(
     "doc, match",
     [
         (policy_doc(first=20), "setWeight: 5"),
         (policy_doc(min_sample=3), "minSampleSize to at least 20"),
         (policy_doc(window="30s"), "shorten interval, window"),
+        (indefinite_pause(), r"step\(s\) \[1\] pause without a duration.*duration: 30s"),
     ],
 )
 def test_policy_mistakes_are_named(tmp_path, doc, match):

@@ -55,12 +55,19 @@ def _rps(ctx: Context) -> float:
 
 @check("policy-valid", points=2, cells=["write-policy"])
 def policy_valid(ctx: Context) -> None:
-    """policy.yaml is valid: a real 5% first step, the three metric kinds, a minimum sample, the SLO's detection time."""
+    """policy.yaml is valid: a real 5% first step, timed pauses, the three metric kinds, a minimum sample, the SLO's
+    detection time."""
     policy = _policy(ctx)
     if not policy.weights or policy.weights[0] != 5 or max(policy.weights) > 50:
         fail(
             f"the steps set weights {policy.weights}: start with setWeight: 5 (a real 5% canary), then a larger "
             "step of at most 50, each followed by a pause."
+        )
+    held = [i for i, step in enumerate(policy.steps) if step.pause is not None and step.pause.duration is None]
+    if held:
+        fail(
+            f"step(s) {held} pause without a duration: such a pause holds until an operator runs `workbench rollout "
+            "continue`, and this lab's rollouts run unattended; give each pause a duration (e.g. duration: 30s)."
         )
     kinds = {m.kind for m in policy.analysis.metrics}
     if kinds != {"errorRate", "latencyP99", "predictionShift"}:
