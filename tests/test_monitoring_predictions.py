@@ -213,6 +213,9 @@ def test_a_real_model_server_logs_every_prediction_with_its_version_and_features
         )
         client = ModelServerClient.of(Workbench.from_env(home), service.url)
         frame = scenarios.traffic(11, 25)
+        # the workbench measuring the server itself (the strategy panel's accuracy probe): answered, never logged
+        probe = client.predict(frame[F].tail(4).to_numpy().tolist(), probe=True)
+        assert len(probe["predictions"]) == 4 and probe["request_id"]
         truth = scenarios.replay(client, frame, prefix="live")
         batch = client.send(frame[F].head(3).to_numpy().tolist(), path=paths.INVOCATIONS)
         assert len(truth) == 25 and batch.status == 200 and batch.request_id
@@ -223,6 +226,7 @@ def test_a_real_model_server_logs_every_prediction_with_its_version_and_features
             time.sleep(0.05)
         logged = store.query(model="monitored", version=version)
         assert len(logged) == 28 and {r.version for r in logged} == {str(version)}
+        assert store.query(request_ids=[probe["request_id"]]) == [], "a probe's rows stay out of the prediction log"
         by_id = {(r.request_id, r.row): r for r in logged}
         for i, row in enumerate(frame[F].to_dict("records")):
             assert by_id[(f"live-{i}", 0)].features == row and by_id[(f"live-{i}", 0)].endpoint == paths.PREDICT

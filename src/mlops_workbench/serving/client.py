@@ -221,6 +221,7 @@ class _Client:
         timeout: float = ADMIN_TIMEOUT,
         json: Any = None,
         text: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The answer's JSON (its text when it is not JSON, or when ``text`` asks for the text whatever the
         content type), or the error a failed call means."""
@@ -228,7 +229,11 @@ class _Client:
 
         try:
             resp = procs.http().request(
-                method, self.url + path, json=json, timeout=timeout, headers=self._headers() if admin else None
+                method,
+                self.url + path,
+                json=json,
+                timeout=timeout,
+                headers={**(self._headers() if admin else {}), **(headers or {})} or None,
             )
         except httpx.HTTPError as exc:
             raise Unreachable(
@@ -300,8 +305,13 @@ class ModelServerClient(_Client):
         served: ServedModel = self._call("GET", paths.VERSION, timeout=timeout)
         return served
 
-    def predict(self, rows: list[list[float]], timeout: float = 10.0) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("POST", paths.PREDICT, json=_instances(rows), timeout=timeout)
+    def predict(self, rows: list[list[float]], timeout: float = 10.0, probe: bool = False) -> dict[str, Any]:
+        """The server's answer to ``rows``; ``probe`` marks the workbench measuring the server itself, whose rows
+        stay out of the prediction log (:data:`~mlops_workbench.serving.paths.PROBE_HEADER`)."""
+        extra = {paths.PROBE_HEADER: "1"} if probe else None
+        answer: dict[str, Any] = self._call(
+            "POST", paths.PREDICT, json=_instances(rows), timeout=timeout, headers=extra
+        )
         return answer
 
     def reload(self, timeout: float = RELOAD_TIMEOUT) -> Reloaded:

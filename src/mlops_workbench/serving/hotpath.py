@@ -34,6 +34,7 @@ PREDICTION_PATHS = paths.PREDICTION_PATHS
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _INJECTED = b'{"error": "injected fault: this request failed on purpose (see GET /admin/faults)"}'
 _REQUEST_ID = paths.REQUEST_ID_HEADER.encode()
+_PROBE = paths.PROBE_HEADER.encode()
 Scored = tuple[Any, list[Any], list[list[float]] | None]
 """What a request scored: the input matrix, the predicted labels, the probabilities (None when not computed)."""
 
@@ -126,7 +127,7 @@ class PredictionEndpoints:
                 status, body, scored = await self._answer(scope, receive, model, request_id)
                 latency_ms = (time.perf_counter() - start) * 1000
                 await _respond(send, status, body, named + ([(b"allow", b"POST")] if status == 405 else []))
-                if scored is not None and server.recorder is not None:
+                if scored is not None and server.recorder is not None and _header(scope, _PROBE) is None:
                     server.recorder.record(request_id, scope["path"], model, *scored, latency_ms)
         finally:
             server.metrics.observe(model.version, status, time.perf_counter() - start)

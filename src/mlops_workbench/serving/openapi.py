@@ -141,13 +141,21 @@ def prediction_paths(features: Sequence[str]) -> dict[str, Any]:
         "the server makes one otherwise.",
         "schema": {"type": "string"},
     }
+    probe = {
+        "name": paths.PROBE_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Present on the workbench's own measurement requests: answered as usual, but the rows are "
+        "not written to the prediction log (drift and A/B counts see only users' traffic).",
+        "schema": {"type": "string"},
+    }
 
     def operation(summary: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
         ok = json_answer("The predictions.", answer) | {"headers": {paths.REQUEST_ID_HEADER: request_id}}
         return {
             "post": {
                 "summary": summary,
-                "parameters": [named],
+                "parameters": [named, probe],
                 "requestBody": {"required": True, "content": {JSON: {"schema": body}}},
                 "responses": {"200": ok, **BAD_BODY, **FAULT},
             }

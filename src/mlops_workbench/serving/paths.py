@@ -41,6 +41,11 @@ server and its prediction log can tell mirrored traffic from live traffic."""
 MONITOR_STATUS = "/status"
 """The monitor service (lab 07): how its alerts are routed and, with the fallback, which rules fire or wait."""
 
+PROBE_HEADER = "x-workbench-probe"
+"""The request header that marks a prediction request the workbench sends to measure a server itself (the strategy
+panel's accuracy probe on held-out rows): answered and counted in ``/metrics`` as usual, but kept out of the
+prediction log, so drift windows and A/B counts see only the traffic of the users."""
+
 REQUEST_ID_HEADER = "x-request-id"
 """The request header a client may name its prediction request with, and the response header in which a model
 server answers with the id under which it logged the request's predictions (``/predict`` also has it in the body)."""

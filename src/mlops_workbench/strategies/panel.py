@@ -174,13 +174,14 @@ def router_of(wb: Workbench) -> RouterClient | None:
 
 
 def served_accuracy(wb: Workbench, url: str) -> float:
-    """The share of the gate's held-out rows that the model server at ``url`` predicts right (one request)."""
+    """The share of the gate's held-out rows that the model server at ``url`` predicts right (one request, sent as
+    a probe: the held-out rows stay out of the prediction log)."""
     from mlops_workbench.data import FEATURES, LABEL
     from mlops_workbench.paramspec import RegistryParams
     from mlops_workbench.registry.gate import holdout
 
     held = holdout(RegistryParams.load())
-    predicted = ModelServerClient.of(wb, url).predict(held[FEATURES].values.tolist())["predictions"]
+    predicted = ModelServerClient.of(wb, url).predict(held[FEATURES].values.tolist(), probe=True)["predictions"]
     return sum(str(p) == str(t) for p, t in zip(predicted, held[LABEL], strict=True)) / len(held)
 
 
