@@ -67,6 +67,37 @@ def test_records_come_back_as_written_by_version_window_and_last_n(store, wb):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_prune_drops_old_predictions_with_their_labels_and_keeps_the_rest(store):
+    store.write([record("old", 100, row=0), record("old", 100, row=1), record("edge", 200), record("new", 300)])
+    labelled = [LabelRecord(request_id=r, row=0, label="setosa", ts=moment(400)) for r in ("old", "edge", "new")]
+    assert store.add_labels(labelled) == 3
+    assert store.prune(moment(200)) == 2, "strictly before the cutoff: 'edge' at the cutoff stays"
+    assert [(r.request_id, r.label) for r in store.query()] == [("edge", "setosa"), ("new", "setosa")]
+    with sqlite3.connect(store.path) as db:
+        assert sorted(r for (r,) in db.execute("SELECT request_id FROM labels")) == ["edge", "new"]
+    assert store.prune(moment(200)) == 0
+    store.write([record("old", 100)])  # a request id may come back: it gets no stale label
+    assert store.query(request_ids=["old"])[0].label is None
+
+
+def test_the_prune_command_keeps_the_last_days(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mlops_workbench.cli.main import app
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["monitor", "prune", "--keep-days", "7", "--home", str(home)])
+    assert result.exit_code == 0 and "no prediction log" in result.output, result.output
+    assert not (home / "monitoring").exists(), "pruning creates no log"
+    log = PredictionLog(Workbench.from_env(home))
+    log.write([record("month-old", time.time() - 30 * 86400), record("today", time.time())])
+    log.close()
+    result = CliRunner().invoke(app, ["monitor", "prune", "--keep-days", "7", "--home", str(home)])
+    assert result.exit_code == 0 and "removed 1 predictions logged before" in result.output, result.output
+    assert [r.request_id for r in PredictionLog(Workbench.from_env(home)).query()] == ["today"]
+
+
 def test_bad_queries_name_the_fix(store):
     with pytest.raises(InputError, match="at least 1"):
         store.query(last=0)

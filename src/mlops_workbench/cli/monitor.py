@@ -145,6 +145,27 @@ def status(home_dir: Path | None = HomeOption) -> None:
     _show(stack.status(wb))
 
 
+@app.command()
+def prune(
+    keep_days: float = typer.Option(..., "--keep-days", min=0, help="keep the predictions of this many last days"),
+    home_dir: Path | None = HomeOption,
+) -> None:
+    """Delete older predictions (and their labels) from the state folder's prediction log."""
+    import time
+
+    from mlops_workbench.monitoring.predictions import PredictionLog, moment
+
+    wb = Workbench.from_env(home_dir)
+    cutoff = moment(time.time() - keep_days * 86400)
+    store = PredictionLog(wb)
+    if not store.path.is_file():
+        console.print(f"no prediction log at {store.path}: nothing to prune")
+        return
+    gone = store.prune(cutoff)
+    store.close()
+    console.print(f"removed {gone} predictions logged before {cutoff:%Y-%m-%d %H:%M} UTC from {store.path}")
+
+
 def _show(report: object) -> None:
     table = Table(show_header=False, title="monitoring")
     for key in ("alerting", "reason", "scorer", "monitor", "alertmanager", "prometheus", "received"):

@@ -228,6 +228,27 @@ class PredictionLog:
         version = str(version) if version is not None else None
         return Window(model=model, version=version, start=moment(start), end=moment(end), rows=rows)
 
+    def prune(self, before: Moment) -> int:
+        """Delete the predictions logged before ``before`` and the labels of those rows, in one transaction;
+        returns how many predictions went. The log otherwise keeps every prediction for as long as the state
+        folder lives (``workbench monitor prune --keep-days N`` runs this). sqlite reuses the freed pages for
+        later rows; the file itself does not shrink."""
+        cutoff = epoch(before)
+        with self._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                gone = db.execute("DELETE FROM predictions WHERE ts < ?", (cutoff,)).rowcount
+                db.execute(
+                    "DELETE FROM labels WHERE NOT EXISTS (SELECT 1 FROM predictions p "
+                    "WHERE p.request_id = labels.request_id AND p.row = labels.row)"
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return int(gone)
+
     def count(self, *, model: str | None = None, version: str | int | None = None) -> int:
         where, args = self._filters(model, version, None, None, None, None)
         with self._lock:
