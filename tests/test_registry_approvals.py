@@ -55,6 +55,10 @@ def test_an_approval_older_than_the_maximum_age_no_longer_counts():
         "registry.approval_max_age_days (7) allows: ask a reviewer to run `workbench registry approve 3 --as NAME "
         "--reason ...` again"
     )
+    naive = review.model_copy(update={"at": "2026-01-31T12:00:00"})  # a tag set by hand, without a zone: UTC
+    assert approvals.second_person("bob", naive, "3", 14, ten_days_on) == ("alice", None)
+    garbled = review.model_copy(update={"at": "last Tuesday"})
+    assert "a date that cannot be read ('last Tuesday')" in approvals.second_person("bob", garbled, "3", 14)[1]
 
 
 def test_identity_is_the_explicit_name_else_git_email_else_login(tmp_path, monkeypatch):

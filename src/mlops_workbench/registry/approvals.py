@@ -167,10 +167,24 @@ def second_person(
             f"{requester}'s own; it must come from someone else: {ask}"
         )
     if max_age_days is not None:
-        age = ((now or datetime.now(UTC)) - datetime.fromisoformat(review.at)).total_seconds() / 86400
+        age = _age_days(review.at, now or datetime.now(UTC))
+        if age is None:
+            return review.approver, (
+                f"the approval of version {version} by {review.approver} has a date that cannot be read "
+                f"({review.at!r}), so its age against registry.approval_max_age_days is unknown: {ask} again"
+            )
         if age > max_age_days:
             return review.approver, (
                 f"the approval of version {version} by {review.approver} was recorded {age:.1f} days ago "
                 f"({review.at}), more than registry.approval_max_age_days ({max_age_days:g}) allows: {ask} again"
             )
     return review.approver, None
+
+
+def _age_days(at: str, now: datetime) -> float | None:
+    """Days from ``at`` (ISO 8601; UTC when it names no zone) to ``now``; None when ``at`` is not a date."""
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    return (now - (when if when.tzinfo else when.replace(tzinfo=UTC))).total_seconds() / 86400
