@@ -36,8 +36,9 @@ REGISTRY_HOOK = "/hooks/mlflow"
 UPSTREAM_HEADER = "x-workbench-upstream"
 """The response header in which the router names the upstream (``stable`` or ``canary``) that answered."""
 SHADOW_HEADER = "x-workbench-shadow"
-"""The request header the router adds to a mirrored copy (value: the shadow's model version), so the shadow
-server and its prediction log can tell mirrored traffic from live traffic."""
+"""The request header the router adds to a mirrored copy (value: the shadow's model version), marking it as a copy
+for whoever reads the request. The model server does not read it: the shadow's prediction-log rows are told from
+live ones by the shadow's version."""
 MONITOR_STATUS = "/status"
 """The monitor service (lab 07): how its alerts are routed and, with the fallback, which rules fire or wait."""
 
