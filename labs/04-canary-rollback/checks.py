@@ -63,7 +63,7 @@ def policy_valid(ctx: Context) -> None:
             f"the steps set weights {policy.weights}: start with setWeight: 5 (a real 5% canary), then a larger "
             "step of at most 50, each followed by a pause."
         )
-    held = [i for i, step in enumerate(policy.steps) if step.pause is not None and step.pause.duration is None]
+    held = policy.indefinite_pauses
     if held:
         fail(
             f"step(s) {held} pause without a duration: such a pause holds until an operator runs `workbench rollout "

@@ -150,24 +150,28 @@ class Policy(_Spec):
         """Worst-case seconds from a fault to abort: max over metrics of delay + interval x (failureLimit+1) + window."""
         return max(m.initial_delay + m.interval * (m.failure_limit + 1) + m.lookback for m in self.analysis.metrics)
 
+    @property
+    def indefinite_pauses(self) -> list[int]:
+        """The indexes of the steps that pause without a duration (``pause: {}``, held until an operator continues)."""
+        return [i for i, step in enumerate(self.steps) if step.pause is not None and step.pause.duration is None]
+
     def pauses(self, purpose: str) -> list[tuple[int, float]]:
         """``(step index, seconds)`` of every pause, for code that needs to know when the steps end.
 
         An indefinite pause (``pause: {}``) waits for an operator's ``workbench rollout continue``, which nobody
         gives when you ``purpose`` (``"replay it"``): it raises InputError naming the step and the fix.
         """
-        out = []
-        for i, step in enumerate(self.steps):
-            if step.pause is None:
-                continue
-            if step.pause.duration is None:
-                raise InputError(
-                    f"step {i} of policy '{self.name}' is an indefinite pause (no duration): it waits for an "
-                    f"operator's `workbench rollout continue`, which nobody gives when you {purpose}; "
-                    f"give step {i}'s pause a duration to {purpose}."
-                )
-            out.append((i, step.pause.duration))
-        return out
+        for i in self.indefinite_pauses[:1]:
+            raise InputError(
+                f"step {i} of policy '{self.name}' is an indefinite pause (no duration): it waits for an "
+                f"operator's `workbench rollout continue`, which nobody gives when you {purpose}; "
+                f"give step {i}'s pause a duration to {purpose}."
+            )
+        return [
+            (i, step.pause.duration)
+            for i, step in enumerate(self.steps)
+            if step.pause is not None and step.pause.duration is not None
+        ]
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
