@@ -21,6 +21,21 @@ if _WORKER.startswith("gw") and _WORKER[2:].isdigit():
     os.environ["WORKBENCH_PORT_OFFSET"] = str(100 * (int(_WORKER[2:]) + 1))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stage_runner():
+    """One warm stage runner per test process, as ``workbench pipeline`` has one: every workspace stage that a
+    test, a lab or a drill runs through ``dvc repro`` forks from it instead of importing scikit-learn again.
+    ``test_warm_stages`` runs the same stages without it and compares."""
+    from mlops_workbench.procs import warm
+
+    with warm.stage_runner() as runner:
+        os.environ[warm.RUNNER_ENV] = runner.address
+        try:
+            yield runner
+        finally:
+            os.environ.pop(warm.RUNNER_ENV, None)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh WORKBENCH_HOME; every service started under it is stopped afterwards."""

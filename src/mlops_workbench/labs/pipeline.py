@@ -26,6 +26,7 @@ from mlops_workbench.labs import render
 from mlops_workbench.labs.dag import Outcome, schedule, state_groups
 from mlops_workbench.labs.format import Lab
 from mlops_workbench.labs.report import Report
+from mlops_workbench.procs import warm
 from mlops_workbench.workbench import Workbench
 
 OUT = "build/pipeline"
@@ -113,7 +114,8 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
 
     DVC runs one stage per ``dvc repro`` call, so independent stages run side by side as separate calls
     (``dvc --wait-for-lock repro --single-item STAGE``): DVC holds its repository lock only while it reads and
-    records a stage, not while the stage's command runs.
+    records a stage, not while the stage's command runs. The labs' own workspace stages (prepare, train,
+    evaluate) run in one warm stage runner (:mod:`mlops_workbench.procs.warm`), its log beside the reports.
     """
     console = console or output.console()
     root = settings.project_root()
@@ -138,7 +140,9 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
         return done.returncode == 0
 
     started = time.monotonic()
-    outcomes = schedule(Lab.all(root / "labs"), reproduce, jobs)
+    with warm.stage_runner(log=root / OUT / "stage-runner.log") as runner:  # the labs' DVC stages start warm
+        env.update(runner.env)
+        outcomes = schedule(Lab.all(root / "labs"), reproduce, jobs)
     took = time.monotonic() - started
     index = summary(root, console, outcomes, took)
     failed = sorted(lab for lab, outcome in outcomes.items() if outcome != "passed")

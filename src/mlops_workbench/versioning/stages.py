@@ -8,7 +8,7 @@ stages, :data:`PIPELINE`: ``prepare`` (preprocess with params section
 ``train``, write ``model/model.pkl``) -> ``evaluate`` (score the model on the
 prepared test split, write ``metrics.json``). Each stage's script in the
 workspace only calls its function here (:func:`prepare_stage`,
-:func:`train_stage`, :func:`evaluate_stage`).
+:func:`train_stage`, :func:`evaluate_stage`), through :func:`mlops_workbench.procs.warm.run_stage`.
 
 Runs are logged with their lineage (:mod:`mlops_workbench.versioning.lineage`) and can be
 reproduced from it (:mod:`mlops_workbench.versioning.reproduction`). The package
@@ -99,11 +99,13 @@ PIPELINE = (
 SCRIPT = '''"""Stage `{name}` of this workspace's DVC pipeline (dvc.yaml), run by `dvc repro`.
 
 What it does: {summary}.
+It runs `mlops_workbench.versioning.{name}_stage(".")`: in this process, or in the warm stage runner named by
+WORKBENCH_STAGE_RUNNER when one is up (`mlops_workbench.procs.warm`), which has pandas and scikit-learn loaded.
 """
-from mlops_workbench.versioning import {name}_stage
+from mlops_workbench.procs.warm import run_stage
 
 if __name__ == "__main__":
-    {name}_stage(".")
+    run_stage("{name}")
 '''
 
 

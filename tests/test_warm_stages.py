@@ -1,0 +1,143 @@
+"""The warm stage runner (``procs.warm``), with real DVC stages: the same outputs, messages and exit codes as a
+stage started cold, and no process left behind when a stage, its caller or the runner's starter goes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mlops_workbench import versioning
+from mlops_workbench.data import load_iris_frame, save_csv
+from mlops_workbench.procs import wait_exit, warm
+from mlops_workbench.versioning.workspace import file_md5
+
+OUTPUTS = ("data/prepared/train.csv", "data/prepared/test.csv", "model/model.pkl", "metrics.json")
+
+
+@pytest.fixture
+def ws(wb) -> versioning.Workspace:
+    """A workspace with Iris tracked by DVC and the prepare -> train -> evaluate pipeline declared."""
+    ws = versioning.init_workspace(wb, wb.home / "ws")
+    versioning.write_params(ws, train={"C": 0.5, "seed": 3})
+    save_csv(load_iris_frame(), ws.path / versioning.DATA)
+    ws.dvc("add", "--quiet", versioning.DATA)
+    versioning.add_pipeline(ws)
+    return ws
+
+
+def stage(ws: versioning.Workspace, name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, f"{name}.py"], cwd=ws.path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def cold_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != warm.RUNNER_ENV}
+
+
+def outputs(ws: versioning.Workspace) -> dict[str, str]:
+    return {path: file_md5(ws.path / path) for path in OUTPUTS}
+
+
+def test_stages_in_the_runner_give_what_cold_stages_give(ws, stage_runner, monkeypatch) -> None:
+    monkeypatch.delenv(warm.RUNNER_ENV)
+    ws.dvc("repro")
+    cold = outputs(ws)
+    monkeypatch.setenv(warm.RUNNER_ENV, stage_runner.address)
+    ws.dvc("repro", "--force")
+    assert outputs(ws) == cold
+    ran = [line for line in stage_runner.log.read_text().splitlines() if line.endswith(f" in {ws.path}")]
+    assert [line.split(" stage ")[1].split()[0] for line in ran] == ["prepare", "train", "evaluate"]
+
+
+def test_a_failing_stage_fails_as_it_does_cold(ws, stage_runner) -> None:
+    (ws.path / versioning.PREPARED).mkdir(parents=True)
+    (ws.path / versioning.TRAIN_SPLIT).write_text("sepal_length,sepal_width\n1,2\n")
+    cold = stage(ws, "train", cold_env())
+    warmed = stage(ws, "train", {**os.environ, **stage_runner.env})
+    assert cold.returncode == warmed.returncode == 1
+    # the same message, the traceback's end included; only the frames of the hand-over differ
+    assert "Fix the data before training" in warmed.stderr
+    assert warmed.stderr.splitlines()[-4:] == cold.stderr.splitlines()[-4:]
+    assert f"stage train in {ws.path}" in stage_runner.log.read_text()
+
+
+def test_without_a_runner_the_stage_runs_here_and_says_why(ws, tmp_path) -> None:
+    done = stage(ws, "prepare", {**cold_env(), warm.RUNNER_ENV: str(tmp_path / "gone")})
+    assert done.returncode == 0, done.stderr
+    assert "did not take stage prepare" in done.stderr and "running it here" in done.stderr
+    assert (ws.path / versioning.TRAIN_SPLIT).is_file()
+
+
+def test_an_unknown_stage_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(SystemExit, match="unknown stage 'fit'.*prepare, train, evaluate"):
+        warm.run_stage("fit")
+
+
+def blocked_child(ws: versioning.Workspace, runner: warm.Runner) -> tuple[subprocess.Popen[str], psutil.Process]:
+    """``python prepare.py`` handed to ``runner``, its child stuck opening params.yaml (a FIFO nobody writes)."""
+    params = ws.path / "params.yaml"
+    params.unlink()
+    os.mkfifo(params)
+    script = subprocess.Popen(
+        [sys.executable, "prepare.py"], cwd=ws.path, env={**os.environ, **runner.env}, text=True, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for child in psutil.Process(runner.pid).children():
+            try:
+                if Path(child.cwd()) == ws.path:
+                    return script, child
+            except psutil.NoSuchProcess:
+                continue
+        assert script.poll() is None, script.communicate()[1]
+        time.sleep(0.05)
+    raise AssertionError("the stage never reached the runner")
+
+
+def test_a_signal_to_the_stage_reaches_its_child(ws, stage_runner) -> None:
+    script, child = blocked_child(ws, stage_runner)
+    script.send_signal(signal.SIGTERM)
+    assert script.wait(timeout=30) == 128 + signal.SIGTERM
+    assert wait_exit([child.pid], timeout=30)
+
+
+def test_a_killed_stage_leaves_no_child(ws, stage_runner) -> None:
+    script, child = blocked_child(ws, stage_runner)
+    script.kill()
+    script.wait(timeout=30)
+    assert wait_exit([child.pid], timeout=30)
+    assert psutil.pid_exists(stage_runner.pid)  # the runner itself serves on
+
+
+STARTER = """
+import sys
+from mlops_workbench.procs import warm
+with warm.stage_runner() as runner:
+    print(runner.pid, runner.log, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_the_runner_ends_with_its_starter_and_holds_no_workbench_stage_code() -> None:
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert starter.stdout is not None
+    pid, log = starter.stdout.readline().split()
+    starter.kill()
+    starter.wait(timeout=30)
+    assert wait_exit([int(pid)], timeout=30), "the runner outlived the process that started it"
+    loaded = Path(log).read_text()
+    assert f"imported {len(warm.PRELOAD)} modules" in loaded and "stopping" in loaded
+    stage_code = [m for m in loaded.split("workbench modules: ")[1].split()[0].split(",") if "versioning" in m]
+    assert stage_code == [], f"the runner imported {stage_code}: a stage would run stale code"
+    shutil.rmtree(Path(log).parent)  # its starter was killed before it could
