@@ -22,13 +22,13 @@ if _WORKER.startswith("gw") and _WORKER[2:].isdigit():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def stage_runner():
-    """One warm stage runner per test process, as ``workbench pipeline`` has one: every workspace stage that a
-    test, a lab or a drill runs through ``dvc repro`` forks from it instead of importing scikit-learn again.
-    ``test_warm_stages`` runs the same stages without it and compares."""
+def warm_runner():
+    """One warm runner per test process, as ``workbench pipeline`` has one: every workspace stage (``dvc repro``)
+    and ``workbench`` service (model server, router, monitor) that a test, a lab or a drill starts forks from it
+    instead of importing scikit-learn and MLflow again. ``test_warm_runner`` also starts them without it."""
     from mlops_workbench.procs import warm
 
-    with warm.stage_runner() as runner:
+    with warm.runner() as runner:
         os.environ[warm.RUNNER_ENV] = runner.address
         try:
             yield runner

@@ -114,8 +114,9 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
 
     DVC runs one stage per ``dvc repro`` call, so independent stages run side by side as separate calls
     (``dvc --wait-for-lock repro --single-item STAGE``): DVC holds its repository lock only while it reads and
-    records a stage, not while the stage's command runs. The labs' own workspace stages (prepare, train,
-    evaluate) run in one warm stage runner (:mod:`mlops_workbench.procs.warm`), its log beside the reports.
+    records a stage, not while the stage's command runs. The labs' workspace stages (prepare, train,
+    evaluate) and ``workbench`` services fork from one warm runner (:mod:`mlops_workbench.procs.warm`), its log
+    beside the reports.
     """
     console = console or output.console()
     root = settings.project_root()
@@ -140,7 +141,7 @@ def run_pipeline(force: bool = False, console: Console | None = None, jobs: int 
         return done.returncode == 0
 
     started = time.monotonic()
-    with warm.stage_runner(log=root / OUT / "stage-runner.log") as runner:  # the labs' DVC stages start warm
+    with warm.runner(log=root / OUT / "warm-runner.log") as runner:  # the labs' stages and services start warm
         env.update(runner.env)
         outcomes = schedule(Lab.all(root / "labs"), reproduce, jobs)
     took = time.monotonic() - started

@@ -2,8 +2,8 @@
 
 :func:`spawn` (from :mod:`~mlops_workbench.procs.children`, with the signals and waits) is the one way a child
 process starts: it gives back a :class:`Handle` whose ``stop`` ends the child's whole process group. Background
-services (mlflow, uvicorn, router, Prometheus) are spawned by :func:`start`,
-detached in their own process group, with pid, port and command recorded in
+services (mlflow, uvicorn, router, Prometheus) are spawned by :func:`start` (a ``workbench`` service is forked
+by the warm runner of :mod:`~mlops_workbench.procs.warm` when one runs), detached in their own process group, with pid, port and command recorded in
 ``<home>/run/<name>.json`` and output in ``<home>/logs/<name>.log``;
 ``stop_all`` ends every service of a state folder, which is how labs, the
 grader and tests leave nothing running. :func:`kill_token` ends every process
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from mlops_workbench.errors import ServiceError
+from mlops_workbench.procs import warm
 from mlops_workbench.procs.children import (
     RUN_TOKEN_ENV,
     Handle,
@@ -149,28 +150,22 @@ def start(
         )
     log_path = wb.layout.log(name)
     # a service belongs to the state folder it is recorded in: it reads that folder's token and settings
-    proc = spawn(
-        cmd,
-        log=log_path,
-        cwd=cwd,
-        env={
-            **{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV},
-            **wb.env(),
-            **(env or {}),
-        },
-    )
-    service = Service(
-        name=name, pid=proc.pid, port=port, cmd=list(cmd), log=str(log_path), started=start_time(proc.pid)
-    )
+    child_env = {**{k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}, **wb.env(), **(env or {})}
+    proc, pid = None, warm.start_service(cmd, log_path, cwd, child_env)  # forked by the warm runner if one runs
+    if pid is None:
+        proc = spawn(cmd, log=log_path, cwd=cwd, env=child_env)
+        pid = proc.pid
+    service = Service(name=name, pid=pid, port=port, cmd=list(cmd), log=str(log_path), started=start_time(pid))
     _run_dir(wb).mkdir(parents=True, exist_ok=True)
     (_run_dir(wb) / f"{name}.json").write_text(json.dumps(asdict(service)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if (proc.poll() is not None) if proc is not None else not alive(pid):
             stop(wb, name)
-            raise ServiceError(f"'{name}' exited with code {proc.returncode} while starting; see {log_path}.")
+            code = f" with code {proc.returncode}" if proc is not None else ""
+            raise ServiceError(f"'{name}' exited{code} while starting; see {log_path}.")
         if _answers(service, health_path):
-            if _listens(port, group=proc.pid):
+            if _listens(port, group=pid):
                 return service
             stop(wb, name)
             raise PortClash(

@@ -99,8 +99,8 @@ PIPELINE = (
 SCRIPT = '''"""Stage `{name}` of this workspace's DVC pipeline (dvc.yaml), run by `dvc repro`.
 
 What it does: {summary}.
-It runs `mlops_workbench.versioning.{name}_stage(".")`: in this process, or in the warm stage runner named by
-WORKBENCH_STAGE_RUNNER when one is up (`mlops_workbench.procs.warm`), which has pandas and scikit-learn loaded.
+It runs `mlops_workbench.versioning.{name}_stage(".")`: in this process, or forked from the warm runner named
+by WORKBENCH_WARM_RUNNER when one is up (`mlops_workbench.procs.warm`), which has pandas and scikit-learn loaded.
 """
 from mlops_workbench.procs.warm import run_stage
 

@@ -1,0 +1,195 @@
+"""The warm runner's own process (``python -m mlops_workbench.procs.zygote SOCKET READY_FD``): it imports
+:data:`PRELOAD`, then forks a child per request from :mod:`mlops_workbench.procs.warm`'s clients.
+
+The runner stays single-threaded, so a fork copies no lock another thread holds. It reaps its children and logs
+each one's start and exit code, one line each. It ends when the process that started it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import runpy
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any, NoReturn
+
+from mlops_workbench.procs.warm import MESSAGE, SERVICE_MODULE, STAGES, stage_function
+
+PRELOAD = (
+    "pandas",
+    "pandera.pandas",
+    "pydantic",
+    "yaml",
+    "joblib",
+    "scipy.stats",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "mlflow",
+    "mlflow.pyfunc",
+    "mlflow.sklearn",
+    "skops.io",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "aiohttp",
+    "prometheus_client",
+    "typer",
+    "rich",
+)
+"""What the runner imports before it forks: the third-party libraries that stages and services import, none of
+the workbench's own stage or service code."""
+
+
+def serve(address: str, ready_fd: int) -> NoReturn:
+    """Listen at ``address`` (telling ``ready_fd``), import :data:`PRELOAD`, then fork a child per request until
+    the process that started the runner ends. Requests that come during the imports wait for them."""
+    parent = os.getppid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(address)
+    listener.listen(64)
+    os.write(ready_fd, b"1")
+    os.close(ready_fd)
+    began = time.process_time()
+    for module in PRELOAD:
+        importlib.import_module(module)
+    took = time.process_time() - began
+    _log(f"warm runner {os.getpid()} at {address}: imported {len(PRELOAD)} modules in {took:.2f} CPU-s")
+    ours = ",".join(sorted(name for name in sys.modules if name.startswith("mlops_workbench")))
+    _log(f"workbench modules: {ours} (each child imports the stage or service code itself)")
+    while os.getppid() == parent:
+        _reap()
+        if select.select([listener], [], [], 1.0)[0]:
+            _accept(listener)
+    _log(f"warm runner {os.getpid()}: the process that started it has ended; stopping")
+    raise SystemExit(0)
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)  # flushed before any fork, so no child writes it again
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _log(f"pid {pid}: exit {os.waitstatus_to_exitcode(status)}")
+
+
+def _refusal(request: Any, fds: list[int]) -> str | None:
+    if not isinstance(request, dict) or len(request.get("targets", ())) != len(fds):
+        return "a request without one target per file descriptor"
+    if request.get("kind") == "stage" and request.get("stage") in STAGES:
+        return None
+    if request.get("kind") == "service" and request.get("argv"):
+        return None
+    return f"an unknown request {request.get('kind')!r} {request.get('stage', '')}"
+
+
+def _accept(listener: socket.socket) -> None:
+    conn, _ = listener.accept()
+    fds: list[int] = []
+    try:
+        data, fds, _, _ = socket.recv_fds(conn, MESSAGE, 3)
+        request = json.loads(data)
+        refused = _refusal(request, fds)
+    except (OSError, ValueError) as err:
+        refused = str(err)
+    if refused is None:
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            _child(conn, request, fds)
+        what = f"stage {request['stage']}" if request["kind"] == "stage" else f"workbench {' '.join(request['argv'])}"
+        _log(f"pid {pid}: {what} in {request['cwd']}")
+    else:
+        _log(f"refused {refused}")
+    conn.close()
+    for fd in fds:
+        os.close(fd)
+
+
+def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoReturn:
+    """In the forked child: become the stage's or service's process (session, folder, environment, streams),
+    run it, and exit with the code its own process would have."""
+    code, reported, service = 1, threading.Event(), request["kind"] == "service"
+    try:
+        if service:
+            os.setsid()  # a session of its own, as a spawned service has: stopped with its group, not the runner's
+        for target, fd in zip(request["targets"], fds, strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _reopen_streams()
+        conn.send(json.dumps({"pid": os.getpid()}).encode())
+        if service:
+            conn.close()  # a service outlives whoever started it
+            code = _run(lambda: runpy.run_module(SERVICE_MODULE, run_name="__main__", alter_sys=True), request)
+        else:
+            threading.Thread(target=_end_with_caller, args=(conn, reported), daemon=True).start()
+            code = _run(lambda: stage_function(request["stage"])("."), request)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        reported.set()
+        if not service:
+            with contextlib.suppress(OSError):
+                conn.send(json.dumps({"exit": code}).encode())
+        os._exit(code)
+
+
+def _reopen_streams() -> None:
+    """Text streams over the new descriptors, buffered as Python buffers them for a fresh process."""
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's stream, closed at exit
+    sys.stdout = open(1, "w", encoding="utf-8", buffering=1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def _end_with_caller(conn: socket.socket, reported: threading.Event) -> None:
+    """End a stage's child when its script goes (killed with its ``dvc repro``): nobody would read its result."""
+    with contextlib.suppress(OSError):
+        conn.recv(1)
+    if not reported.is_set():  # else the stage has ended, and the main thread exits with its code
+        os._exit(128 + signal.SIGHUP)
+
+
+def _run(main: Any, request: dict[str, Any]) -> int:
+    """Run ``main`` as ``python`` would run the stage's script or ``python -m`` the service; its exit code."""
+    argv = request.get("argv") or []
+    if request["kind"] == "service":
+        sys.argv, sys.path[0] = [SERVICE_MODULE, *argv], request["cwd"]  # runpy puts the module's file in argv[0]
+    else:
+        sys.argv, sys.path[0] = list(argv), os.path.dirname(os.path.abspath(argv[0] if argv else "."))
+    try:
+        main()
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            return done.code or 0
+        print(done.code, file=sys.stderr)
+        return 1
+    except BaseException as err:  # noqa: BLE001 - printed as Python prints an uncaught exception
+        traceback.print_exception(type(err), err, err.__traceback__.tb_next if err.__traceback__ else None)
+        return 128 + signal.SIGINT if isinstance(err, KeyboardInterrupt) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))
