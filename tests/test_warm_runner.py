@@ -79,6 +79,15 @@ def test_without_a_runner_the_stage_runs_here_and_says_why(ws, tmp_path) -> None
     assert (ws.path / versioning.TRAIN_SPLIT).is_file()
 
 
+def test_a_stage_python_would_start_otherwise_runs_as_its_own_process(ws, warm_runner) -> None:
+    """Python reads PYTHONHASHSEED only when it starts: a child of the runner would keep the runner's."""
+    done = stage(ws, "prepare", {**os.environ, "PYTHONHASHSEED": "123", **warm_runner.env})
+    assert done.returncode == 0, done.stderr
+    assert "start-up settings differ from the runner's: PYTHONHASHSEED); running it here" in done.stderr
+    assert f"stage prepare in {ws.path}" not in warm_runner.log.read_text()
+    assert (ws.path / versioning.TRAIN_SPLIT).is_file()
+
+
 def test_an_unknown_stage_is_refused_with_the_known_ones() -> None:
     with pytest.raises(SystemExit, match="unknown stage 'fit'.*prepare, train, evaluate"):
         warm.run_stage("fit")

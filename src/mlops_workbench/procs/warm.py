@@ -92,6 +92,8 @@ def _send(address: str, request: dict[str, Any], fds: Sequence[int]) -> tuple[so
         conn.connect(address)
         socket.send_fds(conn, [json.dumps(request).encode()], list(fds))
         reply = json.loads(conn.recv(MESSAGE) or b"{}")
+        if "declined" in reply:
+            raise OSError(reply["declined"])
         if "pid" not in reply and "exit" not in reply:
             raise OSError("it closed the connection")
     except (OSError, ValueError):

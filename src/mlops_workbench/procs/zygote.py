@@ -50,6 +50,10 @@ PRELOAD = (
 )
 """What the runner imports before it forks: the third-party libraries that stages and services import, none of
 the workbench's own stage or service code."""
+STARTUP = {key: value for key, value in os.environ.items() if key.startswith("PYTHON")}
+"""The runner's own start-up settings. Python reads ``PYTHON*`` variables once, when it starts: a child gets the
+runner's, and only those of :data:`APPLIED` can be set again for it."""
+APPLIED = ("PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 
 
 def serve(address: str, ready_fd: int) -> NoReturn:
@@ -94,11 +98,17 @@ def _reap() -> None:
 def _refusal(request: Any, fds: list[int]) -> str | None:
     if not isinstance(request, dict) or len(request.get("targets", ())) != len(fds):
         return "a request without one target per file descriptor"
-    if request.get("kind") == "stage" and request.get("stage") in STAGES:
-        return None
-    if request.get("kind") == "service" and request.get("argv"):
-        return None
-    return f"an unknown request {request.get('kind')!r} {request.get('stage', '')}"
+    if not (request.get("kind") == "stage" and request.get("stage") in STAGES) and not (
+        request.get("kind") == "service" and request.get("argv")
+    ):
+        return f"an unknown request {request.get('kind')!r} {request.get('stage', '')}"
+    env = request.get("env") or {}
+    differ = sorted(
+        key
+        for key in {*STARTUP, *(k for k in env if k.startswith("PYTHON"))}
+        if key not in APPLIED and STARTUP.get(key) != env.get(key)
+    )
+    return f"its Python start-up settings differ from the runner's: {', '.join(differ)}" if differ else None
 
 
 def _accept(listener: socket.socket) -> None:
@@ -108,6 +118,8 @@ def _accept(listener: socket.socket) -> None:
         data, fds, _, _ = socket.recv_fds(conn, MESSAGE, 3)
         request = json.loads(data)
         refused = _refusal(request, fds)
+        if refused is not None:
+            conn.send(json.dumps({"declined": refused}).encode())  # the caller starts it as its own process
     except (OSError, ValueError) as err:
         refused = str(err)
     if refused is None:
@@ -137,7 +149,7 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoRe
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        _reopen_streams()
+        _start_up(request["env"])
         conn.send(json.dumps({"pid": os.getpid()}).encode())
         if service:
             conn.close()  # a service outlives whoever started it
@@ -156,11 +168,20 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoRe
         os._exit(code)
 
 
-def _reopen_streams() -> None:
-    """Text streams over the new descriptors, buffered as Python buffers them for a fresh process."""
+def _start_up(env: dict[str, str]) -> None:
+    """Do what Python does at start with the :data:`APPLIED` settings of ``env``: the module search path, stream
+    buffering and bytecode writing; then open text streams over the new descriptors 0, 1 and 2."""
+    given = [path for path in env.get("PYTHONPATH", "").split(os.pathsep) if path]
+    runners = [path for path in STARTUP.get("PYTHONPATH", "").split(os.pathsep) if path]
+    sys.path[1:] = [*given, *(path for path in sys.path[1:] if path not in runners)]
+    sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
+    unbuffered = bool(env.get("PYTHONUNBUFFERED"))
     sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's stream, closed at exit
-    sys.stdout = open(1, "w", encoding="utf-8", buffering=1 if os.isatty(1) else -1, closefd=False)  # noqa: SIM115
+    line = unbuffered or os.isatty(1)
+    sys.stdout = open(1, "w", encoding="utf-8", buffering=1 if line else -1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(write_through=unbuffered)
 
 
 def _end_with_caller(conn: socket.socket, reported: threading.Event) -> None:
