@@ -415,3 +415,36 @@ def test_operator_overrides_work_without_a_running_controller(tmp_path) -> None:
     state = Controller(Workbench.from_env(tmp_path), runtime, runtime, clock=clock).abort("stop it")
     assert state.phase == "Aborted" and state.reason == "stop it" and runtime.weight() == 0 and runtime.stopped
     assert st.load(Workbench.from_env(tmp_path)).finished == clock.now
+
+
+def test_a_window_never_reaches_back_before_the_rollouts_analysis_began() -> None:
+    """The router's canary counters carry on from one rollout to the next: the first windows are cut short."""
+    metric = TWO.analysis.metrics[0]
+    state = RolloutState.new("7", {}, "6")
+    assert rc.window(state, metric, 500.0) == (500.0 - metric.lookback, 500.0)  # no analysis yet: the lookback
+    state.analysis_started = 498.0
+    assert rc.window(state, metric, 500.0) == (498.0, 500.0)
+    assert rc.window(state, metric, 498.0 + 2 * metric.lookback) == (
+        498.0 + metric.lookback,
+        498.0 + 2 * metric.lookback,
+    )
+
+
+def test_the_controller_asks_for_no_traffic_from_before_its_analysis(tmp_path) -> None:
+    clock = Clock()
+    runtime = Runtime(clock, sim.Scenario(rps=60, seed=3))
+    asked: list[tuple[float, float]] = []
+    read = runtime.window
+
+    def window(start: float, end: float) -> Snapshot:
+        asked.append((start, end))
+        return read(start, end)
+
+    runtime.window = window  # type: ignore[method-assign]
+    ctl = Controller(
+        Workbench.from_env(tmp_path), runtime, runtime, promoter=lambda v, r: None, clock=clock, sleep=clock.sleep
+    )
+    state = ctl.start(TWO, "7")
+    assert state.phase == "Promoted" and state.analysis_started is not None
+    assert asked and min(start for start, _ in asked) == state.analysis_started
+    assert asked[0][1] - asked[0][0] < TWO.analysis.metrics[0].lookback  # the first window was cut

@@ -79,6 +79,11 @@ def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
     return service
 
 
+WEBHOOK_CACHE_TTL = 1
+"""Seconds the tracking server keeps its list of webhooks per event (MLflow's default is 60): an event within this
+time of an earlier one of its kind is matched against the list as it was then."""
+
+
 def _webhook_env(wb: Workbench) -> dict[str, str]:
     """Settings for registry webhooks to the workbench's own receiver on loopback (monitoring.registry_hooks).
     MLflow refuses non-https and non-public URLs by default (its SSRF guard); this server listens on loopback only.
@@ -89,7 +94,7 @@ def _webhook_env(wb: Workbench) -> dict[str, str]:
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": key,
-        "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+        "MLFLOW_WEBHOOK_CACHE_TTL": str(WEBHOOK_CACHE_TTL),
     }
 
 

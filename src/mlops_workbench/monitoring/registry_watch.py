@@ -4,6 +4,8 @@ the audit log also shows what a bare ``MlflowClient`` did (``workbench registry 
 
 from __future__ import annotations
 
+import time
+
 from mlops_workbench import procs, tracking
 from mlops_workbench.errors import ServiceError
 from mlops_workbench.monitoring import service
@@ -14,11 +16,13 @@ from mlops_workbench.workbench import Workbench
 
 def watch(wb: Workbench, timeout: float = 60.0) -> str:
     """Start the monitor service (or use the running one) and point the tracking server's webhook at its receiver;
-    returns the receiver's URL. MLflow's test delivery proves the server reaches it with the right signature."""
+    returns the receiver's URL once every later alias change is delivered to it (the server's cached list of
+    webhooks has expired, :data:`tracking.WEBHOOK_CACHE_TTL`). MLflow's test delivery proves the server reaches it
+    with the right signature."""
     tracking.up(wb)
     running = procs.get(wb, service.SERVICE) or service.start(wb, timeout=timeout)
     url = running.url + paths.REGISTRY_HOOK
-    hook = webhooks.register(wb, url)
+    hook, registered = webhooks.register(wb, url), time.monotonic()
     tested = tracking.client(wb).test_webhook(hook, "model_version_alias.created")
     if not tested.success:
         raise ServiceError(
@@ -26,4 +30,6 @@ def watch(wb: Workbench, timeout: float = 60.0) -> str:
             "restart it with `workbench mlflow down` and `workbench mlflow up`, so it runs with the settings that "
             "allow a receiver on loopback."
         )
+    # an alias change made before the server's webhook list expires would still meet the list without this hook
+    time.sleep(max(0.0, registered + tracking.WEBHOOK_CACHE_TTL - time.monotonic()))
     return url

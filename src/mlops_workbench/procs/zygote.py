@@ -143,9 +143,10 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoRe
     try:
         if service:
             os.setsid()  # a session of its own, as a spawned service has: stopped with its group, not the runner's
-        for target, fd in zip(request["targets"], fds, strict=True):
+        for target, fd in zip(request["targets"], fds, strict=True):  # received descriptors are above 2
             os.dup2(fd, target)
-            os.close(fd)
+            if fd != target:
+                os.close(fd)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])

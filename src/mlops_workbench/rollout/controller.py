@@ -180,16 +180,16 @@ class Controller:
         assert self.state is not None
         measured: list[analysis.Measurement] = []
         unavailable: str | None = None
-        windows: dict[float, Any] = {}
+        windows: dict[tuple[float, float], Any] = {}
         for metric in rc.due(self.state, policy, now):
-            lookback = metric.lookback
+            span = rc.window(self.state, metric, now)
             try:
-                if lookback not in windows:
-                    windows[lookback] = self.source.window(now - lookback, now)
+                if span not in windows:
+                    windows[span] = self.source.window(*span)
             except MetricsUnavailable as err:  # reconcile records the metrics left without a result as no data
                 unavailable = str(err)
                 continue
-            measured.append(analysis.measure(metric, windows[lookback], policy.analysis.min_sample_size))
+            measured.append(analysis.measure(metric, windows[span], policy.analysis.min_sample_size))
         return rc.Observations(measurements=tuple(measured), metrics_unavailable=unavailable, source=self.source.name)
 
     def _apply(self, obs: rc.Observations, policy: Policy, now: float) -> float | None:

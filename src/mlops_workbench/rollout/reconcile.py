@@ -171,16 +171,25 @@ def due(state: RolloutState, policy: Policy, now: float) -> list[Metric]:
     return out
 
 
-def no_data(metric: Metric, reason: str, now: float) -> Measurement:
-    """The ``error`` measurement recorded when the window of ``metric`` could not be read."""
+def window(state: RolloutState, metric: Metric, now: float) -> tuple[float, float]:
+    """The span ``metric`` is judged on at ``now``: its lookback, cut at the start of this rollout's analysis.
+
+    The router's ``canary`` counters carry on from one rollout to the next: without the cut, a rollout that starts
+    within a lookback of an aborted one would be judged on part of the aborted canary's errors."""
+    start = now - metric.lookback
+    return (start if state.analysis_started is None else max(start, state.analysis_started)), now
+
+
+def no_data(metric: Metric, reason: str, span: tuple[float, float]) -> Measurement:
+    """The ``error`` measurement recorded when ``metric``'s window ``span`` could not be read."""
     return Measurement(
         metric.name,
         metric.kind,
         MeasurementPhase.ERROR,
         reason,
         query=analysis.promql(metric),
-        window=(now - metric.lookback, now),
-        t=now,
+        window=span,
+        t=span[1],
     )
 
 
@@ -238,7 +247,7 @@ def _record(
     for metric in due(s, policy, now):
         m = given.get(metric.name)
         if m is None and obs.metrics_unavailable is not None:
-            m = no_data(metric, obs.metrics_unavailable, now)
+            m = no_data(metric, obs.metrics_unavailable, window(s, metric, now))
         if m is None:
             continue
         s.phases.setdefault(metric.name, []).append(m.phase)
