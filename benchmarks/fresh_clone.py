@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlops_workbench.procs.children import reaped
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"demo": (240.0, 450.0), "test": (900.0, 1600.0)}
 """Wall seconds and CPU seconds each README command may take on a 2-core machine."""
@@ -72,13 +74,8 @@ def adopt_orphans() -> bool:
 
 def _reap() -> None:
     """Wait for every adopted descendant that has ended (their CPU time joins RUSAGE_CHILDREN)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    for _ in reaped():
+        pass
 
 
 def _cpu() -> float:

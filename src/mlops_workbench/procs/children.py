@@ -9,7 +9,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -235,6 +235,19 @@ def _carrying(token: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """Wait for each child of this process that has ended, never blocking: the pid and exit code of each (a
+    negative code is the signal that ended it). The CPU time of each joins this process's ``RUSAGE_CHILDREN``."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, os.waitstatus_to_exitcode(status)
 
 
 def reap(pid: int) -> None:

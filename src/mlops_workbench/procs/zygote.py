@@ -21,6 +21,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
+from mlops_workbench.procs.children import reaped
 from mlops_workbench.procs.warm import MESSAGE, SERVICE_MODULE, STAGES, stage_function
 
 PRELOAD = (
@@ -85,14 +86,8 @@ def _log(line: str) -> None:
 
 
 def _reap() -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _log(f"pid {pid}: exit {os.waitstatus_to_exitcode(status)}")
+    for pid, code in reaped():
+        _log(f"pid {pid}: exit {code}")
 
 
 def _refusal(request: Any, fds: list[int]) -> str | None:
