@@ -3,8 +3,8 @@
 :func:`spawn` (from :mod:`~mlops_workbench.procs.children`, with the signals and waits) is the one way a child
 process starts: it gives back a :class:`Handle` whose ``stop`` ends the child's whole process group. Background
 services (mlflow, uvicorn, router, Prometheus) are spawned by :func:`start` (a ``workbench`` service is forked
-by the warm runner of :mod:`~mlops_workbench.procs.warm` when one runs), detached in their own process group, with pid, port and command recorded in
-``<home>/run/<name>.json`` and output in ``<home>/logs/<name>.log``;
+by the warm runner of :mod:`~mlops_workbench.procs.warm` when one runs), detached in their own process group,
+with pid, port and command recorded in ``<home>/run/<name>.json`` and output in ``<home>/logs/<name>.log``;
 ``stop_all`` ends every service of a state folder, which is how labs, the
 grader and tests leave nothing running. :func:`kill_token` ends every process
 of one headless lab run, however deep its children forked. Ports are chosen and

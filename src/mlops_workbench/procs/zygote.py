@@ -153,6 +153,8 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoRe
         else:
             threading.Thread(target=_end_with_caller, args=(conn, reported), daemon=True).start()
             code = _run(lambda: stage_function(request["stage"])("."), request)
+    except BaseException:  # noqa: BLE001 - it could not become the process: say why where its output goes
+        traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
