@@ -13,7 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from mlops_workbench import procs, tracking, tracking_server
+from mlops_workbench import procs, tracking, tracking_server, tracking_store
 from mlops_workbench.cli.main import app
 from mlops_workbench.workbench import Workbench
 
@@ -191,7 +191,7 @@ def test_a_new_store_starts_from_the_empty_store_the_first_one_left(tmp_path: Pa
     try:
         tracking.up(Workbench.from_env(first), port=procs.free_port())
         tracking.down(Workbench.from_env(first))
-        template = tracking.empty_store()
+        template = tracking_store.empty_store()
         assert template.is_file() and template.parent == tmp_path / "cache"
         born = _default_experiment_created(template)
         assert born == _default_experiment_created(first / "mlflow" / "mlflow.db")
@@ -202,7 +202,7 @@ def test_a_new_store_starts_from_the_empty_store_the_first_one_left(tmp_path: Pa
         experiment = client.create_experiment("seeded")
         client.create_run(experiment)
         assert tracking.status(Workbench.from_env(second)).experiments == 2 and url.startswith("http://127.0.0.1:")
-        assert _default_experiment_created(template) == born and tracking.empty_store() == template
+        assert _default_experiment_created(template) == born and tracking_store.empty_store() == template
         with sqlite3.connect(template) as conn:  # the second store's writes never reach the template
             assert conn.execute("SELECT count(*) FROM experiments").fetchone()[0] == 1
     finally:
@@ -218,13 +218,13 @@ def test_a_store_that_holds_anything_is_never_kept_as_the_empty_store(tmp_path: 
             conn.execute(f"CREATE TABLE {table} (name TEXT)")
         conn.execute("INSERT INTO experiments VALUES ('Default')")
         conn.execute("INSERT INTO runs VALUES ('a run logged before the copy')")
-    tracking._keep_empty_store(db)
-    assert not tracking.empty_store().exists()
+    tracking_store.keep_empty(db)
+    assert not tracking_store.empty_store().exists()
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM runs")
-    tracking._keep_empty_store(db)
-    assert tracking.empty_store().is_file()
-    assert list((tmp_path / "cache").iterdir()) == [tracking.empty_store()]  # no partial copy left
+    tracking_store.keep_empty(db)
+    assert tracking_store.empty_store().is_file()
+    assert list((tmp_path / "cache").iterdir()) == [tracking_store.empty_store()]  # no partial copy left
 
 
 def test_an_unwritable_cache_only_costs_the_speed_up(tmp_path: Path, monkeypatch) -> None:
@@ -236,15 +236,15 @@ def test_an_unwritable_cache_only_costs_the_speed_up(tmp_path: Path, monkeypatch
     try:
         url = tracking.up(Workbench.from_env(home), port=procs.free_port())
         assert httpx.get(url + "/health", timeout=5).status_code == 200
-        assert not tracking.empty_store().exists()
+        assert not tracking_store.empty_store().exists()
     finally:
         procs.stop_all(Workbench.from_env(home))
 
 
 def test_a_failed_copy_of_the_empty_store_falls_back_to_mlflow_building_it(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
-    tracking.empty_store().parent.mkdir()
-    tracking.empty_store().write_bytes(b"an empty store")
+    tracking_store.empty_store().parent.mkdir()
+    tracking_store.empty_store().write_bytes(b"an empty store")
     db = tmp_path / "home" / "mlflow.db"
     db.parent.mkdir()
 
@@ -252,10 +252,10 @@ def test_a_failed_copy_of_the_empty_store_falls_back_to_mlflow_building_it(tmp_p
         Path(dst).write_bytes(b"half")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tracking.shutil, "copyfile", disk_full)
-    assert tracking._seed(db) is False
+    monkeypatch.setattr(tracking_store.shutil, "copyfile", disk_full)
+    assert tracking_store.seed(db) is False
     assert list(db.parent.iterdir()) == []  # neither a store nor a partial copy: MLflow starts from nothing
     monkeypatch.undo()
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
-    assert tracking._seed(db) is True and db.read_bytes() == b"an empty store"
-    assert tracking._seed(db) is None  # an existing store is never replaced
+    assert tracking_store.seed(db) is True and db.read_bytes() == b"an empty store"
+    assert tracking_store.seed(db) is None  # an existing store is never replaced

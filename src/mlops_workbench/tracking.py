@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
-import sqlite3
 import sys
 import webbrowser
-from contextlib import closing, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from mlops_workbench import procs, settings
+from mlops_workbench import procs, settings, tracking_store
 from mlops_workbench.errors import InputError, TrackingServerDown
 from mlops_workbench.workbench import Workbench
 
@@ -47,12 +44,12 @@ def up(wb: Workbench, port: int | None = None, timeout: float = 180.0) -> str:
 def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
     """Start ``mlflow server`` for ``wb`` on ``port`` (sqlite store, artifacts under the state folder).
 
-    A new store starts as a copy of the empty store the first one left in :func:`settings.cache_dir`: MLflow
-    otherwise builds its schema through some fifty migrations, seconds of each new state folder's first start.
+    A new store starts as a copy of the empty store the first one left (:mod:`mlops_workbench.tracking_store`):
+    MLflow otherwise builds its schema through some fifty migrations, seconds of each new state folder's first start.
     """
     db, artifacts = store_paths(wb)
     artifacts.mkdir(parents=True, exist_ok=True)
-    seeded = _seed(db)
+    seeded = tracking_store.seed(db)
     cmd = [
         sys.executable,
         "-m",
@@ -75,7 +72,7 @@ def _start(wb: Workbench, port: int, timeout: float) -> procs.Service:
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **_webhook_env(wb)}
     service = procs.start(wb, SERVICE, cmd, port, health_path="/health", timeout=timeout, env=env)
     if seeded is False:
-        _keep_empty_store(db)
+        tracking_store.keep_empty(db)
     return service
 
 
@@ -96,56 +93,6 @@ def _webhook_env(wb: Workbench) -> dict[str, str]:
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": key,
         "MLFLOW_WEBHOOK_CACHE_TTL": str(WEBHOOK_CACHE_TTL),
     }
-
-
-def empty_store() -> Path:
-    """Where the empty sqlite store of the installed MLflow version is kept (made by the first new store)."""
-    from importlib.metadata import version
-
-    return settings.cache_dir() / f"mlflow-{version('mlflow')}-empty.db"
-
-
-def _seed(db: Path) -> bool | None:
-    """Copy the empty store to ``db`` if ``db`` is new: True if copied, False if new and no copy exists yet,
-    None if ``db`` already existed."""
-    if db.exists():
-        return None
-    template = empty_store()
-    if not template.is_file():
-        return False
-    partial = db.with_name(f"{db.name}.{os.getpid()}.part")
-    try:
-        shutil.copyfile(template, partial)
-        os.replace(partial, db)
-    except OSError:  # only a speed-up: MLflow builds the store itself
-        with suppress(OSError):
-            partial.unlink(missing_ok=True)
-        return False
-    return True
-
-
-def _keep_empty_store(db: Path) -> None:
-    """Keep a copy of the new store ``db`` (just started, still empty) as :func:`empty_store`. Only a speed-up:
-    a store that already holds anything (experiments, runs, models) is never kept, and any error is ignored."""
-    template = empty_store()
-    if template.exists():
-        return
-    partial = template.with_name(f"{template.name}.{os.getpid()}.part")
-    try:
-        template.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(db)) as source, closing(sqlite3.connect(partial)) as copy:
-            source.backup(copy)
-            counts = [
-                copy.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
-                for table in ("experiments", "runs", "registered_models", "logged_models")
-            ]
-        if counts == [1, 0, 0, 0]:  # the Default experiment only
-            os.replace(partial, template)
-    except (OSError, sqlite3.Error):
-        pass
-    finally:
-        with suppress(OSError):
-            partial.unlink(missing_ok=True)
 
 
 def url(wb: Workbench) -> str:
