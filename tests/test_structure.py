@@ -15,7 +15,7 @@ PACKAGE = SRC / "mlops_workbench"
 # Lower layers first. A module's layer is that of its top-level module or package under mlops_workbench.
 LAYERS = [
     "errors fielderrors safeyaml settings workbench paramspec records alias output procs tools",
-    "data train evaluate figures tracking tracking_server datastats",
+    "data train evaluate figures tracking tracking_server tracking_store datastats",
     "versioning ci",
     "registry",
     "serving",
